@@ -1,0 +1,369 @@
+#!/usr/bin/env node
+/**
+ * The `dtq` command line: `pnpm dtq <command>` from the repository root. Every command reads
+ * REDIS_URL and the other settings from the environment (see .env.example).
+ */
+import { Command, InvalidArgumentError } from 'commander'
+import { type Config, ConfigError, loadConfig } from '../config.ts'
+import { DtqError } from '../errors.ts'
+import { createLogger } from '../logger.ts'
+import type { Job, JobState, Priority } from '../queue/job.ts'
+import { Queue } from '../queue/queue.ts'
+import { canConnect, hasRedisServer, startLocalRedis } from '../redis/local-server.ts'
+import { Worker } from '../worker/worker.ts'
+
+const int = (name: string) => (v: string) => {
+  const n = Number(v)
+  if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be an integer`)
+  return n
+}
+const list = (v: string) =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+
+function config(overrides: Partial<Config> = {}): Config {
+  return loadConfig(process.env, overrides)
+}
+
+async function withQueue<T>(fn: (q: Queue) => Promise<T>): Promise<T> {
+  const q = await Queue.connect(config())
+  try {
+    return await fn(q)
+  } finally {
+    await q.close()
+  }
+}
+
+const print = (v: unknown) => process.stdout.write(`${JSON.stringify(v, null, 2)}\n`)
+
+function fmtTime(ms: number | null): string {
+  return ms ? new Date(ms).toISOString().replace('T', ' ').slice(0, 19) : '-'
+}
+
+function jobLine(j: Job): string {
+  return [j.id.padEnd(26), j.queue.padEnd(12), j.state.padEnd(10), j.task_type.padEnd(12), String(j.attempts).padStart(3), fmtTime(j.updated_at), j.error ?? ''].join('  ')
+}
+
+/** Runs a worker until SIGTERM/SIGINT (graceful) or a drain command. */
+async function runWorker(cfg: Config, extra: { label: string }): Promise<void> {
+  const log = createLogger(cfg.logLevel, extra.label)
+  const worker = new Worker(cfg, { log })
+  let signals = 0
+  const onSignal = (sig: string) => {
+    signals++
+    if (signals > 1) {
+      log.warn({ signal: sig }, 'second signal: exiting now (running jobs will be reclaimed)')
+      process.exit(1)
+    }
+    log.info({ signal: sig }, 'shutting down gracefully')
+    void worker.close()
+  }
+  process.on('SIGTERM', () => onSignal('SIGTERM'))
+  process.on('SIGINT', () => onSignal('SIGINT'))
+  await worker.start()
+  await worker.stopped
+}
+
+const program = new Command()
+program.name('dtq').description('DTQ: a Redis Streams job orchestrator').showHelpAfterError()
+
+program
+  .command('worker')
+  .description('run a worker pool')
+  .option('--queues <list>', 'comma-separated queues to serve', list)
+  .option('--concurrency <n>', 'jobs run at once', int('concurrency'))
+  .action(async (o: { queues?: string[]; concurrency?: number }) => {
+    const cfg = loadConfig({
+      ...process.env,
+      ...(o.queues ? { WORKER_QUEUES: o.queues.join(',') } : {}),
+      ...(o.concurrency !== undefined ? { WORKER_CONCURRENCY: String(o.concurrency) } : {}),
+    })
+    await runWorker(cfg, { label: 'dtq-worker' })
+    process.exit(0)
+  })
+
+program
+  .command('dev')
+  .description('everything in one process for a laptop: finds or starts Redis, runs a worker')
+  .action(async () => {
+    const log = createLogger(process.env.LOG_LEVEL ?? 'info', 'dtq-dev')
+    let local: Awaited<ReturnType<typeof startLocalRedis>> | undefined
+    if (!process.env.REDIS_URL && !(await canConnect('127.0.0.1', 6379))) {
+      if (!hasRedisServer()) {
+        process.stderr.write('dtq: no Redis found. Install one (Debian: sudo apt-get install -y redis-server) or set REDIS_URL.\n')
+        process.exit(1)
+      }
+      local = await startLocalRedis('.data/redis')
+      process.env.REDIS_URL = local.url
+      log.info({ url: local.url, dir: '.data/redis' }, 'started a private redis-server (AOF on)')
+    }
+    const cfg = config()
+    process.stdout.write(
+      `\nDTQ is running against ${cfg.redisUrl} (prefix "${cfg.keyPrefix}").\n` +
+        `Try, in another terminal:  pnpm dtq enqueue echo --payload '{"hello":"world"}' --count 10 && pnpm dtq stats\n\n`,
+    )
+    try {
+      await runWorker(cfg, { label: 'dtq-dev' })
+    } finally {
+      await local?.stop()
+    }
+    process.exit(0)
+  })
+
+program
+  .command('enqueue')
+  .description('add jobs')
+  .argument('<task_type>', 'the handler to run (built-ins: echo, sleep, fail, cpu, synthetic)')
+  .option('--payload <json>', 'job payload as JSON', '{}')
+  .option('--count <n>', 'how many identical jobs', int('count'), 1)
+  .option('--queue <name>', 'queue')
+  .option('--priority <p>', 'high | normal | low')
+  .option('--delay-ms <n>', 'run no sooner than this', int('delay-ms'))
+  .option('--max-retries <n>', 'retries before the DLQ', int('max-retries'))
+  .option('--timeout-ms <n>', 'run-time limit', int('timeout-ms'))
+  .option('--idempotency-key <key>', 'a repeat with the same key returns the original job')
+  .option('--json', 'print the jobs as JSON')
+  .action(
+    async (
+      taskType: string,
+      o: { payload: string; count: number; queue?: string; priority?: Priority; delayMs?: number; maxRetries?: number; timeoutMs?: number; idempotencyKey?: string; json?: boolean },
+    ) => {
+      let payload: unknown
+      try {
+        payload = JSON.parse(o.payload)
+      } catch {
+        throw new DtqError('VALIDATION', '--payload is not valid JSON')
+      }
+      if (o.count < 1 || o.count > 1_000_000) throw new DtqError('VALIDATION', '--count must be from 1 to 1000000')
+      await withQueue(async (q) => {
+        const started = Date.now()
+        let created = 0
+        let last: Job | undefined
+        const chunk = 1000
+        for (let done = 0; done < o.count; done += chunk) {
+          const n = Math.min(chunk, o.count - done)
+          const res = await q.addBulk(
+            Array.from({ length: n }, () => ({
+              task_type: taskType,
+              payload,
+              queue: o.queue,
+              priority: o.priority,
+              delay_ms: o.delayMs,
+              max_retries: o.maxRetries,
+              timeout_ms: o.timeoutMs,
+              idempotency_key: o.idempotencyKey,
+            })),
+          )
+          created += res.filter((r) => r.created).length
+          last = res[res.length - 1]?.job
+          if (o.json) for (const r of res) print(r)
+        }
+        if (!o.json) {
+          const secs = (Date.now() - started) / 1000
+          process.stdout.write(
+            o.count === 1 && last
+              ? `${created ? 'created' : 'exists'} ${last.id} (${last.state}, queue ${last.queue})\n`
+              : `enqueued ${created} of ${o.count} jobs in ${secs.toFixed(2)} s\n`,
+          )
+        }
+      })
+    },
+  )
+
+program
+  .command('stats')
+  .description('counts by state, per queue and in total')
+  .option('--json', 'machine-readable')
+  .action(async (o: { json?: boolean }) => {
+    await withQueue(async (q) => {
+      const s = await q.stats()
+      if (o.json) {
+        print({
+          totals: s.totals,
+          queues: Object.fromEntries(s.queues.map((x) => [x.queue, { ...x.counts, dlq: x.dlq, paused: x.paused, oldest_waiting_ms: x.oldest_waiting_ms, totals: x.totals }])),
+        })
+        return
+      }
+      const cols = ['queued', 'scheduled', 'active', 'retrying', 'completed', 'failed', 'cancelled'] as const
+      process.stdout.write(`${'queue'.padEnd(16)}${cols.map((c) => c.padStart(11)).join('')}${'dlq'.padStart(8)}\n`)
+      for (const x of s.queues) {
+        process.stdout.write(`${(x.queue + (x.paused ? ' (paused)' : '')).padEnd(16)}${cols.map((c) => String(x.counts[c]).padStart(11)).join('')}${String(x.dlq).padStart(8)}\n`)
+      }
+      process.stdout.write(`${'total'.padEnd(16)}${cols.map((c) => String(s.totals[c]).padStart(11)).join('')}${String(s.totals.dlq).padStart(8)}\n`)
+    })
+  })
+
+program
+  .command('jobs')
+  .description('list jobs, most recently changed first')
+  .option('--status <state>', 'queued|scheduled|active|retrying|completed|failed|cancelled')
+  .option('--queue <name>', 'queue')
+  .option('--type <task_type>', 'task type')
+  .option('--limit <n>', 'page size', int('limit'), 20)
+  .option('--cursor <c>', 'continue from a previous page')
+  .option('--json', 'machine-readable')
+  .action(async (o: { status?: JobState; queue?: string; type?: string; limit: number; cursor?: string; json?: boolean }) => {
+    await withQueue(async (q) => {
+      const page = await q.listJobs({ state: o.status, queue: o.queue, task_type: o.type, limit: o.limit, cursor: o.cursor })
+      if (o.json) return print(page)
+      for (const j of page.items) process.stdout.write(`${jobLine(j)}\n`)
+      if (page.next_cursor) process.stdout.write(`next: --cursor ${page.next_cursor}\n`)
+    })
+  })
+
+program
+  .command('job')
+  .description('show one job')
+  .argument('<id>')
+  .option('--queue <name>', 'queue (faster)')
+  .action(async (id: string, o: { queue?: string }) => {
+    await withQueue(async (q) => {
+      const job = await q.getJobOrThrow(id, o.queue)
+      print({ ...job, logs: await q.jobLogs(id, job.queue) })
+    })
+  })
+
+program
+  .command('cancel')
+  .description('cancel a job (a running one is asked to stop)')
+  .argument('<id>')
+  .option('--queue <name>', 'queue')
+  .action(async (id: string, o: { queue?: string }) => {
+    await withQueue(async (q) => {
+      const r = await q.cancel(id, o.queue)
+      process.stdout.write(r.outcome === 'cancelled' ? `cancelled ${id}\n` : `cancel requested for running job ${id}\n`)
+    })
+  })
+
+program
+  .command('retry')
+  .description('run a failed or cancelled job again')
+  .argument('<id>')
+  .option('--queue <name>', 'queue')
+  .action(async (id: string, o: { queue?: string }) => {
+    await withQueue(async (q) => {
+      const job = await q.retry(id, o.queue)
+      process.stdout.write(`requeued ${job.id}\n`)
+    })
+  })
+
+const dlq = program.command('dlq').description('the dead-letter queue')
+dlq
+  .command('ls')
+  .description('list dead-lettered jobs, newest first')
+  .option('--queue <name>', 'queue')
+  .option('--type <task_type>', 'task type')
+  .option('--error <text>', 'error message contains')
+  .option('--older-than-days <n>', 'failed at least this long ago', Number)
+  .option('--limit <n>', 'page size', int('limit'), 20)
+  .option('--json', 'machine-readable')
+  .action(async (o: { queue?: string; type?: string; error?: string; olderThanDays?: number; limit: number; json?: boolean }) => {
+    await withQueue(async (q) => {
+      const page = await q.listDlq({
+        queue: o.queue,
+        task_type: o.type,
+        error_contains: o.error,
+        older_than_ms: o.olderThanDays === undefined ? undefined : Math.round(o.olderThanDays * 86_400_000),
+        limit: o.limit,
+      })
+      if (o.json) return print(page)
+      for (const j of page.items) process.stdout.write(`${jobLine(j)}\n`)
+      if (!page.items.length) process.stdout.write('the DLQ is empty\n')
+    })
+  })
+dlq
+  .command('retry')
+  .description('retry dead-lettered jobs: the given ids, or --all matching the filters at --rate per second')
+  .argument('[ids...]')
+  .option('--all', 'every job matching the filters')
+  .option('--queue <name>', 'queue')
+  .option('--type <task_type>', 'task type')
+  .option('--error <text>', 'error message contains')
+  .option('--rate <n>', 'jobs per second', int('rate'), 100)
+  .action(async (ids: string[], o: { all?: boolean; queue?: string; type?: string; error?: string; rate: number }) => {
+    await withQueue(async (q) => {
+      if (ids.length) {
+        for (const id of ids) await q.retry(id, o.queue)
+        process.stdout.write(`requeued ${ids.length}\n`)
+      } else if (o.all) {
+        const n = await q.retryDlqMany({ queue: o.queue, task_type: o.type, error_contains: o.error }, { ratePerSec: o.rate })
+        process.stdout.write(`requeued ${n}\n`)
+      } else throw new DtqError('VALIDATION', 'give job ids or --all')
+    })
+  })
+dlq
+  .command('rm')
+  .description('delete dead-lettered jobs')
+  .argument('<ids...>')
+  .option('--queue <name>', 'queue')
+  .action(async (ids: string[], o: { queue?: string }) => {
+    await withQueue(async (q) => {
+      for (const id of ids) await q.deleteDlq(id, o.queue)
+      process.stdout.write(`deleted ${ids.length}\n`)
+    })
+  })
+dlq
+  .command('purge')
+  .description('delete dead-lettered jobs older than N days (0: all)')
+  .requiredOption('--older-than-days <n>', 'age in days', Number)
+  .option('--queue <name>', 'queue')
+  .action(async (o: { olderThanDays: number; queue?: string }) => {
+    await withQueue(async (q) => {
+      const n = await q.purgeDlq(o.olderThanDays, o.queue)
+      process.stdout.write(`purged ${n}\n`)
+    })
+  })
+
+const queues = program.command('queues').description('queues: list, pause, resume')
+queues.action(async () => {
+  await withQueue(async (q) => {
+    const s = await q.stats()
+    for (const x of s.queues) {
+      const depth = Object.entries(x.streams)
+        .map(([p, v]) => `${p}:${v.lag}`)
+        .join(' ')
+      process.stdout.write(`${x.queue.padEnd(16)} ${x.paused ? 'paused ' : 'running'}  waiting ${depth}  delayed ${x.delayed}  dlq ${x.dlq}  oldest ${x.oldest_waiting_ms ?? '-'} ms\n`)
+    }
+  })
+})
+queues
+  .command('pause')
+  .argument('<queue>')
+  .action(async (name: string) => withQueue(async (q) => q.pauseQueue(name)))
+queues
+  .command('resume')
+  .argument('<queue>')
+  .action(async (name: string) => withQueue(async (q) => q.resumeQueue(name)))
+
+const workers = program.command('workers').description('live workers; pause, resume or drain one')
+workers.option('--json', 'machine-readable').action(async (o: { json?: boolean }) => {
+  await withQueue(async (q) => {
+    const ws = await q.workers()
+    if (o.json) return print(ws)
+    for (const w of ws) {
+      process.stdout.write(`${w.id.padEnd(40)} ${w.state.padEnd(9)} ${w.queues.join(',').padEnd(16)} active ${w.active}/${w.concurrency}  processed ${w.processed}  failed ${w.failed}\n`)
+    }
+    if (!ws.length) process.stdout.write('no live workers\n')
+  })
+})
+for (const cmd of ['pause', 'resume', 'drain'] as const) {
+  workers
+    .command(cmd)
+    .argument('<id>', "worker id, or '*' for all")
+    .action(async (id: string) => withQueue(async (q) => q.commandWorker(id, cmd)))
+}
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`dtq: ${err.message}\n`)
+    process.exit(2)
+  }
+  if (err instanceof DtqError) {
+    process.stderr.write(`dtq: ${err.message}\n`)
+    process.exit(err.status === 404 ? 3 : 2)
+  }
+  process.stderr.write(`dtq: ${(err as Error).message}\n`)
+  process.exit(1)
+})

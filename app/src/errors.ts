@@ -1,0 +1,82 @@
+/**
+ * The one list of error codes. Every error DTQ raises on purpose is a DtqError with one of
+ * these codes; the HTTP layer maps `status` to the reply and never leaks anything else.
+ */
+export const ErrorCodes = {
+  VALIDATION: { status: 400, message: 'invalid input' },
+  PAYLOAD_TOO_LARGE: { status: 413, message: 'payload too large' },
+  NOT_FOUND: { status: 404, message: 'not found' },
+  INVALID_STATE: { status: 409, message: 'the job is not in a state that allows this' },
+  QUEUE_FULL: { status: 429, message: 'queue depth limit reached' },
+  UNAUTHORIZED: { status: 401, message: 'missing or invalid token' },
+  FORBIDDEN: { status: 403, message: 'the token role does not allow this' },
+  REDIS_UNAVAILABLE: { status: 503, message: 'Redis is unavailable' },
+  DRAINING: { status: 503, message: 'the process is shutting down' },
+  CONFIG: { status: 500, message: 'invalid configuration' },
+  INTERNAL: { status: 500, message: 'internal error' },
+} as const
+
+export type ErrorCode = keyof typeof ErrorCodes
+
+export class DtqError extends Error {
+  readonly code: ErrorCode
+  readonly status: number
+  readonly details: unknown
+
+  constructor(code: ErrorCode, message?: string, details?: unknown) {
+    super(message ?? ErrorCodes[code].message)
+    this.name = 'DtqError'
+    this.code = code
+    this.status = ErrorCodes[code].status
+    this.details = details
+  }
+}
+
+export function validationError(message: string, details?: unknown): DtqError {
+  return new DtqError('VALIDATION', message, details)
+}
+
+/** Thrown by a handler to fail the job at once, skipping the remaining retries (goes to the DLQ). */
+export class PermanentJobError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'PermanentJobError'
+  }
+}
+
+/** Thrown by a handler to be retried after `delayMs` instead of the computed backoff. */
+export class RetryJobError extends Error {
+  readonly delayMs: number
+  constructor(message: string, delayMs: number) {
+    super(message)
+    this.name = 'RetryJobError'
+    this.delayMs = delayMs
+  }
+}
+
+/** The reason a job's AbortSignal fires; handlers may inspect `ctx.signal.reason`. */
+export class JobAbortedError extends Error {
+  readonly reason: 'cancelled' | 'timeout' | 'lease_lost' | 'shutdown'
+  constructor(reason: JobAbortedError['reason'], message: string) {
+    super(message)
+    this.name = 'JobAbortedError'
+    this.reason = reason
+  }
+}
+
+/** True for the errors ioredis raises when Redis cannot be reached or does not answer in time. */
+export function isRedisUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false
+  const m = err.message
+  return (
+    m.includes('Command timed out') ||
+    m.includes("Stream isn't writeable") ||
+    m.includes('Connection is closed') ||
+    m.includes('ECONNREFUSED') ||
+    m.includes('ECONNRESET') ||
+    m.includes('MaxRetriesPerRequestError') ||
+    m.includes('LOADING') ||
+    m.includes('OOM command not allowed') ||
+    err.name === 'MaxRetriesPerRequestError'
+  )
+}

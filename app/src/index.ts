@@ -1,0 +1,12 @@
+/** The library API of DTQ: producers use Queue, workers use Worker. */
+export { type Config, ConfigError, loadConfig, SETTINGS } from './config.ts'
+export { DtqError, JobAbortedError, PermanentJobError, RetryJobError } from './errors.ts'
+export { backoffDelayMs } from './queue/backoff.ts'
+export type { AttemptError, Job, JobState, Priority } from './queue/job.ts'
+export { PRIORITIES, STATES } from './queue/job.ts'
+export { type AddOptions, type AddResult, type JobSpec, Queue } from './queue/queue.ts'
+export { TRANSITIONS } from './queue/states.ts'
+export type { WorkerCommand, WorkerInfo } from './redis/registry.ts'
+export type { Clock, QueueStats } from './redis/store.ts'
+export type { Handler, JobContext } from './worker/handlers.ts'
+export { Worker, type WorkerOptions } from './worker/worker.ts'

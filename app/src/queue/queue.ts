@@ -1,0 +1,430 @@
+/**
+ * The library API for producers and operators: add jobs, inspect them, cancel and retry,
+ * manage the dead-letter queue and queues. The CLI and the REST API are thin clients of it.
+ *
+ *   const queue = await Queue.connect(loadConfig())
+ *   const { job } = await queue.add('send_email', { to: 'a@b.c' }, { priority: 'high' })
+ */
+import { createHash } from 'node:crypto'
+import type { Redis } from 'ioredis'
+import { monotonicFactory } from 'ulid'
+import type { Config } from '../config.ts'
+import { DtqError } from '../errors.ts'
+import { connectRedis, createRedis } from '../redis/connection.ts'
+import { Registry, type WorkerCommand, type WorkerInfo } from '../redis/registry.ts'
+import { type Clock, JobStore, type NewJobRecord, type Page, type QueueStats, systemClock } from '../redis/store.ts'
+import type { Backoff, Job, JobState, Priority } from './job.ts'
+import { decodeJob, STATES } from './job.ts'
+import {
+  checkInt,
+  checkName,
+  checkPriority,
+  checkText,
+  encodeJson,
+  JOB_ID_PATTERN,
+  MAX_DELAY_MS,
+  type Problems,
+  QUEUE_PATTERN,
+  TASK_TYPE_PATTERN,
+  throwIfProblems,
+} from './validate.ts'
+
+export interface AddOptions {
+  queue?: string
+  priority?: Priority
+  /** Run no sooner than this many ms from now. */
+  delay_ms?: number
+  /** Run no sooner than this time (ms since the epoch, or an ISO 8601 string). */
+  run_at?: number | string
+  max_retries?: number
+  timeout_ms?: number
+  idempotency_key?: string
+  partition_key?: string
+  /** A caller-chosen job id; adding an id that exists returns that job and creates nothing. */
+  id?: string
+  /** W3C traceparent of the producer, carried to the worker. */
+  trace?: string
+  backoff?: Backoff
+}
+
+export interface JobSpec extends AddOptions {
+  task_type: string
+  payload?: unknown
+}
+
+export interface AddResult {
+  job: Job
+  created: boolean
+}
+
+export type QueueSettings = Pick<
+  Config,
+  | 'keyPrefix'
+  | 'defaultQueue'
+  | 'maxRetries'
+  | 'jobTimeoutMs'
+  | 'maxPayloadBytes'
+  | 'idempotencyTtlS'
+  | 'eventsMaxLen'
+  | 'completedRetentionS'
+  | 'failedRetentionS'
+>
+
+const BULK_CHUNK = 500
+
+export function hashIdempotencyKey(key: string): string {
+  return createHash('sha256').update(key).digest('base64url')
+}
+
+export class Queue {
+  readonly store: JobStore
+  readonly registry: Registry
+  readonly settings: QueueSettings
+  readonly clock: Clock
+  private readonly ownsRedis: boolean
+  private readonly nextId = monotonicFactory()
+
+  constructor(redis: Redis, settings: QueueSettings, opts: { clock?: Clock; ownsRedis?: boolean } = {}) {
+    this.settings = settings
+    this.clock = opts.clock ?? systemClock
+    this.ownsRedis = opts.ownsRedis ?? false
+    this.store = new JobStore(redis, {
+      prefix: settings.keyPrefix,
+      eventsMaxLen: settings.eventsMaxLen,
+      completedRetentionS: settings.completedRetentionS,
+      failedRetentionS: settings.failedRetentionS,
+      clock: this.clock,
+    })
+    this.registry = new Registry(redis, this.store.keys)
+  }
+
+  /** Opens its own connection from the settings and waits until Redis answers. */
+  static async connect(config: Config, opts: { clock?: Clock } = {}): Promise<Queue> {
+    const redis = createRedis({ url: config.redisUrl, commandTimeoutMs: config.redisCommandTimeoutMs, name: 'dtq-queue' })
+    await connectRedis(redis)
+    return new Queue(redis, config, { ...opts, ownsRedis: true })
+  }
+
+  get redis(): Redis {
+    return this.store.redis
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsRedis) this.store.redis.disconnect()
+  }
+
+  // ---- adding jobs -------------------------------------------------------------------------
+
+  /** Validates one job and turns it into the record the enqueue script writes. */
+  private toRecord(spec: JobSpec, problems: Problems): { queue: string; record: NewJobRecord } | null {
+    const start = problems.length
+    const s = this.settings
+    const queue = spec.queue ?? s.defaultQueue
+    checkName(problems, 'queue', queue, QUEUE_PATTERN, '1-64 letters, digits, _ . -')
+    checkName(problems, 'task_type', spec.task_type, TASK_TYPE_PATTERN, '1-128 letters, digits, _ . : / -')
+    const priority = spec.priority ?? 'normal'
+    checkPriority(problems, priority)
+    const maxRetries = spec.max_retries ?? s.maxRetries
+    checkInt(problems, 'max_retries', maxRetries, 0, 1000)
+    const timeoutMs = spec.timeout_ms ?? s.jobTimeoutMs
+    checkInt(problems, 'timeout_ms', timeoutMs, 0, 7 * 24 * 3600 * 1000)
+    if (spec.id !== undefined) checkName(problems, 'id', spec.id, JOB_ID_PATTERN, '1-128 letters, digits, _ . -')
+    if (spec.idempotency_key !== undefined) checkText(problems, 'idempotency_key', spec.idempotency_key, 256)
+    if (spec.partition_key !== undefined) checkText(problems, 'partition_key', spec.partition_key, 256)
+    if (spec.trace !== undefined) checkText(problems, 'trace', spec.trace, 512)
+
+    const now = this.clock.now()
+    let runAt = 0
+    if (spec.delay_ms !== undefined && spec.run_at !== undefined) problems.push('give delay_ms or run_at, not both')
+    else if (spec.delay_ms !== undefined) {
+      if (checkInt(problems, 'delay_ms', spec.delay_ms, 0, MAX_DELAY_MS) && spec.delay_ms > 0) runAt = now + spec.delay_ms
+    } else if (spec.run_at !== undefined) {
+      const t = typeof spec.run_at === 'string' ? Date.parse(spec.run_at) : spec.run_at
+      if (typeof t !== 'number' || !Number.isFinite(t) || t < 0 || t > now + MAX_DELAY_MS) {
+        problems.push('run_at must be a time (ms since the epoch or ISO 8601) within a year')
+      } else runAt = Math.round(t)
+    }
+    const extra: Record<string, string> = {}
+    if (spec.trace) extra.trace = spec.trace
+    if (spec.backoff !== undefined) {
+      const b = spec.backoff
+      if (b === null || typeof b !== 'object') problems.push('backoff must be an object')
+      else {
+        if (b.initial_ms !== undefined) checkInt(problems, 'backoff.initial_ms', b.initial_ms, 0, 86_400_000)
+        if (b.max_ms !== undefined) checkInt(problems, 'backoff.max_ms', b.max_ms, 0, 604_800_000)
+        if (b.multiplier !== undefined && !(typeof b.multiplier === 'number' && b.multiplier >= 1 && b.multiplier <= 100)) {
+          problems.push('backoff.multiplier must be a number from 1 to 100')
+        }
+        extra.backoff = JSON.stringify({ initial_ms: b.initial_ms, multiplier: b.multiplier, max_ms: b.max_ms })
+      }
+    }
+    const payload = encodeJson(problems, 'payload', spec.payload, s.maxPayloadBytes)
+    if (problems.length > start || payload === null) return null
+    return {
+      queue,
+      record: {
+        id: spec.id ?? this.nextId(now),
+        task_type: spec.task_type,
+        payload,
+        priority,
+        max_retries: maxRetries,
+        timeout_ms: timeoutMs,
+        run_at: runAt,
+        idem_hash: spec.idempotency_key ? hashIdempotencyKey(spec.idempotency_key) : '',
+        idempotency_key: spec.idempotency_key ?? '',
+        idem_ttl_s: s.idempotencyTtlS,
+        partition_key: spec.partition_key ?? '',
+        extra,
+      },
+    }
+  }
+
+  /** Adds one job. With a known idempotency key or id, returns the existing job (created: false). */
+  async add(taskType: string, payload?: unknown, opts: AddOptions = {}): Promise<AddResult> {
+    const [res] = await this.addBulk([{ ...opts, task_type: taskType, payload }])
+    return res!
+  }
+
+  /**
+   * Adds many jobs; all are validated first, and nothing is written if any is invalid (the
+   * error's details name each problem with its index). Jobs of one queue are written in
+   * chunks of 500 per script call.
+   */
+  async addBulk(specs: JobSpec[]): Promise<AddResult[]> {
+    if (!Array.isArray(specs)) throw new DtqError('VALIDATION', 'jobs must be an array')
+    const problems: Problems = []
+    const prepared = specs.map((spec, i) => {
+      const mine: Problems = []
+      const r = spec && typeof spec === 'object' ? this.toRecord(spec, mine) : (mine.push('must be an object'), null)
+      for (const p of mine) problems.push(specs.length > 1 ? `jobs[${i}]: ${p}` : p)
+      return r
+    })
+    throwIfProblems(problems, specs.length > 1 ? 'invalid jobs' : 'invalid job')
+
+    const byQueue = new Map<string, number[]>()
+    prepared.forEach((p, i) => {
+      const list = byQueue.get(p!.queue) ?? []
+      list.push(i)
+      byQueue.set(p!.queue, list)
+    })
+    const outcomes: Array<{ queue: string; id: string; created: boolean }> = new Array(specs.length)
+    for (const [queue, idxs] of byQueue) {
+      for (let k = 0; k < idxs.length; k += BULK_CHUNK) {
+        const part = idxs.slice(k, k + BULK_CHUNK)
+        const res = await this.store.enqueue(
+          queue,
+          part.map((i) => prepared[i]!.record),
+        )
+        part.forEach((i, j) => {
+          outcomes[i] = { queue, id: res[j]!.id, created: res[j]!.created }
+        })
+      }
+    }
+    // Read back what was written (one pipeline), so callers get the stored job.
+    const p = this.redis.pipeline()
+    for (const o of outcomes) p.hgetall(this.store.keys.job(o.queue, o.id))
+    const rows = (await p.exec()) ?? []
+    return outcomes.map((o, i) => ({
+      job: decodeJob(o.queue, (rows[i]?.[1] as Record<string, string>) ?? {}),
+      created: o.created,
+    }))
+  }
+
+  // ---- reading -----------------------------------------------------------------------------
+
+  private checkQueue(queue: string | undefined): void {
+    if (queue !== undefined) {
+      const problems: Problems = []
+      checkName(problems, 'queue', queue, QUEUE_PATTERN, '1-64 letters, digits, _ . -')
+      throwIfProblems(problems, 'invalid request')
+    }
+  }
+
+  private checkId(id: unknown): asserts id is string {
+    const problems: Problems = []
+    checkName(problems, 'id', id, JOB_ID_PATTERN, '1-128 letters, digits, _ . -')
+    throwIfProblems(problems, 'invalid request')
+  }
+
+  async getJob(id: string, queue?: string): Promise<Job | null> {
+    this.checkId(id)
+    this.checkQueue(queue)
+    return this.store.findJob(id, queue)
+  }
+
+  async getJobOrThrow(id: string, queue?: string): Promise<Job> {
+    const job = await this.getJob(id, queue)
+    if (!job) throw new DtqError('NOT_FOUND', `job ${id} not found`)
+    return job
+  }
+
+  async findByIdempotencyKey(key: string, queue?: string): Promise<Job | null> {
+    const problems: Problems = []
+    checkText(problems, 'idempotency_key', key, 256)
+    throwIfProblems(problems, 'invalid request')
+    this.checkQueue(queue)
+    return this.store.findByIdempotencyKey(hashIdempotencyKey(key), queue)
+  }
+
+  async jobLogs(id: string, queue?: string): Promise<string[]> {
+    const job = await this.getJobOrThrow(id, queue)
+    return this.store.jobLogs(job.queue, job.id)
+  }
+
+  async listJobs(
+    q: { queue?: string; state?: JobState; task_type?: string; cursor?: string; limit?: number } = {},
+  ): Promise<Page<Job>> {
+    const problems: Problems = []
+    if (q.queue !== undefined) checkName(problems, 'queue', q.queue, QUEUE_PATTERN, '1-64 letters, digits, _ . -')
+    if (q.state !== undefined && !STATES.includes(q.state)) problems.push(`status must be one of ${STATES.join(', ')}`)
+    if (q.task_type !== undefined) checkName(problems, 'task_type', q.task_type, TASK_TYPE_PATTERN, 'a task type')
+    const limit = q.limit ?? 50
+    checkInt(problems, 'limit', limit, 1, 1000)
+    throwIfProblems(problems, 'invalid request')
+    return this.store.listJobs({ ...q, limit })
+  }
+
+  async stats(): Promise<{ queues: QueueStats[]; totals: Record<JobState, number> & { dlq: number } }> {
+    const names = await this.store.queues()
+    const queues = await Promise.all(names.map((q) => this.store.queueStats(q)))
+    const totals = Object.fromEntries(STATES.map((s) => [s, 0])) as Record<JobState, number> & { dlq: number }
+    totals.dlq = 0
+    for (const q of queues) {
+      for (const s of STATES) totals[s] += q.counts[s]
+      totals.dlq += q.dlq
+    }
+    return { queues, totals }
+  }
+
+  async queueNames(): Promise<string[]> {
+    return this.store.queues()
+  }
+
+  async throughput(minutes = 60) {
+    return this.store.throughput(await this.store.queues(), minutes)
+  }
+
+  // ---- changing jobs -----------------------------------------------------------------------
+
+  /** Cancels a job: at once when it waits, by request when it runs. */
+  async cancel(id: string, queue?: string): Promise<{ job: Job; outcome: 'cancelled' | 'requested' }> {
+    const job = await this.getJobOrThrow(id, queue)
+    const res = await this.store.cancel(job.queue, job.id)
+    if (res === 'not_found') throw new DtqError('NOT_FOUND', `job ${id} not found`)
+    if (res !== 'cancelled' && res !== 'requested') {
+      throw new DtqError('INVALID_STATE', `job ${id} is ${res} and cannot be cancelled`, { state: res })
+    }
+    return { job: (await this.store.getJob(job.queue, job.id)) ?? job, outcome: res }
+  }
+
+  /** Runs a failed or cancelled job again (out of the DLQ, with fresh retries). */
+  async retry(id: string, queue?: string): Promise<Job> {
+    const job = await this.getJobOrThrow(id, queue)
+    const [res] = await this.store.requeue(job.queue, [job.id])
+    if (res === 'not_found') throw new DtqError('NOT_FOUND', `job ${id} not found`)
+    if (res !== 'queued') throw new DtqError('INVALID_STATE', `job ${id} is ${res} and cannot be retried`, { state: res })
+    return (await this.store.getJob(job.queue, job.id)) ?? job
+  }
+
+  // ---- dead letters ------------------------------------------------------------------------
+
+  async listDlq(
+    q: {
+      queue?: string
+      task_type?: string
+      error_contains?: string
+      older_than_ms?: number
+      cursor?: string
+      limit?: number
+    } = {},
+  ) {
+    const problems: Problems = []
+    if (q.queue !== undefined) checkName(problems, 'queue', q.queue, QUEUE_PATTERN, '1-64 letters, digits, _ . -')
+    if (q.task_type !== undefined) checkName(problems, 'task_type', q.task_type, TASK_TYPE_PATTERN, 'a task type')
+    if (q.error_contains !== undefined) checkText(problems, 'error_contains', q.error_contains, 256)
+    if (q.older_than_ms !== undefined) checkInt(problems, 'older_than_ms', q.older_than_ms, 0, 10 * 365 * 86_400_000)
+    const limit = q.limit ?? 50
+    checkInt(problems, 'limit', limit, 1, 1000)
+    throwIfProblems(problems, 'invalid request')
+    return this.store.listDlq({ ...q, limit })
+  }
+
+  /**
+   * Retries dead-lettered jobs matching a filter, at most `ratePerSec` jobs a second (so a
+   * recovered downstream is not flooded), up to `max` jobs. Returns how many were requeued.
+   */
+  async retryDlqMany(
+    filter: { queue?: string; task_type?: string; error_contains?: string; older_than_ms?: number },
+    opts: { ratePerSec?: number; max?: number; signal?: AbortSignal } = {},
+  ): Promise<number> {
+    const rate = opts.ratePerSec ?? 100
+    const max = opts.max ?? Number.MAX_SAFE_INTEGER
+    const problems: Problems = []
+    checkInt(problems, 'rate', rate, 1, 100_000)
+    throwIfProblems(problems, 'invalid request')
+    let done = 0
+    const startedAt = Date.now()
+    while (done < max && !opts.signal?.aborted) {
+      // Always read the newest matching page: requeued jobs leave the DLQ, so no cursor is needed.
+      const page = await this.listDlq({ ...filter, limit: Math.min(100, rate, max - done) })
+      if (!page.items.length) break
+      const byQueue = new Map<string, string[]>()
+      for (const j of page.items) byQueue.set(j.queue, [...(byQueue.get(j.queue) ?? []), j.id])
+      for (const [queue, ids] of byQueue) {
+        const res = await this.store.requeue(queue, ids)
+        done += res.filter((r) => r === 'queued').length
+      }
+      // Pace: never ahead of `rate` jobs per second since the start.
+      const aheadMs = (done / rate) * 1000 - (Date.now() - startedAt)
+      if (aheadMs > 0) await new Promise((r) => setTimeout(r, aheadMs))
+    }
+    return done
+  }
+
+  async deleteDlq(id: string, queue?: string): Promise<void> {
+    const job = await this.getJobOrThrow(id, queue)
+    if (job.state !== 'failed') throw new DtqError('INVALID_STATE', `job ${id} is ${job.state}, not in the DLQ`)
+    await this.store.dlqDelete(job.queue, [job.id])
+  }
+
+  /** Deletes dead-lettered jobs that failed more than `days` days ago (0: all). */
+  async purgeDlq(days: number, queue?: string): Promise<number> {
+    const problems: Problems = []
+    if (typeof days !== 'number' || !Number.isFinite(days) || days < 0 || days > 3650) {
+      problems.push('older_than_days must be a number from 0 to 3650')
+    }
+    throwIfProblems(problems, 'invalid request')
+    this.checkQueue(queue)
+    const before = days === 0 ? this.clock.now() + 1 : this.clock.now() - days * 86_400_000
+    let total = 0
+    for (const q of queue ? [queue] : await this.store.queues()) total += await this.store.dlqPurgeBefore(q, before)
+    return total
+  }
+
+  // ---- queues and workers ------------------------------------------------------------------
+
+  async pauseQueue(queue: string): Promise<void> {
+    this.checkQueue(queue)
+    await this.store.setPaused(queue, true)
+  }
+
+  async resumeQueue(queue: string): Promise<void> {
+    this.checkQueue(queue)
+    await this.store.setPaused(queue, false)
+  }
+
+  workers(): Promise<WorkerInfo[]> {
+    return this.registry.list()
+  }
+
+  async commandWorker(id: string, cmd: WorkerCommand): Promise<void> {
+    if (id !== '*') this.checkWorkerId(id)
+    if (!(await this.registry.command(id, cmd))) throw new DtqError('NOT_FOUND', `worker ${id} not found`)
+  }
+
+  private checkWorkerId(id: string): void {
+    const problems: Problems = []
+    checkName(problems, 'worker id', id, /^[A-Za-z0-9_.-]{1,200}$/, 'a worker id')
+    throwIfProblems(problems, 'invalid request')
+  }
+}

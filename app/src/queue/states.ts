@@ -1,0 +1,49 @@
+/**
+ * The job state machine: the one table of allowed transitions. The Lua scripts implement
+ * these moves; the tests check every script against this table, and docs/architecture.md
+ * draws it.
+ */
+import type { JobState } from './job.ts'
+
+export type Transition =
+  | 'enqueue'
+  | 'schedule'
+  | 'promote'
+  | 'deliver'
+  | 'complete'
+  | 'retry_later'
+  | 'dead_letter'
+  | 'cancel'
+  | 'hand_back'
+  | 'reclaim'
+  | 'requeue'
+
+/** from → transition → to. `null` as from means "a new job". */
+export const TRANSITIONS: ReadonlyArray<{ from: JobState | null; via: Transition; to: JobState }> = [
+  { from: null, via: 'enqueue', to: 'queued' },
+  { from: null, via: 'schedule', to: 'scheduled' },
+  { from: 'scheduled', via: 'promote', to: 'queued' },
+  { from: 'retrying', via: 'promote', to: 'queued' },
+  { from: 'queued', via: 'deliver', to: 'active' },
+  { from: 'active', via: 'complete', to: 'completed' },
+  { from: 'active', via: 'retry_later', to: 'retrying' },
+  { from: 'active', via: 'dead_letter', to: 'failed' },
+  { from: 'active', via: 'cancel', to: 'cancelled' },
+  { from: 'active', via: 'hand_back', to: 'queued' },
+  { from: 'active', via: 'reclaim', to: 'queued' },
+  { from: 'active', via: 'reclaim', to: 'failed' },
+  { from: 'active', via: 'reclaim', to: 'cancelled' },
+  { from: 'queued', via: 'cancel', to: 'cancelled' },
+  { from: 'scheduled', via: 'cancel', to: 'cancelled' },
+  { from: 'retrying', via: 'cancel', to: 'cancelled' },
+  { from: 'failed', via: 'requeue', to: 'queued' },
+  { from: 'cancelled', via: 'requeue', to: 'queued' },
+]
+
+export function canTransition(from: JobState | null, via: Transition, to?: JobState): boolean {
+  return TRANSITIONS.some((t) => t.from === from && t.via === via && (to === undefined || t.to === to))
+}
+
+export const TERMINAL_STATES: ReadonlySet<JobState> = new Set(['completed', 'failed', 'cancelled'])
+export const CANCELLABLE_STATES: ReadonlySet<JobState> = new Set(['queued', 'scheduled', 'retrying', 'active'])
+export const RETRYABLE_STATES: ReadonlySet<JobState> = new Set(['failed', 'cancelled'])

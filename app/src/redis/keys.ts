@@ -1,0 +1,78 @@
+/**
+ * Every Redis key DTQ uses is built here (and mirrored by the Lua prelude, scripts/_prelude.lua;
+ * a test checks that both agree). A queue's keys share the hash tag `{<queue>}`, so each queue
+ * lives in one Redis Cluster slot and every script touches one queue only.
+ */
+import type { Priority } from '../queue/job.ts'
+
+export const GROUP = 'workers'
+
+export class Keys {
+  readonly prefix: string
+
+  constructor(prefix: string) {
+    this.prefix = prefix
+  }
+
+  /** `<prefix>:{<queue>}`: KEYS[1] of every script; the scripts derive the rest from it. */
+  base(queue: string): string {
+    return `${this.prefix}:{${queue}}`
+  }
+  stream(queue: string, priority: Priority): string {
+    return `${this.base(queue)}:stream:${priority}`
+  }
+  job(queue: string, id: string): string {
+    return `${this.base(queue)}:job:${id}`
+  }
+  logs(queue: string, id: string): string {
+    return `${this.base(queue)}:logs:${id}`
+  }
+  delayed(queue: string): string {
+    return `${this.base(queue)}:delayed`
+  }
+  dlq(queue: string): string {
+    return `${this.base(queue)}:dlq`
+  }
+  events(queue: string): string {
+    return `${this.base(queue)}:events`
+  }
+  stats(queue: string): string {
+    return `${this.base(queue)}:stats`
+  }
+  /** Per-minute throughput bucket (hash: completed, failed), expires after two hours. */
+  throughput(queue: string, minute: number): string {
+    return `${this.base(queue)}:tp:${minute}`
+  }
+  index(queue: string, state: string): string {
+    return `${this.base(queue)}:idx:${state}`
+  }
+  idempotency(queue: string, keyHash: string): string {
+    return `${this.base(queue)}:idem:${keyHash}`
+  }
+  /** Queue settings: paused flag. */
+  meta(queue: string): string {
+    return `${this.base(queue)}:meta`
+  }
+  janitorLock(queue: string): string {
+    return `${this.base(queue)}:janitor`
+  }
+
+  // Registry keys: not per queue, so never touched by a queue script.
+  queues(): string {
+    return `${this.prefix}:queues`
+  }
+  workers(): string {
+    return `${this.prefix}:workers`
+  }
+  worker(id: string): string {
+    return `${this.prefix}:worker:${id}`
+  }
+  /** Pub/sub channel: `<queue> <jobId>` asks whoever runs that job to abort it. */
+  cancelChannel(): string {
+    return `${this.prefix}:cancel`
+  }
+  /** Pub/sub channel: `<workerId|*> <pause|resume|drain>`. */
+  controlChannel(): string {
+    return `${this.prefix}:control`
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * The worker registry: `<prefix>:workers` (zset id → last heartbeat ms) and one hash per live
+ * worker, `<prefix>:worker:<id>`, that expires when its heartbeats stop.
+ */
+import type { Redis } from 'ioredis'
+import type { Keys } from './keys.ts'
+
+export type WorkerState = 'running' | 'paused' | 'draining' | 'stopping'
+export type WorkerCommand = 'pause' | 'resume' | 'drain'
+export const WORKER_COMMANDS: readonly WorkerCommand[] = ['pause', 'resume', 'drain']
+
+export interface WorkerInfo {
+  id: string
+  host: string
+  pid: number
+  queues: string[]
+  concurrency: number
+  active: number
+  processed: number
+  failed: number
+  started_at: number
+  heartbeat_at: number
+  state: WorkerState
+}
+
+export class Registry {
+  readonly redis: Redis
+  readonly keys: Keys
+
+  constructor(redis: Redis, keys: Keys) {
+    this.redis = redis
+    this.keys = keys
+  }
+
+  async beat(info: WorkerInfo, ttlMs: number): Promise<void> {
+    const key = this.keys.worker(info.id)
+    await this.redis
+      .multi()
+      .hset(key, {
+        id: info.id,
+        host: info.host,
+        pid: info.pid,
+        queues: info.queues.join(','),
+        concurrency: info.concurrency,
+        active: info.active,
+        processed: info.processed,
+        failed: info.failed,
+        started_at: info.started_at,
+        heartbeat_at: info.heartbeat_at,
+        state: info.state,
+      })
+      .pexpire(key, ttlMs)
+      .zadd(this.keys.workers(), info.heartbeat_at, info.id)
+      .exec()
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.redis.multi().del(this.keys.worker(id)).zrem(this.keys.workers(), id).exec()
+  }
+
+  /** Live workers (those whose hash has not expired); forgets the dead ones. */
+  async list(): Promise<WorkerInfo[]> {
+    const ids = await this.redis.zrange(this.keys.workers(), 0, -1)
+    if (!ids.length) return []
+    const p = this.redis.pipeline()
+    for (const id of ids) p.hgetall(this.keys.worker(id))
+    const res = (await p.exec()) ?? []
+    const out: WorkerInfo[] = []
+    const dead: string[] = []
+    ids.forEach((id, i) => {
+      const h = res[i]?.[1] as Record<string, string> | undefined
+      if (!h?.id) {
+        dead.push(id)
+        return
+      }
+      out.push({
+        id: h.id,
+        host: h.host ?? '',
+        pid: Number(h.pid),
+        queues: (h.queues ?? '').split(',').filter(Boolean),
+        concurrency: Number(h.concurrency),
+        active: Number(h.active),
+        processed: Number(h.processed),
+        failed: Number(h.failed),
+        started_at: Number(h.started_at),
+        heartbeat_at: Number(h.heartbeat_at),
+        state: (h.state ?? 'running') as WorkerState,
+      })
+    })
+    if (dead.length) await this.redis.zrem(this.keys.workers(), ...dead)
+    return out
+  }
+
+  /** Sends a command to one worker (or '*' for all); returns whether that worker is live. */
+  async command(id: string, cmd: WorkerCommand): Promise<boolean> {
+    if (id !== '*' && !(await this.redis.exists(this.keys.worker(id)))) return false
+    if (id !== '*') await this.redis.hset(this.keys.worker(id), 'command', cmd)
+    await this.redis.publish(this.keys.controlChannel(), `${id} ${cmd}`)
+    return true
+  }
+
+  /** Reads and clears a command left for a worker (the pub/sub message may have been missed). */
+  async takeCommand(id: string): Promise<WorkerCommand | null> {
+    const [[, cmd]] = (await this.redis.multi().hget(this.keys.worker(id), 'command').hdel(this.keys.worker(id), 'command').exec()) as [
+      [unknown, string | null],
+      unknown,
+    ]
+    return WORKER_COMMANDS.includes(cmd as WorkerCommand) ? (cmd as WorkerCommand) : null
+  }
+}

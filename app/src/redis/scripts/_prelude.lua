@@ -1,0 +1,111 @@
+--[[
+  Prelude shared by every DTQ script (prepended at load time).
+
+  KEYS[1]  base key "<prefix>:{<queue>}" -- every key a script touches derives from it, so a
+           script never leaves its queue's cluster slot (see docs/decisions/0003).
+  ARGV[1]  now, ms since the epoch (time is passed in, never read inside a script)
+  ARGV[2]  approximate max length of the events stream
+  ARGV[3]  retention of completed/cancelled jobs, seconds (0: delete at once)
+  ARGV[4]  retention of failed (dead-lettered) jobs, seconds
+  Script-specific arguments start at ARGV[5].
+
+  Must agree with app/src/redis/keys.ts (checked by a test).
+]]
+local base = KEYS[1]
+local NOW = tonumber(ARGV[1])
+local EVENTS_MAX = ARGV[2]
+local COMPLETED_TTL = tonumber(ARGV[3])
+local FAILED_TTL = tonumber(ARGV[4])
+local GROUP = 'workers'
+local PRIORITIES = { 'high', 'normal', 'low' }
+
+local function k_job(id) return base .. ':job:' .. id end
+local function k_logs(id) return base .. ':logs:' .. id end
+local function k_stream(prio) return base .. ':stream:' .. prio end
+local function k_idx(state) return base .. ':idx:' .. state end
+local function k_idem(h) return base .. ':idem:' .. h end
+local k_delayed = base .. ':delayed'
+local k_dlq = base .. ':dlq'
+local k_events = base .. ':events'
+local k_stats = base .. ':stats'
+
+-- One lifecycle event: ids and states only (lean: it is written on every transition).
+local function emit(id, event, ttype)
+  redis.call('XADD', k_events, 'MAXLEN', '~', EVENTS_MAX, '*', 'job', id, 'event', event, 'type', ttype or '')
+end
+
+-- Moves a job between per-state index zsets (score: when it entered the state).
+local function move_idx(id, from, to)
+  if from then redis.call('ZREM', k_idx(from), id) end
+  if to then redis.call('ZADD', k_idx(to), NOW, id) end
+end
+
+local function bump(field, n)
+  redis.call('HINCRBY', k_stats, field, n or 1)
+end
+
+-- Per-minute throughput bucket, kept two hours.
+local function throughput(field)
+  local key = base .. ':tp:' .. math.floor(NOW / 60000)
+  if redis.call('HINCRBY', key, field, 1) == 1 then redis.call('EXPIRE', key, 7200) end
+end
+
+-- A finished job lives `ttl` more seconds (0: removed now). Its index entry is swept by the janitor.
+local function expire_job(id, ttl)
+  if ttl > 0 then
+    redis.call('EXPIRE', k_job(id), ttl)
+    redis.call('EXPIRE', k_logs(id), ttl)
+  else
+    redis.call('DEL', k_job(id), k_logs(id))
+  end
+end
+
+local function keep_job(id)
+  redis.call('PERSIST', k_job(id))
+  redis.call('PERSIST', k_logs(id))
+end
+
+-- Makes a job ready: a fresh entry at the tail of its priority stream.
+local function push_ready(id, prio)
+  return redis.call('XADD', k_stream(prio), '*', 'id', id)
+end
+
+-- Acknowledges and deletes a delivered entry. XACK checks no ownership: callers fence first.
+local function ack(prio, entry)
+  local s = k_stream(prio)
+  redis.call('XACK', s, GROUP, entry)
+  redis.call('XDEL', s, entry)
+end
+
+-- Dead-letters a job that is leaving `from` (its stream entry already handled by the caller).
+local function dead_letter(id, from, ttype, message, attempts)
+  local jk = k_job(id)
+  local dlq_entry = redis.call('XADD', k_dlq, '*', 'id', id, 'type', ttype or '', 'error', message,
+    'attempts', attempts or '0', 'failed_at', NOW)
+  redis.call('HSET', jk, 'state', 'failed', 'error', message, 'finished_at', NOW, 'updated_at', NOW, 'dlq_entry', dlq_entry)
+  move_idx(id, from, 'failed')
+  bump('failed')
+  throughput('failed')
+  emit(id, 'failed', ttype)
+  expire_job(id, FAILED_TTL)
+end
+
+local function cancel_job(id, from, ttype)
+  redis.call('HSET', k_job(id), 'state', 'cancelled', 'finished_at', NOW, 'updated_at', NOW)
+  redis.call('HDEL', k_job(id), 'cancel_requested')
+  move_idx(id, from, 'cancelled')
+  bump('cancelled')
+  emit(id, 'cancelled', ttype)
+  expire_job(id, COMPLETED_TTL)
+end
+
+-- Back to the ready stream (hand-back, reclaim, retry from the DLQ). Bumping the epoch fences
+-- out whoever held the job before.
+local function requeue(id, from, prio, ttype, event)
+  local entry = push_ready(id, prio)
+  redis.call('HINCRBY', k_job(id), 'epoch', 1)
+  redis.call('HSET', k_job(id), 'state', 'queued', 'entry', entry, 'updated_at', NOW)
+  move_idx(id, from, 'queued')
+  emit(id, event or 'queued', ttype)
+  return entry
+end

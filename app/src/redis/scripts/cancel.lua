@@ -1,0 +1,28 @@
+--[[
+  cancel: queued, scheduled and retrying jobs end cancelled at once; an active job gets a
+  cancel request (its worker aborts the handler's signal and records the end).
+  ARGV[5]  id
+  ARGV[6]  pub/sub channel that tells workers about cancel requests
+  ARGV[7]  queue name (in the published message)
+  Returns  'cancelled' | 'requested' | 'not_found' | the job's state when it cannot be cancelled
+]]
+local id, channel, queue = ARGV[5], ARGV[6], ARGV[7]
+local h = redis.call('HMGET', k_job(id), 'state', 'entry', 'priority', 'task_type')
+local st = h[1]
+if not st then return 'not_found' end
+if st == 'queued' then
+  -- An entry of a queued job is undelivered (deliver starts what it reads): not in any PEL.
+  redis.call('XDEL', k_stream(h[3]), h[2])
+  cancel_job(id, 'queued', h[4])
+  return 'cancelled'
+elseif st == 'scheduled' or st == 'retrying' then
+  redis.call('ZREM', k_delayed, id)
+  cancel_job(id, st, h[4])
+  return 'cancelled'
+elseif st == 'active' then
+  redis.call('HSET', k_job(id), 'cancel_requested', '1', 'updated_at', NOW)
+  emit(id, 'cancel_requested', h[4])
+  redis.call('PUBLISH', channel, queue .. ' ' .. id)
+  return 'requested'
+end
+return st

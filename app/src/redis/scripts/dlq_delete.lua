@@ -1,0 +1,32 @@
+--[[
+  dlq_delete: deletes dead-lettered jobs, by id or everything that failed before a time.
+  ARGV[5]   mode: 'ids' or 'before'
+  ARGV[6]   'ids': number of ids n, then n ids in ARGV[7..]
+            'before': ms; deletes at most ARGV[7] of the oldest entries failed before it
+  Returns   number of jobs deleted
+]]
+local deleted = 0
+local function drop(id, dlq_entry)
+  redis.call('XDEL', k_dlq, dlq_entry)
+  local st = redis.call('HGET', k_job(id), 'state')
+  if st == 'failed' then
+    redis.call('DEL', k_job(id), k_logs(id))
+    redis.call('ZREM', k_idx('failed'), id)
+    emit(id, 'deleted', '')
+  end
+  deleted = deleted + 1
+end
+
+if ARGV[5] == 'ids' then
+  local n = tonumber(ARGV[6])
+  for j = 1, n do
+    local id = ARGV[6 + j]
+    local h = redis.call('HMGET', k_job(id), 'state', 'dlq_entry')
+    if h[1] == 'failed' and h[2] then drop(id, h[2]) end
+  end
+else
+  local before = tonumber(ARGV[6])
+  local entries = redis.call('XRANGE', k_dlq, '-', '(' .. before .. '-0', 'COUNT', tonumber(ARGV[7]))
+  for _, e in ipairs(entries) do drop(e[2][2], e[1]) end
+end
+return deleted

@@ -1,0 +1,56 @@
+--[[
+  enqueue: adds jobs (one or many) to a queue.
+  ARGV[5]   number of jobs n
+  ARGV[6..] n groups of 12 fields:
+            id, task_type, payload, priority, max_retries, timeout_ms, run_at (0: now),
+            idem_hash (''), idempotency_key (''), idem_ttl_s, partition_key (''), extra JSON
+            hash fields ('' or a flat JSON array [k, v, ...]: trace, backoff)
+  Returns   per job {id, created}: created 1 for a new job, 0 when the id or the idempotency
+            key already names a live job (its id is returned and nothing is written).
+]]
+local n = tonumber(ARGV[5])
+local out = {}
+local i = 6
+for j = 1, n do
+  local id, ttype, payload, prio = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local max_retries, timeout_ms, run_at = ARGV[i + 4], ARGV[i + 5], tonumber(ARGV[i + 6])
+  local idem_hash, idem_key, idem_ttl = ARGV[i + 7], ARGV[i + 8], ARGV[i + 9]
+  local partition, extra = ARGV[i + 10], ARGV[i + 11]
+  i = i + 12
+
+  local existing = nil
+  if idem_hash ~= '' then
+    existing = redis.call('GET', k_idem(idem_hash))
+    if existing and redis.call('EXISTS', k_job(existing)) == 0 then existing = nil end
+  end
+  if not existing and redis.call('EXISTS', k_job(id)) == 1 then existing = id end
+
+  if existing then
+    out[j] = { existing, 0 }
+  else
+    local jk = k_job(id)
+    redis.call('HSET', jk, 'id', id, 'task_type', ttype, 'payload', payload, 'priority', prio,
+      'max_retries', max_retries, 'timeout_ms', timeout_ms, 'attempts', 0, 'failures', 0, 'stalls', 0,
+      'epoch', 0, 'created_at', NOW, 'updated_at', NOW)
+    if partition ~= '' then redis.call('HSET', jk, 'partition_key', partition) end
+    if extra ~= '' then redis.call('HSET', jk, unpack(cjson.decode(extra))) end
+    if idem_hash ~= '' then
+      redis.call('HSET', jk, 'idempotency_key', idem_key)
+      redis.call('SET', k_idem(idem_hash), id, 'EX', idem_ttl)
+    end
+    if run_at > NOW then
+      redis.call('HSET', jk, 'state', 'scheduled', 'run_at', run_at)
+      redis.call('ZADD', k_delayed, run_at, id)
+      move_idx(id, nil, 'scheduled')
+      emit(id, 'scheduled', ttype)
+    else
+      local entry = push_ready(id, prio)
+      redis.call('HSET', jk, 'state', 'queued', 'entry', entry)
+      move_idx(id, nil, 'queued')
+      emit(id, 'queued', ttype)
+    end
+    bump('created')
+    out[j] = { id, 1 }
+  end
+end
+return out

@@ -1,0 +1,46 @@
+--[[
+  fail: records a failed attempt -- active -> retrying | failed (DLQ) | cancelled. Fenced like
+  complete.
+  ARGV[5]  id
+  ARGV[6]  epoch
+  ARGV[7]  mode: 'retry' (retry after ARGV[9] ms if retries remain, else DLQ),
+           'permanent' (straight to the DLQ), 'cancel' (the job was cancelled while running)
+  ARGV[8]  error JSON {message, stack?, worker, at, attempt}
+  ARGV[9]  retry delay, ms
+  ARGV[10] how many attempt errors to keep on the job
+  Returns  'retrying' | 'failed' | 'cancelled', or 'stale' when the caller no longer owns it
+]]
+local id, epoch, mode, err_json = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local delay, keep = tonumber(ARGV[9]), tonumber(ARGV[10])
+local jk = k_job(id)
+local h = redis.call('HMGET', jk, 'state', 'epoch', 'entry', 'priority', 'task_type', 'max_retries', 'errors', 'attempts')
+if h[1] ~= 'active' or h[2] ~= epoch then
+  bump('stale_writes')
+  return 'stale'
+end
+ack(h[4], h[3])
+local ttype = h[5]
+
+if mode == 'cancel' then
+  cancel_job(id, 'active', ttype)
+  return 'cancelled'
+end
+
+local err = cjson.decode(err_json)
+local history = h[7] and cjson.decode(h[7]) or {}
+history[#history + 1] = err
+while #history > keep do table.remove(history, 1) end
+local failures = redis.call('HINCRBY', jk, 'failures', 1)
+redis.call('HSET', jk, 'errors', cjson.encode(history), 'error', err.message, 'updated_at', NOW)
+
+if mode == 'retry' and failures <= tonumber(h[6]) then
+  local due = NOW + delay
+  redis.call('HSET', jk, 'state', 'retrying', 'run_at', due)
+  redis.call('ZADD', k_delayed, due, id)
+  move_idx(id, 'active', 'retrying')
+  bump('retried')
+  emit(id, 'retrying', ttype)
+  return 'retrying'
+end
+dead_letter(id, 'active', ttype, err.message, h[8])
+return 'failed'

@@ -1,0 +1,26 @@
+--[[
+  handback: a stopping worker returns jobs it could not finish -- active -> queued at once
+  (no wait for the claim-idle window). Fenced: only jobs still held under the caller's epoch.
+  ARGV[5]   number of jobs n
+  ARGV[6..] n pairs: id, epoch
+  Returns   per job: 1 handed back, 0 no longer owned
+]]
+local n = tonumber(ARGV[5])
+local out = {}
+for j = 1, n do
+  local id, epoch = ARGV[4 + 2 * j], ARGV[5 + 2 * j]
+  local h = redis.call('HMGET', k_job(id), 'state', 'epoch', 'entry', 'priority', 'task_type', 'cancel_requested')
+  if h[1] ~= 'active' or h[2] ~= epoch then
+    out[j] = 0
+  else
+    ack(h[4], h[3])
+    if h[6] == '1' then
+      redis.call('HINCRBY', k_job(id), 'epoch', 1)
+      cancel_job(id, 'active', h[5])
+    else
+      requeue(id, 'active', h[4], h[5], 'handed_back')
+    end
+    out[j] = 1
+  end
+end
+return out

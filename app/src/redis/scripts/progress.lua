@@ -1,0 +1,21 @@
+--[[
+  progress: a running job reports progress and/or a log line. Fenced like complete.
+  ARGV[5]  id
+  ARGV[6]  epoch
+  ARGV[7]  progress ('' to leave unchanged)
+  ARGV[8]  log line ('' for none)
+  ARGV[9]  log lines kept
+  Returns  1 written, 0 the caller no longer owns the job
+]]
+local id, epoch, progress, line, keep = ARGV[5], ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[9])
+local h = redis.call('HMGET', k_job(id), 'state', 'epoch', 'task_type')
+if h[1] ~= 'active' or h[2] ~= epoch then return 0 end
+if progress ~= '' then
+  redis.call('HSET', k_job(id), 'progress', progress, 'updated_at', NOW)
+  emit(id, 'progress', h[3])
+end
+if line ~= '' then
+  redis.call('RPUSH', k_logs(id), line)
+  redis.call('LTRIM', k_logs(id), -keep, -1)
+end
+return 1

@@ -1,0 +1,24 @@
+--[[
+  promote: moves due jobs from the delayed zset to their ready stream -- scheduled|retrying
+  -> queued. Safe with any number of schedulers: the ZREM decides who moves a job.
+  ARGV[5]  max jobs to move
+  Returns  {moved, next due ms or -1}
+]]
+local due = redis.call('ZRANGE', k_delayed, '-inf', NOW, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[5]))
+local moved = 0
+for _, id in ipairs(due) do
+  if redis.call('ZREM', k_delayed, id) == 1 then
+    local h = redis.call('HMGET', k_job(id), 'state', 'priority', 'task_type')
+    if h[1] == 'scheduled' or h[1] == 'retrying' then
+      local entry = push_ready(id, h[2])
+      redis.call('HSET', k_job(id), 'state', 'queued', 'entry', entry, 'updated_at', NOW)
+      move_idx(id, h[1], 'queued')
+      emit(id, 'queued', h[3])
+      moved = moved + 1
+    else
+      bump('orphan_delayed')
+    end
+  end
+end
+local nxt = redis.call('ZRANGE', k_delayed, 0, 0, 'WITHSCORES')
+return { moved, nxt[2] and tonumber(nxt[2]) or -1 }

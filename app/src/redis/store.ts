@@ -1,0 +1,592 @@
+/**
+ * The typed store: the only code that talks to Redis about jobs. Every state change is one
+ * Lua script (app/src/redis/scripts); reads are plain commands, pipelined.
+ */
+import type { Redis } from 'ioredis'
+import { decodeJob, type Job, type JobState, PRIORITIES, type Priority, pairsToRecord, STATES } from '../queue/job.ts'
+import { GROUP, Keys } from './keys.ts'
+import { scripts } from './scripts.ts'
+
+export interface Clock {
+  now(): number
+}
+export const systemClock: Clock = { now: () => Date.now() }
+
+export interface StoreOptions {
+  prefix: string
+  eventsMaxLen: number
+  completedRetentionS: number
+  failedRetentionS: number
+  /** Attempt errors kept on a job. */
+  errorsKept?: number
+  /** Log lines kept per job. */
+  logsKept?: number
+  clock?: Clock
+}
+
+/** A validated job ready to be written (see Queue for validation and defaults). */
+export interface NewJobRecord {
+  id: string
+  task_type: string
+  payload: string
+  priority: Priority
+  max_retries: number
+  timeout_ms: number
+  run_at: number
+  idem_hash: string
+  idempotency_key: string
+  idem_ttl_s: number
+  partition_key: string
+  /** Optional extra hash fields (trace, backoff). */
+  extra: Record<string, string>
+}
+
+export interface Delivered {
+  jobs: Job[]
+  /** Last entry id per priority stream when the read came up short (for a blocking wait). */
+  tails: string[]
+}
+
+export type FailMode = 'retry' | 'permanent' | 'cancel'
+
+export interface QueueStats {
+  queue: string
+  paused: boolean
+  counts: Record<JobState, number>
+  totals: Record<string, number>
+  streams: Record<Priority, { length: number; pending: number; lag: number; oldest_waiting_ms: number | null }>
+  delayed: number
+  dlq: number
+  oldest_waiting_ms: number | null
+}
+
+export interface ListCursor {
+  score: number
+  id: string
+  queue: string
+}
+
+export interface Page<T> {
+  items: T[]
+  next_cursor: string | null
+}
+
+export function encodeCursor(c: ListCursor): string {
+  return Buffer.from(JSON.stringify([c.score, c.id, c.queue])).toString('base64url')
+}
+
+export function decodeCursor(s: string): ListCursor | null {
+  try {
+    const v = JSON.parse(Buffer.from(s, 'base64url').toString('utf8'))
+    if (Array.isArray(v) && typeof v[0] === 'number' && typeof v[1] === 'string' && typeof v[2] === 'string') {
+      return { score: v[0], id: v[1], queue: v[2] }
+    }
+  } catch {}
+  return null
+}
+
+interface Candidate {
+  score: number
+  id: string
+  queue: string
+  /** Extra data carried by the source (the DLQ entry fields). */
+  extra?: Record<string, string>
+}
+
+/** Newest-first order: score desc, then id desc, then queue desc (the cursor's total order). */
+function before(a: Candidate, b: ListCursor | Candidate): boolean {
+  if (a.score !== b.score) return a.score < b.score
+  if (a.id !== b.id) return a.id < b.id
+  return a.queue < b.queue
+}
+
+export class JobStore {
+  readonly redis: Redis
+  readonly keys: Keys
+  readonly opts: Required<Omit<StoreOptions, 'clock'>>
+  readonly clock: Clock
+  private readonly scripts = scripts()
+  private readonly knownQueues = new Set<string>()
+
+  constructor(redis: Redis, opts: StoreOptions) {
+    this.redis = redis
+    this.keys = new Keys(opts.prefix)
+    this.clock = opts.clock ?? systemClock
+    this.opts = {
+      prefix: opts.prefix,
+      eventsMaxLen: opts.eventsMaxLen,
+      completedRetentionS: opts.completedRetentionS,
+      failedRetentionS: opts.failedRetentionS,
+      errorsKept: opts.errorsKept ?? 25,
+      logsKept: opts.logsKept ?? 100,
+    }
+  }
+
+  private run<T>(name: keyof ReturnType<typeof scripts>, queue: string, args: ReadonlyArray<string | number>): Promise<T> {
+    const common = [this.clock.now(), this.opts.eventsMaxLen, this.opts.completedRetentionS, this.opts.failedRetentionS]
+    return this.scripts[name].run<T>(this.redis, this.keys.base(queue), [...common, ...args])
+  }
+
+  // ---- producer ----------------------------------------------------------------------------
+
+  async enqueue(queue: string, jobs: NewJobRecord[]): Promise<Array<{ id: string; created: boolean }>> {
+    if (!this.knownQueues.has(queue)) {
+      // The registry lives outside the queue's slot, so it is written before (never after) the jobs.
+      await this.redis.sadd(this.keys.queues(), queue)
+      this.knownQueues.add(queue)
+    }
+    const args: Array<string | number> = [jobs.length]
+    for (const j of jobs) {
+      const extra = Object.entries(j.extra).flat()
+      args.push(
+        j.id,
+        j.task_type,
+        j.payload,
+        j.priority,
+        j.max_retries,
+        j.timeout_ms,
+        j.run_at,
+        j.idem_hash,
+        j.idempotency_key,
+        j.idem_ttl_s,
+        j.partition_key,
+        extra.length ? JSON.stringify(extra) : '',
+      )
+    }
+    const res = await this.run<Array<[string, number]>>('enqueue', queue, args)
+    return res.map(([id, created]) => ({ id, created: created === 1 }))
+  }
+
+  // ---- worker ------------------------------------------------------------------------------
+
+  async deliver(queue: string, consumer: string, count: number): Promise<Delivered> {
+    const [raw, tails] = await this.run<[string[][], string[]]>('deliver', queue, [consumer, count])
+    return { jobs: raw.map((flat) => decodeJob(queue, pairsToRecord(flat))), tails }
+  }
+
+  /** Blocks until a new entry lands after `tails` in any of the streams, or `blockMs` passes. */
+  async waitForEntries(blocking: Redis, streams: Array<{ queue: string; tails: string[] }>, blockMs: number) {
+    const keys: string[] = []
+    const ids: string[] = []
+    for (const s of streams) {
+      PRIORITIES.forEach((p, i) => {
+        keys.push(this.keys.stream(s.queue, p))
+        ids.push(s.tails[i] ?? '0-0')
+      })
+    }
+    if (!keys.length) return
+    await blocking.xread('COUNT', 1, 'BLOCK', blockMs, 'STREAMS', ...keys, ...ids)
+  }
+
+  complete(queue: string, items: Array<{ id: string; epoch: number; result: string }>): Promise<number[]> {
+    const args: Array<string | number> = [items.length]
+    for (const it of items) args.push(it.id, it.epoch, it.result)
+    return this.run<number[]>('complete', queue, args)
+  }
+
+  fail(
+    queue: string,
+    id: string,
+    epoch: number,
+    mode: FailMode,
+    error: { message: string; stack?: string; worker: string; attempt: number },
+    delayMs: number,
+  ): Promise<'retrying' | 'failed' | 'cancelled' | 'stale'> {
+    const err = JSON.stringify({ ...error, at: this.clock.now() })
+    return this.run('fail', queue, [id, epoch, mode, err, Math.max(0, Math.round(delayMs)), this.opts.errorsKept])
+  }
+
+  async promote(queue: string, limit = 500): Promise<{ moved: number; nextDue: number | null }> {
+    const [moved, next] = await this.run<[number, number]>('promote', queue, [limit])
+    return { moved, nextDue: next < 0 ? null : next }
+  }
+
+  async reclaim(
+    queue: string,
+    consumer: string,
+    priority: Priority,
+    minIdleMs: number,
+    maxDeliveries: number,
+    cursor = '0-0',
+    page = 100,
+  ): Promise<{ cursor: string; requeued: number; poisoned: number; cancelled: number; lost: number }> {
+    const [next, requeued, poisoned, cancelled, lost] = await this.run<[string, number, number, number, number]>(
+      'reclaim',
+      queue,
+      [consumer, minIdleMs, cursor, page, priority, maxDeliveries],
+    )
+    return { cursor: next, requeued, poisoned, cancelled, lost }
+  }
+
+  heartbeat(queue: string, consumer: string, items: Array<{ id: string; epoch: number }>): Promise<number[]> {
+    const args: Array<string | number> = [consumer, items.length]
+    for (const it of items) args.push(it.id, it.epoch)
+    return this.run<number[]>('heartbeat', queue, args)
+  }
+
+  handBack(queue: string, items: Array<{ id: string; epoch: number }>): Promise<number[]> {
+    const args: Array<string | number> = [items.length]
+    for (const it of items) args.push(it.id, it.epoch)
+    return this.run<number[]>('handback', queue, args)
+  }
+
+  async progress(queue: string, id: string, epoch: number, progress: number | null, line: string | null) {
+    const ok = await this.run<number>('progress', queue, [
+      id,
+      epoch,
+      progress === null ? '' : progress,
+      line ?? '',
+      this.opts.logsKept,
+    ])
+    return ok === 1
+  }
+
+  removeConsumer(queue: string, consumer: string): Promise<number> {
+    return this.run<number>('remove_consumer', queue, [consumer])
+  }
+
+  /** Creates the consumer group of each priority stream (idempotent). */
+  async ensureGroups(queue: string): Promise<void> {
+    await Promise.all(
+      PRIORITIES.map((p) =>
+        this.redis.xgroup('CREATE', this.keys.stream(queue, p), GROUP, '0', 'MKSTREAM').catch((err: Error) => {
+          if (!err.message.includes('BUSYGROUP')) throw err
+        }),
+      ),
+    )
+  }
+
+  // ---- admin -------------------------------------------------------------------------------
+
+  cancel(queue: string, id: string): Promise<string> {
+    return this.run<string>('cancel', queue, [id, this.keys.cancelChannel(), queue])
+  }
+
+  requeue(queue: string, ids: string[]): Promise<string[]> {
+    return this.run<string[]>('requeue', queue, [ids.length, ...ids])
+  }
+
+  dlqDelete(queue: string, ids: string[]): Promise<number> {
+    return this.run<number>('dlq_delete', queue, ['ids', ids.length, ...ids])
+  }
+
+  /** Deletes every dead-lettered job that failed before `beforeMs`, in pages. */
+  async dlqPurgeBefore(queue: string, beforeMs: number, page = 500): Promise<number> {
+    let total = 0
+    for (;;) {
+      const n = await this.run<number>('dlq_delete', queue, ['before', beforeMs, page])
+      total += n
+      if (n < page) return total
+    }
+  }
+
+  async setPaused(queue: string, paused: boolean): Promise<void> {
+    await this.redis.sadd(this.keys.queues(), queue)
+    if (paused) await this.redis.hset(this.keys.meta(queue), 'paused', '1')
+    else await this.redis.hdel(this.keys.meta(queue), 'paused')
+  }
+
+  async pausedQueues(queues: string[]): Promise<Set<string>> {
+    const p = this.redis.pipeline()
+    for (const q of queues) p.hget(this.keys.meta(q), 'paused')
+    const res = (await p.exec()) ?? []
+    return new Set(queues.filter((_, i) => res[i]?.[1] === '1'))
+  }
+
+  async queues(): Promise<string[]> {
+    return (await this.redis.smembers(this.keys.queues())).sort()
+  }
+
+  // ---- reads -------------------------------------------------------------------------------
+
+  async getJob(queue: string, id: string): Promise<Job | null> {
+    const h = await this.redis.hgetall(this.keys.job(queue, id))
+    return h.id ? decodeJob(queue, h) : null
+  }
+
+  /** Finds a job by id in any known queue (ids are unique per queue; the first match wins). */
+  async findJob(id: string, queue?: string): Promise<Job | null> {
+    const queues = queue ? [queue] : await this.queues()
+    const p = this.redis.pipeline()
+    for (const q of queues) p.hgetall(this.keys.job(q, id))
+    const res = (await p.exec()) ?? []
+    for (let i = 0; i < queues.length; i++) {
+      const h = res[i]?.[1] as Record<string, string> | undefined
+      if (h?.id) return decodeJob(queues[i]!, h)
+    }
+    return null
+  }
+
+  async findByIdempotencyKey(keyHash: string, queue?: string): Promise<Job | null> {
+    const queues = queue ? [queue] : await this.queues()
+    for (const q of queues) {
+      const id = await this.redis.get(this.keys.idempotency(q, keyHash))
+      if (id) {
+        const job = await this.getJob(q, id)
+        if (job) return job
+      }
+    }
+    return null
+  }
+
+  async jobLogs(queue: string, id: string): Promise<string[]> {
+    return this.redis.lrange(this.keys.logs(queue, id), 0, -1)
+  }
+
+  private async hydrate(cands: Candidate[]): Promise<Array<Job | null>> {
+    if (!cands.length) return []
+    const p = this.redis.pipeline()
+    for (const c of cands) p.hgetall(this.keys.job(c.queue, c.id))
+    const res = (await p.exec()) ?? []
+    return cands.map((c, i) => {
+      const h = res[i]?.[1] as Record<string, string> | undefined
+      return h?.id ? decodeJob(c.queue, h) : null
+    })
+  }
+
+  /**
+   * Merges newest-first sources into one page. Each source yields candidates at or below a
+   * cursor; candidates are hydrated and filtered until `limit` match or `scanBudget` is spent.
+   */
+  private async mergePage<T>(
+    sources: Array<(max: ListCursor | null, offset: number, count: number) => Promise<Candidate[]>>,
+    cursor: ListCursor | null,
+    limit: number,
+    accept: (job: Job, c: Candidate) => T | null,
+    scanBudget = Math.max(1000, limit * 20),
+  ): Promise<Page<T>> {
+    const chunk = Math.min(Math.max(limit + 1, 50), 500)
+    const state = sources.map(() => ({ buf: [] as Candidate[], done: false, pos: cursor, offset: 0 }))
+    const items: T[] = []
+    let scanned = 0
+    let last: Candidate | null = null
+    const starving = () => state.some((s) => !s.done && !s.buf.length)
+
+    const refill = async (i: number) => {
+      const s = state[i]!
+      if (s.done || s.buf.length) return
+      const got = await sources[i]!(s.pos, s.offset, chunk)
+      const pos = s.pos
+      const fresh = pos ? got.filter((c) => before(c, pos)) : got
+      if (got.length < chunk) s.done = true
+      if (fresh.length) {
+        s.pos = fresh[fresh.length - 1]!
+        s.offset = 0
+        s.buf.push(...fresh)
+      } else {
+        s.offset += got.length // a page of ties with the cursor: look further down
+      }
+    }
+
+    while (items.length < limit && scanned < scanBudget) {
+      while (starving()) await Promise.all(state.map((_, i) => refill(i)))
+      const batch: Candidate[] = []
+      // Take heads in order while every live source still has a buffered head to compare.
+      while (batch.length < chunk && !starving()) {
+        let best = -1
+        state.forEach((s, i) => {
+          const head = s.buf[0]
+          if (head && (best < 0 || before(state[best]!.buf[0]!, head))) best = i
+        })
+        if (best < 0) break
+        batch.push(state[best]!.buf.shift()!)
+      }
+      if (!batch.length) break
+      const jobs = await this.hydrate(batch)
+      for (let i = 0; i < batch.length && items.length < limit; i++) {
+        scanned++
+        last = batch[i]!
+        const job = jobs[i]
+        const v = job ? accept(job, batch[i]!) : null
+        if (v !== null) items.push(v)
+      }
+      // Candidates of the batch left unscanned go back (only when the page filled up).
+      if (last !== batch[batch.length - 1]) break
+    }
+    const more = state.some((s) => s.buf.length || !s.done)
+    return { items, next_cursor: more && last ? encodeCursor(last) : null }
+  }
+
+  /** Jobs newest first (by the time they entered their current state), filtered, paginated. */
+  async listJobs(q: {
+    queue?: string
+    state?: JobState
+    task_type?: string
+    cursor?: string | null
+    limit: number
+  }): Promise<Page<Job>> {
+    const queues = q.queue ? [q.queue] : await this.queues()
+    const states = q.state ? [q.state] : [...STATES]
+    const cursor = q.cursor ? decodeCursor(q.cursor) : null
+    const sources = queues.flatMap((queue) =>
+      states.map((state) => async (max: ListCursor | null, offset: number, count: number): Promise<Candidate[]> => {
+        const key = this.keys.index(queue, state)
+        const hi = max ? String(max.score) : '+inf'
+        const raw = await this.redis.zrange(key, hi, '-inf', 'BYSCORE', 'REV', 'LIMIT', offset, count, 'WITHSCORES')
+        const out: Candidate[] = []
+        for (let i = 0; i + 1 < raw.length; i += 2) out.push({ id: raw[i]!, score: Number(raw[i + 1]), queue })
+        return out
+      }),
+    )
+    return this.mergePage(sources, cursor, q.limit, (job) => {
+      if (q.task_type && job.task_type !== q.task_type) return null
+      if (q.state && job.state !== q.state) return null
+      return job
+    })
+  }
+
+  /** Dead-lettered jobs newest first, filtered by type, error text and age. */
+  async listDlq(q: {
+    queue?: string
+    task_type?: string
+    error_contains?: string
+    older_than_ms?: number
+    cursor?: string | null
+    limit: number
+  }): Promise<Page<Job & { dlq_entry: string; failed_at: number }>> {
+    const queues = q.queue ? [q.queue] : await this.queues()
+    const cursor = q.cursor ? decodeCursor(q.cursor) : null
+    const now = this.clock.now()
+    const needle = q.error_contains?.toLowerCase()
+    const sources = queues.map(
+      (queue) =>
+        async (max: ListCursor | null, offset: number, count: number): Promise<Candidate[]> => {
+          // Scores are entry milliseconds; ties within a millisecond are ordered by job id.
+          let hi = '+'
+          if (max) hi = `${max.score}-${Number.MAX_SAFE_INTEGER}`
+          else if (q.older_than_ms !== undefined) hi = `${Math.max(0, now - q.older_than_ms)}-${Number.MAX_SAFE_INTEGER}`
+          const raw = (await this.redis.xrevrange(this.keys.dlq(queue), hi, '-', 'COUNT', offset + count)) as Array<
+            [string, string[]]
+          >
+          return raw
+            .slice(offset)
+            .map(([entry, fields]): Candidate => {
+              const extra = pairsToRecord(fields)
+              return { id: extra.id ?? '', score: Number(entry.split('-')[0]), queue, extra: { ...extra, entry } }
+            })
+            .sort((a, b) => (before(a, b) ? 1 : before(b, a) ? -1 : 0))
+        },
+    )
+    return this.mergePage(sources, cursor, q.limit, (job, c) => {
+      const e = c.extra ?? {}
+      if (job.state !== 'failed') return null
+      if (q.task_type && job.task_type !== q.task_type) return null
+      if (needle && !(job.error ?? '').toLowerCase().includes(needle)) return null
+      if (q.older_than_ms !== undefined && Number(e.failed_at) > now - q.older_than_ms) return null
+      return { ...job, dlq_entry: e.entry ?? '', failed_at: Number(e.failed_at) }
+    })
+  }
+
+  async queueStats(queue: string): Promise<QueueStats> {
+    const now = this.clock.now()
+    const p = this.redis.pipeline()
+    for (const s of STATES) p.zcard(this.keys.index(queue, s))
+    p.hgetall(this.keys.stats(queue))
+    p.zcard(this.keys.delayed(queue))
+    p.xlen(this.keys.dlq(queue))
+    p.hget(this.keys.meta(queue), 'paused')
+    for (const pr of PRIORITIES) {
+      p.xlen(this.keys.stream(queue, pr))
+      p.xinfo('GROUPS', this.keys.stream(queue, pr))
+    }
+    const res = (await p.exec()) ?? []
+    let i = 0
+    const val = () => {
+      const r = res[i++]
+      return r && !r[0] ? r[1] : null
+    }
+    const counts = {} as Record<JobState, number>
+    for (const s of STATES) counts[s] = Number(val() ?? 0)
+    const totalsRaw = (val() ?? {}) as Record<string, string>
+    const totals = Object.fromEntries(Object.entries(totalsRaw).map(([k, v]) => [k, Number(v)]))
+    const delayed = Number(val() ?? 0)
+    const dlq = Number(val() ?? 0)
+    const paused = val() === '1'
+    const streams = {} as QueueStats['streams']
+    const oldestLookups: Array<{ pr: Priority; after: string }> = []
+    for (const pr of PRIORITIES) {
+      const length = Number(val() ?? 0)
+      const groups = (val() ?? []) as unknown[][]
+      const g = groups.map((arr) => pairsToRecord(arr.map(String))).find((x) => x.name === GROUP)
+      const pending = Number(g?.pending ?? 0)
+      const lag = g?.lag !== undefined && g.lag !== '' ? Number(g.lag) : Math.max(0, length - pending)
+      streams[pr] = { length, pending, lag, oldest_waiting_ms: null }
+      if (lag > 0) oldestLookups.push({ pr, after: g?.['last-delivered-id'] ?? '0-0' })
+    }
+    if (oldestLookups.length) {
+      const p2 = this.redis.pipeline()
+      for (const o of oldestLookups) p2.xrange(this.keys.stream(queue, o.pr), `(${o.after}`, '+', 'COUNT', 1)
+      const r2 = (await p2.exec()) ?? []
+      oldestLookups.forEach((o, k) => {
+        const first = (r2[k]?.[1] as Array<[string, string[]]> | undefined)?.[0]
+        if (first) streams[o.pr].oldest_waiting_ms = Math.max(0, now - Number(first[0].split('-')[0]))
+      })
+    }
+    const ages = PRIORITIES.map((pr) => streams[pr].oldest_waiting_ms).filter((x): x is number => x !== null)
+    return {
+      queue,
+      paused,
+      counts,
+      totals,
+      streams,
+      delayed,
+      dlq,
+      oldest_waiting_ms: ages.length ? Math.max(...ages) : null,
+    }
+  }
+
+  /** Completed and failed per minute over the last `minutes` minutes, oldest first. */
+  async throughput(queues: string[], minutes = 60): Promise<Array<{ minute: number; completed: number; failed: number }>> {
+    const nowMin = Math.floor(this.clock.now() / 60000)
+    const mins = Array.from({ length: minutes }, (_, i) => nowMin - minutes + 1 + i)
+    const p = this.redis.pipeline()
+    for (const q of queues) for (const m of mins) p.hmget(this.keys.throughput(q, m), 'completed', 'failed')
+    const res = (await p.exec()) ?? []
+    const out = mins.map((m) => ({ minute: m * 60000, completed: 0, failed: 0 }))
+    let i = 0
+    for (const _q of queues) {
+      for (let k = 0; k < mins.length; k++) {
+        const [c, f] = (res[i++]?.[1] as Array<string | null>) ?? []
+        out[k]!.completed += Number(c ?? 0)
+        out[k]!.failed += Number(f ?? 0)
+      }
+    }
+    return out
+  }
+
+  // ---- housekeeping ------------------------------------------------------------------------
+
+  /**
+   * Bounds what grows: index entries of expired jobs, old DLQ entries, idle consumers that hold
+   * nothing. Returns what it removed. Safe to run from many processes (each step is idempotent).
+   */
+  async sweep(queue: string, liveConsumers: Set<string>, consumerIdleMs: number) {
+    const now = this.clock.now()
+    const completedBefore = now - this.opts.completedRetentionS * 1000
+    const failedBefore = now - this.opts.failedRetentionS * 1000
+    const p = this.redis.pipeline()
+    p.zremrangebyscore(this.keys.index(queue, 'completed'), '-inf', `(${completedBefore}`)
+    p.zremrangebyscore(this.keys.index(queue, 'cancelled'), '-inf', `(${completedBefore}`)
+    p.zremrangebyscore(this.keys.index(queue, 'failed'), '-inf', `(${failedBefore}`)
+    // The DLQ stream has no consumer group: trimming by age loses nothing a reader owes.
+    p.xtrim(this.keys.dlq(queue), 'MINID', failedBefore)
+    const res = (await p.exec()) ?? []
+    const indexEntries = res.slice(0, 3).reduce((a, r) => a + Number(r?.[1] ?? 0), 0)
+    const dlqEntries = Number(res[3]?.[1] ?? 0)
+
+    let consumers = 0
+    for (const pr of PRIORITIES) {
+      const info = (await this.redis
+        .xinfo('CONSUMERS', this.keys.stream(queue, pr), GROUP)
+        .catch(() => [])) as unknown[][]
+      for (const raw of info) {
+        const c = pairsToRecord(raw.map(String))
+        if (!c.name || liveConsumers.has(c.name)) continue
+        if (Number(c.pending) === 0 && Number(c.idle) > consumerIdleMs) {
+          consumers += await this.removeConsumer(queue, c.name)
+        }
+      }
+    }
+    return { indexEntries, dlqEntries, consumers }
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * The lease keeper's thread. It renews the leases of running jobs on its own event loop and
+ * its own Redis connection, so a handler that blocks the main thread cannot starve renewal
+ * (invariant 4). It stops renewing a job at its deadline (its timeout plus a grace), so a
+ * wedged handler cannot hold a job forever.
+ */
+import { parentPort, workerData } from 'node:worker_threads'
+import { connectRedis, createRedis } from '../redis/connection.ts'
+import { JobStore } from '../redis/store.ts'
+import type { LeaseThreadData, ToLeaseThread } from './lease-keeper.ts'
+
+const data = workerData as LeaseThreadData
+const port = parentPort!
+const redis = createRedis({ url: data.redisUrl, commandTimeoutMs: data.commandTimeoutMs, name: 'dtq-lease' })
+const store = new JobStore(redis, data.store)
+const leases = new Map<string, { queue: string; id: string; epoch: number; deadline: number }>()
+let timer: NodeJS.Timeout | undefined
+let renewing = false
+
+async function renew(): Promise<void> {
+  if (renewing || !leases.size) return
+  renewing = true
+  try {
+    const now = Date.now()
+    const byQueue = new Map<string, Array<{ id: string; epoch: number }>>()
+    for (const [key, l] of leases) {
+      if (l.deadline && now > l.deadline) {
+        leases.delete(key)
+        port.postMessage({ type: 'expired', queue: l.queue, id: l.id, epoch: l.epoch })
+        continue
+      }
+      byQueue.set(l.queue, [...(byQueue.get(l.queue) ?? []), { id: l.id, epoch: l.epoch }])
+    }
+    for (const [queue, items] of byQueue) {
+      try {
+        const res = await store.heartbeat(queue, data.consumer, items)
+        items.forEach((it, i) => {
+          if (res[i] === 0) {
+            const key = `${queue}\u0000${it.id}`
+            if (leases.get(key)?.epoch === it.epoch) leases.delete(key)
+            port.postMessage({ type: 'lost', queue, id: it.id, epoch: it.epoch })
+          } else if (res[i] === 2) {
+            port.postMessage({ type: 'cancel', queue, id: it.id, epoch: it.epoch })
+          }
+        })
+      } catch (err) {
+        port.postMessage({ type: 'error', message: (err as Error).message })
+      }
+    }
+  } finally {
+    renewing = false
+  }
+}
+
+port.on('message', (msg: ToLeaseThread) => {
+  switch (msg.type) {
+    case 'track':
+      leases.set(`${msg.queue}\u0000${msg.id}`, { queue: msg.queue, id: msg.id, epoch: msg.epoch, deadline: msg.deadline })
+      break
+    case 'untrack':
+      leases.delete(`${msg.queue}\u0000${msg.id}`)
+      break
+    case 'stop':
+      clearInterval(timer)
+      redis.disconnect()
+      port.close()
+      break
+  }
+})
+
+connectRedis(redis, 60_000)
+  .catch(() => {})
+  .finally(() => {
+    timer = setInterval(() => void renew(), data.leaseMs)
+    port.postMessage({ type: 'ready' })
+  })

@@ -1,0 +1,362 @@
+/**
+ * Processor: fetches jobs (batched, high priority first, blocking when there is nothing),
+ * runs their handlers with a per-job AbortSignal and timeout, and records each outcome
+ * through a fenced script. Completions made in the same turn of the event loop are written
+ * in one script call per queue.
+ */
+import type { Redis } from 'ioredis'
+import { JobAbortedError, PermanentJobError, RetryJobError } from '../errors.ts'
+import { type BackoffPolicy, backoffDelayMs } from '../queue/backoff.ts'
+import type { Job } from '../queue/job.ts'
+import { encodeJson } from '../queue/validate.ts'
+import type { FailMode, JobStore } from '../redis/store.ts'
+import type { Handler, JobContext } from './handlers.ts'
+import type { LeaseKeeper } from './lease-keeper.ts'
+
+export interface Logger {
+  info(obj: object, msg?: string): void
+  warn(obj: object, msg?: string): void
+  error(obj: object, msg?: string): void
+  debug(obj: object, msg?: string): void
+}
+
+export interface ProcessorOptions {
+  store: JobStore
+  /** A connection of its own for the blocking wait. */
+  blocking: Redis
+  consumer: string
+  queues: string[]
+  concurrency: number
+  handlers: Map<string, Handler>
+  backoff: BackoffPolicy
+  leases: LeaseKeeper
+  log: Logger
+  maxResultBytes: number
+  /** Extra time past a job's timeout before its lease is let go. */
+  timeoutGraceMs: number
+  blockMs?: number
+  random?: () => number
+  onSettled?: (job: Job, outcome: string) => void
+}
+
+interface Running {
+  job: Job
+  ac: AbortController
+  timer?: NodeJS.Timeout
+  /** Set when this worker no longer owns the job (lost lease, handed back): write nothing. */
+  disowned: boolean
+  done: Promise<void>
+}
+
+type Outcome =
+  | { kind: 'complete'; result: string }
+  | { kind: 'fail'; mode: FailMode; error: Error; delayMs: number }
+  | { kind: 'drop' }
+
+const key = (queue: string, id: string) => `${queue}\u0000${id}`
+
+/** Rejects when the signal aborts, so a handler that ignores its signal cannot hold its slot. */
+function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    work.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(v)
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(e)
+      },
+    )
+  })
+}
+
+export class Processor {
+  readonly running = new Map<string, Running>()
+  paused = false
+  pausedQueues = new Set<string>()
+  processed = 0
+  failed = 0
+  private readonly o: ProcessorOptions
+  private stopping = false
+  private loopDone: Promise<void> = Promise.resolve()
+  private wake: (() => void) | undefined
+  private pendingCompletions = new Map<string, Array<{ id: string; epoch: number; result: string; done: (n: number) => void; fail: (e: unknown) => void }>>()
+  private flushScheduled = false
+  private rotation = 0
+
+  constructor(o: ProcessorOptions) {
+    this.o = o
+  }
+
+  get active(): number {
+    return this.running.size
+  }
+
+  start(): void {
+    this.loopDone = this.loop()
+  }
+
+  /** Stops fetching; running jobs go on. Resolves when the fetch loop has exited. */
+  async stopFetching(): Promise<void> {
+    this.stopping = true
+    this.kick()
+    // Interrupt a blocking XREAD at once rather than waiting out its BLOCK time.
+    this.o.blocking.disconnect()
+    await this.loopDone
+  }
+
+  /** Re-checks state now (slot freed, resumed, stopping). */
+  kick(): void {
+    this.wake?.()
+  }
+
+  private waitForKick(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.wake = undefined
+        resolve()
+      }, ms)
+      this.wake = () => {
+        clearTimeout(t)
+        this.wake = undefined
+        resolve()
+      }
+    })
+  }
+
+  private async loop(): Promise<void> {
+    let failures = 0
+    const blockMs = this.o.blockMs ?? 1000
+    while (!this.stopping) {
+      const free = this.o.concurrency - this.running.size
+      const queues = this.o.queues.filter((q) => !this.pausedQueues.has(q))
+      if (this.paused || free <= 0 || !queues.length) {
+        await this.waitForKick(1000)
+        continue
+      }
+      try {
+        let got = 0
+        const tails: Array<{ queue: string; tails: string[] }> = []
+        this.rotation = (this.rotation + 1) % queues.length
+        for (let k = 0; k < queues.length && got < free && !this.stopping; k++) {
+          const queue = queues[(this.rotation + k) % queues.length]!
+          const d = await this.o.store.deliver(queue, this.o.consumer, free - got)
+          for (const job of d.jobs) this.begin(job)
+          got += d.jobs.length
+          if (d.tails.length) tails.push({ queue, tails: d.tails })
+        }
+        if (got === 0 && !this.stopping) {
+          if (this.o.blocking.status === 'wait') await this.o.blocking.connect().catch(() => {})
+          await this.o.store.waitForEntries(this.o.blocking, tails, blockMs)
+        }
+        failures = 0
+      } catch (err) {
+        if (this.stopping) break
+        failures++
+        this.o.log.warn({ err: (err as Error).message }, 'fetch failed; retrying')
+        await this.waitForKick(Math.min(100 * 2 ** Math.min(failures, 5), 3000))
+      }
+    }
+  }
+
+  private begin(job: Job): void {
+    const ac = new AbortController()
+    const r: Running = { job, ac, disowned: false, done: Promise.resolve() }
+    this.running.set(key(job.queue, job.id), r)
+    const deadline = job.timeout_ms > 0 ? Date.now() + job.timeout_ms + this.o.timeoutGraceMs : 0
+    this.o.leases.track(job.queue, job.id, job.epoch, deadline)
+    if (job.timeout_ms > 0) {
+      r.timer = setTimeout(
+        () => ac.abort(new JobAbortedError('timeout', `timed out after ${job.timeout_ms} ms`)),
+        job.timeout_ms,
+      )
+    }
+    r.done = this.execute(r)
+  }
+
+  private context(r: Running): JobContext {
+    const { job } = r
+    const store = this.o.store
+    return {
+      signal: r.ac.signal,
+      attempt: job.attempts,
+      workerId: this.o.consumer,
+      progress: async (n) => {
+        if (typeof n !== 'number' || !Number.isFinite(n)) throw new TypeError('progress must be a finite number')
+        await store.progress(job.queue, job.id, job.epoch, n, null).catch((err) => {
+          this.o.log.debug({ err: (err as Error).message, job: job.id }, 'progress not recorded')
+        })
+      },
+      log: async (line) => {
+        await store.progress(job.queue, job.id, job.epoch, null, String(line).slice(0, 4000)).catch((err) => {
+          this.o.log.debug({ err: (err as Error).message, job: job.id }, 'log line not recorded')
+        })
+      },
+    }
+  }
+
+  private async execute(r: Running): Promise<void> {
+    const { job } = r
+    let outcome: Outcome
+    try {
+      const handler = this.o.handlers.get(job.task_type)
+      if (!handler) throw new PermanentJobError(`no handler for task type "${job.task_type}"`)
+      const ctx = this.context(r)
+      const value = await raceAbort(
+        Promise.resolve().then(() => handler(job, ctx)),
+        r.ac.signal,
+      )
+      const problems: string[] = []
+      const result = encodeJson(problems, 'result', value, this.o.maxResultBytes)
+      outcome =
+        result === null
+          ? { kind: 'fail', mode: 'permanent', error: new Error(problems.join('; ')), delayMs: 0 }
+          : { kind: 'complete', result }
+    } catch (err) {
+      outcome = this.classify(r, err)
+    }
+    clearTimeout(r.timer)
+    try {
+      if (!r.disowned) await this.settle(r, outcome)
+    } finally {
+      this.o.leases.untrack(job.queue, job.id)
+      this.running.delete(key(job.queue, job.id))
+      this.kick()
+    }
+  }
+
+  private classify(r: Running, err: unknown): Outcome {
+    const { job } = r
+    const reason = r.ac.signal.aborted ? r.ac.signal.reason : undefined
+    if (reason instanceof JobAbortedError) {
+      if (reason.reason === 'cancelled') return { kind: 'fail', mode: 'cancel', error: reason, delayMs: 0 }
+      if (reason.reason === 'lease_lost' || reason.reason === 'shutdown') return { kind: 'drop' }
+    }
+    const error = err instanceof Error ? err : new Error(String(err))
+    if (error instanceof PermanentJobError) return { kind: 'fail', mode: 'permanent', error, delayMs: 0 }
+    if (error instanceof RetryJobError) return { kind: 'fail', mode: 'retry', error, delayMs: error.delayMs }
+    const b = job.backoff ?? {}
+    const delayMs = backoffDelayMs(
+      {
+        initialMs: b.initial_ms ?? this.o.backoff.initialMs,
+        multiplier: b.multiplier ?? this.o.backoff.multiplier,
+        maxMs: b.max_ms ?? this.o.backoff.maxMs,
+      },
+      job.failures + 1,
+      this.o.random,
+    )
+    return { kind: 'fail', mode: 'retry', error, delayMs }
+  }
+
+  /** Writes the outcome, retrying while Redis is away (the lease thread keeps the job ours). */
+  private async settle(r: Running, outcome: Outcome): Promise<void> {
+    const { job } = r
+    if (outcome.kind === 'drop') return
+    for (let attempt = 0; ; attempt++) {
+      try {
+        let res: string
+        if (outcome.kind === 'complete') {
+          res = (await this.completeBatched(job, outcome.result)) === 1 ? 'completed' : 'stale'
+        } else {
+          res = await this.o.store.fail(
+            job.queue,
+            job.id,
+            job.epoch,
+            outcome.mode,
+            {
+              message: outcome.error.message.slice(0, 2000),
+              stack: outcome.error.stack?.slice(0, 4000),
+              worker: this.o.consumer,
+              attempt: job.attempts,
+            },
+            outcome.delayMs,
+          )
+        }
+        if (res === 'stale') this.o.log.warn({ job: job.id, queue: job.queue }, 'outcome rejected: job no longer owned')
+        else if (res === 'completed') this.processed++
+        else if (res === 'failed' || res === 'retrying') this.failed++
+        this.o.onSettled?.(job, res)
+        return
+      } catch (err) {
+        if (r.disowned) return
+        if (attempt % 10 === 0) this.o.log.warn({ err: (err as Error).message, job: job.id }, 'could not record outcome; retrying')
+        await new Promise((res) => setTimeout(res, Math.min(100 * 2 ** Math.min(attempt, 5), 2000)))
+      }
+    }
+  }
+
+  private completeBatched(job: Job, result: string): Promise<number> {
+    return new Promise((done, fail) => {
+      const list = this.pendingCompletions.get(job.queue) ?? []
+      list.push({ id: job.id, epoch: job.epoch, result, done, fail })
+      this.pendingCompletions.set(job.queue, list)
+      if (!this.flushScheduled) {
+        this.flushScheduled = true
+        setImmediate(() => this.flushCompletions())
+      }
+    })
+  }
+
+  private flushCompletions(): void {
+    this.flushScheduled = false
+    const batches = this.pendingCompletions
+    this.pendingCompletions = new Map()
+    for (const [queue, items] of batches) {
+      this.o.store.complete(queue, items).then(
+        (res) => items.forEach((it, i) => it.done(res[i] ?? 0)),
+        (err) => items.forEach((it) => it.fail(err)),
+      )
+    }
+  }
+
+  /** The job is no longer ours (lease lost or expired): abort its handler, write nothing. */
+  disown(queue: string, id: string, epoch: number, why: 'lease_lost' | 'shutdown'): Running | undefined {
+    const r = this.running.get(key(queue, id))
+    if (!r || r.job.epoch !== epoch) return undefined
+    r.disowned = true
+    r.ac.abort(new JobAbortedError(why, why === 'lease_lost' ? 'the job lease was lost' : 'the worker is shutting down'))
+    return r
+  }
+
+  /** Aborts a running job because it was cancelled; the worker then records it cancelled. */
+  cancel(queue: string, id: string): boolean {
+    const r = this.running.get(key(queue, id))
+    if (!r || r.ac.signal.aborted) return false
+    r.ac.abort(new JobAbortedError('cancelled', 'the job was cancelled'))
+    return true
+  }
+
+  /** Waits until no job runs or `deadline` (ms since the epoch) passes. */
+  async drain(deadline: number): Promise<void> {
+    while (this.running.size && Date.now() < deadline) {
+      await Promise.race([
+        Promise.all([...this.running.values()].map((r) => r.done)),
+        new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now()))),
+      ])
+    }
+  }
+
+  /** Hands every still-running job back for immediate redelivery (fenced). */
+  async handBackAll(): Promise<number> {
+    const byQueue = new Map<string, Array<{ id: string; epoch: number }>>()
+    for (const r of [...this.running.values()]) {
+      this.disown(r.job.queue, r.job.id, r.job.epoch, 'shutdown')
+      byQueue.set(r.job.queue, [...(byQueue.get(r.job.queue) ?? []), { id: r.job.id, epoch: r.job.epoch }])
+    }
+    let n = 0
+    for (const [queue, items] of byQueue) {
+      try {
+        const res = await this.o.store.handBack(queue, items)
+        n += res.filter((x) => x === 1).length
+      } catch (err) {
+        // Redis is away: the leases lapse and the reclaimers redeliver these after CLAIM_IDLE_MS.
+        this.o.log.error({ err: (err as Error).message, queue, jobs: items.length }, 'hand-back failed')
+      }
+    }
+    return n
+  }
+}

@@ -1,0 +1,334 @@
+/**
+ * Worker: a pool that serves some queues with some concurrency. It owns its components and
+ * their start/stop order:
+ *
+ *   Processor   fetches and runs jobs, records outcomes (fenced)
+ *   LeaseKeeper renews running jobs' leases from a thread of its own
+ *   Reclaimer   takes back jobs whose lease lapsed (XAUTOCLAIM), poison → DLQ
+ *   Scheduler   moves due delayed jobs (initial delays, retry backoff) to their streams
+ *   Janitor     bounds what grows (index entries, DLQ age, dead consumers)
+ *   Heartbeat   registry entry, control commands (pause/resume/drain), paused queues
+ *
+ * Usage:
+ *   const worker = new Worker(redis, config)
+ *   worker.handle('send_email', async (job, ctx) => { ... })
+ *   await worker.start()
+ *   ...
+ *   await worker.close()   // graceful: see the shutdown order in close()
+ */
+import { hostname } from 'node:os'
+import type { Redis } from 'ioredis'
+import type { Config } from '../config.ts'
+import { PRIORITIES } from '../queue/job.ts'
+import { connectRedis, createRedis } from '../redis/connection.ts'
+import { Registry, type WorkerCommand, type WorkerState } from '../redis/registry.ts'
+import { type Clock, JobStore, systemClock } from '../redis/store.ts'
+import { builtinHandlers, type Handler } from './handlers.ts'
+import { LeaseKeeper } from './lease-keeper.ts'
+import { type Logger, Processor } from './processor.ts'
+import { Ticker } from './ticker.ts'
+
+export type WorkerSettings = Pick<
+  Config,
+  | 'redisUrl'
+  | 'keyPrefix'
+  | 'redisCommandTimeoutMs'
+  | 'workerConcurrency'
+  | 'workerQueues'
+  | 'leaseMs'
+  | 'claimIdleMs'
+  | 'maxDeliveries'
+  | 'shutdownTimeoutMs'
+  | 'initialBackoffMs'
+  | 'backoffMultiplier'
+  | 'maxBackoffMs'
+  | 'maxPayloadBytes'
+  | 'eventsMaxLen'
+  | 'completedRetentionS'
+  | 'failedRetentionS'
+>
+
+export interface WorkerOptions {
+  clock?: Clock
+  log?: Logger
+  /** Register the built-in demo task types (echo, sleep, fail, cpu, synthetic). Default true. */
+  builtins?: boolean
+  /** Negative controls for the tests: switch a safety mechanism off. */
+  unsafe?: { noLeaseRenewal?: boolean }
+  heartbeatMs?: number
+  schedulerPollMs?: number
+  janitorEveryMs?: number
+  random?: () => number
+}
+
+const silent: Logger = { info() {}, warn() {}, error() {}, debug() {} }
+
+export class Worker {
+  readonly id: string
+  readonly settings: WorkerSettings
+  readonly store: JobStore
+  readonly registry: Registry
+  state: WorkerState | 'idle' | 'stopped' = 'idle'
+  private readonly handlers = new Map<string, Handler>()
+  private readonly redis: Redis
+  private readonly blocking: Redis
+  private readonly subscriber: Redis
+  private readonly opts: WorkerOptions
+  private readonly log: Logger
+  private readonly processor: Processor
+  private readonly leases: LeaseKeeper
+  private readonly tickers: Ticker[]
+  private readonly heartbeat: Ticker
+  private readonly startedAt: number
+  private closing: Promise<void> | undefined
+  private lostEntries = 0
+  /** Resolves when the worker has stopped (after close() or a drain command). */
+  readonly stopped: Promise<void>
+  private resolveStopped!: () => void
+
+  constructor(settings: WorkerSettings, opts: WorkerOptions = {}) {
+    this.settings = settings
+    this.opts = opts
+    this.log = opts.log ?? silent
+    const host = hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 100)
+    this.id = `${host}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
+    const conn = { url: settings.redisUrl, commandTimeoutMs: settings.redisCommandTimeoutMs }
+    this.redis = createRedis({ ...conn, name: `dtq-worker-${this.id}` })
+    this.blocking = createRedis({ ...conn, commandTimeoutMs: conn.commandTimeoutMs + 2000, blocking: true })
+    this.subscriber = createRedis({ ...conn, blocking: true })
+    const storeOpts = {
+      prefix: settings.keyPrefix,
+      eventsMaxLen: settings.eventsMaxLen,
+      completedRetentionS: settings.completedRetentionS,
+      failedRetentionS: settings.failedRetentionS,
+    }
+    this.store = new JobStore(this.redis, { ...storeOpts, clock: opts.clock ?? systemClock })
+    this.registry = new Registry(this.redis, this.store.keys)
+    this.startedAt = Date.now()
+    this.stopped = new Promise((r) => {
+      this.resolveStopped = r
+    })
+
+    this.leases = new LeaseKeeper(
+      { redisUrl: settings.redisUrl, commandTimeoutMs: settings.redisCommandTimeoutMs, store: storeOpts, consumer: this.id, leaseMs: settings.leaseMs },
+      {
+        onLost: (q, id, epoch) => {
+          if (this.processor.disown(q, id, epoch, 'lease_lost')) this.log.warn({ job: id, queue: q }, 'lease lost; job abandoned')
+        },
+        onExpired: (q, id, epoch) => {
+          // Past its timeout and grace, a wedged handler lets go of its job: it will be reclaimed.
+          if (this.processor.disown(q, id, epoch, 'lease_lost')) this.log.warn({ job: id, queue: q }, 'job overran its timeout; lease released')
+        },
+        onCancel: (q, id) => this.processor.cancel(q, id),
+        onError: (message) => this.log.warn({ err: message }, 'lease renewal failed'),
+      },
+      !opts.unsafe?.noLeaseRenewal,
+    )
+    this.processor = new Processor({
+      store: this.store,
+      blocking: this.blocking,
+      consumer: this.id,
+      queues: settings.workerQueues,
+      concurrency: settings.workerConcurrency,
+      handlers: this.handlers,
+      backoff: { initialMs: settings.initialBackoffMs, multiplier: settings.backoffMultiplier, maxMs: settings.maxBackoffMs },
+      leases: this.leases,
+      log: this.log,
+      maxResultBytes: settings.maxPayloadBytes,
+      timeoutGraceMs: Math.max(settings.claimIdleMs, 1000),
+      random: opts.random,
+    })
+
+    const onError = (err: unknown, name: string) => this.log.warn({ err: (err as Error).message, component: name }, 'background task failed')
+    const pollMs = opts.schedulerPollMs ?? 500
+    this.tickers = [
+      new Ticker({ name: 'scheduler', everyMs: pollMs, onError, tick: () => this.schedule(pollMs) }),
+      new Ticker({ name: 'reclaimer', everyMs: Math.max(100, Math.floor(settings.claimIdleMs / 2)), onError, tick: () => this.reclaim() }),
+      new Ticker({ name: 'janitor', everyMs: opts.janitorEveryMs ?? 30_000, initialDelayMs: 1000, onError, tick: () => this.sweep() }),
+    ]
+    this.heartbeat = new Ticker({ name: 'heartbeat', everyMs: opts.heartbeatMs ?? 2000, onError, tick: () => this.beat() })
+    if (opts.builtins !== false) for (const [t, h] of Object.entries(builtinHandlers)) this.handlers.set(t, h)
+  }
+
+  /** Registers the handler of a task type (replacing any earlier one, built-ins included). */
+  handle(taskType: string, handler: Handler): this {
+    if (typeof handler !== 'function') throw new TypeError('handler must be a function')
+    this.handlers.set(taskType, handler)
+    return this
+  }
+
+  get active(): number {
+    return this.processor.active
+  }
+  get processed(): number {
+    return this.processor.processed
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== 'idle') throw new Error(`worker already ${this.state}`)
+    await connectRedis(this.redis, 60_000)
+    await connectRedis(this.subscriber, 60_000)
+    await Promise.all(this.settings.workerQueues.map((q) => this.store.ensureGroups(q)))
+    await this.redis.sadd(this.store.keys.queues(), ...this.settings.workerQueues)
+    await this.leases.start()
+    this.subscriber.on('message', (channel: string, message: string) => this.onMessage(channel, message))
+    await this.subscriber.subscribe(this.store.keys.cancelChannel(), this.store.keys.controlChannel())
+    this.state = 'running'
+    await this.refreshPaused()
+    this.heartbeat.start()
+    for (const t of this.tickers) t.start()
+    this.processor.start()
+    this.log.info({ worker: this.id, queues: this.settings.workerQueues, concurrency: this.settings.workerConcurrency }, 'worker started')
+  }
+
+  private onMessage(channel: string, message: string): void {
+    const [a, b] = message.split(' ')
+    if (!a || !b) return
+    if (channel === this.store.keys.cancelChannel()) {
+      if (this.processor.cancel(a, b)) this.log.info({ job: b, queue: a }, 'cancel requested; aborting handler')
+    } else if (channel === this.store.keys.controlChannel() && (a === this.id || a === '*')) {
+      this.command(b as WorkerCommand)
+    }
+  }
+
+  /** pause: take no new jobs; resume: take jobs again; drain: finish what runs, then stop. */
+  command(cmd: WorkerCommand): void {
+    if (this.state === 'stopping' || this.state === 'stopped') return
+    this.log.info({ worker: this.id, command: cmd }, 'control command')
+    if (cmd === 'pause') {
+      this.processor.paused = true
+      this.state = 'paused'
+    } else if (cmd === 'resume') {
+      this.processor.paused = false
+      this.state = 'running'
+      this.processor.kick()
+    } else if (cmd === 'drain') {
+      this.state = 'draining'
+      void this.close()
+    }
+    this.heartbeat.poke()
+  }
+
+  private async refreshPaused(): Promise<void> {
+    const paused = await this.store.pausedQueues(this.settings.workerQueues)
+    const resumed = [...this.processor.pausedQueues].some((q) => !paused.has(q))
+    this.processor.pausedQueues = paused
+    if (resumed) this.processor.kick()
+  }
+
+  private async beat(): Promise<void> {
+    const cmd = await this.registry.takeCommand(this.id)
+    if (cmd) this.command(cmd)
+    await this.refreshPaused()
+    const now = Date.now()
+    await this.registry.beat(
+      {
+        id: this.id,
+        host: hostname(),
+        pid: process.pid,
+        queues: this.settings.workerQueues,
+        concurrency: this.settings.workerConcurrency,
+        active: this.processor.active,
+        processed: this.processor.processed,
+        failed: this.processor.failed,
+        started_at: this.startedAt,
+        heartbeat_at: now,
+        state: this.state === 'idle' || this.state === 'stopped' ? 'stopping' : this.state,
+      },
+      (this.opts.heartbeatMs ?? 2000) * 5,
+    )
+  }
+
+  /** Scheduler tick: moves due jobs; sleeps until the next one is due (at most pollMs). */
+  private async schedule(pollMs: number): Promise<number> {
+    let next = Number.POSITIVE_INFINITY
+    for (const q of this.settings.workerQueues) {
+      for (;;) {
+        const r = await this.store.promote(q, 500)
+        if (r.nextDue !== null) next = Math.min(next, r.nextDue)
+        if (r.moved < 500) break
+      }
+    }
+    const now = (this.opts.clock ?? systemClock).now()
+    return Math.max(5, Math.min(pollMs, next - now))
+  }
+
+  /** Reclaimer tick: every priority stream of every queue, iterating XAUTOCLAIM's cursor. */
+  private async reclaim(): Promise<void> {
+    for (const q of this.settings.workerQueues) {
+      for (const p of PRIORITIES) {
+        let cursor = '0-0'
+        do {
+          const r = await this.store.reclaim(q, this.id, p, this.settings.claimIdleMs, this.settings.maxDeliveries, cursor)
+          cursor = r.cursor
+          if (r.requeued || r.poisoned || r.cancelled) this.log.warn({ queue: q, priority: p, ...r }, 'reclaimed stalled jobs')
+          if (r.lost) {
+            this.lostEntries += r.lost
+            this.log.error({ queue: q, priority: p, lost: r.lost }, 'ALARM: pending entries were deleted from the stream outside DTQ (jobs lost)')
+          }
+        } while (cursor !== '0-0')
+      }
+    }
+  }
+
+  /** Janitor tick: one worker per queue at a time (a short lock) bounds what grows. */
+  private async sweep(): Promise<void> {
+    const live = new Set((await this.registry.list()).map((w) => w.id))
+    live.add(this.id)
+    for (const q of this.settings.workerQueues) {
+      const got = await this.redis.set(this.store.keys.janitorLock(q), this.id, 'PX', 20_000, 'NX')
+      if (got !== 'OK') continue
+      const r = await this.store.sweep(q, live, this.settings.claimIdleMs * 2)
+      if (r.indexEntries || r.dlqEntries || r.consumers) this.log.debug({ queue: q, ...r }, 'janitor swept')
+    }
+  }
+
+  /**
+   * Graceful shutdown (invariant 8), in this order:
+   *  1. state → stopping (the registry shows it); no new fetches (the blocking read is cut);
+   *  2. scheduler, reclaimer and janitor stop;
+   *  3. running jobs get until the shutdown deadline to finish — their leases keep being renewed;
+   *  4. at the deadline, what still runs is aborted and handed back for immediate redelivery;
+   *  5. the lease thread stops;
+   *  6. the consumer is removed from each group where it holds nothing pending;
+   *  7. the registry entry goes; connections close.
+   */
+  close(timeoutMs = this.settings.shutdownTimeoutMs): Promise<void> {
+    this.closing ??= this.shutdown(timeoutMs)
+    return this.closing
+  }
+
+  private async shutdown(timeoutMs: number): Promise<void> {
+    if (this.state === 'idle') {
+      this.state = 'stopped'
+      this.disconnect()
+      this.resolveStopped()
+      return
+    }
+    const deadline = Date.now() + timeoutMs
+    this.state = 'stopping'
+    this.log.info({ worker: this.id, running: this.processor.active, timeoutMs }, 'worker stopping')
+    await this.processor.stopFetching()
+    await Promise.all(this.tickers.map((t) => t.stop()))
+    await this.beat().catch(() => {})
+    await this.processor.drain(deadline)
+    const handedBack = await this.processor.handBackAll()
+    if (handedBack) this.log.warn({ worker: this.id, handedBack }, 'unfinished jobs handed back')
+    // Let outcomes of jobs that finished at the deadline be written before the lease thread stops.
+    await this.processor.drain(Date.now() + 2000)
+    await this.leases.stop()
+    await this.heartbeat.stop()
+    for (const q of this.settings.workerQueues) await this.store.removeConsumer(q, this.id).catch(() => {})
+    await this.registry.remove(this.id).catch(() => {})
+    this.state = 'stopped'
+    this.disconnect()
+    this.log.info({ worker: this.id, processed: this.processor.processed }, 'worker stopped')
+    this.resolveStopped()
+  }
+
+  private disconnect(): void {
+    this.redis.disconnect()
+    this.blocking.disconnect()
+    this.subscriber.disconnect()
+  }
+}
