@@ -359,6 +359,7 @@ export class JobStore {
     const state = sources.map(() => ({ buf: [] as Candidate[], done: false, pos: cursor, offset: 0 }))
     const items: T[] = []
     let scanned = 0
+    let leftover = false
     let last: Candidate | null = null
     const starving = () => state.some((s) => !s.done && !s.buf.length)
 
@@ -393,17 +394,21 @@ export class JobStore {
       }
       if (!batch.length) break
       const jobs = await this.hydrate(batch)
-      for (let i = 0; i < batch.length && items.length < limit; i++) {
+      let i = 0
+      for (; i < batch.length && items.length < limit; i++) {
         scanned++
         last = batch[i]!
         const job = jobs[i]
         const v = job ? accept(job, batch[i]!) : null
         if (v !== null) items.push(v)
       }
-      // Candidates of the batch left unscanned go back (only when the page filled up).
-      if (last !== batch[batch.length - 1]) break
+      // The page filled up before the batch ended: what is left comes on the next page.
+      if (i < batch.length) {
+        leftover = true
+        break
+      }
     }
-    const more = state.some((s) => s.buf.length || !s.done)
+    const more = leftover || state.some((s) => s.buf.length || !s.done)
     return { items, next_cursor: more && last ? encodeCursor(last) : null }
   }
 

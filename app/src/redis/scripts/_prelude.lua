@@ -80,7 +80,11 @@ end
 -- Dead-letters a job that is leaving `from` (its stream entry already handled by the caller).
 local function dead_letter(id, from, ttype, message, attempts)
   local jk = k_job(id)
-  local dlq_entry = redis.call('XADD', k_dlq, '*', 'id', id, 'type', ttype or '', 'error', message,
+  -- The entry id carries the (passed-in) failure time, so purging by age is an XRANGE by id.
+  local last = redis.call('XREVRANGE', k_dlq, '+', '-', 'COUNT', 1)[1]
+  local entry_id = '*'
+  if not last or tonumber(string.match(last[1], '^(%d+)')) < NOW then entry_id = NOW .. '-*' end
+  local dlq_entry = redis.call('XADD', k_dlq, entry_id, 'id', id, 'type', ttype or '', 'error', message,
     'attempts', attempts or '0', 'failed_at', NOW)
   redis.call('HSET', jk, 'state', 'failed', 'error', message, 'finished_at', NOW, 'updated_at', NOW, 'dlq_entry', dlq_entry)
   move_idx(id, from, 'failed')

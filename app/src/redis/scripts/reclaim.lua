@@ -35,17 +35,18 @@ for _, e in ipairs(r[2]) do
     if h[1] ~= 'active' or h[2] ~= entry then
       bump('orphan_entries')
     else
-      redis.call('HINCRBY', k_job(id), 'epoch', 1)
       local stalls = redis.call('HINCRBY', k_job(id), 'stalls', 1)
       bump('stalled')
       if h[4] == '1' then
+        redis.call('HINCRBY', k_job(id), 'epoch', 1) -- fences the old owner out
         cancel_job(id, 'active', h[3])
         cancelled = cancelled + 1
       elseif stalls > max_deliveries then
+        redis.call('HINCRBY', k_job(id), 'epoch', 1)
         dead_letter(id, 'active', h[3], 'poison: lease lapsed ' .. stalls .. ' times (worker crashed or stalled)', h[5])
         poisoned = poisoned + 1
       else
-        requeue(id, 'active', prio, h[3], 'stalled')
+        requeue(id, 'active', prio, h[3], 'stalled') -- bumps the epoch
         requeued = requeued + 1
       end
     end

@@ -1,0 +1,46 @@
+import { readFileSync } from 'node:fs'
+import { describe, expect, it } from 'vitest'
+import { ConfigError, loadConfig, SETTINGS } from './config.ts'
+
+describe('loadConfig', () => {
+  it('applies every default', () => {
+    const c = loadConfig({})
+    expect(c.redisUrl).toBe('redis://127.0.0.1:6379')
+    expect(c.keyPrefix).toBe('dtq')
+    expect(c.maxRetries).toBe(3)
+    expect(c.workerQueues).toEqual(['default'])
+    expect(c.backoffMultiplier).toBe(2)
+    expect(Object.isFrozen(c)).toBe(true)
+  })
+
+  it('parses values and lists', () => {
+    const c = loadConfig({ WORKER_QUEUES: 'a, b,c', WORKER_CONCURRENCY: '7', BACKOFF_MULTIPLIER: '1.5', ENVIRONMENT: 'production' })
+    expect(c.workerQueues).toEqual(['a', 'b', 'c'])
+    expect(c.workerConcurrency).toBe(7)
+    expect(c.backoffMultiplier).toBe(1.5)
+    expect(c.environment).toBe('production')
+  })
+
+  it('names every bad variable in one error', () => {
+    let err: unknown
+    try {
+      loadConfig({ PORT: 'eighty', MAX_RETRIES: '-1', REDIS_URL: 'http://x', WORKER_QUEUES: 'ok,{bad}', ENVIRONMENT: 'prod', KEY_PREFIX: 'a:b' })
+    } catch (e) {
+      err = e
+    }
+    expect(err).toBeInstanceOf(ConfigError)
+    const problems = (err as ConfigError).problems.join('\n')
+    for (const name of ['PORT', 'MAX_RETRIES', 'REDIS_URL', 'WORKER_QUEUES', 'ENVIRONMENT', 'KEY_PREFIX']) {
+      expect(problems).toContain(name)
+    }
+  })
+
+  it('rejects a lease that cannot renew inside the claim window', () => {
+    expect(() => loadConfig({ LEASE_MS: '20000', CLAIM_IDLE_MS: '30000' })).toThrow(/LEASE_MS/)
+  })
+
+  it('lists every setting in .env.example with its default', () => {
+    const example = readFileSync(new URL('../../.env.example', import.meta.url), 'utf8')
+    for (const s of SETTINGS) expect(example).toMatch(new RegExp(`^#? ?${s.env}=${s.default.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`, 'm'))
+  })
+})

@@ -1,0 +1,118 @@
+/** Test bundle: a unique key prefix per test, settings, a Queue, a controllable clock, cleanup. */
+import { randomBytes } from 'node:crypto'
+import type { Redis } from 'ioredis'
+import { inject } from 'vitest'
+import { type Config, loadConfig } from '../src/config.ts'
+import { Queue } from '../src/queue/queue.ts'
+import { connectRedis, createRedis } from '../src/redis/connection.ts'
+import type { Clock } from '../src/redis/store.ts'
+import { Worker, type WorkerOptions } from '../src/worker/worker.ts'
+
+export class FakeClock implements Clock {
+  t: number
+  constructor(t = Date.UTC(2026, 10, 22, 12, 0, 0)) {
+    this.t = t
+  }
+  now(): number {
+    return this.t
+  }
+  advance(ms: number): void {
+    this.t += ms
+  }
+}
+
+export function testRedisUrl(): string {
+  return inject('redisUrl')
+}
+
+export async function waitFor<T>(
+  check: () => T | Promise<T>,
+  opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 15_000)
+  let last: unknown
+  for (;;) {
+    try {
+      const v = await check()
+      if (v) return v as NonNullable<T>
+    } catch (err) {
+      last = err
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${opts.what ?? 'condition'}${last ? `: ${(last as Error).message}` : ''}`)
+    }
+    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 20))
+  }
+}
+
+export interface Bundle {
+  prefix: string
+  config: Config
+  redis: Redis
+  queue: Queue
+  clock: Clock
+  worker(overrides?: Partial<Config>, opts?: WorkerOptions): Worker
+  /** Every key under the test's prefix. */
+  keys(): Promise<string[]>
+  cleanup(): Promise<void>
+}
+
+/** Settings for tests: short windows so crash detection and retries happen in a second or so. */
+export function testConfig(prefix: string, overrides: Partial<Config> = {}, url = testRedisUrl()): Config {
+  return loadConfig(
+    {
+      REDIS_URL: url,
+      KEY_PREFIX: prefix,
+      LEASE_MS: '100',
+      CLAIM_IDLE_MS: '1000',
+      INITIAL_BACKOFF_MS: '50',
+      MAX_BACKOFF_MS: '200',
+      SHUTDOWN_TIMEOUT_MS: '2000',
+      WORKER_CONCURRENCY: '4',
+      LOG_LEVEL: 'silent',
+    },
+    overrides,
+  )
+}
+
+export async function setup(opts: { clock?: Clock; config?: Partial<Config>; url?: string } = {}): Promise<Bundle> {
+  const prefix = `t${randomBytes(5).toString('hex')}`
+  const config = testConfig(prefix, opts.config, opts.url)
+  const redis = createRedis({ url: config.redisUrl, commandTimeoutMs: config.redisCommandTimeoutMs })
+  await connectRedis(redis)
+  const clock = opts.clock ?? { now: () => Date.now() }
+  const queue = new Queue(redis, config, { clock })
+  const workers: Worker[] = []
+  return {
+    prefix,
+    config,
+    redis,
+    queue,
+    clock,
+    worker(overrides = {}, wopts = {}) {
+      const w = new Worker({ ...config, ...overrides }, { heartbeatMs: 200, janitorEveryMs: 60_000, schedulerPollMs: 50, ...wopts })
+      workers.push(w)
+      return w
+    },
+    async keys() {
+      const out: string[] = []
+      let cursor = '0'
+      do {
+        const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
+        cursor = next
+        out.push(...batch)
+      } while (cursor !== '0')
+      return out.sort()
+    },
+    async cleanup() {
+      await Promise.all(workers.map((w) => w.close(500).catch(() => {})))
+      let cursor = '0'
+      do {
+        const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
+        cursor = next
+        if (batch.length) await redis.del(...batch)
+      } while (cursor !== '0')
+      redis.disconnect()
+    },
+  }
+}

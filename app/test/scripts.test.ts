@@ -1,0 +1,643 @@
+/**
+ * Every script against a real redis-server: seed → act → read back. A fake clock drives time;
+ * each test has its own key prefix.
+ */
+import { readFileSync } from 'node:fs'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { DtqError } from '../src/errors.ts'
+import { PRIORITIES } from '../src/queue/job.ts'
+import { canTransition } from '../src/queue/states.ts'
+import { connectRedis } from '../src/redis/connection.ts'
+import { GROUP } from '../src/redis/keys.ts'
+import type { JobStore } from '../src/redis/store.ts'
+import { type Bundle, FakeClock, setup } from './helpers.ts'
+
+let b: Bundle
+let clock: FakeClock
+let store: JobStore
+const Q = 'default'
+
+beforeEach(async () => {
+  clock = new FakeClock()
+  b = await setup({ clock })
+  store = b.queue.store
+})
+afterEach(() => b.cleanup())
+
+async function deliverOne(consumer = 'w1') {
+  const d = await store.deliver(Q, consumer, 1)
+  expect(d.jobs).toHaveLength(1)
+  return d.jobs[0]!
+}
+
+async function state(id: string) {
+  return (await store.getJob(Q, id))?.state
+}
+
+describe('keys', () => {
+  it('the Lua prelude builds the same key names as keys.ts', () => {
+    const prelude = readFileSync(new URL('../src/redis/scripts/_prelude.lua', import.meta.url), 'utf8')
+    const k = store.keys
+    const base = k.base(Q)
+    const lua: Record<string, string> = {
+      [k.job(Q, 'X')]: `${base}:job:X`,
+      [k.logs(Q, 'X')]: `${base}:logs:X`,
+      [k.stream(Q, 'high')]: `${base}:stream:high`,
+      [k.index(Q, 'queued')]: `${base}:idx:queued`,
+      [k.idempotency(Q, 'H')]: `${base}:idem:H`,
+      [k.delayed(Q)]: `${base}:delayed`,
+      [k.dlq(Q)]: `${base}:dlq`,
+      [k.events(Q)]: `${base}:events`,
+      [k.stats(Q)]: `${base}:stats`,
+      [k.throughput(Q, 7)]: `${base}:tp:7`,
+    }
+    for (const [ts, expected] of Object.entries(lua)) expect(ts).toBe(expected)
+    for (const frag of [":job:'", ":logs:'", ":stream:'", ":idx:'", ":idem:'", ":delayed'", ":dlq'", ":events'", ":stats'", ":tp:'"]) {
+      expect(prelude).toContain(frag)
+    }
+    expect(prelude).toContain(`local GROUP = '${GROUP}'`)
+  })
+
+  it('keeps every key of a queue under its hash tag and the prefix', async () => {
+    await b.queue.add('echo', { a: 1 }, { idempotency_key: 'k1' })
+    await b.queue.add('echo', {}, { delay_ms: 1000 })
+    const j = await deliverOne()
+    await store.complete(Q, [{ id: j.id, epoch: j.epoch, result: '1' }])
+    const keys = await b.keys()
+    expect(keys.length).toBeGreaterThan(5)
+    for (const key of keys) expect(key === `${b.prefix}:queues` || key.startsWith(`${b.prefix}:{${Q}}:`)).toBe(true)
+  })
+})
+
+describe('enqueue', () => {
+  it('writes a queued job: hash, stream entry, index, counters, event', async () => {
+    const { job, created } = await b.queue.add('echo', { hello: 'world' }, { partition_key: 'p1', max_retries: 2, timeout_ms: 500 })
+    expect(created).toBe(true)
+    expect(job).toMatchObject({
+      queue: Q,
+      task_type: 'echo',
+      payload: { hello: 'world' },
+      state: 'queued',
+      priority: 'normal',
+      attempts: 0,
+      max_retries: 2,
+      timeout_ms: 500,
+      partition_key: 'p1',
+      created_at: clock.now(),
+    })
+    expect(await b.redis.xlen(store.keys.stream(Q, 'normal'))).toBe(1)
+    expect(await b.redis.zscore(store.keys.index(Q, 'queued'), job.id)).toBe(String(clock.now()))
+    expect(await b.redis.hget(store.keys.stats(Q), 'created')).toBe('1')
+    const events = await b.redis.xrange(store.keys.events(Q), '-', '+')
+    expect(events.map(([, f]) => f)).toEqual([['job', job.id, 'event', 'queued', 'type', 'echo']])
+  })
+
+  it('returns the original job for a repeated idempotency key and writes nothing', async () => {
+    const first = await b.queue.add('echo', { n: 1 }, { idempotency_key: 'order-42' })
+    const before = await b.keys()
+    const events = await b.redis.xlen(store.keys.events(Q))
+    const again = await b.queue.add('echo', { n: 2 }, { idempotency_key: 'order-42' })
+    expect(again.created).toBe(false)
+    expect(again.job.id).toBe(first.job.id)
+    expect(again.job.payload).toEqual({ n: 1 })
+    expect(await b.keys()).toEqual(before)
+    expect(await b.redis.xlen(store.keys.events(Q))).toBe(events)
+    expect(await b.redis.xlen(store.keys.stream(Q, 'normal'))).toBe(1)
+    expect((await b.queue.findByIdempotencyKey('order-42'))?.id).toBe(first.job.id)
+  })
+
+  it('treats a caller-chosen id that exists as a duplicate', async () => {
+    await b.queue.add('echo', 1, { id: 'job-1' })
+    const again = await b.queue.add('echo', 2, { id: 'job-1' })
+    expect(again).toMatchObject({ created: false, job: { id: 'job-1', payload: 1 } })
+  })
+
+  it('bulk-adds across queues with per-item results', async () => {
+    const res = await b.queue.addBulk([
+      { task_type: 'echo', payload: 1 },
+      { task_type: 'echo', payload: 2, queue: 'other', priority: 'high' },
+      { task_type: 'echo', payload: 3, id: 'dup' },
+      { task_type: 'echo', payload: 4, id: 'dup' },
+    ])
+    expect(res.map((r) => [r.job.queue, r.created])).toEqual([
+      [Q, true],
+      ['other', true],
+      [Q, true],
+      [Q, false],
+    ])
+    expect(await b.queue.queueNames()).toEqual(['default', 'other'])
+  })
+
+  it('schedules delayed jobs (delay_ms and run_at)', async () => {
+    const a = await b.queue.add('echo', {}, { delay_ms: 5000 })
+    const at = new Date(clock.now() + 60_000).toISOString()
+    const c = await b.queue.add('echo', {}, { run_at: at })
+    expect(a.job).toMatchObject({ state: 'scheduled', run_at: clock.now() + 5000 })
+    expect(c.job).toMatchObject({ state: 'scheduled', run_at: clock.now() + 60_000 })
+    expect(await b.redis.zcard(store.keys.delayed(Q))).toBe(2)
+    expect(await b.redis.xlen(store.keys.stream(Q, 'normal'))).toBe(0)
+    // A time in the past runs now.
+    const now = await b.queue.add('echo', {}, { run_at: clock.now() - 1000 })
+    expect(now.job.state).toBe('queued')
+  })
+
+  it.each([
+    [{ task_type: 'bad type!' }, /task_type/],
+    [{ task_type: 'echo', queue: 'a{b}' }, /queue/],
+    [{ task_type: 'echo', queue: 'a:b' }, /queue/],
+    [{ task_type: 'echo', priority: 'urgent' }, /priority/],
+    [{ task_type: 'echo', max_retries: -1 }, /max_retries/],
+    [{ task_type: 'echo', max_retries: 1.5 }, /max_retries/],
+    [{ task_type: 'echo', timeout_ms: 'soon' }, /timeout_ms/],
+    [{ task_type: 'echo', delay_ms: -5 }, /delay_ms/],
+    [{ task_type: 'echo', delay_ms: 5, run_at: 1 }, /not both/],
+    [{ task_type: 'echo', run_at: 'tomorrow-ish' }, /run_at/],
+    [{ task_type: 'echo', id: 'has space' }, /id/],
+    [{ task_type: 'echo', idempotency_key: 'a\u0000b' }, /idempotency_key/],
+    [{ task_type: 'echo', idempotency_key: 'k'.repeat(300) }, /idempotency_key/],
+    [{ task_type: 'echo', payload: 'x'.repeat(2_000_000) }, /payload is \d+ bytes/],
+    [{ task_type: 'echo', backoff: { multiplier: 0 } }, /backoff.multiplier/],
+  ])('rejects %j with a clear error and writes nothing', async (spec, msg) => {
+    const err = await b.queue.addBulk([spec as never]).catch((e) => e)
+    expect(err).toBeInstanceOf(DtqError)
+    expect(err.code).toBe('VALIDATION')
+    expect(err.message).toMatch(msg)
+    expect(await b.keys()).toEqual([])
+  })
+
+  it('writes nothing from a bulk with one bad item', async () => {
+    const err = await b.queue.addBulk([{ task_type: 'echo' }, { task_type: 'echo', priority: 'x' as never }]).catch((e) => e)
+    expect(err.message).toMatch(/jobs\[1\]: priority/)
+    expect(await b.keys()).toEqual([])
+  })
+
+  it('rejects a deeply nested payload', async () => {
+    let deep: unknown = 1
+    for (let i = 0; i < 100; i++) deep = { d: deep }
+    await expect(b.queue.add('echo', deep)).rejects.toThrow(/nested deeper/)
+    expect(await b.keys()).toEqual([])
+  })
+})
+
+describe('deliver', () => {
+  it('serves high before normal before low, in batches of up to count', async () => {
+    await b.queue.add('echo', 'low', { priority: 'low' })
+    await b.queue.add('echo', 'n1')
+    await b.queue.add('echo', 'h1', { priority: 'high' })
+    await b.queue.add('echo', 'n2')
+    const d = await store.deliver(Q, 'w1', 3)
+    expect(d.jobs.map((j) => j.payload)).toEqual(['h1', 'n1', 'n2'])
+    expect(d.tails).toEqual([])
+    const rest = await store.deliver(Q, 'w1', 10)
+    expect(rest.jobs.map((j) => j.payload)).toEqual(['low'])
+    expect(rest.tails).toHaveLength(3)
+  })
+
+  it('starts the job: active, attempt counted, fresh epoch, worker recorded', async () => {
+    const { job } = await b.queue.add('echo', {})
+    clock.advance(10)
+    const j = await deliverOne('w1')
+    expect(j).toMatchObject({ id: job.id, state: 'active', attempts: 1, epoch: 1, worker: 'w1', started_at: clock.now() })
+    expect(await b.redis.zscore(store.keys.index(Q, 'active'), job.id)).not.toBeNull()
+    expect(await b.redis.zscore(store.keys.index(Q, 'queued'), job.id)).toBeNull()
+    const pending = (await b.redis.xpending(store.keys.stream(Q, 'normal'), GROUP)) as [number]
+    expect(pending[0]).toBe(1)
+  })
+
+  it('returns nothing and the stream tails when empty', async () => {
+    const d = await store.deliver(Q, 'w1', 5)
+    expect(d).toEqual({ jobs: [], tails: ['0-0', '0-0', '0-0'] })
+  })
+
+  it('drops (and counts) an entry whose job is gone', async () => {
+    const { job } = await b.queue.add('echo', {})
+    await b.redis.del(store.keys.job(Q, job.id))
+    const d = await store.deliver(Q, 'w1', 5)
+    expect(d.jobs).toEqual([])
+    expect(await b.redis.xlen(store.keys.stream(Q, 'normal'))).toBe(0)
+    expect(await b.redis.hget(store.keys.stats(Q), 'orphan_entries')).toBe('1')
+  })
+})
+
+describe('complete', () => {
+  it('stores the result, acks and deletes the entry, expires the job', async () => {
+    await b.queue.add('echo', {})
+    const j = await deliverOne()
+    clock.advance(25)
+    expect(await store.complete(Q, [{ id: j.id, epoch: j.epoch, result: '{"ok":true}' }])).toEqual([1])
+    const done = await store.getJob(Q, j.id)
+    expect(done).toMatchObject({ state: 'completed', result: { ok: true }, finished_at: clock.now() })
+    expect(await b.redis.xlen(store.keys.stream(Q, 'normal'))).toBe(0)
+    expect(((await b.redis.xpending(store.keys.stream(Q, 'normal'), GROUP)) as [number])[0]).toBe(0)
+    const ttl = await b.redis.ttl(store.keys.job(Q, j.id))
+    expect(ttl).toBeGreaterThan(b.config.completedRetentionS - 5)
+    expect(await b.redis.hget(store.keys.stats(Q), 'completed')).toBe('1')
+    const tp = await store.throughput([Q], 2)
+    expect(tp[1]?.completed).toBe(1)
+  })
+
+  it('rejects a stale owner (fenced) and counts it', async () => {
+    await b.queue.add('echo', {})
+    const j = await deliverOne('w1')
+    // The lease lapses; another worker's reclaimer takes it back, and w2 gets it.
+    const entry = (await b.redis.hget(store.keys.job(Q, j.id), 'entry'))!
+    await b.redis.xclaim(store.keys.stream(Q, 'normal'), GROUP, 'w1', 0, entry, 'IDLE', 60_000, 'JUSTID')
+    const r = await store.reclaim(Q, 'w2', 'normal', 1000, 5)
+    expect(r.requeued).toBe(1)
+    const j2 = await deliverOne('w2')
+    expect(j2.epoch).toBe(j.epoch + 2)
+    expect(await store.complete(Q, [{ id: j.id, epoch: j.epoch, result: '"stale"' }])).toEqual([0])
+    expect(await state(j.id)).toBe('active')
+    expect(await b.redis.hget(store.keys.stats(Q), 'stale_writes')).toBe('1')
+    expect(await store.complete(Q, [{ id: j2.id, epoch: j2.epoch, result: '"fresh"' }])).toEqual([1])
+    expect((await store.getJob(Q, j.id))?.result).toBe('fresh')
+  })
+
+  it('completes a batch, each item fenced on its own', async () => {
+    await b.queue.addBulk([{ task_type: 'echo' }, { task_type: 'echo' }, { task_type: 'echo' }])
+    const d = await store.deliver(Q, 'w1', 3)
+    const items = d.jobs.map((j) => ({ id: j.id, epoch: j.epoch, result: 'null' }))
+    items[1]!.epoch = 99
+    expect(await store.complete(Q, items)).toEqual([1, 0, 1])
+  })
+})
+
+describe('fail', () => {
+  const err = { message: 'boom', stack: 'Error: boom\n  at x', worker: 'w1', attempt: 1 }
+
+  it('retries with the given delay while retries remain, then dead-letters', async () => {
+    const { job } = await b.queue.add('echo', {}, { max_retries: 1 })
+    let j = await deliverOne()
+    expect(await store.fail(Q, j.id, j.epoch, 'retry', err, 1500)).toBe('retrying')
+    let cur = await store.getJob(Q, job.id)
+    expect(cur).toMatchObject({ state: 'retrying', failures: 1, error: 'boom', run_at: clock.now() + 1500 })
+    expect(cur?.errors).toEqual([{ ...err, at: clock.now() }])
+    expect(await b.redis.zscore(store.keys.delayed(Q), job.id)).toBe(String(clock.now() + 1500))
+
+    clock.advance(1500)
+    expect((await store.promote(Q)).moved).toBe(1)
+    j = await deliverOne()
+    expect(j.attempts).toBe(2)
+    expect(await store.fail(Q, j.id, j.epoch, 'retry', { ...err, message: 'boom 2', attempt: 2 }, 1500)).toBe('failed')
+    cur = await store.getJob(Q, job.id)
+    expect(cur).toMatchObject({ state: 'failed', failures: 2, error: 'boom 2' })
+    expect(cur?.errors.map((e) => e.message)).toEqual(['boom', 'boom 2'])
+    const dlq = await b.redis.xrange(store.keys.dlq(Q), '-', '+')
+    expect(dlq).toHaveLength(1)
+    expect(dlq[0]![1]).toEqual(['id', job.id, 'type', 'echo', 'error', 'boom 2', 'attempts', '2', 'failed_at', String(clock.now())])
+    expect(await b.redis.ttl(store.keys.job(Q, job.id))).toBeGreaterThan(b.config.failedRetentionS - 5)
+    expect(await b.redis.xlen(store.keys.stream(Q, 'normal'))).toBe(0)
+  })
+
+  it('dead-letters a permanent failure at once', async () => {
+    await b.queue.add('echo', {}, { max_retries: 5 })
+    const j = await deliverOne()
+    expect(await store.fail(Q, j.id, j.epoch, 'permanent', err, 0)).toBe('failed')
+    expect(await state(j.id)).toBe('failed')
+  })
+
+  it('is fenced like complete', async () => {
+    await b.queue.add('echo', {})
+    const j = await deliverOne()
+    expect(await store.fail(Q, j.id, j.epoch + 1, 'retry', err, 0)).toBe('stale')
+    expect(await state(j.id)).toBe('active')
+  })
+
+  it('keeps a bounded error history', async () => {
+    await b.queue.add('echo', {}, { max_retries: 40 })
+    for (let i = 0; i < 30; i++) {
+      const j = await deliverOne()
+      await store.fail(Q, j.id, j.epoch, 'retry', { ...err, message: `e${i}` }, 0)
+      await store.promote(Q)
+    }
+    const j = (await b.queue.listJobs()).items[0]!
+    expect(j.errors).toHaveLength(25)
+    expect(j.errors[24]?.message).toBe('e29')
+  })
+})
+
+describe('promote', () => {
+  it('moves only due jobs and reports the next due time', async () => {
+    await b.queue.add('echo', 'soon', { delay_ms: 1000 })
+    await b.queue.add('echo', 'later', { delay_ms: 5000, priority: 'high' })
+    expect(await store.promote(Q)).toEqual({ moved: 0, nextDue: clock.now() + 1000 })
+    clock.advance(1000)
+    expect(await store.promote(Q)).toEqual({ moved: 1, nextDue: clock.now() + 4000 })
+    clock.advance(4000)
+    expect(await store.promote(Q)).toEqual({ moved: 1, nextDue: null })
+    const d = await store.deliver(Q, 'w', 5)
+    expect(d.jobs.map((j) => j.payload)).toEqual(['later', 'soon'])
+  })
+
+  it('moves each due job exactly once with three schedulers racing', async () => {
+    const n = 600
+    await b.queue.addBulk(Array.from({ length: n }, (_, i) => ({ task_type: 'echo', payload: i, delay_ms: 1 + (i % 50) })))
+    clock.advance(100)
+    const results = await Promise.all([0, 1, 2].map(() => Promise.all(Array.from({ length: 5 }, () => store.promote(Q, 37)))))
+    let moved = results.flat().reduce((a, r) => a + r.moved, 0)
+    while (true) {
+      const r = await store.promote(Q, 500)
+      moved += r.moved
+      if (!r.moved) break
+    }
+    expect(moved).toBe(n)
+    expect(await b.redis.xlen(store.keys.stream(Q, 'normal'))).toBe(n)
+    expect(await b.redis.zcard(store.keys.delayed(Q))).toBe(0)
+    const d = await store.deliver(Q, 'w', n + 10)
+    expect(new Set(d.jobs.map((j) => j.payload)).size).toBe(n)
+  })
+})
+
+describe('reclaim', () => {
+  async function expire(id: string) {
+    // Make the entry look idle for long (as if its worker died).
+    const h = await b.redis.hmget(store.keys.job(Q, id), 'entry', 'priority', 'worker')
+    await b.redis.xclaim(store.keys.stream(Q, h[1] as never), GROUP, h[2]!, 0, h[0]!, 'IDLE', 60_000, 'JUSTID')
+  }
+
+  it('leaves leased jobs alone and requeues lapsed ones with a new epoch', async () => {
+    await b.queue.addBulk([{ task_type: 'echo', payload: 'a' }, { task_type: 'echo', payload: 'b' }])
+    const d = await store.deliver(Q, 'w1', 2)
+    expect((await store.reclaim(Q, 'w2', 'normal', 1000, 5)).requeued).toBe(0)
+    await expire(d.jobs[0]!.id)
+    const r = await store.reclaim(Q, 'w2', 'normal', 1000, 5)
+    expect(r).toMatchObject({ cursor: '0-0', requeued: 1, poisoned: 0, lost: 0 })
+    const j = await store.getJob(Q, d.jobs[0]!.id)
+    expect(j).toMatchObject({ state: 'queued', stalls: 1, epoch: 2 })
+    expect(await state(d.jobs[1]!.id)).toBe('active')
+    const again = await deliverOne('w2')
+    expect(again.id).toBe(d.jobs[0]!.id)
+  })
+
+  it('iterates its cursor over many entries', async () => {
+    await b.queue.addBulk(Array.from({ length: 25 }, () => ({ task_type: 'echo' })))
+    const d = await store.deliver(Q, 'w1', 25)
+    for (const j of d.jobs) await expire(j.id)
+    let cursor = '0-0'
+    let requeued = 0
+    let pages = 0
+    do {
+      const r = await store.reclaim(Q, 'w2', 'normal', 1000, 5, cursor, 10)
+      cursor = r.cursor
+      requeued += r.requeued
+      pages++
+    } while (cursor !== '0-0')
+    expect(requeued).toBe(25)
+    expect(pages).toBeGreaterThanOrEqual(3)
+  })
+
+  it('dead-letters a poison job after MAX_DELIVERIES crashes', async () => {
+    const { job } = await b.queue.add('echo', {})
+    for (let i = 1; i <= 3; i++) {
+      const j = await deliverOne(`w${i}`)
+      await expire(j.id)
+      const r = await store.reclaim(Q, 'reaper', 'normal', 1000, 2)
+      if (i <= 2) expect(r.requeued).toBe(1)
+      else expect(r.poisoned).toBe(1)
+    }
+    const j = await store.getJob(Q, job.id)
+    expect(j).toMatchObject({ state: 'failed', stalls: 3 })
+    expect(j?.error).toMatch(/poison/)
+    expect(await b.redis.xlen(store.keys.dlq(Q))).toBe(1)
+  })
+
+  it('cancels a lapsed job whose cancel was requested', async () => {
+    await b.queue.add('echo', {})
+    const j = await deliverOne()
+    expect((await b.queue.cancel(j.id)).outcome).toBe('requested')
+    await expire(j.id)
+    expect((await store.reclaim(Q, 'w2', 'normal', 1000, 5)).cancelled).toBe(1)
+    expect(await state(j.id)).toBe('cancelled')
+  })
+
+  it('counts entries deleted from the stream while pending (lost) and clears them', async () => {
+    await b.queue.add('echo', {})
+    const j = await deliverOne()
+    const h = await b.redis.hmget(store.keys.job(Q, j.id), 'entry')
+    await expire(j.id)
+    await b.redis.xdel(store.keys.stream(Q, 'normal'), h[0]!)
+    const r = await store.reclaim(Q, 'w2', 'normal', 1000, 5)
+    expect(r.lost).toBe(1)
+    expect(await b.redis.hget(store.keys.stats(Q), 'lost_entries')).toBe('1')
+    expect(((await b.redis.xpending(store.keys.stream(Q, 'normal'), GROUP)) as [number])[0]).toBe(0)
+  })
+})
+
+describe('heartbeat', () => {
+  it('renews the lease of owned jobs (idle time reset) and reports lost ones', async () => {
+    await b.queue.addBulk([{ task_type: 'echo' }, { task_type: 'echo' }])
+    const d = await store.deliver(Q, 'w1', 2)
+    const [a, c] = d.jobs
+    const stream = store.keys.stream(Q, 'normal')
+    const entryA = (await b.redis.hget(store.keys.job(Q, a!.id), 'entry'))!
+    await b.redis.xclaim(stream, GROUP, 'w1', 0, entryA, 'IDLE', 60_000, 'JUSTID')
+    const res = await store.heartbeat(Q, 'w1', [
+      { id: a!.id, epoch: a!.epoch },
+      { id: c!.id, epoch: c!.epoch + 1 },
+    ])
+    expect(res).toEqual([1, 0])
+    const pending = (await b.redis.xpending(stream, GROUP, 'IDLE', 0, '-', '+', 10)) as Array<[string, string, number, number]>
+    const pa = pending.find((p) => p[0] === entryA)!
+    expect(pa[2]).toBeLessThan(1000)
+    expect(pa[3]).toBe(1) // delivery count not raised
+    expect(await store.heartbeat(Q, 'someone-else', [{ id: a!.id, epoch: a!.epoch }])).toEqual([0])
+  })
+
+  it('tells the owner about a cancel request', async () => {
+    await b.queue.add('echo', {})
+    const j = await deliverOne()
+    await b.queue.cancel(j.id)
+    expect(await store.heartbeat(Q, 'w1', [{ id: j.id, epoch: j.epoch }])).toEqual([2])
+  })
+})
+
+describe('hand back', () => {
+  it('requeues owned jobs at once and fences the old owner out', async () => {
+    await b.queue.add('echo', {})
+    const j = await deliverOne()
+    expect(await store.handBack(Q, [{ id: j.id, epoch: j.epoch }, { id: 'nope', epoch: 1 }])).toEqual([1, 0])
+    expect(await store.getJob(Q, j.id)).toMatchObject({ state: 'queued', epoch: j.epoch + 1 })
+    expect(await store.complete(Q, [{ id: j.id, epoch: j.epoch, result: '1' }])).toEqual([0])
+    const again = await deliverOne('w2')
+    expect(again.id).toBe(j.id)
+  })
+})
+
+describe('cancel', () => {
+  it.each(['queued', 'scheduled', 'retrying'] as const)('cancels a %s job at once', async (st) => {
+    const { job } = await b.queue.add('echo', {}, st === 'scheduled' ? { delay_ms: 1000 } : {})
+    if (st === 'retrying') {
+      const j = await deliverOne()
+      await store.fail(Q, j.id, j.epoch, 'retry', { message: 'x', worker: 'w', attempt: 1 }, 1000)
+    }
+    expect(await state(job.id)).toBe(st)
+    const r = await b.queue.cancel(job.id)
+    expect(r.outcome).toBe('cancelled')
+    expect(r.job.state).toBe('cancelled')
+    expect(canTransition(st, 'cancel', 'cancelled')).toBe(true)
+    expect(await b.redis.xlen(store.keys.stream(Q, 'normal'))).toBe(0)
+    expect(await b.redis.zcard(store.keys.delayed(Q))).toBe(0)
+    expect(await store.deliver(Q, 'w', 5)).toMatchObject({ jobs: [] })
+  })
+
+  it('asks the worker of an active job and publishes the request', async () => {
+    await b.queue.add('echo', {})
+    const j = await deliverOne()
+    const sub = b.redis.duplicate()
+    await connectRedis(sub)
+    await sub.subscribe(store.keys.cancelChannel())
+    const got = new Promise((r) => sub.on('message', (_c, m) => r(m)))
+    expect((await b.queue.cancel(j.id)).outcome).toBe('requested')
+    expect(await got).toBe(`${Q} ${j.id}`)
+    sub.disconnect()
+    expect(await store.fail(Q, j.id, j.epoch, 'cancel', { message: 'cancelled', worker: 'w1', attempt: 1 }, 0)).toBe('cancelled')
+    expect(await state(j.id)).toBe('cancelled')
+  })
+
+  it('answers 409-style errors for finished jobs and 404 for unknown ones', async () => {
+    await b.queue.add('echo', {})
+    const j = await deliverOne()
+    await store.complete(Q, [{ id: j.id, epoch: j.epoch, result: '1' }])
+    await expect(b.queue.cancel(j.id)).rejects.toMatchObject({ code: 'INVALID_STATE' })
+    await expect(b.queue.cancel('missing')).rejects.toMatchObject({ code: 'NOT_FOUND' })
+    await expect(b.queue.cancel('bad id!')).rejects.toMatchObject({ code: 'VALIDATION' })
+  })
+})
+
+describe('dead-letter queue', () => {
+  async function deadLetter(type: string, message: string) {
+    await b.queue.add(type, {}, { max_retries: 0 })
+    const j = await deliverOne()
+    await store.fail(Q, j.id, j.epoch, 'retry', { message, worker: 'w', attempt: 1 }, 0)
+    return j.id
+  }
+
+  it('lists with filters on type, error text and age', async () => {
+    const a = await deadLetter('email', 'SMTP timeout')
+    clock.advance(3 * 86_400_000)
+    const c = await deadLetter('resize', 'out of memory')
+    const ids = async (q: Parameters<typeof b.queue.listDlq>[0]) => (await b.queue.listDlq(q)).items.map((j) => j.id)
+    expect(await ids({})).toEqual([c, a])
+    expect(await ids({ task_type: 'email' })).toEqual([a])
+    expect(await ids({ error_contains: 'MEMORY' })).toEqual([c])
+    expect(await ids({ older_than_ms: 2 * 86_400_000 })).toEqual([a])
+    expect((await b.queue.listDlq({})).items[0]).toMatchObject({ state: 'failed', failed_at: clock.now() })
+  })
+
+  it('retries one: out of the DLQ, fresh retries, no expiry', async () => {
+    const id = await deadLetter('email', 'down')
+    const j = await b.queue.retry(id)
+    expect(j).toMatchObject({ state: 'queued', failures: 0 })
+    expect(await b.redis.ttl(store.keys.job(Q, id))).toBe(-1)
+    expect(await b.redis.xlen(store.keys.dlq(Q))).toBe(0)
+    expect((await deliverOne()).id).toBe(id)
+    await expect(b.queue.retry(id)).rejects.toMatchObject({ code: 'INVALID_STATE' })
+  })
+
+  it('retries many at a rate', async () => {
+    for (let i = 0; i < 6; i++) await deadLetter('email', `e${i}`)
+    const t0 = Date.now()
+    expect(await b.queue.retryDlqMany({ task_type: 'email' }, { ratePerSec: 20 })).toBe(6)
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(250) // 6 jobs at 20/s take at least 0.3 s (minus the first)
+    expect(await b.redis.xlen(store.keys.dlq(Q))).toBe(0)
+  })
+
+  it('deletes one and purges by age', async () => {
+    const a = await deadLetter('x', 'e')
+    clock.advance(10 * 86_400_000)
+    const c = await deadLetter('x', 'e')
+    const d = await deadLetter('x', 'e')
+    await b.queue.deleteDlq(d)
+    expect(await b.redis.exists(store.keys.job(Q, d))).toBe(0)
+    expect(await b.queue.purgeDlq(7)).toBe(1)
+    expect(await b.redis.exists(store.keys.job(Q, a))).toBe(0)
+    expect((await b.queue.listDlq({})).items.map((j) => j.id)).toEqual([c])
+    expect(await b.queue.purgeDlq(0)).toBe(1)
+    expect(await b.redis.xlen(store.keys.dlq(Q))).toBe(0)
+    await expect(b.queue.purgeDlq(-1)).rejects.toMatchObject({ code: 'VALIDATION' })
+  })
+})
+
+describe('listing, stats and housekeeping', () => {
+  it('pages newest first with a cursor, filtered by state and type', async () => {
+    for (let i = 0; i < 7; i++) {
+      clock.advance(1)
+      await b.queue.add(i % 2 ? 'odd' : 'even', i)
+    }
+    const seen: unknown[] = []
+    let cursor: string | undefined
+    do {
+      const page = await b.queue.listJobs({ limit: 3, cursor })
+      seen.push(...page.items.map((j) => j.payload))
+      cursor = page.next_cursor ?? undefined
+    } while (cursor)
+    expect(seen).toEqual([6, 5, 4, 3, 2, 1, 0])
+    expect((await b.queue.listJobs({ task_type: 'odd' })).items.map((j) => j.payload)).toEqual([5, 3, 1])
+    await deliverOne()
+    expect((await b.queue.listJobs({ state: 'active' })).items.map((j) => j.payload)).toEqual([0])
+    await expect(b.queue.listJobs({ state: 'weird' as never })).rejects.toMatchObject({ code: 'VALIDATION' })
+    await expect(b.queue.listJobs({ limit: 0 })).rejects.toMatchObject({ code: 'VALIDATION' })
+  })
+
+  it('reports counts per state, depth, pending, lag and the oldest waiting job', async () => {
+    await b.queue.addBulk([
+      { task_type: 'echo', priority: 'high' },
+      { task_type: 'echo' },
+      { task_type: 'echo' },
+      { task_type: 'echo', delay_ms: 100 },
+    ])
+    await store.deliver(Q, 'w', 2)
+    clock.advance(5000)
+    const s = await store.queueStats(Q)
+    expect(s.counts).toMatchObject({ queued: 1, active: 2, scheduled: 1, completed: 0 })
+    expect(s.streams.high).toMatchObject({ length: 1, pending: 1, lag: 0 })
+    expect(s.streams.normal).toMatchObject({ length: 2, pending: 1, lag: 1 })
+    expect(s.delayed).toBe(1)
+    expect(s.totals.created).toBe(4)
+    expect(s.oldest_waiting_ms).toBeGreaterThanOrEqual(0)
+    await b.queue.pauseQueue(Q)
+    expect((await store.queueStats(Q)).paused).toBe(true)
+    await b.queue.resumeQueue(Q)
+    expect((await store.queueStats(Q)).paused).toBe(false)
+  })
+
+  it('keeps the events stream trimmed', async () => {
+    const small = await setup({ clock, config: { eventsMaxLen: 100 } })
+    try {
+      await small.queue.addBulk(Array.from({ length: 1000 }, () => ({ task_type: 'echo' })))
+      expect(await small.redis.xlen(small.queue.store.keys.events(Q))).toBeLessThan(300)
+    } finally {
+      await small.cleanup()
+    }
+  })
+
+  it('sweeps index entries of expired jobs, old DLQ entries and idle dead consumers', async () => {
+    await b.queue.add('echo', {})
+    const j = await deliverOne('dead-worker')
+    await store.complete(Q, [{ id: j.id, epoch: j.epoch, result: '1' }])
+    clock.advance(b.config.completedRetentionS * 1000 + 1)
+    const r = await store.sweep(Q, new Set(), 0)
+    expect(r.indexEntries).toBe(1)
+    expect(r.consumers).toBeGreaterThanOrEqual(1)
+    expect(await b.redis.zcard(store.keys.index(Q, 'completed'))).toBe(0)
+    const consumers = (await b.redis.xinfo('CONSUMERS', store.keys.stream(Q, 'normal'), GROUP)) as unknown[]
+    expect(consumers).toHaveLength(0)
+  })
+
+  it('never removes a consumer that still holds pending entries', async () => {
+    await b.queue.add('echo', {})
+    await deliverOne('busy-worker')
+    // Removed from the high stream it polled empty, kept where it holds a pending entry.
+    expect(await store.removeConsumer(Q, 'busy-worker')).toBe(1)
+    expect((await b.redis.xinfo('CONSUMERS', store.keys.stream(Q, 'normal'), GROUP)) as unknown[]).toHaveLength(1)
+    expect((await b.redis.xinfo('CONSUMERS', store.keys.stream(Q, 'high'), GROUP)) as unknown[]).toHaveLength(0)
+  })
+
+  it('has a stream per priority, each with the group', async () => {
+    await store.ensureGroups(Q)
+    for (const p of PRIORITIES) {
+      const groups = (await b.redis.xinfo('GROUPS', store.keys.stream(Q, p))) as unknown[]
+      expect(groups).toHaveLength(1)
+    }
+  })
+})
