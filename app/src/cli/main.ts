@@ -3,6 +3,8 @@
  * The `dtq` command line: `pnpm dtq <command>` from the repository root. Every command reads
  * REDIS_URL and the other settings from the environment (see .env.example).
  */
+import { resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { Command, InvalidArgumentError } from 'commander'
 import { type Config, ConfigError, loadConfig } from '../config.ts'
 import { DtqError } from '../errors.ts'
@@ -10,6 +12,7 @@ import { createLogger } from '../logger.ts'
 import type { Job, JobState, Priority } from '../queue/job.ts'
 import { Queue } from '../queue/queue.ts'
 import { canConnect, hasRedisServer, startLocalRedis } from '../redis/local-server.ts'
+import type { Handler } from '../worker/handlers.ts'
 import { Worker } from '../worker/worker.ts'
 
 const int = (name: string) => (v: string) => {
@@ -46,10 +49,26 @@ function jobLine(j: Job): string {
   return [j.id.padEnd(26), j.queue.padEnd(12), j.state.padEnd(10), j.task_type.padEnd(12), String(j.attempts).padStart(3), fmtTime(j.updated_at), j.error ?? ''].join('  ')
 }
 
+/**
+ * Loads user handlers: a module whose default export is either a map of task type → handler
+ * or a function that receives the worker (and may call worker.handle()).
+ */
+async function loadHandlers(worker: Worker, modules: string[]): Promise<void> {
+  for (const m of modules) {
+    const mod = (await import(pathToFileURL(resolve(process.env.INIT_CWD ?? process.cwd(), m)).href)) as { default?: unknown }
+    const exp = mod.default
+    if (typeof exp === 'function') await (exp as (w: Worker) => unknown)(worker)
+    else if (exp && typeof exp === 'object') {
+      for (const [type, fn] of Object.entries(exp)) worker.handle(type, fn as Handler)
+    } else throw new DtqError('VALIDATION', `${m}: default export must be a handler map or a function(worker)`)
+  }
+}
+
 /** Runs a worker until SIGTERM/SIGINT (graceful) or a drain command. */
-async function runWorker(cfg: Config, extra: { label: string }): Promise<void> {
+async function runWorker(cfg: Config, extra: { label: string; handlers?: string[] }): Promise<void> {
   const log = createLogger(cfg.logLevel, extra.label)
   const worker = new Worker(cfg, { log })
+  await loadHandlers(worker, extra.handlers ?? [])
   let signals = 0
   const onSignal = (sig: string) => {
     signals++
@@ -74,13 +93,14 @@ program
   .description('run a worker pool')
   .option('--queues <list>', 'comma-separated queues to serve', list)
   .option('--concurrency <n>', 'jobs run at once', int('concurrency'))
-  .action(async (o: { queues?: string[]; concurrency?: number }) => {
+  .option('--handlers <module...>', 'modules exporting handlers (default export: {task_type: fn} or fn(worker))')
+  .action(async (o: { queues?: string[]; concurrency?: number; handlers?: string[] }) => {
     const cfg = loadConfig({
       ...process.env,
       ...(o.queues ? { WORKER_QUEUES: o.queues.join(',') } : {}),
       ...(o.concurrency !== undefined ? { WORKER_CONCURRENCY: String(o.concurrency) } : {}),
     })
-    await runWorker(cfg, { label: 'dtq-worker' })
+    await runWorker(cfg, { label: 'dtq-worker', handlers: o.handlers })
     process.exit(0)
   })
 

@@ -137,7 +137,7 @@ export class Queue {
     let runAt = 0
     if (spec.delay_ms !== undefined && spec.run_at !== undefined) problems.push('give delay_ms or run_at, not both')
     else if (spec.delay_ms !== undefined) {
-      if (checkInt(problems, 'delay_ms', spec.delay_ms, 0, MAX_DELAY_MS) && spec.delay_ms > 0) runAt = now + spec.delay_ms
+      if (checkInt(problems, 'delay_ms', spec.delay_ms, 0, MAX_DELAY_MS) && spec.delay_ms > 0) runAt = -spec.delay_ms
     } else if (spec.run_at !== undefined) {
       const t = typeof spec.run_at === 'string' ? Date.parse(spec.run_at) : spec.run_at
       if (typeof t !== 'number' || !Number.isFinite(t) || t < 0 || t > now + MAX_DELAY_MS) {

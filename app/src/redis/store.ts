@@ -32,6 +32,7 @@ export interface NewJobRecord {
   priority: Priority
   max_retries: number
   timeout_ms: number
+  /** 0: now; -d: d ms after the script's now; otherwise ms since the epoch. */
   run_at: number
   idem_hash: string
   idempotency_key: string

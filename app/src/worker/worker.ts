@@ -174,7 +174,7 @@ export class Worker {
     this.subscriber.on('message', (channel: string, message: string) => this.onMessage(channel, message))
     await this.subscriber.subscribe(this.store.keys.cancelChannel(), this.store.keys.controlChannel())
     this.state = 'running'
-    await this.refreshPaused()
+    await this.beat() // registered before start() returns: commands can reach it at once
     this.heartbeat.start()
     for (const t of this.tickers) t.start()
     this.processor.start()

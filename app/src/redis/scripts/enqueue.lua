@@ -2,7 +2,8 @@
   enqueue: adds jobs (one or many) to a queue.
   ARGV[5]   number of jobs n
   ARGV[6..] n groups of 12 fields:
-            id, task_type, payload, priority, max_retries, timeout_ms, run_at (0: now),
+            id, task_type, payload, priority, max_retries, timeout_ms,
+            due (0: now; a negative number -d: d ms after now; else ms since the epoch),
             idem_hash (''), idempotency_key (''), idem_ttl_s, partition_key (''), extra JSON
             hash fields ('' or a flat JSON array [k, v, ...]: trace, backoff)
   Returns   per job {id, created}: created 1 for a new job, 0 when the id or the idempotency
@@ -14,6 +15,7 @@ local i = 6
 for j = 1, n do
   local id, ttype, payload, prio = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local max_retries, timeout_ms, run_at = ARGV[i + 4], ARGV[i + 5], tonumber(ARGV[i + 6])
+  if run_at < 0 then run_at = NOW - run_at end
   local idem_hash, idem_key, idem_ttl = ARGV[i + 7], ARGV[i + 8], ARGV[i + 9]
   local partition, extra = ARGV[i + 10], ARGV[i + 11]
   i = i + 12
