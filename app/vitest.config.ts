@@ -8,6 +8,5 @@ export default defineConfig({
     hookTimeout: 60_000,
     pool: 'forks',
     maxWorkers: 2,
-    reporters: process.env.CI ? ['default', ['json', { outputFile: '../.tmp/vitest-app.json' }]] : ['default'],
   },
 })

@@ -14,7 +14,12 @@ describe('loadConfig', () => {
   })
 
   it('parses values and lists', () => {
-    const c = loadConfig({ WORKER_QUEUES: 'a, b,c', WORKER_CONCURRENCY: '7', BACKOFF_MULTIPLIER: '1.5', ENVIRONMENT: 'production' })
+    const c = loadConfig({
+      WORKER_QUEUES: 'a, b,c',
+      WORKER_CONCURRENCY: '7',
+      BACKOFF_MULTIPLIER: '1.5',
+      ENVIRONMENT: 'production',
+    })
     expect(c.workerQueues).toEqual(['a', 'b', 'c'])
     expect(c.workerConcurrency).toBe(7)
     expect(c.backoffMultiplier).toBe(1.5)
@@ -24,7 +29,14 @@ describe('loadConfig', () => {
   it('names every bad variable in one error', () => {
     let err: unknown
     try {
-      loadConfig({ PORT: 'eighty', MAX_RETRIES: '-1', REDIS_URL: 'http://x', WORKER_QUEUES: 'ok,{bad}', ENVIRONMENT: 'prod', KEY_PREFIX: 'a:b' })
+      loadConfig({
+        PORT: 'eighty',
+        MAX_RETRIES: '-1',
+        REDIS_URL: 'http://x',
+        WORKER_QUEUES: 'ok,{bad}',
+        ENVIRONMENT: 'prod',
+        KEY_PREFIX: 'a:b',
+      })
     } catch (e) {
       err = e
     }
@@ -41,6 +53,9 @@ describe('loadConfig', () => {
 
   it('lists every setting in .env.example with its default', () => {
     const example = readFileSync(new URL('../../.env.example', import.meta.url), 'utf8')
-    for (const s of SETTINGS) expect(example).toMatch(new RegExp(`^#? ?${s.env}=${s.default.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`, 'm'))
+    for (const s of SETTINGS)
+      expect(example).toMatch(
+        new RegExp(`^#? ?${s.env}=${s.default.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`, 'm'),
+      )
   })
 })

@@ -51,31 +51,212 @@ export const NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/
 
 /** Every setting, its default and one line of meaning (.env.example is checked against this list). */
 export const SETTINGS: readonly Spec[] = [
-  { env: 'REDIS_URL', key: 'redisUrl', kind: 'url', default: 'redis://127.0.0.1:6379', doc: 'Redis to use (redis:// or rediss://)' },
-  { env: 'KEY_PREFIX', key: 'keyPrefix', kind: 'string', default: 'dtq', pattern: NAME_PATTERN, doc: 'prefix of every Redis key DTQ writes' },
+  {
+    env: 'REDIS_URL',
+    key: 'redisUrl',
+    kind: 'url',
+    default: 'redis://127.0.0.1:6379',
+    doc: 'Redis to use (redis:// or rediss://)',
+  },
+  {
+    env: 'KEY_PREFIX',
+    key: 'keyPrefix',
+    kind: 'string',
+    default: 'dtq',
+    pattern: NAME_PATTERN,
+    doc: 'prefix of every Redis key DTQ writes',
+  },
   { env: 'PORT', key: 'port', kind: 'int', default: '8000', min: 0, max: 65535, doc: 'HTTP port of the API' },
-  { env: 'ENVIRONMENT', key: 'environment', kind: 'enum', default: 'development', values: ['development', 'production'], doc: 'development or production (production hides dev endpoints and requires tokens)' },
-  { env: 'FRONTEND_ORIGIN', key: 'frontendOrigin', kind: 'string', default: 'http://localhost:5173', doc: 'origin allowed by CORS (the console in development)' },
-  { env: 'API_TOKENS', key: 'apiTokens', kind: 'string', default: '', doc: 'comma-separated token:role pairs, role one of read|write|admin' },
-  { env: 'LOG_LEVEL', key: 'logLevel', kind: 'enum', default: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], doc: 'pino log level' },
-  { env: 'DEFAULT_QUEUE', key: 'defaultQueue', kind: 'string', default: 'default', pattern: NAME_PATTERN, doc: 'queue used when a job names none' },
-  { env: 'MAX_RETRIES', key: 'maxRetries', kind: 'int', default: '3', min: 0, max: 1000, doc: 'retries after the first attempt before a job goes to the DLQ' },
-  { env: 'INITIAL_BACKOFF_MS', key: 'initialBackoffMs', kind: 'int', default: '1000', min: 0, max: 86_400_000, doc: 'delay before the first retry' },
-  { env: 'BACKOFF_MULTIPLIER', key: 'backoffMultiplier', kind: 'number', default: '2', min: 1, max: 100, doc: 'growth of the delay per retry' },
-  { env: 'MAX_BACKOFF_MS', key: 'maxBackoffMs', kind: 'int', default: '3600000', min: 0, max: 604_800_000, doc: 'cap on the retry delay' },
-  { env: 'JOB_TIMEOUT_MS', key: 'jobTimeoutMs', kind: 'int', default: '0', min: 0, max: 604_800_000, doc: 'default run-time limit of a job (0: none); per job timeout_ms overrides' },
-  { env: 'WORKER_CONCURRENCY', key: 'workerConcurrency', kind: 'int', default: '10', min: 1, max: 10_000, doc: 'jobs one worker process runs at once' },
-  { env: 'WORKER_QUEUES', key: 'workerQueues', kind: 'list', default: 'default', pattern: NAME_PATTERN, doc: 'comma-separated queues a worker serves' },
-  { env: 'LEASE_MS', key: 'leaseMs', kind: 'int', default: '5000', min: 50, max: 3_600_000, doc: 'how often a worker renews the lease of each running job' },
-  { env: 'CLAIM_IDLE_MS', key: 'claimIdleMs', kind: 'int', default: '30000', min: 200, max: 86_400_000, doc: 'a job whose lease was not renewed for this long is redelivered (crash detection window)' },
-  { env: 'MAX_DELIVERIES', key: 'maxDeliveries', kind: 'int', default: '5', min: 1, max: 1000, doc: 'crash redeliveries after which a job is dead-lettered as poison' },
-  { env: 'SHUTDOWN_TIMEOUT_MS', key: 'shutdownTimeoutMs', kind: 'int', default: '30000', min: 0, max: 3_600_000, doc: 'on SIGTERM, time running jobs get to finish before they are handed back' },
-  { env: 'COMPLETED_RETENTION_S', key: 'completedRetentionS', kind: 'int', default: '3600', min: 0, max: 31_536_000, doc: 'how long completed and cancelled jobs are kept' },
-  { env: 'FAILED_RETENTION_S', key: 'failedRetentionS', kind: 'int', default: '604800', min: 60, max: 31_536_000, doc: 'how long dead-lettered jobs are kept' },
-  { env: 'IDEMPOTENCY_TTL_S', key: 'idempotencyTtlS', kind: 'int', default: '86400', min: 1, max: 31_536_000, doc: 'how long an idempotency key maps to its job' },
-  { env: 'MAX_PAYLOAD_BYTES', key: 'maxPayloadBytes', kind: 'int', default: '1048576', min: 16, max: 67_108_864, doc: 'largest accepted payload (and stored result), JSON bytes' },
-  { env: 'EVENTS_MAX_LEN', key: 'eventsMaxLen', kind: 'int', default: '10000', min: 100, max: 10_000_000, doc: 'approximate length the lifecycle events stream of a queue is trimmed to' },
-  { env: 'REDIS_COMMAND_TIMEOUT_MS', key: 'redisCommandTimeoutMs', kind: 'int', default: '2000', min: 100, max: 60_000, doc: 'a Redis command not answered in this time fails (503 in the API)' },
+  {
+    env: 'ENVIRONMENT',
+    key: 'environment',
+    kind: 'enum',
+    default: 'development',
+    values: ['development', 'production'],
+    doc: 'development or production (production hides dev endpoints and requires tokens)',
+  },
+  {
+    env: 'FRONTEND_ORIGIN',
+    key: 'frontendOrigin',
+    kind: 'string',
+    default: 'http://localhost:5173',
+    doc: 'origin allowed by CORS (the console in development)',
+  },
+  {
+    env: 'API_TOKENS',
+    key: 'apiTokens',
+    kind: 'string',
+    default: '',
+    doc: 'comma-separated token:role pairs, role one of read|write|admin',
+  },
+  {
+    env: 'LOG_LEVEL',
+    key: 'logLevel',
+    kind: 'enum',
+    default: 'info',
+    values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    doc: 'pino log level',
+  },
+  {
+    env: 'DEFAULT_QUEUE',
+    key: 'defaultQueue',
+    kind: 'string',
+    default: 'default',
+    pattern: NAME_PATTERN,
+    doc: 'queue used when a job names none',
+  },
+  {
+    env: 'MAX_RETRIES',
+    key: 'maxRetries',
+    kind: 'int',
+    default: '3',
+    min: 0,
+    max: 1000,
+    doc: 'retries after the first attempt before a job goes to the DLQ',
+  },
+  {
+    env: 'INITIAL_BACKOFF_MS',
+    key: 'initialBackoffMs',
+    kind: 'int',
+    default: '1000',
+    min: 0,
+    max: 86_400_000,
+    doc: 'delay before the first retry',
+  },
+  {
+    env: 'BACKOFF_MULTIPLIER',
+    key: 'backoffMultiplier',
+    kind: 'number',
+    default: '2',
+    min: 1,
+    max: 100,
+    doc: 'growth of the delay per retry',
+  },
+  {
+    env: 'MAX_BACKOFF_MS',
+    key: 'maxBackoffMs',
+    kind: 'int',
+    default: '3600000',
+    min: 0,
+    max: 604_800_000,
+    doc: 'cap on the retry delay',
+  },
+  {
+    env: 'JOB_TIMEOUT_MS',
+    key: 'jobTimeoutMs',
+    kind: 'int',
+    default: '0',
+    min: 0,
+    max: 604_800_000,
+    doc: 'default run-time limit of a job (0: none); per job timeout_ms overrides',
+  },
+  {
+    env: 'WORKER_CONCURRENCY',
+    key: 'workerConcurrency',
+    kind: 'int',
+    default: '10',
+    min: 1,
+    max: 10_000,
+    doc: 'jobs one worker process runs at once',
+  },
+  {
+    env: 'WORKER_QUEUES',
+    key: 'workerQueues',
+    kind: 'list',
+    default: 'default',
+    pattern: NAME_PATTERN,
+    doc: 'comma-separated queues a worker serves',
+  },
+  {
+    env: 'LEASE_MS',
+    key: 'leaseMs',
+    kind: 'int',
+    default: '5000',
+    min: 50,
+    max: 3_600_000,
+    doc: 'how often a worker renews the lease of each running job',
+  },
+  {
+    env: 'CLAIM_IDLE_MS',
+    key: 'claimIdleMs',
+    kind: 'int',
+    default: '30000',
+    min: 200,
+    max: 86_400_000,
+    doc: 'a job whose lease was not renewed for this long is redelivered (crash detection window)',
+  },
+  {
+    env: 'MAX_DELIVERIES',
+    key: 'maxDeliveries',
+    kind: 'int',
+    default: '5',
+    min: 1,
+    max: 1000,
+    doc: 'crash redeliveries after which a job is dead-lettered as poison',
+  },
+  {
+    env: 'SHUTDOWN_TIMEOUT_MS',
+    key: 'shutdownTimeoutMs',
+    kind: 'int',
+    default: '30000',
+    min: 0,
+    max: 3_600_000,
+    doc: 'on SIGTERM, time running jobs get to finish before they are handed back',
+  },
+  {
+    env: 'COMPLETED_RETENTION_S',
+    key: 'completedRetentionS',
+    kind: 'int',
+    default: '3600',
+    min: 0,
+    max: 31_536_000,
+    doc: 'how long completed and cancelled jobs are kept',
+  },
+  {
+    env: 'FAILED_RETENTION_S',
+    key: 'failedRetentionS',
+    kind: 'int',
+    default: '604800',
+    min: 60,
+    max: 31_536_000,
+    doc: 'how long dead-lettered jobs are kept',
+  },
+  {
+    env: 'IDEMPOTENCY_TTL_S',
+    key: 'idempotencyTtlS',
+    kind: 'int',
+    default: '86400',
+    min: 1,
+    max: 31_536_000,
+    doc: 'how long an idempotency key maps to its job',
+  },
+  {
+    env: 'MAX_PAYLOAD_BYTES',
+    key: 'maxPayloadBytes',
+    kind: 'int',
+    default: '1048576',
+    min: 16,
+    max: 67_108_864,
+    doc: 'largest accepted payload (and stored result), JSON bytes',
+  },
+  {
+    env: 'EVENTS_MAX_LEN',
+    key: 'eventsMaxLen',
+    kind: 'int',
+    default: '10000',
+    min: 100,
+    max: 10_000_000,
+    doc: 'approximate length the lifecycle events stream of a queue is trimmed to',
+  },
+  {
+    env: 'REDIS_COMMAND_TIMEOUT_MS',
+    key: 'redisCommandTimeoutMs',
+    kind: 'int',
+    default: '2000',
+    min: 100,
+    max: 60_000,
+    doc: 'a Redis command not answered in this time fails (503 in the API)',
+  },
 ]
 
 export class ConfigError extends Error {
@@ -104,7 +285,8 @@ function parseOne(spec: Spec, raw: string): { value?: unknown; problem?: string 
     case 'url': {
       try {
         const u = new URL(raw)
-        if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') return bad('must start with redis:// or rediss://')
+        if (u.protocol !== 'redis:' && u.protocol !== 'rediss:')
+          return bad('must start with redis:// or rediss://')
         return { value: raw }
       } catch {
         return bad('is not a URL')
@@ -121,13 +303,17 @@ function parseOne(spec: Spec, raw: string): { value?: unknown; problem?: string 
       return { value: items }
     }
     default:
-      if (spec.pattern && !spec.pattern.test(raw)) return bad('has characters other than letters, digits, _ . -')
+      if (spec.pattern && !spec.pattern.test(raw))
+        return bad('has characters other than letters, digits, _ . -')
       return { value: raw }
   }
 }
 
 /** Parses settings from an env-like record; throws ConfigError naming every bad variable. */
-export function loadConfig(env: Record<string, string | undefined> = process.env, overrides: Partial<Config> = {}): Config {
+export function loadConfig(
+  env: Record<string, string | undefined> = process.env,
+  overrides: Partial<Config> = {},
+): Config {
   const problems: string[] = []
   const out: Record<string, unknown> = {}
   for (const spec of SETTINGS) {

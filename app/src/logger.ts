@@ -6,6 +6,9 @@ export function createLogger(level: string, name: string) {
     name,
     level,
     base: { pid: process.pid },
-    redact: { paths: ['token', '*.token', 'headers.authorization', 'req.headers.authorization'], censor: '[redacted]' },
+    redact: {
+      paths: ['token', '*.token', 'headers.authorization', 'req.headers.authorization'],
+      censor: '[redacted]',
+    },
   })
 }

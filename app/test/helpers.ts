@@ -39,7 +39,9 @@ export async function waitFor<T>(
       last = err
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${opts.what ?? 'condition'}${last ? `: ${(last as Error).message}` : ''}`)
+      throw new Error(
+        `timed out waiting for ${opts.what ?? 'condition'}${last ? `: ${(last as Error).message}` : ''}`,
+      )
     }
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 20))
   }
@@ -75,7 +77,9 @@ export function testConfig(prefix: string, overrides: Partial<Config> = {}, url 
   )
 }
 
-export async function setup(opts: { clock?: Clock; config?: Partial<Config>; url?: string } = {}): Promise<Bundle> {
+export async function setup(
+  opts: { clock?: Clock; config?: Partial<Config>; url?: string } = {},
+): Promise<Bundle> {
   const prefix = `t${randomBytes(5).toString('hex')}`
   const config = testConfig(prefix, opts.config, opts.url)
   const redis = createRedis({ url: config.redisUrl, commandTimeoutMs: config.redisCommandTimeoutMs })
@@ -90,7 +94,10 @@ export async function setup(opts: { clock?: Clock; config?: Partial<Config>; url
     queue,
     clock,
     worker(overrides = {}, wopts = {}) {
-      const w = new Worker({ ...config, ...overrides }, { heartbeatMs: 200, janitorEveryMs: 60_000, schedulerPollMs: 50, ...wopts })
+      const w = new Worker(
+        { ...config, ...overrides },
+        { heartbeatMs: 200, janitorEveryMs: 60_000, schedulerPollMs: 50, ...wopts },
+      )
       workers.push(w)
       return w
     },

@@ -59,7 +59,9 @@ describe('worker processes under faults', () => {
     const w1 = start(env)
     start(env)
     await runCli(env, ['enqueue', 'echo', '--count', '10000'])
-    await waitFor(async () => (await b!.queue.store.queueStats(Q)).counts.completed >= 5000, { timeoutMs: 60_000 })
+    await waitFor(async () => (await b!.queue.store.queueStats(Q)).counts.completed >= 5000, {
+      timeoutMs: 60_000,
+    })
     w1.child.kill('SIGKILL')
     await w1.exited
     const stats = await waitFor(
@@ -69,7 +71,15 @@ describe('worker processes under faults', () => {
       },
       { timeoutMs: 60_000, intervalMs: 500, what: '10,000 completed' },
     )
-    expect(stats.totals).toMatchObject({ completed: 10_000, failed: 0, queued: 0, active: 0, scheduled: 0, retrying: 0, dlq: 0 })
+    expect(stats.totals).toMatchObject({
+      completed: 10_000,
+      failed: 0,
+      queued: 0,
+      active: 0,
+      scheduled: 0,
+      retrying: 0,
+      dlq: 0,
+    })
     await assertDrained(b)
   })
 
@@ -80,7 +90,9 @@ describe('worker processes under faults', () => {
     start(env)
     let victim = start(env)
     const n = 1500
-    const res = await b.queue.addBulk(Array.from({ length: n }, () => ({ task_type: 'ledger', payload: { ms: 5 } })))
+    const res = await b.queue.addBulk(
+      Array.from({ length: n }, () => ({ task_type: 'ledger', payload: { ms: 5 } })),
+    )
     const accepted = res.map((r) => r.job.id)
     const kills = 3
     for (let k = 1; k <= kills; k++) {
@@ -89,7 +101,10 @@ describe('worker processes under faults', () => {
       await victim.exited
       victim = start(env)
     }
-    await waitFor(async () => (await completedIds(b!)).size === n, { timeoutMs: 60_000, what: 'all completed' })
+    await waitFor(async () => (await completedIds(b!)).size === n, {
+      timeoutMs: 60_000,
+      what: 'all completed',
+    })
     const verdict = check(accepted, await completedIds(b), readLedger(ledger))
     console.log('kill -9 workers:', verdict)
     expect(verdict.lost).toBe(0)
@@ -105,7 +120,9 @@ describe('worker processes under faults', () => {
     start(env)
     const victim = start(env)
     const n = 800
-    const res = await b.queue.addBulk(Array.from({ length: n }, () => ({ task_type: 'ledger', payload: { ms: 20 } })))
+    const res = await b.queue.addBulk(
+      Array.from({ length: n }, () => ({ task_type: 'ledger', payload: { ms: 20 } })),
+    )
     await waitFor(async () => (await completedIds(b!)).size >= n / 3, { timeoutMs: 60_000 })
     const t0 = Date.now()
     victim.child.kill('SIGTERM')
@@ -120,7 +137,11 @@ describe('worker processes under faults', () => {
     console.log('SIGTERM worker:', verdict)
     expect(verdict).toMatchObject({ lost: 0, duplicated: 0, unexpected: 0 })
     // The stopped worker left no consumer behind holding entries.
-    const consumers = (await b.redis.xinfo('CONSUMERS', b.queue.store.keys.stream(Q, 'normal'), 'workers')) as string[][]
+    const consumers = (await b.redis.xinfo(
+      'CONSUMERS',
+      b.queue.store.keys.stream(Q, 'normal'),
+      'workers',
+    )) as string[][]
     for (const c of consumers) expect(Number(c[3])).toBe(0)
     await assertDrained(b)
   })
@@ -139,9 +160,13 @@ describe('worker processes under faults', () => {
       }
     }
     const supervisor = supervise()
-    await waitFor(async () => (await b!.queue.getJob(poison.job.id))?.state === 'failed', { timeoutMs: 60_000 })
+    await waitFor(async () => (await b!.queue.getJob(poison.job.id))?.state === 'failed', {
+      timeoutMs: 60_000,
+    })
     const fine = await b.queue.add('echo', { ok: true })
-    await waitFor(async () => (await b!.queue.getJob(fine.job.id))?.state === 'completed', { timeoutMs: 20_000 })
+    await waitFor(async () => (await b!.queue.getJob(fine.job.id))?.state === 'completed', {
+      timeoutMs: 20_000,
+    })
     stop = true
     for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGTERM')
     await supervisor
@@ -168,7 +193,9 @@ describe('redis-server restarted under a running worker', () => {
     const ledger = join(tempDir('ledger'), 'ledger.txt')
     const env = envOf(b, { LEDGER_FILE: ledger })
     const worker = start(env)
-    const first = await b.queue.addBulk(Array.from({ length: 300 }, () => ({ task_type: 'ledger', payload: { ms: 10 } })))
+    const first = await b.queue.addBulk(
+      Array.from({ length: 300 }, () => ({ task_type: 'ledger', payload: { ms: 10 } })),
+    )
     await waitFor(async () => (await completedIds(b!)).size >= 100, { timeoutMs: 30_000 })
 
     redis.process.kill('SIGKILL')
@@ -178,11 +205,15 @@ describe('redis-server restarted under a running worker', () => {
 
     await waitFor(async () => b!.redis.status === 'ready', { timeoutMs: 20_000 })
     const second = await waitFor(
-      () => b!.queue.addBulk(Array.from({ length: 100 }, () => ({ task_type: 'ledger', payload: { ms: 10 } }))),
+      () =>
+        b!.queue.addBulk(Array.from({ length: 100 }, () => ({ task_type: 'ledger', payload: { ms: 10 } }))),
       { timeoutMs: 20_000, what: 'enqueue after restart' },
     )
     const accepted = [...first, ...second].map((r) => r.job.id)
-    await waitFor(async () => (await completedIds(b!)).size === accepted.length, { timeoutMs: 60_000, what: 'all completed' })
+    await waitFor(async () => (await completedIds(b!)).size === accepted.length, {
+      timeoutMs: 60_000,
+      what: 'all completed',
+    })
     const verdict = check(accepted, await completedIds(b), readLedger(ledger))
     console.log('redis restart:', verdict)
     expect(verdict.lost).toBe(0)

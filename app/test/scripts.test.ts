@@ -52,7 +52,18 @@ describe('keys', () => {
       [k.throughput(Q, 7)]: `${base}:tp:7`,
     }
     for (const [ts, expected] of Object.entries(lua)) expect(ts).toBe(expected)
-    for (const frag of [":job:'", ":logs:'", ":stream:'", ":idx:'", ":idem:'", ":delayed'", ":dlq'", ":events'", ":stats'", ":tp:'"]) {
+    for (const frag of [
+      ":job:'",
+      ":logs:'",
+      ":stream:'",
+      ":idx:'",
+      ":idem:'",
+      ":delayed'",
+      ":dlq'",
+      ":events'",
+      ":stats'",
+      ":tp:'",
+    ]) {
       expect(prelude).toContain(frag)
     }
     expect(prelude).toContain(`local GROUP = '${GROUP}'`)
@@ -65,13 +76,18 @@ describe('keys', () => {
     await store.complete(Q, [{ id: j.id, epoch: j.epoch, result: '1' }])
     const keys = await b.keys()
     expect(keys.length).toBeGreaterThan(5)
-    for (const key of keys) expect(key === `${b.prefix}:queues` || key.startsWith(`${b.prefix}:{${Q}}:`)).toBe(true)
+    for (const key of keys)
+      expect(key === `${b.prefix}:queues` || key.startsWith(`${b.prefix}:{${Q}}:`)).toBe(true)
   })
 })
 
 describe('enqueue', () => {
   it('writes a queued job: hash, stream entry, index, counters, event', async () => {
-    const { job, created } = await b.queue.add('echo', { hello: 'world' }, { partition_key: 'p1', max_retries: 2, timeout_ms: 500 })
+    const { job, created } = await b.queue.add(
+      'echo',
+      { hello: 'world' },
+      { partition_key: 'p1', max_retries: 2, timeout_ms: 500 },
+    )
     expect(created).toBe(true)
     expect(job).toMatchObject({
       queue: Q,
@@ -166,7 +182,9 @@ describe('enqueue', () => {
   })
 
   it('writes nothing from a bulk with one bad item', async () => {
-    const err = await b.queue.addBulk([{ task_type: 'echo' }, { task_type: 'echo', priority: 'x' as never }]).catch((e) => e)
+    const err = await b.queue
+      .addBulk([{ task_type: 'echo' }, { task_type: 'echo', priority: 'x' as never }])
+      .catch((e) => e)
     expect(err.message).toMatch(/jobs\[1\]: priority/)
     expect(await b.keys()).toEqual([])
   })
@@ -197,7 +215,14 @@ describe('deliver', () => {
     const { job } = await b.queue.add('echo', {})
     clock.advance(10)
     const j = await deliverOne('w1')
-    expect(j).toMatchObject({ id: job.id, state: 'active', attempts: 1, epoch: 1, worker: 'w1', started_at: clock.now() })
+    expect(j).toMatchObject({
+      id: job.id,
+      state: 'active',
+      attempts: 1,
+      epoch: 1,
+      worker: 'w1',
+      started_at: clock.now(),
+    })
     expect(await b.redis.zscore(store.keys.index(Q, 'active'), job.id)).not.toBeNull()
     expect(await b.redis.zscore(store.keys.index(Q, 'queued'), job.id)).toBeNull()
     const pending = (await b.redis.xpending(store.keys.stream(Q, 'normal'), GROUP)) as [number]
@@ -278,13 +303,26 @@ describe('fail', () => {
     expect((await store.promote(Q)).moved).toBe(1)
     j = await deliverOne()
     expect(j.attempts).toBe(2)
-    expect(await store.fail(Q, j.id, j.epoch, 'retry', { ...err, message: 'boom 2', attempt: 2 }, 1500)).toBe('failed')
+    expect(await store.fail(Q, j.id, j.epoch, 'retry', { ...err, message: 'boom 2', attempt: 2 }, 1500)).toBe(
+      'failed',
+    )
     cur = await store.getJob(Q, job.id)
     expect(cur).toMatchObject({ state: 'failed', failures: 2, error: 'boom 2' })
     expect(cur?.errors.map((e) => e.message)).toEqual(['boom', 'boom 2'])
     const dlq = await b.redis.xrange(store.keys.dlq(Q), '-', '+')
     expect(dlq).toHaveLength(1)
-    expect(dlq[0]![1]).toEqual(['id', job.id, 'type', 'echo', 'error', 'boom 2', 'attempts', '2', 'failed_at', String(clock.now())])
+    expect(dlq[0]![1]).toEqual([
+      'id',
+      job.id,
+      'type',
+      'echo',
+      'error',
+      'boom 2',
+      'attempts',
+      '2',
+      'failed_at',
+      String(clock.now()),
+    ])
     expect(await b.redis.ttl(store.keys.job(Q, job.id))).toBeGreaterThan(b.config.failedRetentionS - 5)
     expect(await b.redis.xlen(store.keys.stream(Q, 'normal'))).toBe(0)
   })
@@ -331,9 +369,13 @@ describe('promote', () => {
 
   it('moves each due job exactly once with three schedulers racing', async () => {
     const n = 600
-    await b.queue.addBulk(Array.from({ length: n }, (_, i) => ({ task_type: 'echo', payload: i, delay_ms: 1 + (i % 50) })))
+    await b.queue.addBulk(
+      Array.from({ length: n }, (_, i) => ({ task_type: 'echo', payload: i, delay_ms: 1 + (i % 50) })),
+    )
     clock.advance(100)
-    const results = await Promise.all([0, 1, 2].map(() => Promise.all(Array.from({ length: 5 }, () => store.promote(Q, 37)))))
+    const results = await Promise.all(
+      [0, 1, 2].map(() => Promise.all(Array.from({ length: 5 }, () => store.promote(Q, 37)))),
+    )
     let moved = results.flat().reduce((a, r) => a + r.moved, 0)
     while (true) {
       const r = await store.promote(Q, 500)
@@ -352,11 +394,23 @@ describe('reclaim', () => {
   async function expire(id: string) {
     // Make the entry look idle for long (as if its worker died).
     const h = await b.redis.hmget(store.keys.job(Q, id), 'entry', 'priority', 'worker')
-    await b.redis.xclaim(store.keys.stream(Q, h[1] as never), GROUP, h[2]!, 0, h[0]!, 'IDLE', 60_000, 'JUSTID')
+    await b.redis.xclaim(
+      store.keys.stream(Q, h[1] as never),
+      GROUP,
+      h[2]!,
+      0,
+      h[0]!,
+      'IDLE',
+      60_000,
+      'JUSTID',
+    )
   }
 
   it('leaves leased jobs alone and requeues lapsed ones with a new epoch', async () => {
-    await b.queue.addBulk([{ task_type: 'echo', payload: 'a' }, { task_type: 'echo', payload: 'b' }])
+    await b.queue.addBulk([
+      { task_type: 'echo', payload: 'a' },
+      { task_type: 'echo', payload: 'b' },
+    ])
     const d = await store.deliver(Q, 'w1', 2)
     expect((await store.reclaim(Q, 'w2', 'normal', 1000, 5)).requeued).toBe(0)
     await expire(d.jobs[0]!.id)
@@ -436,7 +490,9 @@ describe('heartbeat', () => {
       { id: c!.id, epoch: c!.epoch + 1 },
     ])
     expect(res).toEqual([1, 0])
-    const pending = (await b.redis.xpending(stream, GROUP, 'IDLE', 0, '-', '+', 10)) as Array<[string, string, number, number]>
+    const pending = (await b.redis.xpending(stream, GROUP, 'IDLE', 0, '-', '+', 10)) as Array<
+      [string, string, number, number]
+    >
     const pa = pending.find((p) => p[0] === entryA)!
     expect(pa[2]).toBeLessThan(1000)
     expect(pa[3]).toBe(1) // delivery count not raised
@@ -455,7 +511,12 @@ describe('hand back', () => {
   it('requeues owned jobs at once and fences the old owner out', async () => {
     await b.queue.add('echo', {})
     const j = await deliverOne()
-    expect(await store.handBack(Q, [{ id: j.id, epoch: j.epoch }, { id: 'nope', epoch: 1 }])).toEqual([1, 0])
+    expect(
+      await store.handBack(Q, [
+        { id: j.id, epoch: j.epoch },
+        { id: 'nope', epoch: 1 },
+      ]),
+    ).toEqual([1, 0])
     expect(await store.getJob(Q, j.id)).toMatchObject({ state: 'queued', epoch: j.epoch + 1 })
     expect(await store.complete(Q, [{ id: j.id, epoch: j.epoch, result: '1' }])).toEqual([0])
     const again = await deliverOne('w2')
@@ -490,7 +551,9 @@ describe('cancel', () => {
     expect((await b.queue.cancel(j.id)).outcome).toBe('requested')
     expect(await got).toBe(`${Q} ${j.id}`)
     sub.disconnect()
-    expect(await store.fail(Q, j.id, j.epoch, 'cancel', { message: 'cancelled', worker: 'w1', attempt: 1 }, 0)).toBe('cancelled')
+    expect(
+      await store.fail(Q, j.id, j.epoch, 'cancel', { message: 'cancelled', worker: 'w1', attempt: 1 }, 0),
+    ).toBe('cancelled')
     expect(await state(j.id)).toBe('cancelled')
   })
 
@@ -516,7 +579,8 @@ describe('dead-letter queue', () => {
     const a = await deadLetter('email', 'SMTP timeout')
     clock.advance(3 * 86_400_000)
     const c = await deadLetter('resize', 'out of memory')
-    const ids = async (q: Parameters<typeof b.queue.listDlq>[0]) => (await b.queue.listDlq(q)).items.map((j) => j.id)
+    const ids = async (q: Parameters<typeof b.queue.listDlq>[0]) =>
+      (await b.queue.listDlq(q)).items.map((j) => j.id)
     expect(await ids({})).toEqual([c, a])
     expect(await ids({ task_type: 'email' })).toEqual([a])
     expect(await ids({ error_contains: 'MEMORY' })).toEqual([c])
@@ -629,8 +693,12 @@ describe('listing, stats and housekeeping', () => {
     await deliverOne('busy-worker')
     // Removed from the high stream it polled empty, kept where it holds a pending entry.
     expect(await store.removeConsumer(Q, 'busy-worker')).toBe(1)
-    expect((await b.redis.xinfo('CONSUMERS', store.keys.stream(Q, 'normal'), GROUP)) as unknown[]).toHaveLength(1)
-    expect((await b.redis.xinfo('CONSUMERS', store.keys.stream(Q, 'high'), GROUP)) as unknown[]).toHaveLength(0)
+    expect(
+      (await b.redis.xinfo('CONSUMERS', store.keys.stream(Q, 'normal'), GROUP)) as unknown[],
+    ).toHaveLength(1)
+    expect((await b.redis.xinfo('CONSUMERS', store.keys.stream(Q, 'high'), GROUP)) as unknown[]).toHaveLength(
+      0,
+    )
   })
 
   it('has a stream per priority, each with the group', async () => {

@@ -29,7 +29,13 @@ describe('worker', () => {
       const ws = await b.queue.workers()
       return ws.find((x) => x.id === w.id && x.processed === 1) ? ws : null
     })
-    expect(workers[0]).toMatchObject({ id: w.id, pid: process.pid, queues: ['default'], concurrency: 4, state: 'running' })
+    expect(workers[0]).toMatchObject({
+      id: w.id,
+      pid: process.pid,
+      queues: ['default'],
+      concurrency: 4,
+      state: 'running',
+    })
   })
 
   it('never runs more than its concurrency at once', async () => {
@@ -249,7 +255,9 @@ describe('graceful shutdown', () => {
     await w1.close(300)
     expect(Date.now() - t0).toBeLessThan(3000)
     expect(await b.queue.getJob(job.id)).toMatchObject({ state: 'queued', stalls: 0 })
-    const pending = (await b.redis.xpending(b.queue.store.keys.stream('default', 'normal'), 'workers')) as [number]
+    const pending = (await b.redis.xpending(b.queue.store.keys.stream('default', 'normal'), 'workers')) as [
+      number,
+    ]
     expect(pending[0]).toBe(0)
     // A new worker picks it up at once (not after CLAIM_IDLE_MS).
     const w2 = b.worker()

@@ -46,7 +46,15 @@ function fmtTime(ms: number | null): string {
 }
 
 function jobLine(j: Job): string {
-  return [j.id.padEnd(26), j.queue.padEnd(12), j.state.padEnd(10), j.task_type.padEnd(12), String(j.attempts).padStart(3), fmtTime(j.updated_at), j.error ?? ''].join('  ')
+  return [
+    j.id.padEnd(26),
+    j.queue.padEnd(12),
+    j.state.padEnd(10),
+    j.task_type.padEnd(12),
+    String(j.attempts).padStart(3),
+    fmtTime(j.updated_at),
+    j.error ?? '',
+  ].join('  ')
 }
 
 /**
@@ -55,12 +63,15 @@ function jobLine(j: Job): string {
  */
 async function loadHandlers(worker: Worker, modules: string[]): Promise<void> {
   for (const m of modules) {
-    const mod = (await import(pathToFileURL(resolve(process.env.INIT_CWD ?? process.cwd(), m)).href)) as { default?: unknown }
+    const mod = (await import(pathToFileURL(resolve(process.env.INIT_CWD ?? process.cwd(), m)).href)) as {
+      default?: unknown
+    }
     const exp = mod.default
     if (typeof exp === 'function') await (exp as (w: Worker) => unknown)(worker)
     else if (exp && typeof exp === 'object') {
       for (const [type, fn] of Object.entries(exp)) worker.handle(type, fn as Handler)
-    } else throw new DtqError('VALIDATION', `${m}: default export must be a handler map or a function(worker)`)
+    } else
+      throw new DtqError('VALIDATION', `${m}: default export must be a handler map or a function(worker)`)
   }
 }
 
@@ -93,7 +104,10 @@ program
   .description('run a worker pool')
   .option('--queues <list>', 'comma-separated queues to serve', list)
   .option('--concurrency <n>', 'jobs run at once', int('concurrency'))
-  .option('--handlers <module...>', 'modules exporting handlers (default export: {task_type: fn} or fn(worker))')
+  .option(
+    '--handlers <module...>',
+    'modules exporting handlers (default export: {task_type: fn} or fn(worker))',
+  )
   .action(async (o: { queues?: string[]; concurrency?: number; handlers?: string[] }) => {
     const cfg = loadConfig({
       ...process.env,
@@ -112,7 +126,9 @@ program
     let local: Awaited<ReturnType<typeof startLocalRedis>> | undefined
     if (!process.env.REDIS_URL && !(await canConnect('127.0.0.1', 6379))) {
       if (!hasRedisServer()) {
-        process.stderr.write('dtq: no Redis found. Install one (Debian: sudo apt-get install -y redis-server) or set REDIS_URL.\n')
+        process.stderr.write(
+          'dtq: no Redis found. Install one (Debian: sudo apt-get install -y redis-server) or set REDIS_URL.\n',
+        )
         process.exit(1)
       }
       local = await startLocalRedis('.data/redis')
@@ -148,7 +164,17 @@ program
   .action(
     async (
       taskType: string,
-      o: { payload: string; count: number; queue?: string; priority?: Priority; delayMs?: number; maxRetries?: number; timeoutMs?: number; idempotencyKey?: string; json?: boolean },
+      o: {
+        payload: string
+        count: number
+        queue?: string
+        priority?: Priority
+        delayMs?: number
+        maxRetries?: number
+        timeoutMs?: number
+        idempotencyKey?: string
+        json?: boolean
+      },
     ) => {
       let payload: unknown
       try {
@@ -156,7 +182,8 @@ program
       } catch {
         throw new DtqError('VALIDATION', '--payload is not valid JSON')
       }
-      if (o.count < 1 || o.count > 1_000_000) throw new DtqError('VALIDATION', '--count must be from 1 to 1000000')
+      if (o.count < 1 || o.count > 1_000_000)
+        throw new DtqError('VALIDATION', '--count must be from 1 to 1000000')
       await withQueue(async (q) => {
         const started = Date.now()
         let created = 0
@@ -202,16 +229,33 @@ program
       if (o.json) {
         print({
           totals: s.totals,
-          queues: Object.fromEntries(s.queues.map((x) => [x.queue, { ...x.counts, dlq: x.dlq, paused: x.paused, oldest_waiting_ms: x.oldest_waiting_ms, totals: x.totals }])),
+          queues: Object.fromEntries(
+            s.queues.map((x) => [
+              x.queue,
+              {
+                ...x.counts,
+                dlq: x.dlq,
+                paused: x.paused,
+                oldest_waiting_ms: x.oldest_waiting_ms,
+                totals: x.totals,
+              },
+            ]),
+          ),
         })
         return
       }
       const cols = ['queued', 'scheduled', 'active', 'retrying', 'completed', 'failed', 'cancelled'] as const
-      process.stdout.write(`${'queue'.padEnd(16)}${cols.map((c) => c.padStart(11)).join('')}${'dlq'.padStart(8)}\n`)
+      process.stdout.write(
+        `${'queue'.padEnd(16)}${cols.map((c) => c.padStart(11)).join('')}${'dlq'.padStart(8)}\n`,
+      )
       for (const x of s.queues) {
-        process.stdout.write(`${(x.queue + (x.paused ? ' (paused)' : '')).padEnd(16)}${cols.map((c) => String(x.counts[c]).padStart(11)).join('')}${String(x.dlq).padStart(8)}\n`)
+        process.stdout.write(
+          `${(x.queue + (x.paused ? ' (paused)' : '')).padEnd(16)}${cols.map((c) => String(x.counts[c]).padStart(11)).join('')}${String(x.dlq).padStart(8)}\n`,
+        )
       }
-      process.stdout.write(`${'total'.padEnd(16)}${cols.map((c) => String(s.totals[c]).padStart(11)).join('')}${String(s.totals.dlq).padStart(8)}\n`)
+      process.stdout.write(
+        `${'total'.padEnd(16)}${cols.map((c) => String(s.totals[c]).padStart(11)).join('')}${String(s.totals.dlq).padStart(8)}\n`,
+      )
     })
   })
 
@@ -224,14 +268,29 @@ program
   .option('--limit <n>', 'page size', int('limit'), 20)
   .option('--cursor <c>', 'continue from a previous page')
   .option('--json', 'machine-readable')
-  .action(async (o: { status?: JobState; queue?: string; type?: string; limit: number; cursor?: string; json?: boolean }) => {
-    await withQueue(async (q) => {
-      const page = await q.listJobs({ state: o.status, queue: o.queue, task_type: o.type, limit: o.limit, cursor: o.cursor })
-      if (o.json) return print(page)
-      for (const j of page.items) process.stdout.write(`${jobLine(j)}\n`)
-      if (page.next_cursor) process.stdout.write(`next: --cursor ${page.next_cursor}\n`)
-    })
-  })
+  .action(
+    async (o: {
+      status?: JobState
+      queue?: string
+      type?: string
+      limit: number
+      cursor?: string
+      json?: boolean
+    }) => {
+      await withQueue(async (q) => {
+        const page = await q.listJobs({
+          state: o.status,
+          queue: o.queue,
+          task_type: o.type,
+          limit: o.limit,
+          cursor: o.cursor,
+        })
+        if (o.json) return print(page)
+        for (const j of page.items) process.stdout.write(`${jobLine(j)}\n`)
+        if (page.next_cursor) process.stdout.write(`next: --cursor ${page.next_cursor}\n`)
+      })
+    },
+  )
 
 program
   .command('job')
@@ -253,7 +312,9 @@ program
   .action(async (id: string, o: { queue?: string }) => {
     await withQueue(async (q) => {
       const r = await q.cancel(id, o.queue)
-      process.stdout.write(r.outcome === 'cancelled' ? `cancelled ${id}\n` : `cancel requested for running job ${id}\n`)
+      process.stdout.write(
+        r.outcome === 'cancelled' ? `cancelled ${id}\n` : `cancel requested for running job ${id}\n`,
+      )
     })
   })
 
@@ -279,20 +340,29 @@ dlq
   .option('--older-than-days <n>', 'failed at least this long ago', Number)
   .option('--limit <n>', 'page size', int('limit'), 20)
   .option('--json', 'machine-readable')
-  .action(async (o: { queue?: string; type?: string; error?: string; olderThanDays?: number; limit: number; json?: boolean }) => {
-    await withQueue(async (q) => {
-      const page = await q.listDlq({
-        queue: o.queue,
-        task_type: o.type,
-        error_contains: o.error,
-        older_than_ms: o.olderThanDays === undefined ? undefined : Math.round(o.olderThanDays * 86_400_000),
-        limit: o.limit,
+  .action(
+    async (o: {
+      queue?: string
+      type?: string
+      error?: string
+      olderThanDays?: number
+      limit: number
+      json?: boolean
+    }) => {
+      await withQueue(async (q) => {
+        const page = await q.listDlq({
+          queue: o.queue,
+          task_type: o.type,
+          error_contains: o.error,
+          older_than_ms: o.olderThanDays === undefined ? undefined : Math.round(o.olderThanDays * 86_400_000),
+          limit: o.limit,
+        })
+        if (o.json) return print(page)
+        for (const j of page.items) process.stdout.write(`${jobLine(j)}\n`)
+        if (!page.items.length) process.stdout.write('the DLQ is empty\n')
       })
-      if (o.json) return print(page)
-      for (const j of page.items) process.stdout.write(`${jobLine(j)}\n`)
-      if (!page.items.length) process.stdout.write('the DLQ is empty\n')
-    })
-  })
+    },
+  )
 dlq
   .command('retry')
   .description('retry dead-lettered jobs: the given ids, or --all matching the filters at --rate per second')
@@ -302,17 +372,25 @@ dlq
   .option('--type <task_type>', 'task type')
   .option('--error <text>', 'error message contains')
   .option('--rate <n>', 'jobs per second', int('rate'), 100)
-  .action(async (ids: string[], o: { all?: boolean; queue?: string; type?: string; error?: string; rate: number }) => {
-    await withQueue(async (q) => {
-      if (ids.length) {
-        for (const id of ids) await q.retry(id, o.queue)
-        process.stdout.write(`requeued ${ids.length}\n`)
-      } else if (o.all) {
-        const n = await q.retryDlqMany({ queue: o.queue, task_type: o.type, error_contains: o.error }, { ratePerSec: o.rate })
-        process.stdout.write(`requeued ${n}\n`)
-      } else throw new DtqError('VALIDATION', 'give job ids or --all')
-    })
-  })
+  .action(
+    async (
+      ids: string[],
+      o: { all?: boolean; queue?: string; type?: string; error?: string; rate: number },
+    ) => {
+      await withQueue(async (q) => {
+        if (ids.length) {
+          for (const id of ids) await q.retry(id, o.queue)
+          process.stdout.write(`requeued ${ids.length}\n`)
+        } else if (o.all) {
+          const n = await q.retryDlqMany(
+            { queue: o.queue, task_type: o.type, error_contains: o.error },
+            { ratePerSec: o.rate },
+          )
+          process.stdout.write(`requeued ${n}\n`)
+        } else throw new DtqError('VALIDATION', 'give job ids or --all')
+      })
+    },
+  )
 dlq
   .command('rm')
   .description('delete dead-lettered jobs')
@@ -344,7 +422,9 @@ queues.action(async () => {
       const depth = Object.entries(x.streams)
         .map(([p, v]) => `${p}:${v.lag}`)
         .join(' ')
-      process.stdout.write(`${x.queue.padEnd(16)} ${x.paused ? 'paused ' : 'running'}  waiting ${depth}  delayed ${x.delayed}  dlq ${x.dlq}  oldest ${x.oldest_waiting_ms ?? '-'} ms\n`)
+      process.stdout.write(
+        `${x.queue.padEnd(16)} ${x.paused ? 'paused ' : 'running'}  waiting ${depth}  delayed ${x.delayed}  dlq ${x.dlq}  oldest ${x.oldest_waiting_ms ?? '-'} ms\n`,
+      )
     }
   })
 })
@@ -363,7 +443,9 @@ workers.option('--json', 'machine-readable').action(async (o: { json?: boolean }
     const ws = await q.workers()
     if (o.json) return print(ws)
     for (const w of ws) {
-      process.stdout.write(`${w.id.padEnd(40)} ${w.state.padEnd(9)} ${w.queues.join(',').padEnd(16)} active ${w.active}/${w.concurrency}  processed ${w.processed}  failed ${w.failed}\n`)
+      process.stdout.write(
+        `${w.id.padEnd(40)} ${w.state.padEnd(9)} ${w.queues.join(',').padEnd(16)} active ${w.active}/${w.concurrency}  processed ${w.processed}  failed ${w.failed}\n`,
+      )
     }
     if (!ws.length) process.stdout.write('no live workers\n')
   })

@@ -10,7 +10,11 @@ export interface BackoffPolicy {
  * [d/2, d] where d = min(maxMs, initialMs · multiplier^(retry-1)): never zero-spread
  * (no thundering herd), never above the cap, never below half the nominal delay.
  */
-export function backoffDelayMs(policy: BackoffPolicy, retry: number, random: () => number = Math.random): number {
+export function backoffDelayMs(
+  policy: BackoffPolicy,
+  retry: number,
+  random: () => number = Math.random,
+): number {
   const n = Math.max(1, Math.floor(retry))
   const nominal = Math.min(policy.maxMs, policy.initialMs * policy.multiplier ** (n - 1))
   const half = nominal / 2

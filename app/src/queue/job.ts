@@ -2,7 +2,15 @@
 export const PRIORITIES = ['high', 'normal', 'low'] as const
 export type Priority = (typeof PRIORITIES)[number]
 
-export const STATES = ['queued', 'scheduled', 'active', 'retrying', 'completed', 'failed', 'cancelled'] as const
+export const STATES = [
+  'queued',
+  'scheduled',
+  'active',
+  'retrying',
+  'completed',
+  'failed',
+  'cancelled',
+] as const
 export type JobState = (typeof STATES)[number]
 
 export interface AttemptError {

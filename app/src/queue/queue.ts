@@ -12,7 +12,14 @@ import type { Config } from '../config.ts'
 import { DtqError } from '../errors.ts'
 import { connectRedis, createRedis } from '../redis/connection.ts'
 import { Registry, type WorkerCommand, type WorkerInfo } from '../redis/registry.ts'
-import { type Clock, JobStore, type NewJobRecord, type Page, type QueueStats, systemClock } from '../redis/store.ts'
+import {
+  type Clock,
+  JobStore,
+  type NewJobRecord,
+  type Page,
+  type QueueStats,
+  systemClock,
+} from '../redis/store.ts'
 import type { Backoff, Job, JobState, Priority } from './job.ts'
 import { decodeJob, STATES } from './job.ts'
 import {
@@ -100,7 +107,11 @@ export class Queue {
 
   /** Opens its own connection from the settings and waits until Redis answers. */
   static async connect(config: Config, opts: { clock?: Clock } = {}): Promise<Queue> {
-    const redis = createRedis({ url: config.redisUrl, commandTimeoutMs: config.redisCommandTimeoutMs, name: 'dtq-queue' })
+    const redis = createRedis({
+      url: config.redisUrl,
+      commandTimeoutMs: config.redisCommandTimeoutMs,
+      name: 'dtq-queue',
+    })
     await connectRedis(redis)
     return new Queue(redis, config, { ...opts, ownsRedis: true })
   }
@@ -128,16 +139,19 @@ export class Queue {
     checkInt(problems, 'max_retries', maxRetries, 0, 1000)
     const timeoutMs = spec.timeout_ms ?? s.jobTimeoutMs
     checkInt(problems, 'timeout_ms', timeoutMs, 0, 7 * 24 * 3600 * 1000)
-    if (spec.id !== undefined) checkName(problems, 'id', spec.id, JOB_ID_PATTERN, '1-128 letters, digits, _ . -')
+    if (spec.id !== undefined)
+      checkName(problems, 'id', spec.id, JOB_ID_PATTERN, '1-128 letters, digits, _ . -')
     if (spec.idempotency_key !== undefined) checkText(problems, 'idempotency_key', spec.idempotency_key, 256)
     if (spec.partition_key !== undefined) checkText(problems, 'partition_key', spec.partition_key, 256)
     if (spec.trace !== undefined) checkText(problems, 'trace', spec.trace, 512)
 
     const now = this.clock.now()
     let runAt = 0
-    if (spec.delay_ms !== undefined && spec.run_at !== undefined) problems.push('give delay_ms or run_at, not both')
+    if (spec.delay_ms !== undefined && spec.run_at !== undefined)
+      problems.push('give delay_ms or run_at, not both')
     else if (spec.delay_ms !== undefined) {
-      if (checkInt(problems, 'delay_ms', spec.delay_ms, 0, MAX_DELAY_MS) && spec.delay_ms > 0) runAt = -spec.delay_ms
+      if (checkInt(problems, 'delay_ms', spec.delay_ms, 0, MAX_DELAY_MS) && spec.delay_ms > 0)
+        runAt = -spec.delay_ms
     } else if (spec.run_at !== undefined) {
       const t = typeof spec.run_at === 'string' ? Date.parse(spec.run_at) : spec.run_at
       if (typeof t !== 'number' || !Number.isFinite(t) || t < 0 || t > now + MAX_DELAY_MS) {
@@ -152,10 +166,17 @@ export class Queue {
       else {
         if (b.initial_ms !== undefined) checkInt(problems, 'backoff.initial_ms', b.initial_ms, 0, 86_400_000)
         if (b.max_ms !== undefined) checkInt(problems, 'backoff.max_ms', b.max_ms, 0, 604_800_000)
-        if (b.multiplier !== undefined && !(typeof b.multiplier === 'number' && b.multiplier >= 1 && b.multiplier <= 100)) {
+        if (
+          b.multiplier !== undefined &&
+          !(typeof b.multiplier === 'number' && b.multiplier >= 1 && b.multiplier <= 100)
+        ) {
           problems.push('backoff.multiplier must be a number from 1 to 100')
         }
-        extra.backoff = JSON.stringify({ initial_ms: b.initial_ms, multiplier: b.multiplier, max_ms: b.max_ms })
+        extra.backoff = JSON.stringify({
+          initial_ms: b.initial_ms,
+          multiplier: b.multiplier,
+          max_ms: b.max_ms,
+        })
       }
     }
     const payload = encodeJson(problems, 'payload', spec.payload, s.maxPayloadBytes)
@@ -195,7 +216,9 @@ export class Queue {
     const problems: Problems = []
     const prepared = specs.map((spec, i) => {
       const mine: Problems = []
-      const r = spec && typeof spec === 'object' ? this.toRecord(spec, mine) : (mine.push('must be an object'), null)
+      let r: ReturnType<Queue['toRecord']> = null
+      if (spec && typeof spec === 'object') r = this.toRecord(spec, mine)
+      else mine.push('must be an object')
       for (const p of mine) problems.push(specs.length > 1 ? `jobs[${i}]: ${p}` : p)
       return r
     })
@@ -275,9 +298,12 @@ export class Queue {
     q: { queue?: string; state?: JobState; task_type?: string; cursor?: string; limit?: number } = {},
   ): Promise<Page<Job>> {
     const problems: Problems = []
-    if (q.queue !== undefined) checkName(problems, 'queue', q.queue, QUEUE_PATTERN, '1-64 letters, digits, _ . -')
-    if (q.state !== undefined && !STATES.includes(q.state)) problems.push(`status must be one of ${STATES.join(', ')}`)
-    if (q.task_type !== undefined) checkName(problems, 'task_type', q.task_type, TASK_TYPE_PATTERN, 'a task type')
+    if (q.queue !== undefined)
+      checkName(problems, 'queue', q.queue, QUEUE_PATTERN, '1-64 letters, digits, _ . -')
+    if (q.state !== undefined && !STATES.includes(q.state))
+      problems.push(`status must be one of ${STATES.join(', ')}`)
+    if (q.task_type !== undefined)
+      checkName(problems, 'task_type', q.task_type, TASK_TYPE_PATTERN, 'a task type')
     const limit = q.limit ?? 50
     checkInt(problems, 'limit', limit, 1, 1000)
     throwIfProblems(problems, 'invalid request')
@@ -322,7 +348,8 @@ export class Queue {
     const job = await this.getJobOrThrow(id, queue)
     const [res] = await this.store.requeue(job.queue, [job.id])
     if (res === 'not_found') throw new DtqError('NOT_FOUND', `job ${id} not found`)
-    if (res !== 'queued') throw new DtqError('INVALID_STATE', `job ${id} is ${res} and cannot be retried`, { state: res })
+    if (res !== 'queued')
+      throw new DtqError('INVALID_STATE', `job ${id} is ${res} and cannot be retried`, { state: res })
     return (await this.store.getJob(job.queue, job.id)) ?? job
   }
 
@@ -339,10 +366,13 @@ export class Queue {
     } = {},
   ) {
     const problems: Problems = []
-    if (q.queue !== undefined) checkName(problems, 'queue', q.queue, QUEUE_PATTERN, '1-64 letters, digits, _ . -')
-    if (q.task_type !== undefined) checkName(problems, 'task_type', q.task_type, TASK_TYPE_PATTERN, 'a task type')
+    if (q.queue !== undefined)
+      checkName(problems, 'queue', q.queue, QUEUE_PATTERN, '1-64 letters, digits, _ . -')
+    if (q.task_type !== undefined)
+      checkName(problems, 'task_type', q.task_type, TASK_TYPE_PATTERN, 'a task type')
     if (q.error_contains !== undefined) checkText(problems, 'error_contains', q.error_contains, 256)
-    if (q.older_than_ms !== undefined) checkInt(problems, 'older_than_ms', q.older_than_ms, 0, 10 * 365 * 86_400_000)
+    if (q.older_than_ms !== undefined)
+      checkInt(problems, 'older_than_ms', q.older_than_ms, 0, 10 * 365 * 86_400_000)
     const limit = q.limit ?? 50
     checkInt(problems, 'limit', limit, 1, 1000)
     throwIfProblems(problems, 'invalid request')
@@ -383,7 +413,8 @@ export class Queue {
 
   async deleteDlq(id: string, queue?: string): Promise<void> {
     const job = await this.getJobOrThrow(id, queue)
-    if (job.state !== 'failed') throw new DtqError('INVALID_STATE', `job ${id} is ${job.state}, not in the DLQ`)
+    if (job.state !== 'failed')
+      throw new DtqError('INVALID_STATE', `job ${id} is ${job.state}, not in the DLQ`)
     await this.store.dlqDelete(job.queue, [job.id])
   }
 
@@ -397,7 +428,8 @@ export class Queue {
     this.checkQueue(queue)
     const before = days === 0 ? this.clock.now() + 1 : this.clock.now() - days * 86_400_000
     let total = 0
-    for (const q of queue ? [queue] : await this.store.queues()) total += await this.store.dlqPurgeBefore(q, before)
+    for (const q of queue ? [queue] : await this.store.queues())
+      total += await this.store.dlqPurgeBefore(q, before)
     return total
   }
 

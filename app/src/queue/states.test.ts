@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest'
 import { STATES } from './job.ts'
-import { CANCELLABLE_STATES, canTransition, RETRYABLE_STATES, TERMINAL_STATES, TRANSITIONS } from './states.ts'
+import {
+  CANCELLABLE_STATES,
+  canTransition,
+  RETRYABLE_STATES,
+  TERMINAL_STATES,
+  TRANSITIONS,
+} from './states.ts'
 
 describe('state machine', () => {
   it('reaches every state and leaves every non-terminal one', () => {

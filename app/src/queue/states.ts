@@ -45,5 +45,10 @@ export function canTransition(from: JobState | null, via: Transition, to?: JobSt
 }
 
 export const TERMINAL_STATES: ReadonlySet<JobState> = new Set(['completed', 'failed', 'cancelled'])
-export const CANCELLABLE_STATES: ReadonlySet<JobState> = new Set(['queued', 'scheduled', 'retrying', 'active'])
+export const CANCELLABLE_STATES: ReadonlySet<JobState> = new Set([
+  'queued',
+  'scheduled',
+  'retrying',
+  'active',
+])
 export const RETRYABLE_STATES: ReadonlySet<JobState> = new Set(['failed', 'cancelled'])

@@ -3,7 +3,8 @@ import { encodeJson, jsonDepth, QUEUE_PATTERN } from './validate.ts'
 
 describe('validation rules', () => {
   it('keeps key-breaking characters out of queue names', () => {
-    for (const bad of ['', 'a{b}', 'a:b', 'a*', 'a b', 'x\n', 'é', 'q'.repeat(65)]) expect(QUEUE_PATTERN.test(bad)).toBe(false)
+    for (const bad of ['', 'a{b}', 'a:b', 'a*', 'a b', 'x\n', 'é', 'q'.repeat(65)])
+      expect(QUEUE_PATTERN.test(bad)).toBe(false)
     for (const ok of ['default', 'emails.high', 'a-b_c', 'Q1']) expect(QUEUE_PATTERN.test(ok)).toBe(true)
   })
 

@@ -16,7 +16,13 @@ export const MAX_DELAY_MS = 366 * 24 * 3600 * 1000
 
 export type Problems = string[]
 
-export function checkName(problems: Problems, field: string, v: unknown, pattern: RegExp, what: string): v is string {
+export function checkName(
+  problems: Problems,
+  field: string,
+  v: unknown,
+  pattern: RegExp,
+  what: string,
+): v is string {
   if (typeof v !== 'string' || !pattern.test(v)) {
     problems.push(`${field} must be ${what}`)
     return false
@@ -32,7 +38,13 @@ export function checkText(problems: Problems, field: string, v: unknown, max: nu
   return true
 }
 
-export function checkInt(problems: Problems, field: string, v: unknown, min: number, max: number): v is number {
+export function checkInt(
+  problems: Problems,
+  field: string,
+  v: unknown,
+  min: number,
+  max: number,
+): v is number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
     problems.push(`${field} must be an integer from ${min} to ${max}`)
     return false

@@ -2,7 +2,7 @@
  * For `dtq dev` on a laptop: find a Redis to use, or start a private redis-server with AOF
  * (data under .data/redis) when none is configured or listening on 127.0.0.1:6379.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { mkdirSync } from 'node:fs'
 import { createServer, Socket } from 'node:net'
 import { resolve } from 'node:path'
@@ -48,8 +48,26 @@ export async function startLocalRedis(dataDir: string, port?: number): Promise<L
   const p = port ?? (await freePort())
   const child = spawn(
     'redis-server',
-    ['--port', String(p), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'everysec',
-      '--save', '', '--maxmemory-policy', 'noeviction', '--daemonize', 'no', '--logfile', ''],
+    [
+      '--port',
+      String(p),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'everysec',
+      '--save',
+      '',
+      '--maxmemory-policy',
+      'noeviction',
+      '--daemonize',
+      'no',
+      '--logfile',
+      '',
+    ],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   )
   const deadline = Date.now() + 10_000

@@ -101,10 +101,11 @@ export class Registry {
 
   /** Reads and clears a command left for a worker (the pub/sub message may have been missed). */
   async takeCommand(id: string): Promise<WorkerCommand | null> {
-    const [[, cmd]] = (await this.redis.multi().hget(this.keys.worker(id), 'command').hdel(this.keys.worker(id), 'command').exec()) as [
-      [unknown, string | null],
-      unknown,
-    ]
+    const [[, cmd]] = (await this.redis
+      .multi()
+      .hget(this.keys.worker(id), 'command')
+      .hdel(this.keys.worker(id), 'command')
+      .exec()) as [[unknown, string | null], unknown]
     return WORKER_COMMANDS.includes(cmd as WorkerCommand) ? (cmd as WorkerCommand) : null
   }
 }

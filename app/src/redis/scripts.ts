@@ -55,7 +55,10 @@ let cache: Record<ScriptName, LuaScript> | undefined
 
 export function scripts(): Record<ScriptName, LuaScript> {
   if (!cache) {
-    cache = Object.fromEntries(SCRIPT_NAMES.map((n) => [n, new LuaScript(n)])) as Record<ScriptName, LuaScript>
+    cache = Object.fromEntries(SCRIPT_NAMES.map((n) => [n, new LuaScript(n)])) as Record<
+      ScriptName,
+      LuaScript
+    >
   }
   return cache
 }

@@ -3,7 +3,15 @@
  * Lua script (app/src/redis/scripts); reads are plain commands, pipelined.
  */
 import type { Redis } from 'ioredis'
-import { decodeJob, type Job, type JobState, PRIORITIES, type Priority, pairsToRecord, STATES } from '../queue/job.ts'
+import {
+  decodeJob,
+  type Job,
+  type JobState,
+  PRIORITIES,
+  type Priority,
+  pairsToRecord,
+  STATES,
+} from '../queue/job.ts'
 import { GROUP, Keys } from './keys.ts'
 import { scripts } from './scripts.ts'
 
@@ -55,7 +63,10 @@ export interface QueueStats {
   paused: boolean
   counts: Record<JobState, number>
   totals: Record<string, number>
-  streams: Record<Priority, { length: number; pending: number; lag: number; oldest_waiting_ms: number | null }>
+  streams: Record<
+    Priority,
+    { length: number; pending: number; lag: number; oldest_waiting_ms: number | null }
+  >
   delayed: number
   dlq: number
   oldest_waiting_ms: number | null
@@ -79,7 +90,12 @@ export function encodeCursor(c: ListCursor): string {
 export function decodeCursor(s: string): ListCursor | null {
   try {
     const v = JSON.parse(Buffer.from(s, 'base64url').toString('utf8'))
-    if (Array.isArray(v) && typeof v[0] === 'number' && typeof v[1] === 'string' && typeof v[2] === 'string') {
+    if (
+      Array.isArray(v) &&
+      typeof v[0] === 'number' &&
+      typeof v[1] === 'string' &&
+      typeof v[2] === 'string'
+    ) {
       return { score: v[0], id: v[1], queue: v[2] }
     }
   } catch {}
@@ -123,8 +139,17 @@ export class JobStore {
     }
   }
 
-  private run<T>(name: keyof ReturnType<typeof scripts>, queue: string, args: ReadonlyArray<string | number>): Promise<T> {
-    const common = [this.clock.now(), this.opts.eventsMaxLen, this.opts.completedRetentionS, this.opts.failedRetentionS]
+  private run<T>(
+    name: keyof ReturnType<typeof scripts>,
+    queue: string,
+    args: ReadonlyArray<string | number>,
+  ): Promise<T> {
+    const common = [
+      this.clock.now(),
+      this.opts.eventsMaxLen,
+      this.opts.completedRetentionS,
+      this.opts.failedRetentionS,
+    ]
     return this.scripts[name].run<T>(this.redis, this.keys.base(queue), [...common, ...args])
   }
 
@@ -194,7 +219,14 @@ export class JobStore {
     delayMs: number,
   ): Promise<'retrying' | 'failed' | 'cancelled' | 'stale'> {
     const err = JSON.stringify({ ...error, at: this.clock.now() })
-    return this.run('fail', queue, [id, epoch, mode, err, Math.max(0, Math.round(delayMs)), this.opts.errorsKept])
+    return this.run('fail', queue, [
+      id,
+      epoch,
+      mode,
+      err,
+      Math.max(0, Math.round(delayMs)),
+      this.opts.errorsKept,
+    ])
   }
 
   async promote(queue: string, limit = 500): Promise<{ moved: number; nextDue: number | null }> {
@@ -211,11 +243,9 @@ export class JobStore {
     cursor = '0-0',
     page = 100,
   ): Promise<{ cursor: string; requeued: number; poisoned: number; cancelled: number; lost: number }> {
-    const [next, requeued, poisoned, cancelled, lost] = await this.run<[string, number, number, number, number]>(
-      'reclaim',
-      queue,
-      [consumer, minIdleMs, cursor, page, priority, maxDeliveries],
-    )
+    const [next, requeued, poisoned, cancelled, lost] = await this.run<
+      [string, number, number, number, number]
+    >('reclaim', queue, [consumer, minIdleMs, cursor, page, priority, maxDeliveries])
     return { cursor: next, requeued, poisoned, cancelled, lost }
   }
 
@@ -250,9 +280,11 @@ export class JobStore {
   async ensureGroups(queue: string): Promise<void> {
     await Promise.all(
       PRIORITIES.map((p) =>
-        this.redis.xgroup('CREATE', this.keys.stream(queue, p), GROUP, '0', 'MKSTREAM').catch((err: Error) => {
-          if (!err.message.includes('BUSYGROUP')) throw err
-        }),
+        this.redis
+          .xgroup('CREATE', this.keys.stream(queue, p), GROUP, '0', 'MKSTREAM')
+          .catch((err: Error) => {
+            if (!err.message.includes('BUSYGROUP')) throw err
+          }),
       ),
     )
   }
@@ -425,14 +457,28 @@ export class JobStore {
     const states = q.state ? [q.state] : [...STATES]
     const cursor = q.cursor ? decodeCursor(q.cursor) : null
     const sources = queues.flatMap((queue) =>
-      states.map((state) => async (max: ListCursor | null, offset: number, count: number): Promise<Candidate[]> => {
-        const key = this.keys.index(queue, state)
-        const hi = max ? String(max.score) : '+inf'
-        const raw = await this.redis.zrange(key, hi, '-inf', 'BYSCORE', 'REV', 'LIMIT', offset, count, 'WITHSCORES')
-        const out: Candidate[] = []
-        for (let i = 0; i + 1 < raw.length; i += 2) out.push({ id: raw[i]!, score: Number(raw[i + 1]), queue })
-        return out
-      }),
+      states.map(
+        (state) =>
+          async (max: ListCursor | null, offset: number, count: number): Promise<Candidate[]> => {
+            const key = this.keys.index(queue, state)
+            const hi = max ? String(max.score) : '+inf'
+            const raw = await this.redis.zrange(
+              key,
+              hi,
+              '-inf',
+              'BYSCORE',
+              'REV',
+              'LIMIT',
+              offset,
+              count,
+              'WITHSCORES',
+            )
+            const out: Candidate[] = []
+            for (let i = 0; i + 1 < raw.length; i += 2)
+              out.push({ id: raw[i]!, score: Number(raw[i + 1]), queue })
+            return out
+          },
+      ),
     )
     return this.mergePage(sources, cursor, q.limit, (job) => {
       if (q.task_type && job.task_type !== q.task_type) return null
@@ -460,15 +506,25 @@ export class JobStore {
           // Scores are entry milliseconds; ties within a millisecond are ordered by job id.
           let hi = '+'
           if (max) hi = `${max.score}-${Number.MAX_SAFE_INTEGER}`
-          else if (q.older_than_ms !== undefined) hi = `${Math.max(0, now - q.older_than_ms)}-${Number.MAX_SAFE_INTEGER}`
-          const raw = (await this.redis.xrevrange(this.keys.dlq(queue), hi, '-', 'COUNT', offset + count)) as Array<
-            [string, string[]]
-          >
+          else if (q.older_than_ms !== undefined)
+            hi = `${Math.max(0, now - q.older_than_ms)}-${Number.MAX_SAFE_INTEGER}`
+          const raw = (await this.redis.xrevrange(
+            this.keys.dlq(queue),
+            hi,
+            '-',
+            'COUNT',
+            offset + count,
+          )) as Array<[string, string[]]>
           return raw
             .slice(offset)
             .map(([entry, fields]): Candidate => {
               const extra = pairsToRecord(fields)
-              return { id: extra.id ?? '', score: Number(entry.split('-')[0]), queue, extra: { ...extra, entry } }
+              return {
+                id: extra.id ?? '',
+                score: Number(entry.split('-')[0]),
+                queue,
+                extra: { ...extra, entry },
+              }
             })
             .sort((a, b) => (before(a, b) ? 1 : before(b, a) ? -1 : 0))
         },
@@ -542,7 +598,10 @@ export class JobStore {
   }
 
   /** Completed and failed per minute over the last `minutes` minutes, oldest first. */
-  async throughput(queues: string[], minutes = 60): Promise<Array<{ minute: number; completed: number; failed: number }>> {
+  async throughput(
+    queues: string[],
+    minutes = 60,
+  ): Promise<Array<{ minute: number; completed: number; failed: number }>> {
     const nowMin = Math.floor(this.clock.now() / 60000)
     const mins = Array.from({ length: minutes }, (_, i) => nowMin - minutes + 1 + i)
     const p = this.redis.pipeline()

@@ -2,8 +2,9 @@
  * Handler types and the built-in demo task types that make DTQ usable out of the box (and
  * drive the tests): echo, sleep, fail, cpu, synthetic.
  */
-import type { Job } from '../queue/job.ts'
+
 import { PermanentJobError } from '../errors.ts'
+import type { Job } from '../queue/job.ts'
 
 export interface JobContext {
   /** Aborts when the job is cancelled, times out, loses its lease, or the worker stops. */
@@ -35,7 +36,8 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   })
 }
 
-const obj = (p: unknown): Record<string, unknown> => (p && typeof p === 'object' ? (p as Record<string, unknown>) : {})
+const obj = (p: unknown): Record<string, unknown> =>
+  p && typeof p === 'object' ? (p as Record<string, unknown>) : {}
 const numOr = (v: unknown, d: number) => (typeof v === 'number' && Number.isFinite(v) ? v : d)
 
 /** Busy-waits the CPU for `ms` (blocks the event loop on purpose: it is the `cpu` demo type). */

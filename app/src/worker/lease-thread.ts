@@ -55,7 +55,12 @@ async function renew(): Promise<void> {
 port.on('message', (msg: ToLeaseThread) => {
   switch (msg.type) {
     case 'track':
-      leases.set(`${msg.queue}\u0000${msg.id}`, { queue: msg.queue, id: msg.id, epoch: msg.epoch, deadline: msg.deadline })
+      leases.set(`${msg.queue}\u0000${msg.id}`, {
+        queue: msg.queue,
+        id: msg.id,
+        epoch: msg.epoch,
+        deadline: msg.deadline,
+      })
       break
     case 'untrack':
       leases.delete(`${msg.queue}\u0000${msg.id}`)

@@ -84,7 +84,16 @@ export class Processor {
   private stopping = false
   private loopDone: Promise<void> = Promise.resolve()
   private wake: (() => void) | undefined
-  private pendingCompletions = new Map<string, Array<{ id: string; epoch: number; result: string; done: (n: number) => void; fail: (e: unknown) => void }>>()
+  private pendingCompletions = new Map<
+    string,
+    Array<{
+      id: string
+      epoch: number
+      result: string
+      done: (n: number) => void
+      fail: (e: unknown) => void
+    }>
+  >()
   private flushScheduled = false
   private rotation = 0
 
@@ -186,7 +195,8 @@ export class Processor {
       attempt: job.attempts,
       workerId: this.o.consumer,
       progress: async (n) => {
-        if (typeof n !== 'number' || !Number.isFinite(n)) throw new TypeError('progress must be a finite number')
+        if (typeof n !== 'number' || !Number.isFinite(n))
+          throw new TypeError('progress must be a finite number')
         await store.progress(job.queue, job.id, job.epoch, n, null).catch((err) => {
           this.o.log.debug({ err: (err as Error).message, job: job.id }, 'progress not recorded')
         })
@@ -276,14 +286,16 @@ export class Processor {
             outcome.delayMs,
           )
         }
-        if (res === 'stale') this.o.log.warn({ job: job.id, queue: job.queue }, 'outcome rejected: job no longer owned')
+        if (res === 'stale')
+          this.o.log.warn({ job: job.id, queue: job.queue }, 'outcome rejected: job no longer owned')
         else if (res === 'completed') this.processed++
         else if (res === 'failed' || res === 'retrying') this.failed++
         this.o.onSettled?.(job, res)
         return
       } catch (err) {
         if (r.disowned) return
-        if (attempt % 10 === 0) this.o.log.warn({ err: (err as Error).message, job: job.id }, 'could not record outcome; retrying')
+        if (attempt % 10 === 0)
+          this.o.log.warn({ err: (err as Error).message, job: job.id }, 'could not record outcome; retrying')
         await new Promise((res) => setTimeout(res, Math.min(100 * 2 ** Math.min(attempt, 5), 2000)))
       }
     }
@@ -307,8 +319,14 @@ export class Processor {
     this.pendingCompletions = new Map()
     for (const [queue, items] of batches) {
       this.o.store.complete(queue, items).then(
-        (res) => items.forEach((it, i) => it.done(res[i] ?? 0)),
-        (err) => items.forEach((it) => it.fail(err)),
+        (res) => {
+          items.forEach((it, i) => {
+            it.done(res[i] ?? 0)
+          })
+        },
+        (err) => {
+          for (const it of items) it.fail(err)
+        },
       )
     }
   }
@@ -318,7 +336,12 @@ export class Processor {
     const r = this.running.get(key(queue, id))
     if (!r || r.job.epoch !== epoch) return undefined
     r.disowned = true
-    r.ac.abort(new JobAbortedError(why, why === 'lease_lost' ? 'the job lease was lost' : 'the worker is shutting down'))
+    r.ac.abort(
+      new JobAbortedError(
+        why,
+        why === 'lease_lost' ? 'the job lease was lost' : 'the worker is shutting down',
+      ),
+    )
     return r
   }
 

@@ -6,7 +6,7 @@
 export interface TickerOptions {
   name: string
   everyMs: number
-  tick: () => Promise<number | undefined | void>
+  tick: () => Promise<number | undefined>
   onError: (err: unknown, name: string) => void
   /** First delay; default: run at once. */
   initialDelayMs?: number

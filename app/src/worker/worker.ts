@@ -20,6 +20,7 @@ import { hostname } from 'node:os'
 import type { Redis } from 'ioredis'
 import type { Config } from '../config.ts'
 import { PRIORITIES } from '../queue/job.ts'
+import { checkInt, checkName, QUEUE_PATTERN, TASK_TYPE_PATTERN, throwIfProblems } from '../queue/validate.ts'
 import { connectRedis, createRedis } from '../redis/connection.ts'
 import { Registry, type WorkerCommand, type WorkerState } from '../redis/registry.ts'
 import { type Clock, JobStore, systemClock } from '../redis/store.ts'
@@ -63,6 +64,24 @@ export interface WorkerOptions {
 
 const silent: Logger = { info() {}, warn() {}, error() {}, debug() {} }
 
+/** Settings may come from code rather than loadConfig(): check what the worker relies on. */
+function validateWorkerSettings(s: WorkerSettings): void {
+  const problems: string[] = []
+  checkInt(problems, 'workerConcurrency', s.workerConcurrency, 1, 10_000)
+  checkInt(problems, 'leaseMs', s.leaseMs, 10, 3_600_000)
+  checkInt(problems, 'claimIdleMs', s.claimIdleMs, 20, 86_400_000)
+  checkInt(problems, 'maxDeliveries', s.maxDeliveries, 1, 1000)
+  checkInt(problems, 'shutdownTimeoutMs', s.shutdownTimeoutMs, 0, 3_600_000)
+  if (!Array.isArray(s.workerQueues) || s.workerQueues.length === 0)
+    problems.push('workerQueues must name at least one queue')
+  else
+    for (const q of s.workerQueues)
+      checkName(problems, 'workerQueues', q, QUEUE_PATTERN, '1-64 letters, digits, _ . -')
+  if (!problems.length && s.leaseMs * 2 > s.claimIdleMs)
+    problems.push('leaseMs must be at most half of claimIdleMs')
+  throwIfProblems(problems, 'invalid worker settings')
+}
+
 export class Worker {
   readonly id: string
   readonly settings: WorkerSettings
@@ -87,10 +106,13 @@ export class Worker {
   private resolveStopped!: () => void
 
   constructor(settings: WorkerSettings, opts: WorkerOptions = {}) {
+    validateWorkerSettings(settings)
     this.settings = settings
     this.opts = opts
     this.log = opts.log ?? silent
-    const host = hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 100)
+    const host = hostname()
+      .replace(/[^A-Za-z0-9_.-]/g, '-')
+      .slice(0, 100)
     this.id = `${host}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
     const conn = { url: settings.redisUrl, commandTimeoutMs: settings.redisCommandTimeoutMs }
     this.redis = createRedis({ ...conn, name: `dtq-worker-${this.id}` })
@@ -110,14 +132,22 @@ export class Worker {
     })
 
     this.leases = new LeaseKeeper(
-      { redisUrl: settings.redisUrl, commandTimeoutMs: settings.redisCommandTimeoutMs, store: storeOpts, consumer: this.id, leaseMs: settings.leaseMs },
+      {
+        redisUrl: settings.redisUrl,
+        commandTimeoutMs: settings.redisCommandTimeoutMs,
+        store: storeOpts,
+        consumer: this.id,
+        leaseMs: settings.leaseMs,
+      },
       {
         onLost: (q, id, epoch) => {
-          if (this.processor.disown(q, id, epoch, 'lease_lost')) this.log.warn({ job: id, queue: q }, 'lease lost; job abandoned')
+          if (this.processor.disown(q, id, epoch, 'lease_lost'))
+            this.log.warn({ job: id, queue: q }, 'lease lost; job abandoned')
         },
         onExpired: (q, id, epoch) => {
           // Past its timeout and grace, a wedged handler lets go of its job: it will be reclaimed.
-          if (this.processor.disown(q, id, epoch, 'lease_lost')) this.log.warn({ job: id, queue: q }, 'job overran its timeout; lease released')
+          if (this.processor.disown(q, id, epoch, 'lease_lost'))
+            this.log.warn({ job: id, queue: q }, 'job overran its timeout; lease released')
         },
         onCancel: (q, id) => this.processor.cancel(q, id),
         onError: (message) => this.log.warn({ err: message }, 'lease renewal failed'),
@@ -131,7 +161,11 @@ export class Worker {
       queues: settings.workerQueues,
       concurrency: settings.workerConcurrency,
       handlers: this.handlers,
-      backoff: { initialMs: settings.initialBackoffMs, multiplier: settings.backoffMultiplier, maxMs: settings.maxBackoffMs },
+      backoff: {
+        initialMs: settings.initialBackoffMs,
+        multiplier: settings.backoffMultiplier,
+        maxMs: settings.maxBackoffMs,
+      },
       leases: this.leases,
       log: this.log,
       maxResultBytes: settings.maxPayloadBytes,
@@ -139,20 +173,40 @@ export class Worker {
       random: opts.random,
     })
 
-    const onError = (err: unknown, name: string) => this.log.warn({ err: (err as Error).message, component: name }, 'background task failed')
+    const onError = (err: unknown, name: string) =>
+      this.log.warn({ err: (err as Error).message, component: name }, 'background task failed')
     const pollMs = opts.schedulerPollMs ?? 500
     this.tickers = [
       new Ticker({ name: 'scheduler', everyMs: pollMs, onError, tick: () => this.schedule(pollMs) }),
-      new Ticker({ name: 'reclaimer', everyMs: Math.max(100, Math.floor(settings.claimIdleMs / 2)), onError, tick: () => this.reclaim() }),
-      new Ticker({ name: 'janitor', everyMs: opts.janitorEveryMs ?? 30_000, initialDelayMs: 1000, onError, tick: () => this.sweep() }),
+      new Ticker({
+        name: 'reclaimer',
+        everyMs: Math.max(100, Math.floor(settings.claimIdleMs / 2)),
+        onError,
+        tick: () => this.reclaim(),
+      }),
+      new Ticker({
+        name: 'janitor',
+        everyMs: opts.janitorEveryMs ?? 30_000,
+        initialDelayMs: 1000,
+        onError,
+        tick: () => this.sweep(),
+      }),
     ]
-    this.heartbeat = new Ticker({ name: 'heartbeat', everyMs: opts.heartbeatMs ?? 2000, onError, tick: () => this.beat() })
+    this.heartbeat = new Ticker({
+      name: 'heartbeat',
+      everyMs: opts.heartbeatMs ?? 2000,
+      onError,
+      tick: () => this.beat(),
+    })
     if (opts.builtins !== false) for (const [t, h] of Object.entries(builtinHandlers)) this.handlers.set(t, h)
   }
 
   /** Registers the handler of a task type (replacing any earlier one, built-ins included). */
   handle(taskType: string, handler: Handler): this {
-    if (typeof handler !== 'function') throw new TypeError('handler must be a function')
+    const problems: string[] = []
+    checkName(problems, 'task_type', taskType, TASK_TYPE_PATTERN, '1-128 letters, digits, _ . : / -')
+    if (typeof handler !== 'function') problems.push('handler must be a function')
+    throwIfProblems(problems, 'invalid handler')
     this.handlers.set(taskType, handler)
     return this
   }
@@ -178,14 +232,18 @@ export class Worker {
     this.heartbeat.start()
     for (const t of this.tickers) t.start()
     this.processor.start()
-    this.log.info({ worker: this.id, queues: this.settings.workerQueues, concurrency: this.settings.workerConcurrency }, 'worker started')
+    this.log.info(
+      { worker: this.id, queues: this.settings.workerQueues, concurrency: this.settings.workerConcurrency },
+      'worker started',
+    )
   }
 
   private onMessage(channel: string, message: string): void {
     const [a, b] = message.split(' ')
     if (!a || !b) return
     if (channel === this.store.keys.cancelChannel()) {
-      if (this.processor.cancel(a, b)) this.log.info({ job: b, queue: a }, 'cancel requested; aborting handler')
+      if (this.processor.cancel(a, b))
+        this.log.info({ job: b, queue: a }, 'cancel requested; aborting handler')
     } else if (channel === this.store.keys.controlChannel() && (a === this.id || a === '*')) {
       this.command(b as WorkerCommand)
     }
@@ -216,7 +274,7 @@ export class Worker {
     if (resumed) this.processor.kick()
   }
 
-  private async beat(): Promise<void> {
+  private async beat(): Promise<undefined> {
     const cmd = await this.registry.takeCommand(this.id)
     if (cmd) this.command(cmd)
     await this.refreshPaused()
@@ -254,17 +312,28 @@ export class Worker {
   }
 
   /** Reclaimer tick: every priority stream of every queue, iterating XAUTOCLAIM's cursor. */
-  private async reclaim(): Promise<void> {
+  private async reclaim(): Promise<undefined> {
     for (const q of this.settings.workerQueues) {
       for (const p of PRIORITIES) {
         let cursor = '0-0'
         do {
-          const r = await this.store.reclaim(q, this.id, p, this.settings.claimIdleMs, this.settings.maxDeliveries, cursor)
+          const r = await this.store.reclaim(
+            q,
+            this.id,
+            p,
+            this.settings.claimIdleMs,
+            this.settings.maxDeliveries,
+            cursor,
+          )
           cursor = r.cursor
-          if (r.requeued || r.poisoned || r.cancelled) this.log.warn({ queue: q, priority: p, ...r }, 'reclaimed stalled jobs')
+          if (r.requeued || r.poisoned || r.cancelled)
+            this.log.warn({ queue: q, priority: p, ...r }, 'reclaimed stalled jobs')
           if (r.lost) {
             this.lostEntries += r.lost
-            this.log.error({ queue: q, priority: p, lost: r.lost }, 'ALARM: pending entries were deleted from the stream outside DTQ (jobs lost)')
+            this.log.error(
+              { queue: q, priority: p, lost: r.lost },
+              'ALARM: pending entries were deleted from the stream outside DTQ (jobs lost)',
+            )
           }
         } while (cursor !== '0-0')
       }
@@ -272,7 +341,7 @@ export class Worker {
   }
 
   /** Janitor tick: one worker per queue at a time (a short lock) bounds what grows. */
-  private async sweep(): Promise<void> {
+  private async sweep(): Promise<undefined> {
     const live = new Set((await this.registry.list()).map((w) => w.id))
     live.add(this.id)
     for (const q of this.settings.workerQueues) {

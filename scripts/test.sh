@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs (pnpm, dependencies, redis-server), checks
+# formatting/lint and types, runs every package's tests against private redis-servers, and
+# ends with one line "N passed, N failed" from the real counts.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+install_deps || { echo "0 passed, 1 failed"; exit 1; }
+ensure_redis_server || { echo "0 passed, 1 failed"; exit 1; }
+export PATH="$PWD/node_modules/.bin:$PATH"   # Node 22 from the `node` package
+
+mkdir -p .tmp
+rm -f .tmp/vitest-*.json
+checks_failed=0
+checks_passed=0
+run_check() {
+  local name=$1; shift
+  say "$name"
+  if "$@"; then checks_passed=$((checks_passed + 1)); else checks_failed=$((checks_failed + 1)); say "$name FAILED"; fi
+}
+
+run_check "lint (biome)" biome check .
+run_check "typecheck" pnpm_cmd -r --silent typecheck
+run_check "console build" pnpm_cmd --filter @dtq/ui --silent build
+
+say "tests (vitest)"
+(cd app && CI=true vitest run --reporter=default --reporter=json --outputFile.json=../.tmp/vitest-app.json)
+vitest_status=$?
+
+node -e '
+  const fs = require("fs")
+  let passed = Number(process.argv[1]), failed = Number(process.argv[2])
+  const files = fs.readdirSync(".tmp").filter((f) => /^vitest-.*\.json$/.test(f))
+  if (!files.length) failed++
+  for (const f of files) {
+    const r = JSON.parse(fs.readFileSync(".tmp/" + f, "utf8"))
+    passed += r.numPassedTests
+    failed += r.numFailedTests + (r.numRuntimeErrorTestSuites || 0)
+    if (!r.success && r.numFailedTests === 0) failed++
+  }
+  console.log(`${passed} passed, ${failed} failed`)
+  process.exit(failed ? 1 : 0)
+' "$checks_passed" "$checks_failed"
+summary_status=$?
+[ $vitest_status -eq 0 ] && [ $summary_status -eq 0 ]
