@@ -25,7 +25,7 @@ run_check "typecheck" pnpm_cmd -r --silent typecheck
 run_check "console build" pnpm_cmd --filter @dtq/ui --silent build
 
 say "tests (vitest)"
-(cd app && CI=true vitest run --reporter=default --reporter=json --outputFile.json=../.tmp/vitest-app.json)
+(cd app && CI=true ./node_modules/.bin/vitest run --reporter=default --reporter=json --outputFile.json=../.tmp/vitest-app.json)
 vitest_status=$?
 
 node -e '
