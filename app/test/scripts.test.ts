@@ -9,7 +9,7 @@ import { PRIORITIES } from '../src/queue/job.ts'
 import { canTransition } from '../src/queue/states.ts'
 import { connectRedis } from '../src/redis/connection.ts'
 import { GROUP } from '../src/redis/keys.ts'
-import type { JobStore } from '../src/redis/store.ts'
+import { JobStore } from '../src/redis/store.ts'
 import { type Bundle, FakeClock, setup } from './helpers.ts'
 
 let b: Bundle
@@ -373,9 +373,18 @@ describe('promote', () => {
       Array.from({ length: n }, (_, i) => ({ task_type: 'echo', payload: i, delay_ms: 1 + (i % 50) })),
     )
     clock.advance(100)
-    const results = await Promise.all(
-      [0, 1, 2].map(() => Promise.all(Array.from({ length: 5 }, () => store.promote(Q, 37)))),
+    // Three schedulers, each with its own connection, racing over the same due jobs.
+    const schedulers = await Promise.all(
+      [0, 1, 2].map(async () => {
+        const r = b.redis.duplicate()
+        await connectRedis(r)
+        return { r, store: new JobStore(r, { ...store.opts, clock }) }
+      }),
     )
+    const results = await Promise.all(
+      schedulers.map((s) => Promise.all(Array.from({ length: 5 }, () => s.store.promote(Q, 37)))),
+    )
+    for (const s of schedulers) s.r.disconnect()
     let moved = results.flat().reduce((a, r) => a + r.moved, 0)
     while (true) {
       const r = await store.promote(Q, 500)
