@@ -8,7 +8,7 @@ import { DtqError } from '../src/errors.ts'
 import { PRIORITIES } from '../src/queue/job.ts'
 import { canTransition } from '../src/queue/states.ts'
 import { connectRedis } from '../src/redis/connection.ts'
-import { GROUP } from '../src/redis/keys.ts'
+import { GROUP, HISTOGRAM_BUCKETS_MS } from '../src/redis/keys.ts'
 import { JobStore } from '../src/redis/store.ts'
 import { type Bundle, FakeClock, setup } from './helpers.ts'
 
@@ -67,6 +67,7 @@ describe('keys', () => {
       expect(prelude).toContain(frag)
     }
     expect(prelude).toContain(`local GROUP = '${GROUP}'`)
+    expect(prelude).toContain(`local BUCKETS_MS = { ${HISTOGRAM_BUCKETS_MS.join(', ')} }`)
   })
 
   it('keeps every key of a queue under its hash tag and the prefix', async () => {
@@ -256,7 +257,11 @@ describe('complete', () => {
     expect(((await b.redis.xpending(store.keys.stream(Q, 'normal'), GROUP)) as [number])[0]).toBe(0)
     const ttl = await b.redis.ttl(store.keys.job(Q, j.id))
     expect(ttl).toBeGreaterThan(b.config.completedRetentionS - 5)
-    expect(await b.redis.hget(store.keys.stats(Q), 'completed')).toBe('1')
+    const stats = await b.redis.hgetall(store.keys.stats(Q))
+    expect(stats).toMatchObject({ completed: '1', 'completed|echo': '1', 'created|echo': '1' })
+    expect(stats['h|run|sum_ms']).toBe('25') // started 25 ms before it completed
+    expect(stats['h|run|3']).toBe('1') // the 25 ms bucket
+    expect(stats['h|wait|1']).toBe('1') // delivered at once
     const tp = await store.throughput([Q], 2)
     expect(tp[1]?.completed).toBe(1)
   })

@@ -42,6 +42,8 @@ export interface Job {
   epoch: number
   created_at: number
   updated_at: number
+  /** When the job last became ready (entered a stream). */
+  queued_at: number | null
   run_at: number | null
   started_at: number | null
   finished_at: number | null
@@ -85,6 +87,7 @@ export function decodeJob(queue: string, h: Record<string, string>): Job {
     epoch: num(h.epoch) ?? 0,
     created_at: num(h.created_at) ?? 0,
     updated_at: num(h.updated_at) ?? 0,
+    queued_at: num(h.queued_at),
     run_at: num(h.run_at),
     started_at: num(h.started_at),
     finished_at: num(h.finished_at),

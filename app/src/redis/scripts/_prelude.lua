@@ -44,6 +44,28 @@ local function bump(field, n)
   redis.call('HINCRBY', k_stats, field, n or 1)
 end
 
+-- A total, and the same total for the task type ("<field>|<type>"), for per-type metrics.
+local function bump_typed(field, ttype)
+  redis.call('HINCRBY', k_stats, field, 1)
+  if ttype and ttype ~= '' then redis.call('HINCRBY', k_stats, field .. '|' .. ttype, 1) end
+end
+
+-- Histogram of durations per queue ("h|<name>|<bucket>", "h|<name>|sum_ms"). Bucket bounds
+-- in ms; must match HISTOGRAM_BUCKETS_MS in app/src/redis/keys.ts.
+local BUCKETS_MS = { 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000 }
+local function observe(name, ms)
+  if not ms or ms < 0 then ms = 0 end
+  local b = #BUCKETS_MS + 1
+  for i, le in ipairs(BUCKETS_MS) do
+    if ms <= le then
+      b = i
+      break
+    end
+  end
+  redis.call('HINCRBY', k_stats, 'h|' .. name .. '|' .. b, 1)
+  redis.call('HINCRBY', k_stats, 'h|' .. name .. '|sum_ms', math.floor(ms))
+end
+
 -- Per-minute throughput bucket, kept two hours.
 local function throughput(field)
   local key = base .. ':tp:' .. math.floor(NOW / 60000)
@@ -88,7 +110,7 @@ local function dead_letter(id, from, ttype, message, attempts)
     'attempts', attempts or '0', 'failed_at', NOW)
   redis.call('HSET', jk, 'state', 'failed', 'error', message, 'finished_at', NOW, 'updated_at', NOW, 'dlq_entry', dlq_entry)
   move_idx(id, from, 'failed')
-  bump('failed')
+  bump_typed('failed', ttype)
   throughput('failed')
   emit(id, 'failed', ttype)
   expire_job(id, FAILED_TTL)
@@ -98,7 +120,7 @@ local function cancel_job(id, from, ttype)
   redis.call('HSET', k_job(id), 'state', 'cancelled', 'finished_at', NOW, 'updated_at', NOW)
   redis.call('HDEL', k_job(id), 'cancel_requested')
   move_idx(id, from, 'cancelled')
-  bump('cancelled')
+  bump_typed('cancelled', ttype)
   emit(id, 'cancelled', ttype)
   expire_job(id, COMPLETED_TTL)
 end
@@ -108,7 +130,7 @@ end
 local function requeue(id, from, prio, ttype, event)
   local entry = push_ready(id, prio)
   redis.call('HINCRBY', k_job(id), 'epoch', 1)
-  redis.call('HSET', k_job(id), 'state', 'queued', 'entry', entry, 'updated_at', NOW)
+  redis.call('HSET', k_job(id), 'state', 'queued', 'entry', entry, 'updated_at', NOW, 'queued_at', NOW)
   move_idx(id, from, 'queued')
   emit(id, event or 'queued', ttype)
   return entry

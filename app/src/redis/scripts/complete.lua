@@ -13,7 +13,7 @@ for j = 1, n do
   local i = 6 + (j - 1) * 3
   local id, epoch, result = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local jk = k_job(id)
-  local h = redis.call('HMGET', jk, 'state', 'epoch', 'entry', 'priority', 'task_type')
+  local h = redis.call('HMGET', jk, 'state', 'epoch', 'entry', 'priority', 'task_type', 'started_at')
   if h[1] ~= 'active' or h[2] ~= epoch then
     bump('stale_writes')
     out[j] = 0
@@ -22,7 +22,8 @@ for j = 1, n do
     redis.call('HSET', jk, 'state', 'completed', 'result', result, 'finished_at', NOW, 'updated_at', NOW)
     redis.call('HDEL', jk, 'cancel_requested')
     move_idx(id, 'active', 'completed')
-    bump('completed')
+    bump_typed('completed', h[5])
+    observe('run', NOW - (tonumber(h[6]) or NOW))
     throughput('completed')
     emit(id, 'completed', h[5])
     expire_job(id, COMPLETED_TTL)

@@ -30,7 +30,7 @@ for _, prio in ipairs(PRIORITIES) do
     local entry, fields = e[1], e[2]
     local id = fields[2]
     local jk = k_job(id)
-    local st = redis.call('HMGET', jk, 'state', 'entry')
+    local st = redis.call('HMGET', jk, 'state', 'entry', 'queued_at')
     if st[1] ~= 'queued' or st[2] ~= entry then
       -- An entry whose job is gone or has moved on: drop it, and count it.
       redis.call('XACK', s, GROUP, entry)
@@ -42,6 +42,7 @@ for _, prio in ipairs(PRIORITIES) do
       redis.call('HSET', jk, 'state', 'active', 'worker', consumer, 'started_at', NOW, 'updated_at', NOW)
       local ttype = redis.call('HGET', jk, 'task_type')
       move_idx(id, 'queued', 'active')
+      observe('wait', NOW - (tonumber(st[3]) or NOW))
       emit(id, 'active', ttype)
       jobs[#jobs + 1] = redis.call('HGETALL', jk)
       want = want - 1

@@ -47,11 +47,11 @@ for j = 1, n do
       emit(id, 'scheduled', ttype)
     else
       local entry = push_ready(id, prio)
-      redis.call('HSET', jk, 'state', 'queued', 'entry', entry)
+      redis.call('HSET', jk, 'state', 'queued', 'entry', entry, 'queued_at', NOW)
       move_idx(id, nil, 'queued')
       emit(id, 'queued', ttype)
     end
-    bump('created')
+    bump_typed('created', ttype)
     out[j] = { id, 1 }
   end
 end

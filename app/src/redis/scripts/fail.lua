@@ -13,13 +13,15 @@
 local id, epoch, mode, err_json = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local delay, keep = tonumber(ARGV[9]), tonumber(ARGV[10])
 local jk = k_job(id)
-local h = redis.call('HMGET', jk, 'state', 'epoch', 'entry', 'priority', 'task_type', 'max_retries', 'errors', 'attempts')
+local h = redis.call('HMGET', jk, 'state', 'epoch', 'entry', 'priority', 'task_type', 'max_retries', 'errors', 'attempts',
+  'started_at')
 if h[1] ~= 'active' or h[2] ~= epoch then
   bump('stale_writes')
   return 'stale'
 end
 ack(h[4], h[3])
 local ttype = h[5]
+observe('run', NOW - (tonumber(h[9]) or NOW))
 
 if mode == 'cancel' then
   cancel_job(id, 'active', ttype)
@@ -38,7 +40,7 @@ if mode == 'retry' and failures <= tonumber(h[6]) then
   redis.call('HSET', jk, 'state', 'retrying', 'run_at', due)
   redis.call('ZADD', k_delayed, due, id)
   move_idx(id, 'active', 'retrying')
-  bump('retried')
+  bump_typed('retried', ttype)
   emit(id, 'retrying', ttype)
   return 'retrying'
 end

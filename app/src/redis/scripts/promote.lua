@@ -11,7 +11,7 @@ for _, id in ipairs(due) do
     local h = redis.call('HMGET', k_job(id), 'state', 'priority', 'task_type')
     if h[1] == 'scheduled' or h[1] == 'retrying' then
       local entry = push_ready(id, h[2])
-      redis.call('HSET', k_job(id), 'state', 'queued', 'entry', entry, 'updated_at', NOW)
+      redis.call('HSET', k_job(id), 'state', 'queued', 'entry', entry, 'updated_at', NOW, 'queued_at', NOW)
       move_idx(id, h[1], 'queued')
       emit(id, 'queued', h[3])
       moved = moved + 1
