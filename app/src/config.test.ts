@@ -47,6 +47,20 @@ describe('loadConfig', () => {
     }
   })
 
+  it('checks API tokens without echoing them', () => {
+    expect(loadConfig({ API_TOKENS: 'abcdefghijklmnop:read, qrstuvwxyz0123456:admin' }).apiTokens).toContain(':admin')
+    for (const bad of ['tinytok:read', 'zzzzzzzzzzzzzzzzzz:root', 'qqqqqqqqqqqqqqqqqq', 'xq9:yq9:zq9']) {
+      let msg = ''
+      try {
+        loadConfig({ API_TOKENS: bad })
+      } catch (e) {
+        msg = (e as Error).message
+      }
+      expect(msg).toMatch(/API_TOKENS/)
+      expect(msg).not.toContain(bad.split(':')[0])
+    }
+  })
+
   it('rejects a lease that cannot renew inside the claim window', () => {
     expect(() => loadConfig({ LEASE_MS: '20000', CLAIM_IDLE_MS: '30000' })).toThrow(/LEASE_MS/)
   })

@@ -31,9 +31,17 @@ export interface Config {
   maxPayloadBytes: number
   eventsMaxLen: number
   redisCommandTimeoutMs: number
+  trustProxy: string
+  rateLimitPerMin: number
+  maxBodyBytes: number
+  queueMaxDepth: number
+  apiDrainDelayMs: number
+  authDisabled: boolean
+  sseHeartbeatMs: number
+  batchMaxJobs: number
 }
 
-type Kind = 'string' | 'int' | 'number' | 'list' | 'url' | 'enum'
+type Kind = 'string' | 'int' | 'number' | 'list' | 'url' | 'enum' | 'bool' | 'tokens'
 
 interface Spec {
   env: string
@@ -85,9 +93,77 @@ export const SETTINGS: readonly Spec[] = [
   {
     env: 'API_TOKENS',
     key: 'apiTokens',
-    kind: 'string',
+    kind: 'tokens',
     default: '',
-    doc: 'comma-separated token:role pairs, role one of read|write|admin',
+    doc: 'comma-separated token:role pairs (role read|write|admin; tokens of 16+ characters)',
+  },
+  {
+    env: 'AUTH_DISABLED',
+    key: 'authDisabled',
+    kind: 'bool',
+    default: 'false',
+    doc: 'true runs the API without tokens even in production (never expose it then)',
+  },
+  {
+    env: 'TRUST_PROXY',
+    key: 'trustProxy',
+    kind: 'string',
+    default: 'false',
+    doc: 'whose X-Forwarded-For to believe: false, true, a hop count, or comma-separated addresses/CIDRs',
+  },
+  {
+    env: 'RATE_LIMIT_PER_MIN',
+    key: 'rateLimitPerMin',
+    kind: 'int',
+    default: '6000',
+    min: 0,
+    max: 10_000_000,
+    doc: 'API requests per client IP per minute, shared by all instances (0: off)',
+  },
+  {
+    env: 'MAX_BODY_BYTES',
+    key: 'maxBodyBytes',
+    kind: 'int',
+    default: '5242880',
+    min: 1024,
+    max: 1_073_741_824,
+    doc: 'largest accepted request body (keep nginx client_max_body_size in step)',
+  },
+  {
+    env: 'QUEUE_MAX_DEPTH',
+    key: 'queueMaxDepth',
+    kind: 'int',
+    default: '0',
+    min: 0,
+    max: 1_000_000_000,
+    doc: 'admission control: POST /jobs answers 429 while a queue holds this many waiting jobs (0: no limit)',
+  },
+  {
+    env: 'BATCH_MAX_JOBS',
+    key: 'batchMaxJobs',
+    kind: 'int',
+    default: '1000',
+    min: 1,
+    max: 100_000,
+    doc: 'most jobs in one POST /jobs/batch',
+  },
+  {
+    env: 'API_DRAIN_DELAY_MS',
+    key: 'apiDrainDelayMs',
+    kind: 'int',
+    default: '5000',
+    min: 0,
+    max: 600_000,
+    doc: 'on SIGTERM the API reports not-ready and keeps serving this long before closing',
+  },
+  {
+    env: 'SSE_HEARTBEAT_MS',
+    key: 'sseHeartbeatMs',
+    kind: 'int',
+    default: '15000',
+    min: 100,
+    max: 600_000,
+    doc: 'interval of keep-alive comments on /events',
   },
   {
     env: 'LOG_LEVEL',
@@ -282,6 +358,24 @@ function parseOne(spec: Spec, raw: string): { value?: unknown; problem?: string 
     }
     case 'enum':
       return spec.values?.includes(raw) ? { value: raw } : bad(`is not one of ${spec.values?.join('|')}`)
+    case 'bool':
+      return raw === 'true' || raw === 'false' ? { value: raw === 'true' } : bad('is not true or false')
+    case 'tokens': {
+      // Problems name the variable but never echo a token.
+      const secret = (why: string) => ({ problem: `${spec.env} ${why}` })
+      if (raw.trim() === '') return { value: '' }
+      for (const pair of raw.split(',')) {
+        const [token, role, extra] = pair.trim().split(':')
+        if (extra !== undefined || !token || !role)
+          return secret('must be token:role pairs separated by commas')
+        if (!['read', 'write', 'admin'].includes(role))
+          return secret(`has an unknown role "${role}" (read|write|admin)`)
+        if (token.length < 16 || !/^[\x21-\x7e]+$/.test(token)) {
+          return secret('has a token shorter than 16 characters or not printable ASCII')
+        }
+      }
+      return { value: raw }
+    }
     case 'url': {
       try {
         const u = new URL(raw)
