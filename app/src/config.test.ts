@@ -48,7 +48,9 @@ describe('loadConfig', () => {
   })
 
   it('checks API tokens without echoing them', () => {
-    expect(loadConfig({ API_TOKENS: 'abcdefghijklmnop:read, qrstuvwxyz0123456:admin' }).apiTokens).toContain(':admin')
+    expect(loadConfig({ API_TOKENS: 'abcdefghijklmnop:read, qrstuvwxyz0123456:admin' }).apiTokens).toContain(
+      ':admin',
+    )
     for (const bad of ['tinytok:read', 'zzzzzzzzzzzzzzzzzz:root', 'qqqqqqqqqqqqqqqqqq', 'xq9:yq9:zq9']) {
       let msg = ''
       try {

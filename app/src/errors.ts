@@ -8,6 +8,8 @@ export const ErrorCodes = {
   NOT_FOUND: { status: 404, message: 'not found' },
   INVALID_STATE: { status: 409, message: 'the job is not in a state that allows this' },
   QUEUE_FULL: { status: 429, message: 'queue depth limit reached' },
+  RATE_LIMITED: { status: 429, message: 'too many requests' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'unsupported content type' },
   UNAUTHORIZED: { status: 401, message: 'missing or invalid token' },
   FORBIDDEN: { status: 403, message: 'the token role does not allow this' },
   REDIS_UNAVAILABLE: { status: 503, message: 'Redis is unavailable' },

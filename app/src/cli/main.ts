@@ -8,6 +8,7 @@ import { pathToFileURL } from 'node:url'
 import { Command, InvalidArgumentError } from 'commander'
 import { type Config, ConfigError, loadConfig } from '../config.ts'
 import { DtqError } from '../errors.ts'
+import { startApi } from '../http/server.ts'
 import { createLogger } from '../logger.ts'
 import type { Job, JobState, Priority } from '../queue/job.ts'
 import { Queue } from '../queue/queue.ts'
@@ -118,6 +119,28 @@ program
     process.exit(0)
   })
 
+/** Runs the API until SIGTERM/SIGINT, then drains (see http/server.ts). */
+async function runApi(cfg: Config, port?: number): Promise<void> {
+  const api = await startApi(cfg, { port })
+  process.stdout.write(`DTQ API listening on ${api.url} (OpenAPI at ${api.url}/docs)\n`)
+  await new Promise<void>((resolve) => {
+    const onSignal = () => {
+      void api.stop().then(resolve)
+    }
+    process.once('SIGTERM', onSignal)
+    process.once('SIGINT', onSignal)
+  })
+}
+
+program
+  .command('api')
+  .description('run the REST control plane')
+  .option('--port <n>', 'port (default PORT, 8000)', int('port'))
+  .action(async (o: { port?: number }) => {
+    await runApi(config(), o.port)
+    process.exit(0)
+  })
+
 program
   .command('dev')
   .description('everything in one process for a laptop: finds or starts Redis, runs a worker')
@@ -136,13 +159,19 @@ program
       log.info({ url: local.url, dir: '.data/redis' }, 'started a private redis-server (AOF on)')
     }
     const cfg = config()
+    const api = await startApi(cfg, { rewriteApiPrefix: true })
+    const base = api.url.replace('0.0.0.0', 'localhost').replace('[::]', 'localhost')
     process.stdout.write(
       `\nDTQ is running against ${cfg.redisUrl} (prefix "${cfg.keyPrefix}").\n` +
-        `Try, in another terminal:  pnpm dtq enqueue echo --payload '{"hello":"world"}' --count 10 && pnpm dtq stats\n\n`,
+        `  API:      ${base}   (OpenAPI: ${base}/docs)\n` +
+        `Try, in another terminal:\n` +
+        `  curl -s -X POST ${base}/jobs -H 'content-type: application/json' -d '{"task_type":"echo","payload":{"hello":"world"}}'\n` +
+        `  pnpm dtq enqueue sleep --payload '{"ms":500}' --count 20 && pnpm dtq stats\n\n`,
     )
     try {
       await runWorker(cfg, { label: 'dtq-dev' })
     } finally {
+      await api.stop()
       await local?.stop()
     }
     process.exit(0)

@@ -200,6 +200,14 @@ export class Queue {
     }
   }
 
+  /** Checks one job as add() would, writing nothing; throws the same DtqError. */
+  validate(spec: JobSpec): void {
+    const problems: Problems = []
+    if (spec && typeof spec === 'object') this.toRecord(spec, problems)
+    else problems.push('must be an object')
+    throwIfProblems(problems)
+  }
+
   /** Adds one job. With a known idempotency key or id, returns the existing job (created: false). */
   async add(taskType: string, payload?: unknown, opts: AddOptions = {}): Promise<AddResult> {
     const [res] = await this.addBulk([{ ...opts, task_type: taskType, payload }])

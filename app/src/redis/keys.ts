@@ -8,7 +8,9 @@ import type { Priority } from '../queue/job.ts'
 export const GROUP = 'workers'
 
 /** Upper bounds (ms) of the duration histograms kept per queue; the Lua prelude has the same list. */
-export const HISTOGRAM_BUCKETS_MS = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000] as const
+export const HISTOGRAM_BUCKETS_MS = [
+  5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000,
+] as const
 
 export class Keys {
   readonly prefix: string

@@ -20,11 +20,12 @@ import { hostname } from 'node:os'
 import type { Redis } from 'ioredis'
 import type { Config } from '../config.ts'
 import { PRIORITIES } from '../queue/job.ts'
+import { Queue } from '../queue/queue.ts'
 import { checkInt, checkName, QUEUE_PATTERN, TASK_TYPE_PATTERN, throwIfProblems } from '../queue/validate.ts'
 import { connectRedis, createRedis } from '../redis/connection.ts'
 import { Registry, type WorkerCommand, type WorkerState } from '../redis/registry.ts'
 import { type Clock, JobStore, systemClock } from '../redis/store.ts'
-import { builtinHandlers, type Handler } from './handlers.ts'
+import { builtinHandlers, DLQ_RETRY_TASK, type Handler } from './handlers.ts'
 import { LeaseKeeper } from './lease-keeper.ts'
 import { type Logger, Processor } from './processor.ts'
 import { Ticker } from './ticker.ts'
@@ -47,6 +48,10 @@ export type WorkerSettings = Pick<
   | 'eventsMaxLen'
   | 'completedRetentionS'
   | 'failedRetentionS'
+  | 'defaultQueue'
+  | 'maxRetries'
+  | 'jobTimeoutMs'
+  | 'idempotencyTtlS'
 >
 
 export interface WorkerOptions {
@@ -199,6 +204,20 @@ export class Worker {
       tick: () => this.beat(),
     })
     if (opts.builtins !== false) for (const [t, h] of Object.entries(builtinHandlers)) this.handlers.set(t, h)
+    const admin = new Queue(this.redis, settings, { clock: opts.clock })
+    this.handlers.set(DLQ_RETRY_TASK, async (job, ctx) => {
+      const p = (job.payload ?? {}) as {
+        filter?: Parameters<Queue['retryDlqMany']>[0]
+        rate_per_sec?: number
+        max?: number
+      }
+      const requeued = await admin.retryDlqMany(p.filter ?? {}, {
+        ratePerSec: p.rate_per_sec,
+        max: p.max,
+        signal: ctx.signal,
+      })
+      return { requeued }
+    })
   }
 
   /** Registers the handler of a task type (replacing any earlier one, built-ins included). */

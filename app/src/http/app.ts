@@ -1,0 +1,253 @@
+/**
+ * buildApp(deps): the Fastify control plane, built without listening (tests use inject()).
+ * Plugins and hooks in order: JSON parser (depth, prototype poisoning), helmet, CORS, rate
+ * limit (Redis store, shared by instances), auth (per-route role), metrics; one error
+ * handler turns every error into `{error, code, message, details?}` and never leaks a 5xx
+ * cause.
+ */
+import { createHash } from 'node:crypto'
+import cors from '@fastify/cors'
+import helmet from '@fastify/helmet'
+import rateLimit from '@fastify/rate-limit'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import { type TypeBoxTypeProvider, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { Redis } from 'ioredis'
+import type { Config } from '../config.ts'
+import { DtqError, ErrorCodes, isRedisUnavailable } from '../errors.ts'
+import type { Queue } from '../queue/queue.ts'
+import { type RouteRole, TokenAuth } from './auth.ts'
+import { EventHub } from './events.ts'
+import { parseJsonBody } from './json-body.ts'
+import { HttpMetrics } from './metrics.ts'
+import { adminRoutes } from './routes/admin.ts'
+import { dlqRoutes } from './routes/dlq.ts'
+import { eventRoutes } from './routes/events.ts'
+import { jobRoutes } from './routes/jobs.ts'
+import { systemRoutes } from './routes/system.ts'
+
+export interface AppDeps {
+  config: Config
+  queue: Queue
+  /** A separate connection for blocking reads (the events feed). */
+  blocking: Redis
+  logger?: FastifyServerOptions['logger']
+  /** Also answer under /api/… (what nginx strips), for the one-process laptop mode. */
+  rewriteApiPrefix?: boolean
+}
+
+export interface AppState {
+  draining: boolean
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    role?: RouteRole
+  }
+  interface FastifyInstance {
+    dtq: {
+      config: Config
+      queue: Queue
+      hub: EventHub
+      auth: TokenAuth
+      state: AppState
+      metrics: HttpMetrics
+    }
+  }
+}
+
+function trustProxy(v: string): FastifyServerOptions['trustProxy'] {
+  if (v === 'false' || v === '') return false
+  if (v === 'true') return true
+  if (/^\d+$/.test(v)) return Number(v) as unknown as FastifyServerOptions['trustProxy'] // hop count (supported, untyped)
+  return v.split(',').map((s) => s.trim())
+}
+
+export type App = FastifyInstance & { withTypeProvider<T>(): FastifyInstance }
+
+export async function buildApp(deps: AppDeps) {
+  const { config, queue } = deps
+  const app = Fastify({
+    logger: deps.logger ?? false,
+    bodyLimit: config.maxBodyBytes,
+    trustProxy: trustProxy(config.trustProxy),
+    forceCloseConnections: 'idle',
+    ajv: { customOptions: { removeAdditional: false } },
+    rewriteUrl: deps.rewriteApiPrefix
+      ? (req) => (req.url?.startsWith('/api/') ? req.url.slice(4) : (req.url ?? '/'))
+      : undefined,
+  }).withTypeProvider<TypeBoxTypeProvider>()
+  app.setValidatorCompiler(TypeBoxValidatorCompiler)
+
+  const auth = new TokenAuth(config.apiTokens, config.authDisabled)
+  const state: AppState = { draining: false }
+  const metrics = new HttpMetrics()
+  const hub = new EventHub(queue.store, deps.blocking)
+  app.decorate('dtq', { config, queue, hub, auth, state, metrics })
+
+  app.removeContentTypeParser(['application/json', 'text/plain'])
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    try {
+      done(null, parseJsonBody(body as string))
+    } catch (err) {
+      done(err as Error, undefined)
+    }
+  })
+
+  await app.register(helmet, {
+    contentSecurityPolicy: false,
+    crossOriginResourcePolicy: { policy: 'same-site' },
+  })
+  await app.register(cors, {
+    origin: config.frontendOrigin.split(',').map((s) => s.trim()),
+    methods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
+    allowedHeaders: ['Authorization', 'Content-Type', 'Last-Event-ID'],
+    maxAge: 600,
+  })
+  if (config.rateLimitPerMin > 0) {
+    await app.register(rateLimit, {
+      max: config.rateLimitPerMin,
+      timeWindow: 60_000,
+      redis: queue.redis,
+      nameSpace: `${config.keyPrefix}:ratelimit:`,
+      skipOnError: true,
+      // Client addresses reach a Redis key only as a hash.
+      keyGenerator: (req) => createHash('sha256').update(req.ip).digest('base64url').slice(0, 22),
+      allowList: (req) => req.url.startsWith('/health/'),
+      errorResponseBuilder: (_req, ctx) => {
+        const err = new DtqError('RATE_LIMITED', `rate limit of ${ctx.max} requests per minute reached`)
+        ;(err as unknown as { retryAfter: string }).retryAfter = String(Math.ceil(ctx.ttl / 1000))
+        return err
+      },
+    })
+  }
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'DTQ API',
+        version: '0.1.0',
+        description: 'Jobs, dead letters, queues, workers, events.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  })
+  await app.register(swaggerUi, { routePrefix: '/docs' })
+
+  app.addHook('onRequest', async (req) => {
+    // Routes say which role they need; the OpenAPI UI is public; anything else needs admin.
+    const role =
+      req.routeOptions.config.role ?? (req.routeOptions.url?.startsWith('/docs') ? 'public' : 'admin')
+    auth.check(req, role, req.routeOptions.url === '/events')
+  })
+  app.addHook('onResponse', async (req, reply) => {
+    metrics.requests
+      .labels(req.method, req.routeOptions.url ?? 'unknown', String(reply.statusCode))
+      .observe(reply.elapsedTime / 1000)
+  })
+
+  app.setNotFoundHandler((req, reply) => {
+    reply
+      .code(404)
+      .send({
+        error: 'Not Found',
+        code: 'NOT_FOUND',
+        message: `no route ${req.method} ${req.url.split('?')[0]}`,
+      })
+  })
+
+  app.setErrorHandler((err: FastifyError | DtqError, req, reply) => {
+    let status = 500
+    let code = 'INTERNAL'
+    let message: string = ErrorCodes.INTERNAL.message
+    let details: unknown
+    if (err instanceof DtqError) {
+      status = err.status
+      code = err.code
+      message = err.message
+      details = err.details
+    } else if ((err as FastifyError).validation) {
+      status = 400
+      code = 'VALIDATION'
+      const where = (err as FastifyError).validationContext ?? 'request'
+      // TypeBox reports an unknown field as "schema is false" on it (plus a summary on its parent).
+      const v = ((err as FastifyError).validation ?? [])
+        .map((e) => ({
+          path: e.instancePath || '/',
+          message: e.message === 'schema is false' ? 'is not a known field' : (e.message ?? 'is invalid'),
+        }))
+        .filter(
+          (e, _i, all) =>
+            !(
+              e.message.includes('additional properties') &&
+              all.some((o) => o.message === 'is not a known field')
+            ),
+        )
+      details = v.map((e) => ({ path: `${where}${e.path === '/' ? '' : e.path}`, message: e.message }))
+      message = `invalid ${where}: ${v
+        .slice(0, 5)
+        .map((e) => `${e.path} ${e.message}`)
+        .join('; ')}`
+    } else if (isRedisUnavailable(err)) {
+      status = 503
+      code = 'REDIS_UNAVAILABLE'
+      message = ErrorCodes.REDIS_UNAVAILABLE.message
+      reply.header('retry-after', '1')
+    } else if ((err as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      status = 413
+      code = 'PAYLOAD_TOO_LARGE'
+      message = `the body is larger than ${config.maxBodyBytes} bytes`
+    } else if ((err as FastifyError).code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      status = 415
+      code = 'UNSUPPORTED_MEDIA_TYPE'
+      message = 'send application/json'
+    } else if (
+      typeof (err as FastifyError).statusCode === 'number' &&
+      (err as FastifyError).statusCode! < 500
+    ) {
+      status = (err as FastifyError).statusCode!
+      code = ((err as FastifyError).code ?? 'BAD_REQUEST').replace(/^FST_ERR_/, '')
+      message = err.message
+    }
+    if (status === 429 && (err as unknown as { retryAfter?: string }).retryAfter) {
+      reply.header('retry-after', (err as unknown as { retryAfter: string }).retryAfter)
+    }
+    if (status >= 500 && status !== 503) req.log.error({ err }, 'request failed')
+    const reason =
+      status === 503 ? 'Service Unavailable' : status >= 500 ? 'Internal Server Error' : httpReason(status)
+    reply
+      .code(status)
+      .send(
+        details === undefined ? { error: reason, code, message } : { error: reason, code, message, details },
+      )
+  })
+
+  await app.register(systemRoutes)
+  await app.register(jobRoutes)
+  await app.register(dlqRoutes)
+  await app.register(adminRoutes)
+  await app.register(eventRoutes)
+
+  app.get('/openapi.json', { config: { role: 'public' }, schema: { hide: true } }, async () => app.swagger())
+  app.addHook('onClose', async () => {
+    await hub.stop()
+  })
+  return app
+}
+
+function httpReason(status: number): string {
+  const reasons: Record<number, string> = {
+    400: 'Bad Request',
+    401: 'Unauthorized',
+    403: 'Forbidden',
+    404: 'Not Found',
+    409: 'Conflict',
+    413: 'Payload Too Large',
+    415: 'Unsupported Media Type',
+    429: 'Too Many Requests',
+  }
+  return reasons[status] ?? 'Error'
+}

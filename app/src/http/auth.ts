@@ -1,0 +1,59 @@
+/**
+ * Bearer tokens with roles. A route declares the role it needs in its config
+ * (`config: { role: 'write' }`); `public` routes need none. Tokens are compared in constant
+ * time (over their SHA-256, against every configured token) and never logged.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { FastifyRequest } from 'fastify'
+import { DtqError } from '../errors.ts'
+
+export type Role = 'read' | 'write' | 'admin'
+export type RouteRole = Role | 'public'
+const RANK: Record<Role, number> = { read: 1, write: 2, admin: 3 }
+
+const digest = (s: string) => createHash('sha256').update(s).digest()
+
+export class TokenAuth {
+  private readonly tokens: Array<{ hash: Buffer; role: Role }>
+  /** False when no tokens are configured (development) or auth is explicitly disabled. */
+  readonly required: boolean
+
+  constructor(apiTokens: string, disabled: boolean) {
+    this.tokens = apiTokens
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean)
+      .map((pair) => {
+        const [token, role] = pair.split(':') as [string, Role]
+        return { hash: digest(token), role }
+      })
+    this.required = !disabled && this.tokens.length > 0
+  }
+
+  /** The role of a presented token, or null. Looks at every token whatever matches. */
+  roleOf(token: string): Role | null {
+    const h = digest(token)
+    let found: Role | null = null
+    for (const t of this.tokens) if (timingSafeEqual(h, t.hash) && !found) found = t.role
+    return found
+  }
+
+  /** Throws 401/403 unless the request carries a token whose role covers `needed`. */
+  check(req: FastifyRequest, needed: RouteRole, allowQueryToken: boolean): Role {
+    if (needed === 'public') return 'admin'
+    if (!this.required) return 'admin'
+    const header = req.headers.authorization
+    let token: string | undefined
+    if (typeof header === 'string' && header.startsWith('Bearer ')) token = header.slice(7).trim()
+    else if (allowQueryToken) {
+      const q = (req.query as Record<string, unknown> | undefined)?.access_token
+      if (typeof q === 'string') token = q
+    }
+    if (!token) throw new DtqError('UNAUTHORIZED', 'a bearer token is required')
+    const role = this.roleOf(token)
+    if (!role) throw new DtqError('UNAUTHORIZED', 'the token is not valid')
+    if (RANK[role] < RANK[needed])
+      throw new DtqError('FORBIDDEN', `this needs the ${needed} role; the token has ${role}`)
+    return role
+  }
+}

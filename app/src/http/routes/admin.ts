@@ -1,0 +1,76 @@
+/** Queues (stats, pause, resume) and workers (list, pause, resume, drain). */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import {
+  ErrorReply,
+  OkReply,
+  QueueParams,
+  QueuesReply,
+  WorkerCommandParams,
+  WorkersReply,
+} from '../schemas.ts'
+
+const errors = { 400: ErrorReply, 401: ErrorReply, 403: ErrorReply, 404: ErrorReply, 503: ErrorReply }
+
+export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { queue } = app.dtq
+
+  app.get(
+    '/queues',
+    {
+      config: { role: 'read' },
+      schema: {
+        tags: ['queues'],
+        summary:
+          'Every queue: counts by state, depth/pending/lag per priority, delayed, DLQ, oldest waiting, paused',
+        response: { 200: QueuesReply, ...errors },
+      },
+    },
+    async () => ({ items: (await queue.stats()).queues }),
+  )
+
+  for (const action of ['pause', 'resume'] as const) {
+    app.post(
+      `/queues/:queue/${action}`,
+      {
+        config: { role: 'admin' },
+        schema: {
+          tags: ['queues'],
+          summary: `${action} a queue (workers take no jobs from a paused queue)`,
+          params: QueueParams,
+          response: { 200: OkReply, ...errors },
+        },
+      },
+      async (req) => {
+        if (action === 'pause') await queue.pauseQueue(req.params.queue)
+        else await queue.resumeQueue(req.params.queue)
+        return { ok: true }
+      },
+    )
+  }
+
+  app.get(
+    '/workers',
+    {
+      config: { role: 'read' },
+      schema: { tags: ['workers'], summary: 'Live workers', response: { 200: WorkersReply, ...errors } },
+    },
+    async () => ({ items: await queue.workers() }),
+  )
+
+  app.post(
+    '/workers/:id/:command',
+    {
+      config: { role: 'admin' },
+      schema: {
+        tags: ['workers'],
+        summary: 'pause (take no new jobs), resume, or drain (finish running jobs, then stop) a worker',
+        params: WorkerCommandParams,
+        response: { 200: OkReply, ...errors },
+      },
+    },
+    async (req) => {
+      await queue.commandWorker(req.params.id, req.params.command)
+      return { ok: true }
+    },
+  )
+}

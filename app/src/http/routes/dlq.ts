@@ -1,0 +1,140 @@
+/** Dead letters: list with filters, retry one, retry many at a rate (as a job), delete, purge. */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { DtqError } from '../../errors.ts'
+import { DLQ_RETRY_TASK } from '../../worker/handlers.ts'
+import {
+  CountReply,
+  DlqPage,
+  DlqQuery,
+  DlqRetryMany,
+  DlqRetryManyReply,
+  ErrorReply,
+  IdParams,
+  JobS,
+  PurgeQuery,
+  QueueQuery,
+} from '../schemas.ts'
+
+const errors = {
+  400: ErrorReply,
+  401: ErrorReply,
+  403: ErrorReply,
+  404: ErrorReply,
+  409: ErrorReply,
+  503: ErrorReply,
+}
+const DAY = 86_400_000
+
+export const dlqRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { queue, config } = app.dtq
+
+  app.get(
+    '/dlq',
+    {
+      config: { role: 'read' },
+      schema: {
+        tags: ['dlq'],
+        summary: 'Dead-lettered jobs, newest first; filter by queue, type, error text, age',
+        querystring: DlqQuery,
+        response: { 200: DlqPage, ...errors },
+      },
+    },
+    async (req) => {
+      const q = req.query
+      return queue.listDlq({
+        queue: q.queue,
+        task_type: q.task_type,
+        error_contains: q.error,
+        older_than_ms: q.older_than_days === undefined ? undefined : Math.round(q.older_than_days * DAY),
+        cursor: q.cursor,
+        limit: q.limit ?? 50,
+      })
+    },
+  )
+
+  app.post(
+    '/dlq/:id/retry',
+    {
+      config: { role: 'write' },
+      schema: {
+        tags: ['dlq'],
+        summary: 'Retry one dead-lettered job (fresh retries)',
+        params: IdParams,
+        querystring: QueueQuery,
+        response: { 200: JobS, ...errors },
+      },
+    },
+    async (req) => {
+      const job = await queue.getJobOrThrow(req.params.id, req.query.queue)
+      if (job.state !== 'failed')
+        throw new DtqError('INVALID_STATE', `job ${job.id} is ${job.state}, not in the DLQ`)
+      return queue.retry(job.id, job.queue)
+    },
+  )
+
+  app.post(
+    '/dlq/retry',
+    {
+      config: { role: 'write' },
+      schema: {
+        tags: ['dlq'],
+        summary:
+          'Retry every dead-lettered job matching the filters at rate_per_sec (so a recovered downstream is not flooded). ' +
+          'Runs as a job on the workers (durable, survives API restarts); follow it with GET /jobs/{id}.',
+        body: DlqRetryMany,
+        response: { 202: DlqRetryManyReply, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body
+      const { job } = await queue.add(
+        DLQ_RETRY_TASK,
+        {
+          filter: {
+            queue: b.queue,
+            task_type: b.task_type,
+            error_contains: b.error,
+            older_than_ms: b.older_than_days === undefined ? undefined : Math.round(b.older_than_days * DAY),
+          },
+          rate_per_sec: b.rate_per_sec ?? 100,
+          max: b.max,
+        },
+        { queue: b.queue ?? config.defaultQueue, priority: 'high', max_retries: 0 },
+      )
+      reply.code(202)
+      return { job, message: `retrying dead letters at ${b.rate_per_sec ?? 100}/s; follow job ${job.id}` }
+    },
+  )
+
+  app.delete(
+    '/dlq/:id',
+    {
+      config: { role: 'admin' },
+      schema: {
+        tags: ['dlq'],
+        summary: 'Delete one dead-lettered job',
+        params: IdParams,
+        querystring: QueueQuery,
+        response: { 200: CountReply, ...errors },
+      },
+    },
+    async (req) => {
+      await queue.deleteDlq(req.params.id, req.query.queue)
+      return { deleted: 1 }
+    },
+  )
+
+  app.delete(
+    '/dlq',
+    {
+      config: { role: 'admin' },
+      schema: {
+        tags: ['dlq'],
+        summary: 'Delete dead-lettered jobs that failed more than older_than_days ago (0: all)',
+        querystring: PurgeQuery,
+        response: { 200: CountReply, ...errors },
+      },
+    },
+    async (req) => ({ deleted: await queue.purgeDlq(req.query.older_than_days, req.query.queue) }),
+  )
+}

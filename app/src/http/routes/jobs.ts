@@ -1,0 +1,245 @@
+/** Jobs: create (one, batch), list, get, cancel, retry; and the development generator. */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { DtqError } from '../../errors.ts'
+import type { JobSpec } from '../../queue/queue.ts'
+import {
+  BatchReply,
+  CancelReply,
+  CreateBatch,
+  CreateJob,
+  type CreateJobDto,
+  ErrorReply,
+  GenerateJobs,
+  GenerateReply,
+  IdParams,
+  JobDetail,
+  JobPage,
+  JobS,
+  ListJobsQuery,
+  QueueQuery,
+} from '../schemas.ts'
+
+const errors = {
+  400: ErrorReply,
+  401: ErrorReply,
+  403: ErrorReply,
+  404: ErrorReply,
+  409: ErrorReply,
+  429: ErrorReply,
+  503: ErrorReply,
+}
+
+function toSpec(b: CreateJobDto): JobSpec {
+  const { job_id, ...rest } = b
+  return { ...rest, id: job_id }
+}
+
+export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { queue, config } = app.dtq
+  const depthCache = new Map<string, { depth: number; at: number }>()
+
+  /** Admission control: refuse new work while a queue holds QUEUE_MAX_DEPTH waiting jobs. */
+  async function admit(queueName: string): Promise<void> {
+    if (config.queueMaxDepth <= 0) return
+    const now = Date.now()
+    let c = depthCache.get(queueName)
+    if (!c || now - c.at > 250) {
+      const depth = await queue.redis.zcard(queue.store.keys.index(queueName, 'queued'))
+      c = { depth, at: now }
+      depthCache.set(queueName, c)
+    }
+    if (c.depth >= config.queueMaxDepth) {
+      const err = new DtqError(
+        'QUEUE_FULL',
+        `queue ${queueName} holds ${c.depth} waiting jobs (limit ${config.queueMaxDepth})`,
+      )
+      ;(err as unknown as { retryAfter: string }).retryAfter = '1'
+      throw err
+    }
+  }
+
+  app.post(
+    '/jobs',
+    {
+      config: { role: 'write' },
+      schema: {
+        tags: ['jobs'],
+        summary:
+          'Create a job (201), or get the original back for a repeated idempotency key or job_id (200)',
+        body: CreateJob,
+        response: { 200: JobS, 201: JobS, ...errors },
+      },
+    },
+    async (req, reply) => {
+      await admit(req.body.queue ?? config.defaultQueue)
+      const { job, created } = (await queue.addBulk([toSpec(req.body)]))[0]!
+      reply.code(created ? 201 : 200)
+      if (created) reply.header('location', `/jobs/${job.id}`)
+      return job
+    },
+  )
+
+  app.post(
+    '/jobs/batch',
+    {
+      config: { role: 'write' },
+      schema: {
+        tags: ['jobs'],
+        summary: 'Create many jobs; each item is validated and reported on its own',
+        body: CreateBatch,
+        response: { 200: BatchReply, ...errors },
+      },
+    },
+    async (req) => {
+      const jobs = req.body.jobs
+      if (jobs.length > config.batchMaxJobs) {
+        throw new DtqError('VALIDATION', `at most ${config.batchMaxJobs} jobs per batch (got ${jobs.length})`)
+      }
+      const items: Array<Record<string, unknown>> = new Array(jobs.length)
+      const valid: Array<{ index: number; spec: JobSpec }> = []
+      jobs.forEach((j, index) => {
+        try {
+          // Validate each item alone so one bad item does not sink the others.
+          queue.validate(toSpec(j))
+          valid.push({ index, spec: toSpec(j) })
+        } catch (err) {
+          const e = err as DtqError
+          items[index] = {
+            index,
+            status: 400,
+            error: { error: 'Bad Request', code: e.code, message: e.message },
+          }
+        }
+      })
+      for (const q of new Set(valid.map((v) => v.spec.queue ?? config.defaultQueue))) await admit(q)
+      const res = valid.length ? await queue.addBulk(valid.map((v) => v.spec)) : []
+      res.forEach((r, k) => {
+        const index = valid[k]!.index
+        items[index] = { index, status: r.created ? 201 : 200, job: r.job }
+      })
+      return {
+        created: res.filter((r) => r.created).length,
+        existing: res.filter((r) => !r.created).length,
+        rejected: jobs.length - valid.length,
+        items: items as never,
+      }
+    },
+  )
+
+  app.get(
+    '/jobs',
+    {
+      config: { role: 'read' },
+      schema: {
+        tags: ['jobs'],
+        summary: 'List jobs, most recently changed first, with cursor pagination',
+        querystring: ListJobsQuery,
+        response: { 200: JobPage, ...errors },
+      },
+    },
+    async (req) => {
+      const q = req.query
+      if (q.idempotency_key !== undefined) {
+        const job = await queue.findByIdempotencyKey(q.idempotency_key, q.queue)
+        return { items: job ? [job] : [], next_cursor: null }
+      }
+      return queue.listJobs({
+        queue: q.queue,
+        state: q.status,
+        task_type: q.task_type,
+        cursor: q.cursor,
+        limit: q.limit ?? 50,
+      })
+    },
+  )
+
+  app.get(
+    '/jobs/:id',
+    {
+      config: { role: 'read' },
+      schema: {
+        tags: ['jobs'],
+        summary: 'One job, with its log',
+        params: IdParams,
+        querystring: QueueQuery,
+        response: { 200: JobDetail, ...errors },
+      },
+    },
+    async (req) => {
+      const job = await queue.getJobOrThrow(req.params.id, req.query.queue)
+      return { ...job, logs: await queue.store.jobLogs(job.queue, job.id) }
+    },
+  )
+
+  app.post(
+    '/jobs/:id/cancel',
+    {
+      config: { role: 'write' },
+      schema: {
+        tags: ['jobs'],
+        summary: 'Cancel a job: at once when waiting, by request when running (409 when finished)',
+        params: IdParams,
+        querystring: QueueQuery,
+        response: { 200: CancelReply, 202: CancelReply, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const r = await queue.cancel(req.params.id, req.query.queue)
+      reply.code(r.outcome === 'cancelled' ? 200 : 202)
+      return r
+    },
+  )
+
+  app.post(
+    '/jobs/:id/retry',
+    {
+      config: { role: 'write' },
+      schema: {
+        tags: ['jobs'],
+        summary: 'Run a failed or cancelled job again (409 otherwise)',
+        params: IdParams,
+        querystring: QueueQuery,
+        response: { 200: JobS, ...errors },
+      },
+    },
+    async (req) => queue.retry(req.params.id, req.query.queue),
+  )
+
+  if (config.environment !== 'production') {
+    app.post(
+      '/dev/generate-jobs',
+      {
+        config: { role: 'admin' },
+        schema: {
+          tags: ['development'],
+          summary: 'Generate synthetic jobs (not registered in production)',
+          body: GenerateJobs,
+          response: { 201: GenerateReply, ...errors },
+        },
+      },
+      async (req, reply) => {
+        const b = req.body
+        const taskType = b.task_type ?? 'synthetic'
+        const queueName = b.queue ?? config.defaultQueue
+        const template = b.payload_template ?? { duration_ms: 50, failure_rate: 0 }
+        let created = 0
+        for (let start = 0; start < b.count; start += 1000) {
+          const n = Math.min(1000, b.count - start)
+          const res = await queue.addBulk(
+            Array.from({ length: n }, (_, i) => ({
+              task_type: taskType,
+              queue: queueName,
+              priority: b.priority,
+              payload: template,
+              partition_key:
+                b.partition_key_prefix !== undefined ? `${b.partition_key_prefix}${start + i}` : undefined,
+            })),
+          )
+          created += res.filter((r) => r.created).length
+        }
+        reply.code(201)
+        return { created, queue: queueName, task_type: taskType }
+      },
+    )
+  }
+}

@@ -1,0 +1,274 @@
+/**
+ * Request and response schemas of the REST API (TypeBox → JSON Schema → validation, types and
+ * OpenAPI). The console imports the `Static<>` types from here instead of redeclaring them.
+ */
+import Type, { type Static, type TSchema } from 'typebox'
+import { PRIORITIES, STATES } from '../queue/job.ts'
+import { WORKER_COMMANDS } from '../redis/registry.ts'
+
+const strict = { additionalProperties: false } as const
+
+export const QueueName = Type.String({
+  pattern: '^[A-Za-z0-9_.-]{1,64}$',
+  description: 'letters, digits, _ . -',
+})
+export const JobId = Type.String({ pattern: '^[A-Za-z0-9_.-]{1,128}$' })
+export const TaskType = Type.String({ pattern: '^[A-Za-z0-9_.:/-]{1,128}$' })
+export const WorkerId = Type.String({ pattern: '^[A-Za-z0-9_.-]{1,200}$' })
+export const PriorityS = Type.Enum([...PRIORITIES])
+export const StateS = Type.Enum([...STATES])
+const Text = (max: number) =>
+  Type.String({ minLength: 1, maxLength: max, pattern: '^[^\\u0000-\\u001f\\u007f]*$' })
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()])
+
+export const ErrorReply = Type.Object(
+  {
+    error: Type.String({ description: 'HTTP reason phrase' }),
+    code: Type.String({ description: 'stable machine-readable code' }),
+    message: Type.String(),
+    details: Type.Optional(Type.Unknown()),
+  },
+  { $id: 'Error' },
+)
+
+export const AttemptErrorS = Type.Object({
+  attempt: Type.Number(),
+  message: Type.String(),
+  stack: Type.Optional(Type.String()),
+  worker: Type.String(),
+  at: Type.Number(),
+})
+
+export const JobS = Type.Object(
+  {
+    id: Type.String(),
+    queue: Type.String(),
+    task_type: Type.String(),
+    payload: Type.Unknown(),
+    state: StateS,
+    priority: PriorityS,
+    attempts: Type.Integer(),
+    failures: Type.Integer(),
+    stalls: Type.Integer(),
+    max_retries: Type.Integer(),
+    timeout_ms: Type.Integer(),
+    epoch: Type.Integer(),
+    created_at: Type.Number(),
+    updated_at: Type.Number(),
+    queued_at: Nullable(Type.Number()),
+    run_at: Nullable(Type.Number()),
+    started_at: Nullable(Type.Number()),
+    finished_at: Nullable(Type.Number()),
+    worker: Nullable(Type.String()),
+    result: Type.Unknown(),
+    error: Nullable(Type.String()),
+    errors: Type.Array(AttemptErrorS),
+    progress: Nullable(Type.Number()),
+    idempotency_key: Nullable(Type.String()),
+    partition_key: Nullable(Type.String()),
+    trace: Nullable(Type.String()),
+    backoff: Type.Unknown(),
+    cancel_requested: Type.Boolean(),
+  },
+  { $id: 'Job' },
+)
+
+export const BackoffS = Type.Object(
+  {
+    initial_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 86_400_000 })),
+    multiplier: Type.Optional(Type.Number({ minimum: 1, maximum: 100 })),
+    max_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 604_800_000 })),
+  },
+  strict,
+)
+
+export const CreateJob = Type.Object(
+  {
+    task_type: TaskType,
+    payload: Type.Optional(Type.Unknown()),
+    queue: Type.Optional(QueueName),
+    priority: Type.Optional(PriorityS),
+    partition_key: Type.Optional(Text(256)),
+    max_retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),
+    delay_ms: Type.Optional(Type.Integer({ minimum: 0 })),
+    run_at: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 0 }), Type.String({ maxLength: 64, description: 'ISO 8601' })]),
+    ),
+    timeout_ms: Type.Optional(Type.Integer({ minimum: 0 })),
+    idempotency_key: Type.Optional(Text(256)),
+    job_id: Type.Optional(JobId),
+    backoff: Type.Optional(BackoffS),
+  },
+  { ...strict, $id: 'CreateJob' },
+)
+
+export const CreateBatch = Type.Object({ jobs: Type.Array(CreateJob, { minItems: 1 }) }, strict)
+
+export const BatchItem = Type.Object({
+  index: Type.Integer(),
+  status: Type.Integer({ description: '201 created, 200 existing (idempotent repeat), 4xx rejected' }),
+  job: Type.Optional(JobS),
+  error: Type.Optional(ErrorReply),
+})
+
+export const BatchReply = Type.Object({
+  created: Type.Integer(),
+  existing: Type.Integer(),
+  rejected: Type.Integer(),
+  items: Type.Array(BatchItem),
+})
+
+export const Cursor = Type.String({ maxLength: 512, pattern: '^[A-Za-z0-9_-]*$' })
+export const Limit = Type.Integer({ minimum: 1, maximum: 1000, default: 50 })
+
+export const ListJobsQuery = Type.Object(
+  {
+    status: Type.Optional(StateS),
+    task_type: Type.Optional(TaskType),
+    queue: Type.Optional(QueueName),
+    idempotency_key: Type.Optional(Text(256)),
+    cursor: Type.Optional(Cursor),
+    limit: Type.Optional(Limit),
+  },
+  strict,
+)
+
+export const JobPage = Type.Object({ items: Type.Array(JobS), next_cursor: Nullable(Type.String()) })
+
+export const IdParams = Type.Object({ id: JobId }, strict)
+export const QueueQuery = Type.Object({ queue: Type.Optional(QueueName) }, strict)
+
+export const JobDetail = Type.Object({ ...JobS.properties, logs: Type.Array(Type.String()) })
+
+export const CancelReply = Type.Object({
+  outcome: Type.Enum(['cancelled', 'requested']),
+  job: JobS,
+})
+
+export const DlqQuery = Type.Object(
+  {
+    queue: Type.Optional(QueueName),
+    task_type: Type.Optional(TaskType),
+    error: Type.Optional(Text(256)),
+    older_than_days: Type.Optional(Type.Number({ minimum: 0, maximum: 3650 })),
+    cursor: Type.Optional(Cursor),
+    limit: Type.Optional(Limit),
+  },
+  strict,
+)
+
+export const DlqJob = Type.Object({ ...JobS.properties, dlq_entry: Type.String(), failed_at: Type.Number() })
+export const DlqPage = Type.Object({ items: Type.Array(DlqJob), next_cursor: Nullable(Type.String()) })
+
+export const DlqRetryMany = Type.Object(
+  {
+    queue: Type.Optional(QueueName),
+    task_type: Type.Optional(TaskType),
+    error: Type.Optional(Text(256)),
+    older_than_days: Type.Optional(Type.Number({ minimum: 0, maximum: 3650 })),
+    rate_per_sec: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, default: 100 })),
+    max: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000 })),
+  },
+  strict,
+)
+
+export const DlqRetryManyReply = Type.Object({
+  job: JobS,
+  message: Type.String(),
+})
+
+export const PurgeQuery = Type.Object(
+  { older_than_days: Type.Number({ minimum: 0, maximum: 3650 }), queue: Type.Optional(QueueName) },
+  strict,
+)
+
+export const StreamStatsS = Type.Object({
+  length: Type.Integer(),
+  pending: Type.Integer(),
+  lag: Type.Integer(),
+  oldest_waiting_ms: Nullable(Type.Number()),
+})
+
+export const QueueStatsS = Type.Object({
+  queue: Type.String(),
+  paused: Type.Boolean(),
+  counts: Type.Record(Type.String(), Type.Integer()),
+  totals: Type.Record(Type.String(), Type.Number()),
+  streams: Type.Object({ high: StreamStatsS, normal: StreamStatsS, low: StreamStatsS }),
+  delayed: Type.Integer(),
+  dlq: Type.Integer(),
+  oldest_waiting_ms: Nullable(Type.Number()),
+})
+
+export const QueuesReply = Type.Object({ items: Type.Array(QueueStatsS) })
+export const QueueParams = Type.Object({ queue: QueueName }, strict)
+
+export const WorkerS = Type.Object({
+  id: Type.String(),
+  host: Type.String(),
+  pid: Type.Integer(),
+  queues: Type.Array(Type.String()),
+  concurrency: Type.Integer(),
+  active: Type.Integer(),
+  processed: Type.Integer(),
+  failed: Type.Integer(),
+  started_at: Type.Number(),
+  heartbeat_at: Type.Number(),
+  state: Type.String(),
+})
+export const WorkersReply = Type.Object({ items: Type.Array(WorkerS) })
+export const WorkerCommandParams = Type.Object(
+  { id: WorkerId, command: Type.Enum([...WORKER_COMMANDS]) },
+  strict,
+)
+
+export const StatsReply = Type.Object({
+  totals: Type.Record(Type.String(), Type.Integer()),
+  queues: Type.Array(QueueStatsS),
+  workers: Type.Integer(),
+  throughput: Type.Array(
+    Type.Object({ minute: Type.Number(), completed: Type.Integer(), failed: Type.Integer() }),
+  ),
+})
+
+export const EventsQuery = Type.Object(
+  {
+    queue: Type.Optional(QueueName),
+    task_type: Type.Optional(TaskType),
+    job_id: Type.Optional(JobId),
+    access_token: Type.Optional(Type.String({ maxLength: 512 })),
+  },
+  strict,
+)
+
+export const GenerateJobs = Type.Object(
+  {
+    count: Type.Integer({ minimum: 1, maximum: 100_000 }),
+    task_type: Type.Optional(TaskType),
+    queue: Type.Optional(QueueName),
+    partition_key_prefix: Type.Optional(
+      Type.String({ maxLength: 200, pattern: '^[^\\u0000-\\u001f\\u007f]*$' }),
+    ),
+    payload_template: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    priority: Type.Optional(PriorityS),
+  },
+  strict,
+)
+export const GenerateReply = Type.Object({
+  created: Type.Integer(),
+  queue: Type.String(),
+  task_type: Type.String(),
+})
+
+export const OkReply = Type.Object({ ok: Type.Boolean() })
+export const CountReply = Type.Object({ deleted: Type.Integer() })
+export const HealthReply = Type.Object({ status: Type.String(), redis: Type.Optional(Type.String()) })
+
+export type JobDto = Static<typeof JobS>
+export type JobPageDto = Static<typeof JobPage>
+export type CreateJobDto = Static<typeof CreateJob>
+export type DlqJobDto = Static<typeof DlqJob>
+export type QueueStatsDto = Static<typeof QueueStatsS>
+export type WorkerDto = Static<typeof WorkerS>
+export type StatsDto = Static<typeof StatsReply>
+export type ErrorDto = Static<typeof ErrorReply>

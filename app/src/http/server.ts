@@ -1,0 +1,90 @@
+/**
+ * `dtq api`: listens, and on SIGTERM drains in order:
+ *  1. readiness goes false (/health/ready answers 503) so the load balancer stops sending;
+ *  2. the API keeps serving for API_DRAIN_DELAY_MS (requests already routed here succeed);
+ *  3. the server closes (no new connections, in-flight requests finish, SSE streams end);
+ *  4. Redis connections close.
+ */
+import type { FastifyInstance } from 'fastify'
+import { type Config, ConfigError } from '../config.ts'
+import { Queue } from '../queue/queue.ts'
+import { connectRedis, createRedis } from '../redis/connection.ts'
+import { buildApp } from './app.ts'
+
+export function assertApiConfig(config: Config): void {
+  if (config.environment === 'production' && !config.apiTokens && !config.authDisabled) {
+    throw new ConfigError([
+      'API_TOKENS is empty with ENVIRONMENT=production: set tokens, or AUTH_DISABLED=true to run without auth on purpose',
+    ])
+  }
+}
+
+export interface RunningApi {
+  app: FastifyInstance
+  url: string
+  /** Drain and close (what SIGTERM does). */
+  stop(): Promise<void>
+}
+
+export function loggerOptions(level: string) {
+  return {
+    level,
+    // The URL without its query (an SSE access_token may be there); no headers.
+    serializers: {
+      req: (req: { method: string; url: string; ip?: string }) => ({
+        method: req.method,
+        url: req.url.split('?')[0],
+        ip: req.ip,
+      }),
+    },
+    redact: ['req.headers.authorization', 'headers.authorization'],
+  }
+}
+
+export async function startApi(
+  config: Config,
+  opts: {
+    port?: number
+    host?: string
+    rewriteApiPrefix?: boolean
+    extend?: (app: FastifyInstance) => Promise<void>
+  } = {},
+): Promise<RunningApi> {
+  assertApiConfig(config)
+  const redis = createRedis({
+    url: config.redisUrl,
+    commandTimeoutMs: config.redisCommandTimeoutMs,
+    name: 'dtq-api',
+  })
+  const blocking = createRedis({
+    url: config.redisUrl,
+    commandTimeoutMs: config.redisCommandTimeoutMs + 2000,
+    blocking: true,
+    name: 'dtq-api-events',
+  })
+  // Start even when Redis is away: readiness says so, requests answer 503, and the client reconnects.
+  await connectRedis(redis, 3000).catch(() => {})
+  const queue = new Queue(redis, config)
+  const app = await buildApp({
+    config,
+    queue,
+    blocking,
+    logger: loggerOptions(config.logLevel),
+    rewriteApiPrefix: opts.rewriteApiPrefix,
+  })
+  if (opts.extend) await opts.extend(app)
+  const address = await app.listen({ port: opts.port ?? config.port, host: opts.host ?? '0.0.0.0' })
+  let stopping: Promise<void> | undefined
+  const stop = () => {
+    stopping ??= (async () => {
+      app.dtq.state.draining = true
+      app.log.info({ delayMs: config.apiDrainDelayMs }, 'draining: readiness is false, still serving')
+      await new Promise((r) => setTimeout(r, config.apiDrainDelayMs))
+      await app.close()
+      redis.disconnect()
+      blocking.disconnect()
+    })()
+    return stopping
+  }
+  return { app, url: address, stop }
+}
