@@ -64,8 +64,6 @@ function trustProxy(v: string): FastifyServerOptions['trustProxy'] {
   return v.split(',').map((s) => s.trim())
 }
 
-export type App = FastifyInstance & { withTypeProvider<T>(): FastifyInstance }
-
 export async function buildApp(deps: AppDeps) {
   const { config, queue } = deps
   const app = Fastify({
@@ -150,13 +148,11 @@ export async function buildApp(deps: AppDeps) {
   })
 
   app.setNotFoundHandler((req, reply) => {
-    reply
-      .code(404)
-      .send({
-        error: 'Not Found',
-        code: 'NOT_FOUND',
-        message: `no route ${req.method} ${req.url.split('?')[0]}`,
-      })
+    reply.code(404).send({
+      error: 'Not Found',
+      code: 'NOT_FOUND',
+      message: `no route ${req.method} ${req.url.split('?')[0]}`,
+    })
   })
 
   app.setErrorHandler((err: FastifyError | DtqError, req, reply) => {
