@@ -35,6 +35,8 @@ export interface AppDeps {
   logger?: FastifyServerOptions['logger']
   /** Also answer under /api/… (what nginx strips), for the one-process laptop mode. */
   rewriteApiPrefix?: boolean
+  /** A request must arrive whole within this time (slowloris); default 10 s. */
+  requestTimeoutMs?: number
 }
 
 export interface AppState {
@@ -71,6 +73,8 @@ export async function buildApp(deps: AppDeps) {
     bodyLimit: config.maxBodyBytes,
     trustProxy: trustProxy(config.trustProxy),
     forceCloseConnections: 'idle',
+    requestTimeout: deps.requestTimeoutMs ?? 10_000,
+    connectionTimeout: 0,
     ajv: { customOptions: { removeAdditional: false } },
     rewriteUrl: deps.rewriteApiPrefix
       ? (req) => (req.url?.startsWith('/api/') ? req.url.slice(4) : (req.url ?? '/'))

@@ -346,7 +346,8 @@ export class Queue {
     const res = await this.store.cancel(job.queue, job.id)
     if (res === 'not_found') throw new DtqError('NOT_FOUND', `job ${id} not found`)
     if (res !== 'cancelled' && res !== 'requested') {
-      throw new DtqError('INVALID_STATE', `job ${id} is ${res} and cannot be cancelled`, { state: res })
+      const state = res.replace(/^state:/, '')
+      throw new DtqError('INVALID_STATE', `job ${id} is ${state} and cannot be cancelled`, { state })
     }
     return { job: (await this.store.getJob(job.queue, job.id)) ?? job, outcome: res }
   }
@@ -356,8 +357,10 @@ export class Queue {
     const job = await this.getJobOrThrow(id, queue)
     const [res] = await this.store.requeue(job.queue, [job.id])
     if (res === 'not_found') throw new DtqError('NOT_FOUND', `job ${id} not found`)
-    if (res !== 'queued')
-      throw new DtqError('INVALID_STATE', `job ${id} is ${res} and cannot be retried`, { state: res })
+    if (res !== 'queued') {
+      const state = String(res).replace(/^state:/, '')
+      throw new DtqError('INVALID_STATE', `job ${id} is ${state} and cannot be retried`, { state })
+    }
     return (await this.store.getJob(job.queue, job.id)) ?? job
   }
 

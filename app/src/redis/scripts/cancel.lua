@@ -4,7 +4,7 @@
   ARGV[5]  id
   ARGV[6]  pub/sub channel that tells workers about cancel requests
   ARGV[7]  queue name (in the published message)
-  Returns  'cancelled' | 'requested' | 'not_found' | the job's state when it cannot be cancelled
+  Returns  'cancelled' | 'requested' | 'not_found' | 'state:<state>' when the state does not allow it
 ]]
 local id, channel, queue = ARGV[5], ARGV[6], ARGV[7]
 local h = redis.call('HMGET', k_job(id), 'state', 'entry', 'priority', 'task_type')
@@ -25,4 +25,4 @@ elseif st == 'active' then
   redis.call('PUBLISH', channel, queue .. ' ' .. id)
   return 'requested'
 end
-return st
+return 'state:' .. st

@@ -3,7 +3,7 @@
   The job leaves the DLQ, loses its expiry, and gets a fresh set of retries.
   ARGV[5]   number of jobs n
   ARGV[6..] n ids
-  Returns   per job: 'queued', 'not_found', or the state that does not allow it
+  Returns   per job: 'queued', 'not_found', or 'state:<state>' when the state does not allow it
 ]]
 local n = tonumber(ARGV[5])
 local out = {}
@@ -14,7 +14,7 @@ for j = 1, n do
   if not h[1] then
     out[j] = 'not_found'
   elseif h[1] ~= 'failed' and h[1] ~= 'cancelled' then
-    out[j] = h[1]
+    out[j] = 'state:' .. h[1]
   else
     if h[4] then redis.call('XDEL', k_dlq, h[4]) end
     keep_job(id)
