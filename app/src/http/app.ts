@@ -6,6 +6,7 @@
  * cause.
  */
 import { createHash } from 'node:crypto'
+import { createServer } from 'node:http'
 import cors from '@fastify/cors'
 import helmet from '@fastify/helmet'
 import rateLimit from '@fastify/rate-limit'
@@ -59,6 +60,18 @@ declare module 'fastify' {
   }
 }
 
+/** Log the URL without its query (an SSE access_token may be there) and no headers. */
+export const SAFE_LOGGING = {
+  serializers: {
+    req: (req: { method: string; url: string; ip?: string }) => ({
+      method: req.method,
+      url: req.url.split('?')[0],
+      ip: req.ip,
+    }),
+  },
+  redact: ['req.headers.authorization', 'headers.authorization'],
+}
+
 function trustProxy(v: string): FastifyServerOptions['trustProxy'] {
   if (v === 'false' || v === '') return false
   if (v === 'true') return true
@@ -68,13 +81,25 @@ function trustProxy(v: string): FastifyServerOptions['trustProxy'] {
 
 export async function buildApp(deps: AppDeps) {
   const { config, queue } = deps
+  const requestTimeout = deps.requestTimeoutMs ?? 10_000
   const app = Fastify({
-    logger: deps.logger ?? false,
+    logger: deps.logger ? { ...(deps.logger as object), ...SAFE_LOGGING } : false,
+    // Node checks request timeouts only every connectionsCheckingInterval (30 s by default).
+    serverFactory: (handler) =>
+      createServer(
+        {
+          requestTimeout,
+          headersTimeout: requestTimeout,
+          connectionsCheckingInterval: Math.max(100, Math.min(1000, requestTimeout / 2)),
+        },
+        handler,
+      ),
+    // Longer than a load balancer's idle timeout (ALB: 60 s), so it never reuses a closed socket.
+    keepAliveTimeout: 65_000,
     bodyLimit: config.maxBodyBytes,
     trustProxy: trustProxy(config.trustProxy),
     forceCloseConnections: 'idle',
-    requestTimeout: deps.requestTimeoutMs ?? 10_000,
-    connectionTimeout: 0,
+    requestTimeout,
     ajv: { customOptions: { removeAdditional: false } },
     rewriteUrl: deps.rewriteApiPrefix
       ? (req) => (req.url?.startsWith('/api/') ? req.url.slice(4) : (req.url ?? '/'))

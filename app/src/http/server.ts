@@ -26,21 +26,6 @@ export interface RunningApi {
   stop(): Promise<void>
 }
 
-export function loggerOptions(level: string) {
-  return {
-    level,
-    // The URL without its query (an SSE access_token may be there); no headers.
-    serializers: {
-      req: (req: { method: string; url: string; ip?: string }) => ({
-        method: req.method,
-        url: req.url.split('?')[0],
-        ip: req.ip,
-      }),
-    },
-    redact: ['req.headers.authorization', 'headers.authorization'],
-  }
-}
-
 export async function startApi(
   config: Config,
   opts: {
@@ -69,7 +54,7 @@ export async function startApi(
     config,
     queue,
     blocking,
-    logger: loggerOptions(config.logLevel),
+    logger: { level: config.logLevel },
     rewriteApiPrefix: opts.rewriteApiPrefix,
   })
   if (opts.extend) await opts.extend(app)
