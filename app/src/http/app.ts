@@ -13,7 +13,7 @@ import rateLimit from '@fastify/rate-limit'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { type TypeBoxTypeProvider, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyError, type FastifyServerOptions } from 'fastify'
 import type { Redis } from 'ioredis'
 import type { Config } from '../config.ts'
 import { DtqError, ErrorCodes, isRedisUnavailable } from '../errors.ts'
@@ -257,7 +257,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(eventRoutes)
 
   app.get('/openapi.json', { config: { role: 'public' }, schema: { hide: true } }, async () => app.swagger())
-  app.addHook('onClose', async () => {
+  app.addHook('preClose', async () => {
     await hub.stop()
   })
   return app

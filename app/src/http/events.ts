@@ -70,6 +70,7 @@ export class EventHub {
   private running = false
   private loopDone: Promise<void> = Promise.resolve()
   private queuesCheckedAt = 0
+  private started = false
 
   constructor(store: JobStore, blocking: Redis) {
     this.store = store
@@ -86,7 +87,9 @@ export class EventHub {
     send: (e: LifecycleEvent) => void,
     lastEventId?: string,
   ): Promise<() => void> {
-    const sub: Subscriber = { filter, send, buffer: lastEventId ? [] : null, lastSent: lastEventId ?? '0-0' }
+    // Without Last-Event-ID a subscriber starts at "now": after the newest event of its queues.
+    const start = lastEventId ?? (await this.newestId(filter.queue))
+    const sub: Subscriber = { filter, send, buffer: lastEventId ? [] : null, lastSent: start }
     this.subscribers.add(sub)
     this.ensureRunning()
     if (lastEventId) {
@@ -116,6 +119,23 @@ export class EventHub {
     }
   }
 
+  private async newestId(queue?: string): Promise<string> {
+    const queues = queue ? [queue] : await this.store.queues()
+    let newest = '0-0'
+    for (const q of queues) {
+      const last = (await this.store.redis.xrevrange(
+        this.store.keys.events(q),
+        '+',
+        '-',
+        'COUNT',
+        1,
+      )) as Array<[string, string[]]>
+      const id = last[0]?.[0]
+      if (id && compareIds(id, newest) > 0) newest = id
+    }
+    return newest
+  }
+
   private deliver(sub: Subscriber, e: LifecycleEvent): void {
     if (sub.buffer) {
       sub.buffer.push(e)
@@ -140,14 +160,14 @@ export class EventHub {
   }
 
   private async refreshQueues(): Promise<void> {
-    if (Date.now() - this.queuesCheckedAt < 2000 && this.positions.size) return
+    if (this.started && Date.now() - this.queuesCheckedAt < 1000) return
     this.queuesCheckedAt = Date.now()
     const queues = await this.store.queues()
+    // Queues known when the feed starts are read from their current end; queues that appear
+    // later from their beginning (their first events happened after we last looked).
+    const first = !this.started
+    this.started = true
     const fresh = queues.filter((q) => !this.positions.has(q))
-    if (!fresh.length) return
-    // Queues known at start are read from their current end; queues that appear later from
-    // their beginning (their first events happened after we last looked).
-    const first = this.positions.size === 0
     for (const q of fresh) {
       if (first) {
         const last = (await this.store.redis.xrevrange(
@@ -168,6 +188,7 @@ export class EventHub {
       if (!this.subscribers.size) {
         this.running = false
         this.positions.clear()
+        this.started = false
         return
       }
       try {

@@ -13,7 +13,8 @@ import { ErrorReply, EventsQuery } from '../schemas.ts'
 export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { hub, config } = app.dtq
   const open = new Set<() => void>()
-  app.addHook('onClose', async () => {
+  // Before the server waits for connections to end: SSE streams never end by themselves.
+  app.addHook('preClose', async () => {
     for (const close of open) close()
   })
 
@@ -56,7 +57,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
         if (!res.writableEnded) res.end()
       }
       open.add(close)
-      req.raw.on('close', close)
+      res.on('close', close) // the client went away (req 'close' fires once the request is read)
       unsubscribe = await hub.subscribe(
         { queue: q.queue, task_type: q.task_type, job_id: q.job_id },
         (e) => {
