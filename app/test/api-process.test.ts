@@ -1,0 +1,51 @@
+/** `dtq api` as a process: SIGTERM drains (not ready first, still serving), then exits. */
+import { spawn } from 'node:child_process'
+import { afterEach, describe, expect, it } from 'vitest'
+import { freePort } from '../src/redis/local-server.ts'
+import { type Bundle, setup, waitFor } from './helpers.ts'
+import { CLI } from './processes.ts'
+
+let b: Bundle
+afterEach(() => b?.cleanup())
+
+describe('dtq api', () => {
+  it('on SIGTERM reports not ready, keeps serving for the drain delay, then exits 0', async () => {
+    b = await setup()
+    const port = await freePort()
+    const child = spawn(process.execPath, [CLI, 'api', '--port', String(port)], {
+      env: { ...process.env, REDIS_URL: b.config.redisUrl, KEY_PREFIX: b.prefix, LOG_LEVEL: 'warn', API_DRAIN_DELAY_MS: '1500' },
+      stdio: 'ignore',
+    })
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)))
+    const url = `http://127.0.0.1:${port}`
+    await waitFor(async () => (await fetch(`${url}/health/ready`)).status === 200, { timeoutMs: 20_000 })
+    const t0 = Date.now()
+    child.kill('SIGTERM')
+    await waitFor(async () => (await fetch(`${url}/health/ready`)).status === 503, { timeoutMs: 1000 })
+    // Still serving while the load balancer notices.
+    const r = await fetch(`${url}/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ task_type: 'echo' }),
+    })
+    expect(r.status).toBe(201)
+    expect(await exited).toBe(0)
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1400)
+    await expect(fetch(`${url}/health/live`)).rejects.toThrow()
+  })
+
+  it('refuses to start in production without tokens', async () => {
+    b = await setup()
+    const child = spawn(process.execPath, [CLI, 'api', '--port', '0'], {
+      env: { ...process.env, REDIS_URL: b.config.redisUrl, ENVIRONMENT: 'production', API_TOKENS: '' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    })
+    let err = ''
+    child.stderr?.on('data', (d) => {
+      err += d
+    })
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)))
+    expect(code).toBe(2)
+    expect(err).toMatch(/API_TOKENS is empty with ENVIRONMENT=production/)
+  })
+})
