@@ -13,7 +13,13 @@ describe('dtq api', () => {
     b = await setup()
     const port = await freePort()
     const child = spawn(process.execPath, [CLI, 'api', '--port', String(port)], {
-      env: { ...process.env, REDIS_URL: b.config.redisUrl, KEY_PREFIX: b.prefix, LOG_LEVEL: 'warn', API_DRAIN_DELAY_MS: '1500' },
+      env: {
+        ...process.env,
+        REDIS_URL: b.config.redisUrl,
+        KEY_PREFIX: b.prefix,
+        LOG_LEVEL: 'warn',
+        API_DRAIN_DELAY_MS: '1500',
+      },
       stdio: 'ignore',
     })
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)))

@@ -266,16 +266,22 @@ describe('limits', () => {
 
   it('counts each client behind a trusted proxy by its X-Forwarded-For address', async () => {
     const b = await api({ rateLimitPerMin: 2, trustProxy: '127.0.0.1' })
-    const call = (ip: string) => b.app.inject({ method: 'GET', url: '/queues', headers: { 'x-forwarded-for': ip } })
-    expect([(await call('10.0.0.1')).statusCode, (await call('10.0.0.1')).statusCode, (await call('10.0.0.1')).statusCode]).toEqual([
-      200, 200, 429,
-    ])
+    const call = (ip: string) =>
+      b.app.inject({ method: 'GET', url: '/queues', headers: { 'x-forwarded-for': ip } })
+    expect([
+      (await call('10.0.0.1')).statusCode,
+      (await call('10.0.0.1')).statusCode,
+      (await call('10.0.0.1')).statusCode,
+    ]).toEqual([200, 200, 429])
     expect((await call('10.0.0.2')).statusCode).toBe(200)
     // Without trust, the header is ignored: everyone is the proxy.
     const c = await api({ rateLimitPerMin: 2 })
     const codes = []
     for (const ip of ['10.0.0.1', '10.0.0.2', '10.0.0.3']) {
-      codes.push((await c.app.inject({ method: 'GET', url: '/queues', headers: { 'x-forwarded-for': ip } })).statusCode)
+      codes.push(
+        (await c.app.inject({ method: 'GET', url: '/queues', headers: { 'x-forwarded-for': ip } }))
+          .statusCode,
+      )
     }
     expect(codes).toEqual([200, 200, 429])
   })
@@ -286,7 +292,11 @@ describe('limits', () => {
       b.app.inject({
         method: 'OPTIONS',
         url: '/jobs',
-        headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' },
+        headers: {
+          origin,
+          'access-control-request-method': 'POST',
+          'access-control-request-headers': 'authorization,content-type',
+        },
       })
     const ok = await pre('https://console.example.com')
     expect(ok.headers['access-control-allow-origin']).toBe('https://console.example.com')
