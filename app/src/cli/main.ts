@@ -4,7 +4,7 @@
  * REDIS_URL and the other settings from the environment (see .env.example).
  */
 import { resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Command, InvalidArgumentError } from 'commander'
 import { type Config, ConfigError, loadConfig } from '../config.ts'
 import { DtqError } from '../errors.ts'
@@ -159,13 +159,18 @@ program
       log.info({ url: local.url, dir: '.data/redis' }, 'started a private redis-server (AOF on)')
     }
     const cfg = config()
-    const api = await startApi(cfg, { rewriteApiPrefix: true })
-    const base = api.url.replace('0.0.0.0', 'localhost').replace('[::]', 'localhost')
+    const consoleDir = fileURLToPath(new URL('../../../ui/dist', import.meta.url))
+    const api = await startApi(cfg, { consoleDir })
+    const base = api.url
+      .replace('0.0.0.0', 'localhost')
+      .replace('127.0.0.1', 'localhost')
+      .replace('[::]', 'localhost')
     process.stdout.write(
       `\nDTQ is running against ${cfg.redisUrl} (prefix "${cfg.keyPrefix}").\n` +
-        `  API:      ${base}   (OpenAPI: ${base}/docs)\n` +
+        `  Console:  ${base}/\n` +
+        `  API:      ${base}/api/   (OpenAPI: ${base}/docs)\n` +
         `Try, in another terminal:\n` +
-        `  curl -s -X POST ${base}/jobs -H 'content-type: application/json' -d '{"task_type":"echo","payload":{"hello":"world"}}'\n` +
+        `  curl -s -X POST ${base}/api/jobs -H 'content-type: application/json' -d '{"task_type":"echo","payload":{"hello":"world"}}'\n` +
         `  pnpm dtq enqueue sleep --payload '{"ms":500}' --count 20 && pnpm dtq stats\n\n`,
     )
     try {

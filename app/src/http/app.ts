@@ -19,6 +19,7 @@ import type { Config } from '../config.ts'
 import { DtqError, ErrorCodes, isRedisUnavailable } from '../errors.ts'
 import type { Queue } from '../queue/queue.ts'
 import { type RouteRole, TokenAuth } from './auth.ts'
+import { consoleRewrite, serveConsole } from './console.ts'
 import { EventHub } from './events.ts'
 import { parseJsonBody } from './json-body.ts'
 import { HttpMetrics } from './metrics.ts'
@@ -34,8 +35,8 @@ export interface AppDeps {
   /** A separate connection for blocking reads (the events feed). */
   blocking: Redis
   logger?: FastifyServerOptions['logger']
-  /** Also answer under /api/… (what nginx strips), for the one-process laptop mode. */
-  rewriteApiPrefix?: boolean
+  /** Laptop mode: the API under /api/… (what nginx strips) and the built console at /. */
+  consoleDir?: string
   /** A request must arrive whole within this time (slowloris); default 10 s. */
   requestTimeoutMs?: number
 }
@@ -101,9 +102,7 @@ export async function buildApp(deps: AppDeps) {
     forceCloseConnections: 'idle',
     requestTimeout,
     ajv: { customOptions: { removeAdditional: false } },
-    rewriteUrl: deps.rewriteApiPrefix
-      ? (req) => (req.url?.startsWith('/api/') ? req.url.slice(4) : (req.url ?? '/'))
-      : undefined,
+    rewriteUrl: deps.consoleDir ? consoleRewrite : undefined,
   }).withTypeProvider<TypeBoxTypeProvider>()
   app.setValidatorCompiler(TypeBoxValidatorCompiler)
 
@@ -256,6 +255,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(adminRoutes)
   await app.register(eventRoutes)
 
+  if (deps.consoleDir) await serveConsole(app, deps.consoleDir)
   app.get('/openapi.json', { config: { role: 'public' }, schema: { hide: true } }, async () => app.swagger())
   app.addHook('preClose', async () => {
     await hub.stop()

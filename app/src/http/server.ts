@@ -31,8 +31,7 @@ export async function startApi(
   opts: {
     port?: number
     host?: string
-    rewriteApiPrefix?: boolean
-    extend?: (app: FastifyInstance) => Promise<void>
+    consoleDir?: string
   } = {},
 ): Promise<RunningApi> {
   assertApiConfig(config)
@@ -55,9 +54,8 @@ export async function startApi(
     queue,
     blocking,
     logger: { level: config.logLevel },
-    rewriteApiPrefix: opts.rewriteApiPrefix,
+    consoleDir: opts.consoleDir,
   })
-  if (opts.extend) await opts.extend(app)
   const address = await app.listen({ port: opts.port ?? config.port, host: opts.host ?? '0.0.0.0' })
   let stopping: Promise<void> | undefined
   const stop = () => {

@@ -1,0 +1,56 @@
+/** Dashboard: counts by state, throughput over the last hour, queues, DLQ depth, live workers. */
+import { Link } from 'react-router'
+import { QueueTable } from '../../components/QueueTable'
+import { ThroughputChart } from '../../components/ThroughputChart'
+import { Card, ErrorBox, Loading } from '../../components/ui'
+import { useAuth } from '../../lib/auth'
+import { num } from '../../lib/format'
+import { usePauseQueue, useStats } from './api/stats'
+
+const STATES = ['queued', 'scheduled', 'active', 'retrying', 'completed', 'failed', 'cancelled'] as const
+
+export function DashboardPage() {
+  const q = useStats()
+  const pause = usePauseQueue()
+  const { can } = useAuth()
+  if (q.isPending) return <Loading what="Loading the dashboard" />
+  if (q.error) return <ErrorBox error={q.error} retry={() => q.refetch()} />
+  const s = q.data
+  return (
+    <div className="stack">
+      <section className="tiles" aria-label="jobs by state">
+        {STATES.map((st) => (
+          <Link key={st} to={`/jobs?status=${st}`} className={`tile state-${st}`}>
+            <span className="tile-n">{num(s.totals[st] ?? 0)}</span>
+            <span className="tile-l">{st}</span>
+          </Link>
+        ))}
+        <Link to="/dlq" className="tile state-failed">
+          <span className="tile-n">{num(s.totals.dlq ?? 0)}</span>
+          <span className="tile-l">dead letters</span>
+        </Link>
+        <Link to="/workers" className="tile">
+          <span className="tile-n">{num(s.workers)}</span>
+          <span className="tile-l">live workers</span>
+        </Link>
+      </section>
+      <Card title="Throughput">
+        <ThroughputChart points={s.throughput} />
+      </Card>
+      <Card title="Queues">
+        {pause.error && <ErrorBox error={pause.error} />}
+        {s.queues.length ? (
+          <QueueTable
+            queues={s.queues}
+            canPause={can('admin')}
+            onToggle={(queue, p) => pause.mutate({ queue, pause: p })}
+          />
+        ) : (
+          <p className="muted">
+            No queues yet. <Link to="/jobs/new">Create a job</Link>.
+          </p>
+        )}
+      </Card>
+    </div>
+  )
+}

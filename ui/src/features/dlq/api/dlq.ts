@@ -1,0 +1,62 @@
+/** Dead letters: list (filters), retry one / many at a rate, delete, purge. */
+import type { DlqJobDto } from '@dtq/app/schemas'
+import { queryOptions, useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
+import { api, qs } from '../../../lib/api'
+import { useLive } from '../../../lib/live'
+
+export interface DlqFilters {
+  queue?: string
+  task_type?: string
+  error?: string
+  older_than_days?: string
+}
+
+export const dlqKeys = {
+  all: ['dlq'] as const,
+  list: (f: DlqFilters) => ['dlq', 'list', f] as const,
+}
+
+export const listDlqOptions = (f: DlqFilters, pollMs: number | false) =>
+  queryOptions({
+    queryKey: dlqKeys.list(f),
+    // Up to 1000 newest dead letters: enough to group by error and type on screen.
+    queryFn: ({ signal }) =>
+      api<{ items: DlqJobDto[]; next_cursor: string | null }>(`/dlq${qs({ ...f, limit: 1000 })}`, { signal }),
+    refetchInterval: pollMs,
+    placeholderData: (prev) => prev,
+  })
+
+export const useDlq = (f: DlqFilters) => useQuery(listDlqOptions(f, useLive().pollMs))
+
+function useDlqMutation<A, R>(fn: (a: A) => Promise<R>) {
+  const qc = useQueryClient()
+  return useMutation({
+    mutationFn: fn,
+    onSettled: () => {
+      void qc.invalidateQueries({ queryKey: dlqKeys.all })
+      void qc.invalidateQueries({ queryKey: ['stats'] })
+    },
+  })
+}
+
+export const useRetryDead = () =>
+  useDlqMutation(async (ids: string[]) => {
+    for (const id of ids) await api(`/dlq/${encodeURIComponent(id)}/retry`, { method: 'POST' })
+    return ids.length
+  })
+
+export const useDeleteDead = () =>
+  useDlqMutation(async (ids: string[]) => {
+    for (const id of ids) await api(`/dlq/${encodeURIComponent(id)}`, { method: 'DELETE' })
+    return ids.length
+  })
+
+export const useRetryMatching = () =>
+  useDlqMutation((body: { task_type?: string; error?: string; queue?: string; rate_per_sec: number }) =>
+    api<{ job: { id: string }; message: string }>('/dlq/retry', { method: 'POST', body }),
+  )
+
+export const usePurge = () =>
+  useDlqMutation((days: number) =>
+    api<{ deleted: number }>(`/dlq${qs({ older_than_days: days })}`, { method: 'DELETE' }),
+  )

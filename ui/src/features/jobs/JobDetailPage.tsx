@@ -1,0 +1,203 @@
+/** One job: payload and result, every attempt (worker, times, error and stack), progress,
+ * log, cancel / retry, and "copy as curl". */
+import type { JobDto } from '@dtq/app/schemas'
+import { useState } from 'react'
+import { Link, useParams } from 'react-router'
+import { Card, ConfirmButton, ErrorBox, JsonView, Loading, Progress, StateBadge } from '../../components/ui'
+import { API_BASE, ApiError } from '../../lib/api'
+import { useAuth } from '../../lib/auth'
+import { ago, duration, time } from '../../lib/format'
+import { useJob } from './api/get-job'
+import { useCancelJob, useRetryJob } from './api/job-actions'
+
+export function curlFor(job: JobDto, authRequired: boolean): string {
+  const body: Record<string, unknown> = {
+    task_type: job.task_type,
+    payload: job.payload,
+    queue: job.queue,
+    priority: job.priority,
+  }
+  if (job.max_retries !== undefined) body.max_retries = job.max_retries
+  if (job.timeout_ms) body.timeout_ms = job.timeout_ms
+  if (job.partition_key) body.partition_key = job.partition_key
+  const base = API_BASE.startsWith('http') ? API_BASE : `${window.location.origin}${API_BASE}`
+  const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`
+  return [
+    `curl -X POST ${base}/jobs`,
+    `-H 'content-type: application/json'`,
+    ...(authRequired ? [`-H "authorization: Bearer $DTQ_TOKEN"`] : []),
+    `-d ${quote(JSON.stringify(body))}`,
+  ].join(' \\\n  ')
+}
+
+export function JobDetailPage() {
+  const { id = '' } = useParams()
+  const q = useJob(id)
+  const { can, authRequired } = useAuth()
+  const cancel = useCancelJob()
+  const retry = useRetryJob()
+  const [copied, setCopied] = useState(false)
+
+  if (q.isPending) return <Loading what="Loading job" />
+  if (q.error) {
+    if (q.error instanceof ApiError && q.error.status === 404) {
+      return (
+        <Card title="Job not found">
+          <p>
+            No job <code>{id}</code>: it never existed, or it finished and its retention passed.{' '}
+            <Link to="/jobs">Back to jobs</Link>
+          </p>
+        </Card>
+      )
+    }
+    return <ErrorBox error={q.error} retry={() => q.refetch()} />
+  }
+  const job = q.data
+  const cancellable = ['queued', 'scheduled', 'retrying', 'active'].includes(job.state)
+  const retryable = ['failed', 'cancelled'].includes(job.state)
+  const curl = curlFor(job, authRequired)
+  const actionError = cancel.error ?? retry.error
+
+  return (
+    <div className="stack">
+      <Card
+        title={
+          <>
+            Job <span className="mono">{job.id}</span> <StateBadge state={job.state} />
+            {job.cancel_requested && <span className="badge state-retrying">cancel requested</span>}
+          </>
+        }
+        actions={
+          <>
+            <ConfirmButton
+              danger
+              disabled={!cancellable || !can('write') || job.cancel_requested}
+              title="Cancel job"
+              body={
+                job.state === 'active'
+                  ? 'The job is running: its handler will be asked to stop.'
+                  : 'The job will not run.'
+              }
+              confirmLabel="Cancel job"
+              onConfirm={() => cancel.mutateAsync(job.id)}
+            >
+              Cancel
+            </ConfirmButton>
+            <button type="button" disabled={!retryable || !can('write')} onClick={() => retry.mutate(job.id)}>
+              Retry
+            </button>
+            <button
+              type="button"
+              onClick={async () => {
+                try {
+                  await navigator.clipboard.writeText(curl)
+                  setCopied(true)
+                  setTimeout(() => setCopied(false), 2000)
+                } catch {
+                  setCopied(false)
+                  window.prompt('Copy the command', curl)
+                }
+              }}
+            >
+              {copied ? 'Copied' : 'Copy as curl'}
+            </button>
+          </>
+        }
+      >
+        {actionError && <ErrorBox error={actionError} />}
+        <dl className="facts">
+          <dt>Type</dt>
+          <dd>{job.task_type}</dd>
+          <dt>Queue</dt>
+          <dd>
+            {job.queue} · {job.priority}
+          </dd>
+          <dt>Attempts</dt>
+          <dd>
+            {job.attempts} (failures {job.failures} of {job.max_retries + 1} allowed
+            {job.stalls ? `, ${job.stalls} stalled` : ''})
+          </dd>
+          <dt>Created</dt>
+          <dd title={time(job.created_at)}>{ago(job.created_at)}</dd>
+          {job.run_at && (
+            <>
+              <dt>Due</dt>
+              <dd title={time(job.run_at)}>{ago(job.run_at)}</dd>
+            </>
+          )}
+          <dt>Worker</dt>
+          <dd className="mono">{job.worker ?? '—'}</dd>
+          {job.idempotency_key && (
+            <>
+              <dt>Idempotency key</dt>
+              <dd className="mono">{job.idempotency_key}</dd>
+            </>
+          )}
+          {job.partition_key && (
+            <>
+              <dt>Partition key</dt>
+              <dd className="mono">{job.partition_key}</dd>
+            </>
+          )}
+          <dt>Timeout</dt>
+          <dd>{job.timeout_ms ? duration(job.timeout_ms) : 'none'}</dd>
+        </dl>
+        <Progress value={job.progress} />
+      </Card>
+
+      <div className="grid2">
+        <Card title="Payload">
+          <JsonView data={job.payload} />
+        </Card>
+        <Card title="Result">
+          {job.state === 'completed' ? (
+            <JsonView data={job.result} />
+          ) : (
+            <p className="muted">No result yet.</p>
+          )}
+        </Card>
+      </div>
+
+      <Card title="Attempts">
+        <ol className="timeline">
+          {job.errors.map((e) => (
+            <li key={`${e.attempt}-${e.at}`} className="failed">
+              <div>
+                <strong>Attempt {e.attempt}</strong> failed {ago(e.at)} on{' '}
+                <span className="mono">{e.worker}</span>
+              </div>
+              <div className="error-text">{e.message}</div>
+              {e.stack && (
+                <details>
+                  <summary>Stack</summary>
+                  <pre>{e.stack}</pre>
+                </details>
+              )}
+            </li>
+          ))}
+          {job.started_at && !['failed', 'retrying'].includes(job.state) && (
+            <li className={job.state}>
+              <strong>Attempt {job.attempts}</strong> {job.state === 'active' ? 'running' : job.state} ·
+              started {ago(job.started_at)}
+              {job.finished_at ? ` · took ${duration(job.finished_at - job.started_at)}` : ''} on{' '}
+              <span className="mono">{job.worker}</span>
+            </li>
+          )}
+          {!job.started_at && !job.errors.length && <li>Not started yet.</li>}
+        </ol>
+      </Card>
+
+      <Card title="Log">
+        {job.logs.length ? (
+          <pre className="log">{job.logs.join('\n')}</pre>
+        ) : (
+          <p className="muted">No log lines.</p>
+        )}
+      </Card>
+      <details className="card">
+        <summary>curl</summary>
+        <pre>{curl}</pre>
+      </details>
+    </div>
+  )
+}

@@ -1,0 +1,156 @@
+/** New job form (payload validated as you type) and, in development, the synthetic generator. */
+import type { CreateJobDto } from '@dtq/app/schemas'
+import { useState } from 'react'
+import { useNavigate } from 'react-router'
+import { Card, ErrorBox } from '../../components/ui'
+import { ApiError } from '../../lib/api'
+import { useAuth } from '../../lib/auth'
+import { useCreateJob, useGenerateJobs } from './api/job-actions'
+
+const BUILTINS = ['echo', 'sleep', 'fail', 'cpu', 'synthetic']
+
+function parsePayload(text: string): { value?: unknown; error?: string } {
+  if (!text.trim()) return { value: {} }
+  try {
+    return { value: JSON.parse(text) }
+  } catch (e) {
+    return { error: (e as Error).message }
+  }
+}
+
+export function NewJobPage() {
+  const { can, environment } = useAuth()
+  const navigate = useNavigate()
+  const create = useCreateJob()
+  const generate = useGenerateJobs()
+  const [payload, setPayload] = useState('{\n  "hello": "world"\n}')
+  const parsed = parsePayload(payload)
+  const [generated, setGenerated] = useState<string | null>(null)
+
+  return (
+    <div className="stack">
+      <Card title="New job">
+        <form
+          className="form"
+          onSubmit={async (e) => {
+            e.preventDefault()
+            if (parsed.error) return
+            const f = new FormData(e.currentTarget)
+            const n = (k: string) => (f.get(k) ? Number(f.get(k)) : undefined)
+            const s = (k: string) => (String(f.get(k) ?? '').trim() ? String(f.get(k)).trim() : undefined)
+            const body: CreateJobDto = {
+              task_type: String(f.get('task_type')).trim(),
+              payload: parsed.value,
+              queue: s('queue'),
+              priority: (s('priority') as CreateJobDto['priority']) ?? 'normal',
+              delay_ms: n('delay_ms'),
+              max_retries: n('max_retries'),
+              idempotency_key: s('idempotency_key'),
+            }
+            const job = await create.mutateAsync(body)
+            navigate(`/jobs/${encodeURIComponent(job.id)}`)
+          }}
+        >
+          <label>
+            Task type
+            <input
+              name="task_type"
+              required
+              list="task-types"
+              defaultValue="echo"
+              pattern="[A-Za-z0-9_.:/\-]{1,128}"
+            />
+            <datalist id="task-types">
+              {BUILTINS.map((t) => (
+                <option key={t} value={t} />
+              ))}
+            </datalist>
+          </label>
+          <label>
+            Payload (JSON)
+            <textarea
+              name="payload"
+              rows={8}
+              value={payload}
+              onChange={(e) => setPayload(e.target.value)}
+              aria-invalid={parsed.error ? true : undefined}
+              aria-describedby="payload-status"
+              spellCheck={false}
+            />
+            <span id="payload-status" className={parsed.error ? 'error-text' : 'ok-text'}>
+              {parsed.error ? `Invalid JSON: ${parsed.error}` : 'Valid JSON'}
+            </span>
+          </label>
+          <div className="row">
+            <label>
+              Queue
+              <input name="queue" placeholder="default" />
+            </label>
+            <label>
+              Priority
+              <select name="priority" defaultValue="normal">
+                <option>high</option>
+                <option>normal</option>
+                <option>low</option>
+              </select>
+            </label>
+            <label>
+              Delay (ms)
+              <input name="delay_ms" type="number" min={0} placeholder="0" />
+            </label>
+            <label>
+              Max retries
+              <input name="max_retries" type="number" min={0} max={1000} placeholder="default" />
+            </label>
+          </div>
+          <label>
+            Idempotency key
+            <input name="idempotency_key" placeholder="optional: a repeat returns the original job" />
+          </label>
+          {create.error && (
+            <ErrorBox error={create.error instanceof ApiError ? create.error : create.error} />
+          )}
+          <button
+            type="submit"
+            className="primary"
+            disabled={!!parsed.error || !can('write') || create.isPending}
+          >
+            Create job
+          </button>
+          {!can('write') && <p className="muted">Your token is read-only.</p>}
+        </form>
+      </Card>
+
+      {environment !== 'production' && (
+        <Card title="Generate synthetic jobs (development)">
+          <form
+            className="row"
+            onSubmit={async (e) => {
+              e.preventDefault()
+              const f = new FormData(e.currentTarget)
+              const r = await generate.mutateAsync({
+                count: Number(f.get('count')),
+                partition_key_prefix: String(f.get('prefix') || '') || undefined,
+              })
+              setGenerated(`Created ${r.created} synthetic jobs.`)
+            }}
+          >
+            <label>
+              How many
+              <input name="count" type="number" min={1} max={100000} defaultValue={100} required />
+            </label>
+            <label>
+              Partition key prefix
+              <input name="prefix" placeholder="tenant-" />
+            </label>
+            <button type="submit" disabled={!can('admin') || generate.isPending}>
+              Generate
+            </button>
+            {generated && <span role="status">{generated}</span>}
+            {generate.error && <ErrorBox error={generate.error} />}
+          </form>
+        </Card>
+      )}
+    </div>
+  )
+}
