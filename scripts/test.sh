@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 
 install_deps || { echo "0 passed, 1 failed"; exit 1; }
 ensure_redis_server || { echo "0 passed, 1 failed"; exit 1; }
+# Browser tests: Debian's nginx and Chromium (never a browser download).
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_install nginx-light || say "nginx is missing: the browser tests will fail"
+command -v chromium >/dev/null 2>&1 || apt_install chromium || say "chromium is missing: the browser tests will fail"
+export PATH="$PATH:/usr/sbin"
 export PATH="$PWD/node_modules/.bin:$PATH"   # Node 22 from the `node` package
 
 mkdir -p .tmp
@@ -28,6 +32,11 @@ say "tests (vitest)"
 (cd app && CI=true ./node_modules/.bin/vitest run --reporter=default --reporter=json --outputFile.json=../.tmp/vitest-app.json)
 vitest_status=$?
 
+say "browser tests (playwright + chromium + nginx)"
+rm -f .tmp/playwright.json
+(cd ui && CI=true ./node_modules/.bin/playwright test)
+e2e_status=$?
+
 node -e '
   const fs = require("fs")
   let passed = Number(process.argv[1]), failed = Number(process.argv[2])
@@ -39,8 +48,14 @@ node -e '
     failed += r.numFailedTests + (r.numRuntimeErrorTestSuites || 0)
     if (!r.success && r.numFailedTests === 0) failed++
   }
+  if (fs.existsSync(".tmp/playwright.json")) {
+    const s = JSON.parse(fs.readFileSync(".tmp/playwright.json", "utf8")).stats
+    passed += s.expected
+    failed += s.unexpected + s.flaky
+    if (s.expected + s.unexpected + s.flaky === 0) failed++
+  } else failed++
   console.log(`${passed} passed, ${failed} failed`)
   process.exit(failed ? 1 : 0)
 ' "$checks_passed" "$checks_failed"
 summary_status=$?
-[ $vitest_status -eq 0 ] && [ $summary_status -eq 0 ]
+[ $vitest_status -eq 0 ] && [ $e2e_status -eq 0 ] && [ $summary_status -eq 0 ]

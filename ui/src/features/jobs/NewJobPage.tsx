@@ -58,7 +58,7 @@ export function NewJobPage() {
               required
               list="task-types"
               defaultValue="echo"
-              pattern="[A-Za-z0-9_.:/\-]{1,128}"
+              pattern="[A-Za-z0-9_.:\/\-]{1,128}"
             />
             <datalist id="task-types">
               {BUILTINS.map((t) => (

@@ -54,7 +54,7 @@ export function WorkersPage() {
                   <td>
                     <StateBadge state={w.state} />
                   </td>
-                  <td className="actions">
+                  <td>
                     {w.state === 'paused' ? (
                       <button
                         type="button"

@@ -1,0 +1,222 @@
+/**
+ * The console end to end: real Chromium → real nginx (repository nginx.conf) → real API and
+ * worker → real redis-server. Every page is screenshotted into test-results/screenshots/.
+ */
+import { expect, type Page, test } from '@playwright/test'
+import { TOKENS } from './stack'
+
+const base = () => process.env.E2E_BASE_URL ?? ''
+const api = () => process.env.E2E_API_URL ?? ''
+const SHOTS = 'test-results/screenshots'
+
+async function signIn(page: Page, role: keyof typeof TOKENS = 'admin') {
+  await page.addInitScript((t) => localStorage.setItem('dtq.token', t), TOKENS[role])
+}
+
+/** Fails the test on any browser error (uncaught exceptions, console errors). */
+function watchErrors(page: Page, allow: RegExp[] = []) {
+  const errors: string[] = []
+  page.on('pageerror', (e) => errors.push(e.message))
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !allow.some((a) => a.test(m.text()))) errors.push(m.text())
+  })
+  return () => expect(errors, 'browser errors').toEqual([])
+}
+
+async function createJob(body: Record<string, unknown>): Promise<string> {
+  const r = await fetch(`${api()}/jobs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKENS.admin}` },
+    body: JSON.stringify(body),
+  })
+  expect(r.status).toBe(201)
+  return ((await r.json()) as { id: string }).id
+}
+
+async function jobState(id: string): Promise<string> {
+  const r = await fetch(`${api()}/jobs/${id}`, { headers: { authorization: `Bearer ${TOKENS.admin}` } })
+  return ((await r.json()) as { state: string }).state
+}
+
+const stateBadge = (page: Page) => page.locator('.card-head h2 .badge').first()
+
+test('sign in with a token; a bad token is refused', async ({ page }) => {
+  const check = watchErrors(page, [/401/])
+  await page.goto(`${base()}/`)
+  await expect(page.getByRole('heading', { name: 'DTQ console' })).toBeVisible()
+  await page.screenshot({ path: `${SHOTS}/sign-in.png` })
+  await page.getByLabel('API token').fill('not-a-valid-token-000000')
+  await page.getByRole('button', { name: 'Sign in' }).click()
+  await expect(page.getByRole('alert')).toHaveText('That token is not valid.')
+  await page.getByLabel('API token').fill(TOKENS.admin)
+  await page.getByRole('button', { name: 'Sign in' }).click()
+  await expect(page.getByRole('link', { name: 'Dashboard' })).toBeVisible()
+  await expect(page.getByText('admin', { exact: true })).toBeVisible()
+  check()
+})
+
+test('create a job from the form: it appears and turns completed without a reload', async ({ page }) => {
+  const check = watchErrors(page)
+  await signIn(page)
+  await page.goto(`${base()}/jobs/new`)
+  await page.getByLabel('Task type').fill('sleep')
+  const payload = page.getByLabel('Payload (JSON)')
+  await payload.fill('{"ms": 1500')
+  await expect(page.getByText(/^Invalid JSON/)).toBeVisible()
+  await expect(page.getByRole('button', { name: 'Create job' })).toBeDisabled()
+  await payload.fill('{"ms": 1500}')
+  await expect(page.getByText('Valid JSON')).toBeVisible()
+  await page.getByLabel('Priority').selectOption('high')
+  await page.screenshot({ path: `${SHOTS}/new-job.png`, fullPage: true })
+  await page.getByRole('button', { name: 'Create job' }).click()
+  await expect(page).toHaveURL(/\/jobs\/[0-9A-Z]{26}$/)
+  await expect(stateBadge(page)).toHaveText(/queued|active/)
+  await expect(stateBadge(page)).toHaveText('active')
+  await expect(stateBadge(page)).toHaveText('completed', { timeout: 15_000 })
+  await expect(page.getByText('slept_ms')).toBeVisible()
+  await page.screenshot({ path: `${SHOTS}/job-detail.png`, fullPage: true })
+  // …and it is in the jobs list, live.
+  await page.getByRole('link', { name: 'Jobs', exact: true }).click()
+  const id = page.url().split('/').pop()
+  await expect(page.getByRole('row').filter({ hasText: 'sleep' }).first()).toContainText('completed')
+  await page.screenshot({ path: `${SHOTS}/jobs.png`, fullPage: true })
+  expect(id).toBeTruthy()
+  check()
+})
+
+test('a failing job retries, lands in Dead letters, and completes when retried from there', async ({
+  page,
+}) => {
+  const check = watchErrors(page)
+  await signIn(page)
+  // Fails attempts 1-3: with max_retries 1 it is dead-lettered after attempt 2; retried from
+  // the DLQ (fresh retries) it fails attempt 3, retries, and attempt 4 succeeds.
+  const id = await createJob({
+    task_type: 'fail',
+    payload: { times: 3, message: 'downstream unavailable' },
+    max_retries: 1,
+  })
+  await page.goto(`${base()}/dlq`)
+  const row = page.getByRole('row').filter({ hasText: id })
+  await expect(row).toBeVisible({ timeout: 20_000 })
+  await expect(page.getByRole('cell', { name: 'downstream unavailable' }).first()).toBeVisible()
+  await page.screenshot({ path: `${SHOTS}/dead-letters.png`, fullPage: true })
+  await row.getByRole('button', { name: `retry ${id}` }).click()
+  await expect(row).toHaveCount(0)
+  await page.goto(`${base()}/jobs/${id}`)
+  await expect(stateBadge(page)).toHaveText('completed', { timeout: 20_000 })
+  await expect(page.getByText('Attempt 2', { exact: false }).first()).toBeVisible()
+  await expect(page.locator('.timeline li.failed')).toHaveCount(3)
+  check()
+})
+
+test('cancel a running sleep job', async ({ page }) => {
+  const check = watchErrors(page)
+  await signIn(page)
+  const id = await createJob({ task_type: 'sleep', payload: { ms: 60_000 } })
+  await page.goto(`${base()}/jobs/${id}`)
+  await expect(stateBadge(page)).toHaveText('active')
+  await page.getByRole('button', { name: 'Cancel', exact: true }).click()
+  const dialog = page.getByRole('dialog', { name: 'Cancel job' })
+  await expect(dialog).toContainText('The job is running')
+  await page.screenshot({ path: `${SHOTS}/confirm-cancel.png` })
+  await dialog.getByRole('button', { name: 'Cancel job' }).click()
+  await expect(stateBadge(page)).toHaveText('cancelled')
+  expect(await jobState(id)).toBe('cancelled')
+  check()
+})
+
+test('pause a worker: it stops taking jobs; resume it', async ({ page }) => {
+  const check = watchErrors(page)
+  await signIn(page)
+  await page.goto(`${base()}/workers`)
+  const row = page
+    .getByRole('row')
+    .filter({ has: page.getByRole('button', { name: /^pause / }) })
+    .first()
+  const badge = row.locator('.badge')
+  await expect(badge).toHaveText('running')
+  await row.getByRole('button', { name: /^pause / }).click()
+  const paused = page.getByRole('row').filter({ has: page.getByRole('button', { name: /^resume / }) })
+  await expect(paused.locator('.badge')).toHaveText('paused')
+  await page.screenshot({ path: `${SHOTS}/workers.png`, fullPage: true })
+  const id = await createJob({ task_type: 'echo', payload: { while: 'paused' } })
+  await page.waitForTimeout(1500)
+  expect(await jobState(id)).toBe('queued')
+  await paused.getByRole('button', { name: /^resume / }).click()
+  await expect(page.locator('tbody .badge').first()).toHaveText('running')
+  await expect.poll(() => jobState(id), { timeout: 10_000 }).toBe('completed')
+  check()
+})
+
+test('a read-only token cannot mutate anything', async ({ page }) => {
+  const check = watchErrors(page)
+  await signIn(page, 'read')
+  const failed = await createJob({ task_type: 'fail', payload: { permanent: true }, max_retries: 0 })
+  const waiting = await createJob({ task_type: 'sleep', payload: { ms: 1 }, delay_ms: 600_000 })
+  await page.goto(`${base()}/jobs/new`)
+  await expect(page.getByText('read', { exact: true })).toBeVisible()
+  await expect(page.getByRole('button', { name: 'Create job' })).toBeDisabled()
+  await expect(page.getByRole('button', { name: 'Generate' })).toBeDisabled()
+  await page.goto(`${base()}/jobs/${waiting}`)
+  await expect(stateBadge(page)).toHaveText('scheduled')
+  await expect(page.getByRole('button', { name: 'Cancel', exact: true })).toBeDisabled()
+  await expect(page.getByRole('button', { name: 'Retry' })).toBeDisabled()
+  await page.goto(`${base()}/jobs`)
+  await page.getByRole('checkbox', { name: `select job ${waiting}` }).check()
+  await expect(page.getByRole('button', { name: 'Cancel selected' })).toBeDisabled()
+  await expect(page.getByRole('button', { name: 'Retry selected' })).toBeDisabled()
+  await page.goto(`${base()}/dlq`)
+  await expect(page.getByRole('row').filter({ hasText: failed })).toBeVisible({ timeout: 15_000 })
+  for (const name of [
+    'Retry all matching',
+    'Retry selected',
+    'Delete selected',
+    'Purge',
+    `retry ${failed}`,
+  ]) {
+    await expect(page.getByRole('button', { name, exact: true })).toBeDisabled()
+  }
+  await page.goto(`${base()}/workers`)
+  await expect(page.getByRole('button', { name: /^pause / }).first()).toBeDisabled()
+  await expect(page.getByRole('button', { name: 'Drain' }).first()).toBeDisabled()
+  await page.goto(`${base()}/queues`)
+  await expect(page.getByRole('button', { name: /queue default/ })).toBeDisabled()
+  await page.screenshot({ path: `${SHOTS}/read-only-queues.png`, fullPage: true })
+  // And the API agrees: the token cannot write.
+  const r = await fetch(`${api()}/jobs/${waiting}/cancel`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKENS.read}` },
+  })
+  expect(r.status).toBe(403)
+  check()
+})
+
+test('deep links load directly through nginx; the dashboard is live, light and dark, wide and narrow', async ({
+  page,
+}) => {
+  const check = watchErrors(page)
+  await signIn(page)
+  const id = await createJob({ task_type: 'echo', payload: { deep: 'link' } })
+  const res = await page.goto(`${base()}/jobs/${id}`)
+  expect(res?.status()).toBe(200)
+  await expect(page.getByRole('heading', { name: new RegExp(id) })).toBeVisible()
+  await page.goto(`${base()}/dlq?type=fail`)
+  await expect(page.getByLabel('Type')).toHaveValue('fail')
+  await page.goto(`${base()}/jobs?status=completed`)
+  await expect(page.getByLabel('State')).toHaveValue('completed')
+  await page.goto(`${base()}/`)
+  await expect(page.getByText('Live', { exact: true })).toBeVisible()
+  const before = await page.locator('.tile.state-completed .tile-n').innerText()
+  await createJob({ task_type: 'echo' })
+  await expect(page.locator('.tile.state-completed .tile-n')).not.toHaveText(before)
+  await page.screenshot({ path: `${SHOTS}/dashboard.png`, fullPage: true })
+  await page.getByRole('button', { name: /switch to dark theme/ }).click()
+  await expect(page.locator('html')).toHaveAttribute('data-theme', 'dark')
+  await page.screenshot({ path: `${SHOTS}/dashboard-dark.png`, fullPage: true })
+  await page.setViewportSize({ width: 390, height: 844 })
+  await page.screenshot({ path: `${SHOTS}/dashboard-narrow.png`, fullPage: true })
+  await page.goto(`${base()}/queues`)
+  await page.screenshot({ path: `${SHOTS}/queues.png`, fullPage: true })
+  check()
+})

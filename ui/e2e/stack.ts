@@ -1,0 +1,147 @@
+/**
+ * The whole system for the browser tests, from real parts: a private redis-server, `dtq api`
+ * and `dtq worker` processes, and nginx running the repository's nginx.conf (only its port,
+ * console root and upstream address replaced) in front of the built console.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+
+export const TOKENS = { admin: 'e2e-admin-token-0123456789', read: 'e2e-read-token-0123456789' }
+const ROOT = resolve(import.meta.dirname, '../..')
+
+function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const s = createServer()
+    s.once('error', fail)
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address()
+      s.close(() => done(typeof a === 'object' && a ? a.port : 0))
+    })
+  })
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
+
+export interface Stack {
+  baseURL: string
+  apiURL: string
+  stop(): Promise<void>
+}
+
+export async function startStack(): Promise<Stack> {
+  const dist = join(ROOT, 'ui/dist')
+  if (!existsSync(join(dist, 'index.html')))
+    throw new Error('build the console first: pnpm --filter @dtq/ui build')
+  const dir = mkdtempSync(join(tmpdir(), 'dtq-e2e-'))
+  const procs: ChildProcess[] = []
+  const start = (cmd: string, args: string[], env: Record<string, string> = {}) => {
+    const p = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] })
+    procs.push(p)
+    return p
+  }
+
+  const redisPort = await freePort()
+  mkdirSync(join(dir, 'redis'))
+  start('redis-server', [
+    '--port',
+    String(redisPort),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    join(dir, 'redis'),
+    '--appendonly',
+    'yes',
+    '--save',
+    '',
+    '--logfile',
+    '',
+  ])
+
+  const apiPort = await freePort()
+  const env = {
+    REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+    KEY_PREFIX: 'e2e',
+    API_TOKENS: `${TOKENS.admin}:admin,${TOKENS.read}:read`,
+    LOG_LEVEL: 'warn',
+    RATE_LIMIT_PER_MIN: '0',
+    TRUST_PROXY: '127.0.0.1',
+    INITIAL_BACKOFF_MS: '200',
+    MAX_BACKOFF_MS: '400',
+    LEASE_MS: '500',
+    CLAIM_IDLE_MS: '3000',
+    API_DRAIN_DELAY_MS: '0',
+    SHUTDOWN_TIMEOUT_MS: '1000',
+  }
+  const cli = join(ROOT, 'app/src/cli/main.ts')
+  start(process.execPath, [cli, 'api', '--port', String(apiPort)], env)
+  start(process.execPath, [cli, 'worker', '--concurrency', '4'], env)
+
+  const webPort = await freePort()
+  const conf = readFileSync(join(ROOT, 'nginx.conf'), 'utf8')
+    .replace(/listen 8080;/, `listen 127.0.0.1:${webPort};`)
+    .replace(/root \/usr\/share\/nginx\/html;/, `root ${dist};`)
+    .replace(/server 127\.0\.0\.1:8000 /, `server 127.0.0.1:${apiPort} `)
+    .replace('access_log /dev/stdout;', `access_log ${join(dir, 'access.log')};`)
+  writeFileSync(join(dir, 'nginx.conf'), conf)
+  const check = spawnSync(
+    'nginx',
+    [
+      '-t',
+      '-p',
+      dir,
+      '-c',
+      join(dir, 'nginx.conf'),
+      '-g',
+      `pid ${dir}/nginx.pid; error_log ${dir}/error.log;`,
+    ],
+    {
+      encoding: 'utf8',
+    },
+  )
+  if (check.status !== 0) throw new Error(`nginx -t failed: ${check.stderr}`)
+  start('nginx', [
+    '-p',
+    dir,
+    '-c',
+    join(dir, 'nginx.conf'),
+    '-g',
+    `daemon off; pid ${dir}/nginx.pid; error_log ${dir}/error.log;`,
+  ])
+
+  const baseURL = `http://127.0.0.1:${webPort}`
+  await waitFor('the API behind nginx', async () => (await fetch(`${baseURL}/health/ready`)).status === 200)
+  await waitFor('a live worker', async () => {
+    const r = await fetch(`${baseURL}/api/workers`, { headers: { authorization: `Bearer ${TOKENS.admin}` } })
+    return ((await r.json()) as { items: unknown[] }).items.length > 0
+  })
+  return {
+    baseURL,
+    apiURL: `${baseURL}/api`,
+    async stop() {
+      for (const p of procs.reverse()) {
+        if (p.exitCode === null) p.kill('SIGTERM')
+        await new Promise((r) => {
+          if (p.exitCode !== null) return r(null)
+          const t = setTimeout(() => {
+            p.kill('SIGKILL')
+            r(null)
+          }, 5000)
+          p.once('exit', () => {
+            clearTimeout(t)
+            r(null)
+          })
+        })
+      }
+    },
+  }
+}
