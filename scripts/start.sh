@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 install_deps
+say "building the console"
+pnpm_cmd --filter @dtq/ui --silent build >/dev/null
 if [ -z "${REDIS_URL:-}" ] && ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
   ensure_redis_server || exit 1
 fi
