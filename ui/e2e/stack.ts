@@ -93,30 +93,13 @@ export async function startStack(): Promise<Stack> {
     .replace(/server 127\.0\.0\.1:8000 /, `server 127.0.0.1:${apiPort} `)
     .replace('access_log /dev/stdout;', `access_log ${join(dir, 'access.log')};`)
   writeFileSync(join(dir, 'nginx.conf'), conf)
-  const check = spawnSync(
-    'nginx',
-    [
-      '-t',
-      '-p',
-      dir,
-      '-c',
-      join(dir, 'nginx.conf'),
-      '-g',
-      `pid ${dir}/nginx.pid; error_log ${dir}/error.log;`,
-    ],
-    {
-      encoding: 'utf8',
-    },
-  )
+  // Workers run as this user, so they can read a checkout that is private to it (a 0700 temp dir).
+  const user = process.getuid?.() === 0 ? 'user root; ' : ''
+  const globals = `${user}pid ${dir}/nginx.pid; error_log ${dir}/error.log;`
+  const conf_ = join(dir, 'nginx.conf')
+  const check = spawnSync('nginx', ['-t', '-p', dir, '-c', conf_, '-g', globals], { encoding: 'utf8' })
   if (check.status !== 0) throw new Error(`nginx -t failed: ${check.stderr}`)
-  start('nginx', [
-    '-p',
-    dir,
-    '-c',
-    join(dir, 'nginx.conf'),
-    '-g',
-    `daemon off; pid ${dir}/nginx.pid; error_log ${dir}/error.log;`,
-  ])
+  start('nginx', ['-p', dir, '-c', conf_, '-g', `daemon off; ${globals}`])
 
   const baseURL = `http://127.0.0.1:${webPort}`
   await waitFor('the API behind nginx', async () => (await fetch(`${baseURL}/health/ready`)).status === 200)
