@@ -226,6 +226,9 @@ describe('leases', () => {
   })
 
   it('a handler that blocks the event loop past CLAIM_IDLE_MS keeps its lease (renewed from a thread)', async () => {
+    // The handler blocks this very process (test included): give its own commands time.
+    await b.cleanup()
+    b = await setup({ config: { redisCommandTimeoutMs: 10_000 } })
     const w1 = b.worker()
     const w2 = b.worker()
     await w1.start()

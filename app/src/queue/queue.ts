@@ -21,7 +21,7 @@ import {
   systemClock,
 } from '../redis/store.ts'
 import type { Backoff, Job, JobState, Priority } from './job.ts'
-import { decodeJob, STATES } from './job.ts'
+import { STATES } from './job.ts'
 import {
   checkInt,
   checkName,
@@ -238,7 +238,7 @@ export class Queue {
       list.push(i)
       byQueue.set(p!.queue, list)
     })
-    const outcomes: Array<{ queue: string; id: string; created: boolean }> = new Array(specs.length)
+    const results: AddResult[] = new Array(specs.length)
     for (const [queue, idxs] of byQueue) {
       for (let k = 0; k < idxs.length; k += BULK_CHUNK) {
         const part = idxs.slice(k, k + BULK_CHUNK)
@@ -247,18 +247,11 @@ export class Queue {
           part.map((i) => prepared[i]!.record),
         )
         part.forEach((i, j) => {
-          outcomes[i] = { queue, id: res[j]!.id, created: res[j]!.created }
+          results[i] = { job: res[j]!.job, created: res[j]!.created }
         })
       }
     }
-    // Read back what was written (one pipeline), so callers get the stored job.
-    const p = this.redis.pipeline()
-    for (const o of outcomes) p.hgetall(this.store.keys.job(o.queue, o.id))
-    const rows = (await p.exec()) ?? []
-    return outcomes.map((o, i) => ({
-      job: decodeJob(o.queue, (rows[i]?.[1] as Record<string, string>) ?? {}),
-      created: o.created,
-    }))
+    return results
   }
 
   // ---- reading -----------------------------------------------------------------------------

@@ -155,7 +155,10 @@ export class JobStore {
 
   // ---- producer ----------------------------------------------------------------------------
 
-  async enqueue(queue: string, jobs: NewJobRecord[]): Promise<Array<{ id: string; created: boolean }>> {
+  async enqueue(
+    queue: string,
+    jobs: NewJobRecord[],
+  ): Promise<Array<{ id: string; created: boolean; job: Job }>> {
     if (!this.knownQueues.has(queue)) {
       // The registry lives outside the queue's slot, so it is written before (never after) the jobs.
       await this.redis.sadd(this.keys.queues(), queue)
@@ -179,8 +182,12 @@ export class JobStore {
         extra.length ? JSON.stringify(extra) : '',
       )
     }
-    const res = await this.run<Array<[string, number]>>('enqueue', queue, args)
-    return res.map(([id, created]) => ({ id, created: created === 1 }))
+    const res = await this.run<Array<[string, number, string[]]>>('enqueue', queue, args)
+    return res.map(([id, created, flat]) => ({
+      id,
+      created: created === 1,
+      job: decodeJob(queue, pairsToRecord(flat)),
+    }))
   }
 
   // ---- worker ------------------------------------------------------------------------------

@@ -6,8 +6,9 @@
             due (0: now; a negative number -d: d ms after now; else ms since the epoch),
             idem_hash (''), idempotency_key (''), idem_ttl_s, partition_key (''), extra JSON
             hash fields ('' or a flat JSON array [k, v, ...]: trace, backoff)
-  Returns   per job {id, created}: created 1 for a new job, 0 when the id or the idempotency
-            key already names a live job (its id is returned and nothing is written).
+  Returns   per job {id, created, job}: created 1 for a new job, 0 when the id or the
+            idempotency key already names a live job (nothing is written); job is the stored
+            hash (HGETALL) of the new or existing job.
 ]]
 local n = tonumber(ARGV[5])
 local out = {}
@@ -28,7 +29,7 @@ for j = 1, n do
   if not existing and redis.call('EXISTS', k_job(id)) == 1 then existing = id end
 
   if existing then
-    out[j] = { existing, 0 }
+    out[j] = { existing, 0, redis.call('HGETALL', k_job(existing)) }
   else
     local jk = k_job(id)
     redis.call('HSET', jk, 'id', id, 'task_type', ttype, 'payload', payload, 'priority', prio,
@@ -52,7 +53,7 @@ for j = 1, n do
       emit(id, 'queued', ttype)
     end
     bump_typed('created', ttype)
-    out[j] = { id, 1 }
+    out[j] = { id, 1, redis.call('HGETALL', jk) }
   end
 end
 return out
