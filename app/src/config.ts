@@ -39,6 +39,8 @@ export interface Config {
   authDisabled: boolean
   sseHeartbeatMs: number
   batchMaxJobs: number
+  redisDurability: 'enforce' | 'warn' | 'off' | 'auto'
+  unsafe: string[]
 }
 
 type Kind = 'string' | 'int' | 'number' | 'list' | 'url' | 'enum' | 'bool' | 'tokens'
@@ -155,6 +157,22 @@ export const SETTINGS: readonly Spec[] = [
     min: 0,
     max: 600_000,
     doc: 'on SIGTERM the API reports not-ready and keeps serving this long before closing',
+  },
+  {
+    env: 'REDIS_DURABILITY',
+    key: 'redisDurability',
+    kind: 'enum',
+    default: 'auto',
+    values: ['auto', 'enforce', 'warn', 'off'],
+    doc: 'check Redis keeps what it acknowledged (AOF on, noeviction): enforce refuses to start, warn logs; auto = enforce in production',
+  },
+  {
+    env: 'DTQ_UNSAFE',
+    key: 'unsafe',
+    kind: 'list',
+    default: 'none',
+    values: ['none', 'no-lease-renewal', 'no-fencing', 'no-handback', 'no-delayed-gating'],
+    doc: 'TESTS ONLY: switch safety mechanisms off for negative controls (none|no-lease-renewal|no-fencing|no-handback|no-delayed-gating)',
   },
   {
     env: 'SSE_HEARTBEAT_MS',
@@ -392,7 +410,9 @@ function parseOne(spec: Spec, raw: string): { value?: unknown; problem?: string 
         .map((s) => s.trim())
         .filter(Boolean)
       if (items.length === 0) return bad('is empty')
-      const wrong = items.filter((s) => spec.pattern && !spec.pattern.test(s))
+      const wrong = items.filter(
+        (s) => (spec.pattern && !spec.pattern.test(s)) || (spec.values && !spec.values.includes(s)),
+      )
       if (wrong.length) return bad(`has invalid names ${wrong.join(',')} (letters, digits, _ . - only)`)
       return { value: items }
     }

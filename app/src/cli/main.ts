@@ -12,6 +12,8 @@ import { startApi } from '../http/server.ts'
 import { createLogger } from '../logger.ts'
 import type { Job, JobState, Priority } from '../queue/job.ts'
 import { Queue } from '../queue/queue.ts'
+import { connectRedis } from '../redis/connection.ts'
+import { checkDurability } from '../redis/durability.ts'
 import { canConnect, hasRedisServer, startLocalRedis } from '../redis/local-server.ts'
 import type { Handler } from '../worker/handlers.ts'
 import { Worker } from '../worker/worker.ts'
@@ -79,8 +81,21 @@ async function loadHandlers(worker: Worker, modules: string[]): Promise<void> {
 /** Runs a worker until SIGTERM/SIGINT (graceful) or a drain command. */
 async function runWorker(cfg: Config, extra: { label: string; handlers?: string[] }): Promise<void> {
   const log = createLogger(cfg.logLevel, extra.label)
-  const worker = new Worker(cfg, { log })
+  const unsafe = new Set(cfg.unsafe)
+  if (unsafe.size && !unsafe.has('none'))
+    log.warn({ unsafe: [...unsafe] }, 'DTQ_UNSAFE: safety mechanisms are OFF (tests only)')
+  const worker = new Worker(cfg, {
+    log,
+    unsafe: {
+      noLeaseRenewal: unsafe.has('no-lease-renewal'),
+      noFencing: unsafe.has('no-fencing'),
+      noHandback: unsafe.has('no-handback'),
+      noDelayedGating: unsafe.has('no-delayed-gating'),
+    },
+  })
   await loadHandlers(worker, extra.handlers ?? [])
+  await connectRedis(worker.store.redis, 60_000)
+  await checkDurability(worker.store.redis, cfg, (m) => log.warn(m))
   let signals = 0
   const onSignal = (sig: string) => {
     signals++

@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify'
 import { type Config, ConfigError } from '../config.ts'
 import { Queue } from '../queue/queue.ts'
 import { connectRedis, createRedis } from '../redis/connection.ts'
+import { checkDurability } from '../redis/durability.ts'
 import { buildApp } from './app.ts'
 
 export function assertApiConfig(config: Config): void {
@@ -47,7 +48,11 @@ export async function startApi(
     name: 'dtq-api-events',
   })
   // Start even when Redis is away: readiness says so, requests answer 503, and the client reconnects.
-  await connectRedis(redis, 3000).catch(() => {})
+  const reachable = await connectRedis(redis, 3000).then(
+    () => true,
+    () => false,
+  )
+  if (reachable) await checkDurability(redis, config, (m) => process.stderr.write(`dtq api: ${m}\n`))
   const queue = new Queue(redis, config)
   const app = await buildApp({
     config,

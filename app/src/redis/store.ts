@@ -241,6 +241,41 @@ export class JobStore {
     return { moved, nextDue: next < 0 ? null : next }
   }
 
+  /**
+   * NEGATIVE CONTROL ONLY (DTQ_UNSAFE=no-delayed-gating): the promote step without the ZREM
+   * gate, as separate commands, so racing schedulers can move one job twice.
+   */
+  async promoteUngated(queue: string, limit = 500): Promise<{ moved: number; nextDue: number | null }> {
+    const now = this.clock.now()
+    const ids = await this.redis.zrangebyscore(this.keys.delayed(queue), '-inf', now, 'LIMIT', 0, limit)
+    for (const id of ids) {
+      const [prio] = await this.redis.hmget(this.keys.job(queue, id), 'priority')
+      const entry = await this.redis.xadd(
+        this.keys.stream(queue, (prio as Priority) ?? 'normal'),
+        '*',
+        'id',
+        id,
+      )
+      await this.redis.hset(
+        this.keys.job(queue, id),
+        'state',
+        'queued',
+        'entry',
+        entry ?? '',
+        'queued_at',
+        now,
+      )
+      await this.redis.zrem(this.keys.delayed(queue), id)
+    }
+    const next = await this.redis.zrange(this.keys.delayed(queue), 0, 0, 'WITHSCORES')
+    return { moved: ids.length, nextDue: next[1] ? Number(next[1]) : null }
+  }
+
+  /** NEGATIVE CONTROL ONLY (DTQ_UNSAFE=no-fencing): the current epoch, whoever owns the job. */
+  async currentEpoch(queue: string, id: string): Promise<number> {
+    return Number(await this.redis.hget(this.keys.job(queue, id), 'epoch'))
+  }
+
   async reclaim(
     queue: string,
     consumer: string,

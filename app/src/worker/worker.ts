@@ -60,7 +60,7 @@ export interface WorkerOptions {
   /** Register the built-in demo task types (echo, sleep, fail, cpu, synthetic). Default true. */
   builtins?: boolean
   /** Negative controls for the tests: switch a safety mechanism off. */
-  unsafe?: { noLeaseRenewal?: boolean }
+  unsafe?: { noLeaseRenewal?: boolean; noFencing?: boolean; noHandback?: boolean; noDelayedGating?: boolean }
   heartbeatMs?: number
   schedulerPollMs?: number
   janitorEveryMs?: number
@@ -176,6 +176,7 @@ export class Worker {
       maxResultBytes: settings.maxPayloadBytes,
       timeoutGraceMs: Math.max(settings.claimIdleMs, 1000),
       random: opts.random,
+      noFencing: opts.unsafe?.noFencing,
     })
 
     const onError = (err: unknown, name: string) =>
@@ -321,7 +322,9 @@ export class Worker {
     let next = Number.POSITIVE_INFINITY
     for (const q of this.settings.workerQueues) {
       for (;;) {
-        const r = await this.store.promote(q, 500)
+        const r = this.opts.unsafe?.noDelayedGating
+          ? await this.store.promoteUngated(q, 500)
+          : await this.store.promote(q, 500)
         if (r.nextDue !== null) next = Math.min(next, r.nextDue)
         if (r.moved < 500) break
       }
@@ -400,7 +403,7 @@ export class Worker {
     await Promise.all(this.tickers.map((t) => t.stop()))
     await this.beat().catch(() => {})
     await this.processor.drain(deadline)
-    const handedBack = await this.processor.handBackAll()
+    const handedBack = this.opts.unsafe?.noHandback ? 0 : await this.processor.handBackAll()
     if (handedBack) this.log.warn({ worker: this.id, handedBack }, 'unfinished jobs handed back')
     // Let outcomes of jobs that finished at the deadline be written before the lease thread stops.
     await this.processor.drain(Date.now() + 2000)
