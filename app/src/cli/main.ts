@@ -8,7 +8,6 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Command, InvalidArgumentError } from 'commander'
 import { type Config, ConfigError, loadConfig } from '../config.ts'
 import { DtqError } from '../errors.ts'
-import { startApi } from '../http/server.ts'
 import { createLogger } from '../logger.ts'
 import type { Job, JobState, Priority } from '../queue/job.ts'
 import { Queue } from '../queue/queue.ts'
@@ -81,10 +80,26 @@ async function loadHandlers(worker: Worker, modules: string[]): Promise<void> {
 /** Runs a worker until SIGTERM/SIGINT (graceful) or a drain command. */
 async function runWorker(cfg: Config, extra: { label: string; handlers?: string[] }): Promise<void> {
   const log = createLogger(cfg.logLevel, extra.label)
+  // Signals first: a SIGTERM that arrives while the worker is still starting stops it cleanly.
+  let worker: Worker | undefined
+  let stopRequested = false
+  let signals = 0
+  const onSignal = (sig: string) => {
+    signals++
+    if (signals > 1) {
+      log.warn({ signal: sig }, 'second signal: exiting now (running jobs will be reclaimed)')
+      process.exit(1)
+    }
+    log.info({ signal: sig }, 'shutting down gracefully')
+    stopRequested = true
+    if (worker && worker.state !== 'idle') void worker.close()
+  }
+  process.on('SIGTERM', () => onSignal('SIGTERM'))
+  process.on('SIGINT', () => onSignal('SIGINT'))
   const unsafe = new Set(cfg.unsafe)
   if (unsafe.size && !unsafe.has('none'))
     log.warn({ unsafe: [...unsafe] }, 'DTQ_UNSAFE: safety mechanisms are OFF (tests only)')
-  const worker = new Worker(cfg, {
+  worker = new Worker(cfg, {
     log,
     unsafe: {
       noLeaseRenewal: unsafe.has('no-lease-renewal'),
@@ -96,19 +111,9 @@ async function runWorker(cfg: Config, extra: { label: string; handlers?: string[
   await loadHandlers(worker, extra.handlers ?? [])
   await connectRedis(worker.store.redis, 60_000)
   await checkDurability(worker.store.redis, cfg, (m) => log.warn(m))
-  let signals = 0
-  const onSignal = (sig: string) => {
-    signals++
-    if (signals > 1) {
-      log.warn({ signal: sig }, 'second signal: exiting now (running jobs will be reclaimed)')
-      process.exit(1)
-    }
-    log.info({ signal: sig }, 'shutting down gracefully')
-    void worker.close()
-  }
-  process.on('SIGTERM', () => onSignal('SIGTERM'))
-  process.on('SIGINT', () => onSignal('SIGINT'))
+  if (stopRequested) return
   await worker.start()
+  if (stopRequested) void worker.close()
   await worker.stopped
 }
 
@@ -135,6 +140,11 @@ program
   })
 
 /** Runs the API until SIGTERM/SIGINT, then drains (see http/server.ts). */
+/** The HTTP stack loads only for the commands that serve it (workers start faster without it). */
+async function startApi(...args: Parameters<typeof import('../http/server.ts').startApi>) {
+  return (await import('../http/server.ts')).startApi(...args)
+}
+
 async function runApi(cfg: Config, port?: number): Promise<void> {
   const api = await startApi(cfg, { port })
   process.stdout.write(`DTQ API listening on ${api.url} (OpenAPI at ${api.url}/docs)\n`)

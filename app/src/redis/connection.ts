@@ -28,7 +28,31 @@ export function createRedis(opts: ConnectionOptions): Redis {
   const redis = new Redis(opts.url, options)
   // Errors surface on the commands; the connection-level event would otherwise crash the process.
   redis.on('error', () => {})
+  dropLinkOnTimeout(redis)
   return redis
+}
+
+/**
+ * A command that timed out may still be answered later, and RESP matches replies to commands
+ * by order: on a link that stalled and healed, every later reply would go to the wrong
+ * command. So a timeout condemns the connection: it is dropped and a fresh one is made.
+ */
+function dropLinkOnTimeout(redis: Redis): void {
+  const send = redis.sendCommand.bind(redis)
+  let dropping = false
+  redis.sendCommand = ((command: { promise: Promise<unknown> }, ...rest: unknown[]) => {
+    const result = (send as (...a: unknown[]) => unknown)(command, ...rest)
+    command.promise?.catch((err: Error) => {
+      if (err?.message === 'Command timed out' && !dropping && redis.status === 'ready') {
+        dropping = true
+        redis.disconnect(true)
+        setTimeout(() => {
+          dropping = false
+        }, 100)
+      }
+    })
+    return result
+  }) as typeof redis.sendCommand
 }
 
 /** Connects and waits until the client is ready, retrying until `timeoutMs`. */

@@ -367,13 +367,17 @@ export class Processor {
     }
   }
 
-  /** Hands every still-running job back for immediate redelivery (fenced). */
-  async handBackAll(): Promise<number> {
+  /**
+   * Aborts every still-running job and hands it back for immediate redelivery (fenced).
+   * `handBack: false` is the negative control: abandon them to the reclaimers instead.
+   */
+  async handBackAll(handBack = true): Promise<number> {
     const byQueue = new Map<string, Array<{ id: string; epoch: number }>>()
     for (const r of [...this.running.values()]) {
       this.disown(r.job.queue, r.job.id, r.job.epoch, 'shutdown')
       byQueue.set(r.job.queue, [...(byQueue.get(r.job.queue) ?? []), { id: r.job.id, epoch: r.job.epoch }])
     }
+    if (!handBack) return 0
     let n = 0
     for (const [queue, items] of byQueue) {
       try {

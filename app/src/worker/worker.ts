@@ -403,7 +403,7 @@ export class Worker {
     await Promise.all(this.tickers.map((t) => t.stop()))
     await this.beat().catch(() => {})
     await this.processor.drain(deadline)
-    const handedBack = this.opts.unsafe?.noHandback ? 0 : await this.processor.handBackAll()
+    const handedBack = await this.processor.handBackAll(!this.opts.unsafe?.noHandback)
     if (handedBack) this.log.warn({ worker: this.id, handedBack }, 'unfinished jobs handed back')
     // Let outcomes of jobs that finished at the deadline be written before the lease thread stops.
     await this.processor.drain(Date.now() + 2000)

@@ -1,0 +1,429 @@
+/**
+ * Fault injection over real processes (docs/reliability.md). Each test prints its counts as
+ * `[chaos] <name>: {...}`. CHAOS_FULL=1 (pnpm test:chaos) runs longer and adds the slow faults.
+ */
+import { afterEach, describe, expect, it } from 'vitest'
+import { connectRedis, createRedis } from '../../src/redis/connection.ts'
+import { waitFor } from '../helpers.ts'
+import { FULL, LinkProxy, LoadGenerator, Q, RedisServer, report, System, verdict } from './harness.ts'
+
+const cleanups: Array<() => unknown> = []
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c()
+})
+
+async function setupSystem(
+  env: Record<string, string> = {},
+  redisOpts: Parameters<typeof RedisServer.start>[0] = {},
+) {
+  const redis = await RedisServer.start(redisOpts)
+  cleanups.push(() => redis.stop())
+  const sys = new System(redis.url, env)
+  cleanups.push(() => sys.stop())
+  await sys.connect()
+  return { redis, sys }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const ledgerJob = (ms: number) => () => ({ task_type: 'ledger', payload: { ms } })
+
+describe('worker faults', () => {
+  it('kill -9 workers repeatedly under HTTP load: lost 0, duplicates bounded', async () => {
+    const { sys } = await setupSystem()
+    const { url } = await sys.api()
+    sys.worker()
+    let victim = sys.worker()
+    const load = new LoadGenerator(url, ledgerJob(10), 150)
+    const running = load.run()
+    const kills = FULL ? 10 : 3
+    for (let k = 0; k < kills; k++) {
+      await sleep(1500)
+      victim.child.kill('SIGKILL')
+      await victim.exited
+      victim = sys.worker()
+    }
+    load.stop()
+    await running
+    await load.resolveIndeterminate()
+    await sys.drained()
+    const v = verdict(load.outcomes, await sys.completedIds(), sys.executions())
+    const inv = await sys.invariants()
+    report('kill -9 workers', { ...v, kills, ...inv })
+    expect(v.accepted).toBeGreaterThan(300)
+    expect(v).toMatchObject({ lost: 0, unexpected: 0 })
+    expect(v.duplicated).toBeLessThanOrEqual(kills * 8) // at most what the killed worker held
+    expect(inv).toMatchObject({ pending: 0, delayed: 0, lost_entries: 0 })
+  })
+
+  it('rolling SIGTERM of workers under load: lost 0, duplicated 0, each exits 0', async () => {
+    const { sys } = await setupSystem()
+    const { url } = await sys.api()
+    const workers = [sys.worker(), sys.worker()]
+    const live = () => sys.redis.zcard(sys.keys.workers())
+    await waitFor(async () => (await live()) === 2, { what: 'two workers' })
+    const load = new LoadGenerator(url, ledgerJob(20), 150)
+    const running = load.run()
+    for (let round = 0; round < (FULL ? 6 : 2); round++) {
+      for (let i = 0; i < workers.length; i++) {
+        await sleep(1000)
+        const w = workers[i]!
+        w.child.kill('SIGTERM')
+        expect(await w.exited).toBe(0)
+        workers[i] = sys.worker()
+        await waitFor(async () => (await live()) === 2, { what: 'the replacement worker' })
+      }
+    }
+    load.stop()
+    await running
+    await load.resolveIndeterminate()
+    await sys.drained()
+    const v = verdict(load.outcomes, await sys.completedIds(), sys.executions())
+    const inv = await sys.invariants()
+    report('SIGTERM workers', { ...v, ...inv })
+    expect(v).toMatchObject({ lost: 0, duplicated: 0, unexpected: 0 })
+    expect(inv).toMatchObject({ pending: 0, stalled: 0, lost_entries: 0 })
+  })
+
+  for (const control of [false, true]) {
+    it(`${control ? 'NEGATIVE CONTROL (no hand-back): caught' : 'SIGTERM past the deadline hands jobs back: redelivered at once, nothing stalls'}`, async () => {
+      const { sys } = await setupSystem({
+        SHUTDOWN_TIMEOUT_MS: '200',
+        ...(control ? { DTQ_UNSAFE: 'no-handback' } : {}),
+      })
+      const { url } = await sys.api()
+      const first = sys.worker()
+      await waitFor(async () => (await sys.redis.zcard(sys.keys.workers())) >= 1, { what: 'worker up' })
+      const load = new LoadGenerator(url, ledgerJob(2500), 50)
+      const running = load.run()
+      await sleep(1000)
+      load.stop()
+      await running
+      await waitFor(async () => (await sys.redis.zcard(sys.keys.index(Q, 'active'))) >= 4, {
+        what: 'jobs running',
+      })
+      first.child.kill('SIGTERM')
+      await first.exited
+      sys.worker()
+      await sys.drained()
+      const inv = await sys.invariants()
+      const v = verdict(load.outcomes, await sys.completedIds(), sys.executions())
+      report(control ? 'no hand-back (control)' : 'hand-back', { ...v, ...inv })
+      expect(v.lost).toBe(0)
+      if (control)
+        expect(
+          inv.stalled,
+          'without hand-back the jobs wait for CLAIM_IDLE_MS and count as stalled',
+        ).toBeGreaterThan(0)
+      else expect(inv.stalled).toBe(0)
+    })
+  }
+
+  for (const control of [false, true]) {
+    it(`${control ? 'NEGATIVE CONTROL (no fencing): caught' : 'an owner that stalled past its lease cannot complete the job (fenced)'}`, async () => {
+      const { sys } = await setupSystem({
+        WORKER_CONCURRENCY: '1',
+        ...(control ? { DTQ_UNSAFE: 'no-fencing' } : {}),
+      })
+      const stale = sys.worker()
+      await waitFor(async () => (await sys.redis.zcard(sys.keys.workers())) >= 1)
+      const api = await sys.api()
+      // Blocks its event loop 6 s; with timeout 300 ms its lease is let go at ~1.8 s and another
+      // worker takes the job over while the first one is still stuck in it.
+      const r = await fetch(`${api.url}/jobs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          task_type: 'block',
+          payload: { ms: 6000, first_only: true },
+          timeout_ms: 300,
+          job_id: 'stuck-1',
+        }),
+      })
+      expect(r.status).toBe(201)
+      await waitFor(async () => (await sys.redis.hget(sys.keys.job(Q, 'stuck-1'), 'state')) === 'active')
+      sys.worker()
+      await waitFor(async () => Number(await sys.redis.hget(sys.keys.job(Q, 'stuck-1'), 'stalls')) >= 1, {
+        timeoutMs: 20_000,
+      })
+      await waitFor(async () => (sys.executions().get('stuck-1') ?? 0) >= 2, {
+        timeoutMs: 30_000,
+        what: 'both executions',
+      })
+      await sleep(500)
+      const job = await sys.redis.hgetall(sys.keys.job(Q, 'stuck-1'))
+      const resultPid = (JSON.parse(job.result ?? 'null') as { pid?: number } | null)?.pid
+      // The recorded result must come from the worker that held the job when it completed.
+      const consistent = job.state === 'completed' && job.worker?.includes(`-${resultPid}-`)
+      const inv = await sys.invariants()
+      report(control ? 'no fencing (control)' : 'fencing', {
+        state: job.state,
+        worker: job.worker,
+        resultPid,
+        ...inv,
+      })
+      if (control) expect(consistent, 'without fencing the stale owner overwrites the live one').toBe(false)
+      else {
+        expect(consistent).toBe(true)
+        expect(inv.stale_writes).toBeGreaterThanOrEqual(1)
+        expect(sys.executions().get('stuck-1')).toBe(2) // duplicates ≤ 1 per stalled job
+      }
+    })
+  }
+})
+
+describe('scheduler faults', () => {
+  for (const control of [false, true]) {
+    it(`${control ? 'NEGATIVE CONTROL (no ZREM gate): caught' : 'several schedulers, one killed: each due job is moved exactly once'}`, async () => {
+      const { sys } = await setupSystem(control ? { DTQ_UNSAFE: 'no-delayed-gating' } : {})
+      const { url } = await sys.api()
+      const n = FULL ? 3000 : 600
+      const jobs = Array.from({ length: n }, (_, i) => ({
+        task_type: 'ledger',
+        payload: { ms: 1 },
+        delay_ms: 1500 + (i % 300),
+        job_id: `d-${i}`,
+      }))
+      for (let i = 0; i < n; i += 500) {
+        const r = await fetch(`${url}/jobs/batch`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ jobs: jobs.slice(i, i + 500) }),
+        })
+        expect(((await r.json()) as { created: number }).created).toBe(Math.min(500, n - i))
+      }
+      const ws = [sys.worker(), sys.worker(), sys.worker()]
+      await sleep(1600)
+      ws[0]!.child.kill('SIGKILL')
+      // (Ungated moves leave jobs in limbo: the control only needs a few seconds to show it.)
+      if (control) await sleep(6000)
+      else await sys.drained()
+      const executions = sys.executions()
+      const inv = await sys.invariants()
+      const dup = [...executions.values()].filter((c) => c > 1).length
+      report(control ? 'delayed move without gate (control)' : 'delayed move race', {
+        jobs: n,
+        executed: executions.size,
+        dup,
+        ...inv,
+      })
+      if (control) expect(inv.orphan_entries + dup, 'ungated schedulers move jobs twice').toBeGreaterThan(0)
+      else {
+        expect(executions.size).toBe(n)
+        expect(inv.orphan_entries).toBe(0)
+        expect(dup).toBeLessThanOrEqual(8) // only what the killed worker held may run twice
+        expect(inv.delayed).toBe(0)
+      }
+    })
+  }
+})
+
+describe('Redis faults', () => {
+  it('kill -9 Redis (AOF everysec) under load and restart: no acknowledged job lost; 503s are fast', async () => {
+    const { redis, sys } = await setupSystem()
+    const { url } = await sys.api()
+    sys.worker()
+    sys.worker()
+    const load = new LoadGenerator(url, ledgerJob(10), 150)
+    const running = load.run()
+    await sleep(2000)
+    await redis.kill9()
+    const t0 = Date.now()
+    const during = await fetch(`${url}/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ task_type: 'ledger' }),
+    })
+    const answeredMs = Date.now() - t0
+    await sleep(1500)
+    await redis.restart()
+    await sleep(FULL ? 5000 : 2000)
+    load.stop()
+    await running
+    await sys.connect()
+    await load.resolveIndeterminate()
+    await sys.drained()
+    const v = verdict(load.outcomes, await sys.completedIds(), sys.executions())
+    const inv = await sys.invariants()
+    report('kill -9 Redis', { ...v, statusDuringOutage: during.status, answeredMs, ...inv })
+    expect(during.status).toBe(503)
+    expect(answeredMs).toBeLessThan(1500)
+    expect(v).toMatchObject({ lost: 0, unexpected: 0 })
+    expect(v.duplicated).toBeLessThanOrEqual(16)
+    expect(inv).toMatchObject({ pending: 0, lost_entries: 0 })
+    for (const p of sys.procs) expect(p.child.exitCode).toBeNull()
+  })
+
+  for (const pauseMs of FULL ? [5000, 40_000] : [5000]) {
+    it(`SIGSTOP Redis for ${pauseMs / 1000} s under load: nobody exits, 503 only during the pause, lost 0`, async () => {
+      const { redis, sys } = await setupSystem()
+      const { url } = await sys.api()
+      sys.worker()
+      sys.worker()
+      const load = new LoadGenerator(url, ledgerJob(10), 100)
+      const running = load.run()
+      await sleep(1500)
+      redis.proc.kill('SIGSTOP')
+      await sleep(300)
+      const t0 = Date.now()
+      const during = await fetch(`${url}/queues`)
+      const answeredMs = Date.now() - t0
+      await sleep(pauseMs)
+      redis.proc.kill('SIGCONT')
+      await waitFor(async () => (await fetch(`${url}/health/ready`)).status === 200, { timeoutMs: 15_000 })
+      await sleep(1500)
+      load.stop()
+      await running
+      await load.resolveIndeterminate()
+      await sys.drained()
+      const v = verdict(load.outcomes, await sys.completedIds(), sys.executions())
+      const inv = await sys.invariants()
+      report(`SIGSTOP Redis ${pauseMs} ms`, { ...v, statusDuringPause: during.status, answeredMs, ...inv })
+      expect(during.status).toBe(503)
+      expect(answeredMs).toBeLessThan(2500)
+      expect(v).toMatchObject({ lost: 0, unexpected: 0 })
+      expect(v.duplicated).toBeLessThanOrEqual(16)
+      for (const p of sys.procs) expect(p.child.exitCode).toBeNull()
+    })
+  }
+
+  it('a black-holed Redis link: 503 within the timeout, then recovery on the healed link, lost 0', async () => {
+    const redis = await RedisServer.start()
+    cleanups.push(() => redis.stop())
+    const proxy = new LinkProxy(redis.port)
+    await proxy.listen()
+    cleanups.push(() => proxy.close())
+    const sys = new System(proxy.url)
+    cleanups.push(() => sys.stop())
+    await sys.connect(redis.url)
+    const { url } = await sys.api()
+    sys.worker()
+    const load = new LoadGenerator(url, ledgerJob(10), 100)
+    const running = load.run()
+    await sleep(1500)
+    proxy.mode = 'blackhole'
+    await sleep(200)
+    const t0 = Date.now()
+    const during = await fetch(`${url}/jobs?limit=1`)
+    const answeredMs = Date.now() - t0
+    await sleep(3000)
+    proxy.mode = 'pass'
+    await waitFor(async () => (await fetch(`${url}/health/ready`)).status === 200, { timeoutMs: 15_000 })
+    // The healed link answers each request with its own reply (no shifted replies).
+    const probe = await fetch(`${url}/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ task_type: 'echo', job_id: 'probe-1' }),
+    })
+    expect(((await probe.json()) as { id: string }).id).toBe('probe-1')
+    const got = (await (await fetch(`${url}/jobs/probe-1`)).json()) as { id: string }
+    expect(got.id).toBe('probe-1')
+    await sleep(1000)
+    load.stop()
+    await running
+    await load.resolveIndeterminate()
+    await sys.drained()
+    const v = verdict(load.outcomes, await sys.completedIds(), sys.executions())
+    report('black-holed link', { ...v, statusDuringOutage: during.status, answeredMs })
+    expect(during.status).toBe(503)
+    expect(answeredMs).toBeLessThan(2000)
+    expect(v).toMatchObject({ lost: 0, unexpected: 0 })
+  })
+
+  for (const control of [false, true]) {
+    it(`${control ? 'NEGATIVE CONTROL (retry without the idempotency key): caught' : 'an ambiguous write (reply lost) retried with its idempotency key creates one job'}`, async () => {
+      const redis = await RedisServer.start()
+      cleanups.push(() => redis.stop())
+      const proxy = new LinkProxy(redis.port)
+      await proxy.listen()
+      cleanups.push(() => proxy.close())
+      const sys = new System(proxy.url)
+      cleanups.push(() => sys.stop())
+      await sys.connect(redis.url)
+      const { url } = await sys.api()
+      await fetch(`${url}/jobs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"task_type":"echo"}',
+      })
+      const body = (withKey: boolean) =>
+        JSON.stringify({
+          task_type: 'ledger',
+          payload: { order: 42 },
+          ...(withKey ? { idempotency_key: 'order-42' } : {}),
+        })
+      proxy.mode = 'drop-replies' // the write reaches Redis; its reply never comes back
+      const first = await fetch(`${url}/jobs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: body(true),
+      })
+      proxy.mode = 'pass'
+      proxy.reset()
+      await waitFor(async () => (await fetch(`${url}/health/ready`)).status === 200, { timeoutMs: 15_000 })
+      const again = await fetch(`${url}/jobs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: body(!control),
+      })
+      sys.worker()
+      await sys.drained()
+      const orders = (await sys.redis.zrange(sys.keys.index(Q, 'completed'), 0, -1)).length - 1
+      report(control ? 'ambiguous write without key (control)' : 'ambiguous write', {
+        first: first.status,
+        retry: again.status,
+        jobsCreated: orders,
+      })
+      expect(first.status).toBe(503) // indeterminate: the client cannot know
+      if (control) expect(orders, 'without the key the retry creates a second job').toBe(2)
+      else {
+        expect(again.status).toBe(200) // the original job, found by its key
+        expect(orders).toBe(1)
+      }
+    })
+  }
+
+  it('Redis at maxmemory (noeviction): 503 on enqueue, never 500; nothing acknowledged is lost', async () => {
+    const { sys } = await setupSystem({}, { maxmemory: '4mb' })
+    const { url } = await sys.api()
+    const statuses = new Map<number, number>()
+    const accepted: string[] = []
+    for (let i = 0; i < 400; i++) {
+      const r = await fetch(`${url}/jobs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ task_type: 'ledger', payload: { pad: 'x'.repeat(50_000) }, job_id: `m-${i}` }),
+      })
+      statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1)
+      if (r.status === 201) accepted.push(`m-${i}`)
+      if ((statuses.get(503) ?? 0) > 20) break
+    }
+    report('maxmemory', Object.fromEntries(statuses))
+    expect(statuses.get(503) ?? 0).toBeGreaterThan(0)
+    expect([...statuses.keys()].every((s) => s === 201 || s === 503)).toBe(true)
+    const present = await Promise.all(accepted.map((id) => sys.redis.exists(sys.keys.job(Q, id))))
+    expect(present.every((x) => x === 1)).toBe(true)
+  })
+
+  it('the script cache emptied between two batches (SCRIPT FLUSH) is invisible to clients', async () => {
+    const { sys } = await setupSystem()
+    const { url } = await sys.api()
+    sys.worker()
+    const post = () =>
+      fetch(`${url}/jobs/batch`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          jobs: Array.from({ length: 50 }, () => ({ task_type: 'ledger', payload: { ms: 1 } })),
+        }),
+      })
+    expect((await post()).status).toBe(200)
+    await sys.drained()
+    const admin = createRedis({ url: sys.env.REDIS_URL!, commandTimeoutMs: 2000 })
+    await connectRedis(admin)
+    await admin.script('FLUSH')
+    admin.disconnect()
+    expect((await post()).status).toBe(200)
+    await sys.drained()
+    expect((await sys.completedIds()).size).toBe(100)
+  })
+})
