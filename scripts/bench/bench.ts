@@ -1,0 +1,543 @@
+/**
+ * pnpm bench: DTQ and BullMQ side by side, one after the other in the same run, against the
+ * same private redis-server (AOF off for both, as in docs/performance.md), medians of 3 runs
+ * with min–max, and the ratio against each target.
+ *
+ *   pnpm bench            full sizes (~5 min)
+ *   pnpm bench --smoke    tiny sizes, one run (part of npm test, so the benchmark cannot rot)
+ */
+import { spawn } from 'node:child_process'
+import { mkdtempSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Queue as DtqQueue, Worker as DtqWorker, loadConfig } from '@dtq/app'
+import autocannon from 'autocannon'
+import { Queue as BullQueue, Worker as BullWorker } from 'bullmq'
+import Fastify from 'fastify'
+import { Redis } from 'ioredis'
+// The API app is not part of the package's public entry point; the benchmark reaches for it.
+import { buildApp } from '../../app/src/http/app.ts'
+import { connectRedis, createRedis } from '../../app/src/redis/connection.ts'
+
+const SMOKE = process.argv.includes('--smoke')
+const RUNS = SMOKE ? 1 : 3
+const N_BULK = SMOKE ? 2000 : 100_000
+const N_DRAIN = SMOKE ? 2000 : 100_000
+const N_SAT = SMOKE ? 2000 : 50_000
+const N_MEM = SMOKE ? 1000 : 20_000
+const LAT_SECONDS = SMOKE ? 1 : 5
+const HTTP_SECONDS = SMOKE ? 1 : 8
+const TOKEN = 'bench-token-0123456789abcdef'
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+function freePort(): Promise<number> {
+  return new Promise((done) => {
+    const s = createServer()
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address() as { port: number }
+      s.close(() => done(a.port))
+    })
+  })
+}
+
+async function startRedis(): Promise<{ url: string; port: number; stop: () => void }> {
+  const port = await freePort()
+  const dir = mkdtempSync(join(tmpdir(), 'dtq-bench-'))
+  const p = spawn(
+    'redis-server',
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--logfile',
+      '',
+    ],
+    {
+      stdio: 'ignore',
+    },
+  )
+  const r = new Redis({ port, lazyConnect: true, retryStrategy: () => 50 })
+  for (let i = 0; i < 100; i++) {
+    try {
+      await r.connect()
+      break
+    } catch {
+      await sleep(50)
+    }
+  }
+  r.disconnect()
+  return { url: `redis://127.0.0.1:${port}`, port, stop: () => p.kill('SIGTERM') }
+}
+
+let REDIS: { url: string; port: number; stop: () => void }
+let admin: Redis
+
+async function flush() {
+  await admin.flushall()
+}
+
+async function usedMemory(): Promise<number> {
+  const info = await admin.info('memory')
+  return Number(/^used_memory:(\d+)/m.exec(info)?.[1])
+}
+
+function dtqConfig(extra: Record<string, string> = {}) {
+  return loadConfig({
+    REDIS_URL: REDIS.url,
+    KEY_PREFIX: 'b',
+    LOG_LEVEL: 'silent',
+    WORKER_CONCURRENCY: '100',
+    COMPLETED_RETENTION_S: '3600',
+    MAX_PAYLOAD_BYTES: '65536',
+    EVENTS_MAX_LEN: '10000',
+    ...extra,
+  })
+}
+
+async function dtqQueue() {
+  const q = await DtqQueue.connect(dtqConfig())
+  return q
+}
+
+function dtqWorker(handler: (job: { payload: unknown }) => unknown = () => null) {
+  const w = new DtqWorker(dtqConfig(), { builtins: false, janitorEveryMs: 3_600_000 })
+  w.handle('noop', (job) => handler(job))
+  return w
+}
+
+async function dtqCompleted(q: DtqQueue): Promise<number> {
+  return Number(await q.redis.hget(q.store.keys.stats('default'), 'completed'))
+}
+
+const bullConn = () => ({ host: '127.0.0.1', port: REDIS.port, maxRetriesPerRequest: null })
+
+// ---- scenarios: each returns a number (higher or lower is better, as labelled) --------------
+
+async function dtqBulk(): Promise<number> {
+  await flush()
+  const q = await dtqQueue()
+  const t0 = performance.now()
+  for (let i = 0; i < N_BULK; i += 1000) {
+    await q.addBulk(
+      Array.from({ length: Math.min(1000, N_BULK - i) }, (_, k) => ({
+        task_type: 'noop',
+        payload: { n: i + k },
+      })),
+    )
+  }
+  const s = (performance.now() - t0) / 1000
+  await q.close()
+  return N_BULK / s
+}
+
+async function bullBulk(): Promise<number> {
+  await flush()
+  const q = new BullQueue('bench', { connection: bullConn() })
+  const t0 = performance.now()
+  for (let i = 0; i < N_BULK; i += 1000) {
+    await q.addBulk(
+      Array.from({ length: Math.min(1000, N_BULK - i) }, (_, k) => ({ name: 'noop', data: { n: i + k } })),
+    )
+  }
+  const s = (performance.now() - t0) / 1000
+  await q.close()
+  return N_BULK / s
+}
+
+async function dtqDrain(): Promise<number> {
+  await flush()
+  const q = await dtqQueue()
+  for (let i = 0; i < N_DRAIN; i += 1000) {
+    await q.addBulk(
+      Array.from({ length: Math.min(1000, N_DRAIN - i) }, () => ({ task_type: 'noop', payload: {} })),
+    )
+  }
+  const w = dtqWorker()
+  const t0 = performance.now()
+  await w.start()
+  while ((await dtqCompleted(q)) < N_DRAIN) await sleep(10)
+  const s = (performance.now() - t0) / 1000
+  await w.close(1000)
+  await q.close()
+  return N_DRAIN / s
+}
+
+async function bullDrain(): Promise<number> {
+  await flush()
+  const q = new BullQueue('bench', { connection: bullConn() })
+  for (let i = 0; i < N_DRAIN; i += 1000) {
+    await q.addBulk(Array.from({ length: Math.min(1000, N_DRAIN - i) }, () => ({ name: 'noop', data: {} })))
+  }
+  let done = 0
+  const t0 = performance.now()
+  const w = new BullWorker('bench', async () => null, { connection: bullConn(), concurrency: 100 })
+  w.on('completed', () => {
+    done++
+  })
+  while (done < N_DRAIN) await sleep(10)
+  const s = (performance.now() - t0) / 1000
+  await w.close()
+  await q.close()
+  return N_DRAIN / s
+}
+
+async function dtqSaturated(): Promise<number> {
+  await flush()
+  const q = await dtqQueue()
+  const w = dtqWorker()
+  await w.start()
+  const t0 = performance.now()
+  for (let i = 0; i < N_SAT; i += 500) {
+    await q.addBulk(
+      Array.from({ length: Math.min(500, N_SAT - i) }, () => ({ task_type: 'noop', payload: {} })),
+    )
+  }
+  while ((await dtqCompleted(q)) < N_SAT) await sleep(10)
+  const s = (performance.now() - t0) / 1000
+  await w.close(1000)
+  await q.close()
+  return N_SAT / s
+}
+
+async function bullSaturated(): Promise<number> {
+  await flush()
+  const q = new BullQueue('bench', { connection: bullConn() })
+  let done = 0
+  const w = new BullWorker('bench', async () => null, { connection: bullConn(), concurrency: 100 })
+  w.on('completed', () => {
+    done++
+  })
+  await w.waitUntilReady()
+  const t0 = performance.now()
+  for (let i = 0; i < N_SAT; i += 500) {
+    await q.addBulk(Array.from({ length: Math.min(500, N_SAT - i) }, () => ({ name: 'noop', data: {} })))
+  }
+  while (done < N_SAT) await sleep(10)
+  const s = (performance.now() - t0) / 1000
+  await w.close()
+  await q.close()
+  return N_SAT / s
+}
+
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? 0
+}
+
+/** Adds single jobs at `rate`/s for LAT_SECONDS, returns enqueue→start latencies (ms). */
+async function paced(rate: number, add: (t: number) => Promise<unknown>): Promise<void> {
+  const total = rate * LAT_SECONDS
+  const perTick = Math.max(1, Math.round(rate / 100))
+  const t0 = performance.now()
+  let sent = 0
+  const inflight: Promise<unknown>[] = []
+  while (sent < total) {
+    for (let k = 0; k < perTick && sent < total; k++, sent++) inflight.push(add(Date.now()))
+    const due = t0 + (sent / rate) * 1000
+    const wait = due - performance.now()
+    if (wait > 0) await sleep(wait)
+  }
+  await Promise.all(inflight)
+}
+
+async function dtqLatency(rate: number): Promise<{ p50: number; p99: number }> {
+  await flush()
+  const q = await dtqQueue()
+  const lat: number[] = []
+  const w = dtqWorker((job) => {
+    lat.push(Date.now() - (job.payload as { t: number }).t)
+  })
+  await w.start()
+  await paced(rate, (t) => q.add('noop', { t }))
+  while (lat.length < rate * LAT_SECONDS) await sleep(10)
+  await w.close(1000)
+  await q.close()
+  return { p50: percentile(lat, 50), p99: percentile(lat, 99) }
+}
+
+async function bullLatency(rate: number): Promise<{ p50: number; p99: number }> {
+  await flush()
+  const q = new BullQueue('bench', { connection: bullConn() })
+  const lat: number[] = []
+  const w = new BullWorker(
+    'bench',
+    async (job) => {
+      lat.push(Date.now() - (job.data as { t: number }).t)
+    },
+    { connection: bullConn(), concurrency: 100 },
+  )
+  await w.waitUntilReady()
+  await paced(rate, (t) => q.add('noop', { t }))
+  while (lat.length < rate * LAT_SECONDS) await sleep(10)
+  await w.close()
+  await q.close()
+  return { p50: percentile(lat, 50), p99: percentile(lat, 99) }
+}
+
+async function dtqMemory(): Promise<{ waiting: number; completed: number }> {
+  await flush()
+  const q = await dtqQueue()
+  await q.add('noop', {}) // create the queue's structures first
+  const m0 = await usedMemory()
+  for (let i = 0; i < N_MEM; i += 1000)
+    await q.addBulk(Array.from({ length: 1000 }, () => ({ task_type: 'noop', payload: { n: 1 } })))
+  const m1 = await usedMemory()
+  const w = dtqWorker()
+  await w.start()
+  while ((await dtqCompleted(q)) < N_MEM + 1) await sleep(10)
+  await w.close(1000)
+  const m2 = await usedMemory()
+  await q.close()
+  return { waiting: (m1 - m0) / N_MEM, completed: (m2 - m0) / N_MEM }
+}
+
+async function bullMemory(): Promise<{ waiting: number; completed: number }> {
+  await flush()
+  const q = new BullQueue('bench', { connection: bullConn() })
+  await q.add('noop', {})
+  const m0 = await usedMemory()
+  for (let i = 0; i < N_MEM; i += 1000)
+    await q.addBulk(Array.from({ length: 1000 }, () => ({ name: 'noop', data: { n: 1 } })))
+  const m1 = await usedMemory()
+  let done = 0
+  const w = new BullWorker('bench', async () => null, { connection: bullConn(), concurrency: 100 })
+  w.on('completed', () => {
+    done++
+  })
+  while (done < N_MEM + 1) await sleep(10)
+  await w.close()
+  const m2 = await usedMemory()
+  await q.close()
+  return { waiting: (m1 - m0) / N_MEM, completed: (m2 - m0) / N_MEM }
+}
+
+async function load(url: string, headers: Record<string, string>): Promise<{ rps: number; p99: number }> {
+  const r = await autocannon({
+    url,
+    method: 'POST',
+    connections: 50,
+    duration: HTTP_SECONDS,
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ task_type: 'noop', payload: { n: 1 } }),
+  })
+  if (r.non2xx) throw new Error(`${r.non2xx} non-2xx answers from ${url}`)
+  return { rps: r.requests.average, p99: r.latency.p99 }
+}
+
+async function dtqHttp(): Promise<{ rps: number; p99: number }> {
+  await flush()
+  const config = dtqConfig({ API_TOKENS: `${TOKEN}:write`, RATE_LIMIT_PER_MIN: '0' })
+  const redis = createRedis({ url: config.redisUrl, commandTimeoutMs: 2000 })
+  await connectRedis(redis)
+  const blocking = createRedis({ url: config.redisUrl, commandTimeoutMs: 4000, blocking: true })
+  const app = await buildApp({ config, queue: new DtqQueue(redis, config), blocking })
+  const port = await freePort()
+  await app.listen({ port, host: '127.0.0.1' })
+  const res = await load(`http://127.0.0.1:${port}/jobs`, { authorization: `Bearer ${TOKEN}` })
+  await app.close()
+  redis.disconnect()
+  blocking.disconnect()
+  return res
+}
+
+async function bareHttp(): Promise<{ rps: number; p99: number }> {
+  await flush()
+  const redis = new Redis(REDIS.url)
+  const app = Fastify()
+  app.post('/jobs', async (req, reply) => {
+    const id = await redis.xadd('bare', '*', 'data', JSON.stringify(req.body))
+    reply.code(201)
+    return { id }
+  })
+  const port = await freePort()
+  await app.listen({ port, host: '127.0.0.1' })
+  const res = await load(`http://127.0.0.1:${port}/jobs`, {})
+  await app.close()
+  redis.disconnect()
+  return res
+}
+
+// ---- runner ---------------------------------------------------------------------------------
+
+interface Stat {
+  median: number
+  min: number
+  max: number
+}
+
+async function runs(fn: () => Promise<number>): Promise<Stat> {
+  const xs: number[] = []
+  for (let i = 0; i < RUNS; i++) xs.push(await fn())
+  xs.sort((a, b) => a - b)
+  return { median: xs[Math.floor(xs.length / 2)]!, min: xs[0]!, max: xs[xs.length - 1]! }
+}
+
+const fmt = (s: Stat, digits = 0) =>
+  RUNS > 1
+    ? `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}–${s.max.toFixed(digits)})`
+    : s.median.toFixed(digits)
+
+interface Row {
+  name: string
+  unit: string
+  dtq: Stat
+  peer: Stat
+  peerName: string
+  /** DTQ / peer for higher-is-better, peer / DTQ for lower-is-better. */
+  better: 'higher' | 'lower'
+  target: number
+  digits?: number
+}
+
+async function main() {
+  REDIS = await startRedis()
+  admin = new Redis(REDIS.url)
+  const rows: Row[] = []
+  const both = async (
+    name: string,
+    unit: string,
+    better: Row['better'],
+    target: number,
+    dtq: () => Promise<number>,
+    peer: () => Promise<number>,
+    peerName = 'BullMQ',
+    digits = 0,
+  ) => {
+    process.stderr.write(`… ${name}\n`)
+    const d = await runs(dtq)
+    const p = await runs(peer)
+    rows.push({ name, unit, dtq: d, peer: p, peerName, better, target, digits })
+  }
+  try {
+    await both('(a) bulk enqueue', 'jobs/s', 'higher', 2, dtqBulk, bullBulk)
+    await both('(b) drain, concurrency 100', 'jobs/s', 'higher', 2, dtqDrain, bullDrain)
+    await both('(c) producer + worker, saturated', 'jobs/s', 'higher', 2, dtqSaturated, bullSaturated)
+    for (const rate of [2000, 5000]) {
+      const dl: Array<{ p50: number; p99: number }> = []
+      const bl: Array<{ p50: number; p99: number }> = []
+      process.stderr.write(`… (c) latency at ${rate}/s\n`)
+      for (let i = 0; i < RUNS; i++) {
+        dl.push(await dtqLatency(SMOKE ? rate / 10 : rate))
+        bl.push(await bullLatency(SMOKE ? rate / 10 : rate))
+      }
+      const st = (xs: number[]): Stat => {
+        const s = [...xs].sort((a, b) => a - b)
+        return { median: s[Math.floor(s.length / 2)]!, min: s[0]!, max: s[s.length - 1]! }
+      }
+      rows.push({
+        name: `(c) enqueue→start p50 at ${rate}/s`,
+        unit: 'ms',
+        dtq: st(dl.map((x) => x.p50)),
+        peer: st(bl.map((x) => x.p50)),
+        peerName: 'BullMQ',
+        better: 'lower',
+        target: 1,
+        digits: 1,
+      })
+      rows.push({
+        name: `(c) enqueue→start p99 at ${rate}/s`,
+        unit: 'ms',
+        dtq: st(dl.map((x) => x.p99)),
+        peer: st(bl.map((x) => x.p99)),
+        peerName: 'BullMQ',
+        better: 'lower',
+        target: rate === 5000 ? 5 : 1,
+        digits: 1,
+      })
+    }
+    const dm: Array<{ waiting: number; completed: number }> = []
+    const bm: Array<{ waiting: number; completed: number }> = []
+    process.stderr.write('… (d) memory\n')
+    for (let i = 0; i < RUNS; i++) {
+      dm.push(await dtqMemory())
+      bm.push(await bullMemory())
+    }
+    const st = (xs: number[]): Stat => {
+      const s = [...xs].sort((a, b) => a - b)
+      return { median: s[Math.floor(s.length / 2)]!, min: s[0]!, max: s[s.length - 1]! }
+    }
+    rows.push({
+      name: '(d) Redis memory per waiting job',
+      unit: 'B',
+      dtq: st(dm.map((x) => x.waiting)),
+      peer: st(bm.map((x) => x.waiting)),
+      peerName: 'BullMQ',
+      better: 'lower',
+      target: 1,
+    })
+    rows.push({
+      name: '(d) Redis memory per retained completed job',
+      unit: 'B',
+      dtq: st(dm.map((x) => x.completed)),
+      peer: st(bm.map((x) => x.completed)),
+      peerName: 'BullMQ',
+      better: 'lower',
+      target: 0,
+    })
+    const dh: Array<{ rps: number; p99: number }> = []
+    const bh: Array<{ rps: number; p99: number }> = []
+    process.stderr.write('… (e) HTTP POST /jobs, 50 connections\n')
+    for (let i = 0; i < RUNS; i++) {
+      dh.push(await dtqHttp())
+      bh.push(await bareHttp())
+    }
+    rows.push({
+      name: '(e) HTTP POST /jobs (auth + validation)',
+      unit: 'req/s',
+      dtq: st(dh.map((x) => x.rps)),
+      peer: st(bh.map((x) => x.rps)),
+      peerName: 'Fastify + XADD',
+      better: 'higher',
+      target: 0.7,
+    })
+    rows.push({
+      name: '(e) HTTP POST /jobs p99',
+      unit: 'ms',
+      dtq: st(dh.map((x) => x.p99)),
+      peer: st(bh.map((x) => x.p99)),
+      peerName: 'Fastify + XADD',
+      better: 'lower',
+      target: 0,
+    })
+  } finally {
+    admin.disconnect()
+    REDIS.stop()
+  }
+
+  const lines = [
+    `DTQ vs peers — ${SMOKE ? 'SMOKE (tiny sizes, 1 run: not a measurement)' : `medians of ${RUNS} runs (min–max)`}; node ${process.version}; same private redis-server, AOF off`,
+    '',
+    `| scenario | unit | DTQ | peer | ratio | target | verdict |`,
+    `|---|---|---|---|---|---|---|`,
+  ]
+  let gaps = 0
+  for (const r of rows) {
+    const ratio = r.better === 'higher' ? r.dtq.median / r.peer.median : r.peer.median / r.dtq.median
+    const verdict = r.target === 0 ? 'info' : ratio >= r.target ? 'met' : 'GAP'
+    if (verdict === 'GAP') gaps++
+    const targetText =
+      r.target === 0 ? '—' : `≥ ${r.target}×${r.better === 'lower' ? ' (lower is better)' : ''}`
+    lines.push(
+      `| ${r.name} | ${r.unit} | ${fmt(r.dtq, r.digits)} | ${r.peerName}: ${fmt(r.peer, r.digits)} | ${ratio.toFixed(2)}× | ${targetText} | ${verdict} |`,
+    )
+  }
+  lines.push('', `${gaps} target(s) not met${SMOKE ? ' (smoke sizes: ratios mean nothing)' : ''}`)
+  process.stdout.write(`${lines.join('\n')}\n`)
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    process.stderr.write(`bench failed: ${(err as Error).stack}\n`)
+    process.exit(1)
+  },
+)
