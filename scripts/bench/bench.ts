@@ -21,6 +21,12 @@ import { buildApp } from '../../app/src/http/app.ts'
 import { connectRedis, createRedis } from '../../app/src/redis/connection.ts'
 
 const SMOKE = process.argv.includes('--smoke')
+/** --only a,b,c,d,e runs some scenarios. */
+const ONLY = (() => {
+  const i = process.argv.indexOf('--only')
+  return i > 0 ? new Set((process.argv[i + 1] ?? '').split(',')) : null
+})()
+const want = (k: string) => !ONLY || ONLY.has(k)
 const RUNS = SMOKE ? 1 : 3
 const N_BULK = SMOKE ? 2000 : 100_000
 const N_DRAIN = SMOKE ? 2000 : 100_000
@@ -418,10 +424,11 @@ async function main() {
     rows.push({ name, unit, dtq: d, peer: p, peerName, better, target, digits })
   }
   try {
-    await both('(a) bulk enqueue', 'jobs/s', 'higher', 2, dtqBulk, bullBulk)
-    await both('(b) drain, concurrency 100', 'jobs/s', 'higher', 2, dtqDrain, bullDrain)
-    await both('(c) producer + worker, saturated', 'jobs/s', 'higher', 2, dtqSaturated, bullSaturated)
-    for (const rate of [2000, 5000]) {
+    if (want('a')) await both('(a) bulk enqueue', 'jobs/s', 'higher', 2, dtqBulk, bullBulk)
+    if (want('b')) await both('(b) drain, concurrency 100', 'jobs/s', 'higher', 2, dtqDrain, bullDrain)
+    if (want('c'))
+      await both('(c) producer + worker, saturated', 'jobs/s', 'higher', 2, dtqSaturated, bullSaturated)
+    for (const rate of want('c') ? [2000, 5000] : []) {
       const dl: Array<{ p50: number; p99: number }> = []
       const bl: Array<{ p50: number; p99: number }> = []
       process.stderr.write(`… (c) latency at ${rate}/s\n`)
@@ -456,8 +463,8 @@ async function main() {
     }
     const dm: Array<{ waiting: number; completed: number }> = []
     const bm: Array<{ waiting: number; completed: number }> = []
-    process.stderr.write('… (d) memory\n')
-    for (let i = 0; i < RUNS; i++) {
+    if (want('d')) process.stderr.write('… (d) memory\n')
+    for (let i = 0; i < (want('d') ? RUNS : 0); i++) {
       dm.push(await dtqMemory())
       bm.push(await bullMemory())
     }
@@ -465,49 +472,53 @@ async function main() {
       const s = [...xs].sort((a, b) => a - b)
       return { median: s[Math.floor(s.length / 2)]!, min: s[0]!, max: s[s.length - 1]! }
     }
-    rows.push({
-      name: '(d) Redis memory per waiting job',
-      unit: 'B',
-      dtq: st(dm.map((x) => x.waiting)),
-      peer: st(bm.map((x) => x.waiting)),
-      peerName: 'BullMQ',
-      better: 'lower',
-      target: 1,
-    })
-    rows.push({
-      name: '(d) Redis memory per retained completed job',
-      unit: 'B',
-      dtq: st(dm.map((x) => x.completed)),
-      peer: st(bm.map((x) => x.completed)),
-      peerName: 'BullMQ',
-      better: 'lower',
-      target: 0,
-    })
+    if (want('d'))
+      rows.push({
+        name: '(d) Redis memory per waiting job',
+        unit: 'B',
+        dtq: st(dm.map((x) => x.waiting)),
+        peer: st(bm.map((x) => x.waiting)),
+        peerName: 'BullMQ',
+        better: 'lower',
+        target: 1,
+      })
+    if (want('d'))
+      rows.push({
+        name: '(d) Redis memory per retained completed job',
+        unit: 'B',
+        dtq: st(dm.map((x) => x.completed)),
+        peer: st(bm.map((x) => x.completed)),
+        peerName: 'BullMQ',
+        better: 'lower',
+        target: 0,
+      })
     const dh: Array<{ rps: number; p99: number }> = []
     const bh: Array<{ rps: number; p99: number }> = []
-    process.stderr.write('… (e) HTTP POST /jobs, 50 connections\n')
-    for (let i = 0; i < RUNS; i++) {
+    if (want('e')) process.stderr.write('… (e) HTTP POST /jobs, 50 connections\n')
+    for (let i = 0; i < (want('e') ? RUNS : 0); i++) {
       dh.push(await dtqHttp())
       bh.push(await bareHttp())
     }
-    rows.push({
-      name: '(e) HTTP POST /jobs (auth + validation)',
-      unit: 'req/s',
-      dtq: st(dh.map((x) => x.rps)),
-      peer: st(bh.map((x) => x.rps)),
-      peerName: 'Fastify + XADD',
-      better: 'higher',
-      target: 0.7,
-    })
-    rows.push({
-      name: '(e) HTTP POST /jobs p99',
-      unit: 'ms',
-      dtq: st(dh.map((x) => x.p99)),
-      peer: st(bh.map((x) => x.p99)),
-      peerName: 'Fastify + XADD',
-      better: 'lower',
-      target: 0,
-    })
+    if (want('e'))
+      rows.push({
+        name: '(e) HTTP POST /jobs (auth + validation)',
+        unit: 'req/s',
+        dtq: st(dh.map((x) => x.rps)),
+        peer: st(bh.map((x) => x.rps)),
+        peerName: 'Fastify + XADD',
+        better: 'higher',
+        target: 0.7,
+      })
+    if (want('e'))
+      rows.push({
+        name: '(e) HTTP POST /jobs p99',
+        unit: 'ms',
+        dtq: st(dh.map((x) => x.p99)),
+        peer: st(bh.map((x) => x.p99)),
+        peerName: 'Fastify + XADD',
+        better: 'lower',
+        target: 0,
+      })
   } finally {
     admin.disconnect()
     REDIS.stop()

@@ -13,7 +13,7 @@ import {
   STATES,
 } from '../queue/job.ts'
 import { GROUP, Keys } from './keys.ts'
-import { scripts } from './scripts.ts'
+import { functions, type ScriptName } from './scripts.ts'
 
 export interface Clock {
   now(): number
@@ -122,7 +122,7 @@ export class JobStore {
   readonly keys: Keys
   readonly opts: Required<Omit<StoreOptions, 'clock'>>
   readonly clock: Clock
-  private readonly scripts = scripts()
+  private readonly lib = functions()
   private readonly knownQueues = new Set<string>()
 
   constructor(redis: Redis, opts: StoreOptions) {
@@ -139,18 +139,14 @@ export class JobStore {
     }
   }
 
-  private run<T>(
-    name: keyof ReturnType<typeof scripts>,
-    queue: string,
-    args: ReadonlyArray<string | number>,
-  ): Promise<T> {
+  private run<T>(name: ScriptName, queue: string, args: ReadonlyArray<string | number>): Promise<T> {
     const common = [
       this.clock.now(),
       this.opts.eventsMaxLen,
       this.opts.completedRetentionS,
       this.opts.failedRetentionS,
     ]
-    return this.scripts[name].run<T>(this.redis, this.keys.base(queue), [...common, ...args])
+    return this.lib.call<T>(this.redis, name, this.keys.base(queue), [...common, ...args])
   }
 
   // ---- producer ----------------------------------------------------------------------------

@@ -401,7 +401,7 @@ describe('Redis faults', () => {
     expect(present.every((x) => x === 1)).toBe(true)
   })
 
-  it('the script cache emptied between two batches (SCRIPT FLUSH) is invisible to clients', async () => {
+  it('Redis losing its scripts between two batches (SCRIPT FLUSH, FUNCTION FLUSH) is invisible to clients', async () => {
     const { sys } = await setupSystem()
     const { url } = await sys.api()
     sys.worker()
@@ -418,6 +418,7 @@ describe('Redis faults', () => {
     const admin = createRedis({ url: sys.env.REDIS_URL!, commandTimeoutMs: 2000 })
     await connectRedis(admin)
     await admin.script('FLUSH')
+    await admin.call('FUNCTION', 'FLUSH')
     admin.disconnect()
     expect((await post()).status).toBe(200)
     await sys.drained()

@@ -1,5 +1,7 @@
 --[[
-  Prelude shared by every DTQ script (prepended at load time).
+  Prelude of the DTQ function library (app/src/redis/scripts.ts builds the library: this
+  prelude, then each script's body wrapped in a function registered as dtq_<version>_<name>).
+  Helpers are defined once when the library loads, not on every call.
 
   KEYS[1]  base key "<prefix>:{<queue>}" -- every key a script touches derives from it, so a
            script never leaves its queue's cluster slot (see docs/decisions/0003).
@@ -11,23 +13,30 @@
 
   Must agree with app/src/redis/keys.ts (checked by a test).
 ]]
-local base = KEYS[1]
-local NOW = tonumber(ARGV[1])
-local EVENTS_MAX = ARGV[2]
-local COMPLETED_TTL = tonumber(ARGV[3])
-local FAILED_TTL = tonumber(ARGV[4])
+-- Per-call context, set by setup() at the start of every function (one runs at a time).
+local KEYS, ARGV, base, NOW, EVENTS_MAX, COMPLETED_TTL, FAILED_TTL
+local k_delayed, k_dlq, k_events, k_stats
 local GROUP = 'workers'
 local PRIORITIES = { 'high', 'normal', 'low' }
+
+local function setup(keys, args)
+  KEYS, ARGV = keys, args
+  base = keys[1]
+  NOW = tonumber(args[1])
+  EVENTS_MAX = args[2]
+  COMPLETED_TTL = tonumber(args[3])
+  FAILED_TTL = tonumber(args[4])
+  k_delayed = base .. ':delayed'
+  k_dlq = base .. ':dlq'
+  k_events = base .. ':events'
+  k_stats = base .. ':stats'
+end
 
 local function k_job(id) return base .. ':job:' .. id end
 local function k_logs(id) return base .. ':logs:' .. id end
 local function k_stream(prio) return base .. ':stream:' .. prio end
 local function k_idx(state) return base .. ':idx:' .. state end
 local function k_idem(h) return base .. ':idem:' .. h end
-local k_delayed = base .. ':delayed'
-local k_dlq = base .. ':dlq'
-local k_events = base .. ':events'
-local k_stats = base .. ':stats'
 
 -- One lifecycle event: ids and states only (lean: it is written on every transition).
 local function emit(id, event, ttype)
