@@ -27,6 +27,7 @@ run_check() {
 run_check "lint (biome)" biome check .
 run_check "typecheck" pnpm_cmd -r --silent typecheck
 run_check "console build" pnpm_cmd --filter @dtq/ui --silent build
+run_check "benchmark smoke run (DTQ vs BullMQ, tiny sizes)" bash -c 'cd scripts/bench && node bench.ts --smoke'
 
 say "tests (vitest)"
 (cd app && CI=true ./node_modules/.bin/vitest run --reporter=default --reporter=json --outputFile.json=../.tmp/vitest-app.json)

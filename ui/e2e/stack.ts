@@ -91,7 +91,7 @@ export async function startStack(): Promise<Stack> {
     .replace(/listen 8080;/, `listen 127.0.0.1:${webPort};`)
     .replace(/root \/usr\/share\/nginx\/html;/, `root ${dist};`)
     .replace(/server 127\.0\.0\.1:8000 /, `server 127.0.0.1:${apiPort} `)
-    .replace('access_log /dev/stdout;', `access_log ${join(dir, 'access.log')};`)
+    .replace('access_log /var/log/nginx/access.log;', `access_log ${join(dir, 'access.log')};`)
   writeFileSync(join(dir, 'nginx.conf'), conf)
   // Workers run as this user, so they can read a checkout that is private to it (a 0700 temp dir).
   const user = process.getuid?.() === 0 ? 'user root; ' : ''

@@ -208,8 +208,8 @@ export class System {
     return p
   }
 
-  async api(env: Record<string, string> = {}): Promise<{ proc: Proc; url: string }> {
-    const port = await freePort()
+  async api(env: Record<string, string> = {}, fixedPort?: number): Promise<{ proc: Proc; url: string }> {
+    const port = fixedPort ?? (await freePort())
     const proc = launch(['api', '--port', String(port)], { ...this.env, ...env })
     this.procs.push(proc)
     const url = `http://127.0.0.1:${port}`
