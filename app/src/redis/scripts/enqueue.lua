@@ -32,26 +32,36 @@ for j = 1, n do
     out[j] = { existing, 0, redis.call('HGETALL', k_job(existing)) }
   else
     local jk = k_job(id)
-    redis.call('HSET', jk, 'id', id, 'task_type', ttype, 'payload', payload, 'priority', prio,
-      'max_retries', max_retries, 'timeout_ms', timeout_ms, 'attempts', 0, 'failures', 0, 'stalls', 0,
-      'epoch', 0, 'created_at', NOW, 'updated_at', NOW)
-    if partition ~= '' then redis.call('HSET', jk, 'partition_key', partition) end
-    if extra ~= '' then redis.call('HSET', jk, unpack(cjson.decode(extra))) end
+    -- One HSET with every field. Counters that start at 0 (attempts, failures, stalls, epoch)
+    -- and a zero timeout are not stored: HINCRBY and the readers treat a missing field as 0.
+    local f = { 'id', id, 'task_type', ttype, 'payload', payload, 'priority', prio,
+      'max_retries', max_retries, 'created_at', NOW, 'updated_at', NOW }
+    local function add(k, v) f[#f + 1] = k; f[#f + 1] = v end
+    if timeout_ms ~= '0' then add('timeout_ms', timeout_ms) end
+    if partition ~= '' then add('partition_key', partition) end
+    if extra ~= '' then
+      local kv = cjson.decode(extra)
+      for x = 1, #kv, 2 do add(kv[x], kv[x + 1]) end
+    end
     if idem_hash ~= '' then
-      redis.call('HSET', jk, 'idempotency_key', idem_key)
+      add('idempotency_key', idem_key)
       redis.call('SET', k_idem(idem_hash), id, 'EX', idem_ttl)
     end
+    local event
     if run_at > NOW then
-      redis.call('HSET', jk, 'state', 'scheduled', 'run_at', run_at)
+      add('state', 'scheduled')
+      add('run_at', run_at)
       redis.call('ZADD', k_delayed, run_at, id)
-      move_idx(id, nil, 'scheduled')
-      emit(id, 'scheduled', ttype)
+      event = 'scheduled'
     else
-      local entry = push_ready(id, prio)
-      redis.call('HSET', jk, 'state', 'queued', 'entry', entry, 'queued_at', NOW)
-      move_idx(id, nil, 'queued')
-      emit(id, 'queued', ttype)
+      add('state', 'queued')
+      add('entry', push_ready(id, prio))
+      add('queued_at', NOW)
+      event = 'queued'
     end
+    redis.call('HSET', jk, unpack(f))
+    move_idx(id, nil, event)
+    emit(id, event, ttype)
     bump_typed('created', ttype)
     out[j] = { id, 1, redis.call('HGETALL', jk) }
   end
