@@ -45,7 +45,7 @@ function buildLibrary(): { name: string; source: string } {
   for (const [n, body] of bodies) {
     parts.push(`local function run_${n}()\n${body}\nend`)
     parts.push(
-      `redis.register_function('${name}_${n}', function(keys, args) setup(keys, args) return run_${n}() end)`,
+      `redis.register_function('${name}_${n}', function(keys, args) setup(keys, args) local r = run_${n}() flush() return r end)`,
     )
   }
   return { name, source: parts.join('\n') }

@@ -77,7 +77,10 @@ function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
 }
 
 export class Processor {
+  /** Every job this worker holds: handlers running, and finished ones whose outcome is being written. */
   readonly running = new Map<string, Running>()
+  /** Handlers running now: what the concurrency limit counts. */
+  private busy = 0
   paused = false
   pausedQueues = new Set<string>()
   processed = 0
@@ -143,7 +146,9 @@ export class Processor {
     let failures = 0
     const blockMs = this.o.blockMs ?? 1000
     while (!this.stopping) {
-      const free = this.o.concurrency - this.running.size
+      // A slot frees when its handler finishes, not when the outcome is written: the next batch
+      // is fetched while completions are in flight. Held jobs stay bounded at 2× concurrency.
+      const free = Math.min(this.o.concurrency - this.busy, 2 * this.o.concurrency - this.running.size)
       const queues = this.o.queues.filter((q) => !this.pausedQueues.has(q))
       if (this.paused || free <= 0 || !queues.length) {
         await this.waitForKick(1000)
@@ -178,6 +183,7 @@ export class Processor {
     const ac = new AbortController()
     const r: Running = { job, ac, disowned: false, done: Promise.resolve() }
     this.running.set(key(job.queue, job.id), r)
+    this.busy++
     const deadline = job.timeout_ms > 0 ? Date.now() + job.timeout_ms + this.o.timeoutGraceMs : 0
     this.o.leases.track(job.queue, job.id, job.epoch, deadline)
     if (job.timeout_ms > 0) {
@@ -232,6 +238,8 @@ export class Processor {
       outcome = this.classify(r, err)
     }
     clearTimeout(r.timer)
+    this.busy--
+    this.kick()
     try {
       if (!r.disowned) await this.settle(r, outcome)
     } finally {

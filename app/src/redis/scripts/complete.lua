@@ -13,14 +13,14 @@ for j = 1, n do
   local i = 6 + (j - 1) * 3
   local id, epoch, result = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local jk = k_job(id)
-  local h = redis.call('HMGET', jk, 'state', 'epoch', 'entry', 'priority', 'task_type', 'started_at')
+  local h = redis.call('HMGET', jk, 'state', 'epoch', 'entry', 'priority', 'task_type', 'started_at', 'cancel_requested')
   if h[1] ~= 'active' or h[2] ~= epoch then
     bump('stale_writes')
     out[j] = 0
   else
     ack(h[4], h[3])
     redis.call('HSET', jk, 'state', 'completed', 'result', result, 'finished_at', NOW, 'updated_at', NOW)
-    redis.call('HDEL', jk, 'cancel_requested')
+    if h[7] then redis.call('HDEL', jk, 'cancel_requested') end
     move_idx(id, 'active', 'completed')
     bump_typed('completed', h[5])
     observe('run', NOW - (tonumber(h[6]) or NOW))

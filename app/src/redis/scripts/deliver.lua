@@ -30,17 +30,17 @@ for _, prio in ipairs(PRIORITIES) do
     local entry, fields = e[1], e[2]
     local id = fields[2]
     local jk = k_job(id)
-    local st = redis.call('HMGET', jk, 'state', 'entry', 'queued_at')
+    local st = redis.call('HMGET', jk, 'state', 'entry', 'queued_at', 'epoch', 'attempts', 'task_type')
     if st[1] ~= 'queued' or st[2] ~= entry then
       -- An entry whose job is gone or has moved on: drop it, and count it.
       redis.call('XACK', s, GROUP, entry)
       redis.call('XDEL', s, entry)
       bump('orphan_entries')
     else
-      redis.call('HINCRBY', jk, 'epoch', 1)
-      redis.call('HINCRBY', jk, 'attempts', 1)
-      redis.call('HSET', jk, 'state', 'active', 'worker', consumer, 'started_at', NOW, 'updated_at', NOW)
-      local ttype = redis.call('HGET', jk, 'task_type')
+      -- One HSET: the new epoch (this delivery's fencing token) and attempt count included.
+      redis.call('HSET', jk, 'state', 'active', 'worker', consumer, 'started_at', NOW, 'updated_at', NOW,
+        'epoch', (tonumber(st[4]) or 0) + 1, 'attempts', (tonumber(st[5]) or 0) + 1)
+      local ttype = st[6]
       move_idx(id, 'queued', 'active')
       observe('wait', NOW - (tonumber(st[3]) or NOW))
       emit(id, 'active', ttype)

@@ -63,7 +63,7 @@ for j = 1, n do
     move_idx(id, nil, event)
     emit(id, event, ttype)
     bump_typed('created', ttype)
-    out[j] = { id, 1, redis.call('HGETALL', jk) }
+    out[j] = { id, 1, f } -- exactly what was stored (no read back)
   end
 end
 return out
