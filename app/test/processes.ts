@@ -18,8 +18,9 @@ export interface WorkerProcess {
   output: () => string
 }
 
-export function spawnWorker(env: Record<string, string>, args: string[] = []): WorkerProcess {
-  const child = spawn(process.execPath, [CLI, 'worker', '--handlers', FIXTURE_HANDLERS, ...args], {
+/** Starts `dtq <args>` as a child process, collecting its output. */
+export function launch(args: string[], env: Record<string, string>): WorkerProcess {
+  const child = spawn(process.execPath, [CLI, ...args], {
     env: { ...process.env, LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -32,6 +33,10 @@ export function spawnWorker(env: Record<string, string>, args: string[] = []): W
   })
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
   return { child, exited, output: () => out }
+}
+
+export function spawnWorker(env: Record<string, string>, args: string[] = []): WorkerProcess {
+  return launch(['worker', '--handlers', FIXTURE_HANDLERS, ...args], env)
 }
 
 export async function runCli(env: Record<string, string>, args: string[]): Promise<string> {

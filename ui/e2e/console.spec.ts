@@ -207,7 +207,7 @@ test('deep links load directly through nginx; the dashboard is live, light and d
   await expect(page.getByLabel('State')).toHaveValue('completed')
   await page.goto(`${base()}/`)
   await expect(page.getByText('Live', { exact: true })).toBeVisible()
-  const before = await page.locator('.tile.state-completed .tile-n').innerText()
+  const before = (await page.locator('.tile.state-completed .tile-n').textContent()) ?? ''
   await createJob({ task_type: 'echo' })
   await expect(page.locator('.tile.state-completed .tile-n')).not.toHaveText(before)
   await page.screenshot({ path: `${SHOTS}/dashboard.png`, fullPage: true })

@@ -15,7 +15,7 @@ import { connectRedis, createRedis } from '../../src/redis/connection.ts'
 import { Keys } from '../../src/redis/keys.ts'
 import { canConnect, freePort } from '../../src/redis/local-server.ts'
 import { waitFor } from '../helpers.ts'
-import { CLI, FIXTURE_HANDLERS, readLedger } from '../processes.ts'
+import { FIXTURE_HANDLERS, launch, readLedger, type WorkerProcess } from '../processes.ts'
 
 export const FULL = process.env.CHAOS_FULL === '1'
 export const Q = 'default'
@@ -148,26 +148,7 @@ export class LinkProxy {
   }
 }
 
-export interface Proc {
-  child: ChildProcess
-  exited: Promise<number | null>
-  output(): string
-}
-
-function launch(args: string[], env: Record<string, string>): Proc {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let out = ''
-  child.stdout?.on('data', (d) => {
-    out += d
-  })
-  child.stderr?.on('data', (d) => {
-    out += d
-  })
-  return { child, exited: new Promise((r) => child.once('exit', (c) => r(c))), output: () => out }
-}
+export type Proc = WorkerProcess
 
 /** One system under test: settings shared by its processes, and their handles. */
 export class System {

@@ -148,3 +148,23 @@ export function Pager({ onPrev, onNext }: { onPrev?: () => void; onNext?: () => 
     </nav>
   )
 }
+
+/** A text filter kept in the URL: applied when the field loses focus; empty means "any". */
+export function FilterInput(props: {
+  label: string
+  value: string | undefined
+  onChange: (v: string | undefined) => void
+  type?: string
+}) {
+  return (
+    <label>
+      {props.label}
+      <input
+        type={props.type}
+        defaultValue={props.value}
+        placeholder="any"
+        onBlur={(e) => props.onChange(e.target.value.trim() || undefined)}
+      />
+    </label>
+  )
+}

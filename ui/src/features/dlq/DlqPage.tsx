@@ -3,7 +3,7 @@
 import type { DlqJobDto } from '@dtq/app/schemas'
 import { useMemo, useState } from 'react'
 import { Link, useSearchParams } from 'react-router'
-import { Card, ConfirmButton, Empty, ErrorBox, Loading } from '../../components/ui'
+import { Card, ConfirmButton, Empty, ErrorBox, FilterInput, Loading } from '../../components/ui'
 import { useAuth } from '../../lib/auth'
 import { ago, num } from '../../lib/format'
 import { useDeleteDead, useDlq, usePurge, useRetryDead, useRetryMatching } from './api/dlq'
@@ -61,30 +61,9 @@ export function DlqPage() {
     <div className="stack">
       <Card title="Dead letters">
         <div className="filters">
-          <label>
-            Type
-            <input
-              defaultValue={filters.task_type}
-              placeholder="any"
-              onBlur={(e) => set('type', e.target.value.trim() || undefined)}
-            />
-          </label>
-          <label>
-            Error contains
-            <input
-              defaultValue={filters.error}
-              placeholder="any"
-              onBlur={(e) => set('error', e.target.value.trim() || undefined)}
-            />
-          </label>
-          <label>
-            Queue
-            <input
-              defaultValue={filters.queue}
-              placeholder="any"
-              onBlur={(e) => set('queue', e.target.value.trim() || undefined)}
-            />
-          </label>
+          <FilterInput label="Type" value={filters.task_type} onChange={(v) => set('type', v)} />
+          <FilterInput label="Error contains" value={filters.error} onChange={(v) => set('error', v)} />
+          <FilterInput label="Queue" value={filters.queue} onChange={(v) => set('queue', v)} />
           <label>
             Failed more than (days ago)
             <input

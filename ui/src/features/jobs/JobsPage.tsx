@@ -3,7 +3,16 @@
 import type { JobDto } from '@dtq/app/schemas'
 import { useState } from 'react'
 import { Link, useSearchParams } from 'react-router'
-import { Card, ConfirmButton, Empty, ErrorBox, Loading, Pager, StateBadge } from '../../components/ui'
+import {
+  Card,
+  ConfirmButton,
+  Empty,
+  ErrorBox,
+  FilterInput,
+  Loading,
+  Pager,
+  StateBadge,
+} from '../../components/ui'
 import { useAuth } from '../../lib/auth'
 import { ago } from '../../lib/format'
 import { useBulk } from './api/job-actions'
@@ -80,22 +89,8 @@ export function JobsPage() {
             ))}
           </select>
         </label>
-        <label>
-          Type
-          <input
-            defaultValue={filters.task_type}
-            placeholder="any"
-            onBlur={(e) => set('type', e.target.value.trim() || undefined)}
-          />
-        </label>
-        <label>
-          Queue
-          <input
-            defaultValue={filters.queue}
-            placeholder="any"
-            onBlur={(e) => set('queue', e.target.value.trim() || undefined)}
-          />
-        </label>
+        <FilterInput label="Type" value={filters.task_type} onChange={(v) => set('type', v)} />
+        <FilterInput label="Queue" value={filters.queue} onChange={(v) => set('queue', v)} />
         <label className="grow">
           Search
           <input name="q" type="search" defaultValue={term} placeholder="job id or idempotency key" />
