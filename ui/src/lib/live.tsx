@@ -59,7 +59,9 @@ export function LiveProvider({ children, enabled }: { children: ReactNode; enabl
         if (!res.ok || !res.body) throw new Error(`events: HTTP ${res.status}`)
         failures = 0
         setState('live')
-        if (lastId.current) invalidate()
+        // Whatever changed between the pages' first load (or the last stream) and now was not
+        // seen as events: refetch once, then follow the events.
+        invalidate()
         const parser = createParser({
           onEvent: (e) => {
             if (e.id) lastId.current = e.id
