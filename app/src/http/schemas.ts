@@ -36,6 +36,7 @@ export const AttemptErrorS = Type.Object({
   message: Type.String(),
   stack: Type.Optional(Type.String()),
   worker: Type.String(),
+  started_at: Type.Optional(Type.Number()),
   at: Type.Number(),
 })
 

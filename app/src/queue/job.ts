@@ -18,6 +18,9 @@ export interface AttemptError {
   message: string
   stack?: string
   worker: string
+  /** When the failed attempt started (absent on older records). */
+  started_at?: number
+  /** When it failed. */
   at: number
 }
 

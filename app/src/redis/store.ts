@@ -218,7 +218,7 @@ export class JobStore {
     id: string,
     epoch: number,
     mode: FailMode,
-    error: { message: string; stack?: string; worker: string; attempt: number },
+    error: { message: string; stack?: string; worker: string; attempt: number; started_at?: number },
     delayMs: number,
   ): Promise<'retrying' | 'failed' | 'cancelled' | 'stale'> {
     const err = JSON.stringify({ ...error, at: this.clock.now() })

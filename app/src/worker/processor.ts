@@ -294,6 +294,7 @@ export class Processor {
               stack: outcome.error.stack?.slice(0, 4000),
               worker: this.o.consumer,
               attempt: job.attempts,
+              started_at: job.started_at ?? undefined,
             },
             outcome.delayMs,
           )

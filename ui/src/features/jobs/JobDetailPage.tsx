@@ -165,6 +165,7 @@ export function JobDetailPage() {
               <div>
                 <strong>Attempt {e.attempt}</strong> failed {ago(e.at)} on{' '}
                 <span className="mono">{e.worker}</span>
+                {e.started_at ? ` · started ${time(e.started_at)}, ran ${duration(e.at - e.started_at)}` : ''}
               </div>
               <div className="error-text">{e.message}</div>
               {e.stack && (
