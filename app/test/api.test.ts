@@ -20,10 +20,15 @@ describe('health', () => {
   it('live depends on nothing; ready checks Redis and draining', async () => {
     expect((await get('/health/live')).json()).toEqual({ status: 'ok' })
     expect((await get('/health/ready')).json()).toEqual({ status: 'ready', redis: 'ok' })
+    expect((await get('/queues')).headers.connection).not.toBe('close')
     b.app.dtq.state.draining = true
     const r = await get('/health/ready')
     expect(r.statusCode).toBe(503)
     expect(r.json()).toEqual({ status: 'draining' })
+    // Still serving while draining, but every answer closes its keep-alive connection.
+    const q = await get('/queues')
+    expect(q.statusCode).toBe(200)
+    expect(q.headers.connection).toBe('close')
   })
 })
 

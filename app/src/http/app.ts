@@ -169,6 +169,12 @@ export async function buildApp(deps: AppDeps) {
       req.routeOptions.config.role ?? (req.routeOptions.url?.startsWith('/docs') ? 'public' : 'admin')
     auth.check(req, role, req.routeOptions.url === '/events')
   })
+  // While draining, every answer closes its connection: a proxy's idle keep-alive socket to this
+  // instance would otherwise be cut when the server closes, just as the proxy reuses it for a
+  // POST it must not retry (a 502 during a rolling deploy).
+  app.addHook('onSend', async (_req, reply) => {
+    if (state.draining) reply.header('connection', 'close')
+  })
   app.addHook('onResponse', async (req, reply) => {
     metrics.requests
       .labels(req.method, req.routeOptions.url ?? 'unknown', String(reply.statusCode))
