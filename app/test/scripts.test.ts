@@ -9,7 +9,7 @@ import { PRIORITIES } from '../src/queue/job.ts'
 import { canTransition } from '../src/queue/states.ts'
 import { connectRedis } from '../src/redis/connection.ts'
 import { GROUP, HISTOGRAM_BUCKETS_MS } from '../src/redis/keys.ts'
-import { JobStore } from '../src/redis/store.ts'
+import { DELIVER_FIELDS, JobStore } from '../src/redis/store.ts'
 import { type Bundle, FakeClock, setup } from './helpers.ts'
 
 let b: Bundle
@@ -66,6 +66,8 @@ describe('keys', () => {
     ]) {
       expect(prelude).toContain(frag)
     }
+    const fields = /local DELIVER_FIELDS = \{([^}]*)\}/.exec(prelude)?.[1]
+    expect(fields?.split(',').map((f) => f.trim().replace(/'/g, ''))).toEqual([...DELIVER_FIELDS])
     expect(prelude).toContain(`local GROUP = '${GROUP}'`)
     expect(prelude).toContain(`local BUCKETS_MS = { ${HISTOGRAM_BUCKETS_MS.join(', ')} }`)
   })
@@ -103,7 +105,7 @@ describe('enqueue', () => {
       created_at: clock.now(),
     })
     expect(await b.redis.xlen(store.keys.stream(Q, 'normal'))).toBe(1)
-    expect(await b.redis.zscore(store.keys.index(Q, 'queued'), job.id)).toBe(String(clock.now()))
+    expect(await b.redis.exists(store.keys.index(Q, 'queued'))).toBe(0) // the stream is the index
     expect(await b.redis.hget(store.keys.stats(Q), 'created')).toBe('1')
     const events = await b.redis.xrange(store.keys.events(Q), '-', '+')
     expect(events.map(([, f]) => f)).toEqual([['job', job.id, 'event', 'queued', 'type', 'echo']])
@@ -225,7 +227,6 @@ describe('deliver', () => {
       started_at: clock.now(),
     })
     expect(await b.redis.zscore(store.keys.index(Q, 'active'), job.id)).not.toBeNull()
-    expect(await b.redis.zscore(store.keys.index(Q, 'queued'), job.id)).toBeNull()
     const pending = (await b.redis.xpending(store.keys.stream(Q, 'normal'), GROUP)) as [number]
     expect(pending[0]).toBe(1)
   })
@@ -281,6 +282,56 @@ describe('complete', () => {
     expect(await b.redis.hget(store.keys.stats(Q), 'stale_writes')).toBe('1')
     expect(await store.complete(Q, [{ id: j2.id, epoch: j2.epoch, result: '"fresh"' }])).toEqual([1])
     expect((await store.getJob(Q, j.id))?.result).toBe('fresh')
+  })
+
+  it('fetch records finished jobs and starts the next ones in one call', async () => {
+    await b.queue.addBulk([{ task_type: 'echo' }, { task_type: 'echo' }, { task_type: 'echo' }])
+    const first = await deliverOne()
+    const r = await store.fetch(Q, 'w1', 5, [
+      { id: first.id, epoch: first.epoch, result: '1' },
+      { id: first.id, epoch: 99, result: '2' }, // stale: fenced out
+    ])
+    expect(r.completed).toEqual([1, 0])
+    expect(r.jobs.map((j) => j.state)).toEqual(['active', 'active'])
+    expect(r.jobs[0]).toMatchObject({ task_type: 'echo', attempts: 1, epoch: 1, worker: 'w1' })
+    expect(r.tails).toHaveLength(3) // came up short: tails for a blocking wait
+    expect((await store.getJob(Q, first.id))?.result).toBe(1)
+    expect(await b.redis.xlen(store.keys.stream(Q, 'normal'))).toBe(2) // the two now pending
+  })
+
+  it('deletes acknowledged entries (bulk trim, one by one behind a long job) and never an undelivered one', async () => {
+    const s = store.keys.stream(Q, 'normal')
+    await b.queue.addBulk(Array.from({ length: 6 }, () => ({ task_type: 'echo' })))
+    const d = await store.deliver(Q, 'w1', 5) // the sixth stays undelivered
+    const [longJob, ...rest] = d.jobs
+    // The oldest entry stays pending (a long job): the others go one by one.
+    expect(
+      await store.complete(
+        Q,
+        rest.map((j) => ({ id: j.id, epoch: j.epoch, result: '1' })),
+      ),
+    ).toEqual([1, 1, 1, 1])
+    expect(await b.redis.xlen(s)).toBe(2) // the long job's entry and the undelivered one
+    // The long job ends: nothing pending, the head is trimmed, the undelivered entry stays.
+    expect(await store.complete(Q, [{ id: longJob!.id, epoch: longJob!.epoch, result: '1' }])).toEqual([1])
+    expect(await b.redis.xlen(s)).toBe(1)
+    expect((await store.queueStats(Q)).counts.queued).toBe(1)
+    const last = await deliverOne()
+    expect(await store.complete(Q, [{ id: last.id, epoch: last.epoch, result: '1' }])).toEqual([1])
+    expect(await b.redis.xlen(s)).toBe(0)
+  })
+
+  it("expires a job's logs with it only when it wrote some", async () => {
+    await b.queue.addBulk([{ task_type: 'echo' }, { task_type: 'echo' }])
+    const [quiet, chatty] = (await store.deliver(Q, 'w1', 2)).jobs
+    await store.progress(Q, chatty!.id, chatty!.epoch, null, 'hello')
+    expect(await b.redis.hget(store.keys.job(Q, chatty!.id), 'logs')).toBe('1')
+    await store.complete(
+      Q,
+      [quiet!, chatty!].map((j) => ({ id: j.id, epoch: j.epoch, result: '1' })),
+    )
+    expect(await b.redis.ttl(store.keys.logs(Q, chatty!.id))).toBeGreaterThan(0)
+    expect(await b.redis.exists(store.keys.logs(Q, quiet!.id))).toBe(0)
   })
 
   it('completes a batch, each item fenced on its own', async () => {
@@ -653,6 +704,12 @@ describe('listing, stats and housekeeping', () => {
     expect((await b.queue.listJobs({ task_type: 'odd' })).items.map((j) => j.payload)).toEqual([5, 3, 1])
     await deliverOne()
     expect((await b.queue.listJobs({ state: 'active' })).items.map((j) => j.payload)).toEqual([0])
+    // Queued jobs are listed from the stream: the delivered one is not among them.
+    expect((await b.queue.listJobs({ state: 'queued' })).items.map((j) => j.payload)).toEqual([
+      6, 5, 4, 3, 2, 1,
+    ])
+    expect((await b.queue.listJobs({ state: 'queued', limit: 4 })).items).toHaveLength(4)
+    expect(await store.queuedCount(Q)).toBe(6)
     await expect(b.queue.listJobs({ state: 'weird' as never })).rejects.toMatchObject({ code: 'VALIDATION' })
     await expect(b.queue.listJobs({ limit: 0 })).rejects.toMatchObject({ code: 'VALIDATION' })
   })

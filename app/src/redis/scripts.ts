@@ -17,6 +17,7 @@ export const SCRIPT_NAMES = [
   'enqueue',
   'deliver',
   'complete',
+  'fetch',
   'fail',
   'promote',
   'reclaim',

@@ -56,6 +56,57 @@ export interface Delivered {
   tails: string[]
 }
 
+/**
+ * The fields deliver reads when it starts a job, in the order the script returns them (it
+ * appends id and started_at); must match DELIVER_FIELDS in scripts/_prelude.lua (a test checks).
+ */
+export const DELIVER_FIELDS = [
+  'state',
+  'entry',
+  'queued_at',
+  'epoch',
+  'attempts',
+  'task_type',
+  'payload',
+  'priority',
+  'max_retries',
+  'timeout_ms',
+  'created_at',
+  'run_at',
+  'failures',
+  'stalls',
+  'errors',
+  'idempotency_key',
+  'partition_key',
+  'trace',
+  'backoff',
+  'progress',
+] as const
+
+type DeliveredRow = Array<string | number | null>
+
+function decodeDelivered(queue: string, consumer: string, row: DeliveredRow): Job {
+  const h: Record<string, string> = {}
+  DELIVER_FIELDS.forEach((f, i) => {
+    const v = row[i]
+    if (v !== null && v !== undefined) h[f] = String(v)
+  })
+  h.id = String(row[DELIVER_FIELDS.length])
+  h.started_at = h.updated_at = String(row[DELIVER_FIELDS.length + 1])
+  h.worker = consumer
+  return decodeJob(queue, h)
+}
+
+/** States kept in an index zset (`idx:<state>`); queued jobs are found in the ready streams. */
+const INDEXED_STATES = STATES.filter((s) => s !== 'queued')
+
+/** A finished job's result, written under the epoch it was delivered with (the fence). */
+export interface Completion {
+  id: string
+  epoch: number
+  result: string
+}
+
 export type FailMode = 'retry' | 'permanent' | 'cancel'
 
 export interface QueueStats {
@@ -189,8 +240,8 @@ export class JobStore {
   // ---- worker ------------------------------------------------------------------------------
 
   async deliver(queue: string, consumer: string, count: number): Promise<Delivered> {
-    const [raw, tails] = await this.run<[string[][], string[]]>('deliver', queue, [consumer, count])
-    return { jobs: raw.map((flat) => decodeJob(queue, pairsToRecord(flat))), tails }
+    const [raw, tails] = await this.run<[DeliveredRow[], string[]]>('deliver', queue, [consumer, count])
+    return { jobs: raw.map((row) => decodeDelivered(queue, consumer, row)), tails }
   }
 
   /** Blocks until a new entry lands after `tails` in any of the streams, or `blockMs` passes. */
@@ -207,10 +258,26 @@ export class JobStore {
     await blocking.xread('COUNT', 1, 'BLOCK', blockMs, 'STREAMS', ...keys, ...ids)
   }
 
-  complete(queue: string, items: Array<{ id: string; epoch: number; result: string }>): Promise<number[]> {
+  complete(queue: string, items: ReadonlyArray<Completion>): Promise<number[]> {
     const args: Array<string | number> = [items.length]
     for (const it of items) args.push(it.id, it.epoch, it.result)
     return this.run<number[]>('complete', queue, args)
+  }
+
+  /**
+   * A worker's steady-state call: records `finished` (as complete) and starts up to `count`
+   * new jobs (as deliver) in one function call and one round trip.
+   */
+  async fetch(
+    queue: string,
+    consumer: string,
+    count: number,
+    finished: ReadonlyArray<Completion>,
+  ): Promise<Delivered & { completed: number[] }> {
+    const args: Array<string | number> = [consumer, count, finished.length]
+    for (const it of finished) args.push(it.id, it.epoch, it.result)
+    const [completed, raw, tails] = await this.run<[number[], DeliveredRow[], string[]]>('fetch', queue, args)
+    return { completed, jobs: raw.map((row) => decodeDelivered(queue, consumer, row)), tails }
   }
 
   fail(
@@ -404,14 +471,16 @@ export class JobStore {
     return this.redis.lrange(this.keys.logs(queue, id), 0, -1)
   }
 
-  private async hydrate(cands: Candidate[]): Promise<Array<Job | null>> {
+  private async hydrate(
+    cands: Candidate[],
+  ): Promise<Array<{ job: Job; raw: Record<string, string> } | null>> {
     if (!cands.length) return []
     const p = this.redis.pipeline()
     for (const c of cands) p.hgetall(this.keys.job(c.queue, c.id))
     const res = (await p.exec()) ?? []
     return cands.map((c, i) => {
       const h = res[i]?.[1] as Record<string, string> | undefined
-      return h?.id ? decodeJob(c.queue, h) : null
+      return h?.id ? { job: decodeJob(c.queue, h), raw: h } : null
     })
   }
 
@@ -423,7 +492,7 @@ export class JobStore {
     sources: Array<(max: ListCursor | null, offset: number, count: number) => Promise<Candidate[]>>,
     cursor: ListCursor | null,
     limit: number,
-    accept: (job: Job, c: Candidate) => T | null,
+    accept: (job: Job, c: Candidate, raw: Record<string, string>) => T | null,
     scanBudget = Math.max(1000, limit * 20),
   ): Promise<Page<T>> {
     const chunk = Math.min(Math.max(limit + 1, 50), 500)
@@ -469,8 +538,8 @@ export class JobStore {
       for (; i < batch.length && items.length < limit; i++) {
         scanned++
         last = batch[i]!
-        const job = jobs[i]
-        const v = job ? accept(job, batch[i]!) : null
+        const h = jobs[i]
+        const v = h ? accept(h.job, batch[i]!, h.raw) : null
         if (v !== null) items.push(v)
       }
       // The page filled up before the batch ended: what is left comes on the next page.
@@ -494,8 +563,14 @@ export class JobStore {
     const queues = q.queue ? [q.queue] : await this.queues()
     const states = q.state ? [q.state] : [...STATES]
     const cursor = q.cursor ? decodeCursor(q.cursor) : null
+    // Queued jobs have no index: their entries in the ready streams are it (newest first by entry
+    // time). A stream also holds delivered entries and, rarely, orphans: accept() drops those.
+    const streamSources = states.includes('queued')
+      ? queues.flatMap((queue) => PRIORITIES.map((pr) => this.streamSource(queue, pr)))
+      : []
+    const indexed = states.filter((st) => st !== 'queued')
     const sources = queues.flatMap((queue) =>
-      states.map(
+      indexed.map(
         (state) =>
           async (max: ListCursor | null, offset: number, count: number): Promise<Candidate[]> => {
             const key = this.keys.index(queue, state)
@@ -518,11 +593,33 @@ export class JobStore {
           },
       ),
     )
-    return this.mergePage(sources, cursor, q.limit, (job) => {
+    return this.mergePage([...streamSources, ...sources], cursor, q.limit, (job, c, raw) => {
       if (q.task_type && job.task_type !== q.task_type) return null
       if (q.state && job.state !== q.state) return null
+      if (c.extra?.entry && (job.state !== 'queued' || raw.entry !== c.extra.entry)) return null
       return job
     })
+  }
+
+  /** Entries of one ready stream as list candidates, newest first (score: entry time). */
+  private streamSource(queue: string, priority: Priority) {
+    return async (max: ListCursor | null, offset: number, count: number): Promise<Candidate[]> => {
+      const hi = max ? `${max.score}-${Number.MAX_SAFE_INTEGER}` : '+'
+      const raw = (await this.redis.xrevrange(
+        this.keys.stream(queue, priority),
+        hi,
+        '-',
+        'COUNT',
+        offset + count,
+      )) as Array<[string, string[]]>
+      return raw
+        .slice(offset)
+        .map(([entry, fields]): Candidate => {
+          const f = pairsToRecord(fields)
+          return { id: f.id ?? '', score: Number(entry.split('-')[0]), queue, extra: { entry } }
+        })
+        .sort((a, b) => (before(a, b) ? 1 : before(b, a) ? -1 : 0))
+    }
   }
 
   /** Dead-lettered jobs newest first, filtered by type, error text and age. */
@@ -577,10 +674,27 @@ export class JobStore {
     })
   }
 
+  /** Jobs waiting in a queue's ready streams (undelivered entries), cheaply: for admission control. */
+  async queuedCount(queue: string): Promise<number> {
+    const p = this.redis.pipeline()
+    for (const pr of PRIORITIES) {
+      p.xlen(this.keys.stream(queue, pr))
+      p.xpending(this.keys.stream(queue, pr), GROUP)
+    }
+    const res = (await p.exec()) ?? []
+    let n = 0
+    for (let i = 0; i < res.length; i += 2) {
+      const length = Number(res[i]?.[1] ?? 0)
+      const summary = res[i + 1]?.[0] ? null : (res[i + 1]?.[1] as [number] | undefined)
+      n += Math.max(0, length - Number(summary?.[0] ?? 0))
+    }
+    return n
+  }
+
   async queueStats(queue: string): Promise<QueueStats> {
     const now = this.clock.now()
     const p = this.redis.pipeline()
-    for (const s of STATES) p.zcard(this.keys.index(queue, s))
+    for (const s of INDEXED_STATES) p.zcard(this.keys.index(queue, s))
     p.hgetall(this.keys.stats(queue))
     p.zcard(this.keys.delayed(queue))
     p.xlen(this.keys.dlq(queue))
@@ -596,7 +710,7 @@ export class JobStore {
       return r && !r[0] ? r[1] : null
     }
     const counts = {} as Record<JobState, number>
-    for (const s of STATES) counts[s] = Number(val() ?? 0)
+    for (const s of INDEXED_STATES) counts[s] = Number(val() ?? 0)
     const totalsRaw = (val() ?? {}) as Record<string, string>
     const totals = Object.fromEntries(Object.entries(totalsRaw).map(([k, v]) => [k, Number(v)]))
     const delayed = Number(val() ?? 0)
@@ -604,6 +718,9 @@ export class JobStore {
     const paused = val() === '1'
     const streams = {} as QueueStats['streams']
     const oldestLookups: Array<{ pr: Priority; after: string }> = []
+    // Queued jobs are counted from the streams: an entry is either pending (its job is active)
+    // or undelivered (queued; acknowledged entries are deleted).
+    counts.queued = 0
     for (const pr of PRIORITIES) {
       const length = Number(val() ?? 0)
       const groups = (val() ?? []) as unknown[][]
@@ -611,6 +728,7 @@ export class JobStore {
       const pending = Number(g?.pending ?? 0)
       const lag = g?.lag !== undefined && g.lag !== '' ? Number(g.lag) : Math.max(0, length - pending)
       streams[pr] = { length, pending, lag, oldest_waiting_ms: null }
+      counts.queued += Math.max(0, length - pending)
       if (lag > 0) oldestLookups.push({ pr, after: g?.['last-delivered-id'] ?? '0-0' })
     }
     if (oldestLookups.length) {

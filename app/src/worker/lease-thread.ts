@@ -54,16 +54,13 @@ async function renew(): Promise<void> {
 
 port.on('message', (msg: ToLeaseThread) => {
   switch (msg.type) {
-    case 'track':
-      leases.set(`${msg.queue}\u0000${msg.id}`, {
-        queue: msg.queue,
-        id: msg.id,
-        epoch: msg.epoch,
-        deadline: msg.deadline,
-      })
-      break
-    case 'untrack':
-      leases.delete(`${msg.queue}\u0000${msg.id}`)
+    case 'ops':
+      for (const op of msg.ops) {
+        const key = `${op.queue}\u0000${op.id}`
+        if (op.type === 'track')
+          leases.set(key, { queue: op.queue, id: op.id, epoch: op.epoch, deadline: op.deadline })
+        else leases.delete(key)
+      }
       break
     case 'stop':
       clearInterval(timer)

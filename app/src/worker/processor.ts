@@ -9,7 +9,7 @@ import { JobAbortedError, PermanentJobError, RetryJobError } from '../errors.ts'
 import { type BackoffPolicy, backoffDelayMs } from '../queue/backoff.ts'
 import type { Job } from '../queue/job.ts'
 import { encodeJson } from '../queue/validate.ts'
-import type { FailMode, JobStore } from '../redis/store.ts'
+import type { Completion, FailMode, JobStore } from '../redis/store.ts'
 import type { Handler, JobContext } from './handlers.ts'
 import type { LeaseKeeper } from './lease-keeper.ts'
 
@@ -76,6 +76,14 @@ function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   })
 }
 
+interface PendingCompletion extends Completion {
+  done: (n: number) => void
+  fail: (e: unknown) => void
+}
+
+/** Fetch calls a worker keeps in flight, each asking for about concurrency / FETCHES_IN_FLIGHT jobs. */
+const FETCHES_IN_FLIGHT = 3
+
 export class Processor {
   /** Every job this worker holds: handlers running, and finished ones whose outcome is being written. */
   readonly running = new Map<string, Running>()
@@ -86,24 +94,27 @@ export class Processor {
   processed = 0
   failed = 0
   private readonly o: ProcessorOptions
+  private readonly batch: number
   private stopping = false
-  private loopDone: Promise<void> = Promise.resolve()
-  private wake: (() => void) | undefined
-  private pendingCompletions = new Map<
-    string,
-    Array<{
-      id: string
-      epoch: number
-      result: string
-      done: (n: number) => void
-      fail: (e: unknown) => void
-    }>
-  >()
-  private flushScheduled = false
+  private started = false
+  /** Fetch calls in flight, and the job slots they may still fill. */
+  private inflight = 0
+  private reserved = 0
+  /** The last fetch found nothing: where each stream ended, for a blocking wait. */
+  private idleTails: Array<{ queue: string; tails: string[] }> | null = null
+  private blocked = false
+  private failures = 0
+  private retryAt = 0
+  private retryTimer: NodeJS.Timeout | undefined
+  private pumpScheduled = false
   private rotation = 0
+  private pendingCompletions = new Map<string, PendingCompletion[]>()
+  private stopped: (() => void) | undefined
+  private loopDone: Promise<void> = Promise.resolve()
 
   constructor(o: ProcessorOptions) {
     this.o = o
+    this.batch = Math.max(1, Math.ceil(o.concurrency / FETCHES_IN_FLIGHT))
   }
 
   get active(): number {
@@ -111,72 +122,151 @@ export class Processor {
   }
 
   start(): void {
-    this.loopDone = this.loop()
+    this.started = true
+    this.loopDone = new Promise((resolve) => {
+      this.stopped = resolve
+    })
+    this.pump()
   }
 
-  /** Stops fetching; running jobs go on. Resolves when the fetch loop has exited. */
+  /** Stops fetching; running jobs go on. Resolves when no fetch is in flight any more. */
   async stopFetching(): Promise<void> {
     this.stopping = true
-    this.kick()
+    clearTimeout(this.retryTimer)
     // Interrupt a blocking XREAD at once rather than waiting out its BLOCK time.
     this.o.blocking.disconnect()
+    this.pump()
     await this.loopDone
   }
 
-  /** Re-checks state now (slot freed, resumed, stopping). */
+  /** Re-checks state soon (slot freed, resumed, outcome waiting to be written). */
   kick(): void {
-    this.wake?.()
-  }
-
-  private waitForKick(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(() => {
-        this.wake = undefined
-        resolve()
-      }, ms)
-      this.wake = () => {
-        clearTimeout(t)
-        this.wake = undefined
-        resolve()
-      }
+    if (this.pumpScheduled) return
+    this.pumpScheduled = true
+    // setImmediate: every handler that finishes in this turn of the event loop is in the batch.
+    setImmediate(() => {
+      this.pumpScheduled = false
+      this.pump()
     })
   }
 
-  private async loop(): Promise<void> {
-    let failures = 0
-    const blockMs = this.o.blockMs ?? 1000
-    while (!this.stopping) {
-      // A slot frees when its handler finishes, not when the outcome is written: the next batch
-      // is fetched while completions are in flight. Held jobs stay bounded at 2× concurrency.
-      const free = Math.min(this.o.concurrency - this.busy, 2 * this.o.concurrency - this.running.size)
-      const queues = this.o.queues.filter((q) => !this.pausedQueues.has(q))
-      if (this.paused || free <= 0 || !queues.length) {
-        await this.waitForKick(1000)
-        continue
-      }
-      try {
-        let got = 0
-        const tails: Array<{ queue: string; tails: string[] }> = []
-        this.rotation = (this.rotation + 1) % queues.length
-        for (let k = 0; k < queues.length && got < free && !this.stopping; k++) {
-          const queue = queues[(this.rotation + k) % queues.length]!
-          const d = await this.o.store.deliver(queue, this.o.consumer, free - got)
-          for (const job of d.jobs) this.begin(job)
-          got += d.jobs.length
-          if (d.tails.length) tails.push({ queue, tails: d.tails })
-        }
-        if (got === 0 && !this.stopping) {
-          if (this.o.blocking.status === 'wait') await this.o.blocking.connect().catch(() => {})
-          await this.o.store.waitForEntries(this.o.blocking, tails, blockMs)
-        }
-        failures = 0
-      } catch (err) {
-        if (this.stopping) break
-        failures++
-        this.o.log.warn({ err: (err as Error).message }, 'fetch failed; retrying')
-        await this.waitForKick(Math.min(100 * 2 ** Math.min(failures, 5), 3000))
-      }
+  /**
+   * The fetch engine. Keeps up to FETCHES_IN_FLIGHT fetch calls going while there are free
+   * slots; each carries the outcomes finished since the last one (complete + deliver fused, one
+   * round trip), so Redis is never idle while handlers run. When a fetch finds nothing, waits
+   * in a blocking XREAD for the next entry; outcomes finished meanwhile are written on their own.
+   */
+  private pump(): void {
+    if (this.stopping) {
+      this.flushCompletions()
+      if (this.inflight === 0 && !this.blocked) this.stopped?.()
+      return
     }
+    if (!this.started) return
+    const queues = this.o.queues.filter((q) => !this.pausedQueues.has(q))
+    const canFetch =
+      !this.paused && queues.length > 0 && !this.blocked && !this.idleTails && Date.now() >= this.retryAt
+    while (canFetch && this.inflight < FETCHES_IN_FLIGHT) {
+      // A slot frees when its handler finishes, not when its outcome is written: the next batch
+      // is fetched while outcomes are in flight. Jobs held (running, outcome in flight, being
+      // fetched) stay bounded at 3× concurrency.
+      const free = Math.min(
+        this.o.concurrency - this.busy - this.reserved,
+        2 * this.o.concurrency - this.running.size,
+      )
+      if (free <= 0) break
+      void this.fetch(queues, Math.min(free, this.batch))
+    }
+    this.flushCompletions()
+    if (this.idleTails && this.inflight === 0 && !this.blocked && !this.paused)
+      void this.block(this.idleTails)
+  }
+
+  private async fetch(queues: string[], want: number): Promise<void> {
+    this.inflight++
+    this.reserved += want
+    let got = 0
+    const tails: Array<{ queue: string; tails: string[] }> = []
+    try {
+      this.rotation = (this.rotation + 1) % queues.length
+      for (let k = 0; k < queues.length && got < want && !this.stopping; k++) {
+        const queue = queues[(this.rotation + k) % queues.length]!
+        // At most a batch of outcomes per call: calls of even size keep Redis and Node overlapping
+        // (one big call would hold Redis while Node waits, then the reverse).
+        const waiting = this.pendingCompletions.get(queue) ?? []
+        const finished = waiting.splice(0, this.batch)
+        if (!waiting.length) this.pendingCompletions.delete(queue)
+        let d: { jobs: Job[]; tails: string[] }
+        const T0 = performance.now()
+        const IF = this.inflight
+        const B = this.busy,
+          R = this.reserved,
+          RU = this.running.size
+        if (finished.length) {
+          try {
+            const r = await this.o.store.fetch(queue, this.o.consumer, want - got, finished)
+            finished.forEach((it, i) => {
+              it.done(r.completed[i] ?? 0)
+            })
+            d = r
+          } catch (err) {
+            for (const it of finished) it.fail(err)
+            throw err
+          }
+        } else {
+          d = await this.o.store.deliver(queue, this.o.consumer, want - got)
+        }
+        if (process.env.DBG)
+          ((globalThis as any).__dbg ??= []).push([
+            +(T0 % 100000).toFixed(1),
+            IF,
+            B,
+            R,
+            RU,
+            finished.length,
+            want - got,
+            d.jobs.length,
+            +(performance.now() - T0).toFixed(2),
+          ])
+        for (const job of d.jobs) this.begin(job)
+        this.reserved -= d.jobs.length
+        got += d.jobs.length
+        if (d.tails.length) tails.push({ queue, tails: d.tails })
+      }
+      this.failures = 0
+      this.idleTails = got === 0 && tails.length ? tails : null
+    } catch (err) {
+      if (!this.stopping) this.backOff(err)
+    } finally {
+      this.inflight--
+      this.reserved -= want - got
+      this.pump()
+    }
+  }
+
+  /** Nothing to fetch: waits until an entry lands after `tails` (or blockMs passes), then fetches. */
+  private async block(tails: Array<{ queue: string; tails: string[] }>): Promise<void> {
+    this.blocked = true
+    try {
+      if (this.o.blocking.status === 'wait') await this.o.blocking.connect().catch(() => {})
+      await this.o.store.waitForEntries(this.o.blocking, tails, this.o.blockMs ?? 1000)
+      this.failures = 0
+    } catch (err) {
+      if (!this.stopping) this.backOff(err)
+    } finally {
+      this.blocked = false
+      this.idleTails = null
+      this.pump()
+    }
+  }
+
+  private backOff(err: unknown): void {
+    this.failures++
+    this.o.log.warn({ err: (err as Error).message }, 'fetch failed; retrying')
+    const ms = Math.min(100 * 2 ** Math.min(this.failures, 5), 3000)
+    this.retryAt = Date.now() + ms
+    clearTimeout(this.retryTimer)
+    this.retryTimer = setTimeout(() => this.pump(), ms)
   }
 
   private begin(job: Job): void {
@@ -314,20 +404,21 @@ export class Processor {
     }
   }
 
+  /** Queues a completion for the next fetch call of its queue (or a complete call of its own). */
   private completeBatched(job: Job, result: string): Promise<number> {
     return new Promise((done, fail) => {
       const list = this.pendingCompletions.get(job.queue) ?? []
       list.push({ id: job.id, epoch: job.epoch, result, done, fail })
       this.pendingCompletions.set(job.queue, list)
-      if (!this.flushScheduled) {
-        this.flushScheduled = true
-        setImmediate(() => this.flushCompletions())
-      }
+      this.kick()
     })
   }
 
+  /** Writes the completions no fetch took (nothing to fetch, paused, stopping, all slots held). */
   private flushCompletions(): void {
-    this.flushScheduled = false
+    if (!this.pendingCompletions.size) return
+    if (process.env.DBG)
+      ((globalThis as any).__dbg ??= []).push(['plain', [...this.pendingCompletions.values()][0]?.length])
     const batches = this.pendingCompletions
     this.pendingCompletions = new Map()
     for (const [queue, items] of batches) {

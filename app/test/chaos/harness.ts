@@ -216,7 +216,8 @@ export class System {
     await waitFor(
       async () => {
         const p = this.redis.pipeline()
-        for (const s of ['queued', 'scheduled', 'active', 'retrying']) p.zcard(this.keys.index(Q, s))
+        for (const s of ['scheduled', 'active', 'retrying']) p.zcard(this.keys.index(Q, s))
+        for (const pr of ['high', 'normal', 'low'] as const) p.xlen(this.keys.stream(Q, pr))
         const res = (await p.exec()) ?? []
         return res.every((r) => Number(r[1]) === 0)
       },

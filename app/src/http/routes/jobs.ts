@@ -44,7 +44,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const now = Date.now()
     let c = depthCache.get(queueName)
     if (!c || now - c.at > 250) {
-      const depth = await queue.redis.zcard(queue.store.keys.index(queueName, 'queued'))
+      const depth = await queue.store.queuedCount(queueName)
       c = { depth, at: now }
       depthCache.set(queueName, c)
     }

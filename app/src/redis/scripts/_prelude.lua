@@ -18,7 +18,7 @@ local KEYS, ARGV, base, NOW, EVENTS_MAX, COMPLETED_TTL, FAILED_TTL
 local k_delayed, k_dlq, k_events, k_stats
 -- Counter increments and stream acknowledgements gathered during a call and written once at
 -- its end by flush(): a batch of 100 jobs costs a few HINCRBY/XACK/XDEL, not hundreds.
-local incr, tp_incr, acks
+local incr, tp_incr, acks, idx_ops
 local GROUP = 'workers'
 local PRIORITIES = { 'high', 'normal', 'low' }
 
@@ -33,7 +33,7 @@ local function setup(keys, args)
   k_dlq = base .. ':dlq'
   k_events = base .. ':events'
   k_stats = base .. ':stats'
-  incr, tp_incr, acks = {}, {}, {}
+  incr, tp_incr, acks, idx_ops = {}, {}, {}, {}
 end
 
 local function k_job(id) return base .. ':job:' .. id end
@@ -47,10 +47,22 @@ local function emit(id, event, ttype)
   redis.call('XADD', k_events, 'MAXLEN', '~', EVENTS_MAX, '*', 'job', id, 'event', event, 'type', ttype or '')
 end
 
--- Moves a job between per-state index zsets (score: when it entered the state).
+-- Moves a job between per-state index zsets (score: when it entered the state). Gathered and
+-- written at flush() as one ZREM and one ZADD per state (a move costs an element, not a call);
+-- the last move of an id in a call wins. Queued jobs have no index: the ready streams are it.
+local function idx_op(state, id, add)
+  if state == 'queued' then return end
+  local t = idx_ops[state]
+  if not t then
+    t = {}
+    idx_ops[state] = t
+  end
+  t[id] = add
+end
+
 local function move_idx(id, from, to)
-  if from then redis.call('ZREM', k_idx(from), id) end
-  if to then redis.call('ZADD', k_idx(to), NOW, id) end
+  if from then idx_op(from, id, false) end
+  if to then idx_op(to, id, true) end
 end
 
 local function bump(field, n)
@@ -90,11 +102,12 @@ local function throughput(field)
   t[field] = (t[field] or 0) + 1
 end
 
--- A finished job lives `ttl` more seconds (0: removed now). Its index entry is swept by the janitor.
-local function expire_job(id, ttl)
+-- A finished job lives `ttl` more seconds (0: removed now). Its index entry is swept by the
+-- janitor. `no_logs`: the caller knows the job never wrote a log line (no logs key to expire).
+local function expire_job(id, ttl, no_logs)
   if ttl > 0 then
     redis.call('EXPIRE', k_job(id), ttl)
-    redis.call('EXPIRE', k_logs(id), ttl)
+    if not no_logs then redis.call('EXPIRE', k_logs(id), ttl) end
   else
     redis.call('DEL', k_job(id), k_logs(id))
   end
@@ -120,8 +133,49 @@ local function ack(prio, entry)
   t[#t + 1] = entry
 end
 
--- Writes what the call gathered: counters, throughput buckets (kept two hours), acks.
+-- Calls a command with a fixed head and a long tail of arguments, in slices (Lua's unpack has a limit).
+local function call_many(cmd, key, args, step)
+  for i = 1, #args, step do
+    redis.call(cmd, key, unpack(args, i, math.min(i + step - 1, #args)))
+  end
+end
+
+local function call_many_after(cmd, key, arg, args)
+  for i = 1, #args, 1000 do
+    redis.call(cmd, key, arg, unpack(args, i, math.min(i + 999, #args)))
+  end
+end
+
+-- Stream entry ids "<ms>-<seq>": order, and the smallest id after one.
+local function split_id(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local function id_lt(a, b)
+  local am, as = split_id(a)
+  local bm, bs = split_id(b)
+  return am < bm or (am == bm and as < bs)
+end
+local function next_id(id)
+  local ms, seq = split_id(id)
+  return string.format('%.0f-%.0f', ms, seq + 1)
+end
+
+-- Writes what the call gathered: index moves, counters, throughput buckets (kept two hours), acks.
 local function flush()
+  for state, ops in pairs(idx_ops) do
+    local add, rem = {}, {}
+    for id, is_add in pairs(ops) do
+      if is_add then
+        add[#add + 1] = NOW
+        add[#add + 1] = id
+      else
+        rem[#rem + 1] = id
+      end
+    end
+    if #rem > 0 then call_many('ZREM', k_idx(state), rem, 1000) end
+    if #add > 0 then call_many('ZADD', k_idx(state), add, 1000) end
+  end
   for field, n in pairs(incr) do redis.call('HINCRBY', k_stats, field, n) end
   for key, fields in pairs(tp_incr) do
     for field, n in pairs(fields) do
@@ -130,8 +184,29 @@ local function flush()
   end
   for prio, ids in pairs(acks) do
     local s = k_stream(prio)
-    redis.call('XACK', s, GROUP, unpack(ids))
-    redis.call('XDEL', s, unpack(ids))
+    call_many_after('XACK', s, GROUP, ids)
+    -- Acknowledged entries are deleted: in bulk by trimming the stream's head below the oldest
+    -- entry still pending (every entry before it was delivered and acknowledged; undelivered
+    -- entries all come after it), and one by one (XDEL) only for those the trim cannot reach
+    -- because an older entry is still pending (a long job). With none pending, the head up to
+    -- the newest acknowledged entry goes.
+    local pend = redis.call('XPENDING', s, GROUP)
+    local minid
+    if pend[1] > 0 then
+      minid = pend[2]
+    else
+      local newest = ids[1]
+      for i = 2, #ids do
+        if id_lt(newest, ids[i]) then newest = ids[i] end
+      end
+      minid = next_id(newest)
+    end
+    redis.call('XTRIM', s, 'MINID', minid)
+    local rest = {}
+    for _, id in ipairs(ids) do
+      if not id_lt(id, minid) then rest[#rest + 1] = id end
+    end
+    if #rest > 0 then call_many('XDEL', s, rest, 1000) end
   end
 end
 
@@ -170,4 +245,100 @@ local function requeue(id, from, prio, ttype, event)
   move_idx(id, from, 'queued')
   emit(id, event or 'queued', ttype)
   return entry
+end
+
+-- Records finished jobs (active -> completed), fenced: a job is completed only if it is still
+-- active under the caller's epoch; a stale owner's write (reclaimed, handed back or cancelled
+-- since) is rejected and counted, never applied. ARGV[at] = n, then n triples
+-- (id, epoch, result JSON). Returns per job 1 (completed) or 0 (stale).
+local function complete_jobs(at)
+  local n = tonumber(ARGV[at])
+  local out = {}
+  for j = 1, n do
+    local i = at + 1 + (j - 1) * 3
+    local id, epoch, result = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+    local jk = k_job(id)
+    local h = redis.call('HMGET', jk, 'state', 'epoch', 'entry', 'priority', 'task_type', 'started_at', 'cancel_requested', 'logs')
+    if h[1] ~= 'active' or h[2] ~= epoch then
+      bump('stale_writes')
+      out[j] = 0
+    else
+      ack(h[4], h[3])
+      redis.call('HSET', jk, 'state', 'completed', 'result', result, 'finished_at', NOW, 'updated_at', NOW)
+      if h[7] then redis.call('HDEL', jk, 'cancel_requested') end
+      move_idx(id, 'active', 'completed')
+      bump_typed('completed', h[5])
+      observe('run', NOW - (tonumber(h[6]) or NOW))
+      throughput('completed')
+      emit(id, 'completed', h[5])
+      expire_job(id, COMPLETED_TTL, not h[8])
+      out[j] = 1
+    end
+  end
+  return out
+end
+
+-- Reads up to `want` ready jobs for `consumer`, high priority first, and starts them
+-- (queued -> active) in the same step, so a delivered entry always has an active job with a
+-- fresh epoch (the fencing token of this delivery). Returns {jobs, tails}: jobs are flat job
+-- hashes (HGETALL after the start); tails, when fewer than `want` were found, is the last
+-- entry id of each priority stream ('0-0' if empty): XREAD BLOCK from there wakes on the next job.
+local function read_group(s, consumer, n)
+  local ok = redis.pcall('XREADGROUP', 'GROUP', GROUP, consumer, 'COUNT', n, 'STREAMS', s, '>')
+  if type(ok) == 'table' and ok.err then
+    -- NOGROUP: the group (or stream) does not exist yet; the group starts at 0 so no entry is skipped.
+    redis.call('XGROUP', 'CREATE', s, GROUP, '0', 'MKSTREAM')
+    ok = redis.call('XREADGROUP', 'GROUP', GROUP, consumer, 'COUNT', n, 'STREAMS', s, '>')
+  end
+  if not ok then return {} end
+  return ok[1][2]
+end
+
+-- Read when a job starts and returned to the worker; must match DELIVER_FIELDS in
+-- app/src/redis/store.ts (the reply appends id and started_at).
+local DELIVER_FIELDS = { 'state', 'entry', 'queued_at', 'epoch', 'attempts', 'task_type', 'payload',
+  'priority', 'max_retries', 'timeout_ms', 'created_at', 'run_at', 'failures', 'stalls', 'errors',
+  'idempotency_key', 'partition_key', 'trace', 'backoff', 'progress' }
+
+local function deliver_jobs(consumer, want)
+  local jobs = {}
+  for _, prio in ipairs(PRIORITIES) do
+    if want <= 0 then break end
+    local s = k_stream(prio)
+    for _, e in ipairs(read_group(s, consumer, want)) do
+      local entry, fields = e[1], e[2]
+      local id = fields[2]
+      local jk = k_job(id)
+      local st = redis.call('HMGET', jk, unpack(DELIVER_FIELDS))
+      if st[1] ~= 'queued' or st[2] ~= entry then
+        -- An entry whose job is gone or has moved on: drop it, and count it.
+        ack(prio, entry)
+        bump('orphan_entries')
+      else
+        -- One HSET: the new epoch (this delivery's fencing token) and attempt count included.
+        local epoch, attempts = (tonumber(st[4]) or 0) + 1, (tonumber(st[5]) or 0) + 1
+        redis.call('HSET', jk, 'state', 'active', 'worker', consumer, 'started_at', NOW, 'updated_at', NOW,
+          'epoch', epoch, 'attempts', attempts)
+        local ttype = st[6]
+        move_idx(id, 'queued', 'active')
+        observe('wait', NOW - (tonumber(st[3]) or NOW))
+        emit(id, 'active', ttype)
+        -- The fields a handler sees, as stored now, in DELIVER_FIELDS order (false: not stored).
+        -- Not an HGETALL: converting a whole hash to Lua and back cost ~24 µs per job.
+        st[1], st[4], st[5] = 'active', epoch, attempts
+        st[#DELIVER_FIELDS + 1] = id
+        st[#DELIVER_FIELDS + 2] = NOW
+        jobs[#jobs + 1] = st
+        want = want - 1
+      end
+    end
+  end
+  local tails = {}
+  if want > 0 then
+    for p, prio in ipairs(PRIORITIES) do
+      local last = redis.call('XREVRANGE', k_stream(prio), '+', '-', 'COUNT', 1)
+      tails[p] = last[1] and last[1][1] or '0-0'
+    end
+  end
+  return { jobs, tails }
 end

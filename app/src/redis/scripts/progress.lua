@@ -15,7 +15,8 @@ if progress ~= '' then
   emit(id, 'progress', h[3])
 end
 if line ~= '' then
-  redis.call('RPUSH', k_logs(id), line)
+  -- 'logs' on the job tells complete there is a logs key to expire along with it.
+  if redis.call('RPUSH', k_logs(id), line) == 1 then redis.call('HSET', k_job(id), 'logs', '1') end
   redis.call('LTRIM', k_logs(id), -keep, -1)
 end
 return 1

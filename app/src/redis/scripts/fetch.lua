@@ -1,0 +1,14 @@
+--[[
+  fetch: a worker's steady-state call -- records the jobs it finished and starts the next
+  ones, in one round trip and one function call (complete + deliver, fused). A worker keeps
+  a few of these in flight so Redis never waits for Node (docs/performance.md).
+  ARGV[5]   consumer (worker id)
+  ARGV[6]   count of jobs wanted
+  ARGV[7]   number of finished jobs n
+  ARGV[8..] n triples: id, epoch, result JSON
+  Returns   {completed, jobs, tails}: completed is per finished job 1 (recorded) or 0 (stale);
+            jobs and tails as for deliver.
+]]
+local done = complete_jobs(7)
+local d = deliver_jobs(ARGV[5], tonumber(ARGV[6]))
+return { done, d[1], d[2] }

@@ -1,0 +1,71 @@
+// Profiling aid: drains N queued no-op jobs with one in-process worker against a private
+// redis-server and prints Redis CPU, Node CPU and the top commands (INFO commandstats).
+// Usage: node scripts/bench/profile-drain.ts [N] [redis-port]
+import { spawn } from 'node:child_process'
+import { loadConfig, Queue, Worker } from '@dtq/app'
+import { Redis } from 'ioredis'
+
+const N = Number(process.argv[2] ?? 50000)
+const port = Number(process.argv[3] ?? 40000 + Math.floor(Math.random() * 20000))
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const srv = spawn('redis-server', ['--port', String(port), '--save', '', '--appendonly', 'no'], {
+  stdio: 'ignore',
+})
+await sleep(300)
+const admin = new Redis({ port })
+const cfg = loadConfig({
+  REDIS_URL: `redis://127.0.0.1:${port}`,
+  KEY_PREFIX: 'p',
+  LOG_LEVEL: 'silent',
+  WORKER_CONCURRENCY: '100',
+  COMPLETED_RETENTION_S: '3600',
+  EVENTS_MAX_LEN: '10000',
+})
+const q = await Queue.connect(cfg)
+for (let i = 0; i < N; i += 1000)
+  await q.addBulk(Array.from({ length: Math.min(1000, N - i) }, () => ({ task_type: 'noop', payload: {} })))
+const cpu = async () => {
+  const s = await admin.info('cpu')
+  return Number(/used_cpu_user:([\d.]+)/.exec(s)![1]) + Number(/used_cpu_sys:([\d.]+)/.exec(s)![1])
+}
+await admin.config('RESETSTAT')
+const w = new Worker(cfg, { builtins: false, janitorEveryMs: 3_600_000 })
+w.handle('noop', () => null)
+const r0 = await cpu()
+const c0 = process.cpuUsage()
+const t0 = performance.now()
+await w.start()
+while (Number(await q.redis.hget(q.store.keys.stats('default'), 'completed')) < N) await sleep(10)
+const s = (performance.now() - t0) / 1000
+const r1 = await cpu()
+const c = process.cpuUsage(c0)
+console.log(
+  `drain ${N}: ${(N / s).toFixed(0)} jobs/s; redis cpu ${(((r1 - r0) / s) * 100).toFixed(0)}% (${(((r1 - r0) / N) * 1e6).toFixed(1)} µs/job); node cpu ${(((c.user + c.system) / 1e6 / s) * 100).toFixed(0)}%`,
+)
+const stats = await admin.info('commandstats')
+const rows = stats
+  .split('\n')
+  .filter((l) => l.startsWith('cmdstat_'))
+  .map((l) => {
+    const m = /cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(l)!
+    return { cmd: m[1], calls: Number(m[2]), usec: Number(m[3]) }
+  })
+  .sort((a, b) => b.usec - a.usec)
+for (const r of rows.slice(0, 14))
+  console.log(
+    `${r.cmd.padEnd(14)} calls/job ${(r.calls / N).toFixed(2).padStart(6)}  µs/job ${(r.usec / N).toFixed(2).padStart(6)}  µs/call ${(r.usec / r.calls).toFixed(2)}`,
+  )
+if (process.env.DBG) {
+  const d = (globalThis as any).__dbg
+  console.log(
+    d.length,
+    d
+      .slice(300, 340)
+      .map((x: unknown) => JSON.stringify(x))
+      .join('\n'),
+  )
+}
+await w.close(1000)
+await q.close()
+srv.kill()
+admin.disconnect()
