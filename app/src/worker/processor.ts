@@ -197,11 +197,6 @@ export class Processor {
         const finished = waiting.splice(0, this.batch)
         if (!waiting.length) this.pendingCompletions.delete(queue)
         let d: { jobs: Job[]; tails: string[] }
-        const T0 = performance.now()
-        const IF = this.inflight
-        const B = this.busy,
-          R = this.reserved,
-          RU = this.running.size
         if (finished.length) {
           try {
             const r = await this.o.store.fetch(queue, this.o.consumer, want - got, finished)
@@ -216,18 +211,6 @@ export class Processor {
         } else {
           d = await this.o.store.deliver(queue, this.o.consumer, want - got)
         }
-        if (process.env.DBG)
-          ((globalThis as any).__dbg ??= []).push([
-            +(T0 % 100000).toFixed(1),
-            IF,
-            B,
-            R,
-            RU,
-            finished.length,
-            want - got,
-            d.jobs.length,
-            +(performance.now() - T0).toFixed(2),
-          ])
         for (const job of d.jobs) this.begin(job)
         this.reserved -= d.jobs.length
         got += d.jobs.length
@@ -417,8 +400,6 @@ export class Processor {
   /** Writes the completions no fetch took (nothing to fetch, paused, stopping, all slots held). */
   private flushCompletions(): void {
     if (!this.pendingCompletions.size) return
-    if (process.env.DBG)
-      ((globalThis as any).__dbg ??= []).push(['plain', [...this.pendingCompletions.values()][0]?.length])
     const batches = this.pendingCompletions
     this.pendingCompletions = new Map()
     for (const [queue, items] of batches) {
