@@ -55,16 +55,6 @@ for (const r of rows.slice(0, 14))
   console.log(
     `${r.cmd.padEnd(14)} calls/job ${(r.calls / N).toFixed(2).padStart(6)}  µs/job ${(r.usec / N).toFixed(2).padStart(6)}  µs/call ${(r.usec / r.calls).toFixed(2)}`,
   )
-if (process.env.DBG) {
-  const d = (globalThis as any).__dbg
-  console.log(
-    d.length,
-    d
-      .slice(300, 340)
-      .map((x: unknown) => JSON.stringify(x))
-      .join('\n'),
-  )
-}
 await w.close(1000)
 await q.close()
 srv.kill()
