@@ -22,6 +22,8 @@ export interface Logger {
 
 export interface ProcessorOptions {
   store: JobStore
+  /** Stores on connections of their own, for the fetch calls in flight beyond the first. */
+  fetchStores?: JobStore[]
   /** A connection of its own for the blocking wait. */
   blocking: Redis
   consumer: string
@@ -82,7 +84,7 @@ interface PendingCompletion extends Completion {
 }
 
 /** Fetch calls a worker keeps in flight, each asking for about concurrency / FETCHES_IN_FLIGHT jobs. */
-const FETCHES_IN_FLIGHT = 3
+export const FETCHES_IN_FLIGHT = 3
 
 export class Processor {
   /** Every job this worker holds: handlers running, and finished ones whose outcome is being written. */
@@ -95,6 +97,7 @@ export class Processor {
   failed = 0
   private readonly o: ProcessorOptions
   private readonly batch: number
+  private readonly idleStores: JobStore[]
   private stopping = false
   private started = false
   /** Fetch calls in flight, and the job slots they may still fill. */
@@ -115,6 +118,7 @@ export class Processor {
   constructor(o: ProcessorOptions) {
     this.o = o
     this.batch = Math.max(1, Math.ceil(o.concurrency / FETCHES_IN_FLIGHT))
+    this.idleStores = [...(o.fetchStores ?? [])]
   }
 
   get active(): number {
@@ -185,6 +189,7 @@ export class Processor {
   private async fetch(queues: string[], want: number): Promise<void> {
     this.inflight++
     this.reserved += want
+    const store = this.idleStores.pop() ?? this.o.store
     let got = 0
     const tails: Array<{ queue: string; tails: string[] }> = []
     try {
@@ -199,7 +204,7 @@ export class Processor {
         let d: { jobs: Job[]; tails: string[] }
         if (finished.length) {
           try {
-            const r = await this.o.store.fetch(queue, this.o.consumer, want - got, finished)
+            const r = await store.fetch(queue, this.o.consumer, want - got, finished)
             finished.forEach((it, i) => {
               it.done(r.completed[i] ?? 0)
             })
@@ -209,7 +214,7 @@ export class Processor {
             throw err
           }
         } else {
-          d = await this.o.store.deliver(queue, this.o.consumer, want - got)
+          d = await store.deliver(queue, this.o.consumer, want - got)
         }
         for (const job of d.jobs) this.begin(job)
         this.reserved -= d.jobs.length
@@ -221,6 +226,7 @@ export class Processor {
     } catch (err) {
       if (!this.stopping) this.backOff(err)
     } finally {
+      if (store !== this.o.store) this.idleStores.push(store)
       this.inflight--
       this.reserved -= want - got
       this.pump()

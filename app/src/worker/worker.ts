@@ -27,7 +27,7 @@ import { Registry, type WorkerCommand, type WorkerState } from '../redis/registr
 import { type Clock, JobStore, systemClock } from '../redis/store.ts'
 import { builtinHandlers, DLQ_RETRY_TASK, type Handler } from './handlers.ts'
 import { LeaseKeeper } from './lease-keeper.ts'
-import { type Logger, Processor } from './processor.ts'
+import { FETCHES_IN_FLIGHT, type Logger, Processor } from './processor.ts'
 import { Ticker } from './ticker.ts'
 
 export type WorkerSettings = Pick<
@@ -96,6 +96,7 @@ export class Worker {
   private readonly handlers = new Map<string, Handler>()
   private readonly redis: Redis
   private readonly blocking: Redis
+  private readonly fetchConns: Redis[]
   private readonly subscriber: Redis
   private readonly opts: WorkerOptions
   private readonly log: Logger
@@ -123,6 +124,11 @@ export class Worker {
     this.redis = createRedis({ ...conn, name: `dtq-worker-${this.id}` })
     this.blocking = createRedis({ ...conn, commandTimeoutMs: conn.commandTimeoutMs + 2000, blocking: true })
     this.subscriber = createRedis({ ...conn, blocking: true })
+    // The fetch calls a worker keeps in flight each go on a connection of their own: Redis writes
+    // the replies to one client's pipelined calls together, which would lock them in step.
+    this.fetchConns = Array.from({ length: FETCHES_IN_FLIGHT - 1 }, (_, i) =>
+      createRedis({ ...conn, name: `dtq-worker-${this.id}-fetch${i + 1}` }),
+    )
     const storeOpts = {
       prefix: settings.keyPrefix,
       eventsMaxLen: settings.eventsMaxLen,
@@ -162,6 +168,9 @@ export class Worker {
     )
     this.processor = new Processor({
       store: this.store,
+      fetchStores: this.fetchConns.map(
+        (r) => new JobStore(r, { ...storeOpts, clock: opts.clock ?? systemClock }),
+      ),
       blocking: this.blocking,
       consumer: this.id,
       queues: settings.workerQueues,
@@ -243,6 +252,7 @@ export class Worker {
     if (this.state !== 'idle') throw new Error(`worker already ${this.state}`)
     await connectRedis(this.redis, 60_000)
     await connectRedis(this.subscriber, 60_000)
+    await Promise.all(this.fetchConns.map((r) => connectRedis(r, 60_000)))
     await Promise.all(this.settings.workerQueues.map((q) => this.store.ensureGroups(q)))
     await this.redis.sadd(this.store.keys.queues(), ...this.settings.workerQueues)
     await this.leases.start()
@@ -422,5 +432,6 @@ export class Worker {
     this.redis.disconnect()
     this.blocking.disconnect()
     this.subscriber.disconnect()
+    for (const r of this.fetchConns) r.disconnect()
   }
 }
