@@ -37,6 +37,10 @@ describe('deployment artifacts', () => {
     expect(conf).toMatch(/proxy_next_upstream error timeout http_502 http_503;/)
     expect(conf).not.toMatch(/proxy_next_upstream [^;]*non_idempotent/)
     expect(conf).toMatch(/try_files \$uri \/index.html;/)
+    // nginx lets go of idle upstream connections before a draining API instance closes them.
+    const keepaliveS = Number(/upstream dtq_api \{[^}]*keepalive_timeout (\d+)s;/.exec(conf)?.[1])
+    const drainMs = Number(SETTINGS.find((s) => s.env === 'API_DRAIN_DELAY_MS')?.default)
+    expect(keepaliveS * 1000).toBeLessThan(drainMs)
   })
 
   it('render.yaml: API health check on readiness, a worker, the console, Key Value with noeviction', () => {
@@ -164,7 +168,8 @@ describe('rolling restart behind nginx', () => {
   it('replaces two API instances and two workers one at a time under load: 0 non-2xx, 0 lost, 0 duplicates', async () => {
     const redis = await RedisServer.start()
     cleanups.push(() => redis.stop())
-    const sys = new System(redis.url, { API_DRAIN_DELAY_MS: '1000', TRUST_PROXY: '127.0.0.1' })
+    // The drain outlasts nginx's upstream keepalive_timeout (2 s), as the defaults do.
+    const sys = new System(redis.url, { API_DRAIN_DELAY_MS: '3000', TRUST_PROXY: '127.0.0.1' })
     cleanups.push(() => sys.stop())
     await sys.connect()
     const ports = [await freePort(), await freePort()]
