@@ -460,7 +460,7 @@ describe('reclaim', () => {
     // Make the entry look idle for long (as if its worker died).
     const h = await b.redis.hmget(store.keys.job(Q, id), 'entry', 'priority', 'worker')
     await b.redis.xclaim(
-      store.keys.stream(Q, h[1] as never),
+      store.keys.stream(Q, (h[1] ?? 'normal') as never),
       GROUP,
       h[2]!,
       0,

@@ -11,7 +11,7 @@ import { DtqError } from '../errors.ts'
 import { createLogger } from '../logger.ts'
 import type { Job, JobState, Priority } from '../queue/job.ts'
 import { Queue } from '../queue/queue.ts'
-import { connectRedis } from '../redis/connection.ts'
+import { connectRedis, whenRedisAvailable } from '../redis/connection.ts'
 import { checkDurability } from '../redis/durability.ts'
 import { canConnect, hasRedisServer, startLocalRedis } from '../redis/local-server.ts'
 import type { Handler } from '../worker/handlers.ts'
@@ -110,7 +110,7 @@ async function runWorker(cfg: Config, extra: { label: string; handlers?: string[
   })
   await loadHandlers(worker, extra.handlers ?? [])
   await connectRedis(worker.store.redis, 60_000)
-  await checkDurability(worker.store.redis, cfg, (m) => log.warn(m))
+  await whenRedisAvailable(() => checkDurability(worker.store.redis, cfg, (m) => log.warn(m)))
   if (stopRequested) return
   await worker.start()
   if (stopRequested) void worker.close()

@@ -73,10 +73,14 @@ function parseJson(v: string | undefined): unknown {
   }
 }
 
-/** Decodes a job hash (HGETALL reply) into a Job. */
-export function decodeJob(queue: string, h: Record<string, string>): Job {
+/**
+ * Decodes a job hash (HGETALL reply) into a Job. The id is not stored in the hash (it is in
+ * the key); updated_at and queued_at are not stored while they equal created_at.
+ */
+export function decodeJob(queue: string, h: Record<string, string>, id = h.id ?? ''): Job {
+  const created = num(h.created_at) ?? 0
   return {
-    id: h.id ?? '',
+    id,
     queue,
     task_type: h.task_type ?? '',
     payload: parseJson(h.payload),
@@ -88,9 +92,10 @@ export function decodeJob(queue: string, h: Record<string, string>): Job {
     max_retries: num(h.max_retries) ?? 0,
     timeout_ms: num(h.timeout_ms) ?? 0,
     epoch: num(h.epoch) ?? 0,
-    created_at: num(h.created_at) ?? 0,
-    updated_at: num(h.updated_at) ?? 0,
-    queued_at: num(h.queued_at),
+    created_at: created,
+    updated_at: num(h.updated_at) ?? created,
+    // A job that was never scheduled became ready when it was created.
+    queued_at: num(h.queued_at) ?? (h.run_at === undefined && h.created_at !== undefined ? created : null),
     run_at: num(h.run_at),
     started_at: num(h.started_at),
     finished_at: num(h.finished_at),

@@ -29,7 +29,27 @@ export function createRedis(opts: ConnectionOptions): Redis {
   // Errors surface on the commands; the connection-level event would otherwise crash the process.
   redis.on('error', () => {})
   dropLinkOnTimeout(redis)
+  restartStalledHandshake(redis, Math.max(opts.commandTimeoutMs, 1000) * 2)
   return redis
+}
+
+/**
+ * A connection whose socket opened but whose handshake (CLIENT SETNAME, the ready check) is
+ * never answered -- made during a network black hole -- would wait for ever: the client has no
+ * timeout there. Found by the chaos suite (a worker stuck after the link healed). If the client
+ * is not ready `ms` after its socket connected, the attempt is dropped and a fresh one made.
+ */
+function restartStalledHandshake(redis: Redis, ms: number): void {
+  let timer: NodeJS.Timeout | undefined
+  redis.on('connect', () => {
+    clearTimeout(timer)
+    timer = setTimeout(() => {
+      if (redis.status !== 'ready' && redis.status !== 'end') redis.disconnect(true)
+    }, ms)
+    timer.unref()
+  })
+  redis.on('ready', () => clearTimeout(timer))
+  redis.on('end', () => clearTimeout(timer))
 }
 
 /**
@@ -66,5 +86,35 @@ export async function connectRedis(redis: Redis, timeoutMs = 10_000): Promise<vo
   while (!ready()) {
     if (Date.now() > deadline) throw new Error(`Redis not reachable after ${timeoutMs} ms`)
     await new Promise((r) => setTimeout(r, 25))
+  }
+}
+
+/** True for errors that mean "Redis is not reachable right now" (worth retrying), not a refusal. */
+export function isRedisUnavailable(err: unknown): boolean {
+  const m = err instanceof Error ? err.message : String(err)
+  return /Stream isn't writeable|Connection is closed|Command timed out|ECONNREFUSED|ECONNRESET|EPIPE|not reachable|^LOADING|^BUSY/.test(
+    m,
+  )
+}
+
+/**
+ * Runs `step` until it succeeds, retrying while Redis is unavailable (with backoff, up to
+ * `timeoutMs`); other errors are thrown at once. For start-up steps: a process that starts
+ * during a Redis outage waits it out instead of exiting.
+ */
+export async function whenRedisAvailable<T>(
+  step: () => Promise<T>,
+  timeoutMs = 60_000,
+  onRetry?: (err: Error) => void,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await step()
+    } catch (err) {
+      if (!isRedisUnavailable(err) || Date.now() > deadline) throw err
+      onRetry?.(err as Error)
+      await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** Math.min(attempt, 5), 2000)))
+    }
   }
 }

@@ -233,7 +233,7 @@ export class JobStore {
     return res.map(([id, created, flat]) => ({
       id,
       created: created === 1,
-      job: decodeJob(queue, pairsToRecord(flat)),
+      job: decodeJob(queue, pairsToRecord(flat), id),
     }))
   }
 
@@ -439,7 +439,7 @@ export class JobStore {
 
   async getJob(queue: string, id: string): Promise<Job | null> {
     const h = await this.redis.hgetall(this.keys.job(queue, id))
-    return h.id ? decodeJob(queue, h) : null
+    return h.state ? decodeJob(queue, h, id) : null
   }
 
   /** Finds a job by id in any known queue (ids are unique per queue; the first match wins). */
@@ -450,7 +450,7 @@ export class JobStore {
     const res = (await p.exec()) ?? []
     for (let i = 0; i < queues.length; i++) {
       const h = res[i]?.[1] as Record<string, string> | undefined
-      if (h?.id) return decodeJob(queues[i]!, h)
+      if (h?.state) return decodeJob(queues[i]!, h, id)
     }
     return null
   }
@@ -480,7 +480,7 @@ export class JobStore {
     const res = (await p.exec()) ?? []
     return cands.map((c, i) => {
       const h = res[i]?.[1] as Record<string, string> | undefined
-      return h?.id ? { job: decodeJob(c.queue, h), raw: h } : null
+      return h?.state ? { job: decodeJob(c.queue, h, c.id), raw: h } : null
     })
   }
 

@@ -22,7 +22,7 @@ import type { Config } from '../config.ts'
 import { PRIORITIES } from '../queue/job.ts'
 import { Queue } from '../queue/queue.ts'
 import { checkInt, checkName, QUEUE_PATTERN, TASK_TYPE_PATTERN, throwIfProblems } from '../queue/validate.ts'
-import { connectRedis, createRedis } from '../redis/connection.ts'
+import { connectRedis, createRedis, whenRedisAvailable } from '../redis/connection.ts'
 import { Registry, type WorkerCommand, type WorkerState } from '../redis/registry.ts'
 import { type Clock, JobStore, systemClock } from '../redis/store.ts'
 import { builtinHandlers, DLQ_RETRY_TASK, type Handler } from './handlers.ts'
@@ -250,16 +250,23 @@ export class Worker {
 
   async start(): Promise<void> {
     if (this.state !== 'idle') throw new Error(`worker already ${this.state}`)
-    await connectRedis(this.redis, 60_000)
-    await connectRedis(this.subscriber, 60_000)
-    await Promise.all(this.fetchConns.map((r) => connectRedis(r, 60_000)))
-    await Promise.all(this.settings.workerQueues.map((q) => this.store.ensureGroups(q)))
-    await this.redis.sadd(this.store.keys.queues(), ...this.settings.workerQueues)
-    await this.leases.start()
     this.subscriber.on('message', (channel: string, message: string) => this.onMessage(channel, message))
-    await this.subscriber.subscribe(this.store.keys.cancelChannel(), this.store.keys.controlChannel())
-    this.state = 'running'
-    await this.beat() // registered before start() returns: commands can reach it at once
+    // Every step is idempotent: a start that meets a Redis outage waits it out (up to a minute).
+    await whenRedisAvailable(
+      async () => {
+        await connectRedis(this.redis, 60_000)
+        await connectRedis(this.subscriber, 60_000)
+        await Promise.all(this.fetchConns.map((r) => connectRedis(r, 60_000)))
+        await Promise.all(this.settings.workerQueues.map((q) => this.store.ensureGroups(q)))
+        await this.redis.sadd(this.store.keys.queues(), ...this.settings.workerQueues)
+        await this.leases.start()
+        await this.subscriber.subscribe(this.store.keys.cancelChannel(), this.store.keys.controlChannel())
+        this.state = 'running'
+        await this.beat() // registered before start() returns: commands can reach it at once
+      },
+      60_000,
+      (err) => this.log.warn({ err: err.message }, 'Redis unavailable while starting; retrying'),
+    )
     this.heartbeat.start()
     for (const t of this.tickers) t.start()
     this.processor.start()

@@ -247,7 +247,10 @@ describe('Redis faults', () => {
     expect(v).toMatchObject({ lost: 0, unexpected: 0 })
     expect(v.duplicated).toBeLessThanOrEqual(16)
     expect(inv).toMatchObject({ pending: 0, lost_entries: 0 })
-    for (const p of sys.procs) expect(p.child.exitCode).toBeNull()
+    for (const p of sys.procs) {
+      if (p.child.exitCode !== null) console.log('PROC OUT', p.output().slice(-4000))
+      expect(p.child.exitCode).toBeNull()
+    }
   })
 
   for (const pauseMs of FULL ? [5000, 40_000] : [5000]) {
@@ -279,7 +282,10 @@ describe('Redis faults', () => {
       expect(answeredMs).toBeLessThan(2500)
       expect(v).toMatchObject({ lost: 0, unexpected: 0 })
       expect(v.duplicated).toBeLessThanOrEqual(16)
-      for (const p of sys.procs) expect(p.child.exitCode).toBeNull()
+      for (const p of sys.procs) {
+        if (p.child.exitCode !== null) console.log('PROC OUT', p.output().slice(-4000))
+        expect(p.child.exitCode).toBeNull()
+      }
     })
   }
 

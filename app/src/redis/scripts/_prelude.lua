@@ -38,7 +38,8 @@ end
 
 local function k_job(id) return base .. ':job:' .. id end
 local function k_logs(id) return base .. ':logs:' .. id end
-local function k_stream(prio) return base .. ':stream:' .. prio end
+-- A job's priority is not stored when it is 'normal' (HMGET gives false): that stream.
+local function k_stream(prio) return base .. ':stream:' .. (prio or 'normal') end
 local function k_idx(state) return base .. ':idx:' .. state end
 local function k_idem(h) return base .. ':idem:' .. h end
 
@@ -125,6 +126,7 @@ end
 
 -- Acknowledges and deletes a delivered entry (at flush). XACK checks no ownership: callers fence first.
 local function ack(prio, entry)
+  prio = prio or 'normal'
   local t = acks[prio]
   if not t then
     t = {}
@@ -321,7 +323,7 @@ local function deliver_jobs(consumer, want)
           'epoch', epoch, 'attempts', attempts)
         local ttype = st[6]
         move_idx(id, 'queued', 'active')
-        observe('wait', NOW - (tonumber(st[3]) or NOW))
+        observe('wait', NOW - (tonumber(st[3]) or tonumber(st[11]) or NOW)) -- queued_at, else created_at
         emit(id, 'active', ttype)
         -- The fields a handler sees, as stored now, in DELIVER_FIELDS order (false: not stored).
         -- Not an HGETALL: converting a whole hash to Lua and back cost ~24 µs per job.

@@ -8,7 +8,7 @@
             hash fields ('' or a flat JSON array [k, v, ...]: trace, backoff)
   Returns   per job {id, created, job}: created 1 for a new job, 0 when the id or the
             idempotency key already names a live job (nothing is written); job is the stored
-            hash (HGETALL) of the new or existing job.
+            hash (HGETALL, flat) of the new or existing job.
 ]]
 local n = tonumber(ARGV[5])
 local out = {}
@@ -32,11 +32,13 @@ for j = 1, n do
     out[j] = { existing, 0, redis.call('HGETALL', k_job(existing)) }
   else
     local jk = k_job(id)
-    -- One HSET with every field. Counters that start at 0 (attempts, failures, stalls, epoch)
-    -- and a zero timeout are not stored: HINCRBY and the readers treat a missing field as 0.
-    local f = { 'id', id, 'task_type', ttype, 'payload', payload, 'priority', prio,
-      'max_retries', max_retries, 'created_at', NOW, 'updated_at', NOW }
+    -- One HSET with every field that says something. Not stored (memory per waiting job): the
+    -- id (it is in the key), counters that start at 0 (attempts, failures, stalls, epoch; HINCRBY
+    -- and the readers treat a missing field as 0), a zero timeout, priority 'normal', and
+    -- updated_at / queued_at while they equal created_at (readers fall back to it).
+    local f = { 'task_type', ttype, 'payload', payload, 'max_retries', max_retries, 'created_at', NOW }
     local function add(k, v) f[#f + 1] = k; f[#f + 1] = v end
+    if prio ~= 'normal' then add('priority', prio) end
     if timeout_ms ~= '0' then add('timeout_ms', timeout_ms) end
     if partition ~= '' then add('partition_key', partition) end
     if extra ~= '' then
@@ -56,7 +58,6 @@ for j = 1, n do
     else
       add('state', 'queued')
       add('entry', push_ready(id, prio))
-      add('queued_at', NOW)
       event = 'queued'
     end
     redis.call('HSET', jk, unpack(f))
