@@ -29,8 +29,20 @@ export function createRedis(opts: ConnectionOptions): Redis {
   // Errors surface on the commands; the connection-level event would otherwise crash the process.
   redis.on('error', () => {})
   dropLinkOnTimeout(redis)
-  restartStalledHandshake(redis, Math.max(opts.commandTimeoutMs, 1000) * 2)
+  restartStalledHandshake(redis, Math.max(opts.commandTimeoutMs, 1000))
   return redis
+}
+
+/**
+ * Drops the link and reconnects. The client ends its socket gracefully, which on a dead link
+ * (FIN never acknowledged) can take long: the socket is destroyed if it has not closed soon.
+ */
+function dropLink(redis: Redis): void {
+  const stream = redis.stream
+  redis.disconnect(true)
+  setTimeout(() => {
+    if (stream && !stream.destroyed) stream.destroy()
+  }, 250).unref()
 }
 
 /**
@@ -44,7 +56,7 @@ function restartStalledHandshake(redis: Redis, ms: number): void {
   redis.on('connect', () => {
     clearTimeout(timer)
     timer = setTimeout(() => {
-      if (redis.status !== 'ready' && redis.status !== 'end') redis.disconnect(true)
+      if (redis.status !== 'ready' && redis.status !== 'end') dropLink(redis)
     }, ms)
     timer.unref()
   })
@@ -65,7 +77,7 @@ function dropLinkOnTimeout(redis: Redis): void {
     command.promise?.catch((err: Error) => {
       if (err?.message === 'Command timed out' && !dropping && redis.status === 'ready') {
         dropping = true
-        redis.disconnect(true)
+        dropLink(redis)
         setTimeout(() => {
           dropping = false
         }, 100)
