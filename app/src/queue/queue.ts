@@ -5,7 +5,7 @@
  *   const queue = await Queue.connect(loadConfig())
  *   const { job } = await queue.add('send_email', { to: 'a@b.c' }, { priority: 'high' })
  */
-import { createHash } from 'node:crypto'
+import { createHash, randomFillSync } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import { monotonicFactory } from 'ulid'
 import type { Config } from '../config.ts'
@@ -83,13 +83,29 @@ export function hashIdempotencyKey(key: string): string {
   return createHash('sha256').update(key).digest('base64url')
 }
 
+/**
+ * Random numbers in [0, 1) for ULIDs from a pool of crypto-random bytes refilled 4 KiB at a
+ * time: ulid's default asks the OS for every character (16 calls per id, ~4 % of the API's CPU).
+ */
+function pooledRandom(): () => number {
+  const pool = new Uint32Array(1024)
+  let next = pool.length
+  return () => {
+    if (next === pool.length) {
+      randomFillSync(pool)
+      next = 0
+    }
+    return pool[next++]! / 0x1_0000_0000
+  }
+}
+
 export class Queue {
   readonly store: JobStore
   readonly registry: Registry
   readonly settings: QueueSettings
   readonly clock: Clock
   private readonly ownsRedis: boolean
-  private readonly nextId = monotonicFactory()
+  private readonly nextId = monotonicFactory(pooledRandom())
 
   constructor(redis: Redis, settings: QueueSettings, opts: { clock?: Clock; ownsRedis?: boolean } = {}) {
     this.settings = settings
