@@ -213,6 +213,10 @@ describe('redis-server restarted under a running worker', () => {
     await waitFor(async () => (await completedIds(b!)).size === accepted.length, {
       timeoutMs: 60_000,
       what: 'all completed',
+    }).catch((err: Error) => {
+      throw new Error(
+        `${err.message}; worker exit ${worker.child.exitCode}, output:\n${worker.output().slice(-3000)}`,
+      )
     })
     const verdict = check(accepted, await completedIds(b), readLedger(ledger))
     console.log('redis restart:', verdict)
@@ -221,5 +225,5 @@ describe('redis-server restarted under a running worker', () => {
     expect(verdict.duplicated).toBeLessThanOrEqual(8)
     expect(worker.child.exitCode).toBeNull()
     await assertDrained(b)
-  })
+  }, 150_000) // the waits above add up to more than the default 60 s on a busy machine
 })

@@ -214,6 +214,20 @@ describe('deliver', () => {
     expect(rest.tails).toHaveLength(3)
   })
 
+  it('hands the handler its payload byte for byte (unicode, escapes, control characters)', async () => {
+    const payload = { s: 'é ✓ 😀 "q" / \\ \u0001 </script>', n: 1.5e300, a: [null, true, false, ''] }
+    const { job } = await b.queue.add('echo', payload, { priority: 'high', timeout_ms: 1234 })
+    const got = await deliverOne()
+    expect(got).toMatchObject({
+      id: job.id,
+      payload,
+      priority: 'high',
+      timeout_ms: 1234,
+      attempts: 1,
+      epoch: 1,
+    })
+  })
+
   it('starts the job: active, attempt counted, fresh epoch, worker recorded', async () => {
     const { job } = await b.queue.add('echo', {})
     clock.advance(10)

@@ -48,7 +48,7 @@ const rows = stats
   .filter((l) => l.startsWith('cmdstat_'))
   .map((l) => {
     const m = /cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(l)!
-    return { cmd: m[1], calls: Number(m[2]), usec: Number(m[3]) }
+    return { cmd: m[1] ?? '', calls: Number(m[2]), usec: Number(m[3]) }
   })
   .sort((a, b) => b.usec - a.usec)
 for (const r of rows.slice(0, 14))

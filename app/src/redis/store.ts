@@ -83,13 +83,14 @@ export const DELIVER_FIELDS = [
   'progress',
 ] as const
 
-type DeliveredRow = Array<string | number | null>
+type DeliveredRow = Array<string | number | boolean | null>
 
-function decodeDelivered(queue: string, consumer: string, row: DeliveredRow): Job {
+function decodeDelivered(queue: string, consumer: string, packed: string): Job {
+  const row = JSON.parse(packed) as DeliveredRow
   const h: Record<string, string> = {}
   DELIVER_FIELDS.forEach((f, i) => {
     const v = row[i]
-    if (v !== null && v !== undefined) h[f] = String(v)
+    if (v !== null && v !== undefined && v !== false) h[f] = String(v)
   })
   h.id = String(row[DELIVER_FIELDS.length])
   h.started_at = h.updated_at = String(row[DELIVER_FIELDS.length + 1])
@@ -240,7 +241,7 @@ export class JobStore {
   // ---- worker ------------------------------------------------------------------------------
 
   async deliver(queue: string, consumer: string, count: number): Promise<Delivered> {
-    const [raw, tails] = await this.run<[DeliveredRow[], string[]]>('deliver', queue, [consumer, count])
+    const [raw, tails] = await this.run<[string[], string[]]>('deliver', queue, [consumer, count])
     return { jobs: raw.map((row) => decodeDelivered(queue, consumer, row)), tails }
   }
 
@@ -276,7 +277,7 @@ export class JobStore {
   ): Promise<Delivered & { completed: number[] }> {
     const args: Array<string | number> = [consumer, count, finished.length]
     for (const it of finished) args.push(it.id, it.epoch, it.result)
-    const [completed, raw, tails] = await this.run<[number[], DeliveredRow[], string[]]>('fetch', queue, args)
+    const [completed, raw, tails] = await this.run<[number[], string[], string[]]>('fetch', queue, args)
     return { completed, jobs: raw.map((row) => decodeDelivered(queue, consumer, row)), tails }
   }
 

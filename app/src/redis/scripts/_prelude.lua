@@ -282,8 +282,8 @@ end
 
 -- Reads up to `want` ready jobs for `consumer`, high priority first, and starts them
 -- (queued -> active) in the same step, so a delivered entry always has an active job with a
--- fresh epoch (the fencing token of this delivery). Returns {jobs, tails}: jobs are flat job
--- hashes (HGETALL after the start); tails, when fewer than `want` were found, is the last
+-- fresh epoch (the fencing token of this delivery). Returns {jobs, tails}: jobs is one JSON
+-- array per started job (DELIVER_FIELDS, id, now); tails, when fewer than `want` were found, is the last
 -- entry id of each priority stream ('0-0' if empty): XREAD BLOCK from there wakes on the next job.
 local function read_group(s, consumer, n)
   local ok = redis.pcall('XREADGROUP', 'GROUP', GROUP, consumer, 'COUNT', n, 'STREAMS', s, '>')
@@ -325,12 +325,13 @@ local function deliver_jobs(consumer, want)
         move_idx(id, 'queued', 'active')
         observe('wait', NOW - (tonumber(st[3]) or tonumber(st[11]) or NOW)) -- queued_at, else created_at
         emit(id, 'active', ttype)
-        -- The fields a handler sees, as stored now, in DELIVER_FIELDS order (false: not stored).
-        -- Not an HGETALL: converting a whole hash to Lua and back cost ~24 µs per job.
+        -- The fields a handler sees, as stored now, in DELIVER_FIELDS order (false: not stored),
+        -- packed into one JSON string: every value returned from a function on its own cost
+        -- ~0.5 µs of conversion, cjson packs them in C.
         st[1], st[4], st[5] = 'active', epoch, attempts
         st[#DELIVER_FIELDS + 1] = id
         st[#DELIVER_FIELDS + 2] = NOW
-        jobs[#jobs + 1] = st
+        jobs[#jobs + 1] = cjson.encode(st)
         want = want - 1
       end
     end
