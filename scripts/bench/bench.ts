@@ -380,11 +380,9 @@ interface Stat {
   max: number
 }
 
-async function runs(fn: () => Promise<number>): Promise<Stat> {
-  const xs: number[] = []
-  for (let i = 0; i < RUNS; i++) xs.push(await fn())
-  xs.sort((a, b) => a - b)
-  return { median: xs[Math.floor(xs.length / 2)]!, min: xs[0]!, max: xs[xs.length - 1]! }
+function stat(xs: number[]): Stat {
+  const s = [...xs].sort((a, b) => a - b)
+  return { median: s[Math.floor(s.length / 2)]!, min: s[0]!, max: s[s.length - 1]! }
 }
 
 const fmt = (s: Stat, digits = 0) =>
@@ -419,9 +417,15 @@ async function main() {
     digits = 0,
   ) => {
     process.stderr.write(`… ${name}\n`)
-    const d = await runs(dtq)
-    const p = await runs(peer)
-    rows.push({ name, unit, dtq: d, peer: p, peerName, better, target, digits })
+    // Interleaved (DTQ, peer, DTQ, peer, …) like the other scenarios: these machines drift in
+    // speed over minutes, and three runs of one then three of the other would bias the ratio.
+    const d: number[] = []
+    const p: number[] = []
+    for (let i = 0; i < RUNS; i++) {
+      d.push(await dtq())
+      p.push(await peer())
+    }
+    rows.push({ name, unit, dtq: stat(d), peer: stat(p), peerName, better, target, digits })
   }
   try {
     if (want('a')) await both('(a) bulk enqueue', 'jobs/s', 'higher', 2, dtqBulk, bullBulk)
@@ -436,15 +440,11 @@ async function main() {
         dl.push(await dtqLatency(SMOKE ? rate / 10 : rate))
         bl.push(await bullLatency(SMOKE ? rate / 10 : rate))
       }
-      const st = (xs: number[]): Stat => {
-        const s = [...xs].sort((a, b) => a - b)
-        return { median: s[Math.floor(s.length / 2)]!, min: s[0]!, max: s[s.length - 1]! }
-      }
       rows.push({
         name: `(c) enqueue→start p50 at ${rate}/s`,
         unit: 'ms',
-        dtq: st(dl.map((x) => x.p50)),
-        peer: st(bl.map((x) => x.p50)),
+        dtq: stat(dl.map((x) => x.p50)),
+        peer: stat(bl.map((x) => x.p50)),
         peerName: 'BullMQ',
         better: 'lower',
         target: 1,
@@ -453,8 +453,8 @@ async function main() {
       rows.push({
         name: `(c) enqueue→start p99 at ${rate}/s`,
         unit: 'ms',
-        dtq: st(dl.map((x) => x.p99)),
-        peer: st(bl.map((x) => x.p99)),
+        dtq: stat(dl.map((x) => x.p99)),
+        peer: stat(bl.map((x) => x.p99)),
         peerName: 'BullMQ',
         better: 'lower',
         target: rate === 5000 ? 5 : 1,
@@ -468,16 +468,12 @@ async function main() {
       dm.push(await dtqMemory())
       bm.push(await bullMemory())
     }
-    const st = (xs: number[]): Stat => {
-      const s = [...xs].sort((a, b) => a - b)
-      return { median: s[Math.floor(s.length / 2)]!, min: s[0]!, max: s[s.length - 1]! }
-    }
     if (want('d'))
       rows.push({
         name: '(d) Redis memory per waiting job',
         unit: 'B',
-        dtq: st(dm.map((x) => x.waiting)),
-        peer: st(bm.map((x) => x.waiting)),
+        dtq: stat(dm.map((x) => x.waiting)),
+        peer: stat(bm.map((x) => x.waiting)),
         peerName: 'BullMQ',
         better: 'lower',
         target: 1,
@@ -486,8 +482,8 @@ async function main() {
       rows.push({
         name: '(d) Redis memory per retained completed job',
         unit: 'B',
-        dtq: st(dm.map((x) => x.completed)),
-        peer: st(bm.map((x) => x.completed)),
+        dtq: stat(dm.map((x) => x.completed)),
+        peer: stat(bm.map((x) => x.completed)),
         peerName: 'BullMQ',
         better: 'lower',
         target: 0,
@@ -503,8 +499,8 @@ async function main() {
       rows.push({
         name: '(e) HTTP POST /jobs (auth + validation)',
         unit: 'req/s',
-        dtq: st(dh.map((x) => x.rps)),
-        peer: st(bh.map((x) => x.rps)),
+        dtq: stat(dh.map((x) => x.rps)),
+        peer: stat(bh.map((x) => x.rps)),
         peerName: 'Fastify + XADD',
         better: 'higher',
         target: 0.7,
@@ -513,8 +509,8 @@ async function main() {
       rows.push({
         name: '(e) HTTP POST /jobs p99',
         unit: 'ms',
-        dtq: st(dh.map((x) => x.p99)),
-        peer: st(bh.map((x) => x.p99)),
+        dtq: stat(dh.map((x) => x.p99)),
+        peer: stat(bh.map((x) => x.p99)),
         peerName: 'Fastify + XADD',
         better: 'lower',
         target: 0,
