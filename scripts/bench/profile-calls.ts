@@ -6,7 +6,7 @@ import { loadConfig, Queue } from '@dtq/app'
 import { Redis } from 'ioredis'
 
 const B = Number(process.argv[2] ?? 34)
-const ROUNDS = 60
+const ROUNDS = Number(process.env.ROUNDS ?? 60)
 const REPEAT = 5
 const port = 40000 + Math.floor(Math.random() * 20000)
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
