@@ -105,6 +105,30 @@ describe('GET /events', () => {
     resumed.close()
     expect((await follow('/events', { 'last-event-id': 'garbage' })).status).toBe(400)
   })
+
+  it('expands an entry of several events (one batch) and resumes from inside it', async () => {
+    const feed = await follow('/events')
+    await new Promise((r) => setTimeout(r, 100))
+    const batch = await b.app.inject({
+      method: 'POST',
+      url: '/jobs/batch',
+      payload: { jobs: [1, 2, 3, 4].map((n) => ({ task_type: 'echo', payload: n })) },
+    })
+    const ids = (batch.json().items as Array<{ job: { id: string } }>).map((i) => i.job.id)
+    await waitFor(() => feed.events.length >= 4)
+    feed.close()
+    expect(feed.events.map((e) => JSON.parse(e.data).job_id)).toEqual(ids)
+    const entry = feed.events[0]!.id!
+    expect(entry).toMatch(/^\d+-\d+$/)
+    expect(feed.events.map((e) => e.id)).toEqual([entry, `${entry}.1`, `${entry}.2`, `${entry}.3`])
+    // Resuming after the second event of the entry gives the third and fourth, then what follows.
+    const resumed = await follow('/events', { 'last-event-id': `${entry}.1` })
+    const after = (await post({ task_type: 'echo', payload: 5 })).json().id
+    await waitFor(() => resumed.events.length >= 3)
+    await new Promise((r) => setTimeout(r, 200))
+    expect(resumed.events.map((e) => JSON.parse(e.data).job_id)).toEqual([ids[2], ids[3], after])
+    resumed.close()
+  })
 })
 
 describe('GET /events with tokens', () => {

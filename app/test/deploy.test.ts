@@ -231,7 +231,7 @@ describe('rolling restart behind nginx', () => {
     const non2xx = load.count('rejected') + load.count('indeterminate')
     await sys.drained()
     const v = verdict(load.outcomes, await sys.completedIds(), sys.executions())
-    report('rolling restart', { ...v, non2xx })
+    report('rolling restart', { ...v, non2xx, reasons: load.reasons })
     expect(v.accepted).toBeGreaterThan(300)
     expect(non2xx).toBe(0)
     expect(v).toMatchObject({ lost: 0, duplicated: 0, unexpected: 0 })

@@ -179,22 +179,28 @@ export async function buildApp(deps: AppDeps) {
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
 
-  app.addHook('onRequest', async (req) => {
+  app.addHook('onRequest', (req, _reply, done) => {
     // Routes say which role they need; the OpenAPI UI is public; anything else needs admin.
     const role =
       req.routeOptions.config.role ?? (req.routeOptions.url?.startsWith('/docs') ? 'public' : 'admin')
-    auth.check(req, role, req.routeOptions.url === '/events')
+    try {
+      auth.check(req, role, req.routeOptions.url === '/events')
+    } catch (err) {
+      done(err as Error)
+      return
+    }
+    done()
   })
   // While draining, every answer closes its connection: a proxy's idle keep-alive socket to this
   // instance would otherwise be cut when the server closes, just as the proxy reuses it for a
   // POST it must not retry (a 502 during a rolling deploy).
-  app.addHook('onSend', async (_req, reply) => {
+  app.addHook('onSend', (_req, reply, payload, done) => {
     if (state.draining) reply.header('connection', 'close')
+    done(null, payload)
   })
-  app.addHook('onResponse', async (req, reply) => {
-    metrics.requests
-      .labels(req.method, req.routeOptions.url ?? 'unknown', String(reply.statusCode))
-      .observe(reply.elapsedTime / 1000)
+  app.addHook('onResponse', (req, reply, done) => {
+    metrics.observe(req.method, req.routeOptions.url ?? 'unknown', reply.statusCode, reply.elapsedTime / 1000)
+    done()
   })
 
   app.setNotFoundHandler((req, reply) => {

@@ -3,7 +3,7 @@
  * (`config: { role: 'write' }`); `public` routes need none. Tokens are compared in constant
  * time (over their SHA-256, against every configured token) and never logged.
  */
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { hash, timingSafeEqual } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import { DtqError } from '../errors.ts'
 
@@ -11,7 +11,7 @@ export type Role = 'read' | 'write' | 'admin'
 export type RouteRole = Role | 'public'
 const RANK: Record<Role, number> = { read: 1, write: 2, admin: 3 }
 
-const digest = (s: string) => createHash('sha256').update(s).digest()
+const digest = (s: string): Buffer => hash('sha256', s, 'buffer')
 
 export class TokenAuth {
   private readonly tokens: Array<{ hash: Buffer; role: Role }>

@@ -30,16 +30,32 @@ interface Subscriber {
   lastSent: string
 }
 
-export const STREAM_ID = /^\d{1,20}-\d{1,20}$/
+/**
+ * An event's id: the id of the events-stream entry that holds it, then `.<n>` for the n-th
+ * (n ≥ 1) of several events written as one entry (one script call starting 30 jobs writes one
+ * entry). Ids order events the way they happened; the same Redis clock orders them across queues.
+ */
+export const EVENT_ID = /^\d{1,20}-\d{1,20}(\.\d{1,9})?$/
 
-/** Stream ids compared as numbers (ms, then sequence). */
+/** An event id as [ms, seq, n]. */
+function parseEventId(id: string): [bigint, bigint, number] {
+  const dot = id.indexOf('.')
+  const entry = dot < 0 ? id : id.slice(0, dot)
+  const [ms, seq] = entry.split('-').map(BigInt) as [bigint, bigint]
+  return [ms, seq, dot < 0 ? 0 : Number(id.slice(dot + 1))]
+}
+
+/** Event ids compared in order (entry id as numbers, then position in the entry). */
 export function compareIds(a: string, b: string): number {
-  const [am, as] = a.split('-').map(BigInt) as [bigint, bigint]
-  const [bm, bs] = b.split('-').map(BigInt) as [bigint, bigint]
+  const [am, as, an] = parseEventId(a)
+  const [bm, bs, bn] = parseEventId(b)
   if (am !== bm) return am < bm ? -1 : 1
   if (as !== bs) return as < bs ? -1 : 1
-  return 0
+  return an === bn ? 0 : an < bn ? -1 : 1
 }
+
+/** The id after every event of an entry (where a subscriber that starts "now" stands). */
+const endOfEntry = (entry: string) => `${entry}.999999999`
 
 function matches(f: EventFilter, e: LifecycleEvent): boolean {
   return (
@@ -49,17 +65,21 @@ function matches(f: EventFilter, e: LifecycleEvent): boolean {
   )
 }
 
-function toEvent(queue: string, id: string, fields: string[]): LifecycleEvent {
-  const f: Record<string, string> = {}
-  for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!
-  return {
-    id,
-    queue,
-    job_id: f.job ?? '',
-    event: f.event ?? '',
-    task_type: f.type ?? '',
-    at: Number(id.split('-')[0]),
+/** The events of one stream entry: `job` holds one id or several, space-separated. */
+function toEvents(queue: string, id: string, fields: string[], out: LifecycleEvent[]): void {
+  let jobs = ''
+  let event = ''
+  let type = ''
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const k = fields[i]
+    if (k === 'job') jobs = fields[i + 1]!
+    else if (k === 'event') event = fields[i + 1]!
+    else if (k === 'type') type = fields[i + 1]!
   }
+  const at = Number(id.slice(0, id.indexOf('-')))
+  jobs.split(' ').forEach((job_id, n) => {
+    out.push({ id: n === 0 ? id : `${id}.${n}`, queue, job_id, event, task_type: type, at })
+  })
 }
 
 export class EventHub {
@@ -99,12 +119,12 @@ export class EventHub {
         for (const q of queues) {
           const rows = (await this.store.redis.xrange(
             this.store.keys.events(q),
-            `(${lastEventId}`,
+            lastEventId.split('.')[0]!, // from its entry on; deliver() skips what was sent
             '+',
             'COUNT',
             10_000,
           )) as Array<[string, string[]]>
-          for (const [id, fields] of rows) missed.push(toEvent(q, id, fields))
+          for (const [id, fields] of rows) toEvents(q, id, fields, missed)
         }
         missed.sort((a, b) => compareIds(a.id, b.id))
         for (const e of missed) this.deliver(sub, e)
@@ -133,7 +153,7 @@ export class EventHub {
       const id = last[0]?.[0]
       if (id && compareIds(id, newest) > 0) newest = id
     }
-    return newest
+    return endOfEntry(newest)
   }
 
   private deliver(sub: Subscriber, e: LifecycleEvent): void {
@@ -163,23 +183,21 @@ export class EventHub {
     if (this.started && Date.now() - this.queuesCheckedAt < 1000) return
     this.queuesCheckedAt = Date.now()
     const queues = await this.store.queues()
-    // Queues known when the feed starts are read from their current end; queues that appear
-    // later from their beginning (their first events happened after we last looked).
-    const first = !this.started
-    this.started = true
-    const fresh = queues.filter((q) => !this.positions.has(q))
-    for (const q of fresh) {
-      if (first) {
-        const last = (await this.store.redis.xrevrange(
-          this.store.keys.events(q),
-          '+',
-          '-',
-          'COUNT',
-          1,
-        )) as Array<[string, string[]]>
-        this.positions.set(q, last[0]?.[0] ?? '0-0')
-      } else this.positions.set(q, '0-0')
+    // When the feed starts, every queue is read from the earliest point a subscriber stands at
+    // (not from "now": events written between a subscriber's start or replay and this moment
+    // would be lost; what a subscriber already has is skipped by deliver()). Queues that appear
+    // later are read from their beginning (their first events happened after we last looked).
+    let from = '0-0'
+    if (!this.started) {
+      let earliest: string | null = null
+      for (const sub of this.subscribers) {
+        const entry = sub.lastSent.split('.')[0]!
+        if (earliest === null || compareIds(entry, earliest) < 0) earliest = entry
+      }
+      from = earliest ?? '0-0'
     }
+    this.started = true
+    for (const q of queues) if (!this.positions.has(q)) this.positions.set(q, from)
   }
 
   private async loop(): Promise<void> {
@@ -213,7 +231,7 @@ export class EventHub {
         const batch: LifecycleEvent[] = []
         for (const [key, rows] of res) {
           const q = queues[queues.findIndex((x) => this.store.keys.events(x) === key)]!
-          for (const [id, fields] of rows) batch.push(toEvent(q, id, fields))
+          for (const [id, fields] of rows) toEvents(q, id, fields, batch)
           const last = rows[rows.length - 1]
           if (last) this.positions.set(q, last[0])
         }

@@ -13,6 +13,10 @@ import type { QueueStats } from '../redis/store.ts'
 export class HttpMetrics {
   readonly registry = new Registry()
   readonly requests: Histogram<'method' | 'route' | 'status'>
+  private readonly children = new Map<
+    string,
+    ReturnType<Histogram<'method' | 'route' | 'status'>['labels']>
+  >()
 
   constructor() {
     collectDefaultMetrics({ register: this.registry })
@@ -23,6 +27,17 @@ export class HttpMetrics {
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers: [this.registry],
     })
+  }
+
+  /** Records one request; the labelled child is looked up once per (method, route, status). */
+  observe(method: string, route: string, status: number, seconds: number): void {
+    const key = `${method} ${route} ${status}`
+    let child = this.children.get(key)
+    if (!child) {
+      child = this.requests.labels(method, route, String(status))
+      this.children.set(key, child)
+    }
+    child.observe(seconds)
   }
 }
 

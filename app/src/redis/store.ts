@@ -50,6 +50,27 @@ export interface NewJobRecord {
   extra: Record<string, string>
 }
 
+export interface EnqueueResult {
+  id: string
+  created: boolean
+  job: Job
+}
+
+/** Group commit of small enqueue calls (see JobStore.enqueue): a batch's bounds. */
+const COALESCE_MAX_JOBS = 200
+const COALESCE_MAX_BYTES = 1 << 20
+
+interface EnqueueBatch {
+  jobs: NewJobRecord[]
+  bytes: number
+  waiters: Array<{
+    from: number
+    n: number
+    resolve: (r: EnqueueResult[]) => void
+    reject: (e: unknown) => void
+  }>
+}
+
 export interface Delivered {
   jobs: Job[]
   /** Last entry id per priority stream when the read came up short (for a blocking wait). */
@@ -57,44 +78,14 @@ export interface Delivered {
 }
 
 /**
- * The fields deliver reads when it starts a job, in the order the script returns them (it
- * appends id and started_at); must match DELIVER_FIELDS in scripts/_prelude.lua (a test checks).
+ * A started job as deliver returns it: one JSON array of the job hash's field/value pairs as
+ * stored, then the pairs the start changed (state, worker, started_at, updated_at, epoch,
+ * attempts) and the id -- a later pair wins.
  */
-export const DELIVER_FIELDS = [
-  'state',
-  'entry',
-  'queued_at',
-  'epoch',
-  'attempts',
-  'task_type',
-  'payload',
-  'priority',
-  'max_retries',
-  'timeout_ms',
-  'created_at',
-  'run_at',
-  'failures',
-  'stalls',
-  'errors',
-  'idempotency_key',
-  'partition_key',
-  'trace',
-  'backoff',
-  'progress',
-] as const
-
-type DeliveredRow = Array<string | number | boolean | null>
-
-function decodeDelivered(queue: string, consumer: string, packed: string): Job {
-  const row = JSON.parse(packed) as DeliveredRow
+function decodeDelivered(queue: string, packed: string): Job {
+  const row = JSON.parse(packed) as Array<string | number>
   const h: Record<string, string> = {}
-  DELIVER_FIELDS.forEach((f, i) => {
-    const v = row[i]
-    if (v !== null && v !== undefined && v !== false) h[f] = String(v)
-  })
-  h.id = String(row[DELIVER_FIELDS.length])
-  h.started_at = h.updated_at = String(row[DELIVER_FIELDS.length + 1])
-  h.worker = consumer
+  for (let i = 0; i + 1 < row.length; i += 2) h[row[i] as string] = String(row[i + 1])
   return decodeJob(queue, h)
 }
 
@@ -176,6 +167,7 @@ export class JobStore {
   readonly clock: Clock
   private readonly lib = functions()
   private readonly knownQueues = new Set<string>()
+  private readonly pendingEnqueue = new Map<string, EnqueueBatch>()
 
   constructor(redis: Redis, opts: StoreOptions) {
     this.redis = redis
@@ -203,10 +195,53 @@ export class JobStore {
 
   // ---- producer ----------------------------------------------------------------------------
 
-  async enqueue(
-    queue: string,
-    jobs: NewJobRecord[],
-  ): Promise<Array<{ id: string; created: boolean; job: Job }>> {
+  /**
+   * Adds jobs to a queue. Small calls made in the same turn of the event loop (concurrent
+   * `POST /jobs` requests, a loop of `queue.add`) are written together in one script call at
+   * the end of the turn -- group commit: one round trip and one function call for many jobs.
+   * Each caller still gets its own results, and a job is created exactly as if added alone
+   * (the script handles duplicates within a call as across calls).
+   */
+  enqueue(queue: string, jobs: NewJobRecord[]): Promise<EnqueueResult[]> {
+    let bytes = 0
+    for (const j of jobs) bytes += j.payload.length
+    if (jobs.length >= COALESCE_MAX_JOBS || bytes >= COALESCE_MAX_BYTES) return this.enqueueNow(queue, jobs)
+    let batch = this.pendingEnqueue.get(queue)
+    if (
+      batch &&
+      (batch.jobs.length + jobs.length > COALESCE_MAX_JOBS || batch.bytes + bytes > COALESCE_MAX_BYTES)
+    ) {
+      this.flushEnqueue(queue, batch)
+      batch = undefined
+    }
+    if (!batch) {
+      const b: EnqueueBatch = { jobs: [], bytes: 0, waiters: [] }
+      batch = b
+      this.pendingEnqueue.set(queue, b)
+      setImmediate(() => this.flushEnqueue(queue, b))
+    }
+    const from = batch.jobs.length
+    for (const j of jobs) batch.jobs.push(j)
+    batch.bytes += bytes
+    return new Promise((resolve, reject) => {
+      batch.waiters.push({ from, n: jobs.length, resolve, reject })
+    })
+  }
+
+  private flushEnqueue(queue: string, batch: EnqueueBatch): void {
+    if (this.pendingEnqueue.get(queue) !== batch) return // already written
+    this.pendingEnqueue.delete(queue)
+    this.enqueueNow(queue, batch.jobs).then(
+      (res) => {
+        for (const w of batch.waiters) w.resolve(res.slice(w.from, w.from + w.n))
+      },
+      (err) => {
+        for (const w of batch.waiters) w.reject(err)
+      },
+    )
+  }
+
+  private async enqueueNow(queue: string, jobs: NewJobRecord[]): Promise<EnqueueResult[]> {
     if (!this.knownQueues.has(queue)) {
       // The registry lives outside the queue's slot, so it is written before (never after) the jobs.
       await this.redis.sadd(this.keys.queues(), queue)
@@ -242,7 +277,7 @@ export class JobStore {
 
   async deliver(queue: string, consumer: string, count: number): Promise<Delivered> {
     const [raw, tails] = await this.run<[string[], string[]]>('deliver', queue, [consumer, count])
-    return { jobs: raw.map((row) => decodeDelivered(queue, consumer, row)), tails }
+    return { jobs: raw.map((row) => decodeDelivered(queue, row)), tails }
   }
 
   /** Blocks until a new entry lands after `tails` in any of the streams, or `blockMs` passes. */
@@ -278,7 +313,7 @@ export class JobStore {
     const args: Array<string | number> = [consumer, count, finished.length]
     for (const it of finished) args.push(it.id, it.epoch, it.result)
     const [completed, raw, tails] = await this.run<[number[], string[], string[]]>('fetch', queue, args)
-    return { completed, jobs: raw.map((row) => decodeDelivered(queue, consumer, row)), tails }
+    return { completed, jobs: raw.map((row) => decodeDelivered(queue, row)), tails }
   }
 
   fail(

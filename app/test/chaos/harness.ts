@@ -282,11 +282,20 @@ export class LoadGenerator {
       })
       await r.arrayBuffer()
       if (r.status === 200 || r.status === 201) return 'accepted'
+      this.note(String(r.status))
       if (r.status >= 500 || r.status === 429) return 'indeterminate'
       return 'rejected'
-    } catch {
+    } catch (err) {
+      const e = err as Error & { cause?: { code?: string } }
+      this.note(e.cause?.code ?? e.name)
       return 'indeterminate'
     }
+  }
+
+  /** Why submissions were not accepted: HTTP status or error code -> count (for reports). */
+  readonly reasons: Record<string, number> = {}
+  private note(reason: string): void {
+    this.reasons[reason] = (this.reasons[reason] ?? 0) + 1
   }
 
   /** Runs until stop(); then retries the indeterminate ones once more. */

@@ -7,7 +7,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { DtqError } from '../../errors.ts'
-import { STREAM_ID } from '../events.ts'
+import { EVENT_ID } from '../events.ts'
 import { ErrorReply, EventsQuery } from '../schemas.ts'
 
 export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -36,8 +36,11 @@ export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const q = req.query
       const lastHeader = req.headers['last-event-id']
       const last = (typeof lastHeader === 'string' ? lastHeader : undefined) ?? q.last_event_id
-      if (last !== undefined && !STREAM_ID.test(last))
-        throw new DtqError('VALIDATION', 'Last-Event-ID must be an event id like 1700000000000-0')
+      if (last !== undefined && !EVENT_ID.test(last))
+        throw new DtqError(
+          'VALIDATION',
+          'Last-Event-ID must be an event id like 1700000000000-0 or 1700000000000-0.3',
+        )
       reply.hijack()
       const res = reply.raw
       res.writeHead(200, {

@@ -18,7 +18,7 @@ local KEYS, ARGV, base, NOW, EVENTS_MAX, COMPLETED_TTL, FAILED_TTL
 local k_delayed, k_dlq, k_events, k_stats
 -- Counter increments and stream acknowledgements gathered during a call and written once at
 -- its end by flush(): a batch of 100 jobs costs a few HINCRBY/XACK/XDEL, not hundreds.
-local incr, tp_incr, acks, idx_ops
+local incr, tp_incr, acks, idx_ops, events
 local GROUP = 'workers'
 local PRIORITIES = { 'high', 'normal', 'low' }
 
@@ -26,14 +26,14 @@ local function setup(keys, args)
   KEYS, ARGV = keys, args
   base = keys[1]
   NOW = tonumber(args[1])
-  EVENTS_MAX = args[2]
+  EVENTS_MAX = tonumber(args[2])
   COMPLETED_TTL = tonumber(args[3])
   FAILED_TTL = tonumber(args[4])
   k_delayed = base .. ':delayed'
   k_dlq = base .. ':dlq'
   k_events = base .. ':events'
   k_stats = base .. ':stats'
-  incr, tp_incr, acks, idx_ops = {}, {}, {}, {}
+  incr, tp_incr, acks, idx_ops, events = {}, {}, {}, {}, {}
 end
 
 local function k_job(id) return base .. ':job:' .. id end
@@ -43,9 +43,18 @@ local function k_stream(prio) return base .. ':stream:' .. (prio or 'normal') en
 local function k_idx(state) return base .. ':idx:' .. state end
 local function k_idem(h) return base .. ':idem:' .. h end
 
--- One lifecycle event: ids and states only (lean: it is written on every transition).
+-- Lifecycle events: ids and states only. Gathered during a call and written at flush(): a run
+-- of consecutive events of one kind and task type is one stream entry whose `job` field holds
+-- the ids, space-separated (ids have none), so a call that starts or finishes 30 jobs writes
+-- one entry, not 30. Readers expand an entry into one event per id (app/src/http/events.ts).
 local function emit(id, event, ttype)
-  redis.call('XADD', k_events, 'MAXLEN', '~', EVENTS_MAX, '*', 'job', id, 'event', event, 'type', ttype or '')
+  ttype = ttype or ''
+  local g = events[#events]
+  if not g or g[1] ~= event or g[2] ~= ttype then
+    g = { event, ttype }
+    events[#events + 1] = g
+  end
+  g[#g + 1] = id
 end
 
 -- Moves a job between per-state index zsets (score: when it entered the state). Gathered and
@@ -163,7 +172,8 @@ local function next_id(id)
   return string.format('%.0f-%.0f', ms, seq + 1)
 end
 
--- Writes what the call gathered: index moves, counters, throughput buckets (kept two hours), acks.
+-- Writes what the call gathered: index moves, counters, throughput buckets (kept two hours),
+-- acks, events.
 local function flush()
   for state, ops in pairs(idx_ops) do
     local add, rem = {}, {}
@@ -209,6 +219,13 @@ local function flush()
       if not id_lt(id, minid) then rest[#rest + 1] = id end
     end
     if #rest > 0 then call_many('XDEL', s, rest, 1000) end
+  end
+  -- The events stream is trimmed to about EVENTS_MAX events: an entry of n events trims it to
+  -- EVENTS_MAX / n entries (uniform batches keep EVENTS_MAX events; mixed sizes at most ~2x).
+  for _, g in ipairs(events) do
+    local n = #g - 2
+    redis.call('XADD', k_events, 'MAXLEN', '~', math.max(1, math.floor(EVENTS_MAX / n)), '*',
+      'job', table.concat(g, ' ', 3), 'event', g[1], 'type', g[2])
   end
 end
 
@@ -283,8 +300,9 @@ end
 -- Reads up to `want` ready jobs for `consumer`, high priority first, and starts them
 -- (queued -> active) in the same step, so a delivered entry always has an active job with a
 -- fresh epoch (the fencing token of this delivery). Returns {jobs, tails}: jobs is one JSON
--- array per started job (DELIVER_FIELDS, id, now); tails, when fewer than `want` were found, is the last
--- entry id of each priority stream ('0-0' if empty): XREAD BLOCK from there wakes on the next job.
+-- array per started job (its hash's field/value pairs as stored, then the pairs the start
+-- changed and the id); tails, when fewer than `want` were found, is the last entry id of
+-- each priority stream ('0-0' if empty): XREAD BLOCK from there wakes on the next job.
 local function read_group(s, consumer, n)
   local ok = redis.pcall('XREADGROUP', 'GROUP', GROUP, consumer, 'COUNT', n, 'STREAMS', s, '>')
   if type(ok) == 'table' and ok.err then
@@ -296,12 +314,6 @@ local function read_group(s, consumer, n)
   return ok[1][2]
 end
 
--- Read when a job starts and returned to the worker; must match DELIVER_FIELDS in
--- app/src/redis/store.ts (the reply appends id and started_at).
-local DELIVER_FIELDS = { 'state', 'entry', 'queued_at', 'epoch', 'attempts', 'task_type', 'payload',
-  'priority', 'max_retries', 'timeout_ms', 'created_at', 'run_at', 'failures', 'stalls', 'errors',
-  'idempotency_key', 'partition_key', 'trace', 'backoff', 'progress' }
-
 local function deliver_jobs(consumer, want)
   local jobs = {}
   for _, prio in ipairs(PRIORITIES) do
@@ -311,27 +323,36 @@ local function deliver_jobs(consumer, want)
       local entry, fields = e[1], e[2]
       local id = fields[2]
       local jk = k_job(id)
-      local st = redis.call('HMGET', jk, unpack(DELIVER_FIELDS))
-      if st[1] ~= 'queued' or st[2] ~= entry then
+      -- The whole hash, flat (a waiting job holds only the fields that say something: fewer
+      -- values cross into Lua than with an HMGET of every field a job may have).
+      local h = redis.call('HGETALL', jk)
+      local st = {}
+      for x = 1, #h, 2 do st[h[x]] = h[x + 1] end
+      if st.state ~= 'queued' or st.entry ~= entry then
         -- An entry whose job is gone or has moved on: drop it, and count it.
         ack(prio, entry)
         bump('orphan_entries')
       else
         -- One HSET: the new epoch (this delivery's fencing token) and attempt count included.
-        local epoch, attempts = (tonumber(st[4]) or 0) + 1, (tonumber(st[5]) or 0) + 1
+        local epoch, attempts = (tonumber(st.epoch) or 0) + 1, (tonumber(st.attempts) or 0) + 1
         redis.call('HSET', jk, 'state', 'active', 'worker', consumer, 'started_at', NOW, 'updated_at', NOW,
           'epoch', epoch, 'attempts', attempts)
-        local ttype = st[6]
+        local ttype = st.task_type
         move_idx(id, 'queued', 'active')
-        observe('wait', NOW - (tonumber(st[3]) or tonumber(st[11]) or NOW)) -- queued_at, else created_at
+        observe('wait', NOW - (tonumber(st.queued_at) or tonumber(st.created_at) or NOW))
         emit(id, 'active', ttype)
-        -- The fields a handler sees, as stored now, in DELIVER_FIELDS order (false: not stored),
-        -- packed into one JSON string: every value returned from a function on its own cost
-        -- ~0.5 µs of conversion, cjson packs them in C.
-        st[1], st[4], st[5] = 'active', epoch, attempts
-        st[#DELIVER_FIELDS + 1] = id
-        st[#DELIVER_FIELDS + 2] = NOW
-        jobs[#jobs + 1] = cjson.encode(st)
+        -- The job as stored now: its fields as read, then what this start changed (later pairs
+        -- win), packed into one JSON string -- every value returned from a function on its own
+        -- costs ~0.5 µs of conversion, cjson packs them in C.
+        local n = #h
+        h[n + 1], h[n + 2] = 'state', 'active'
+        h[n + 3], h[n + 4] = 'worker', consumer
+        h[n + 5], h[n + 6] = 'started_at', NOW
+        h[n + 7], h[n + 8] = 'updated_at', NOW
+        h[n + 9], h[n + 10] = 'epoch', epoch
+        h[n + 11], h[n + 12] = 'attempts', attempts
+        h[n + 13], h[n + 14] = 'id', id
+        jobs[#jobs + 1] = cjson.encode(h)
         want = want - 1
       end
     end
