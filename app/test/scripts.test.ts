@@ -129,6 +129,34 @@ describe('enqueue', () => {
     expect(again).toMatchObject({ created: false, job: { id: 'job-1', payload: 1 } })
   })
 
+  it('writes adds made in the same turn of the event loop in one script call (group commit)', async () => {
+    const fcalls = async () =>
+      Number(/cmdstat_fcall:calls=(\d+)/.exec(await b.redis.info('commandstats'))?.[1] ?? 0)
+    await b.queue.add('echo', 0) // the function library and the queue registry are in place
+    const before = await fcalls()
+    const res = await Promise.all([
+      b.queue.add('echo', 1),
+      b.queue.add('echo', 2, { id: 'same' }),
+      b.queue.add('echo', 3, { id: 'same' }),
+      b.queue.addBulk([
+        { task_type: 'echo', payload: 4 },
+        { task_type: 'echo', payload: 5 },
+      ]),
+      b.queue.add('echo', 6, { idempotency_key: 'k' }),
+      b.queue.add('echo', 7, { idempotency_key: 'k' }),
+    ])
+    expect((await fcalls()) - before).toBe(1)
+    const [one, same1, same2, bulk, key1, key2] = res
+    expect(one).toMatchObject({ created: true, job: { payload: 1 } })
+    // Within one call, as across calls: the second add of an id or key gets the first job back.
+    expect(same1).toMatchObject({ created: true, job: { id: 'same', payload: 2 } })
+    expect(same2).toMatchObject({ created: false, job: { id: 'same', payload: 2 } })
+    expect((bulk as Array<{ job: { payload: unknown } }>).map((r) => r.job.payload)).toEqual([4, 5])
+    expect(key1).toMatchObject({ created: true, job: { payload: 6 } })
+    expect(key2).toMatchObject({ created: false, job: { id: (key1 as { job: { id: string } }).job.id } })
+    expect(await b.queue.store.queuedCount(Q)).toBe(6)
+  })
+
   it('bulk-adds across queues with per-item results', async () => {
     const res = await b.queue.addBulk([
       { task_type: 'echo', payload: 1 },

@@ -136,7 +136,9 @@ export class Queue {
     return this.store.redis
   }
 
+  /** Closes the queue's connection (if it owns it) once the jobs being added are written. */
   async close(): Promise<void> {
+    await this.store.settle()
     if (this.ownsRedis) this.store.redis.disconnect()
   }
 

@@ -168,6 +168,7 @@ export class JobStore {
   private readonly lib = functions()
   private readonly knownQueues = new Set<string>()
   private readonly pendingEnqueue = new Map<string, EnqueueBatch>()
+  private readonly enqueuesInFlight = new Set<Promise<unknown>>()
 
   constructor(redis: Redis, opts: StoreOptions) {
     this.redis = redis
@@ -228,10 +229,19 @@ export class JobStore {
     })
   }
 
+  /** Writes the enqueue batches still gathering now, and waits for every one in flight. */
+  async settle(): Promise<void> {
+    for (const [queue, batch] of this.pendingEnqueue) this.flushEnqueue(queue, batch)
+    await Promise.allSettled([...this.enqueuesInFlight])
+  }
+
   private flushEnqueue(queue: string, batch: EnqueueBatch): void {
     if (this.pendingEnqueue.get(queue) !== batch) return // already written
     this.pendingEnqueue.delete(queue)
-    this.enqueueNow(queue, batch.jobs).then(
+    const done = this.enqueueNow(queue, batch.jobs)
+    this.enqueuesInFlight.add(done)
+    void done.catch(() => {}).finally(() => this.enqueuesInFlight.delete(done))
+    done.then(
       (res) => {
         for (const w of batch.waiters) w.resolve(res.slice(w.from, w.from + w.n))
       },

@@ -266,13 +266,21 @@ export class LoadGenerator {
   private readonly body: (id: string) => Record<string, unknown>
   private readonly ratePerSec: number
 
+  /**
+   * Resend at once (same idempotency key) a request whose connection closed before any answer
+   * -- what a browser does on a reused keep-alive connection. Only for a client of nginx: a
+   * reload makes nginx's old workers close their idle client connections, and a request sent on
+   * one at that instant fails without ever reaching nginx. Counted in `reasons.resent`.
+   */
+  resendOnDroppedConnection = false
+
   constructor(url: string, body: (id: string) => Record<string, unknown>, ratePerSec = 200) {
     this.url = url
     this.body = body
     this.ratePerSec = ratePerSec
   }
 
-  private async submit(id: string): Promise<Outcome> {
+  private async submit(id: string, resent = false): Promise<Outcome> {
     try {
       const r = await fetch(`${this.url}/jobs`, {
         method: 'POST',
@@ -287,7 +295,12 @@ export class LoadGenerator {
       return 'rejected'
     } catch (err) {
       const e = err as Error & { cause?: { code?: string } }
-      this.note(e.cause?.code ?? e.name)
+      const code = e.cause?.code ?? e.name
+      if (this.resendOnDroppedConnection && !resent && (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET')) {
+        this.note('resent')
+        return this.submit(id, true)
+      }
+      this.note(code)
       return 'indeterminate'
     }
   }
