@@ -129,6 +129,38 @@ describe('enqueue', () => {
     expect(again).toMatchObject({ created: false, job: { id: 'job-1', payload: 1 } })
   })
 
+  it('answers an add with exactly the job it stored, for every kind of field', async () => {
+    const specs = [
+      { task_type: 'echo' },
+      { task_type: 'echo', payload: { a: [1, 'x'] }, priority: 'high' as const, max_retries: 0 },
+      { task_type: 'echo', priority: 'low' as const, timeout_ms: 1500, partition_key: 'p' },
+      { task_type: 'echo', delay_ms: 5000 },
+      { task_type: 'echo', run_at: clock.now() + 60_000 },
+      { task_type: 'echo', run_at: clock.now() - 60_000 },
+      {
+        task_type: 'echo',
+        idempotency_key: 'stored-1',
+        trace: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+      },
+      { task_type: 'echo', backoff: { initial_ms: 100, multiplier: 3, max_ms: 5000 }, id: 'chosen-1' },
+    ]
+    const res = await b.queue.addBulk(specs)
+    for (const r of res) {
+      expect(r.created).toBe(true)
+      expect(r.job).toEqual(await b.queue.getJob(r.job.id))
+    }
+    expect(res.map((r) => r.job.state)).toEqual([
+      'queued',
+      'queued',
+      'queued',
+      'scheduled',
+      'scheduled',
+      'queued',
+      'queued',
+      'queued',
+    ])
+  })
+
   it('writes adds made in the same turn of the event loop in one script call (group commit)', async () => {
     const fcalls = async () =>
       Number(/cmdstat_fcall:calls=(\d+)/.exec(await b.redis.info('commandstats'))?.[1] ?? 0)
@@ -202,6 +234,8 @@ describe('enqueue', () => {
     [{ task_type: 'echo', idempotency_key: 'k'.repeat(300) }, /idempotency_key/],
     [{ task_type: 'echo', payload: 'x'.repeat(2_000_000) }, /payload is \d+ bytes/],
     [{ task_type: 'echo', backoff: { multiplier: 0 } }, /backoff.multiplier/],
+    [{ task_type: 'echo', delay: 5000 }, /delay is not a known field/], // BullMQ's name
+    [{ task_type: 'echo', backoff: { type: 'fixed', delay: 100 } }, /backoff.type is not a known field/],
   ])('rejects %j with a clear error and writes nothing', async (spec, msg) => {
     const err = await b.queue.addBulk([spec as never]).catch((e) => e)
     expect(err).toBeInstanceOf(DtqError)

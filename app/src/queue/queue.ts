@@ -59,6 +59,23 @@ export interface JobSpec extends AddOptions {
   payload?: unknown
 }
 
+const SPEC_FIELDS = new Set([
+  'task_type',
+  'payload',
+  'queue',
+  'priority',
+  'delay_ms',
+  'run_at',
+  'max_retries',
+  'timeout_ms',
+  'idempotency_key',
+  'partition_key',
+  'id',
+  'trace',
+  'backoff',
+])
+const BACKOFF_FIELDS = new Set(['initial_ms', 'multiplier', 'max_ms'])
+
 export interface AddResult {
   job: Job
   created: boolean
@@ -148,6 +165,10 @@ export class Queue {
   private toRecord(spec: JobSpec, problems: Problems): { queue: string; record: NewJobRecord } | null {
     const start = problems.length
     const s = this.settings
+    // A misspelt or foreign option (BullMQ's `delay`, `attempts`) must not be ignored silently.
+    for (const k of Object.keys(spec)) {
+      if (!SPEC_FIELDS.has(k)) problems.push(`${k} is not a known field (${[...SPEC_FIELDS].join(', ')})`)
+    }
     const queue = spec.queue ?? s.defaultQueue
     checkName(problems, 'queue', queue, QUEUE_PATTERN, '1-64 letters, digits, _ . -')
     checkName(problems, 'task_type', spec.task_type, TASK_TYPE_PATTERN, '1-128 letters, digits, _ . : / -')
@@ -182,6 +203,10 @@ export class Queue {
       const b = spec.backoff
       if (b === null || typeof b !== 'object') problems.push('backoff must be an object')
       else {
+        for (const k of Object.keys(b)) {
+          if (!BACKOFF_FIELDS.has(k))
+            problems.push(`backoff.${k} is not a known field (${[...BACKOFF_FIELDS].join(', ')})`)
+        }
         if (b.initial_ms !== undefined) checkInt(problems, 'backoff.initial_ms', b.initial_ms, 0, 86_400_000)
         if (b.max_ms !== undefined) checkInt(problems, 'backoff.max_ms', b.max_ms, 0, 604_800_000)
         if (

@@ -6,9 +6,10 @@
             due (0: now; a negative number -d: d ms after now; else ms since the epoch),
             idem_hash (''), idempotency_key (''), idem_ttl_s, partition_key (''), extra JSON
             hash fields ('' or a flat JSON array [k, v, ...]: trace, backoff)
-  Returns   per job {id, created, job}: created 1 for a new job, 0 when the id or the
-            idempotency key already names a live job (nothing is written); job is the stored
-            hash (HGETALL, flat) of the new or existing job.
+  Returns   per job {id, 1} for a new job (the caller rebuilds what was stored from what it
+            sent and now: storedFields() in app/src/redis/store.ts, kept in step with the HSET
+            below), or {id, 0, hash} when the id or the idempotency key already names a live
+            job (nothing is written; hash is that job's HGETALL, flat).
 ]]
 local n = tonumber(ARGV[5])
 local out = {}
@@ -64,7 +65,7 @@ for j = 1, n do
     move_idx(id, nil, event)
     emit(id, event, ttype)
     bump_typed('created', ttype)
-    out[j] = { id, 1, f } -- exactly what was stored (no read back)
+    out[j] = { id, 1 }
   end
 end
 return out
