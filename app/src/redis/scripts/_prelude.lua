@@ -18,7 +18,7 @@ local KEYS, ARGV, base, NOW, EVENTS_MAX, COMPLETED_TTL, FAILED_TTL
 local k_delayed, k_dlq, k_events, k_stats
 -- Counter increments and stream acknowledgements gathered during a call and written once at
 -- its end by flush(): a batch of 100 jobs costs a few HINCRBY/XACK/XDEL, not hundreds.
-local incr, tp_incr, acks, idx_ops, events
+local incr, typed, hist, tp_incr, acks, idx_ops, events
 local GROUP = 'workers'
 local PRIORITIES = { 'high', 'normal', 'low' }
 
@@ -33,7 +33,7 @@ local function setup(keys, args)
   k_dlq = base .. ':dlq'
   k_events = base .. ':events'
   k_stats = base .. ':stats'
-  incr, tp_incr, acks, idx_ops, events = {}, {}, {}, {}, {}
+  incr, typed, hist, tp_incr, acks, idx_ops, events = {}, {}, {}, {}, {}, {}, {}
 end
 
 local function k_job(id) return base .. ':job:' .. id end
@@ -79,37 +79,46 @@ local function bump(field, n)
   incr[field] = (incr[field] or 0) + (n or 1)
 end
 
--- A total, and the same total for the task type ("<field>|<type>"), for per-type metrics.
+-- A total, and the same total for the task type ("<field>|<type>", named at flush), for
+-- per-type metrics.
 local function bump_typed(field, ttype)
   bump(field)
-  if ttype and ttype ~= '' then bump(field .. '|' .. ttype) end
+  if ttype and ttype ~= '' then
+    local t = typed[field]
+    if not t then
+      t = {}
+      typed[field] = t
+    end
+    t[ttype] = (t[ttype] or 0) + 1
+  end
 end
 
 -- Histogram of durations per queue ("h|<name>|<bucket>", "h|<name>|sum_ms"). Bucket bounds
 -- in ms; must match HISTOGRAM_BUCKETS_MS in app/src/redis/keys.ts.
 local BUCKETS_MS = { 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000 }
+-- Counted per call by bucket number; the fields are named once, at flush.
+local N_BUCKETS = #BUCKETS_MS
 local function observe(name, ms)
   if not ms or ms < 0 then ms = 0 end
-  local b = #BUCKETS_MS + 1
-  for i, le in ipairs(BUCKETS_MS) do
-    if ms <= le then
+  local b = N_BUCKETS + 1
+  for i = 1, N_BUCKETS do
+    if ms <= BUCKETS_MS[i] then
       b = i
       break
     end
   end
-  bump('h|' .. name .. '|' .. b)
-  bump('h|' .. name .. '|sum_ms', math.floor(ms))
+  local h = hist[name]
+  if not h then
+    h = { sum = 0 }
+    hist[name] = h
+  end
+  h[b] = (h[b] or 0) + 1
+  h.sum = h.sum + math.floor(ms)
 end
 
--- Per-minute throughput bucket, kept two hours.
+-- Per-minute throughput bucket (NOW's minute: one per call), kept two hours.
 local function throughput(field)
-  local key = base .. ':tp:' .. math.floor(NOW / 60000)
-  local t = tp_incr[key]
-  if not t then
-    t = {}
-    tp_incr[key] = t
-  end
-  t[field] = (t[field] or 0) + 1
+  tp_incr[field] = (tp_incr[field] or 0) + 1
 end
 
 -- A finished job lives `ttl` more seconds (0: removed now). Its index entry is swept by the
@@ -188,11 +197,19 @@ local function flush()
     if #rem > 0 then call_many('ZREM', k_idx(state), rem, 1000) end
     if #add > 0 then call_many('ZADD', k_idx(state), add, 1000) end
   end
-  for field, n in pairs(incr) do redis.call('HINCRBY', k_stats, field, n) end
-  for key, fields in pairs(tp_incr) do
-    for field, n in pairs(fields) do
-      if redis.call('HINCRBY', key, field, n) == n then redis.call('EXPIRE', key, 7200) end
+  for field, t in pairs(typed) do
+    for ttype, n in pairs(t) do bump(field .. '|' .. ttype, n) end
+  end
+  for name, h in pairs(hist) do
+    for b = 1, N_BUCKETS + 1 do
+      if h[b] then bump('h|' .. name .. '|' .. b, h[b]) end
     end
+    bump('h|' .. name .. '|sum_ms', h.sum)
+  end
+  for field, n in pairs(incr) do redis.call('HINCRBY', k_stats, field, n) end
+  local tp_key = base .. ':tp:' .. math.floor(NOW / 60000)
+  for field, n in pairs(tp_incr) do
+    if redis.call('HINCRBY', tp_key, field, n) == n then redis.call('EXPIRE', tp_key, 7200) end
   end
   for prio, ids in pairs(acks) do
     local s = k_stream(prio)
