@@ -75,7 +75,8 @@ function parseJson(v: string | undefined): unknown {
 
 /**
  * Decodes a job hash (HGETALL reply) into a Job. The id is not stored in the hash (it is in
- * the key); updated_at and queued_at are not stored while they equal created_at.
+ * the key); queued_at is not stored while it equals created_at; updated_at is the latest of
+ * the stored times (a start or a completion does not write it: fewer values per job).
  */
 export function decodeJob(queue: string, h: Record<string, string>, id = h.id ?? ''): Job {
   const created = num(h.created_at) ?? 0
@@ -93,7 +94,14 @@ export function decodeJob(queue: string, h: Record<string, string>, id = h.id ??
     timeout_ms: num(h.timeout_ms) ?? 0,
     epoch: num(h.epoch) ?? 0,
     created_at: created,
-    updated_at: num(h.updated_at) ?? created,
+    // Not written by every transition (start and completion leave it out): the latest time.
+    updated_at: Math.max(
+      created,
+      num(h.updated_at) ?? 0,
+      num(h.queued_at) ?? 0,
+      num(h.started_at) ?? 0,
+      num(h.finished_at) ?? 0,
+    ),
     // A job that was never scheduled became ready when it was created.
     queued_at: num(h.queued_at) ?? (h.run_at === undefined && h.created_at !== undefined ? created : null),
     run_at: num(h.run_at),

@@ -105,7 +105,7 @@ export interface Delivered {
 
 /**
  * A started job as deliver returns it: one JSON array of the job hash's field/value pairs as
- * stored, then the pairs the start changed (state, worker, started_at, updated_at, epoch,
+ * stored, then the pairs the start changed (state, worker, started_at, epoch,
  * attempts) and the id -- a later pair wins.
  */
 function decodeDelivered(queue: string, packed: string): Job {

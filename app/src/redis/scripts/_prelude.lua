@@ -300,7 +300,8 @@ local function complete_jobs(at)
       out[j] = 0
     else
       ack(h[4], h[3])
-      redis.call('HSET', jk, 'state', 'completed', 'result', result, 'finished_at', NOW, 'updated_at', NOW)
+      -- No updated_at on the hot transitions: readers take the latest of the job's times.
+      redis.call('HSET', jk, 'state', 'completed', 'result', result, 'finished_at', NOW)
       if h[7] then redis.call('HDEL', jk, 'cancel_requested') end
       move_idx(id, 'active', 'completed')
       bump_typed('completed', h[5])
@@ -352,8 +353,8 @@ local function deliver_jobs(consumer, want)
       else
         -- One HSET: the new epoch (this delivery's fencing token) and attempt count included.
         local epoch, attempts = (tonumber(st.epoch) or 0) + 1, (tonumber(st.attempts) or 0) + 1
-        redis.call('HSET', jk, 'state', 'active', 'worker', consumer, 'started_at', NOW, 'updated_at', NOW,
-          'epoch', epoch, 'attempts', attempts)
+        redis.call('HSET', jk, 'state', 'active', 'worker', consumer, 'started_at', NOW, 'epoch', epoch,
+          'attempts', attempts)
         local ttype = st.task_type
         move_idx(id, 'queued', 'active')
         observe('wait', NOW - (tonumber(st.queued_at) or tonumber(st.created_at) or NOW))
@@ -365,10 +366,9 @@ local function deliver_jobs(consumer, want)
         h[n + 1], h[n + 2] = 'state', 'active'
         h[n + 3], h[n + 4] = 'worker', consumer
         h[n + 5], h[n + 6] = 'started_at', NOW
-        h[n + 7], h[n + 8] = 'updated_at', NOW
-        h[n + 9], h[n + 10] = 'epoch', epoch
-        h[n + 11], h[n + 12] = 'attempts', attempts
-        h[n + 13], h[n + 14] = 'id', id
+        h[n + 7], h[n + 8] = 'epoch', epoch
+        h[n + 9], h[n + 10] = 'attempts', attempts
+        h[n + 11], h[n + 12] = 'id', id
         jobs[#jobs + 1] = cjson.encode(h)
         want = want - 1
       end
