@@ -340,7 +340,7 @@ export const SETTINGS: readonly Spec[] = [
     default: '10000',
     min: 100,
     max: 10_000_000,
-    doc: 'approximate length the lifecycle events stream of a queue is trimmed to',
+    doc: 'about how many lifecycle events the events stream of a queue keeps (what an SSE client can resume over)',
   },
   {
     env: 'REDIS_COMMAND_TIMEOUT_MS',
