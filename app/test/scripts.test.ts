@@ -306,9 +306,11 @@ describe('deliver', () => {
       worker: 'w1',
       started_at: clock.now(),
     })
-    expect(await b.redis.zscore(store.keys.index(Q, 'active'), job.id)).not.toBeNull()
+    // Active jobs have no index: the stream's pending entries are it.
+    expect(await b.redis.exists(store.keys.index(Q, 'active'))).toBe(0)
     const pending = (await b.redis.xpending(store.keys.stream(Q, 'normal'), GROUP)) as [number]
     expect(pending[0]).toBe(1)
+    expect((await store.queueStats(Q)).counts).toMatchObject({ active: 1, queued: 0 })
   })
 
   it('returns nothing and the stream tails when empty', async () => {
@@ -790,6 +792,19 @@ describe('listing, stats and housekeeping', () => {
     ])
     expect((await b.queue.listJobs({ state: 'queued', limit: 4 })).items).toHaveLength(4)
     expect(await store.queuedCount(Q)).toBe(6)
+    // Active jobs come from the delivered part of the stream, whatever waits behind them.
+    await b.queue.addBulk(Array.from({ length: 1500 }, (_, i) => ({ task_type: 'even', payload: 100 + i })))
+    await deliverOne()
+    const active = await b.queue.listJobs({ state: 'active', limit: 1 })
+    expect(active.items.map((j) => j.payload)).toEqual([1])
+    const next = await b.queue.listJobs({
+      state: 'active',
+      limit: 1,
+      cursor: active.next_cursor ?? undefined,
+    })
+    expect(next.items.map((j) => j.payload)).toEqual([0])
+    expect(next.next_cursor).toBeNull()
+    expect((await store.queueStats(Q)).counts).toMatchObject({ active: 2, queued: 1505 })
     await expect(b.queue.listJobs({ state: 'weird' as never })).rejects.toMatchObject({ code: 'VALIDATION' })
     await expect(b.queue.listJobs({ limit: 0 })).rejects.toMatchObject({ code: 'VALIDATION' })
   })

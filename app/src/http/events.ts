@@ -127,11 +127,13 @@ export class EventHub {
           for (const [id, fields] of rows) toEvents(q, id, fields, missed)
         }
         missed.sort((a, b) => compareIds(a.id, b.id))
-        for (const e of missed) this.deliver(sub, e)
+        // Sent straight away: live events that arrived meanwhile wait in the buffer and come
+        // after (those already replayed are skipped by their id).
+        for (const e of missed) this.send(sub, e)
       } finally {
         const buffered = sub.buffer ?? []
         sub.buffer = null
-        for (const e of buffered) this.deliver(sub, e)
+        for (const e of buffered) this.send(sub, e)
       }
     }
     return () => {
@@ -156,11 +158,14 @@ export class EventHub {
     return endOfEntry(newest)
   }
 
+  /** A live event: to the subscriber, or to its buffer while it replays what it missed. */
   private deliver(sub: Subscriber, e: LifecycleEvent): void {
-    if (sub.buffer) {
-      sub.buffer.push(e)
-      return
-    }
+    if (sub.buffer) sub.buffer.push(e)
+    else this.send(sub, e)
+  }
+
+  /** Sends an event newer than the last one sent that matches the filter. */
+  private send(sub: Subscriber, e: LifecycleEvent): void {
     if (compareIds(e.id, sub.lastSent) <= 0 || !matches(sub.filter, e)) return
     sub.lastSent = e.id
     sub.send(e)

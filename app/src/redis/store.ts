@@ -115,8 +115,14 @@ function decodeDelivered(queue: string, packed: string): Job {
   return decodeJob(queue, h)
 }
 
-/** States kept in an index zset (`idx:<state>`); queued jobs are found in the ready streams. */
-const INDEXED_STATES = STATES.filter((s) => s !== 'queued')
+/**
+ * States kept in an index zset (`idx:<state>`). Queued and active jobs are found in the ready
+ * streams: the consumer group delivers in entry order and acknowledged entries are deleted in
+ * the same call, so a stream's entries up to the group's last-delivered id are exactly the
+ * pending ones (active jobs) and those after it the undelivered ones (queued jobs).
+ */
+const STREAM_STATES: readonly JobState[] = ['queued', 'active']
+const INDEXED_STATES = STATES.filter((s) => !STREAM_STATES.includes(s))
 
 /** A finished job's result, written under the epoch it was delivered with (the fence). */
 export interface Completion {
@@ -177,6 +183,16 @@ interface Candidate {
   queue: string
   /** Extra data carried by the source (the DLQ entry fields). */
   extra?: Record<string, string>
+}
+
+/** Stream entry ids ("<ms>-<seq>", or '+') compared in order. */
+function compareEntryIds(a: string, b: string): number {
+  if (a === b) return 0
+  if (a === '+') return 1
+  if (b === '+') return -1
+  const [am, as] = a.split('-').map(BigInt) as [bigint, bigint]
+  const [bm, bs] = b.split('-').map(BigInt) as [bigint, bigint]
+  return am !== bm ? (am < bm ? -1 : 1) : as < bs ? -1 : as > bs ? 1 : 0
 }
 
 /** Newest-first order: score desc, then id desc, then queue desc (the cursor's total order). */
@@ -636,12 +652,13 @@ export class JobStore {
     const queues = q.queue ? [q.queue] : await this.queues()
     const states = q.state ? [q.state] : [...STATES]
     const cursor = q.cursor ? decodeCursor(q.cursor) : null
-    // Queued jobs have no index: their entries in the ready streams are it (newest first by entry
-    // time). A stream also holds delivered entries and, rarely, orphans: accept() drops those.
-    const streamSources = states.includes('queued')
-      ? queues.flatMap((queue) => PRIORITIES.map((pr) => this.streamSource(queue, pr)))
+    // Queued and active jobs have no index: their entries in the ready streams are it (newest
+    // first by entry time). An entry whose job has moved on (rare) is dropped by accept().
+    const fromStreams = states.filter((st) => STREAM_STATES.includes(st))
+    const streamSources = fromStreams.length
+      ? queues.flatMap((queue) => PRIORITIES.map((pr) => this.streamSource(queue, pr, fromStreams)))
       : []
-    const indexed = states.filter((st) => st !== 'queued')
+    const indexed = states.filter((st) => !STREAM_STATES.includes(st))
     const sources = queues.flatMap((queue) =>
       indexed.map(
         (state) =>
@@ -669,22 +686,31 @@ export class JobStore {
     return this.mergePage([...streamSources, ...sources], cursor, q.limit, (job, c, raw) => {
       if (q.task_type && job.task_type !== q.task_type) return null
       if (q.state && job.state !== q.state) return null
-      if (c.extra?.entry && (job.state !== 'queued' || raw.entry !== c.extra.entry)) return null
+      if (c.extra?.entry && (!STREAM_STATES.includes(job.state) || raw.entry !== c.extra.entry)) return null
       return job
     })
   }
 
-  /** Entries of one ready stream as list candidates, newest first (score: entry time). */
-  private streamSource(queue: string, priority: Priority) {
+  /**
+   * Entries of one ready stream as list candidates, newest first (score: entry time): only the
+   * delivered ones (up to the group's last-delivered id) for active jobs, only the others for
+   * queued jobs, all for both.
+   */
+  private streamSource(queue: string, priority: Priority, states: readonly JobState[]) {
+    const stream = this.keys.stream(queue, priority)
     return async (max: ListCursor | null, offset: number, count: number): Promise<Candidate[]> => {
-      const hi = max ? `${max.score}-${Number.MAX_SAFE_INTEGER}` : '+'
-      const raw = (await this.redis.xrevrange(
-        this.keys.stream(queue, priority),
-        hi,
-        '-',
-        'COUNT',
-        offset + count,
-      )) as Array<[string, string[]]>
+      let hi = max ? `${max.score}-${Number.MAX_SAFE_INTEGER}` : '+'
+      let lo = '-'
+      if (states.length === 1) {
+        const delivered = await this.lastDelivered(stream)
+        if (states[0] === 'active') {
+          if (delivered === '0-0') return []
+          if (compareEntryIds(delivered, hi) < 0) hi = delivered
+        } else lo = `(${delivered}`
+      }
+      const raw = (await this.redis.xrevrange(stream, hi, lo, 'COUNT', offset + count)) as Array<
+        [string, string[]]
+      >
       return raw
         .slice(offset)
         .map(([entry, fields]): Candidate => {
@@ -693,6 +719,13 @@ export class JobStore {
         })
         .sort((a, b) => (before(a, b) ? 1 : before(b, a) ? -1 : 0))
     }
+  }
+
+  /** The group's last-delivered entry id of a stream ('0-0' when none or no group yet). */
+  private async lastDelivered(stream: string): Promise<string> {
+    const groups = (await this.redis.xinfo('GROUPS', stream).catch(() => [])) as unknown[][]
+    const g = groups.map((arr) => pairsToRecord(arr.map(String))).find((x) => x.name === GROUP)
+    return g?.['last-delivered-id'] ?? '0-0'
   }
 
   /** Dead-lettered jobs newest first, filtered by type, error text and age. */
@@ -791,9 +824,10 @@ export class JobStore {
     const paused = val() === '1'
     const streams = {} as QueueStats['streams']
     const oldestLookups: Array<{ pr: Priority; after: string }> = []
-    // Queued jobs are counted from the streams: an entry is either pending (its job is active)
-    // or undelivered (queued; acknowledged entries are deleted).
+    // Queued and active jobs are counted from the streams: an entry is either pending (its job
+    // is active) or undelivered (queued); acknowledged entries are deleted.
     counts.queued = 0
+    counts.active = 0
     for (const pr of PRIORITIES) {
       const length = Number(val() ?? 0)
       const groups = (val() ?? []) as unknown[][]
@@ -802,6 +836,7 @@ export class JobStore {
       const lag = g?.lag !== undefined && g.lag !== '' ? Number(g.lag) : Math.max(0, length - pending)
       streams[pr] = { length, pending, lag, oldest_waiting_ms: null }
       counts.queued += Math.max(0, length - pending)
+      counts.active += pending
       if (lag > 0) oldestLookups.push({ pr, after: g?.['last-delivered-id'] ?? '0-0' })
     }
     if (oldestLookups.length) {
@@ -862,11 +897,13 @@ export class JobStore {
     p.zremrangebyscore(this.keys.index(queue, 'completed'), '-inf', `(${completedBefore}`)
     p.zremrangebyscore(this.keys.index(queue, 'cancelled'), '-inf', `(${completedBefore}`)
     p.zremrangebyscore(this.keys.index(queue, 'failed'), '-inf', `(${failedBefore}`)
+    // Written by versions before active jobs were listed from the streams (ADR 0005): dropped.
+    p.del(this.keys.index(queue, 'active'))
     // The DLQ stream has no consumer group: trimming by age loses nothing a reader owes.
     p.xtrim(this.keys.dlq(queue), 'MINID', failedBefore)
     const res = (await p.exec()) ?? []
     const indexEntries = res.slice(0, 3).reduce((a, r) => a + Number(r?.[1] ?? 0), 0)
-    const dlqEntries = Number(res[3]?.[1] ?? 0)
+    const dlqEntries = Number(res[4]?.[1] ?? 0)
 
     let consumers = 0
     for (const pr of PRIORITIES) {

@@ -4,6 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { connectRedis, createRedis } from '../../src/redis/connection.ts'
+import { GROUP } from '../../src/redis/keys.ts'
 import { waitFor } from '../helpers.ts'
 import { FULL, LinkProxy, LoadGenerator, Q, RedisServer, report, System, verdict } from './harness.ts'
 
@@ -98,7 +99,10 @@ describe('worker faults', () => {
       await sleep(1000)
       load.stop()
       await running
-      await waitFor(async () => (await sys.redis.zcard(sys.keys.index(Q, 'active'))) >= 4, {
+      // Active jobs are the ready stream's pending entries.
+      const active = async () =>
+        ((await sys.redis.xpending(sys.keys.stream(Q, 'normal'), GROUP)) as [number])[0]
+      await waitFor(async () => (await active()) >= 4, {
         what: 'jobs running',
       })
       first.child.kill('SIGTERM')

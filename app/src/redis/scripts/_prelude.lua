@@ -59,9 +59,10 @@ end
 
 -- Moves a job between per-state index zsets (score: when it entered the state). Gathered and
 -- written at flush() as one ZREM and one ZADD per state (a move costs an element, not a call);
--- the last move of an id in a call wins. Queued jobs have no index: the ready streams are it.
+-- the last move of an id in a call wins. Queued and active jobs have no index: the ready
+-- streams are it (undelivered entries are queued jobs, pending entries active ones).
 local function idx_op(state, id, add)
-  if state == 'queued' then return end
+  if state == 'queued' or state == 'active' then return end
   local t = idx_ops[state]
   if not t then
     t = {}
