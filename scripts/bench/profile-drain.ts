@@ -1,7 +1,10 @@
 // Profiling aid: drains N queued no-op jobs with one in-process worker against a private
 // redis-server and prints Redis CPU, Node CPU and the top commands (INFO commandstats).
 // Usage: node scripts/bench/profile-drain.ts [N] [redis-port]
+// PROFILE=<file.cpuprofile>: a CPU profile of the main thread during the drain only.
 import { spawn } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector/promises'
 import { loadConfig, Queue, Worker } from '@dtq/app'
 import { Redis } from 'ioredis'
 
@@ -31,6 +34,12 @@ const cpu = async () => {
 await admin.config('RESETSTAT')
 const w = new Worker(cfg, { builtins: false, janitorEveryMs: 3_600_000 })
 w.handle('noop', () => null)
+const session = process.env.PROFILE ? new Session() : null
+if (session) {
+  session.connect()
+  await session.post('Profiler.enable')
+  await session.post('Profiler.start')
+}
 const r0 = await cpu()
 const c0 = process.cpuUsage()
 const t0 = performance.now()
@@ -39,6 +48,11 @@ while (Number(await q.redis.hget(q.store.keys.stats('default'), 'completed')) < 
 const s = (performance.now() - t0) / 1000
 const r1 = await cpu()
 const c = process.cpuUsage(c0)
+if (session) {
+  const { profile } = await session.post('Profiler.stop')
+  writeFileSync(process.env.PROFILE!, JSON.stringify(profile))
+  session.disconnect()
+}
 console.log(
   `drain ${N}: ${(N / s).toFixed(0)} jobs/s; redis cpu ${(((r1 - r0) / s) * 100).toFixed(0)}% (${(((r1 - r0) / N) * 1e6).toFixed(1)} µs/job); node cpu ${(((c.user + c.system) / 1e6 / s) * 100).toFixed(0)}%`,
 )
