@@ -108,33 +108,33 @@ export class EventHub {
     lastEventId?: string,
   ): Promise<() => void> {
     // Without Last-Event-ID a subscriber starts at "now": after the newest event of its queues.
+    // It then resumes from there like any other, so what the feed delivered between that read
+    // and this subscription is not lost (the replay is usually empty).
     const start = lastEventId ?? (await this.newestId(filter.queue))
-    const sub: Subscriber = { filter, send, buffer: lastEventId ? [] : null, lastSent: start }
+    const sub: Subscriber = { filter, send, buffer: [], lastSent: start }
     this.subscribers.add(sub)
     this.ensureRunning()
-    if (lastEventId) {
-      try {
-        const queues = filter.queue ? [filter.queue] : await this.store.queues()
-        const missed: LifecycleEvent[] = []
-        for (const q of queues) {
-          const rows = (await this.store.redis.xrange(
-            this.store.keys.events(q),
-            lastEventId.split('.')[0]!, // from its entry on; deliver() skips what was sent
-            '+',
-            'COUNT',
-            10_000,
-          )) as Array<[string, string[]]>
-          for (const [id, fields] of rows) toEvents(q, id, fields, missed)
-        }
-        missed.sort((a, b) => compareIds(a.id, b.id))
-        // Sent straight away: live events that arrived meanwhile wait in the buffer and come
-        // after (those already replayed are skipped by their id).
-        for (const e of missed) this.send(sub, e)
-      } finally {
-        const buffered = sub.buffer ?? []
-        sub.buffer = null
-        for (const e of buffered) this.send(sub, e)
+    try {
+      const queues = filter.queue ? [filter.queue] : await this.store.queues()
+      const missed: LifecycleEvent[] = []
+      for (const q of queues) {
+        const rows = (await this.store.redis.xrange(
+          this.store.keys.events(q),
+          start.split('.')[0]!, // from its entry on; send() skips what was already sent
+          '+',
+          'COUNT',
+          10_000,
+        )) as Array<[string, string[]]>
+        for (const [id, fields] of rows) toEvents(q, id, fields, missed)
       }
+      missed.sort((a, b) => compareIds(a.id, b.id))
+      // Sent straight away: live events that arrived meanwhile wait in the buffer and come
+      // after (those already replayed are skipped by their id).
+      for (const e of missed) this.send(sub, e)
+    } finally {
+      const buffered = sub.buffer ?? []
+      sub.buffer = null
+      for (const e of buffered) this.send(sub, e)
     }
     return () => {
       this.subscribers.delete(sub)
