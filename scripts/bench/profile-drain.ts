@@ -3,7 +3,7 @@
 // Usage: node scripts/bench/profile-drain.ts [N] [redis-port]
 // PROFILE=<file.cpuprofile>: a CPU profile of the main thread during the drain only.
 import { spawn } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import { loadConfig, Queue, Worker } from '@dtq/app'
 import { Redis } from 'ioredis'
@@ -40,6 +40,12 @@ if (session) {
   await session.post('Profiler.enable')
   await session.post('Profiler.start')
 }
+// Whole machine: jiffies idle and total from /proc/stat (Linux), to tell CPU-bound from waiting.
+const machine = () => {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number)
+  return { idle: f[3]! + f[4]!, total: f.reduce((a, b) => a + b, 0) }
+}
+const m0 = machine()
 const r0 = await cpu()
 const c0 = process.cpuUsage()
 const t0 = performance.now()
@@ -48,13 +54,14 @@ while (Number(await q.redis.hget(q.store.keys.stats('default'), 'completed')) < 
 const s = (performance.now() - t0) / 1000
 const r1 = await cpu()
 const c = process.cpuUsage(c0)
+const m1 = machine()
 if (session) {
   const { profile } = await session.post('Profiler.stop')
   writeFileSync(process.env.PROFILE!, JSON.stringify(profile))
   session.disconnect()
 }
 console.log(
-  `drain ${N}: ${(N / s).toFixed(0)} jobs/s; redis cpu ${(((r1 - r0) / s) * 100).toFixed(0)}% (${(((r1 - r0) / N) * 1e6).toFixed(1)} µs/job); node cpu ${(((c.user + c.system) / 1e6 / s) * 100).toFixed(0)}%`,
+  `drain ${N}: ${(N / s).toFixed(0)} jobs/s; redis cpu ${(((r1 - r0) / s) * 100).toFixed(0)}% (${(((r1 - r0) / N) * 1e6).toFixed(1)} µs/job); node cpu ${(((c.user + c.system) / 1e6 / s) * 100).toFixed(0)}%; machine idle ${((100 * (m1.idle - m0.idle)) / (m1.total - m0.total)).toFixed(0)}% of ${navigator.hardwareConcurrency} cores`,
 )
 const stats = await admin.info('commandstats')
 const rows = stats

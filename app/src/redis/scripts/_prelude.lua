@@ -14,7 +14,10 @@
   Must agree with app/src/redis/keys.ts (checked by a test).
 ]]
 -- Per-call context, set by setup() at the start of every function (one runs at a time).
-local KEYS, ARGV, base, NOW, EVENTS_MAX, COMPLETED_TTL, FAILED_TTL
+-- NOW is for arithmetic, NOW_S (the string as passed) for writing: a Lua number handed to
+-- redis.call or cjson is formatted with printf("%.17g"), ~10 % of a drain's Redis CPU when
+-- every timestamp, epoch and score went out that way.
+local KEYS, ARGV, base, NOW, NOW_S, EVENTS_MAX, COMPLETED_TTL, FAILED_TTL, COMPLETED_TTL_S, FAILED_TTL_S
 local k_delayed, k_dlq, k_events, k_stats
 -- Counter increments and stream acknowledgements gathered during a call and written once at
 -- its end by flush(): a batch of 100 jobs costs a few HINCRBY/XACK/XDEL, not hundreds.
@@ -26,14 +29,27 @@ local function setup(keys, args)
   KEYS, ARGV = keys, args
   base = keys[1]
   NOW = tonumber(args[1])
+  NOW_S = args[1]
   EVENTS_MAX = tonumber(args[2])
   COMPLETED_TTL = tonumber(args[3])
   FAILED_TTL = tonumber(args[4])
+  COMPLETED_TTL_S, FAILED_TTL_S = args[3], args[4]
   k_delayed = base .. ':delayed'
   k_dlq = base .. ':dlq'
   k_events = base .. ':events'
   k_stats = base .. ':stats'
   incr, typed, hist, tp_incr, acks, idx_ops, events = {}, {}, {}, {}, {}, {}, {}
+end
+
+-- Small counts (epochs, attempts, TTLs) as strings, each formatted once per library load.
+local INT_S = {}
+local function int_s(n)
+  local s = INT_S[n]
+  if not s then
+    s = string.format('%d', n)
+    if n >= 0 and n <= 10000 then INT_S[n] = s end
+  end
+  return s
 end
 
 local function k_job(id) return base .. ':job:' .. id end
@@ -124,12 +140,13 @@ end
 
 -- A finished job lives `ttl` more seconds (0: removed now). Its index entry is swept by the
 -- janitor. `no_logs`: the caller knows the job never wrote a log line (no logs key to expire).
-local function expire_job(id, ttl, no_logs)
+local function expire_job(id, ttl, ttl_s, no_logs, jk)
+  jk = jk or k_job(id)
   if ttl > 0 then
-    redis.call('EXPIRE', k_job(id), ttl)
-    if not no_logs then redis.call('EXPIRE', k_logs(id), ttl) end
+    redis.call('EXPIRE', jk, ttl_s)
+    if not no_logs then redis.call('EXPIRE', k_logs(id), ttl_s) end
   else
-    redis.call('DEL', k_job(id), k_logs(id))
+    redis.call('DEL', jk, k_logs(id))
   end
 end
 
@@ -189,7 +206,7 @@ local function flush()
     local add, rem = {}, {}
     for id, is_add in pairs(ops) do
       if is_add then
-        add[#add + 1] = NOW
+        add[#add + 1] = NOW_S
         add[#add + 1] = id
       else
         rem[#rem + 1] = id
@@ -233,8 +250,10 @@ local function flush()
     end
     redis.call('XTRIM', s, 'MINID', minid)
     local rest = {}
+    local mm, ms = split_id(minid)
     for _, id in ipairs(ids) do
-      if not id_lt(id, minid) then rest[#rest + 1] = id end
+      local im, is = split_id(id)
+      if im > mm or (im == mm and is >= ms) then rest[#rest + 1] = id end
     end
     if #rest > 0 then call_many('XDEL', s, rest, 1000) end
   end
@@ -256,21 +275,21 @@ local function dead_letter(id, from, ttype, message, attempts)
   if not last or tonumber(string.match(last[1], '^(%d+)')) < NOW then entry_id = NOW .. '-*' end
   local dlq_entry = redis.call('XADD', k_dlq, entry_id, 'id', id, 'type', ttype or '', 'error', message,
     'attempts', attempts or '0', 'failed_at', NOW)
-  redis.call('HSET', jk, 'state', 'failed', 'error', message, 'finished_at', NOW, 'updated_at', NOW, 'dlq_entry', dlq_entry)
+  redis.call('HSET', jk, 'state', 'failed', 'error', message, 'finished_at', NOW_S, 'updated_at', NOW_S, 'dlq_entry', dlq_entry)
   move_idx(id, from, 'failed')
   bump_typed('failed', ttype)
   throughput('failed')
   emit(id, 'failed', ttype)
-  expire_job(id, FAILED_TTL)
+  expire_job(id, FAILED_TTL, FAILED_TTL_S)
 end
 
 local function cancel_job(id, from, ttype)
-  redis.call('HSET', k_job(id), 'state', 'cancelled', 'finished_at', NOW, 'updated_at', NOW)
+  redis.call('HSET', k_job(id), 'state', 'cancelled', 'finished_at', NOW_S, 'updated_at', NOW_S)
   redis.call('HDEL', k_job(id), 'cancel_requested')
   move_idx(id, from, 'cancelled')
   bump_typed('cancelled', ttype)
   emit(id, 'cancelled', ttype)
-  expire_job(id, COMPLETED_TTL)
+  expire_job(id, COMPLETED_TTL, COMPLETED_TTL_S)
 end
 
 -- Back to the ready stream (hand-back, reclaim, retry from the DLQ). Bumping the epoch fences
@@ -278,7 +297,7 @@ end
 local function requeue(id, from, prio, ttype, event)
   local entry = push_ready(id, prio)
   redis.call('HINCRBY', k_job(id), 'epoch', 1)
-  redis.call('HSET', k_job(id), 'state', 'queued', 'entry', entry, 'updated_at', NOW, 'queued_at', NOW)
+  redis.call('HSET', k_job(id), 'state', 'queued', 'entry', entry, 'updated_at', NOW_S, 'queued_at', NOW_S)
   move_idx(id, from, 'queued')
   emit(id, event or 'queued', ttype)
   return entry
@@ -302,14 +321,14 @@ local function complete_jobs(at)
     else
       ack(h[4], h[3])
       -- No updated_at on the hot transitions: readers take the latest of the job's times.
-      redis.call('HSET', jk, 'state', 'completed', 'result', result, 'finished_at', NOW)
+      redis.call('HSET', jk, 'state', 'completed', 'result', result, 'finished_at', NOW_S)
       if h[7] then redis.call('HDEL', jk, 'cancel_requested') end
       move_idx(id, 'active', 'completed')
       bump_typed('completed', h[5])
       observe('run', NOW - (tonumber(h[6]) or NOW))
       throughput('completed')
       emit(id, 'completed', h[5])
-      expire_job(id, COMPLETED_TTL, not h[8])
+      expire_job(id, COMPLETED_TTL, COMPLETED_TTL_S, not h[8], jk)
       out[j] = 1
     end
   end
@@ -345,20 +364,30 @@ local function deliver_jobs(consumer, want)
       -- The whole hash, flat (a waiting job holds only the fields that say something: fewer
       -- values cross into Lua than with an HMGET of every field a job may have).
       local h = redis.call('HGETALL', jk)
-      local st = {}
-      for x = 1, #h, 2 do st[h[x]] = h[x + 1] end
-      if st.state ~= 'queued' or st.entry ~= entry then
+      -- The few fields this start needs, by a scan (no table built per job).
+      local state, jentry, epoch, attempts, ttype, queued_at, created_at
+      for x = 1, #h, 2 do
+        local f = h[x]
+        if f == 'state' then state = h[x + 1]
+        elseif f == 'entry' then jentry = h[x + 1]
+        elseif f == 'task_type' then ttype = h[x + 1]
+        elseif f == 'created_at' then created_at = h[x + 1]
+        elseif f == 'epoch' then epoch = h[x + 1]
+        elseif f == 'attempts' then attempts = h[x + 1]
+        elseif f == 'queued_at' then queued_at = h[x + 1]
+        end
+      end
+      if state ~= 'queued' or jentry ~= entry then
         -- An entry whose job is gone or has moved on: drop it, and count it.
         ack(prio, entry)
         bump('orphan_entries')
       else
         -- One HSET: the new epoch (this delivery's fencing token) and attempt count included.
-        local epoch, attempts = (tonumber(st.epoch) or 0) + 1, (tonumber(st.attempts) or 0) + 1
-        redis.call('HSET', jk, 'state', 'active', 'worker', consumer, 'started_at', NOW, 'epoch', epoch,
+        epoch = int_s((tonumber(epoch) or 0) + 1)
+        attempts = int_s((tonumber(attempts) or 0) + 1)
+        redis.call('HSET', jk, 'state', 'active', 'worker', consumer, 'started_at', NOW_S, 'epoch', epoch,
           'attempts', attempts)
-        local ttype = st.task_type
-        move_idx(id, 'queued', 'active')
-        observe('wait', NOW - (tonumber(st.queued_at) or tonumber(st.created_at) or NOW))
+        observe('wait', NOW - (tonumber(queued_at or created_at) or NOW))
         emit(id, 'active', ttype)
         -- The job as stored now: its fields as read, then what this start changed (later pairs
         -- win), packed into one JSON string -- every value returned from a function on its own
@@ -366,7 +395,7 @@ local function deliver_jobs(consumer, want)
         local n = #h
         h[n + 1], h[n + 2] = 'state', 'active'
         h[n + 3], h[n + 4] = 'worker', consumer
-        h[n + 5], h[n + 6] = 'started_at', NOW
+        h[n + 5], h[n + 6] = 'started_at', NOW_S
         h[n + 7], h[n + 8] = 'epoch', epoch
         h[n + 9], h[n + 10] = 'attempts', attempts
         h[n + 11], h[n + 12] = 'id', id
