@@ -329,7 +329,7 @@ describe('deliver', () => {
 })
 
 describe('complete', () => {
-  it('stores the result, acks and deletes the entry, expires the job', async () => {
+  it('stores the result, acks and deletes the entry, keeps the job in the completed index', async () => {
     await b.queue.add('echo', {})
     const j = await deliverOne()
     clock.advance(25)
@@ -338,8 +338,9 @@ describe('complete', () => {
     expect(done).toMatchObject({ state: 'completed', result: { ok: true }, finished_at: clock.now() })
     expect(await b.redis.xlen(store.keys.stream(Q, 'normal'))).toBe(0)
     expect(((await b.redis.xpending(store.keys.stream(Q, 'normal'), GROUP)) as [number])[0]).toBe(0)
-    const ttl = await b.redis.ttl(store.keys.job(Q, j.id))
-    expect(ttl).toBeGreaterThan(b.config.completedRetentionS - 5)
+    // No TTL: the completed index (scored by finish time) is what retention goes by.
+    expect(await b.redis.ttl(store.keys.job(Q, j.id))).toBe(-1)
+    expect(await b.redis.zscore(store.keys.index(Q, 'completed'), j.id)).toBe(String(clock.now()))
     const stats = await b.redis.hgetall(store.keys.stats(Q))
     expect(stats).toMatchObject({ completed: '1', 'completed|echo': '1', 'created|echo': '1' })
     expect(stats['h|run|sum_ms']).toBe('25') // started 25 ms before it completed
@@ -403,17 +404,77 @@ describe('complete', () => {
     expect(await b.redis.xlen(s)).toBe(0)
   })
 
-  it("expires a job's logs with it only when it wrote some", async () => {
+  it('removes completed jobs past retention, with their logs, as later jobs complete', async () => {
     await b.queue.addBulk([{ task_type: 'echo' }, { task_type: 'echo' }])
     const [quiet, chatty] = (await store.deliver(Q, 'w1', 2)).jobs
     await store.progress(Q, chatty!.id, chatty!.epoch, null, 'hello')
-    expect(await b.redis.hget(store.keys.job(Q, chatty!.id), 'logs')).toBe('1')
     await store.complete(
       Q,
       [quiet!, chatty!].map((j) => ({ id: j.id, epoch: j.epoch, result: '1' })),
     )
-    expect(await b.redis.ttl(store.keys.logs(Q, chatty!.id))).toBeGreaterThan(0)
-    expect(await b.redis.exists(store.keys.logs(Q, quiet!.id))).toBe(0)
+    // Just inside retention: a later completion removes nothing.
+    clock.advance(b.config.completedRetentionS * 1000)
+    await b.queue.add('echo', {})
+    const next = await deliverOne()
+    await store.complete(Q, [{ id: next.id, epoch: next.epoch, result: '1' }])
+    expect(await store.getJob(Q, chatty!.id)).toMatchObject({ state: 'completed' })
+    expect(await b.redis.llen(store.keys.logs(Q, chatty!.id))).toBe(1)
+    // Past it: the next completion removes the two (hash, logs, index entry), not the newer one.
+    clock.advance(1)
+    await b.queue.add('echo', {})
+    const last = await deliverOne()
+    await store.complete(Q, [{ id: last.id, epoch: last.epoch, result: '1' }])
+    for (const j of [quiet!, chatty!]) {
+      expect(await b.redis.exists(store.keys.job(Q, j.id), store.keys.logs(Q, j.id))).toBe(0)
+      expect(await b.redis.zscore(store.keys.index(Q, 'completed'), j.id)).toBeNull()
+    }
+    expect(await store.getJob(Q, next.id)).toMatchObject({ state: 'completed' })
+    expect(await b.redis.zcard(store.keys.index(Q, 'completed'))).toBe(2)
+  })
+
+  it('prunes no more than twice what a call completes; the janitor prunes the rest', async () => {
+    await b.queue.addBulk(Array.from({ length: 6 }, () => ({ task_type: 'echo' })))
+    const first = (await store.deliver(Q, 'w1', 6)).jobs
+    await store.complete(
+      Q,
+      first.map((j) => ({ id: j.id, epoch: j.epoch, result: '1' })),
+    )
+    clock.advance(b.config.completedRetentionS * 1000 + 1)
+    await b.queue.add('echo', {})
+    const one = await deliverOne()
+    await store.complete(Q, [{ id: one.id, epoch: one.epoch, result: '1' }])
+    // One completion prunes two of the six old jobs.
+    expect(await b.redis.zcard(store.keys.index(Q, 'completed'))).toBe(5)
+    expect(await store.pruneCompleted(Q, 2)).toBe(4) // batches of 2 until none is left
+    expect(await b.redis.zcard(store.keys.index(Q, 'completed'))).toBe(1)
+    for (const j of first) expect(await store.getJob(Q, j.id)).toBeNull()
+  })
+
+  it('prunes an index entry without deleting a job that reused its id', async () => {
+    // An entry left by an older version, whose job expired and whose id was then reused.
+    await b.queue.add('echo', {}, { id: 'reused' })
+    await b.redis.zadd(
+      store.keys.index(Q, 'completed'),
+      clock.now() - b.config.completedRetentionS * 1000 - 1,
+      'reused',
+    )
+    expect(await store.pruneCompleted(Q)).toBe(1)
+    expect(await store.getJob(Q, 'reused')).toMatchObject({ state: 'queued' })
+    expect(await b.redis.zscore(store.keys.index(Q, 'completed'), 'reused')).toBeNull()
+  })
+
+  it('deletes a completed job at once when retention is 0', async () => {
+    const zero = await setup({ clock, config: { completedRetentionS: 0 } })
+    const zs = zero.queue.store
+    try {
+      await zero.queue.add('echo', {})
+      const j = (await zs.deliver(Q, 'w1', 1)).jobs[0]!
+      expect(await zs.complete(Q, [{ id: j.id, epoch: j.epoch, result: '1' }])).toEqual([1])
+      expect(await zs.getJob(Q, j.id)).toBeNull()
+      expect(await zero.redis.zcard(zs.keys.index(Q, 'completed'))).toBe(0)
+    } finally {
+      await zero.cleanup()
+    }
   })
 
   it('completes a batch, each item fenced on its own', async () => {
@@ -862,13 +923,14 @@ describe('listing, stats and housekeeping', () => {
     }
   })
 
-  it('sweeps index entries of expired jobs, old DLQ entries and idle dead consumers', async () => {
+  it('sweeps completed jobs past retention, old DLQ entries and idle dead consumers', async () => {
     await b.queue.add('echo', {})
     const j = await deliverOne('dead-worker')
     await store.complete(Q, [{ id: j.id, epoch: j.epoch, result: '1' }])
     clock.advance(b.config.completedRetentionS * 1000 + 1)
     const r = await store.sweep(Q, new Set(), 0)
-    expect(r.indexEntries).toBe(1)
+    expect(r.completedJobs).toBe(1)
+    expect(await store.getJob(Q, j.id)).toBeNull()
     expect(r.consumers).toBeGreaterThanOrEqual(1)
     expect(await b.redis.zcard(store.keys.index(Q, 'completed'))).toBe(0)
     const consumers = (await b.redis.xinfo('CONSUMERS', store.keys.stream(Q, 'normal'), GROUP)) as unknown[]

@@ -28,6 +28,7 @@ export const SCRIPT_NAMES = [
   'dlq_delete',
   'progress',
   'remove_consumer',
+  'prune',
 ] as const
 export type ScriptName = (typeof SCRIPT_NAMES)[number]
 

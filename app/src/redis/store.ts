@@ -886,15 +886,30 @@ export class JobStore {
   // ---- housekeeping ------------------------------------------------------------------------
 
   /**
-   * Bounds what grows: index entries of expired jobs, old DLQ entries, idle consumers that hold
-   * nothing. Returns what it removed. Safe to run from many processes (each step is idempotent).
+   * Removes up to `batches` × `limit` jobs completed more than the retention ago (calls that
+   * complete jobs do this as they go; this is for queues where nothing completes any more).
+   */
+  async pruneCompleted(queue: string, limit = 1000, batches = 20): Promise<number> {
+    let pruned = 0
+    for (let i = 0; i < batches; i++) {
+      const n = await this.run<number>('prune', queue, [limit])
+      pruned += n
+      if (n < limit) break
+    }
+    return pruned
+  }
+
+  /**
+   * Bounds what grows: completed jobs past retention, index entries of expired jobs, old DLQ
+   * entries, idle consumers that hold nothing. Returns what it removed. Safe to run from many
+   * processes (each step is idempotent).
    */
   async sweep(queue: string, liveConsumers: Set<string>, consumerIdleMs: number) {
     const now = this.clock.now()
     const completedBefore = now - this.opts.completedRetentionS * 1000
     const failedBefore = now - this.opts.failedRetentionS * 1000
+    const completedJobs = await this.pruneCompleted(queue)
     const p = this.redis.pipeline()
-    p.zremrangebyscore(this.keys.index(queue, 'completed'), '-inf', `(${completedBefore}`)
     p.zremrangebyscore(this.keys.index(queue, 'cancelled'), '-inf', `(${completedBefore}`)
     p.zremrangebyscore(this.keys.index(queue, 'failed'), '-inf', `(${failedBefore}`)
     // Written by versions before active jobs were listed from the streams (ADR 0005): dropped.
@@ -902,8 +917,8 @@ export class JobStore {
     // The DLQ stream has no consumer group: trimming by age loses nothing a reader owes.
     p.xtrim(this.keys.dlq(queue), 'MINID', failedBefore)
     const res = (await p.exec()) ?? []
-    const indexEntries = res.slice(0, 3).reduce((a, r) => a + Number(r?.[1] ?? 0), 0)
-    const dlqEntries = Number(res[4]?.[1] ?? 0)
+    const indexEntries = res.slice(0, 2).reduce((a, r) => a + Number(r?.[1] ?? 0), 0)
+    const dlqEntries = Number(res[3]?.[1] ?? 0)
 
     let consumers = 0
     for (const pr of PRIORITIES) {
@@ -918,6 +933,6 @@ export class JobStore {
         }
       }
     }
-    return { indexEntries, dlqEntries, consumers }
+    return { completedJobs, indexEntries, dlqEntries, consumers }
   }
 }

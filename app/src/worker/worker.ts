@@ -388,7 +388,8 @@ export class Worker {
       const got = await this.redis.set(this.store.keys.janitorLock(q), this.id, 'PX', 20_000, 'NX')
       if (got !== 'OK') continue
       const r = await this.store.sweep(q, live, this.settings.claimIdleMs * 2)
-      if (r.indexEntries || r.dlqEntries || r.consumers) this.log.debug({ queue: q, ...r }, 'janitor swept')
+      if (r.completedJobs || r.indexEntries || r.dlqEntries || r.consumers)
+        this.log.debug({ queue: q, ...r }, 'janitor swept')
     }
   }
 

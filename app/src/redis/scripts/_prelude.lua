@@ -138,13 +138,13 @@ local function throughput(field)
   tp_incr[field] = (tp_incr[field] or 0) + 1
 end
 
--- A finished job lives `ttl` more seconds (0: removed now). Its index entry is swept by the
--- janitor. `no_logs`: the caller knows the job never wrote a log line (no logs key to expire).
-local function expire_job(id, ttl, ttl_s, no_logs, jk)
-  jk = jk or k_job(id)
+-- A failed or cancelled job lives `ttl` more seconds (0: removed now); its index entry is
+-- swept by the janitor. (Completed jobs are removed through their index: prune_completed.)
+local function expire_job(id, ttl, ttl_s)
+  local jk = k_job(id)
   if ttl > 0 then
     redis.call('EXPIRE', jk, ttl_s)
-    if not no_logs then redis.call('EXPIRE', k_logs(id), ttl_s) end
+    redis.call('EXPIRE', k_logs(id), ttl_s)
   else
     redis.call('DEL', jk, k_logs(id))
   end
@@ -266,6 +266,31 @@ local function flush()
   end
 end
 
+-- Completed jobs carry no TTL (an EXPIRE per job was ~7 % of a drain's Redis CPU): the
+-- completed index, scored by finish time, is their expiry list (docs/decisions/0010). Removes
+-- up to `limit` jobs completed more than the retention ago -- hash, logs, index entry --
+-- deleting a hash only if it still holds a completed job (an id can be reused once its job is
+-- gone). Every call that completes jobs runs it first (for up to twice as many as it completes,
+-- so removal keeps pace with completion); the janitor runs it for queues gone quiet.
+local function prune_completed(limit)
+  if COMPLETED_TTL <= 0 or limit <= 0 then return 0 end
+  local idx = k_idx('completed')
+  local old = redis.call('ZRANGE', idx, '-inf', string.format('(%d', NOW - COMPLETED_TTL * 1000), 'BYSCORE',
+    'LIMIT', 0, limit)
+  if #old == 0 then return 0 end
+  local dels = {}
+  for _, id in ipairs(old) do
+    local jk = k_job(id)
+    if redis.call('HGET', jk, 'state') == 'completed' then
+      dels[#dels + 1] = jk
+      dels[#dels + 1] = k_logs(id)
+    end
+  end
+  for i = 1, #dels, 1000 do redis.call('DEL', unpack(dels, i, math.min(i + 999, #dels))) end
+  call_many('ZREM', idx, old, 1000)
+  return #old
+end
+
 -- Dead-letters a job that is leaving `from` (its stream entry already handled by the caller).
 local function dead_letter(id, from, ttype, message, attempts)
   local jk = k_job(id)
@@ -307,14 +332,18 @@ end
 -- active under the caller's epoch; a stale owner's write (reclaimed, handed back or cancelled
 -- since) is rejected and counted, never applied. ARGV[at] = n, then n triples
 -- (id, epoch, result JSON). Returns per job 1 (completed) or 0 (stale).
+-- A completed job is kept COMPLETED_RETENTION_S through the completed index (no TTL), or
+-- deleted at once when that is 0.
 local function complete_jobs(at)
   local n = tonumber(ARGV[at])
   local out = {}
+  -- First, so a stale index entry of a reused id is gone before the id completes again.
+  if n > 0 then prune_completed(2 * n) end
   for j = 1, n do
     local i = at + 1 + (j - 1) * 3
     local id, epoch, result = ARGV[i], ARGV[i + 1], ARGV[i + 2]
     local jk = k_job(id)
-    local h = redis.call('HMGET', jk, 'state', 'epoch', 'entry', 'priority', 'task_type', 'started_at', 'cancel_requested', 'logs')
+    local h = redis.call('HMGET', jk, 'state', 'epoch', 'entry', 'priority', 'task_type', 'started_at', 'cancel_requested')
     if h[1] ~= 'active' or h[2] ~= epoch then
       bump('stale_writes')
       out[j] = 0
@@ -323,12 +352,15 @@ local function complete_jobs(at)
       -- No updated_at on the hot transitions: readers take the latest of the job's times.
       redis.call('HSET', jk, 'state', 'completed', 'result', result, 'finished_at', NOW_S)
       if h[7] then redis.call('HDEL', jk, 'cancel_requested') end
-      move_idx(id, 'active', 'completed')
+      if COMPLETED_TTL > 0 then
+        move_idx(id, 'active', 'completed')
+      else
+        redis.call('DEL', jk, k_logs(id))
+      end
       bump_typed('completed', h[5])
       observe('run', NOW - (tonumber(h[6]) or NOW))
       throughput('completed')
       emit(id, 'completed', h[5])
-      expire_job(id, COMPLETED_TTL, COMPLETED_TTL_S, not h[8], jk)
       out[j] = 1
     end
   end
