@@ -6,6 +6,7 @@
  */
 import { Worker as Thread } from 'node:worker_threads'
 import type { StoreOptions } from '../redis/store.ts'
+import { LeaseRingWriter, TRACK, UNTRACK } from './lease-ring.ts'
 
 export interface LeaseThreadData {
   redisUrl: string
@@ -13,13 +14,19 @@ export interface LeaseThreadData {
   store: Omit<StoreOptions, 'clock'>
   consumer: string
   leaseMs: number
+  /** The lease ops ring (lease-ring.ts); set by the keeper. */
+  ring?: SharedArrayBuffer
 }
 
-export type LeaseOp =
-  | { type: 'track'; queue: string; id: string; epoch: number; deadline: number }
-  | { type: 'untrack'; queue: string; id: string }
+/**
+ * Ops go through the shared ring (lease-ring.ts). Should it be full, they go as a message
+ * instead: lines of one string, `t <queue> <id> <epoch> <deadline>` or `u <queue> <id>`
+ * (queue names and ids have no spaces).
+ */
+export type ToLeaseThread = { type: 'ops'; ops: string } | { type: 'stop' }
 
-export type ToLeaseThread = { type: 'ops'; ops: LeaseOp[] } | { type: 'stop' }
+/** Fallback ops: untracks ride along with the next tracks, or go within this many ms. */
+const UNTRACK_FLUSH_MS = 50
 
 export type FromLeaseThread =
   | { type: 'ready' }
@@ -38,7 +45,10 @@ export class LeaseKeeper {
   private readonly data: LeaseThreadData
   private readonly events: LeaseEvents
   private readonly enabled: boolean
-  private ops: LeaseOp[] = []
+  private readonly ring = LeaseRingWriter.create()
+  private ops: string[] = []
+  private sendQueued = false
+  private flushTimer: NodeJS.Timeout | undefined
 
   /** `enabled: false` switches renewal off (only for the negative-control tests). */
   constructor(data: LeaseThreadData, events: LeaseEvents, enabled = true) {
@@ -49,7 +59,9 @@ export class LeaseKeeper {
 
   async start(): Promise<void> {
     if (!this.enabled || this.thread) return
-    const thread = new Thread(new URL('./lease-thread.ts', import.meta.url), { workerData: this.data })
+    const thread = new Thread(new URL('./lease-thread.ts', import.meta.url), {
+      workerData: { ...this.data, ring: this.ring.sab } satisfies LeaseThreadData,
+    })
     this.thread = thread
     thread.unref()
     await new Promise<void>((resolve, reject) => {
@@ -76,25 +88,41 @@ export class LeaseKeeper {
     })
   }
 
+  /**
+   * In the ring before the handler runs, so a handler that then blocks the main thread still
+   * has its lease renewed (a fallback message is sent a microtask ahead of the handler).
+   */
   track(queue: string, id: string, epoch: number, deadline: number): void {
-    this.post({ type: 'track', queue, id, epoch, deadline })
-  }
-
-  untrack(queue: string, id: string): void {
-    this.post({ type: 'untrack', queue, id })
-  }
-
-  /** Ops of one turn of the event loop go in one message (a postMessage per job cost ~5 % CPU). */
-  private post(op: LeaseOp): void {
     if (!this.thread) return
-    this.ops.push(op)
-    if (this.ops.length === 1) queueMicrotask(() => this.send())
+    if (!this.ops.length && this.ring.write(TRACK, queue, id, epoch, deadline)) return
+    this.ops.push(`t ${queue} ${id} ${epoch} ${deadline}`)
+    if (!this.sendQueued) {
+      this.sendQueued = true
+      queueMicrotask(() => this.send())
+    }
+  }
+
+  /**
+   * Not urgent: until the thread reads it, it may renew a finished job once, which the fence
+   * answers with "not yours" and the processor ignores.
+   */
+  untrack(queue: string, id: string): void {
+    if (!this.thread) return
+    if (!this.ops.length && this.ring.write(UNTRACK, queue, id)) return
+    this.ops.push(`u ${queue} ${id}`)
+    if (!this.sendQueued && !this.flushTimer) {
+      this.flushTimer = setTimeout(() => this.send(), UNTRACK_FLUSH_MS)
+      this.flushTimer.unref()
+    }
   }
 
   private send(): void {
+    this.sendQueued = false
+    clearTimeout(this.flushTimer)
+    this.flushTimer = undefined
     const ops = this.ops
     this.ops = []
-    if (ops.length) this.thread?.postMessage({ type: 'ops', ops } satisfies ToLeaseThread)
+    if (ops.length) this.thread?.postMessage({ type: 'ops', ops: ops.join('\n') } satisfies ToLeaseThread)
   }
 
   async stop(): Promise<void> {

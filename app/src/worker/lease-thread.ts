@@ -8,6 +8,10 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { connectRedis, createRedis } from '../redis/connection.ts'
 import { JobStore } from '../redis/store.ts'
 import type { LeaseThreadData, ToLeaseThread } from './lease-keeper.ts'
+import { LeaseRingReader, TRACK } from './lease-ring.ts'
+
+/** How often the thread reads the ops ring (it also reads it before every renewal). */
+const RING_POLL_MS = 20
 
 const data = workerData as LeaseThreadData
 const port = parentPort!
@@ -15,9 +19,24 @@ const redis = createRedis({ url: data.redisUrl, commandTimeoutMs: data.commandTi
 const store = new JobStore(redis, data.store)
 const leases = new Map<string, { queue: string; id: string; epoch: number; deadline: number }>()
 let timer: NodeJS.Timeout | undefined
+let ringTimer: NodeJS.Timeout | undefined
 let renewing = false
 
+function apply(kind: 'track' | 'untrack', queue: string, id: string, epoch: number, deadline: number) {
+  const key = `${queue}\u0000${id}`
+  if (kind === 'track') leases.set(key, { queue, id, epoch, deadline })
+  else leases.delete(key)
+}
+
+const ring = data.ring ? new LeaseRingReader(data.ring) : null
+function readRing(): void {
+  ring?.read((kind, queue, id, epoch, deadline) =>
+    apply(kind === TRACK ? 'track' : 'untrack', queue, id, epoch, deadline),
+  )
+}
+
 async function renew(): Promise<void> {
+  readRing()
   if (renewing || !leases.size) return
   renewing = true
   try {
@@ -55,15 +74,16 @@ async function renew(): Promise<void> {
 port.on('message', (msg: ToLeaseThread) => {
   switch (msg.type) {
     case 'ops':
-      for (const op of msg.ops) {
-        const key = `${op.queue}\u0000${op.id}`
-        if (op.type === 'track')
-          leases.set(key, { queue: op.queue, id: op.id, epoch: op.epoch, deadline: op.deadline })
-        else leases.delete(key)
+      // Fallback ops, sent only while the ring was full: what the ring holds came first.
+      readRing()
+      for (const line of msg.ops.split('\n')) {
+        const [op, queue = '', id = '', epoch, deadline] = line.split(' ')
+        apply(op === 't' ? 'track' : 'untrack', queue, id, Number(epoch), Number(deadline))
       }
       break
     case 'stop':
       clearInterval(timer)
+      clearInterval(ringTimer)
       redis.disconnect()
       port.close()
       break
@@ -74,5 +94,6 @@ connectRedis(redis, 60_000)
   .catch(() => {})
   .finally(() => {
     timer = setInterval(() => void renew(), data.leaseMs)
+    ringTimer = setInterval(readRing, RING_POLL_MS)
     port.postMessage({ type: 'ready' })
   })
