@@ -84,7 +84,7 @@ interface PendingCompletion extends Completion {
 }
 
 /** Fetch calls a worker keeps in flight, each asking for about concurrency / FETCHES_IN_FLIGHT jobs. */
-export const FETCHES_IN_FLIGHT = 3
+export const FETCHES_IN_FLIGHT = 2
 
 export class Processor {
   /** Every job this worker holds: handlers running, and finished ones whose outcome is being written. */
