@@ -1,27 +1,15 @@
 // Profiling aid: Redis CPU per job of each worker call (deliver, complete, fetch) in isolation,
 // from INFO commandstats, against a private redis-server.
 // Usage: node scripts/bench/profile-calls.ts [jobs-per-call]
-import { spawn } from 'node:child_process'
-import { loadConfig, Queue } from '@dtq/app'
+import { Queue } from '@dtq/app'
 import { Redis } from 'ioredis'
+import { privateRedis } from './private-redis.ts'
 
 const B = Number(process.argv[2] ?? 34)
 const ROUNDS = Number(process.env.ROUNDS ?? 60)
 const REPEAT = 5
-const port = 40000 + Math.floor(Math.random() * 20000)
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-const srv = spawn('redis-server', ['--port', String(port), '--save', '', '--appendonly', 'no'], {
-  stdio: 'ignore',
-})
-await sleep(300)
+const { port, cfg, stop } = await privateRedis('p')
 const admin = new Redis({ port })
-const cfg = loadConfig({
-  REDIS_URL: `redis://127.0.0.1:${port}`,
-  KEY_PREFIX: 'p',
-  LOG_LEVEL: 'silent',
-  COMPLETED_RETENTION_S: '3600',
-  EVENTS_MAX_LEN: '10000',
-})
 const q = await Queue.connect(cfg)
 const N = B * ROUNDS * REPEAT * 2 + 1000
 for (let i = 0; i < N; i += 1000)
@@ -74,5 +62,5 @@ await admin.config('RESETSTAT')
 await q.addBulk(Array.from({ length: 1000 }, () => ({ task_type: 'noop', payload: {} })))
 console.log(`enqueue (bulk of 1000)       ${((await fcallUsec()) / 1000).toFixed(1)} µs/job`)
 await q.close()
-srv.kill()
+stop()
 admin.disconnect()

@@ -2,28 +2,16 @@
 // redis-server and prints Redis CPU, Node CPU and the top commands (INFO commandstats).
 // Usage: node scripts/bench/profile-drain.ts [N] [redis-port]
 // PROFILE=<file.cpuprofile>: a CPU profile of the main thread during the drain only.
-import { spawn } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
-import { loadConfig, Queue, Worker } from '@dtq/app'
+import { Queue, Worker } from '@dtq/app'
 import { Redis } from 'ioredis'
+import { privateRedis } from './private-redis.ts'
 
 const N = Number(process.argv[2] ?? 50000)
-const port = Number(process.argv[3] ?? 40000 + Math.floor(Math.random() * 20000))
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-const srv = spawn('redis-server', ['--port', String(port), '--save', '', '--appendonly', 'no'], {
-  stdio: 'ignore',
-})
-await sleep(300)
+const { port, cfg, stop } = await privateRedis('p', {}, Number(process.argv[3]) || undefined)
 const admin = new Redis({ port })
-const cfg = loadConfig({
-  REDIS_URL: `redis://127.0.0.1:${port}`,
-  KEY_PREFIX: 'p',
-  LOG_LEVEL: 'silent',
-  WORKER_CONCURRENCY: '100',
-  COMPLETED_RETENTION_S: '3600',
-  EVENTS_MAX_LEN: '10000',
-})
 const q = await Queue.connect(cfg)
 for (let i = 0; i < N; i += 1000)
   await q.addBulk(Array.from({ length: Math.min(1000, N - i) }, () => ({ task_type: 'noop', payload: {} })))
@@ -78,5 +66,5 @@ for (const r of rows.slice(0, 14))
   )
 await w.close(1000)
 await q.close()
-srv.kill()
+stop()
 admin.disconnect()

@@ -1,24 +1,17 @@
 // Profiling aid: serves POST /jobs (auth + validation, as in production) against a private
 // redis-server for `seconds`, so the process can be profiled (node --cpu-prof) while a load
 // generator runs elsewhere. Prints the port. Usage: node profile-http.ts [seconds]
-import { spawn } from 'node:child_process'
-import { loadConfig, Queue } from '@dtq/app'
+import { Queue } from '@dtq/app'
 import { buildApp } from '../../app/src/http/app.ts'
 import { connectRedis, createRedis } from '../../app/src/redis/connection.ts'
+import { privateRedis } from './private-redis.ts'
 
 const seconds = Number(process.argv[2] ?? 12)
-const port = 40000 + Math.floor(Math.random() * 20000)
-const srv = spawn('redis-server', ['--port', String(port), '--save', '', '--appendonly', 'no'], {
-  stdio: 'ignore',
-})
-await new Promise((r) => setTimeout(r, 300))
-const config = loadConfig({
-  REDIS_URL: `redis://127.0.0.1:${port}`,
-  KEY_PREFIX: 'h',
-  LOG_LEVEL: 'silent',
-  API_TOKENS: 'bench-token-0123456789abcdef:write',
-  RATE_LIMIT_PER_MIN: '0',
-})
+const {
+  port,
+  cfg: config,
+  stop,
+} = await privateRedis('h', { API_TOKENS: 'bench-token-0123456789abcdef:write', RATE_LIMIT_PER_MIN: '0' })
 const redis = createRedis({ url: config.redisUrl, commandTimeoutMs: 2000 })
 await connectRedis(redis)
 const blocking = createRedis({ url: config.redisUrl, commandTimeoutMs: 4000, blocking: true })
@@ -29,4 +22,4 @@ await new Promise((r) => setTimeout(r, seconds * 1000))
 await app.close()
 redis.disconnect()
 blocking.disconnect()
-srv.kill()
+stop()

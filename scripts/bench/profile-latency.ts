@@ -1,31 +1,24 @@
 // Profiling aid: enqueue→start latency of DTQ alone at a paced rate (as bench.ts (c) paces it:
-// rate/100 adds every 10 ms), in µs, with the distribution's tail, against a private
+// rate/100 adds every 10 ms), in µs, with the distribution's tail and when the slowest jobs'
+// adds resolved (producer and worker share one event loop, as in the bench), against a private
 // redis-server. Usage: node scripts/bench/profile-latency.ts [rate] [seconds]
-import { spawn } from 'node:child_process'
-import { loadConfig, Queue, Worker } from '@dtq/app'
+import { Queue, Worker } from '@dtq/app'
+import { privateRedis } from './private-redis.ts'
 
 const RATE = Number(process.argv[2] ?? 5000)
 const SECONDS = Number(process.argv[3] ?? 5)
-const port = 40000 + Math.floor(Math.random() * 20000)
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-const srv = spawn('redis-server', ['--port', String(port), '--save', '', '--appendonly', 'no'], {
-  stdio: 'ignore',
-})
-await sleep(300)
-const cfg = loadConfig({
-  REDIS_URL: `redis://127.0.0.1:${port}`,
-  KEY_PREFIX: 'l',
-  LOG_LEVEL: 'silent',
-  WORKER_CONCURRENCY: '100',
-  COMPLETED_RETENTION_S: '3600',
-  EVENTS_MAX_LEN: '10000',
-})
+const { cfg, stop } = await privateRedis('l')
 const now = () => performance.timeOrigin + performance.now()
 const q = await Queue.connect(cfg)
 const lat: number[] = []
+const added = new Map<number, number>()
+const split: Array<[number, number]> = []
 const w = new Worker(cfg, { builtins: false, janitorEveryMs: 3_600_000 })
 w.handle('noop', (job) => {
-  lat.push(now() - (job.payload as { t: number }).t)
+  const t = (job.payload as { t: number }).t
+  lat.push(now() - t)
+  split.push([t, now()])
 })
 await w.start()
 const total = RATE * SECONDS
@@ -33,14 +26,26 @@ const perTick = Math.max(1, Math.round(RATE / 100))
 const t0 = performance.now()
 let sent = 0
 while (sent < total) {
-  for (let k = 0; k < perTick && sent < total; k++, sent++) void q.add('noop', { t: now() })
+  for (let k = 0; k < perTick && sent < total; k++, sent++) {
+    const t = now()
+    void q.add('noop', { t }).then(() => added.set(t, now()))
+  }
   const wait = t0 + (sent / RATE) * 1000 - performance.now()
   if (wait > 0) await sleep(wait)
 }
 while (lat.length < total) await sleep(10)
 lat.sort((a, b) => a - b)
+{
+  const rows = split.map(([t, s]) => [s - t, (added.get(t) ?? s) - t, s - (added.get(t) ?? s)] as const)
+  rows.sort((a, b) => a[0] - b[0])
+  const tail = rows.slice(Math.floor(rows.length * 0.99))
+  const avg = (i: number) => (tail.reduce((a, r) => a + r[i]!, 0) / tail.length).toFixed(2)
+  console.log(
+    `slowest 1 %: ${avg(0)} ms on average; the producer's add had resolved after ${avg(1)} ms of it`,
+  )
+}
 const p = (x: number) => lat[Math.min(lat.length - 1, Math.floor((x / 100) * lat.length))]!.toFixed(2)
 console.log(`${RATE}/s: p50 ${p(50)} p90 ${p(90)} p99 ${p(99)} p99.9 ${p(99.9)} max ${p(100)} ms`)
 await w.close(1000)
 await q.close()
-srv.kill()
+stop()

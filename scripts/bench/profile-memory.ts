@@ -1,22 +1,12 @@
 // Profiling aid: where a waiting job's bytes go (MEMORY USAGE of its hash, stream share,
 // events share), against a private redis-server. Usage: node scripts/bench/profile-memory.ts
-import { spawn } from 'node:child_process'
-import { loadConfig, Queue } from '@dtq/app'
+import { Queue } from '@dtq/app'
 import { Redis } from 'ioredis'
+import { privateRedis } from './private-redis.ts'
 
 const N = 20000
-const port = 40000 + Math.floor(Math.random() * 20000)
-const srv = spawn('redis-server', ['--port', String(port), '--save', '', '--appendonly', 'no'], {
-  stdio: 'ignore',
-})
-await new Promise((r) => setTimeout(r, 300))
+const { port, cfg, stop } = await privateRedis('b')
 const admin = new Redis({ port })
-const cfg = loadConfig({
-  REDIS_URL: `redis://127.0.0.1:${port}`,
-  KEY_PREFIX: 'b',
-  LOG_LEVEL: 'silent',
-  EVENTS_MAX_LEN: '10000',
-})
 const q = await Queue.connect(cfg)
 await q.add('noop', {})
 const used = async () => Number(/^used_memory:(\d+)/m.exec(await admin.info('memory'))?.[1])
@@ -37,5 +27,5 @@ console.log(
 )
 console.log(`main dict: ~${(await admin.dbsize()) > 0 ? 8 : 0} B/key of table + entry`)
 await q.close()
-srv.kill()
+stop()
 admin.disconnect()

@@ -1,25 +1,13 @@
 // Profiling aid: traces a drain's worker calls (deliver / fetch / complete): when each was
 // sent and answered, how many jobs it carried, and how many calls were in flight, to find
 // where Node and Redis wait on each other. Usage: node scripts/bench/trace-drain.ts [N]
-import { spawn } from 'node:child_process'
-import { loadConfig, Queue, Worker } from '@dtq/app'
+import { Queue, Worker } from '@dtq/app'
 import { JobStore } from '../../app/src/redis/store.ts'
+import { privateRedis } from './private-redis.ts'
 
 const N = Number(process.argv[2] ?? 50000)
-const port = 40000 + Math.floor(Math.random() * 20000)
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-const srv = spawn('redis-server', ['--port', String(port), '--save', '', '--appendonly', 'no'], {
-  stdio: 'ignore',
-})
-await sleep(300)
-const cfg = loadConfig({
-  REDIS_URL: `redis://127.0.0.1:${port}`,
-  KEY_PREFIX: 'p',
-  LOG_LEVEL: 'silent',
-  WORKER_CONCURRENCY: process.env.CONCURRENCY ?? '100',
-  COMPLETED_RETENTION_S: '3600',
-  EVENTS_MAX_LEN: '10000',
-})
+const { cfg, stop } = await privateRedis('p', { WORKER_CONCURRENCY: process.env.CONCURRENCY ?? '100' })
 const q = await Queue.connect(cfg)
 for (let i = 0; i < N; i += 1000)
   await q.addBulk(Array.from({ length: Math.min(1000, N - i) }, () => ({ task_type: 'noop', payload: {} })))
@@ -118,4 +106,4 @@ if (process.env.DUMP) {
 }
 await w.close(1000)
 await q.close()
-srv.kill()
+stop()
