@@ -14,6 +14,7 @@ export async function privateRedis(
   })
   // Ready when it answers PING (up to 5 s).
   const probe = new Redis({ port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 })
+  probe.on('error', () => {}) // refused until the server listens: expected, retried below
   for (let i = 0; ; i++) {
     try {
       await probe.connect()
