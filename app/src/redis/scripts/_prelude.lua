@@ -266,7 +266,7 @@ local function flush()
   end
 end
 
--- Completed jobs carry no TTL (an EXPIRE per job was ~7 % of a drain's Redis CPU): the
+-- Completed jobs carry no TTL (no EXPIRE call per completion, no expires-dict entry): the
 -- completed index, scored by finish time, is their expiry list (docs/decisions/0010). Removes
 -- up to `limit` jobs completed more than the retention ago -- hash, logs, index entry --
 -- deleting a hash only if it still holds a completed job (an id can be reused once its job is
