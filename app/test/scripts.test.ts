@@ -78,7 +78,9 @@ describe('keys', () => {
     const keys = await b.keys()
     expect(keys.length).toBeGreaterThan(5)
     for (const key of keys)
-      expect(key === `${b.prefix}:queues` || key.startsWith(`${b.prefix}:{${Q}}:`)).toBe(true)
+      expect(
+        key === `${b.prefix}:queues` || key === `${b.prefix}:ids` || key.startsWith(`${b.prefix}:{${Q}}:`),
+      ).toBe(true)
   })
 })
 

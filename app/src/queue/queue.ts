@@ -5,9 +5,8 @@
  *   const queue = await Queue.connect(loadConfig())
  *   const { job } = await queue.add('send_email', { to: 'a@b.c' }, { priority: 'high' })
  */
-import { createHash, randomFillSync } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import type { Redis } from 'ioredis'
-import { monotonicFactory } from 'ulid'
 import type { Config } from '../config.ts'
 import { DtqError } from '../errors.ts'
 import { connectRedis, createRedis } from '../redis/connection.ts'
@@ -20,6 +19,7 @@ import {
   type QueueStats,
   systemClock,
 } from '../redis/store.ts'
+import { GENERATED_ID } from './ids.ts'
 import type { Backoff, Job, JobState, Priority } from './job.ts'
 import { STATES } from './job.ts'
 import {
@@ -100,29 +100,12 @@ export function hashIdempotencyKey(key: string): string {
   return createHash('sha256').update(key).digest('base64url')
 }
 
-/**
- * Random numbers in [0, 1) for ULIDs from a pool of crypto-random bytes refilled 4 KiB at a
- * time: ulid's default asks the OS for every character (16 calls per id, ~4 % of the API's CPU).
- */
-function pooledRandom(): () => number {
-  const pool = new Uint32Array(1024)
-  let next = pool.length
-  return () => {
-    if (next === pool.length) {
-      randomFillSync(pool)
-      next = 0
-    }
-    return pool[next++]! / 0x1_0000_0000
-  }
-}
-
 export class Queue {
   readonly store: JobStore
   readonly registry: Registry
   readonly settings: QueueSettings
   readonly clock: Clock
   private readonly ownsRedis: boolean
-  private readonly nextId = monotonicFactory(pooledRandom())
 
   constructor(redis: Redis, settings: QueueSettings, opts: { clock?: Clock; ownsRedis?: boolean } = {}) {
     this.settings = settings
@@ -178,8 +161,11 @@ export class Queue {
     checkInt(problems, 'max_retries', maxRetries, 0, 1000)
     const timeoutMs = spec.timeout_ms ?? s.jobTimeoutMs
     checkInt(problems, 'timeout_ms', timeoutMs, 0, 7 * 24 * 3600 * 1000)
-    if (spec.id !== undefined)
+    if (spec.id !== undefined) {
       checkName(problems, 'id', spec.id, JOB_ID_PATTERN, '1-128 letters, digits, _ . -')
+      if (typeof spec.id === 'string' && GENERATED_ID.test(spec.id))
+        problems.push('id must not be all digits (DTQ numbers the jobs it names itself)')
+    }
     if (spec.idempotency_key !== undefined) checkText(problems, 'idempotency_key', spec.idempotency_key, 256)
     if (spec.partition_key !== undefined) checkText(problems, 'partition_key', spec.partition_key, 256)
     if (spec.trace !== undefined) checkText(problems, 'trace', spec.trace, 512)
@@ -227,7 +213,7 @@ export class Queue {
     return {
       queue,
       record: {
-        id: spec.id ?? this.nextId(now),
+        id: spec.id ?? '', // '': the store gives it the next generated id
         task_type: spec.task_type,
         payload,
         priority,

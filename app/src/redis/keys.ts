@@ -63,6 +63,10 @@ export class Keys {
   }
 
   // Registry keys: not per queue, so never touched by a queue script.
+  /** Counter of generated job ids (INCRBY, a block per process: app/src/queue/ids.ts). */
+  ids(): string {
+    return `${this.prefix}:ids`
+  }
   queues(): string {
     return `${this.prefix}:queues`
   }

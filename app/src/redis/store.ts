@@ -3,6 +3,8 @@
  * Lua script (app/src/redis/scripts); reads are plain commands, pipelined.
  */
 import type { Redis } from 'ioredis'
+import { DtqError } from '../errors.ts'
+import { GENERATED_ID, IdAllocator } from '../queue/ids.ts'
 import {
   decodeJob,
   type Job,
@@ -211,10 +213,12 @@ export class JobStore {
   private readonly knownQueues = new Set<string>()
   private readonly pendingEnqueue = new Map<string, EnqueueBatch>()
   private readonly enqueuesInFlight = new Set<Promise<unknown>>()
+  private readonly ids: IdAllocator
 
   constructor(redis: Redis, opts: StoreOptions) {
     this.redis = redis
     this.keys = new Keys(opts.prefix)
+    this.ids = new IdAllocator(redis, this.keys.ids())
     this.clock = opts.clock ?? systemClock
     this.opts = {
       prefix: opts.prefix,
@@ -299,6 +303,14 @@ export class JobStore {
       await this.redis.sadd(this.keys.queues(), queue)
       this.knownQueues.add(queue)
     }
+    // Jobs without an id of their caller's get the next ones from the shared counter.
+    let generated = 0
+    for (const j of jobs) if (j.id === '') generated++
+    if (generated > 0) {
+      const ids = await this.ids.take(generated)
+      let k = 0
+      for (const j of jobs) if (j.id === '') j.id = ids[k++]!
+    }
     const args: Array<string | number> = [jobs.length]
     for (const j of jobs) {
       const extra = Object.entries(j.extra).flat()
@@ -319,11 +331,16 @@ export class JobStore {
     }
     const now = this.clock.now()
     const res = await this.run<Array<[string, number, string[]?]>>('enqueue', queue, args, now)
-    return res.map(([id, created, flat], i) =>
-      created === 1
-        ? { id, created: true, job: decodeJob(queue, storedFields(jobs[i]!, now), id) }
-        : { id, created: false, job: decodeJob(queue, pairsToRecord(flat ?? []), id) },
-    )
+    return res.map(([id, created, flat], i) => {
+      if (created === 1) return { id, created: true, job: decodeJob(queue, storedFields(jobs[i]!, now), id) }
+      if (generated > 0 && id === jobs[i]!.id && GENERATED_ID.test(id))
+        // A fresh id naming a live job: the counter went back (restored, or deleted alone).
+        throw new DtqError(
+          'INTERNAL',
+          `job id ${jobs[i]!.id} is already taken: the id counter ${this.keys.ids()} is behind the jobs in Redis`,
+        )
+      return { id, created: false, job: decodeJob(queue, pairsToRecord(flat ?? []), id) }
+    })
   }
 
   // ---- worker ------------------------------------------------------------------------------
