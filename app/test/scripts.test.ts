@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { DtqError } from '../src/errors.ts'
-import { PRIORITIES } from '../src/queue/job.ts'
+import { F, PRIORITIES } from '../src/queue/job.ts'
 import { canTransition } from '../src/queue/states.ts'
 import { connectRedis } from '../src/redis/connection.ts'
 import { GROUP, HISTOGRAM_BUCKETS_MS } from '../src/redis/keys.ts'
@@ -356,7 +356,7 @@ describe('complete', () => {
     await b.queue.add('echo', {})
     const j = await deliverOne('w1')
     // The lease lapses; another worker's reclaimer takes it back, and w2 gets it.
-    const entry = (await b.redis.hget(store.keys.job(Q, j.id), 'entry'))!
+    const entry = (await b.redis.hget(store.keys.job(Q, j.id), F.entry))!
     await b.redis.xclaim(store.keys.stream(Q, 'normal'), GROUP, 'w1', 0, entry, 'IDLE', 60_000, 'JUSTID')
     const r = await store.reclaim(Q, 'w2', 'normal', 1000, 5)
     expect(r.requeued).toBe(1)
@@ -603,7 +603,7 @@ describe('promote', () => {
 describe('reclaim', () => {
   async function expire(id: string) {
     // Make the entry look idle for long (as if its worker died).
-    const h = await b.redis.hmget(store.keys.job(Q, id), 'entry', 'priority', 'worker')
+    const h = await b.redis.hmget(store.keys.job(Q, id), F.entry, F.priority, F.worker)
     await b.redis.xclaim(
       store.keys.stream(Q, (h[1] ?? 'normal') as never),
       GROUP,
@@ -677,7 +677,7 @@ describe('reclaim', () => {
   it('counts entries deleted from the stream while pending (lost) and clears them', async () => {
     await b.queue.add('echo', {})
     const j = await deliverOne()
-    const h = await b.redis.hmget(store.keys.job(Q, j.id), 'entry')
+    const h = await b.redis.hmget(store.keys.job(Q, j.id), F.entry)
     await expire(j.id)
     await b.redis.xdel(store.keys.stream(Q, 'normal'), h[0]!)
     const r = await store.reclaim(Q, 'w2', 'normal', 1000, 5)
@@ -693,7 +693,7 @@ describe('heartbeat', () => {
     const d = await store.deliver(Q, 'w1', 2)
     const [a, c] = d.jobs
     const stream = store.keys.stream(Q, 'normal')
-    const entryA = (await b.redis.hget(store.keys.job(Q, a!.id), 'entry'))!
+    const entryA = (await b.redis.hget(store.keys.job(Q, a!.id), F.entry))!
     await b.redis.xclaim(stream, GROUP, 'w1', 0, entryA, 'IDLE', 60_000, 'JUSTID')
     const res = await store.heartbeat(Q, 'w1', [
       { id: a!.id, epoch: a!.epoch },

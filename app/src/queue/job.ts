@@ -62,6 +62,55 @@ export interface Job {
   cancel_requested: boolean
 }
 
+/**
+ * The job hash's field names: two letters each, since a field name is stored in every job's
+ * hash (the six fields of a waiting job took 47 of its 119 bytes with the long names: a
+ * jemalloc size class, docs/decisions/0011). This map is the one place they are spelled: the
+ * Lua library gets them as constants (F_STATE = 'st', ...: app/src/redis/scripts.ts) and
+ * decodeJob reads through it. Never reuse a code for another meaning (stored data keeps it).
+ */
+export const F = {
+  task_type: 'ty',
+  payload: 'pl',
+  state: 'st',
+  priority: 'pr',
+  attempts: 'at',
+  failures: 'fa',
+  stalls: 'sl',
+  max_retries: 'mr',
+  timeout_ms: 'to',
+  epoch: 'ep',
+  created_at: 'ca',
+  updated_at: 'ua',
+  queued_at: 'qa',
+  run_at: 'ra',
+  started_at: 'sa',
+  finished_at: 'fi',
+  worker: 'wk',
+  result: 're',
+  error: 'er',
+  errors: 'es',
+  progress: 'pg',
+  idempotency_key: 'ik',
+  partition_key: 'pk',
+  trace: 'tr',
+  backoff: 'bo',
+  cancel_requested: 'cr',
+  /** The job's current ready-stream entry id (while queued or active). */
+  entry: 'en',
+  /** Its dead-letter stream entry id (while failed). */
+  dlq_entry: 'de',
+  /** '1' once the job has written log lines (its logs key exists). */
+  logs: 'lg',
+} as const
+
+/** Lua constants for the function library: `local F_TASK_TYPE, ... = 'ty', ...`. */
+export function luaFieldConstants(): string {
+  const names = Object.keys(F).map((k) => `F_${k.toUpperCase()}`)
+  const codes = Object.values(F).map((c) => `'${c}'`)
+  return `local ${names.join(', ')} = ${codes.join(', ')}`
+}
+
 const num = (v: string | undefined): number | null => (v === undefined || v === '' ? null : Number(v))
 
 function parseJson(v: string | undefined): unknown {
@@ -79,44 +128,45 @@ function parseJson(v: string | undefined): unknown {
  * the stored times (a start or a completion does not write it: fewer values per job).
  */
 export function decodeJob(queue: string, h: Record<string, string>, id = h.id ?? ''): Job {
-  const created = num(h.created_at) ?? 0
+  const created = num(h[F.created_at]) ?? 0
   return {
     id,
     queue,
-    task_type: h.task_type ?? '',
-    payload: parseJson(h.payload),
-    state: (h.state ?? 'queued') as JobState,
-    priority: (h.priority ?? 'normal') as Priority,
-    attempts: num(h.attempts) ?? 0,
-    failures: num(h.failures) ?? 0,
-    stalls: num(h.stalls) ?? 0,
-    max_retries: num(h.max_retries) ?? 0,
-    timeout_ms: num(h.timeout_ms) ?? 0,
-    epoch: num(h.epoch) ?? 0,
+    task_type: h[F.task_type] ?? '',
+    payload: parseJson(h[F.payload]),
+    state: (h[F.state] ?? 'queued') as JobState,
+    priority: (h[F.priority] ?? 'normal') as Priority,
+    attempts: num(h[F.attempts]) ?? 0,
+    failures: num(h[F.failures]) ?? 0,
+    stalls: num(h[F.stalls]) ?? 0,
+    max_retries: num(h[F.max_retries]) ?? 0,
+    timeout_ms: num(h[F.timeout_ms]) ?? 0,
+    epoch: num(h[F.epoch]) ?? 0,
     created_at: created,
     // Not written by every transition (start and completion leave it out): the latest time.
     updated_at: Math.max(
       created,
-      num(h.updated_at) ?? 0,
-      num(h.queued_at) ?? 0,
-      num(h.started_at) ?? 0,
-      num(h.finished_at) ?? 0,
+      num(h[F.updated_at]) ?? 0,
+      num(h[F.queued_at]) ?? 0,
+      num(h[F.started_at]) ?? 0,
+      num(h[F.finished_at]) ?? 0,
     ),
     // A job that was never scheduled became ready when it was created.
-    queued_at: num(h.queued_at) ?? (h.run_at === undefined && h.created_at !== undefined ? created : null),
-    run_at: num(h.run_at),
-    started_at: num(h.started_at),
-    finished_at: num(h.finished_at),
-    worker: h.worker || null,
-    result: parseJson(h.result),
-    error: h.error || null,
-    errors: (parseJson(h.errors) as AttemptError[] | null) ?? [],
-    progress: num(h.progress),
-    idempotency_key: h.idempotency_key || null,
-    partition_key: h.partition_key || null,
-    trace: h.trace || null,
-    backoff: (parseJson(h.backoff) as Backoff | null) ?? null,
-    cancel_requested: h.cancel_requested === '1',
+    queued_at:
+      num(h[F.queued_at]) ?? (h[F.run_at] === undefined && h[F.created_at] !== undefined ? created : null),
+    run_at: num(h[F.run_at]),
+    started_at: num(h[F.started_at]),
+    finished_at: num(h[F.finished_at]),
+    worker: h[F.worker] || null,
+    result: parseJson(h[F.result]),
+    error: h[F.error] || null,
+    errors: (parseJson(h[F.errors]) as AttemptError[] | null) ?? [],
+    progress: num(h[F.progress]),
+    idempotency_key: h[F.idempotency_key] || null,
+    partition_key: h[F.partition_key] || null,
+    trace: h[F.trace] || null,
+    backoff: (parseJson(h[F.backoff]) as Backoff | null) ?? null,
+    cancel_requested: h[F.cancel_requested] === '1',
   }
 }
 

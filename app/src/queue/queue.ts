@@ -21,7 +21,7 @@ import {
 } from '../redis/store.ts'
 import { GENERATED_ID } from './ids.ts'
 import type { Backoff, Job, JobState, Priority } from './job.ts'
-import { STATES } from './job.ts'
+import { F, STATES } from './job.ts'
 import {
   checkInt,
   checkName,
@@ -184,7 +184,7 @@ export class Queue {
       } else runAt = Math.round(t)
     }
     const extra: Record<string, string> = {}
-    if (spec.trace) extra.trace = spec.trace
+    if (spec.trace) extra[F.trace] = spec.trace
     if (spec.backoff !== undefined) {
       const b = spec.backoff
       if (b === null || typeof b !== 'object') problems.push('backoff must be an object')
@@ -201,7 +201,7 @@ export class Queue {
         ) {
           problems.push('backoff.multiplier must be a number from 1 to 100')
         }
-        extra.backoff = JSON.stringify({
+        extra[F.backoff] = JSON.stringify({
           initial_ms: b.initial_ms,
           multiplier: b.multiplier,
           max_ms: b.max_ms,

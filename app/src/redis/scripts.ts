@@ -12,6 +12,7 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type { Redis } from 'ioredis'
+import { luaFieldConstants } from '../queue/job.ts'
 
 export const SCRIPT_NAMES = [
   'enqueue',
@@ -35,7 +36,8 @@ export type ScriptName = (typeof SCRIPT_NAMES)[number]
 const dir = new URL('./scripts/', import.meta.url)
 
 function buildLibrary(): { name: string; source: string } {
-  const prelude = readFileSync(new URL('_prelude.lua', dir), 'utf8')
+  // The job hash's field names (F_STATE, ...) come from the one map in job.ts.
+  const prelude = `${luaFieldConstants()}\n${readFileSync(new URL('_prelude.lua', dir), 'utf8')}`
   const bodies = SCRIPT_NAMES.map((n) => [n, readFileSync(new URL(`${n}.lua`, dir), 'utf8')] as const)
   const version = createHash('sha1')
     .update(prelude)

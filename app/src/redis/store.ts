@@ -7,6 +7,7 @@ import { DtqError } from '../errors.ts'
 import { GENERATED_ID, IdAllocator } from '../queue/ids.ts'
 import {
   decodeJob,
+  F,
   type Job,
   type JobState,
   PRIORITIES,
@@ -48,7 +49,7 @@ export interface NewJobRecord {
   idempotency_key: string
   idem_ttl_s: number
   partition_key: string
-  /** Optional extra hash fields (trace, backoff). */
+  /** Optional extra hash fields by their stored names (F.trace, F.backoff). */
   extra: Record<string, string>
 }
 
@@ -66,21 +67,21 @@ export interface EnqueueResult {
  */
 function storedFields(j: NewJobRecord, now: number): Record<string, string> {
   const h: Record<string, string> = {
-    task_type: j.task_type,
-    payload: j.payload,
-    max_retries: String(j.max_retries),
-    created_at: String(now),
+    [F.task_type]: j.task_type,
+    [F.payload]: j.payload,
+    [F.max_retries]: String(j.max_retries),
+    [F.created_at]: String(now),
   }
-  if (j.priority !== 'normal') h.priority = j.priority
-  if (j.timeout_ms !== 0) h.timeout_ms = String(j.timeout_ms)
-  if (j.partition_key !== '') h.partition_key = j.partition_key
+  if (j.priority !== 'normal') h[F.priority] = j.priority
+  if (j.timeout_ms !== 0) h[F.timeout_ms] = String(j.timeout_ms)
+  if (j.partition_key !== '') h[F.partition_key] = j.partition_key
   Object.assign(h, j.extra)
-  if (j.idem_hash !== '') h.idempotency_key = j.idempotency_key
+  if (j.idem_hash !== '') h[F.idempotency_key] = j.idempotency_key
   const runAt = j.run_at < 0 ? now - j.run_at : j.run_at
   if (runAt > now) {
-    h.state = 'scheduled'
-    h.run_at = String(runAt)
-  } else h.state = 'queued'
+    h[F.state] = 'scheduled'
+    h[F.run_at] = String(runAt)
+  } else h[F.state] = 'queued'
   return h
 }
 
@@ -418,7 +419,7 @@ export class JobStore {
     const now = this.clock.now()
     const ids = await this.redis.zrangebyscore(this.keys.delayed(queue), '-inf', now, 'LIMIT', 0, limit)
     for (const id of ids) {
-      const [prio] = await this.redis.hmget(this.keys.job(queue, id), 'priority')
+      const [prio] = await this.redis.hmget(this.keys.job(queue, id), F.priority)
       const entry = await this.redis.xadd(
         this.keys.stream(queue, (prio as Priority) ?? 'normal'),
         '*',
@@ -427,11 +428,11 @@ export class JobStore {
       )
       await this.redis.hset(
         this.keys.job(queue, id),
-        'state',
+        F.state,
         'queued',
-        'entry',
+        F.entry,
         entry ?? '',
-        'queued_at',
+        F.queued_at,
         now,
       )
       await this.redis.zrem(this.keys.delayed(queue), id)
@@ -442,7 +443,7 @@ export class JobStore {
 
   /** NEGATIVE CONTROL ONLY (DTQ_UNSAFE=no-fencing): the current epoch, whoever owns the job. */
   async currentEpoch(queue: string, id: string): Promise<number> {
-    return Number(await this.redis.hget(this.keys.job(queue, id), 'epoch'))
+    return Number(await this.redis.hget(this.keys.job(queue, id), F.epoch))
   }
 
   async reclaim(
@@ -545,7 +546,7 @@ export class JobStore {
 
   async getJob(queue: string, id: string): Promise<Job | null> {
     const h = await this.redis.hgetall(this.keys.job(queue, id))
-    return h.state ? decodeJob(queue, h, id) : null
+    return h[F.state] ? decodeJob(queue, h, id) : null
   }
 
   /** Finds a job by id in any known queue (ids are unique per queue; the first match wins). */
@@ -556,7 +557,7 @@ export class JobStore {
     const res = (await p.exec()) ?? []
     for (let i = 0; i < queues.length; i++) {
       const h = res[i]?.[1] as Record<string, string> | undefined
-      if (h?.state) return decodeJob(queues[i]!, h, id)
+      if (h?.[F.state]) return decodeJob(queues[i]!, h, id)
     }
     return null
   }
@@ -586,7 +587,7 @@ export class JobStore {
     const res = (await p.exec()) ?? []
     return cands.map((c, i) => {
       const h = res[i]?.[1] as Record<string, string> | undefined
-      return h?.state ? { job: decodeJob(c.queue, h, c.id), raw: h } : null
+      return h?.[F.state] ? { job: decodeJob(c.queue, h, c.id), raw: h } : null
     })
   }
 
@@ -703,7 +704,8 @@ export class JobStore {
     return this.mergePage([...streamSources, ...sources], cursor, q.limit, (job, c, raw) => {
       if (q.task_type && job.task_type !== q.task_type) return null
       if (q.state && job.state !== q.state) return null
-      if (c.extra?.entry && (!STREAM_STATES.includes(job.state) || raw.entry !== c.extra.entry)) return null
+      if (c.extra?.entry && (!STREAM_STATES.includes(job.state) || raw[F.entry] !== c.extra.entry))
+        return null
       return job
     })
   }

@@ -3,6 +3,7 @@
  * `[chaos] <name>: {...}`. CHAOS_FULL=1 (pnpm test:chaos) runs longer and adds the slow faults.
  */
 import { afterEach, describe, expect, it } from 'vitest'
+import { decodeJob, F } from '../../src/queue/job.ts'
 import { connectRedis, createRedis } from '../../src/redis/connection.ts'
 import { GROUP } from '../../src/redis/keys.ts'
 import { waitFor } from '../helpers.ts'
@@ -137,21 +138,21 @@ describe('worker faults', () => {
         body: JSON.stringify({ task_type: 'ledger', payload: { ms: 4000 }, job_id: 'stuck-1' }),
       })
       expect(r.status).toBe(201)
-      await waitFor(async () => (await sys.redis.hget(sys.keys.job(Q, 'stuck-1'), 'state')) === 'active')
+      await waitFor(async () => (await sys.redis.hget(sys.keys.job(Q, 'stuck-1'), F.state)) === 'active')
       // Freeze the owner (all its threads: no lease renewal); another worker takes the job over.
       stale.child.kill('SIGSTOP')
       sys.worker()
-      await waitFor(async () => Number(await sys.redis.hget(sys.keys.job(Q, 'stuck-1'), 'stalls')) >= 1, {
+      await waitFor(async () => Number(await sys.redis.hget(sys.keys.job(Q, 'stuck-1'), F.stalls)) >= 1, {
         timeoutMs: 20_000,
       })
-      await waitFor(async () => (await sys.redis.hget(sys.keys.job(Q, 'stuck-1'), 'state')) === 'active')
+      await waitFor(async () => (await sys.redis.hget(sys.keys.job(Q, 'stuck-1'), F.state)) === 'active')
       await sleep(300)
       // The stale owner wakes up while the new owner is still running the job.
       stale.child.kill('SIGCONT')
       await sys.drained(30_000).catch(() => {})
       await sleep(4500)
-      const job = await sys.redis.hgetall(sys.keys.job(Q, 'stuck-1'))
-      const resultPid = (JSON.parse(job.result ?? 'null') as { pid?: number } | null)?.pid
+      const job = decodeJob(Q, await sys.redis.hgetall(sys.keys.job(Q, 'stuck-1')))
+      const resultPid = (job.result as { pid?: number } | null)?.pid
       // The recorded result must come from the worker that held the job when it completed.
       const consistent = job.state === 'completed' && job.worker?.includes(`-${resultPid}-`)
       const inv = await sys.invariants()

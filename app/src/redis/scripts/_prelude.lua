@@ -281,7 +281,7 @@ local function prune_completed(limit)
   local dels = {}
   for _, id in ipairs(old) do
     local jk = k_job(id)
-    if redis.call('HGET', jk, 'state') == 'completed' then
+    if redis.call('HGET', jk, F_STATE) == 'completed' then
       dels[#dels + 1] = jk
       dels[#dels + 1] = k_logs(id)
     end
@@ -300,7 +300,7 @@ local function dead_letter(id, from, ttype, message, attempts)
   if not last or tonumber(string.match(last[1], '^(%d+)')) < NOW then entry_id = NOW .. '-*' end
   local dlq_entry = redis.call('XADD', k_dlq, entry_id, 'id', id, 'type', ttype or '', 'error', message,
     'attempts', attempts or '0', 'failed_at', NOW)
-  redis.call('HSET', jk, 'state', 'failed', 'error', message, 'finished_at', NOW_S, 'updated_at', NOW_S, 'dlq_entry', dlq_entry)
+  redis.call('HSET', jk, F_STATE, 'failed', F_ERROR, message, F_FINISHED_AT, NOW_S, F_UPDATED_AT, NOW_S, F_DLQ_ENTRY, dlq_entry)
   move_idx(id, from, 'failed')
   bump_typed('failed', ttype)
   throughput('failed')
@@ -309,8 +309,8 @@ local function dead_letter(id, from, ttype, message, attempts)
 end
 
 local function cancel_job(id, from, ttype)
-  redis.call('HSET', k_job(id), 'state', 'cancelled', 'finished_at', NOW_S, 'updated_at', NOW_S)
-  redis.call('HDEL', k_job(id), 'cancel_requested')
+  redis.call('HSET', k_job(id), F_STATE, 'cancelled', F_FINISHED_AT, NOW_S, F_UPDATED_AT, NOW_S)
+  redis.call('HDEL', k_job(id), F_CANCEL_REQUESTED)
   move_idx(id, from, 'cancelled')
   bump_typed('cancelled', ttype)
   emit(id, 'cancelled', ttype)
@@ -321,8 +321,8 @@ end
 -- out whoever held the job before.
 local function requeue(id, from, prio, ttype, event)
   local entry = push_ready(id, prio)
-  redis.call('HINCRBY', k_job(id), 'epoch', 1)
-  redis.call('HSET', k_job(id), 'state', 'queued', 'entry', entry, 'updated_at', NOW_S, 'queued_at', NOW_S)
+  redis.call('HINCRBY', k_job(id), F_EPOCH, 1)
+  redis.call('HSET', k_job(id), F_STATE, 'queued', F_ENTRY, entry, F_UPDATED_AT, NOW_S, F_QUEUED_AT, NOW_S)
   move_idx(id, from, 'queued')
   emit(id, event or 'queued', ttype)
   return entry
@@ -343,15 +343,15 @@ local function complete_jobs(at)
     local i = at + 1 + (j - 1) * 3
     local id, epoch, result = ARGV[i], ARGV[i + 1], ARGV[i + 2]
     local jk = k_job(id)
-    local h = redis.call('HMGET', jk, 'state', 'epoch', 'entry', 'priority', 'task_type', 'started_at', 'cancel_requested')
+    local h = redis.call('HMGET', jk, F_STATE, F_EPOCH, F_ENTRY, F_PRIORITY, F_TASK_TYPE, F_STARTED_AT, F_CANCEL_REQUESTED)
     if h[1] ~= 'active' or h[2] ~= epoch then
       bump('stale_writes')
       out[j] = 0
     else
       ack(h[4], h[3])
       -- No updated_at on the hot transitions: readers take the latest of the job's times.
-      redis.call('HSET', jk, 'state', 'completed', 'result', result, 'finished_at', NOW_S)
-      if h[7] then redis.call('HDEL', jk, 'cancel_requested') end
+      redis.call('HSET', jk, F_STATE, 'completed', F_RESULT, result, F_FINISHED_AT, NOW_S)
+      if h[7] then redis.call('HDEL', jk, F_CANCEL_REQUESTED) end
       if COMPLETED_TTL > 0 then
         move_idx(id, 'active', 'completed')
       else
@@ -400,13 +400,13 @@ local function deliver_jobs(consumer, want)
       local state, jentry, epoch, attempts, ttype, queued_at, created_at
       for x = 1, #h, 2 do
         local f = h[x]
-        if f == 'state' then state = h[x + 1]
-        elseif f == 'entry' then jentry = h[x + 1]
-        elseif f == 'task_type' then ttype = h[x + 1]
-        elseif f == 'created_at' then created_at = h[x + 1]
-        elseif f == 'epoch' then epoch = h[x + 1]
-        elseif f == 'attempts' then attempts = h[x + 1]
-        elseif f == 'queued_at' then queued_at = h[x + 1]
+        if f == F_STATE then state = h[x + 1]
+        elseif f == F_ENTRY then jentry = h[x + 1]
+        elseif f == F_TASK_TYPE then ttype = h[x + 1]
+        elseif f == F_CREATED_AT then created_at = h[x + 1]
+        elseif f == F_EPOCH then epoch = h[x + 1]
+        elseif f == F_ATTEMPTS then attempts = h[x + 1]
+        elseif f == F_QUEUED_AT then queued_at = h[x + 1]
         end
       end
       if state ~= 'queued' or jentry ~= entry then
@@ -417,19 +417,19 @@ local function deliver_jobs(consumer, want)
         -- One HSET: the new epoch (this delivery's fencing token) and attempt count included.
         epoch = int_s((tonumber(epoch) or 0) + 1)
         attempts = int_s((tonumber(attempts) or 0) + 1)
-        redis.call('HSET', jk, 'state', 'active', 'worker', consumer, 'started_at', NOW_S, 'epoch', epoch,
-          'attempts', attempts)
+        redis.call('HSET', jk, F_STATE, 'active', F_WORKER, consumer, F_STARTED_AT, NOW_S, F_EPOCH, epoch,
+          F_ATTEMPTS, attempts)
         observe('wait', NOW - (tonumber(queued_at or created_at) or NOW))
         emit(id, 'active', ttype)
         -- The job as stored now: its fields as read, then what this start changed (later pairs
         -- win), packed into one JSON string -- every value returned from a function on its own
         -- costs ~0.5 µs of conversion, cjson packs them in C.
         local n = #h
-        h[n + 1], h[n + 2] = 'state', 'active'
-        h[n + 3], h[n + 4] = 'worker', consumer
-        h[n + 5], h[n + 6] = 'started_at', NOW_S
-        h[n + 7], h[n + 8] = 'epoch', epoch
-        h[n + 9], h[n + 10] = 'attempts', attempts
+        h[n + 1], h[n + 2] = F_STATE, 'active'
+        h[n + 3], h[n + 4] = F_WORKER, consumer
+        h[n + 5], h[n + 6] = F_STARTED_AT, NOW_S
+        h[n + 7], h[n + 8] = F_EPOCH, epoch
+        h[n + 9], h[n + 10] = F_ATTEMPTS, attempts
         h[n + 11], h[n + 12] = 'id', id
         jobs[#jobs + 1] = cjson.encode(h)
         want = want - 1

@@ -7,7 +7,7 @@
   Returns  'cancelled' | 'requested' | 'not_found' | 'state:<state>' when the state does not allow it
 ]]
 local id, channel, queue = ARGV[5], ARGV[6], ARGV[7]
-local h = redis.call('HMGET', k_job(id), 'state', 'entry', 'priority', 'task_type')
+local h = redis.call('HMGET', k_job(id), F_STATE, F_ENTRY, F_PRIORITY, F_TASK_TYPE)
 local st = h[1]
 if not st then return 'not_found' end
 if st == 'queued' then
@@ -20,7 +20,7 @@ elseif st == 'scheduled' or st == 'retrying' then
   cancel_job(id, st, h[4])
   return 'cancelled'
 elseif st == 'active' then
-  redis.call('HSET', k_job(id), 'cancel_requested', '1', 'updated_at', NOW)
+  redis.call('HSET', k_job(id), F_CANCEL_REQUESTED, '1', F_UPDATED_AT, NOW)
   emit(id, 'cancel_requested', h[4])
   redis.call('PUBLISH', channel, queue .. ' ' .. id)
   return 'requested'

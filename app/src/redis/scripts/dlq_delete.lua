@@ -8,7 +8,7 @@
 local deleted = 0
 local function drop(id, dlq_entry)
   redis.call('XDEL', k_dlq, dlq_entry)
-  local st = redis.call('HGET', k_job(id), 'state')
+  local st = redis.call('HGET', k_job(id), F_STATE)
   if st == 'failed' then
     redis.call('DEL', k_job(id), k_logs(id))
     redis.call('ZREM', k_idx('failed'), id)
@@ -21,7 +21,7 @@ if ARGV[5] == 'ids' then
   local n = tonumber(ARGV[6])
   for j = 1, n do
     local id = ARGV[6 + j]
-    local h = redis.call('HMGET', k_job(id), 'state', 'dlq_entry')
+    local h = redis.call('HMGET', k_job(id), F_STATE, F_DLQ_ENTRY)
     if h[1] == 'failed' and h[2] then drop(id, h[2]) end
   end
 else

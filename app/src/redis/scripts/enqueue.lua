@@ -37,28 +37,28 @@ for j = 1, n do
     -- id (it is in the key), counters that start at 0 (attempts, failures, stalls, epoch; HINCRBY
     -- and the readers treat a missing field as 0), a zero timeout, priority 'normal', and
     -- updated_at / queued_at while they equal created_at (readers fall back to it).
-    local f = { 'task_type', ttype, 'payload', payload, 'max_retries', max_retries, 'created_at', NOW }
+    local f = { F_TASK_TYPE, ttype, F_PAYLOAD, payload, F_MAX_RETRIES, max_retries, F_CREATED_AT, NOW_S }
     local function add(k, v) f[#f + 1] = k; f[#f + 1] = v end
-    if prio ~= 'normal' then add('priority', prio) end
-    if timeout_ms ~= '0' then add('timeout_ms', timeout_ms) end
-    if partition ~= '' then add('partition_key', partition) end
+    if prio ~= 'normal' then add(F_PRIORITY, prio) end
+    if timeout_ms ~= '0' then add(F_TIMEOUT_MS, timeout_ms) end
+    if partition ~= '' then add(F_PARTITION_KEY, partition) end
     if extra ~= '' then
       local kv = cjson.decode(extra)
       for x = 1, #kv, 2 do add(kv[x], kv[x + 1]) end
     end
     if idem_hash ~= '' then
-      add('idempotency_key', idem_key)
+      add(F_IDEMPOTENCY_KEY, idem_key)
       redis.call('SET', k_idem(idem_hash), id, 'EX', idem_ttl)
     end
     local event
     if run_at > NOW then
-      add('state', 'scheduled')
-      add('run_at', run_at)
+      add(F_STATE, 'scheduled')
+      add(F_RUN_AT, run_at)
       redis.call('ZADD', k_delayed, run_at, id)
       event = 'scheduled'
     else
-      add('state', 'queued')
-      add('entry', push_ready(id, prio))
+      add(F_STATE, 'queued')
+      add(F_ENTRY, push_ready(id, prio))
       event = 'queued'
     end
     redis.call('HSET', jk, unpack(f))

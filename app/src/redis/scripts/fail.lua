@@ -13,8 +13,8 @@
 local id, epoch, mode, err_json = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local delay, keep = tonumber(ARGV[9]), tonumber(ARGV[10])
 local jk = k_job(id)
-local h = redis.call('HMGET', jk, 'state', 'epoch', 'entry', 'priority', 'task_type', 'max_retries', 'errors', 'attempts',
-  'started_at')
+local h = redis.call('HMGET', jk, F_STATE, F_EPOCH, F_ENTRY, F_PRIORITY, F_TASK_TYPE, F_MAX_RETRIES, F_ERRORS, F_ATTEMPTS,
+  F_STARTED_AT)
 if h[1] ~= 'active' or h[2] ~= epoch then
   bump('stale_writes')
   return 'stale'
@@ -32,12 +32,12 @@ local err = cjson.decode(err_json)
 local history = h[7] and cjson.decode(h[7]) or {}
 history[#history + 1] = err
 while #history > keep do table.remove(history, 1) end
-local failures = redis.call('HINCRBY', jk, 'failures', 1)
-redis.call('HSET', jk, 'errors', cjson.encode(history), 'error', err.message, 'updated_at', NOW)
+local failures = redis.call('HINCRBY', jk, F_FAILURES, 1)
+redis.call('HSET', jk, F_ERRORS, cjson.encode(history), F_ERROR, err.message, F_UPDATED_AT, NOW)
 
 if mode == 'retry' and failures <= tonumber(h[6]) then
   local due = NOW + delay
-  redis.call('HSET', jk, 'state', 'retrying', 'run_at', due)
+  redis.call('HSET', jk, F_STATE, 'retrying', F_RUN_AT, due)
   redis.call('ZADD', k_delayed, due, id)
   move_idx(id, 'active', 'retrying')
   bump_typed('retried', ttype)

@@ -9,13 +9,13 @@ local n = tonumber(ARGV[5])
 local out = {}
 for j = 1, n do
   local id, epoch = ARGV[4 + 2 * j], ARGV[5 + 2 * j]
-  local h = redis.call('HMGET', k_job(id), 'state', 'epoch', 'entry', 'priority', 'task_type', 'cancel_requested')
+  local h = redis.call('HMGET', k_job(id), F_STATE, F_EPOCH, F_ENTRY, F_PRIORITY, F_TASK_TYPE, F_CANCEL_REQUESTED)
   if h[1] ~= 'active' or h[2] ~= epoch then
     out[j] = 0
   else
     ack(h[4], h[3])
     if h[6] == '1' then
-      redis.call('HINCRBY', k_job(id), 'epoch', 1)
+      redis.call('HINCRBY', k_job(id), F_EPOCH, 1)
       cancel_job(id, 'active', h[5])
     else
       requeue(id, 'active', h[4], h[5], 'handed_back')

@@ -11,7 +11,7 @@ local consumer, n = ARGV[5], tonumber(ARGV[6])
 local out = {}
 for j = 1, n do
   local id, epoch = ARGV[5 + 2 * j], ARGV[6 + 2 * j]
-  local h = redis.call('HMGET', k_job(id), 'state', 'epoch', 'worker', 'entry', 'priority', 'cancel_requested')
+  local h = redis.call('HMGET', k_job(id), F_STATE, F_EPOCH, F_WORKER, F_ENTRY, F_PRIORITY, F_CANCEL_REQUESTED)
   if h[1] == 'active' and h[2] == epoch and h[3] == consumer then
     redis.call('XCLAIM', k_stream(h[5]), GROUP, consumer, 0, h[4], 'JUSTID')
     out[j] = (h[6] == '1') and 2 or 1

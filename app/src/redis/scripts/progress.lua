@@ -8,15 +8,15 @@
   Returns  1 written, 0 the caller no longer owns the job
 ]]
 local id, epoch, progress, line, keep = ARGV[5], ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[9])
-local h = redis.call('HMGET', k_job(id), 'state', 'epoch', 'task_type')
+local h = redis.call('HMGET', k_job(id), F_STATE, F_EPOCH, F_TASK_TYPE)
 if h[1] ~= 'active' or h[2] ~= epoch then return 0 end
 if progress ~= '' then
-  redis.call('HSET', k_job(id), 'progress', progress, 'updated_at', NOW)
+  redis.call('HSET', k_job(id), F_PROGRESS, progress, F_UPDATED_AT, NOW)
   emit(id, 'progress', h[3])
 end
 if line ~= '' then
   -- 'logs' on the job tells complete there is a logs key to expire along with it.
-  if redis.call('RPUSH', k_logs(id), line) == 1 then redis.call('HSET', k_job(id), 'logs', '1') end
+  if redis.call('RPUSH', k_logs(id), line) == 1 then redis.call('HSET', k_job(id), F_LOGS, '1') end
   redis.call('LTRIM', k_logs(id), -keep, -1)
 end
 return 1

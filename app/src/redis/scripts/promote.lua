@@ -8,10 +8,10 @@ local due = redis.call('ZRANGE', k_delayed, '-inf', NOW, 'BYSCORE', 'LIMIT', 0, 
 local moved = 0
 for _, id in ipairs(due) do
   if redis.call('ZREM', k_delayed, id) == 1 then
-    local h = redis.call('HMGET', k_job(id), 'state', 'priority', 'task_type')
+    local h = redis.call('HMGET', k_job(id), F_STATE, F_PRIORITY, F_TASK_TYPE)
     if h[1] == 'scheduled' or h[1] == 'retrying' then
       local entry = push_ready(id, h[2])
-      redis.call('HSET', k_job(id), 'state', 'queued', 'entry', entry, 'updated_at', NOW, 'queued_at', NOW)
+      redis.call('HSET', k_job(id), F_STATE, 'queued', F_ENTRY, entry, F_UPDATED_AT, NOW, F_QUEUED_AT, NOW)
       move_idx(id, h[1], 'queued')
       emit(id, 'queued', h[3])
       moved = moved + 1

@@ -29,20 +29,20 @@ for _, e in ipairs(r[2]) do
     lost = lost + 1
   else
     local id = fields[2]
-    local h = redis.call('HMGET', k_job(id), 'state', 'entry', 'task_type', 'cancel_requested', 'attempts')
+    local h = redis.call('HMGET', k_job(id), F_STATE, F_ENTRY, F_TASK_TYPE, F_CANCEL_REQUESTED, F_ATTEMPTS)
     redis.call('XACK', s, GROUP, entry)
     redis.call('XDEL', s, entry)
     if h[1] ~= 'active' or h[2] ~= entry then
       bump('orphan_entries')
     else
-      local stalls = redis.call('HINCRBY', k_job(id), 'stalls', 1)
+      local stalls = redis.call('HINCRBY', k_job(id), F_STALLS, 1)
       bump('stalled')
       if h[4] == '1' then
-        redis.call('HINCRBY', k_job(id), 'epoch', 1) -- fences the old owner out
+        redis.call('HINCRBY', k_job(id), F_EPOCH, 1) -- fences the old owner out
         cancel_job(id, 'active', h[3])
         cancelled = cancelled + 1
       elseif stalls > max_deliveries then
-        redis.call('HINCRBY', k_job(id), 'epoch', 1)
+        redis.call('HINCRBY', k_job(id), F_EPOCH, 1)
         dead_letter(id, 'active', h[3], 'poison: lease lapsed ' .. stalls .. ' times (worker crashed or stalled)', h[5])
         poisoned = poisoned + 1
       else

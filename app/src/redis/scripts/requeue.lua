@@ -10,7 +10,7 @@ local out = {}
 for j = 1, n do
   local id = ARGV[5 + j]
   local jk = k_job(id)
-  local h = redis.call('HMGET', jk, 'state', 'priority', 'task_type', 'dlq_entry')
+  local h = redis.call('HMGET', jk, F_STATE, F_PRIORITY, F_TASK_TYPE, F_DLQ_ENTRY)
   if not h[1] then
     out[j] = 'not_found'
   elseif h[1] ~= 'failed' and h[1] ~= 'cancelled' then
@@ -18,8 +18,8 @@ for j = 1, n do
   else
     if h[4] then redis.call('XDEL', k_dlq, h[4]) end
     keep_job(id)
-    redis.call('HSET', jk, 'failures', 0, 'stalls', 0)
-    redis.call('HDEL', jk, 'dlq_entry', 'finished_at', 'cancel_requested', 'result')
+    redis.call('HSET', jk, F_FAILURES, 0, F_STALLS, 0)
+    redis.call('HDEL', jk, F_DLQ_ENTRY, F_FINISHED_AT, F_CANCEL_REQUESTED, F_RESULT)
     requeue(id, h[1], h[2], h[3], 'requeued')
     bump('requeued')
     out[j] = 'queued'
