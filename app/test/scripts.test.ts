@@ -2,10 +2,12 @@
  * Every script against a real redis-server: seed → act → read back. A fake clock drives time;
  * each test has its own key prefix.
  */
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { DtqError } from '../src/errors.ts'
+import { ID_BLOCK, IdAllocator } from '../src/queue/ids.ts'
 import { F, PRIORITIES } from '../src/queue/job.ts'
+import { Queue } from '../src/queue/queue.ts'
 import { canTransition } from '../src/queue/states.ts'
 import { connectRedis } from '../src/redis/connection.ts'
 import { GROUP, HISTOGRAM_BUCKETS_MS } from '../src/redis/keys.ts'
@@ -70,6 +72,22 @@ describe('keys', () => {
     expect(prelude).toContain(`local BUCKETS_MS = { ${HISTOGRAM_BUCKETS_MS.join(', ')} }`)
   })
 
+  it('the Lua scripts name job hash fields only through the F_ constants (one spelling, in job.ts)', () => {
+    const dir = new URL('../src/redis/scripts/', import.meta.url)
+    const long = new RegExp(`'(${Object.keys(F).join('|')})'`)
+    const offending: string[] = []
+    for (const file of readdirSync(dir).filter((f) => f.endsWith('.lua'))) {
+      readFileSync(new URL(file, dir), 'utf8')
+        .split('\n')
+        .forEach((line, i) => {
+          const hashCall = /redis\.call\('H[A-Z]+', (jk|k_job)/.test(line)
+          if (hashCall && long.test(line)) offending.push(`${file}:${i + 1}: ${line.trim()}`)
+        })
+    }
+    expect(offending).toEqual([])
+    expect(new Set(Object.values(F)).size).toBe(Object.keys(F).length) // no code used twice
+  })
+
   it('keeps every key of a queue under its hash tag and the prefix', async () => {
     await b.queue.add('echo', { a: 1 }, { idempotency_key: 'k1' })
     await b.queue.add('echo', {}, { delay_ms: 1000 })
@@ -129,6 +147,45 @@ describe('enqueue', () => {
     await b.queue.add('echo', 1, { id: 'job-1' })
     const again = await b.queue.add('echo', 2, { id: 'job-1' })
     expect(again).toMatchObject({ created: false, job: { id: 'job-1', payload: 1 } })
+  })
+
+  it('numbers jobs from one counter: unique across queues and processes, a block per process', async () => {
+    const other = new Queue(b.redis, b.config, { clock }) // another process, as far as ids go
+    const a = await b.queue.addBulk([{ task_type: 'echo' }, { task_type: 'echo', queue: 'q2' }])
+    const c = await other.addBulk([{ task_type: 'echo' }, { task_type: 'echo' }])
+    const d = await b.queue.add('echo')
+    const ids = [...a, ...c, d].map((r) => r.job.id)
+    for (const id of ids) expect(id).toMatch(/^[1-9][0-9]*$/)
+    expect(new Set(ids).size).toBe(ids.length)
+    // Each process numbers from its own block: one INCRBY of ID_BLOCK per process so far.
+    expect(ids.map(Number)).toEqual([1, 2, ID_BLOCK + 1, ID_BLOCK + 2, 3])
+    expect(await b.redis.get(`${b.prefix}:ids`)).toBe(String(2 * ID_BLOCK))
+    expect((await b.queue.getJob('2'))?.queue).toBe('q2') // found without its queue
+  })
+
+  it('reserves another block when one runs out, and a block big enough for a large bulk', async () => {
+    const ids = new IdAllocator(b.redis, `${b.prefix}:ids`, 3)
+    expect(await ids.take(2)).toEqual(['1', '2'])
+    expect(await ids.take(2)).toEqual(['4', '5']) // '3' alone was not enough: a gap, never a reuse
+    expect(await ids.take(5)).toEqual(['7', '8', '9', '10', '11'])
+    const [x, y] = await Promise.all([ids.take(1), ids.take(1)]) // concurrent takers share a refill
+    expect(new Set([...x, ...y]).size).toBe(2)
+  })
+
+  it('refuses to reuse a generated id when the counter went back, writing nothing', async () => {
+    const first = await b.queue.add('echo', 'original')
+    await b.redis.del(`${b.prefix}:ids`) // an operator's mistake (or a partial restore)
+    const fresh = new Queue(b.redis, b.config, { clock })
+    const before = await b.keys()
+    const err = await fresh
+      .addBulk([{ task_type: 'echo', id: 'mine' }, { task_type: 'echo' }])
+      .catch((e) => e)
+    expect(err).toBeInstanceOf(DtqError)
+    expect(err.message).toMatch(/id counter .*:ids is behind/)
+    expect((await b.keys()).filter((k) => !k.endsWith(':ids'))).toEqual(
+      before.filter((k) => !k.endsWith(':ids')),
+    )
+    expect((await b.queue.getJob(first.job.id))?.payload).toBe('original')
   })
 
   it('answers an add with exactly the job it stored, for every kind of field', async () => {
@@ -238,6 +295,7 @@ describe('enqueue', () => {
     [{ task_type: 'echo', delay_ms: 5, run_at: 1 }, /not both/],
     [{ task_type: 'echo', run_at: 'tomorrow-ish' }, /run_at/],
     [{ task_type: 'echo', id: 'has space' }, /id/],
+    [{ task_type: 'echo', id: '42' }, /id must not be all digits/], // DTQ's own ids are
     [{ task_type: 'echo', idempotency_key: 'a\u0000b' }, /idempotency_key/],
     [{ task_type: 'echo', idempotency_key: 'k'.repeat(300) }, /idempotency_key/],
     [{ task_type: 'echo', payload: 'x'.repeat(2_000_000) }, /payload is \d+ bytes/],

@@ -4,7 +4,7 @@
  */
 import type { Redis } from 'ioredis'
 import { DtqError } from '../errors.ts'
-import { GENERATED_ID, IdAllocator } from '../queue/ids.ts'
+import { IdAllocator } from '../queue/ids.ts'
 import {
   decodeJob,
   F,
@@ -331,17 +331,22 @@ export class JobStore {
       )
     }
     const now = this.clock.now()
-    const res = await this.run<Array<[string, number, string[]?]>>('enqueue', queue, args, now)
-    return res.map(([id, created, flat], i) => {
-      if (created === 1) return { id, created: true, job: decodeJob(queue, storedFields(jobs[i]!, now), id) }
-      if (generated > 0 && id === jobs[i]!.id && GENERATED_ID.test(id))
-        // A fresh id naming a live job: the counter went back (restored, or deleted alone).
-        throw new DtqError(
-          'INTERNAL',
-          `job id ${jobs[i]!.id} is already taken: the id counter ${this.keys.ids()} is behind the jobs in Redis`,
-        )
-      return { id, created: false, job: decodeJob(queue, pairsToRecord(flat ?? []), id) }
-    })
+    let res: Array<[string, number, string[]?]>
+    try {
+      res = await this.run<Array<[string, number, string[]?]>>('enqueue', queue, args, now)
+    } catch (err) {
+      const taken = err instanceof Error ? /DTQ_ID_TAKEN (\S+)/.exec(err.message) : null
+      if (!taken) throw err
+      throw new DtqError(
+        'INTERNAL',
+        `generated job id ${taken[1]} names a live job: the id counter ${this.keys.ids()} is behind the jobs in Redis (restored or deleted on its own); set it above the largest numeric job id`,
+      )
+    }
+    return res.map(([id, created, flat], i) =>
+      created === 1
+        ? { id, created: true, job: decodeJob(queue, storedFields(jobs[i]!, now), id) }
+        : { id, created: false, job: decodeJob(queue, pairsToRecord(flat ?? []), id) },
+    )
   }
 
   // ---- worker ------------------------------------------------------------------------------

@@ -10,9 +10,19 @@
             sent and now: storedFields() in app/src/redis/store.ts, kept in step with the HSET
             below), or {id, 0, hash} when the id or the idempotency key already names a live
             job (nothing is written; hash is that job's HGETALL, flat).
+  Fails     with DTQ_ID_TAKEN <id>, writing nothing, when an id DTQ generated (all digits: a
+            caller's own id never is) names a live job: the id counter is behind the data.
 ]]
 local n = tonumber(ARGV[5])
 local out = {}
+-- Which ids name a live job, before anything is written.
+local taken = {}
+for j = 1, n do
+  local id = ARGV[6 + (j - 1) * 12]
+  taken[j] = redis.call('EXISTS', k_job(id)) == 1
+  if taken[j] and string.find(id, '^%d+$') then return redis.error_reply('DTQ_ID_TAKEN ' .. id) end
+end
+local made = {}
 local i = 6
 for j = 1, n do
   local id, ttype, payload, prio = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
@@ -27,7 +37,7 @@ for j = 1, n do
     existing = redis.call('GET', k_idem(idem_hash))
     if existing and redis.call('EXISTS', k_job(existing)) == 0 then existing = nil end
   end
-  if not existing and redis.call('EXISTS', k_job(id)) == 1 then existing = id end
+  if not existing and (taken[j] or made[id]) then existing = id end
 
   if existing then
     out[j] = { existing, 0, redis.call('HGETALL', k_job(existing)) }
@@ -65,6 +75,7 @@ for j = 1, n do
     move_idx(id, nil, event)
     emit(id, event, ttype)
     bump_typed('created', ttype)
+    made[id] = true
     out[j] = { id, 1 }
   end
 end
