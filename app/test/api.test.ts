@@ -91,6 +91,11 @@ describe('POST /jobs', () => {
     ['task type with spaces', { task_type: 'rm -rf' }, /task_type/],
     ['not an object', [1, 2], /body/],
     ['backoff unknown field', { task_type: 'echo', backoff: { jitter: true } }, /jitter/],
+    [
+      'a job_id of digits only (DTQ numbers its own)',
+      { task_type: 'echo', job_id: '17' },
+      /not be all digits/,
+    ],
   ])('400 for %s, nothing written', async (_n, body, msg) => {
     const r = await post('/jobs', body)
     expect(r.statusCode).toBe(400)

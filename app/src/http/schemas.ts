@@ -12,7 +12,8 @@ export const QueueName = Type.String({
   pattern: '^[A-Za-z0-9_.-]{1,64}$',
   description: 'letters, digits, _ . -',
 })
-export const JobId = Type.String({ pattern: '^[A-Za-z0-9_.-]{1,128}$' })
+const JOB_ID = '^[A-Za-z0-9_.-]{1,128}$'
+export const JobId = Type.String({ pattern: JOB_ID })
 export const TaskType = Type.String({ pattern: '^[A-Za-z0-9_.:/-]{1,128}$' })
 export const WorkerId = Type.String({ pattern: '^[A-Za-z0-9_.-]{1,200}$' })
 export const PriorityS = Type.Enum([...PRIORITIES])
@@ -97,7 +98,13 @@ export const CreateJob = Type.Object(
     ),
     timeout_ms: Type.Optional(Type.Integer({ minimum: 0 })),
     idempotency_key: Type.Optional(Text(256)),
-    job_id: Type.Optional(JobId),
+    job_id: Type.Optional(
+      Type.String({
+        pattern: JOB_ID,
+        description:
+          'your own id for the job (an existing live job with it is returned instead); not all digits: DTQ numbers the jobs it names itself',
+      }),
+    ),
     backoff: Type.Optional(BackoffS),
   },
   { ...strict, $id: 'CreateJob' },
