@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Redis } from 'ioredis'
 import { connectRedis, createRedis } from '../../src/redis/connection.ts'
-import { Keys } from '../../src/redis/keys.ts'
+import { GROUP, Keys } from '../../src/redis/keys.ts'
 import { canConnect, freePort } from '../../src/redis/local-server.ts'
 import { waitFor } from '../helpers.ts'
 import { FIXTURE_HANDLERS, launch, readLedger, type WorkerProcess } from '../processes.ts'
@@ -212,17 +212,31 @@ export class System {
   }
 
   /** Waits until nothing is queued, scheduled, retrying or running. */
-  async drained(timeoutMs = 60_000): Promise<void> {
-    await waitFor(
-      async () => {
-        const p = this.redis.pipeline()
-        for (const s of ['scheduled', 'active', 'retrying']) p.zcard(this.keys.index(Q, s))
-        for (const pr of ['high', 'normal', 'low'] as const) p.xlen(this.keys.stream(Q, pr))
-        const res = (await p.exec()) ?? []
-        return res.every((r) => Number(r[1]) === 0)
-      },
-      { timeoutMs, intervalMs: 200, what: 'queue drained' },
-    )
+  async drained(timeoutMs = 45_000): Promise<void> {
+    let left = ''
+    try {
+      await waitFor(
+        async () => {
+          const p = this.redis.pipeline()
+          for (const s of ['scheduled', 'active', 'retrying']) p.zcard(this.keys.index(Q, s))
+          for (const pr of ['high', 'normal', 'low'] as const) p.xlen(this.keys.stream(Q, pr))
+          for (const pr of ['high', 'normal', 'low'] as const) p.xpending(this.keys.stream(Q, pr), GROUP)
+          const res = (await p.exec()) ?? []
+          const counts = res.slice(0, 6).map((r) => Number(r[1]))
+          left = `scheduled/active/retrying ${counts.slice(0, 3).join('/')}, stream lengths ${counts.slice(3).join('/')}, pending ${JSON.stringify(res.slice(6).map((r) => r[1]))}`
+          return counts.every((n) => n === 0)
+        },
+        { timeoutMs, intervalMs: 200, what: 'queue drained' },
+      )
+    } catch (err) {
+      // What was left says which part stopped (a stuck consumer, an unpromoted job, ...), and
+      // the processes' last log lines (warn and up) say why.
+      const logs = this.procs.map(
+        (p, i) =>
+          `--- process ${i} (pid ${p.child.pid}, exit ${p.child.exitCode}):\n${p.output().slice(-3000)}`,
+      )
+      throw new Error(`${(err as Error).message}; left: ${left}\n${logs.join('\n')}`)
+    }
   }
 
   /** The engine's own invariants after a run. */
