@@ -231,6 +231,14 @@ export class System {
     } catch (err) {
       // What was left says which part stopped (a stuck consumer, an unpromoted job, ...), and
       // the processes' last log lines (warn and up) say why.
+      const streams: unknown[] = []
+      for (const pr of ['high', 'normal', 'low'] as const) {
+        const key = this.keys.stream(Q, pr)
+        const info = await this.redis.call('XINFO', 'STREAM', key).catch((e: Error) => e.message)
+        const groups = await this.redis.call('XINFO', 'GROUPS', key).catch((e: Error) => e.message)
+        streams.push({ pr, info, groups })
+      }
+      left += `\nstreams: ${JSON.stringify(streams)}`
       const logs = this.procs.map(
         (p, i) =>
           `--- process ${i} (pid ${p.child.pid}, exit ${p.child.exitCode}):\n${p.output().slice(-3000)}`,
