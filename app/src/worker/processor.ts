@@ -114,6 +114,7 @@ export class Processor {
   private pendingCompletions = new Map<string, PendingCompletion[]>()
   private stopped: (() => void) | undefined
   private loopDone: Promise<void> = Promise.resolve()
+  private lastFetchAt = 0
 
   constructor(o: ProcessorOptions) {
     this.o = o
@@ -123,6 +124,25 @@ export class Processor {
 
   get active(): number {
     return this.running.size
+  }
+
+  /** The fetch engine's state, for a log line when the worker looks stuck (see Worker.beat). */
+  debugState(): Record<string, unknown> {
+    return {
+      started: this.started,
+      stopping: this.stopping,
+      paused: this.paused,
+      pausedQueues: [...this.pausedQueues],
+      inflight: this.inflight,
+      reserved: this.reserved,
+      busy: this.busy,
+      held: this.running.size,
+      blocked: this.blocked,
+      idle: this.idleTails !== null,
+      retryInMs: Math.max(0, this.retryAt - Date.now()),
+      completionsWaiting: [...this.pendingCompletions.values()].reduce((n, l) => n + l.length, 0),
+      lastFetchStartedMsAgo: this.lastFetchAt ? Date.now() - this.lastFetchAt : null,
+    }
   }
 
   start(): void {
@@ -187,6 +207,7 @@ export class Processor {
   }
 
   private async fetch(queues: string[], want: number): Promise<void> {
+    this.lastFetchAt = Date.now()
     this.inflight++
     this.reserved += want
     const store = this.idleStores.pop() ?? this.o.store

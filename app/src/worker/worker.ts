@@ -313,6 +313,17 @@ export class Worker {
   }
 
   private async beat(): Promise<undefined> {
+    // A running worker starts a fetch at least every block time (~1 s) even with nothing to do:
+    // one that has not for 10 s is stuck, and says in what state.
+    const st = this.processor.debugState()
+    const since = st.lastFetchStartedMsAgo
+    if (
+      this.state === 'running' &&
+      !st.paused &&
+      !(st.pausedQueues as string[]).length &&
+      (since as number) > 10_000
+    )
+      this.log.warn(st, 'fetch loop stalled: no fetch for 10 s')
     const cmd = await this.registry.takeCommand(this.id)
     if (cmd) this.command(cmd)
     await this.refreshPaused()

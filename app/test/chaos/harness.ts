@@ -239,6 +239,9 @@ export class System {
         streams.push({ pr, info, groups })
       }
       left += `\nstreams: ${JSON.stringify(streams)}`
+      const workerKeys = await this.redis.keys(`${this.prefix}:worker:*`).catch(() => [] as string[])
+      for (const wk of workerKeys)
+        left += `\n${wk}: ${JSON.stringify(await this.redis.hgetall(wk).catch(() => ({})))}`
       const logs = this.procs.map(
         (p, i) =>
           `--- process ${i} (pid ${p.child.pid}, exit ${p.child.exitCode}):\n${p.output().slice(-3000)}`,
