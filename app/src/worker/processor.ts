@@ -142,6 +142,11 @@ export class Processor {
       retryInMs: Math.max(0, this.retryAt - Date.now()),
       completionsWaiting: [...this.pendingCompletions.values()].reduce((n, l) => n + l.length, 0),
       lastFetchStartedMsAgo: this.lastFetchAt ? Date.now() - this.lastFetchAt : null,
+      /** Job slots a fetch could fill now (as pump() counts them). */
+      free: Math.min(
+        this.o.concurrency - this.busy - this.reserved,
+        2 * this.o.concurrency - this.running.size,
+      ),
     }
   }
 
