@@ -6,7 +6,7 @@
  * and the engine's own invariants.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdirSync, mkdtempSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs'
 import { createServer, type Server, Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -242,9 +242,18 @@ export class System {
       const workerKeys = await this.redis.keys(`${this.prefix}:worker:*`).catch(() => [] as string[])
       for (const wk of workerKeys)
         left += `\n${wk}: ${JSON.stringify(await this.redis.hgetall(wk).catch(() => ({})))}`
+      // The process's scheduler state and CPU ticks (/proc/<pid>/stat): stopped (T), spinning (R), waiting (S).
+      const procState = (pid: number | undefined) => {
+        try {
+          const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+          return `state ${f[0]}, utime ${f[11]}, stime ${f[12]}`
+        } catch {
+          return 'no /proc entry'
+        }
+      }
       const logs = this.procs.map(
         (p, i) =>
-          `--- process ${i} (pid ${p.child.pid}, exit ${p.child.exitCode}):\n${p.output().slice(-3000)}`,
+          `--- process ${i} (pid ${p.child.pid}, exit ${p.child.exitCode}, ${procState(p.child.pid)}):\n${p.output().slice(-3000)}`,
       )
       throw new Error(`${(err as Error).message}; left: ${left}\n${logs.join('\n')}`)
     }
