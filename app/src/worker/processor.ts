@@ -281,7 +281,14 @@ export class Processor {
     const ms = Math.min(100 * 2 ** Math.min(this.failures, 5), 3000)
     this.retryAt = Date.now() + ms
     clearTimeout(this.retryTimer)
-    this.retryTimer = setTimeout(() => this.pump(), ms)
+    this.retryTimer = setTimeout(() => {
+      // The wait is over when the timer fires. Not `Date.now() >= retryAt`: a timer runs on the
+      // monotonic clock and can fire a millisecond before the wall clock gets there, and a pump
+      // that found it too early scheduled nothing more -- the worker stopped fetching for good
+      // (found by the chaos suite: a black-holed link, then silence).
+      this.retryAt = 0
+      this.pump()
+    }, ms)
   }
 
   private begin(job: Job): void {

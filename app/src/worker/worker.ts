@@ -321,9 +321,13 @@ export class Worker {
       this.state === 'running' &&
       !st.paused &&
       !(st.pausedQueues as string[]).length &&
+      (st.free as number) > 0 &&
       (since as number) > 10_000
-    )
-      this.log.warn(st, 'fetch loop stalled: no fetch for 10 s')
+    ) {
+      // A stall is a bug; say so loudly, and restart the loop rather than sit idle for ever.
+      this.log.error(st, 'fetch loop stalled: no fetch for 10 s; restarting it')
+      this.processor.kick()
+    }
     const cmd = await this.registry.takeCommand(this.id)
     if (cmd) this.command(cmd)
     await this.refreshPaused()
