@@ -92,6 +92,8 @@ export const F = {
   errors: 'es',
   progress: 'pg',
   idempotency_key: 'ik',
+  /** The idempotency key's hash (its key name): the finishing scripts record the outcome there. */
+  idem_hash: 'ih',
   partition_key: 'pk',
   trace: 'tr',
   backoff: 'bo',

@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type { Redis } from 'ioredis'
 import { luaFieldConstants } from '../queue/job.ts'
+import { MAX_DELAY_MS } from '../queue/validate.ts'
 
 export const SCRIPT_NAMES = [
   'enqueue',
@@ -33,11 +34,31 @@ export const SCRIPT_NAMES = [
 ] as const
 export type ScriptName = (typeof SCRIPT_NAMES)[number]
 
+/**
+ * The functions that add work: refused while Redis is at `maxmemory` (Redis checks before the
+ * function runs, so nothing is half-written and the caller gets an OOM error: a 503). Every
+ * other function is flagged `allow-oom`: what finishes, renews, reclaims, moves, cancels or
+ * deletes jobs keeps running on a full Redis, so in-flight work ends normally and retention
+ * pruning frees memory -- a full Redis recovers by itself (docs/architecture.md, "Memory").
+ */
+const DENIED_WHEN_FULL: ReadonlySet<ScriptName> = new Set(['enqueue', 'requeue', 'progress'])
+
+function flagsOf(name: ScriptName, unsafe: LibraryOptions): string {
+  if (unsafe.noOomFlags || DENIED_WHEN_FULL.has(name)) return '{}'
+  return "{ 'allow-oom' }"
+}
+
+export interface LibraryOptions {
+  /** NEGATIVE CONTROL ONLY: register every function without flags (all refused at maxmemory). */
+  noOomFlags?: boolean
+}
+
 const dir = new URL('./scripts/', import.meta.url)
 
-function buildLibrary(): { name: string; source: string } {
-  // The job hash's field names (F_STATE, ...) come from the one map in job.ts.
-  const prelude = `${luaFieldConstants()}\n${readFileSync(new URL('_prelude.lua', dir), 'utf8')}`
+function buildLibrary(opts: LibraryOptions): { name: string; source: string } {
+  // The job hash's field names (F_STATE, ...) come from the one map in job.ts, limits from validate.ts.
+  const constants = `${luaFieldConstants()}\nlocal MAX_DELAY_MS = ${MAX_DELAY_MS}`
+  const prelude = `${constants}\n${readFileSync(new URL('_prelude.lua', dir), 'utf8')}`
   const bodies = SCRIPT_NAMES.map((n) => [n, readFileSync(new URL(`${n}.lua`, dir), 'utf8')] as const)
   const version = createHash('sha1')
     .update(prelude)
@@ -49,7 +70,8 @@ function buildLibrary(): { name: string; source: string } {
   for (const [n, body] of bodies) {
     parts.push(`local function run_${n}()\n${body}\nend`)
     parts.push(
-      `redis.register_function('${name}_${n}', function(keys, args) setup(keys, args) local r = run_${n}() flush() return r end)`,
+      `redis.register_function{ function_name = '${name}_${n}', flags = ${flagsOf(n, opts)},\n` +
+        `  callback = function(keys, args) setup(keys, args) local r = run_${n}() flush() return r end }`,
     )
   }
   return { name, source: parts.join('\n') }
@@ -60,8 +82,8 @@ export class FunctionLibrary {
   readonly source: string
   private loading: Promise<void> | undefined
 
-  constructor() {
-    const lib = buildLibrary()
+  constructor(opts: LibraryOptions = {}) {
+    const lib = buildLibrary(opts)
     this.name = lib.name
     this.source = lib.source
   }

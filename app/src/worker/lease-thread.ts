@@ -22,8 +22,11 @@ let timer: NodeJS.Timeout | undefined
 let ringTimer: NodeJS.Timeout | undefined
 let renewing = false
 
+/** Leases are kept per delivery (queue, id, epoch): a job delivered to us again is a second lease. */
+const leaseKey = (queue: string, id: string, epoch: number) => `${queue}\u0000${id}\u0000${epoch}`
+
 function apply(kind: 'track' | 'untrack', queue: string, id: string, epoch: number, deadline: number) {
-  const key = `${queue}\u0000${id}`
+  const key = leaseKey(queue, id, epoch)
   if (kind === 'track') leases.set(key, { queue, id, epoch, deadline })
   else leases.delete(key)
 }
@@ -55,8 +58,7 @@ async function renew(): Promise<void> {
         const res = await store.heartbeat(queue, data.consumer, items)
         items.forEach((it, i) => {
           if (res[i] === 0) {
-            const key = `${queue}\u0000${it.id}`
-            if (leases.get(key)?.epoch === it.epoch) leases.delete(key)
+            leases.delete(leaseKey(queue, it.id, it.epoch))
             port.postMessage({ type: 'lost', queue, id: it.id, epoch: it.epoch })
           } else if (res[i] === 2) {
             port.postMessage({ type: 'cancel', queue, id: it.id, epoch: it.epoch })

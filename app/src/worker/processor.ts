@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis'
 import { JobAbortedError, PermanentJobError, RetryJobError } from '../errors.ts'
 import { type BackoffPolicy, backoffDelayMs } from '../queue/backoff.ts'
 import type { Job } from '../queue/job.ts'
-import { encodeJson } from '../queue/validate.ts'
+import { encodeJson, MAX_DELAY_MS } from '../queue/validate.ts'
 import type { Completion, FailMode, JobStore } from '../redis/store.ts'
 import type { Handler, JobContext } from './handlers.ts'
 import type { LeaseKeeper } from './lease-keeper.ts'
@@ -43,12 +43,17 @@ export interface ProcessorOptions {
   noFencing?: boolean
 }
 
+/** One run of a job: one delivery (queue, id, epoch). */
 interface Running {
   job: Job
   ac: AbortController
   timer?: NodeJS.Timeout
   /** Set when this worker no longer owns the job (lost lease, handed back): write nothing. */
   disowned: boolean
+  /** The handler has ended: its outcome is decided (and being written unless disowned). */
+  finished: boolean
+  /** When the lease thread lets go of it (timeout + grace; 0: never). */
+  deadline: number
   done: Promise<void>
 }
 
@@ -57,7 +62,16 @@ type Outcome =
   | { kind: 'fail'; mode: FailMode; error: Error; delayMs: number }
   | { kind: 'drop' }
 
-const key = (queue: string, id: string) => `${queue}\u0000${id}`
+/**
+ * Runs are keyed by delivery, not by job: when a lease lapses while its handler still runs and
+ * this same worker is handed the job again, the two runs are two entries, and the end of the
+ * old one can never untrack or overwrite the new one.
+ */
+const runKey = (queue: string, id: string, epoch: number) => `${queue}\u0000${id}\u0000${epoch}`
+const jobKey = (queue: string, id: string) => `${queue}\u0000${id}`
+
+/** Whether a failed outcome write is a refusal by the script (a bug here, never worth retrying). */
+const isRefused = (err: unknown) => err instanceof Error && err.message.startsWith('DTQ_BAD_ARG')
 
 /** Rejects when the signal aborts, so a handler that ignores its signal cannot hold its slot. */
 function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
@@ -87,11 +101,15 @@ interface PendingCompletion extends Completion {
 export const FETCHES_IN_FLIGHT = 2
 
 export class Processor {
-  /** Every job this worker holds: handlers running, and finished ones whose outcome is being written. */
+  /** Every run this worker holds: handlers running, and finished ones whose outcome is being written. */
   readonly running = new Map<string, Running>()
+  /** The newest run of each job (the one a cancel request is for). */
+  private readonly newest = new Map<string, Running>()
   /** Handlers running now: what the concurrency limit counts. */
   private busy = 0
   paused = false
+  /** No lease is being renewed (the lease thread died and is restarting): take no new work. */
+  leasesDown = false
   pausedQueues = new Set<string>()
   processed = 0
   failed = 0
@@ -132,6 +150,7 @@ export class Processor {
       started: this.started,
       stopping: this.stopping,
       paused: this.paused,
+      leasesDown: this.leasesDown,
       pausedQueues: [...this.pausedQueues],
       inflight: this.inflight,
       reserved: this.reserved,
@@ -194,7 +213,12 @@ export class Processor {
     if (!this.started) return
     const queues = this.o.queues.filter((q) => !this.pausedQueues.has(q))
     const canFetch =
-      !this.paused && queues.length > 0 && !this.blocked && !this.idleTails && Date.now() >= this.retryAt
+      !this.paused &&
+      !this.leasesDown &&
+      queues.length > 0 &&
+      !this.blocked &&
+      !this.idleTails &&
+      Date.now() >= this.retryAt
     while (canFetch && this.inflight < FETCHES_IN_FLIGHT) {
       // A slot frees when its handler finishes, not when its outcome is written: the next batch
       // is fetched while outcomes are in flight. Jobs held (running, outcome in flight, being
@@ -293,10 +317,21 @@ export class Processor {
 
   private begin(job: Job): void {
     const ac = new AbortController()
-    const r: Running = { job, ac, disowned: false, done: Promise.resolve() }
-    this.running.set(key(job.queue, job.id), r)
-    this.busy++
     const deadline = job.timeout_ms > 0 ? Date.now() + job.timeout_ms + this.o.timeoutGraceMs : 0
+    const r: Running = { job, ac, disowned: false, finished: false, deadline, done: Promise.resolve() }
+    // Delivered again while an older run still goes: that run's lease lapsed (the job was
+    // reclaimed and came back to us), so it is no longer ours -- stop it now.
+    const older = this.newest.get(jobKey(job.queue, job.id))
+    if (older && older.job.epoch < job.epoch) {
+      this.abandon(older, 'lease_lost')
+      this.o.log.warn(
+        { job: job.id, queue: job.queue, epoch: older.job.epoch },
+        'lease lost; older run abandoned',
+      )
+    }
+    this.newest.set(jobKey(job.queue, job.id), r)
+    this.running.set(runKey(job.queue, job.id, job.epoch), r)
+    this.busy++
     this.o.leases.track(job.queue, job.id, job.epoch, deadline)
     if (job.timeout_ms > 0) {
       r.timer = setTimeout(
@@ -350,13 +385,15 @@ export class Processor {
       outcome = this.classify(r, err)
     }
     clearTimeout(r.timer)
+    r.finished = true
     this.busy--
     this.kick()
     try {
       if (!r.disowned) await this.settle(r, outcome)
     } finally {
-      this.o.leases.untrack(job.queue, job.id)
-      this.running.delete(key(job.queue, job.id))
+      this.o.leases.untrack(job.queue, job.id, job.epoch)
+      this.running.delete(runKey(job.queue, job.id, job.epoch))
+      if (this.newest.get(jobKey(job.queue, job.id)) === r) this.newest.delete(jobKey(job.queue, job.id))
       this.kick()
     }
   }
@@ -370,7 +407,16 @@ export class Processor {
     }
     const error = err instanceof Error ? err : new Error(String(err))
     if (error instanceof PermanentJobError) return { kind: 'fail', mode: 'permanent', error, delayMs: 0 }
-    if (error instanceof RetryJobError) return { kind: 'fail', mode: 'retry', error, delayMs: error.delayMs }
+    if (error instanceof RetryJobError) {
+      const d = error.delayMs
+      // A delay from a header that was missing (NaN), or absurd: the job must still come back.
+      if (typeof d === 'number' && Number.isFinite(d) && d >= 0)
+        return { kind: 'fail', mode: 'retry', error, delayMs: Math.min(Math.round(d), MAX_DELAY_MS) }
+      this.o.log.warn(
+        { job: job.id, delayMs: String(d) },
+        'RetryJobError delay is not a finite number of ms; using the backoff',
+      )
+    }
     const b = job.backoff ?? {}
     const delayMs = backoffDelayMs(
       {
@@ -394,7 +440,8 @@ export class Processor {
       try {
         let res: string
         if (outcome.kind === 'complete') {
-          res = (await this.completeBatched(job, outcome.result)) === 1 ? 'completed' : 'stale'
+          res =
+            ['stale', 'completed', 'cancelled'][await this.completeBatched(job, outcome.result)] ?? 'stale'
         } else {
           res = await this.o.store.fail(
             job.queue,
@@ -419,6 +466,19 @@ export class Processor {
         return
       } catch (err) {
         if (r.disowned) return
+        if (isRefused(err)) {
+          // The script refused what we sent: a bug, not an outage. Retrying would hold the job
+          // for ever; record it as a permanent failure that says so (once), else let it lapse.
+          this.o.log.error({ err: (err as Error).message, job: job.id }, 'outcome refused by Redis')
+          if (outcome.kind === 'fail' && outcome.mode === 'permanent') return
+          outcome = {
+            kind: 'fail',
+            mode: 'permanent',
+            error: new Error(`outcome refused: ${(err as Error).message}`),
+            delayMs: 0,
+          }
+          continue
+        }
         if (attempt % 10 === 0)
           this.o.log.warn({ err: (err as Error).message, job: job.id }, 'could not record outcome; retrying')
         await new Promise((res) => setTimeout(res, Math.min(100 * 2 ** Math.min(attempt, 5), 2000)))
@@ -455,10 +515,15 @@ export class Processor {
     }
   }
 
-  /** The job is no longer ours (lease lost or expired): abort its handler, write nothing. */
+  /** This delivery of the job is no longer ours (lease lost or expired): abort its handler, write nothing. */
   disown(queue: string, id: string, epoch: number, why: 'lease_lost' | 'shutdown'): Running | undefined {
-    const r = this.running.get(key(queue, id))
-    if (!r || r.job.epoch !== epoch) return undefined
+    const r = this.running.get(runKey(queue, id, epoch))
+    if (!r || r.disowned) return undefined
+    this.abandon(r, why)
+    return r
+  }
+
+  private abandon(r: Running, why: 'lease_lost' | 'shutdown'): void {
     r.disowned = true
     r.ac.abort(
       new JobAbortedError(
@@ -466,12 +531,18 @@ export class Processor {
         why === 'lease_lost' ? 'the job lease was lost' : 'the worker is shutting down',
       ),
     )
-    return r
+  }
+
+  /** The deliveries this worker holds and their lease deadlines (to re-track after a lease thread restart). */
+  leases(): Array<{ queue: string; id: string; epoch: number; deadline: number }> {
+    return [...this.running.values()]
+      .filter((r) => !r.disowned)
+      .map((r) => ({ queue: r.job.queue, id: r.job.id, epoch: r.job.epoch, deadline: r.deadline }))
   }
 
   /** Aborts a running job because it was cancelled; the worker then records it cancelled. */
   cancel(queue: string, id: string): boolean {
-    const r = this.running.get(key(queue, id))
+    const r = this.newest.get(jobKey(queue, id))
     if (!r || r.ac.signal.aborted) return false
     r.ac.abort(new JobAbortedError('cancelled', 'the job was cancelled'))
     return true
@@ -494,7 +565,10 @@ export class Processor {
   async handBackAll(handBack = true): Promise<number> {
     const byQueue = new Map<string, Array<{ id: string; epoch: number }>>()
     for (const r of [...this.running.values()]) {
-      this.disown(r.job.queue, r.job.id, r.job.epoch, 'shutdown')
+      // A run whose handler has ended is not handed back: its outcome is being written (a
+      // completion made in the same tick as the deadline must not be followed by a hand-back).
+      if (r.finished || r.disowned) continue
+      this.abandon(r, 'shutdown')
       byQueue.set(r.job.queue, [...(byQueue.get(r.job.queue) ?? []), { id: r.job.id, epoch: r.job.epoch }])
     }
     if (!handBack) return 0

@@ -60,7 +60,13 @@ export interface WorkerOptions {
   /** Register the built-in demo task types (echo, sleep, fail, cpu, synthetic). Default true. */
   builtins?: boolean
   /** Negative controls for the tests: switch a safety mechanism off. */
-  unsafe?: { noLeaseRenewal?: boolean; noFencing?: boolean; noHandback?: boolean; noDelayedGating?: boolean }
+  unsafe?: {
+    noLeaseRenewal?: boolean
+    noLeaseRestart?: boolean
+    noFencing?: boolean
+    noHandback?: boolean
+    noDelayedGating?: boolean
+  }
   heartbeatMs?: number
   schedulerPollMs?: number
   janitorEveryMs?: number
@@ -163,8 +169,17 @@ export class Worker {
         },
         onCancel: (q, id) => this.processor.cancel(q, id),
         onError: (message) => this.log.warn({ err: message }, 'lease renewal failed'),
+        onThreadDown: (up, reason) => {
+          this.processor.leasesDown = !up
+          if (up) {
+            this.log.warn({ reason }, 'lease thread restarted; taking work again')
+            this.processor.kick()
+          } else this.log.error({ reason }, 'lease thread died; taking no new work until it is restarted')
+        },
+        held: () => this.processor.leases(),
       },
       !opts.unsafe?.noLeaseRenewal,
+      !opts.unsafe?.noLeaseRestart,
     )
     this.processor = new Processor({
       store: this.store,

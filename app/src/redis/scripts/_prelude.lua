@@ -25,11 +25,18 @@ local incr, typed, hist, tp_incr, acks, idx_ops, events
 local GROUP = 'workers'
 local PRIORITIES = { 'high', 'normal', 'low' }
 
+-- A refused call: raised before the script's first write (Redis keeps a script's earlier
+-- writes when it fails midway, so every script reads and checks its arguments first).
+local function refuse(msg)
+  error({ err = 'DTQ_BAD_ARG ' .. msg })
+end
+
 local function setup(keys, args)
   KEYS, ARGV = keys, args
   base = keys[1]
   NOW = tonumber(args[1])
   NOW_S = args[1]
+  if not NOW or NOW ~= NOW or NOW < 0 or NOW >= 1e15 then refuse('now must be ms since the epoch') end
   EVENTS_MAX = tonumber(args[2])
   COMPLETED_TTL = tonumber(args[3])
   FAILED_TTL = tonumber(args[4])
@@ -39,6 +46,16 @@ local function setup(keys, args)
   k_events = base .. ':events'
   k_stats = base .. ':stats'
   incr, typed, hist, tp_incr, acks, idx_ops, events = {}, {}, {}, {}, {}, {}, {}
+end
+
+-- ARGV[i] as an integer in [lo, hi], or the call is refused (NaN, infinities, 1e15 ... never
+-- reach a ZADD or a HSET).
+local function arg_int(i, lo, hi, what)
+  local v = tonumber(ARGV[i])
+  if not v or v ~= v or v < lo or v > hi or v ~= math.floor(v) then
+    refuse(what .. ' must be an integer from ' .. lo .. ' to ' .. hi .. ', got ' .. tostring(ARGV[i]))
+  end
+  return v
 end
 
 -- Small counts (epochs, attempts, TTLs) as strings, each formatted once per library load.
@@ -94,6 +111,23 @@ end
 
 local function bump(field, n)
   incr[field] = (incr[field] or 0) + (n or 1)
+end
+
+-- Per-type totals are kept for at most MAX_TYPES task types per queue (the types set holds
+-- their names); later types count under '_other', so the stats hash cannot grow without bound.
+-- TYPE_KNOWN remembers, for the life of the loaded library, the types already in a set.
+local MAX_TYPES = 200
+local TYPE_KNOWN = {}
+local function typed_name(ttype)
+  local memo = base .. ' ' .. ttype
+  if TYPE_KNOWN[memo] then return ttype end
+  local k_types = base .. ':types'
+  if redis.call('SISMEMBER', k_types, ttype) == 0 then
+    if redis.call('SCARD', k_types) >= MAX_TYPES then return '_other' end
+    redis.call('SADD', k_types, ttype)
+  end
+  TYPE_KNOWN[memo] = true
+  return ttype
 end
 
 -- A total, and the same total for the task type ("<field>|<type>", named at flush), for
@@ -216,7 +250,7 @@ local function flush()
     if #add > 0 then call_many('ZADD', k_idx(state), add, 1000) end
   end
   for field, t in pairs(typed) do
-    for ttype, n in pairs(t) do bump(field .. '|' .. ttype, n) end
+    for ttype, n in pairs(t) do bump(field .. '|' .. typed_name(ttype), n) end
   end
   for name, h in pairs(hist) do
     for b = 1, N_BUCKETS + 1 do
@@ -237,10 +271,13 @@ local function flush()
     -- entries all come after it), and one by one (XDEL) only for those the trim cannot reach
     -- because an older entry is still pending (a long job). With none pending, the head up to
     -- the newest acknowledged entry goes.
-    local pend = redis.call('XPENDING', s, GROUP)
+    -- The oldest pending entry: the extended form with COUNT 1 reads the head of the group's
+    -- pending list (O(log n)); the summary form would count entries per consumer, a cost
+    -- that grows with the fleet.
+    local oldest = redis.call('XPENDING', s, GROUP, '-', '+', 1)[1]
     local minid
-    if pend[1] > 0 then
-      minid = pend[2]
+    if oldest then
+      minid = oldest[1]
     else
       local newest = ids[1]
       for i = 2, #ids do
@@ -291,6 +328,13 @@ local function prune_completed(limit)
   return #old
 end
 
+-- A job with an idempotency key leaves its outcome in that key when it finishes ("<id>
+-- <state> <finished at>", the key's TTL kept; XX: never recreate an expired key), so a repeat
+-- within IDEMPOTENCY_TTL_S is answered with the original job even after retention removed it.
+local function idem_final(id, ih, state)
+  if ih then redis.call('SET', k_idem(ih), id .. ' ' .. state .. ' ' .. NOW_S, 'XX', 'KEEPTTL') end
+end
+
 -- Dead-letters a job that is leaving `from` (its stream entry already handled by the caller).
 local function dead_letter(id, from, ttype, message, attempts)
   local jk = k_job(id)
@@ -305,15 +349,18 @@ local function dead_letter(id, from, ttype, message, attempts)
   bump_typed('failed', ttype)
   throughput('failed')
   emit(id, 'failed', ttype)
+  idem_final(id, redis.call('HGET', jk, F_IDEM_HASH), 'failed')
   expire_job(id, FAILED_TTL, FAILED_TTL_S)
 end
 
 local function cancel_job(id, from, ttype)
-  redis.call('HSET', k_job(id), F_STATE, 'cancelled', F_FINISHED_AT, NOW_S, F_UPDATED_AT, NOW_S)
-  redis.call('HDEL', k_job(id), F_CANCEL_REQUESTED)
+  local jk = k_job(id)
+  redis.call('HSET', jk, F_STATE, 'cancelled', F_FINISHED_AT, NOW_S, F_UPDATED_AT, NOW_S)
+  redis.call('HDEL', jk, F_CANCEL_REQUESTED)
   move_idx(id, from, 'cancelled')
   bump_typed('cancelled', ttype)
   emit(id, 'cancelled', ttype)
+  idem_final(id, redis.call('HGET', jk, F_IDEM_HASH), 'cancelled')
   expire_job(id, COMPLETED_TTL, COMPLETED_TTL_S)
 end
 
@@ -331,11 +378,12 @@ end
 -- Records finished jobs (active -> completed), fenced: a job is completed only if it is still
 -- active under the caller's epoch; a stale owner's write (reclaimed, handed back or cancelled
 -- since) is rejected and counted, never applied. ARGV[at] = n, then n triples
--- (id, epoch, result JSON). Returns per job 1 (completed) or 0 (stale).
+-- (id, epoch, result JSON). Returns per job 1 (completed), 2 (cancelled: a cancel had been
+-- requested) or 0 (stale).
 -- A completed job is kept COMPLETED_RETENTION_S through the completed index (no TTL), or
 -- deleted at once when that is 0.
 local function complete_jobs(at)
-  local n = tonumber(ARGV[at])
+  local n = arg_int(at, 0, 100000, 'number of finished jobs')
   local out = {}
   -- First, so a stale index entry of a reused id is gone before the id completes again.
   if n > 0 then prune_completed(2 * n) end
@@ -343,15 +391,24 @@ local function complete_jobs(at)
     local i = at + 1 + (j - 1) * 3
     local id, epoch, result = ARGV[i], ARGV[i + 1], ARGV[i + 2]
     local jk = k_job(id)
-    local h = redis.call('HMGET', jk, F_STATE, F_EPOCH, F_ENTRY, F_PRIORITY, F_TASK_TYPE, F_STARTED_AT, F_CANCEL_REQUESTED)
+    local h = redis.call('HMGET', jk, F_STATE, F_EPOCH, F_ENTRY, F_PRIORITY, F_TASK_TYPE, F_STARTED_AT,
+      F_CANCEL_REQUESTED, F_IDEM_HASH)
     if h[1] ~= 'active' or h[2] ~= epoch then
       bump('stale_writes')
       out[j] = 0
+    elseif h[7] == '1' then
+      -- A cancel request is final: the job ends cancelled whatever its handler did after it
+      -- (the result it returned is kept on the job).
+      ack(h[4], h[3])
+      redis.call('HSET', jk, F_RESULT, result)
+      observe('run', NOW - (tonumber(h[6]) or NOW))
+      cancel_job(id, 'active', h[5])
+      out[j] = 2
     else
       ack(h[4], h[3])
       -- No updated_at on the hot transitions: readers take the latest of the job's times.
       redis.call('HSET', jk, F_STATE, 'completed', F_RESULT, result, F_FINISHED_AT, NOW_S)
-      if h[7] then redis.call('HDEL', jk, F_CANCEL_REQUESTED) end
+      idem_final(id, h[8], 'completed')
       if COMPLETED_TTL > 0 then
         move_idx(id, 'active', 'completed')
       else
@@ -397,10 +454,11 @@ local function deliver_jobs(consumer, want)
       -- values cross into Lua than with an HMGET of every field a job may have).
       local h = redis.call('HGETALL', jk)
       -- The few fields this start needs, by a scan (no table built per job).
-      local state, jentry, epoch, attempts, ttype, queued_at, created_at
+      local state, jentry, epoch, attempts, ttype, queued_at, created_at, cancel
       for x = 1, #h, 2 do
         local f = h[x]
         if f == F_STATE then state = h[x + 1]
+        elseif f == F_CANCEL_REQUESTED then cancel = h[x + 1]
         elseif f == F_ENTRY then jentry = h[x + 1]
         elseif f == F_TASK_TYPE then ttype = h[x + 1]
         elseif f == F_CREATED_AT then created_at = h[x + 1]
@@ -413,6 +471,10 @@ local function deliver_jobs(consumer, want)
         -- An entry whose job is gone or has moved on: drop it, and count it.
         ack(prio, entry)
         bump('orphan_entries')
+      elseif cancel == '1' then
+        -- A cancel request outlives whatever path brought the job back: it never runs again.
+        ack(prio, entry)
+        cancel_job(id, 'queued', ttype)
       else
         -- One HSET: the new epoch (this delivery's fencing token) and attempt count included.
         epoch = int_s((tonumber(epoch) or 0) + 1)

@@ -8,4 +8,4 @@
            tails, when fewer than `count` jobs were found, is the last entry id of each
            priority stream ('0-0' if empty): XREAD BLOCK from there wakes on the next job.
 ]]
-return deliver_jobs(ARGV[5], tonumber(ARGV[6]))
+return deliver_jobs(ARGV[5], arg_int(6, 1, 100000, 'count'))

@@ -18,15 +18,15 @@ local function drop(id, dlq_entry)
 end
 
 if ARGV[5] == 'ids' then
-  local n = tonumber(ARGV[6])
+  local n = arg_int(6, 0, 100000, 'number of ids')
   for j = 1, n do
     local id = ARGV[6 + j]
     local h = redis.call('HMGET', k_job(id), F_STATE, F_DLQ_ENTRY)
     if h[1] == 'failed' and h[2] then drop(id, h[2]) end
   end
 else
-  local before = tonumber(ARGV[6])
-  local entries = redis.call('XRANGE', k_dlq, '-', '(' .. before .. '-0', 'COUNT', tonumber(ARGV[7]))
+  local before = string.format('%d', arg_int(6, 0, 1e15, 'before'))
+  local entries = redis.call('XRANGE', k_dlq, '-', '(' .. before .. '-0', 'COUNT', arg_int(7, 1, 100000, 'count'))
   for _, e in ipairs(entries) do drop(e[2][2], e[1]) end
 end
 return deleted

@@ -9,6 +9,7 @@
   Returns   {completed, jobs, tails}: completed is per finished job 1 (recorded) or 0 (stale);
             jobs and tails as for deliver.
 ]]
+local want = arg_int(6, 1, 100000, 'count') -- checked before complete_jobs writes
 local done = complete_jobs(7)
-local d = deliver_jobs(ARGV[5], tonumber(ARGV[6]))
+local d = deliver_jobs(ARGV[5], want)
 return { done, d[1], d[2] }

@@ -5,12 +5,13 @@
   ARGV[6..] n pairs: id, epoch
   Returns   per job: 1 handed back, 0 no longer owned
 ]]
-local n = tonumber(ARGV[5])
+local n = arg_int(5, 0, 100000, 'number of jobs')
 local out = {}
 for j = 1, n do
   local id, epoch = ARGV[4 + 2 * j], ARGV[5 + 2 * j]
   local h = redis.call('HMGET', k_job(id), F_STATE, F_EPOCH, F_ENTRY, F_PRIORITY, F_TASK_TYPE, F_CANCEL_REQUESTED)
   if h[1] ~= 'active' or h[2] ~= epoch then
+    bump('stale_writes')
     out[j] = 0
   else
     ack(h[4], h[3])

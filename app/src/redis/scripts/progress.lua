@@ -7,11 +7,19 @@
   ARGV[9]  log lines kept
   Returns  1 written, 0 the caller no longer owns the job
 ]]
-local id, epoch, progress, line, keep = ARGV[5], ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[9])
-local h = redis.call('HMGET', k_job(id), F_STATE, F_EPOCH, F_TASK_TYPE)
-if h[1] ~= 'active' or h[2] ~= epoch then return 0 end
+local id, epoch, progress, line = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local keep = arg_int(9, 1, 100000, 'log lines kept')
 if progress ~= '' then
-  redis.call('HSET', k_job(id), F_PROGRESS, progress, F_UPDATED_AT, NOW)
+  local p = tonumber(progress)
+  if not p or p ~= p or p == math.huge or p == -math.huge then refuse('progress must be a finite number') end
+end
+local h = redis.call('HMGET', k_job(id), F_STATE, F_EPOCH, F_TASK_TYPE)
+if h[1] ~= 'active' or h[2] ~= epoch then
+  bump('stale_writes')
+  return 0
+end
+if progress ~= '' then
+  redis.call('HSET', k_job(id), F_PROGRESS, progress, F_UPDATED_AT, NOW_S)
   emit(id, 'progress', h[3])
 end
 if line ~= '' then

@@ -5,4 +5,4 @@
   ARGV[5]  limit
   Returns  how many index entries it removed
 ]]
-return prune_completed(tonumber(ARGV[5]))
+return prune_completed(arg_int(5, 1, 100000, 'limit'))

@@ -14,7 +14,11 @@
            were pending but deleted from the stream (a job lost outside DTQ's scripts: alarm).
 ]]
 local consumer, min_idle, cursor, page = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-local prio, max_deliveries = ARGV[9], tonumber(ARGV[10])
+local prio = ARGV[9]
+local max_deliveries = arg_int(10, 1, 100000, 'max deliveries')
+arg_int(6, 0, 1e13, 'min idle')
+arg_int(8, 1, 10000, 'page size')
+if prio ~= 'high' and prio ~= 'normal' and prio ~= 'low' then refuse('priority must be high, normal or low') end
 local s = k_stream(prio)
 local r = redis.pcall('XAUTOCLAIM', s, GROUP, consumer, min_idle, cursor, 'COUNT', page)
 if type(r) == 'table' and r.err then return { '0-0', 0, 0, 0, 0 } end

@@ -5,7 +5,7 @@
   ARGV[6..] n ids
   Returns   per job: 'queued', 'not_found', or 'state:<state>' when the state does not allow it
 ]]
-local n = tonumber(ARGV[5])
+local n = arg_int(5, 0, 100000, 'number of jobs')
 local out = {}
 for j = 1, n do
   local id = ARGV[5 + j]
