@@ -3,8 +3,10 @@
  * SIGTERM under load, redis-server killed and restarted under a running worker, a poison job
  * that kills its worker. A ledger outside Redis counts every execution.
  */
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
+import { GROUP } from '../src/redis/keys.ts'
 import { connectRedis, createRedis } from '../src/redis/connection.ts'
 import { startLocalRedis } from '../src/redis/local-server.ts'
 import { type Bundle, setup, waitFor } from './helpers.ts'
@@ -176,6 +178,71 @@ describe('worker processes under faults', () => {
     expect(crashes).toBe(3)
     expect((await b.queue.listDlq()).items.map((x) => x.id)).toEqual([poison.job.id])
   })
+})
+
+describe('a worker frozen past its lease, whose jobs come back to it', () => {
+  /**
+   * The worker is stopped (SIGSTOP: a long GC pause, a VM freeze) while it runs jobs; their
+   * leases lapse and they are reclaimed; when it wakes, the same worker is handed them again.
+   * The old runs must be aborted as soon as their loss is known, and must never untrack the new
+   * runs' leases (before the fix, per-job bookkeeping let the old run's end drop the new run's
+   * lease, the cycle repeated, and healthy jobs were dead-lettered as poison).
+   */
+  it('aborts the stale runs, completes each job, never poisons it (repeated)', async () => {
+    b = await setup()
+    const track = join(tempDir('track'), 'track.txt')
+    const env = envOf(b, { TRACK_FILE: track, MAX_DELIVERIES: '3', WORKER_CONCURRENCY: '8' })
+    const worker = start(env)
+    const store = b.queue.store
+    const lines = () => (existsSync(track) ? readFileSync(track, 'utf8').trim().split('\n') : [])
+    const jobsPerRound = 4
+    for (let round = 0; round < 2; round++) {
+      const res = await b.queue.addBulk(
+        Array.from({ length: jobsPerRound }, () => ({ task_type: 'tracked', payload: { ms: 3000 } })),
+      )
+      const ids = res.map((r) => r.job.id)
+      const started = (id: string) => lines().filter((l) => l.startsWith(`${id} start`)).length
+      await waitFor(() => ids.every((id) => started(id) === 1), { what: 'first runs started' })
+      worker.child.kill('SIGSTOP')
+      // Frozen until every lease has lapsed, then reclaimed by someone else (here: the test).
+      await waitFor(
+        async () => {
+          const pend = (await b!.redis.xpending(store.keys.stream(Q, 'normal'), GROUP, '-', '+', 100)) as Array<
+            [string, string, number, number]
+          >
+          return pend.length === jobsPerRound && pend.every((p) => p[2] > 1200)
+        },
+        { what: 'leases lapsed' },
+      )
+      let cursor = '0-0'
+      let requeued = 0
+      do {
+        const r = await store.reclaim(Q, 'test-reaper', 'normal', 1000, 3, cursor)
+        requeued += r.requeued
+        cursor = r.cursor
+      } while (cursor !== '0-0')
+      expect(requeued).toBe(jobsPerRound)
+      worker.child.kill('SIGCONT')
+      await waitFor(
+        async () => {
+          const jobs = await Promise.all(ids.map((id) => b!.queue.getJob(id)))
+          return jobs.every((j) => j && (j.state === 'completed' || j.state === 'failed'))
+        },
+        { timeoutMs: 30_000, what: 'jobs finished' },
+      )
+      for (const id of ids) {
+        const job = (await b.queue.getJob(id))!
+        const mine = lines().filter((l) => l.startsWith(`${id} `))
+        expect({ id, state: job.state, stalls: job.stalls }).toEqual({ id, state: 'completed', stalls: 1 })
+        // Two runs: the stale one (epoch 1) aborted, the new one (epoch 3) done.
+        expect(mine.filter((l) => l.includes(' start '))).toHaveLength(2)
+        expect(mine).toContain(`${id} abort 1`)
+        expect(mine).toContain(`${id} done 3`)
+        expect(mine).not.toContain(`${id} done 1`)
+      }
+    }
+    expect(worker.child.exitCode).toBeNull()
+  }, 90_000)
 })
 
 describe('redis-server restarted under a running worker', () => {

@@ -24,7 +24,7 @@ export interface LeaseThreadData {
  * instead: lines of one string, `t <queue> <id> <epoch> <deadline>` or `u <queue> <id> <epoch>`
  * (queue names and ids have no spaces).
  */
-export type ToLeaseThread = { type: 'ops'; ops: string } | { type: 'stop' }
+export type ToLeaseThread = { type: 'ops'; ops: string } | { type: 'stop' } | { type: 'stall'; ms: number }
 
 /** Fallback ops: untracks ride along with the next tracks, or go within this many ms. */
 const UNTRACK_FLUSH_MS = 50
@@ -150,6 +150,11 @@ export class LeaseKeeper {
   /** Ends the thread as a crash would (for the tests of restart()). */
   crash(): void {
     void this.thread?.terminate()
+  }
+
+  /** Blocks the thread for `ms`, as a long GC pause of its isolate would (for the tests). */
+  stall(ms: number): void {
+    this.thread?.postMessage({ type: 'stall', ms } satisfies ToLeaseThread)
   }
 
   /**

@@ -83,6 +83,12 @@ port.on('message', (msg: ToLeaseThread) => {
         apply(op === 't' ? 'track' : 'untrack', queue, id, Number(epoch), Number(deadline))
       }
       break
+    case 'stall': {
+      // Tests only: the thread's event loop blocked, as by a long GC pause of its isolate.
+      const until = Date.now() + msg.ms
+      while (Date.now() < until) {}
+      break
+    }
     case 'stop':
       clearInterval(timer)
       clearInterval(ringTimer)

@@ -1,0 +1,339 @@
+/**
+ * Regression tests for the holes a review found in the delivery guarantee (issue 14), each
+ * against a real redis-server: refused arguments never half-apply a state change, a cancel
+ * request is final, stale writes of every kind are counted, a job whose stream entry was
+ * deleted is repaired, a dead lease thread is restarted, and a run that finished at the
+ * shutdown deadline is not handed back.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { RetryJobError } from '../src/errors.ts'
+import { F } from '../src/queue/job.ts'
+import { MAX_DELAY_MS } from '../src/queue/validate.ts'
+import { GROUP } from '../src/redis/keys.ts'
+import type { JobStore } from '../src/redis/store.ts'
+import { type Bundle, FakeClock, setup, waitFor } from './helpers.ts'
+
+const Q = 'default'
+let b: Bundle
+afterEach(() => b.cleanup())
+
+const err = { message: 'boom', worker: 'w1', attempt: 1 }
+
+async function stats(store: JobStore): Promise<Record<string, string>> {
+  return b.redis.hgetall(store.keys.stats(Q))
+}
+
+describe('scripts refuse bad arguments before their first write', () => {
+  let clock: FakeClock
+  let store: JobStore
+  beforeEach(async () => {
+    clock = new FakeClock()
+    b = await setup({ clock })
+    store = b.queue.store
+  })
+
+  it.each([
+    ['NaN', Number.NaN],
+    ['Infinity', Number.POSITIVE_INFINITY],
+    ['1e15', 1e15],
+  ])('a retry delay of %s is refused and the job is untouched', async (_name, delay) => {
+    const { job } = await b.queue.add('echo', {}, { max_retries: 3 })
+    const [j] = (await store.deliver(Q, 'w1', 1)).jobs
+    const before = await b.redis.hgetall(store.keys.job(Q, job.id))
+    // Past the library's own checks: the script is the last line of defence.
+    const call = store.fail(Q, j!.id, j!.epoch, 'retry', err, delay)
+    await expect(call).rejects.toThrow(/DTQ_BAD_ARG retry delay/)
+    expect(await b.redis.hgetall(store.keys.job(Q, job.id))).toEqual(before)
+    expect(await b.redis.zcard(store.keys.delayed(Q))).toBe(0)
+    // Still active and owned: the worker can record a valid outcome.
+    expect(await store.fail(Q, j!.id, j!.epoch, 'retry', err, 10)).toBe('retrying')
+  })
+
+  it('progress, heartbeat, hand-back and fetch refuse malformed numbers, writing nothing', async () => {
+    const { job } = await b.queue.add('echo', {})
+    const [j] = (await store.deliver(Q, 'w1', 1)).jobs
+    const keysBefore = await b.keys()
+    const hashBefore = await b.redis.hgetall(store.keys.job(Q, job.id))
+    await expect(store.progress(Q, j!.id, j!.epoch, Number.POSITIVE_INFINITY, null)).rejects.toThrow(/DTQ_BAD_ARG/)
+    await expect(store.fetch(Q, 'w1', Number.NaN, [{ id: j!.id, epoch: j!.epoch, result: '1' }])).rejects.toThrow(
+      /DTQ_BAD_ARG count/,
+    )
+    expect(await b.keys()).toEqual(keysBefore)
+    expect(await b.redis.hgetall(store.keys.job(Q, job.id))).toEqual(hashBefore)
+  })
+})
+
+describe('a retry delay from a handler', () => {
+  beforeEach(async () => {
+    b = await setup()
+  })
+
+  it.each([
+    ['NaN (a missing Retry-After)', Number.NaN],
+    ['Infinity', Number.POSITIVE_INFINITY],
+  ])('of %s falls back to the backoff: the job is retried and completes', async (_name, delay) => {
+    let calls = 0
+    const w = b.worker().handle('flaky', () => {
+      if (++calls === 1) throw new RetryJobError('rate limited', delay)
+      return 'ok'
+    })
+    await w.start()
+    const { job } = await b.queue.add('flaky', {}, { max_retries: 2 })
+    await waitFor(async () => (await b.queue.getJob(job.id))?.state === 'completed', { what: 'completed' })
+    expect(await b.queue.getJob(job.id)).toMatchObject({ attempts: 2, failures: 1, result: 'ok' })
+  })
+
+  it('of 1e15 ms is capped at the longest delay DTQ accepts (a year), never forever', async () => {
+    const w = b.worker().handle('later', () => {
+      throw new RetryJobError('come back much later', 1e15)
+    })
+    await w.start()
+    const { job } = await b.queue.add('later', {}, { max_retries: 2 })
+    const j = await waitFor(async () => {
+      const x = await b.queue.getJob(job.id)
+      return x?.state === 'retrying' ? x : null
+    })
+    expect(j.run_at! - j.updated_at).toBeLessThanOrEqual(MAX_DELAY_MS)
+    expect(j.run_at! - j.updated_at).toBeGreaterThan(MAX_DELAY_MS - 60_000)
+  })
+})
+
+describe('a cancel request is final', () => {
+  let store: JobStore
+  beforeEach(async () => {
+    b = await setup({ clock: new FakeClock() })
+    store = b.queue.store
+  })
+
+  async function deliverCancelled() {
+    const { job } = await b.queue.add('echo', {}, { max_retries: 5 })
+    const [j] = (await store.deliver(Q, 'w1', 1)).jobs
+    expect((await b.queue.cancel(job.id)).outcome).toBe('requested')
+    return j!
+  }
+
+  it.each(['retry', 'permanent'] as const)('a %s failure after the request ends cancelled', async (mode) => {
+    const j = await deliverCancelled()
+    expect(await store.fail(Q, j.id, j.epoch, mode, err, 10)).toBe('cancelled')
+    const job = await store.getJob(Q, j.id)
+    expect(job).toMatchObject({ state: 'cancelled', cancel_requested: false, error: 'boom' })
+    expect(await b.redis.zcard(store.keys.delayed(Q))).toBe(0)
+    expect(await b.redis.xlen(store.keys.dlq(Q))).toBe(0)
+  })
+
+  it('a completion after the request ends cancelled, keeping the result', async () => {
+    const j = await deliverCancelled()
+    expect(await store.complete(Q, [{ id: j.id, epoch: j.epoch, result: '"done"' }])).toEqual([2])
+    expect(await store.getJob(Q, j.id)).toMatchObject({ state: 'cancelled', result: 'done' })
+    expect(await b.redis.xlen(store.keys.stream(Q, 'normal'))).toBe(0)
+    expect(await b.redis.zrange(store.keys.index(Q, 'cancelled'), 0, -1)).toEqual([j.id])
+  })
+
+  it('a job that comes back to a stream with a request never runs again', async () => {
+    const { job } = await b.queue.add('echo', {})
+    // As left by an older version, or any path that requeues without looking at the flag.
+    await b.redis.hset(store.keys.job(Q, job.id), F.cancel_requested, '1')
+    expect((await store.deliver(Q, 'w1', 5)).jobs).toEqual([])
+    expect(await store.getJob(Q, job.id)).toMatchObject({ state: 'cancelled' })
+    const pending = (await b.redis.xpending(store.keys.stream(Q, 'normal'), GROUP)) as [number]
+    expect(pending[0]).toBe(0)
+  })
+
+  it('a handler that fails right after the request, before any notice reaches it, ends cancelled', async () => {
+    b.cleanup()
+    b = await setup()
+    let fail: (e: Error) => void = () => {}
+    let started = false
+    const w = b.worker().handle('stubborn', () => {
+      started = true
+      return new Promise((_, reject) => (fail = reject)) // never looks at ctx.signal
+    })
+    await w.start()
+    // The pub/sub notice never arrives (and the next heartbeat comes too late to matter).
+    ;(w as unknown as { subscriber: { disconnect(): void } }).subscriber.disconnect()
+    for (let i = 0; i < 6; i++) {
+      started = false
+      const { job } = await b.queue.add('stubborn', {}, { max_retries: 5 })
+      await waitFor(() => started)
+      await b.queue.cancel(job.id)
+      fail(new Error('downstream error'))
+      await waitFor(async () => (await b.queue.getJob(job.id))?.state === 'cancelled', {
+        what: `job ${job.id} cancelled`,
+      })
+      expect(await b.queue.getJob(job.id)).toMatchObject({ attempts: 1 })
+    }
+  })
+})
+
+describe('stale writes', () => {
+  let store: JobStore
+  beforeEach(async () => {
+    b = await setup({ clock: new FakeClock() })
+    store = b.queue.store
+  })
+
+  it('a stale hand-back, progress or heartbeat is rejected and counted; the owner’s own finished job is not', async () => {
+    await b.queue.addBulk([{ task_type: 'echo' }, { task_type: 'echo' }])
+    const [a, c] = (await store.deliver(Q, 'w1', 2)).jobs
+    expect(await store.handBack(Q, [{ id: a!.id, epoch: a!.epoch + 1 }])).toEqual([0])
+    expect(await store.progress(Q, a!.id, a!.epoch + 1, 50, null)).toBe(false)
+    expect(await store.heartbeat(Q, 'w1', [{ id: a!.id, epoch: a!.epoch + 1 }])).toEqual([0])
+    expect((await stats(store)).stale_writes).toBe('3')
+    // The lease thread may renew a job its owner has just completed: not a stale write.
+    await store.complete(Q, [{ id: c!.id, epoch: c!.epoch, result: '1' }])
+    expect(await store.heartbeat(Q, 'w1', [{ id: c!.id, epoch: c!.epoch }])).toEqual([0])
+    expect((await stats(store)).stale_writes).toBe('3')
+  })
+})
+
+describe('a job whose stream entry was deleted behind DTQ’s back', () => {
+  it('is dead-lettered by its owner’s heartbeat, with an error that says why', async () => {
+    b = await setup({ clock: new FakeClock() })
+    const store = b.queue.store
+    const { job } = await b.queue.add('echo', {})
+    const [j] = (await store.deliver(Q, 'w1', 1)).jobs
+    await b.redis.xdel(store.keys.stream(Q, 'normal'), (await b.redis.hget(store.keys.job(Q, job.id), F.entry))!)
+    expect(await store.heartbeat(Q, 'w1', [{ id: j!.id, epoch: j!.epoch }])).toEqual([0])
+    const dead = await store.getJob(Q, job.id)
+    expect(dead).toMatchObject({ state: 'failed', epoch: j!.epoch + 1 })
+    expect(dead?.error).toMatch(/stream entry was deleted outside DTQ/)
+    expect((await stats(store)).lost_entries).toBe('1')
+    // Its late completion is fenced out.
+    expect(await store.complete(Q, [{ id: j!.id, epoch: j!.epoch, result: '1' }])).toEqual([0])
+  })
+
+  it('a running worker aborts the handler and the job ends in the DLQ', async () => {
+    b = await setup()
+    let aborted = false
+    const w = b.worker().handle('wait', async (_job, ctx) => {
+      await new Promise<void>((resolve) =>
+        ctx.signal.addEventListener('abort', () => {
+          aborted = true
+          resolve()
+        }),
+      )
+    })
+    await w.start()
+    const { job } = await b.queue.add('wait', {})
+    await waitFor(async () => (await b.queue.getJob(job.id))?.state === 'active')
+    const store = b.queue.store
+    await b.redis.xdel(store.keys.stream(Q, 'normal'), (await b.redis.hget(store.keys.job(Q, job.id), F.entry))!)
+    await waitFor(() => aborted, { what: 'handler aborted' })
+    expect(await b.queue.getJob(job.id)).toMatchObject({ state: 'failed' })
+  })
+})
+
+describe('the lease thread', () => {
+  beforeEach(async () => {
+    b = await setup()
+  })
+
+  /** Crashes the lease thread while a long job runs; returns how often its lease lapsed. */
+  async function stallsWithCrashedThread(restart: boolean): Promise<number> {
+    let runs = 0
+    const long = async (_job: unknown, ctx: { signal: AbortSignal }) => {
+      runs++
+      await new Promise((resolve, reject) => {
+        const t = setTimeout(resolve, 2500)
+        ctx.signal.addEventListener('abort', () => {
+          clearTimeout(t)
+          reject(ctx.signal.reason)
+        })
+      })
+    }
+    const w = b.worker({}, { unsafe: { noLeaseRestart: !restart } }).handle('long', long)
+    await w.start()
+    const { job } = await b.queue.add('long', {})
+    await waitFor(() => runs === 1)
+    ;(w as unknown as { leases: { crash(): void } }).leases.crash()
+    const end = await waitFor(
+      async () => {
+        const j = await b.queue.getJob(job.id)
+        return j && (j.state === 'completed' || j.stalls > 0) ? j : null
+      },
+      { timeoutMs: 20_000, what: 'completed or reclaimed' },
+    )
+    return end.stalls
+  }
+
+  it('is restarted when it dies, and a long job keeps its lease (completes, never reclaimed)', async () => {
+    expect(await stallsWithCrashedThread(true)).toBe(0)
+  })
+
+  it('negative control: left dead, the job’s lease lapses and it is reclaimed', async () => {
+    expect(await stallsWithCrashedThread(false)).toBeGreaterThan(0)
+  })
+})
+
+describe('a lease that lapses while its handler runs, the job coming back to the same worker', () => {
+  it('aborts the stale run at once; the new run keeps its lease; the job completes, never poisoned', async () => {
+    b = await setup()
+    const runs: string[] = []
+    const tracked = async (job: { id: string; epoch: number }, ctx: { signal: AbortSignal }) => {
+      runs.push(`${job.id} start ${job.epoch}`)
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(resolve, 2500)
+        ctx.signal.addEventListener('abort', () => {
+          clearTimeout(t)
+          runs.push(`${job.id} abort ${job.epoch}`)
+          reject(ctx.signal.reason)
+        })
+      })
+      runs.push(`${job.id} done ${job.epoch}`)
+    }
+    // Free slots beyond the jobs: the worker can take them back while the stale runs still go.
+    const w = b.worker({ maxDeliveries: 3, workerConcurrency: 8 }).handle('tracked', tracked)
+    await w.start()
+    for (let round = 0; round < 2; round++) {
+      const ids = (await b.queue.addBulk(Array.from({ length: 4 }, () => ({ task_type: 'tracked' })))).map(
+        (r) => r.job.id,
+      )
+      await waitFor(() => ids.every((id) => runs.includes(`${id} start 1`)))
+      // The lease thread stops for longer than CLAIM_IDLE_MS (a GC pause of its isolate): the
+      // leases lapse, this worker's reclaimer requeues the jobs and its fetch loop takes them back.
+      ;(w as unknown as { leases: { stall(ms: number): void } }).leases.stall(1800)
+      const jobs = await waitFor(
+        async () => {
+          const js = await Promise.all(ids.map((id) => b.queue.getJob(id)))
+          return js.every((j) => j?.state === 'completed' || j?.state === 'failed') ? js : null
+        },
+        { timeoutMs: 30_000, what: 'jobs finished' },
+      )
+      for (const j of jobs) {
+        expect({ id: j!.id, state: j!.state, stalls: j!.stalls }).toEqual({ id: j!.id, state: 'completed', stalls: 1 })
+        const mine = runs.filter((r) => r.startsWith(`${j!.id} `))
+        expect([...mine].sort()).toEqual([`${j!.id} abort 1`, `${j!.id} done 3`, `${j!.id} start 1`, `${j!.id} start 3`])
+      }
+      runs.length = 0
+    }
+  }, 60_000)
+})
+
+describe('shutdown', () => {
+  it('a run that finished in the same tick as the deadline is completed, not handed back', async () => {
+    b = await setup()
+    for (let i = 0; i < 6; i++) {
+      let release: (v: string) => void = () => {}
+      const w = b.worker().handle('hold', () => new Promise<string>((r) => (release = r)))
+      await w.start()
+      const { job } = await b.queue.add('hold', {})
+      await waitFor(async () => (await b.queue.getJob(job.id))?.state === 'active')
+      const processor = (w as unknown as { processor: ProcessorInternals }).processor
+      release('done')
+      // Let the handler's end reach the processor (microtasks only: no I/O, no timer).
+      for (let k = 0; k < 50 && ![...processor.running.values()].every((r) => r.finished); k++)
+        await Promise.resolve()
+      expect([...processor.running.values()].every((r) => r.finished)).toBe(true)
+      // The deadline passes in this same tick: hand back what is held.
+      expect(await processor.handBackAll()).toBe(0)
+      await w.close(2000)
+      expect(await b.queue.getJob(job.id)).toMatchObject({ state: 'completed', result: 'done', attempts: 1 })
+    }
+    expect((await stats(b.queue.store)).stale_writes).toBeUndefined()
+  })
+})
+
+interface ProcessorInternals {
+  running: Map<string, { finished: boolean }>
+  handBackAll(): Promise<number>
+}
