@@ -28,6 +28,7 @@ export interface Config {
   completedRetentionS: number
   failedRetentionS: number
   idempotencyTtlS: number
+  queueForgetS: number
   maxPayloadBytes: number
   eventsMaxLen: number
   redisCommandTimeoutMs: number
@@ -171,8 +172,8 @@ export const SETTINGS: readonly Spec[] = [
     key: 'unsafe',
     kind: 'list',
     default: 'none',
-    values: ['none', 'no-lease-renewal', 'no-fencing', 'no-handback', 'no-delayed-gating'],
-    doc: 'TESTS ONLY: switch safety mechanisms off for negative controls (none|no-lease-renewal|no-fencing|no-handback|no-delayed-gating)',
+    values: ['none', 'no-lease-renewal', 'no-fencing', 'no-handback', 'no-delayed-gating', 'no-leader'],
+    doc: 'TESTS ONLY: switch safety mechanisms off for negative controls (none|no-lease-renewal|no-fencing|no-handback|no-delayed-gating|no-leader)',
   },
   {
     env: 'SSE_HEARTBEAT_MS',
@@ -323,6 +324,15 @@ export const SETTINGS: readonly Spec[] = [
     min: 1,
     max: 31_536_000,
     doc: 'how long an idempotency key maps to its job',
+  },
+  {
+    env: 'QUEUE_FORGET_S',
+    key: 'queueForgetS',
+    kind: 'int',
+    default: '86400',
+    min: 0,
+    max: 31_536_000,
+    doc: 'a queue that has held nothing this long (and no live worker serves) leaves the registry; 0: never',
   },
   {
     env: 'MAX_PAYLOAD_BYTES',

@@ -54,10 +54,12 @@ describe('scripts refuse bad arguments before their first write', () => {
     const [j] = (await store.deliver(Q, 'w1', 1)).jobs
     const keysBefore = await b.keys()
     const hashBefore = await b.redis.hgetall(store.keys.job(Q, job.id))
-    await expect(store.progress(Q, j!.id, j!.epoch, Number.POSITIVE_INFINITY, null)).rejects.toThrow(/DTQ_BAD_ARG/)
-    await expect(store.fetch(Q, 'w1', Number.NaN, [{ id: j!.id, epoch: j!.epoch, result: '1' }])).rejects.toThrow(
-      /DTQ_BAD_ARG count/,
+    await expect(store.progress(Q, j!.id, j!.epoch, Number.POSITIVE_INFINITY, null)).rejects.toThrow(
+      /DTQ_BAD_ARG/,
     )
+    await expect(
+      store.fetch(Q, 'w1', Number.NaN, [{ id: j!.id, epoch: j!.epoch, result: '1' }]),
+    ).rejects.toThrow(/DTQ_BAD_ARG count/)
     expect(await b.keys()).toEqual(keysBefore)
     expect(await b.redis.hgetall(store.keys.job(Q, job.id))).toEqual(hashBefore)
   })
@@ -192,7 +194,10 @@ describe('a job whose stream entry was deleted behind DTQ’s back', () => {
     const store = b.queue.store
     const { job } = await b.queue.add('echo', {})
     const [j] = (await store.deliver(Q, 'w1', 1)).jobs
-    await b.redis.xdel(store.keys.stream(Q, 'normal'), (await b.redis.hget(store.keys.job(Q, job.id), F.entry))!)
+    await b.redis.xdel(
+      store.keys.stream(Q, 'normal'),
+      (await b.redis.hget(store.keys.job(Q, job.id), F.entry))!,
+    )
     expect(await store.heartbeat(Q, 'w1', [{ id: j!.id, epoch: j!.epoch }])).toEqual([0])
     const dead = await store.getJob(Q, job.id)
     expect(dead).toMatchObject({ state: 'failed', epoch: j!.epoch + 1 })
@@ -217,7 +222,10 @@ describe('a job whose stream entry was deleted behind DTQ’s back', () => {
     const { job } = await b.queue.add('wait', {})
     await waitFor(async () => (await b.queue.getJob(job.id))?.state === 'active')
     const store = b.queue.store
-    await b.redis.xdel(store.keys.stream(Q, 'normal'), (await b.redis.hget(store.keys.job(Q, job.id), F.entry))!)
+    await b.redis.xdel(
+      store.keys.stream(Q, 'normal'),
+      (await b.redis.hget(store.keys.job(Q, job.id), F.entry))!,
+    )
     await waitFor(() => aborted, { what: 'handler aborted' })
     expect(await b.queue.getJob(job.id)).toMatchObject({ state: 'failed' })
   })
@@ -300,9 +308,18 @@ describe('a lease that lapses while its handler runs, the job coming back to the
         { timeoutMs: 30_000, what: 'jobs finished' },
       )
       for (const j of jobs) {
-        expect({ id: j!.id, state: j!.state, stalls: j!.stalls }).toEqual({ id: j!.id, state: 'completed', stalls: 1 })
+        expect({ id: j!.id, state: j!.state, stalls: j!.stalls }).toEqual({
+          id: j!.id,
+          state: 'completed',
+          stalls: 1,
+        })
         const mine = runs.filter((r) => r.startsWith(`${j!.id} `))
-        expect([...mine].sort()).toEqual([`${j!.id} abort 1`, `${j!.id} done 3`, `${j!.id} start 1`, `${j!.id} start 3`])
+        expect([...mine].sort()).toEqual([
+          `${j!.id} abort 1`,
+          `${j!.id} done 3`,
+          `${j!.id} start 1`,
+          `${j!.id} start 3`,
+        ])
       }
       runs.length = 0
     }

@@ -6,8 +6,8 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { GROUP } from '../src/redis/keys.ts'
 import { connectRedis, createRedis } from '../src/redis/connection.ts'
+import { GROUP } from '../src/redis/keys.ts'
 import { startLocalRedis } from '../src/redis/local-server.ts'
 import { type Bundle, setup, waitFor } from './helpers.ts'
 import { check, readLedger, runCli, spawnWorker, tempDir, type WorkerProcess } from './processes.ts'
@@ -207,9 +207,13 @@ describe('a worker frozen past its lease, whose jobs come back to it', () => {
       // Frozen until every lease has lapsed, then reclaimed by someone else (here: the test).
       await waitFor(
         async () => {
-          const pend = (await b!.redis.xpending(store.keys.stream(Q, 'normal'), GROUP, '-', '+', 100)) as Array<
-            [string, string, number, number]
-          >
+          const pend = (await b!.redis.xpending(
+            store.keys.stream(Q, 'normal'),
+            GROUP,
+            '-',
+            '+',
+            100,
+          )) as Array<[string, string, number, number]>
           return pend.length === jobsPerRound && pend.every((p) => p[2] > 1200)
         },
         { what: 'leases lapsed' },

@@ -52,6 +52,7 @@ describe('keys', () => {
       [k.events(Q)]: `${base}:events`,
       [k.stats(Q)]: `${base}:stats`,
       [k.throughput(Q, 7)]: `${base}:tp:7`,
+      [k.types(Q)]: `${base}:types`,
     }
     for (const [ts, expected] of Object.entries(lua)) expect(ts).toBe(expected)
     for (const frag of [
@@ -65,6 +66,7 @@ describe('keys', () => {
       ":events'",
       ":stats'",
       ":tp:'",
+      ":types'",
     ]) {
       expect(prelude).toContain(frag)
     }
@@ -97,7 +99,10 @@ describe('keys', () => {
     expect(keys.length).toBeGreaterThan(5)
     for (const key of keys)
       expect(
-        key === `${b.prefix}:queues` || key === `${b.prefix}:ids` || key.startsWith(`${b.prefix}:{${Q}}:`),
+        key === `${b.prefix}:queues` ||
+          key === `${b.prefix}:ids` ||
+          key === `${b.prefix}:functions` ||
+          key.startsWith(`${b.prefix}:{${Q}}:`),
       ).toBe(true)
   })
 })

@@ -106,6 +106,7 @@ async function runWorker(cfg: Config, extra: { label: string; handlers?: string[
       noFencing: unsafe.has('no-fencing'),
       noHandback: unsafe.has('no-handback'),
       noDelayedGating: unsafe.has('no-delayed-gating'),
+      noLeader: unsafe.has('no-leader'),
     },
   })
   await loadHandlers(worker, extra.handlers ?? [])

@@ -58,8 +58,9 @@ export class Keys {
   meta(queue: string): string {
     return `${this.base(queue)}:meta`
   }
-  janitorLock(queue: string): string {
-    return `${this.base(queue)}:janitor`
+  /** Task types with their own per-type totals in the stats hash (set, at most 200: the Lua prelude). */
+  types(queue: string): string {
+    return `${this.base(queue)}:types`
   }
 
   // Registry keys: not per queue, so never touched by a queue script.
@@ -69,6 +70,18 @@ export class Keys {
   }
   queues(): string {
     return `${this.prefix}:queues`
+  }
+  /** Paused queue names (set): what workers read each heartbeat, one command for all their queues. */
+  paused(): string {
+    return `${this.prefix}:paused`
+  }
+  /** The maintenance lease: the one worker that runs scheduler, reclaimer and janitor for all queues. */
+  leader(): string {
+    return `${this.prefix}:leader`
+  }
+  /** Function libraries loaded by this deployment (hash: name → last seen ms), so old ones can go. */
+  functionLibraries(): string {
+    return `${this.prefix}:functions`
   }
   workers(): string {
     return `${this.prefix}:workers`

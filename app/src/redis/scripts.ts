@@ -31,6 +31,9 @@ export const SCRIPT_NAMES = [
   'progress',
   'remove_consumer',
   'prune',
+  'lead',
+  'repair',
+  'forget_queue',
 ] as const
 export type ScriptName = (typeof SCRIPT_NAMES)[number]
 

@@ -85,6 +85,9 @@ function storedFields(j: NewJobRecord, now: number): Record<string, string> {
   return h
 }
 
+/** How often a process records that its function library is in use (see pruneFunctionLibraries). */
+const LIBRARY_SEEN_EVERY_MS = 3_600_000
+
 /** Group commit of small enqueue calls (see JobStore.enqueue): a batch's bounds. */
 const COALESCE_MAX_JOBS = 200
 const COALESCE_MAX_BYTES = 1 << 20
@@ -215,6 +218,7 @@ export class JobStore {
   private readonly pendingEnqueue = new Map<string, EnqueueBatch>()
   private readonly enqueuesInFlight = new Set<Promise<unknown>>()
   private readonly ids: IdAllocator
+  private librarySeenAt = 0
 
   constructor(redis: Redis, opts: StoreOptions) {
     this.redis = redis
@@ -237,6 +241,13 @@ export class JobStore {
     args: ReadonlyArray<string | number>,
     now = this.clock.now(),
   ): Promise<T> {
+    if (now - this.librarySeenAt > LIBRARY_SEEN_EVERY_MS) {
+      // This version's library is in use: recorded so the janitor never deletes it (hourly).
+      this.librarySeenAt = now
+      void this.redis.hset(this.keys.functionLibraries(), this.lib.name, now).catch(() => {
+        this.librarySeenAt = 0
+      })
+    }
     const common = [now, this.opts.eventsMaxLen, this.opts.completedRetentionS, this.opts.failedRetentionS]
     return this.lib.call<T>(this.redis, name, this.keys.base(queue), [...common, ...args])
   }
@@ -356,8 +367,15 @@ export class JobStore {
     return { jobs: raw.map((row) => decodeDelivered(queue, row)), tails }
   }
 
-  /** Blocks until a new entry lands after `tails` in any of the streams, or `blockMs` passes. */
-  async waitForEntries(blocking: Redis, streams: Array<{ queue: string; tails: string[] }>, blockMs: number) {
+  /**
+   * Blocks until a new entry lands after `tails` in any of the streams, or `blockMs` passes.
+   * True when an entry landed.
+   */
+  async waitForEntries(
+    blocking: Redis,
+    streams: Array<{ queue: string; tails: string[] }>,
+    blockMs: number,
+  ): Promise<boolean> {
     const keys: string[] = []
     const ids: string[] = []
     for (const s of streams) {
@@ -366,8 +384,8 @@ export class JobStore {
         ids.push(s.tails[i] ?? '0-0')
       })
     }
-    if (!keys.length) return
-    await blocking.xread('COUNT', 1, 'BLOCK', blockMs, 'STREAMS', ...keys, ...ids)
+    if (!keys.length) return false
+    return (await blocking.xread('COUNT', 1, 'BLOCK', blockMs, 'STREAMS', ...keys, ...ids)) !== null
   }
 
   complete(queue: string, items: ReadonlyArray<Completion>): Promise<number[]> {
@@ -530,17 +548,25 @@ export class JobStore {
     }
   }
 
+  /**
+   * Pauses or resumes a queue: the flag in its meta hash (what its stats show, and what keeps
+   * the janitor from forgetting it) and in the paused set workers read (one command per
+   * heartbeat for all their queues).
+   */
   async setPaused(queue: string, paused: boolean): Promise<void> {
     await this.redis.sadd(this.keys.queues(), queue)
-    if (paused) await this.redis.hset(this.keys.meta(queue), 'paused', '1')
-    else await this.redis.hdel(this.keys.meta(queue), 'paused')
+    if (paused) {
+      await this.redis.hset(this.keys.meta(queue), 'paused', '1')
+      await this.redis.sadd(this.keys.paused(), queue)
+    } else {
+      await this.redis.srem(this.keys.paused(), queue)
+      await this.redis.hdel(this.keys.meta(queue), 'paused')
+    }
   }
 
   async pausedQueues(queues: string[]): Promise<Set<string>> {
-    const p = this.redis.pipeline()
-    for (const q of queues) p.hget(this.keys.meta(q), 'paused')
-    const res = (await p.exec()) ?? []
-    return new Set(queues.filter((_, i) => res[i]?.[1] === '1'))
+    const paused = new Set(await this.redis.smembers(this.keys.paused()))
+    return new Set(queues.filter((q) => paused.has(q)))
   }
 
   async queues(): Promise<string[]> {
@@ -913,14 +939,82 @@ export class JobStore {
    * Removes up to `batches` × `limit` jobs completed more than the retention ago (calls that
    * complete jobs do this as they go; this is for queues where nothing completes any more).
    */
-  async pruneCompleted(queue: string, limit = 1000, batches = 20): Promise<number> {
+  async pruneCompleted(queue: string, limit = 1000, batches = 20, retentionS?: number): Promise<number> {
     let pruned = 0
     for (let i = 0; i < batches; i++) {
-      const n = await this.run<number>('prune', queue, [limit])
+      const n = await this.run<number>('prune', queue, [limit, retentionS ?? ''])
       pruned += n
       if (n < limit) break
     }
     return pruned
+  }
+
+  /** The maintenance lease (script `lead`): true while `token` holds it. */
+  async lead(token: string, ttlMs: number, release = false): Promise<boolean> {
+    const key = this.keys.leader()
+    const args = [this.clock.now(), 0, 0, 0, token, ttlMs, release ? 'release' : 'hold']
+    return (await this.lib.call<number>(this.redis, 'lead', key, args)) === 1
+  }
+
+  /**
+   * Dead-letters jobs left active whose stream entry was deleted behind DTQ's back while their
+   * owner was gone (the reclaimer saw XAUTOCLAIM report deleted entries). Scans the queue's job
+   * keys: costly, so it runs only after such an alarm. Returns how many it repaired.
+   */
+  async repairLostJobs(queue: string): Promise<number> {
+    const prefix = `${this.keys.base(queue)}:job:`
+    let cursor = '0'
+    let repaired = 0
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+      cursor = next
+      const ids = keys.map((k) => k.slice(prefix.length))
+      for (let i = 0; i < ids.length; i += 500) {
+        const part = ids.slice(i, i + 500)
+        repaired += await this.run<number>('repair', queue, [part.length, ...part])
+      }
+    } while (cursor !== '0')
+    return repaired
+  }
+
+  /**
+   * Forgets a queue that has held nothing for `idleMs` (script `forget_queue`): its keys go and
+   * it leaves the registry. Never one a live worker serves (the caller checks). True if forgotten.
+   */
+  async forgetQueueIfIdle(queue: string, idleMs: number): Promise<boolean> {
+    if ((await this.run<number>('forget_queue', queue, [idleMs])) !== 1) return false
+    await this.redis.srem(this.keys.queues(), queue)
+    this.knownQueues.delete(queue)
+    return true
+  }
+
+  /** Redis's memory use against its maxmemory (null when no limit is set). */
+  async memoryUse(): Promise<{ used: number; max: number } | null> {
+    const info = await this.redis.info('memory')
+    const num = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1] ?? 0)
+    const max = num('maxmemory')
+    return max > 0 ? { used: num('used_memory'), max } : null
+  }
+
+  /**
+   * Deletes this deployment's function libraries of other DTQ versions that no process has
+   * used for `maxAgeMs` (each process records its own in the functions hash when it loads it and
+   * hourly while it runs). A process of an old version still running reloads its library when
+   * it finds it gone. Libraries this deployment never recorded are left alone.
+   */
+  async pruneFunctionLibraries(maxAgeMs: number): Promise<string[]> {
+    const seen = await this.redis.hgetall(this.keys.functionLibraries())
+    const now = this.clock.now()
+    const gone: string[] = []
+    for (const [name, at] of Object.entries(seen)) {
+      if (name === this.lib.name || now - Number(at) < maxAgeMs) continue
+      await this.redis.call('FUNCTION', 'DELETE', name).catch((err: Error) => {
+        if (!/not found|no such library/i.test(err.message)) throw err
+      })
+      await this.redis.hdel(this.keys.functionLibraries(), name)
+      gone.push(name)
+    }
+    return gone
   }
 
   /**

@@ -97,6 +97,9 @@ interface PendingCompletion extends Completion {
   fail: (e: unknown) => void
 }
 
+/** An idle worker goes through its queues at least this often even when no wait woke it. */
+const IDLE_ROUND_MS = 30_000
+
 /** Fetch calls a worker keeps in flight, each asking for about concurrency / FETCHES_IN_FLIGHT jobs. */
 export const FETCHES_IN_FLIGHT = 2
 
@@ -123,6 +126,8 @@ export class Processor {
   private reserved = 0
   /** The last fetch found nothing: where each stream ended, for a blocking wait. */
   private idleTails: Array<{ queue: string; tails: string[] }> | null = null
+  /** When a fetch round last went through the queues (an idle worker only waits in between). */
+  private lastRoundAt = 0
   private blocked = false
   private failures = 0
   private retryAt = 0
@@ -187,6 +192,15 @@ export class Processor {
     await this.loopDone
   }
 
+  /**
+   * Something changed that a blocking wait would not see (a queue resumed, the worker resumed):
+   * the next step is a fetch round through the queues, not another wait.
+   */
+  refresh(): void {
+    this.lastRoundAt = 0
+    this.kick()
+  }
+
   /** Re-checks state soon (slot freed, resumed, outcome waiting to be written). */
   kick(): void {
     if (this.pumpScheduled) return
@@ -237,6 +251,7 @@ export class Processor {
 
   private async fetch(queues: string[], want: number): Promise<void> {
     this.lastFetchAt = Date.now()
+    this.lastRoundAt = this.lastFetchAt
     this.inflight++
     this.reserved += want
     const store = this.idleStores.pop() ?? this.o.store
@@ -283,18 +298,26 @@ export class Processor {
     }
   }
 
-  /** Nothing to fetch: waits until an entry lands after `tails` (or blockMs passes), then fetches. */
+  /**
+   * Nothing to fetch: waits until an entry lands after `tails` (or blockMs passes), then
+   * fetches. A wait that ends with nothing new is followed by another wait, not a fetch round:
+   * every way a job becomes ready (enqueue, promote, reclaim, hand-back, retry) adds an entry,
+   * so an idle worker costs Redis one XREAD per block time whatever the number of queues. A
+   * full round still goes every IDLE_ROUND_MS, as a safety net.
+   */
   private async block(tails: Array<{ queue: string; tails: string[] }>): Promise<void> {
     this.blocked = true
+    this.lastFetchAt = Date.now()
+    let woke = true
     try {
       if (this.o.blocking.status === 'wait') await this.o.blocking.connect().catch(() => {})
-      await this.o.store.waitForEntries(this.o.blocking, tails, this.o.blockMs ?? 1000)
+      woke = await this.o.store.waitForEntries(this.o.blocking, tails, this.o.blockMs ?? 1000)
       this.failures = 0
     } catch (err) {
       if (!this.stopping) this.backOff(err)
     } finally {
       this.blocked = false
-      this.idleTails = null
+      if (woke || Date.now() - this.lastRoundAt >= IDLE_ROUND_MS) this.idleTails = null
       this.pump()
     }
   }

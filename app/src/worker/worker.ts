@@ -4,10 +4,11 @@
  *
  *   Processor   fetches and runs jobs, records outcomes (fenced)
  *   LeaseKeeper renews running jobs' leases from a thread of its own
- *   Reclaimer   takes back jobs whose lease lapsed (XAUTOCLAIM), poison → DLQ
- *   Scheduler   moves due delayed jobs (initial delays, retry backoff) to their streams
- *   Janitor     bounds what grows (index entries, DLQ age, dead consumers)
- *   Heartbeat   registry entry, control commands (pause/resume/drain), paused queues
+ *   Maintenance while this worker holds the fleet's maintenance lease: the Scheduler (due
+ *               delayed jobs to their streams), the Reclaimer (lapsed leases, poison → DLQ)
+ *               and the Janitor (bounds what grows), for every queue
+ *   Heartbeat   registry entry, control commands (pause/resume/drain), paused queues, the
+ *               maintenance lease
  *
  * Usage:
  *   const worker = new Worker(redis, config)
@@ -19,7 +20,6 @@
 import { hostname } from 'node:os'
 import type { Redis } from 'ioredis'
 import type { Config } from '../config.ts'
-import { PRIORITIES } from '../queue/job.ts'
 import { Queue } from '../queue/queue.ts'
 import { checkInt, checkName, QUEUE_PATTERN, TASK_TYPE_PATTERN, throwIfProblems } from '../queue/validate.ts'
 import { connectRedis, createRedis, whenRedisAvailable } from '../redis/connection.ts'
@@ -27,6 +27,7 @@ import { Registry, type WorkerCommand, type WorkerState } from '../redis/registr
 import { type Clock, JobStore, systemClock } from '../redis/store.ts'
 import { builtinHandlers, DLQ_RETRY_TASK, type Handler } from './handlers.ts'
 import { LeaseKeeper } from './lease-keeper.ts'
+import { Maintenance } from './maintenance.ts'
 import { FETCHES_IN_FLIGHT, type Logger, Processor } from './processor.ts'
 import { Ticker } from './ticker.ts'
 
@@ -52,6 +53,7 @@ export type WorkerSettings = Pick<
   | 'maxRetries'
   | 'jobTimeoutMs'
   | 'idempotencyTtlS'
+  | 'queueForgetS'
 >
 
 export interface WorkerOptions {
@@ -66,6 +68,8 @@ export interface WorkerOptions {
     noFencing?: boolean
     noHandback?: boolean
     noDelayedGating?: boolean
+    /** Every worker runs scheduler, reclaimer and janitor for its own queues (no lease). */
+    noLeader?: boolean
   }
   heartbeatMs?: number
   schedulerPollMs?: number
@@ -108,11 +112,10 @@ export class Worker {
   private readonly log: Logger
   private readonly processor: Processor
   private readonly leases: LeaseKeeper
-  private readonly tickers: Ticker[]
+  private readonly maintenance: Maintenance
   private readonly heartbeat: Ticker
   private readonly startedAt: number
   private closing: Promise<void> | undefined
-  private lostEntries = 0
   /** Resolves when the worker has stopped (after close() or a drain command). */
   readonly stopped: Promise<void>
   private resolveStopped!: () => void
@@ -206,26 +209,26 @@ export class Worker {
 
     const onError = (err: unknown, name: string) =>
       this.log.warn({ err: (err as Error).message, component: name }, 'background task failed')
-    const pollMs = opts.schedulerPollMs ?? 500
-    this.tickers = [
-      new Ticker({ name: 'scheduler', everyMs: pollMs, onError, tick: () => this.schedule(pollMs) }),
-      new Ticker({
-        name: 'reclaimer',
-        everyMs: Math.max(100, Math.floor(settings.claimIdleMs / 2)),
-        onError,
-        tick: () => this.reclaim(),
-      }),
-      new Ticker({
-        name: 'janitor',
-        everyMs: opts.janitorEveryMs ?? 30_000,
-        initialDelayMs: 1000,
-        onError,
-        tick: () => this.sweep(),
-      }),
-    ]
+    const heartbeatMs = opts.heartbeatMs ?? 2000
+    this.maintenance = new Maintenance({
+      store: this.store,
+      registry: this.registry,
+      clock: opts.clock ?? systemClock,
+      log: this.log,
+      id: this.id,
+      queues: settings.workerQueues,
+      claimIdleMs: settings.claimIdleMs,
+      maxDeliveries: settings.maxDeliveries,
+      schedulerPollMs: opts.schedulerPollMs ?? 500,
+      janitorEveryMs: opts.janitorEveryMs ?? 30_000,
+      queueForgetMs: settings.queueForgetS * 1000,
+      leaseTtlMs: heartbeatMs * 3,
+      everyWorker: opts.unsafe?.noLeader,
+      ungatedPromote: opts.unsafe?.noDelayedGating,
+    })
     this.heartbeat = new Ticker({
       name: 'heartbeat',
-      everyMs: opts.heartbeatMs ?? 2000,
+      everyMs: heartbeatMs,
       onError,
       tick: () => this.beat(),
     })
@@ -283,7 +286,6 @@ export class Worker {
       (err) => this.log.warn({ err: err.message }, 'Redis unavailable while starting; retrying'),
     )
     this.heartbeat.start()
-    for (const t of this.tickers) t.start()
     this.processor.start()
     this.log.info(
       { worker: this.id, queues: this.settings.workerQueues, concurrency: this.settings.workerConcurrency },
@@ -312,7 +314,7 @@ export class Worker {
     } else if (cmd === 'resume') {
       this.processor.paused = false
       this.state = 'running'
-      this.processor.kick()
+      this.processor.refresh()
     } else if (cmd === 'drain') {
       this.state = 'draining'
       void this.close()
@@ -324,7 +326,7 @@ export class Worker {
     const paused = await this.store.pausedQueues(this.settings.workerQueues)
     const resumed = [...this.processor.pausedQueues].some((q) => !paused.has(q))
     this.processor.pausedQueues = paused
-    if (resumed) this.processor.kick()
+    if (resumed) this.processor.refresh()
   }
 
   private async beat(): Promise<undefined> {
@@ -346,6 +348,7 @@ export class Worker {
     const cmd = await this.registry.takeCommand(this.id)
     if (cmd) this.command(cmd)
     await this.refreshPaused()
+    if (this.state === 'running' || this.state === 'paused') await this.maintenance.beat()
     const now = Date.now()
     await this.registry.beat(
       {
@@ -365,68 +368,10 @@ export class Worker {
     )
   }
 
-  /** Scheduler tick: moves due jobs; sleeps until the next one is due (at most pollMs). */
-  private async schedule(pollMs: number): Promise<number> {
-    let next = Number.POSITIVE_INFINITY
-    for (const q of this.settings.workerQueues) {
-      for (;;) {
-        const r = this.opts.unsafe?.noDelayedGating
-          ? await this.store.promoteUngated(q, 500)
-          : await this.store.promote(q, 500)
-        if (r.nextDue !== null) next = Math.min(next, r.nextDue)
-        if (r.moved < 500) break
-      }
-    }
-    const now = (this.opts.clock ?? systemClock).now()
-    return Math.max(5, Math.min(pollMs, next - now))
-  }
-
-  /** Reclaimer tick: every priority stream of every queue, iterating XAUTOCLAIM's cursor. */
-  private async reclaim(): Promise<undefined> {
-    for (const q of this.settings.workerQueues) {
-      for (const p of PRIORITIES) {
-        let cursor = '0-0'
-        do {
-          const r = await this.store.reclaim(
-            q,
-            this.id,
-            p,
-            this.settings.claimIdleMs,
-            this.settings.maxDeliveries,
-            cursor,
-          )
-          cursor = r.cursor
-          if (r.requeued || r.poisoned || r.cancelled)
-            this.log.warn({ queue: q, priority: p, ...r }, 'reclaimed stalled jobs')
-          if (r.lost) {
-            this.lostEntries += r.lost
-            this.log.error(
-              { queue: q, priority: p, lost: r.lost },
-              'ALARM: pending entries were deleted from the stream outside DTQ (jobs lost)',
-            )
-          }
-        } while (cursor !== '0-0')
-      }
-    }
-  }
-
-  /** Janitor tick: one worker per queue at a time (a short lock) bounds what grows. */
-  private async sweep(): Promise<undefined> {
-    const live = new Set((await this.registry.list()).map((w) => w.id))
-    live.add(this.id)
-    for (const q of this.settings.workerQueues) {
-      const got = await this.redis.set(this.store.keys.janitorLock(q), this.id, 'PX', 20_000, 'NX')
-      if (got !== 'OK') continue
-      const r = await this.store.sweep(q, live, this.settings.claimIdleMs * 2)
-      if (r.completedJobs || r.indexEntries || r.dlqEntries || r.consumers)
-        this.log.debug({ queue: q, ...r }, 'janitor swept')
-    }
-  }
-
   /**
    * Graceful shutdown (invariant 8), in this order:
    *  1. state → stopping (the registry shows it); no new fetches (the blocking read is cut);
-   *  2. scheduler, reclaimer and janitor stop;
+   *  2. scheduler, reclaimer and janitor stop (the maintenance lease is given up);
    *  3. running jobs get until the shutdown deadline to finish — their leases keep being renewed;
    *  4. at the deadline, what still runs is aborted and handed back for immediate redelivery;
    *  5. the lease thread stops;
@@ -449,7 +394,7 @@ export class Worker {
     this.state = 'stopping'
     this.log.info({ worker: this.id, running: this.processor.active, timeoutMs }, 'worker stopping')
     await this.processor.stopFetching()
-    await Promise.all(this.tickers.map((t) => t.stop()))
+    await this.maintenance.stop()
     await this.beat().catch(() => {})
     await this.processor.drain(deadline)
     const handedBack = await this.processor.handBackAll(!this.opts.unsafe?.noHandback)

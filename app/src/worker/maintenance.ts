@@ -1,0 +1,143 @@
+/**
+ * Maintenance: the scheduler, reclaimer and janitor, run by ONE worker of the fleet at a time
+ * for every queue -- the holder of a lease (`<prefix>:leader`, script `lead`) that each worker
+ * tries to take or renew on its heartbeat. A fleet of W workers serving Q queues then costs
+ * Redis O(Q) calls per scheduler poll and O(in-flight) reclaim work per period, instead of
+ * O(W × Q) (docs/decisions/0012). Leadership is for efficiency, not safety: every step is a
+ * script that is safe to run twice, so two leaders for a moment (a stalled one that has not yet
+ * noticed it lost the lease) do no harm.
+ *
+ * The queues maintained: those in the registry, those any live worker serves, and the
+ * leader's own -- refreshed every few seconds.
+ */
+import type { Registry } from '../redis/registry.ts'
+import type { Clock, JobStore } from '../redis/store.ts'
+import { Janitor } from './janitor.ts'
+import type { Logger } from './processor.ts'
+import { Reclaimer } from './reclaimer.ts'
+import { Scheduler } from './scheduler.ts'
+import { Ticker } from './ticker.ts'
+
+export interface MaintenanceOptions {
+  store: JobStore
+  registry: Registry
+  clock: Clock
+  log: Logger
+  /** This worker: the lease token and the consumer the reclaimer claims to. */
+  id: string
+  /** The queues this worker serves (always maintained while it leads). */
+  queues: readonly string[]
+  claimIdleMs: number
+  maxDeliveries: number
+  schedulerPollMs: number
+  janitorEveryMs: number
+  queueForgetMs: number
+  /** The lease lapses this long after its holder's last renewal. */
+  leaseTtlMs: number
+  /** TEST KNOB (DTQ_UNSAFE=no-leader): every worker maintains its own queues, as before 0012. */
+  everyWorker?: boolean
+  /** NEGATIVE CONTROL ONLY (DTQ_UNSAFE=no-delayed-gating). */
+  ungatedPromote?: boolean
+}
+
+/** How often the leader re-reads which queues exist. */
+const QUEUES_REFRESH_MS = 2000
+
+export class Maintenance {
+  private readonly o: MaintenanceOptions
+  private readonly tickers: Ticker[]
+  private readonly janitor: Janitor
+  private leading = false
+  private queues: string[]
+  private served = new Set<string>()
+  private queuesAt = 0
+
+  constructor(o: MaintenanceOptions) {
+    this.o = o
+    this.queues = [...o.queues]
+    this.served = new Set(o.queues)
+    const onError = (err: unknown, name: string) =>
+      o.log.warn({ err: (err as Error).message, component: name }, 'background task failed')
+    const scheduler = new Scheduler({
+      store: o.store,
+      clock: o.clock,
+      pollMs: o.schedulerPollMs,
+      ungated: o.ungatedPromote,
+    })
+    this.janitor = new Janitor({
+      store: o.store,
+      registry: o.registry,
+      log: o.log,
+      consumerIdleMs: o.claimIdleMs * 2,
+      queueForgetMs: o.queueForgetMs,
+    })
+    const reclaimer = new Reclaimer({
+      store: o.store,
+      consumer: o.id,
+      claimIdleMs: o.claimIdleMs,
+      maxDeliveries: o.maxDeliveries,
+      log: o.log,
+      onLost: (q) => this.janitor.markLost(q),
+    })
+    this.tickers = [
+      new Ticker({
+        name: 'scheduler',
+        everyMs: o.schedulerPollMs,
+        onError,
+        tick: async () => scheduler.tick(await this.currentQueues()),
+      }),
+      new Ticker({
+        name: 'reclaimer',
+        everyMs: Math.max(100, Math.floor(o.claimIdleMs / 2)),
+        onError,
+        tick: async () => reclaimer.tick(await this.currentQueues()),
+      }),
+      new Ticker({
+        name: 'janitor',
+        everyMs: o.janitorEveryMs,
+        initialDelayMs: 1000,
+        onError,
+        tick: async () => this.janitor.tick(await this.currentQueues(), this.served),
+      }),
+    ]
+  }
+
+  /** Whether this worker runs the maintenance loops now. */
+  get leader(): boolean {
+    return this.leading
+  }
+
+  /** Takes or renews the lease (called on every heartbeat) and starts or stops the loops. */
+  async beat(): Promise<void> {
+    const lead = this.o.everyWorker ? true : await this.o.store.lead(this.o.id, this.o.leaseTtlMs)
+    if (lead && !this.leading) {
+      this.leading = true
+      this.o.log.info({ worker: this.o.id }, 'maintenance leader: running scheduler, reclaimer, janitor')
+      for (const t of this.tickers) t.start()
+    } else if (!lead && this.leading) {
+      this.leading = false
+      this.o.log.info({ worker: this.o.id }, 'no longer the maintenance leader')
+      await Promise.all(this.tickers.map((t) => t.stop()))
+    }
+  }
+
+  /** Stops the loops and gives the lease up, so another worker takes over at its next heartbeat. */
+  async stop(): Promise<void> {
+    await Promise.all(this.tickers.map((t) => t.stop()))
+    if (this.leading && !this.o.everyWorker)
+      await this.o.store.lead(this.o.id, this.o.leaseTtlMs, true).catch(() => {})
+    this.leading = false
+  }
+
+  private async currentQueues(): Promise<string[]> {
+    if (this.o.everyWorker) return [...this.o.queues]
+    const now = Date.now()
+    if (now - this.queuesAt >= QUEUES_REFRESH_MS) {
+      const [registered, workers] = await Promise.all([this.o.store.queues(), this.o.registry.list()])
+      this.served = new Set([...this.o.queues, ...workers.flatMap((w) => w.queues)])
+      this.queues = [...new Set([...this.o.queues, ...registered, ...this.served])].sort()
+      this.queuesAt = now
+    }
+    return this.queues
+  }
+}
