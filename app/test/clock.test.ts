@@ -98,7 +98,9 @@ describe('RedisClock', () => {
     const server = await startLocalRedis(tempDir('clock-redis'), port)
     cleanups.push(() => server.stop())
     await connectRedis(redis)
-    await waitFor(() => Math.abs(clock.offsetMs + HOUR) <= CLOSE_MS, { what: 'a measurement after the retry' })
+    await waitFor(() => Math.abs(clock.offsetMs + HOUR) <= CLOSE_MS, {
+      what: 'a measurement after the retry',
+    })
   })
 
   it('is the default clock of Queue, Queue.connect and Worker; an injected clock is used as is', async () => {
@@ -111,7 +113,11 @@ describe('RedisClock', () => {
     expect(await distance(b.redis, () => q.clock.now())).toBeLessThanOrEqual(CLOSE_MS)
 
     const connected = await Queue.connect(
-      loadConfig({ REDIS_URL: b.config.redisUrl, KEY_PREFIX: b.prefix, DTQ_TEST_CLOCK_SKEW_MS: String(-HOUR) }),
+      loadConfig({
+        REDIS_URL: b.config.redisUrl,
+        KEY_PREFIX: b.prefix,
+        DTQ_TEST_CLOCK_SKEW_MS: String(-HOUR),
+      }),
     )
     cleanups.push(() => connected.close())
     // Measured before connect() returns.
@@ -204,7 +210,11 @@ async function runSkewedWorker(skewMs: number, sync = true): Promise<Outcome> {
 
   const cli = { REDIS_URL: bundle.config.redisUrl, KEY_PREFIX: bundle.prefix }
   const purge = async (days: number) =>
-    Number(/purged (\d+)/.exec(await runCli(cli, ['dlq', 'purge', '--queue', 'p', '--older-than-days', String(days)]))![1])
+    Number(
+      /purged (\d+)/.exec(
+        await runCli(cli, ['dlq', 'purge', '--queue', 'p', '--older-than-days', String(days)]),
+      )![1],
+    )
   const janitor = async (clock: FakeClock, completedRetentionS: number) => {
     const store = new JobStore(bundle.redis, {
       ...bundle.queue.store.opts,
@@ -282,14 +292,14 @@ describe('an API process whose clock is off', () => {
     procs.push(api)
     const url = `http://127.0.0.1:${port}`
     await waitFor(async () => (await fetch(`${url}/health/ready`)).status === 200, { timeoutMs: 20_000 })
-    const post = async (body: unknown) =>
-      (
-        await fetch(`${url}/jobs`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify(body),
-        })
-      ).json()
+    const post = async (body: unknown) => {
+      const r = await fetch(`${url}/jobs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      })
+      return (await r.json()) as { id: string; created_at: number }
+    }
     await waitFor(() => /clock is off from Redis/.test(api.output()), { what: 'the offset warning' })
     const t0 = await redisNow(bundle.redis)
     const delayed = await post({ task_type: 'echo', delay_ms: 1500 })
@@ -300,12 +310,15 @@ describe('an API process whose clock is off', () => {
     expect(due - delayed.created_at).toBe(1500)
     const w = bundle.worker()
     await w.start()
-    await waitFor(async () => (await bundle.queue.getJob(delayed.id))?.state === 'completed', { timeoutMs: 5000 })
+    await waitFor(async () => (await bundle.queue.getJob(delayed.id))?.state === 'completed', {
+      timeoutMs: 5000,
+    })
 
     // A dead letter written in Redis's time, purged by age through the skewed API.
     const failed = await post({ task_type: 'fail', max_retries: 0 })
     await waitFor(async () => (await bundle.queue.getJob(failed.id))?.state === 'failed')
-    const del = (days: number) => fetch(`${url}/dlq?older_than_days=${days}`, { method: 'DELETE' }).then((r) => r.json())
+    const del = (days: number) =>
+      fetch(`${url}/dlq?older_than_days=${days}`, { method: 'DELETE' }).then((r) => r.json())
     expect(await del(0.01)).toEqual({ deleted: 0 })
     const at = await redisNow(bundle.redis)
     await waitFor(async () => (await redisNow(bundle.redis)) - at > 1000, { what: 'a second' })

@@ -80,7 +80,12 @@ async function newestPageRedrive(queue: Queue, max: number): Promise<number> {
   while (done < max) {
     const page = await queue.listDlq({ limit: Math.min(100, max - done) })
     if (!page.items.length) break
-    done += (await queue.store.requeue(Q, page.items.map((j) => j.id))).filter((r) => r === 'queued').length
+    done += (
+      await queue.store.requeue(
+        Q,
+        page.items.map((j) => j.id),
+      )
+    ).filter((r) => r === 'queued').length
   }
   return done
 }
@@ -177,7 +182,9 @@ describe('DLQ redrive', () => {
   })
 
   it('rejects bounds that are not queue → entry id', async () => {
-    await expect(b.queue.retryDlqMany({}, { bounds: { [Q]: 'x' } })).rejects.toMatchObject({ code: 'VALIDATION' })
+    await expect(b.queue.retryDlqMany({}, { bounds: { [Q]: 'x' } })).rejects.toMatchObject({
+      code: 'VALIDATION',
+    })
     await expect(b.queue.retryDlqMany({}, { bounds: { 'a b': '1-0' } })).rejects.toMatchObject({
       code: 'VALIDATION',
     })

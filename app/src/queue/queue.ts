@@ -13,13 +13,7 @@ import { RedisClock } from '../redis/clock.ts'
 import { connectRedis, createRedis } from '../redis/connection.ts'
 import { type DlqEntry, dlqPage, dlqTails } from '../redis/redrive.ts'
 import { Registry, type WorkerCommand, type WorkerInfo } from '../redis/registry.ts'
-import {
-  type Clock,
-  JobStore,
-  type NewJobRecord,
-  type Page,
-  type QueueStats,
-} from '../redis/store.ts'
+import { type Clock, JobStore, type NewJobRecord, type Page, type QueueStats } from '../redis/store.ts'
 import { GENERATED_ID } from './ids.ts'
 import type { Backoff, Job, JobState, Priority } from './job.ts'
 import { F, STATES } from './job.ts'
@@ -481,7 +475,8 @@ export class Queue {
     if (filter.older_than_ms !== undefined)
       checkInt(problems, 'older_than_ms', filter.older_than_ms, 0, 10 * 365 * 86_400_000)
     if (opts.bounds !== undefined) {
-      if (!opts.bounds || typeof opts.bounds !== 'object') problems.push('bounds must map queues to entry ids')
+      if (!opts.bounds || typeof opts.bounds !== 'object')
+        problems.push('bounds must map queues to entry ids')
       else
         for (const [q, id] of Object.entries(opts.bounds)) {
           checkName(problems, 'bounds', q, QUEUE_PATTERN, 'queue names')

@@ -56,7 +56,8 @@ export class RedisClock implements Clock {
     this.skewMs = opts.skewMs ?? 0
     this.everyMs = opts.everyMs ?? 30_000
     this.warnAboveMs = opts.warnAboveMs ?? 1000
-    this.warn = opts.warn ?? ((fields, message) => process.emitWarning(`${message} ${JSON.stringify(fields)}`))
+    this.warn =
+      opts.warn ?? ((fields, message) => process.emitWarning(`${message} ${JSON.stringify(fields)}`))
     Atomics.store(this.shiftView, 0, BigInt(this.skewMs))
   }
 
@@ -94,7 +95,11 @@ export class RedisClock implements Clock {
   private schedule(): void {
     if (!this.running) return
     this.timer = setTimeout(
-      () => void this.measure().then(() => this.schedule(), () => this.schedule()),
+      () =>
+        void this.measure().then(
+          () => this.schedule(),
+          () => this.schedule(),
+        ),
       this.failed ? RETRY_MS : this.everyMs,
     )
     this.timer.unref()

@@ -37,7 +37,12 @@ export async function dlqTails(store: JobStore, queues: readonly string[]): Prom
  * Up to `count` entries of a queue's DLQ at or below `hi` (an entry id; `(<id>` for strictly
  * below), newest first.
  */
-export async function dlqPage(store: JobStore, queue: string, hi: string, count: number): Promise<DlqEntry[]> {
+export async function dlqPage(
+  store: JobStore,
+  queue: string,
+  hi: string,
+  count: number,
+): Promise<DlqEntry[]> {
   const raw = (await store.redis.xrevrange(store.keys.dlq(queue), hi, '-', 'COUNT', count)) as Array<
     [string, string[]]
   >
