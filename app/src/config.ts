@@ -42,6 +42,7 @@ export interface Config {
   batchMaxJobs: number
   redisDurability: 'enforce' | 'warn' | 'off' | 'auto'
   unsafe: string[]
+  testClockSkewMs: number
 }
 
 type Kind = 'string' | 'int' | 'number' | 'list' | 'url' | 'enum' | 'bool' | 'tokens'
@@ -172,8 +173,25 @@ export const SETTINGS: readonly Spec[] = [
     key: 'unsafe',
     kind: 'list',
     default: 'none',
-    values: ['none', 'no-lease-renewal', 'no-fencing', 'no-handback', 'no-delayed-gating', 'no-leader'],
-    doc: 'TESTS ONLY: switch safety mechanisms off for negative controls (none|no-lease-renewal|no-fencing|no-handback|no-delayed-gating|no-leader)',
+    values: [
+      'none',
+      'no-lease-renewal',
+      'no-fencing',
+      'no-handback',
+      'no-delayed-gating',
+      'no-leader',
+      'no-clock-sync',
+    ],
+    doc: 'TESTS ONLY: switch safety mechanisms off for negative controls (none|no-lease-renewal|no-fencing|no-handback|no-delayed-gating|no-leader|no-clock-sync)',
+  },
+  {
+    env: 'DTQ_TEST_CLOCK_SKEW_MS',
+    key: 'testClockSkewMs',
+    kind: 'int',
+    default: '0',
+    min: -315_360_000_000,
+    max: 315_360_000_000,
+    doc: "TESTS ONLY: run as if this machine's clock were off by this many ms (DTQ measures Redis's clock and corrects it)",
   },
   {
     env: 'SSE_HEARTBEAT_MS',

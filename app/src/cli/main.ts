@@ -11,6 +11,7 @@ import { DtqError } from '../errors.ts'
 import { createLogger } from '../logger.ts'
 import type { Job, JobState, Priority } from '../queue/job.ts'
 import { Queue } from '../queue/queue.ts'
+import { localClock } from '../redis/clock.ts'
 import { connectRedis, whenRedisAvailable } from '../redis/connection.ts'
 import { checkDurability } from '../redis/durability.ts'
 import { canConnect, hasRedisServer, startLocalRedis } from '../redis/local-server.ts'
@@ -101,6 +102,7 @@ async function runWorker(cfg: Config, extra: { label: string; handlers?: string[
     log.warn({ unsafe: [...unsafe] }, 'DTQ_UNSAFE: safety mechanisms are OFF (tests only)')
   worker = new Worker(cfg, {
     log,
+    clock: unsafe.has('no-clock-sync') ? localClock(cfg.testClockSkewMs) : undefined,
     unsafe: {
       noLeaseRenewal: unsafe.has('no-lease-renewal'),
       noFencing: unsafe.has('no-fencing'),

@@ -9,16 +9,11 @@ import { createHash } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import type { Config } from '../config.ts'
 import { DtqError } from '../errors.ts'
+import { RedisClock } from '../redis/clock.ts'
 import { connectRedis, createRedis } from '../redis/connection.ts'
+import { type DlqEntry, dlqPage, dlqTails } from '../redis/redrive.ts'
 import { Registry, type WorkerCommand, type WorkerInfo } from '../redis/registry.ts'
-import {
-  type Clock,
-  JobStore,
-  type NewJobRecord,
-  type Page,
-  type QueueStats,
-  systemClock,
-} from '../redis/store.ts'
+import { type Clock, JobStore, type NewJobRecord, type Page, type QueueStats } from '../redis/store.ts'
 import { GENERATED_ID } from './ids.ts'
 import type { Backoff, Job, JobState, Priority } from './job.ts'
 import { F, STATES } from './job.ts'
@@ -92,9 +87,23 @@ export type QueueSettings = Pick<
   | 'eventsMaxLen'
   | 'completedRetentionS'
   | 'failedRetentionS'
->
+> &
+  Partial<Pick<Config, 'testClockSkewMs'>>
 
 const BULK_CHUNK = 500
+
+/** Waits `ms`, or less if `signal` aborts first. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(t)
+      signal?.removeEventListener('abort', done)
+      resolve()
+    }
+    const t = setTimeout(done, ms)
+    signal?.addEventListener('abort', done, { once: true })
+  })
+}
 
 export function hashIdempotencyKey(key: string): string {
   return createHash('sha256').update(key).digest('base64url')
@@ -104,12 +113,19 @@ export class Queue {
   readonly store: JobStore
   readonly registry: Registry
   readonly settings: QueueSettings
+  /**
+   * Redis's clock (a RedisClock, measuring from the constructor on) unless one was given: the
+   * fleet's one time base (ADR 0012). A given clock is used as is.
+   */
   readonly clock: Clock
   private readonly ownsRedis: boolean
+  private readonly ownClock: RedisClock | undefined
 
   constructor(redis: Redis, settings: QueueSettings, opts: { clock?: Clock; ownsRedis?: boolean } = {}) {
     this.settings = settings
-    this.clock = opts.clock ?? systemClock
+    this.ownClock = opts.clock ? undefined : new RedisClock(redis, { skewMs: settings.testClockSkewMs })
+    void this.ownClock?.start().catch(() => {})
+    this.clock = opts.clock ?? this.ownClock!
     this.ownsRedis = opts.ownsRedis ?? false
     this.store = new JobStore(redis, {
       prefix: settings.keyPrefix,
@@ -121,7 +137,10 @@ export class Queue {
     this.registry = new Registry(redis, this.store.keys)
   }
 
-  /** Opens its own connection from the settings and waits until Redis answers. */
+  /**
+   * Opens its own connection from the settings and waits until Redis answers and its clock
+   * has been measured.
+   */
   static async connect(config: Config, opts: { clock?: Clock } = {}): Promise<Queue> {
     const redis = createRedis({
       url: config.redisUrl,
@@ -129,7 +148,14 @@ export class Queue {
       name: 'dtq-queue',
     })
     await connectRedis(redis)
-    return new Queue(redis, config, { ...opts, ownsRedis: true })
+    const queue = new Queue(redis, config, { ...opts, ownsRedis: true })
+    try {
+      await queue.ownClock?.sync()
+    } catch (err) {
+      await queue.close()
+      throw err
+    }
+    return queue
   }
 
   get redis(): Redis {
@@ -138,6 +164,7 @@ export class Queue {
 
   /** Closes the queue's connection (if it owns it) once the jobs being added are written. */
   async close(): Promise<void> {
+    this.ownClock?.stop()
     await this.store.settle()
     if (this.ownsRedis) this.store.redis.disconnect()
   }
@@ -413,33 +440,74 @@ export class Queue {
   }
 
   /**
+   * The bounds of a DLQ redrive started now: per queue (the given one, or every queue), its DLQ's
+   * last entry id. A redrive walks only the entries at or below them, so failures after this
+   * moment -- jobs the redrive requeued that failed again among them -- are never touched.
+   */
+  async dlqBounds(queue?: string): Promise<Record<string, string>> {
+    this.checkQueue(queue)
+    return dlqTails(this.store, queue ? [queue] : await this.store.queues())
+  }
+
+  /**
    * Retries dead-lettered jobs matching a filter, at most `ratePerSec` jobs a second (so a
    * recovered downstream is not flooded), up to `max` jobs. Returns how many were requeued.
+   *
+   * It touches each job that matched when the redrive was asked for at most once: it walks each
+   * queue's DLQ newest first from `bounds` (dlqBounds(), taken now when not given) down with a
+   * cursor. A run resumed with the same bounds (the `dtq.dlq_retry` job after a crash) skips
+   * what the first run requeued: those entries are gone, and a job that failed again has a
+   * new entry above the bound.
    */
   async retryDlqMany(
     filter: { queue?: string; task_type?: string; error_contains?: string; older_than_ms?: number },
-    opts: { ratePerSec?: number; max?: number; signal?: AbortSignal } = {},
+    opts: { ratePerSec?: number; max?: number; signal?: AbortSignal; bounds?: Record<string, string> } = {},
   ): Promise<number> {
     const rate = opts.ratePerSec ?? 100
     const max = opts.max ?? Number.MAX_SAFE_INTEGER
     const problems: Problems = []
     checkInt(problems, 'rate', rate, 1, 100_000)
+    if (filter.queue !== undefined)
+      checkName(problems, 'queue', filter.queue, QUEUE_PATTERN, '1-64 letters, digits, _ . -')
+    if (filter.task_type !== undefined)
+      checkName(problems, 'task_type', filter.task_type, TASK_TYPE_PATTERN, 'a task type')
+    if (filter.error_contains !== undefined) checkText(problems, 'error_contains', filter.error_contains, 256)
+    if (filter.older_than_ms !== undefined)
+      checkInt(problems, 'older_than_ms', filter.older_than_ms, 0, 10 * 365 * 86_400_000)
+    if (opts.bounds !== undefined) {
+      if (!opts.bounds || typeof opts.bounds !== 'object')
+        problems.push('bounds must map queues to entry ids')
+      else
+        for (const [q, id] of Object.entries(opts.bounds)) {
+          checkName(problems, 'bounds', q, QUEUE_PATTERN, 'queue names')
+          if (typeof id !== 'string' || !/^\d{1,20}-\d{1,20}$/.test(id))
+            problems.push(`bounds.${q} must be a stream entry id`)
+        }
+    }
     throwIfProblems(problems, 'invalid request')
+    const bounds = opts.bounds ?? (await this.dlqBounds(filter.queue))
+    const needle = filter.error_contains?.toLowerCase()
+    const matches = (e: DlqEntry, now: number) =>
+      e.current &&
+      (!filter.task_type || e.type === filter.task_type) &&
+      (!needle || e.error.toLowerCase().includes(needle)) &&
+      (filter.older_than_ms === undefined || e.failed_at <= now - filter.older_than_ms)
     let done = 0
     const startedAt = Date.now()
-    while (done < max && !opts.signal?.aborted) {
-      // Always read the newest matching page: requeued jobs leave the DLQ, so no cursor is needed.
-      const page = await this.listDlq({ ...filter, limit: Math.min(100, rate, max - done) })
-      if (!page.items.length) break
-      const byQueue = new Map<string, string[]>()
-      for (const j of page.items) byQueue.set(j.queue, [...(byQueue.get(j.queue) ?? []), j.id])
-      for (const [queue, ids] of byQueue) {
-        const res = await this.store.requeue(queue, ids)
-        done += res.filter((r) => r === 'queued').length
+    for (const queue of Object.keys(bounds).sort()) {
+      if (filter.queue !== undefined && queue !== filter.queue) continue
+      let hi = bounds[queue]!
+      while (done < max && !opts.signal?.aborted) {
+        const page = await dlqPage(this.store, queue, hi, Math.min(100, rate, max - done))
+        if (!page.length) break
+        hi = `(${page[page.length - 1]!.entry}`
+        const now = this.clock.now()
+        const ids = page.filter((e) => matches(e, now)).map((e) => e.id)
+        if (ids.length) done += (await this.store.requeue(queue, ids)).filter((r) => r === 'queued').length
+        // Pace: never ahead of `rate` jobs per second since the start.
+        const aheadMs = (done / rate) * 1000 - (Date.now() - startedAt)
+        if (aheadMs > 0) await sleep(aheadMs, opts.signal)
       }
-      // Pace: never ahead of `rate` jobs per second since the start.
-      const aheadMs = (done / rate) * 1000 - (Date.now() - startedAt)
-      if (aheadMs > 0) await new Promise((r) => setTimeout(r, aheadMs))
     }
     return done
   }

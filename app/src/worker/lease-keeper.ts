@@ -15,6 +15,8 @@ export interface LeaseThreadData {
   store: Omit<StoreOptions, 'clock'>
   consumer: string
   leaseMs: number
+  /** The worker's RedisClock shift (followClock); absent: this machine's clock. */
+  clockShift?: SharedArrayBuffer
   /** The lease ops ring (lease-ring.ts); set by the keeper. */
   ring?: SharedArrayBuffer
 }

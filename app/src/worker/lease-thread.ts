@@ -5,6 +5,7 @@
  * wedged handler cannot hold a job forever.
  */
 import { parentPort, workerData } from 'node:worker_threads'
+import { followClock } from '../redis/clock.ts'
 import { connectRedis, createRedis } from '../redis/connection.ts'
 import { JobStore } from '../redis/store.ts'
 import type { LeaseThreadData, ToLeaseThread } from './lease-keeper.ts'
@@ -16,7 +17,11 @@ const RING_POLL_MS = 20
 const data = workerData as LeaseThreadData
 const port = parentPort!
 const redis = createRedis({ url: data.redisUrl, commandTimeoutMs: data.commandTimeoutMs, name: 'dtq-lease' })
-const store = new JobStore(redis, data.store)
+// Scripts get the worker's time base: Redis's clock, as the main thread measures it.
+const store = new JobStore(redis, {
+  ...data.store,
+  clock: data.clockShift ? followClock(data.clockShift) : undefined,
+})
 const leases = new Map<string, { queue: string; id: string; epoch: number; deadline: number }>()
 let timer: NodeJS.Timeout | undefined
 let ringTimer: NodeJS.Timeout | undefined

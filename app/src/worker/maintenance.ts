@@ -3,7 +3,7 @@
  * for every queue -- the holder of a lease (`<prefix>:leader`, script `lead`) that each worker
  * tries to take or renew on its heartbeat. A fleet of W workers serving Q queues then costs
  * Redis O(Q) calls per scheduler poll and O(in-flight) reclaim work per period, instead of
- * O(W × Q) (docs/decisions/0012). Leadership is for efficiency, not safety: every step is a
+ * O(W × Q) (docs/decisions/0013). Leadership is for efficiency, not safety: every step is a
  * script that is safe to run twice, so two leaders for a moment (a stalled one that has not yet
  * noticed it lost the lease) do no harm.
  *
@@ -34,7 +34,7 @@ export interface MaintenanceOptions {
   queueForgetMs: number
   /** The lease lapses this long after its holder's last renewal. */
   leaseTtlMs: number
-  /** TEST KNOB (DTQ_UNSAFE=no-leader): every worker maintains its own queues, as before 0012. */
+  /** TEST KNOB (DTQ_UNSAFE=no-leader): every worker maintains its own queues, as before ADR 0013. */
   everyWorker?: boolean
   /** NEGATIVE CONTROL ONLY (DTQ_UNSAFE=no-delayed-gating). */
   ungatedPromote?: boolean

@@ -22,9 +22,11 @@ import type { Redis } from 'ioredis'
 import type { Config } from '../config.ts'
 import { Queue } from '../queue/queue.ts'
 import { checkInt, checkName, QUEUE_PATTERN, TASK_TYPE_PATTERN, throwIfProblems } from '../queue/validate.ts'
+import { RedisClock } from '../redis/clock.ts'
 import { connectRedis, createRedis, whenRedisAvailable } from '../redis/connection.ts'
 import { Registry, type WorkerCommand, type WorkerState } from '../redis/registry.ts'
-import { type Clock, JobStore, systemClock } from '../redis/store.ts'
+import { type Clock, JobStore } from '../redis/store.ts'
+import { dlqRetryHandler } from './dlq-retry.ts'
 import { builtinHandlers, DLQ_RETRY_TASK, type Handler } from './handlers.ts'
 import { LeaseKeeper } from './lease-keeper.ts'
 import { Maintenance } from './maintenance.ts'
@@ -54,9 +56,11 @@ export type WorkerSettings = Pick<
   | 'jobTimeoutMs'
   | 'idempotencyTtlS'
   | 'queueForgetS'
->
+> &
+  Partial<Pick<Config, 'testClockSkewMs'>>
 
 export interface WorkerOptions {
+  /** Default: Redis's clock (a RedisClock, ADR 0012). A given clock is used as is. */
   clock?: Clock
   log?: Logger
   /** Register the built-in demo task types (echo, sleep, fail, cpu, synthetic). Default true. */
@@ -102,6 +106,7 @@ export class Worker {
   readonly settings: WorkerSettings
   readonly store: JobStore
   readonly registry: Registry
+  readonly clock: Clock
   state: WorkerState | 'idle' | 'stopped' = 'idle'
   private readonly handlers = new Map<string, Handler>()
   private readonly redis: Redis
@@ -114,7 +119,8 @@ export class Worker {
   private readonly leases: LeaseKeeper
   private readonly maintenance: Maintenance
   private readonly heartbeat: Ticker
-  private readonly startedAt: number
+  private readonly ownClock: RedisClock | undefined
+  private startedAt = 0
   private closing: Promise<void> | undefined
   /** Resolves when the worker has stopped (after close() or a drain command). */
   readonly stopped: Promise<void>
@@ -144,9 +150,15 @@ export class Worker {
       completedRetentionS: settings.completedRetentionS,
       failedRetentionS: settings.failedRetentionS,
     }
-    this.store = new JobStore(this.redis, { ...storeOpts, clock: opts.clock ?? systemClock })
+    this.ownClock = opts.clock
+      ? undefined
+      : new RedisClock(this.redis, {
+          skewMs: settings.testClockSkewMs,
+          warn: (fields, message) => this.log.warn(fields, message),
+        })
+    this.clock = opts.clock ?? this.ownClock!
+    this.store = new JobStore(this.redis, { ...storeOpts, clock: this.clock })
     this.registry = new Registry(this.redis, this.store.keys)
-    this.startedAt = Date.now()
     this.stopped = new Promise((r) => {
       this.resolveStopped = r
     })
@@ -158,6 +170,7 @@ export class Worker {
         store: storeOpts,
         consumer: this.id,
         leaseMs: settings.leaseMs,
+        clockShift: this.ownClock?.shift,
       },
       {
         onLost: (q, id, epoch) => {
@@ -186,9 +199,7 @@ export class Worker {
     )
     this.processor = new Processor({
       store: this.store,
-      fetchStores: this.fetchConns.map(
-        (r) => new JobStore(r, { ...storeOpts, clock: opts.clock ?? systemClock }),
-      ),
+      fetchStores: this.fetchConns.map((r) => new JobStore(r, { ...storeOpts, clock: this.clock })),
       blocking: this.blocking,
       consumer: this.id,
       queues: settings.workerQueues,
@@ -213,7 +224,7 @@ export class Worker {
     this.maintenance = new Maintenance({
       store: this.store,
       registry: this.registry,
-      clock: opts.clock ?? systemClock,
+      clock: this.clock,
       log: this.log,
       id: this.id,
       queues: settings.workerQueues,
@@ -233,20 +244,7 @@ export class Worker {
       tick: () => this.beat(),
     })
     if (opts.builtins !== false) for (const [t, h] of Object.entries(builtinHandlers)) this.handlers.set(t, h)
-    const admin = new Queue(this.redis, settings, { clock: opts.clock })
-    this.handlers.set(DLQ_RETRY_TASK, async (job, ctx) => {
-      const p = (job.payload ?? {}) as {
-        filter?: Parameters<Queue['retryDlqMany']>[0]
-        rate_per_sec?: number
-        max?: number
-      }
-      const requeued = await admin.retryDlqMany(p.filter ?? {}, {
-        ratePerSec: p.rate_per_sec,
-        max: p.max,
-        signal: ctx.signal,
-      })
-      return { requeued }
-    })
+    this.handlers.set(DLQ_RETRY_TASK, dlqRetryHandler(new Queue(this.redis, settings, { clock: this.clock })))
   }
 
   /** Registers the handler of a task type (replacing any earlier one, built-ins included). */
@@ -273,6 +271,7 @@ export class Worker {
     await whenRedisAvailable(
       async () => {
         await connectRedis(this.redis, 60_000)
+        await this.ownClock?.start()
         await connectRedis(this.subscriber, 60_000)
         await Promise.all(this.fetchConns.map((r) => connectRedis(r, 60_000)))
         await Promise.all(this.settings.workerQueues.map((q) => this.store.ensureGroups(q)))
@@ -280,6 +279,7 @@ export class Worker {
         await this.leases.start()
         await this.subscriber.subscribe(this.store.keys.cancelChannel(), this.store.keys.controlChannel())
         this.state = 'running'
+        this.startedAt = this.clock.now()
         await this.beat() // registered before start() returns: commands can reach it at once
       },
       60_000,
@@ -349,7 +349,7 @@ export class Worker {
     if (cmd) this.command(cmd)
     await this.refreshPaused()
     if (this.state === 'running' || this.state === 'paused') await this.maintenance.beat()
-    const now = Date.now()
+    const now = this.clock.now()
     await this.registry.beat(
       {
         id: this.id,
@@ -412,6 +412,7 @@ export class Worker {
   }
 
   private disconnect(): void {
+    this.ownClock?.stop()
     this.redis.disconnect()
     this.blocking.disconnect()
     this.subscriber.disconnect()

@@ -1,6 +1,7 @@
 /** Dead letters: list with filters, retry one, retry many at a rate (as a job), delete, purge. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { DtqError } from '../../errors.ts'
+import type { DlqRetryPayload } from '../../worker/dlq-retry.ts'
 import { DLQ_RETRY_TASK } from '../../worker/handlers.ts'
 import {
   CountReply,
@@ -80,6 +81,7 @@ export const dlqRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['dlq'],
         summary:
           'Retry every dead-lettered job matching the filters at rate_per_sec (so a recovered downstream is not flooded). ' +
+          'Each job in the DLQ at the request is retried at most once (one that fails again is left in the DLQ). ' +
           'Runs as a job on the workers (durable, survives API restarts); follow it with GET /jobs/{id}.',
         body: DlqRetryMany,
         response: { 202: DlqRetryManyReply, ...errors },
@@ -87,20 +89,23 @@ export const dlqRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (req, reply) => {
       const b = req.body
-      const { job } = await queue.add(
-        DLQ_RETRY_TASK,
-        {
-          filter: {
-            queue: b.queue,
-            task_type: b.task_type,
-            error_contains: b.error,
-            older_than_ms: b.older_than_days === undefined ? undefined : Math.round(b.older_than_days * DAY),
-          },
-          rate_per_sec: b.rate_per_sec ?? 100,
-          max: b.max,
+      // The redrive touches what is in the DLQ now, once: its bounds travel in the job.
+      const payload: DlqRetryPayload = {
+        filter: {
+          queue: b.queue,
+          task_type: b.task_type,
+          error_contains: b.error,
+          older_than_ms: b.older_than_days === undefined ? undefined : Math.round(b.older_than_days * DAY),
         },
-        { queue: b.queue ?? config.defaultQueue, priority: 'high', max_retries: 0 },
-      )
+        rate_per_sec: b.rate_per_sec ?? 100,
+        max: b.max,
+        bounds: await queue.dlqBounds(b.queue),
+      }
+      const { job } = await queue.add(DLQ_RETRY_TASK, payload, {
+        queue: b.queue ?? config.defaultQueue,
+        priority: 'high',
+        max_retries: 0,
+      })
       reply.code(202)
       return { job, message: `retrying dead letters at ${b.rate_per_sec ?? 100}/s; follow job ${job.id}` }
     },

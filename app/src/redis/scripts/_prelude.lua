@@ -339,11 +339,11 @@ end
 local function dead_letter(id, from, ttype, message, attempts)
   local jk = k_job(id)
   -- The entry id carries the (passed-in) failure time, so purging by age is an XRANGE by id.
-  local last = redis.call('XREVRANGE', k_dlq, '+', '-', 'COUNT', 1)[1]
-  local entry_id = '*'
-  if not last or tonumber(string.match(last[1], '^(%d+)')) < NOW then entry_id = NOW .. '-*' end
-  local dlq_entry = redis.call('XADD', k_dlq, entry_id, 'id', id, 'type', ttype or '', 'error', message,
-    'attempts', attempts or '0', 'failed_at', NOW)
+  -- Ids only grow: a NOW behind the stream's top id (that of an entry since deleted, too) gets
+  -- the next id after it instead (an XADD below the top fails).
+  local fields = { 'id', id, 'type', ttype or '', 'error', message, 'attempts', attempts or '0', 'failed_at', NOW_S }
+  local dlq_entry = redis.pcall('XADD', k_dlq, NOW_S .. '-*', unpack(fields))
+  if type(dlq_entry) == 'table' then dlq_entry = redis.call('XADD', k_dlq, '*', unpack(fields)) end
   redis.call('HSET', jk, F_STATE, 'failed', F_ERROR, message, F_FINISHED_AT, NOW_S, F_UPDATED_AT, NOW_S, F_DLQ_ENTRY, dlq_entry)
   move_idx(id, from, 'failed')
   bump_typed('failed', ttype)
