@@ -181,8 +181,10 @@ export const SETTINGS: readonly Spec[] = [
       'no-delayed-gating',
       'no-leader',
       'no-clock-sync',
+      'no-oom-flags',
+      'no-memory-relief',
     ],
-    doc: 'TESTS ONLY: switch safety mechanisms off for negative controls (none|no-lease-renewal|no-fencing|no-handback|no-delayed-gating|no-leader|no-clock-sync)',
+    doc: 'TESTS ONLY: switch safety mechanisms off for negative controls (none|no-lease-renewal|no-fencing|no-handback|no-delayed-gating|no-leader|no-clock-sync|no-oom-flags|no-memory-relief)',
   },
   {
     env: 'DTQ_TEST_CLOCK_SKEW_MS',

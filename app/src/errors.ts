@@ -13,6 +13,10 @@ export const ErrorCodes = {
   UNAUTHORIZED: { status: 401, message: 'missing or invalid token' },
   FORBIDDEN: { status: 403, message: 'the token role does not allow this' },
   REDIS_UNAVAILABLE: { status: 503, message: 'Redis is unavailable' },
+  REDIS_OUT_OF_MEMORY: {
+    status: 503,
+    message: 'Redis is at its maxmemory and takes no new work for now; jobs in flight go on',
+  },
   DRAINING: { status: 503, message: 'the process is shutting down' },
   CONFIG: { status: 500, message: 'invalid configuration' },
   INTERNAL: { status: 500, message: 'internal error' },
@@ -64,6 +68,11 @@ export class JobAbortedError extends Error {
     this.name = 'JobAbortedError'
     this.reason = reason
   }
+}
+
+/** True for Redis's refusal of a write at maxmemory (noeviction). */
+export function isRedisFull(err: unknown): boolean {
+  return err instanceof Error && err.message.startsWith('OOM ')
 }
 
 /** True for the errors ioredis raises when Redis cannot be reached or does not answer in time. */

@@ -15,6 +15,7 @@ import { localClock } from '../redis/clock.ts'
 import { connectRedis, whenRedisAvailable } from '../redis/connection.ts'
 import { checkDurability } from '../redis/durability.ts'
 import { canConnect, hasRedisServer, startLocalRedis } from '../redis/local-server.ts'
+import { setLibraryOptions } from '../redis/scripts.ts'
 import type { Handler } from '../worker/handlers.ts'
 import { Worker } from '../worker/worker.ts'
 
@@ -100,6 +101,7 @@ async function runWorker(cfg: Config, extra: { label: string; handlers?: string[
   const unsafe = new Set(cfg.unsafe)
   if (unsafe.size && !unsafe.has('none'))
     log.warn({ unsafe: [...unsafe] }, 'DTQ_UNSAFE: safety mechanisms are OFF (tests only)')
+  if (unsafe.has('no-oom-flags')) setLibraryOptions({ noOomFlags: true })
   worker = new Worker(cfg, {
     log,
     clock: unsafe.has('no-clock-sync') ? localClock(cfg.testClockSkewMs) : undefined,
@@ -109,6 +111,7 @@ async function runWorker(cfg: Config, extra: { label: string; handlers?: string[
       noHandback: unsafe.has('no-handback'),
       noDelayedGating: unsafe.has('no-delayed-gating'),
       noLeader: unsafe.has('no-leader'),
+      noMemoryRelief: unsafe.has('no-memory-relief'),
     },
   })
   await loadHandlers(worker, extra.handlers ?? [])

@@ -15,7 +15,7 @@ import { type TypeBoxTypeProvider, TypeBoxValidatorCompiler } from '@fastify/typ
 import Fastify, { type FastifyError, type FastifyServerOptions } from 'fastify'
 import type { Redis } from 'ioredis'
 import type { Config } from '../config.ts'
-import { DtqError, ErrorCodes, isRedisUnavailable } from '../errors.ts'
+import { DtqError, ErrorCodes, isRedisFull, isRedisUnavailable } from '../errors.ts'
 import type { Queue } from '../queue/queue.ts'
 import { type RouteRole, TokenAuth } from './auth.ts'
 import { consoleRewrite, serveConsole } from './console.ts'
@@ -243,6 +243,13 @@ export async function buildApp(deps: AppDeps) {
         .slice(0, 5)
         .map((e) => `${e.path} ${e.message}`)
         .join('; ')}`
+    } else if (isRedisFull(err)) {
+      // Redis at maxmemory refuses new work (the enqueue functions are not allow-oom); work in
+      // flight goes on, retention frees memory, and the retry after a while succeeds.
+      status = 503
+      code = 'REDIS_OUT_OF_MEMORY'
+      message = ErrorCodes.REDIS_OUT_OF_MEMORY.message
+      reply.header('retry-after', '5')
     } else if (isRedisUnavailable(err)) {
       status = 503
       code = 'REDIS_UNAVAILABLE'

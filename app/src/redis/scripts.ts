@@ -63,9 +63,11 @@ function buildLibrary(opts: LibraryOptions): { name: string; source: string } {
   const constants = `${luaFieldConstants()}\nlocal MAX_DELAY_MS = ${MAX_DELAY_MS}`
   const prelude = `${constants}\n${readFileSync(new URL('_prelude.lua', dir), 'utf8')}`
   const bodies = SCRIPT_NAMES.map((n) => [n, readFileSync(new URL(`${n}.lua`, dir), 'utf8')] as const)
+  // The version covers everything Redis is given, flags included: two builds that differ in
+  // any way never share a library name.
   const version = createHash('sha1')
     .update(prelude)
-    .update(bodies.map(([n, b]) => `${n}\n${b}`).join('\n'))
+    .update(bodies.map(([n, b]) => `${n}\n${flagsOf(n, opts)}\n${b}`).join('\n'))
     .digest('hex')
     .slice(0, 12)
   const name = `dtq_${version}`
@@ -122,8 +124,15 @@ export class FunctionLibrary {
 }
 
 let library: FunctionLibrary | undefined
+let libraryOptions: LibraryOptions = {}
 
 export function functions(): FunctionLibrary {
-  library ??= new FunctionLibrary()
+  library ??= new FunctionLibrary(libraryOptions)
   return library
+}
+
+/** NEGATIVE CONTROL ONLY (DTQ_UNSAFE=no-oom-flags): build the process's library with these options. */
+export function setLibraryOptions(opts: LibraryOptions): void {
+  libraryOptions = opts
+  library = undefined
 }

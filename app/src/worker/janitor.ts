@@ -3,9 +3,9 @@
  * every 30 s): completed jobs past retention, index entries of expired jobs, DLQ entries past
  * FAILED_RETENTION_S, idle consumers of dead workers; queues that have held nothing for
  * QUEUE_FORGET_S leave the registry; function libraries of DTQ versions unused for a day are
- * deleted. Under memory pressure (Redis near its maxmemory) it also removes completed jobs
- * before their retention, oldest first: a full Redis frees what it can instead of refusing new
- * work until an operator steps in. And it repairs queues whose stream entries were deleted
+ * deleted. Under memory pressure (Redis near its maxmemory; checked every 2 s by its own
+ * loop) it removes completed jobs before their retention, oldest first: a full Redis frees what
+ * it can instead of refusing new work until an operator steps in. And it repairs queues whose stream entries were deleted
  * behind DTQ's back (dead-letters the jobs they stranded).
  */
 import type { Registry } from '../redis/registry.ts'
@@ -53,9 +53,8 @@ export class Janitor {
     for (const q of [...this.toRepair]) {
       this.toRepair.delete(q)
       const repaired = await store.repairLostJobs(q)
-      log.error({ queue: q, repaired }, 'jobs stranded by deleted stream entries dead-lettered')
+      if (repaired) log.error({ queue: q, repaired }, 'jobs stranded by deleted stream entries dead-lettered')
     }
-    await this.relievePressure(queues)
     if (this.o.queueForgetMs > 0) {
       for (const q of queues) {
         if (!served.has(q) && (await store.forgetQueueIfIdle(q, this.o.queueForgetMs)))

@@ -38,10 +38,14 @@ export interface MaintenanceOptions {
   everyWorker?: boolean
   /** NEGATIVE CONTROL ONLY (DTQ_UNSAFE=no-delayed-gating). */
   ungatedPromote?: boolean
+  /** NEGATIVE CONTROL ONLY (DTQ_UNSAFE=no-memory-relief): never prune ahead of retention. */
+  noMemoryRelief?: boolean
 }
 
 /** How often the leader re-reads which queues exist. */
 const QUEUES_REFRESH_MS = 2000
+/** How often the leader checks Redis's memory use against its maxmemory. */
+const PRESSURE_CHECK_MS = 2000
 
 export class Maintenance {
   private readonly o: MaintenanceOptions
@@ -91,6 +95,17 @@ export class Maintenance {
         everyMs: Math.max(100, Math.floor(o.claimIdleMs / 2)),
         onError,
         tick: async () => reclaimer.tick(await this.currentQueues()),
+      }),
+      // Memory pressure is checked more often than the janitor's full sweep: a full Redis
+      // refuses new work until it frees some (INFO memory: one cheap command).
+      new Ticker({
+        name: 'memory',
+        everyMs: PRESSURE_CHECK_MS,
+        onError,
+        tick: async () => {
+          if (!o.noMemoryRelief) await this.janitor.relievePressure(await this.currentQueues())
+          return undefined
+        },
       }),
       new Ticker({
         name: 'janitor',

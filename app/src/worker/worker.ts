@@ -74,6 +74,8 @@ export interface WorkerOptions {
     noDelayedGating?: boolean
     /** Every worker runs scheduler, reclaimer and janitor for its own queues (no lease). */
     noLeader?: boolean
+    /** No completed job is removed before its retention, whatever Redis's memory use. */
+    noMemoryRelief?: boolean
   }
   heartbeatMs?: number
   schedulerPollMs?: number
@@ -236,6 +238,7 @@ export class Worker {
       leaseTtlMs: heartbeatMs * 3,
       everyWorker: opts.unsafe?.noLeader,
       ungatedPromote: opts.unsafe?.noDelayedGating,
+      noMemoryRelief: opts.unsafe?.noMemoryRelief,
     })
     this.heartbeat = new Ticker({
       name: 'heartbeat',

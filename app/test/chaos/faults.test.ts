@@ -390,27 +390,119 @@ describe('Redis faults', () => {
     })
   }
 
-  it('Redis at maxmemory (noeviction): 503 on enqueue, never 500; nothing acknowledged is lost', async () => {
-    const { sys } = await setupSystem({}, { maxmemory: '4mb' })
-    const { url } = await sys.api()
-    const statuses = new Map<number, number>()
-    const accepted: string[] = []
-    for (let i = 0; i < 400; i++) {
-      const r = await fetch(`${url}/jobs`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ task_type: 'ledger', payload: { pad: 'x'.repeat(50_000) }, job_id: `m-${i}` }),
-      })
-      statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1)
-      if (r.status === 201) accepted.push(`m-${i}`)
-      if ((statuses.get(503) ?? 0) > 20) break
-    }
-    report('maxmemory', Object.fromEntries(statuses))
-    expect(statuses.get(503) ?? 0).toBeGreaterThan(0)
-    expect([...statuses.keys()].every((s) => s === 201 || s === 503)).toBe(true)
-    const present = await Promise.all(accepted.map((id) => sys.redis.exists(sys.keys.job(Q, id))))
-    expect(present.every((x) => x === 1)).toBe(true)
-  })
+  /**
+   * Redis fills up (maxmemory, noeviction) while a worker has jobs in flight and more waiting.
+   * New enqueues get a clear 503 (REDIS_OUT_OF_MEMORY) and write nothing; the functions that
+   * deliver, finish, renew, reclaim and prune are allow-oom, so the work goes on normally (no
+   * lease lapses, nothing runs twice); the leader's memory check removes completed jobs ahead
+   * of their (default, 1 h) retention; the system takes new work again without an operator.
+   * Controls: without the early pruning the work goes on but Redis stays full; without it and
+   * without the flags, the work in flight cannot finish.
+   * (The limit is set just under the memory in use while the worker runs, so Redis is full at
+   * a known moment instead of wobbling around the limit as enqueues come and go.)
+   */
+  const memoryCases = [
+    {
+      control: '',
+      title:
+        'Redis at maxmemory with work in flight: 503 REDIS_OUT_OF_MEMORY, the work goes on once, it recovers by itself, lost 0',
+    },
+    {
+      control: 'no-memory-relief',
+      title: 'NEGATIVE CONTROL (no early pruning): the work goes on, but Redis stays full',
+    },
+    {
+      control: 'no-oom-flags,no-memory-relief',
+      title: 'NEGATIVE CONTROL (functions without allow-oom): the work in flight is stuck',
+    },
+  ]
+  for (const { control, title } of memoryCases) {
+    it(title, async () => {
+      const { sys } = await setupSystem({ WORKER_CONCURRENCY: '4' })
+      const { url } = await sys.api()
+      const worker = sys.worker(control ? { DTQ_UNSAFE: control } : {})
+      const statuses = new Map<number, number>()
+      const codes = new Map<string, number>()
+      const accepted: string[] = []
+      let n = 0
+      const post = async () => {
+        const id = `m-${n++}`
+        const r = await fetch(`${url}/jobs`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({
+            task_type: 'ledger',
+            payload: { ms: 100, pad: 'x'.repeat(20_000) },
+            job_id: id,
+          }),
+        })
+        statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1)
+        if (r.status === 201) accepted.push(id)
+        else {
+          const code = ((await r.json()) as { code: string }).code
+          codes.set(code, (codes.get(code) ?? 0) + 1)
+        }
+        return r.status
+      }
+      for (let i = 0; i < 300; i++) await post()
+      await waitFor(() => sys.executions().size >= 40, { what: 'the worker is busy' })
+      const used = Number(/^used_memory:(\d+)/m.exec(await sys.redis.info('memory'))![1])
+      await sys.redis.config('SET', 'maxmemory', String(used - 1_000_000))
+      const inFlightAtFull = ((await sys.redis.xpending(sys.keys.stream(Q, 'normal'), GROUP)) as [number])[0]
+      const fullAt = accepted.length
+      expect(await post()).toBe(503)
+      // Keep offering jobs: recovered once it has taken 20 more.
+      const deadline = Date.now() + (control ? 8000 : 60_000)
+      while (accepted.length < fullAt + 20 && Date.now() < deadline)
+        if ((await post()) !== 201) await sleep(100)
+      const recovered = accepted.length >= fullAt + 20
+      // Finished: recorded completed in Redis (the ledger only says the handler ran).
+      const completedCount = async () => Number((await sys.redis.hget(sys.keys.stats(Q), 'completed')) ?? 0)
+      const finished = await waitFor(async () => (await completedCount()) === accepted.length, {
+        timeoutMs: control ? 8000 : 60_000,
+        what: 'accepted jobs done',
+      }).then(
+        () => true,
+        () => false,
+      )
+      const executions = sys.executions()
+      const stats = await sys.redis.hgetall(sys.keys.stats(Q))
+      const result = {
+        accepted: accepted.length,
+        acceptedBeforeFull: fullAt,
+        inFlightAtFull,
+        statuses: Object.fromEntries(statuses),
+        codes: Object.fromEntries(codes),
+        recovered,
+        finished,
+        unfinished: accepted.filter((id) => !executions.has(id)).length,
+        dup: [...executions.values()].filter((c) => c > 1).length,
+        stalled: Number(stats.stalled ?? 0),
+        stale_writes: Number(stats.stale_writes ?? 0),
+      }
+      report(`maxmemory with work in flight${control ? ` (control: ${control})` : ''}`, result)
+      expect(worker.child.exitCode, worker.output().slice(-2000)).toBeNull()
+      expect([...statuses.keys()].every((st) => st === 201 || st === 503)).toBe(true)
+      expect([...codes.keys()]).toEqual(['REDIS_OUT_OF_MEMORY'])
+      expect(result.inFlightAtFull).toBeGreaterThan(0)
+      if (control === 'no-memory-relief') {
+        expect(result).toMatchObject({ finished: true, unfinished: 0, dup: 0, stalled: 0 })
+        expect(result.recovered, 'nothing frees memory before retention').toBe(false)
+      } else if (control) {
+        expect(result.finished, 'in-flight work is stuck while Redis is full').toBe(false)
+      } else {
+        expect(result).toMatchObject({
+          recovered: true,
+          finished: true,
+          unfinished: 0,
+          dup: 0,
+          stalled: 0,
+          stale_writes: 0,
+        })
+        for (const id of accepted) expect(executions.get(id)).toBe(1)
+      }
+    })
+  }
 
   it('Redis losing its scripts between two batches (SCRIPT FLUSH, FUNCTION FLUSH) is invisible to clients', async () => {
     const { sys } = await setupSystem()

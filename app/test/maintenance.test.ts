@@ -1,0 +1,195 @@
+/**
+ * Fleet maintenance (ADR 0013): one worker at a time holds the maintenance lease and runs the
+ * scheduler, reclaimer and janitor for every queue; idle workers only wait. And what the
+ * janitor bounds: the queue registry, per-type stats, old function libraries, jobs stranded
+ * by stream entries deleted behind DTQ's back.
+ */
+import { afterEach, describe, expect, it } from 'vitest'
+import { F } from '../src/queue/job.ts'
+import { connectRedis, createRedis } from '../src/redis/connection.ts'
+import { GROUP } from '../src/redis/keys.ts'
+import { startLocalRedis } from '../src/redis/local-server.ts'
+import { type Bundle, setup, waitFor } from './helpers.ts'
+import { tempDir } from './processes.ts'
+
+let b: Bundle | undefined
+const cleanups: Array<() => Promise<void>> = []
+afterEach(async () => {
+  await b?.cleanup()
+  b = undefined
+  for (const c of cleanups.splice(0)) await c()
+})
+
+const leaderOf = <T extends { id: string }>(ws: T[], holder: string | null) => ws.find((w) => w.id === holder)
+
+describe('the maintenance lease', () => {
+  it('is held by one token at a time, renewed by its holder, released, and taken over when it lapses', async () => {
+    b = await setup()
+    const store = b.queue.store
+    expect(await store.lead('a', 300)).toBe(true)
+    expect(await store.lead('b', 300)).toBe(false)
+    expect(await store.lead('a', 300)).toBe(true) // renewal
+    expect(await store.lead('a', 300, true)).toBe(false) // release
+    expect(await store.lead('b', 300)).toBe(true)
+    expect(await store.lead('a', 300)).toBe(false)
+    // b stops renewing (frozen, killed): the lease lapses and a takes over.
+    await waitFor(() => store.lead('a', 300), { what: 'takeover after the ttl' })
+    expect(await b.redis.get(store.keys.leader())).toBe('a')
+  })
+
+  it('one worker of several leads; when it stops, another takes over and delayed jobs still run', async () => {
+    b = await setup()
+    const ws = [b.worker(), b.worker(), b.worker()]
+    for (const w of ws) await w.start()
+    const leader = leaderOf(ws, await b.redis.get(b.queue.store.keys.leader()))!
+    expect(leader).toBeDefined()
+    await leader.close(500)
+    const next = await waitFor(async () => {
+      const id = await b!.redis.get(b!.queue.store.keys.leader())
+      return id && id !== leader.id ? id : null
+    })
+    expect(ws.map((w) => w.id)).toContain(next)
+    const { job } = await b.queue.add('echo', { x: 1 }, { delay_ms: 200 })
+    await waitFor(async () => (await b!.queue.getJob(job.id))?.state === 'completed', {
+      what: 'delayed job done',
+    })
+  })
+})
+
+describe('an idle fleet', () => {
+  /**
+   * Before the lease, each of W workers promoted each of its Q queues every poll and went
+   * through every queue after each 1 s wait: O(W × Q) calls. Now only the leader promotes, and
+   * an idle worker's only call is its blocking wait.
+   */
+  it('costs Redis O(queues) promote calls from the leader alone, and no delivery calls at all', async () => {
+    const redis = await startLocalRedis(tempDir('idle-fleet'))
+    cleanups.push(() => redis.stop())
+    const queues = ['q1', 'q2', 'q3', 'q4']
+    b = await setup({ url: redis.url, config: { workerQueues: queues } })
+    const ws = [
+      b.worker({}, { schedulerPollMs: 100 }),
+      b.worker({}, { schedulerPollMs: 100 }),
+      b.worker({}, { schedulerPollMs: 100 }),
+    ]
+    for (const w of ws) await w.start()
+    const monitor = createRedis({ url: redis.url, commandTimeoutMs: 2000 })
+    await connectRedis(monitor)
+    const m = await monitor.monitor()
+    const calls = new Map<string, Set<string>>()
+    const count = new Map<string, number>()
+    m.on('monitor', (_time: string, args: string[], source: string) => {
+      if (args[0]?.toUpperCase() !== 'FCALL' && args[0]?.toUpperCase() !== 'XREAD') return
+      const name =
+        args[0].toUpperCase() === 'XREAD' ? 'xread' : (args[1] ?? '').replace(/^dtq_[0-9a-f]+_/, '')
+      count.set(name, (count.get(name) ?? 0) + 1)
+      if (!calls.has(name)) calls.set(name, new Set())
+      calls.get(name)!.add(source)
+    })
+    // Past the start-up rounds, then a 2 s window.
+    await new Promise((r) => setTimeout(r, 1500))
+    count.clear()
+    calls.clear()
+    await new Promise((r) => setTimeout(r, 2000))
+    m.disconnect()
+    monitor.disconnect()
+    // One client promotes: the leader's connection. ~4 queues × 10 polls/s × 2 s.
+    expect(calls.get('promote')?.size).toBe(1)
+    expect(count.get('promote')).toBeLessThanOrEqual(queues.length * 25)
+    // Idle workers do not go through their queues: no deliver, no fetch.
+    expect(count.get('deliver') ?? 0).toBe(0)
+    expect(count.get('fetch') ?? 0).toBe(0)
+    // One blocking wait per worker per second (covering all its queues).
+    expect(count.get('xread') ?? 0).toBeLessThanOrEqual(ws.length * 3)
+    // And the work still flows: a job in any queue is taken at once.
+    const { job } = await b.queue.add('echo', {}, { queue: 'q3' })
+    await waitFor(async () => (await b!.queue.getJob(job.id))?.state === 'completed')
+  })
+})
+
+describe('the janitor bounds what grows', () => {
+  it('forgets a queue that has held nothing for QUEUE_FORGET_S, never one that holds jobs, is paused or is served', async () => {
+    b = await setup({ config: { queueForgetS: 1 } })
+    const store = b.queue.store
+    await b.queue.add('echo', {}, { queue: 'empty-soon', delay_ms: 60_000 })
+    const { job } = await b.queue.add('echo', {}, { queue: 'empty-soon' })
+    await b.queue.add('echo', {}, { queue: 'holds-jobs' })
+    await b.queue.pauseQueue('paused-one')
+    await b.queue.cancel(job.id) // a cancelled job is kept (index) until its retention
+    await b.redis.del(store.keys.job('empty-soon', job.id))
+    await b.redis.del(store.keys.index('empty-soon', 'cancelled'))
+    const scheduled = await b.redis.zrange(store.keys.delayed('empty-soon'), 0, -1)
+    for (const id of scheduled) await b.queue.cancel(id, 'empty-soon')
+    await b.redis.del(store.keys.index('empty-soon', 'cancelled'))
+    const w = b.worker({ workerQueues: ['served-empty'] }, { janitorEveryMs: 200 })
+    await w.start()
+    await waitFor(async () => !(await b!.queue.queueNames()).includes('empty-soon'), {
+      what: 'empty queue forgotten',
+    })
+    const names = await b.queue.queueNames()
+    expect(names).toEqual(expect.arrayContaining(['holds-jobs', 'paused-one', 'served-empty']))
+    expect(
+      await b.redis.exists(store.keys.stream('empty-soon', 'normal'), store.keys.stats('empty-soon')),
+    ).toBe(0)
+    // Used again: it comes back like any new queue.
+    await b.queue.add('echo', {}, { queue: 'empty-soon' })
+    expect(await b.queue.queueNames()).toContain('empty-soon')
+  })
+
+  it('keeps per-type totals for at most 200 task types per queue; the rest count as _other', async () => {
+    b = await setup()
+    const jobs = Array.from({ length: 205 }, (_, i) => ({ task_type: `type-${i}` }))
+    await b.queue.addBulk(jobs)
+    const stats = await b.redis.hgetall(b.queue.store.keys.stats('default'))
+    const typed = Object.keys(stats).filter((k) => k.startsWith('created|'))
+    expect(typed).toHaveLength(201)
+    expect(stats['created|_other']).toBe('5')
+    expect(stats.created).toBe('205')
+    expect(await b.redis.scard(b.queue.store.keys.types('default'))).toBe(200)
+  })
+
+  it('deletes function libraries of versions unused for a day, never its own or one it did not record', async () => {
+    b = await setup()
+    const store = b.queue.store
+    await b.queue.add('echo', {}) // loads and records this version's library
+    const own = (await b.redis.hkeys(store.keys.functionLibraries()))[0]!
+    const lib = (name: string) =>
+      `#!lua name=${name}\nredis.register_function('${name}_f', function() return 1 end)`
+    const oldName = `dtq_test${b.prefix}old`
+    const strangerName = `dtq_test${b.prefix}stranger`
+    await b.redis.call('FUNCTION', 'LOAD', 'REPLACE', lib(oldName))
+    await b.redis.call('FUNCTION', 'LOAD', 'REPLACE', lib(strangerName))
+    const dayAgo = Date.now() - 25 * 3_600_000
+    await b.redis.hset(store.keys.functionLibraries(), oldName, dayAgo, own, dayAgo)
+    expect(await store.pruneFunctionLibraries(24 * 3_600_000)).toEqual([oldName])
+    const names = ((await b.redis.call('FUNCTION', 'LIST')) as unknown[][]).map((l) => String(l[1]))
+    expect(names).not.toContain(oldName)
+    expect(names).toContain(own)
+    expect(names).toContain(strangerName)
+    await b.redis.call('FUNCTION', 'DELETE', strangerName)
+  })
+
+  it('repairs a job stranded by a deleted stream entry after its owner died: dead-lettered, with why', async () => {
+    b = await setup({ config: { claimIdleMs: 200, leaseMs: 50 } })
+    const store = b.queue.store
+    const { job } = await b.queue.add('echo', {})
+    // A worker that died holding the job...
+    const [j] = (await store.deliver('default', 'dead-worker', 1)).jobs
+    expect(j?.id).toBe(job.id)
+    // ...and its entry deleted behind DTQ's back.
+    await b.redis.xdel(
+      store.keys.stream('default', 'normal'),
+      (await b.redis.hget(store.keys.job('default', job.id), F.entry))!,
+    )
+    const w = b.worker({ claimIdleMs: 200, leaseMs: 50 }, { janitorEveryMs: 200 })
+    await w.start()
+    const dead = await waitFor(async () => {
+      const x = await b!.queue.getJob(job.id)
+      return x?.state === 'failed' ? x : null
+    })
+    expect(dead.error).toMatch(/stream entry was deleted outside DTQ/)
+    expect(await b.redis.hget(store.keys.stats('default'), 'lost_entries')).toBe('1')
+    const pending = (await b.redis.xpending(store.keys.stream('default', 'normal'), GROUP)) as [number]
+    expect(pending[0]).toBe(0)
+  })
+})
