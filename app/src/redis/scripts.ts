@@ -30,8 +30,17 @@ export const SCRIPT_NAMES = [
   'progress',
   'remove_consumer',
   'prune',
+  'list',
+  'queue_stats',
+  'throughput',
 ] as const
 export type ScriptName = (typeof SCRIPT_NAMES)[number]
+
+/**
+ * Functions that only read (listings and stats): they write nothing, so they can carry the
+ * `no-writes` flag (callable with FCALL_RO, on a replica, and while Redis is out of memory).
+ */
+export const READ_ONLY_SCRIPTS: ReadonlySet<ScriptName> = new Set(['list', 'queue_stats', 'throughput'])
 
 const dir = new URL('./scripts/', import.meta.url)
 
