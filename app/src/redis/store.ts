@@ -1,6 +1,7 @@
 /**
  * The typed store: the only code that talks to Redis about jobs. Every state change is one
- * Lua script (app/src/redis/scripts); reads are plain commands, pipelined.
+ * Lua script (app/src/redis/scripts); reads are plain commands or read-only functions (one
+ * call per queue), pipelined.
  */
 import type { Redis } from 'ioredis'
 import { DtqError } from '../errors.ts'

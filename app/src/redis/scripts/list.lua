@@ -1,10 +1,11 @@
--- READ-ONLY (writes nothing: registered no-writes). One queue's share of a job or DLQ listing,
--- filtered here so that jobs that do not match never leave Redis (GET /jobs?task_type=,
--- GET /dlq?error=). Walks the queue's sources newest first in the listing's order -- score
--- desc, then job id desc (bytewise) -- from just after a position, reads only the fields its
--- checks need (HMGET), and returns the matching candidates (positions, not hashes: the caller
--- reads the hashes of those that make its page) and the last candidate it examined. Bounded:
--- at most `budget` candidates examined per call; the caller continues after that candidate.
+-- READ-ONLY: writes nothing (READ_ONLY_SCRIPTS in scripts.ts: flag no-writes).
+-- One queue's share of a job or DLQ listing, filtered here so that jobs that do not match never
+-- leave Redis (GET /jobs?task_type=, GET /dlq?error=). Walks the queue's sources newest first
+-- in the listing's order -- score desc, then job id desc (bytewise) -- from just after a
+-- position, reads only the fields its checks need (HMGET), and returns the matching candidates
+-- (positions, not hashes: the caller reads the hashes of those that make its page) and the last
+-- candidate it examined. Bounded: at most `budget` candidates examined per call; the caller
+-- continues after that candidate.
 --
 -- Sources. jobs: each ready stream (score: the entry's ms; the entries up to the group's
 -- last-delivered id are the active jobs, those after it the queued ones) and the index zset of
@@ -237,7 +238,8 @@ while found < want and examined < budget do
   if from.check(c) then
     found = found + 1
     local n = #matches
-    matches[n + 1], matches[n + 2], matches[n + 3], matches[n + 4] = c.score_s, c.id, c.entry or '', c.failed_at or ''
+    matches[n + 1], matches[n + 2] = c.score_s, c.id
+    matches[n + 3], matches[n + 4] = c.entry or '', c.failed_at or ''
   end
 end
 local done = newest() and 0 or 1

@@ -1,5 +1,6 @@
--- READ-ONLY (writes nothing: registered no-writes). A queue's numbers for GET /queues, /stats
--- and /metrics in one call, so stats over many queues are one pipelined round trip.
+-- READ-ONLY: writes nothing (READ_ONLY_SCRIPTS in scripts.ts: flag no-writes).
+-- A queue's numbers for GET /queues, /stats and /metrics in one call, so stats over many queues
+-- are one pipelined round trip.
 -- ARGV[5..] the states whose index zsets to count.
 -- Returns { index counts (in ARGV order), stats hash (flat), delayed, DLQ length, paused (1/0),
 -- per priority { length, pending, lag, oldest undelivered entry id ('' if none) } }.
@@ -33,5 +34,5 @@ for p, prio in ipairs(PRIORITIES) do
   streams[p] = { length, pending, lag, oldest }
 end
 local paused = redis.call('HGET', base .. ':meta', 'paused') == '1' and 1 or 0
-return { counts, redis.call('HGETALL', k_stats), redis.call('ZCARD', k_delayed), redis.call('XLEN', k_dlq), paused,
-  streams }
+local totals = redis.call('HGETALL', k_stats)
+return { counts, totals, redis.call('ZCARD', k_delayed), redis.call('XLEN', k_dlq), paused, streams }
