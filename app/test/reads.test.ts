@@ -384,7 +384,7 @@ describe('cursor paging against a reference order', () => {
     }
   })
 
-  it('a page stopped by its work bound ends short with a cursor, and paging goes on from there', async () => {
+  it('a page stopped by its work bound ends short, with a cursor (paging on from it: the tests above)', async () => {
     Object.assign(store.listScan, { perCall: 2, perPage: 4 })
     const page = await b.queue.listJobs({ task_type: 'b', state: 'completed', limit: 50 })
     expect(page.items.length).toBeLessThan(50)
