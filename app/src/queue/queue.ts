@@ -368,8 +368,8 @@ export class Queue {
   }
 
   async stats(): Promise<{ queues: QueueStats[]; totals: Record<JobState, number> & { dlq: number } }> {
-    const names = await this.store.queues()
-    const queues = await Promise.all(names.map((q) => this.store.queueStats(q)))
+    // Two round trips whatever the number of queues: the registry, then one call per queue.
+    const queues = await this.store.queuesStats(await this.store.queues())
     const totals = Object.fromEntries(STATES.map((s) => [s, 0])) as Record<JobState, number> & { dlq: number }
     totals.dlq = 0
     for (const q of queues) {

@@ -34,6 +34,9 @@ export const SCRIPT_NAMES = [
   'lead',
   'repair',
   'forget_queue',
+  'list',
+  'queue_stats',
+  'throughput',
 ] as const
 export type ScriptName = (typeof SCRIPT_NAMES)[number]
 
@@ -46,7 +49,14 @@ export type ScriptName = (typeof SCRIPT_NAMES)[number]
  */
 const DENIED_WHEN_FULL: ReadonlySet<ScriptName> = new Set(['enqueue', 'requeue', 'progress'])
 
+/**
+ * Functions that only read (listings and stats): they write nothing, so they carry the
+ * `no-writes` flag (callable with FCALL_RO, on a replica, and while Redis is out of memory).
+ */
+export const READ_ONLY_SCRIPTS: ReadonlySet<ScriptName> = new Set(['list', 'queue_stats', 'throughput'])
+
 function flagsOf(name: ScriptName, unsafe: LibraryOptions): string {
+  if (READ_ONLY_SCRIPTS.has(name)) return "{ 'no-writes' }"
   if (unsafe.noOomFlags || DENIED_WHEN_FULL.has(name)) return '{}'
   return "{ 'allow-oom' }"
 }

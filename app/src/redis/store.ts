@@ -1,6 +1,7 @@
 /**
  * The typed store: the only code that talks to Redis about jobs. Every state change is one
- * Lua script (app/src/redis/scripts); reads are plain commands, pipelined.
+ * Lua script (app/src/redis/scripts); reads are plain commands or read-only functions (one
+ * call per queue), pipelined.
  */
 import type { Redis } from 'ioredis'
 import { DtqError } from '../errors.ts'
@@ -191,22 +192,46 @@ interface Candidate {
   extra?: Record<string, string>
 }
 
-/** Stream entry ids ("<ms>-<seq>", or '+') compared in order. */
-function compareEntryIds(a: string, b: string): number {
-  if (a === b) return 0
-  if (a === '+') return 1
-  if (b === '+') return -1
-  const [am, as] = a.split('-').map(BigInt) as [bigint, bigint]
-  const [bm, bs] = b.split('-').map(BigInt) as [bigint, bigint]
-  return am !== bm ? (am < bm ? -1 : 1) : as < bs ? -1 : as > bs ? 1 : 0
-}
-
-/** Newest-first order: score desc, then id desc, then queue desc (the cursor's total order). */
-function before(a: Candidate, b: ListCursor | Candidate): boolean {
+/**
+ * Newest-first order: score desc, then id desc, then queue desc (the cursor's total order).
+ * True when `a` comes after `b`.
+ */
+function before(a: ListCursor, b: ListCursor): boolean {
   if (a.score !== b.score) return a.score < b.score
   if (a.id !== b.id) return a.id < b.id
   return a.queue < b.queue
 }
+
+/** A queue's part in a listing page (see JobStore.scanPage). */
+interface QueueScan {
+  queue: string
+  /** Matches the `list` function returned that are not on the page yet, in order. */
+  buf: Candidate[]
+  done: boolean
+  /** The last candidate examined: everything up to it is in `buf` or on the page already. */
+  last: ListCursor | null
+}
+
+/**
+ * Whether a queue may still hold a match ahead of candidate `c` (or of anything, without `c`):
+ * it has nothing buffered and has not examined that far.
+ */
+function blocks(s: QueueScan, c: Candidate | undefined): boolean {
+  return !s.done && !s.buf.length && (!c || !s.last || before(c, s.last))
+}
+
+/** `list`: matches (flat: score, id, entry, failed_at), done, last score, last id, examined. */
+type ListReply = [string[], number, string, string, number]
+
+/** `queue_stats`: index counts, stats hash (flat), delayed, DLQ length, paused, per priority. */
+type QueueStatsReply = [
+  number[],
+  string[],
+  number,
+  number,
+  number,
+  Array<[length: number, pending: number, lag: number, oldest: string]>,
+]
 
 export class JobStore {
   readonly redis: Redis
@@ -219,6 +244,12 @@ export class JobStore {
   private readonly enqueuesInFlight = new Set<Promise<unknown>>()
   private readonly ids: IdAllocator
   private librarySeenAt = 0
+  /**
+   * A listing page's work bounds: candidates one `list` call examines at most (~6 ms of Redis
+   * at 2000, so one call never holds Redis long), and one page at most over all its calls (a
+   * page stopped there ends short, with a cursor). Tests lower them.
+   */
+  readonly listScan = { perCall: 2000, perPage: 100_000 }
 
   constructor(redis: Redis, opts: StoreOptions) {
     this.redis = redis
@@ -609,6 +640,7 @@ export class JobStore {
     return this.redis.lrange(this.keys.logs(queue, id), 0, -1)
   }
 
+  /** Reads the hashes of the candidates that made a page (one pipelined HGETALL each). */
   private async hydrate(
     cands: Candidate[],
   ): Promise<Array<{ job: Job; raw: Record<string, string> } | null>> {
@@ -623,71 +655,88 @@ export class JobStore {
   }
 
   /**
-   * Merges newest-first sources into one page. Each source yields candidates at or below a
-   * cursor; candidates are hydrated and filtered until `limit` match or `scanBudget` is spent.
+   * One page of a listing over `queues`, newest first. The `list` function filters each queue's
+   * candidates in Redis and answers positions only, so a job that does not match is never read
+   * into Node; here the queues' answers are merged in the cursor's order and only the page's
+   * jobs are read (hydrate), re-checked by `accept` (a job may have changed since).
+   *
+   * Every queue is asked in one pipelined round; a queue is asked again (all such queues in one
+   * round) only while it may still hold a match ahead of the next candidate, that is while it
+   * has nothing buffered and has not examined that far. Work is bounded by `listScan`; a page
+   * stopped by it ends short, with a cursor at the point every queue has been examined to.
+   * `args` are the filter arguments of `list` from ARGV[11] on.
    */
-  private async mergePage<T>(
-    sources: Array<(max: ListCursor | null, offset: number, count: number) => Promise<Candidate[]>>,
+  private async scanPage<T>(
+    kind: 'jobs' | 'dlq',
+    queues: string[],
     cursor: ListCursor | null,
     limit: number,
+    args: ReadonlyArray<string | number>,
     accept: (job: Job, c: Candidate, raw: Record<string, string>) => T | null,
-    scanBudget = Math.max(1000, limit * 20),
   ): Promise<Page<T>> {
-    const chunk = Math.min(Math.max(limit + 1, 50), 500)
-    const state = sources.map(() => ({ buf: [] as Candidate[], done: false, pos: cursor, offset: 0 }))
-    const items: T[] = []
-    let scanned = 0
-    let leftover = false
-    let last: Candidate | null = null
-    const starving = () => state.some((s) => !s.done && !s.buf.length)
-
-    const refill = async (i: number) => {
-      const s = state[i]!
-      if (s.done || s.buf.length) return
-      const got = await sources[i]!(s.pos, s.offset, chunk)
-      const pos = s.pos
-      const fresh = pos ? got.filter((c) => before(c, pos)) : got
-      if (got.length < chunk) s.done = true
-      if (fresh.length) {
-        s.pos = fresh[fresh.length - 1]!
-        s.offset = 0
-        s.buf.push(...fresh)
-      } else {
-        s.offset += got.length // a page of ties with the cursor: look further down
+    const scans: QueueScan[] = queues.map((queue) => ({ queue, buf: [], done: false, last: null }))
+    const page: Candidate[] = []
+    let examined = 0
+    let stoppedAt: ListCursor | null = null
+    for (;;) {
+      // Take the newest buffered candidate while no queue may hold one ahead of it.
+      let head: QueueScan | undefined
+      for (;;) {
+        head = undefined
+        for (const s of scans) if (s.buf.length && (!head || before(head.buf[0]!, s.buf[0]!))) head = s
+        const c = head?.buf[0]
+        if (!c || page.length >= limit || scans.some((s) => blocks(s, c))) break
+        page.push(head!.buf.shift()!)
       }
-    }
-
-    while (items.length < limit && scanned < scanBudget) {
-      while (starving()) await Promise.all(state.map((_, i) => refill(i)))
-      const batch: Candidate[] = []
-      // Take heads in order while every live source still has a buffered head to compare.
-      while (batch.length < chunk && !starving()) {
-        let best = -1
-        state.forEach((s, i) => {
-          const head = s.buf[0]
-          if (head && (best < 0 || before(state[best]!.buf[0]!, head))) best = i
-        })
-        if (best < 0) break
-        batch.push(state[best]!.buf.shift()!)
-      }
-      if (!batch.length) break
-      const jobs = await this.hydrate(batch)
-      let i = 0
-      for (; i < batch.length && items.length < limit; i++) {
-        scanned++
-        last = batch[i]!
-        const h = jobs[i]
-        const v = h ? accept(h.job, batch[i]!, h.raw) : null
-        if (v !== null) items.push(v)
-      }
-      // The page filled up before the batch ended: what is left comes on the next page.
-      if (i < batch.length) {
-        leftover = true
+      const waiting = scans.filter((s) => blocks(s, head?.buf[0]))
+      if (page.length >= limit || !waiting.length) break
+      if (examined >= this.listScan.perPage) {
+        // Every queue is examined down to its last position; the page resumes after the newest.
+        stoppedAt = waiting.map((s) => s.last!).reduce((a, b) => (before(a, b) ? b : a))
         break
       }
+      const want = limit - page.length + 1
+      const budget = Math.min(
+        this.listScan.perCall,
+        Math.max(1, Math.ceil((this.listScan.perPage - examined) / waiting.length)),
+      )
+      const replies = await Promise.all(
+        waiting.map((s) => {
+          const at = s.last ?? cursor
+          // A candidate at the cursor's very score and id is still to come if its queue sorts first.
+          const incl = at && s.queue < at.queue ? '1' : '0'
+          return this.run<ListReply>('list', s.queue, [
+            kind,
+            want,
+            budget,
+            at ? at.score : '',
+            at ? at.id : '',
+            incl,
+            ...args,
+          ])
+        }),
+      )
+      waiting.forEach((s, i) => {
+        const [flat, done, lastScore, lastId, n] = replies[i]!
+        for (let k = 0; k + 3 < flat.length; k += 4) {
+          const extra = { entry: flat[k + 2]!, failed_at: flat[k + 3]! }
+          s.buf.push({ score: Number(flat[k]), id: flat[k + 1]!, queue: s.queue, extra })
+        }
+        s.done = done === 1
+        if (n > 0) s.last = { score: Number(lastScore), id: lastId, queue: s.queue }
+        examined += n
+      })
     }
-    const more = leftover || state.some((s) => s.buf.length || !s.done)
-    return { items, next_cursor: more && last ? encodeCursor(last) : null }
+    const jobs = await this.hydrate(page)
+    const items: T[] = []
+    page.forEach((c, i) => {
+      const h = jobs[i]
+      const v = h ? accept(h.job, c, h.raw) : null
+      if (v !== null) items.push(v)
+    })
+    let next: ListCursor | null = stoppedAt
+    if (page.length >= limit && scans.some((s) => s.buf.length || !s.done)) next = page[page.length - 1]!
+    return { items, next_cursor: next ? encodeCursor(next) : null }
   }
 
   /** Jobs newest first (by the time they entered their current state), filtered, paginated. */
@@ -699,83 +748,25 @@ export class JobStore {
     limit: number
   }): Promise<Page<Job>> {
     const queues = q.queue ? [q.queue] : await this.queues()
-    const states = q.state ? [q.state] : [...STATES]
     const cursor = q.cursor ? decodeCursor(q.cursor) : null
     // Queued and active jobs have no index: their entries in the ready streams are it (newest
-    // first by entry time). An entry whose job has moved on (rare) is dropped by accept().
-    const fromStreams = states.filter((st) => STREAM_STATES.includes(st))
-    const streamSources = fromStreams.length
-      ? queues.flatMap((queue) => PRIORITIES.map((pr) => this.streamSource(queue, pr, fromStreams)))
-      : []
-    const indexed = states.filter((st) => !STREAM_STATES.includes(st))
-    const sources = queues.flatMap((queue) =>
-      indexed.map(
-        (state) =>
-          async (max: ListCursor | null, offset: number, count: number): Promise<Candidate[]> => {
-            const key = this.keys.index(queue, state)
-            const hi = max ? String(max.score) : '+inf'
-            const raw = await this.redis.zrange(
-              key,
-              hi,
-              '-inf',
-              'BYSCORE',
-              'REV',
-              'LIMIT',
-              offset,
-              count,
-              'WITHSCORES',
-            )
-            const out: Candidate[] = []
-            for (let i = 0; i + 1 < raw.length; i += 2)
-              out.push({ id: raw[i]!, score: Number(raw[i + 1]), queue })
-            return out
-          },
-      ),
+    // first by entry time); the other states have an index zset each.
+    const streams = !q.state ? 'all' : STREAM_STATES.includes(q.state) ? q.state : 'none'
+    const indexed = !q.state ? INDEXED_STATES : streams === 'none' ? [q.state] : []
+    return this.scanPage(
+      'jobs',
+      queues,
+      cursor,
+      q.limit,
+      [q.task_type ?? '', streams, ...indexed],
+      (job, c, raw) => {
+        if (q.task_type && job.task_type !== q.task_type) return null
+        if (q.state && job.state !== q.state) return null
+        if (c.extra?.entry && (!STREAM_STATES.includes(job.state) || raw[F.entry] !== c.extra.entry))
+          return null
+        return job
+      },
     )
-    return this.mergePage([...streamSources, ...sources], cursor, q.limit, (job, c, raw) => {
-      if (q.task_type && job.task_type !== q.task_type) return null
-      if (q.state && job.state !== q.state) return null
-      if (c.extra?.entry && (!STREAM_STATES.includes(job.state) || raw[F.entry] !== c.extra.entry))
-        return null
-      return job
-    })
-  }
-
-  /**
-   * Entries of one ready stream as list candidates, newest first (score: entry time): only the
-   * delivered ones (up to the group's last-delivered id) for active jobs, only the others for
-   * queued jobs, all for both.
-   */
-  private streamSource(queue: string, priority: Priority, states: readonly JobState[]) {
-    const stream = this.keys.stream(queue, priority)
-    return async (max: ListCursor | null, offset: number, count: number): Promise<Candidate[]> => {
-      let hi = max ? `${max.score}-${Number.MAX_SAFE_INTEGER}` : '+'
-      let lo = '-'
-      if (states.length === 1) {
-        const delivered = await this.lastDelivered(stream)
-        if (states[0] === 'active') {
-          if (delivered === '0-0') return []
-          if (compareEntryIds(delivered, hi) < 0) hi = delivered
-        } else lo = `(${delivered}`
-      }
-      const raw = (await this.redis.xrevrange(stream, hi, lo, 'COUNT', offset + count)) as Array<
-        [string, string[]]
-      >
-      return raw
-        .slice(offset)
-        .map(([entry, fields]): Candidate => {
-          const f = pairsToRecord(fields)
-          return { id: f.id ?? '', score: Number(entry.split('-')[0]), queue, extra: { entry } }
-        })
-        .sort((a, b) => (before(a, b) ? 1 : before(b, a) ? -1 : 0))
-    }
-  }
-
-  /** The group's last-delivered entry id of a stream ('0-0' when none or no group yet). */
-  private async lastDelivered(stream: string): Promise<string> {
-    const groups = (await this.redis.xinfo('GROUPS', stream).catch(() => [])) as unknown[][]
-    const g = groups.map((arr) => pairsToRecord(arr.map(String))).find((x) => x.name === GROUP)
-    return g?.['last-delivered-id'] ?? '0-0'
   }
 
   /** Dead-lettered jobs newest first, filtered by type, error text and age. */
@@ -791,43 +782,22 @@ export class JobStore {
     const cursor = q.cursor ? decodeCursor(q.cursor) : null
     const now = this.clock.now()
     const needle = q.error_contains?.toLowerCase()
-    const sources = queues.map(
-      (queue) =>
-        async (max: ListCursor | null, offset: number, count: number): Promise<Candidate[]> => {
-          // Scores are entry milliseconds; ties within a millisecond are ordered by job id.
-          let hi = '+'
-          if (max) hi = `${max.score}-${Number.MAX_SAFE_INTEGER}`
-          else if (q.older_than_ms !== undefined)
-            hi = `${Math.max(0, now - q.older_than_ms)}-${Number.MAX_SAFE_INTEGER}`
-          const raw = (await this.redis.xrevrange(
-            this.keys.dlq(queue),
-            hi,
-            '-',
-            'COUNT',
-            offset + count,
-          )) as Array<[string, string[]]>
-          return raw
-            .slice(offset)
-            .map(([entry, fields]): Candidate => {
-              const extra = pairsToRecord(fields)
-              return {
-                id: extra.id ?? '',
-                score: Number(entry.split('-')[0]),
-                queue,
-                extra: { ...extra, entry },
-              }
-            })
-            .sort((a, b) => (before(a, b) ? 1 : before(b, a) ? -1 : 0))
-        },
+    const maxFailedAt = q.older_than_ms === undefined ? '' : Math.max(0, now - q.older_than_ms)
+    return this.scanPage(
+      'dlq',
+      queues,
+      cursor,
+      q.limit,
+      [q.task_type ?? '', needle ?? '', maxFailedAt],
+      (job, c) => {
+        const e = c.extra ?? {}
+        if (job.state !== 'failed') return null
+        if (q.task_type && job.task_type !== q.task_type) return null
+        if (needle && !(job.error ?? '').toLowerCase().includes(needle)) return null
+        if (q.older_than_ms !== undefined && Number(e.failed_at) > now - q.older_than_ms) return null
+        return { ...job, dlq_entry: e.entry ?? '', failed_at: Number(e.failed_at) }
+      },
     )
-    return this.mergePage(sources, cursor, q.limit, (job, c) => {
-      const e = c.extra ?? {}
-      if (job.state !== 'failed') return null
-      if (q.task_type && job.task_type !== q.task_type) return null
-      if (needle && !(job.error ?? '').toLowerCase().includes(needle)) return null
-      if (q.older_than_ms !== undefined && Number(e.failed_at) > now - q.older_than_ms) return null
-      return { ...job, dlq_entry: e.entry ?? '', failed_at: Number(e.failed_at) }
-    })
   }
 
   /** Jobs waiting in a queue's ready streams (undelivered entries), cheaply: for admission control. */
@@ -848,86 +818,76 @@ export class JobStore {
   }
 
   async queueStats(queue: string): Promise<QueueStats> {
-    const now = this.clock.now()
-    const p = this.redis.pipeline()
-    for (const s of INDEXED_STATES) p.zcard(this.keys.index(queue, s))
-    p.hgetall(this.keys.stats(queue))
-    p.zcard(this.keys.delayed(queue))
-    p.xlen(this.keys.dlq(queue))
-    p.hget(this.keys.meta(queue), 'paused')
-    for (const pr of PRIORITIES) {
-      p.xlen(this.keys.stream(queue, pr))
-      p.xinfo('GROUPS', this.keys.stream(queue, pr))
-    }
-    const res = (await p.exec()) ?? []
-    let i = 0
-    const val = () => {
-      const r = res[i++]
-      return r && !r[0] ? r[1] : null
-    }
-    const counts = {} as Record<JobState, number>
-    for (const s of INDEXED_STATES) counts[s] = Number(val() ?? 0)
-    const totalsRaw = (val() ?? {}) as Record<string, string>
-    const totals = Object.fromEntries(Object.entries(totalsRaw).map(([k, v]) => [k, Number(v)]))
-    const delayed = Number(val() ?? 0)
-    const dlq = Number(val() ?? 0)
-    const paused = val() === '1'
-    const streams = {} as QueueStats['streams']
-    const oldestLookups: Array<{ pr: Priority; after: string }> = []
-    // Queued and active jobs are counted from the streams: an entry is either pending (its job
-    // is active) or undelivered (queued); acknowledged entries are deleted.
-    counts.queued = 0
-    counts.active = 0
-    for (const pr of PRIORITIES) {
-      const length = Number(val() ?? 0)
-      const groups = (val() ?? []) as unknown[][]
-      const g = groups.map((arr) => pairsToRecord(arr.map(String))).find((x) => x.name === GROUP)
-      const pending = Number(g?.pending ?? 0)
-      const lag = g?.lag !== undefined && g.lag !== '' ? Number(g.lag) : Math.max(0, length - pending)
-      streams[pr] = { length, pending, lag, oldest_waiting_ms: null }
-      counts.queued += Math.max(0, length - pending)
-      counts.active += pending
-      if (lag > 0) oldestLookups.push({ pr, after: g?.['last-delivered-id'] ?? '0-0' })
-    }
-    if (oldestLookups.length) {
-      const p2 = this.redis.pipeline()
-      for (const o of oldestLookups) p2.xrange(this.keys.stream(queue, o.pr), `(${o.after}`, '+', 'COUNT', 1)
-      const r2 = (await p2.exec()) ?? []
-      oldestLookups.forEach((o, k) => {
-        const first = (r2[k]?.[1] as Array<[string, string[]]> | undefined)?.[0]
-        if (first) streams[o.pr].oldest_waiting_ms = Math.max(0, now - Number(first[0].split('-')[0]))
-      })
-    }
-    const ages = PRIORITIES.map((pr) => streams[pr].oldest_waiting_ms).filter((x): x is number => x !== null)
-    return {
-      queue,
-      paused,
-      counts,
-      totals,
-      streams,
-      delayed,
-      dlq,
-      oldest_waiting_ms: ages.length ? Math.max(...ages) : null,
-    }
+    return (await this.queuesStats([queue]))[0]!
   }
 
-  /** Completed and failed per minute over the last `minutes` minutes, oldest first. */
+  /** Stats of many queues: one `queue_stats` call each, all in one pipelined round trip. */
+  queuesStats(queues: string[]): Promise<QueueStats[]> {
+    const now = this.clock.now()
+    return Promise.all(
+      queues.map(async (queue): Promise<QueueStats> => {
+        const [indexCounts, totalsFlat, delayed, dlq, paused, perPriority] = await this.run<QueueStatsReply>(
+          'queue_stats',
+          queue,
+          INDEXED_STATES,
+          now,
+        )
+        const counts = {} as Record<JobState, number>
+        INDEXED_STATES.forEach((s, i) => {
+          counts[s] = indexCounts[i] ?? 0
+        })
+        // Queued and active jobs are counted from the streams: an entry is either pending (its
+        // job is active) or undelivered (queued); acknowledged entries are deleted.
+        counts.queued = 0
+        counts.active = 0
+        const streams = {} as QueueStats['streams']
+        PRIORITIES.forEach((pr, i) => {
+          const [length, pending, lag, oldest] = perPriority[i]!
+          const oldestMs = oldest ? Math.max(0, now - Number(oldest.split('-')[0])) : null
+          streams[pr] = { length, pending, lag, oldest_waiting_ms: oldestMs }
+          counts.queued += Math.max(0, length - pending)
+          counts.active += pending
+        })
+        const totals = pairsToRecord(totalsFlat)
+        const ages = PRIORITIES.map((pr) => streams[pr].oldest_waiting_ms).filter(
+          (x): x is number => x !== null,
+        )
+        return {
+          queue,
+          paused: paused === 1,
+          counts,
+          totals: Object.fromEntries(Object.entries(totals).map(([k, v]) => [k, Number(v)])),
+          streams,
+          delayed,
+          dlq,
+          oldest_waiting_ms: ages.length ? Math.max(...ages) : null,
+        }
+      }),
+    )
+  }
+
+  /**
+   * Completed and failed per minute over the last `minutes` minutes, oldest first, summed over
+   * `queues` (one `throughput` call per queue, all in one pipelined round trip).
+   */
   async throughput(
     queues: string[],
     minutes = 60,
   ): Promise<Array<{ minute: number; completed: number; failed: number }>> {
-    const nowMin = Math.floor(this.clock.now() / 60000)
-    const mins = Array.from({ length: minutes }, (_, i) => nowMin - minutes + 1 + i)
-    const p = this.redis.pipeline()
-    for (const q of queues) for (const m of mins) p.hmget(this.keys.throughput(q, m), 'completed', 'failed')
-    const res = (await p.exec()) ?? []
-    const out = mins.map((m) => ({ minute: m * 60000, completed: 0, failed: 0 }))
-    let i = 0
-    for (const _q of queues) {
-      for (let k = 0; k < mins.length; k++) {
-        const [c, f] = (res[i++]?.[1] as Array<string | null>) ?? []
-        out[k]!.completed += Number(c ?? 0)
-        out[k]!.failed += Number(f ?? 0)
+    const now = this.clock.now()
+    const from = Math.floor(now / 60000) - minutes + 1
+    const res = await Promise.all(
+      queues.map((q) => this.run<number[]>('throughput', q, [from, minutes], now)),
+    )
+    const out = Array.from({ length: minutes }, (_, k) => ({
+      minute: (from + k) * 60000,
+      completed: 0,
+      failed: 0,
+    }))
+    for (const flat of res) {
+      for (let k = 0; k < minutes; k++) {
+        out[k]!.completed += flat[2 * k] ?? 0
+        out[k]!.failed += flat[2 * k + 1] ?? 0
       }
     }
     return out
