@@ -185,7 +185,13 @@ describe('enqueue', () => {
     const before = await b.keys()
     const args = [2, 'mine', 'echo', '1', 'normal', 3, 0, 0, '', '', 60, '', '']
     args.push(first.job.id, 'echo', '2', 'normal', 3, 0, 0, '', '', 60, '', '')
-    const reply = await functions().call(b.redis, 'enqueue', store.keys.base(Q), [clock.now(), 100, 3600, 3600, ...args])
+    const reply = await functions().call(b.redis, 'enqueue', store.keys.base(Q), [
+      clock.now(),
+      100,
+      3600,
+      3600,
+      ...args,
+    ])
     expect(reply).toEqual(['refused', [2], []])
     expect(await b.keys()).toEqual(before)
     // The store moves the counter past the live ids and adds the jobs with fresh ones.

@@ -60,7 +60,8 @@ export class IdAllocator {
   private readonly opts: IdAllocatorOptions
 
   constructor(redis: Redis, key: string, block = ID_BLOCK, opts: IdAllocatorOptions = {}) {
-    if (opts.hints && block % ID_BLOCK !== 0) throw new Error(`hinted id blocks must be multiples of ${ID_BLOCK}`)
+    if (opts.hints && block % ID_BLOCK !== 0)
+      throw new Error(`hinted id blocks must be multiples of ${ID_BLOCK}`)
     this.redis = redis
     this.key = key
     this.block = block

@@ -283,7 +283,9 @@ export class JobStore {
   constructor(redis: Redis, opts: StoreOptions) {
     this.redis = redis
     this.keys = new Keys(opts.prefix)
-    this.warn = opts.warn ?? ((detail, message) => process.emitWarning(`${message} ${JSON.stringify(detail)}`, 'DtqWarning'))
+    this.warn =
+      opts.warn ??
+      ((detail, message) => process.emitWarning(`${message} ${JSON.stringify(detail)}`, 'DtqWarning'))
     this.clock = opts.clock ?? systemClock
     this.opts = {
       prefix: opts.prefix,
@@ -376,7 +378,9 @@ export class JobStore {
           }
           // Refused for some caller's jobs (nothing was written): each caller again on its own.
           for (const w of batch.waiters) {
-            this.track(this.enqueueNow(queue, batch.jobs.slice(w.from, w.from + w.n)).then(w.resolve, w.reject))
+            this.track(
+              this.enqueueNow(queue, batch.jobs.slice(w.from, w.from + w.n)).then(w.resolve, w.reject),
+            )
           }
         },
       ),
@@ -440,14 +444,18 @@ export class JobStore {
       const [, taken, bad] = res as ['refused', number[], Array<number | string>]
       if (bad.length) {
         const problems: string[] = []
-        for (let k = 0; k + 1 < bad.length; k += 2) problems.push(`jobs[${Number(bad[k]) - 1}]: ${bad[k + 1]}`)
+        for (let k = 0; k + 1 < bad.length; k += 2)
+          problems.push(`jobs[${Number(bad[k]) - 1}]: ${bad[k + 1]}`)
         throw new DtqError('VALIDATION', `invalid job: ${problems.join('; ')}`, problems)
       }
       // Generated ids named live jobs (nothing was written): the counter is behind the data.
       // It is moved forward, by a jump that doubles each round, and every generated id of the
       // call is drawn again.
       if (round + 1 >= MAX_ID_ROUNDS) {
-        throw new DtqError('INTERNAL', `no free job ids after ${MAX_ID_ROUNDS} rounds (counter ${this.keys.ids()})`)
+        throw new DtqError(
+          'INTERNAL',
+          `no free job ids after ${MAX_ID_ROUNDS} rounds (counter ${this.keys.ids()})`,
+        )
       }
       ids.behind(
         round,
@@ -712,7 +720,11 @@ export class JobStore {
     for (let i = 0; i < queues.length; i++) {
       const h = res[i]?.[1] as Record<string, string> | undefined
       if (h?.[F.state]) {
-        await this.rehint(hint, queues[i]!, GENERATED_ID.test(id) ? LOC_BLOCK_TTL_S : this.opts.idempotencyTtlS)
+        await this.rehint(
+          hint,
+          queues[i]!,
+          GENERATED_ID.test(id) ? LOC_BLOCK_TTL_S : this.opts.idempotencyTtlS,
+        )
         return decodeJob(queues[i]!, h, id)
       }
     }

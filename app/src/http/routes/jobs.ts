@@ -132,7 +132,12 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       }
       // The items a failed write left out carry its error (one object, shared).
       const error = failure && {
-        error: failure.status === 503 ? 'Service Unavailable' : failure.status >= 500 ? 'Internal Server Error' : 'Bad Request',
+        error:
+          failure.status === 503
+            ? 'Service Unavailable'
+            : failure.status >= 500
+              ? 'Internal Server Error'
+              : 'Bad Request',
         code: failure.code,
         message: failure.message,
       }

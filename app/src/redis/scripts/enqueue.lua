@@ -26,18 +26,34 @@ local n = tonumber(ARGV[5])
 if not n or #ARGV ~= 5 + 12 * n then return redis.error_reply('DTQ_BAD_CALL enqueue: 12 fields per job') end
 local PRIORITY = { high = true, normal = true, low = true }
 local EXTRA = { [F_TRACE] = true, [F_BACKOFF] = true }
+-- Values already found good in this call (task types and numbers repeat across a batch).
+local good_type, good_count, good_due = {}, { ['0'] = true }, { ['0'] = true }
+local function count_ok(s)
+  if good_count[s] then return true end
+  if string.find(s, '^%d+$') then
+    good_count[s] = true
+    return true
+  end
+end
 
 -- A job's fields: a reason when one is wrong, else nil and its decoded extra fields.
 local function check(i)
   local id, ttype = ARGV[i], ARGV[i + 1]
   if #id > 128 or not string.find(id, '^[A-Za-z0-9_.-]+$') then return 'id must be 1-128 letters, digits, _ . -' end
-  if #ttype > 128 or not string.find(ttype, '^[A-Za-z0-9_.:/-]+$') then
-    return 'task_type must be 1-128 letters, digits, _ . : / -'
+  if not good_type[ttype] then
+    if #ttype > 128 or not string.find(ttype, '^[A-Za-z0-9_.:/-]+$') then
+      return 'task_type must be 1-128 letters, digits, _ . : / -'
+    end
+    good_type[ttype] = true
   end
   if not PRIORITY[ARGV[i + 3]] then return 'priority must be high, normal or low' end
-  if not string.find(ARGV[i + 4], '^%d+$') then return 'max_retries must be a whole number' end
-  if not string.find(ARGV[i + 5], '^%d+$') then return 'timeout_ms must be a whole number' end
-  if not string.find(ARGV[i + 6], '^%-?%d+$') then return 'due must be a whole number' end
+  if not count_ok(ARGV[i + 4]) then return 'max_retries must be a whole number' end
+  if not count_ok(ARGV[i + 5]) then return 'timeout_ms must be a whole number' end
+  local due = ARGV[i + 6]
+  if not good_due[due] then
+    if not string.find(due, '^%-?%d+$') then return 'due must be a whole number' end
+    good_due[due] = true
+  end
   if ARGV[i + 7] ~= '' then
     if not string.find(ARGV[i + 7], '^[A-Za-z0-9_-]+$') then return 'idem_hash must be base64url' end
     if ARGV[i + 8] == '' then return 'idempotency_key is missing' end
