@@ -192,6 +192,33 @@ describe('with the shared test Redis', () => {
     })
   })
 
+  it('costs one round trip per add on the hot path; one reservation per 1000 generated ids', async () => {
+    await b.queue.add('echo', 0) // registry, library, a block of ids
+    const traffic = countTraffic(b.queue.store.redis)
+    const cases: Array<[string, () => Promise<unknown>, string[]]> = [
+      ['generated id', () => b.queue.add('echo', 1), ['fcall']],
+      ['caller id', () => b.queue.add('echo', 2, { id: 'c-1' }), ['set', 'fcall']],
+      [
+        'id and key',
+        () => b.queue.add('echo', 3, { id: 'c-2', idempotency_key: 'k' }),
+        ['set', 'set', 'fcall'],
+      ],
+    ]
+    for (const [name, add, commands] of cases) {
+      traffic.reset()
+      await add()
+      expect({ name, commands: traffic.t.names, roundTrips: traffic.t.writes }).toEqual({
+        name,
+        commands,
+        roundTrips: 1,
+      })
+    }
+    traffic.reset()
+    for (let i = 0; i < 2000; i++) await b.queue.add('echo', i)
+    const count = (n: string) => traffic.t.names.filter((x) => x === n).length
+    expect([count('incrby'), count('set'), count('fcall')]).toEqual([2, 2, 2000])
+  })
+
   describe('batches', () => {
     it('writes all the jobs of a queue in one call (no chunks of 500)', async () => {
       const traffic = countTraffic(b.queue.store.redis)
@@ -540,6 +567,7 @@ describe('when Redis refuses or does not answer (a private redis-server)', () =>
     await b.queue.add('echo', 0, { queue: 'second' })
     const store = b.queue.store
     const enqueue = store.enqueue.bind(store)
+    const relinked = new Promise((ready) => b.redis.once('ready', ready)) // a timeout drops the link
     // Writes stop being served between the first queue's call and the second's.
     store.enqueue = async (queue, jobs) => {
       if (queue === 'second') await admin.call('CLIENT', 'PAUSE', '3000', 'WRITE')
@@ -559,7 +587,17 @@ describe('when Redis refuses or does not answer (a private redis-server)', () =>
     await admin.call('CLIENT', 'UNPAUSE')
     expect(await existing(admin, b, 'first', ['f-0'])).toEqual([true])
     expect(await existing(admin, b, 'third', ['t-0'])).toEqual([false])
-    await connectRedis(b.redis) // the timed-out link was dropped: wait for the new one
+    await relinked
+  })
+
+  it('a timeout before the enqueue call (reserving ids) reports the items not_created', async () => {
+    const relinked = new Promise((ready) => b.redis.once('ready', ready)) // a timeout drops the link
+    await admin.call('CLIENT', 'PAUSE', '3000', 'WRITE')
+    const r = await post([{ task_type: 'echo', queue: 'fresh' }])
+    expect(r.statusCode).toBe(503)
+    expect(r.json().details.items.map((i: { outcome: string }) => i.outcome)).toEqual(['not_created'])
+    await admin.call('CLIENT', 'UNPAUSE')
+    await relinked
   })
 
   it('group commit: Redis refusing a coalesced call fails every caller in it with that error, writing nothing', async () => {

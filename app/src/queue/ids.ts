@@ -122,21 +122,12 @@ export class IdAllocator {
   /** Records the blocks of ids `from`..`to` as the queue's; false if one was handed out before. */
   private async claim(from: number, to: number): Promise<boolean> {
     const h = this.opts.hints!
-    const p = this.redis.pipeline()
     const blocks: string[] = []
-    for (let b = Math.floor((from - 1) / ID_BLOCK); b <= Math.floor((to - 1) / ID_BLOCK); b++) {
+    for (let b = Math.floor((from - 1) / ID_BLOCK); b <= Math.floor((to - 1) / ID_BLOCK); b++)
       blocks.push(String(b))
-      p.set(h.key(String(b)), h.queue, 'EX', h.ttlS, 'NX')
-    }
-    const res = (await p.exec()) ?? []
-    let fresh = true
-    res.forEach(([err, ok], i) => {
-      if (err) throw err
-      if (ok !== 'OK') {
-        fresh = false
-        this.opts.onBehind?.({ counter: this.key, block: blocks[i] })
-      }
-    })
-    return fresh
+    const res = await Promise.all(blocks.map((b) => this.redis.set(h.key(b), h.queue, 'EX', h.ttlS, 'NX')))
+    const used = blocks.filter((_, i) => res[i] !== 'OK')
+    for (const block of used) this.opts.onBehind?.({ counter: this.key, block })
+    return used.length === 0
   }
 }

@@ -133,18 +133,32 @@ function idOfKey(value: string): string {
   return space < 0 ? value : value.slice(0, space)
 }
 
+/** Errors of the steps before an enqueue call (the queue registry, ids): nothing was written. */
+const beforeTheCall = new WeakSet<object>()
+
+/** Runs a step that comes before the enqueue call, marking its error as such. */
+async function beforeCall<T>(step: Promise<T>): Promise<T> {
+  try {
+    return await step
+  } catch (err) {
+    if (err instanceof Object) beforeTheCall.add(err)
+    throw err
+  }
+}
+
 /** What a failed enqueue call means for the jobs it carried. */
 export type WriteFailure = 'not_created' | 'unknown'
 
 /**
  * Whether the jobs of a failed enqueue call may exist: 'not_created' when nothing of the call
  * was written -- a refusal of DTQ's (DtqError: the enqueue function refused a job, no free ids),
- * an error reply Redis gave instead of running the call (OOM, READONLY, NOPERM, ...), or a call
- * never sent (not connected); 'unknown' when it may have run: a timeout, a connection lost with
- * the call in flight, or an error raised inside the function (it raises only in its write pass).
+ * a failure before the call (registry, id reservation), an error reply Redis gave instead of
+ * running the call (OOM, READONLY, NOPERM, ...), or a call never sent (not connected);
+ * 'unknown' when it may have run: a timeout, a connection lost with the call in flight, or an
+ * error raised inside the function (it raises only in its write pass).
  */
 export function writeFailure(err: unknown): WriteFailure {
-  if (err instanceof DtqError) return 'not_created'
+  if (err instanceof DtqError || (err instanceof Object && beforeTheCall.has(err))) return 'not_created'
   if (!(err instanceof Error)) return 'unknown'
   if (err.name === 'ReplyError') return / script: /.test(err.message) ? 'unknown' : 'not_created'
   return err.message.startsWith("Stream isn't writeable") ? 'not_created' : 'unknown'
@@ -413,14 +427,14 @@ export class JobStore {
   private async enqueueNow(queue: string, jobs: NewJobRecord[]): Promise<EnqueueResult[]> {
     if (!this.knownQueues.has(queue)) {
       // The registry lives outside the queue's slot, so it is written before (never after) the jobs.
-      await this.redis.sadd(this.keys.queues(), queue)
+      await beforeCall(this.redis.sadd(this.keys.queues(), queue))
       this.knownQueues.add(queue)
     }
     // Jobs without an id of their caller's get the next ones from the queue's block.
     const ids = this.allocator(queue)
     const fresh = jobs.filter((j) => j.id === '')
     if (fresh.length) {
-      const got = await ids.take(fresh.length)
+      const got = await beforeCall(ids.take(fresh.length))
       fresh.forEach((j, k) => {
         j.id = got[k]!
       })
@@ -462,7 +476,7 @@ export class JobStore {
         taken.map((p) => jobs[p - 1]!.id),
       )
       const again = jobs.filter((j) => GENERATED_ID.test(j.id))
-      const got = await ids.take(again.length)
+      const got = await beforeCall(ids.take(again.length))
       again.forEach((j, k) => {
         j.id = got[k]!
       })
@@ -470,27 +484,19 @@ export class JobStore {
   }
 
   /**
-   * One enqueue function call. The locator hints of its jobs are written just before it in the
-   * same round trip (one connection runs a pipeline in order), so a hint may name a job whose
-   * enqueue failed, never the other way round; a hint that failed to write only sends a lookup
-   * to its fallback.
+   * One enqueue function call, with the locator hints of its jobs sent just before it and not
+   * waited for: one connection runs commands in the order sent (and auto-pipelining puts them in
+   * the same write), so a hint may name a job whose enqueue failed, never the other way round. A
+   * hint that fails to write only sends a lookup to its fallback.
    */
-  private async callEnqueue(
+  private callEnqueue(
     queue: string,
     args: Array<string | number>,
     hints: Array<[string, string, number]>,
     now: number,
   ): Promise<EnqueueReply> {
-    if (!hints.length) return this.run<EnqueueReply>('enqueue', queue, args, now)
-    const p = this.redis.pipeline()
-    for (const [key, value, ttl] of hints) p.set(key, value, 'EX', ttl)
-    p.call('FCALL', `${this.lib.name}_enqueue`, 1, this.keys.base(queue), ...this.common(now), ...args)
-    const res = (await p.exec()) ?? []
-    const [err, reply] = res[res.length - 1] ?? [new Error('no reply to the enqueue call')]
-    if (!err) return reply as EnqueueReply
-    // A Redis without the library (new, restarted, flushed): run() loads it and calls again.
-    if (err.message.includes('Function not found')) return this.run<EnqueueReply>('enqueue', queue, args, now)
-    throw err
+    for (const [key, value, ttl] of hints) this.redis.set(key, value, 'EX', ttl).catch(() => {})
+    return this.run<EnqueueReply>('enqueue', queue, args, now)
   }
 
   // ---- worker ------------------------------------------------------------------------------
