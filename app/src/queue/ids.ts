@@ -1,6 +1,9 @@
 import type { Redis } from 'ioredis'
 
-/** How many ids one INCRBY reserves: one round trip per this many jobs added by a process. */
+/**
+ * How many ids one INCRBY reserves: one reservation (the INCRBY, then its block's hint) per this
+ * many jobs a process adds to a queue.
+ */
 export const ID_BLOCK = 1000
 
 /** Ids DTQ generates are decimal integers; a caller's own id must not look like one. */

@@ -16,11 +16,11 @@
                      caller moves it forward and calls again with fresh ids;
               bad    {position, reason, ...} of jobs that fail the checks below (the library
                      checks the same before it calls) or whose keys hold a foreign value.
-  Fails     only with a malformed ARGV (DTQ_BAD_CALL), before anything is read. Every check and
-            every read that can fail comes before the first write (reads of keys a job names
-            are protected); the write pass takes checked values only, so an error raised there
-            means a foreign value in one of the queue's own keys (or a bug), and the call may
-            have written part of its jobs.
+  Fails     with DTQ_BAD_CALL on a malformed ARGV, before anything is read; otherwise only in
+            its write pass. Every check and every read that can fail comes before the first
+            write (reads of keys a job names are protected), and the write pass takes checked
+            values only, so an error raised there means a foreign value in one of the queue's
+            own keys (or a bug) -- and that the call may have written part of its jobs.
 ]]
 local n = tonumber(ARGV[5])
 if not n or #ARGV ~= 5 + 12 * n then return redis.error_reply('DTQ_BAD_CALL enqueue: 12 fields per job') end
@@ -39,7 +39,9 @@ end
 -- A job's fields: a reason when one is wrong, else nil and its decoded extra fields.
 local function check(i)
   local id, ttype = ARGV[i], ARGV[i + 1]
-  if #id > 128 or not string.find(id, '^[A-Za-z0-9_.-]+$') then return 'id must be 1-128 letters, digits, _ . -' end
+  if #id > 128 or not string.find(id, '^[A-Za-z0-9_.-]+$') then
+    return 'id must be 1-128 letters, digits, _ . -'
+  end
   if not good_type[ttype] then
     if #ttype > 128 or not string.find(ttype, '^[A-Za-z0-9_.:/-]+$') then
       return 'task_type must be 1-128 letters, digits, _ . : / -'
@@ -57,14 +59,18 @@ local function check(i)
   if ARGV[i + 7] ~= '' then
     if not string.find(ARGV[i + 7], '^[A-Za-z0-9_-]+$') then return 'idem_hash must be base64url' end
     if ARGV[i + 8] == '' then return 'idempotency_key is missing' end
-    if not string.find(ARGV[i + 9], '^[1-9]%d*$') then return 'idem_ttl_s must be a positive whole number' end
+    if not string.find(ARGV[i + 9], '^[1-9]%d*$') then
+      return 'idem_ttl_s must be a positive whole number'
+    end
   end
   local extra = ARGV[i + 11]
   if extra == '' then return nil end
   local ok, kv = pcall(cjson.decode, extra)
   if not ok or type(kv) ~= 'table' or #kv % 2 ~= 0 then return 'extra must be a flat JSON array of pairs' end
   for x = 1, #kv, 2 do
-    if not EXTRA[kv[x]] or type(kv[x + 1]) ~= 'string' then return 'extra may set trace and backoff, as strings' end
+    if not EXTRA[kv[x]] or type(kv[x + 1]) ~= 'string' then
+      return 'extra may set trace and backoff, as strings'
+    end
   end
   return nil, kv
 end
