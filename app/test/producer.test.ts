@@ -388,6 +388,22 @@ describe('lookups without a queue', () => {
     for (let i = 0; i < urls.length; i++) expect(pick(healed[i]!)).toEqual(pick(one[i]!))
   })
 
+  it('documents the batch failure reply in OpenAPI', async () => {
+    const spec = (await b.app.inject({ method: 'GET', url: '/openapi.json' })).json()
+    const post = spec.paths['/jobs/batch'].post
+    expect(post.description).toMatch(/not_created/)
+    for (const status of ['500', '503']) {
+      const details = post.responses[status].content['application/json'].schema.properties.details
+      expect(details.properties.items.items.properties.outcome.enum).toEqual([
+        'created',
+        'existing',
+        'rejected',
+        'not_created',
+        'unknown',
+      ])
+    }
+  })
+
   it('a hint naming the wrong queue (a failed add elsewhere) falls back and is corrected', async () => {
     await b.queue.add('echo', 'real', { queue: 'right', id: 'x1' })
     await b.queue.add('echo', 0, { queue: 'wrong' })
