@@ -4,7 +4,15 @@ export { DtqError, JobAbortedError, PermanentJobError, RetryJobError } from './e
 export { backoffDelayMs } from './queue/backoff.ts'
 export type { AttemptError, Job, JobState, Priority } from './queue/job.ts'
 export { PRIORITIES, STATES } from './queue/job.ts'
-export { type AddOptions, type AddResult, type JobSpec, Queue } from './queue/queue.ts'
+export {
+  type AddOptions,
+  type AddResult,
+  BulkAddError,
+  type BulkItem,
+  type BulkOutcome,
+  type JobSpec,
+  Queue,
+} from './queue/queue.ts'
 export { TRANSITIONS } from './queue/states.ts'
 export type { WorkerCommand, WorkerInfo } from './redis/registry.ts'
 export type { Clock, QueueStats } from './redis/store.ts'

@@ -167,6 +167,79 @@ describe('a cancel request is final', () => {
   })
 })
 
+describe('idempotency outlives retention', () => {
+  let clock: FakeClock
+  let store: JobStore
+  beforeEach(async () => {
+    clock = new FakeClock()
+    b = await setup({ clock, config: { completedRetentionS: 60 } })
+    store = b.queue.store
+  })
+
+  async function finish(how: 'completed' | 'failed' | 'cancelled', key: string) {
+    const { job } = await b.queue.add('echo', { n: 1 }, { idempotency_key: key, max_retries: 0 })
+    if (how === 'cancelled') {
+      await b.queue.cancel(job.id)
+      return job.id
+    }
+    const [j] = (await store.deliver(Q, 'w1', 1)).jobs
+    if (how === 'completed') await store.complete(Q, [{ id: j!.id, epoch: j!.epoch, result: '1' }])
+    else await store.fail(Q, j!.id, j!.epoch, 'permanent', err, 0)
+    return job.id
+  }
+
+  it.each(['completed', 'failed', 'cancelled'] as const)(
+    'a repeat after a %s job was removed answers with the original job, never a second one',
+    async (how) => {
+      const id = await finish(how, `key-${how}`)
+      const finishedAt = clock.now()
+      // Retention passes and the record goes (pruned, purged from the DLQ, expired).
+      clock.advance(61_000)
+      if (how === 'completed') expect(await store.pruneCompleted(Q)).toBe(1)
+      else await b.redis.del(store.keys.job(Q, id))
+      expect(await store.getJob(Q, id)).toBeNull()
+      const again = await b.queue.add('echo', { n: 2 }, { idempotency_key: `key-${how}` })
+      expect(again.created).toBe(false)
+      expect(again.job).toMatchObject({ id, state: how, finished_at: finishedAt, removed: true })
+      expect(await b.queue.findByIdempotencyKey(`key-${how}`)).toMatchObject({
+        id,
+        state: how,
+        removed: true,
+      })
+      expect(await b.queue.findByIdempotencyKey(`key-${how}`, Q)).toMatchObject({
+        id,
+        state: how,
+        removed: true,
+      })
+      // Nothing was written for the repeat.
+      expect(await b.redis.hget(store.keys.stats(Q), 'created')).toBe('1')
+    },
+  )
+
+  it('once IDEMPOTENCY_TTL_S has passed, the key is free again', async () => {
+    const id = await finish('completed', 'short-lived')
+    await b.redis.del(
+      store.keys.idempotency(Q, (await import('../src/queue/queue.ts')).hashIdempotencyKey('short-lived')),
+    )
+    clock.advance(61_000)
+    await store.pruneCompleted(Q)
+    const again = await b.queue.add('echo', {}, { idempotency_key: 'short-lived' })
+    expect(again.created).toBe(true)
+    expect(again.job.id).not.toBe(id)
+  })
+
+  it('a caller-chosen job_id names a job only while it exists: after retention the id may be used again', async () => {
+    const { job } = await b.queue.add('echo', {}, { id: 'order-17' })
+    const [j] = (await store.deliver(Q, 'w1', 1)).jobs
+    await store.complete(Q, [{ id: j!.id, epoch: j!.epoch, result: '1' }])
+    expect((await b.queue.add('echo', {}, { id: 'order-17' })).created).toBe(false)
+    clock.advance(61_000)
+    await store.pruneCompleted(Q)
+    const again = await b.queue.add('echo', {}, { id: 'order-17' })
+    expect(again).toMatchObject({ created: true, job: { id: job.id, state: 'queued' } })
+  })
+})
+
 describe('stale writes', () => {
   let store: JobStore
   beforeEach(async () => {

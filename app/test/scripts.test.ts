@@ -11,6 +11,7 @@ import { Queue } from '../src/queue/queue.ts'
 import { canTransition } from '../src/queue/states.ts'
 import { connectRedis } from '../src/redis/connection.ts'
 import { GROUP, HISTOGRAM_BUCKETS_MS } from '../src/redis/keys.ts'
+import { functions } from '../src/redis/scripts.ts'
 import { JobStore } from '../src/redis/store.ts'
 import { type Bundle, FakeClock, setup } from './helpers.ts'
 
@@ -102,6 +103,7 @@ describe('keys', () => {
         key === `${b.prefix}:queues` ||
           key === `${b.prefix}:ids` ||
           key === `${b.prefix}:functions` ||
+          key.startsWith(`${b.prefix}:loc:`) || // locator hints: single-key, no hash tag
           key.startsWith(`${b.prefix}:{${Q}}:`),
       ).toBe(true)
   })
@@ -154,7 +156,7 @@ describe('enqueue', () => {
     expect(again).toMatchObject({ created: false, job: { id: 'job-1', payload: 1 } })
   })
 
-  it('numbers jobs from one counter: unique across queues and processes, a block per process', async () => {
+  it('numbers jobs from one counter: unique across queues and processes, a block per process and queue', async () => {
     const other = new Queue(b.redis, b.config, { clock }) // another process, as far as ids go
     const a = await b.queue.addBulk([{ task_type: 'echo' }, { task_type: 'echo', queue: 'q2' }])
     const c = await other.addBulk([{ task_type: 'echo' }, { task_type: 'echo' }])
@@ -162,10 +164,12 @@ describe('enqueue', () => {
     const ids = [...a, ...c, d].map((r) => r.job.id)
     for (const id of ids) expect(id).toMatch(/^[1-9][0-9]*$/)
     expect(new Set(ids).size).toBe(ids.length)
-    // Each process numbers from its own block: one INCRBY of ID_BLOCK per process so far.
-    expect(ids.map(Number)).toEqual([1, 2, ID_BLOCK + 1, ID_BLOCK + 2, 3])
-    expect(await b.redis.get(`${b.prefix}:ids`)).toBe(String(2 * ID_BLOCK))
-    expect((await b.queue.getJob('2'))?.queue).toBe('q2') // found without its queue
+    // Each process numbers each queue's jobs from a block of its own: one INCRBY of ID_BLOCK
+    // per process and queue so far, and each block recorded as its queue's.
+    expect(ids.map(Number)).toEqual([1, ID_BLOCK + 1, 2 * ID_BLOCK + 1, 2 * ID_BLOCK + 2, 2])
+    expect(await b.redis.get(`${b.prefix}:ids`)).toBe(String(3 * ID_BLOCK))
+    expect(await b.redis.get(`${b.prefix}:loc:b:1`)).toBe('q2')
+    expect((await b.queue.getJob(String(ID_BLOCK + 1)))?.queue).toBe('q2') // found without its queue
   })
 
   it('reserves another block when one runs out, and a block big enough for a large bulk', async () => {
@@ -177,19 +181,29 @@ describe('enqueue', () => {
     expect(new Set([...x, ...y]).size).toBe(2)
   })
 
-  it('refuses to reuse a generated id when the counter went back, writing nothing', async () => {
+  it('never reuses a generated id when the counter went back: the refused call writes nothing, the add heals', async () => {
     const first = await b.queue.add('echo', 'original')
     await b.redis.del(`${b.prefix}:ids`) // an operator's mistake (or a partial restore)
-    const fresh = new Queue(b.redis, b.config, { clock })
+    // The enqueue function, given a generated id that names a live job, refuses the whole call.
     const before = await b.keys()
-    const err = await fresh
-      .addBulk([{ task_type: 'echo', id: 'mine' }, { task_type: 'echo' }])
-      .catch((e) => e)
-    expect(err).toBeInstanceOf(DtqError)
-    expect(err.message).toMatch(/id counter .*:ids is behind/)
-    expect((await b.keys()).filter((k) => !k.endsWith(':ids'))).toEqual(
-      before.filter((k) => !k.endsWith(':ids')),
-    )
+    const args = [2, 'mine', 'echo', '1', 'normal', 3, 0, 0, '', '', 60, '', '']
+    args.push(first.job.id, 'echo', '2', 'normal', 3, 0, 0, '', '', 60, '', '')
+    const reply = await functions().call(b.redis, 'enqueue', store.keys.base(Q), [
+      clock.now(),
+      100,
+      3600,
+      3600,
+      ...args,
+    ])
+    expect(reply).toEqual(['refused', [2], []])
+    expect(await b.keys()).toEqual(before)
+    // The store moves the counter past the live ids and adds the jobs with fresh ones.
+    const warnings: object[] = []
+    const fresh = new Queue(b.redis, b.config, { clock, warn: (detail) => warnings.push(detail) })
+    const res = await fresh.addBulk([{ task_type: 'echo', id: 'mine' }, { task_type: 'echo' }])
+    expect(res.map((r) => r.created)).toEqual([true, true])
+    expect(res[1]!.job.id).not.toBe(first.job.id)
+    expect(warnings).toHaveLength(1)
     expect((await b.queue.getJob(first.job.id))?.payload).toBe('original')
   })
 
@@ -227,13 +241,14 @@ describe('enqueue', () => {
 
   it('writes adds made in the same turn of the event loop in one script call (group commit)', async () => {
     // Counted on this queue's own connection (the redis-server is shared by the test files).
+    // (Every command, pipelined or not, goes through sendCommand once.)
     const redis = b.queue.store.redis
-    const call = redis.call.bind(redis)
+    const send = redis.sendCommand.bind(redis)
     let calls = 0
-    redis.call = ((...args: Parameters<typeof call>) => {
-      if (String(args[0]).toUpperCase() === 'FCALL') calls++
-      return call(...args)
-    }) as typeof redis.call
+    redis.sendCommand = ((...args: Parameters<typeof send>) => {
+      if (String(args[0].name).toUpperCase() === 'FCALL') calls++
+      return send(...args)
+    }) as typeof redis.sendCommand
     await b.queue.add('echo', 0) // the function library and the queue registry are in place
     const before = calls
     const res = await Promise.all([

@@ -71,6 +71,12 @@ export const JobS = Type.Object(
     trace: Nullable(Type.String()),
     backoff: Type.Unknown(),
     cancel_requested: Type.Boolean(),
+    removed: Type.Optional(
+      Type.Boolean({
+        description:
+          'true on the answer to a repeated idempotency_key whose job finished and was removed after its retention: only id, state and finished_at are known',
+      }),
+    ),
   },
   { $id: 'Job' },
 )
@@ -114,7 +120,14 @@ export const CreateBatch = Type.Object({ jobs: Type.Array(CreateJob, { minItems:
 
 export const BatchItem = Type.Object({
   index: Type.Integer(),
-  status: Type.Integer({ description: '201 created, 200 existing (idempotent repeat), 4xx rejected' }),
+  status: Type.Integer({
+    description:
+      "201 created, 200 existing (idempotent repeat), 400 rejected; in a failed batch's details, the failure's status (e.g. 503) for the items not created or of unknown outcome",
+  }),
+  outcome: Type.Enum(['created', 'existing', 'rejected', 'not_created', 'unknown'], {
+    description:
+      'not_created: nothing of it was written (safe to send again); unknown: its write timed out or lost its connection and may have happened (send it again with a job_id or idempotency_key to be safe)',
+  }),
   job: Type.Optional(JobS),
   error: Type.Optional(ErrorReply),
 })
@@ -123,8 +136,21 @@ export const BatchReply = Type.Object({
   created: Type.Integer(),
   existing: Type.Integer(),
   rejected: Type.Integer(),
+  not_created: Type.Integer(),
+  unknown: Type.Integer(),
   items: Type.Array(BatchItem),
 })
+
+/** A batch that failed part-way: the error, with the per-item outcome in `details`. */
+export const BatchFailure = Type.Object(
+  {
+    error: Type.String({ description: 'HTTP reason phrase' }),
+    code: Type.String({ description: 'stable machine-readable code' }),
+    message: Type.String(),
+    details: Type.Optional(BatchReply),
+  },
+  { $id: 'BatchFailure' },
+)
 
 export const Cursor = Type.String({ maxLength: 512, pattern: '^[A-Za-z0-9_-]*$' })
 export const Limit = Type.Integer({ minimum: 1, maximum: 1000, default: 50 })

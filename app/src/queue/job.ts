@@ -60,6 +60,11 @@ export interface Job {
   trace: string | null
   backoff: Backoff | null
   cancel_requested: boolean
+  /**
+   * Set (true) on the answer to a repeated idempotency key whose job has finished and been
+   * removed after its retention: only its id, final state and finished_at are still known.
+   */
+  removed?: boolean
 }
 
 /**
@@ -169,6 +174,7 @@ export function decodeJob(queue: string, h: Record<string, string>, id = h.id ??
     trace: h[F.trace] || null,
     backoff: (parseJson(h[F.backoff]) as Backoff | null) ?? null,
     cancel_requested: h[F.cancel_requested] === '1',
+    ...(h._removed === '1' ? { removed: true } : {}),
   }
 }
 

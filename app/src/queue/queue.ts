@@ -8,12 +8,21 @@
 import { createHash } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import type { Config } from '../config.ts'
-import { DtqError } from '../errors.ts'
+import { DtqError, type ErrorCode, ErrorCodes, isRedisUnavailable } from '../errors.ts'
 import { RedisClock } from '../redis/clock.ts'
 import { connectRedis, createRedis } from '../redis/connection.ts'
 import { type DlqEntry, dlqPage, dlqTails } from '../redis/redrive.ts'
 import { Registry, type WorkerCommand, type WorkerInfo } from '../redis/registry.ts'
-import { type Clock, JobStore, type NewJobRecord, type Page, type QueueStats } from '../redis/store.ts'
+import {
+  type Clock,
+  type EnqueueResult,
+  JobStore,
+  type NewJobRecord,
+  type Page,
+  type QueueStats,
+  type WriteFailure,
+  writeFailure,
+} from '../redis/store.ts'
 import { GENERATED_ID } from './ids.ts'
 import type { Backoff, Job, JobState, Priority } from './job.ts'
 import { F, STATES } from './job.ts'
@@ -90,7 +99,50 @@ export type QueueSettings = Pick<
 > &
   Partial<Pick<Config, 'testClockSkewMs'>>
 
-const BULK_CHUNK = 500
+/**
+ * Most jobs of one queue addBulk writes in one call (atomic: all or none). Every batch the API
+ * takes fits; a larger library bulk goes in chunks, and a failure part-way says per job what was
+ * written (BulkAddError).
+ */
+const BULK_CHUNK = 10_000
+
+/** What became of one job of an addBulk that failed part-way (see BulkAddError). */
+export type BulkOutcome = 'created' | 'existing' | WriteFailure
+
+export interface BulkItem {
+  outcome: BulkOutcome
+  /** The job, when it was created or already existed. */
+  job?: Job
+}
+
+/**
+ * An addBulk that failed part-way: Redis refused or did not answer a write. Each queue's jobs
+ * are written at once (all or none), queue after queue, and the first failure stops the rest.
+ * `items` says for every job given, in order: `created`, `existing` (an idempotent repeat),
+ * `not_created` (nothing of it was written -- its call was refused or never sent, or its turn
+ * never came: safe to add again) or `unknown` (its call timed out or lost its connection and
+ * may have run: add it again with its id or idempotency key to be safe). The code and status
+ * are the failure's (REDIS_UNAVAILABLE, 503, when Redis is away or out of memory); `cause` is
+ * the error itself.
+ */
+export class BulkAddError extends DtqError {
+  readonly items: BulkItem[]
+
+  constructor(cause: unknown, items: BulkItem[]) {
+    const code: ErrorCode =
+      cause instanceof DtqError ? cause.code : isRedisUnavailable(cause) ? 'REDIS_UNAVAILABLE' : 'INTERNAL'
+    const count = (o: BulkOutcome) => items.filter((i) => i.outcome === o).length
+    // A 5xx never carries its cause's text (it may hold internals).
+    const why = cause instanceof DtqError && cause.status < 500 ? cause.message : ErrorCodes[code].message
+    super(
+      code,
+      `jobs not all added (${count('created')} created, ${count('existing')} existing, ${count('not_created')} not created, ${count('unknown')} unknown): ${why}`,
+    )
+    this.name = 'BulkAddError'
+    this.items = items
+    this.cause = cause
+  }
+}
 
 /** Waits `ms`, or less if `signal` aborts first. */
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -121,7 +173,11 @@ export class Queue {
   private readonly ownsRedis: boolean
   private readonly ownClock: RedisClock | undefined
 
-  constructor(redis: Redis, settings: QueueSettings, opts: { clock?: Clock; ownsRedis?: boolean } = {}) {
+  constructor(
+    redis: Redis,
+    settings: QueueSettings,
+    opts: { clock?: Clock; ownsRedis?: boolean; warn?: (detail: object, message: string) => void } = {},
+  ) {
     this.settings = settings
     this.ownClock = opts.clock ? undefined : new RedisClock(redis, { skewMs: settings.testClockSkewMs })
     void this.ownClock?.start().catch(() => {})
@@ -132,7 +188,9 @@ export class Queue {
       eventsMaxLen: settings.eventsMaxLen,
       completedRetentionS: settings.completedRetentionS,
       failedRetentionS: settings.failedRetentionS,
+      idempotencyTtlS: settings.idempotencyTtlS,
       clock: this.clock,
+      warn: opts.warn,
     })
     this.registry = new Registry(redis, this.store.keys)
   }
@@ -264,16 +322,25 @@ export class Queue {
     throwIfProblems(problems)
   }
 
-  /** Adds one job. With a known idempotency key or id, returns the existing job (created: false). */
+  /**
+   * Adds one job. With a known idempotency key or id, returns the existing job (created: false).
+   * A failed write throws its own error (as addBulk's BulkAddError `cause`).
+   */
   async add(taskType: string, payload?: unknown, opts: AddOptions = {}): Promise<AddResult> {
-    const [res] = await this.addBulk([{ ...opts, task_type: taskType, payload }])
-    return res!
+    try {
+      const [res] = await this.addBulk([{ ...opts, task_type: taskType, payload }])
+      return res!
+    } catch (err) {
+      throw err instanceof BulkAddError ? err.cause : err
+    }
   }
 
   /**
    * Adds many jobs; all are validated first, and nothing is written if any is invalid (the
-   * error's details name each problem with its index). Jobs of one queue are written in
-   * chunks of 500 per script call.
+   * error's details name each problem with its index). Each queue's jobs are then written in
+   * one call, all or none (above BULK_CHUNK jobs, per chunk), queue after queue in the order
+   * they first appear; if a write fails, the rest are not tried and a BulkAddError says what
+   * became of each job.
    */
   async addBulk(specs: JobSpec[]): Promise<AddResult[]> {
     if (!Array.isArray(specs)) throw new DtqError('VALIDATION', 'jobs must be an array')
@@ -298,10 +365,24 @@ export class Queue {
     for (const [queue, idxs] of byQueue) {
       for (let k = 0; k < idxs.length; k += BULK_CHUNK) {
         const part = idxs.slice(k, k + BULK_CHUNK)
-        const res = await this.store.enqueue(
-          queue,
-          part.map((i) => prepared[i]!.record),
-        )
+        let res: EnqueueResult[]
+        try {
+          res = await this.store.enqueue(
+            queue,
+            part.map((i) => prepared[i]!.record),
+          )
+        } catch (err) {
+          const fate = writeFailure(err)
+          const inCall = new Set(part)
+          throw new BulkAddError(
+            err,
+            specs.map((_, i): BulkItem => {
+              const r = results[i]
+              if (r) return { outcome: r.created ? 'created' : 'existing', job: r.job }
+              return { outcome: inCall.has(i) ? fate : 'not_created' }
+            }),
+          )
+        }
         part.forEach((i, j) => {
           results[i] = { job: res[j]!.job, created: res[j]!.created }
         })

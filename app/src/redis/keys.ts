@@ -64,7 +64,7 @@ export class Keys {
   }
 
   // Registry keys: not per queue, so never touched by a queue script.
-  /** Counter of generated job ids (INCRBY, a block per process: app/src/queue/ids.ts). */
+  /** Counter of generated job ids (INCRBY, a block per process and queue: app/src/queue/ids.ts). */
   ids(): string {
     return `${this.prefix}:ids`
   }
@@ -82,6 +82,23 @@ export class Keys {
   /** Function libraries loaded by this deployment (hash: name → last seen ms), so old ones can go. */
   functionLibraries(): string {
     return `${this.prefix}:functions`
+  }
+  // Locator hints: which queue holds a job, so that a lookup without its queue reads one key
+  // instead of every queue (JobStore.findJob, findByIdempotencyKey). Plain strings with a TTL,
+  // written just before the jobs they name (never after) and only ever read by single-key
+  // commands: no hash tag, they spread over the cluster's slots; no script builds them. A hint
+  // is only a hint: a lookup that misses falls back to reading every queue and writes it again.
+  /** Queue whose generated ids are `<block>000` to `<block>999` (a block is reserved per queue). */
+  locBlock(block: string): string {
+    return `${this.prefix}:loc:b:${block}`
+  }
+  /** Queue of the job with this caller-chosen id (the last one added with it). */
+  locId(id: string): string {
+    return `${this.prefix}:loc:i:${id}`
+  }
+  /** Queue of the job added with this idempotency key (SHA-256, as in `idempotency`). */
+  locIdempotency(keyHash: string): string {
+    return `${this.prefix}:loc:k:${keyHash}`
   }
   workers(): string {
     return `${this.prefix}:workers`

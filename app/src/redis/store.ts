@@ -5,7 +5,7 @@
  */
 import type { Redis } from 'ioredis'
 import { DtqError } from '../errors.ts'
-import { IdAllocator } from '../queue/ids.ts'
+import { GENERATED_ID, IdAllocator, idBlock } from '../queue/ids.ts'
 import {
   decodeJob,
   F,
@@ -33,7 +33,11 @@ export interface StoreOptions {
   errorsKept?: number
   /** Log lines kept per job. */
   logsKept?: number
+  /** TTL of the locator hints of caller-chosen ids and idempotency keys (IDEMPOTENCY_TTL_S). */
+  idempotencyTtlS?: number
   clock?: Clock
+  /** Where the store reports what an operator should know (default: process.emitWarning). */
+  warn?: (detail: object, message: string) => void
 }
 
 /** A validated job ready to be written (see Queue for validation and defaults). */
@@ -89,9 +93,71 @@ function storedFields(j: NewJobRecord, now: number): Record<string, string> {
 /** How often a process records that its function library is in use (see pruneFunctionLibraries). */
 const LIBRARY_SEEN_EVERY_MS = 3_600_000
 
+/** ARGV[5..] of the enqueue function for these jobs (scripts/enqueue.lua). */
+function enqueueArgs(jobs: NewJobRecord[]): Array<string | number> {
+  const args: Array<string | number> = [jobs.length]
+  for (const j of jobs) {
+    const extra = Object.entries(j.extra).flat()
+    args.push(
+      j.id,
+      j.task_type,
+      j.payload,
+      j.priority,
+      j.max_retries,
+      j.timeout_ms,
+      j.run_at,
+      j.idem_hash,
+      j.idempotency_key,
+      j.idem_ttl_s,
+      j.partition_key,
+      extra.length ? JSON.stringify(extra) : '',
+    )
+  }
+  return args
+}
+
 /** Group commit of small enqueue calls (see JobStore.enqueue): a batch's bounds. */
 const COALESCE_MAX_JOBS = 200
 const COALESCE_MAX_BYTES = 1 << 20
+
+/** A block hint lives 30 days (one key per thousand generated ids). */
+const LOC_BLOCK_TTL_S = 30 * 86_400
+/** Calls in a row whose generated ids were taken before an enqueue gives up (see enqueueNow). */
+const MAX_ID_ROUNDS = 40
+
+/** The enqueue function's answer: per job, or a refusal that wrote nothing (scripts/enqueue.lua). */
+type EnqueueReply = Array<[string, number, string[]?]> | ['refused', number[], Array<number | string>]
+
+/** Errors of the steps before an enqueue call (the queue registry, ids): nothing was written. */
+const beforeTheCall = new WeakSet<object>()
+
+/** Runs a step that comes before the enqueue call, marking its error as such. */
+async function beforeCall<T>(step: Promise<T>): Promise<T> {
+  try {
+    return await step
+  } catch (err) {
+    if (err instanceof Object) beforeTheCall.add(err)
+    throw err
+  }
+}
+
+/** What a failed enqueue call means for the jobs it carried. */
+export type WriteFailure = 'not_created' | 'unknown'
+
+/**
+ * Whether the jobs of a failed enqueue call may exist: 'not_created' when nothing of the call
+ * was written -- a refusal of DTQ's (DtqError: the enqueue function refused a job, no free ids),
+ * a failure before the call (registry, id reservation), an error reply Redis gave instead of
+ * running the call (OOM, READONLY, NOPERM, ...), or a call never sent (not connected);
+ * 'unknown' when it may have run: a timeout, a connection lost with the call in flight, or an
+ * error raised inside the function (it raises only in its write pass).
+ */
+export function writeFailure(err: unknown): WriteFailure {
+  if (err instanceof DtqError || (err instanceof Object && beforeTheCall.has(err))) return 'not_created'
+  if (!(err instanceof Error)) return 'unknown'
+  if (err.name === 'ReplyError') return / script: /.test(err.message) ? 'unknown' : 'not_created'
+  return err.message.startsWith("Stream isn't writeable") ? 'not_created' : 'unknown'
+}
 
 interface EnqueueBatch {
   jobs: NewJobRecord[]
@@ -236,13 +302,12 @@ type QueueStatsReply = [
 export class JobStore {
   readonly redis: Redis
   readonly keys: Keys
-  readonly opts: Required<Omit<StoreOptions, 'clock'>>
+  readonly opts: Required<Omit<StoreOptions, 'clock' | 'warn'>>
   readonly clock: Clock
   private readonly lib = functions()
   private readonly knownQueues = new Set<string>()
   private readonly pendingEnqueue = new Map<string, EnqueueBatch>()
   private readonly enqueuesInFlight = new Set<Promise<unknown>>()
-  private readonly ids: IdAllocator
   private librarySeenAt = 0
   /**
    * A listing page's work bounds: candidates one `list` call examines at most (~6 ms of Redis
@@ -250,11 +315,17 @@ export class JobStore {
    * page stopped there ends short, with a cursor). Tests lower them.
    */
   readonly listScan = { perCall: 2000, perPage: 100_000 }
+  /** Id blocks are reserved per queue, so a block's hint names the queue of all its ids. */
+  private readonly allocators = new Map<string, IdAllocator>()
+  private readonly warn: (detail: object, message: string) => void
+  private warnedIdsBehind = false
 
   constructor(redis: Redis, opts: StoreOptions) {
     this.redis = redis
     this.keys = new Keys(opts.prefix)
-    this.ids = new IdAllocator(redis, this.keys.ids())
+    this.warn =
+      opts.warn ??
+      ((detail, message) => process.emitWarning(`${message} ${JSON.stringify(detail)}`, 'DtqWarning'))
     this.clock = opts.clock ?? systemClock
     this.opts = {
       prefix: opts.prefix,
@@ -263,6 +334,7 @@ export class JobStore {
       failedRetentionS: opts.failedRetentionS,
       errorsKept: opts.errorsKept ?? 25,
       logsKept: opts.logsKept ?? 100,
+      idempotencyTtlS: opts.idempotencyTtlS ?? 86_400,
     }
   }
 
@@ -279,18 +351,26 @@ export class JobStore {
         this.librarySeenAt = 0
       })
     }
-    const common = [now, this.opts.eventsMaxLen, this.opts.completedRetentionS, this.opts.failedRetentionS]
-    return this.lib.call<T>(this.redis, name, this.keys.base(queue), [...common, ...args])
+    return this.lib.call<T>(this.redis, name, this.keys.base(queue), [...this.common(now), ...args])
+  }
+
+  /** ARGV[1..4] of every script (see _prelude.lua). */
+  private common(now: number): number[] {
+    return [now, this.opts.eventsMaxLen, this.opts.completedRetentionS, this.opts.failedRetentionS]
   }
 
   // ---- producer ----------------------------------------------------------------------------
 
   /**
-   * Adds jobs to a queue. Small calls made in the same turn of the event loop (concurrent
-   * `POST /jobs` requests, a loop of `queue.add`) are written together in one script call at
-   * the end of the turn -- group commit: one round trip and one function call for many jobs.
-   * Each caller still gets its own results, and a job is created exactly as if added alone
-   * (the script handles duplicates within a call as across calls).
+   * Adds jobs to a queue, all or none: they go to Redis in one enqueue function call, which
+   * checks every job before it writes any (scripts/enqueue.lua). Small calls made in the same
+   * turn of the event loop (concurrent `POST /jobs` requests, a loop of `queue.add`) are written
+   * together in one call at the end of the turn -- group commit: one round trip and one function
+   * call for many jobs. Each caller still gets its own results, and a job is created exactly as
+   * if added alone (the function handles duplicates within a call as across calls). A call the
+   * function refuses because of one caller's jobs is made again per caller, so only that caller
+   * fails; when Redis fails the call (unavailable, OOM, a timeout) every caller in it gets that
+   * error -- nothing of it was written, or the outcome is unknown for all its jobs alike.
    */
   enqueue(queue: string, jobs: NewJobRecord[]): Promise<EnqueueResult[]> {
     let bytes = 0
@@ -321,74 +401,142 @@ export class JobStore {
   /** Writes the enqueue batches still gathering now, and waits for every one in flight. */
   async settle(): Promise<void> {
     for (const [queue, batch] of this.pendingEnqueue) this.flushEnqueue(queue, batch)
-    await Promise.allSettled([...this.enqueuesInFlight])
+    while (this.enqueuesInFlight.size) await Promise.allSettled([...this.enqueuesInFlight])
+  }
+
+  private track(p: Promise<unknown>): void {
+    this.enqueuesInFlight.add(p)
+    const done = () => this.enqueuesInFlight.delete(p)
+    p.then(done, done)
   }
 
   private flushEnqueue(queue: string, batch: EnqueueBatch): void {
     if (this.pendingEnqueue.get(queue) !== batch) return // already written
     this.pendingEnqueue.delete(queue)
-    const done = this.enqueueNow(queue, batch.jobs)
-    this.enqueuesInFlight.add(done)
-    void done.catch(() => {}).finally(() => this.enqueuesInFlight.delete(done))
-    done.then(
-      (res) => {
-        for (const w of batch.waiters) w.resolve(res.slice(w.from, w.from + w.n))
-      },
-      (err) => {
-        for (const w of batch.waiters) w.reject(err)
-      },
+    this.track(
+      this.enqueueNow(queue, batch.jobs).then(
+        (res) => {
+          for (const w of batch.waiters) w.resolve(res.slice(w.from, w.from + w.n))
+        },
+        (err) => {
+          if (batch.waiters.length < 2 || !(err instanceof DtqError && err.code === 'VALIDATION')) {
+            for (const w of batch.waiters) w.reject(err)
+            return
+          }
+          // Refused for some caller's jobs (nothing was written): each caller again on its own.
+          for (const w of batch.waiters) {
+            this.track(
+              this.enqueueNow(queue, batch.jobs.slice(w.from, w.from + w.n)).then(w.resolve, w.reject),
+            )
+          }
+        },
+      ),
+    )
+  }
+
+  /** The id allocator of a queue: blocks of the shared counter, each recorded as the queue's. */
+  private allocator(queue: string): IdAllocator {
+    let a = this.allocators.get(queue)
+    if (!a) {
+      a = new IdAllocator(this.redis, this.keys.ids(), undefined, {
+        hints: { key: (b) => this.keys.locBlock(b), queue, ttlS: LOC_BLOCK_TTL_S },
+        onBehind: (detail) => this.idsBehind(detail),
+      })
+      this.allocators.set(queue, a)
+    }
+    return a
+  }
+
+  /** The id counter is behind the jobs in Redis: said once per store; the allocator skips ahead. */
+  private idsBehind(detail: object): void {
+    if (this.warnedIdsBehind) return
+    this.warnedIdsBehind = true
+    this.warn(
+      detail,
+      `the job id counter ${this.keys.ids()} is behind the ids in use (deleted or restored on its own?): moving it forward past them`,
     )
   }
 
   private async enqueueNow(queue: string, jobs: NewJobRecord[]): Promise<EnqueueResult[]> {
     if (!this.knownQueues.has(queue)) {
       // The registry lives outside the queue's slot, so it is written before (never after) the jobs.
-      await this.redis.sadd(this.keys.queues(), queue)
+      await beforeCall(this.redis.sadd(this.keys.queues(), queue))
       this.knownQueues.add(queue)
     }
-    // Jobs without an id of their caller's get the next ones from the shared counter.
-    let generated = 0
-    for (const j of jobs) if (j.id === '') generated++
-    if (generated > 0) {
-      const ids = await this.ids.take(generated)
-      let k = 0
-      for (const j of jobs) if (j.id === '') j.id = ids[k++]!
+    // Jobs without an id of their caller's get the next ones from the queue's block.
+    const ids = this.allocator(queue)
+    const fresh = jobs.filter((j) => j.id === '')
+    if (fresh.length) {
+      const got = await beforeCall(ids.take(fresh.length))
+      fresh.forEach((j, k) => {
+        j.id = got[k]!
+      })
     }
-    const args: Array<string | number> = [jobs.length]
+    // Locator hints of the jobs a lookup finds by caller id or idempotency key.
+    const hints: Array<[string, string, number]> = []
     for (const j of jobs) {
-      const extra = Object.entries(j.extra).flat()
-      args.push(
-        j.id,
-        j.task_type,
-        j.payload,
-        j.priority,
-        j.max_retries,
-        j.timeout_ms,
-        j.run_at,
-        j.idem_hash,
-        j.idempotency_key,
-        j.idem_ttl_s,
-        j.partition_key,
-        extra.length ? JSON.stringify(extra) : '',
-      )
+      if (!GENERATED_ID.test(j.id)) hints.push([this.keys.locId(j.id), queue, j.idem_ttl_s])
+      if (j.idem_hash !== '') hints.push([this.keys.locIdempotency(j.idem_hash), queue, j.idem_ttl_s])
     }
-    const now = this.clock.now()
-    let res: Array<[string, number, string[]?]>
-    try {
-      res = await this.run<Array<[string, number, string[]?]>>('enqueue', queue, args, now)
-    } catch (err) {
-      const taken = err instanceof Error ? /DTQ_ID_TAKEN (\S+)/.exec(err.message) : null
-      if (!taken) throw err
-      throw new DtqError(
-        'INTERNAL',
-        `generated job id ${taken[1]} names a live job: the id counter ${this.keys.ids()} is behind the jobs in Redis (restored or deleted on its own); set it above the largest numeric job id`,
+    for (let round = 0; ; round++) {
+      const now = this.clock.now()
+      const res = await this.callEnqueue(queue, enqueueArgs(jobs), hints, now)
+      if (res[0] !== 'refused') {
+        if (res.length > jobs.length) {
+          // The queue was new to Redis, or forgotten by the janitor since this process last added to it.
+          await this.redis.sadd(this.keys.queues(), queue).catch(() => {
+            this.knownQueues.delete(queue)
+          })
+          res.length = jobs.length
+        }
+        return (res as Array<[string, number, string[]?]>).map(([id, created, flat], i) =>
+          created === 1
+            ? { id, created: true, job: decodeJob(queue, storedFields(jobs[i]!, now), id) }
+            : { id, created: false, job: decodeJob(queue, pairsToRecord(flat ?? []), id) },
+        )
+      }
+      const [, taken, bad] = res as ['refused', number[], Array<number | string>]
+      if (bad.length) {
+        const problems: string[] = []
+        for (let k = 0; k + 1 < bad.length; k += 2)
+          problems.push(`jobs[${Number(bad[k]) - 1}]: ${bad[k + 1]}`)
+        throw new DtqError('VALIDATION', `invalid job: ${problems.join('; ')}`, problems)
+      }
+      // Generated ids named live jobs (nothing was written): the counter is behind the data.
+      // It is moved forward, by a jump that doubles each round, and every generated id of the
+      // call is drawn again.
+      if (round + 1 >= MAX_ID_ROUNDS) {
+        throw new DtqError(
+          'INTERNAL',
+          `no free job ids after ${MAX_ID_ROUNDS} rounds (counter ${this.keys.ids()})`,
+        )
+      }
+      ids.behind(
+        round,
+        taken.map((p) => jobs[p - 1]!.id),
       )
+      const again = jobs.filter((j) => GENERATED_ID.test(j.id))
+      const got = await beforeCall(ids.take(again.length))
+      again.forEach((j, k) => {
+        j.id = got[k]!
+      })
     }
-    return res.map(([id, created, flat], i) =>
-      created === 1
-        ? { id, created: true, job: decodeJob(queue, storedFields(jobs[i]!, now), id) }
-        : { id, created: false, job: decodeJob(queue, pairsToRecord(flat ?? []), id) },
-    )
+  }
+
+  /**
+   * One enqueue function call, with the locator hints of its jobs sent just before it and not
+   * waited for: one connection runs commands in the order sent (and auto-pipelining puts them in
+   * the same write), so a hint may name a job whose enqueue failed, never the other way round. A
+   * hint that fails to write only sends a lookup to its fallback.
+   */
+  private callEnqueue(
+    queue: string,
+    args: Array<string | number>,
+    hints: Array<[string, string, number]>,
+    now: number,
+  ): Promise<EnqueueReply> {
+    for (const [key, value, ttl] of hints) this.redis.set(key, value, 'EX', ttl).catch(() => {})
+    return this.run<EnqueueReply>('enqueue', queue, args, now)
   }
 
   // ---- worker ------------------------------------------------------------------------------
@@ -611,29 +759,87 @@ export class JobStore {
     return h[F.state] ? decodeJob(queue, h, id) : null
   }
 
-  /** Finds a job by id in any known queue (ids are unique per queue; the first match wins). */
+  /**
+   * Finds a job by id, in `queue` or, without one, wherever it is: the locator hint names the
+   * queue (a generated id's block, or the caller's id), then one read there -- two round trips
+   * however many queues there are. With no hint, or a hint that misses (expired, or the job's
+   * enqueue failed), every queue is read in one pipelined round trip, the first match winning
+   * (in queue name order), and the hint is written again.
+   */
   async findJob(id: string, queue?: string): Promise<Job | null> {
-    const queues = queue ? [queue] : await this.queues()
+    if (queue) return this.getJob(queue, id)
+    const hint = GENERATED_ID.test(id) ? this.keys.locBlock(idBlock(id)) : this.keys.locId(id)
+    const hinted = await this.redis.get(hint)
+    if (hinted) {
+      const job = await this.getJob(hinted, id)
+      if (job) return job
+    }
+    const queues = (await this.queues()).filter((q) => q !== hinted)
     const p = this.redis.pipeline()
     for (const q of queues) p.hgetall(this.keys.job(q, id))
     const res = (await p.exec()) ?? []
     for (let i = 0; i < queues.length; i++) {
       const h = res[i]?.[1] as Record<string, string> | undefined
-      if (h?.[F.state]) return decodeJob(queues[i]!, h, id)
+      if (h?.[F.state]) {
+        await this.rehint(
+          hint,
+          queues[i]!,
+          GENERATED_ID.test(id) ? LOC_BLOCK_TTL_S : this.opts.idempotencyTtlS,
+        )
+        return decodeJob(queues[i]!, h, id)
+      }
     }
     return null
   }
 
+  /**
+   * The job added with an idempotency key (its SHA-256), in `queue` or, without one, wherever it
+   * is: through its locator hint, else by reading the key in every queue in one pipelined round
+   * trip (the first queue, in name order, whose key names a live job wins) and hinting again.
+   */
   async findByIdempotencyKey(keyHash: string, queue?: string): Promise<Job | null> {
-    const queues = queue ? [queue] : await this.queues()
-    for (const q of queues) {
-      const id = await this.redis.get(this.keys.idempotency(q, keyHash))
-      if (id) {
-        const job = await this.getJob(q, id)
-        if (job) return job
+    if (queue) return this.jobOfKey(queue, await this.redis.get(this.keys.idempotency(queue, keyHash)))
+    const hint = this.keys.locIdempotency(keyHash)
+    const hinted = await this.redis.get(hint)
+    if (hinted) {
+      const job = await this.jobOfKey(hinted, await this.redis.get(this.keys.idempotency(hinted, keyHash)))
+      if (job) return job
+    }
+    const queues = (await this.queues()).filter((q) => q !== hinted)
+    const p = this.redis.pipeline()
+    for (const q of queues) p.get(this.keys.idempotency(q, keyHash))
+    const values = ((await p.exec()) ?? []).map((r) => (r[1] as string | null) ?? null)
+    const found = queues.flatMap((q, i) => (values[i] ? [{ q, value: values[i] }] : []))
+    for (const f of found) {
+      const job = await this.jobOfKey(f.q, f.value)
+      if (job) {
+        await this.rehint(hint, f.q, this.opts.idempotencyTtlS)
+        return job
       }
     }
     return null
+  }
+
+  /**
+   * The job an idempotency key's value names in a queue: the live job, or -- once it has
+   * finished and been removed after its retention -- what the key recorded of its end (id,
+   * state, finished_at; `removed: true`).
+   */
+  private async jobOfKey(queue: string, value: string | null): Promise<Job | null> {
+    if (!value) return null
+    const [id = '', state, at] = value.split(' ')
+    const job = await this.getJob(queue, id)
+    if (job || !state) return job
+    return decodeJob(
+      queue,
+      { [F.state]: state, [F.finished_at]: at ?? '', [F.created_at]: at ?? '', _removed: '1' },
+      id,
+    )
+  }
+
+  /** Writes a locator hint a lookup found missing or wrong (best effort: it is only a hint). */
+  private async rehint(key: string, queue: string, ttlS: number): Promise<void> {
+    await this.redis.set(key, queue, 'EX', ttlS).catch(() => {})
   }
 
   async jobLogs(queue: string, id: string): Promise<string[]> {

@@ -1,8 +1,9 @@
 /** Jobs: create (one, batch), list, get, cancel, retry; and the development generator. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { DtqError } from '../../errors.ts'
-import type { JobSpec } from '../../queue/queue.ts'
+import { BulkAddError, type BulkItem, type JobSpec } from '../../queue/queue.ts'
 import {
+  BatchFailure,
   BatchReply,
   CancelReply,
   CreateBatch,
@@ -72,7 +73,8 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (req, reply) => {
       await admit(req.body.queue ?? config.defaultQueue)
-      const { job, created } = (await queue.addBulk([toSpec(req.body)]))[0]!
+      const { task_type, payload, ...opts } = toSpec(req.body)
+      const { job, created } = await queue.add(task_type, payload, opts)
       reply.code(created ? 201 : 200)
       if (created) reply.header('location', `/jobs/${job.id}`)
       return job
@@ -85,12 +87,15 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { role: 'write' },
       schema: {
         tags: ['jobs'],
-        summary: 'Create many jobs; each item is validated and reported on its own',
+        summary:
+          "Create many jobs; each item is validated and reported on its own, and each queue's jobs are written all or none",
+        description:
+          "Invalid items are rejected (400 in their item) and the others added. Each queue's jobs are written at once, queue after queue. If a write fails (Redis unavailable or out of memory: 503), the reply has that status and the error's `details` is this route's usual reply, saying per item: created, existing, rejected, not_created (nothing of it written: send it again) or unknown (its write may have happened: send it again with a job_id or idempotency_key to be safe). What the reply says exists is exactly what Redis holds.",
         body: CreateBatch,
-        response: { 200: BatchReply, ...errors },
+        response: { 200: BatchReply, ...errors, 500: BatchFailure, 503: BatchFailure },
       },
     },
-    async (req) => {
+    async (req, reply) => {
       const jobs = req.body.jobs
       if (jobs.length > config.batchMaxJobs) {
         throw new DtqError('VALIDATION', `at most ${config.batchMaxJobs} jobs per batch (got ${jobs.length})`)
@@ -107,22 +112,47 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
           items[index] = {
             index,
             status: 400,
+            outcome: 'rejected',
             error: { error: 'Bad Request', code: e.code, message: e.message },
           }
         }
       })
       for (const q of new Set(valid.map((v) => v.spec.queue ?? config.defaultQueue))) await admit(q)
-      const res = valid.length ? await queue.addBulk(valid.map((v) => v.spec)) : []
-      res.forEach((r, k) => {
-        const index = valid[k]!.index
-        items[index] = { index, status: r.created ? 201 : 200, job: r.job }
-      })
-      return {
-        created: res.filter((r) => r.created).length,
-        existing: res.filter((r) => !r.created).length,
-        rejected: jobs.length - valid.length,
-        items: items as never,
+      let outcomes: BulkItem[] = []
+      let failure: BulkAddError | null = null
+      try {
+        if (valid.length) {
+          const res = await queue.addBulk(valid.map((v) => v.spec))
+          outcomes = res.map((r) => ({ outcome: r.created ? 'created' : 'existing', job: r.job }))
+        }
+      } catch (err) {
+        if (!(err instanceof BulkAddError)) throw err
+        failure = err
+        outcomes = err.items
       }
+      // The items a failed write left out carry its error (one object, shared).
+      const error = failure && {
+        error:
+          failure.status === 503
+            ? 'Service Unavailable'
+            : failure.status >= 500
+              ? 'Internal Server Error'
+              : 'Bad Request',
+        code: failure.code,
+        message: failure.message,
+      }
+      const count = { created: 0, existing: 0, not_created: 0, unknown: 0 }
+      outcomes.forEach((o, k) => {
+        const index = valid[k]!.index
+        count[o.outcome]++
+        items[index] = o.job
+          ? { index, status: o.outcome === 'created' ? 201 : 200, outcome: o.outcome, job: o.job }
+          : { index, status: failure!.status, outcome: o.outcome, error }
+      })
+      const body = { ...count, rejected: jobs.length - valid.length, items: items as never }
+      if (!failure) return body
+      if (failure.status === 503) reply.header('retry-after', '1')
+      throw new DtqError(failure.code, failure.message, body)
     },
   )
 

@@ -1,5 +1,5 @@
 --[[
-  enqueue: adds jobs (one or many) to a queue.
+  enqueue: adds jobs (one or many) to a queue: all of them, or none when one is refused.
   ARGV[5]   number of jobs n
   ARGV[6..] n groups of 12 fields:
             id, task_type, payload, priority, max_retries, timeout_ms,
@@ -9,38 +9,155 @@
   Returns   per job {id, 1} for a new job (the caller rebuilds what was stored from what it
             sent and now: storedFields() in app/src/redis/store.ts, kept in step with the HSET
             below), or {id, 0, hash} when the id or the idempotency key already names a live
-            job (nothing is written; hash is that job's HGETALL, flat).
-  Fails     with DTQ_ID_TAKEN <id>, writing nothing, when an id DTQ generated (all digits: a
-            caller's own id never is) names a live job: the id counter is behind the data.
+            job (nothing is written for it; hash is that job's HGETALL, flat), or when the key
+            names a job that has finished and been removed since (hash: what the key recorded
+            -- state, finished_at -- and `_removed` '1': the finishing scripts leave
+            "<id> <state> <finished at>" in the key; see idem_final in the prelude).
+            After the jobs, 'registered' when the queue had no registration mark (it is new, or
+            the janitor forgot it): the caller adds it to the registry again.
+            Or, writing nothing at all, {'refused', taken, bad}:
+              taken  positions (1-based) of jobs whose generated id (all digits: a caller's own
+                     id never is) names a live job -- the id counter is behind the data; the
+                     caller moves it forward and calls again with fresh ids;
+              bad    {position, reason, ...} of jobs that fail the checks below (the library
+                     checks the same before it calls) or whose keys hold a foreign value.
+  Fails     with DTQ_BAD_CALL on a malformed ARGV, before anything is read; otherwise only in
+            its write pass. Every check and every read that can fail comes before the first
+            write (reads of keys a job names are protected), and the write pass takes checked
+            values only, so an error raised there means a foreign value in one of the queue's
+            own keys (or a bug) -- and that the call may have written part of its jobs.
 ]]
 local n = tonumber(ARGV[5])
-local out = {}
--- Which ids name a live job, before anything is written.
-local taken = {}
-for j = 1, n do
-  local id = ARGV[6 + (j - 1) * 12]
-  taken[j] = redis.call('EXISTS', k_job(id)) == 1
-  if taken[j] and string.find(id, '^%d+$') then return redis.error_reply('DTQ_ID_TAKEN ' .. id) end
+if not n or #ARGV ~= 5 + 12 * n then return redis.error_reply('DTQ_BAD_CALL enqueue: 12 fields per job') end
+local PRIORITY = { high = true, normal = true, low = true }
+local EXTRA = { [F_TRACE] = true, [F_BACKOFF] = true }
+-- Values already found good in this call (task types and numbers repeat across a batch).
+local good_type, good_count, good_due = {}, { ['0'] = true }, { ['0'] = true }
+local function count_ok(s)
+  if good_count[s] then return true end
+  if string.find(s, '^%d+$') then
+    good_count[s] = true
+    return true
+  end
 end
-local made = {}
+
+-- A job's fields: a reason when one is wrong, else nil and its decoded extra fields.
+local function check(i)
+  local id, ttype = ARGV[i], ARGV[i + 1]
+  if #id > 128 or not string.find(id, '^[A-Za-z0-9_.-]+$') then
+    return 'id must be 1-128 letters, digits, _ . -'
+  end
+  if not good_type[ttype] then
+    if #ttype > 128 or not string.find(ttype, '^[A-Za-z0-9_.:/-]+$') then
+      return 'task_type must be 1-128 letters, digits, _ . : / -'
+    end
+    good_type[ttype] = true
+  end
+  if not PRIORITY[ARGV[i + 3]] then return 'priority must be high, normal or low' end
+  if not count_ok(ARGV[i + 4]) then return 'max_retries must be a whole number' end
+  if not count_ok(ARGV[i + 5]) then return 'timeout_ms must be a whole number' end
+  local due = ARGV[i + 6]
+  if not good_due[due] then
+    if not string.find(due, '^%-?%d+$') then return 'due must be a whole number' end
+    good_due[due] = true
+  end
+  if ARGV[i + 7] ~= '' then
+    if not string.find(ARGV[i + 7], '^[A-Za-z0-9_-]+$') then return 'idem_hash must be base64url' end
+    if ARGV[i + 8] == '' then return 'idempotency_key is missing' end
+    if not string.find(ARGV[i + 9], '^[1-9]%d*$') then
+      return 'idem_ttl_s must be a positive whole number'
+    end
+  end
+  local extra = ARGV[i + 11]
+  if extra == '' then return nil end
+  local ok, kv = pcall(cjson.decode, extra)
+  if not ok or type(kv) ~= 'table' or #kv % 2 ~= 0 then return 'extra must be a flat JSON array of pairs' end
+  for x = 1, #kv, 2 do
+    if not EXTRA[kv[x]] or type(kv[x + 1]) ~= 'string' then
+      return 'extra may set trace and backoff, as strings'
+    end
+  end
+  return nil, kv
+end
+
+-- Pass 1, no writes: check every job, and find those that already exist.
+local taken, bad = {}, {}
+local extras = {}
+-- dup[j] = {id, hash, by_key}: the live job that job j repeats (by idempotency key or id).
+local dup = {}
+for j = 1, n do
+  local i = 6 + (j - 1) * 12
+  local why, kv = check(i)
+  if not why then
+    extras[j] = kv
+    local id, idem_hash = ARGV[i], ARGV[i + 7]
+    local found, by_key
+    if idem_hash ~= '' then
+      local v = redis.pcall('GET', k_idem(idem_hash))
+      if type(v) == 'table' then
+        why = 'its idempotency key holds a foreign value'
+      elseif v then
+        -- "<id>" while the job lives; "<id> <state> <finished at>" once it has finished.
+        local first, st, at = string.match(v, '^(%S+) ?(%S*) ?(%S*)')
+        if first and redis.call('EXISTS', k_job(first)) == 1 then
+          found, by_key = first, true
+        elseif first and st ~= '' then
+          -- Finished and removed since (retention): still the same job, answered as far as known.
+          dup[j] = { first, { F_STATE, st, F_FINISHED_AT, at, F_CREATED_AT, at, '_removed', '1' }, true }
+        end
+      end
+    end
+    if not found and redis.call('EXISTS', k_job(id)) == 1 then
+      if string.find(id, '^%d+$') then
+        taken[#taken + 1] = j
+      else
+        found = id
+      end
+    end
+    if found and not why then
+      local h = redis.pcall('HGETALL', k_job(found))
+      if h.err then
+        why = 'the key of job ' .. found .. ' holds a foreign value'
+      else
+        dup[j] = { found, h, by_key }
+      end
+    end
+  end
+  if why then
+    bad[#bad + 1] = j
+    bad[#bad + 1] = why
+  end
+end
+if #bad > 0 or #taken > 0 then return { 'refused', taken, bad } end
+
+-- Pass 2: write. A job repeats one added earlier in this call as it would one added before.
+local out = {}
+-- The registration mark: gone when the queue is new or was forgotten (forget_queue deletes meta).
+local unregistered = redis.call('HSETNX', base .. ':meta', 'registered', '1') == 1
+local made, made_key = {}, {}
 local i = 6
 for j = 1, n do
   local id, ttype, payload, prio = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local max_retries, timeout_ms, run_at = ARGV[i + 4], ARGV[i + 5], tonumber(ARGV[i + 6])
   if run_at < 0 then run_at = NOW - run_at end
   local idem_hash, idem_key, idem_ttl = ARGV[i + 7], ARGV[i + 8], ARGV[i + 9]
-  local partition, extra = ARGV[i + 10], ARGV[i + 11]
+  local partition = ARGV[i + 10]
   i = i + 12
 
-  local existing = nil
-  if idem_hash ~= '' then
-    existing = redis.call('GET', k_idem(idem_hash))
-    if existing and redis.call('EXISTS', k_job(existing)) == 0 then existing = nil end
+  local d = dup[j]
+  local existing, hash
+  if d and d[3] then
+    existing, hash = d[1], d[2]
+  elseif idem_hash ~= '' and made_key[idem_hash] then
+    existing = made_key[idem_hash]
+  elseif d then
+    existing, hash = d[1], d[2]
+  elseif made[id] then
+    existing = id
   end
-  if not existing and (taken[j] or made[id]) then existing = id end
 
   if existing then
-    out[j] = { existing, 0, redis.call('HGETALL', k_job(existing)) }
+    out[j] = { existing, 0, hash or redis.call('HGETALL', k_job(existing)) }
   else
     local jk = k_job(id)
     -- One HSET with every field that says something. Not stored (memory per waiting job): the
@@ -52,13 +169,15 @@ for j = 1, n do
     if prio ~= 'normal' then add(F_PRIORITY, prio) end
     if timeout_ms ~= '0' then add(F_TIMEOUT_MS, timeout_ms) end
     if partition ~= '' then add(F_PARTITION_KEY, partition) end
-    if extra ~= '' then
-      local kv = cjson.decode(extra)
+    local kv = extras[j]
+    if kv then
       for x = 1, #kv, 2 do add(kv[x], kv[x + 1]) end
     end
     if idem_hash ~= '' then
       add(F_IDEMPOTENCY_KEY, idem_key)
+      add(F_IDEM_HASH, idem_hash)
       redis.call('SET', k_idem(idem_hash), id, 'EX', idem_ttl)
+      made_key[idem_hash] = id
     end
     local event
     if run_at > NOW then
@@ -79,4 +198,5 @@ for j = 1, n do
     out[j] = { id, 1 }
   end
 end
+if unregistered then out[n + 1] = 'registered' end
 return out
