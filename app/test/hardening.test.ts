@@ -8,6 +8,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { RetryJobError } from '../src/errors.ts'
 import { F } from '../src/queue/job.ts'
+import { hashIdempotencyKey } from '../src/queue/queue.ts'
 import { MAX_DELAY_MS } from '../src/queue/validate.ts'
 import { GROUP } from '../src/redis/keys.ts'
 import type { JobStore } from '../src/redis/store.ts'
@@ -183,7 +184,11 @@ describe('idempotency outlives retention', () => {
       return job.id
     }
     const [j] = (await store.deliver(Q, 'w1', 1)).jobs
-    if (how === 'completed') await store.complete(Q, [{ id: j!.id, epoch: j!.epoch, result: '1' }])
+    // A worker passes the key's hash with the completion of a keyed job (it has the job).
+    if (how === 'completed')
+      await store.complete(Q, [
+        { id: j!.id, epoch: j!.epoch, result: '1', idemHash: hashIdempotencyKey(key) },
+      ])
     else await store.fail(Q, j!.id, j!.epoch, 'permanent', err, 0)
     return job.id
   }

@@ -172,11 +172,11 @@ describe('enqueue', () => {
     expect((await b.queue.getJob(String(ID_BLOCK + 1)))?.queue).toBe('q2') // found without its queue
   })
 
-  it('reserves another block when one runs out, and a block big enough for a large bulk', async () => {
+  it('reserves more blocks when one runs out (doubling), enough for a large bulk', async () => {
     const ids = new IdAllocator(b.redis, `${b.prefix}:ids`, 3)
-    expect(await ids.take(2)).toEqual(['1', '2'])
-    expect(await ids.take(2)).toEqual(['4', '5']) // '3' alone was not enough: a gap, never a reuse
-    expect(await ids.take(5)).toEqual(['7', '8', '9', '10', '11'])
+    expect(await ids.take(2)).toEqual(['1', '2']) // one block: 1-3
+    expect(await ids.take(2)).toEqual(['4', '5']) // '3' alone was not enough (a gap, never a reuse): two blocks, 4-9
+    expect(await ids.take(5)).toEqual(['10', '11', '12', '13', '14']) // four blocks, 10-21
     const [x, y] = await Promise.all([ids.take(1), ids.take(1)]) // concurrent takers share a refill
     expect(new Set([...x, ...y]).size).toBe(2)
   })

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import type { Config } from '../config.ts'
-import { DtqError, type ErrorCode, ErrorCodes, isRedisUnavailable } from '../errors.ts'
+import { DtqError, type ErrorCode, ErrorCodes, isRedisFull, isRedisUnavailable } from '../errors.ts'
 import { RedisClock } from '../redis/clock.ts'
 import { connectRedis, createRedis } from '../redis/connection.ts'
 import { type DlqEntry, dlqPage, dlqTails } from '../redis/redrive.ts'
@@ -100,11 +100,14 @@ export type QueueSettings = Pick<
   Partial<Pick<Config, 'testClockSkewMs'>>
 
 /**
- * Most jobs of one queue addBulk writes in one call (atomic: all or none). Every batch the API
- * takes fits; a larger library bulk goes in chunks, and a failure part-way says per job what was
- * written (BulkAddError).
+ * How many jobs of one queue addBulk writes per call: 500, where Redis's cost per job is lowest
+ * (measured: ~4.6 µs a job in calls of 500, ~5.9 in calls of 1000 -- a bigger call costs more per
+ * job in the Lua VM). A failure part-way says per job what was written (BulkAddError).
+ * `allOrNothing` (the batch endpoint) writes each queue's jobs in one call instead, up to
+ * ATOMIC_MAX_JOBS: all or none.
  */
-const BULK_CHUNK = 10_000
+const BULK_CHUNK = 500
+const ATOMIC_MAX_JOBS = 10_000
 
 /** What became of one job of an addBulk that failed part-way (see BulkAddError). */
 export type BulkOutcome = 'created' | 'existing' | WriteFailure
@@ -130,7 +133,13 @@ export class BulkAddError extends DtqError {
 
   constructor(cause: unknown, items: BulkItem[]) {
     const code: ErrorCode =
-      cause instanceof DtqError ? cause.code : isRedisUnavailable(cause) ? 'REDIS_UNAVAILABLE' : 'INTERNAL'
+      cause instanceof DtqError
+        ? cause.code
+        : isRedisFull(cause)
+          ? 'REDIS_OUT_OF_MEMORY'
+          : isRedisUnavailable(cause)
+            ? 'REDIS_UNAVAILABLE'
+            : 'INTERNAL'
     const count = (o: BulkOutcome) => items.filter((i) => i.outcome === o).length
     // A 5xx never carries its cause's text (it may hold internals).
     const why = cause instanceof DtqError && cause.status < 500 ? cause.message : ErrorCodes[code].message
@@ -338,11 +347,11 @@ export class Queue {
   /**
    * Adds many jobs; all are validated first, and nothing is written if any is invalid (the
    * error's details name each problem with its index). Each queue's jobs are then written in
-   * one call, all or none (above BULK_CHUNK jobs, per chunk), queue after queue in the order
-   * they first appear; if a write fails, the rest are not tried and a BulkAddError says what
-   * became of each job.
+   * calls of up to 500 (with `allOrNothing`: in one call, all or none), queue after queue in the
+   * order they first appear; if a write fails, the rest are not tried and a BulkAddError says
+   * what became of each job -- what it says is what Redis holds.
    */
-  async addBulk(specs: JobSpec[]): Promise<AddResult[]> {
+  async addBulk(specs: JobSpec[], opts: { allOrNothing?: boolean } = {}): Promise<AddResult[]> {
     if (!Array.isArray(specs)) throw new DtqError('VALIDATION', 'jobs must be an array')
     const problems: Problems = []
     const prepared = specs.map((spec, i) => {
@@ -362,9 +371,10 @@ export class Queue {
       byQueue.set(p!.queue, list)
     })
     const results: AddResult[] = new Array(specs.length)
+    const chunk = opts.allOrNothing ? ATOMIC_MAX_JOBS : BULK_CHUNK
     for (const [queue, idxs] of byQueue) {
-      for (let k = 0; k < idxs.length; k += BULK_CHUNK) {
-        const part = idxs.slice(k, k + BULK_CHUNK)
+      for (let k = 0; k < idxs.length; k += chunk) {
+        const part = idxs.slice(k, k + chunk)
         let res: EnqueueResult[]
         try {
           res = await this.store.enqueue(

@@ -202,6 +202,8 @@ export interface Completion {
   id: string
   epoch: number
   result: string
+  /** The SHA-256 of the job's idempotency key, if it has one: its outcome is recorded there. */
+  idemHash?: string
 }
 
 export type FailMode = 'retry' | 'permanent' | 'cancel'
@@ -569,7 +571,7 @@ export class JobStore {
 
   complete(queue: string, items: ReadonlyArray<Completion>): Promise<number[]> {
     const args: Array<string | number> = [items.length]
-    for (const it of items) args.push(it.id, it.epoch, it.result)
+    for (const it of items) args.push(it.id, it.epoch, it.result, it.idemHash ?? '')
     return this.run<number[]>('complete', queue, args)
   }
 
@@ -584,7 +586,7 @@ export class JobStore {
     finished: ReadonlyArray<Completion>,
   ): Promise<Delivered & { completed: number[] }> {
     const args: Array<string | number> = [consumer, count, finished.length]
-    for (const it of finished) args.push(it.id, it.epoch, it.result)
+    for (const it of finished) args.push(it.id, it.epoch, it.result, it.idemHash ?? '')
     const [completed, raw, tails] = await this.run<[number[], string[], string[]]>('fetch', queue, args)
     return { completed, jobs: raw.map((row) => decodeDelivered(queue, row)), tails }
   }

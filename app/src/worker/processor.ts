@@ -8,6 +8,7 @@ import type { Redis } from 'ioredis'
 import { JobAbortedError, PermanentJobError, RetryJobError } from '../errors.ts'
 import { type BackoffPolicy, backoffDelayMs } from '../queue/backoff.ts'
 import type { Job } from '../queue/job.ts'
+import { hashIdempotencyKey } from '../queue/queue.ts'
 import { encodeJson, MAX_DELAY_MS } from '../queue/validate.ts'
 import type { Completion, FailMode, JobStore } from '../redis/store.ts'
 import type { Handler, JobContext } from './handlers.ts'
@@ -63,12 +64,12 @@ type Outcome =
   | { kind: 'drop' }
 
 /**
- * Runs are keyed by delivery, not by job: when a lease lapses while its handler still runs and
- * this same worker is handed the job again, the two runs are two entries, and the end of the
- * old one can never untrack or overwrite the new one.
+ * Runs are kept per delivery, not per job: `running` holds each job's newest run, `superseded`
+ * the older runs of a job delivered to this worker again while they still go (their lease
+ * lapsed). The end of an old run can never untrack or overwrite the new one.
  */
-const runKey = (queue: string, id: string, epoch: number) => `${queue}\u0000${id}\u0000${epoch}`
 const jobKey = (queue: string, id: string) => `${queue}\u0000${id}`
+const runKey = (queue: string, id: string, epoch: number) => `${queue}\u0000${id}\u0000${epoch}`
 
 /** Whether a failed outcome write is a refusal by the script (a bug here, never worth retrying). */
 const isRefused = (err: unknown) => err instanceof Error && err.message.startsWith('DTQ_BAD_ARG')
@@ -104,10 +105,13 @@ const IDLE_ROUND_MS = 30_000
 export const FETCHES_IN_FLIGHT = 2
 
 export class Processor {
-  /** Every run this worker holds: handlers running, and finished ones whose outcome is being written. */
+  /**
+   * The newest run of every job this worker holds (handlers running, and finished ones whose
+   * outcome is being written), by job.
+   */
   readonly running = new Map<string, Running>()
-  /** The newest run of each job (the one a cancel request is for). */
-  private readonly newest = new Map<string, Running>()
+  /** Older runs of jobs delivered here again while they still go (lease lapsed), by delivery. */
+  private readonly superseded = new Map<string, Running>()
   /** Handlers running now: what the concurrency limit counts. */
   private busy = 0
   paused = false
@@ -146,7 +150,7 @@ export class Processor {
   }
 
   get active(): number {
-    return this.running.size
+    return this.running.size + this.superseded.size
   }
 
   /** The fetch engine's state, for a log line when the worker looks stuck (see Worker.beat). */
@@ -160,7 +164,7 @@ export class Processor {
       inflight: this.inflight,
       reserved: this.reserved,
       busy: this.busy,
-      held: this.running.size,
+      held: this.running.size + this.superseded.size,
       blocked: this.blocked,
       idle: this.idleTails !== null,
       retryInMs: Math.max(0, this.retryAt - Date.now()),
@@ -344,16 +348,17 @@ export class Processor {
     const r: Running = { job, ac, disowned: false, finished: false, deadline, done: Promise.resolve() }
     // Delivered again while an older run still goes: that run's lease lapsed (the job was
     // reclaimed and came back to us), so it is no longer ours -- stop it now.
-    const older = this.newest.get(jobKey(job.queue, job.id))
-    if (older && older.job.epoch < job.epoch) {
+    const key = jobKey(job.queue, job.id)
+    const older = this.running.get(key)
+    if (older) {
+      this.superseded.set(runKey(job.queue, job.id, older.job.epoch), older)
       this.abandon(older, 'lease_lost')
       this.o.log.warn(
         { job: job.id, queue: job.queue, epoch: older.job.epoch },
         'lease lost; older run abandoned',
       )
     }
-    this.newest.set(jobKey(job.queue, job.id), r)
-    this.running.set(runKey(job.queue, job.id, job.epoch), r)
+    this.running.set(key, r)
     this.busy++
     this.o.leases.track(job.queue, job.id, job.epoch, deadline)
     if (job.timeout_ms > 0) {
@@ -415,8 +420,9 @@ export class Processor {
       if (!r.disowned) await this.settle(r, outcome)
     } finally {
       this.o.leases.untrack(job.queue, job.id, job.epoch)
-      this.running.delete(runKey(job.queue, job.id, job.epoch))
-      if (this.newest.get(jobKey(job.queue, job.id)) === r) this.newest.delete(jobKey(job.queue, job.id))
+      const key = jobKey(job.queue, job.id)
+      if (this.running.get(key) === r) this.running.delete(key)
+      else this.superseded.delete(runKey(job.queue, job.id, job.epoch))
       this.kick()
     }
   }
@@ -513,7 +519,14 @@ export class Processor {
   private completeBatched(job: Job, result: string): Promise<number> {
     return new Promise((done, fail) => {
       const list = this.pendingCompletions.get(job.queue) ?? []
-      list.push({ id: job.id, epoch: job.epoch, result, done, fail })
+      list.push({
+        id: job.id,
+        epoch: job.epoch,
+        result,
+        idemHash: job.idempotency_key ? hashIdempotencyKey(job.idempotency_key) : undefined,
+        done,
+        fail,
+      })
       this.pendingCompletions.set(job.queue, list)
       this.kick()
     })
@@ -540,7 +553,8 @@ export class Processor {
 
   /** This delivery of the job is no longer ours (lease lost or expired): abort its handler, write nothing. */
   disown(queue: string, id: string, epoch: number, why: 'lease_lost' | 'shutdown'): Running | undefined {
-    const r = this.running.get(runKey(queue, id, epoch))
+    const newest = this.running.get(jobKey(queue, id))
+    const r = newest?.job.epoch === epoch ? newest : this.superseded.get(runKey(queue, id, epoch))
     if (!r || r.disowned) return undefined
     this.abandon(r, why)
     return r
@@ -558,14 +572,14 @@ export class Processor {
 
   /** The deliveries this worker holds and their lease deadlines (to re-track after a lease thread restart). */
   leases(): Array<{ queue: string; id: string; epoch: number; deadline: number }> {
-    return [...this.running.values()]
+    return [...this.running.values(), ...this.superseded.values()]
       .filter((r) => !r.disowned)
       .map((r) => ({ queue: r.job.queue, id: r.job.id, epoch: r.job.epoch, deadline: r.deadline }))
   }
 
   /** Aborts a running job because it was cancelled; the worker then records it cancelled. */
   cancel(queue: string, id: string): boolean {
-    const r = this.newest.get(jobKey(queue, id))
+    const r = this.running.get(jobKey(queue, id))
     if (!r || r.ac.signal.aborted) return false
     r.ac.abort(new JobAbortedError('cancelled', 'the job was cancelled'))
     return true
@@ -573,9 +587,9 @@ export class Processor {
 
   /** Waits until no job runs or `deadline` (ms since the epoch) passes. */
   async drain(deadline: number): Promise<void> {
-    while (this.running.size && Date.now() < deadline) {
+    while ((this.running.size || this.superseded.size) && Date.now() < deadline) {
       await Promise.race([
-        Promise.all([...this.running.values()].map((r) => r.done)),
+        Promise.all([...this.running.values(), ...this.superseded.values()].map((r) => r.done)),
         new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now()))),
       ])
     }

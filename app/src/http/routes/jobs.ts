@@ -122,7 +122,11 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       let failure: BulkAddError | null = null
       try {
         if (valid.length) {
-          const res = await queue.addBulk(valid.map((v) => v.spec))
+          // Each queue's jobs in one call: all or none (a client may retry the batch as it is).
+          const res = await queue.addBulk(
+            valid.map((v) => v.spec),
+            { allOrNothing: true },
+          )
           outcomes = res.map((r) => ({ outcome: r.created ? 'created' : 'existing', job: r.job }))
         }
       } catch (err) {

@@ -377,8 +377,10 @@ end
 
 -- Records finished jobs (active -> completed), fenced: a job is completed only if it is still
 -- active under the caller's epoch; a stale owner's write (reclaimed, handed back or cancelled
--- since) is rejected and counted, never applied. ARGV[at] = n, then n triples
--- (id, epoch, result JSON). Returns per job 1 (completed), 2 (cancelled: a cancel had been
+-- since) is rejected and counted, never applied. ARGV[at] = n, then n quadruples
+-- (id, epoch, result JSON, idempotency key hash or ''): the owner passes the key's hash of a
+-- keyed job (it has the job), so the hot HMGET below never looks for a field most jobs lack
+-- (a missing field costs a scan of the whole hash). Returns per job 1 (completed), 2 (cancelled: a cancel had been
 -- requested) or 0 (stale).
 -- A completed job is kept COMPLETED_RETENTION_S through the completed index (no TTL), or
 -- deleted at once when that is 0.
@@ -388,11 +390,11 @@ local function complete_jobs(at)
   -- First, so a stale index entry of a reused id is gone before the id completes again.
   if n > 0 then prune_completed(2 * n) end
   for j = 1, n do
-    local i = at + 1 + (j - 1) * 3
-    local id, epoch, result = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+    local i = at + 1 + (j - 1) * 4
+    local id, epoch, result, ih = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
     local jk = k_job(id)
     local h = redis.call('HMGET', jk, F_STATE, F_EPOCH, F_ENTRY, F_PRIORITY, F_TASK_TYPE, F_STARTED_AT,
-      F_CANCEL_REQUESTED, F_IDEM_HASH)
+      F_CANCEL_REQUESTED)
     if h[1] ~= 'active' or h[2] ~= epoch then
       bump('stale_writes')
       out[j] = 0
@@ -408,7 +410,7 @@ local function complete_jobs(at)
       ack(h[4], h[3])
       -- No updated_at on the hot transitions: readers take the latest of the job's times.
       redis.call('HSET', jk, F_STATE, 'completed', F_RESULT, result, F_FINISHED_AT, NOW_S)
-      idem_final(id, h[8], 'completed')
+      if ih ~= '' then idem_final(id, ih, 'completed') end
       if COMPLETED_TTL > 0 then
         move_idx(id, 'active', 'completed')
       else
@@ -458,13 +460,13 @@ local function deliver_jobs(consumer, want)
       for x = 1, #h, 2 do
         local f = h[x]
         if f == F_STATE then state = h[x + 1]
-        elseif f == F_CANCEL_REQUESTED then cancel = h[x + 1]
         elseif f == F_ENTRY then jentry = h[x + 1]
         elseif f == F_TASK_TYPE then ttype = h[x + 1]
         elseif f == F_CREATED_AT then created_at = h[x + 1]
         elseif f == F_EPOCH then epoch = h[x + 1]
         elseif f == F_ATTEMPTS then attempts = h[x + 1]
         elseif f == F_QUEUED_AT then queued_at = h[x + 1]
+        elseif f == F_CANCEL_REQUESTED then cancel = h[x + 1]
         end
       end
       if state ~= 'queued' or jentry ~= entry then

@@ -2,7 +2,7 @@
   complete: records the results of finished jobs (batched) -- active -> completed, fenced
   (see complete_jobs in the prelude).
   ARGV[5]   number of jobs n
-  ARGV[6..] n triples: id, epoch, result JSON
+  ARGV[6..] n quadruples: id, epoch, result JSON, idempotency key hash ('' if none)
   Returns   per job: 1 completed, 0 rejected (stale)
 ]]
 return complete_jobs(5)

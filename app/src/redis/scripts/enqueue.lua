@@ -44,7 +44,7 @@ end
 -- A job's fields: a reason when one is wrong, else nil and its decoded extra fields.
 local function check(i)
   local id, ttype = ARGV[i], ARGV[i + 1]
-  if #id > 128 or not string.find(id, '^[A-Za-z0-9_.-]+$') then
+  if #id > 128 or string.find(id, '[^A-Za-z0-9_.-]') or id == '' then
     return 'id must be 1-128 letters, digits, _ . -'
   end
   if not good_type[ttype] then

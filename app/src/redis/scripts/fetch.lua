@@ -5,7 +5,7 @@
   ARGV[5]   consumer (worker id)
   ARGV[6]   count of jobs wanted
   ARGV[7]   number of finished jobs n
-  ARGV[8..] n triples: id, epoch, result JSON
+  ARGV[8..] n quadruples: id, epoch, result JSON, idempotency key hash ('' if none)
   Returns   {completed, jobs, tails}: completed is per finished job 1 (recorded) or 0 (stale);
             jobs and tails as for deliver.
 ]]
