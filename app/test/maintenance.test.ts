@@ -95,6 +95,9 @@ describe('an idle fleet', () => {
     monitor.disconnect()
     // One client promotes: the leader's connection. ~4 queues × 10 polls/s × 2 s.
     expect(calls.get('promote')?.size).toBe(1)
+    // Reclaim too (every CLAIM_IDLE_MS / 2 = 500 ms here): the fleet scans each stream once a period.
+    expect(calls.get('reclaim')?.size).toBe(1)
+    expect(count.get('reclaim')).toBeLessThanOrEqual(queues.length * 3 * 5)
     expect(count.get('promote')).toBeLessThanOrEqual(queues.length * 25)
     // Idle workers do not go through their queues: no deliver, no fetch.
     expect(count.get('deliver') ?? 0).toBe(0)
