@@ -11,6 +11,7 @@ import type { Job } from '../queue/job.ts'
 import { hashIdempotencyKey } from '../queue/queue.ts'
 import { encodeJson, MAX_DELAY_MS } from '../queue/validate.ts'
 import type { Completion, FailMode, JobStore } from '../redis/store.ts'
+import { FetchGate, type Tails } from './fetch-gate.ts'
 import type { Handler, JobContext } from './handlers.ts'
 import type { LeaseKeeper } from './lease-keeper.ts'
 
@@ -98,7 +99,7 @@ interface PendingCompletion extends Completion {
   fail: (e: unknown) => void
 }
 
-/** An idle worker goes through its queues at least this often even when no wait woke it. */
+/** An idle worker goes through its queues at least this often even when no wait woke it (FetchGate). */
 const IDLE_ROUND_MS = 30_000
 
 /** Fetch calls a worker keeps in flight, each asking for about concurrency / FETCHES_IN_FLIGHT jobs. */
@@ -112,8 +113,8 @@ export class Processor {
   readonly running = new Map<string, Running>()
   /** Older runs of jobs delivered here again while they still go (lease lapsed), by delivery. */
   private readonly superseded = new Map<string, Running>()
-  /** Handlers running now: what the concurrency limit counts. */
-  private busy = 0
+  /** The fetch loop's accounting and decisions (slots, waits, backoff): fetch-gate.ts. */
+  private readonly gate: FetchGate
   paused = false
   /** No lease is being renewed (the lease thread died and is restarting): take no new work. */
   leasesDown = false
@@ -121,32 +122,28 @@ export class Processor {
   processed = 0
   failed = 0
   private readonly o: ProcessorOptions
-  private readonly batch: number
   private readonly idleStores: JobStore[]
   private stopping = false
   private started = false
-  /** Fetch calls in flight, and the job slots they may still fill. */
-  private inflight = 0
-  private reserved = 0
-  /** The last fetch found nothing: where each stream ended, for a blocking wait. */
-  private idleTails: Array<{ queue: string; tails: string[] }> | null = null
-  /** When a fetch round last went through the queues (an idle worker only waits in between). */
-  private lastRoundAt = 0
-  private blocked = false
-  private failures = 0
-  private retryAt = 0
   private retryTimer: NodeJS.Timeout | undefined
   private pumpScheduled = false
   private rotation = 0
   private pendingCompletions = new Map<string, PendingCompletion[]>()
   private stopped: (() => void) | undefined
   private loopDone: Promise<void> = Promise.resolve()
-  private lastFetchAt = 0
 
   constructor(o: ProcessorOptions) {
     this.o = o
-    this.batch = Math.max(1, Math.ceil(o.concurrency / FETCHES_IN_FLIGHT))
+    this.gate = new FetchGate({
+      concurrency: o.concurrency,
+      fetchesInFlight: FETCHES_IN_FLIGHT,
+      idleRoundMs: IDLE_ROUND_MS,
+    })
     this.idleStores = [...(o.fetchStores ?? [])]
+  }
+
+  private get held(): number {
+    return this.running.size + this.superseded.size
   }
 
   get active(): number {
@@ -161,20 +158,17 @@ export class Processor {
       paused: this.paused,
       leasesDown: this.leasesDown,
       pausedQueues: [...this.pausedQueues],
-      inflight: this.inflight,
-      reserved: this.reserved,
-      busy: this.busy,
-      held: this.running.size + this.superseded.size,
-      blocked: this.blocked,
-      idle: this.idleTails !== null,
-      retryInMs: Math.max(0, this.retryAt - Date.now()),
+      inflight: this.gate.inflight,
+      reserved: this.gate.reserved,
+      busy: this.gate.busy,
+      held: this.held,
+      blocked: this.gate.waiting,
+      idle: this.gate.idle !== null,
+      backingOff: this.gate.backingOff,
       completionsWaiting: [...this.pendingCompletions.values()].reduce((n, l) => n + l.length, 0),
-      lastFetchStartedMsAgo: this.lastFetchAt ? Date.now() - this.lastFetchAt : null,
-      /** Job slots a fetch could fill now (as pump() counts them). */
-      free: Math.min(
-        this.o.concurrency - this.busy - this.reserved,
-        2 * this.o.concurrency - this.running.size,
-      ),
+      lastFetchStartedMsAgo: this.gate.lastActivityAt ? Date.now() - this.gate.lastActivityAt : null,
+      /** Job slots a fetch could fill now (as the gate counts them). */
+      free: this.gate.free(this.held),
     }
   }
 
@@ -201,7 +195,7 @@ export class Processor {
    * the next step is a fetch round through the queues, not another wait.
    */
   refresh(): void {
-    this.lastRoundAt = 0
+    this.gate.refresh()
     this.kick()
   }
 
@@ -225,39 +219,27 @@ export class Processor {
   private pump(): void {
     if (this.stopping) {
       this.flushCompletions()
-      if (this.inflight === 0 && !this.blocked) this.stopped?.()
+      if (this.gate.inflight === 0 && !this.gate.waiting) this.stopped?.()
       return
     }
     if (!this.started) return
     const queues = this.o.queues.filter((q) => !this.pausedQueues.has(q))
-    const canFetch =
-      !this.paused &&
-      !this.leasesDown &&
-      queues.length > 0 &&
-      !this.blocked &&
-      !this.idleTails &&
-      Date.now() >= this.retryAt
-    while (canFetch && this.inflight < FETCHES_IN_FLIGHT) {
-      // A slot frees when its handler finishes, not when its outcome is written: the next batch
-      // is fetched while outcomes are in flight. Jobs held (running, outcome in flight, being
-      // fetched) stay bounded at 3× concurrency.
-      const free = Math.min(
-        this.o.concurrency - this.busy - this.reserved,
-        2 * this.o.concurrency - this.running.size,
-      )
-      if (free <= 0) break
-      void this.fetch(queues, Math.min(free, this.batch))
-    }
+    const open = !this.paused && !this.leasesDown && queues.length > 0
+    // A slot frees when its handler finishes, not when its outcome is written: the next batch is
+    // fetched while outcomes are in flight.
+    for (
+      let want = this.gate.nextFetch(open, this.held);
+      want > 0;
+      want = this.gate.nextFetch(open, this.held)
+    )
+      void this.fetch(queues, want)
     this.flushCompletions()
-    if (this.idleTails && this.inflight === 0 && !this.blocked && !this.paused)
-      void this.block(this.idleTails)
+    const tails = this.gate.waitFor(this.paused)
+    if (tails) void this.block(tails)
   }
 
   private async fetch(queues: string[], want: number): Promise<void> {
-    this.lastFetchAt = Date.now()
-    this.lastRoundAt = this.lastFetchAt
-    this.inflight++
-    this.reserved += want
+    this.gate.fetchStarted(want, Date.now())
     const store = this.idleStores.pop() ?? this.o.store
     let got = 0
     const tails: Array<{ queue: string; tails: string[] }> = []
@@ -268,7 +250,7 @@ export class Processor {
         // At most a batch of outcomes per call: calls of even size keep Redis and Node overlapping
         // (one big call would hold Redis while Node waits, then the reverse).
         const waiting = this.pendingCompletions.get(queue) ?? []
-        const finished = waiting.splice(0, this.batch)
+        const finished = waiting.splice(0, this.gate.batch)
         if (!waiting.length) this.pendingCompletions.delete(queue)
         let d: { jobs: Job[]; tails: string[] }
         if (finished.length) {
@@ -286,18 +268,15 @@ export class Processor {
           d = await store.deliver(queue, this.o.consumer, want - got)
         }
         for (const job of d.jobs) this.begin(job)
-        this.reserved -= d.jobs.length
         got += d.jobs.length
         if (d.tails.length) tails.push({ queue, tails: d.tails })
       }
-      this.failures = 0
-      this.idleTails = got === 0 && tails.length ? tails : null
+      this.gate.fetchEnded(want, got, tails)
     } catch (err) {
-      if (!this.stopping) this.backOff(err)
+      const ms = this.gate.fetchFailed(want, got)
+      if (!this.stopping) this.backOff(err, ms)
     } finally {
       if (store !== this.o.store) this.idleStores.push(store)
-      this.inflight--
-      this.reserved -= want - got
       this.pump()
     }
   }
@@ -309,35 +288,27 @@ export class Processor {
    * so an idle worker costs Redis one XREAD per block time whatever the number of queues. A
    * full round still goes every IDLE_ROUND_MS, as a safety net.
    */
-  private async block(tails: Array<{ queue: string; tails: string[] }>): Promise<void> {
-    this.blocked = true
-    this.lastFetchAt = Date.now()
-    let woke = true
+  private async block(tails: Tails): Promise<void> {
+    this.gate.waitStarted(Date.now())
     try {
       if (this.o.blocking.status === 'wait') await this.o.blocking.connect().catch(() => {})
-      woke = await this.o.store.waitForEntries(this.o.blocking, tails, this.o.blockMs ?? 1000)
-      this.failures = 0
+      const woke = await this.o.store.waitForEntries(this.o.blocking, tails, this.o.blockMs ?? 1000)
+      this.gate.waitEnded(woke, Date.now())
     } catch (err) {
-      if (!this.stopping) this.backOff(err)
+      const ms = this.gate.waitFailed()
+      if (!this.stopping) this.backOff(err, ms)
     } finally {
-      this.blocked = false
-      if (woke || Date.now() - this.lastRoundAt >= IDLE_ROUND_MS) this.idleTails = null
       this.pump()
     }
   }
 
-  private backOff(err: unknown): void {
-    this.failures++
+  /** Logs a failed fetch or wait and ends the backoff the gate asked for after `ms`. */
+  private backOff(err: unknown, ms: number): void {
     this.o.log.warn({ err: (err as Error).message }, 'fetch failed; retrying')
-    const ms = Math.min(100 * 2 ** Math.min(this.failures, 5), 3000)
-    this.retryAt = Date.now() + ms
     clearTimeout(this.retryTimer)
     this.retryTimer = setTimeout(() => {
-      // The wait is over when the timer fires. Not `Date.now() >= retryAt`: a timer runs on the
-      // monotonic clock and can fire a millisecond before the wall clock gets there, and a pump
-      // that found it too early scheduled nothing more -- the worker stopped fetching for good
-      // (found by the chaos suite: a black-holed link, then silence).
-      this.retryAt = 0
+      // The wait is over when the timer fires (see FetchGate.retryElapsed).
+      this.gate.retryElapsed()
       this.pump()
     }, ms)
   }
@@ -359,7 +330,7 @@ export class Processor {
       )
     }
     this.running.set(key, r)
-    this.busy++
+    this.gate.jobStarted()
     this.o.leases.track(job.queue, job.id, job.epoch, deadline)
     if (job.timeout_ms > 0) {
       r.timer = setTimeout(
@@ -414,7 +385,7 @@ export class Processor {
     }
     clearTimeout(r.timer)
     r.finished = true
-    this.busy--
+    this.gate.handlerEnded()
     this.kick()
     try {
       if (!r.disowned) await this.settle(r, outcome)
