@@ -289,12 +289,14 @@ describe('a job whose stream entry was deleted behind DTQ’s back', () => {
     b = await setup()
     let aborted = false
     const w = b.worker().handle('wait', async (_job, ctx) => {
-      await new Promise<void>((resolve) =>
-        ctx.signal.addEventListener('abort', () => {
+      await new Promise<void>((resolve) => {
+        const done = () => {
           aborted = true
           resolve()
-        }),
-      )
+        }
+        if (ctx.signal.aborted) done()
+        else ctx.signal.addEventListener('abort', done)
+      })
     })
     await w.start()
     const { job } = await b.queue.add('wait', {})
@@ -408,13 +410,13 @@ describe('shutdown', () => {
   it('a run that finished in the same tick as the deadline is completed, not handed back', async () => {
     b = await setup()
     for (let i = 0; i < 6; i++) {
-      let release: (v: string) => void = () => {}
+      let release: ((v: string) => void) | undefined
       const w = b.worker().handle('hold', () => new Promise<string>((r) => (release = r)))
       await w.start()
       const { job } = await b.queue.add('hold', {})
-      await waitFor(async () => (await b.queue.getJob(job.id))?.state === 'active')
+      await waitFor(() => release !== undefined, { what: 'the handler running' })
       const processor = (w as unknown as { processor: ProcessorInternals }).processor
-      release('done')
+      release!('done')
       // Let the handler's end reach the processor (microtasks only: no I/O, no timer).
       for (let k = 0; k < 50 && ![...processor.running.values()].every((r) => r.finished); k++)
         await Promise.resolve()
@@ -422,7 +424,12 @@ describe('shutdown', () => {
       // The deadline passes in this same tick: hand back what is held.
       expect(await processor.handBackAll()).toBe(0)
       await w.close(2000)
-      expect(await b.queue.getJob(job.id)).toMatchObject({ state: 'completed', result: 'done', attempts: 1 })
+      const after = await b.queue.getJob(job.id)
+      expect({ state: after?.state, result: after?.result, attempts: after?.attempts }).toEqual({
+        state: 'completed',
+        result: 'done',
+        attempts: 1,
+      })
     }
     expect((await stats(b.queue.store)).stale_writes).toBeUndefined()
   })

@@ -10,7 +10,7 @@ import { F, PRIORITIES } from '../src/queue/job.ts'
 import { Queue } from '../src/queue/queue.ts'
 import { canTransition } from '../src/queue/states.ts'
 import { connectRedis } from '../src/redis/connection.ts'
-import { GROUP, HISTOGRAM_BUCKETS_MS } from '../src/redis/keys.ts'
+import { GROUP, HISTOGRAM_BUCKETS_MS, luaKeyConstants, QUEUE_KEY } from '../src/redis/keys.ts'
 import { functions } from '../src/redis/scripts.ts'
 import { JobStore } from '../src/redis/store.ts'
 import { type Bundle, FakeClock, setup } from './helpers.ts'
@@ -37,50 +37,46 @@ async function state(id: string) {
   return (await store.getJob(Q, id))?.state
 }
 
+/** Every Lua file of the library: the scripts and the prelude's parts. */
+function luaFiles(): Array<{ name: string; url: URL }> {
+  const dir = new URL('../src/redis/scripts/', import.meta.url)
+  return [
+    ...readdirSync(dir)
+      .filter((f) => f.endsWith('.lua'))
+      .map((f) => ({ name: f, url: new URL(f, dir) })),
+    ...readdirSync(new URL('lib/', dir)).map((f) => ({ name: `lib/${f}`, url: new URL(`lib/${f}`, dir) })),
+  ]
+}
+
 describe('keys', () => {
-  it('the Lua prelude builds the same key names as keys.ts', () => {
-    const prelude = readFileSync(new URL('../src/redis/scripts/_prelude.lua', import.meta.url), 'utf8')
+  it('the Lua library spells keys only through the constants generated from keys.ts', () => {
     const k = store.keys
     const base = k.base(Q)
-    const lua: Record<string, string> = {
-      [k.job(Q, 'X')]: `${base}:job:X`,
-      [k.logs(Q, 'X')]: `${base}:logs:X`,
-      [k.stream(Q, 'high')]: `${base}:stream:high`,
-      [k.index(Q, 'queued')]: `${base}:idx:queued`,
-      [k.idempotency(Q, 'H')]: `${base}:idem:H`,
-      [k.delayed(Q)]: `${base}:delayed`,
-      [k.dlq(Q)]: `${base}:dlq`,
-      [k.events(Q)]: `${base}:events`,
-      [k.stats(Q)]: `${base}:stats`,
-      [k.throughput(Q, 7)]: `${base}:tp:7`,
-      [k.types(Q)]: `${base}:types`,
+    // Keys builds every queue key from QUEUE_KEY, which the library gets as K_* constants.
+    const lua = luaKeyConstants()
+    for (const [name, suffix] of Object.entries(QUEUE_KEY)) {
+      expect(lua).toContain(`K_${name.toUpperCase()}`)
+      expect(lua).toContain(`'${suffix}'`)
     }
-    for (const [ts, expected] of Object.entries(lua)) expect(ts).toBe(expected)
-    for (const frag of [
-      ":job:'",
-      ":logs:'",
-      ":stream:'",
-      ":idx:'",
-      ":idem:'",
-      ":delayed'",
-      ":dlq'",
-      ":events'",
-      ":stats'",
-      ":tp:'",
-      ":types'",
-    ]) {
-      expect(prelude).toContain(frag)
-    }
-    expect(prelude).toContain(`local GROUP = '${GROUP}'`)
-    expect(prelude).toContain(`local BUCKETS_MS = { ${HISTOGRAM_BUCKETS_MS.join(', ')} }`)
+    expect(k.job(Q, 'X')).toBe(`${base}${QUEUE_KEY.job}X`)
+    expect(k.stream(Q, 'high')).toBe(`${base}${QUEUE_KEY.stream}high`)
+    expect(k.types(Q)).toBe(`${base}${QUEUE_KEY.types}`)
+    expect(lua).toContain(`local GROUP = '${GROUP}'`)
+    expect(lua).toContain(`local BUCKETS_MS = { ${HISTOGRAM_BUCKETS_MS.join(', ')} }`)
+    // No Lua file writes a key's spelling itself.
+    const spelled = new RegExp(
+      `base \\.\\. '(${Object.values(QUEUE_KEY)
+        .map((v) => v.replace(/:/g, ''))
+        .join('|')})`,
+    )
+    for (const f of luaFiles()) expect(readFileSync(f.url, 'utf8'), f.name).not.toMatch(spelled)
   })
 
   it('the Lua scripts name job hash fields only through the F_ constants (one spelling, in job.ts)', () => {
-    const dir = new URL('../src/redis/scripts/', import.meta.url)
     const long = new RegExp(`'(${Object.keys(F).join('|')})'`)
     const offending: string[] = []
-    for (const file of readdirSync(dir).filter((f) => f.endsWith('.lua'))) {
-      readFileSync(new URL(file, dir), 'utf8')
+    for (const { name: file, url } of luaFiles()) {
+      readFileSync(url, 'utf8')
         .split('\n')
         .forEach((line, i) => {
           const hashCall = /redis\.call\('H[A-Z]+', (jk|k_job)/.test(line)

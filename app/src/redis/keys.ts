@@ -1,16 +1,45 @@
 /**
- * Every Redis key DTQ uses is built here (and mirrored by the Lua prelude, scripts/_prelude.lua;
- * a test checks that both agree). A queue's keys share the hash tag `{<queue>}`, so each queue
- * lives in one Redis Cluster slot and every script touches one queue only.
+ * Every Redis key DTQ uses is built here. A queue's keys share the hash tag `{<queue>}`, so each
+ * queue lives in one Redis Cluster slot and every script touches one queue only. The Lua
+ * library gets the same spellings as constants (luaKeyConstants(): `K_JOB = ':job:'`, ...,
+ * `GROUP`, `PRIORITIES`, `BUCKETS_MS`), so the two cannot disagree.
  */
-import type { Priority } from '../queue/job.ts'
+import { PRIORITIES, type Priority } from '../queue/job.ts'
 
 export const GROUP = 'workers'
 
-/** Upper bounds (ms) of the duration histograms kept per queue; the Lua prelude has the same list. */
+/** Upper bounds (ms) of the duration histograms kept per queue (Lua: BUCKETS_MS). */
 export const HISTOGRAM_BUCKETS_MS = [
   5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000,
 ] as const
+
+/** What follows a queue's base (`<prefix>:{<queue>}`) in each of its keys (Lua: `K_<NAME>`). */
+export const QUEUE_KEY = {
+  job: ':job:',
+  logs: ':logs:',
+  stream: ':stream:',
+  idx: ':idx:',
+  idem: ':idem:',
+  tp: ':tp:',
+  delayed: ':delayed',
+  dlq: ':dlq',
+  events: ':events',
+  stats: ':stats',
+  meta: ':meta',
+  types: ':types',
+} as const
+
+/** The key spellings and shared constants for the Lua library (see scripts.ts). */
+export function luaKeyConstants(): string {
+  const names = Object.keys(QUEUE_KEY).map((k) => `K_${k.toUpperCase()}`)
+  const values = Object.values(QUEUE_KEY).map((v) => `'${v}'`)
+  return [
+    `local ${names.join(', ')} = ${values.join(', ')}`,
+    `local GROUP = '${GROUP}'`,
+    `local PRIORITIES = { ${PRIORITIES.map((p) => `'${p}'`).join(', ')} }`,
+    `local BUCKETS_MS = { ${HISTOGRAM_BUCKETS_MS.join(', ')} }`,
+  ].join('\n')
+}
 
 export class Keys {
   readonly prefix: string
@@ -24,43 +53,43 @@ export class Keys {
     return `${this.prefix}:{${queue}}`
   }
   stream(queue: string, priority: Priority): string {
-    return `${this.base(queue)}:stream:${priority}`
+    return this.base(queue) + QUEUE_KEY.stream + priority
   }
   job(queue: string, id: string): string {
-    return `${this.base(queue)}:job:${id}`
+    return this.base(queue) + QUEUE_KEY.job + id
   }
   logs(queue: string, id: string): string {
-    return `${this.base(queue)}:logs:${id}`
+    return this.base(queue) + QUEUE_KEY.logs + id
   }
   delayed(queue: string): string {
-    return `${this.base(queue)}:delayed`
+    return this.base(queue) + QUEUE_KEY.delayed
   }
   dlq(queue: string): string {
-    return `${this.base(queue)}:dlq`
+    return this.base(queue) + QUEUE_KEY.dlq
   }
   events(queue: string): string {
-    return `${this.base(queue)}:events`
+    return this.base(queue) + QUEUE_KEY.events
   }
   stats(queue: string): string {
-    return `${this.base(queue)}:stats`
+    return this.base(queue) + QUEUE_KEY.stats
   }
   /** Per-minute throughput bucket (hash: completed, failed), expires after two hours. */
   throughput(queue: string, minute: number): string {
-    return `${this.base(queue)}:tp:${minute}`
+    return this.base(queue) + QUEUE_KEY.tp + minute
   }
   index(queue: string, state: string): string {
-    return `${this.base(queue)}:idx:${state}`
+    return this.base(queue) + QUEUE_KEY.idx + state
   }
   idempotency(queue: string, keyHash: string): string {
-    return `${this.base(queue)}:idem:${keyHash}`
+    return this.base(queue) + QUEUE_KEY.idem + keyHash
   }
   /** Queue settings: paused flag. */
   meta(queue: string): string {
-    return `${this.base(queue)}:meta`
+    return this.base(queue) + QUEUE_KEY.meta
   }
   /** Task types with their own per-type totals in the stats hash (set, at most 200: the Lua prelude). */
   types(queue: string): string {
-    return `${this.base(queue)}:types`
+    return this.base(queue) + QUEUE_KEY.types
   }
 
   // Registry keys: not per queue, so never touched by a queue script.

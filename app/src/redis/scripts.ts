@@ -1,7 +1,8 @@
 /**
- * The Lua state changes as one Redis Function library (Redis 7): `scripts/_prelude.lua`
- * (helpers, defined once when the library loads) followed by every `scripts/<name>.lua` body,
- * each registered as `dtq_<version>_<name>`. The version is a hash of the source, so two DTQ
+ * The Lua state changes as one Redis Function library (Redis 7): generated constants (job hash
+ * fields, key spellings, limits), the prelude's parts `scripts/lib/*.lua` in name order
+ * (helpers, defined once when the library loads), then every `scripts/<name>.lua` body, each
+ * registered as `dtq_<version>_<name>`. The version is a hash of the source, so two DTQ
  * versions in a rolling deploy each call their own functions. A Redis that lacks the library
  * (new, restarted without persistence, FUNCTION FLUSH) gets it loaded on the first call that
  * misses it — invisible to callers.
@@ -10,10 +11,11 @@
  * was re-evaluated per script run (docs/performance.md).
  */
 import { createHash } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import type { Redis } from 'ioredis'
 import { luaFieldConstants } from '../queue/job.ts'
 import { MAX_DELAY_MS } from '../queue/validate.ts'
+import { luaKeyConstants } from './keys.ts'
 
 export const SCRIPT_NAMES = [
   'enqueue',
@@ -67,11 +69,17 @@ export interface LibraryOptions {
 }
 
 const dir = new URL('./scripts/', import.meta.url)
+const libDir = new URL('./scripts/lib/', import.meta.url)
 
 function buildLibrary(opts: LibraryOptions): { name: string; source: string } {
-  // The job hash's field names (F_STATE, ...) come from the one map in job.ts, limits from validate.ts.
-  const constants = `${luaFieldConstants()}\nlocal MAX_DELAY_MS = ${MAX_DELAY_MS}`
-  const prelude = `${constants}\n${readFileSync(new URL('_prelude.lua', dir), 'utf8')}`
+  // Generated constants first -- job hash fields (job.ts), key spellings (keys.ts), limits
+  // (validate.ts) -- then the prelude's parts in name order (scripts/lib/).
+  const constants = [luaFieldConstants(), luaKeyConstants(), `local MAX_DELAY_MS = ${MAX_DELAY_MS}`]
+  const parts = readdirSync(libDir)
+    .filter((f) => f.endsWith('.lua'))
+    .sort()
+    .map((f) => readFileSync(new URL(f, libDir), 'utf8'))
+  const prelude = [...constants, ...parts].join('\n')
   const bodies = SCRIPT_NAMES.map((n) => [n, readFileSync(new URL(`${n}.lua`, dir), 'utf8')] as const)
   // The version covers everything Redis is given, flags included: two builds that differ in
   // any way never share a library name.
@@ -81,15 +89,15 @@ function buildLibrary(opts: LibraryOptions): { name: string; source: string } {
     .digest('hex')
     .slice(0, 12)
   const name = `dtq_${version}`
-  const parts = [`#!lua name=${name}`, prelude]
+  const source = [`#!lua name=${name}`, prelude]
   for (const [n, body] of bodies) {
-    parts.push(`local function run_${n}()\n${body}\nend`)
-    parts.push(
+    source.push(`local function run_${n}()\n${body}\nend`)
+    source.push(
       `redis.register_function{ function_name = '${name}_${n}', flags = ${flagsOf(n, opts)},\n` +
         `  callback = function(keys, args) setup(keys, args) local r = run_${n}() flush() return r end }`,
     )
   }
-  return { name, source: parts.join('\n') }
+  return { name, source: source.join('\n') }
 }
 
 export class FunctionLibrary {

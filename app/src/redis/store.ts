@@ -356,7 +356,7 @@ export class JobStore {
     return this.lib.call<T>(this.redis, name, this.keys.base(queue), [...this.common(now), ...args])
   }
 
-  /** ARGV[1..4] of every script (see _prelude.lua). */
+  /** ARGV[1..4] of every script (see scripts/lib/1-context.lua). */
   private common(now: number): number[] {
     return [now, this.opts.eventsMaxLen, this.opts.completedRetentionS, this.opts.failedRetentionS]
   }

@@ -133,7 +133,7 @@ if #bad > 0 or #taken > 0 then return { 'refused', taken, bad } end
 -- Pass 2: write. A job repeats one added earlier in this call as it would one added before.
 local out = {}
 -- The registration mark: gone when the queue is new or was forgotten (forget_queue deletes meta).
-local unregistered = redis.call('HSETNX', base .. ':meta', 'registered', '1') == 1
+local unregistered = redis.call('HSETNX', k_meta(), 'registered', '1') == 1
 local made, made_key = {}, {}
 local i = 6
 for j = 1, n do

@@ -7,8 +7,8 @@
   Returns  1 forgotten, 0 kept
 ]]
 local idle_ms = arg_int(5, 0, 1e12, 'idle ms')
-local k_meta = base .. ':meta'
-local meta = redis.call('HMGET', k_meta, 'paused', 'empty_since')
+local meta_key = k_meta()
+local meta = redis.call('HMGET', meta_key, 'paused', 'empty_since')
 local empty = meta[1] ~= '1' and redis.call('ZCARD', k_delayed) == 0 and redis.call('XLEN', k_dlq) == 0
 for _, prio in ipairs(PRIORITIES) do
   if empty and redis.call('XLEN', k_stream(prio)) > 0 then empty = false end
@@ -17,15 +17,15 @@ for _, st in ipairs({ 'scheduled', 'retrying', 'completed', 'failed', 'cancelled
   if empty and redis.call('ZCARD', k_idx(st)) > 0 then empty = false end
 end
 if not empty then
-  if meta[2] then redis.call('HDEL', k_meta, 'empty_since') end
+  if meta[2] then redis.call('HDEL', meta_key, 'empty_since') end
   return 0
 end
 if not meta[2] then
-  redis.call('HSET', k_meta, 'empty_since', NOW_S)
+  redis.call('HSET', meta_key, 'empty_since', NOW_S)
   return 0
 end
 if NOW - tonumber(meta[2]) < idle_ms then return 0 end
-local dels = { k_events, k_stats, base .. ':types', k_meta }
+local dels = { k_events, k_stats, base .. K_TYPES, meta_key }
 for _, prio in ipairs(PRIORITIES) do dels[#dels + 1] = k_stream(prio) end
 redis.call('DEL', unpack(dels))
 return 1

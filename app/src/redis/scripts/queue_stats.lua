@@ -33,6 +33,6 @@ for p, prio in ipairs(PRIORITIES) do
   end
   streams[p] = { length, pending, lag, oldest }
 end
-local paused = redis.call('HGET', base .. ':meta', 'paused') == '1' and 1 or 0
+local paused = redis.call('HGET', k_meta(), 'paused') == '1' and 1 or 0
 local totals = redis.call('HGETALL', k_stats)
 return { counts, totals, redis.call('ZCARD', k_delayed), redis.call('XLEN', k_dlq), paused, streams }

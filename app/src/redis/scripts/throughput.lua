@@ -6,7 +6,7 @@
 local from, n = tonumber(ARGV[5]), tonumber(ARGV[6])
 local out = {}
 for m = from, from + n - 1 do
-  local h = redis.call('HMGET', base .. ':tp:' .. string.format('%d', m), 'completed', 'failed')
+  local h = redis.call('HMGET', base .. K_TP .. string.format('%d', m), 'completed', 'failed')
   out[#out + 1] = tonumber(h[1]) or 0
   out[#out + 1] = tonumber(h[2]) or 0
 end

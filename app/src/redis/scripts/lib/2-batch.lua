@@ -1,0 +1,230 @@
+--[[
+  Part 2 of the prelude: what a call gathers -- events, index moves, counters, histograms,
+  throughput, stream acknowledgements -- and flush(), which writes it all once at the end of
+  the call (the registration wrapper calls it after every script body).
+]]
+-- Lifecycle events: ids and states only. Gathered during a call and written at flush(): a run
+-- of consecutive events of one kind and task type is one stream entry whose `job` field holds
+-- the ids, space-separated (ids have none), so a call that starts or finishes 30 jobs writes
+-- one entry, not 30. Readers expand an entry into one event per id (app/src/http/events.ts).
+local function emit(id, event, ttype)
+  ttype = ttype or ''
+  local g = events[#events]
+  if not g or g[1] ~= event or g[2] ~= ttype then
+    g = { event, ttype }
+    events[#events + 1] = g
+  end
+  g[#g + 1] = id
+end
+
+-- Moves a job between per-state index zsets (score: when it entered the state). Gathered and
+-- written at flush() as one ZREM and one ZADD per state (a move costs an element, not a call);
+-- the last move of an id in a call wins. Queued and active jobs have no index: the ready
+-- streams are it (undelivered entries are queued jobs, pending entries active ones).
+local function idx_op(state, id, add)
+  if state == 'queued' or state == 'active' then return end
+  local t = idx_ops[state]
+  if not t then
+    t = {}
+    idx_ops[state] = t
+  end
+  t[id] = add
+end
+
+local function move_idx(id, from, to)
+  if from then idx_op(from, id, false) end
+  if to then idx_op(to, id, true) end
+end
+
+local function bump(field, n)
+  incr[field] = (incr[field] or 0) + (n or 1)
+end
+
+-- Per-type totals are kept for at most MAX_TYPES task types per queue (the types set holds
+-- their names); later types count under '_other', so the stats hash cannot grow without bound.
+-- TYPE_KNOWN remembers, for the life of the loaded library, the types already in a set.
+local MAX_TYPES = 200
+local TYPE_KNOWN = {}
+local function typed_name(ttype)
+  local memo = base .. ' ' .. ttype
+  if TYPE_KNOWN[memo] then return ttype end
+  local k_types = base .. K_TYPES
+  if redis.call('SISMEMBER', k_types, ttype) == 0 then
+    if redis.call('SCARD', k_types) >= MAX_TYPES then return '_other' end
+    redis.call('SADD', k_types, ttype)
+  end
+  TYPE_KNOWN[memo] = true
+  return ttype
+end
+
+-- A total, and the same total for the task type ("<field>|<type>", named at flush), for
+-- per-type metrics.
+local function bump_typed(field, ttype)
+  bump(field)
+  if ttype and ttype ~= '' then
+    local t = typed[field]
+    if not t then
+      t = {}
+      typed[field] = t
+    end
+    t[ttype] = (t[ttype] or 0) + 1
+  end
+end
+
+-- Histogram of durations per queue ("h|<name>|<bucket>", "h|<name>|sum_ms"). Bucket bounds
+-- in ms: BUCKETS_MS, from HISTOGRAM_BUCKETS_MS in app/src/redis/keys.ts.
+-- Counted per call by bucket number; the fields are named once, at flush.
+local N_BUCKETS = #BUCKETS_MS
+local function observe(name, ms)
+  if not ms or ms < 0 then ms = 0 end
+  local b = N_BUCKETS + 1
+  for i = 1, N_BUCKETS do
+    if ms <= BUCKETS_MS[i] then
+      b = i
+      break
+    end
+  end
+  local h = hist[name]
+  if not h then
+    h = { sum = 0 }
+    hist[name] = h
+  end
+  h[b] = (h[b] or 0) + 1
+  h.sum = h.sum + math.floor(ms)
+end
+
+-- Per-minute throughput bucket (NOW's minute: one per call), kept two hours.
+local function throughput(field)
+  tp_incr[field] = (tp_incr[field] or 0) + 1
+end
+
+-- A failed or cancelled job lives `ttl` more seconds (0: removed now); its index entry is
+-- swept by the janitor. (Completed jobs are removed through their index: prune_completed.)
+local function expire_job(id, ttl, ttl_s)
+  local jk = k_job(id)
+  if ttl > 0 then
+    redis.call('EXPIRE', jk, ttl_s)
+    redis.call('EXPIRE', k_logs(id), ttl_s)
+  else
+    redis.call('DEL', jk, k_logs(id))
+  end
+end
+
+local function keep_job(id)
+  redis.call('PERSIST', k_job(id))
+  redis.call('PERSIST', k_logs(id))
+end
+
+-- Makes a job ready: a fresh entry at the tail of its priority stream.
+local function push_ready(id, prio)
+  return redis.call('XADD', k_stream(prio), '*', 'id', id)
+end
+
+-- Acknowledges and deletes a delivered entry (at flush). XACK checks no ownership: callers fence first.
+local function ack(prio, entry)
+  prio = prio or 'normal'
+  local t = acks[prio]
+  if not t then
+    t = {}
+    acks[prio] = t
+  end
+  t[#t + 1] = entry
+end
+
+-- Calls a command with a fixed head and a long tail of arguments, in slices (Lua's unpack has a limit).
+local function call_many(cmd, key, args, step)
+  for i = 1, #args, step do
+    redis.call(cmd, key, unpack(args, i, math.min(i + step - 1, #args)))
+  end
+end
+
+local function call_many_after(cmd, key, arg, args)
+  for i = 1, #args, 1000 do
+    redis.call(cmd, key, arg, unpack(args, i, math.min(i + 999, #args)))
+  end
+end
+
+-- Stream entry ids "<ms>-<seq>": order, and the smallest id after one.
+local function split_id(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local function id_lt(a, b)
+  local am, as = split_id(a)
+  local bm, bs = split_id(b)
+  return am < bm or (am == bm and as < bs)
+end
+local function next_id(id)
+  local ms, seq = split_id(id)
+  return string.format('%.0f-%.0f', ms, seq + 1)
+end
+
+-- Writes what the call gathered: index moves, counters, throughput buckets (kept two hours),
+-- acks, events.
+local function flush()
+  for state, ops in pairs(idx_ops) do
+    local add, rem = {}, {}
+    for id, is_add in pairs(ops) do
+      if is_add then
+        add[#add + 1] = NOW_S
+        add[#add + 1] = id
+      else
+        rem[#rem + 1] = id
+      end
+    end
+    if #rem > 0 then call_many('ZREM', k_idx(state), rem, 1000) end
+    if #add > 0 then call_many('ZADD', k_idx(state), add, 1000) end
+  end
+  for field, t in pairs(typed) do
+    for ttype, n in pairs(t) do bump(field .. '|' .. typed_name(ttype), n) end
+  end
+  for name, h in pairs(hist) do
+    for b = 1, N_BUCKETS + 1 do
+      if h[b] then bump('h|' .. name .. '|' .. b, h[b]) end
+    end
+    bump('h|' .. name .. '|sum_ms', h.sum)
+  end
+  for field, n in pairs(incr) do redis.call('HINCRBY', k_stats, field, n) end
+  local tp_key = base .. K_TP .. math.floor(NOW / 60000)
+  for field, n in pairs(tp_incr) do
+    if redis.call('HINCRBY', tp_key, field, n) == n then redis.call('EXPIRE', tp_key, 7200) end
+  end
+  for prio, ids in pairs(acks) do
+    local s = k_stream(prio)
+    call_many_after('XACK', s, GROUP, ids)
+    -- Acknowledged entries are deleted: in bulk by trimming the stream's head below the oldest
+    -- entry still pending (every entry before it was delivered and acknowledged; undelivered
+    -- entries all come after it), and one by one (XDEL) only for those the trim cannot reach
+    -- because an older entry is still pending (a long job). With none pending, the head up to
+    -- the newest acknowledged entry goes.
+    -- The oldest pending entry: the extended form with COUNT 1 reads the head of the group's
+    -- pending list (O(log n)); the summary form would count entries per consumer, a cost
+    -- that grows with the fleet.
+    local oldest = redis.call('XPENDING', s, GROUP, '-', '+', 1)[1]
+    local minid
+    if oldest then
+      minid = oldest[1]
+    else
+      local newest = ids[1]
+      for i = 2, #ids do
+        if id_lt(newest, ids[i]) then newest = ids[i] end
+      end
+      minid = next_id(newest)
+    end
+    redis.call('XTRIM', s, 'MINID', minid)
+    local rest = {}
+    local mm, ms = split_id(minid)
+    for _, id in ipairs(ids) do
+      local im, is = split_id(id)
+      if im > mm or (im == mm and is >= ms) then rest[#rest + 1] = id end
+    end
+    if #rest > 0 then call_many('XDEL', s, rest, 1000) end
+  end
+  -- The events stream is trimmed to about EVENTS_MAX events: an entry of n events trims it to
+  -- EVENTS_MAX / n entries (uniform batches keep EVENTS_MAX events; mixed sizes at most ~2x).
+  for _, g in ipairs(events) do
+    local n = #g - 2
+    redis.call('XADD', k_events, 'MAXLEN', '~', math.max(1, math.floor(EVENTS_MAX / n)), '*',
+      'job', table.concat(g, ' ', 3), 'event', g[1], 'type', g[2])
+  end
+end
