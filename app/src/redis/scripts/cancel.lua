@@ -5,6 +5,7 @@
   ARGV[6]  pub/sub channel that tells workers about cancel requests
   ARGV[7]  queue name (in the published message)
   Returns  'cancelled' | 'requested' | 'not_found' | 'state:<state>' when the state does not allow it
+  Emits     cancelled | cancel_requested
 ]]
 local id, channel, queue = ARGV[5], ARGV[6], ARGV[7]
 local h = redis.call('HMGET', k_job(id), F_STATE, F_ENTRY, F_PRIORITY, F_TASK_TYPE)

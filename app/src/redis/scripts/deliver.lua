@@ -7,5 +7,6 @@
            pairs, then those the start changed, and the id);
            tails, when fewer than `count` jobs were found, is the last entry id of each
            priority stream ('0-0' if empty): XREAD BLOCK from there wakes on the next job.
+  Emits     active; cancelled (a job with a cancel request is not started)
 ]]
 return deliver_jobs(ARGV[5], arg_int(6, 1, 100000, 'count'))

@@ -4,6 +4,7 @@
   ARGV[6]   'ids': number of ids n, then n ids in ARGV[7..]
             'before': ms; deletes at most ARGV[7] of the oldest entries failed before it
   Returns   number of jobs deleted
+  Emits     deleted
 ]]
 local deleted = 0
 local function drop(id, dlq_entry)

@@ -26,6 +26,7 @@
             write (reads of keys a job names are protected), and the write pass takes checked
             values only, so an error raised there means a foreign value in one of the queue's
             own keys (or a bug) -- and that the call may have written part of its jobs.
+  Emits     queued | scheduled (per new job)
 ]]
 local n = tonumber(ARGV[5])
 if not n or #ARGV ~= 5 + 12 * n then return redis.error_reply('DTQ_BAD_CALL enqueue: 12 fields per job') end

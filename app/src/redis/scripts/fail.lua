@@ -9,6 +9,7 @@
   ARGV[9]  retry delay, ms: an integer from 0 to MAX_DELAY_MS (else the call is refused)
   ARGV[10] how many attempt errors to keep on the job
   Returns  'retrying' | 'failed' | 'cancelled', or 'stale' when the caller no longer owns it
+  Emits     retrying | failed | cancelled
 ]]
 -- Everything is read and checked before the first write.
 local id, epoch, mode, err_json = ARGV[5], ARGV[6], ARGV[7], ARGV[8]

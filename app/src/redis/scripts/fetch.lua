@@ -8,6 +8,7 @@
   ARGV[8..] n quadruples: id, epoch, result JSON, idempotency key hash ('' if none)
   Returns   {completed, jobs, tails}: completed is per finished job 1 (recorded) or 0 (stale);
             jobs and tails as for deliver.
+  Emits     as complete, then as deliver
 ]]
 local want = arg_int(6, 1, 100000, 'count') -- checked before complete_jobs writes
 local done = complete_jobs(7)

@@ -5,6 +5,7 @@
   meta) are deleted and the caller removes it from the registry. Anything in it clears the mark.
   ARGV[5]  how long a queue must stay empty, ms
   Returns  1 forgotten, 0 kept
+  Emits     nothing
 ]]
 local idle_ms = arg_int(5, 0, 1e12, 'idle ms')
 local meta_key = k_meta()

@@ -4,6 +4,7 @@
   ARGV[5]   number of jobs n
   ARGV[6..] n pairs: id, epoch
   Returns   per job: 1 handed back, 0 no longer owned
+  Emits     handed_back | cancelled
 ]]
 local n = arg_int(5, 0, 100000, 'number of jobs')
 local out = {}

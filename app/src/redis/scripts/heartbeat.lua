@@ -8,6 +8,7 @@
   ARGV[6]   number of jobs n
   ARGV[7..] n pairs: id, epoch
   Returns   per job: 1 renewed, 2 renewed but a cancel was requested, 0 lease lost
+  Emits     failed (a job whose stream entry is gone); nothing otherwise
 ]]
 local consumer = ARGV[5]
 local n = arg_int(6, 0, 100000, 'number of jobs')

@@ -5,6 +5,7 @@
   ARGV[6]  ttl ms
   ARGV[7]  'hold' (take it if free, renew it if ours) or 'release' (give it up if ours)
   Returns  1 when the caller holds the lease after the call, else 0
+  Emits     nothing
 ]]
 local key, token = KEYS[1], ARGV[5]
 local ttl = arg_int(6, 100, 3600000, 'ttl')

@@ -6,6 +6,7 @@
   ARGV[8]  log line ('' for none)
   ARGV[9]  log lines kept
   Returns  1 written, 0 the caller no longer owns the job
+  Emits     progress (a log line emits nothing)
 ]]
 local id, epoch, progress, line = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local keep = arg_int(9, 1, 100000, 'log lines kept')

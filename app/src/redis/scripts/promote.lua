@@ -3,6 +3,7 @@
   -> queued. Safe with any number of schedulers: the ZREM decides who moves a job.
   ARGV[5]  max jobs to move
   Returns  {moved, next due ms or -1}
+  Emits     queued; cancelled (a cancel had been requested)
 ]]
 local limit = arg_int(5, 1, 100000, 'limit')
 local due = redis.call('ZRANGE', k_delayed, '-inf', NOW_S, 'BYSCORE', 'LIMIT', 0, limit)

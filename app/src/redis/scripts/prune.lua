@@ -7,6 +7,7 @@
   ARGV[5]  limit
   ARGV[6]  retention override, seconds ('' for none; never longer than COMPLETED_RETENTION_S)
   Returns  how many index entries it removed
+  Emits     nothing (removals are not events)
 ]]
 local limit = arg_int(5, 1, 100000, 'limit')
 if ARGV[6] and ARGV[6] ~= '' then

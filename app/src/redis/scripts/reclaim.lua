@@ -12,6 +12,7 @@
   ARGV[10] max deliveries by crash before a job is poison
   Returns  {next cursor, requeued, poisoned, cancelled, lost}; lost counts entries that
            were pending but deleted from the stream (a job lost outside DTQ's scripts: alarm).
+  Emits     stalled (requeued) | failed (poison) | cancelled
 ]]
 local consumer, min_idle, cursor, page = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local prio = ARGV[9]

@@ -3,6 +3,7 @@
   but only where it holds no pending entry (XGROUP DELCONSUMER would orphan them for good).
   ARGV[5]  consumer
   Returns  number of streams it was removed from
+  Emits     nothing
 ]]
 local consumer = ARGV[5]
 local removed = 0

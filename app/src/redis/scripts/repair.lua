@@ -6,6 +6,7 @@
   ARGV[5]   number of ids n
   ARGV[6..] n ids (candidates: the caller scans the queue's job keys)
   Returns   how many it dead-lettered
+  Emits     failed
 ]]
 local n = arg_int(5, 0, 100000, 'number of ids')
 local repaired = 0

@@ -4,6 +4,7 @@
   ARGV[5]   number of jobs n
   ARGV[6..] n ids
   Returns   per job: 'queued', 'not_found', or 'state:<state>' when the state does not allow it
+  Emits     requeued
 ]]
 local n = arg_int(5, 0, 100000, 'number of jobs')
 local out = {}
