@@ -3,7 +3,7 @@
   (see complete_jobs in the prelude).
   ARGV[5]   number of jobs n
   ARGV[6..] n quadruples: id, epoch, result JSON, idempotency key hash ('' if none)
-  Returns   per job: 1 completed, 0 rejected (stale)
+  Returns   per job: 1 completed, 2 cancelled (a cancel had been requested), 0 rejected (stale)
   Emits     completed; cancelled (a cancel had been requested)
 ]]
 return complete_jobs(5)

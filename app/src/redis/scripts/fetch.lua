@@ -6,7 +6,7 @@
   ARGV[6]   count of jobs wanted
   ARGV[7]   number of finished jobs n
   ARGV[8..] n quadruples: id, epoch, result JSON, idempotency key hash ('' if none)
-  Returns   {completed, jobs, tails}: completed is per finished job 1 (recorded) or 0 (stale);
+  Returns   {completed, jobs, tails}: completed is per finished job 1 (recorded), 2 (cancelled) or 0 (stale);
             jobs and tails as for deliver.
   Emits     as complete, then as deliver
 ]]
