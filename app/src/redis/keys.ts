@@ -93,7 +93,7 @@ export class Keys {
   }
 
   // Registry keys: not per queue, so never touched by a queue script.
-  /** Counter of generated job ids (INCRBY, a block per process and queue: app/src/queue/ids.ts). */
+  /** Counter of generated job ids (INCRBY, a block per process and queue: app/src/redis/id-allocator.ts). */
   ids(): string {
     return `${this.prefix}:ids`
   }

@@ -5,7 +5,7 @@
  */
 import type { Redis } from 'ioredis'
 import { DtqError } from '../errors.ts'
-import { GENERATED_ID, IdAllocator, idBlock } from '../queue/ids.ts'
+import { GENERATED_ID, idBlock } from '../queue/ids.ts'
 import {
   decodeJob,
   F,
@@ -16,6 +16,7 @@ import {
   pairsToRecord,
   STATES,
 } from '../queue/job.ts'
+import { IdAllocator } from './id-allocator.ts'
 import { GROUP, Keys } from './keys.ts'
 import { functions, type ScriptName } from './scripts.ts'
 
@@ -748,6 +749,12 @@ export class JobStore {
   async pausedQueues(queues: string[]): Promise<Set<string>> {
     const paused = new Set(await this.redis.smembers(this.keys.paused()))
     return new Set(queues.filter((q) => paused.has(q)))
+  }
+
+  /** Adds queues to the registry (a worker serving them, before it takes work). */
+  async registerQueues(queues: readonly string[]): Promise<void> {
+    if (queues.length) await this.redis.sadd(this.keys.queues(), ...queues)
+    for (const q of queues) this.knownQueues.add(q)
   }
 
   async queues(): Promise<string[]> {

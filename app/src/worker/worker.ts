@@ -278,7 +278,7 @@ export class Worker {
         await connectRedis(this.subscriber, 60_000)
         await Promise.all(this.fetchConns.map((r) => connectRedis(r, 60_000)))
         await Promise.all(this.settings.workerQueues.map((q) => this.store.ensureGroups(q)))
-        await this.redis.sadd(this.store.keys.queues(), ...this.settings.workerQueues)
+        await this.store.registerQueues(this.settings.workerQueues)
         await this.leases.start()
         await this.subscriber.subscribe(this.store.keys.cancelChannel(), this.store.keys.controlChannel())
         this.state = 'running'
