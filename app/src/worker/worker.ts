@@ -28,10 +28,10 @@ import { Registry, type WorkerCommand, type WorkerState } from '../redis/registr
 import { type Clock, JobStore } from '../redis/store.ts'
 import { dlqRetryHandler } from './dlq-retry.ts'
 import { builtinHandlers, DLQ_RETRY_TASK, type Handler } from './handlers.ts'
+import { Heartbeat } from './heartbeat.ts'
 import { LeaseKeeper } from './lease-keeper.ts'
 import { Maintenance } from './maintenance.ts'
 import { FETCHES_IN_FLIGHT, type Logger, Processor } from './processor.ts'
-import { Ticker } from './ticker.ts'
 
 export type WorkerSettings = Pick<
   Config,
@@ -120,7 +120,7 @@ export class Worker {
   private readonly processor: Processor
   private readonly leases: LeaseKeeper
   private readonly maintenance: Maintenance
-  private readonly heartbeat: Ticker
+  private readonly heartbeat: Heartbeat
   private readonly ownClock: RedisClock | undefined
   private startedAt = 0
   private closing: Promise<void> | undefined
@@ -220,8 +220,6 @@ export class Worker {
       noFencing: opts.unsafe?.noFencing,
     })
 
-    const onError = (err: unknown, name: string) =>
-      this.log.warn({ err: (err as Error).message, component: name }, 'background task failed')
     const heartbeatMs = opts.heartbeatMs ?? 2000
     this.maintenance = new Maintenance({
       store: this.store,
@@ -240,11 +238,20 @@ export class Worker {
       ungatedPromote: opts.unsafe?.noDelayedGating,
       noMemoryRelief: opts.unsafe?.noMemoryRelief,
     })
-    this.heartbeat = new Ticker({
-      name: 'heartbeat',
+    this.heartbeat = new Heartbeat({
+      id: this.id,
       everyMs: heartbeatMs,
-      onError,
-      tick: () => this.beat(),
+      store: this.store,
+      registry: this.registry,
+      processor: this.processor,
+      maintenance: this.maintenance,
+      clock: this.clock,
+      log: this.log,
+      queues: settings.workerQueues,
+      concurrency: settings.workerConcurrency,
+      startedAt: () => this.startedAt,
+      state: () => this.state,
+      onCommand: (cmd) => this.command(cmd),
     })
     if (opts.builtins !== false) for (const [t, h] of Object.entries(builtinHandlers)) this.handlers.set(t, h)
     this.handlers.set(DLQ_RETRY_TASK, dlqRetryHandler(new Queue(this.redis, settings, { clock: this.clock })))
@@ -283,7 +290,7 @@ export class Worker {
         await this.subscriber.subscribe(this.store.keys.cancelChannel(), this.store.keys.controlChannel())
         this.state = 'running'
         this.startedAt = this.clock.now()
-        await this.beat() // registered before start() returns: commands can reach it at once
+        await this.heartbeat.beat() // registered before start() returns: commands can reach it at once
       },
       60_000,
       (err) => this.log.warn({ err: err.message }, 'Redis unavailable while starting; retrying'),
@@ -325,52 +332,6 @@ export class Worker {
     this.heartbeat.poke()
   }
 
-  private async refreshPaused(): Promise<void> {
-    const paused = await this.store.pausedQueues(this.settings.workerQueues)
-    const resumed = [...this.processor.pausedQueues].some((q) => !paused.has(q))
-    this.processor.pausedQueues = paused
-    if (resumed) this.processor.refresh()
-  }
-
-  private async beat(): Promise<undefined> {
-    // A running worker starts a fetch at least every block time (~1 s) even with nothing to do:
-    // one that has not for 10 s is stuck, and says in what state.
-    const st = this.processor.debugState()
-    const since = st.lastFetchStartedMsAgo
-    if (
-      this.state === 'running' &&
-      !st.paused &&
-      !(st.pausedQueues as string[]).length &&
-      (st.free as number) > 0 &&
-      (since as number) > 10_000
-    ) {
-      // A stall is a bug; say so loudly, and restart the loop rather than sit idle for ever.
-      this.log.error(st, 'fetch loop stalled: no fetch for 10 s; restarting it')
-      this.processor.kick()
-    }
-    const cmd = await this.registry.takeCommand(this.id)
-    if (cmd) this.command(cmd)
-    await this.refreshPaused()
-    if (this.state === 'running' || this.state === 'paused') await this.maintenance.beat()
-    const now = this.clock.now()
-    await this.registry.beat(
-      {
-        id: this.id,
-        host: hostname(),
-        pid: process.pid,
-        queues: this.settings.workerQueues,
-        concurrency: this.settings.workerConcurrency,
-        active: this.processor.active,
-        processed: this.processor.processed,
-        failed: this.processor.failed,
-        started_at: this.startedAt,
-        heartbeat_at: now,
-        state: this.state === 'idle' || this.state === 'stopped' ? 'stopping' : this.state,
-      },
-      (this.opts.heartbeatMs ?? 2000) * 5,
-    )
-  }
-
   /**
    * Graceful shutdown (invariant 8), in this order:
    *  1. state → stopping (the registry shows it); no new fetches (the blocking read is cut);
@@ -398,7 +359,7 @@ export class Worker {
     this.log.info({ worker: this.id, running: this.processor.active, timeoutMs }, 'worker stopping')
     await this.processor.stopFetching()
     await this.maintenance.stop()
-    await this.beat().catch(() => {})
+    await this.heartbeat.beat().catch(() => {})
     await this.processor.drain(deadline)
     const handedBack = await this.processor.handBackAll(!this.opts.unsafe?.noHandback)
     if (handedBack) this.log.warn({ worker: this.id, handedBack }, 'unfinished jobs handed back')
