@@ -9,7 +9,8 @@ import { F } from '../src/queue/job.ts'
 import { connectRedis, createRedis } from '../src/redis/connection.ts'
 import { GROUP } from '../src/redis/keys.ts'
 import { startLocalRedis } from '../src/redis/local-server.ts'
-import { type Bundle, setup, waitFor } from './helpers.ts'
+import { Scheduler } from '../src/worker/scheduler.ts'
+import { type Bundle, FakeClock, setup, waitFor } from './helpers.ts'
 import { tempDir } from './processes.ts'
 
 let b: Bundle | undefined
@@ -21,6 +22,23 @@ afterEach(async () => {
 })
 
 const leaderOf = <T extends { id: string }>(ws: T[], holder: string | null) => ws.find((w) => w.id === holder)
+
+describe('the scheduler alone (fake clock)', () => {
+  it('promotes what is due and sleeps until the next due job, at most its poll', async () => {
+    const clock = new FakeClock()
+    b = await setup({ clock })
+    const scheduler = new Scheduler({ store: b.queue.store, clock, pollMs: 500 })
+    await b.queue.add('echo', {}, { delay_ms: 200 })
+    await b.queue.add('echo', {}, { delay_ms: 5000 })
+    expect(await scheduler.tick(['default'])).toBe(200)
+    clock.advance(200)
+    expect(await scheduler.tick(['default'])).toBe(500) // next due in 4.8 s: poll again in 500 ms
+    expect((await b.queue.stats()).totals.queued).toBe(1)
+    clock.advance(4800)
+    expect(await scheduler.tick(['default'])).toBe(500) // nothing left: the poll
+    expect((await b.queue.stats()).totals.queued).toBe(2)
+  })
+})
 
 describe('the maintenance lease', () => {
   it('is held by one token at a time, renewed by its holder, released, and taken over when it lapses', async () => {
