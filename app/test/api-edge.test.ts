@@ -405,8 +405,8 @@ describe('the number of queues is bounded (item 7)', () => {
     await b.queue.add('echo', 1, { queue: 'other' })
     const measure = commandMeter(b.redis)
     const urls: Array<[string, string, unknown?]> = [
-      ['GET', '/jobs?queue=target'],
-      ['GET', '/dlq?queue=target'],
+      ['GET', '/jobs?queue=target&limit=2'],
+      ['GET', '/dlq?queue=target&limit=1'],
       ['GET', `/jobs/${job.id}?queue=target`],
       ['GET', '/jobs/own-1?queue=target'],
       ['POST', '/jobs', { task_type: 'echo', queue: 'target' }],
