@@ -116,7 +116,11 @@ async function pageAll(
 
 function duplicates(xs: string[]): string[] {
   const seen = new Set<string>()
-  return xs.filter((x) => (seen.has(x) ? true : (seen.add(x), false)))
+  return xs.filter((x) => {
+    if (seen.has(x)) return true
+    seen.add(x)
+    return false
+  })
 }
 
 /** Every live job (queue/id → state), read straight from Redis. */
@@ -162,6 +166,7 @@ describe('paging: every job exactly once (item 3)', () => {
   async function skipIdsTo(b: ApiBundle, queue: string, to: number) {
     const start = Math.floor((to - 1) / 1000) * 1000
     await b.redis.set(b.queue.store.keys.ids(), start)
+    // biome-ignore lint/complexity/useLiteralKeys: the store's private allocator, on purpose
     const [first] = await b.queue.store['allocator'](queue).take(to - start - 1 || 1)
     expect(Number(first)).toBe(start + 1)
   }
@@ -282,7 +287,14 @@ describe('paging: every job exactly once (item 3)', () => {
             for (const j of d.jobs) {
               changed.add(`${queue}/${j.id}`)
               if (r.next() < 0.5)
-                await store.fail(queue, j.id, j.epoch, 'permanent', { message: 'x', worker: 'w', attempt: 1 }, 0)
+                await store.fail(
+                  queue,
+                  j.id,
+                  j.epoch,
+                  'permanent',
+                  { message: 'x', worker: 'w', attempt: 1 },
+                  0,
+                )
               else await store.complete(queue, [{ id: j.id, epoch: j.epoch, result: '1' }])
             }
             const dead = [...before].filter(([k, s]) => s === 'failed' && k.startsWith(`${queue}/`))
@@ -316,8 +328,20 @@ describe('DELETE /dlq?older_than_days (item 6)', () => {
     const b = await api()
     const { job } = await b.queue.add('echo', 1)
     const d = await b.queue.store.deliver('default', 'w', 1)
-    await b.queue.store.fail('default', job.id, d.jobs[0]!.epoch, 'permanent', { message: 'x', worker: 'w', attempt: 1 }, 0)
-    for (const url of ['/dlq?older_than_days=', '/dlq', '/dlq?older_than_days=&queue=default', '/dlq?older_than_days=%20']) {
+    await b.queue.store.fail(
+      'default',
+      job.id,
+      d.jobs[0]!.epoch,
+      'permanent',
+      { message: 'x', worker: 'w', attempt: 1 },
+      0,
+    )
+    for (const url of [
+      '/dlq?older_than_days=',
+      '/dlq',
+      '/dlq?older_than_days=&queue=default',
+      '/dlq?older_than_days=%20',
+    ]) {
       const r = await b.app.inject({ method: 'DELETE', url })
       expect(r.statusCode, url).toBe(400)
       expect(r.json().code, url).toBe('VALIDATION')
@@ -349,9 +373,16 @@ describe('the number of queues is bounded (item 7)', () => {
   it('refuses a new queue beyond MAX_QUEUES with 409 QUEUE_LIMIT, writing nothing; known queues go on', async () => {
     const b = await api({ maxQueues: 3 })
     for (const q of ['q1', 'q2', 'q3'])
-      expect((await b.app.inject({ method: 'POST', url: '/jobs', payload: { task_type: 'echo', queue: q } })).statusCode).toBe(201)
+      expect(
+        (await b.app.inject({ method: 'POST', url: '/jobs', payload: { task_type: 'echo', queue: q } }))
+          .statusCode,
+      ).toBe(201)
     const keysBefore = await b.keys()
-    const r = await b.app.inject({ method: 'POST', url: '/jobs', payload: { task_type: 'echo', queue: 'q4' } })
+    const r = await b.app.inject({
+      method: 'POST',
+      url: '/jobs',
+      payload: { task_type: 'echo', queue: 'q4' },
+    })
     expect(r.statusCode).toBe(409)
     expect(r.json()).toMatchObject({ error: 'Conflict', code: 'QUEUE_LIMIT' })
     expect(r.json().message).toMatch(/MAX_QUEUES|3 queues/)
@@ -376,10 +407,16 @@ describe('the number of queues is bounded (item 7)', () => {
     await expect(w.start()).rejects.toMatchObject({ code: 'QUEUE_LIMIT' })
     expect((await b.queue.queueNames()).sort()).toEqual(['q1', 'q2', 'q3'])
     // Known queues go on; a forgotten queue frees its place.
-    expect((await b.app.inject({ method: 'POST', url: '/jobs', payload: { task_type: 'echo', queue: 'q2' } })).statusCode).toBe(201)
+    expect(
+      (await b.app.inject({ method: 'POST', url: '/jobs', payload: { task_type: 'echo', queue: 'q2' } }))
+        .statusCode,
+    ).toBe(201)
     expect((await b.app.inject({ method: 'POST', url: '/queues/q1/pause' })).statusCode).toBe(200)
     await b.redis.srem(b.queue.store.keys.queues(), 'q3')
-    expect((await b.app.inject({ method: 'POST', url: '/jobs', payload: { task_type: 'echo', queue: 'q4' } })).statusCode).toBe(201)
+    expect(
+      (await b.app.inject({ method: 'POST', url: '/jobs', payload: { task_type: 'echo', queue: 'q4' } }))
+        .statusCode,
+    ).toBe(201)
   })
 
   it('lets exactly MAX_QUEUES queues in when many new ones race', async () => {
@@ -401,7 +438,14 @@ describe('the number of queues is bounded (item 7)', () => {
     await b.queue.add('echo', 1, { queue: 'target', id: 'own-1' })
     const { job } = await b.queue.add('echo', 2, { queue: 'target' })
     const d = await b.queue.store.deliver('target', 'w', 1)
-    await b.queue.store.fail('target', d.jobs[0]!.id, d.jobs[0]!.epoch, 'permanent', { message: 'x', worker: 'w', attempt: 1 }, 0)
+    await b.queue.store.fail(
+      'target',
+      d.jobs[0]!.id,
+      d.jobs[0]!.epoch,
+      'permanent',
+      { message: 'x', worker: 'w', attempt: 1 },
+      0,
+    )
     await b.queue.add('echo', 1, { queue: 'other' })
     const measure = commandMeter(b.redis)
     const urls: Array<[string, string, unknown?]> = [
@@ -435,15 +479,20 @@ describe('the number of queues is bounded (item 7)', () => {
 describe('a job id names one job (item 8)', () => {
   it('the same caller id in two queues: Location names its queue; id routes without ?queue= answer 409 with the queues', async () => {
     const b = await api()
-    const post = (url: string, payload?: unknown) => b.app.inject({ method: 'POST', url, payload: payload as never })
+    const post = (url: string, payload?: unknown) =>
+      b.app.inject({ method: 'POST', url, payload: payload as never })
     const first = await post('/jobs', { task_type: 'echo', job_id: 'order-7', queue: 'q1', payload: 1 })
     const second = await post('/jobs', { task_type: 'echo', job_id: 'order-7', queue: 'q2', payload: 2 })
     expect([first.statusCode, second.statusCode]).toEqual([201, 201])
     expect(first.headers.location).toBe('/jobs/order-7?queue=q1')
     expect(second.headers.location).toBe('/jobs/order-7?queue=q2')
     // Each Location resolves to its own job.
-    expect((await b.app.inject({ method: 'GET', url: second.headers.location as string })).json().payload).toBe(2)
-    expect((await b.app.inject({ method: 'GET', url: first.headers.location as string })).json().payload).toBe(1)
+    expect(
+      (await b.app.inject({ method: 'GET', url: second.headers.location as string })).json().payload,
+    ).toBe(2)
+    expect(
+      (await b.app.inject({ method: 'GET', url: first.headers.location as string })).json().payload,
+    ).toBe(1)
     // Without the queue, every id route refuses to guess.
     for (const [method, url] of [
       ['GET', '/jobs/order-7'],
@@ -478,7 +527,12 @@ describe('a job id names one job (item 8)', () => {
     await b.queue.add('echo', 1, { queue: 'q1', idempotency_key: 'k-1' })
     await b.queue.add('echo', 2, { queue: 'q2', idempotency_key: 'k-1' })
     const r = await b.app.inject({ method: 'GET', url: '/jobs?idempotency_key=k-1' })
-    expect(r.json().items.map((j: Job) => j.queue).sort()).toEqual(['q1', 'q2'])
+    expect(
+      r
+        .json()
+        .items.map((j: Job) => j.queue)
+        .sort(),
+    ).toEqual(['q1', 'q2'])
     const one = await b.app.inject({ method: 'GET', url: '/jobs?idempotency_key=k-1&queue=q2' })
     expect(one.json().items.map((j: Job) => j.payload)).toEqual([2])
   })
@@ -525,22 +579,47 @@ describe('ids the URL can carry (item 10)', () => {
     const b = await api()
     const port = await listen(b)
     const id = `x${'a'.repeat(127)}`
-    const created = await b.app.inject({ method: 'POST', url: '/jobs', payload: { task_type: 'echo', job_id: id } })
+    const created = await b.app.inject({
+      method: 'POST',
+      url: '/jobs',
+      payload: { task_type: 'echo', job_id: id },
+    })
     expect(created.statusCode).toBe(201)
     const call = (method: string, path: string) =>
-      fetch(`http://127.0.0.1:${port}${path}`, { method }).then(async (r) => ({ status: r.status, body: await r.text() }))
+      fetch(`http://127.0.0.1:${port}${path}`, { method }).then(async (r) => ({
+        status: r.status,
+        body: await r.text(),
+      }))
     expect((await call('GET', `/jobs/${id}`)).status).toBe(200)
     expect((await call('POST', `/jobs/${id}/cancel`)).status).toBe(200)
     expect((await call('POST', `/jobs/${id}/retry?queue=default`)).status).toBe(200)
     const d = await b.queue.store.deliver('default', 'w', 1)
-    await b.queue.store.fail('default', id, d.jobs[0]!.epoch, 'permanent', { message: 'x', worker: 'w', attempt: 1 }, 0)
+    await b.queue.store.fail(
+      'default',
+      id,
+      d.jobs[0]!.epoch,
+      'permanent',
+      { message: 'x', worker: 'w', attempt: 1 },
+      0,
+    )
     expect((await call('POST', `/dlq/${id}/retry`)).status).toBe(200)
     const d2 = await b.queue.store.deliver('default', 'w', 1)
-    await b.queue.store.fail('default', id, d2.jobs[0]!.epoch, 'permanent', { message: 'x', worker: 'w', attempt: 1 }, 0)
+    await b.queue.store.fail(
+      'default',
+      id,
+      d2.jobs[0]!.epoch,
+      'permanent',
+      { message: 'x', worker: 'w', attempt: 1 },
+      0,
+    )
     expect((await call('DELETE', `/dlq/${id}`)).status).toBe(200)
     // Too long: refused by the API, the library and the script alike.
     const long = 'y'.repeat(129)
-    const r = await b.app.inject({ method: 'POST', url: '/jobs', payload: { task_type: 'echo', job_id: long } })
+    const r = await b.app.inject({
+      method: 'POST',
+      url: '/jobs',
+      payload: { task_type: 'echo', job_id: long },
+    })
     expect(r.statusCode).toBe(400)
     await expect(b.queue.add('echo', 1, { id: long })).rejects.toMatchObject({ code: 'VALIDATION' })
     // A too long id in a path is a 400 like any bad id, not a 414; a worker id of 200 is routable.
@@ -575,7 +654,14 @@ describe('racing deletes (item 12)', () => {
     for (let round = 0; round < 6; round++) {
       const { job } = await b.queue.add('echo', round)
       const d = await b.queue.store.deliver('default', 'w', 1)
-      await b.queue.store.fail('default', job.id, d.jobs[0]!.epoch, 'permanent', { message: 'x', worker: 'w', attempt: 1 }, 0)
+      await b.queue.store.fail(
+        'default',
+        job.id,
+        d.jobs[0]!.epoch,
+        'permanent',
+        { message: 'x', worker: 'w', attempt: 1 },
+        0,
+      )
       const replies = await Promise.all(
         Array.from({ length: 10 }, () =>
           fetch(`http://127.0.0.1:${port}/dlq/${job.id}`, { method: 'DELETE' }).then(async (r) => ({
@@ -602,7 +688,11 @@ describe('reserved task types (item 13)', () => {
       })
       expect(r.statusCode, task_type).toBe(400)
       expect(r.json().message).toMatch(/reserved/)
-      const g = await b.app.inject({ method: 'POST', url: '/dev/generate-jobs', payload: { count: 1, task_type } })
+      const g = await b.app.inject({
+        method: 'POST',
+        url: '/dev/generate-jobs',
+        payload: { count: 1, task_type },
+      })
       expect(g.statusCode, task_type).toBe(400)
     }
     expect(await b.keys()).toEqual([])
@@ -616,7 +706,9 @@ describe('reserved task types (item 13)', () => {
     expect(batch.json().items[0]).toMatchObject({ status: 400, outcome: 'rejected' })
     // Names that merely contain it are the client's own.
     for (const task_type of ['dtqx.a', 'my.dtq.a', 'DTQ.a'])
-      expect((await b.app.inject({ method: 'POST', url: '/jobs', payload: { task_type } })).statusCode).toBe(201)
+      expect((await b.app.inject({ method: 'POST', url: '/jobs', payload: { task_type } })).statusCode).toBe(
+        201,
+      )
     // The redrive route still makes its own system job.
     expect((await b.app.inject({ method: 'POST', url: '/dlq/retry', payload: {} })).statusCode).toBe(202)
   })
@@ -627,12 +719,20 @@ describe('every error has the documented shape, on the wire (item 15)', () => {
     const b = await api({}, { requestTimeoutMs: 500 })
     const port = await listen(b)
     const cases: Array<[string, string, number]> = [
-      ['request timeout', 'POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"ta', 408],
+      [
+        'request timeout',
+        'POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"ta',
+        408,
+      ],
       ['huge headers', `GET /jobs HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
       ['malformed request line', 'GARBAGE\r\n\r\n', 400],
       ['bad header', 'GET /jobs HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n', 400],
       ['bad URL encoding', 'GET /jobs/%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 400],
-      ['a path parameter too long to route', `GET /jobs/${'a'.repeat(300)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`, 414],
+      [
+        'a path parameter too long to route',
+        `GET /jobs/${'a'.repeat(300)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+        414,
+      ],
     ]
     for (const [name, text, status] of cases) {
       const r = parseResponse(await rawExchange(port, text))
@@ -642,7 +742,9 @@ describe('every error has the documented shape, on the wire (item 15)', () => {
       expect(r.headers['x-content-type-options'], name).toBe('nosniff')
     }
     // OPTIONS without an Origin is no CORS preflight: an empty 204, no plain text.
-    const o = parseResponse(await rawExchange(port, 'OPTIONS /jobs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'))
+    const o = parseResponse(
+      await rawExchange(port, 'OPTIONS /jobs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'),
+    )
     expect(o.status).toBe(204)
     expect(o.body).toBe('')
     expect(o.headers['access-control-allow-origin']).toBeUndefined()
@@ -681,14 +783,22 @@ describe('request framing, auth scheme, dates and batch items (item 16)', () => 
     for (const [name, headers] of [
       ['two hosts', `Host: a\r\nHost: b\r\nAuthorization: ${auth}`],
       ['two authorizations', `Host: a\r\nAuthorization: ${auth}\r\nAuthorization: Bearer other`],
-      ['two content types', `Host: a\r\nAuthorization: ${auth}\r\nContent-Type: application/json\r\nContent-Type: text/plain`],
+      [
+        'two content types',
+        `Host: a\r\nAuthorization: ${auth}\r\nContent-Type: application/json\r\nContent-Type: text/plain`,
+      ],
     ]) {
-      const r = parseResponse(await rawExchange(port, `GET /queues HTTP/1.1\r\n${headers}\r\nConnection: close\r\n\r\n`))
+      const r = parseResponse(
+        await rawExchange(port, `GET /queues HTTP/1.1\r\n${headers}\r\nConnection: close\r\n\r\n`),
+      )
       expect(r.status, name).toBe(400)
       expect(expectErrorShape(r).code).toBe('BAD_REQUEST')
     }
     const one = parseResponse(
-      await rawExchange(port, `GET /queues HTTP/1.1\r\nHost: a\r\nAuthorization: ${auth}\r\nConnection: close\r\n\r\n`),
+      await rawExchange(
+        port,
+        `GET /queues HTTP/1.1\r\nHost: a\r\nAuthorization: ${auth}\r\nConnection: close\r\n\r\n`,
+      ),
     )
     expect(one.status).toBe(200)
   })
@@ -697,9 +807,17 @@ describe('request framing, auth scheme, dates and batch items (item 16)', () => 
     const b = await api({ apiTokens: TOKEN_SETTING })
     const token = bearer('read').authorization.slice('Bearer '.length)
     for (const scheme of ['Bearer', 'bearer', 'BEARER', 'bEaReR']) {
-      const r = await b.app.inject({ method: 'GET', url: '/queues', headers: { authorization: `${scheme} ${token}` } })
+      const r = await b.app.inject({
+        method: 'GET',
+        url: '/queues',
+        headers: { authorization: `${scheme} ${token}` },
+      })
       expect(r.statusCode, scheme).toBe(200)
-      const who = await b.app.inject({ method: 'GET', url: '/auth/whoami', headers: { authorization: `${scheme} ${token}` } })
+      const who = await b.app.inject({
+        method: 'GET',
+        url: '/auth/whoami',
+        headers: { authorization: `${scheme} ${token}` },
+      })
       expect(who.json().role, scheme).toBe('read')
     }
     for (const header of [`Basic ${token}`, `Bearer`, `Bearertoken ${token}`, token]) {
@@ -742,7 +860,11 @@ describe('request framing, auth scheme, dates and batch items (item 16)', () => 
     ] as const) {
       expect(parseIsoTime(text), text).toBe(ms)
     }
-    const r = await b.app.inject({ method: 'POST', url: '/jobs', payload: { task_type: 'echo', run_at: at.toISOString() } })
+    const r = await b.app.inject({
+      method: 'POST',
+      url: '/jobs',
+      payload: { task_type: 'echo', run_at: at.toISOString() },
+    })
     expect(r.statusCode).toBe(201)
     expect(r.json()).toMatchObject({ state: 'scheduled', run_at: at.getTime() })
   })
@@ -768,7 +890,9 @@ describe('request framing, auth scheme, dates and batch items (item 16)', () => 
     expect(r.statusCode).toBe(200)
     const body = r.json()
     expect(body).toMatchObject({ created: 2, rejected: 6 })
-    expect(body.items.map((i: { status: number }) => i.status)).toEqual([201, 400, 400, 400, 400, 400, 400, 201])
+    expect(body.items.map((i: { status: number }) => i.status)).toEqual([
+      201, 400, 400, 400, 400, 400, 400, 201,
+    ])
     for (const i of [1, 2, 3, 4, 5, 6]) {
       expect(body.items[i].error).toMatchObject({ error: 'Bad Request', code: 'VALIDATION' })
       expect(body.items[i].index).toBe(i)
@@ -776,7 +900,12 @@ describe('request framing, auth scheme, dates and batch items (item 16)', () => 
     expect(body.items[1].error.message).toMatch(/priority/)
     expect(body.items[2].error.message).toMatch(/unknown_field/)
     // The envelope: not an object with a non-empty `jobs` array and nothing else -- the whole request.
-    for (const payload of [{ jobs: {} }, { jobs: [] }, { jobs: [{ task_type: 'echo' }], extra: 1 }, [{ task_type: 'echo' }]]) {
+    for (const payload of [
+      { jobs: {} },
+      { jobs: [] },
+      { jobs: [{ task_type: 'echo' }], extra: 1 },
+      [{ task_type: 'echo' }],
+    ]) {
       const e = await b.app.inject({ method: 'POST', url: '/jobs/batch', payload })
       expect(e.statusCode, JSON.stringify(payload)).toBe(400)
       expect(e.json().code).toBe('VALIDATION')

@@ -79,6 +79,9 @@ export function frameworkErrors(headers: Readonly<Record<string, string>>) {
         : err.code === 'FST_ERR_BAD_URL'
           ? [400, 'BAD_REQUEST', 'the URL is not valid (a malformed percent-encoding)']
           : [500, 'INTERNAL', 'internal error']
-    reply.code(status).headers(headers).send(errorBody(status, code, message))
+    reply
+      .code(status)
+      .headers(headers)
+      .send(errorBody(status, code, message))
   }
 }

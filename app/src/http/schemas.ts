@@ -14,7 +14,10 @@ export const QueueName = Type.String({
   description: '1-64 letters, digits, _ . - (not . or ..)',
 })
 const JOB_ID = JOB_ID_PATTERN.source
-export const JobId = Type.String({ pattern: JOB_ID, description: '1-128 letters, digits, _ . - (not . or ..)' })
+export const JobId = Type.String({
+  pattern: JOB_ID,
+  description: '1-128 letters, digits, _ . - (not . or ..)',
+})
 export const TaskType = Type.String({ pattern: '^[A-Za-z0-9_.:/-]{1,128}$' })
 export const WorkerId = Type.String({ pattern: '^[A-Za-z0-9_.-]{1,200}$' })
 export const PriorityS = Type.Enum([...PRIORITIES])
@@ -138,7 +141,9 @@ export function describeValidation(
     }))
     .filter(
       (e, _i, all) =>
-        !(e.message.includes('additional properties') && all.some((o) => o.message === 'is not a known field')),
+        !(
+          e.message.includes('additional properties') && all.some((o) => o.message === 'is not a known field')
+        ),
     )
   return {
     message: `invalid ${where}: ${v

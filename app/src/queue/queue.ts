@@ -473,8 +473,7 @@ export class Queue {
     q: { queue?: string; state?: JobState; task_type?: string; cursor?: string; limit?: number } = {},
   ): Promise<Page<Job>> {
     const problems: Problems = []
-    if (q.queue !== undefined)
-      checkName(problems, 'queue', q.queue, QUEUE_PATTERN, QUEUE_RULE)
+    if (q.queue !== undefined) checkName(problems, 'queue', q.queue, QUEUE_PATTERN, QUEUE_RULE)
     if (q.state !== undefined && !STATES.includes(q.state))
       problems.push(`status must be one of ${STATES.join(', ')}`)
     if (q.task_type !== undefined)
@@ -544,8 +543,7 @@ export class Queue {
     } = {},
   ) {
     const problems: Problems = []
-    if (q.queue !== undefined)
-      checkName(problems, 'queue', q.queue, QUEUE_PATTERN, QUEUE_RULE)
+    if (q.queue !== undefined) checkName(problems, 'queue', q.queue, QUEUE_PATTERN, QUEUE_RULE)
     if (q.task_type !== undefined)
       checkName(problems, 'task_type', q.task_type, TASK_TYPE_PATTERN, 'a task type')
     if (q.error_contains !== undefined) checkText(problems, 'error_contains', q.error_contains, 256)
@@ -585,8 +583,7 @@ export class Queue {
     const max = opts.max ?? Number.MAX_SAFE_INTEGER
     const problems: Problems = []
     checkInt(problems, 'rate', rate, 1, 100_000)
-    if (filter.queue !== undefined)
-      checkName(problems, 'queue', filter.queue, QUEUE_PATTERN, QUEUE_RULE)
+    if (filter.queue !== undefined) checkName(problems, 'queue', filter.queue, QUEUE_PATTERN, QUEUE_RULE)
     if (filter.task_type !== undefined)
       checkName(problems, 'task_type', filter.task_type, TASK_TYPE_PATTERN, 'a task type')
     if (filter.error_contains !== undefined) checkText(problems, 'error_contains', filter.error_contains, 256)

@@ -6,7 +6,6 @@
 import type { Redis } from 'ioredis'
 import { DtqError } from '../errors.ts'
 import { GENERATED_ID, IdAllocator, idBlock } from '../queue/ids.ts'
-import { JOB_ID_PATTERN, QUEUE_PATTERN } from '../queue/validate.ts'
 import {
   decodeJob,
   F,
@@ -17,6 +16,7 @@ import {
   pairsToRecord,
   STATES,
 } from '../queue/job.ts'
+import { JOB_ID_PATTERN, QUEUE_PATTERN } from '../queue/validate.ts'
 import { GROUP, Keys } from './keys.ts'
 import { functions, type ScriptName } from './scripts.ts'
 

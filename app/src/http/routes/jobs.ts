@@ -1,8 +1,5 @@
 /** Jobs: create (one, batch), list, get, cancel, retry; and the development generator. */
-import {
-  type FastifyPluginAsyncTypebox,
-  TypeBoxValidatorCompiler,
-} from '@fastify/type-provider-typebox'
+import { type FastifyPluginAsyncTypebox, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
 import { Compile } from 'typebox/compile'
 import { DtqError } from '../../errors.ts'
 import type { Job } from '../../queue/job.ts'
@@ -233,7 +230,8 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { role: 'read' },
       schema: {
         tags: ['jobs'],
-        summary: 'One job, with its log (409 AMBIGUOUS_JOB_ID without ?queue= when the id names a job in several queues)',
+        summary:
+          'One job, with its log (409 AMBIGUOUS_JOB_ID without ?queue= when the id names a job in several queues)',
         params: IdParams,
         querystring: QueueQuery,
         response: { 200: JobDetail, ...errors },
@@ -271,8 +269,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { role: 'write' },
       schema: {
         tags: ['jobs'],
-        summary:
-          'Run a failed or cancelled job again (409 otherwise, or when the id needs its ?queue=)',
+        summary: 'Run a failed or cancelled job again (409 otherwise, or when the id needs its ?queue=)',
         params: IdParams,
         querystring: QueueQuery,
         response: { 200: JobS, ...errors },
