@@ -29,6 +29,7 @@ export interface Config {
   failedRetentionS: number
   idempotencyTtlS: number
   queueForgetS: number
+  maxQueues: number
   maxPayloadBytes: number
   eventsMaxLen: number
   redisCommandTimeoutMs: number
@@ -59,7 +60,8 @@ interface Spec {
   doc: string
 }
 
-export const NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/
+/** Letters, digits, _ . - -- and not `.` or `..`, which a URL path cannot carry (dot segments). */
+export const NAME_PATTERN = /^(?!\.\.?$)[A-Za-z0-9_.-]{1,64}$/
 
 /** Every setting, its default and one line of meaning (.env.example is checked against this list). */
 export const SETTINGS: readonly Spec[] = [
@@ -353,6 +355,15 @@ export const SETTINGS: readonly Spec[] = [
     min: 0,
     max: 31_536_000,
     doc: 'a queue that has held nothing this long (and no live worker serves) leaves the registry; 0: never',
+  },
+  {
+    env: 'MAX_QUEUES',
+    key: 'maxQueues',
+    kind: 'int',
+    default: '1000',
+    min: 1,
+    max: 1_000_000,
+    doc: 'most queues the registry holds: adding to, pausing or serving a new queue beyond it is refused (409 QUEUE_LIMIT)',
   },
   {
     env: 'MAX_PAYLOAD_BYTES',

@@ -4,9 +4,15 @@
  */
 export const ErrorCodes = {
   VALIDATION: { status: 400, message: 'invalid input' },
+  BAD_REQUEST: { status: 400, message: 'the request is malformed' },
+  REQUEST_TIMEOUT: { status: 408, message: 'the request did not arrive whole in time' },
   PAYLOAD_TOO_LARGE: { status: 413, message: 'payload too large' },
+  URI_TOO_LONG: { status: 414, message: 'the URL is too long' },
+  HEADERS_TOO_LARGE: { status: 431, message: 'the request headers are too large' },
   NOT_FOUND: { status: 404, message: 'not found' },
   INVALID_STATE: { status: 409, message: 'the job is not in a state that allows this' },
+  AMBIGUOUS_JOB_ID: { status: 409, message: 'the job id names jobs in more than one queue: give the queue' },
+  QUEUE_LIMIT: { status: 409, message: 'the number of queues is at its limit (MAX_QUEUES)' },
   QUEUE_FULL: { status: 429, message: 'queue depth limit reached' },
   RATE_LIMITED: { status: 429, message: 'too many requests' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'unsupported content type' },

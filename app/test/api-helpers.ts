@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Config } from '../src/config.ts'
 import { buildApp } from '../src/http/app.ts'
 import { createRedis } from '../src/redis/connection.ts'
+import type { Clock } from '../src/redis/store.ts'
 import { type Bundle, setup } from './helpers.ts'
 
 export const TOKENS = {
@@ -20,9 +21,9 @@ export interface ApiBundle extends Bundle {
 
 export async function apiSetup(
   config: Partial<Config> = {},
-  opts: { logger?: unknown; requestTimeoutMs?: number; url?: string } = {},
+  opts: { logger?: unknown; requestTimeoutMs?: number; url?: string; clock?: Clock } = {},
 ): Promise<ApiBundle> {
-  const b = await setup({ config: { rateLimitPerMin: 0, ...config }, url: opts.url })
+  const b = await setup({ config: { rateLimitPerMin: 0, ...config }, url: opts.url, clock: opts.clock })
   const blocking = createRedis({ url: b.config.redisUrl, commandTimeoutMs: 4000, blocking: true })
   const app = await buildApp({
     config: b.config,

@@ -47,7 +47,7 @@ describe('POST /jobs', () => {
     })
     expect(r.statusCode).toBe(201)
     const job = r.json()
-    expect(r.headers.location).toBe(`/jobs/${job.id}`)
+    expect(r.headers.location).toBe(`/jobs/${job.id}?queue=emails`)
     expect(job).toMatchObject({
       queue: 'emails',
       task_type: 'send_email',

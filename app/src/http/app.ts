@@ -1,12 +1,13 @@
 /**
  * buildApp(deps): the Fastify control plane, built without listening (tests use inject()).
  * Plugins and hooks in order: JSON parser (depth, prototype poisoning), security headers, CORS, rate
- * limit (Redis store, shared by instances), auth (per-route role), metrics; one error
+ * limit (Redis store, shared by instances), framing and auth (per-route role), metrics; one error
  * handler turns every error into `{error, code, message, details?}` and never leaks a 5xx
- * cause.
+ * cause; what reaches no route (Node's client errors, URLs the router refuses) gets the same
+ * shape (framing.ts).
  */
 import { createHash } from 'node:crypto'
-import { createServer } from 'node:http'
+import { createServer, STATUS_CODES } from 'node:http'
 import cors from '@fastify/cors'
 import rateLimit from '@fastify/rate-limit'
 import swagger from '@fastify/swagger'
@@ -15,11 +16,12 @@ import { type TypeBoxTypeProvider, TypeBoxValidatorCompiler } from '@fastify/typ
 import Fastify, { type FastifyError, type FastifyServerOptions } from 'fastify'
 import type { Redis } from 'ioredis'
 import type { Config } from '../config.ts'
-import { DtqError, ErrorCodes, isRedisFull, isRedisUnavailable } from '../errors.ts'
+import { DtqError, type ErrorCode, ErrorCodes, isRedisFull, isRedisUnavailable } from '../errors.ts'
 import type { Queue } from '../queue/queue.ts'
 import { type RouteRole, TokenAuth } from './auth.ts'
 import { consoleRewrite, serveConsole } from './console.ts'
 import { EventHub } from './events.ts'
+import { checkFraming, clientErrorHandler, errorBody, frameworkErrors, MAX_PARAM_LENGTH } from './framing.ts'
 import { parseJsonBody } from './json-body.ts'
 import { HttpMetrics } from './metrics.ts'
 import { adminRoutes } from './routes/admin.ts'
@@ -27,6 +29,7 @@ import { dlqRoutes } from './routes/dlq.ts'
 import { eventRoutes } from './routes/events.ts'
 import { jobRoutes } from './routes/jobs.ts'
 import { systemRoutes } from './routes/system.ts'
+import { describeValidation } from './schemas.ts'
 
 /** What helmet sets by default for a JSON API (checked by a test). */
 export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
@@ -116,6 +119,10 @@ export async function buildApp(deps: AppDeps) {
     requestTimeout,
     ajv: { customOptions: { removeAdditional: false } },
     rewriteUrl: deps.consoleDir ? consoleRewrite : undefined,
+    // What no route answers, in the one error shape (framing.ts).
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    clientErrorHandler: clientErrorHandler(SECURITY_HEADERS),
+    frameworkErrors: frameworkErrors(SECURITY_HEADERS),
   }).withTypeProvider<TypeBoxTypeProvider>()
   app.setValidatorCompiler(TypeBoxValidatorCompiler)
 
@@ -146,6 +153,8 @@ export async function buildApp(deps: AppDeps) {
     methods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
     allowedHeaders: ['Authorization', 'Content-Type', 'Last-Event-ID'],
     maxAge: 600,
+    // An OPTIONS request that is no preflight (no Origin) gets an empty 204, not a plain-text 400.
+    strictPreflight: false,
   })
   if (config.rateLimitPerMin > 0) {
     await app.register(rateLimit, {
@@ -184,6 +193,7 @@ export async function buildApp(deps: AppDeps) {
     const role =
       req.routeOptions.config.role ?? (req.routeOptions.url?.startsWith('/docs') ? 'public' : 'admin')
     try {
+      checkFraming(req)
       auth.check(req, role, req.routeOptions.url === '/events')
     } catch (err) {
       done(err as Error)
@@ -204,11 +214,7 @@ export async function buildApp(deps: AppDeps) {
   })
 
   app.setNotFoundHandler((req, reply) => {
-    reply.code(404).send({
-      error: 'Not Found',
-      code: 'NOT_FOUND',
-      message: `no route ${req.method} ${req.url.split('?')[0]}`,
-    })
+    reply.code(404).send(errorBody(404, 'NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`))
   })
 
   app.setErrorHandler((err: FastifyError | DtqError, req, reply) => {
@@ -224,25 +230,12 @@ export async function buildApp(deps: AppDeps) {
     } else if ((err as FastifyError).validation) {
       status = 400
       code = 'VALIDATION'
-      const where = (err as FastifyError).validationContext ?? 'request'
-      // TypeBox reports an unknown field as "schema is false" on it (plus a summary on its parent).
-      const v = ((err as FastifyError).validation ?? [])
-        .map((e) => ({
-          path: e.instancePath || '/',
-          message: e.message === 'schema is false' ? 'is not a known field' : (e.message ?? 'is invalid'),
-        }))
-        .filter(
-          (e, _i, all) =>
-            !(
-              e.message.includes('additional properties') &&
-              all.some((o) => o.message === 'is not a known field')
-            ),
-        )
-      details = v.map((e) => ({ path: `${where}${e.path === '/' ? '' : e.path}`, message: e.message }))
-      message = `invalid ${where}: ${v
-        .slice(0, 5)
-        .map((e) => `${e.path} ${e.message}`)
-        .join('; ')}`
+      const described = describeValidation(
+        (err as FastifyError).validation ?? [],
+        (err as FastifyError).validationContext ?? 'request',
+      )
+      message = described.message
+      details = described.details
     } else if (isRedisFull(err)) {
       // Redis at maxmemory refuses new work (the enqueue functions are not allow-oom); work in
       // flight goes on, retention frees memory, and the retry after a while succeeds.
@@ -267,16 +260,16 @@ export async function buildApp(deps: AppDeps) {
       typeof (err as FastifyError).statusCode === 'number' &&
       (err as FastifyError).statusCode! < 500
     ) {
+      // Another framework or plugin error: its status, with a code from the one list.
       status = (err as FastifyError).statusCode!
-      code = ((err as FastifyError).code ?? 'BAD_REQUEST').replace(/^FST_ERR_/, '')
+      code = CODE_OF_STATUS[status] ?? 'BAD_REQUEST'
       message = err.message
     }
     if (status === 429 && (err as unknown as { retryAfter?: string }).retryAfter) {
       reply.header('retry-after', (err as unknown as { retryAfter: string }).retryAfter)
     }
     if (status >= 500 && status !== 503) req.log.error({ err }, 'request failed')
-    const reason =
-      status === 503 ? 'Service Unavailable' : status >= 500 ? 'Internal Server Error' : httpReason(status)
+    const reason = STATUS_CODES[status] ?? 'Error'
     reply
       .code(status)
       .send(
@@ -298,16 +291,12 @@ export async function buildApp(deps: AppDeps) {
   return app
 }
 
-function httpReason(status: number): string {
-  const reasons: Record<number, string> = {
-    400: 'Bad Request',
-    401: 'Unauthorized',
-    403: 'Forbidden',
-    404: 'Not Found',
-    409: 'Conflict',
-    413: 'Payload Too Large',
-    415: 'Unsupported Media Type',
-    429: 'Too Many Requests',
-  }
-  return reasons[status] ?? 'Error'
+/** The code of a framework error by its status (its own codes, FST_ERR_*, are not the API's). */
+const CODE_OF_STATUS: Readonly<Record<number, ErrorCode>> = {
+  404: 'NOT_FOUND',
+  408: 'REQUEST_TIMEOUT',
+  413: 'PAYLOAD_TOO_LARGE',
+  414: 'URI_TOO_LONG',
+  415: 'UNSUPPORTED_MEDIA_TYPE',
+  431: 'HEADERS_TOO_LARGE',
 }

@@ -13,6 +13,11 @@ const RANK: Record<Role, number> = { read: 1, write: 2, admin: 3 }
 
 const digest = (s: string): Buffer => hash('sha256', s, 'buffer')
 
+/** The token of an `Authorization: Bearer <token>` header; the scheme in any case (RFC 7235). */
+export function bearerToken(header: string | undefined): string | undefined {
+  return header === undefined ? undefined : /^bearer +([^ ]+) *$/i.exec(header)?.[1]
+}
+
 export class TokenAuth {
   private readonly tokens: Array<{ hash: Buffer; role: Role }>
   /** False when no tokens are configured (development) or auth is explicitly disabled. */
@@ -55,10 +60,8 @@ export class TokenAuth {
   check(req: FastifyRequest, needed: RouteRole, allowQueryToken: boolean): Role {
     if (needed === 'public') return 'admin'
     if (!this.required) return 'admin'
-    const header = req.headers.authorization
-    let token: string | undefined
-    if (typeof header === 'string' && header.startsWith('Bearer ')) token = header.slice(7).trim()
-    else if (allowQueryToken) {
+    let token = bearerToken(req.headers.authorization)
+    if (token === undefined && allowQueryToken) {
       const q = (req.query as Record<string, unknown> | undefined)?.access_token
       if (typeof q === 'string') token = q
     }

@@ -4,16 +4,20 @@
  */
 import Type, { type Static, type TSchema } from 'typebox'
 import { PRIORITIES, STATES } from '../queue/job.ts'
+import { JOB_ID_PATTERN, QUEUE_PATTERN } from '../queue/validate.ts'
 import { WORKER_COMMANDS } from '../redis/registry.ts'
 
 const strict = { additionalProperties: false } as const
 
 export const QueueName = Type.String({
-  pattern: '^[A-Za-z0-9_.-]{1,64}$',
-  description: 'letters, digits, _ . -',
+  pattern: QUEUE_PATTERN.source,
+  description: '1-64 letters, digits, _ . - (not . or ..)',
 })
-const JOB_ID = '^[A-Za-z0-9_.-]{1,128}$'
-export const JobId = Type.String({ pattern: JOB_ID })
+const JOB_ID = JOB_ID_PATTERN.source
+export const JobId = Type.String({
+  pattern: JOB_ID,
+  description: '1-128 letters, digits, _ . - (not . or ..)',
+})
 export const TaskType = Type.String({ pattern: '^[A-Za-z0-9_.:/-]{1,128}$' })
 export const WorkerId = Type.String({ pattern: '^[A-Za-z0-9_.-]{1,200}$' })
 export const PriorityS = Type.Enum([...PRIORITIES])
@@ -117,6 +121,38 @@ export const CreateJob = Type.Object(
 )
 
 export const CreateBatch = Type.Object({ jobs: Type.Array(CreateJob, { minItems: 1 }) }, strict)
+/**
+ * What POST /jobs/batch checks of the whole request: the envelope. Its items are checked one by
+ * one against CreateJob in the handler, so a malformed item is rejected alone (CreateBatch is the
+ * schema the OpenAPI shows).
+ */
+export const BatchEnvelope = Type.Object({ jobs: Type.Array(Type.Unknown(), { minItems: 1 }) }, strict)
+
+/** A schema validation's errors as the API reports them: one message and `details` (path, message). */
+export function describeValidation(
+  errors: ReadonlyArray<{ instancePath?: string; message?: string }>,
+  where: string,
+): { message: string; details: Array<{ path: string; message: string }> } {
+  // TypeBox reports an unknown field as "schema is false" on it (plus a summary on its parent).
+  const v = errors
+    .map((e) => ({
+      path: e.instancePath || '/',
+      message: e.message === 'schema is false' ? 'is not a known field' : (e.message ?? 'is invalid'),
+    }))
+    .filter(
+      (e, _i, all) =>
+        !(
+          e.message.includes('additional properties') && all.some((o) => o.message === 'is not a known field')
+        ),
+    )
+  return {
+    message: `invalid ${where}: ${v
+      .slice(0, 5)
+      .map((e) => `${e.path} ${e.message}`)
+      .join('; ')}`,
+    details: v.map((e) => ({ path: `${where}${e.path === '/' ? '' : e.path}`, message: e.message })),
+  }
+}
 
 export const BatchItem = Type.Object({
   index: Type.Integer(),
@@ -152,7 +188,12 @@ export const BatchFailure = Type.Object(
   { $id: 'BatchFailure' },
 )
 
-export const Cursor = Type.String({ maxLength: 512, pattern: '^[A-Za-z0-9_-]*$' })
+export const Cursor = Type.String({
+  minLength: 1,
+  maxLength: 512,
+  pattern: '^[A-Za-z0-9_-]*$',
+  description: "a page's next_cursor, as given (anything else is a 400)",
+})
 export const Limit = Type.Integer({ minimum: 1, maximum: 1000, default: 50 })
 
 export const ListJobsQuery = Type.Object(
@@ -170,7 +211,18 @@ export const ListJobsQuery = Type.Object(
 export const JobPage = Type.Object({ items: Type.Array(JobS), next_cursor: Nullable(Type.String()) })
 
 export const IdParams = Type.Object({ id: JobId }, strict)
-export const QueueQuery = Type.Object({ queue: Type.Optional(QueueName) }, strict)
+export const QueueQuery = Type.Object(
+  {
+    queue: Type.Optional(
+      Type.String({
+        pattern: QUEUE_PATTERN.source,
+        description:
+          "the job's queue. Ids are unique within a queue: without it, a job_id of yours used in several queues is a 409 AMBIGUOUS_JOB_ID naming them (and every queue is read to find the job; with it, one key)",
+      }),
+    ),
+  },
+  strict,
+)
 
 export const JobDetail = Type.Object({ ...JobS.properties, logs: Type.Array(Type.String()) })
 

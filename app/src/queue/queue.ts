@@ -35,6 +35,7 @@ import {
   JOB_ID_PATTERN,
   MAX_DELAY_MS,
   type Problems,
+  parseIsoTime,
   QUEUE_PATTERN,
   TASK_TYPE_PATTERN,
   throwIfProblems,
@@ -79,6 +80,8 @@ const SPEC_FIELDS = new Set([
   'backoff',
 ])
 const BACKOFF_FIELDS = new Set(['initial_ms', 'multiplier', 'max_ms'])
+const QUEUE_RULE = '1-64 letters, digits, _ . - (not . or ..)'
+const ID_RULE = '1-128 letters, digits, _ . - (not . or ..)'
 
 export interface AddResult {
   job: Job
@@ -97,7 +100,7 @@ export type QueueSettings = Pick<
   | 'completedRetentionS'
   | 'failedRetentionS'
 > &
-  Partial<Pick<Config, 'testClockSkewMs'>>
+  Partial<Pick<Config, 'testClockSkewMs' | 'maxQueues'>>
 
 /**
  * How many jobs of one queue addBulk writes per call: 500, where Redis's cost per job is lowest
@@ -166,6 +169,17 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   })
 }
 
+/** The one job found, null for none, or AMBIGUOUS_JOB_ID (409) naming the queues of several. */
+function onlyOne(jobs: Job[], what: string): Job | null {
+  if (jobs.length < 2) return jobs[0] ?? null
+  const queues = jobs.map((j) => j.queue)
+  throw new DtqError(
+    'AMBIGUOUS_JOB_ID',
+    `${what} names a job in each of the queues ${queues.join(', ')}: give the queue (?queue=)`,
+    { queues },
+  )
+}
+
 export function hashIdempotencyKey(key: string): string {
   return createHash('sha256').update(key).digest('base64url')
 }
@@ -197,7 +211,7 @@ export class Queue {
       eventsMaxLen: settings.eventsMaxLen,
       completedRetentionS: settings.completedRetentionS,
       failedRetentionS: settings.failedRetentionS,
-      idempotencyTtlS: settings.idempotencyTtlS,
+      maxQueues: settings.maxQueues,
       clock: this.clock,
       warn: opts.warn,
     })
@@ -247,7 +261,7 @@ export class Queue {
       if (!SPEC_FIELDS.has(k)) problems.push(`${k} is not a known field (${[...SPEC_FIELDS].join(', ')})`)
     }
     const queue = spec.queue ?? s.defaultQueue
-    checkName(problems, 'queue', queue, QUEUE_PATTERN, '1-64 letters, digits, _ . -')
+    checkName(problems, 'queue', queue, QUEUE_PATTERN, QUEUE_RULE)
     checkName(problems, 'task_type', spec.task_type, TASK_TYPE_PATTERN, '1-128 letters, digits, _ . : / -')
     const priority = spec.priority ?? 'normal'
     checkPriority(problems, priority)
@@ -256,7 +270,7 @@ export class Queue {
     const timeoutMs = spec.timeout_ms ?? s.jobTimeoutMs
     checkInt(problems, 'timeout_ms', timeoutMs, 0, 7 * 24 * 3600 * 1000)
     if (spec.id !== undefined) {
-      checkName(problems, 'id', spec.id, JOB_ID_PATTERN, '1-128 letters, digits, _ . -')
+      checkName(problems, 'id', spec.id, JOB_ID_PATTERN, ID_RULE)
       if (typeof spec.id === 'string' && GENERATED_ID.test(spec.id))
         problems.push('id must not be all digits (DTQ numbers the jobs it names itself)')
     }
@@ -272,9 +286,11 @@ export class Queue {
       if (checkInt(problems, 'delay_ms', spec.delay_ms, 0, MAX_DELAY_MS) && spec.delay_ms > 0)
         runAt = -spec.delay_ms
     } else if (spec.run_at !== undefined) {
-      const t = typeof spec.run_at === 'string' ? Date.parse(spec.run_at) : spec.run_at
+      const t = typeof spec.run_at === 'string' ? parseIsoTime(spec.run_at) : spec.run_at
       if (typeof t !== 'number' || !Number.isFinite(t) || t < 0 || t > now + MAX_DELAY_MS) {
-        problems.push('run_at must be a time (ms since the epoch or ISO 8601) within a year')
+        problems.push(
+          'run_at must be a time within a year: ms since the epoch, or ISO 8601 -- a date (2025-03-01, midnight UTC) or a date and time with its zone (2025-03-01T09:30:00Z, 2025-03-01T10:30+01:00)',
+        )
       } else runAt = Math.round(t)
     }
     const extra: Record<string, string> = {}
@@ -406,21 +422,26 @@ export class Queue {
   private checkQueue(queue: string | undefined): void {
     if (queue !== undefined) {
       const problems: Problems = []
-      checkName(problems, 'queue', queue, QUEUE_PATTERN, '1-64 letters, digits, _ . -')
+      checkName(problems, 'queue', queue, QUEUE_PATTERN, QUEUE_RULE)
       throwIfProblems(problems, 'invalid request')
     }
   }
 
   private checkId(id: unknown): asserts id is string {
     const problems: Problems = []
-    checkName(problems, 'id', id, JOB_ID_PATTERN, '1-128 letters, digits, _ . -')
+    checkName(problems, 'id', id, JOB_ID_PATTERN, ID_RULE)
     throwIfProblems(problems, 'invalid request')
   }
 
+  /**
+   * The job with this id, in `queue` or wherever it is. An id is unique within its queue (ADR
+   * 0016): a caller's own id used in several queues names a job in each, and without the queue
+   * that is an AMBIGUOUS_JOB_ID error (409) naming them.
+   */
   async getJob(id: string, queue?: string): Promise<Job | null> {
     this.checkId(id)
     this.checkQueue(queue)
-    return this.store.findJob(id, queue)
+    return onlyOne(await this.store.findJobs(id, queue), `job id ${id}`)
   }
 
   async getJobOrThrow(id: string, queue?: string): Promise<Job> {
@@ -429,7 +450,13 @@ export class Queue {
     return job
   }
 
+  /** The job added with an idempotency key, in `queue` or wherever it is (as getJob: 409 when in several). */
   async findByIdempotencyKey(key: string, queue?: string): Promise<Job | null> {
+    return onlyOne(await this.jobsByIdempotencyKey(key, queue), 'idempotency key')
+  }
+
+  /** The jobs added with an idempotency key: in `queue`, or one per queue that has the key. */
+  async jobsByIdempotencyKey(key: string, queue?: string): Promise<Job[]> {
     const problems: Problems = []
     checkText(problems, 'idempotency_key', key, 256)
     throwIfProblems(problems, 'invalid request')
@@ -446,8 +473,7 @@ export class Queue {
     q: { queue?: string; state?: JobState; task_type?: string; cursor?: string; limit?: number } = {},
   ): Promise<Page<Job>> {
     const problems: Problems = []
-    if (q.queue !== undefined)
-      checkName(problems, 'queue', q.queue, QUEUE_PATTERN, '1-64 letters, digits, _ . -')
+    if (q.queue !== undefined) checkName(problems, 'queue', q.queue, QUEUE_PATTERN, QUEUE_RULE)
     if (q.state !== undefined && !STATES.includes(q.state))
       problems.push(`status must be one of ${STATES.join(', ')}`)
     if (q.task_type !== undefined)
@@ -517,8 +543,7 @@ export class Queue {
     } = {},
   ) {
     const problems: Problems = []
-    if (q.queue !== undefined)
-      checkName(problems, 'queue', q.queue, QUEUE_PATTERN, '1-64 letters, digits, _ . -')
+    if (q.queue !== undefined) checkName(problems, 'queue', q.queue, QUEUE_PATTERN, QUEUE_RULE)
     if (q.task_type !== undefined)
       checkName(problems, 'task_type', q.task_type, TASK_TYPE_PATTERN, 'a task type')
     if (q.error_contains !== undefined) checkText(problems, 'error_contains', q.error_contains, 256)
@@ -558,8 +583,7 @@ export class Queue {
     const max = opts.max ?? Number.MAX_SAFE_INTEGER
     const problems: Problems = []
     checkInt(problems, 'rate', rate, 1, 100_000)
-    if (filter.queue !== undefined)
-      checkName(problems, 'queue', filter.queue, QUEUE_PATTERN, '1-64 letters, digits, _ . -')
+    if (filter.queue !== undefined) checkName(problems, 'queue', filter.queue, QUEUE_PATTERN, QUEUE_RULE)
     if (filter.task_type !== undefined)
       checkName(problems, 'task_type', filter.task_type, TASK_TYPE_PATTERN, 'a task type')
     if (filter.error_contains !== undefined) checkText(problems, 'error_contains', filter.error_contains, 256)
@@ -607,7 +631,11 @@ export class Queue {
     const job = await this.getJobOrThrow(id, queue)
     if (job.state !== 'failed')
       throw new DtqError('INVALID_STATE', `job ${id} is ${job.state}, not in the DLQ`)
-    await this.store.dlqDelete(job.queue, [job.id])
+    if ((await this.store.dlqDelete(job.queue, [job.id])) === 1) return
+    // Deleted or moved on since it was read (a racing delete, a retry): say which.
+    const now = await this.store.getJob(job.queue, job.id)
+    if (!now) throw new DtqError('NOT_FOUND', `job ${id} not found`)
+    throw new DtqError('INVALID_STATE', `job ${id} is ${now.state}, not in the DLQ`)
   }
 
   /** Deletes dead-lettered jobs that failed more than `days` days ago (0: all). */

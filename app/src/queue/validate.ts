@@ -5,16 +5,46 @@
 import { validationError } from '../errors.ts'
 import { PRIORITIES, type Priority } from './job.ts'
 
-/** Queue names and job ids become part of Redis keys: no `{`, `}`, `:`, `*`, spaces or controls. */
-export const QUEUE_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/
-export const JOB_ID_PATTERN = /^[A-Za-z0-9_.-]{1,128}$/
+/**
+ * Queue names and job ids become part of Redis keys: no `{`, `}`, `:`, `*`, spaces or controls.
+ * They are path segments of the API too (`/jobs/{id}`, `/queues/{queue}/pause`): `.` and `..`
+ * are refused, since URL normalization (browsers, proxies) turns them into another path.
+ */
+export const QUEUE_PATTERN = /^(?!\.\.?$)[A-Za-z0-9_.-]{1,64}$/
+export const JOB_ID_PATTERN = /^(?!\.\.?$)[A-Za-z0-9_.-]{1,128}$/
 export const TASK_TYPE_PATTERN = /^[A-Za-z0-9_.:/-]{1,128}$/
 // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f]/
 export const MAX_JSON_DEPTH = 32
 export const MAX_DELAY_MS = 366 * 24 * 3600 * 1000
 
+/** Task types with this prefix are DTQ's own system jobs (the DLQ redrive): the API refuses them. */
+export const RESERVED_TASK_PREFIX = 'dtq.'
+
 export type Problems = string[]
+
+const ISO_TIME =
+  /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|([+-])(\d{2}):(\d{2})))?$/
+
+/**
+ * An ISO 8601 time as ms since the epoch, or null: a date (`2025-03-01`: midnight UTC), or a date
+ * and a time with its zone (`Z` or `±hh:mm`; seconds and a fraction optional), every field in its
+ * range and the day in its month. Not Date.parse: it rolls `2024-02-30` over to 1 March, reads a
+ * time without a zone in the server's zone (which differs across a fleet) and takes other formats.
+ */
+export function parseIsoTime(text: string): number | null {
+  const m = ISO_TIME.exec(text)
+  if (!m) return null
+  const [y, mo, d, h, mi, sec] = [1, 2, 3, 4, 5, 6].map((i) => Number(m[i] ?? 0)) as number[]
+  const daysInMonth = new Date(Date.UTC(y!, mo!, 0)).getUTCDate() // day 0 of the next month
+  const zoneH = Number(m[10] ?? 0)
+  const zoneM = Number(m[11] ?? 0)
+  if (y! < 1970 || mo! < 1 || mo! > 12 || d! < 1 || d! > daysInMonth) return null
+  if (h! > 23 || mi! > 59 || sec! > 59 || zoneH > 23 || zoneM > 59) return null
+  const offsetMin = (m[9] === '-' ? -1 : 1) * (zoneH * 60 + zoneM)
+  const fraction = Math.round(Number(`0.${m[7] ?? '0'}`) * 1000)
+  return Date.UTC(y!, mo! - 1, d!, h!, mi!, sec!) + fraction - offsetMin * 60_000
+}
 
 export function checkName(
   problems: Problems,

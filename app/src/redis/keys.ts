@@ -112,22 +112,14 @@ export class Keys {
   functionLibraries(): string {
     return `${this.prefix}:functions`
   }
-  // Locator hints: which queue holds a job, so that a lookup without its queue reads one key
-  // instead of every queue (JobStore.findJob, findByIdempotencyKey). Plain strings with a TTL,
-  // written just before the jobs they name (never after) and only ever read by single-key
-  // commands: no hash tag, they spread over the cluster's slots; no script builds them. A hint
-  // is only a hint: a lookup that misses falls back to reading every queue and writes it again.
-  /** Queue whose generated ids are `<block>000` to `<block>999` (a block is reserved per queue). */
+  // Locator hint: which queue holds a generated id, so that a lookup without its queue reads one
+  // key instead of every queue (JobStore.findJobs). A plain string with a TTL, written when the
+  // block is reserved, before any of its jobs, and only ever read by single-key commands: no hash
+  // tag, hints spread over the cluster's slots; no script builds them. A hint is only a hint: a
+  // lookup that misses falls back to reading every queue and writes it again.
+  /** Queue whose generated ids are `<block>001` to `<block+1>000` (a block is reserved per queue). */
   locBlock(block: string): string {
     return `${this.prefix}:loc:b:${block}`
-  }
-  /** Queue of the job with this caller-chosen id (the last one added with it). */
-  locId(id: string): string {
-    return `${this.prefix}:loc:i:${id}`
-  }
-  /** Queue of the job added with this idempotency key (SHA-256, as in `idempotency`). */
-  locIdempotency(keyHash: string): string {
-    return `${this.prefix}:loc:k:${keyHash}`
   }
   workers(): string {
     return `${this.prefix}:workers`

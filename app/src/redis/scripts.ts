@@ -34,6 +34,7 @@ export const SCRIPT_NAMES = [
   'remove_consumer',
   'prune',
   'lead',
+  'register_queue',
   'repair',
   'forget_queue',
   'list',

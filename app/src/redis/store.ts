@@ -16,6 +16,7 @@ import {
   pairsToRecord,
   STATES,
 } from '../queue/job.ts'
+import { JOB_ID_PATTERN, QUEUE_PATTERN } from '../queue/validate.ts'
 import { IdAllocator } from './id-allocator.ts'
 import { GROUP, Keys } from './keys.ts'
 import { functions, type ScriptName } from './scripts.ts'
@@ -34,8 +35,8 @@ export interface StoreOptions {
   errorsKept?: number
   /** Log lines kept per job. */
   logsKept?: number
-  /** TTL of the locator hints of caller-chosen ids and idempotency keys (IDEMPOTENCY_TTL_S). */
-  idempotencyTtlS?: number
+  /** The most queues the registry holds (MAX_QUEUES): a new queue beyond it is refused. */
+  maxQueues?: number
   clock?: Clock
   /** Where the store reports what an operator should know (default: process.emitWarning). */
   warn?: (detail: object, message: string) => void
@@ -90,6 +91,9 @@ function storedFields(j: NewJobRecord, now: number): Record<string, string> {
   } else h[F.state] = 'queued'
   return h
 }
+
+/** MAX_QUEUES when none is given (config.ts has the same default). */
+export const DEFAULT_MAX_QUEUES = 1000
 
 /** How often a process records that its function library is in use (see pruneFunctionLibraries). */
 const LIBRARY_SEEN_EVERY_MS = 3_600_000
@@ -238,19 +242,37 @@ export function encodeCursor(c: ListCursor): string {
   return Buffer.from(JSON.stringify([c.score, c.id, c.queue])).toString('base64url')
 }
 
+/**
+ * The position a cursor names, or null unless it is exactly what encodeCursor gives for a position
+ * (a whole score from 0, a job id, a queue name): a crafted score (negative, fractional, huge,
+ * spelled with an exponent) never reaches a script.
+ */
 export function decodeCursor(s: string): ListCursor | null {
   try {
     const v = JSON.parse(Buffer.from(s, 'base64url').toString('utf8'))
     if (
       Array.isArray(v) &&
-      typeof v[0] === 'number' &&
+      v.length === 3 &&
+      Number.isSafeInteger(v[0]) &&
+      v[0] >= 0 &&
       typeof v[1] === 'string' &&
-      typeof v[2] === 'string'
+      JOB_ID_PATTERN.test(v[1]) &&
+      typeof v[2] === 'string' &&
+      QUEUE_PATTERN.test(v[2])
     ) {
-      return { score: v[0], id: v[1], queue: v[2] }
+      const c = { score: v[0], id: v[1], queue: v[2] }
+      if (encodeCursor(c) === s) return c
     }
   } catch {}
   return null
+}
+
+/** A listing's starting position: none, or the cursor given (a 400 when it is not one of ours). */
+function startAt(cursor: string | null | undefined): ListCursor | null {
+  if (cursor === undefined || cursor === null) return null
+  const c = decodeCursor(cursor)
+  if (!c) throw new DtqError('VALIDATION', "cursor is not valid: pass a page's next_cursor as it was given")
+  return c
 }
 
 interface Candidate {
@@ -337,7 +359,7 @@ export class JobStore {
       failedRetentionS: opts.failedRetentionS,
       errorsKept: opts.errorsKept ?? 25,
       logsKept: opts.logsKept ?? 100,
-      idempotencyTtlS: opts.idempotencyTtlS ?? 86_400,
+      maxQueues: opts.maxQueues ?? DEFAULT_MAX_QUEUES,
     }
   }
 
@@ -441,6 +463,8 @@ export class JobStore {
   private allocator(queue: string): IdAllocator {
     let a = this.allocators.get(queue)
     if (!a) {
+      // Bounded like the registry (queues come and go): a dropped allocator's unused ids are a gap.
+      if (this.allocators.size >= 2 * this.opts.maxQueues) this.allocators.clear()
       a = new IdAllocator(this.redis, this.keys.ids(), undefined, {
         hints: { key: (b) => this.keys.locBlock(b), queue, ttlS: LOC_BLOCK_TTL_S },
         onBehind: (detail) => this.idsBehind(detail),
@@ -461,11 +485,8 @@ export class JobStore {
   }
 
   private async enqueueNow(queue: string, jobs: NewJobRecord[]): Promise<EnqueueResult[]> {
-    if (!this.knownQueues.has(queue)) {
-      // The registry lives outside the queue's slot, so it is written before (never after) the jobs.
-      await beforeCall(this.redis.sadd(this.keys.queues(), queue))
-      this.knownQueues.add(queue)
-    }
+    // The registry lives outside the queue's slot, so it is written before (never after) the jobs.
+    if (!this.knownQueues.has(queue)) await beforeCall(this.registerQueue(queue))
     // Jobs without an id of their caller's get the next ones from the queue's block.
     const ids = this.allocator(queue)
     const fresh = jobs.filter((j) => j.id === '')
@@ -475,15 +496,9 @@ export class JobStore {
         j.id = got[k]!
       })
     }
-    // Locator hints of the jobs a lookup finds by caller id or idempotency key.
-    const hints: Array<[string, string, number]> = []
-    for (const j of jobs) {
-      if (!GENERATED_ID.test(j.id)) hints.push([this.keys.locId(j.id), queue, j.idem_ttl_s])
-      if (j.idem_hash !== '') hints.push([this.keys.locIdempotency(j.idem_hash), queue, j.idem_ttl_s])
-    }
     for (let round = 0; ; round++) {
       const now = this.clock.now()
-      const res = await this.callEnqueue(queue, enqueueArgs(jobs), hints, now)
+      const res = await this.run<EnqueueReply>('enqueue', queue, enqueueArgs(jobs), now)
       if (res[0] !== 'refused') {
         if (res.length > jobs.length) {
           // The queue was new to Redis, or forgotten by the janitor since this process last added to it.
@@ -524,22 +539,6 @@ export class JobStore {
         j.id = got[k]!
       })
     }
-  }
-
-  /**
-   * One enqueue function call, with the locator hints of its jobs sent just before it and not
-   * waited for: one connection runs commands in the order sent (and auto-pipelining puts them in
-   * the same write), so a hint may name a job whose enqueue failed, never the other way round. A
-   * hint that fails to write only sends a lookup to its fallback.
-   */
-  private callEnqueue(
-    queue: string,
-    args: Array<string | number>,
-    hints: Array<[string, string, number]>,
-    now: number,
-  ): Promise<EnqueueReply> {
-    for (const [key, value, ttl] of hints) this.redis.set(key, value, 'EX', ttl).catch(() => {})
-    return this.run<EnqueueReply>('enqueue', queue, args, now)
   }
 
   // ---- worker ------------------------------------------------------------------------------
@@ -731,12 +730,31 @@ export class JobStore {
   }
 
   /**
+   * Adds a queue to the registry (function `register_queue`: one call, whatever the number of
+   * queues), or throws QUEUE_LIMIT, writing nothing, when it is new and the registry already holds
+   * MAX_QUEUES queues. Queues that stay empty leave the registry (the janitor, QUEUE_FORGET_S).
+   */
+  async registerQueue(queue: string): Promise<void> {
+    const max = this.opts.maxQueues
+    const args = [this.clock.now(), 0, 0, 0, queue, max]
+    if ((await this.lib.call<number>(this.redis, 'register_queue', this.keys.queues(), args)) !== 1) {
+      throw new DtqError(
+        'QUEUE_LIMIT',
+        `queue ${queue} is new and the registry holds ${max} queues, its limit (MAX_QUEUES); queues that stay empty leave it after QUEUE_FORGET_S`,
+      )
+    }
+    // What this process knows is registered (bounded like the registry: forgotten names go).
+    if (this.knownQueues.size >= 2 * max) this.knownQueues.clear()
+    this.knownQueues.add(queue)
+  }
+
+  /**
    * Pauses or resumes a queue: the flag in its meta hash (what its stats show, and what keeps
    * the janitor from forgetting it) and in the paused set workers read (one command per
-   * heartbeat for all their queues).
+   * heartbeat for all their queues). A queue not in the registry is added to it (QUEUE_LIMIT).
    */
   async setPaused(queue: string, paused: boolean): Promise<void> {
-    await this.redis.sadd(this.keys.queues(), queue)
+    await this.registerQueue(queue)
     if (paused) {
       await this.redis.hset(this.keys.meta(queue), 'paused', '1')
       await this.redis.sadd(this.keys.paused(), queue)
@@ -751,12 +769,6 @@ export class JobStore {
     return new Set(queues.filter((q) => paused.has(q)))
   }
 
-  /** Adds queues to the registry (a worker serving them, before it takes work). */
-  async registerQueues(queues: readonly string[]): Promise<void> {
-    if (queues.length) await this.redis.sadd(this.keys.queues(), ...queues)
-    for (const q of queues) this.knownQueues.add(q)
-  }
-
   async queues(): Promise<string[]> {
     return (await this.redis.smembers(this.keys.queues())).sort()
   }
@@ -769,64 +781,54 @@ export class JobStore {
   }
 
   /**
-   * Finds a job by id, in `queue` or, without one, wherever it is: the locator hint names the
-   * queue (a generated id's block, or the caller's id), then one read there -- two round trips
-   * however many queues there are. With no hint, or a hint that misses (expired, or the job's
-   * enqueue failed), every queue is read in one pipelined round trip, the first match winning
-   * (in queue name order), and the hint is written again.
+   * The live jobs with this id: in `queue`, or without one wherever they are (ADR 0016: an id is
+   * unique within its queue). A generated id is unique across queues too (ADR 0011): its block's
+   * locator hint names the queue, then one read there -- two round trips however many queues
+   * there are; when the hint misses (expired), every queue is read and the hint written again.
+   * A caller's own id may name a job in several queues: every queue is read, in one pipelined
+   * round trip after the registry's (O(queues) commands; give the queue to read one key).
    */
-  async findJob(id: string, queue?: string): Promise<Job | null> {
-    if (queue) return this.getJob(queue, id)
-    const hint = GENERATED_ID.test(id) ? this.keys.locBlock(idBlock(id)) : this.keys.locId(id)
+  async findJobs(id: string, queue?: string): Promise<Job[]> {
+    if (queue) {
+      const job = await this.getJob(queue, id)
+      return job ? [job] : []
+    }
+    if (!GENERATED_ID.test(id)) return this.readEverywhere(id)
+    const hint = this.keys.locBlock(idBlock(id))
     const hinted = await this.redis.get(hint)
     if (hinted) {
       const job = await this.getJob(hinted, id)
-      if (job) return job
+      if (job) return [job]
     }
-    const queues = (await this.queues()).filter((q) => q !== hinted)
+    const found = await this.readEverywhere(id, hinted)
+    if (found[0]) await this.rehint(hint, found[0].queue, LOC_BLOCK_TTL_S)
+    return found
+  }
+
+  /** The jobs with this id in every queue (but `skip`), in queue name order: one pipelined round. */
+  private async readEverywhere(id: string, skip?: string | null): Promise<Job[]> {
+    const queues = (await this.queues()).filter((q) => q !== skip)
     const p = this.redis.pipeline()
     for (const q of queues) p.hgetall(this.keys.job(q, id))
     const res = (await p.exec()) ?? []
-    for (let i = 0; i < queues.length; i++) {
+    return queues.flatMap((q, i) => {
       const h = res[i]?.[1] as Record<string, string> | undefined
-      if (h?.[F.state]) {
-        await this.rehint(
-          hint,
-          queues[i]!,
-          GENERATED_ID.test(id) ? LOC_BLOCK_TTL_S : this.opts.idempotencyTtlS,
-        )
-        return decodeJob(queues[i]!, h, id)
-      }
-    }
-    return null
+      return h?.[F.state] ? [decodeJob(q, h, id)] : []
+    })
   }
 
   /**
-   * The job added with an idempotency key (its SHA-256), in `queue` or, without one, wherever it
-   * is: through its locator hint, else by reading the key in every queue in one pipelined round
-   * trip (the first queue, in name order, whose key names a live job wins) and hinting again.
+   * The jobs added with an idempotency key (its SHA-256): in `queue`, or without one in every
+   * queue whose key names a job (a key is unique within its queue, ADR 0016), read in one
+   * pipelined round trip after the registry's; in queue name order.
    */
-  async findByIdempotencyKey(keyHash: string, queue?: string): Promise<Job | null> {
-    if (queue) return this.jobOfKey(queue, await this.redis.get(this.keys.idempotency(queue, keyHash)))
-    const hint = this.keys.locIdempotency(keyHash)
-    const hinted = await this.redis.get(hint)
-    if (hinted) {
-      const job = await this.jobOfKey(hinted, await this.redis.get(this.keys.idempotency(hinted, keyHash)))
-      if (job) return job
-    }
-    const queues = (await this.queues()).filter((q) => q !== hinted)
+  async findByIdempotencyKey(keyHash: string, queue?: string): Promise<Job[]> {
+    const queues = queue ? [queue] : await this.queues()
     const p = this.redis.pipeline()
     for (const q of queues) p.get(this.keys.idempotency(q, keyHash))
     const values = ((await p.exec()) ?? []).map((r) => (r[1] as string | null) ?? null)
-    const found = queues.flatMap((q, i) => (values[i] ? [{ q, value: values[i] }] : []))
-    for (const f of found) {
-      const job = await this.jobOfKey(f.q, f.value)
-      if (job) {
-        await this.rehint(hint, f.q, this.opts.idempotencyTtlS)
-        return job
-      }
-    }
-    return null
+    const jobs = await Promise.all(queues.map((q, i) => this.jobOfKey(q, values[i] ?? null)))
+    return jobs.filter((j): j is Job => j !== null)
   }
 
   /**
@@ -962,8 +964,8 @@ export class JobStore {
     cursor?: string | null
     limit: number
   }): Promise<Page<Job>> {
+    const cursor = startAt(q.cursor)
     const queues = q.queue ? [q.queue] : await this.queues()
-    const cursor = q.cursor ? decodeCursor(q.cursor) : null
     // Queued and active jobs have no index: their entries in the ready streams are it (newest
     // first by entry time); the other states have an index zset each.
     const streams = !q.state ? 'all' : STREAM_STATES.includes(q.state) ? q.state : 'none'
@@ -993,8 +995,8 @@ export class JobStore {
     cursor?: string | null
     limit: number
   }): Promise<Page<Job & { dlq_entry: string; failed_at: number }>> {
+    const cursor = startAt(q.cursor)
     const queues = q.queue ? [q.queue] : await this.queues()
-    const cursor = q.cursor ? decodeCursor(q.cursor) : null
     const now = this.clock.now()
     const needle = q.error_contains?.toLowerCase()
     const maxFailedAt = q.older_than_ms === undefined ? '' : Math.max(0, now - q.older_than_ms)

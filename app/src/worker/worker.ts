@@ -57,7 +57,7 @@ export type WorkerSettings = Pick<
   | 'idempotencyTtlS'
   | 'queueForgetS'
 > &
-  Partial<Pick<Config, 'testClockSkewMs'>>
+  Partial<Pick<Config, 'testClockSkewMs' | 'maxQueues'>>
 
 export interface WorkerOptions {
   /** Default: Redis's clock (a RedisClock, ADR 0012). A given clock is used as is. */
@@ -151,6 +151,7 @@ export class Worker {
       eventsMaxLen: settings.eventsMaxLen,
       completedRetentionS: settings.completedRetentionS,
       failedRetentionS: settings.failedRetentionS,
+      maxQueues: settings.maxQueues,
     }
     this.ownClock = opts.clock
       ? undefined
@@ -284,8 +285,9 @@ export class Worker {
         await this.ownClock?.start()
         await connectRedis(this.subscriber, 60_000)
         await Promise.all(this.fetchConns.map((r) => connectRedis(r, 60_000)))
+        // Registered first: a queue beyond MAX_QUEUES stops the start before anything is written for it.
+        for (const q of this.settings.workerQueues) await this.store.registerQueue(q)
         await Promise.all(this.settings.workerQueues.map((q) => this.store.ensureGroups(q)))
-        await this.store.registerQueues(this.settings.workerQueues)
         await this.leases.start()
         await this.subscriber.subscribe(this.store.keys.cancelChannel(), this.store.keys.controlChannel())
         this.state = 'running'

@@ -1,5 +1,6 @@
 /** Dead letters: list with filters, retry one, retry many at a rate (as a job), delete, purge. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
 import { DtqError } from '../../errors.ts'
 import type { DlqRetryPayload } from '../../worker/dlq-retry.ts'
 import { DLQ_RETRY_TASK } from '../../worker/handlers.ts'
@@ -26,6 +27,20 @@ const errors = {
 }
 const DAY = 86_400_000
 
+/**
+ * A preValidation hook: these query parameters, when present, must not be empty. The query's
+ * coercion reads `?older_than_days=` as 0 -- for DELETE /dlq, "purge everything".
+ */
+function notEmpty(...names: string[]) {
+  return async (req: FastifyRequest) => {
+    const q = req.query as Record<string, unknown>
+    for (const n of names) {
+      if (typeof q[n] === 'string' && q[n].trim() === '')
+        throw new DtqError('VALIDATION', `${n} is empty: give a number (0 is every age)`)
+    }
+  }
+}
+
 export const dlqRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { queue, config } = app.dtq
 
@@ -39,6 +54,7 @@ export const dlqRoutes: FastifyPluginAsyncTypebox = async (app) => {
         querystring: DlqQuery,
         response: { 200: DlqPage, ...errors },
       },
+      preValidation: notEmpty('older_than_days'),
     },
     async (req) => {
       const q = req.query
@@ -59,7 +75,7 @@ export const dlqRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { role: 'write' },
       schema: {
         tags: ['dlq'],
-        summary: 'Retry one dead-lettered job (fresh retries)',
+        summary: 'Retry one dead-lettered job (fresh retries; 409 when the id needs its ?queue=)',
         params: IdParams,
         querystring: QueueQuery,
         response: { 200: JobS, ...errors },
@@ -117,14 +133,15 @@ export const dlqRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { role: 'admin' },
       schema: {
         tags: ['dlq'],
-        summary: 'Delete one dead-lettered job',
+        summary:
+          'Delete one dead-lettered job (404 when it is gone -- of racing deletes, one gets 200; 409 when the id needs its ?queue=)',
         params: IdParams,
         querystring: QueueQuery,
         response: { 200: CountReply, ...errors },
       },
     },
     async (req) => {
-      await queue.deleteDlq(req.params.id, req.query.queue)
+      await queue.deleteDlq(req.params.id, req.query.queue) // throws unless this call deleted it
       return { deleted: 1 }
     },
   )
@@ -135,10 +152,12 @@ export const dlqRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { role: 'admin' },
       schema: {
         tags: ['dlq'],
-        summary: 'Delete dead-lettered jobs that failed more than older_than_days ago (0: all)',
+        summary:
+          'Delete dead-lettered jobs that failed more than older_than_days ago (0: all). The value is required: absent or empty is a 400, never 0',
         querystring: PurgeQuery,
         response: { 200: CountReply, ...errors },
       },
+      preValidation: notEmpty('older_than_days'),
     },
     async (req) => ({ deleted: await queue.purgeDlq(req.query.older_than_days, req.query.queue) }),
   )

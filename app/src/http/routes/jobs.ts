@@ -1,14 +1,19 @@
 /** Jobs: create (one, batch), list, get, cancel, retry; and the development generator. */
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { type FastifyPluginAsyncTypebox, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
+import { Compile } from 'typebox/compile'
 import { DtqError } from '../../errors.ts'
+import type { Job } from '../../queue/job.ts'
 import { BulkAddError, type BulkItem, type JobSpec } from '../../queue/queue.ts'
+import { RESERVED_TASK_PREFIX } from '../../queue/validate.ts'
 import {
+  BatchEnvelope,
   BatchFailure,
   BatchReply,
   CancelReply,
   CreateBatch,
   CreateJob,
   type CreateJobDto,
+  describeValidation,
   ErrorReply,
   GenerateJobs,
   GenerateReply,
@@ -35,6 +40,30 @@ function toSpec(b: CreateJobDto): JobSpec {
   return { ...rest, id: job_id }
 }
 
+/** Task types starting `dtq.` are DTQ's own system jobs (POST /dlq/retry makes the redrive's): not for clients. */
+function refuseReserved(taskType: string): void {
+  if (taskType.startsWith(RESERVED_TASK_PREFIX)) {
+    throw new DtqError(
+      'VALIDATION',
+      `task_type ${taskType} is reserved: task types starting with ${RESERVED_TASK_PREFIX} are DTQ's own system jobs`,
+    )
+  }
+}
+
+/** Where a job lives, with its queue: ids are unique within a queue (ADR 0016). */
+const location = (job: Job) => `/jobs/${job.id}?queue=${job.queue}`
+
+/** One batch item checked against CreateJob alone (the batch's schema checks only its envelope). */
+const jobCheck = Compile(CreateJob)
+function checkItem(item: unknown, index: number): JobSpec {
+  if (!jobCheck.Check(item)) {
+    const { message, details } = describeValidation(jobCheck.Errors(item), `body/jobs/${index}`)
+    throw new DtqError('VALIDATION', message, details)
+  }
+  refuseReserved(item.task_type)
+  return toSpec(item)
+}
+
 export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { queue, config } = app.dtq
   const depthCache = new Map<string, { depth: number; at: number }>()
@@ -47,6 +76,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (!c || now - c.at > 250) {
       const depth = await queue.store.queuedCount(queueName)
       c = { depth, at: now }
+      if (depthCache.size >= 2 * config.maxQueues) depthCache.clear() // bounded like the registry
       depthCache.set(queueName, c)
     }
     if (c.depth >= config.queueMaxDepth) {
@@ -67,16 +97,19 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['jobs'],
         summary:
           'Create a job (201), or get the original back for a repeated idempotency key or job_id (200)',
+        description:
+          "Location names the job with its queue (`/jobs/{id}?queue=`): a job_id or an idempotency key is unique within its queue, so the same one in two queues makes two jobs. Task types starting `dtq.` are DTQ's own (400). A new queue beyond MAX_QUEUES is a 409 QUEUE_LIMIT.",
         body: CreateJob,
         response: { 200: JobS, 201: JobS, ...errors },
       },
     },
     async (req, reply) => {
+      refuseReserved(req.body.task_type)
       await admit(req.body.queue ?? config.defaultQueue)
       const { task_type, payload, ...opts } = toSpec(req.body)
       const { job, created } = await queue.add(task_type, payload, opts)
       reply.code(created ? 201 : 200)
-      if (created) reply.header('location', `/jobs/${job.id}`)
+      if (created) reply.header('location', location(job))
       return job
     },
   )
@@ -90,13 +123,15 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         summary:
           "Create many jobs; each item is validated and reported on its own, and each queue's jobs are written all or none",
         description:
-          "Invalid items are rejected (400 in their item) and the others added. Each queue's jobs are written at once, queue after queue. If a write fails (Redis unavailable or out of memory: 503), the reply has that status and the error's `details` is this route's usual reply, saying per item: created, existing, rejected, not_created (nothing of it written: send it again) or unknown (its write may have happened: send it again with a job_id or idempotency_key to be safe). What the reply says exists is exactly what Redis holds.",
+          "Each item is validated on its own against the job schema: an invalid item -- a malformed item (not an object, a field of the wrong type, an unknown field, no task_type) or one with a bad value (a time that does not exist, a reserved task type, a payload too large) -- is rejected in its own item (400, with the usual error) and the others are added. Only a malformed envelope fails the whole request with 400: a body that is not an object holding a non-empty `jobs` array (at most BATCH_MAX_JOBS items) and nothing else. Each queue's jobs are written at once, queue after queue. If a write fails (Redis unavailable or out of memory: 503), the reply has that status and the error's `details` is this route's usual reply, saying per item: created, existing, rejected, not_created (nothing of it written: send it again) or unknown (its write may have happened: send it again with a job_id or idempotency_key to be safe). What the reply says exists is exactly what Redis holds.",
         body: CreateBatch,
         response: { 200: BatchReply, ...errors, 500: BatchFailure, 503: BatchFailure },
       },
+      // The schema above is what the OpenAPI shows; the request itself is checked as an envelope.
+      validatorCompiler: (route) => TypeBoxValidatorCompiler({ ...route, schema: BatchEnvelope }),
     },
     async (req, reply) => {
-      const jobs = req.body.jobs
+      const jobs: unknown[] = req.body.jobs
       if (jobs.length > config.batchMaxJobs) {
         throw new DtqError('VALIDATION', `at most ${config.batchMaxJobs} jobs per batch (got ${jobs.length})`)
       }
@@ -105,15 +140,17 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       jobs.forEach((j, index) => {
         try {
           // Validate each item alone so one bad item does not sink the others.
-          queue.validate(toSpec(j))
-          valid.push({ index, spec: toSpec(j) })
+          const spec = checkItem(j, index)
+          queue.validate(spec)
+          valid.push({ index, spec })
         } catch (err) {
           const e = err as DtqError
+          const error = { error: 'Bad Request', code: e.code, message: e.message }
           items[index] = {
             index,
             status: 400,
             outcome: 'rejected',
-            error: { error: 'Bad Request', code: e.code, message: e.message },
+            error: e.details === undefined ? error : { ...error, details: e.details },
           }
         }
       })
@@ -174,8 +211,8 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (req) => {
       const q = req.query
       if (q.idempotency_key !== undefined) {
-        const job = await queue.findByIdempotencyKey(q.idempotency_key, q.queue)
-        return { items: job ? [job] : [], next_cursor: null }
+        // A key is unique within its queue: without one, the job of each queue that has it.
+        return { items: await queue.jobsByIdempotencyKey(q.idempotency_key, q.queue), next_cursor: null }
       }
       return queue.listJobs({
         queue: q.queue,
@@ -193,7 +230,8 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { role: 'read' },
       schema: {
         tags: ['jobs'],
-        summary: 'One job, with its log',
+        summary:
+          'One job, with its log (409 AMBIGUOUS_JOB_ID without ?queue= when the id names a job in several queues)',
         params: IdParams,
         querystring: QueueQuery,
         response: { 200: JobDetail, ...errors },
@@ -211,7 +249,8 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { role: 'write' },
       schema: {
         tags: ['jobs'],
-        summary: 'Cancel a job: at once when waiting, by request when running (409 when finished)',
+        summary:
+          'Cancel a job: at once when waiting, by request when running (409 when finished, or when the id needs its ?queue=)',
         params: IdParams,
         querystring: QueueQuery,
         response: { 200: CancelReply, 202: CancelReply, ...errors },
@@ -230,7 +269,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { role: 'write' },
       schema: {
         tags: ['jobs'],
-        summary: 'Run a failed or cancelled job again (409 otherwise)',
+        summary: 'Run a failed or cancelled job again (409 otherwise, or when the id needs its ?queue=)',
         params: IdParams,
         querystring: QueueQuery,
         response: { 200: JobS, ...errors },
@@ -254,6 +293,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       async (req, reply) => {
         const b = req.body
         const taskType = b.task_type ?? 'synthetic'
+        refuseReserved(taskType)
         const queueName = b.queue ?? config.defaultQueue
         const template = b.payload_template ?? { duration_ms: 50, failure_rate: 0 }
         let created = 0

@@ -2,6 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { DtqError } from '../../errors.ts'
+import { bearerToken } from '../auth.ts'
 import { engineMetrics } from '../metrics.ts'
 import { ErrorReply, HealthReply, StatsReply } from '../schemas.ts'
 
@@ -91,9 +92,7 @@ export const systemRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (req) => {
-      const header = req.headers.authorization
-      const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : ''
-      const role = auth.required ? auth.roleOf(token) : 'admin'
+      const role = auth.required ? auth.roleOf(bearerToken(req.headers.authorization) ?? '') : 'admin'
       if (!role) throw new DtqError('UNAUTHORIZED')
       return { role, auth_required: auth.required, environment: config.environment }
     },

@@ -3,7 +3,8 @@
   ARGV[5]   mode: 'ids' or 'before'
   ARGV[6]   'ids': number of ids n, then n ids in ARGV[7..]
             'before': ms; deletes at most ARGV[7] of the oldest entries failed before it
-  Returns   number of jobs deleted
+  Returns   number of jobs deleted (a racing second delete of a job gets 0; an entry whose job
+            is already gone is removed without being counted)
   Emits     deleted
 ]]
 local deleted = 0
@@ -14,8 +15,8 @@ local function drop(id, dlq_entry)
     redis.call('DEL', k_job(id), k_logs(id))
     redis.call('ZREM', k_idx('failed'), id)
     emit(id, 'deleted', '')
+    deleted = deleted + 1
   end
-  deleted = deleted + 1
 end
 
 if ARGV[5] == 'ids' then
