@@ -3,16 +3,9 @@
 import type { JobDto } from '@dtq/app/schemas'
 import { useState } from 'react'
 import { Link, useSearchParams } from 'react-router'
-import {
-  Card,
-  ConfirmButton,
-  Empty,
-  ErrorBox,
-  FilterInput,
-  Loading,
-  Pager,
-  StateBadge,
-} from '../../components/ui'
+import { type Column, DataTable, selectColumn } from '../../components/DataTable'
+import { QueryState } from '../../components/QueryState'
+import { Card, ConfirmButton, FilterInput, Pager, StateBadge } from '../../components/ui'
 import { useAuth } from '../../lib/auth'
 import { ago } from '../../lib/format'
 import { useBulk } from './api/job-actions'
@@ -51,9 +44,33 @@ export function JobsPage() {
     setParams(next)
   }
 
-  const rows: JobDto[] | undefined = term ? search.data : list.data?.items
-  const loading = term ? search.isPending : list.isPending
-  const error = term ? search.error : list.error
+  const columns: Column<JobDto>[] = [
+    selectColumn({
+      selected,
+      onChange: setSelected,
+      label: (j) => `select job ${j.id}`,
+      allLabel: 'select all',
+    }),
+    {
+      header: 'Job',
+      className: 'mono',
+      cell: (j) => <Link to={`/jobs/${encodeURIComponent(j.id)}`}>{j.id}</Link>,
+    },
+    { header: 'Type', cell: (j) => j.task_type },
+    { header: 'Queue', cell: (j) => j.queue },
+    { header: 'State', cell: (j) => <StateBadge state={j.state} /> },
+    { header: 'Attempts', cell: (j) => j.attempts },
+    {
+      header: 'Updated',
+      cellTitle: (j) => new Date(j.updated_at).toLocaleString(),
+      cell: (j) => ago(j.updated_at),
+    },
+    {
+      header: 'Error',
+      className: 'error-text',
+      cell: (j) => (j.state === 'failed' || j.state === 'retrying' ? j.error : ''),
+    },
+  ]
 
   const runBulk = async (kind: 'cancel' | 'retry') => {
     const r = await (kind === 'cancel' ? bulkCancel : bulkRetry).mutateAsync([...selected])
@@ -127,73 +144,14 @@ export function JobsPage() {
         </ConfirmButton>
       </fieldset>
 
-      {loading ? (
-        <Loading what="Loading jobs" />
-      ) : error ? (
-        <ErrorBox error={error} retry={() => (term ? search.refetch() : list.refetch())} />
-      ) : !rows?.length ? (
-        <Empty>
-          {term ? `No job with id or idempotency key “${term}”.` : 'No jobs match these filters.'}
-        </Empty>
-      ) : (
-        <div className="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th>
-                  <input
-                    type="checkbox"
-                    aria-label="select all"
-                    checked={rows.every((j) => selected.has(j.id))}
-                    onChange={(e) =>
-                      setSelected(e.target.checked ? new Set(rows.map((j) => j.id)) : new Set())
-                    }
-                  />
-                </th>
-                <th>Job</th>
-                <th>Type</th>
-                <th>Queue</th>
-                <th>State</th>
-                <th>Attempts</th>
-                <th>Updated</th>
-                <th>Error</th>
-              </tr>
-            </thead>
-            <tbody>
-              {rows.map((j) => (
-                <tr key={`${j.queue}/${j.id}`}>
-                  <td>
-                    <input
-                      type="checkbox"
-                      aria-label={`select job ${j.id}`}
-                      checked={selected.has(j.id)}
-                      onChange={(e) => {
-                        const next = new Set(selected)
-                        if (e.target.checked) next.add(j.id)
-                        else next.delete(j.id)
-                        setSelected(next)
-                      }}
-                    />
-                  </td>
-                  <td className="mono">
-                    <Link to={`/jobs/${encodeURIComponent(j.id)}`}>{j.id}</Link>
-                  </td>
-                  <td>{j.task_type}</td>
-                  <td>{j.queue}</td>
-                  <td>
-                    <StateBadge state={j.state} />
-                  </td>
-                  <td>{j.attempts}</td>
-                  <td title={new Date(j.updated_at).toLocaleString()}>{ago(j.updated_at)}</td>
-                  <td className="error-text">
-                    {j.state === 'failed' || j.state === 'retrying' ? j.error : ''}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+      <QueryState
+        query={term ? search : list}
+        loading="Loading jobs"
+        isEmpty={(d) => !d.items.length}
+        empty={term ? `No job with id or idempotency key “${term}”.` : 'No jobs match these filters.'}
+      >
+        {(d) => <DataTable rows={d.items} columns={columns} rowKey={(j) => `${j.queue}/${j.id}`} />}
+      </QueryState>
       {!term && (
         <Pager
           onPrev={
