@@ -2,12 +2,13 @@
  * at a chosen rate; delete; purge older than N days. Every destructive action is confirmed. */
 import type { DlqJobDto } from '@dtq/app/schemas'
 import { useMemo, useState } from 'react'
-import { Link, useSearchParams } from 'react-router'
+import { Link } from 'react-router'
 import { type Column, DataTable, selectColumn } from '../../components/DataTable'
 import { QueryState } from '../../components/QueryState'
 import { Card, ConfirmButton, ErrorBox, FilterInput } from '../../components/ui'
 import { useAuth } from '../../lib/auth'
 import { ago, num } from '../../lib/format'
+import { useUrlParams } from '../../lib/url-params'
 import { useDeleteDead, useDlq, usePurge, useRetryDead, useRetryMatching } from './api/dlq'
 
 interface Group {
@@ -32,12 +33,12 @@ function groupBy(items: DlqJobDto[]): Group[] {
 }
 
 export function DlqPage() {
-  const [params, setParams] = useSearchParams()
+  const { get, update } = useUrlParams()
   const filters = {
-    queue: params.get('queue') ?? undefined,
-    task_type: params.get('type') ?? undefined,
-    error: params.get('error') ?? undefined,
-    older_than_days: params.get('older') ?? undefined,
+    queue: get('queue'),
+    task_type: get('type'),
+    error: get('error'),
+    older_than_days: get('older'),
   }
   const q = useDlq(filters)
   const { can } = useAuth()
@@ -51,10 +52,7 @@ export function DlqPage() {
   const [notice, setNotice] = useState<string | null>(null)
   const groups = useMemo(() => groupBy(q.data?.items ?? []), [q.data])
   const set = (k: string, v?: string) => {
-    const next = new URLSearchParams(params)
-    if (v) next.set(k, v)
-    else next.delete(k)
-    setParams(next)
+    update({ [k]: v })
     setSelected(new Set())
   }
   const err = retry.error ?? del.error ?? retryMatching.error ?? purge.error
@@ -76,12 +74,7 @@ export function DlqPage() {
         <button
           type="button"
           className="link"
-          onClick={() => {
-            const next = new URLSearchParams(params)
-            next.set('type', g.task_type)
-            next.set('error', g.error.slice(0, 200))
-            setParams(next)
-          }}
+          onClick={() => update({ type: g.task_type, error: g.error.slice(0, 200) })}
         >
           Show only these
         </button>

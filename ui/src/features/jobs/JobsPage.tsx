@@ -2,12 +2,13 @@
  * page with a cursor, select rows for bulk cancel / retry. */
 import type { JobDto } from '@dtq/app/schemas'
 import { useState } from 'react'
-import { Link, useSearchParams } from 'react-router'
+import { Link } from 'react-router'
 import { type Column, DataTable, selectColumn } from '../../components/DataTable'
 import { QueryState } from '../../components/QueryState'
 import { Card, ConfirmButton, FilterInput, Pager, StateBadge } from '../../components/ui'
 import { useAuth } from '../../lib/auth'
 import { ago } from '../../lib/format'
+import { useUrlParams } from '../../lib/url-params'
 import { useBulk } from './api/job-actions'
 import { useJobs } from './api/list-jobs'
 import { useJobSearch } from './api/search-jobs'
@@ -15,14 +16,14 @@ import { useJobSearch } from './api/search-jobs'
 const STATES = ['queued', 'scheduled', 'active', 'retrying', 'completed', 'failed', 'cancelled']
 
 export function JobsPage() {
-  const [params, setParams] = useSearchParams()
+  const { get, update } = useUrlParams()
   const filters = {
-    status: params.get('status') ?? undefined,
-    task_type: params.get('type') ?? undefined,
-    queue: params.get('queue') ?? undefined,
-    cursor: params.get('cursor') ?? undefined,
+    status: get('status'),
+    task_type: get('type'),
+    queue: get('queue'),
+    cursor: get('cursor'),
   }
-  const term = params.get('q') ?? ''
+  const term = get('q') ?? ''
   const [history, setHistory] = useState<string[]>([])
   const [selected, setSelected] = useState<Set<string>>(new Set())
   const list = useJobs(filters)
@@ -32,16 +33,11 @@ export function JobsPage() {
   const bulkRetry = useBulk('retry')
   const [notice, setNotice] = useState<string | null>(null)
 
+  /** Changes one parameter and clears the selection; a new filter starts from the first page. */
   const set = (k: string, v: string | undefined) => {
-    const next = new URLSearchParams(params)
-    if (v) next.set(k, v)
-    else next.delete(k)
-    if (k !== 'cursor') {
-      next.delete('cursor')
-      setHistory([])
-    }
+    if (k !== 'cursor') setHistory([])
     setSelected(new Set())
-    setParams(next)
+    update(k === 'cursor' ? { cursor: v } : { [k]: v, cursor: undefined })
   }
 
   const columns: Column<JobDto>[] = [
@@ -157,13 +153,8 @@ export function JobsPage() {
           onPrev={
             history.length
               ? () => {
-                  const prev = history.slice(0, -1)
-                  setHistory(prev)
-                  const next = new URLSearchParams(params)
-                  const c = history[history.length - 1]
-                  if (c) next.set('cursor', c)
-                  else next.delete('cursor')
-                  setParams(next)
+                  setHistory(history.slice(0, -1))
+                  update({ cursor: history[history.length - 1] })
                 }
               : undefined
           }
