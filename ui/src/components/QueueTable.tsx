@@ -1,74 +1,65 @@
-/** Queues with depth per priority, pending, delayed, lag, oldest waiting job, paused. */
+/** Queues with depth per priority, pending, delayed, lag, oldest waiting job, paused; pause and
+ * resume (admins). */
 import type { QueueStatsDto } from '@dtq/app/schemas'
+import { useAuth } from '../lib/auth'
 import { duration, num } from '../lib/format'
+import { usePauseQueue } from '../lib/queue-actions'
+import { type Column, DataTable } from './DataTable'
+import { ErrorBox } from './ui'
 
-export function QueueTable({
-  queues,
-  canPause,
-  onToggle,
-}: {
-  queues: QueueStatsDto[]
-  canPause: boolean
-  onToggle: (queue: string, pause: boolean) => void
-}) {
+const sum = (q: QueueStatsDto, field: 'lag' | 'pending') =>
+  q.streams.high[field] + q.streams.normal[field] + q.streams.low[field]
+
+export function QueueTable({ queues }: { queues: QueueStatsDto[] }) {
+  const pause = usePauseQueue()
+  const { can } = useAuth()
+  const columns: Column<QueueStatsDto>[] = [
+    { header: 'Queue', cell: (q) => <strong>{q.queue}</strong> },
+    {
+      header: 'Waiting (h / n / l)',
+      headerTitle: 'waiting per priority: high / normal / low',
+      cell: ({ streams: s }) => (
+        <>
+          {num(s.high.lag)} / {num(s.normal.lag)} / {num(s.low.lag)}
+        </>
+      ),
+    },
+    { header: 'Running', cell: (q) => num(sum(q, 'pending')) },
+    { header: 'Delayed', cell: (q) => num(q.delayed) },
+    { header: 'Lag', cell: (q) => num(sum(q, 'lag')) },
+    {
+      header: 'Oldest waiting',
+      cell: (q) => (q.oldest_waiting_ms === null ? '—' : duration(q.oldest_waiting_ms)),
+    },
+    { header: 'DLQ', cell: (q) => num(q.dlq) },
+    {
+      header: 'State',
+      cell: (q) =>
+        q.paused ? (
+          <span className="badge state-cancelled">paused</span>
+        ) : (
+          <span className="badge state-completed">running</span>
+        ),
+    },
+    {
+      header: 'Actions',
+      hideHeader: true,
+      cell: (q) => (
+        <button
+          type="button"
+          disabled={!can('admin')}
+          onClick={() => pause.mutate({ queue: q.queue, pause: !q.paused })}
+          aria-label={`${q.paused ? 'Resume' : 'Pause'} queue ${q.queue}`}
+        >
+          {q.paused ? 'Resume' : 'Pause'}
+        </button>
+      ),
+    },
+  ]
   return (
-    <div className="table-wrap">
-      <table>
-        <thead>
-          <tr>
-            <th>Queue</th>
-            <th title="waiting per priority: high / normal / low">Waiting (h / n / l)</th>
-            <th>Running</th>
-            <th>Delayed</th>
-            <th>Lag</th>
-            <th>Oldest waiting</th>
-            <th>DLQ</th>
-            <th>State</th>
-            <th>
-              <span className="sr-only">Actions</span>
-            </th>
-          </tr>
-        </thead>
-        <tbody>
-          {queues.map((q) => {
-            const s = q.streams
-            const lag = s.high.lag + s.normal.lag + s.low.lag
-            const pending = s.high.pending + s.normal.pending + s.low.pending
-            return (
-              <tr key={q.queue}>
-                <td>
-                  <strong>{q.queue}</strong>
-                </td>
-                <td>
-                  {num(s.high.lag)} / {num(s.normal.lag)} / {num(s.low.lag)}
-                </td>
-                <td>{num(pending)}</td>
-                <td>{num(q.delayed)}</td>
-                <td>{num(lag)}</td>
-                <td>{q.oldest_waiting_ms === null ? '—' : duration(q.oldest_waiting_ms)}</td>
-                <td>{num(q.dlq)}</td>
-                <td>
-                  {q.paused ? (
-                    <span className="badge state-cancelled">paused</span>
-                  ) : (
-                    <span className="badge state-completed">running</span>
-                  )}
-                </td>
-                <td>
-                  <button
-                    type="button"
-                    disabled={!canPause}
-                    onClick={() => onToggle(q.queue, !q.paused)}
-                    aria-label={`${q.paused ? 'Resume' : 'Pause'} queue ${q.queue}`}
-                  >
-                    {q.paused ? 'Resume' : 'Pause'}
-                  </button>
-                </td>
-              </tr>
-            )
-          })}
-        </tbody>
-      </table>
-    </div>
+    <>
+      {pause.error && <ErrorBox error={pause.error} />}
+      <DataTable rows={queues} columns={columns} rowKey={(q) => q.queue} />
+    </>
   )
 }

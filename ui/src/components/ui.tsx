@@ -1,4 +1,5 @@
-/** Shared building blocks: states (loading, empty, error), badges, buttons, confirm dialog. */
+/** Shared building blocks: the pieces of the data states (loading, empty, error; pages draw them through
+ * QueryState), badges, buttons, confirm dialog. */
 import { type ReactNode, useRef, useState } from 'react'
 import { allExpanded, darkStyles, defaultStyles, JsonView as Json } from 'react-json-view-lite'
 import 'react-json-view-lite/dist/index.css'

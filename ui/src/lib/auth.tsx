@@ -6,6 +6,7 @@
 import { useQuery, useQueryClient } from '@tanstack/react-query'
 import { createContext, type ReactNode, useContext, useMemo } from 'react'
 import { ApiError, api, tokenStore } from './api'
+import { queryKeys } from './query-keys'
 
 export type Role = 'read' | 'write' | 'admin'
 const RANK: Record<Role, number> = { read: 1, write: 2, admin: 3 }
@@ -28,12 +29,11 @@ interface Auth {
 }
 
 const AuthContext = createContext<Auth | null>(null)
-export const whoamiKey = ['auth', 'whoami'] as const
 
 export function AuthProvider({ children }: { children: ReactNode }) {
   const qc = useQueryClient()
   const q = useQuery({
-    queryKey: whoamiKey,
+    queryKey: queryKeys.whoami,
     queryFn: ({ signal }) => api<WhoAmI>('/auth/whoami', { signal }),
     retry: (n, err) => !(err instanceof ApiError && err.status === 401) && n < 2,
     staleTime: 60_000,
@@ -51,13 +51,13 @@ export function AuthProvider({ children }: { children: ReactNode }) {
       async signIn(token) {
         const who = await fetchWhoami(token)
         tokenStore.set(token)
-        qc.setQueryData(whoamiKey, who)
+        qc.setQueryData(queryKeys.whoami, who)
         await qc.invalidateQueries()
       },
       signOut() {
         tokenStore.clear()
         qc.clear()
-        void qc.invalidateQueries({ queryKey: whoamiKey })
+        void qc.invalidateQueries({ queryKey: queryKeys.whoami })
       },
     }
   }, [q.data, q.error, q.isPending, qc])

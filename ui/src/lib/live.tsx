@@ -8,6 +8,7 @@ import { useQueryClient } from '@tanstack/react-query'
 import { createParser } from 'eventsource-parser'
 import { createContext, type ReactNode, useContext, useEffect, useRef, useState } from 'react'
 import { API_BASE, authHeaders } from './api'
+import { liveRoots } from './query-keys'
 
 export type LiveState = 'connecting' | 'live' | 'polling' | 'paused'
 
@@ -21,9 +22,6 @@ interface Live {
 
 const LiveContext = createContext<Live>({ state: 'connecting', pollMs: false, lastEventAt: 0 })
 export const useLive = () => useContext(LiveContext)
-
-/** Top-level query keys the events touch (each feature's key factory starts with one). */
-const LIVE_KEYS = ['jobs', 'job', 'dlq', 'stats', 'queues', 'workers'] as const
 
 export function LiveProvider({ children, enabled }: { children: ReactNode; enabled: boolean }) {
   const qc = useQueryClient()
@@ -43,7 +41,7 @@ export function LiveProvider({ children, enabled }: { children: ReactNode; enabl
       if (flushTimer) return
       flushTimer = setTimeout(() => {
         flushTimer = undefined
-        for (const k of LIVE_KEYS) void qc.invalidateQueries({ queryKey: [k] })
+        for (const queryKey of liveRoots) void qc.invalidateQueries({ queryKey })
         setLastEventAt(Date.now())
       }, 400)
     }

@@ -1,21 +1,25 @@
 /** Dashboard: counts by state, throughput over the last hour, queues, DLQ depth, live workers. */
+import type { StatsDto } from '@dtq/app/schemas'
 import { Link } from 'react-router'
+import { QueryState } from '../../components/QueryState'
 import { QueueTable } from '../../components/QueueTable'
 import { ThroughputChart } from '../../components/ThroughputChart'
-import { Card, ErrorBox, Loading } from '../../components/ui'
-import { useAuth } from '../../lib/auth'
+import { Card } from '../../components/ui'
 import { num } from '../../lib/format'
-import { usePauseQueue, useStats } from './api/stats'
+import { useStats } from './api/stats'
 
 const STATES = ['queued', 'scheduled', 'active', 'retrying', 'completed', 'failed', 'cancelled'] as const
 
 export function DashboardPage() {
   const q = useStats()
-  const pause = usePauseQueue()
-  const { can } = useAuth()
-  if (q.isPending) return <Loading what="Loading the dashboard" />
-  if (q.error) return <ErrorBox error={q.error} retry={() => q.refetch()} />
-  const s = q.data
+  return (
+    <QueryState query={q} loading="Loading the dashboard">
+      {(s) => <Dashboard s={s} />}
+    </QueryState>
+  )
+}
+
+function Dashboard({ s }: { s: StatsDto }) {
   return (
     <div className="stack">
       <section className="tiles" aria-label="jobs by state">
@@ -38,13 +42,8 @@ export function DashboardPage() {
         <ThroughputChart points={s.throughput} />
       </Card>
       <Card title="Queues">
-        {pause.error && <ErrorBox error={pause.error} />}
         {s.queues.length ? (
-          <QueueTable
-            queues={s.queues}
-            canPause={can('admin')}
-            onToggle={(queue, p) => pause.mutate({ queue, pause: p })}
-          />
+          <QueueTable queues={s.queues} />
         ) : (
           <p className="muted">
             No queues yet. <Link to="/jobs/new">Create a job</Link>.

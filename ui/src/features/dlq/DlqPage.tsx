@@ -2,10 +2,13 @@
  * at a chosen rate; delete; purge older than N days. Every destructive action is confirmed. */
 import type { DlqJobDto } from '@dtq/app/schemas'
 import { useMemo, useState } from 'react'
-import { Link, useSearchParams } from 'react-router'
-import { Card, ConfirmButton, Empty, ErrorBox, FilterInput, Loading } from '../../components/ui'
+import { Link } from 'react-router'
+import { type Column, DataTable, selectColumn } from '../../components/DataTable'
+import { QueryState } from '../../components/QueryState'
+import { Card, ConfirmButton, ErrorBox, FilterInput } from '../../components/ui'
 import { useAuth } from '../../lib/auth'
 import { ago, num } from '../../lib/format'
+import { useUrlParams } from '../../lib/url-params'
 import { useDeleteDead, useDlq, usePurge, useRetryDead, useRetryMatching } from './api/dlq'
 
 interface Group {
@@ -30,12 +33,12 @@ function groupBy(items: DlqJobDto[]): Group[] {
 }
 
 export function DlqPage() {
-  const [params, setParams] = useSearchParams()
+  const { get, update } = useUrlParams()
   const filters = {
-    queue: params.get('queue') ?? undefined,
-    task_type: params.get('type') ?? undefined,
-    error: params.get('error') ?? undefined,
-    older_than_days: params.get('older') ?? undefined,
+    queue: get('queue'),
+    task_type: get('type'),
+    error: get('error'),
+    older_than_days: get('older'),
   }
   const q = useDlq(filters)
   const { can } = useAuth()
@@ -49,13 +52,67 @@ export function DlqPage() {
   const [notice, setNotice] = useState<string | null>(null)
   const groups = useMemo(() => groupBy(q.data?.items ?? []), [q.data])
   const set = (k: string, v?: string) => {
-    const next = new URLSearchParams(params)
-    if (v) next.set(k, v)
-    else next.delete(k)
-    setParams(next)
+    update({ [k]: v })
     setSelected(new Set())
   }
   const err = retry.error ?? del.error ?? retryMatching.error ?? purge.error
+  /** Applies a mutation to the selected dead letters, says how many, clears the selection. */
+  const onSelected = async (m: typeof retry, done: string) => {
+    const n = await m.mutateAsync([...selected])
+    setNotice(`${done} ${n} job(s).`)
+    setSelected(new Set())
+  }
+  const groupColumns: Column<Group>[] = [
+    { header: 'Type', cell: (g) => g.task_type },
+    { header: 'Error', className: 'error-text', cell: (g) => g.error },
+    { header: 'Count', cell: (g) => num(g.count) },
+    { header: 'Newest', cell: (g) => ago(g.newest) },
+    {
+      header: 'Actions',
+      hideHeader: true,
+      cell: (g) => (
+        <button
+          type="button"
+          className="link"
+          onClick={() => update({ type: g.task_type, error: g.error.slice(0, 200) })}
+        >
+          Show only these
+        </button>
+      ),
+    },
+  ]
+  const jobColumns: Column<DlqJobDto>[] = [
+    selectColumn({
+      selected,
+      onChange: setSelected,
+      label: (j) => `select dead letter ${j.id}`,
+      allLabel: 'select all dead letters',
+    }),
+    {
+      header: 'Job',
+      className: 'mono',
+      cell: (j) => <Link to={`/jobs/${encodeURIComponent(j.id)}`}>{j.id}</Link>,
+    },
+    { header: 'Type', cell: (j) => j.task_type },
+    { header: 'Queue', cell: (j) => j.queue },
+    { header: 'Attempts', cell: (j) => j.attempts },
+    { header: 'Failed', cell: (j) => ago(j.failed_at) },
+    { header: 'Error', className: 'error-text', cell: (j) => j.error },
+    {
+      header: 'Actions',
+      hideHeader: true,
+      cell: (j) => (
+        <button
+          type="button"
+          disabled={!can('write')}
+          onClick={() => retry.mutate([j.id])}
+          aria-label={`retry ${j.id}`}
+        >
+          Retry
+        </button>
+      ),
+    },
+  ]
 
   return (
     <div className="stack">
@@ -113,11 +170,7 @@ export function DlqPage() {
             title="Retry selected"
             body={`Retry ${selected.size} selected dead letter(s) now?`}
             confirmLabel="Retry"
-            onConfirm={async () => {
-              const n = await retry.mutateAsync([...selected])
-              setNotice(`Retried ${n} job(s).`)
-              setSelected(new Set())
-            }}
+            onConfirm={() => onSelected(retry, 'Retried')}
           >
             Retry selected
           </ConfirmButton>
@@ -127,11 +180,7 @@ export function DlqPage() {
             title="Delete selected"
             body={`Delete ${selected.size} dead letter(s) for good?`}
             confirmLabel="Delete"
-            onConfirm={async () => {
-              const n = await del.mutateAsync([...selected])
-              setNotice(`Deleted ${n} job(s).`)
-              setSelected(new Set())
-            }}
+            onConfirm={() => onSelected(del, 'Deleted')}
           >
             Delete selected
           </ConfirmButton>
@@ -165,123 +214,23 @@ export function DlqPage() {
         </div>
       </Card>
 
-      {q.isPending ? (
-        <Loading what="Loading dead letters" />
-      ) : q.error ? (
-        <ErrorBox error={q.error} retry={() => q.refetch()} />
-      ) : !q.data.items.length ? (
-        <Empty>No dead letters{Object.values(filters).some(Boolean) ? ' match these filters' : ''}. </Empty>
-      ) : (
-        <>
-          <Card title={`Grouped by error (${num(q.data.items.length)}${q.data.next_cursor ? '+' : ''})`}>
-            <div className="table-wrap">
-              <table>
-                <thead>
-                  <tr>
-                    <th>Type</th>
-                    <th>Error</th>
-                    <th>Count</th>
-                    <th>Newest</th>
-                    <th>
-                      <span className="sr-only">Actions</span>
-                    </th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {groups.map((g) => (
-                    <tr key={g.key}>
-                      <td>{g.task_type}</td>
-                      <td className="error-text">{g.error}</td>
-                      <td>{num(g.count)}</td>
-                      <td>{ago(g.newest)}</td>
-                      <td>
-                        <button
-                          type="button"
-                          className="link"
-                          onClick={() => {
-                            const next = new URLSearchParams(params)
-                            next.set('type', g.task_type)
-                            next.set('error', g.error.slice(0, 200))
-                            setParams(next)
-                          }}
-                        >
-                          Show only these
-                        </button>
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
-          </Card>
-          <Card title="Jobs">
-            <div className="table-wrap">
-              <table>
-                <thead>
-                  <tr>
-                    <th>
-                      <input
-                        type="checkbox"
-                        aria-label="select all dead letters"
-                        checked={q.data.items.every((j) => selected.has(j.id))}
-                        onChange={(e) =>
-                          setSelected(e.target.checked ? new Set(q.data.items.map((j) => j.id)) : new Set())
-                        }
-                      />
-                    </th>
-                    <th>Job</th>
-                    <th>Type</th>
-                    <th>Queue</th>
-                    <th>Attempts</th>
-                    <th>Failed</th>
-                    <th>Error</th>
-                    <th>
-                      <span className="sr-only">Actions</span>
-                    </th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {q.data.items.map((j) => (
-                    <tr key={`${j.queue}/${j.id}`}>
-                      <td>
-                        <input
-                          type="checkbox"
-                          aria-label={`select dead letter ${j.id}`}
-                          checked={selected.has(j.id)}
-                          onChange={(e) => {
-                            const next = new Set(selected)
-                            if (e.target.checked) next.add(j.id)
-                            else next.delete(j.id)
-                            setSelected(next)
-                          }}
-                        />
-                      </td>
-                      <td className="mono">
-                        <Link to={`/jobs/${encodeURIComponent(j.id)}`}>{j.id}</Link>
-                      </td>
-                      <td>{j.task_type}</td>
-                      <td>{j.queue}</td>
-                      <td>{j.attempts}</td>
-                      <td>{ago(j.failed_at)}</td>
-                      <td className="error-text">{j.error}</td>
-                      <td>
-                        <button
-                          type="button"
-                          disabled={!can('write')}
-                          onClick={() => retry.mutate([j.id])}
-                          aria-label={`retry ${j.id}`}
-                        >
-                          Retry
-                        </button>
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
-          </Card>
-        </>
-      )}
+      <QueryState
+        query={q}
+        loading="Loading dead letters"
+        isEmpty={(d) => !d.items.length}
+        empty={<>No dead letters{Object.values(filters).some(Boolean) ? ' match these filters' : ''}. </>}
+      >
+        {(d) => (
+          <>
+            <Card title={`Grouped by error (${num(d.items.length)}${d.next_cursor ? '+' : ''})`}>
+              <DataTable rows={groups} columns={groupColumns} rowKey={(g) => g.key} />
+            </Card>
+            <Card title="Jobs">
+              <DataTable rows={d.items} columns={jobColumns} rowKey={(j) => `${j.queue}/${j.id}`} />
+            </Card>
+          </>
+        )}
+      </QueryState>
     </div>
   )
 }

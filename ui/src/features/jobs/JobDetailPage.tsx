@@ -3,11 +3,12 @@
 import type { JobDto } from '@dtq/app/schemas'
 import { useState } from 'react'
 import { Link, useParams } from 'react-router'
-import { Card, ConfirmButton, ErrorBox, JsonView, Loading, Progress, StateBadge } from '../../components/ui'
-import { API_BASE, ApiError } from '../../lib/api'
+import { QueryState } from '../../components/QueryState'
+import { Card, ConfirmButton, ErrorBox, JsonView, Progress, StateBadge } from '../../components/ui'
+import { API_BASE } from '../../lib/api'
 import { useAuth } from '../../lib/auth'
 import { ago, duration, time } from '../../lib/format'
-import { useJob } from './api/get-job'
+import { type JobDetail, useJob } from './api/get-job'
 import { useCancelJob, useRetryJob } from './api/job-actions'
 
 export function curlFor(job: JobDto, authRequired: boolean): string {
@@ -33,26 +34,29 @@ export function curlFor(job: JobDto, authRequired: boolean): string {
 export function JobDetailPage() {
   const { id = '' } = useParams()
   const q = useJob(id)
-  const { can, authRequired } = useAuth()
-  const cancel = useCancelJob()
-  const retry = useRetryJob()
-  const [copied, setCopied] = useState(false)
-
-  if (q.isPending) return <Loading what="Loading job" />
-  if (q.error) {
-    if (q.error instanceof ApiError && q.error.status === 404) {
-      return (
+  return (
+    <QueryState
+      query={q}
+      loading="Loading job"
+      notFound={
         <Card title="Job not found">
           <p>
             No job <code>{id}</code>: it never existed, or it finished and its retention passed.{' '}
             <Link to="/jobs">Back to jobs</Link>
           </p>
         </Card>
-      )
-    }
-    return <ErrorBox error={q.error} retry={() => q.refetch()} />
-  }
-  const job = q.data
+      }
+    >
+      {(job) => <JobView job={job} />}
+    </QueryState>
+  )
+}
+
+function JobView({ job }: { job: JobDetail }) {
+  const { can, authRequired } = useAuth()
+  const cancel = useCancelJob()
+  const retry = useRetryJob()
+  const [copied, setCopied] = useState(false)
   const cancellable = ['queued', 'scheduled', 'retrying', 'active'].includes(job.state)
   const retryable = ['failed', 'cancelled'].includes(job.state)
   const curl = curlFor(job, authRequired)

@@ -2,19 +2,13 @@
  * page with a cursor, select rows for bulk cancel / retry. */
 import type { JobDto } from '@dtq/app/schemas'
 import { useState } from 'react'
-import { Link, useSearchParams } from 'react-router'
-import {
-  Card,
-  ConfirmButton,
-  Empty,
-  ErrorBox,
-  FilterInput,
-  Loading,
-  Pager,
-  StateBadge,
-} from '../../components/ui'
+import { Link } from 'react-router'
+import { type Column, DataTable, selectColumn } from '../../components/DataTable'
+import { QueryState } from '../../components/QueryState'
+import { Card, ConfirmButton, FilterInput, Pager, StateBadge } from '../../components/ui'
 import { useAuth } from '../../lib/auth'
 import { ago } from '../../lib/format'
+import { useUrlParams } from '../../lib/url-params'
 import { useBulk } from './api/job-actions'
 import { useJobs } from './api/list-jobs'
 import { useJobSearch } from './api/search-jobs'
@@ -22,14 +16,14 @@ import { useJobSearch } from './api/search-jobs'
 const STATES = ['queued', 'scheduled', 'active', 'retrying', 'completed', 'failed', 'cancelled']
 
 export function JobsPage() {
-  const [params, setParams] = useSearchParams()
+  const { get, update } = useUrlParams()
   const filters = {
-    status: params.get('status') ?? undefined,
-    task_type: params.get('type') ?? undefined,
-    queue: params.get('queue') ?? undefined,
-    cursor: params.get('cursor') ?? undefined,
+    status: get('status'),
+    task_type: get('type'),
+    queue: get('queue'),
+    cursor: get('cursor'),
   }
-  const term = params.get('q') ?? ''
+  const term = get('q') ?? ''
   const [history, setHistory] = useState<string[]>([])
   const [selected, setSelected] = useState<Set<string>>(new Set())
   const list = useJobs(filters)
@@ -39,21 +33,40 @@ export function JobsPage() {
   const bulkRetry = useBulk('retry')
   const [notice, setNotice] = useState<string | null>(null)
 
+  /** Changes one parameter and clears the selection; a new filter starts from the first page. */
   const set = (k: string, v: string | undefined) => {
-    const next = new URLSearchParams(params)
-    if (v) next.set(k, v)
-    else next.delete(k)
-    if (k !== 'cursor') {
-      next.delete('cursor')
-      setHistory([])
-    }
+    if (k !== 'cursor') setHistory([])
     setSelected(new Set())
-    setParams(next)
+    update(k === 'cursor' ? { cursor: v } : { [k]: v, cursor: undefined })
   }
 
-  const rows: JobDto[] | undefined = term ? search.data : list.data?.items
-  const loading = term ? search.isPending : list.isPending
-  const error = term ? search.error : list.error
+  const columns: Column<JobDto>[] = [
+    selectColumn({
+      selected,
+      onChange: setSelected,
+      label: (j) => `select job ${j.id}`,
+      allLabel: 'select all',
+    }),
+    {
+      header: 'Job',
+      className: 'mono',
+      cell: (j) => <Link to={`/jobs/${encodeURIComponent(j.id)}`}>{j.id}</Link>,
+    },
+    { header: 'Type', cell: (j) => j.task_type },
+    { header: 'Queue', cell: (j) => j.queue },
+    { header: 'State', cell: (j) => <StateBadge state={j.state} /> },
+    { header: 'Attempts', cell: (j) => j.attempts },
+    {
+      header: 'Updated',
+      cellTitle: (j) => new Date(j.updated_at).toLocaleString(),
+      cell: (j) => ago(j.updated_at),
+    },
+    {
+      header: 'Error',
+      className: 'error-text',
+      cell: (j) => (j.state === 'failed' || j.state === 'retrying' ? j.error : ''),
+    },
+  ]
 
   const runBulk = async (kind: 'cancel' | 'retry') => {
     const r = await (kind === 'cancel' ? bulkCancel : bulkRetry).mutateAsync([...selected])
@@ -127,85 +140,21 @@ export function JobsPage() {
         </ConfirmButton>
       </fieldset>
 
-      {loading ? (
-        <Loading what="Loading jobs" />
-      ) : error ? (
-        <ErrorBox error={error} retry={() => (term ? search.refetch() : list.refetch())} />
-      ) : !rows?.length ? (
-        <Empty>
-          {term ? `No job with id or idempotency key “${term}”.` : 'No jobs match these filters.'}
-        </Empty>
-      ) : (
-        <div className="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th>
-                  <input
-                    type="checkbox"
-                    aria-label="select all"
-                    checked={rows.every((j) => selected.has(j.id))}
-                    onChange={(e) =>
-                      setSelected(e.target.checked ? new Set(rows.map((j) => j.id)) : new Set())
-                    }
-                  />
-                </th>
-                <th>Job</th>
-                <th>Type</th>
-                <th>Queue</th>
-                <th>State</th>
-                <th>Attempts</th>
-                <th>Updated</th>
-                <th>Error</th>
-              </tr>
-            </thead>
-            <tbody>
-              {rows.map((j) => (
-                <tr key={`${j.queue}/${j.id}`}>
-                  <td>
-                    <input
-                      type="checkbox"
-                      aria-label={`select job ${j.id}`}
-                      checked={selected.has(j.id)}
-                      onChange={(e) => {
-                        const next = new Set(selected)
-                        if (e.target.checked) next.add(j.id)
-                        else next.delete(j.id)
-                        setSelected(next)
-                      }}
-                    />
-                  </td>
-                  <td className="mono">
-                    <Link to={`/jobs/${encodeURIComponent(j.id)}`}>{j.id}</Link>
-                  </td>
-                  <td>{j.task_type}</td>
-                  <td>{j.queue}</td>
-                  <td>
-                    <StateBadge state={j.state} />
-                  </td>
-                  <td>{j.attempts}</td>
-                  <td title={new Date(j.updated_at).toLocaleString()}>{ago(j.updated_at)}</td>
-                  <td className="error-text">
-                    {j.state === 'failed' || j.state === 'retrying' ? j.error : ''}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+      <QueryState
+        query={term ? search : list}
+        loading="Loading jobs"
+        isEmpty={(d) => !d.items.length}
+        empty={term ? `No job with id or idempotency key “${term}”.` : 'No jobs match these filters.'}
+      >
+        {(d) => <DataTable rows={d.items} columns={columns} rowKey={(j) => `${j.queue}/${j.id}`} />}
+      </QueryState>
       {!term && (
         <Pager
           onPrev={
             history.length
               ? () => {
-                  const prev = history.slice(0, -1)
-                  setHistory(prev)
-                  const next = new URLSearchParams(params)
-                  const c = history[history.length - 1]
-                  if (c) next.set('cursor', c)
-                  else next.delete('cursor')
-                  setParams(next)
+                  setHistory(history.slice(0, -1))
+                  update({ cursor: history[history.length - 1] })
                 }
               : undefined
           }

@@ -3,7 +3,6 @@ import type { CreateJobDto } from '@dtq/app/schemas'
 import { useState } from 'react'
 import { useNavigate } from 'react-router'
 import { Card, ErrorBox } from '../../components/ui'
-import { ApiError } from '../../lib/api'
 import { useAuth } from '../../lib/auth'
 import { useCreateJob, useGenerateJobs } from './api/job-actions'
 
@@ -107,9 +106,7 @@ export function NewJobPage() {
             Idempotency key
             <input name="idempotency_key" placeholder="optional: a repeat returns the original job" />
           </label>
-          {create.error && (
-            <ErrorBox error={create.error instanceof ApiError ? create.error : create.error} />
-          )}
+          {create.error && <ErrorBox error={create.error} />}
           <button
             type="submit"
             className="primary"

@@ -1,96 +1,95 @@
 /** Live workers: host, pid, queues, concurrency, active, processed, failed, heartbeat, state. */
-import { Card, ConfirmButton, Empty, ErrorBox, Loading, StateBadge } from '../../components/ui'
+import type { WorkerDto } from '@dtq/app/schemas'
+import { type Column, DataTable } from '../../components/DataTable'
+import { QueryState } from '../../components/QueryState'
+import { Card, ConfirmButton, ErrorBox, StateBadge } from '../../components/ui'
 import { useAuth } from '../../lib/auth'
 import { ago, num } from '../../lib/format'
-import { useWorkerCommand, useWorkers } from './api/workers'
+import { useWorkerCommand, useWorkers, type WorkerCommand } from './api/workers'
+
+/** Pause a running worker, resume a paused one. */
+function PauseButton({
+  worker: w,
+  disabled,
+  onCommand,
+}: {
+  worker: WorkerDto
+  disabled: boolean
+  onCommand: (command: WorkerCommand) => void
+}) {
+  const command = w.state === 'paused' ? 'resume' : 'pause'
+  return (
+    <button
+      type="button"
+      disabled={disabled || (command === 'pause' && w.state !== 'running')}
+      onClick={() => onCommand(command)}
+      aria-label={`${command} ${w.id}`}
+    >
+      {command === 'pause' ? 'Pause' : 'Resume'}
+    </button>
+  )
+}
 
 export function WorkersPage() {
   const q = useWorkers()
   const cmd = useWorkerCommand()
   const { can } = useAuth()
+  const columns: Column<WorkerDto>[] = [
+    { header: 'Worker', className: 'mono', cell: (w) => w.id },
+    { header: 'Host', cell: (w) => w.host },
+    { header: 'PID', cell: (w) => w.pid },
+    { header: 'Queues', cell: (w) => w.queues.join(', ') },
+    {
+      header: 'Active',
+      cell: (w) => (
+        <>
+          {w.active} / {w.concurrency}
+        </>
+      ),
+    },
+    { header: 'Processed', cell: (w) => num(w.processed) },
+    { header: 'Failed', cell: (w) => num(w.failed) },
+    { header: 'Heartbeat', cell: (w) => ago(w.heartbeat_at) },
+    { header: 'State', cell: (w) => <StateBadge state={w.state} /> },
+    {
+      header: 'Actions',
+      hideHeader: true,
+      cell: (w) => (
+        <>
+          <PauseButton
+            worker={w}
+            disabled={!can('admin')}
+            onCommand={(command) => cmd.mutate({ id: w.id, command })}
+          />
+          <ConfirmButton
+            danger
+            disabled={!can('admin') || w.state === 'stopping' || w.state === 'draining'}
+            title="Drain worker"
+            body="The worker takes no new jobs, finishes what it runs, then stops."
+            confirmLabel="Drain"
+            onConfirm={() => cmd.mutateAsync({ id: w.id, command: 'drain' })}
+          >
+            Drain
+          </ConfirmButton>
+        </>
+      ),
+    },
+  ]
   return (
     <Card title="Workers">
       {cmd.error && <ErrorBox error={cmd.error} />}
-      {q.isPending ? (
-        <Loading what="Loading workers" />
-      ) : q.error ? (
-        <ErrorBox error={q.error} retry={() => q.refetch()} />
-      ) : !q.data.items.length ? (
-        <Empty>
-          No live workers. Start one with <code>pnpm dtq worker</code>.
-        </Empty>
-      ) : (
-        <div className="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th>Worker</th>
-                <th>Host</th>
-                <th>PID</th>
-                <th>Queues</th>
-                <th>Active</th>
-                <th>Processed</th>
-                <th>Failed</th>
-                <th>Heartbeat</th>
-                <th>State</th>
-                <th>
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {q.data.items.map((w) => (
-                <tr key={w.id}>
-                  <td className="mono">{w.id}</td>
-                  <td>{w.host}</td>
-                  <td>{w.pid}</td>
-                  <td>{w.queues.join(', ')}</td>
-                  <td>
-                    {w.active} / {w.concurrency}
-                  </td>
-                  <td>{num(w.processed)}</td>
-                  <td>{num(w.failed)}</td>
-                  <td>{ago(w.heartbeat_at)}</td>
-                  <td>
-                    <StateBadge state={w.state} />
-                  </td>
-                  <td>
-                    {w.state === 'paused' ? (
-                      <button
-                        type="button"
-                        disabled={!can('admin')}
-                        onClick={() => cmd.mutate({ id: w.id, command: 'resume' })}
-                        aria-label={`resume ${w.id}`}
-                      >
-                        Resume
-                      </button>
-                    ) : (
-                      <button
-                        type="button"
-                        disabled={!can('admin') || w.state !== 'running'}
-                        onClick={() => cmd.mutate({ id: w.id, command: 'pause' })}
-                        aria-label={`pause ${w.id}`}
-                      >
-                        Pause
-                      </button>
-                    )}
-                    <ConfirmButton
-                      danger
-                      disabled={!can('admin') || w.state === 'stopping' || w.state === 'draining'}
-                      title="Drain worker"
-                      body="The worker takes no new jobs, finishes what it runs, then stops."
-                      confirmLabel="Drain"
-                      onConfirm={() => cmd.mutateAsync({ id: w.id, command: 'drain' })}
-                    >
-                      Drain
-                    </ConfirmButton>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+      <QueryState
+        query={q}
+        loading="Loading workers"
+        isEmpty={(d) => !d.items.length}
+        empty={
+          <>
+            No live workers. Start one with <code>pnpm dtq worker</code>.
+          </>
+        }
+      >
+        {(d) => <DataTable rows={d.items} columns={columns} rowKey={(w) => w.id} />}
+      </QueryState>
     </Card>
   )
 }

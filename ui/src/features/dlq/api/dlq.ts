@@ -1,8 +1,10 @@
 /** Dead letters: list (filters), retry one / many at a rate, delete, purge. */
 import type { DlqJobDto } from '@dtq/app/schemas'
-import { queryOptions, useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
+import { queryOptions, useQuery } from '@tanstack/react-query'
 import { api, qs } from '../../../lib/api'
 import { useLive } from '../../../lib/live'
+import { useInvalidatingMutation } from '../../../lib/mutation'
+import { queryKeys } from '../../../lib/query-keys'
 
 export interface DlqFilters {
   queue?: string
@@ -11,14 +13,9 @@ export interface DlqFilters {
   older_than_days?: string
 }
 
-export const dlqKeys = {
-  all: ['dlq'] as const,
-  list: (f: DlqFilters) => ['dlq', 'list', f] as const,
-}
-
 export const listDlqOptions = (f: DlqFilters, pollMs: number | false) =>
   queryOptions({
-    queryKey: dlqKeys.list(f),
+    queryKey: queryKeys.dlq.list(f),
     // Up to 1000 newest dead letters: enough to group by error and type on screen.
     queryFn: ({ signal }) =>
       api<{ items: DlqJobDto[]; next_cursor: string | null }>(`/dlq${qs({ ...f, limit: 1000 })}`, { signal }),
@@ -28,16 +25,8 @@ export const listDlqOptions = (f: DlqFilters, pollMs: number | false) =>
 
 export const useDlq = (f: DlqFilters) => useQuery(listDlqOptions(f, useLive().pollMs))
 
-function useDlqMutation<A, R>(fn: (a: A) => Promise<R>) {
-  const qc = useQueryClient()
-  return useMutation({
-    mutationFn: fn,
-    onSettled: () => {
-      void qc.invalidateQueries({ queryKey: dlqKeys.all })
-      void qc.invalidateQueries({ queryKey: ['stats'] })
-    },
-  })
-}
+const useDlqMutation = <A, R>(fn: (a: A) => Promise<R>) =>
+  useInvalidatingMutation(fn, [queryKeys.dlq.all, queryKeys.stats])
 
 export const useRetryDead = () =>
   useDlqMutation(async (ids: string[]) => {

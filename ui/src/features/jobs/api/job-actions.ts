@@ -1,25 +1,16 @@
 /** Mutations on jobs: cancel, retry (one or many), create, generate. Each invalidates via the keys. */
 import type { CreateJobDto, JobDto } from '@dtq/app/schemas'
-import { useMutation, useQueryClient } from '@tanstack/react-query'
 import { api } from '../../../lib/api'
-import { jobKeys } from './keys'
+import { useInvalidatingMutation } from '../../../lib/mutation'
+import { queryKeys } from '../../../lib/query-keys'
 
 export const cancelJob = (id: string) =>
   api<{ outcome: string; job: JobDto }>(`/jobs/${encodeURIComponent(id)}/cancel`, { method: 'POST' })
 export const retryJob = (id: string) =>
   api<JobDto>(`/jobs/${encodeURIComponent(id)}/retry`, { method: 'POST' })
 
-function useJobMutation<A, R>(fn: (a: A) => Promise<R>) {
-  const qc = useQueryClient()
-  return useMutation({
-    mutationFn: fn,
-    onSettled: () => {
-      void qc.invalidateQueries({ queryKey: jobKeys.all })
-      void qc.invalidateQueries({ queryKey: ['job'] })
-      void qc.invalidateQueries({ queryKey: ['stats'] })
-    },
-  })
-}
+const useJobMutation = <A, R>(fn: (a: A) => Promise<R>) =>
+  useInvalidatingMutation(fn, [queryKeys.jobs.all, queryKeys.stats])
 
 export const useCancelJob = () => useJobMutation(cancelJob)
 export const useRetryJob = () => useJobMutation(retryJob)

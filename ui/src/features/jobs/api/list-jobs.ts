@@ -2,11 +2,18 @@ import type { JobPageDto } from '@dtq/app/schemas'
 import { queryOptions, useQuery } from '@tanstack/react-query'
 import { api, qs } from '../../../lib/api'
 import { useLive } from '../../../lib/live'
-import { type JobFilters, jobKeys } from './keys'
+import { queryKeys } from '../../../lib/query-keys'
+
+export interface JobFilters {
+  status?: string
+  task_type?: string
+  queue?: string
+  cursor?: string
+}
 
 export const listJobsOptions = (f: JobFilters, pollMs: number | false) =>
   queryOptions({
-    queryKey: jobKeys.list(f),
+    queryKey: queryKeys.jobs.list(f),
     queryFn: ({ signal }) => api<JobPageDto>(`/jobs${qs({ ...f, limit: 50 })}`, { signal }),
     refetchInterval: pollMs,
     placeholderData: (prev) => prev,

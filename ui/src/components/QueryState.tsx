@@ -1,0 +1,43 @@
+/**
+ * The data states of a page, drawn the same everywhere: loading, the error (with "Try again"),
+ * an optional "not found" (404) and "empty" state, else the data itself.
+ */
+import type { ReactNode } from 'react'
+import { ApiError } from '../lib/api'
+import { Empty, ErrorBox, Loading } from './ui'
+
+/** What is read from a query (a TanStack `useQuery` result fits). */
+export interface QueryLike<T> {
+  isPending: boolean
+  error: unknown
+  data: T | undefined
+  refetch: () => unknown
+}
+
+export function QueryState<T>({
+  query,
+  loading,
+  notFound,
+  isEmpty,
+  empty,
+  children,
+}: {
+  query: QueryLike<T>
+  /** What is loading, as in "Loading workers". */
+  loading: string
+  /** Shown instead of the error when the API answers 404. */
+  notFound?: ReactNode
+  isEmpty?: (data: T) => boolean
+  /** Shown (in the empty box) when `isEmpty` says so. */
+  empty?: ReactNode
+  children: (data: T) => ReactNode
+}) {
+  if (query.isPending) return <Loading what={loading} />
+  if (query.error) {
+    if (notFound && query.error instanceof ApiError && query.error.status === 404) return notFound
+    return <ErrorBox error={query.error} retry={() => query.refetch()} />
+  }
+  const data = query.data as T
+  if (isEmpty?.(data)) return <Empty>{empty}</Empty>
+  return children(data)
+}

@@ -1,0 +1,30 @@
+/**
+ * Every query key of the console, in one registry. A key starts with the resource it caches;
+ * invalidating a root (`queryKeys.jobs.all`) refreshes everything under it, and the live feed
+ * invalidates the roots in `liveRoots`.
+ */
+export const queryKeys = {
+  whoami: ['auth', 'whoami'] as const,
+  stats: ['stats'] as const,
+  queues: ['queues'] as const,
+  workers: ['workers'] as const,
+  jobs: {
+    all: ['jobs'] as const,
+    list: (filters: object) => ['jobs', 'list', filters] as const,
+    search: (term: string) => ['jobs', 'search', term] as const,
+    detail: (id: string) => ['jobs', 'detail', id] as const,
+  },
+  dlq: {
+    all: ['dlq'] as const,
+    list: (filters: object) => ['dlq', 'list', filters] as const,
+  },
+}
+
+/** The roots that job lifecycle events can change (everything but who you are). */
+export const liveRoots = [
+  queryKeys.jobs.all,
+  queryKeys.dlq.all,
+  queryKeys.stats,
+  queryKeys.queues,
+  queryKeys.workers,
+] as const
