@@ -11,11 +11,9 @@ import { DtqError } from '../errors.ts'
 import { createLogger } from '../logger.ts'
 import type { Job, JobState, Priority } from '../queue/job.ts'
 import { Queue } from '../queue/queue.ts'
-import { localClock } from '../redis/clock.ts'
 import { connectRedis, whenRedisAvailable } from '../redis/connection.ts'
 import { checkDurability } from '../redis/durability.ts'
 import { canConnect, hasRedisServer, startLocalRedis } from '../redis/local-server.ts'
-import { setLibraryOptions } from '../redis/scripts.ts'
 import type { Handler } from '../worker/handlers.ts'
 import { Worker } from '../worker/worker.ts'
 
@@ -101,18 +99,11 @@ async function runWorker(cfg: Config, extra: { label: string; handlers?: string[
   const unsafe = new Set(cfg.unsafe)
   if (unsafe.size && !unsafe.has('none'))
     log.warn({ unsafe: [...unsafe] }, 'DTQ_UNSAFE: safety mechanisms are OFF (tests only)')
-  if (unsafe.has('no-oom-flags')) setLibraryOptions({ noOomFlags: true })
+  const testOnly = unsafe.size && !unsafe.has('none') ? await import('../unsafe.ts') : null
   worker = new Worker(cfg, {
     log,
-    clock: unsafe.has('no-clock-sync') ? localClock(cfg.testClockSkewMs) : undefined,
-    unsafe: {
-      noLeaseRenewal: unsafe.has('no-lease-renewal'),
-      noFencing: unsafe.has('no-fencing'),
-      noHandback: unsafe.has('no-handback'),
-      noDelayedGating: unsafe.has('no-delayed-gating'),
-      noLeader: unsafe.has('no-leader'),
-      noMemoryRelief: unsafe.has('no-memory-relief'),
-    },
+    clock: testOnly && unsafe.has('no-clock-sync') ? testOnly.localClock(cfg.testClockSkewMs) : undefined,
+    unsafe: testOnly?.unsafeWorkerOptions(unsafe),
   })
   await loadHandlers(worker, extra.handlers ?? [])
   await connectRedis(worker.store.redis, 60_000)

@@ -158,11 +158,3 @@ export function followClock(shift: SharedArrayBuffer): Clock {
   const view = new BigInt64Array(shift)
   return { now: () => Date.now() + Number(Atomics.load(view, 0)) }
 }
-
-/**
- * NEGATIVE CONTROL ONLY (DTQ_UNSAFE=no-clock-sync): this machine's clock, shifted by the test
- * skew, uncorrected -- what every process used before Redis's clock became the time base.
- */
-export function localClock(skewMs: number): Clock {
-  return { now: () => Date.now() + skewMs }
-}

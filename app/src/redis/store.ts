@@ -5,42 +5,16 @@
  */
 import type { Redis } from 'ioredis'
 import { DtqError } from '../errors.ts'
-import { GENERATED_ID, idBlock } from '../queue/ids.ts'
-import {
-  decodeJob,
-  F,
-  type Job,
-  type JobState,
-  PRIORITIES,
-  type Priority,
-  pairsToRecord,
-  STATES,
-} from '../queue/job.ts'
-import { JOB_ID_PATTERN, QUEUE_PATTERN } from '../queue/validate.ts'
+import { GENERATED_ID } from '../queue/ids.ts'
+import { decodeJob, F, type Job, PRIORITIES, type Priority, pairsToRecord } from '../queue/job.ts'
 import { IdAllocator } from './id-allocator.ts'
-import { GROUP, Keys } from './keys.ts'
-import { functions, type ScriptName } from './scripts.ts'
+import { GROUP } from './keys.ts'
+import { JobReads } from './reads.ts'
+import { LOC_BLOCK_TTL_S, type StoreOptions } from './store-base.ts'
 
-export interface Clock {
-  now(): number
-}
-export const systemClock: Clock = { now: () => Date.now() }
-
-export interface StoreOptions {
-  prefix: string
-  eventsMaxLen: number
-  completedRetentionS: number
-  failedRetentionS: number
-  /** Attempt errors kept on a job. */
-  errorsKept?: number
-  /** Log lines kept per job. */
-  logsKept?: number
-  /** The most queues the registry holds (MAX_QUEUES): a new queue beyond it is refused. */
-  maxQueues?: number
-  clock?: Clock
-  /** Where the store reports what an operator should know (default: process.emitWarning). */
-  warn?: (detail: object, message: string) => void
-}
+export { decodeCursor, encodeCursor, type ListCursor, type Page } from './listing.ts'
+export type { QueueStats } from './reads.ts'
+export { type Clock, DEFAULT_MAX_QUEUES, type StoreOptions, systemClock } from './store-base.ts'
 
 /** A validated job ready to be written (see Queue for validation and defaults). */
 export interface NewJobRecord {
@@ -92,12 +66,6 @@ function storedFields(j: NewJobRecord, now: number): Record<string, string> {
   return h
 }
 
-/** MAX_QUEUES when none is given (config.ts has the same default). */
-export const DEFAULT_MAX_QUEUES = 1000
-
-/** How often a process records that its function library is in use (see pruneFunctionLibraries). */
-const LIBRARY_SEEN_EVERY_MS = 3_600_000
-
 /** ARGV[5..] of the enqueue function for these jobs (scripts/enqueue.lua). */
 function enqueueArgs(jobs: NewJobRecord[]): Array<string | number> {
   const args: Array<string | number> = [jobs.length]
@@ -125,8 +93,6 @@ function enqueueArgs(jobs: NewJobRecord[]): Array<string | number> {
 const COALESCE_MAX_JOBS = 200
 const COALESCE_MAX_BYTES = 1 << 20
 
-/** A block hint lives 30 days (one key per thousand generated ids). */
-const LOC_BLOCK_TTL_S = 30 * 86_400
 /** Calls in a row whose generated ids were taken before an enqueue gives up (see enqueueNow). */
 const MAX_ID_ROUNDS = 40
 
@@ -193,15 +159,6 @@ function decodeDelivered(queue: string, packed: string): Job {
   return decodeJob(queue, h)
 }
 
-/**
- * States kept in an index zset (`idx:<state>`). Queued and active jobs are found in the ready
- * streams: the consumer group delivers in entry order and acknowledged entries are deleted in
- * the same call, so a stream's entries up to the group's last-delivered id are exactly the
- * pending ones (active jobs) and those after it the undelivered ones (queued jobs).
- */
-const STREAM_STATES: readonly JobState[] = ['queued', 'active']
-const INDEXED_STATES = STATES.filter((s) => !STREAM_STATES.includes(s))
-
 /** A finished job's result, written under the epoch it was delivered with (the fence). */
 export interface Completion {
   id: string
@@ -213,175 +170,20 @@ export interface Completion {
 
 export type FailMode = 'retry' | 'permanent' | 'cancel'
 
-export interface QueueStats {
-  queue: string
-  paused: boolean
-  counts: Record<JobState, number>
-  totals: Record<string, number>
-  streams: Record<
-    Priority,
-    { length: number; pending: number; lag: number; oldest_waiting_ms: number | null }
-  >
-  delayed: number
-  dlq: number
-  oldest_waiting_ms: number | null
-}
-
-export interface ListCursor {
-  score: number
-  id: string
-  queue: string
-}
-
-export interface Page<T> {
-  items: T[]
-  next_cursor: string | null
-}
-
-export function encodeCursor(c: ListCursor): string {
-  return Buffer.from(JSON.stringify([c.score, c.id, c.queue])).toString('base64url')
-}
-
-/**
- * The position a cursor names, or null unless it is exactly what encodeCursor gives for a position
- * (a whole score from 0, a job id, a queue name): a crafted score (negative, fractional, huge,
- * spelled with an exponent) never reaches a script.
- */
-export function decodeCursor(s: string): ListCursor | null {
-  try {
-    const v = JSON.parse(Buffer.from(s, 'base64url').toString('utf8'))
-    if (
-      Array.isArray(v) &&
-      v.length === 3 &&
-      Number.isSafeInteger(v[0]) &&
-      v[0] >= 0 &&
-      typeof v[1] === 'string' &&
-      JOB_ID_PATTERN.test(v[1]) &&
-      typeof v[2] === 'string' &&
-      QUEUE_PATTERN.test(v[2])
-    ) {
-      const c = { score: v[0], id: v[1], queue: v[2] }
-      if (encodeCursor(c) === s) return c
-    }
-  } catch {}
-  return null
-}
-
-/** A listing's starting position: none, or the cursor given (a 400 when it is not one of ours). */
-function startAt(cursor: string | null | undefined): ListCursor | null {
-  if (cursor === undefined || cursor === null) return null
-  const c = decodeCursor(cursor)
-  if (!c) throw new DtqError('VALIDATION', "cursor is not valid: pass a page's next_cursor as it was given")
-  return c
-}
-
-interface Candidate {
-  score: number
-  id: string
-  queue: string
-  /** Extra data carried by the source (the DLQ entry fields). */
-  extra?: Record<string, string>
-}
-
-/**
- * Newest-first order: score desc, then id desc, then queue desc (the cursor's total order).
- * True when `a` comes after `b`.
- */
-function before(a: ListCursor, b: ListCursor): boolean {
-  if (a.score !== b.score) return a.score < b.score
-  if (a.id !== b.id) return a.id < b.id
-  return a.queue < b.queue
-}
-
-/** A queue's part in a listing page (see JobStore.scanPage). */
-interface QueueScan {
-  queue: string
-  /** Matches the `list` function returned that are not on the page yet, in order. */
-  buf: Candidate[]
-  done: boolean
-  /** The last candidate examined: everything up to it is in `buf` or on the page already. */
-  last: ListCursor | null
-}
-
-/**
- * Whether a queue may still hold a match ahead of candidate `c` (or of anything, without `c`):
- * it has nothing buffered and has not examined that far.
- */
-function blocks(s: QueueScan, c: Candidate | undefined): boolean {
-  return !s.done && !s.buf.length && (!c || !s.last || before(c, s.last))
-}
-
-/** `list`: matches (flat: score, id, entry, failed_at), done, last score, last id, examined. */
-type ListReply = [string[], number, string, string, number]
-
-/** `queue_stats`: index counts, stats hash (flat), delayed, DLQ length, paused, per priority. */
-type QueueStatsReply = [
-  number[],
-  string[],
-  number,
-  number,
-  number,
-  Array<[length: number, pending: number, lag: number, oldest: string]>,
-]
-
-export class JobStore {
-  readonly redis: Redis
-  readonly keys: Keys
-  readonly opts: Required<Omit<StoreOptions, 'clock' | 'warn'>>
-  readonly clock: Clock
-  private readonly lib = functions()
+export class JobStore extends JobReads {
   private readonly knownQueues = new Set<string>()
   private readonly pendingEnqueue = new Map<string, EnqueueBatch>()
   private readonly enqueuesInFlight = new Set<Promise<unknown>>()
-  private librarySeenAt = 0
-  /**
-   * A listing page's work bounds: candidates one `list` call examines at most (~6 ms of Redis
-   * at 2000, so one call never holds Redis long), and one page at most over all its calls (a
-   * page stopped there ends short, with a cursor). Tests lower them.
-   */
-  readonly listScan = { perCall: 2000, perPage: 100_000 }
   /** Id blocks are reserved per queue, so a block's hint names the queue of all its ids. */
   private readonly allocators = new Map<string, IdAllocator>()
   private readonly warn: (detail: object, message: string) => void
   private warnedIdsBehind = false
 
   constructor(redis: Redis, opts: StoreOptions) {
-    this.redis = redis
-    this.keys = new Keys(opts.prefix)
+    super(redis, opts)
     this.warn =
       opts.warn ??
       ((detail, message) => process.emitWarning(`${message} ${JSON.stringify(detail)}`, 'DtqWarning'))
-    this.clock = opts.clock ?? systemClock
-    this.opts = {
-      prefix: opts.prefix,
-      eventsMaxLen: opts.eventsMaxLen,
-      completedRetentionS: opts.completedRetentionS,
-      failedRetentionS: opts.failedRetentionS,
-      errorsKept: opts.errorsKept ?? 25,
-      logsKept: opts.logsKept ?? 100,
-      maxQueues: opts.maxQueues ?? DEFAULT_MAX_QUEUES,
-    }
-  }
-
-  private run<T>(
-    name: ScriptName,
-    queue: string,
-    args: ReadonlyArray<string | number>,
-    now = this.clock.now(),
-  ): Promise<T> {
-    if (now - this.librarySeenAt > LIBRARY_SEEN_EVERY_MS) {
-      // This version's library is in use: recorded so the janitor never deletes it (hourly).
-      this.librarySeenAt = now
-      void this.redis.hset(this.keys.functionLibraries(), this.lib.name, now).catch(() => {
-        this.librarySeenAt = 0
-      })
-    }
-    return this.lib.call<T>(this.redis, name, this.keys.base(queue), [...this.common(now), ...args])
-  }
-
-  /** ARGV[1..4] of every script (see scripts/lib/1-context.lua). */
-  private common(now: number): number[] {
-    return [now, this.opts.eventsMaxLen, this.opts.completedRetentionS, this.opts.failedRetentionS]
   }
 
   // ---- producer ----------------------------------------------------------------------------
@@ -615,41 +417,6 @@ export class JobStore {
     return { moved, nextDue: next < 0 ? null : next }
   }
 
-  /**
-   * NEGATIVE CONTROL ONLY (DTQ_UNSAFE=no-delayed-gating): the promote step without the ZREM
-   * gate, as separate commands, so racing schedulers can move one job twice.
-   */
-  async promoteUngated(queue: string, limit = 500): Promise<{ moved: number; nextDue: number | null }> {
-    const now = this.clock.now()
-    const ids = await this.redis.zrangebyscore(this.keys.delayed(queue), '-inf', now, 'LIMIT', 0, limit)
-    for (const id of ids) {
-      const [prio] = await this.redis.hmget(this.keys.job(queue, id), F.priority)
-      const entry = await this.redis.xadd(
-        this.keys.stream(queue, (prio as Priority) ?? 'normal'),
-        '*',
-        'id',
-        id,
-      )
-      await this.redis.hset(
-        this.keys.job(queue, id),
-        F.state,
-        'queued',
-        F.entry,
-        entry ?? '',
-        F.queued_at,
-        now,
-      )
-      await this.redis.zrem(this.keys.delayed(queue), id)
-    }
-    const next = await this.redis.zrange(this.keys.delayed(queue), 0, 0, 'WITHSCORES')
-    return { moved: ids.length, nextDue: next[1] ? Number(next[1]) : null }
-  }
-
-  /** NEGATIVE CONTROL ONLY (DTQ_UNSAFE=no-fencing): the current epoch, whoever owns the job. */
-  async currentEpoch(queue: string, id: string): Promise<number> {
-    return Number(await this.redis.hget(this.keys.job(queue, id), F.epoch))
-  }
-
   async reclaim(
     queue: string,
     consumer: string,
@@ -762,352 +529,6 @@ export class JobStore {
       await this.redis.srem(this.keys.paused(), queue)
       await this.redis.hdel(this.keys.meta(queue), 'paused')
     }
-  }
-
-  async pausedQueues(queues: string[]): Promise<Set<string>> {
-    const paused = new Set(await this.redis.smembers(this.keys.paused()))
-    return new Set(queues.filter((q) => paused.has(q)))
-  }
-
-  async queues(): Promise<string[]> {
-    return (await this.redis.smembers(this.keys.queues())).sort()
-  }
-
-  // ---- reads -------------------------------------------------------------------------------
-
-  async getJob(queue: string, id: string): Promise<Job | null> {
-    const h = await this.redis.hgetall(this.keys.job(queue, id))
-    return h[F.state] ? decodeJob(queue, h, id) : null
-  }
-
-  /**
-   * The live jobs with this id: in `queue`, or without one wherever they are (ADR 0016: an id is
-   * unique within its queue). A generated id is unique across queues too (ADR 0011): its block's
-   * locator hint names the queue, then one read there -- two round trips however many queues
-   * there are; when the hint misses (expired), every queue is read and the hint written again.
-   * A caller's own id may name a job in several queues: every queue is read, in one pipelined
-   * round trip after the registry's (O(queues) commands; give the queue to read one key).
-   */
-  async findJobs(id: string, queue?: string): Promise<Job[]> {
-    if (queue) {
-      const job = await this.getJob(queue, id)
-      return job ? [job] : []
-    }
-    if (!GENERATED_ID.test(id)) return this.readEverywhere(id)
-    const hint = this.keys.locBlock(idBlock(id))
-    const hinted = await this.redis.get(hint)
-    if (hinted) {
-      const job = await this.getJob(hinted, id)
-      if (job) return [job]
-    }
-    const found = await this.readEverywhere(id, hinted)
-    if (found[0]) await this.rehint(hint, found[0].queue, LOC_BLOCK_TTL_S)
-    return found
-  }
-
-  /** The jobs with this id in every queue (but `skip`), in queue name order: one pipelined round. */
-  private async readEverywhere(id: string, skip?: string | null): Promise<Job[]> {
-    const queues = (await this.queues()).filter((q) => q !== skip)
-    const p = this.redis.pipeline()
-    for (const q of queues) p.hgetall(this.keys.job(q, id))
-    const res = (await p.exec()) ?? []
-    return queues.flatMap((q, i) => {
-      const h = res[i]?.[1] as Record<string, string> | undefined
-      return h?.[F.state] ? [decodeJob(q, h, id)] : []
-    })
-  }
-
-  /**
-   * The jobs added with an idempotency key (its SHA-256): in `queue`, or without one in every
-   * queue whose key names a job (a key is unique within its queue, ADR 0016), read in one
-   * pipelined round trip after the registry's; in queue name order.
-   */
-  async findByIdempotencyKey(keyHash: string, queue?: string): Promise<Job[]> {
-    const queues = queue ? [queue] : await this.queues()
-    const p = this.redis.pipeline()
-    for (const q of queues) p.get(this.keys.idempotency(q, keyHash))
-    const values = ((await p.exec()) ?? []).map((r) => (r[1] as string | null) ?? null)
-    const jobs = await Promise.all(queues.map((q, i) => this.jobOfKey(q, values[i] ?? null)))
-    return jobs.filter((j): j is Job => j !== null)
-  }
-
-  /**
-   * The job an idempotency key's value names in a queue: the live job, or -- once it has
-   * finished and been removed after its retention -- what the key recorded of its end (id,
-   * state, finished_at; `removed: true`).
-   */
-  private async jobOfKey(queue: string, value: string | null): Promise<Job | null> {
-    if (!value) return null
-    const [id = '', state, at] = value.split(' ')
-    const job = await this.getJob(queue, id)
-    if (job || !state) return job
-    return decodeJob(
-      queue,
-      { [F.state]: state, [F.finished_at]: at ?? '', [F.created_at]: at ?? '', _removed: '1' },
-      id,
-    )
-  }
-
-  /** Writes a locator hint a lookup found missing or wrong (best effort: it is only a hint). */
-  private async rehint(key: string, queue: string, ttlS: number): Promise<void> {
-    await this.redis.set(key, queue, 'EX', ttlS).catch(() => {})
-  }
-
-  async jobLogs(queue: string, id: string): Promise<string[]> {
-    return this.redis.lrange(this.keys.logs(queue, id), 0, -1)
-  }
-
-  /** Reads the hashes of the candidates that made a page (one pipelined HGETALL each). */
-  private async hydrate(
-    cands: Candidate[],
-  ): Promise<Array<{ job: Job; raw: Record<string, string> } | null>> {
-    if (!cands.length) return []
-    const p = this.redis.pipeline()
-    for (const c of cands) p.hgetall(this.keys.job(c.queue, c.id))
-    const res = (await p.exec()) ?? []
-    return cands.map((c, i) => {
-      const h = res[i]?.[1] as Record<string, string> | undefined
-      return h?.[F.state] ? { job: decodeJob(c.queue, h, c.id), raw: h } : null
-    })
-  }
-
-  /**
-   * One page of a listing over `queues`, newest first. The `list` function filters each queue's
-   * candidates in Redis and answers positions only, so a job that does not match is never read
-   * into Node; here the queues' answers are merged in the cursor's order and only the page's
-   * jobs are read (hydrate), re-checked by `accept` (a job may have changed since).
-   *
-   * Every queue is asked in one pipelined round; a queue is asked again (all such queues in one
-   * round) only while it may still hold a match ahead of the next candidate, that is while it
-   * has nothing buffered and has not examined that far. Work is bounded by `listScan`; a page
-   * stopped by it ends short, with a cursor at the point every queue has been examined to.
-   * `args` are the filter arguments of `list` from ARGV[11] on.
-   */
-  private async scanPage<T>(
-    kind: 'jobs' | 'dlq',
-    queues: string[],
-    cursor: ListCursor | null,
-    limit: number,
-    args: ReadonlyArray<string | number>,
-    accept: (job: Job, c: Candidate, raw: Record<string, string>) => T | null,
-  ): Promise<Page<T>> {
-    const scans: QueueScan[] = queues.map((queue) => ({ queue, buf: [], done: false, last: null }))
-    const page: Candidate[] = []
-    let examined = 0
-    let stoppedAt: ListCursor | null = null
-    for (;;) {
-      // Take the newest buffered candidate while no queue may hold one ahead of it.
-      let head: QueueScan | undefined
-      for (;;) {
-        head = undefined
-        for (const s of scans) if (s.buf.length && (!head || before(head.buf[0]!, s.buf[0]!))) head = s
-        const c = head?.buf[0]
-        if (!c || page.length >= limit || scans.some((s) => blocks(s, c))) break
-        page.push(head!.buf.shift()!)
-      }
-      const waiting = scans.filter((s) => blocks(s, head?.buf[0]))
-      if (page.length >= limit || !waiting.length) break
-      if (examined >= this.listScan.perPage) {
-        // Every queue is examined down to its last position; the page resumes after the newest.
-        stoppedAt = waiting.map((s) => s.last!).reduce((a, b) => (before(a, b) ? b : a))
-        break
-      }
-      const want = limit - page.length + 1
-      const budget = Math.min(
-        this.listScan.perCall,
-        Math.max(1, Math.ceil((this.listScan.perPage - examined) / waiting.length)),
-      )
-      const replies = await Promise.all(
-        waiting.map((s) => {
-          const at = s.last ?? cursor
-          // A candidate at the cursor's very score and id is still to come if its queue sorts first.
-          const incl = at && s.queue < at.queue ? '1' : '0'
-          return this.run<ListReply>('list', s.queue, [
-            kind,
-            want,
-            budget,
-            at ? at.score : '',
-            at ? at.id : '',
-            incl,
-            ...args,
-          ])
-        }),
-      )
-      waiting.forEach((s, i) => {
-        const [flat, done, lastScore, lastId, n] = replies[i]!
-        for (let k = 0; k + 3 < flat.length; k += 4) {
-          const extra = { entry: flat[k + 2]!, failed_at: flat[k + 3]! }
-          s.buf.push({ score: Number(flat[k]), id: flat[k + 1]!, queue: s.queue, extra })
-        }
-        s.done = done === 1
-        if (n > 0) s.last = { score: Number(lastScore), id: lastId, queue: s.queue }
-        examined += n
-      })
-    }
-    const jobs = await this.hydrate(page)
-    const items: T[] = []
-    page.forEach((c, i) => {
-      const h = jobs[i]
-      const v = h ? accept(h.job, c, h.raw) : null
-      if (v !== null) items.push(v)
-    })
-    let next: ListCursor | null = stoppedAt
-    if (page.length >= limit && scans.some((s) => s.buf.length || !s.done)) next = page[page.length - 1]!
-    return { items, next_cursor: next ? encodeCursor(next) : null }
-  }
-
-  /** Jobs newest first (by the time they entered their current state), filtered, paginated. */
-  async listJobs(q: {
-    queue?: string
-    state?: JobState
-    task_type?: string
-    cursor?: string | null
-    limit: number
-  }): Promise<Page<Job>> {
-    const cursor = startAt(q.cursor)
-    const queues = q.queue ? [q.queue] : await this.queues()
-    // Queued and active jobs have no index: their entries in the ready streams are it (newest
-    // first by entry time); the other states have an index zset each.
-    const streams = !q.state ? 'all' : STREAM_STATES.includes(q.state) ? q.state : 'none'
-    const indexed = !q.state ? INDEXED_STATES : streams === 'none' ? [q.state] : []
-    return this.scanPage(
-      'jobs',
-      queues,
-      cursor,
-      q.limit,
-      [q.task_type ?? '', streams, ...indexed],
-      (job, c, raw) => {
-        if (q.task_type && job.task_type !== q.task_type) return null
-        if (q.state && job.state !== q.state) return null
-        if (c.extra?.entry && (!STREAM_STATES.includes(job.state) || raw[F.entry] !== c.extra.entry))
-          return null
-        return job
-      },
-    )
-  }
-
-  /** Dead-lettered jobs newest first, filtered by type, error text and age. */
-  async listDlq(q: {
-    queue?: string
-    task_type?: string
-    error_contains?: string
-    older_than_ms?: number
-    cursor?: string | null
-    limit: number
-  }): Promise<Page<Job & { dlq_entry: string; failed_at: number }>> {
-    const cursor = startAt(q.cursor)
-    const queues = q.queue ? [q.queue] : await this.queues()
-    const now = this.clock.now()
-    const needle = q.error_contains?.toLowerCase()
-    const maxFailedAt = q.older_than_ms === undefined ? '' : Math.max(0, now - q.older_than_ms)
-    return this.scanPage(
-      'dlq',
-      queues,
-      cursor,
-      q.limit,
-      [q.task_type ?? '', needle ?? '', maxFailedAt],
-      (job, c) => {
-        const e = c.extra ?? {}
-        if (job.state !== 'failed') return null
-        if (q.task_type && job.task_type !== q.task_type) return null
-        if (needle && !(job.error ?? '').toLowerCase().includes(needle)) return null
-        if (q.older_than_ms !== undefined && Number(e.failed_at) > now - q.older_than_ms) return null
-        return { ...job, dlq_entry: e.entry ?? '', failed_at: Number(e.failed_at) }
-      },
-    )
-  }
-
-  /** Jobs waiting in a queue's ready streams (undelivered entries), cheaply: for admission control. */
-  async queuedCount(queue: string): Promise<number> {
-    const p = this.redis.pipeline()
-    for (const pr of PRIORITIES) {
-      p.xlen(this.keys.stream(queue, pr))
-      p.xpending(this.keys.stream(queue, pr), GROUP)
-    }
-    const res = (await p.exec()) ?? []
-    let n = 0
-    for (let i = 0; i < res.length; i += 2) {
-      const length = Number(res[i]?.[1] ?? 0)
-      const summary = res[i + 1]?.[0] ? null : (res[i + 1]?.[1] as [number] | undefined)
-      n += Math.max(0, length - Number(summary?.[0] ?? 0))
-    }
-    return n
-  }
-
-  async queueStats(queue: string): Promise<QueueStats> {
-    return (await this.queuesStats([queue]))[0]!
-  }
-
-  /** Stats of many queues: one `queue_stats` call each, all in one pipelined round trip. */
-  queuesStats(queues: string[]): Promise<QueueStats[]> {
-    const now = this.clock.now()
-    return Promise.all(
-      queues.map(async (queue): Promise<QueueStats> => {
-        const [indexCounts, totalsFlat, delayed, dlq, paused, perPriority] = await this.run<QueueStatsReply>(
-          'queue_stats',
-          queue,
-          INDEXED_STATES,
-          now,
-        )
-        const counts = {} as Record<JobState, number>
-        INDEXED_STATES.forEach((s, i) => {
-          counts[s] = indexCounts[i] ?? 0
-        })
-        // Queued and active jobs are counted from the streams: an entry is either pending (its
-        // job is active) or undelivered (queued); acknowledged entries are deleted.
-        counts.queued = 0
-        counts.active = 0
-        const streams = {} as QueueStats['streams']
-        PRIORITIES.forEach((pr, i) => {
-          const [length, pending, lag, oldest] = perPriority[i]!
-          const oldestMs = oldest ? Math.max(0, now - Number(oldest.split('-')[0])) : null
-          streams[pr] = { length, pending, lag, oldest_waiting_ms: oldestMs }
-          counts.queued += Math.max(0, length - pending)
-          counts.active += pending
-        })
-        const totals = pairsToRecord(totalsFlat)
-        const ages = PRIORITIES.map((pr) => streams[pr].oldest_waiting_ms).filter(
-          (x): x is number => x !== null,
-        )
-        return {
-          queue,
-          paused: paused === 1,
-          counts,
-          totals: Object.fromEntries(Object.entries(totals).map(([k, v]) => [k, Number(v)])),
-          streams,
-          delayed,
-          dlq,
-          oldest_waiting_ms: ages.length ? Math.max(...ages) : null,
-        }
-      }),
-    )
-  }
-
-  /**
-   * Completed and failed per minute over the last `minutes` minutes, oldest first, summed over
-   * `queues` (one `throughput` call per queue, all in one pipelined round trip).
-   */
-  async throughput(
-    queues: string[],
-    minutes = 60,
-  ): Promise<Array<{ minute: number; completed: number; failed: number }>> {
-    const now = this.clock.now()
-    const from = Math.floor(now / 60000) - minutes + 1
-    const res = await Promise.all(
-      queues.map((q) => this.run<number[]>('throughput', q, [from, minutes], now)),
-    )
-    const out = Array.from({ length: minutes }, (_, k) => ({
-      minute: (from + k) * 60000,
-      completed: 0,
-      failed: 0,
-    }))
-    for (const flat of res) {
-      for (let k = 0; k < minutes; k++) {
-        out[k]!.completed += flat[2 * k] ?? 0
-        out[k]!.failed += flat[2 * k + 1] ?? 0
-      }
-    }
-    return out
   }
 
   // ---- housekeeping ------------------------------------------------------------------------

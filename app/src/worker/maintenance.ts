@@ -36,8 +36,12 @@ export interface MaintenanceOptions {
   leaseTtlMs: number
   /** TEST KNOB (DTQ_UNSAFE=no-leader): every worker maintains its own queues, as before ADR 0013. */
   everyWorker?: boolean
-  /** NEGATIVE CONTROL ONLY (DTQ_UNSAFE=no-delayed-gating). */
-  ungatedPromote?: boolean
+  /** NEGATIVE CONTROL ONLY (DTQ_UNSAFE=no-delayed-gating): promotes without the ZREM gate. */
+  promote?: (
+    store: JobStore,
+    queue: string,
+    limit: number,
+  ) => Promise<{ moved: number; nextDue: number | null }>
   /** NEGATIVE CONTROL ONLY (DTQ_UNSAFE=no-memory-relief): never prune ahead of retention. */
   noMemoryRelief?: boolean
 }
@@ -66,7 +70,7 @@ export class Maintenance {
       store: o.store,
       clock: o.clock,
       pollMs: o.schedulerPollMs,
-      ungated: o.ungatedPromote,
+      promote: o.promote,
     })
     this.janitor = new Janitor({
       store: o.store,

@@ -41,8 +41,8 @@ export interface ProcessorOptions {
   blockMs?: number
   random?: () => number
   onSettled?: (job: Job, outcome: string) => void
-  /** Negative control: write outcomes under whatever epoch is current (no fence). */
-  noFencing?: boolean
+  /** Negative control: the epoch to write outcomes under, whoever owns the job (no fence). */
+  epochOf?: (store: JobStore, queue: string, id: string) => Promise<number>
 }
 
 /** One run of a job: one delivery (queue, id, epoch). */
@@ -434,8 +434,8 @@ export class Processor {
   private async settle(r: Running, outcome: Outcome): Promise<void> {
     const { job } = r
     if (outcome.kind === 'drop') return
-    if (this.o.noFencing)
-      job.epoch = await this.o.store.currentEpoch(job.queue, job.id).catch(() => job.epoch)
+    if (this.o.epochOf)
+      job.epoch = await this.o.epochOf(this.o.store, job.queue, job.id).catch(() => job.epoch)
     for (let attempt = 0; ; attempt++) {
       try {
         let res: string

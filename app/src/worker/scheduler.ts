@@ -12,8 +12,12 @@ export interface SchedulerOptions {
   store: JobStore
   clock: Clock
   pollMs: number
-  /** NEGATIVE CONTROL ONLY: promote without the ZREM gate (DTQ_UNSAFE=no-delayed-gating). */
-  ungated?: boolean
+  /** NEGATIVE CONTROL ONLY (DTQ_UNSAFE=no-delayed-gating): promotes without the ZREM gate. */
+  promote?: (
+    store: JobStore,
+    queue: string,
+    limit: number,
+  ) => Promise<{ moved: number; nextDue: number | null }>
 }
 
 const BATCH = 500
@@ -30,8 +34,8 @@ export class Scheduler {
     let next = Number.POSITIVE_INFINITY
     for (const q of queues) {
       for (;;) {
-        const r = this.o.ungated
-          ? await this.o.store.promoteUngated(q, BATCH)
+        const r = this.o.promote
+          ? await this.o.promote(this.o.store, q, BATCH)
           : await this.o.store.promote(q, BATCH)
         if (r.nextDue !== null) next = Math.min(next, r.nextDue)
         if (r.moved < BATCH) break

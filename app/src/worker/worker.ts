@@ -69,9 +69,15 @@ export interface WorkerOptions {
   unsafe?: {
     noLeaseRenewal?: boolean
     noLeaseRestart?: boolean
-    noFencing?: boolean
     noHandback?: boolean
-    noDelayedGating?: boolean
+    /** Promotes due jobs (instead of the store's gated promote). */
+    promote?: (
+      store: JobStore,
+      queue: string,
+      limit: number,
+    ) => Promise<{ moved: number; nextDue: number | null }>
+    /** The epoch an outcome is written under (instead of the delivery's: no fencing). */
+    epochOf?: (store: JobStore, queue: string, id: string) => Promise<number>
     /** Every worker runs scheduler, reclaimer and janitor for its own queues (no lease). */
     noLeader?: boolean
     /** No completed job is removed before its retention, whatever Redis's memory use. */
@@ -177,7 +183,7 @@ export class Worker {
       },
       {
         onLost: (q, id, epoch) => {
-          if (opts.unsafe?.noFencing) return // the negative control ignores lost leases too
+          if (opts.unsafe?.epochOf) return // the negative control ignores lost leases too
           if (this.processor.disown(q, id, epoch, 'lease_lost'))
             this.log.warn({ job: id, queue: q }, 'lease lost; job abandoned')
         },
@@ -218,7 +224,7 @@ export class Worker {
       maxResultBytes: settings.maxPayloadBytes,
       timeoutGraceMs: Math.max(settings.claimIdleMs, 1000),
       random: opts.random,
-      noFencing: opts.unsafe?.noFencing,
+      epochOf: opts.unsafe?.epochOf,
     })
 
     const heartbeatMs = opts.heartbeatMs ?? 2000
@@ -236,7 +242,7 @@ export class Worker {
       queueForgetMs: settings.queueForgetS * 1000,
       leaseTtlMs: heartbeatMs * 3,
       everyWorker: opts.unsafe?.noLeader,
-      ungatedPromote: opts.unsafe?.noDelayedGating,
+      promote: opts.unsafe?.promote,
       noMemoryRelief: opts.unsafe?.noMemoryRelief,
     })
     this.heartbeat = new Heartbeat({

@@ -1,0 +1,415 @@
+/**
+ * The store's reads: one job, lookups without a queue, listings and stats. Listings and stats
+ * cost a constant number of round trips whatever the number of queues: a read-only function
+ * call per queue (list, queue_stats, throughput), all in one pipelined round, with filters
+ * applied in Redis.
+ */
+
+import { GENERATED_ID, idBlock } from '../queue/ids.ts'
+import {
+  decodeJob,
+  F,
+  type Job,
+  type JobState,
+  PRIORITIES,
+  type Priority,
+  pairsToRecord,
+  STATES,
+} from '../queue/job.ts'
+import { GROUP } from './keys.ts'
+import {
+  before,
+  blocks,
+  type Candidate,
+  encodeCursor,
+  type ListCursor,
+  type ListReply,
+  type Page,
+  type QueueScan,
+  startAt,
+} from './listing.ts'
+import { LOC_BLOCK_TTL_S, StoreBase } from './store-base.ts'
+
+/**
+ * States kept in an index zset (`idx:<state>`). Queued and active jobs are found in the ready
+ * streams: the consumer group delivers in entry order and acknowledged entries are deleted in
+ * the same call, so a stream's entries up to the group's last-delivered id are exactly the
+ * pending ones (active jobs) and those after it the undelivered ones (queued jobs).
+ */
+export const STREAM_STATES: readonly JobState[] = ['queued', 'active']
+export const INDEXED_STATES = STATES.filter((s) => !STREAM_STATES.includes(s))
+
+export interface QueueStats {
+  queue: string
+  paused: boolean
+  counts: Record<JobState, number>
+  totals: Record<string, number>
+  streams: Record<
+    Priority,
+    { length: number; pending: number; lag: number; oldest_waiting_ms: number | null }
+  >
+  delayed: number
+  dlq: number
+  oldest_waiting_ms: number | null
+}
+
+/** `queue_stats`: index counts, stats hash (flat), delayed, DLQ length, paused, per priority. */
+type QueueStatsReply = [
+  number[],
+  string[],
+  number,
+  number,
+  number,
+  Array<[length: number, pending: number, lag: number, oldest: string]>,
+]
+
+export class JobReads extends StoreBase {
+  /**
+   * A listing page's work bounds: candidates one `list` call examines at most (~6 ms of Redis
+   * at 2000, so one call never holds Redis long), and one page at most over all its calls (a
+   * page stopped there ends short, with a cursor). Tests lower them.
+   */
+  readonly listScan = { perCall: 2000, perPage: 100_000 }
+
+  async pausedQueues(queues: string[]): Promise<Set<string>> {
+    const paused = new Set(await this.redis.smembers(this.keys.paused()))
+    return new Set(queues.filter((q) => paused.has(q)))
+  }
+
+  // ---- reads -------------------------------------------------------------------------------
+
+  async getJob(queue: string, id: string): Promise<Job | null> {
+    const h = await this.redis.hgetall(this.keys.job(queue, id))
+    return h[F.state] ? decodeJob(queue, h, id) : null
+  }
+
+  /**
+   * The live jobs with this id: in `queue`, or without one wherever they are (ADR 0016: an id is
+   * unique within its queue). A generated id is unique across queues too (ADR 0011): its block's
+   * locator hint names the queue, then one read there -- two round trips however many queues
+   * there are; when the hint misses (expired), every queue is read and the hint written again.
+   * A caller's own id may name a job in several queues: every queue is read, in one pipelined
+   * round trip after the registry's (O(queues) commands; give the queue to read one key).
+   */
+  async findJobs(id: string, queue?: string): Promise<Job[]> {
+    if (queue) {
+      const job = await this.getJob(queue, id)
+      return job ? [job] : []
+    }
+    if (!GENERATED_ID.test(id)) return this.readEverywhere(id)
+    const hint = this.keys.locBlock(idBlock(id))
+    const hinted = await this.redis.get(hint)
+    if (hinted) {
+      const job = await this.getJob(hinted, id)
+      if (job) return [job]
+    }
+    const found = await this.readEverywhere(id, hinted)
+    if (found[0]) await this.rehint(hint, found[0].queue, LOC_BLOCK_TTL_S)
+    return found
+  }
+
+  /** The jobs with this id in every queue (but `skip`), in queue name order: one pipelined round. */
+  private async readEverywhere(id: string, skip?: string | null): Promise<Job[]> {
+    const queues = (await this.queues()).filter((q) => q !== skip)
+    const p = this.redis.pipeline()
+    for (const q of queues) p.hgetall(this.keys.job(q, id))
+    const res = (await p.exec()) ?? []
+    return queues.flatMap((q, i) => {
+      const h = res[i]?.[1] as Record<string, string> | undefined
+      return h?.[F.state] ? [decodeJob(q, h, id)] : []
+    })
+  }
+
+  /**
+   * The jobs added with an idempotency key (its SHA-256): in `queue`, or without one in every
+   * queue whose key names a job (a key is unique within its queue, ADR 0016), read in one
+   * pipelined round trip after the registry's; in queue name order.
+   */
+  async findByIdempotencyKey(keyHash: string, queue?: string): Promise<Job[]> {
+    const queues = queue ? [queue] : await this.queues()
+    const p = this.redis.pipeline()
+    for (const q of queues) p.get(this.keys.idempotency(q, keyHash))
+    const values = ((await p.exec()) ?? []).map((r) => (r[1] as string | null) ?? null)
+    const jobs = await Promise.all(queues.map((q, i) => this.jobOfKey(q, values[i] ?? null)))
+    return jobs.filter((j): j is Job => j !== null)
+  }
+
+  /**
+   * The job an idempotency key's value names in a queue: the live job, or -- once it has
+   * finished and been removed after its retention -- what the key recorded of its end (id,
+   * state, finished_at; `removed: true`).
+   */
+  private async jobOfKey(queue: string, value: string | null): Promise<Job | null> {
+    if (!value) return null
+    const [id = '', state, at] = value.split(' ')
+    const job = await this.getJob(queue, id)
+    if (job || !state) return job
+    return decodeJob(
+      queue,
+      { [F.state]: state, [F.finished_at]: at ?? '', [F.created_at]: at ?? '', _removed: '1' },
+      id,
+    )
+  }
+
+  /** Writes a locator hint a lookup found missing or wrong (best effort: it is only a hint). */
+  private async rehint(key: string, queue: string, ttlS: number): Promise<void> {
+    await this.redis.set(key, queue, 'EX', ttlS).catch(() => {})
+  }
+
+  async jobLogs(queue: string, id: string): Promise<string[]> {
+    return this.redis.lrange(this.keys.logs(queue, id), 0, -1)
+  }
+
+  /** Reads the hashes of the candidates that made a page (one pipelined HGETALL each). */
+  private async hydrate(
+    cands: Candidate[],
+  ): Promise<Array<{ job: Job; raw: Record<string, string> } | null>> {
+    if (!cands.length) return []
+    const p = this.redis.pipeline()
+    for (const c of cands) p.hgetall(this.keys.job(c.queue, c.id))
+    const res = (await p.exec()) ?? []
+    return cands.map((c, i) => {
+      const h = res[i]?.[1] as Record<string, string> | undefined
+      return h?.[F.state] ? { job: decodeJob(c.queue, h, c.id), raw: h } : null
+    })
+  }
+
+  /**
+   * One page of a listing over `queues`, newest first. The `list` function filters each queue's
+   * candidates in Redis and answers positions only, so a job that does not match is never read
+   * into Node; here the queues' answers are merged in the cursor's order and only the page's
+   * jobs are read (hydrate), re-checked by `accept` (a job may have changed since).
+   *
+   * Every queue is asked in one pipelined round; a queue is asked again (all such queues in one
+   * round) only while it may still hold a match ahead of the next candidate, that is while it
+   * has nothing buffered and has not examined that far. Work is bounded by `listScan`; a page
+   * stopped by it ends short, with a cursor at the point every queue has been examined to.
+   * `args` are the filter arguments of `list` from ARGV[11] on.
+   */
+  private async scanPage<T>(
+    kind: 'jobs' | 'dlq',
+    queues: string[],
+    cursor: ListCursor | null,
+    limit: number,
+    args: ReadonlyArray<string | number>,
+    accept: (job: Job, c: Candidate, raw: Record<string, string>) => T | null,
+  ): Promise<Page<T>> {
+    const scans: QueueScan[] = queues.map((queue) => ({ queue, buf: [], done: false, last: null }))
+    const page: Candidate[] = []
+    let examined = 0
+    let stoppedAt: ListCursor | null = null
+    for (;;) {
+      // Take the newest buffered candidate while no queue may hold one ahead of it.
+      let head: QueueScan | undefined
+      for (;;) {
+        head = undefined
+        for (const s of scans) if (s.buf.length && (!head || before(head.buf[0]!, s.buf[0]!))) head = s
+        const c = head?.buf[0]
+        if (!c || page.length >= limit || scans.some((s) => blocks(s, c))) break
+        page.push(head!.buf.shift()!)
+      }
+      const waiting = scans.filter((s) => blocks(s, head?.buf[0]))
+      if (page.length >= limit || !waiting.length) break
+      if (examined >= this.listScan.perPage) {
+        // Every queue is examined down to its last position; the page resumes after the newest.
+        stoppedAt = waiting.map((s) => s.last!).reduce((a, b) => (before(a, b) ? b : a))
+        break
+      }
+      const want = limit - page.length + 1
+      const budget = Math.min(
+        this.listScan.perCall,
+        Math.max(1, Math.ceil((this.listScan.perPage - examined) / waiting.length)),
+      )
+      const replies = await Promise.all(
+        waiting.map((s) => {
+          const at = s.last ?? cursor
+          // A candidate at the cursor's very score and id is still to come if its queue sorts first.
+          const incl = at && s.queue < at.queue ? '1' : '0'
+          return this.run<ListReply>('list', s.queue, [
+            kind,
+            want,
+            budget,
+            at ? at.score : '',
+            at ? at.id : '',
+            incl,
+            ...args,
+          ])
+        }),
+      )
+      waiting.forEach((s, i) => {
+        const [flat, done, lastScore, lastId, n] = replies[i]!
+        for (let k = 0; k + 3 < flat.length; k += 4) {
+          const extra = { entry: flat[k + 2]!, failed_at: flat[k + 3]! }
+          s.buf.push({ score: Number(flat[k]), id: flat[k + 1]!, queue: s.queue, extra })
+        }
+        s.done = done === 1
+        if (n > 0) s.last = { score: Number(lastScore), id: lastId, queue: s.queue }
+        examined += n
+      })
+    }
+    const jobs = await this.hydrate(page)
+    const items: T[] = []
+    page.forEach((c, i) => {
+      const h = jobs[i]
+      const v = h ? accept(h.job, c, h.raw) : null
+      if (v !== null) items.push(v)
+    })
+    let next: ListCursor | null = stoppedAt
+    if (page.length >= limit && scans.some((s) => s.buf.length || !s.done)) next = page[page.length - 1]!
+    return { items, next_cursor: next ? encodeCursor(next) : null }
+  }
+
+  /** Jobs newest first (by the time they entered their current state), filtered, paginated. */
+  async listJobs(q: {
+    queue?: string
+    state?: JobState
+    task_type?: string
+    cursor?: string | null
+    limit: number
+  }): Promise<Page<Job>> {
+    const cursor = startAt(q.cursor)
+    const queues = q.queue ? [q.queue] : await this.queues()
+    // Queued and active jobs have no index: their entries in the ready streams are it (newest
+    // first by entry time); the other states have an index zset each.
+    const streams = !q.state ? 'all' : STREAM_STATES.includes(q.state) ? q.state : 'none'
+    const indexed = !q.state ? INDEXED_STATES : streams === 'none' ? [q.state] : []
+    return this.scanPage(
+      'jobs',
+      queues,
+      cursor,
+      q.limit,
+      [q.task_type ?? '', streams, ...indexed],
+      (job, c, raw) => {
+        if (q.task_type && job.task_type !== q.task_type) return null
+        if (q.state && job.state !== q.state) return null
+        if (c.extra?.entry && (!STREAM_STATES.includes(job.state) || raw[F.entry] !== c.extra.entry))
+          return null
+        return job
+      },
+    )
+  }
+
+  /** Dead-lettered jobs newest first, filtered by type, error text and age. */
+  async listDlq(q: {
+    queue?: string
+    task_type?: string
+    error_contains?: string
+    older_than_ms?: number
+    cursor?: string | null
+    limit: number
+  }): Promise<Page<Job & { dlq_entry: string; failed_at: number }>> {
+    const cursor = startAt(q.cursor)
+    const queues = q.queue ? [q.queue] : await this.queues()
+    const now = this.clock.now()
+    const needle = q.error_contains?.toLowerCase()
+    const maxFailedAt = q.older_than_ms === undefined ? '' : Math.max(0, now - q.older_than_ms)
+    return this.scanPage(
+      'dlq',
+      queues,
+      cursor,
+      q.limit,
+      [q.task_type ?? '', needle ?? '', maxFailedAt],
+      (job, c) => {
+        const e = c.extra ?? {}
+        if (job.state !== 'failed') return null
+        if (q.task_type && job.task_type !== q.task_type) return null
+        if (needle && !(job.error ?? '').toLowerCase().includes(needle)) return null
+        if (q.older_than_ms !== undefined && Number(e.failed_at) > now - q.older_than_ms) return null
+        return { ...job, dlq_entry: e.entry ?? '', failed_at: Number(e.failed_at) }
+      },
+    )
+  }
+
+  /** Jobs waiting in a queue's ready streams (undelivered entries), cheaply: for admission control. */
+  async queuedCount(queue: string): Promise<number> {
+    const p = this.redis.pipeline()
+    for (const pr of PRIORITIES) {
+      p.xlen(this.keys.stream(queue, pr))
+      p.xpending(this.keys.stream(queue, pr), GROUP)
+    }
+    const res = (await p.exec()) ?? []
+    let n = 0
+    for (let i = 0; i < res.length; i += 2) {
+      const length = Number(res[i]?.[1] ?? 0)
+      const summary = res[i + 1]?.[0] ? null : (res[i + 1]?.[1] as [number] | undefined)
+      n += Math.max(0, length - Number(summary?.[0] ?? 0))
+    }
+    return n
+  }
+
+  async queueStats(queue: string): Promise<QueueStats> {
+    return (await this.queuesStats([queue]))[0]!
+  }
+
+  /** Stats of many queues: one `queue_stats` call each, all in one pipelined round trip. */
+  queuesStats(queues: string[]): Promise<QueueStats[]> {
+    const now = this.clock.now()
+    return Promise.all(
+      queues.map(async (queue): Promise<QueueStats> => {
+        const [indexCounts, totalsFlat, delayed, dlq, paused, perPriority] = await this.run<QueueStatsReply>(
+          'queue_stats',
+          queue,
+          INDEXED_STATES,
+          now,
+        )
+        const counts = {} as Record<JobState, number>
+        INDEXED_STATES.forEach((s, i) => {
+          counts[s] = indexCounts[i] ?? 0
+        })
+        // Queued and active jobs are counted from the streams: an entry is either pending (its
+        // job is active) or undelivered (queued); acknowledged entries are deleted.
+        counts.queued = 0
+        counts.active = 0
+        const streams = {} as QueueStats['streams']
+        PRIORITIES.forEach((pr, i) => {
+          const [length, pending, lag, oldest] = perPriority[i]!
+          const oldestMs = oldest ? Math.max(0, now - Number(oldest.split('-')[0])) : null
+          streams[pr] = { length, pending, lag, oldest_waiting_ms: oldestMs }
+          counts.queued += Math.max(0, length - pending)
+          counts.active += pending
+        })
+        const totals = pairsToRecord(totalsFlat)
+        const ages = PRIORITIES.map((pr) => streams[pr].oldest_waiting_ms).filter(
+          (x): x is number => x !== null,
+        )
+        return {
+          queue,
+          paused: paused === 1,
+          counts,
+          totals: Object.fromEntries(Object.entries(totals).map(([k, v]) => [k, Number(v)])),
+          streams,
+          delayed,
+          dlq,
+          oldest_waiting_ms: ages.length ? Math.max(...ages) : null,
+        }
+      }),
+    )
+  }
+
+  /**
+   * Completed and failed per minute over the last `minutes` minutes, oldest first, summed over
+   * `queues` (one `throughput` call per queue, all in one pipelined round trip).
+   */
+  async throughput(
+    queues: string[],
+    minutes = 60,
+  ): Promise<Array<{ minute: number; completed: number; failed: number }>> {
+    const now = this.clock.now()
+    const from = Math.floor(now / 60000) - minutes + 1
+    const res = await Promise.all(
+      queues.map((q) => this.run<number[]>('throughput', q, [from, minutes], now)),
+    )
+    const out = Array.from({ length: minutes }, (_, k) => ({
+      minute: (from + k) * 60000,
+      completed: 0,
+      failed: 0,
+    }))
+    for (const flat of res) {
+      for (let k = 0; k < minutes; k++) {
+        out[k]!.completed += flat[2 * k] ?? 0
+        out[k]!.failed += flat[2 * k + 1] ?? 0
+      }
+    }
+    return out
+  }
+}

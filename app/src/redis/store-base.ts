@@ -1,0 +1,87 @@
+/**
+ * What every part of the store shares: the connection, the key builder, the settings, the clock,
+ * and how a function of the library is called. JobReads (reads.ts) and JobStore (store.ts, the
+ * state changes) build on it; nothing else in DTQ talks to Redis about jobs.
+ */
+import type { Redis } from 'ioredis'
+import { Keys } from './keys.ts'
+import { functions, type ScriptName } from './scripts.ts'
+
+export interface Clock {
+  now(): number
+}
+export const systemClock: Clock = { now: () => Date.now() }
+
+export interface StoreOptions {
+  prefix: string
+  eventsMaxLen: number
+  completedRetentionS: number
+  failedRetentionS: number
+  /** Attempt errors kept on a job. */
+  errorsKept?: number
+  /** Log lines kept per job. */
+  logsKept?: number
+  /** The most queues the registry holds (MAX_QUEUES): a new queue beyond it is refused. */
+  maxQueues?: number
+  clock?: Clock
+  /** Where the store reports what an operator should know (default: process.emitWarning). */
+  warn?: (detail: object, message: string) => void
+}
+
+/** MAX_QUEUES when none is given (config.ts has the same default). */
+export const DEFAULT_MAX_QUEUES = 1000
+
+/** How often a process records that its function library is in use (see pruneFunctionLibraries). */
+const LIBRARY_SEEN_EVERY_MS = 3_600_000
+
+/** A block hint lives 30 days (one key per thousand generated ids). */
+export const LOC_BLOCK_TTL_S = 30 * 86_400
+
+export class StoreBase {
+  readonly redis: Redis
+  readonly keys: Keys
+  readonly opts: Required<Omit<StoreOptions, 'clock' | 'warn'>>
+  readonly clock: Clock
+  protected readonly lib = functions()
+  private librarySeenAt = 0
+
+  constructor(redis: Redis, opts: StoreOptions) {
+    this.redis = redis
+    this.keys = new Keys(opts.prefix)
+    this.clock = opts.clock ?? systemClock
+    this.opts = {
+      prefix: opts.prefix,
+      eventsMaxLen: opts.eventsMaxLen,
+      completedRetentionS: opts.completedRetentionS,
+      failedRetentionS: opts.failedRetentionS,
+      errorsKept: opts.errorsKept ?? 25,
+      logsKept: opts.logsKept ?? 100,
+      maxQueues: opts.maxQueues ?? DEFAULT_MAX_QUEUES,
+    }
+  }
+
+  protected run<T>(
+    name: ScriptName,
+    queue: string,
+    args: ReadonlyArray<string | number>,
+    now = this.clock.now(),
+  ): Promise<T> {
+    if (now - this.librarySeenAt > LIBRARY_SEEN_EVERY_MS) {
+      // This version's library is in use: recorded so the janitor never deletes it (hourly).
+      this.librarySeenAt = now
+      void this.redis.hset(this.keys.functionLibraries(), this.lib.name, now).catch(() => {
+        this.librarySeenAt = 0
+      })
+    }
+    return this.lib.call<T>(this.redis, name, this.keys.base(queue), [...this.common(now), ...args])
+  }
+
+  /** ARGV[1..4] of every script (see scripts/lib/1-context.lua). */
+  protected common(now: number): number[] {
+    return [now, this.opts.eventsMaxLen, this.opts.completedRetentionS, this.opts.failedRetentionS]
+  }
+
+  async queues(): Promise<string[]> {
+    return (await this.redis.smembers(this.keys.queues())).sort()
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * NEGATIVE CONTROLS ONLY. The safety mechanisms of DTQ switched off, one by one, so the fault
+ * tests can show that each one matters (the same scenario with the mechanism off must fail).
+ * Only the CLI (`DTQ_UNSAFE`, documented as for tests) and the tests import this module:
+ * production code never does -- the Worker takes what it is given in `WorkerOptions.unsafe`.
+ */
+import { F, type Priority } from './queue/job.ts'
+import { setLibraryOptions } from './redis/scripts.ts'
+import type { Clock, JobStore } from './redis/store.ts'
+import type { WorkerOptions } from './worker/worker.ts'
+
+/** no-delayed-gating: the promote step without the ZREM gate, as separate commands. */
+export async function promoteUngated(
+  store: JobStore,
+  queue: string,
+  limit: number,
+): Promise<{ moved: number; nextDue: number | null }> {
+  const { redis, keys } = store
+  const now = store.clock.now()
+  const ids = await redis.zrangebyscore(keys.delayed(queue), '-inf', now, 'LIMIT', 0, limit)
+  for (const id of ids) {
+    const [prio] = await redis.hmget(keys.job(queue, id), F.priority)
+    const entry = await redis.xadd(keys.stream(queue, (prio as Priority) ?? 'normal'), '*', 'id', id)
+    await redis.hset(keys.job(queue, id), F.state, 'queued', F.entry, entry ?? '', F.queued_at, now)
+    await redis.zrem(keys.delayed(queue), id)
+  }
+  const next = await redis.zrange(keys.delayed(queue), 0, 0, 'WITHSCORES')
+  return { moved: ids.length, nextDue: next[1] ? Number(next[1]) : null }
+}
+
+/** no-fencing: the epoch to write an outcome under -- the current one, whoever owns the job. */
+export async function currentEpoch(store: JobStore, queue: string, id: string): Promise<number> {
+  return Number(await store.redis.hget(store.keys.job(queue, id), F.epoch))
+}
+
+/**
+ * NEGATIVE CONTROL ONLY (DTQ_UNSAFE=no-clock-sync): this machine's clock, shifted by the test
+ * skew, uncorrected -- what every process used before Redis's clock became the time base.
+ */
+export function localClock(skewMs: number): Clock {
+  return { now: () => Date.now() + skewMs }
+}
+
+/**
+ * The worker options for a set of DTQ_UNSAFE switches. `no-oom-flags` changes the function
+ * library of the whole process, so call this before any store is made; `no-clock-sync` is the
+ * CLI's (it chooses the clock).
+ */
+export function unsafeWorkerOptions(names: ReadonlySet<string>): WorkerOptions['unsafe'] {
+  if (names.has('no-oom-flags')) setLibraryOptions({ noOomFlags: true })
+  return {
+    noLeaseRenewal: names.has('no-lease-renewal'),
+    noHandback: names.has('no-handback'),
+    noLeader: names.has('no-leader'),
+    noMemoryRelief: names.has('no-memory-relief'),
+    promote: names.has('no-delayed-gating') ? promoteUngated : undefined,
+    epochOf: names.has('no-fencing') ? currentEpoch : undefined,
+  }
+}
