@@ -26,6 +26,7 @@ import {
 import { GENERATED_ID } from './ids.ts'
 import type { Backoff, Job, JobState, Priority } from './job.ts'
 import { F, STATES } from './job.ts'
+import type { DlqFilter } from './system-tasks.ts'
 import {
   checkInt,
   checkName,
@@ -576,7 +577,7 @@ export class Queue {
    * new entry above the bound.
    */
   async retryDlqMany(
-    filter: { queue?: string; task_type?: string; error_contains?: string; older_than_ms?: number },
+    filter: DlqFilter,
     opts: { ratePerSec?: number; max?: number; signal?: AbortSignal; bounds?: Record<string, string> } = {},
   ): Promise<number> {
     const rate = opts.ratePerSec ?? 100

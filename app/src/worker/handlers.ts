@@ -21,9 +21,6 @@ export interface JobContext {
 
 export type Handler = (job: Job, ctx: JobContext) => unknown | Promise<unknown>
 
-/** The system task that retries dead letters at a rate (POST /dlq/retry); every worker runs it. */
-export const DLQ_RETRY_TASK = 'dtq.dlq_retry'
-
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(signal.reason)

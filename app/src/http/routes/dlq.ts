@@ -2,8 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { DtqError } from '../../errors.ts'
-import type { DlqRetryPayload } from '../../worker/dlq-retry.ts'
-import { DLQ_RETRY_TASK } from '../../worker/handlers.ts'
+import { DLQ_RETRY_TASK, type DlqRetryPayload } from '../../queue/system-tasks.ts'
 import {
   CountReply,
   DlqPage,
