@@ -5,7 +5,6 @@
  * handler turns every error into `{error, code, message, details?}` and never leaks a 5xx
  * cause.
  */
-import { createHash } from 'node:crypto'
 import { createServer } from 'node:http'
 import cors from '@fastify/cors'
 import rateLimit from '@fastify/rate-limit'
@@ -18,8 +17,10 @@ import type { Config } from '../config.ts'
 import { DtqError, ErrorCodes, isRedisFull, isRedisUnavailable } from '../errors.ts'
 import type { Queue } from '../queue/queue.ts'
 import { type RouteRole, TokenAuth } from './auth.ts'
-import { consoleRewrite, serveConsole } from './console.ts'
+import { rateLimitKey, trustProxy } from './client-address.ts'
+import { CONSOLE_CSP, consoleRewrite, serveConsole } from './console.ts'
 import { EventHub } from './events.ts'
+import { hostCheck } from './host-check.ts'
 import { parseJsonBody } from './json-body.ts'
 import { HttpMetrics } from './metrics.ts'
 import { adminRoutes } from './routes/admin.ts'
@@ -86,13 +87,6 @@ export const SAFE_LOGGING = {
   redact: ['req.headers.authorization', 'headers.authorization'],
 }
 
-function trustProxy(v: string): FastifyServerOptions['trustProxy'] {
-  if (v === 'false' || v === '') return false
-  if (v === 'true') return true
-  if (/^\d+$/.test(v)) return Number(v) as unknown as FastifyServerOptions['trustProxy'] // hop count (supported, untyped)
-  return v.split(',').map((s) => s.trim())
-}
-
 export async function buildApp(deps: AppDeps) {
   const { config, queue } = deps
   const requestTimeout = deps.requestTimeoutMs ?? 10_000
@@ -141,6 +135,16 @@ export async function buildApp(deps: AppDeps) {
     reply.headers(SECURITY_HEADERS)
     done()
   })
+  const hostAllowed = hostCheck(config, auth.required)
+  if (hostAllowed) {
+    app.addHook('onRequest', (req, _reply, done) => {
+      if (hostAllowed(req.headers.host) || req.url.startsWith('/health/')) done()
+      else
+        done(
+          new DtqError('HOST_NOT_ALLOWED', 'this server answers only to localhost names and ALLOWED_HOSTS'),
+        )
+    })
+  }
   await app.register(cors, {
     origin: config.frontendOrigin.split(',').map((s) => s.trim()),
     methods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
@@ -154,8 +158,7 @@ export async function buildApp(deps: AppDeps) {
       redis: queue.redis,
       nameSpace: `${config.keyPrefix}:ratelimit:`,
       skipOnError: true,
-      // Client addresses reach a Redis key only as a hash.
-      keyGenerator: (req) => createHash('sha256').update(req.ip).digest('base64url').slice(0, 22),
+      keyGenerator: (req) => rateLimitKey(req.ip),
       allowList: (req) => req.url.startsWith('/health/'),
       errorResponseBuilder: (_req, ctx) => {
         const err = new DtqError('RATE_LIMITED', `rate limit of ${ctx.max} requests per minute reached`)
@@ -177,7 +180,8 @@ export async function buildApp(deps: AppDeps) {
       security: [{ bearer: [] }],
     },
   })
-  await app.register(swaggerUi, { routePrefix: '/docs' })
+  // The console's CSP fits swagger-ui too (its scripts and styles are files under /docs/static).
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: CONSOLE_CSP })
 
   app.addHook('onRequest', (req, _reply, done) => {
     // Routes say which role they need; the OpenAPI UI is public; anything else needs admin.
@@ -207,7 +211,8 @@ export async function buildApp(deps: AppDeps) {
     reply.code(404).send({
       error: 'Not Found',
       code: 'NOT_FOUND',
-      message: `no route ${req.method} ${req.url.split('?')[0]}`,
+      // The URL the client sent: the console's internal routes (dtq dev) stay out of sight.
+      message: `no route ${req.method} ${req.originalUrl.split('?')[0]}`,
     })
   })
 
@@ -307,6 +312,7 @@ function httpReason(status: number): string {
     409: 'Conflict',
     413: 'Payload Too Large',
     415: 'Unsupported Media Type',
+    421: 'Misdirected Request',
     429: 'Too Many Requests',
   }
   return reasons[status] ?? 'Error'
