@@ -49,7 +49,7 @@ function raw(
   })
 }
 
-describe('dtq dev without tokens', () => {
+describe('the DNS-rebinding guard', () => {
   it('answers only to localhost names: a rebinding page (Host: evil.example) gets 421 and nothing else', async () => {
     const port = await listening({})
     for (const host of [
@@ -85,6 +85,19 @@ describe('dtq dev without tokens', () => {
     expect((await raw(port, null)).status).toBe(421)
     // Probes address an instance by IP, and health tells nothing.
     expect((await raw(port, 'evil.example', '/health/live')).status).toBe(200)
+    // Control: where tokens guard the API (development with tokens, production), any Host is fine.
+    const admin = `Authorization: Bearer ${TOKENS.admin}\r\n`
+    for (const config of [
+      { apiTokens: TOKEN_SETTING },
+      { environment: 'production' as const, apiTokens: TOKEN_SETTING },
+    ]) {
+      const guarded = await listening(config)
+      expect(
+        (await raw(guarded, 'evil.example', '/queues', admin)).status,
+        config.environment ?? 'development',
+      ).toBe(200)
+      expect((await raw(guarded, 'evil.example', '/queues')).status).toBe(401)
+    }
   })
 
   it('ALLOWED_HOSTS adds names (and then applies in production too); * lets any Host in', async () => {
@@ -113,22 +126,7 @@ describe('dtq dev without tokens', () => {
     expect((await raw(production, '10.0.1.20:8000', '/health/ready')).status).toBe(200)
   })
 
-  it('is off where tokens guard the API (development with tokens, production by default)', async () => {
-    const admin = `Authorization: Bearer ${TOKENS.admin}\r\n`
-    for (const config of [
-      { apiTokens: TOKEN_SETTING },
-      { environment: 'production' as const, apiTokens: TOKEN_SETTING },
-    ]) {
-      const port = await listening(config)
-      expect(
-        (await raw(port, 'evil.example', '/queues', admin)).status,
-        config.environment ?? 'development',
-      ).toBe(200)
-      expect((await raw(port, 'evil.example', '/queues')).status).toBe(401)
-    }
-  })
-
-  it('ALLOWED_HOSTS takes auto, * or host names', () => {
+  it('ALLOWED_HOSTS takes auto, * or host names; the guard reads the name a Host header carries', () => {
     expect(loadConfig({}).allowedHosts).toEqual(['auto'])
     expect(loadConfig({ ALLOWED_HOSTS: 'dtq.lan, *.corp.example,[::1]' }).allowedHosts).toEqual([
       'dtq.lan',
@@ -138,9 +136,7 @@ describe('dtq dev without tokens', () => {
     for (const bad of ['evil.example/x', 'a b', 'user@host', 'host:80', 'a.*.example']) {
       expect(() => loadConfig({ ALLOWED_HOSTS: bad }), bad).toThrow(/ALLOWED_HOSTS/)
     }
-  })
-
-  it('hostName: the name a Host header carries', () => {
+    // The name a Host header carries, as the guard reads it.
     expect(hostName('LocalHost:8000')).toBe('localhost')
     expect(hostName('[::1]:8000')).toBe('[::1]')
     expect(hostName('localhost.')).toBe('localhost')
