@@ -1,7 +1,8 @@
 /**
  * buildApp(deps): the Fastify control plane, built without listening (tests use inject()).
- * Plugins and hooks in order: JSON parser (depth, prototype poisoning), security headers, CORS, rate
- * limit (Redis store, shared by instances), auth (per-route role), metrics; one error
+ * Plugins and hooks in order: JSON parser (depth, prototype poisoning), security headers, the
+ * Host check (DNS rebinding; host-check.ts), CORS, rate limit (Redis store, shared by instances,
+ * per client as client-address.ts derives it), auth (per-route role), metrics; one error
  * handler turns every error into `{error, code, message, details?}` and never leaks a 5xx
  * cause.
  */
