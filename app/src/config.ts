@@ -3,6 +3,8 @@
  * frozen, then passed down. A bad setting stops the process with one message naming every
  * bad variable.
  */
+import { isIP } from 'node:net'
+
 export type Environment = 'development' | 'production'
 
 export interface Config {
@@ -34,6 +36,7 @@ export interface Config {
   eventsMaxLen: number
   redisCommandTimeoutMs: number
   trustProxy: string
+  allowedHosts: string[]
   rateLimitPerMin: number
   maxBodyBytes: number
   queueMaxDepth: number
@@ -46,7 +49,7 @@ export interface Config {
   testClockSkewMs: number
 }
 
-type Kind = 'string' | 'int' | 'number' | 'list' | 'url' | 'enum' | 'bool' | 'tokens'
+type Kind = 'string' | 'int' | 'number' | 'list' | 'url' | 'enum' | 'bool' | 'tokens' | 'proxies'
 
 interface Spec {
   env: string
@@ -62,6 +65,10 @@ interface Spec {
 
 /** Letters, digits, _ . - -- and not `.` or `..`, which a URL path cannot carry (dot segments). */
 export const NAME_PATTERN = /^(?!\.\.?$)[A-Za-z0-9_.-]{1,64}$/
+/** auto, *, a host name (optionally *.-prefixed) or a bracketed IPv6 literal. */
+const HOST_PATTERN = /^(auto|\*|(\*\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?|\[[0-9A-Fa-f:.]+\])$/
+/** What proxy-addr accepts by name, besides addresses and CIDRs. */
+const PROXY_NAMES = ['loopback', 'linklocal', 'uniquelocal']
 
 /** Every setting, its default and one line of meaning (.env.example is checked against this list). */
 export const SETTINGS: readonly Spec[] = [
@@ -113,9 +120,17 @@ export const SETTINGS: readonly Spec[] = [
   {
     env: 'TRUST_PROXY',
     key: 'trustProxy',
-    kind: 'string',
+    kind: 'proxies',
     default: 'false',
-    doc: 'whose X-Forwarded-For to believe: false, true, a hop count, or comma-separated addresses/CIDRs',
+    doc: 'the proxies in front whose X-Forwarded-For entries are believed: false, their number (1 behind nginx or an ALB, 2 on Render), or their addresses/CIDRs; true (all) only in development',
+  },
+  {
+    env: 'ALLOWED_HOSTS',
+    key: 'allowedHosts',
+    kind: 'list',
+    default: 'auto',
+    pattern: HOST_PATTERN,
+    doc: 'Host names the API answers to (421 otherwise): auto = localhost names only when it runs without tokens in development, any otherwise; * = any; or comma-separated names (*.example.com allowed) added to the localhost names',
   },
   {
     env: 'RATE_LIMIT_PER_MIN',
@@ -435,6 +450,16 @@ function parseOne(spec: Spec, raw: string): { value?: unknown; problem?: string 
       }
       return { value: raw }
     }
+    case 'proxies': {
+      const v = raw.trim()
+      if (v === 'true' || v === 'false') return { value: v }
+      if (/^\d+$/.test(v))
+        return Number(v) > 32 ? bad('is more hops than any real chain') : { value: String(Number(v)) }
+      const wrong = v.split(',').filter((s) => !isProxyAddress(s.trim()))
+      if (wrong.length)
+        return bad(`has ${wrong.join(',')}, not an address, a CIDR or one of ${PROXY_NAMES.join('|')}`)
+      return { value: v }
+    }
     case 'url': {
       try {
         const u = new URL(raw)
@@ -464,6 +489,15 @@ function parseOne(spec: Spec, raw: string): { value?: unknown; problem?: string 
   }
 }
 
+function isProxyAddress(s: string): boolean {
+  if (PROXY_NAMES.includes(s)) return true
+  const [addr = '', bits, extra] = s.split('/')
+  const family = isIP(addr)
+  if (!family || extra !== undefined) return false
+  if (bits === undefined) return true
+  return /^\d+$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128)
+}
+
 /** Parses settings from an env-like record; throws ConfigError naming every bad variable. */
 export function loadConfig(
   env: Record<string, string | undefined> = process.env,
@@ -480,6 +514,14 @@ export function loadConfig(
   const cfg = { ...out, ...overrides } as Config
   if (!problems.length && cfg.leaseMs * 2 > cfg.claimIdleMs) {
     problems.push(`LEASE_MS (${cfg.leaseMs}) must be at most half of CLAIM_IDLE_MS (${cfg.claimIdleMs})`)
+  }
+  // Behind any proxy that appends to X-Forwarded-For (nginx, an ALB, Cloudflare) its left-most
+  // entry is whatever the client sent: trusting all of it lets a client pick its address (and
+  // dodge the rate limit). The right value always exists, so production refuses this one.
+  if (cfg.environment === 'production' && cfg.trustProxy === 'true') {
+    problems.push(
+      'TRUST_PROXY=true believes every X-Forwarded-For entry, so any client picks its own address: with ENVIRONMENT=production set the number of proxies in front (1 behind nginx or an ALB, 2 on Render) or their addresses',
+    )
   }
   if (problems.length) throw new ConfigError(problems)
   return Object.freeze(cfg)

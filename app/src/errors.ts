@@ -18,6 +18,7 @@ export const ErrorCodes = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'unsupported content type' },
   UNAUTHORIZED: { status: 401, message: 'missing or invalid token' },
   FORBIDDEN: { status: 403, message: 'the token role does not allow this' },
+  HOST_NOT_ALLOWED: { status: 421, message: 'this server does not answer to that Host' },
   REDIS_UNAVAILABLE: { status: 503, message: 'Redis is unavailable' },
   REDIS_OUT_OF_MEMORY: {
     status: 503,

@@ -721,16 +721,16 @@ describe('every error has the documented shape, on the wire (item 15)', () => {
     const cases: Array<[string, string, number]> = [
       [
         'request timeout',
-        'POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"ta',
+        'POST /jobs HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"ta',
         408,
       ],
-      ['huge headers', `GET /jobs HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
+      ['huge headers', `GET /jobs HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
       ['malformed request line', 'GARBAGE\r\n\r\n', 400],
-      ['bad header', 'GET /jobs HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n', 400],
-      ['bad URL encoding', 'GET /jobs/%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 400],
+      ['bad header', 'GET /jobs HTTP/1.1\r\nHost: localhost\r\nBad Header: 1\r\n\r\n', 400],
+      ['bad URL encoding', 'GET /jobs/%zz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n', 400],
       [
         'a path parameter too long to route',
-        `GET /jobs/${'a'.repeat(300)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+        `GET /jobs/${'a'.repeat(300)} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`,
         414,
       ],
     ]
@@ -743,7 +743,7 @@ describe('every error has the documented shape, on the wire (item 15)', () => {
     }
     // OPTIONS without an Origin is no CORS preflight: an empty 204, no plain text.
     const o = parseResponse(
-      await rawExchange(port, 'OPTIONS /jobs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'),
+      await rawExchange(port, 'OPTIONS /jobs HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n'),
     )
     expect(o.status).toBe(204)
     expect(o.body).toBe('')
@@ -760,7 +760,7 @@ describe('request framing, auth scheme, dates and batch items (item 16)', () => 
       const r = parseResponse(
         await rawExchange(
           port,
-          `POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Encoding: ${coding}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+          `POST /jobs HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Encoding: ${coding}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
         ),
       )
       expect(r.status, coding).toBe(415)
@@ -770,7 +770,7 @@ describe('request framing, auth scheme, dates and batch items (item 16)', () => 
     const ok = parseResponse(
       await rawExchange(
         port,
-        `POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Encoding: identity\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+        `POST /jobs HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Encoding: identity\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
       ),
     )
     expect(ok.status).toBe(201)

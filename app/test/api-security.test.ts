@@ -230,7 +230,7 @@ describe('hostile input', () => {
     })
     s.connect(port, '127.0.0.1', () =>
       s.write(
-        'POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"task',
+        'POST /jobs HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"task',
       ),
     )
     const t0 = Date.now()

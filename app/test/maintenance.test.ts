@@ -85,11 +85,10 @@ describe('an idle fleet', () => {
     cleanups.push(() => redis.stop())
     const queues = ['q1', 'q2', 'q3', 'q4']
     b = await setup({ url: redis.url, config: { workerQueues: queues } })
-    const ws = [
-      b.worker({}, { schedulerPollMs: 100 }),
-      b.worker({}, { schedulerPollMs: 100 }),
-      b.worker({}, { schedulerPollMs: 100 }),
-    ]
+    // A lease of 3 s (3 heartbeats of 1 s): on a loaded machine a 0.6 s one can change hands
+    // inside the window, and then two clients promote, rightly.
+    const opts = { schedulerPollMs: 100, heartbeatMs: 1000 }
+    const ws = [b.worker({}, opts), b.worker({}, opts), b.worker({}, opts)]
     for (const w of ws) await w.start()
     const monitor = createRedis({ url: redis.url, commandTimeoutMs: 2000 })
     await connectRedis(monitor)

@@ -1,7 +1,8 @@
 /**
  * buildApp(deps): the Fastify control plane, built without listening (tests use inject()).
- * Plugins and hooks in order: JSON parser (depth, prototype poisoning), security headers, CORS, rate
- * limit (Redis store, shared by instances), framing and auth (per-route role), metrics; one error
+ * Plugins and hooks in order: JSON parser (depth, prototype poisoning), security headers, the
+ * Host check (DNS rebinding; host-check.ts), CORS, rate limit (Redis store, shared by instances,
+ * per client as client-address.ts derives it), framing and auth (per-route role), metrics; one error
  * handler turns every error into `{error, code, message, details?}` and never leaks a 5xx
  * cause; what reaches no route (Node's client errors, URLs the router refuses) gets the same
  * shape (framing.ts).
@@ -19,9 +20,11 @@ import type { Config } from '../config.ts'
 import { DtqError, type ErrorCode, ErrorCodes, isRedisFull, isRedisUnavailable } from '../errors.ts'
 import type { Queue } from '../queue/queue.ts'
 import { type RouteRole, TokenAuth } from './auth.ts'
-import { consoleRewrite, serveConsole } from './console.ts'
+import { rateLimitKey, trustProxy } from './client-address.ts'
+import { CONSOLE_CSP, consoleRewrite, serveConsole } from './console.ts'
 import { EventHub } from './events.ts'
 import { checkFraming, clientErrorHandler, errorBody, frameworkErrors, MAX_PARAM_LENGTH } from './framing.ts'
+import { hostCheck } from './host-check.ts'
 import { parseJsonBody } from './json-body.ts'
 import { HttpMetrics } from './metrics.ts'
 import { adminRoutes } from './routes/admin.ts'
@@ -89,13 +92,6 @@ export const SAFE_LOGGING = {
   redact: ['req.headers.authorization', 'headers.authorization'],
 }
 
-function trustProxy(v: string): FastifyServerOptions['trustProxy'] {
-  if (v === 'false' || v === '') return false
-  if (v === 'true') return true
-  if (/^\d+$/.test(v)) return Number(v) as unknown as FastifyServerOptions['trustProxy'] // hop count (supported, untyped)
-  return v.split(',').map((s) => s.trim())
-}
-
 export async function buildApp(deps: AppDeps) {
   const { config, queue } = deps
   const requestTimeout = deps.requestTimeoutMs ?? 10_000
@@ -148,6 +144,16 @@ export async function buildApp(deps: AppDeps) {
     reply.headers(SECURITY_HEADERS)
     done()
   })
+  const hostAllowed = hostCheck(config, auth.required)
+  if (hostAllowed) {
+    app.addHook('onRequest', (req, _reply, done) => {
+      if (hostAllowed(req.headers.host) || req.url.startsWith('/health/')) done()
+      else
+        done(
+          new DtqError('HOST_NOT_ALLOWED', 'this server answers only to localhost names and ALLOWED_HOSTS'),
+        )
+    })
+  }
   await app.register(cors, {
     origin: config.frontendOrigin.split(',').map((s) => s.trim()),
     methods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
@@ -163,8 +169,7 @@ export async function buildApp(deps: AppDeps) {
       redis: queue.redis,
       nameSpace: `${config.keyPrefix}:ratelimit:`,
       skipOnError: true,
-      // Client addresses reach a Redis key only as a hash.
-      keyGenerator: (req) => createHash('sha256').update(req.ip).digest('base64url').slice(0, 22),
+      keyGenerator: (req) => rateLimitKey(req.ip),
       allowList: (req) => req.url.startsWith('/health/'),
       errorResponseBuilder: (_req, ctx) => {
         const err = new DtqError('RATE_LIMITED', `rate limit of ${ctx.max} requests per minute reached`)
@@ -186,7 +191,8 @@ export async function buildApp(deps: AppDeps) {
       security: [{ bearer: [] }],
     },
   })
-  await app.register(swaggerUi, { routePrefix: '/docs' })
+  // The console's CSP fits swagger-ui too (its scripts and styles are files under /docs/static).
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: CONSOLE_CSP })
 
   app.addHook('onRequest', (req, _reply, done) => {
     // Routes say which role they need; the OpenAPI UI is public; anything else needs admin.
@@ -214,7 +220,10 @@ export async function buildApp(deps: AppDeps) {
   })
 
   app.setNotFoundHandler((req, reply) => {
-    reply.code(404).send(errorBody(404, 'NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`))
+    // The URL the client sent: the console's internal routes (dtq dev) stay out of sight.
+    reply
+      .code(404)
+      .send(errorBody(404, 'NOT_FOUND', `no route ${req.method} ${req.originalUrl.split('?')[0]}`))
   })
 
   app.setErrorHandler((err: FastifyError | DtqError, req, reply) => {
