@@ -7,7 +7,6 @@
  * cause; what reaches no route (Node's client errors, URLs the router refuses) gets the same
  * shape (framing.ts).
  */
-import { createHash } from 'node:crypto'
 import { createServer, STATUS_CODES } from 'node:http'
 import cors from '@fastify/cors'
 import rateLimit from '@fastify/rate-limit'
