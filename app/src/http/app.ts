@@ -7,20 +7,21 @@
  * cause; what reaches no route (Node's client errors, URLs the router refuses) gets the same
  * shape (framing.ts).
  */
-import { createServer, STATUS_CODES } from 'node:http'
+import { createServer } from 'node:http'
 import cors from '@fastify/cors'
 import rateLimit from '@fastify/rate-limit'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { type TypeBoxTypeProvider, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
-import Fastify, { type FastifyError, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyServerOptions } from 'fastify'
 import type { Redis } from 'ioredis'
 import type { Config } from '../config.ts'
-import { DtqError, type ErrorCode, ErrorCodes, isRedisFull, isRedisUnavailable } from '../errors.ts'
+import { DtqError } from '../errors.ts'
 import type { Queue } from '../queue/queue.ts'
 import { type RouteRole, TokenAuth } from './auth.ts'
 import { rateLimitKey, trustProxy } from './client-address.ts'
 import { CONSOLE_CSP, consoleRewrite, serveConsole } from './console.ts'
+import { errorHandler } from './error-handler.ts'
 import { EventHub } from './events.ts'
 import { checkFraming, clientErrorHandler, errorBody, frameworkErrors, MAX_PARAM_LENGTH } from './framing.ts'
 import { hostCheck } from './host-check.ts'
@@ -31,7 +32,6 @@ import { dlqRoutes } from './routes/dlq.ts'
 import { eventRoutes } from './routes/events.ts'
 import { jobRoutes } from './routes/jobs.ts'
 import { systemRoutes } from './routes/system.ts'
-import { describeValidation } from './schemas.ts'
 
 /** What helmet sets by default for a JSON API (checked by a test). */
 export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
@@ -225,65 +225,7 @@ export async function buildApp(deps: AppDeps) {
       .send(errorBody(404, 'NOT_FOUND', `no route ${req.method} ${req.originalUrl.split('?')[0]}`))
   })
 
-  app.setErrorHandler((err: FastifyError | DtqError, req, reply) => {
-    let status = 500
-    let code = 'INTERNAL'
-    let message: string = ErrorCodes.INTERNAL.message
-    let details: unknown
-    if (err instanceof DtqError) {
-      status = err.status
-      code = err.code
-      message = err.message
-      details = err.details
-    } else if ((err as FastifyError).validation) {
-      status = 400
-      code = 'VALIDATION'
-      const described = describeValidation(
-        (err as FastifyError).validation ?? [],
-        (err as FastifyError).validationContext ?? 'request',
-      )
-      message = described.message
-      details = described.details
-    } else if (isRedisFull(err)) {
-      // Redis at maxmemory refuses new work (the enqueue functions are not allow-oom); work in
-      // flight goes on, retention frees memory, and the retry after a while succeeds.
-      status = 503
-      code = 'REDIS_OUT_OF_MEMORY'
-      message = ErrorCodes.REDIS_OUT_OF_MEMORY.message
-      reply.header('retry-after', '5')
-    } else if (isRedisUnavailable(err)) {
-      status = 503
-      code = 'REDIS_UNAVAILABLE'
-      message = ErrorCodes.REDIS_UNAVAILABLE.message
-      reply.header('retry-after', '1')
-    } else if ((err as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      status = 413
-      code = 'PAYLOAD_TOO_LARGE'
-      message = `the body is larger than ${config.maxBodyBytes} bytes`
-    } else if ((err as FastifyError).code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-      status = 415
-      code = 'UNSUPPORTED_MEDIA_TYPE'
-      message = 'send application/json'
-    } else if (
-      typeof (err as FastifyError).statusCode === 'number' &&
-      (err as FastifyError).statusCode! < 500
-    ) {
-      // Another framework or plugin error: its status, with a code from the one list.
-      status = (err as FastifyError).statusCode!
-      code = CODE_OF_STATUS[status] ?? 'BAD_REQUEST'
-      message = err.message
-    }
-    if (status === 429 && (err as unknown as { retryAfter?: string }).retryAfter) {
-      reply.header('retry-after', (err as unknown as { retryAfter: string }).retryAfter)
-    }
-    if (status >= 500 && status !== 503) req.log.error({ err }, 'request failed')
-    const reason = STATUS_CODES[status] ?? 'Error'
-    reply
-      .code(status)
-      .send(
-        details === undefined ? { error: reason, code, message } : { error: reason, code, message, details },
-      )
-  })
+  app.setErrorHandler(errorHandler(config))
 
   await app.register(systemRoutes)
   await app.register(jobRoutes)
@@ -297,14 +239,4 @@ export async function buildApp(deps: AppDeps) {
     await hub.stop()
   })
   return app
-}
-
-/** The code of a framework error by its status (its own codes, FST_ERR_*, are not the API's). */
-const CODE_OF_STATUS: Readonly<Record<number, ErrorCode>> = {
-  404: 'NOT_FOUND',
-  408: 'REQUEST_TIMEOUT',
-  413: 'PAYLOAD_TOO_LARGE',
-  414: 'URI_TOO_LONG',
-  415: 'UNSUPPORTED_MEDIA_TYPE',
-  431: 'HEADERS_TOO_LARGE',
 }

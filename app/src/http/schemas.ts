@@ -36,6 +36,23 @@ export const ErrorReply = Type.Object(
   { $id: 'Error' },
 )
 
+/**
+ * The error replies of a route for its OpenAPI schema: what every authenticated route can
+ * answer -- 400 (bad input), 401/403 (token, role), 429 (the rate limiter), 503 (Redis away or
+ * full) -- plus the statuses given (404, 409, …).
+ */
+export function errorReplies<S extends number>(...extra: S[]) {
+  const out = {
+    400: ErrorReply,
+    401: ErrorReply,
+    403: ErrorReply,
+    429: ErrorReply,
+    503: ErrorReply,
+  } as Record<400 | 401 | 403 | 429 | 503 | S, typeof ErrorReply>
+  for (const s of extra) out[s] = ErrorReply
+  return out
+}
+
 export const AttemptErrorS = Type.Object({
   attempt: Type.Number(),
   message: Type.String(),

@@ -1,7 +1,7 @@
 /** Queues (stats, pause, resume) and workers (list, pause, resume, drain). */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import {
-  ErrorReply,
+  errorReplies,
   OkReply,
   QueueParams,
   QueuesReply,
@@ -9,7 +9,7 @@ import {
   WorkersReply,
 } from '../schemas.ts'
 
-const errors = { 400: ErrorReply, 401: ErrorReply, 403: ErrorReply, 404: ErrorReply, 503: ErrorReply }
+const errors = errorReplies(404, 409)
 
 export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { queue } = app.dtq

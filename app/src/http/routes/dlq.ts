@@ -9,21 +9,14 @@ import {
   DlqQuery,
   DlqRetryMany,
   DlqRetryManyReply,
-  ErrorReply,
+  errorReplies,
   IdParams,
   JobS,
   PurgeQuery,
   QueueQuery,
 } from '../schemas.ts'
 
-const errors = {
-  400: ErrorReply,
-  401: ErrorReply,
-  403: ErrorReply,
-  404: ErrorReply,
-  409: ErrorReply,
-  503: ErrorReply,
-}
+const errors = errorReplies(404, 409)
 const DAY = 86_400_000
 
 /**

@@ -8,7 +8,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { DtqError } from '../../errors.ts'
 import { EVENT_ID } from '../events.ts'
-import { ErrorReply, EventsQuery } from '../schemas.ts'
+import { EventsQuery, errorReplies } from '../schemas.ts'
 
 export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { hub, config } = app.dtq
@@ -29,7 +29,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
           { ...EventsQuery.properties, last_event_id: Type.Optional(Type.String({ maxLength: 64 })) },
           { additionalProperties: false },
         ),
-        response: { 400: ErrorReply, 401: ErrorReply, 403: ErrorReply },
+        response: errorReplies(),
       },
     },
     async (req, reply) => {

@@ -14,7 +14,7 @@ import {
   CreateJob,
   type CreateJobDto,
   describeValidation,
-  ErrorReply,
+  errorReplies,
   GenerateJobs,
   GenerateReply,
   IdParams,
@@ -25,15 +25,7 @@ import {
   QueueQuery,
 } from '../schemas.ts'
 
-const errors = {
-  400: ErrorReply,
-  401: ErrorReply,
-  403: ErrorReply,
-  404: ErrorReply,
-  409: ErrorReply,
-  429: ErrorReply,
-  503: ErrorReply,
-}
+const errors = errorReplies(404, 409)
 
 function toSpec(b: CreateJobDto): JobSpec {
   const { job_id, ...rest } = b

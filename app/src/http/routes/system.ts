@@ -4,7 +4,7 @@ import Type from 'typebox'
 import { DtqError } from '../../errors.ts'
 import { bearerToken } from '../auth.ts'
 import { engineMetrics } from '../metrics.ts'
-import { ErrorReply, HealthReply, StatsReply } from '../schemas.ts'
+import { ErrorReply, errorReplies, HealthReply, StatsReply } from '../schemas.ts'
 
 export const systemRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { queue, state, metrics, auth, config } = app.dtq
@@ -61,7 +61,7 @@ export const systemRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['system'],
         summary:
           'Counts by state (total and per queue), live workers, and throughput per minute over the last hour',
-        response: { 200: StatsReply, 401: ErrorReply, 403: ErrorReply, 503: ErrorReply },
+        response: { 200: StatsReply, ...errorReplies() },
       },
     },
     async () => {
