@@ -407,115 +407,102 @@ async function main() {
   REDIS = await startRedis()
   admin = new Redis(REDIS.url)
   const rows: Row[] = []
-  const both = async (
-    name: string,
-    unit: string,
-    better: Row['better'],
-    target: number,
-    dtq: () => Promise<number>,
-    peer: () => Promise<number>,
+  /**
+   * Runs a scenario for DTQ and its peer, interleaved (DTQ, peer, DTQ, peer, …: these machines
+   * drift in speed over minutes, and three runs of one then three of the other would bias the
+   * ratio), and adds one row per figure the scenario measures.
+   */
+  const compare = async <T extends Record<string, number>>(
+    label: string,
+    dtq: () => Promise<T>,
+    peer: () => Promise<T>,
+    figures: Array<Omit<Row, 'dtq' | 'peer' | 'peerName'> & { key: keyof T }>,
     peerName = 'BullMQ',
-    digits = 0,
   ) => {
-    process.stderr.write(`… ${name}\n`)
-    // Interleaved (DTQ, peer, DTQ, peer, …) like the other scenarios: these machines drift in
-    // speed over minutes, and three runs of one then three of the other would bias the ratio.
-    const d: number[] = []
-    const p: number[] = []
+    process.stderr.write(`… ${label}\n`)
+    const d: T[] = []
+    const p: T[] = []
     for (let i = 0; i < RUNS; i++) {
       d.push(await dtq())
       p.push(await peer())
     }
-    rows.push({ name, unit, dtq: stat(d), peer: stat(p), peerName, better, target, digits })
+    for (const { key, ...row } of figures)
+      rows.push({ ...row, dtq: stat(d.map((x) => x[key]!)), peer: stat(p.map((x) => x[key]!)), peerName })
   }
+  const rate = (run: () => Promise<number>) => async () => ({ rate: await run() })
   try {
-    if (want('a')) await both('(a) bulk enqueue', 'jobs/s', 'higher', 2, dtqBulk, bullBulk)
-    if (want('b')) await both('(b) drain, concurrency 100', 'jobs/s', 'higher', 2, dtqDrain, bullDrain)
+    if (want('a'))
+      await compare('(a) bulk enqueue', rate(dtqBulk), rate(bullBulk), [
+        { key: 'rate', name: '(a) bulk enqueue', unit: 'jobs/s', better: 'higher', target: 2 },
+      ])
+    if (want('b'))
+      await compare('(b) drain, concurrency 100', rate(dtqDrain), rate(bullDrain), [
+        { key: 'rate', name: '(b) drain, concurrency 100', unit: 'jobs/s', better: 'higher', target: 2 },
+      ])
     if (want('c'))
-      await both('(c) producer + worker, saturated', 'jobs/s', 'higher', 2, dtqSaturated, bullSaturated)
-    for (const rate of want('c') ? [2000, 5000] : []) {
-      const dl: Array<{ p50: number; p99: number }> = []
-      const bl: Array<{ p50: number; p99: number }> = []
-      process.stderr.write(`… (c) latency at ${rate}/s\n`)
-      for (let i = 0; i < RUNS; i++) {
-        dl.push(await dtqLatency(SMOKE ? rate / 10 : rate))
-        bl.push(await bullLatency(SMOKE ? rate / 10 : rate))
-      }
-      rows.push({
-        name: `(c) enqueue→start p50 at ${rate}/s`,
-        unit: 'ms',
-        dtq: stat(dl.map((x) => x.p50)),
-        peer: stat(bl.map((x) => x.p50)),
-        peerName: 'BullMQ',
-        better: 'lower',
-        target: 1,
-        digits: 1,
-      })
-      rows.push({
-        name: `(c) enqueue→start p99 at ${rate}/s`,
-        unit: 'ms',
-        dtq: stat(dl.map((x) => x.p99)),
-        peer: stat(bl.map((x) => x.p99)),
-        peerName: 'BullMQ',
-        better: 'lower',
-        target: rate === 5000 ? 5 : 1,
-        digits: 1,
-      })
-    }
-    const dm: Array<{ waiting: number; completed: number }> = []
-    const bm: Array<{ waiting: number; completed: number }> = []
-    if (want('d')) process.stderr.write('… (d) memory\n')
-    for (let i = 0; i < (want('d') ? RUNS : 0); i++) {
-      dm.push(await dtqMemory())
-      bm.push(await bullMemory())
+      await compare('(c) producer + worker, saturated', rate(dtqSaturated), rate(bullSaturated), [
+        {
+          key: 'rate',
+          name: '(c) producer + worker, saturated',
+          unit: 'jobs/s',
+          better: 'higher',
+          target: 2,
+        },
+      ])
+    for (const r of want('c') ? [2000, 5000] : []) {
+      const at = SMOKE ? r / 10 : r
+      await compare(
+        `(c) latency at ${r}/s`,
+        () => dtqLatency(at),
+        () => bullLatency(at),
+        [
+          {
+            key: 'p50',
+            name: `(c) enqueue→start p50 at ${r}/s`,
+            unit: 'ms',
+            better: 'lower',
+            target: 1,
+            digits: 1,
+          },
+          {
+            key: 'p99',
+            name: `(c) enqueue→start p99 at ${r}/s`,
+            unit: 'ms',
+            better: 'lower',
+            target: r === 5000 ? 5 : 1,
+            digits: 1,
+          },
+        ],
+      )
     }
     if (want('d'))
-      rows.push({
-        name: '(d) Redis memory per waiting job',
-        unit: 'B',
-        dtq: stat(dm.map((x) => x.waiting)),
-        peer: stat(bm.map((x) => x.waiting)),
-        peerName: 'BullMQ',
-        better: 'lower',
-        target: 1,
-      })
-    if (want('d'))
-      rows.push({
-        name: '(d) Redis memory per retained completed job',
-        unit: 'B',
-        dtq: stat(dm.map((x) => x.completed)),
-        peer: stat(bm.map((x) => x.completed)),
-        peerName: 'BullMQ',
-        better: 'lower',
-        target: 0,
-      })
-    const dh: Array<{ rps: number; p99: number }> = []
-    const bh: Array<{ rps: number; p99: number }> = []
-    if (want('e')) process.stderr.write('… (e) HTTP POST /jobs, 50 connections\n')
-    for (let i = 0; i < (want('e') ? RUNS : 0); i++) {
-      dh.push(await dtqHttp())
-      bh.push(await bareHttp())
-    }
+      await compare('(d) memory', dtqMemory, bullMemory, [
+        { key: 'waiting', name: '(d) Redis memory per waiting job', unit: 'B', better: 'lower', target: 1 },
+        {
+          key: 'completed',
+          name: '(d) Redis memory per retained completed job',
+          unit: 'B',
+          better: 'lower',
+          target: 0,
+        },
+      ])
     if (want('e'))
-      rows.push({
-        name: '(e) HTTP POST /jobs (auth + validation)',
-        unit: 'req/s',
-        dtq: stat(dh.map((x) => x.rps)),
-        peer: stat(bh.map((x) => x.rps)),
-        peerName: 'Fastify + XADD',
-        better: 'higher',
-        target: 0.7,
-      })
-    if (want('e'))
-      rows.push({
-        name: '(e) HTTP POST /jobs p99',
-        unit: 'ms',
-        dtq: stat(dh.map((x) => x.p99)),
-        peer: stat(bh.map((x) => x.p99)),
-        peerName: 'Fastify + XADD',
-        better: 'lower',
-        target: 0,
-      })
+      await compare(
+        '(e) HTTP POST /jobs, 50 connections',
+        dtqHttp,
+        bareHttp,
+        [
+          {
+            key: 'rps',
+            name: '(e) HTTP POST /jobs (auth + validation)',
+            unit: 'req/s',
+            better: 'higher',
+            target: 0.7,
+          },
+          { key: 'p99', name: '(e) HTTP POST /jobs p99', unit: 'ms', better: 'lower', target: 0 },
+        ],
+        'Fastify + XADD',
+      )
   } finally {
     admin.disconnect()
     REDIS.stop()

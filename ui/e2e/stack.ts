@@ -5,23 +5,12 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { freePort } from '../../app/src/redis/local-server.ts'
 
 export const TOKENS = { admin: 'e2e-admin-token-0123456789', read: 'e2e-read-token-0123456789' }
 const ROOT = resolve(import.meta.dirname, '../..')
-
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const s = createServer()
-    s.once('error', fail)
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address()
-      s.close(() => done(typeof a === 'object' && a ? a.port : 0))
-    })
-  })
-}
 
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 30_000) {
   const deadline = Date.now() + timeoutMs

@@ -157,6 +157,16 @@ export class BulkAddError extends DtqError {
   }
 }
 
+/** Checks a filter of dead letters (listing, redrive). */
+function checkDlqFilter(problems: Problems, f: DlqFilter): void {
+  if (f.queue !== undefined) checkName(problems, 'queue', f.queue, QUEUE_PATTERN, QUEUE_RULE)
+  if (f.task_type !== undefined)
+    checkName(problems, 'task_type', f.task_type, TASK_TYPE_PATTERN, 'a task type')
+  if (f.error_contains !== undefined) checkText(problems, 'error_contains', f.error_contains, 256)
+  if (f.older_than_ms !== undefined)
+    checkInt(problems, 'older_than_ms', f.older_than_ms, 0, 10 * 365 * 86_400_000)
+}
+
 /** Waits `ms`, or less if `signal` aborts first. */
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -544,12 +554,7 @@ export class Queue {
     } = {},
   ) {
     const problems: Problems = []
-    if (q.queue !== undefined) checkName(problems, 'queue', q.queue, QUEUE_PATTERN, QUEUE_RULE)
-    if (q.task_type !== undefined)
-      checkName(problems, 'task_type', q.task_type, TASK_TYPE_PATTERN, 'a task type')
-    if (q.error_contains !== undefined) checkText(problems, 'error_contains', q.error_contains, 256)
-    if (q.older_than_ms !== undefined)
-      checkInt(problems, 'older_than_ms', q.older_than_ms, 0, 10 * 365 * 86_400_000)
+    checkDlqFilter(problems, q)
     const limit = q.limit ?? 50
     checkInt(problems, 'limit', limit, 1, 1000)
     throwIfProblems(problems, 'invalid request')
@@ -584,12 +589,7 @@ export class Queue {
     const max = opts.max ?? Number.MAX_SAFE_INTEGER
     const problems: Problems = []
     checkInt(problems, 'rate', rate, 1, 100_000)
-    if (filter.queue !== undefined) checkName(problems, 'queue', filter.queue, QUEUE_PATTERN, QUEUE_RULE)
-    if (filter.task_type !== undefined)
-      checkName(problems, 'task_type', filter.task_type, TASK_TYPE_PATTERN, 'a task type')
-    if (filter.error_contains !== undefined) checkText(problems, 'error_contains', filter.error_contains, 256)
-    if (filter.older_than_ms !== undefined)
-      checkInt(problems, 'older_than_ms', filter.older_than_ms, 0, 10 * 365 * 86_400_000)
+    checkDlqFilter(problems, filter)
     if (opts.bounds !== undefined) {
       if (!opts.bounds || typeof opts.bounds !== 'object')
         problems.push('bounds must map queues to entry ids')

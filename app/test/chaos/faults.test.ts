@@ -26,6 +26,19 @@ async function setupSystem(
   return { redis, sys }
 }
 
+/** A system whose processes reach Redis through a LinkProxy the test controls (its checker does not). */
+async function setupProxiedSystem() {
+  const redis = await RedisServer.start()
+  cleanups.push(() => redis.stop())
+  const proxy = new LinkProxy(redis.port)
+  await proxy.listen()
+  cleanups.push(() => proxy.close())
+  const sys = new System(proxy.url)
+  cleanups.push(() => sys.stop())
+  await sys.connect(redis.url)
+  return { redis, proxy, sys }
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const ledgerJob = (ms: number) => () => ({ task_type: 'ledger', payload: { ms } })
 
@@ -317,14 +330,7 @@ describe('Redis faults', () => {
   }
 
   it('a black-holed Redis link: 503 within the timeout, then recovery on the healed link, lost 0', async () => {
-    const redis = await RedisServer.start()
-    cleanups.push(() => redis.stop())
-    const proxy = new LinkProxy(redis.port)
-    await proxy.listen()
-    cleanups.push(() => proxy.close())
-    const sys = new System(proxy.url)
-    cleanups.push(() => sys.stop())
-    await sys.connect(redis.url)
+    const { proxy, sys } = await setupProxiedSystem()
     const { url } = await sys.api()
     sys.worker()
     const load = new LoadGenerator(url, ledgerJob(10), 100)
@@ -361,14 +367,7 @@ describe('Redis faults', () => {
 
   for (const control of [false, true]) {
     it(`${control ? 'NEGATIVE CONTROL (retry without the idempotency key): caught' : 'an ambiguous write (reply lost) retried with its idempotency key creates one job'}`, async () => {
-      const redis = await RedisServer.start()
-      cleanups.push(() => redis.stop())
-      const proxy = new LinkProxy(redis.port)
-      await proxy.listen()
-      cleanups.push(() => proxy.close())
-      const sys = new System(proxy.url)
-      cleanups.push(() => sys.stop())
-      await sys.connect(redis.url)
+      const { proxy, sys } = await setupProxiedSystem()
       const { url } = await sys.api()
       await fetch(`${url}/jobs`, {
         method: 'POST',
