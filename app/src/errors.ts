@@ -9,6 +9,8 @@ export const ErrorCodes = {
   INVALID_STATE: { status: 409, message: 'the job is not in a state that allows this' },
   QUEUE_FULL: { status: 429, message: 'queue depth limit reached' },
   RATE_LIMITED: { status: 429, message: 'too many requests' },
+  TOO_MANY_STREAMS: { status: 429, message: 'too many open event streams for this client' },
+  STREAMS_FULL: { status: 503, message: 'this instance serves as many event streams as it may' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'unsupported content type' },
   UNAUTHORIZED: { status: 401, message: 'missing or invalid token' },
   FORBIDDEN: { status: 403, message: 'the token role does not allow this' },
