@@ -226,9 +226,13 @@ class Subscriber implements Subscription {
   offer(e: FeedEvent): void {
     if (this.closed || !this.accepts(e)) return
     this.pending.push(e)
-    if (this.pending.length - this.head > this.opts.sseMaxLagEvents) {
+    if (this.replaying || this.blocked) this.checkLag()
+  }
+
+  /** A client with more live events waiting than the bound is let go (it resumes later). */
+  private checkLag(): void {
+    if (this.pending.length - this.head > this.opts.sseMaxLagEvents)
       this.close(`disconnected: more than ${this.opts.sseMaxLagEvents} events behind; resume with Last-Event-ID`)
-    }
   }
 
   /** Writes waiting live events until the client's buffer is full. */
@@ -238,8 +242,12 @@ class Subscriber implements Subscription {
       let chunk = ''
       while (this.head < this.pending.length && chunk.length < CHUNK_CHARS)
         chunk += wire(this.pending[this.head++]!)
-      if (!this.write(chunk)) break
+      if (!this.write(chunk)) {
+        this.checkLag()
+        break
+      }
     }
+    if (this.closed) return
     if (this.head === this.pending.length) {
       this.pending = []
       this.head = 0
