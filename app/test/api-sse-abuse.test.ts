@@ -49,7 +49,7 @@ async function follow(path: string, headers: Record<string, string> = {}): Promi
   const res = await fetch(base + path, { headers, signal: ac.signal })
   const feed: Feed = { events: [], status: res.status, headers: res.headers, close: () => ac.abort() }
   if (res.status !== 200 || !res.body) {
-    feed.body = (await res.json()) as Feed["body"]
+    feed.body = (await res.json()) as Feed['body']
     return feed
   }
   const parser = createParser({ onEvent: (e) => feed.events.push(e) })
@@ -104,7 +104,8 @@ const postJob = async (payload: unknown, queue?: string) => {
   })
   return { status: r.status, id: ((await r.json()) as { id: string }).id }
 }
-const jobsIn = (f: Feed) => f.events.map((e) => JSON.parse(e.data).job_id as string)
+const jobsIn = (f: Feed) =>
+  f.events.filter((e) => e.event !== 'reload').map((e) => JSON.parse(e.data).job_id as string)
 const heap = () => {
   const m = process.memoryUsage()
   return m.heapUsed + m.external
@@ -126,45 +127,51 @@ describe('clients that do not keep up', () => {
     const normal = await follow('/events', bearer('read'))
     gc()
     const before = heap()
-    let peak = before
-    let live = before
-    let samples = 0
-    // What is held, not garbage that waits for a collection: a full GC before each sample.
+    let held = before
+    // What the process holds, not garbage waiting for a collection: a full GC before each
+    // sample. Those GCs stop the test's own event loop too, so a request they overlap is not
+    // timed.
+    const pauses: Array<[number, number]> = []
     const sampler = setInterval(() => {
-      peak = Math.max(peak, heap())
+      const t0 = performance.now()
       gc()
-      live = Math.max(live, heap())
-      samples++
-    }, 100)
+      held = Math.max(held, heap())
+      pauses.push([t0, performance.now()])
+    }, 250)
     for (let i = 0; i < 50; i++) nonReader('/events', { ...bearer('read'), 'last-event-id': '0-0' })
     // Normal traffic meanwhile, until every non-reader has been let go.
-    const latencies: number[] = []
+    const requests: Array<[number, number]> = []
     const posted: string[] = []
     const deadline = Date.now() + 30_000
-    let waited = 0
+    let subscribers = 0
     try {
       while (Date.now() < deadline) {
         const t0 = performance.now()
         const r = await postJob(posted.length)
-        latencies.push(performance.now() - t0)
+        requests.push([t0, performance.now()])
         expect(r.status).toBe(201)
         posted.push(r.id)
-        waited = b!.app.dtq.hub.size
-        if (posted.length >= 20 && waited === 1) break
+        subscribers = b!.app.dtq.hub.size
+        if (posted.length >= 20 && subscribers === 1) break
         await new Promise((r) => setTimeout(r, 20)) // pacing of the traffic, not a wait
       }
     } finally {
       clearInterval(sampler)
     }
-    expect(waited, 'the non-readers were disconnected').toBe(1)
+    expect(subscribers, 'the non-readers were let go').toBe(1)
     // The normal client saw every job it posted, live.
     await waitFor(() => posted.every((id) => jobsIn(normal).includes(id)), { timeoutMs: 5000 })
     normal.close()
-    const worst = Math.max(...latencies)
+    const timed = requests
+      .filter(([a, z]) => !pauses.some(([p0, p1]) => p0 < z && p1 > a))
+      .map(([a, z]) => z - a)
+    const worst = Math.max(...timed)
     console.log(
-      `50 non-readers: held at most +${((live - before) / MB).toFixed(1)} MB (${samples} samples; with garbage +${((peak - before) / MB).toFixed(1)} MB), POST /jobs worst ${worst.toFixed(0)} ms over ${latencies.length}`,
+      `50 non-readers: held at most +${((held - before) / MB).toFixed(1)} MB over ${pauses.length} samples; ` +
+        `POST /jobs worst ${worst.toFixed(0)} ms over ${timed.length} of ${requests.length} requests`,
     )
-    expect(live - before).toBeLessThan(100 * MB)
+    expect(held - before).toBeLessThan(100 * MB)
+    expect(timed.length).toBeGreaterThan(10)
     expect(worst).toBeLessThan(1000)
   })
 
@@ -282,7 +289,16 @@ describe('resume bounds', () => {
     const [before] = await seed('default', 1)
     const { redis } = b!
     const jobs = Array.from({ length: 300 }, (_, i) => `b${i}`).join(' ')
-    await redis.xadd(b!.queue.store.keys.events('default'), '*', 'job', jobs, 'event', 'queued', 'type', 'echo')
+    await redis.xadd(
+      b!.queue.store.keys.events('default'),
+      '*',
+      'job',
+      jobs,
+      'event',
+      'queued',
+      'type',
+      'echo',
+    )
     const batch = await follow('/events', { 'last-event-id': before! })
     const byJob = await follow('/events?job_id=b7', { 'last-event-id': '0-0' })
     await waitFor(() => batch.events.length >= 1 && byJob.events.length >= 1)
@@ -311,7 +327,7 @@ describe('hostile Last-Event-IDs', () => {
       '1-0.1234567890',
       '0x10-0',
       '1e3-0',
-      ' 1-0',
+      '1_0',
     ]
     for (const id of bad) {
       const viaHeader = await follow('/events', { 'last-event-id': id })
@@ -345,8 +361,6 @@ describe('hostile Last-Event-IDs', () => {
         timeoutMs: 5000,
         what: `round ${i}: both got the live event`,
       })
-      ahead.close()
-      other.close()
       await stop()
     }
   })
@@ -355,8 +369,14 @@ describe('hostile Last-Event-IDs', () => {
 describe('many queues', () => {
   it('a connection costs no work per queue; a resume reads only queues with events after it', async () => {
     await start({ sseReplayMaxEvents: 100 })
-    for (let i = 0; i < 300; i++) await seed(`q${i}`, 1)
-    const [newest] = await seed('q0', 1)
+    let last = 0
+    for (let i = 0; i < 300; i++) last = Number((await seed(`q${i}`, 1))[0]!.split('-')[0])
+    // After every other event (ids are per stream: another queue may have one in the same ms).
+    const newest = await b!.redis.xadd(
+      b!.queue.store.keys.events('q0'),
+      `${last + 1}-0`,
+      ...['job', 'n', 'event', 'queued', 'type', 'echo'],
+    )
     const first = await follow('/events') // the feed starts: its one read of every queue
     expect(first.status).toBe(200)
     const redis = b!.queue.store.redis
@@ -374,7 +394,9 @@ describe('many queues', () => {
     await waitFor(() => old.events.length >= 1)
     expect(old.events[0]!.event).toBe('reload')
     const total = [...counts.values()].reduce((a, n) => a + n, 0)
-    console.log(`21 connections over 300 queues: ${total} Redis commands ${JSON.stringify(Object.fromEntries(counts))}`)
+    console.log(
+      `21 connections over 300 queues: ${total} Redis commands ${JSON.stringify(Object.fromEntries(counts))}`,
+    )
     expect(total).toBeLessThan(60)
     for (const f of [first, old, ...feeds]) f.close()
   })

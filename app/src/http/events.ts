@@ -16,6 +16,7 @@
  */
 import type { Redis } from 'ioredis'
 import type { Config } from '../config.ts'
+import { DtqError } from '../errors.ts'
 import type { JobStore } from '../redis/store.ts'
 
 export interface LifecycleEvent {
@@ -188,6 +189,7 @@ class Subscriber implements Subscription {
   private stallTimer: NodeJS.Timeout | undefined
   private onDrained: (() => void) | undefined
   private readonly drained = () => this.unblock()
+  /** Set by the hub when it joins (what to replay depends on where the reader stood then). */
   replay: () => Promise<void> = async () => {}
 
   constructor(
@@ -232,7 +234,9 @@ class Subscriber implements Subscription {
   /** A client with more live events waiting than the bound is let go (it resumes later). */
   private checkLag(): void {
     if (this.pending.length - this.head > this.opts.sseMaxLagEvents)
-      this.close(`disconnected: more than ${this.opts.sseMaxLagEvents} events behind; resume with Last-Event-ID`)
+      this.close(
+        `disconnected: more than ${this.opts.sseMaxLagEvents} events behind; resume with Last-Event-ID`,
+      )
   }
 
   /** Writes waiting live events until the client's buffer is full. */
@@ -449,9 +453,7 @@ export class EventHub {
     let n = 0
     for (;;) {
       const want = Math.min(PAGE, limit - n + 1)
-      const rows = (await this.store.redis.xrange(key, from, to, 'COUNT', want)) as Array<
-        [string, string[]]
-      >
+      const rows = (await this.store.redis.xrange(key, from, to, 'COUNT', want)) as Array<[string, string[]]>
       for (const [id, fields] of rows) n += eventsAfter(id, fields, after)
       if (n >= limit || rows.length < want) return n
       from = `(${rows[rows.length - 1]![0]}`
@@ -517,7 +519,7 @@ export class EventHub {
 
   /** Starts the shared reader "now" (after the newest entry of every queue), once. */
   private start(): Promise<void> {
-    if (this.stopped) return Promise.reject(new Error('the event feed is stopped'))
+    if (this.stopped) return Promise.reject(new DtqError('DRAINING'))
     this.starting ??= this.init().catch((err) => {
       this.starting = null
       throw err
@@ -536,7 +538,7 @@ export class EventHub {
       ),
     )
     if (this.stopped) return
-    queues.forEach((q, i) => this.follow(q, newest[i]![0]?.[0] ?? '0-0'))
+    for (const [i, q] of queues.entries()) this.follow(q, newest[i]![0]?.[0] ?? '0-0')
     this.queuesCheckedAt = Date.now()
     this.idleSince = Date.now()
     this.running = true

@@ -130,6 +130,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
       })
       res.write('retry: 2000\n\n')
       res.on('close', () => close()) // the client went away (req 'close' fires once the request is read)
+      res.on('error', () => close())
       // A replay that fails (Redis) ends the stream; the client resumes from what it got.
       await sub.replay().catch(() => close('the replay failed; resume with Last-Event-ID'))
     },
