@@ -211,6 +211,11 @@ describe('connection caps', () => {
       expect(third.body?.code).toBe('TOO_MANY_STREAMS')
       expect(third.headers.get('retry-after')).toBeTruthy()
     }
+    // Made-up tokens next to the real one change nothing (whichever the auth scheme reads).
+    for (const made of ['bearer made-up-token-0001', 'Basic made-up-token-0002']) {
+      const r = await follow(`/events?access_token=${TOKENS.read}`, { authorization: made })
+      expect(r.status).not.toBe(200)
+    }
     const w = await follow('/events', bearer('write'))
     expect(w.status).toBe(200)
     const full = await follow('/events', bearer('admin'))

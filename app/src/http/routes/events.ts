@@ -30,14 +30,19 @@ export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
     for (const close of [...open]) close('the server is shutting down')
   })
 
-  /** Whose streams a request counts against: its token (a digest), or its address without auth. */
+  /**
+   * Whose streams a request counts against: the token it was let in with (a digest), or its
+   * address without auth. Only a configured token can be a key, so a client cannot dodge the cap
+   * by presenting made-up tokens next to its real one.
+   */
   const clientOf = (req: FastifyRequest): string => {
     if (!auth.required) return `ip:${req.ip}`
     const header = req.headers.authorization
-    const token =
-      typeof header === 'string' && /^bearer\s/i.test(header)
-        ? header.slice(7).trim()
-        : String((req.query as { access_token?: string }).access_token)
+    const presented = [
+      typeof header === 'string' ? header.replace(/^bearer\s+/i, '').trim() : undefined,
+      (req.query as { access_token?: string }).access_token,
+    ]
+    const token = presented.find((t) => t && auth.roleOf(t)) ?? ''
     return `token:${createHash('sha256').update(token).digest('base64url')}`
   }
 
@@ -48,6 +53,12 @@ export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         tags: ['events'],
         summary: 'Lifecycle events (text/event-stream); resume with Last-Event-ID',
+        description:
+          'A resume replays at most SSE_REPLAY_MAX_EVENTS events; past that the first event is ' +
+          '`event: reload` (refetch the state; its id resumes from now). A client that falls ' +
+          'behind or stops reading is disconnected and resumes with its Last-Event-ID. Open ' +
+          'streams are capped per token (per address without auth: 429 TOO_MANY_STREAMS) and per ' +
+          'instance (503 STREAMS_FULL).',
         querystring: Type.Object(
           { ...EventsQuery.properties, last_event_id: Type.Optional(Type.String({ maxLength: 64 })) },
           { additionalProperties: false },
