@@ -43,6 +43,11 @@ export interface Config {
   apiDrainDelayMs: number
   authDisabled: boolean
   sseHeartbeatMs: number
+  sseMaxConnections: number
+  sseMaxConnectionsPerClient: number
+  sseReplayMaxEvents: number
+  sseMaxLagEvents: number
+  sseStallTimeoutMs: number
   batchMaxJobs: number
   redisDurability: 'enforce' | 'warn' | 'off' | 'auto'
   unsafe: string[]
@@ -220,6 +225,51 @@ export const SETTINGS: readonly Spec[] = [
     min: 100,
     max: 600_000,
     doc: 'interval of keep-alive comments on /events',
+  },
+  {
+    env: 'SSE_MAX_CONNECTIONS',
+    key: 'sseMaxConnections',
+    kind: 'int',
+    default: '1000',
+    min: 1,
+    max: 1_000_000,
+    doc: 'most open /events streams per API instance (503 beyond)',
+  },
+  {
+    env: 'SSE_MAX_CONNECTIONS_PER_CLIENT',
+    key: 'sseMaxConnectionsPerClient',
+    kind: 'int',
+    default: '100',
+    min: 1,
+    max: 1_000_000,
+    doc: 'most open /events streams per token on one instance, per client address when auth is off (429 beyond)',
+  },
+  {
+    env: 'SSE_REPLAY_MAX_EVENTS',
+    key: 'sseReplayMaxEvents',
+    kind: 'int',
+    default: '1000',
+    min: 0,
+    max: 1_000_000,
+    doc: 'most events replayed to an /events client resuming with Last-Event-ID; a larger gap gets a reload event',
+  },
+  {
+    env: 'SSE_MAX_LAG_EVENTS',
+    key: 'sseMaxLagEvents',
+    kind: 'int',
+    default: '5000',
+    min: 10,
+    max: 10_000_000,
+    doc: 'live events held for an /events client that is not keeping up; one further behind is disconnected',
+  },
+  {
+    env: 'SSE_STALL_TIMEOUT_MS',
+    key: 'sseStallTimeoutMs',
+    kind: 'int',
+    default: '30000',
+    min: 100,
+    max: 3_600_000,
+    doc: 'an /events client whose socket stays full this long (it reads nothing) is disconnected',
   },
   {
     env: 'LOG_LEVEL',

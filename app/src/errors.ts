@@ -15,6 +15,8 @@ export const ErrorCodes = {
   QUEUE_LIMIT: { status: 409, message: 'the number of queues is at its limit (MAX_QUEUES)' },
   QUEUE_FULL: { status: 429, message: 'queue depth limit reached' },
   RATE_LIMITED: { status: 429, message: 'too many requests' },
+  TOO_MANY_STREAMS: { status: 429, message: 'too many open event streams for this client' },
+  STREAMS_FULL: { status: 503, message: 'this instance serves as many event streams as it may' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'unsupported content type' },
   UNAUTHORIZED: { status: 401, message: 'missing or invalid token' },
   FORBIDDEN: { status: 403, message: 'the token role does not allow this' },

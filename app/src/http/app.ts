@@ -124,7 +124,7 @@ export async function buildApp(deps: AppDeps) {
   const auth = new TokenAuth(config.apiTokens, config.authDisabled)
   const state: AppState = { draining: false }
   const metrics = new HttpMetrics()
-  const hub = new EventHub(queue.store, deps.blocking)
+  const hub = new EventHub(queue.store, deps.blocking, config)
   app.decorate('dtq', { config, queue, hub, auth, state, metrics })
 
   app.removeContentTypeParser(['application/json', 'text/plain'])

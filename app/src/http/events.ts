@@ -1,10 +1,22 @@
 /**
  * EventHub: one reader per API process of every queue's lifecycle events stream, fanned out
  * to SSE subscribers with their filters. A subscriber that resumes (Last-Event-ID) first gets
- * what it missed (XRANGE after that id, in every queue), then the live feed, without gaps or
- * repeats. Event ids are stream ids; the same Redis clock orders them across queues.
+ * what it missed (its own XRANGE in each queue, merged by id), then the live feed, without gaps
+ * or repeats. Event ids are stream ids; the same Redis clock orders them across queues.
+ *
+ * No subscriber's input or pace reaches another's feed, and each costs O(bound), not O(backlog):
+ * - the shared reader starts "now" and only ever moves forward from where it is; a resume point
+ *   only decides what that subscriber's own replay reads;
+ * - a replay covers at most `sseReplayMaxEvents` events, read a page at a time and written as
+ *   the client takes them; a larger gap gets a `reload` event instead;
+ * - live events wait for a client that is not keeping up as references to the one shared copy,
+ *   at most `sseMaxLagEvents` of them, and nothing is written while its socket is full; a client
+ *   that falls further behind, or takes nothing for `sseStallTimeoutMs`, is disconnected (it
+ *   resumes with Last-Event-ID when it comes back).
  */
 import type { Redis } from 'ioredis'
+import type { Config } from '../config.ts'
+import { DtqError } from '../errors.ts'
 import type { JobStore } from '../redis/store.ts'
 
 export interface LifecycleEvent {
@@ -22,12 +34,24 @@ export interface EventFilter {
   job_id?: string
 }
 
-interface Subscriber {
-  filter: EventFilter
-  send: (e: LifecycleEvent) => void
-  /** While replaying history, live events wait here. */
-  buffer: LifecycleEvent[] | null
-  lastSent: string
+/** Where a subscriber's events go: an HTTP response (Node's ServerResponse) fits. */
+export interface EventSink {
+  /** False when the client's buffer is full: nothing more until 'drain'. */
+  write(chunk: string): boolean
+  once(event: 'drain', listener: () => void): unknown
+  removeListener(event: 'drain', listener: () => void): unknown
+}
+
+export type HubOptions = Pick<
+  Config,
+  'sseHeartbeatMs' | 'sseReplayMaxEvents' | 'sseMaxLagEvents' | 'sseStallTimeoutMs'
+>
+
+/** An event with its SSE text, built once and shared by every subscriber that gets it. */
+interface FeedEvent extends LifecycleEvent {
+  wire?: string
+  /** When the hub found its queue (see Subscriber.accepts). */
+  found?: number
 }
 
 /**
@@ -35,26 +59,44 @@ interface Subscriber {
  * (n ≥ 1) of several events written as one entry (one script call starting 30 jobs writes one
  * entry). Ids order events the way they happened; the same Redis clock orders them across queues.
  */
-export const EVENT_ID = /^\d{1,20}-\d{1,20}(\.\d{1,9})?$/
+const EVENT_ID = /^(\d{1,20})-(\d{1,20})(?:\.(\d{1,9}))?$/
+/** Both parts of a stream id are 64-bit unsigned integers; Redis rejects anything larger. */
+const MAX_ID_PART = 2n ** 64n - 1n
 
-/** An event id as [ms, seq, n]. */
-function parseEventId(id: string): [bigint, bigint, number] {
-  const dot = id.indexOf('.')
-  const entry = dot < 0 ? id : id.slice(0, dot)
-  const [ms, seq] = entry.split('-').map(BigInt) as [bigint, bigint]
-  return [ms, seq, dot < 0 ? 0 : Number(id.slice(dot + 1))]
+/**
+ * A client's event id in the form Redis writes (no leading zeros, no `.0`), or null when it
+ * cannot be one. Everything that reaches Redis from a client passed here.
+ */
+export function parseEventId(raw: string): string | null {
+  const m = EVENT_ID.exec(raw)
+  if (!m) return null
+  const ms = BigInt(m[1]!)
+  const seq = BigInt(m[2]!)
+  if (ms > MAX_ID_PART || seq > MAX_ID_PART) return null
+  const n = m[3] === undefined ? 0 : Number(m[3])
+  return n ? `${ms}-${seq}.${n}` : `${ms}-${seq}`
 }
+
+/** Decimal integers without leading zeros (as Redis writes them) compared as numbers. */
+const compareDigits = (a: string, b: string): number =>
+  a.length !== b.length ? a.length - b.length : a < b ? -1 : a > b ? 1 : 0
 
 /** Event ids compared in order (entry id as numbers, then position in the entry). */
 export function compareIds(a: string, b: string): number {
-  const [am, as, an] = parseEventId(a)
-  const [bm, bs, bn] = parseEventId(b)
-  if (am !== bm) return am < bm ? -1 : 1
-  if (as !== bs) return as < bs ? -1 : 1
-  return an === bn ? 0 : an < bn ? -1 : 1
+  const ad = a.indexOf('-')
+  const bd = b.indexOf('-')
+  const c = compareDigits(a.slice(0, ad), b.slice(0, bd))
+  if (c) return Math.sign(c)
+  const ap = a.indexOf('.', ad)
+  const bp = b.indexOf('.', bd)
+  const s = compareDigits(a.slice(ad + 1, ap < 0 ? undefined : ap), b.slice(bd + 1, bp < 0 ? undefined : bp))
+  if (s) return Math.sign(s)
+  return Math.sign((ap < 0 ? 0 : Number(a.slice(ap + 1))) - (bp < 0 ? 0 : Number(b.slice(bp + 1))))
 }
 
-/** The id after every event of an entry (where a subscriber that starts "now" stands). */
+const byId = (a: LifecycleEvent, b: LifecycleEvent) => compareIds(a.id, b.id)
+const entryOf = (id: string) => (id.includes('.') ? id.slice(0, id.indexOf('.')) : id)
+/** The id after every event of an entry (where a client that reloaded stands). */
 const endOfEntry = (entry: string) => `${entry}.999999999`
 
 function matches(f: EventFilter, e: LifecycleEvent): boolean {
@@ -66,7 +108,7 @@ function matches(f: EventFilter, e: LifecycleEvent): boolean {
 }
 
 /** The events of one stream entry: `job` holds one id or several, space-separated. */
-function toEvents(queue: string, id: string, fields: string[], out: LifecycleEvent[]): void {
+function toEvents(queue: string, id: string, fields: string[], out: FeedEvent[]): void {
   let jobs = ''
   let event = ''
   let type = ''
@@ -82,136 +124,503 @@ function toEvents(queue: string, id: string, fields: string[], out: LifecycleEve
   })
 }
 
+/** How many events of an entry come after `after` (an event id). */
+function eventsAfter(id: string, fields: string[], after: string): number {
+  let n = 1
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    if (fields[i] === 'job') {
+      const jobs = fields[i + 1]!
+      for (let j = jobs.indexOf(' '); j >= 0; j = jobs.indexOf(' ', j + 1)) n++
+    }
+  }
+  if (id !== entryOf(after)) return compareIds(id, after) > 0 ? n : 0
+  const dot = after.indexOf('.')
+  return Math.max(0, n - 1 - (dot < 0 ? 0 : Number(after.slice(dot + 1))))
+}
+
+function wire(e: FeedEvent): string {
+  e.wire ??= `id: ${e.id}\nevent: ${e.event}\ndata: ${JSON.stringify({
+    id: e.id,
+    queue: e.queue,
+    job_id: e.job_id,
+    event: e.event,
+    task_type: e.task_type,
+    at: e.at,
+  })}\n\n`
+  return e.wire
+}
+
+/** Entries per XRANGE page of a replay (and per stream of one XREAD of the shared reader). */
+const PAGE = 256
+/** Queues whose replay is counted at once. */
+const COUNT_PARALLEL = 8
+/** Events joined into one write. */
+const CHUNK_CHARS = 32_768
+/** The reader keeps its place this long after its last subscriber left (reconnects are cheap). */
+const IDLE_STOP_MS = 30_000
+/** A resume point this far past Redis's clock cannot have been written: it is treated as "now". */
+const FUTURE_SLACK_MS = 1000
+
+export interface Subscription {
+  /** Writes what the subscriber missed (or `reload`), then lets the live feed through. */
+  replay(): Promise<void>
+  unsubscribe(): void
+}
+
+class Subscriber implements Subscription {
+  readonly filter: EventFilter
+  private readonly sink: EventSink
+  private readonly hub: EventHub
+  private readonly opts: HubOptions
+  /** Called when the hub disconnects the subscriber (why, as a comment for the client). */
+  private readonly drop: (reason: string) => void
+  /** Live events not yet written, oldest first from `head` (shared: a slot is a reference). */
+  private pending: FeedEvent[] = []
+  private head = 0
+  /** While the replay is written, live events wait in `pending`. */
+  private replaying = true
+  /** Its resume point: events at or before it were seen (they may come from a queue found later). */
+  floor: string | null
+  /** The hub's count of queue discoveries when it joined, and Redis's time then. */
+  private readonly joined: number
+  private readonly joinedAt: string
+  closed = false
+  private blocked = false
+  private stallTimer: NodeJS.Timeout | undefined
+  private onDrained: (() => void) | undefined
+  private readonly drained = () => this.unblock()
+  /** Set by the hub when it joins (what to replay depends on where the reader stood then). */
+  replay: () => Promise<void> = async () => {}
+
+  constructor(
+    hub: EventHub,
+    filter: EventFilter,
+    sink: EventSink,
+    floor: string | null,
+    joined: [number, number],
+    opts: HubOptions,
+    drop: (reason: string) => void,
+  ) {
+    this.joined = joined[0]
+    this.joinedAt = `${joined[1]}-0`
+    this.hub = hub
+    this.filter = filter
+    this.sink = sink
+    this.floor = floor
+    this.opts = opts
+    this.drop = drop
+  }
+
+  /**
+   * Whether an event is for it. The shared reader delivers only events after the subscriber's
+   * place in every queue it knew of when the subscriber joined; a queue it found later is read
+   * from its beginning, so there the subscriber's start (its resume point, or when it joined)
+   * decides.
+   */
+  private accepts(e: FeedEvent): boolean {
+    if (this.floor !== null) {
+      if (compareIds(e.id, this.floor) <= 0) return false
+    } else if ((e.found ?? 0) > this.joined && compareIds(e.id, this.joinedAt) <= 0) return false
+    return matches(this.filter, e)
+  }
+
+  /** A live event from the shared reader (written by flush()). */
+  offer(e: FeedEvent): void {
+    if (this.closed || !this.accepts(e)) return
+    this.pending.push(e)
+    if (this.replaying || this.blocked) this.checkLag()
+  }
+
+  /** A client with more live events waiting than the bound is let go (it resumes later). */
+  private checkLag(): void {
+    if (this.pending.length - this.head > this.opts.sseMaxLagEvents)
+      this.close(
+        `disconnected: more than ${this.opts.sseMaxLagEvents} events behind; resume with Last-Event-ID`,
+      )
+  }
+
+  /** Writes waiting live events until the client's buffer is full. */
+  flush(): void {
+    if (this.replaying || this.blocked || this.closed) return
+    while (this.head < this.pending.length) {
+      let chunk = ''
+      while (this.head < this.pending.length && chunk.length < CHUNK_CHARS)
+        chunk += wire(this.pending[this.head++]!)
+      if (!this.write(chunk)) {
+        this.checkLag()
+        break
+      }
+    }
+    if (this.closed) return
+    if (this.head === this.pending.length) {
+      this.pending = []
+      this.head = 0
+    } else if (this.head > 1024 && this.head * 2 > this.pending.length) {
+      this.pending = this.pending.slice(this.head)
+      this.head = 0
+    }
+  }
+
+  /** Replayed events, written as the client takes them. False once the subscriber is gone. */
+  async writeAll(events: FeedEvent[]): Promise<boolean> {
+    let chunk = ''
+    for (const e of events) {
+      if (!this.accepts(e)) continue
+      chunk += wire(e)
+      if (chunk.length >= CHUNK_CHARS) {
+        if (!(await this.writeWaiting(chunk))) return false
+        chunk = ''
+      }
+    }
+    return chunk ? this.writeWaiting(chunk) : !this.closed
+  }
+
+  /** Writes a chunk once the client's buffer has room, and waits until it has room again. */
+  async writeWaiting(chunk: string): Promise<boolean> {
+    while (this.blocked && !this.closed) await new Promise<void>((r) => (this.onDrained = r))
+    if (this.closed) return false
+    if (!this.write(chunk)) await new Promise<void>((r) => (this.onDrained = r))
+    return !this.closed
+  }
+
+  /** The replay is over: from now on live events are written as they come. */
+  live(): void {
+    this.replaying = false
+    this.flush()
+  }
+
+  ping(): void {
+    if (!this.blocked && !this.closed) this.write(': ping\n\n')
+  }
+
+  private write(chunk: string): boolean {
+    if (this.sink.write(chunk)) return true
+    if (this.blocked) return false
+    // The client's buffer is full: nothing more is written until it drains, and a client that
+    // takes nothing for the stall timeout is let go.
+    this.blocked = true
+    this.sink.once('drain', this.drained)
+    this.stallTimer = setTimeout(
+      () => this.close(`disconnected: took nothing for ${this.opts.sseStallTimeoutMs} ms`),
+      this.opts.sseStallTimeoutMs,
+    )
+    return false
+  }
+
+  private unblock(): void {
+    this.blocked = false
+    clearTimeout(this.stallTimer)
+    const waiting = this.onDrained
+    this.onDrained = undefined
+    if (waiting) waiting()
+    else this.flush()
+  }
+
+  /** Leaves the feed; with a reason, the hub let it go and the connection is ended. */
+  close(reason?: string): void {
+    if (this.closed) return
+    this.closed = true
+    clearTimeout(this.stallTimer)
+    this.sink.removeListener('drain', this.drained)
+    this.pending = []
+    this.head = 0
+    this.hub.remove(this)
+    this.onDrained?.()
+    this.onDrained = undefined
+    if (reason) this.drop(reason)
+  }
+
+  unsubscribe(): void {
+    this.close()
+  }
+}
+
 export class EventHub {
   private readonly store: JobStore
   private readonly blocking: Redis
+  private readonly opts: HubOptions
   private readonly subscribers = new Set<Subscriber>()
+  /** Per queue, the last entry the shared reader has read (what it delivered comes after). */
   private readonly positions = new Map<string, string>()
+  private readonly queueOfKey = new Map<string, string>()
+  /** Per queue, when the reader found it (a count of the rounds that found queues). */
+  private readonly foundIn = new Map<string, number>()
+  private found = 0
+  /** Registry reads issued and applied (an older answer is never applied after a newer one). */
+  private refreshesIssued = 0
+  private refreshesApplied = 0
+  private starting: Promise<void> | null = null
   private running = false
+  private stopped = false
   private loopDone: Promise<void> = Promise.resolve()
   private queuesCheckedAt = 0
-  private started = false
+  private idleSince = 0
+  private heartbeat: NodeJS.Timeout | undefined
 
-  constructor(store: JobStore, blocking: Redis) {
+  constructor(store: JobStore, blocking: Redis, opts: HubOptions) {
     this.store = store
     this.blocking = blocking
+    this.opts = opts
   }
 
   get size(): number {
     return this.subscribers.size
   }
 
-  /** Adds a subscriber; resolves after any replay. Returns the unsubscribe function. */
+  /**
+   * Adds a subscriber at the reader's current place (rejects when Redis cannot be read). Its
+   * `replay()` then writes what it missed since `lastEventId` (a parseEventId() result). `drop`
+   * is called when the hub lets the subscriber go.
+   */
   async subscribe(
     filter: EventFilter,
-    send: (e: LifecycleEvent) => void,
-    lastEventId?: string,
-  ): Promise<() => void> {
-    // Without Last-Event-ID a subscriber starts at "now": after the newest event of its queues.
-    // It then resumes from there like any other, so what the feed delivered between that read
-    // and this subscription is not lost (the replay is usually empty).
-    const start = lastEventId ?? (await this.newestId(filter.queue))
-    const sub: Subscriber = { filter, send, buffer: [], lastSent: start }
+    sink: EventSink,
+    opts: { lastEventId?: string; drop: (reason: string) => void },
+  ): Promise<Subscription> {
+    const start = opts.lastEventId ?? null
+    do {
+      await this.start()
+      // A resuming subscriber's replay covers the queues the reader knows of; a queue created
+      // since it last looked is read from its beginning and the resume point filters it.
+      if (start !== null) await this.refreshQueues(true)
+    } while (!this.running)
+    const joined: [number, number] = [this.found, this.store.clock.now()]
+    const sub = new Subscriber(this, filter, sink, start, joined, this.opts, opts.drop)
     this.subscribers.add(sub)
-    this.ensureRunning()
-    try {
-      const queues = filter.queue ? [filter.queue] : await this.store.queues()
-      const missed: LifecycleEvent[] = []
-      for (const q of queues) {
-        const rows = (await this.store.redis.xrange(
-          this.store.keys.events(q),
-          start.split('.')[0]!, // from its entry on; send() skips what was already sent
-          '+',
-          'COUNT',
-          10_000,
-        )) as Array<[string, string[]]>
-        for (const [id, fields] of rows) toEvents(q, id, fields, missed)
-      }
-      missed.sort((a, b) => compareIds(a.id, b.id))
-      // Sent straight away: live events that arrived meanwhile wait in the buffer and come
-      // after (those already replayed are skipped by their id).
-      for (const e of missed) this.send(sub, e)
-    } finally {
-      const buffered = sub.buffer ?? []
-      sub.buffer = null
-      for (const e of buffered) this.send(sub, e)
+    if (start === null) {
+      sub.replay = async () => sub.live()
+      return sub
     }
-    return () => {
-      this.subscribers.delete(sub)
-    }
-  }
-
-  private async newestId(queue?: string): Promise<string> {
-    const queues = queue ? [queue] : await this.store.queues()
+    // Taken in the same turn as the subscriber joins: the shared reader delivers every event
+    // after these positions, the replay reads up to them.
     let newest = '0-0'
-    for (const q of queues) {
-      const last = (await this.store.redis.xrevrange(
-        this.store.keys.events(q),
-        '+',
-        '-',
-        'COUNT',
-        1,
-      )) as Array<[string, string[]]>
-      const id = last[0]?.[0]
-      if (id && compareIds(id, newest) > 0) newest = id
+    const upTo: Array<[string, string]> = []
+    for (const [q, pos] of this.positions) {
+      if (compareIds(pos, newest) > 0) newest = pos
+      if (!filter.queue || filter.queue === q) upTo.push([q, pos])
     }
-    return endOfEntry(newest)
+    sub.replay = () => this.replay(sub, start, upTo, newest)
+    return sub
   }
 
-  /** A live event: to the subscriber, or to its buffer while it replays what it missed. */
-  private deliver(sub: Subscriber, e: LifecycleEvent): void {
-    if (sub.buffer) sub.buffer.push(e)
-    else this.send(sub, e)
+  /** What a resuming subscriber missed: (start, position] of each queue, at most N events. */
+  private async replay(
+    sub: Subscriber,
+    start: string,
+    upTo: Array<[string, string]>,
+    newest: string,
+  ): Promise<void> {
+    try {
+      if (compareIds(start, newest) > 0 && (await this.inFuture(start))) {
+        // Not an id Redis has written: the subscriber starts now, like one without an id.
+        sub.floor = null
+        return
+      }
+      const from = entryOf(start)
+      const queues = upTo.filter(([, pos]) => compareIds(pos, from) >= 0)
+      const max = this.opts.sseReplayMaxEvents
+      let total = queues.length > max ? max + 1 : 0
+      const counts: number[] = []
+      for (let i = 0; i < queues.length && total <= max; i += COUNT_PARALLEL) {
+        const part = queues.slice(i, i + COUNT_PARALLEL)
+        const left = max - total + 1
+        for (const n of await Promise.all(part.map(([q, pos]) => this.countAfter(q, start, pos, left)))) {
+          counts.push(n)
+          total += n
+        }
+      }
+      if (total > max) {
+        const now = upTo.reduce((a, [, pos]) => (compareIds(pos, a) > 0 ? pos : a), '0-0')
+        const data = JSON.stringify({ reason: 'replay_limit', replay_max_events: max })
+        await sub.writeWaiting(`id: ${endOfEntry(now)}\nevent: reload\ndata: ${data}\n\n`)
+        sub.floor = null
+        return
+      }
+      await this.merge(
+        sub,
+        queues.filter((_, i) => counts[i]! > 0),
+        from,
+      )
+    } finally {
+      sub.live()
+    }
   }
 
-  /** Sends an event newer than the last one sent that matches the filter. */
-  private send(sub: Subscriber, e: LifecycleEvent): void {
-    if (compareIds(e.id, sub.lastSent) <= 0 || !matches(sub.filter, e)) return
-    sub.lastSent = e.id
-    sub.send(e)
+  /** Events of `queue` in (after, to], counted up to `limit`, a page at a time. */
+  private async countAfter(queue: string, after: string, to: string, limit: number): Promise<number> {
+    const key = this.store.keys.events(queue)
+    let from = entryOf(after)
+    let n = 0
+    for (;;) {
+      const want = Math.min(PAGE, limit - n + 1)
+      const rows = (await this.store.redis.xrange(key, from, to, 'COUNT', want)) as Array<[string, string[]]>
+      for (const [id, fields] of rows) n += eventsAfter(id, fields, after)
+      if (n >= limit || rows.length < want) return n
+      from = `(${rows[rows.length - 1]![0]}`
+    }
   }
 
-  private ensureRunning(): void {
-    if (this.running) return
+  /**
+   * Writes the queues' ranges merged by id, a page per queue at a time: what is written each
+   * round is every buffered event up to the smallest last id of a queue that may hold more.
+   */
+  private async merge(sub: Subscriber, queues: Array<[string, string]>, from: string): Promise<void> {
+    let cursors = queues.map(([q, to]) => ({
+      q,
+      key: this.store.keys.events(q),
+      from,
+      to,
+      buf: [] as FeedEvent[],
+      at: 0,
+      done: false,
+    }))
+    while (!sub.closed) {
+      await Promise.all(
+        cursors
+          .filter((c) => !c.done && c.at >= c.buf.length)
+          .map(async (c) => {
+            const rows = (await this.store.redis.xrange(c.key, c.from, c.to, 'COUNT', PAGE)) as Array<
+              [string, string[]]
+            >
+            c.buf = []
+            c.at = 0
+            for (const [id, fields] of rows) toEvents(c.q, id, fields, c.buf)
+            c.done = rows.length < PAGE
+            if (rows.length) c.from = `(${rows[rows.length - 1]![0]}`
+          }),
+      )
+      cursors = cursors.filter((c) => c.at < c.buf.length)
+      if (!cursors.length) return
+      let safe: string | null = null
+      for (const c of cursors) {
+        const last = c.buf[c.buf.length - 1]!.id
+        if (!c.done && (safe === null || compareIds(last, safe) < 0)) safe = last
+      }
+      const out: FeedEvent[] = []
+      for (const c of cursors)
+        while (c.at < c.buf.length && (safe === null || compareIds(c.buf[c.at]!.id, safe) <= 0))
+          out.push(c.buf[c.at++]!)
+      out.sort(byId)
+      if (!(await sub.writeAll(out))) return
+    }
+  }
+
+  /** True when an id is past Redis's clock (by more than a little): no stream can hold it yet. */
+  private async inFuture(id: string): Promise<boolean> {
+    const [s, us] = (await this.store.redis.time()) as [string | number, string | number]
+    const now = Number(s) * 1000 + Math.floor(Number(us) / 1000)
+    return compareDigits(id.slice(0, id.indexOf('-')), String(now + FUTURE_SLACK_MS)) > 0
+  }
+
+  /** Called by a subscriber that leaves. */
+  remove(sub: Subscriber): void {
+    if (this.subscribers.delete(sub) && !this.subscribers.size) this.idleSince = Date.now()
+  }
+
+  /** Starts the shared reader "now" (after the newest entry of every queue), once. */
+  private start(): Promise<void> {
+    if (this.stopped) return Promise.reject(new DtqError('DRAINING'))
+    this.starting ??= this.init().catch((err) => {
+      this.starting = null
+      throw err
+    })
+    return this.starting
+  }
+
+  private async init(): Promise<void> {
+    const queues = await this.store.queues()
+    const newest = await Promise.all(
+      queues.map(
+        (q) =>
+          this.store.redis.xrevrange(this.store.keys.events(q), '+', '-', 'COUNT', 1) as Promise<
+            Array<[string, string[]]>
+          >,
+      ),
+    )
+    if (this.stopped) return
+    for (const [i, q] of queues.entries()) this.follow(q, newest[i]![0]?.[0] ?? '0-0')
+    this.queuesCheckedAt = Date.now()
+    this.idleSince = Date.now()
     this.running = true
+    this.heartbeat = setInterval(() => {
+      for (const s of this.subscribers) s.ping()
+    }, this.opts.sseHeartbeatMs)
     this.loopDone = this.loop()
   }
 
-  async stop(): Promise<void> {
+  private follow(queue: string, from: string): void {
+    this.positions.set(queue, from)
+    this.queueOfKey.set(this.store.keys.events(queue), queue)
+    this.foundIn.set(queue, this.found)
+  }
+
+  private halt(): void {
     this.running = false
-    this.subscribers.clear()
+    this.starting = null
+    clearInterval(this.heartbeat)
+    this.positions.clear()
+    this.queueOfKey.clear()
+    this.foundIn.clear()
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    for (const s of [...this.subscribers]) s.close()
+    this.halt()
     this.blocking.disconnect()
     await this.loopDone
   }
 
-  private async refreshQueues(): Promise<void> {
-    if (this.started && Date.now() - this.queuesCheckedAt < 1000) return
+  /** Queues that appear are read from their beginning (their events came after we last looked). */
+  private async refreshQueues(force = false): Promise<void> {
+    if (!force && Date.now() - this.queuesCheckedAt < 1000) return
     this.queuesCheckedAt = Date.now()
+    const n = ++this.refreshesIssued
     const queues = await this.store.queues()
-    // When the feed starts, every queue is read from the earliest point a subscriber stands at
-    // (not from "now": events written between a subscriber's start or replay and this moment
-    // would be lost; what a subscriber already has is skipped by deliver()). Queues that appear
-    // later are read from their beginning (their first events happened after we last looked).
-    let from = '0-0'
-    if (!this.started) {
-      let earliest: string | null = null
-      for (const sub of this.subscribers) {
-        const entry = sub.lastSent.split('.')[0]!
-        if (earliest === null || compareIds(entry, earliest) < 0) earliest = entry
-      }
-      from = earliest ?? '0-0'
+    if (n < this.refreshesApplied || !this.running) return
+    this.refreshesApplied = n
+    const known = new Set(queues)
+    const added = queues.filter((q) => !this.positions.has(q))
+    if (added.length) this.found++
+    for (const q of added) this.follow(q, '0-0')
+    for (const q of this.positions.keys()) {
+      if (known.has(q)) continue
+      this.positions.delete(q)
+      this.queueOfKey.delete(this.store.keys.events(q))
+      this.foundIn.delete(q)
     }
-    this.started = true
-    for (const q of queues) if (!this.positions.has(q)) this.positions.set(q, from)
+  }
+
+  /** One XREAD of every queue from the reader's place (blocking up to 1 s), into `batch`. */
+  private async read(block: boolean, batch: FeedEvent[]): Promise<boolean> {
+    const keys = [...this.queueOfKey.keys()]
+    const res = (await this.blocking.xread(
+      'COUNT',
+      PAGE,
+      ...((block ? ['BLOCK', 1000] : []) as []),
+      'STREAMS',
+      ...keys,
+      ...keys.map((k) => this.positions.get(this.queueOfKey.get(k)!)!),
+    )) as Array<[string, Array<[string, string[]]>]> | null
+    if (!res || !this.running) return false
+    for (const [key, rows] of res) {
+      const q = this.queueOfKey.get(key)
+      const last = rows[rows.length - 1]
+      if (q === undefined || !last) continue
+      const from = batch.length
+      for (const [id, fields] of rows) toEvents(q, id, fields, batch)
+      const found = this.foundIn.get(q)
+      for (let i = from; i < batch.length; i++) batch[i]!.found = found
+      this.positions.set(q, last[0])
+    }
+    return true
   }
 
   private async loop(): Promise<void> {
     let failures = 0
     while (this.running) {
-      if (!this.subscribers.size) {
-        this.running = false
-        this.positions.clear()
-        this.started = false
+      if (!this.subscribers.size && Date.now() - this.idleSince > IDLE_STOP_MS) {
+        this.halt()
         return
       }
       try {
@@ -221,27 +630,18 @@ export class EventHub {
           continue
         }
         if (this.blocking.status === 'wait') await this.blocking.connect().catch(() => {})
-        const queues = [...this.positions.keys()]
-        const res = (await this.blocking.xread(
-          'COUNT',
-          1000,
-          'BLOCK',
-          1000,
-          'STREAMS',
-          ...queues.map((q) => this.store.keys.events(q)),
-          ...queues.map((q) => this.positions.get(q)!),
-        )) as Array<[string, Array<[string, string[]]>]> | null
+        const batch: FeedEvent[] = []
+        const found = this.found
+        if (!(await this.read(true, batch))) continue
+        // Queues found while the read waited were not in it: read them (and the rest) up to now
+        // before delivering, so their older events do not come after newer ones.
+        if (this.found !== found) await this.read(false, batch).catch(() => false)
         failures = 0
-        if (!res) continue
-        const batch: LifecycleEvent[] = []
-        for (const [key, rows] of res) {
-          const q = queues[queues.findIndex((x) => this.store.keys.events(x) === key)]!
-          for (const [id, fields] of rows) toEvents(q, id, fields, batch)
-          const last = rows[rows.length - 1]
-          if (last) this.positions.set(q, last[0])
+        batch.sort(byId)
+        for (const s of [...this.subscribers]) {
+          for (const e of batch) s.offer(e)
+          s.flush()
         }
-        batch.sort((a, b) => compareIds(a.id, b.id))
-        for (const e of batch) for (const s of this.subscribers) this.deliver(s, e)
       } catch {
         if (!this.running) return
         failures++
