@@ -17,16 +17,22 @@
 import type { Redis } from 'ioredis'
 import type { Config } from '../config.ts'
 import { DtqError } from '../errors.ts'
+import {
+  compareDigits,
+  compareIds,
+  endOfEntry,
+  entryOf,
+  eventsAfter,
+  type LifecycleEvent,
+  newestEntries,
+  rangeEntries,
+  readEntries,
+  redisNowMs,
+  toEvents,
+} from '../redis/event-stream.ts'
 import type { JobStore } from '../redis/store.ts'
 
-export interface LifecycleEvent {
-  id: string
-  queue: string
-  job_id: string
-  event: string
-  task_type: string
-  at: number
-}
+export { compareIds, type LifecycleEvent, parseEventId } from '../redis/event-stream.ts'
 
 export interface EventFilter {
   queue?: string
@@ -54,50 +60,7 @@ interface FeedEvent extends LifecycleEvent {
   found?: number
 }
 
-/**
- * An event's id: the id of the events-stream entry that holds it, then `.<n>` for the n-th
- * (n ≥ 1) of several events written as one entry (one script call starting 30 jobs writes one
- * entry). Ids order events the way they happened; the same Redis clock orders them across queues.
- */
-const EVENT_ID = /^(\d{1,20})-(\d{1,20})(?:\.(\d{1,9}))?$/
-/** Both parts of a stream id are 64-bit unsigned integers; Redis rejects anything larger. */
-const MAX_ID_PART = 2n ** 64n - 1n
-
-/**
- * A client's event id in the form Redis writes (no leading zeros, no `.0`), or null when it
- * cannot be one. Everything that reaches Redis from a client passed here.
- */
-export function parseEventId(raw: string): string | null {
-  const m = EVENT_ID.exec(raw)
-  if (!m) return null
-  const ms = BigInt(m[1]!)
-  const seq = BigInt(m[2]!)
-  if (ms > MAX_ID_PART || seq > MAX_ID_PART) return null
-  const n = m[3] === undefined ? 0 : Number(m[3])
-  return n ? `${ms}-${seq}.${n}` : `${ms}-${seq}`
-}
-
-/** Decimal integers without leading zeros (as Redis writes them) compared as numbers. */
-const compareDigits = (a: string, b: string): number =>
-  a.length !== b.length ? a.length - b.length : a < b ? -1 : a > b ? 1 : 0
-
-/** Event ids compared in order (entry id as numbers, then position in the entry). */
-export function compareIds(a: string, b: string): number {
-  const ad = a.indexOf('-')
-  const bd = b.indexOf('-')
-  const c = compareDigits(a.slice(0, ad), b.slice(0, bd))
-  if (c) return Math.sign(c)
-  const ap = a.indexOf('.', ad)
-  const bp = b.indexOf('.', bd)
-  const s = compareDigits(a.slice(ad + 1, ap < 0 ? undefined : ap), b.slice(bd + 1, bp < 0 ? undefined : bp))
-  if (s) return Math.sign(s)
-  return Math.sign((ap < 0 ? 0 : Number(a.slice(ap + 1))) - (bp < 0 ? 0 : Number(b.slice(bp + 1))))
-}
-
 const byId = (a: LifecycleEvent, b: LifecycleEvent) => compareIds(a.id, b.id)
-const entryOf = (id: string) => (id.includes('.') ? id.slice(0, id.indexOf('.')) : id)
-/** The id after every event of an entry (where a client that reloaded stands). */
-const endOfEntry = (entry: string) => `${entry}.999999999`
 
 function matches(f: EventFilter, e: LifecycleEvent): boolean {
   return (
@@ -105,37 +68,6 @@ function matches(f: EventFilter, e: LifecycleEvent): boolean {
     (!f.task_type || f.task_type === e.task_type) &&
     (!f.job_id || f.job_id === e.job_id)
   )
-}
-
-/** The events of one stream entry: `job` holds one id or several, space-separated. */
-function toEvents(queue: string, id: string, fields: string[], out: FeedEvent[]): void {
-  let jobs = ''
-  let event = ''
-  let type = ''
-  for (let i = 0; i + 1 < fields.length; i += 2) {
-    const k = fields[i]
-    if (k === 'job') jobs = fields[i + 1]!
-    else if (k === 'event') event = fields[i + 1]!
-    else if (k === 'type') type = fields[i + 1]!
-  }
-  const at = Number(id.slice(0, id.indexOf('-')))
-  jobs.split(' ').forEach((job_id, n) => {
-    out.push({ id: n === 0 ? id : `${id}.${n}`, queue, job_id, event, task_type: type, at })
-  })
-}
-
-/** How many events of an entry come after `after` (an event id). */
-function eventsAfter(id: string, fields: string[], after: string): number {
-  let n = 1
-  for (let i = 0; i + 1 < fields.length; i += 2) {
-    if (fields[i] === 'job') {
-      const jobs = fields[i + 1]!
-      for (let j = jobs.indexOf(' '); j >= 0; j = jobs.indexOf(' ', j + 1)) n++
-    }
-  }
-  if (id !== entryOf(after)) return compareIds(id, after) > 0 ? n : 0
-  const dot = after.indexOf('.')
-  return Math.max(0, n - 1 - (dot < 0 ? 0 : Number(after.slice(dot + 1))))
 }
 
 function wire(e: FeedEvent): string {
@@ -448,12 +380,11 @@ export class EventHub {
 
   /** Events of `queue` in (after, to], counted up to `limit`, a page at a time. */
   private async countAfter(queue: string, after: string, to: string, limit: number): Promise<number> {
-    const key = this.store.keys.events(queue)
     let from = entryOf(after)
     let n = 0
     for (;;) {
       const want = Math.min(PAGE, limit - n + 1)
-      const rows = (await this.store.redis.xrange(key, from, to, 'COUNT', want)) as Array<[string, string[]]>
+      const rows = await rangeEntries(this.store, queue, from, to, want)
       for (const [id, fields] of rows) n += eventsAfter(id, fields, after)
       if (n >= limit || rows.length < want) return n
       from = `(${rows[rows.length - 1]![0]}`
@@ -467,7 +398,6 @@ export class EventHub {
   private async merge(sub: Subscriber, queues: Array<[string, string]>, from: string): Promise<void> {
     let cursors = queues.map(([q, to]) => ({
       q,
-      key: this.store.keys.events(q),
       from,
       to,
       buf: [] as FeedEvent[],
@@ -479,9 +409,7 @@ export class EventHub {
         cursors
           .filter((c) => !c.done && c.at >= c.buf.length)
           .map(async (c) => {
-            const rows = (await this.store.redis.xrange(c.key, c.from, c.to, 'COUNT', PAGE)) as Array<
-              [string, string[]]
-            >
+            const rows = await rangeEntries(this.store, c.q, c.from, c.to, PAGE)
             c.buf = []
             c.at = 0
             for (const [id, fields] of rows) toEvents(c.q, id, fields, c.buf)
@@ -507,8 +435,7 @@ export class EventHub {
 
   /** True when an id is past Redis's clock (by more than a little): no stream can hold it yet. */
   private async inFuture(id: string): Promise<boolean> {
-    const [s, us] = (await this.store.redis.time()) as [string | number, string | number]
-    const now = Number(s) * 1000 + Math.floor(Number(us) / 1000)
+    const now = await redisNowMs(this.store)
     return compareDigits(id.slice(0, id.indexOf('-')), String(now + FUTURE_SLACK_MS)) > 0
   }
 
@@ -529,16 +456,9 @@ export class EventHub {
 
   private async init(): Promise<void> {
     const queues = await this.store.queues()
-    const newest = await Promise.all(
-      queues.map(
-        (q) =>
-          this.store.redis.xrevrange(this.store.keys.events(q), '+', '-', 'COUNT', 1) as Promise<
-            Array<[string, string[]]>
-          >,
-      ),
-    )
+    const newest = await newestEntries(this.store, queues)
     if (this.stopped) return
-    for (const [i, q] of queues.entries()) this.follow(q, newest[i]![0]?.[0] ?? '0-0')
+    for (const [i, q] of queues.entries()) this.follow(q, newest[i]!)
     this.queuesCheckedAt = Date.now()
     this.idleSince = Date.now()
     this.running = true
@@ -594,14 +514,13 @@ export class EventHub {
   /** One XREAD of every queue from the reader's place (blocking up to 1 s), into `batch`. */
   private async read(block: boolean, batch: FeedEvent[]): Promise<boolean> {
     const keys = [...this.queueOfKey.keys()]
-    const res = (await this.blocking.xread(
-      'COUNT',
+    const res = await readEntries(
+      this.blocking,
+      keys,
+      keys.map((k) => this.positions.get(this.queueOfKey.get(k)!)!),
       PAGE,
-      ...((block ? ['BLOCK', 1000] : []) as []),
-      'STREAMS',
-      ...keys,
-      ...keys.map((k) => this.positions.get(this.queueOfKey.get(k)!)!),
-    )) as Array<[string, Array<[string, string[]]>]> | null
+      block ? 1000 : 0,
+    )
     if (!res || !this.running) return false
     for (const [key, rows] of res) {
       const q = this.queueOfKey.get(key)
