@@ -182,7 +182,10 @@ program
     }
     const cfg = config()
     const consoleDir = fileURLToPath(new URL('../../../ui/dist', import.meta.url))
-    const api = await startApi(cfg, { consoleDir })
+    // Without tokens the laptop's API is open: only this machine may reach it (and the Host
+    // check keeps browsers' DNS-rebinding pages out). With tokens it listens on every interface.
+    const open = cfg.authDisabled || cfg.apiTokens === ''
+    const api = await startApi(cfg, { consoleDir, host: open ? '127.0.0.1' : undefined })
     const base = api.url
       .replace('0.0.0.0', 'localhost')
       .replace('127.0.0.1', 'localhost')
