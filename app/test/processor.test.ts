@@ -1,5 +1,9 @@
-/** The fetch engine's retry timing, against a real Redis with an injected fetch failure. */
+/**
+ * The fetch engine against a real Redis: its retry timing (with an injected fetch failure), its
+ * round of the queues.
+ */
 import { afterEach, beforeEach, expect, it, vi } from 'vitest'
+import type { Job } from '../src/queue/job.ts'
 import { connectRedis, createRedis } from '../src/redis/connection.ts'
 import type { LeaseKeeper } from '../src/worker/lease-keeper.ts'
 import { Processor } from '../src/worker/processor.ts'
@@ -14,13 +18,38 @@ afterEach(async () => {
   await b.cleanup()
 })
 
+/** A processor of `queues` on its own blocking connection, running `echo` jobs with the given handler. */
+async function startProcessor(queues: string[], concurrency: number, echo: (job: Job) => Promise<void>) {
+  const blocking = createRedis({ url: b.config.redisUrl, commandTimeoutMs: 3000, blocking: true })
+  await connectRedis(blocking)
+  const p = new Processor({
+    store: b.queue.store,
+    blocking,
+    consumer: 'w1',
+    queues,
+    concurrency,
+    handlers: new Map([['echo', echo]]),
+    backoff: { initialMs: 10, multiplier: 2, maxMs: 100 },
+    leases: { track() {}, untrack() {} } as unknown as LeaseKeeper,
+    log: { info() {}, warn() {}, error() {}, debug() {} },
+    maxResultBytes: 1000,
+    timeoutGraceMs: 1000,
+    blockMs: 200,
+  })
+  p.start()
+  return {
+    async stop() {
+      await p.stopFetching()
+      blocking.disconnect()
+    },
+  }
+}
+
 it('fetches again when its retry timer fires, even if the wall clock is not there yet', async () => {
   // A timer runs on the monotonic clock and may fire a little before Date.now() reaches the
   // retry time. The engine once re-checked Date.now() then and, finding it early, scheduled
   // nothing more: the worker stopped fetching for good after one failed fetch (seen in the chaos
   // suite after a black-holed link). Here the wall clock is made to lag by 5 s at that moment.
-  const blocking = createRedis({ url: b.config.redisUrl, commandTimeoutMs: 3000, blocking: true })
-  await connectRedis(blocking)
   const store = b.queue.store
   const realNow = Date.now.bind(Date)
   let skew = 0
@@ -38,29 +67,68 @@ it('fetches again when its retry timer fires, even if the wall clock is not ther
     return deliver(...args)
   })
   const done: string[] = []
-  const leases = { track() {}, untrack() {} } as unknown as LeaseKeeper
-  const p = new Processor({
-    store,
-    blocking,
-    consumer: 'w1',
-    queues: ['default'],
-    concurrency: 2,
-    handlers: new Map([['echo', async (job) => void done.push(job.id)]]),
-    backoff: { initialMs: 10, multiplier: 2, maxMs: 100 },
-    leases,
-    log: { info() {}, warn() {}, error() {}, debug() {} },
-    maxResultBytes: 1000,
-    timeoutGraceMs: 1000,
-    blockMs: 200,
-  })
-  p.start()
+  const p = await startProcessor(['default'], 2, async (job) => void done.push(job.id))
   try {
     await waitFor(() => failures >= 1, { what: 'the failed fetch' })
     const { job } = await b.queue.add('echo', {})
     await waitFor(() => done.includes(job.id), { timeoutMs: 5000, what: 'the job to run after the retry' })
     expect(failures).toBeGreaterThan(1)
   } finally {
-    await p.stopFetching()
-    blocking.disconnect()
+    await p.stop()
+  }
+})
+
+it('a worker of several queues runs a new job of any of them at once, not after its idle round', async () => {
+  // Fetch rounds run concurrently; each once went through the queues from a start point they
+  // all share, so a round could visit one queue twice and skip another, then wait on the wrong
+  // streams: a job of the skipped queue waited for the next full round (30 s).
+  const queues = ['q1', 'q2', 'q3']
+  const store = b.queue.store
+  // Calls that take a little longer now and then, so concurrent rounds interleave every way.
+  const jitter = () => new Promise((r) => setTimeout(r, Math.random() * 5))
+  const deliver = store.deliver.bind(store)
+  vi.spyOn(store, 'deliver').mockImplementation(async (...args) => {
+    await jitter()
+    return deliver(...args)
+  })
+  const fetch = store.fetch.bind(store)
+  vi.spyOn(store, 'fetch').mockImplementation(async (...args) => {
+    await jitter()
+    return fetch(...args)
+  })
+  // The queues each wait watches.
+  const watched: string[] = []
+  const wait = store.waitForEntries.bind(store)
+  vi.spyOn(store, 'waitForEntries').mockImplementation(async (c, tails, ms) => {
+    watched.push(
+      tails
+        .map((t) => t.queue)
+        .sort()
+        .join(','),
+    )
+    return wait(c, tails, ms)
+  })
+  const done: string[] = []
+  const p = await startProcessor(queues, 4, async (job) => {
+    await new Promise((r) => setTimeout(r, 20))
+    done.push(job.id)
+  })
+  try {
+    for (let round = 0; round < 6; round++) {
+      // Jobs that finish together: the fetch rounds that follow overlap.
+      const burst = await Promise.all(queues.map((queue) => b.queue.add('echo', {}, { queue })))
+      await waitFor(() => burst.every(({ job }) => done.includes(job.id)), { what: 'the burst' })
+      for (const queue of queues) {
+        const { job } = await b.queue.add('echo', {}, { queue })
+        await waitFor(() => done.includes(job.id), {
+          timeoutMs: 3000,
+          what: `the job of ${queue} (round ${round})`,
+        })
+      }
+    }
+    expect(watched.length).toBeGreaterThan(0)
+    expect(watched.filter((w) => w !== 'q1,q2,q3')).toEqual([])
+  } finally {
+    await p.stop()
   }
 })

@@ -33,9 +33,12 @@ async function createJob(body: Record<string, unknown>): Promise<string> {
   return ((await r.json()) as { id: string }).id
 }
 
-async function jobState(id: string): Promise<string> {
-  const r = await fetch(`${api()}/jobs/${id}`, { headers: { authorization: `Bearer ${TOKENS.admin}` } })
-  return ((await r.json()) as { state: string }).state
+/** The job's state, or `HTTP <status>` when the API does not answer one. */
+async function jobState(id: string, queue?: string): Promise<string> {
+  const r = await fetch(`${api()}/jobs/${id}${queue ? `?queue=${queue}` : ''}`, {
+    headers: { authorization: `Bearer ${TOKENS.admin}` },
+  })
+  return r.ok ? ((await r.json()) as { state: string }).state : `HTTP ${r.status}`
 }
 
 const stateBadge = (page: Page) => page.locator('.card-head h2 .badge').first()
@@ -69,7 +72,7 @@ test('create a job from the form: it appears and turns completed without a reloa
   await page.getByLabel('Priority').selectOption('high')
   await page.screenshot({ path: `${SHOTS}/new-job.png`, fullPage: true })
   await page.getByRole('button', { name: 'Create job' }).click()
-  await expect(page).toHaveURL(/\/jobs\/[0-9]+$/)
+  await expect(page).toHaveURL(/\/jobs\/[0-9]+\?queue=default$/)
   await expect(stateBadge(page)).toHaveText(/queued|active/)
   await expect(stateBadge(page)).toHaveText('active')
   await expect(stateBadge(page)).toHaveText('completed', { timeout: 15_000 })
@@ -101,7 +104,7 @@ test('a failing job retries, lands in Dead letters, and completes when retried f
   await expect(row).toBeVisible({ timeout: 20_000 })
   await expect(page.getByRole('cell', { name: 'downstream unavailable' }).first()).toBeVisible()
   await page.screenshot({ path: `${SHOTS}/dead-letters.png`, fullPage: true })
-  await row.getByRole('button', { name: `retry ${id}` }).click()
+  await row.getByRole('button', { name: `retry ${id} in default` }).click()
   await expect(row).toHaveCount(0)
   await page.goto(`${base()}/jobs/${id}`)
   await expect(stateBadge(page)).toHaveText('completed', { timeout: 20_000 })
@@ -116,6 +119,8 @@ test('cancel a running sleep job', async ({ page }) => {
   const id = await createJob({ task_type: 'sleep', payload: { ms: 60_000 } })
   await page.goto(`${base()}/jobs/${id}`)
   await expect(stateBadge(page)).toHaveText('active')
+  // A link without the queue that finds one job becomes that job's link.
+  await expect(page).toHaveURL(new RegExp(`/jobs/${id}\\?queue=default$`))
   await page.getByRole('button', { name: 'Cancel', exact: true }).click()
   const dialog = page.getByRole('dialog', { name: 'Cancel job' })
   await expect(dialog).toContainText('The job is running')
@@ -173,7 +178,7 @@ test('a read-only token cannot mutate anything', async ({ page }) => {
     'Retry selected',
     'Delete selected',
     'Purge',
-    `retry ${failed}`,
+    `retry ${failed} in default`,
   ]) {
     await expect(page.getByRole('button', { name, exact: true })).toBeDisabled()
   }
@@ -218,5 +223,84 @@ test('deep links load directly through nginx; the dashboard is live, light and d
   await page.screenshot({ path: `${SHOTS}/dashboard-narrow.png`, fullPage: true })
   await page.goto(`${base()}/queues`)
   await page.screenshot({ path: `${SHOTS}/queues.png`, fullPage: true })
+  check()
+})
+
+/** The row of a table that shows this job id in this queue (ids are unique within a queue only). */
+const rowOf = (page: Page, id: string, queue: string) =>
+  page.getByRole('row').filter({ hasText: id }).filter({ hasText: queue })
+
+test('the same job id in two queues: each opens with its queue, cancelling one leaves the other, a link without the queue offers both', async ({
+  page,
+}) => {
+  // The link without the queue is answered 409 AMBIGUOUS_JOB_ID, which the browser logs.
+  const check = watchErrors(page, [/409/])
+  await signIn(page)
+  const id = 'twin-report'
+  for (const queue of ['mail', 'billing'])
+    await createJob({ job_id: id, queue, task_type: 'sleep', payload: { ms: 1 }, delay_ms: 600_000 })
+
+  // Search by id: one row per queue.
+  await page.goto(`${base()}/jobs`)
+  await page.getByLabel('Search', { exact: true }).fill(id)
+  await page.getByRole('button', { name: 'Search', exact: true }).click()
+  await expect(page.getByRole('row').filter({ hasText: id })).toHaveCount(2)
+  await page.screenshot({ path: `${SHOTS}/jobs-same-id.png`, fullPage: true })
+
+  for (const queue of ['mail', 'billing']) {
+    await rowOf(page, id, queue).getByRole('link', { name: id, exact: true }).click()
+    await expect(page).toHaveURL(new RegExp(`/jobs/${id}\\?queue=${queue}$`))
+    await expect(stateBadge(page)).toHaveText('scheduled')
+    await expect(page.locator('.facts')).toContainText(`${queue} · normal`)
+    if (queue === 'mail') await page.goBack()
+  }
+  // Cancel billing's: mail's is untouched.
+  await page.getByRole('button', { name: 'Cancel', exact: true }).click()
+  await page.getByRole('dialog', { name: 'Cancel job' }).getByRole('button', { name: 'Cancel job' }).click()
+  await expect(stateBadge(page)).toHaveText('cancelled')
+  await page.screenshot({ path: `${SHOTS}/job-in-queue.png`, fullPage: true })
+  expect(await jobState(id, 'billing')).toBe('cancelled')
+  expect(await jobState(id, 'mail')).toBe('scheduled')
+  await page.goBack()
+  await expect(rowOf(page, id, 'billing')).toContainText('cancelled')
+  await expect(rowOf(page, id, 'mail')).toContainText('scheduled')
+
+  // An old link, without the queue: the user picks one.
+  await page.goto(`${base()}/jobs/${id}`)
+  const pick = page.getByRole('list', { name: 'queues with this job id' })
+  await expect(pick.getByRole('link')).toHaveCount(2)
+  await page.screenshot({ path: `${SHOTS}/job-pick-queue.png`, fullPage: true })
+  await pick.getByRole('link', { name: /mail/ }).click()
+  await expect(page).toHaveURL(new RegExp(`/jobs/${id}\\?queue=mail$`))
+  await expect(stateBadge(page)).toHaveText('scheduled')
+  check()
+})
+
+test('the same job id dead-lettered in two queues: retry one from the DLQ, delete the other', async ({
+  page,
+}) => {
+  const check = watchErrors(page)
+  await signIn(page)
+  const id = 'twin-dead'
+  // Fails its first attempt (no retries: dead-lettered), succeeds when retried from the DLQ.
+  for (const queue of ['mail', 'billing'])
+    await createJob({ job_id: id, queue, task_type: 'fail', payload: { times: 1 }, max_retries: 0 })
+  await page.goto(`${base()}/dlq`)
+  await expect(rowOf(page, id, 'mail')).toBeVisible({ timeout: 20_000 })
+  await expect(rowOf(page, id, 'billing')).toBeVisible({ timeout: 20_000 })
+
+  await rowOf(page, id, 'billing')
+    .getByRole('button', { name: `retry ${id} in billing` })
+    .click()
+  await expect(rowOf(page, id, 'billing')).toHaveCount(0)
+  await expect.poll(() => jobState(id, 'billing'), { timeout: 15_000 }).toBe('completed')
+  expect(await jobState(id, 'mail')).toBe('failed')
+
+  await page.getByRole('checkbox', { name: `select dead letter ${id} in mail` }).check()
+  await page.getByRole('button', { name: 'Delete selected' }).click()
+  await page.getByRole('dialog', { name: 'Delete selected' }).getByRole('button', { name: 'Delete' }).click()
+  await expect(rowOf(page, id, 'mail')).toHaveCount(0)
+  expect(await jobState(id, 'mail')).toBe('HTTP 404')
+  expect(await jobState(id, 'billing')).toBe('completed')
   check()
 })

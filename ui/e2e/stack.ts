@@ -73,7 +73,8 @@ export async function startStack(): Promise<Stack> {
   }
   const cli = join(ROOT, 'app/src/cli/main.ts')
   start(process.execPath, [cli, 'api', '--port', String(apiPort)], env)
-  start(process.execPath, [cli, 'worker', '--concurrency', '4'], env)
+  // Two queues besides the default, for the same job id in two queues (ADR 0016).
+  start(process.execPath, [cli, 'worker', '--concurrency', '4', '--queues', 'default,mail,billing'], env)
 
   const webPort = await freePort()
   const conf = readFileSync(join(ROOT, 'nginx.conf'), 'utf8')

@@ -244,9 +244,13 @@ export class Processor {
     let got = 0
     const tails: Array<{ queue: string; tails: string[] }> = []
     try {
+      // Each round starts one queue further, from a start of its own: rounds run concurrently,
+      // and one that read the shared rotation after an await would visit a queue twice and skip
+      // another, then wait on the wrong streams until the next full round.
       this.rotation = (this.rotation + 1) % queues.length
+      const start = this.rotation
       for (let k = 0; k < queues.length && got < want && !this.stopping; k++) {
-        const queue = queues[(this.rotation + k) % queues.length]!
+        const queue = queues[(start + k) % queues.length]!
         // At most a batch of outcomes per call: calls of even size keep Redis and Node overlapping
         // (one big call would hold Redis while Node waits, then the reverse).
         const waiting = this.pendingCompletions.get(queue) ?? []

@@ -63,39 +63,41 @@ export function DataTable<T>({
   )
 }
 
-/** A checkbox per row and a "select all" in the header, over the set of selected row ids. */
-export function selectColumn<T extends { id: string }>({
+/** A checkbox per row and a "select all" in the header, over the set of selected row keys. */
+export function selectColumn<T>({
   selected,
   onChange,
+  rowKey: key,
   label,
   allLabel,
 }: {
   selected: Set<string>
   onChange: (next: Set<string>) => void
+  /** What the selection holds for a row (the table's `rowKey`). */
+  rowKey: (row: T) => string
   /** Accessible name of a row's checkbox. */
   label: (row: T) => string
   allLabel: string
 }): Column<T> {
-  const id = (row: T) => row.id
   return {
     header: 'Select',
     renderHeader: (rows) => (
       <input
         type="checkbox"
         aria-label={allLabel}
-        checked={rows.every((r) => selected.has(id(r)))}
-        onChange={(e) => onChange(e.target.checked ? new Set(rows.map(id)) : new Set())}
+        checked={rows.every((r) => selected.has(key(r)))}
+        onChange={(e) => onChange(e.target.checked ? new Set(rows.map(key)) : new Set())}
       />
     ),
     cell: (row) => (
       <input
         type="checkbox"
         aria-label={label(row)}
-        checked={selected.has(id(row))}
+        checked={selected.has(key(row))}
         onChange={(e) => {
           const next = new Set(selected)
-          if (e.target.checked) next.add(id(row))
-          else next.delete(id(row))
+          if (e.target.checked) next.add(key(row))
+          else next.delete(key(row))
           onChange(next)
         }}
       />

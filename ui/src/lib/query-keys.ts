@@ -1,3 +1,5 @@
+import type { JobRef } from './job-ref'
+
 /**
  * Every query key of the console, in one registry. A key starts with the resource it caches;
  * invalidating a root (`queryKeys.jobs.all`) refreshes everything under it, and the live feed
@@ -11,8 +13,9 @@ export const queryKeys = {
   jobs: {
     all: ['jobs'] as const,
     list: (filters: object) => ['jobs', 'list', filters] as const,
-    search: (term: string) => ['jobs', 'search', term] as const,
-    detail: (id: string) => ['jobs', 'detail', id] as const,
+    search: (term: string, queue?: string) => ['jobs', 'search', term, queue ?? null] as const,
+    /** A job read with its queue and the same id read without one (an old link) are two entries. */
+    detail: ({ id, queue }: JobRef) => ['jobs', 'detail', id, queue ?? null] as const,
   },
   dlq: {
     all: ['dlq'] as const,

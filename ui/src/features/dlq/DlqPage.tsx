@@ -8,6 +8,7 @@ import { QueryState } from '../../components/QueryState'
 import { Card, ConfirmButton, ErrorBox, FilterInput } from '../../components/ui'
 import { useAuth } from '../../lib/auth'
 import { ago, num } from '../../lib/format'
+import { jobKey, jobPath, parseJobKey } from '../../lib/job-ref'
 import { useUrlParams } from '../../lib/url-params'
 import { useDeleteDead, useDlq, usePurge, useRetryDead, useRetryMatching } from './api/dlq'
 
@@ -58,7 +59,7 @@ export function DlqPage() {
   const err = retry.error ?? del.error ?? retryMatching.error ?? purge.error
   /** Applies a mutation to the selected dead letters, says how many, clears the selection. */
   const onSelected = async (m: typeof retry, done: string) => {
-    const n = await m.mutateAsync([...selected])
+    const n = await m.mutateAsync([...selected].map(parseJobKey))
     setNotice(`${done} ${n} job(s).`)
     setSelected(new Set())
   }
@@ -85,13 +86,14 @@ export function DlqPage() {
     selectColumn({
       selected,
       onChange: setSelected,
-      label: (j) => `select dead letter ${j.id}`,
+      rowKey: jobKey,
+      label: (j) => `select dead letter ${j.id} in ${j.queue}`,
       allLabel: 'select all dead letters',
     }),
     {
       header: 'Job',
       className: 'mono',
-      cell: (j) => <Link to={`/jobs/${encodeURIComponent(j.id)}`}>{j.id}</Link>,
+      cell: (j) => <Link to={jobPath(j)}>{j.id}</Link>,
     },
     { header: 'Type', cell: (j) => j.task_type },
     { header: 'Queue', cell: (j) => j.queue },
@@ -105,8 +107,8 @@ export function DlqPage() {
         <button
           type="button"
           disabled={!can('write')}
-          onClick={() => retry.mutate([j.id])}
-          aria-label={`retry ${j.id}`}
+          onClick={() => retry.mutate([j])}
+          aria-label={`retry ${j.id} in ${j.queue}`}
         >
           Retry
         </button>
@@ -226,7 +228,7 @@ export function DlqPage() {
               <DataTable rows={groups} columns={groupColumns} rowKey={(g) => g.key} />
             </Card>
             <Card title="Jobs">
-              <DataTable rows={d.items} columns={jobColumns} rowKey={(j) => `${j.queue}/${j.id}`} />
+              <DataTable rows={d.items} columns={jobColumns} rowKey={jobKey} />
             </Card>
           </>
         )}

@@ -1,13 +1,17 @@
 /** One job: payload and result, every attempt (worker, times, error and stack), progress,
  * log, cancel / retry, and "copy as curl". */
 import type { JobDto } from '@dtq/app/schemas'
-import { useState } from 'react'
-import { Link, useParams } from 'react-router'
+import { useQueryClient } from '@tanstack/react-query'
+import { useEffect, useState } from 'react'
+import { Link, useNavigate, useParams } from 'react-router'
 import { QueryState } from '../../components/QueryState'
 import { Card, ConfirmButton, ErrorBox, JsonView, Progress, StateBadge } from '../../components/ui'
 import { API_BASE } from '../../lib/api'
 import { useAuth } from '../../lib/auth'
 import { ago, duration, time } from '../../lib/format'
+import { jobPath } from '../../lib/job-ref'
+import { queryKeys } from '../../lib/query-keys'
+import { useUrlParams } from '../../lib/url-params'
 import { type JobDetail, useJob } from './api/get-job'
 import { useCancelJob, useRetryJob } from './api/job-actions'
 
@@ -33,7 +37,9 @@ export function curlFor(job: JobDto, authRequired: boolean): string {
 
 export function JobDetailPage() {
   const { id = '' } = useParams()
-  const q = useJob(id)
+  const queue = useUrlParams().get('queue')
+  const q = useJob({ id, queue })
+  useCanonicalUrl(queue, q.data)
   return (
     <QueryState
       query={q}
@@ -41,14 +47,59 @@ export function JobDetailPage() {
       notFound={
         <Card title="Job not found">
           <p>
-            No job <code>{id}</code>: it never existed, or it finished and its retention passed.{' '}
-            <Link to="/jobs">Back to jobs</Link>
+            No job <code>{id}</code>
+            {queue && (
+              <>
+                {' '}
+                in queue <code>{queue}</code>
+              </>
+            )}
+            : it never existed, or it finished and its retention passed. <Link to="/jobs">Back to jobs</Link>
           </p>
         </Card>
       }
+      ambiguous={(queues) => <PickQueue id={id} queues={queues} />}
     >
       {(job) => <JobView job={job} />}
     </QueryState>
+  )
+}
+
+/**
+ * An old link (no queue) that found one job is replaced by the job's own (`?queue=`), its data
+ * kept: the page then reads that one job, and stays on it should another queue get the same id.
+ */
+function useCanonicalUrl(queue: string | undefined, job: JobDetail | undefined) {
+  const navigate = useNavigate()
+  const qc = useQueryClient()
+  useEffect(() => {
+    if (queue || !job) return
+    qc.setQueryData(queryKeys.jobs.detail(job), job)
+    navigate(jobPath(job), { replace: true })
+  }, [queue, job, qc, navigate])
+}
+
+/** An id without a queue that names jobs in several queues (ADR 0016): the user picks one. */
+function PickQueue({ id, queues }: { id: string; queues: string[] }) {
+  return (
+    <Card
+      title={
+        <>
+          Job <span className="mono">{id}</span> is in several queues
+        </>
+      }
+    >
+      <p>Job ids are unique within a queue only. Which job do you mean?</p>
+      <ul aria-label="queues with this job id">
+        {queues.map((queue) => (
+          <li key={queue}>
+            <Link to={jobPath({ id, queue })}>
+              Job <span className="mono">{id}</span> in queue <strong>{queue}</strong>
+            </Link>
+          </li>
+        ))}
+      </ul>
+    </Card>
   )
 }
 
@@ -83,11 +134,11 @@ function JobView({ job }: { job: JobDetail }) {
                   : 'The job will not run.'
               }
               confirmLabel="Cancel job"
-              onConfirm={() => cancel.mutateAsync(job.id)}
+              onConfirm={() => cancel.mutateAsync(job)}
             >
               Cancel
             </ConfirmButton>
-            <button type="button" disabled={!retryable || !can('write')} onClick={() => retry.mutate(job.id)}>
+            <button type="button" disabled={!retryable || !can('write')} onClick={() => retry.mutate(job)}>
               Retry
             </button>
             <button

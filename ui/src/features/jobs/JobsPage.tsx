@@ -8,6 +8,7 @@ import { QueryState } from '../../components/QueryState'
 import { Card, ConfirmButton, FilterInput, Pager, StateBadge } from '../../components/ui'
 import { useAuth } from '../../lib/auth'
 import { ago } from '../../lib/format'
+import { jobKey, jobPath, parseJobKey } from '../../lib/job-ref'
 import { useUrlParams } from '../../lib/url-params'
 import { useBulk } from './api/job-actions'
 import { useJobs } from './api/list-jobs'
@@ -27,7 +28,7 @@ export function JobsPage() {
   const [history, setHistory] = useState<string[]>([])
   const [selected, setSelected] = useState<Set<string>>(new Set())
   const list = useJobs(filters)
-  const search = useJobSearch(term)
+  const search = useJobSearch(term, filters.queue)
   const { can } = useAuth()
   const bulkCancel = useBulk('cancel')
   const bulkRetry = useBulk('retry')
@@ -44,13 +45,14 @@ export function JobsPage() {
     selectColumn({
       selected,
       onChange: setSelected,
-      label: (j) => `select job ${j.id}`,
+      rowKey: jobKey,
+      label: (j) => `select job ${j.id} in ${j.queue}`,
       allLabel: 'select all',
     }),
     {
       header: 'Job',
       className: 'mono',
-      cell: (j) => <Link to={`/jobs/${encodeURIComponent(j.id)}`}>{j.id}</Link>,
+      cell: (j) => <Link to={jobPath(j)}>{j.id}</Link>,
     },
     { header: 'Type', cell: (j) => j.task_type },
     { header: 'Queue', cell: (j) => j.queue },
@@ -69,7 +71,7 @@ export function JobsPage() {
   ]
 
   const runBulk = async (kind: 'cancel' | 'retry') => {
-    const r = await (kind === 'cancel' ? bulkCancel : bulkRetry).mutateAsync([...selected])
+    const r = await (kind === 'cancel' ? bulkCancel : bulkRetry).mutateAsync([...selected].map(parseJobKey))
     setNotice(
       `${kind === 'cancel' ? 'Cancelled' : 'Retried'} ${r.ok} job(s)${r.failed ? `; ${r.failed} refused (${r.firstError?.message})` : ''}`,
     )
@@ -146,7 +148,7 @@ export function JobsPage() {
         isEmpty={(d) => !d.items.length}
         empty={term ? `No job with id or idempotency key “${term}”.` : 'No jobs match these filters.'}
       >
-        {(d) => <DataTable rows={d.items} columns={columns} rowKey={(j) => `${j.queue}/${j.id}`} />}
+        {(d) => <DataTable rows={d.items} columns={columns} rowKey={jobKey} />}
       </QueryState>
       {!term && (
         <Pager

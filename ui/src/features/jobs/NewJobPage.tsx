@@ -4,6 +4,7 @@ import { useState } from 'react'
 import { useNavigate } from 'react-router'
 import { Card, ErrorBox } from '../../components/ui'
 import { useAuth } from '../../lib/auth'
+import { jobPath } from '../../lib/job-ref'
 import { useCreateJob, useGenerateJobs } from './api/job-actions'
 
 const BUILTINS = ['echo', 'sleep', 'fail', 'cpu', 'synthetic']
@@ -47,7 +48,7 @@ export function NewJobPage() {
               idempotency_key: s('idempotency_key'),
             }
             const job = await create.mutateAsync(body)
-            navigate(`/jobs/${encodeURIComponent(job.id)}`)
+            navigate(jobPath(job))
           }}
         >
           <label>

@@ -2,6 +2,7 @@
 import type { DlqJobDto } from '@dtq/app/schemas'
 import { queryOptions, useQuery } from '@tanstack/react-query'
 import { api, qs } from '../../../lib/api'
+import { type JobRef, jobPath } from '../../../lib/job-ref'
 import { useLive } from '../../../lib/live'
 import { useInvalidatingMutation } from '../../../lib/mutation'
 import { queryKeys } from '../../../lib/query-keys'
@@ -29,15 +30,15 @@ const useDlqMutation = <A, R>(fn: (a: A) => Promise<R>) =>
   useInvalidatingMutation(fn, [queryKeys.dlq.all, queryKeys.stats])
 
 export const useRetryDead = () =>
-  useDlqMutation(async (ids: string[]) => {
-    for (const id of ids) await api(`/dlq/${encodeURIComponent(id)}/retry`, { method: 'POST' })
-    return ids.length
+  useDlqMutation(async (jobs: JobRef[]) => {
+    for (const job of jobs) await api(jobPath(job, '/retry', '/dlq'), { method: 'POST' })
+    return jobs.length
   })
 
 export const useDeleteDead = () =>
-  useDlqMutation(async (ids: string[]) => {
-    for (const id of ids) await api(`/dlq/${encodeURIComponent(id)}`, { method: 'DELETE' })
-    return ids.length
+  useDlqMutation(async (jobs: JobRef[]) => {
+    for (const job of jobs) await api(jobPath(job, '', '/dlq'), { method: 'DELETE' })
+    return jobs.length
   })
 
 export const useRetryMatching = () =>

@@ -1,18 +1,21 @@
 import type { JobDto } from '@dtq/app/schemas'
 import { queryOptions, useQuery } from '@tanstack/react-query'
-import { api } from '../../../lib/api'
+import { ApiError, api } from '../../../lib/api'
+import { type JobRef, jobPath } from '../../../lib/job-ref'
 import { useLive } from '../../../lib/live'
 import { queryKeys } from '../../../lib/query-keys'
 
 export type JobDetail = JobDto & { logs: string[] }
 
-export const getJobOptions = (id: string, pollMs: number | false) =>
+export const getJobOptions = (ref: JobRef, pollMs: number | false) =>
   queryOptions({
-    queryKey: queryKeys.jobs.detail(id),
-    queryFn: ({ signal }) => api<JobDetail>(`/jobs/${encodeURIComponent(id)}`, { signal }),
+    queryKey: queryKeys.jobs.detail(ref),
+    queryFn: ({ signal }) => api<JobDetail>(jobPath(ref), { signal }),
     refetchInterval: pollMs,
+    // "No such job" and "the id is in several queues" are answers, shown at once: not retried.
+    retry: (failures, err) => failures < 1 && !(err instanceof ApiError && [404, 409].includes(err.status)),
   })
 
-export function useJob(id: string) {
-  return useQuery(getJobOptions(id, useLive().pollMs))
+export function useJob(ref: JobRef) {
+  return useQuery(getJobOptions(ref, useLive().pollMs))
 }

@@ -1,13 +1,13 @@
 /** Mutations on jobs: cancel, retry (one or many), create, generate. Each invalidates via the keys. */
 import type { CreateJobDto, JobDto } from '@dtq/app/schemas'
 import { api } from '../../../lib/api'
+import { type JobRef, jobPath } from '../../../lib/job-ref'
 import { useInvalidatingMutation } from '../../../lib/mutation'
 import { queryKeys } from '../../../lib/query-keys'
 
-export const cancelJob = (id: string) =>
-  api<{ outcome: string; job: JobDto }>(`/jobs/${encodeURIComponent(id)}/cancel`, { method: 'POST' })
-export const retryJob = (id: string) =>
-  api<JobDto>(`/jobs/${encodeURIComponent(id)}/retry`, { method: 'POST' })
+export const cancelJob = (job: JobRef) =>
+  api<{ outcome: string; job: JobDto }>(jobPath(job, '/cancel'), { method: 'POST' })
+export const retryJob = (job: JobRef) => api<JobDto>(jobPath(job, '/retry'), { method: 'POST' })
 
 const useJobMutation = <A, R>(fn: (a: A) => Promise<R>) =>
   useInvalidatingMutation(fn, [queryKeys.jobs.all, queryKeys.stats])
@@ -17,9 +17,9 @@ export const useRetryJob = () => useJobMutation(retryJob)
 
 /** Applies an action to many jobs; reports how many succeeded and the first error. */
 export function useBulk(action: 'cancel' | 'retry') {
-  return useJobMutation(async (ids: string[]) => {
+  return useJobMutation(async (jobs: JobRef[]) => {
     const results = await Promise.allSettled(
-      ids.map((id) => (action === 'cancel' ? cancelJob(id) : retryJob(id))),
+      jobs.map((job) => (action === 'cancel' ? cancelJob(job) : retryJob(job))),
     )
     const failed = results.filter((r) => r.status === 'rejected') as PromiseRejectedResult[]
     return {
