@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { ConfigError, loadConfig, SETTINGS } from './config.ts'
+import { ConfigError, checkConfig, loadConfig, SETTINGS } from './config.ts'
 
 describe('loadConfig', () => {
   it('applies every default', () => {
@@ -65,6 +65,47 @@ describe('loadConfig', () => {
 
   it('rejects a lease that cannot renew inside the claim window', () => {
     expect(() => loadConfig({ LEASE_MS: '20000', CLAIM_IDLE_MS: '30000' })).toThrow(/LEASE_MS/)
+  })
+
+  it('checks overrides from code by the same rules, naming their keys', () => {
+    expect(loadConfig({}, { leaseMs: 100, claimIdleMs: 1000 }).leaseMs).toBe(100)
+    const problems = (fn: () => unknown) => {
+      try {
+        fn()
+      } catch (e) {
+        return (e as ConfigError).problems
+      }
+      return []
+    }
+    expect(problems(() => loadConfig({}, { leaseMs: Number.NaN }))).toEqual([
+      expect.stringMatching(/^leaseMs=/),
+    ])
+    expect(problems(() => loadConfig({}, { leaseMs: 20 }))).toEqual([
+      expect.stringMatching(/leaseMs.*below 50/),
+    ])
+    expect(problems(() => loadConfig({}, { workerQueues: ['ok', 'a{b}'] }))).toEqual([
+      expect.stringMatching(/workerQueues.*a\{b\}/),
+    ])
+    expect(problems(() => loadConfig({}, { workerQueues: [] }))).toEqual([
+      expect.stringMatching(/workerQueues.*empty/),
+    ])
+    expect(problems(() => loadConfig({}, { port: '8000' as unknown as number }))).toEqual([
+      'port must be a number',
+    ])
+    expect(problems(() => loadConfig({}, { nope: 1 } as never))).toEqual(['nope is not a setting'])
+    // The rules between settings name the override's key, the environment's variable otherwise.
+    expect(problems(() => loadConfig({ CLAIM_IDLE_MS: '1000' }, { leaseMs: 900 }))).toEqual([
+      expect.stringMatching(/^leaseMs \(900\) must be at most half of CLAIM_IDLE_MS/),
+    ])
+  })
+
+  it('a Worker built from code is checked by the same rules (one set of bounds)', () => {
+    const cfg = loadConfig({ LEASE_MS: '100', CLAIM_IDLE_MS: '1000' })
+    expect(checkConfig({ ...cfg, leaseMs: 20 })).toEqual([expect.stringMatching(/leaseMs.*below 50/)])
+    expect(checkConfig({ ...cfg, leaseMs: 600 })).toEqual([
+      expect.stringMatching(/leaseMs \(600\) must be at most half/),
+    ])
+    expect(checkConfig(cfg)).toEqual([])
   })
 
   it('lists every setting in .env.example with its default', () => {

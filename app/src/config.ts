@@ -5,60 +5,11 @@
  */
 import { isIP } from 'node:net'
 
-export type Environment = 'development' | 'production'
-
-export interface Config {
-  redisUrl: string
-  keyPrefix: string
-  port: number
-  environment: Environment
-  frontendOrigin: string
-  apiTokens: string
-  logLevel: string
-  defaultQueue: string
-  maxRetries: number
-  initialBackoffMs: number
-  backoffMultiplier: number
-  maxBackoffMs: number
-  jobTimeoutMs: number
-  workerConcurrency: number
-  workerQueues: string[]
-  leaseMs: number
-  claimIdleMs: number
-  maxDeliveries: number
-  shutdownTimeoutMs: number
-  completedRetentionS: number
-  failedRetentionS: number
-  idempotencyTtlS: number
-  queueForgetS: number
-  maxQueues: number
-  maxPayloadBytes: number
-  eventsMaxLen: number
-  redisCommandTimeoutMs: number
-  trustProxy: string
-  allowedHosts: string[]
-  rateLimitPerMin: number
-  maxBodyBytes: number
-  queueMaxDepth: number
-  apiDrainDelayMs: number
-  authDisabled: boolean
-  sseHeartbeatMs: number
-  sseMaxConnections: number
-  sseMaxConnectionsPerClient: number
-  sseReplayMaxEvents: number
-  sseMaxLagEvents: number
-  sseStallTimeoutMs: number
-  batchMaxJobs: number
-  redisDurability: 'enforce' | 'warn' | 'off' | 'auto'
-  unsafe: string[]
-  testClockSkewMs: number
-}
-
 type Kind = 'string' | 'int' | 'number' | 'list' | 'url' | 'enum' | 'bool' | 'tokens' | 'proxies'
 
 interface Spec {
   env: string
-  key: keyof Config
+  key: string
   kind: Kind
   default: string
   min?: number
@@ -75,8 +26,12 @@ const HOST_PATTERN = /^(auto|\*|(\*\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?|\[[0
 /** What proxy-addr accepts by name, besides addresses and CIDRs. */
 const PROXY_NAMES = ['loopback', 'linklocal', 'uniquelocal']
 
-/** Every setting, its default and one line of meaning (.env.example is checked against this list). */
-export const SETTINGS: readonly Spec[] = [
+/**
+ * Every setting, its default and one line of meaning: the one description of DTQ's settings.
+ * The `Config` type is derived from it, every source of settings (the environment, overrides
+ * from code) is checked against it, and .env.example is checked against it by a test.
+ */
+export const SETTINGS = [
   {
     env: 'REDIS_URL',
     key: 'redisUrl',
@@ -457,7 +412,22 @@ export const SETTINGS: readonly Spec[] = [
     max: 60_000,
     doc: 'a Redis command not answered in this time fails (503 in the API)',
   },
-]
+] as const satisfies readonly Spec[]
+
+type AnySpec = (typeof SETTINGS)[number]
+type ValueOf<S extends AnySpec> = S['kind'] extends 'int' | 'number'
+  ? number
+  : S['kind'] extends 'bool'
+    ? boolean
+    : S['kind'] extends 'list'
+      ? string[]
+      : S extends { kind: 'enum'; values: readonly (infer V)[] }
+        ? V
+        : string
+
+/** The settings, typed from SETTINGS (one source: a setting is added in one place). */
+export type Config = { [S in AnySpec as S['key']]: ValueOf<S> }
+export type Environment = Config['environment']
 
 export class ConfigError extends Error {
   readonly problems: string[]
@@ -468,8 +438,9 @@ export class ConfigError extends Error {
   }
 }
 
-function parseOne(spec: Spec, raw: string): { value?: unknown; problem?: string } {
-  const bad = (why: string) => ({ problem: `${spec.env}=${JSON.stringify(raw)} ${why}` })
+/** Parses one setting's text; problems name it by `label` (its variable, or its key in code). */
+function parseOne(spec: Spec, raw: string, label = spec.env): { value?: unknown; problem?: string } {
+  const bad = (why: string) => ({ problem: `${label}=${JSON.stringify(raw)} ${why}` })
   switch (spec.kind) {
     case 'int':
     case 'number': {
@@ -486,7 +457,7 @@ function parseOne(spec: Spec, raw: string): { value?: unknown; problem?: string 
       return raw === 'true' || raw === 'false' ? { value: raw === 'true' } : bad('is not true or false')
     case 'tokens': {
       // Problems name the variable but never echo a token.
-      const secret = (why: string) => ({ problem: `${spec.env} ${why}` })
+      const secret = (why: string) => ({ problem: `${label} ${why}` })
       if (raw.trim() === '') return { value: '' }
       for (const pair of raw.split(',')) {
         const [token, role, extra] = pair.trim().split(':')
@@ -548,7 +519,93 @@ function isProxyAddress(s: string): boolean {
   return /^\d+$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128)
 }
 
-/** Parses settings from an env-like record; throws ConfigError naming every bad variable. */
+const SPEC_OF_KEY = new Map<string, Spec>(SETTINGS.map((spec) => [spec.key, spec]))
+
+/**
+ * Checks settings given in code (loadConfig's overrides, a Worker's settings) by the same rules
+ * as the environment's -- the text a value would have in the environment goes through the same
+ * parser -- and the rules between settings. Problems name the keys.
+ */
+export function checkSettings(values: Partial<Config>): string[] {
+  const problems: string[] = []
+  for (const [key, value] of Object.entries(values)) {
+    const spec = SPEC_OF_KEY.get(key)
+    if (!spec) {
+      problems.push(`${key} is not a setting`)
+      continue
+    }
+    if (value === undefined) continue
+    const text = textOf(spec, value)
+    if (text === null) {
+      problems.push(
+        `${key} must be ${spec.kind === 'list' ? 'a list of strings' : `a ${spec.kind === 'bool' ? 'boolean' : spec.kind === 'int' || spec.kind === 'number' ? 'number' : 'string'}`}`,
+      )
+      continue
+    }
+    const { problem } = parseOne(spec, text, key)
+    if (problem) problems.push(problem)
+  }
+  return problems
+}
+
+/** A value from code as the text it would have in the environment, or null when its type is wrong. */
+function textOf(spec: Spec, value: unknown): string | null {
+  switch (spec.kind) {
+    case 'int':
+    case 'number':
+      return typeof value === 'number' ? String(value) : null
+    case 'bool':
+      return typeof value === 'boolean' ? String(value) : null
+    case 'list':
+      return Array.isArray(value) && value.every((v) => typeof v === 'string') ? value.join(',') : null
+    default:
+      return typeof value === 'string' ? value : null
+  }
+}
+
+/** The rules between settings (those given); `name` spells a setting as its source does. */
+function checkTogether(cfg: Partial<Config>, name: (key: keyof Config) => string): string[] {
+  const problems: string[] = []
+  if (cfg.leaseMs !== undefined && cfg.claimIdleMs !== undefined && cfg.leaseMs * 2 > cfg.claimIdleMs) {
+    problems.push(
+      `${name('leaseMs')} (${cfg.leaseMs}) must be at most half of ${name('claimIdleMs')} (${cfg.claimIdleMs})`,
+    )
+  }
+  // Behind any proxy that appends to X-Forwarded-For (nginx, an ALB, Cloudflare) its left-most
+  // entry is whatever the client sent: trusting all of it lets a client pick its address (and
+  // dodge the rate limit). The right value always exists, so production refuses this one.
+  if (cfg.environment === 'production' && cfg.trustProxy === 'true') {
+    problems.push(
+      `${name('trustProxy')}=true believes every X-Forwarded-For entry, so any client picks its own address: with ENVIRONMENT=production set the number of proxies in front (1 behind nginx or an ALB, 2 on Render) or their addresses`,
+    )
+  }
+  return problems
+}
+
+/**
+ * Checks settings given in code (a Worker's, built by hand rather than by loadConfig): each by
+ * its rules, then the rules between them. Problems name the keys.
+ */
+export function checkConfig(cfg: Partial<Config>): string[] {
+  const problems = checkSettings(cfg)
+  return problems.length ? problems : checkTogether(cfg, (k) => k)
+}
+
+/** Whether the environment sets a setting (rather than leaving it to its default). */
+export function isSet(envName: string, env: Record<string, string | undefined> = process.env): boolean {
+  const v = env[envName]
+  return v !== undefined && v !== ''
+}
+
+/** The directory relative paths on the command line are taken from (npm's INIT_CWD under `pnpm dtq`). */
+export function launchDir(env: Record<string, string | undefined> = process.env): string {
+  return env.INIT_CWD ?? process.cwd()
+}
+
+/**
+ * Parses settings from an env-like record, then applies `overrides` from code -- checked by the
+ * same rules -- and the rules between settings; throws ConfigError naming every bad one.
+ */
 export function loadConfig(
   env: Record<string, string | undefined> = process.env,
   overrides: Partial<Config> = {},
@@ -561,17 +618,12 @@ export function loadConfig(
     if (problem) problems.push(problem)
     out[spec.key] = value
   }
-  const cfg = { ...out, ...overrides } as Config
-  if (!problems.length && cfg.leaseMs * 2 > cfg.claimIdleMs) {
-    problems.push(`LEASE_MS (${cfg.leaseMs}) must be at most half of CLAIM_IDLE_MS (${cfg.claimIdleMs})`)
-  }
-  // Behind any proxy that appends to X-Forwarded-For (nginx, an ALB, Cloudflare) its left-most
-  // entry is whatever the client sent: trusting all of it lets a client pick its address (and
-  // dodge the rate limit). The right value always exists, so production refuses this one.
-  if (cfg.environment === 'production' && cfg.trustProxy === 'true') {
-    problems.push(
-      'TRUST_PROXY=true believes every X-Forwarded-For entry, so any client picks its own address: with ENVIRONMENT=production set the number of proxies in front (1 behind nginx or an ALB, 2 on Render) or their addresses',
-    )
+  problems.push(...checkSettings(overrides))
+  const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined))
+  const cfg = { ...out, ...defined } as Config
+  if (!problems.length) {
+    const envName = (k: keyof Config) => (k in defined ? k : SPEC_OF_KEY.get(k)!.env)
+    problems.push(...checkTogether(cfg, envName))
   }
   if (problems.length) throw new ConfigError(problems)
   return Object.freeze(cfg)

@@ -6,7 +6,7 @@
 import { resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Command, InvalidArgumentError } from 'commander'
-import { type Config, ConfigError, loadConfig } from '../config.ts'
+import { type Config, ConfigError, isSet, launchDir, loadConfig } from '../config.ts'
 import { DtqError } from '../errors.ts'
 import { createLogger } from '../logger.ts'
 import type { Job, JobState, Priority } from '../queue/job.ts'
@@ -29,7 +29,7 @@ const list = (v: string) =>
     .filter(Boolean)
 
 function config(overrides: Partial<Config> = {}): Config {
-  return loadConfig(process.env, overrides)
+  return loadConfig(undefined, overrides)
 }
 
 async function withQueue<T>(fn: (q: Queue) => Promise<T>): Promise<T> {
@@ -65,7 +65,7 @@ function jobLine(j: Job): string {
  */
 async function loadHandlers(worker: Worker, modules: string[]): Promise<void> {
   for (const m of modules) {
-    const mod = (await import(pathToFileURL(resolve(process.env.INIT_CWD ?? process.cwd(), m)).href)) as {
+    const mod = (await import(pathToFileURL(resolve(launchDir(), m)).href)) as {
       default?: unknown
     }
     const exp = mod.default
@@ -127,11 +127,7 @@ program
     'modules exporting handlers (default export: {task_type: fn} or fn(worker))',
   )
   .action(async (o: { queues?: string[]; concurrency?: number; handlers?: string[] }) => {
-    const cfg = loadConfig({
-      ...process.env,
-      ...(o.queues ? { WORKER_QUEUES: o.queues.join(',') } : {}),
-      ...(o.concurrency !== undefined ? { WORKER_CONCURRENCY: String(o.concurrency) } : {}),
-    })
+    const cfg = config({ workerQueues: o.queues, workerConcurrency: o.concurrency })
     await runWorker(cfg, { label: 'dtq-worker', handlers: o.handlers })
     process.exit(0)
   })
@@ -167,9 +163,10 @@ program
   .command('dev')
   .description('everything in one process for a laptop: finds or starts Redis, runs a worker')
   .action(async () => {
-    const log = createLogger(process.env.LOG_LEVEL ?? 'info', 'dtq-dev')
+    let cfg = config()
+    const log = createLogger(cfg.logLevel, 'dtq-dev')
     let local: Awaited<ReturnType<typeof startLocalRedis>> | undefined
-    if (!process.env.REDIS_URL && !(await canConnect('127.0.0.1', 6379))) {
+    if (!isSet('REDIS_URL') && !(await canConnect('127.0.0.1', 6379))) {
       if (!hasRedisServer()) {
         process.stderr.write(
           'dtq: no Redis found. Install one (Debian: sudo apt-get install -y redis-server) or set REDIS_URL.\n',
@@ -177,10 +174,9 @@ program
         process.exit(1)
       }
       local = await startLocalRedis('.data/redis')
-      process.env.REDIS_URL = local.url
+      cfg = config({ redisUrl: local.url })
       log.info({ url: local.url, dir: '.data/redis' }, 'started a private redis-server (AOF on)')
     }
-    const cfg = config()
     const consoleDir = fileURLToPath(new URL('../../../ui/dist', import.meta.url))
     // Without tokens the laptop's API is open: only this machine may reach it (and the Host
     // check keeps browsers' DNS-rebinding pages out). With tokens it listens on every interface.

@@ -2,6 +2,7 @@
  * Input rules shared by the library, the CLI and the API: names that may reach a Redis key,
  * payload limits, job options. Pure: no I/O.
  */
+import { NAME_PATTERN } from '../config.ts'
 import { validationError } from '../errors.ts'
 import { PRIORITIES, type Priority } from './job.ts'
 
@@ -10,7 +11,8 @@ import { PRIORITIES, type Priority } from './job.ts'
  * They are path segments of the API too (`/jobs/{id}`, `/queues/{queue}/pause`): `.` and `..`
  * are refused, since URL normalization (browsers, proxies) turns them into another path.
  */
-export const QUEUE_PATTERN = /^(?!\.\.?$)[A-Za-z0-9_.-]{1,64}$/
+/** Queue names: the same rule as every name setting (config.ts NAME_PATTERN: one spelling). */
+export const QUEUE_PATTERN = NAME_PATTERN
 export const JOB_ID_PATTERN = /^(?!\.\.?$)[A-Za-z0-9_.-]{1,128}$/
 export const TASK_TYPE_PATTERN = /^[A-Za-z0-9_.:/-]{1,128}$/
 // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point

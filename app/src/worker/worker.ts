@@ -19,10 +19,10 @@
  */
 import { hostname } from 'node:os'
 import type { Redis } from 'ioredis'
-import type { Config } from '../config.ts'
+import { type Config, checkConfig } from '../config.ts'
 import { Queue } from '../queue/queue.ts'
 import { DLQ_RETRY_TASK } from '../queue/system-tasks.ts'
-import { checkInt, checkName, QUEUE_PATTERN, TASK_TYPE_PATTERN, throwIfProblems } from '../queue/validate.ts'
+import { checkName, TASK_TYPE_PATTERN, throwIfProblems } from '../queue/validate.ts'
 import { RedisClock } from '../redis/clock.ts'
 import { connectRedis, createRedis, whenRedisAvailable } from '../redis/connection.ts'
 import { Registry, type WorkerCommand, type WorkerState } from '../redis/registry.ts'
@@ -92,22 +92,12 @@ export interface WorkerOptions {
 
 const silent: Logger = { info() {}, warn() {}, error() {}, debug() {} }
 
-/** Settings may come from code rather than loadConfig(): check what the worker relies on. */
+/**
+ * Settings may come from code rather than loadConfig(): they are checked by the same rules
+ * (config.ts), each and between them.
+ */
 function validateWorkerSettings(s: WorkerSettings): void {
-  const problems: string[] = []
-  checkInt(problems, 'workerConcurrency', s.workerConcurrency, 1, 10_000)
-  checkInt(problems, 'leaseMs', s.leaseMs, 10, 3_600_000)
-  checkInt(problems, 'claimIdleMs', s.claimIdleMs, 20, 86_400_000)
-  checkInt(problems, 'maxDeliveries', s.maxDeliveries, 1, 1000)
-  checkInt(problems, 'shutdownTimeoutMs', s.shutdownTimeoutMs, 0, 3_600_000)
-  if (!Array.isArray(s.workerQueues) || s.workerQueues.length === 0)
-    problems.push('workerQueues must name at least one queue')
-  else
-    for (const q of s.workerQueues)
-      checkName(problems, 'workerQueues', q, QUEUE_PATTERN, '1-64 letters, digits, _ . -')
-  if (!problems.length && s.leaseMs * 2 > s.claimIdleMs)
-    problems.push('leaseMs must be at most half of claimIdleMs')
-  throwIfProblems(problems, 'invalid worker settings')
+  throwIfProblems(checkConfig(s), 'invalid worker settings')
 }
 
 export class Worker {
