@@ -5,7 +5,7 @@
  */
 import { isIP } from 'node:net'
 
-type Kind = 'string' | 'int' | 'number' | 'list' | 'url' | 'enum' | 'bool' | 'tokens' | 'proxies'
+type Kind = 'string' | 'int' | 'number' | 'list' | 'url' | 'nodes' | 'enum' | 'bool' | 'tokens' | 'proxies'
 
 interface Spec {
   env: string
@@ -37,7 +37,47 @@ export const SETTINGS = [
     key: 'redisUrl',
     kind: 'url',
     default: 'redis://127.0.0.1:6379',
-    doc: 'Redis to use (redis:// or rediss://)',
+    doc: "Redis to use (redis:// or rediss://, with user:password@ if it needs them); with REDIS_SENTINELS its credentials and scheme are the data nodes' (its host is ignored)",
+  },
+  {
+    env: 'REDIS_CLUSTER_NODES',
+    key: 'redisClusterNodes',
+    kind: 'nodes',
+    default: '',
+    doc: "Redis Cluster: comma-separated seed nodes (redis[s]://[user:password@]host:port or host:port; one is enough, e.g. ElastiCache's configuration endpoint). Credentials and TLS of the first apply to every node. Replaces REDIS_URL",
+  },
+  {
+    env: 'REDIS_SENTINELS',
+    key: 'redisSentinels',
+    kind: 'nodes',
+    default: '',
+    doc: 'Redis Sentinel: comma-separated sentinels (host:port, or redis[s]://[:password@]host:port); the primary is found through them (REDIS_SENTINEL_MASTER)',
+  },
+  {
+    env: 'REDIS_SENTINEL_MASTER',
+    key: 'redisSentinelMaster',
+    kind: 'string',
+    default: 'mymaster',
+    pattern: NAME_PATTERN,
+    doc: 'with REDIS_SENTINELS: the name the sentinels monitor the primary under',
+  },
+  {
+    env: 'ENQUEUE_WAIT_REPLICAS',
+    key: 'enqueueWaitReplicas',
+    kind: 'int',
+    default: '0',
+    min: 0,
+    max: 16,
+    doc: "an enqueue is acknowledged only once this many replicas of its primary have it (WAIT); 0: on the primary's word (a failover may lose the last acknowledged jobs)",
+  },
+  {
+    env: 'ENQUEUE_WAIT_TIMEOUT_MS',
+    key: 'enqueueWaitTimeoutMs',
+    kind: 'int',
+    default: '1000',
+    min: 1,
+    max: 60_000,
+    doc: 'with ENQUEUE_WAIT_REPLICAS: how long an enqueue waits for its replicas before it answers 503 (REPLICATION_TIMEOUT: the jobs may exist; retry with the same idempotency key)',
   },
   {
     env: 'KEY_PREFIX',
@@ -419,7 +459,7 @@ type ValueOf<S extends AnySpec> = S['kind'] extends 'int' | 'number'
   ? number
   : S['kind'] extends 'bool'
     ? boolean
-    : S['kind'] extends 'list'
+    : S['kind'] extends 'list' | 'nodes'
       ? string[]
       : S extends { kind: 'enum'; values: readonly (infer V)[] }
         ? V
@@ -440,7 +480,9 @@ export class ConfigError extends Error {
 
 /** Parses one setting's text; problems name it by `label` (its variable, or its key in code). */
 function parseOne(spec: Spec, raw: string, label = spec.env): { value?: unknown; problem?: string } {
-  const bad = (why: string) => ({ problem: `${label}=${JSON.stringify(raw)} ${why}` })
+  // A URL's password is never echoed.
+  const shown = raw.replace(/\/\/[^/@]*@/, '//***@')
+  const bad = (why: string) => ({ problem: `${label}=${JSON.stringify(shown)} ${why}` })
   switch (spec.kind) {
     case 'int':
     case 'number': {
@@ -491,6 +533,19 @@ function parseOne(spec: Spec, raw: string, label = spec.env): { value?: unknown;
         return bad('is not a URL')
       }
     }
+    case 'nodes': {
+      const items = raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+      // Named by position, never echoed: an entry may carry a password.
+      const at = items.flatMap((s, i) => (isNodeAddress(s) ? [] : [i + 1]))
+      if (at.length)
+        return {
+          problem: `${label} entry ${at.join(', ')} is not host:port or redis[s]://[user:password@]host:port`,
+        }
+      return { value: items }
+    }
     case 'list': {
       const items = raw
         .split(',')
@@ -507,6 +562,17 @@ function parseOne(spec: Spec, raw: string, label = spec.env): { value?: unknown;
       if (spec.pattern && !spec.pattern.test(raw))
         return bad('has characters other than letters, digits, _ . -')
       return { value: raw }
+  }
+}
+
+/** `host:port`, `[v6]:port` or a redis:// / rediss:// URL with a host and a port. */
+function isNodeAddress(s: string): boolean {
+  if (!/^rediss?:\/\//.test(s)) return /^([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}$/.test(s)
+  try {
+    const u = new URL(s)
+    return u.hostname !== '' && u.port !== '' && (u.pathname === '' || u.pathname === '/')
+  } catch {
+    return false
   }
 }
 
@@ -557,6 +623,7 @@ function textOf(spec: Spec, value: unknown): string | null {
     case 'bool':
       return typeof value === 'boolean' ? String(value) : null
     case 'list':
+    case 'nodes':
       return Array.isArray(value) && value.every((v) => typeof v === 'string') ? value.join(',') : null
     default:
       return typeof value === 'string' ? value : null
@@ -577,6 +644,11 @@ function checkTogether(cfg: Partial<Config>, name: (key: keyof Config) => string
   if (cfg.environment === 'production' && cfg.trustProxy === 'true') {
     problems.push(
       `${name('trustProxy')}=true believes every X-Forwarded-For entry, so any client picks its own address: with ENVIRONMENT=production set the number of proxies in front (1 behind nginx or an ALB, 2 on Render) or their addresses`,
+    )
+  }
+  if (cfg.redisClusterNodes?.length && cfg.redisSentinels?.length) {
+    problems.push(
+      `${name('redisClusterNodes')} and ${name('redisSentinels')} are both set: a deployment uses a Redis Cluster or a Sentinel-watched primary, not both`,
     )
   }
   return problems

@@ -26,6 +26,11 @@ export const ErrorCodes = {
     status: 503,
     message: 'Redis is at its maxmemory and takes no new work for now; jobs in flight go on',
   },
+  REPLICATION_TIMEOUT: {
+    status: 503,
+    message:
+      'the write reached the primary but not enough replicas in time (ENQUEUE_WAIT_REPLICAS): it may or may not survive a failover; send it again with the same job_id or idempotency_key',
+  },
   DRAINING: { status: 503, message: 'the process is shutting down' },
   CONFIG: { status: 500, message: 'invalid configuration' },
   INTERNAL: { status: 500, message: 'internal error' },
@@ -84,19 +89,21 @@ export function isRedisFull(err: unknown): boolean {
   return err instanceof Error && err.message.startsWith('OOM ')
 }
 
-/** True for the errors ioredis raises when Redis cannot be reached or does not answer in time. */
-export function isRedisUnavailable(err: unknown): boolean {
+/**
+ * Errors that mean "Redis cannot answer right now" -- worth retrying, never a refusal of the
+ * command itself: the link is down or timed out, the server is loading or busy, a Cluster is
+ * re-forming (a failover, a slot moving) or a Sentinel failover is under way.
+ */
+const UNREACHABLE =
+  /Stream isn't writeable|Connection is closed|Command timed out|ECONNREFUSED|ECONNRESET|EPIPE|not reachable|MaxRetriesPerRequestError|^LOADING|^BUSY |^CLUSTERDOWN|^TRYAGAIN|^MASTERDOWN|^READONLY|Cluster isn't ready|Too many Cluster redirections|Failed to refresh slots cache|None of startup nodes is available|All sentinels are unreachable/
+
+/** True when Redis cannot be reached or does not answer in time (worth retrying). */
+export function isRedisUnreachable(err: unknown): boolean {
   if (!(err instanceof Error)) return false
-  const m = err.message
-  return (
-    m.includes('Command timed out') ||
-    m.includes("Stream isn't writeable") ||
-    m.includes('Connection is closed') ||
-    m.includes('ECONNREFUSED') ||
-    m.includes('ECONNRESET') ||
-    m.includes('MaxRetriesPerRequestError') ||
-    m.includes('LOADING') ||
-    m.includes('OOM command not allowed') ||
-    err.name === 'MaxRetriesPerRequestError'
-  )
+  return UNREACHABLE.test(err.message) || err.name === 'MaxRetriesPerRequestError'
+}
+
+/** True for the errors that make the API answer 503: Redis unreachable, or refusing writes at maxmemory. */
+export function isRedisUnavailable(err: unknown): boolean {
+  return isRedisUnreachable(err) || (err instanceof Error && err.message.includes('OOM command not allowed'))
 }

@@ -7,9 +7,9 @@
  */
 import { STATUS_CODES } from 'node:http'
 import { Socket } from 'node:net'
-import type { Redis } from 'ioredis'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Job } from '../src/queue/job.ts'
+import type { RedisClient } from '../src/redis/connection.ts'
 import { freePort } from '../src/redis/local-server.ts'
 import { type ApiBundle, apiSetup, bearer, TOKEN_SETTING } from './api-helpers.ts'
 import { FakeClock, waitFor } from './helpers.ts'
@@ -355,13 +355,13 @@ describe('DELETE /dlq?older_than_days (item 6)', () => {
 })
 
 /** Counts the Redis commands a call sends. */
-function commandMeter(redis: Redis) {
+function commandMeter(redis: RedisClient) {
   let count = 0
   const send = redis.sendCommand.bind(redis)
-  redis.sendCommand = ((...args: Parameters<Redis['sendCommand']>) => {
+  redis.sendCommand = ((...args: unknown[]) => {
     count++
-    return send(...args)
-  }) as Redis['sendCommand']
+    return (send as (...a: unknown[]) => unknown)(...args)
+  }) as RedisClient['sendCommand']
   return async (fn: () => Promise<unknown>) => {
     count = 0
     await fn()

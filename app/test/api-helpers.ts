@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../src/config.ts'
 import { buildApp } from '../src/http/app.ts'
-import { createRedis } from '../src/redis/connection.ts'
+import { createRedis, redisTarget } from '../src/redis/connection.ts'
 import type { Clock } from '../src/redis/store.ts'
 import { type Bundle, setup } from './helpers.ts'
 
@@ -24,7 +24,7 @@ export async function apiSetup(
   opts: { logger?: unknown; requestTimeoutMs?: number; url?: string; clock?: Clock } = {},
 ): Promise<ApiBundle> {
   const b = await setup({ config: { rateLimitPerMin: 0, ...config }, url: opts.url, clock: opts.clock })
-  const blocking = createRedis({ url: b.config.redisUrl, commandTimeoutMs: 4000, blocking: true })
+  const blocking = createRedis({ target: redisTarget(b.config), commandTimeoutMs: 4000, blocking: true })
   const app = await buildApp({
     config: b.config,
     queue: b.queue,

@@ -244,7 +244,7 @@ describe('hostile input', () => {
 describe('limits', () => {
   it('rate-limits per client across instances (shared Redis store), with Retry-After', async () => {
     const a = await api({ rateLimitPerMin: 5 })
-    const blocking = createRedis({ url: a.config.redisUrl, commandTimeoutMs: 3000, blocking: true })
+    const blocking = createRedis({ target: a.config.redisUrl, commandTimeoutMs: 3000, blocking: true })
     const second = await buildApp({ config: a.config, queue: a.queue, blocking })
     try {
       const codes: number[] = []
@@ -361,9 +361,9 @@ describe('Redis down', () => {
       LOG_LEVEL: 'silent',
       RATE_LIMIT_PER_MIN: '100',
     })
-    const redis = createRedis({ url: config.redisUrl, commandTimeoutMs: config.redisCommandTimeoutMs })
+    const redis = createRedis({ target: config.redisUrl, commandTimeoutMs: config.redisCommandTimeoutMs })
     redis.connect().catch(() => {})
-    const blocking = createRedis({ url: config.redisUrl, commandTimeoutMs: 4000, blocking: true })
+    const blocking = createRedis({ target: config.redisUrl, commandTimeoutMs: 4000, blocking: true })
     const app = await buildApp({ config, queue: new Queue(redis, config), blocking })
     try {
       expect((await timed(app, '/health/live')).status).toBe(200)
@@ -417,9 +417,9 @@ describe('Redis down', () => {
       RATE_LIMIT_PER_MIN: '0',
     })
     // A client that believes it is connected: a real link that went silent.
-    const redis = createRedis({ url: config.redisUrl, commandTimeoutMs: config.redisCommandTimeoutMs })
+    const redis = createRedis({ target: config.redisUrl, commandTimeoutMs: config.redisCommandTimeoutMs })
     redis.connect().catch(() => {})
-    const blocking = createRedis({ url: config.redisUrl, commandTimeoutMs: 3000, blocking: true })
+    const blocking = createRedis({ target: config.redisUrl, commandTimeoutMs: 3000, blocking: true })
     const app = await buildApp({ config, queue: new Queue(redis, config), blocking })
     try {
       for (const [method, url, payload] of [

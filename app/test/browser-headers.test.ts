@@ -45,7 +45,7 @@ async function productionApi(): Promise<string> {
 /** `dtq dev`'s app: no tokens, development, the console served from `dir`. */
 async function devApi(dir: string): Promise<string> {
   const b = await setup({ config: { rateLimitPerMin: 0 } })
-  const blocking = createRedis({ url: b.config.redisUrl, commandTimeoutMs: 4000, blocking: true })
+  const blocking = createRedis({ target: b.config.redisUrl, commandTimeoutMs: 4000, blocking: true })
   const app = await buildApp({ config: b.config, queue: b.queue, blocking, consoleDir: dir })
   open.push({
     async cleanup() {

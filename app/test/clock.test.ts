@@ -4,13 +4,12 @@
  * tests run `dtq worker` / `dtq api` with DTQ_TEST_CLOCK_SKEW_MS (the process behaves as if its
  * clock were off by that much); the negative control switches the correction off.
  */
-import type { Redis } from 'ioredis'
 import { afterEach, describe, expect, it } from 'vitest'
 import { loadConfig } from '../src/config.ts'
 import { F } from '../src/queue/job.ts'
 import { Queue } from '../src/queue/queue.ts'
 import { followClock, RedisClock } from '../src/redis/clock.ts'
-import { connectRedis, createRedis } from '../src/redis/connection.ts'
+import { connectRedis, createRedis, type RedisClient } from '../src/redis/connection.ts'
 import { freePort, startLocalRedis } from '../src/redis/local-server.ts'
 import { JobStore } from '../src/redis/store.ts'
 import { type Bundle, FakeClock, setup, waitFor } from './helpers.ts'
@@ -31,13 +30,13 @@ afterEach(async () => {
   b = undefined
 })
 
-async function redisNow(redis: Redis): Promise<number> {
+async function redisNow(redis: RedisClient): Promise<number> {
   const [s, us] = await redis.time()
   return Number(s) * 1000 + Math.floor(Number(us) / 1000)
 }
 
 /** |clock − Redis's clock|, bracketed by two TIME calls. */
-async function distance(redis: Redis, now: () => number): Promise<number> {
+async function distance(redis: RedisClient, now: () => number): Promise<number> {
   const before = await redisNow(redis)
   const t = now()
   const after = await redisNow(redis)
@@ -68,7 +67,7 @@ describe('RedisClock', () => {
 
   it('keeps the last good offset while Redis is unreachable, and measures again when it is back', async () => {
     b = await setup()
-    const redis = createRedis({ url: b.config.redisUrl, commandTimeoutMs: 500 })
+    const redis = createRedis({ target: b.config.redisUrl, commandTimeoutMs: 500 })
     cleanups.push(() => redis.disconnect())
     await connectRedis(redis)
     const clock = new RedisClock(redis, { skewMs: YEAR, warn() {} })
@@ -87,7 +86,7 @@ describe('RedisClock', () => {
   it('a clock that cannot reach Redis at first reads the local clock and retries until it can', async () => {
     b = await setup()
     const port = await freePort()
-    const redis = createRedis({ url: `redis://127.0.0.1:${port}`, commandTimeoutMs: 500 })
+    const redis = createRedis({ target: `redis://127.0.0.1:${port}`, commandTimeoutMs: 500 })
     cleanups.push(() => redis.disconnect())
     const clock = new RedisClock(redis, { skewMs: HOUR, warn() {} })
     cleanups.push(() => clock.stop())

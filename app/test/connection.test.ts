@@ -4,7 +4,8 @@
  */
 import { createServer, type Server, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import { createRedis, isRedisUnavailable, whenRedisAvailable } from '../src/redis/connection.ts'
+import { isRedisUnreachable } from '../src/errors.ts'
+import { createRedis, whenRedisAvailable } from '../src/redis/connection.ts'
 import { waitFor } from './helpers.ts'
 
 const cleanups: Array<() => void> = []
@@ -31,7 +32,11 @@ async function blackHole(): Promise<{ port: number; accepted: () => number }> {
 describe('connections', () => {
   it('a connection whose handshake is never answered is dropped and tried again', async () => {
     const hole = await blackHole()
-    const redis = createRedis({ url: `redis://127.0.0.1:${hole.port}`, commandTimeoutMs: 200, name: 'probe' })
+    const redis = createRedis({
+      target: `redis://127.0.0.1:${hole.port}`,
+      commandTimeoutMs: 200,
+      name: 'probe',
+    })
     cleanups.push(() => redis.disconnect())
     redis.connect().catch(() => {})
     // Without the watchdog the client would wait in "connect" for ever after the first accept.
@@ -55,7 +60,7 @@ describe('connections', () => {
       }, 5000),
     ).rejects.toThrow('not durable')
     expect(policyCalls).toBe(1)
-    expect(isRedisUnavailable(new Error('Command timed out'))).toBe(true)
-    expect(isRedisUnavailable(new Error('NOPERM this user has no permissions'))).toBe(false)
+    expect(isRedisUnreachable(new Error('Command timed out'))).toBe(true)
+    expect(isRedisUnreachable(new Error('NOPERM this user has no permissions'))).toBe(false)
   })
 })

@@ -7,12 +7,14 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { TestProject } from 'vitest/node'
+import type { RedisTarget } from '../src/redis/connection.ts'
 import { startLocalRedis } from '../src/redis/local-server.ts'
 
 export default async function setup(project: TestProject) {
   const dir = mkdtempSync(join(tmpdir(), 'dtq-test-redis-'))
   const redis = await startLocalRedis(dir)
   project.provide('redisUrl', redis.url)
+  project.provide('redisTarget', { kind: 'standalone', url: redis.url })
   return async () => {
     await redis.stop()
     rmSync(dir, { recursive: true, force: true })
@@ -22,5 +24,6 @@ export default async function setup(project: TestProject) {
 declare module 'vitest' {
   export interface ProvidedContext {
     redisUrl: string
+    redisTarget: RedisTarget
   }
 }

@@ -1,10 +1,17 @@
 /** Test bundle: a unique key prefix per test, settings, a Queue, a controllable clock, cleanup. */
 import { randomBytes } from 'node:crypto'
-import type { Redis } from 'ioredis'
 import { inject } from 'vitest'
 import { type Config, loadConfig } from '../src/config.ts'
 import { Queue } from '../src/queue/queue.ts'
-import { connectRedis, createRedis } from '../src/redis/connection.ts'
+import {
+  connectRedis,
+  createRedis,
+  type RedisClient,
+  type RedisTarget,
+  redisTarget,
+  scanKeys,
+  standalone,
+} from '../src/redis/connection.ts'
 import type { Clock } from '../src/redis/store.ts'
 import { Worker, type WorkerOptions } from '../src/worker/worker.ts'
 
@@ -21,8 +28,26 @@ export class FakeClock implements Clock {
   }
 }
 
+/** The private standalone redis-server of the test run (always started). */
 export function testRedisUrl(): string {
   return inject('redisUrl')
+}
+
+/**
+ * The Redis the suite runs against: the standalone server, or -- with DTQ_TEST_REDIS=cluster or
+ * sentinel (`pnpm test:cluster`, and the CI's cluster and Sentinel sets) -- a local Redis Cluster
+ * or a Sentinel-watched primary started by the global setup.
+ */
+export function testTarget(): RedisTarget {
+  return inject('redisTarget')
+}
+
+/** The settings that point at a target (REDIS_URL, or the Cluster's or Sentinel's). */
+export function targetEnv(t: RedisTarget): Record<string, string> {
+  if (t.kind === 'cluster') return { REDIS_CLUSTER_NODES: t.nodes.join(',') }
+  if (t.kind === 'sentinel')
+    return { REDIS_URL: t.url, REDIS_SENTINELS: t.sentinels.join(','), REDIS_SENTINEL_MASTER: t.master }
+  return { REDIS_URL: t.url }
 }
 
 export async function waitFor<T>(
@@ -50,7 +75,7 @@ export async function waitFor<T>(
 export interface Bundle {
   prefix: string
   config: Config
-  redis: Redis
+  redis: RedisClient
   queue: Queue
   clock: Clock
   worker(overrides?: Partial<Config>, opts?: WorkerOptions): Worker
@@ -60,10 +85,10 @@ export interface Bundle {
 }
 
 /** Settings for tests: short windows so crash detection and retries happen in a second or so. */
-export function testConfig(prefix: string, overrides: Partial<Config> = {}, url = testRedisUrl()): Config {
+export function testConfig(prefix: string, overrides: Partial<Config> = {}, url?: string): Config {
   return loadConfig(
     {
-      REDIS_URL: url,
+      ...targetEnv(url ? standalone(url) : testTarget()),
       KEY_PREFIX: prefix,
       LEASE_MS: '100',
       CLAIM_IDLE_MS: '1000',
@@ -82,7 +107,7 @@ export async function setup(
 ): Promise<Bundle> {
   const prefix = `t${randomBytes(5).toString('hex')}`
   const config = testConfig(prefix, opts.config, opts.url)
-  const redis = createRedis({ url: config.redisUrl, commandTimeoutMs: config.redisCommandTimeoutMs })
+  const redis = createRedis({ target: redisTarget(config), commandTimeoutMs: config.redisCommandTimeoutMs })
   await connectRedis(redis)
   const clock = opts.clock ?? { now: () => Date.now() }
   const queue = new Queue(redis, config, { clock })
@@ -103,22 +128,17 @@ export async function setup(
     },
     async keys() {
       const out: string[] = []
-      let cursor = '0'
-      do {
-        const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
-        cursor = next
+      await scanKeys(redis, `${prefix}:*`, (batch) => {
         out.push(...batch)
-      } while (cursor !== '0')
+      })
       return out.sort()
     },
     async cleanup() {
       await Promise.all(workers.map((w) => w.close(500).catch(() => {})))
-      let cursor = '0'
-      do {
-        const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
-        cursor = next
-        if (batch.length) await redis.del(...batch)
-      } while (cursor !== '0')
+      // One key per command: on a Cluster the keys live in many slots.
+      await scanKeys(redis, `${prefix}:*`, async (batch) => {
+        await Promise.all(batch.map((k) => redis.unlink(k)))
+      })
       redis.disconnect()
     },
   }

@@ -90,7 +90,7 @@ describe('an idle fleet', () => {
     const opts = { schedulerPollMs: 100, heartbeatMs: 1000 }
     const ws = [b.worker({}, opts), b.worker({}, opts), b.worker({}, opts)]
     for (const w of ws) await w.start()
-    const monitor = createRedis({ url: redis.url, commandTimeoutMs: 2000 })
+    const monitor = createRedis({ target: redis.url, commandTimeoutMs: 2000 })
     await connectRedis(monitor)
     const m = await monitor.monitor()
     const calls = new Map<string, Set<string>>()

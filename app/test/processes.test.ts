@@ -256,7 +256,7 @@ describe('redis-server restarted under a running worker', () => {
     const port = Number(new URL(redis.url).port)
     cleanups.push(() => redis.stop())
     // appendfsync always: every acknowledged write is on disk before the kill.
-    const admin = createRedis({ url: redis.url, commandTimeoutMs: 2000 })
+    const admin = createRedis({ target: redis.url, commandTimeoutMs: 2000 })
     await connectRedis(admin)
     await admin.config('SET', 'appendfsync', 'always')
     admin.disconnect()

@@ -4,7 +4,8 @@
  */
 import { afterEach, beforeEach, expect, it, vi } from 'vitest'
 import type { Job } from '../src/queue/job.ts'
-import { connectRedis, createRedis } from '../src/redis/connection.ts'
+import { createRedis } from '../src/redis/connection.ts'
+import { EntryWaiter } from '../src/redis/stream-wait.ts'
 import type { LeaseKeeper } from '../src/worker/lease-keeper.ts'
 import { Processor } from '../src/worker/processor.ts'
 import { type Bundle, setup, waitFor } from './helpers.ts'
@@ -20,11 +21,14 @@ afterEach(async () => {
 
 /** A processor of `queues` on its own blocking connection, running `echo` jobs with the given handler. */
 async function startProcessor(queues: string[], concurrency: number, echo: (job: Job) => Promise<void>) {
-  const blocking = createRedis({ url: b.config.redisUrl, commandTimeoutMs: 3000, blocking: true })
-  await connectRedis(blocking)
+  const waiter = new EntryWaiter(
+    () => createRedis({ target: b.config.redisUrl, commandTimeoutMs: 3000, blocking: true }),
+    b.queue.store.keys,
+    b.redis,
+  )
   const p = new Processor({
     store: b.queue.store,
-    blocking,
+    waiter,
     consumer: 'w1',
     queues,
     concurrency,
@@ -40,7 +44,7 @@ async function startProcessor(queues: string[], concurrency: number, echo: (job:
   return {
     async stop() {
       await p.stopFetching()
-      blocking.disconnect()
+      waiter.close()
     },
   }
 }
@@ -98,15 +102,15 @@ it('a worker of several queues runs a new job of any of them at once, not after 
   })
   // The queues each wait watches.
   const watched: string[] = []
-  const wait = store.waitForEntries.bind(store)
-  vi.spyOn(store, 'waitForEntries').mockImplementation(async (c, tails, ms) => {
+  const wait = EntryWaiter.prototype.wait
+  vi.spyOn(EntryWaiter.prototype, 'wait').mockImplementation(async function (this: EntryWaiter, tails, ms) {
     watched.push(
       tails
         .map((t) => t.queue)
         .sort()
         .join(','),
     )
-    return wait(c, tails, ms)
+    return wait.call(this, tails, ms)
   })
   const done: string[] = []
   const p = await startProcessor(queues, 4, async (job) => {

@@ -10,7 +10,7 @@ import { DtqError } from '../src/errors.ts'
 import { ID_BLOCK, idBlock } from '../src/queue/ids.ts'
 import { F } from '../src/queue/job.ts'
 import { BulkAddError, hashIdempotencyKey, Queue } from '../src/queue/queue.ts'
-import { connectRedis, createRedis } from '../src/redis/connection.ts'
+import { connectRedis, createRedis, type RedisClient } from '../src/redis/connection.ts'
 import { canConnect, freePort } from '../src/redis/local-server.ts'
 import { functions } from '../src/redis/scripts.ts'
 import type { NewJobRecord } from '../src/redis/store.ts'
@@ -45,7 +45,7 @@ function countTraffic(redis: Redis) {
 }
 
 /** Which of these job ids exist in a queue, in order. */
-async function existing(redis: Redis, b: Bundle, queue: string, ids: string[]): Promise<boolean[]> {
+async function existing(redis: RedisClient, b: Bundle, queue: string, ids: string[]): Promise<boolean[]> {
   const p = redis.pipeline()
   for (const id of ids) p.exists(b.queue.store.keys.job(queue, id))
   return ((await p.exec()) ?? []).map(([, n]) => n === 1)
@@ -147,7 +147,7 @@ describe('with the shared test Redis', () => {
   describe('group commit', () => {
     it('fails only the caller whose job the function refuses (a record given to the store directly)', async () => {
       const store = b.queue.store
-      const traffic = countTraffic(store.redis)
+      const traffic = countTraffic(store.redis as Redis)
       await store.enqueue(Q, [record()]) // the registry and the function library are in place
       traffic.reset()
       const calls = Array.from({ length: 6 }, (_, i) =>
@@ -199,7 +199,7 @@ describe('with the shared test Redis', () => {
 
   it('costs one round trip per add on the hot path; reservations of more blocks at a time as a queue keeps adding', async () => {
     await b.queue.add('echo', 0) // registry, library, a block of ids
-    const traffic = countTraffic(b.queue.store.redis)
+    const traffic = countTraffic(b.queue.store.redis as Redis)
     const cases: Array<[string, () => Promise<unknown>, string[]]> = [
       ['generated id', () => b.queue.add('echo', 1), ['fcall']],
       ['caller id', () => b.queue.add('echo', 2, { id: 'c-1' }), ['fcall']],
@@ -224,7 +224,7 @@ describe('with the shared test Redis', () => {
   describe('batches', () => {
     it('all or nothing: writes all the jobs of a queue in one call (what the batch endpoint asks for)', async () => {
       await b.queue.store.registerQueue(b.config.defaultQueue) // (one more call for a new queue)
-      const traffic = countTraffic(b.queue.store.redis)
+      const traffic = countTraffic(b.queue.store.redis as Redis)
       const res = await b.queue.addBulk(
         Array.from({ length: 2500 }, (_, i) => ({ task_type: 'echo', payload: i })),
         { allOrNothing: true },
@@ -236,7 +236,7 @@ describe('with the shared test Redis', () => {
 
     it('by default writes a library bulk in calls of 500 (the cheapest per job in Redis)', async () => {
       await b.queue.store.registerQueue(b.config.defaultQueue) // (one more call for a new queue)
-      const traffic = countTraffic(b.queue.store.redis)
+      const traffic = countTraffic(b.queue.store.redis as Redis)
       const res = await b.queue.addBulk(
         Array.from({ length: 2500 }, (_, i) => ({ task_type: 'echo', payload: i })),
       )
@@ -331,7 +331,7 @@ describe('with the shared test Redis', () => {
       }
       await p.exec()
       const queue = new Queue(b.redis, b.config, { clock, warn: () => {} })
-      const traffic = countTraffic(b.redis)
+      const traffic = countTraffic(b.redis as Redis)
       const { job } = await queue.add('echo', 'after')
       expect(Number(job.id)).toBeGreaterThan(1000 * ID_BLOCK)
       const rounds = traffic.t.names.filter((n) => n === 'incrby').length
@@ -349,7 +349,7 @@ describe('lookups without a queue', () => {
   afterEach(() => b.cleanup())
 
   async function cost(url: string) {
-    const traffic = countTraffic(b.queue.store.redis)
+    const traffic = countTraffic(b.queue.store.redis as Redis)
     const r = await b.app.inject({ method: 'GET', url })
     expect(r.statusCode).toBe(200)
     return { commands: traffic.t.commands, roundTrips: traffic.t.writes, body: r.json() }
@@ -486,7 +486,7 @@ describe('when Redis refuses or does not answer (a private redis-server)', () =>
   let b: ApiBundle
   beforeAll(async () => {
     server = await privateRedis()
-    admin = createRedis({ url: server.url, commandTimeoutMs: 5000 })
+    admin = createRedis({ target: server.url, commandTimeoutMs: 5000 })
     await connectRedis(admin)
   })
   afterAll(async () => {

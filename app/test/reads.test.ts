@@ -4,9 +4,10 @@
  * cursor paging gives exactly the order a reference built from Redis's data gives, under every
  * work bound; stats stay numbers where Redis reports no lag.
  */
-import type { Redis } from 'ioredis'
+
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { F, type JobState, PRIORITIES } from '../src/queue/job.ts'
+import type { RedisClient } from '../src/redis/connection.ts'
 import { GROUP } from '../src/redis/keys.ts'
 import { READ_ONLY_SCRIPTS } from '../src/redis/scripts.ts'
 import type { JobStore } from '../src/redis/store.ts'
@@ -18,7 +19,7 @@ import { type Bundle, FakeClock, setup } from './helpers.ts'
  * distinct counts of replies received at the moment commands were sent (commands sent together,
  * before any of their replies came back, are one round trip).
  */
-function meter(redis: Redis) {
+function meter(redis: RedisClient) {
   let replies = 0
   let sentAt = new Set<number>()
   let commands: Record<string, number> = {}
@@ -32,7 +33,7 @@ function meter(redis: Redis) {
       () => replies++,
     )
     return send(cmd as never, ...(rest as []))
-  }) as Redis['sendCommand']
+  }) as RedisClient['sendCommand']
   return async <T>(fn: () => Promise<T>) => {
     sentAt = new Set()
     commands = {}

@@ -3,6 +3,7 @@
  * each test has its own key prefix.
  */
 import { readdirSync, readFileSync } from 'node:fs'
+import type { Redis } from 'ioredis'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { DtqError } from '../src/errors.ts'
 import { ID_BLOCK } from '../src/queue/ids.ts'
@@ -239,7 +240,7 @@ describe('enqueue', () => {
   it('writes adds made in the same turn of the event loop in one script call (group commit)', async () => {
     // Counted on this queue's own connection (the redis-server is shared by the test files).
     // (Every command, pipelined or not, goes through sendCommand once.)
-    const redis = b.queue.store.redis
+    const redis = b.queue.store.redis as Redis
     const send = redis.sendCommand.bind(redis)
     let calls = 0
     redis.sendCommand = ((...args: Parameters<typeof send>) => {

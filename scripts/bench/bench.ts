@@ -18,7 +18,7 @@ import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 // The API app is not part of the package's public entry point; the benchmark reaches for it.
 import { buildApp } from '../../app/src/http/app.ts'
-import { connectRedis, createRedis } from '../../app/src/redis/connection.ts'
+import { connectRedis, createRedis, redisTarget } from '../../app/src/redis/connection.ts'
 
 const SMOKE = process.argv.includes('--smoke')
 /** --only a,b,c,d,e runs some scenarios. */
@@ -343,9 +343,9 @@ async function load(url: string, headers: Record<string, string>): Promise<{ rps
 async function dtqHttp(): Promise<{ rps: number; p99: number }> {
   await flush()
   const config = dtqConfig({ API_TOKENS: `${TOKEN}:write`, RATE_LIMIT_PER_MIN: '0' })
-  const redis = createRedis({ url: config.redisUrl, commandTimeoutMs: 2000 })
+  const redis = createRedis({ target: redisTarget(config), commandTimeoutMs: 2000 })
   await connectRedis(redis)
-  const blocking = createRedis({ url: config.redisUrl, commandTimeoutMs: 4000, blocking: true })
+  const blocking = createRedis({ target: redisTarget(config), commandTimeoutMs: 4000, blocking: true })
   const app = await buildApp({ config, queue: new DtqQueue(redis, config), blocking })
   const port = await freePort()
   await app.listen({ port, host: '127.0.0.1' })

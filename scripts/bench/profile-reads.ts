@@ -40,7 +40,7 @@ const sum = (c: Record<string, number>) => Object.values(c).reduce((a, b) => a +
 
 const { cfg, stop } = await privateRedis('r')
 const q = await Queue.connect(cfg)
-const measure = meter(q.redis)
+const measure = meter(q.redis as Redis)
 try {
   for (let i = 0; i < N; i += 1000)
     await q.addBulk(

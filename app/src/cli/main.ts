@@ -11,7 +11,7 @@ import { DtqError } from '../errors.ts'
 import { createLogger } from '../logger.ts'
 import type { Job, JobState, Priority } from '../queue/job.ts'
 import { Queue } from '../queue/queue.ts'
-import { connectRedis, whenRedisAvailable } from '../redis/connection.ts'
+import { connectRedis, describeTarget, redisTarget, whenRedisAvailable } from '../redis/connection.ts'
 import { checkDurability } from '../redis/durability.ts'
 import { canConnect, hasRedisServer, startLocalRedis } from '../redis/local-server.ts'
 import type { Handler } from '../worker/handlers.ts'
@@ -166,7 +166,8 @@ program
     let cfg = config()
     const log = createLogger(cfg.logLevel, 'dtq-dev')
     let local: Awaited<ReturnType<typeof startLocalRedis>> | undefined
-    if (!isSet('REDIS_URL') && !(await canConnect('127.0.0.1', 6379))) {
+    const configured = ['REDIS_URL', 'REDIS_CLUSTER_NODES', 'REDIS_SENTINELS'].some((v) => isSet(v))
+    if (!configured && !(await canConnect('127.0.0.1', 6379))) {
       if (!hasRedisServer()) {
         process.stderr.write(
           'dtq: no Redis found. Install one (Debian: sudo apt-get install -y redis-server) or set REDIS_URL.\n',
@@ -187,7 +188,7 @@ program
       .replace('127.0.0.1', 'localhost')
       .replace('[::]', 'localhost')
     process.stdout.write(
-      `\nDTQ is running against ${cfg.redisUrl} (prefix "${cfg.keyPrefix}").\n` +
+      `\nDTQ is running against ${describeTarget(redisTarget(cfg))} (prefix "${cfg.keyPrefix}").\n` +
         `  Console:  ${base}/\n` +
         `  API:      ${base}/api/   (OpenAPI: ${base}/docs)\n` +
         `Try, in another terminal:\n` +

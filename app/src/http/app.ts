@@ -14,10 +14,10 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { type TypeBoxTypeProvider, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyServerOptions } from 'fastify'
-import type { Redis } from 'ioredis'
 import type { Config } from '../config.ts'
 import { DtqError } from '../errors.ts'
 import type { Queue } from '../queue/queue.ts'
+import type { RedisClient } from '../redis/connection.ts'
 import { type RouteRole, TokenAuth } from './auth.ts'
 import { rateLimitKey, trustProxy } from './client-address.ts'
 import { CONSOLE_CSP, consoleRewrite, serveConsole } from './console.ts'
@@ -51,7 +51,7 @@ export interface AppDeps {
   config: Config
   queue: Queue
   /** A separate connection for blocking reads (the events feed). */
-  blocking: Redis
+  blocking: RedisClient
   logger?: FastifyServerOptions['logger']
   /** Laptop mode: the API under /api/… (what nginx strips) and the built console at /. */
   consoleDir?: string

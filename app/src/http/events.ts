@@ -14,9 +14,10 @@
  *   that falls further behind, or takes nothing for `sseStallTimeoutMs`, is disconnected (it
  *   resumes with Last-Event-ID when it comes back).
  */
-import type { Redis } from 'ioredis'
+
 import type { Config } from '../config.ts'
 import { DtqError } from '../errors.ts'
+import type { RedisClient } from '../redis/connection.ts'
 import {
   compareDigits,
   compareIds,
@@ -269,7 +270,7 @@ class Subscriber implements Subscription {
 
 export class EventHub {
   private readonly store: JobStore
-  private readonly blocking: Redis
+  private readonly blocking: RedisClient
   private readonly opts: HubOptions
   private readonly subscribers = new Set<Subscriber>()
   /** Per queue, the last entry the shared reader has read (what it delivered comes after). */
@@ -289,7 +290,7 @@ export class EventHub {
   private idleSince = 0
   private heartbeat: NodeJS.Timeout | undefined
 
-  constructor(store: JobStore, blocking: Redis, opts: HubOptions) {
+  constructor(store: JobStore, blocking: RedisClient, opts: HubOptions) {
     this.store = store
     this.blocking = blocking
     this.opts = opts

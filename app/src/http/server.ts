@@ -8,7 +8,7 @@
 import type { FastifyInstance } from 'fastify'
 import { type Config, ConfigError } from '../config.ts'
 import { Queue } from '../queue/queue.ts'
-import { connectRedis, createRedis } from '../redis/connection.ts'
+import { connectRedis, createRedis, redisTarget } from '../redis/connection.ts'
 import { checkDurability } from '../redis/durability.ts'
 import { buildApp } from './app.ts'
 
@@ -37,12 +37,12 @@ export async function startApi(
 ): Promise<RunningApi> {
   assertApiConfig(config)
   const redis = createRedis({
-    url: config.redisUrl,
+    target: redisTarget(config),
     commandTimeoutMs: config.redisCommandTimeoutMs,
     name: 'dtq-api',
   })
   const blocking = createRedis({
-    url: config.redisUrl,
+    target: redisTarget(config),
     commandTimeoutMs: config.redisCommandTimeoutMs + 2000,
     blocking: true,
     name: 'dtq-api-events',

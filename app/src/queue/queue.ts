@@ -6,11 +6,11 @@
  *   const { job } = await queue.add('send_email', { to: 'a@b.c' }, { priority: 'high' })
  */
 import { createHash } from 'node:crypto'
-import type { Redis } from 'ioredis'
 import type { Config } from '../config.ts'
 import { DtqError, type ErrorCode, ErrorCodes, isRedisFull, isRedisUnavailable } from '../errors.ts'
 import { RedisClock } from '../redis/clock.ts'
-import { connectRedis, createRedis } from '../redis/connection.ts'
+import type { RedisClient } from '../redis/connection.ts'
+import { connectRedis, createRedis, redisTarget } from '../redis/connection.ts'
 import { type DlqEntry, dlqPage, dlqTails } from '../redis/redrive.ts'
 import { Registry, type WorkerCommand, type WorkerInfo } from '../redis/registry.ts'
 import {
@@ -101,7 +101,7 @@ export type QueueSettings = Pick<
   | 'completedRetentionS'
   | 'failedRetentionS'
 > &
-  Partial<Pick<Config, 'testClockSkewMs' | 'maxQueues'>>
+  Partial<Pick<Config, 'testClockSkewMs' | 'maxQueues' | 'enqueueWaitReplicas' | 'enqueueWaitTimeoutMs'>>
 
 /**
  * How many jobs of one queue addBulk writes per call: 500, where Redis's cost per job is lowest
@@ -208,7 +208,7 @@ export class Queue {
   private readonly ownClock: RedisClock | undefined
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     settings: QueueSettings,
     opts: { clock?: Clock; ownsRedis?: boolean; warn?: (detail: object, message: string) => void } = {},
   ) {
@@ -223,6 +223,8 @@ export class Queue {
       completedRetentionS: settings.completedRetentionS,
       failedRetentionS: settings.failedRetentionS,
       maxQueues: settings.maxQueues,
+      enqueueWaitReplicas: settings.enqueueWaitReplicas,
+      enqueueWaitTimeoutMs: settings.enqueueWaitTimeoutMs,
       clock: this.clock,
       warn: opts.warn,
     })
@@ -235,7 +237,7 @@ export class Queue {
    */
   static async connect(config: Config, opts: { clock?: Clock } = {}): Promise<Queue> {
     const redis = createRedis({
-      url: config.redisUrl,
+      target: redisTarget(config),
       commandTimeoutMs: config.redisCommandTimeoutMs,
       name: 'dtq-queue',
     })
@@ -250,7 +252,7 @@ export class Queue {
     return queue
   }
 
-  get redis(): Redis {
+  get redis(): RedisClient {
     return this.store.redis
   }
 

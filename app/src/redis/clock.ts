@@ -7,7 +7,7 @@
  * `Date.now() + offset`: every process then writes Redis's time, whatever its own clock says.
  * Scripts still take time as an argument (ADR 0012).
  */
-import type { Redis } from 'ioredis'
+import type { RedisClient } from './connection.ts'
 import type { Clock } from './store.ts'
 
 /** TIME calls per measurement; the one with the shortest round trip is kept. */
@@ -39,7 +39,7 @@ export class RedisClock implements Clock {
    */
   readonly shift = new SharedArrayBuffer(8)
   private readonly shiftView = new BigInt64Array(this.shift)
-  private readonly redis: Redis
+  private readonly redis: RedisClient
   private readonly skewMs: number
   private readonly everyMs: number
   private readonly warnAboveMs: number
@@ -51,7 +51,7 @@ export class RedisClock implements Clock {
   private running = false
   private timer: NodeJS.Timeout | undefined
 
-  constructor(redis: Redis, opts: RedisClockOptions = {}) {
+  constructor(redis: RedisClient, opts: RedisClockOptions = {}) {
     this.redis = redis
     this.skewMs = opts.skewMs ?? 0
     this.everyMs = opts.everyMs ?? 30_000

@@ -1,20 +1,97 @@
 /**
- * Redis connections. Commands fail fast when Redis is away (no offline queue, a command
- * timeout) so callers answer 503 or retry on their own schedule instead of hanging; the
- * client reconnects forever in the background.
+ * Redis connections, in the three shapes a deployment can have (ADR 0017): one server
+ * (REDIS_URL), a Redis Cluster (REDIS_CLUSTER_NODES: seed nodes; the client follows the slot map
+ * through resharding and failovers), or a primary watched by Sentinel (REDIS_SENTINELS: the
+ * client asks the sentinels for the primary and follows a failover). Everything above this module
+ * holds a `RedisClient` and does not care which.
+ *
+ * Commands fail fast when Redis is away (no offline queue, a command timeout) so callers answer
+ * 503 or retry on their own schedule instead of hanging; the client reconnects forever in the
+ * background.
  */
-import { Redis, type RedisOptions } from 'ioredis'
+import { Cluster, type ClusterOptions, Command, Redis, type RedisOptions } from 'ioredis'
+import type { Config } from '../config.ts'
+import { isRedisUnreachable } from '../errors.ts'
+
+/** A connection to the deployment's Redis: one server (standalone or Sentinel's primary), or a Cluster. */
+export type RedisClient = Redis | Cluster
+
+/** Where Redis is: what the settings say, as data (it crosses to the lease thread). */
+export type RedisTarget =
+  | { kind: 'standalone'; url: string }
+  | { kind: 'cluster'; nodes: string[] }
+  | { kind: 'sentinel'; sentinels: string[]; master: string; url: string }
+
+/** The target the settings name: a Cluster, Sentinel, or REDIS_URL's server. */
+export function redisTarget(
+  cfg: Pick<Config, 'redisUrl'> &
+    Partial<Pick<Config, 'redisClusterNodes' | 'redisSentinels' | 'redisSentinelMaster'>>,
+): RedisTarget {
+  if (cfg.redisClusterNodes?.length) return { kind: 'cluster', nodes: [...cfg.redisClusterNodes] }
+  if (cfg.redisSentinels?.length) {
+    return {
+      kind: 'sentinel',
+      sentinels: [...cfg.redisSentinels],
+      master: cfg.redisSentinelMaster ?? 'mymaster',
+      url: cfg.redisUrl,
+    }
+  }
+  return { kind: 'standalone', url: cfg.redisUrl }
+}
+
+/** A target from a URL (tests, the bench): a standalone server. */
+export function standalone(url: string): RedisTarget {
+  return { kind: 'standalone', url }
+}
+
+/** What a target is, for logs: addresses without credentials. */
+export function describeTarget(t: RedisTarget): string {
+  const bare = (a: string) => {
+    const n = parseNode(a)
+    return `${n.host}:${n.port}`
+  }
+  if (t.kind === 'cluster') return `Redis Cluster (seeds ${t.nodes.map(bare).join(', ')})`
+  if (t.kind === 'sentinel')
+    return `Sentinel primary "${t.master}" (sentinels ${t.sentinels.map(bare).join(', ')})`
+  return t.url.replace(/\/\/[^/@]*@/, '//***@')
+}
+
+interface NodeAddress {
+  host: string
+  port: number
+  username?: string
+  password?: string
+  tls: boolean
+}
+
+/** `host:port` or `redis[s]://[user:password@]host:port` (config.ts has checked the form). */
+function parseNode(a: string): NodeAddress {
+  if (!/^rediss?:\/\//.test(a)) {
+    const i = a.lastIndexOf(':')
+    return { host: a.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(a.slice(i + 1)), tls: false }
+  }
+  const u = new URL(a)
+  return {
+    host: u.hostname.replace(/^\[|\]$/g, ''),
+    port: Number(u.port || 6379),
+    username: u.username ? decodeURIComponent(u.username) : undefined,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+    tls: u.protocol === 'rediss:',
+  }
+}
 
 export interface ConnectionOptions {
-  url: string
+  /** Where Redis is; a string is a standalone server's URL. */
+  target: RedisTarget | string
   commandTimeoutMs: number
   /** For blocking reads: the timeout must outlast the BLOCK time. */
   blocking?: boolean
   name?: string
 }
 
-export function createRedis(opts: ConnectionOptions): Redis {
-  const options: RedisOptions = {
+/** What every connection to a Redis server gets, whatever the shape of the deployment. */
+function serverOptions(opts: ConnectionOptions): RedisOptions {
+  return {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     commandTimeout: opts.commandTimeoutMs,
@@ -25,12 +102,145 @@ export function createRedis(opts: ConnectionOptions): Redis {
     lazyConnect: true,
     connectionName: opts.name,
   }
-  const redis = new Redis(opts.url, options)
+}
+
+/** A connection to `opts.target` (a standalone server's URL gives a plain Redis). */
+export function createRedis(opts: ConnectionOptions & { target: string }): Redis
+export function createRedis(opts: ConnectionOptions): RedisClient
+export function createRedis(opts: ConnectionOptions): RedisClient {
+  const t = typeof opts.target === 'string' ? standalone(opts.target) : opts.target
+  if (t.kind === 'cluster') return createCluster(t.nodes, opts)
+  let redis: Redis
+  if (t.kind === 'sentinel') {
+    const data = new URL(t.url)
+    const first = parseNode(t.sentinels[0]!)
+    redis = new Redis({
+      ...serverOptions(opts),
+      sentinels: t.sentinels.map((s) => {
+        const n = parseNode(s)
+        return { host: n.host, port: n.port }
+      }),
+      name: t.master,
+      sentinelUsername: first.username,
+      sentinelPassword: first.password,
+      sentinelTLS: first.tls ? {} : undefined,
+      username: data.username ? decodeURIComponent(data.username) : undefined,
+      password: data.password ? decodeURIComponent(data.password) : undefined,
+      // rediss:// in REDIS_URL: TLS to the primary the sentinels name.
+      enableTLSForSentinelMode: data.protocol === 'rediss:',
+      tls: data.protocol === 'rediss:' ? {} : undefined,
+      // The primary's address comes from the sentinels: after a failover the client reconnects
+      // to the one they elected as soon as they announce it (+switch-master).
+      failoverDetector: true,
+      // A connection that finds the old primary demoted (READONLY) reconnects through them.
+      role: 'master',
+      sentinelRetryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
+    })
+  } else redis = new Redis(t.url, serverOptions(opts))
+  guard(redis, opts.commandTimeoutMs)
+  return redis
+}
+
+/**
+ * A Redis Cluster client. It learns the slot map from the seeds and follows MOVED / ASK
+ * redirections, failovers (a replica promoted: the map is refreshed) and resharding. Each node
+ * connection gets the same guards as a standalone one (dropped on a command timeout, a stalled
+ * handshake restarted). Commands on many slots at once go autopipelined, one round trip per node.
+ */
+function createCluster(nodes: string[], opts: ConnectionOptions): Cluster {
+  const seeds = nodes.map(parseNode)
+  const first = seeds[0]!
+  const server = serverOptions(opts)
+  const options: ClusterOptions = {
+    enableOfflineQueue: false,
+    enableAutoPipelining: !opts.blocking,
+    lazyConnect: true,
+    scaleReads: 'master',
+    maxRedirections: 16,
+    retryDelayOnFailover: 200,
+    retryDelayOnClusterDown: 200,
+    retryDelayOnTryAgain: 100,
+    slotsRefreshTimeout: Math.max(opts.commandTimeoutMs, 1000),
+    slotsRefreshInterval: 5000,
+    clusterRetryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
+    // Managed services (ElastiCache) hand out certificates for the names they announce: the
+    // addresses are used as given rather than resolved first.
+    dnsLookup: (address, callback) => callback(null, address),
+    redisOptions: {
+      connectTimeout: server.connectTimeout,
+      commandTimeout: server.commandTimeout,
+      maxRetriesPerRequest: server.maxRetriesPerRequest,
+      connectionName: server.connectionName,
+      username: first.username,
+      password: first.password,
+      tls: first.tls ? {} : undefined,
+    },
+  }
+  const cluster = new Cluster(
+    seeds.map((s) => ({ host: s.host, port: s.port })),
+    options,
+  )
+  cluster.on('error', () => {})
+  cluster.on('+node', (node: Redis) => guard(node, opts.commandTimeoutMs))
+  return cluster
+}
+
+/** The guards every server connection gets (errors surface on the commands, not as events). */
+function guard(redis: Redis, commandTimeoutMs: number): void {
   // Errors surface on the commands; the connection-level event would otherwise crash the process.
   redis.on('error', () => {})
   dropLinkOnTimeout(redis)
-  restartStalledHandshake(redis, Math.max(opts.commandTimeoutMs, 1000))
-  return redis
+  restartStalledHandshake(redis, Math.max(commandTimeoutMs, 1000))
+}
+
+/** True for a Cluster client. */
+export function isCluster(redis: RedisClient): redis is Cluster {
+  return (redis as Cluster).isCluster === true
+}
+
+/**
+ * The primaries: each master of a Cluster (connected on demand), or the one server. For what
+ * must run on every primary -- loading the function library, the durability check, SCAN, INFO.
+ */
+export function primaries(redis: RedisClient): Redis[] {
+  return isCluster(redis) ? redis.nodes('master') : [redis]
+}
+
+/** A node's address, for messages. */
+export function nodeName(redis: Redis): string {
+  return `${redis.options.host}:${redis.options.port}`
+}
+
+/**
+ * Sends a command whose key the client cannot find in its arguments (XGROUP, XINFO: container
+ * commands) to the node that owns `key`'s slot, following redirections like any other command.
+ * On one server it is a plain call.
+ */
+export function callOnKey(redis: RedisClient, key: string, name: string, ...args: Array<string | number>) {
+  if (!isCluster(redis)) return redis.call(name, ...args)
+  const command = new Command(name, args, { replyEncoding: 'utf8' })
+  command.getKeys = () => [key]
+  return redis.sendCommand(command)
+}
+
+/**
+ * Every key matching `pattern`, a batch at a time: SCAN on each primary (a Cluster's keys are
+ * spread over its masters).
+ */
+export async function scanKeys(
+  redis: RedisClient,
+  pattern: string,
+  onBatch: (keys: string[]) => Promise<void> | void,
+  count = 1000,
+): Promise<void> {
+  for (const node of primaries(redis)) {
+    let cursor = '0'
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', count)
+      cursor = next
+      if (keys.length) await onBatch(keys)
+    } while (cursor !== '0')
+  }
 }
 
 /**
@@ -88,7 +298,7 @@ function dropLinkOnTimeout(redis: Redis): void {
 }
 
 /** Connects and waits until the client is ready, retrying until `timeoutMs`. */
-export async function connectRedis(redis: Redis, timeoutMs = 10_000): Promise<void> {
+export async function connectRedis(redis: RedisClient, timeoutMs = 10_000): Promise<void> {
   if (redis.status === 'ready') return
   const deadline = Date.now() + timeoutMs
   if (redis.status === 'wait') {
@@ -99,14 +309,6 @@ export async function connectRedis(redis: Redis, timeoutMs = 10_000): Promise<vo
     if (Date.now() > deadline) throw new Error(`Redis not reachable after ${timeoutMs} ms`)
     await new Promise((r) => setTimeout(r, 25))
   }
-}
-
-/** True for errors that mean "Redis is not reachable right now" (worth retrying), not a refusal. */
-export function isRedisUnavailable(err: unknown): boolean {
-  const m = err instanceof Error ? err.message : String(err)
-  return /Stream isn't writeable|Connection is closed|Command timed out|ECONNREFUSED|ECONNRESET|EPIPE|not reachable|^LOADING|^BUSY/.test(
-    m,
-  )
 }
 
 /**
@@ -124,7 +326,7 @@ export async function whenRedisAvailable<T>(
     try {
       return await step()
     } catch (err) {
-      if (!isRedisUnavailable(err) || Date.now() > deadline) throw err
+      if (!isRedisUnreachable(err) || Date.now() > deadline) throw err
       onRetry?.(err as Error)
       await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** Math.min(attempt, 5), 2000)))
     }

@@ -2,13 +2,24 @@
  * Whether the Redis in use keeps what it acknowledges: AOF on (a restart replays it) and
  * `maxmemory-policy noeviction` (an evicting policy silently drops queue data). Read from
  * INFO, which managed services allow even where CONFIG is renamed. With REDIS_DURABILITY
- * `enforce` (the default in production) a process refuses to start on such a Redis.
+ * `enforce` (the default in production) a process refuses to start on such a Redis. On a Redis
+ * Cluster every primary is checked (replicas are what a failover promotes: run them with the same
+ * settings).
  */
-import type { Redis } from 'ioredis'
-import { type Config, ConfigError } from '../config.ts'
 
-export async function durabilityProblems(redis: Redis): Promise<string[]> {
-  const info = await redis.info()
+import { type Config, ConfigError } from '../config.ts'
+import { nodeName, primaries, type RedisClient } from './connection.ts'
+
+export async function durabilityProblems(redis: RedisClient): Promise<string[]> {
+  const nodes = primaries(redis)
+  const each = await Promise.all(nodes.map((node) => node.info()))
+  // On a Cluster every primary is checked, and a problem names its node.
+  return each.flatMap((info, i) =>
+    nodeProblems(info).map((p) => (nodes.length > 1 ? `${nodeName(nodes[i]!)}: ${p}` : p)),
+  )
+}
+
+function nodeProblems(info: string): string[] {
   const field = (name: string) => new RegExp(`^${name}:(.*)$`, 'm').exec(info)?.[1]?.trim()
   const problems: string[] = []
   if (field('aof_enabled') === '0')
@@ -24,7 +35,7 @@ export async function durabilityProblems(redis: Redis): Promise<string[]> {
 
 /** Checks at start; throws in enforce mode, logs in warn mode. */
 export async function checkDurability(
-  redis: Redis,
+  redis: RedisClient,
   config: Config,
   warn: (msg: string) => void,
 ): Promise<void> {

@@ -5,7 +5,7 @@
  * `event`, `type` -- so an entry of n jobs is n events with ids `E`, `E.1` … `E.(n-1)`
  * (ADR 0009). The API's SSE hub (http/events.ts) reads through here only.
  */
-import type { Redis } from 'ioredis'
+import { isCluster, type RedisClient } from './connection.ts'
 import type { JobStore } from './store.ts'
 
 export interface LifecycleEvent {
@@ -107,25 +107,50 @@ export async function newestEntries(store: JobStore, queues: readonly string[]):
   return newest.map((rows) => rows[0]?.[0] ?? '0-0')
 }
 
+/** On a Redis Cluster, how often the events streams are read while nothing comes (see readEntries). */
+export const CLUSTER_POLL_MS = 100
+
+type ReadReply = Array<[string, Entries]> | null
+
 /**
- * One XREAD of several queues' events streams after the given positions (`keys[i]` after
- * `after[i]`), blocking up to `blockMs` (0: not at all). Null when nothing came.
+ * Entries of several queues' events streams after the given positions (`keys[i]` after
+ * `after[i]`), waiting up to `blockMs` (0: not at all) for one. Null when nothing came.
+ *
+ * On one server it is one XREAD BLOCK. On a Redis Cluster each queue is a slot of its own and one
+ * XREAD cannot span slots, nor one connection hold a blocking read per queue: the streams are
+ * read with one XREAD each, sent together (one round trip per node), every CLUSTER_POLL_MS while
+ * nothing comes -- a cost of (queues × 10) reads a second per API instance while someone
+ * watches the feed (the hub stops reading when no one does), and up to CLUSTER_POLL_MS of
+ * added delay (ADR 0017).
  */
-export function readEntries(
-  blocking: Redis,
+export async function readEntries(
+  conn: RedisClient,
   keys: string[],
   after: string[],
   count: number,
   blockMs: number,
-) {
-  return blocking.xread(
-    'COUNT',
-    count,
-    ...((blockMs > 0 ? ['BLOCK', blockMs] : []) as []),
-    'STREAMS',
-    ...keys,
-    ...after,
-  ) as Promise<Array<[string, Entries]> | null>
+): Promise<ReadReply> {
+  if (!isCluster(conn)) {
+    return conn.xread(
+      'COUNT',
+      count,
+      ...((blockMs > 0 ? ['BLOCK', blockMs] : []) as []),
+      'STREAMS',
+      ...keys,
+      ...after,
+    ) as Promise<ReadReply>
+  }
+  const deadline = Date.now() + blockMs
+  for (;;) {
+    const replies = await Promise.all(
+      keys.map((k, i) => conn.xread('COUNT', count, 'STREAMS', k, after[i]!) as Promise<ReadReply>),
+    )
+    const got = replies.flatMap((r) => r ?? [])
+    if (got.length) return got
+    const left = deadline - Date.now()
+    if (left <= 0 || conn.status === 'end') return null
+    await new Promise((r) => setTimeout(r, Math.min(CLUSTER_POLL_MS, left)))
+  }
 }
 
 /** Redis's clock now, ms. */

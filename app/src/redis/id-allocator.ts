@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis'
 import { ID_BLOCK } from '../queue/ids.ts'
+import type { RedisClient } from './connection.ts'
 
 /** Skipping ahead past live ids doubles each round up to this many blocks (≈10^12 ids). */
 const MAX_SKIP_BLOCKS = 2 ** 30
@@ -52,12 +52,12 @@ export class IdAllocator {
   private refill: Promise<void> | null = null
   /** Blocks the next reservation takes at least (grows while the allocator keeps refilling). */
   private blocksAtOnce = 1
-  private readonly redis: Redis
+  private readonly redis: RedisClient
   private readonly key: string
   private readonly block: number
   private readonly opts: IdAllocatorOptions
 
-  constructor(redis: Redis, key: string, block = ID_BLOCK, opts: IdAllocatorOptions = {}) {
+  constructor(redis: RedisClient, key: string, block = ID_BLOCK, opts: IdAllocatorOptions = {}) {
     if (opts.hints && block % ID_BLOCK !== 0)
       throw new Error(`hinted id blocks must be multiples of ${ID_BLOCK}`)
     this.redis = redis

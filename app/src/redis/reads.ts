@@ -1,8 +1,10 @@
 /**
  * The store's reads: one job, lookups without a queue, listings and stats. Listings and stats
  * cost a constant number of round trips whatever the number of queues: a read-only function
- * call per queue (list, queue_stats, throughput), all in one pipelined round, with filters
- * applied in Redis.
+ * call per queue (list, queue_stats, throughput), all in one round, with filters applied in
+ * Redis. Reads over several queues are separate commands sent together (autopipelined: one
+ * round trip per node), never one pipeline or multi-key command: on a Redis Cluster the queues
+ * live in different slots (ADR 0017).
  */
 
 import { GENERATED_ID, idBlock } from '../queue/ids.ts'
@@ -108,14 +110,13 @@ export class JobReads extends StoreBase {
     return found
   }
 
-  /** The jobs with this id in every queue (but `skip`), in queue name order: one pipelined round. */
+  /** The jobs with this id in every queue (but `skip`), in queue name order: one round. */
   private async readEverywhere(id: string, skip?: string | null): Promise<Job[]> {
     const queues = (await this.queues()).filter((q) => q !== skip)
-    const p = this.redis.pipeline()
-    for (const q of queues) p.hgetall(this.keys.job(q, id))
-    const res = (await p.exec()) ?? []
+    // Autopipelined: one round trip per node, whatever slots the queues live in.
+    const res = await Promise.all(queues.map((q) => this.redis.hgetall(this.keys.job(q, id))))
     return queues.flatMap((q, i) => {
-      const h = res[i]?.[1] as Record<string, string> | undefined
+      const h = res[i]
       return h?.[F.state] ? [decodeJob(q, h, id)] : []
     })
   }
@@ -123,13 +124,11 @@ export class JobReads extends StoreBase {
   /**
    * The jobs added with an idempotency key (its SHA-256): in `queue`, or without one in every
    * queue whose key names a job (a key is unique within its queue, ADR 0016), read in one
-   * pipelined round trip after the registry's; in queue name order.
+   * round trip after the registry's; in queue name order.
    */
   async findByIdempotencyKey(keyHash: string, queue?: string): Promise<Job[]> {
     const queues = queue ? [queue] : await this.queues()
-    const p = this.redis.pipeline()
-    for (const q of queues) p.get(this.keys.idempotency(q, keyHash))
-    const values = ((await p.exec()) ?? []).map((r) => (r[1] as string | null) ?? null)
+    const values = await Promise.all(queues.map((q) => this.redis.get(this.keys.idempotency(q, keyHash))))
     const jobs = await Promise.all(queues.map((q, i) => this.jobOfKey(q, values[i] ?? null)))
     return jobs.filter((j): j is Job => j !== null)
   }
@@ -160,16 +159,14 @@ export class JobReads extends StoreBase {
     return this.redis.lrange(this.keys.logs(queue, id), 0, -1)
   }
 
-  /** Reads the hashes of the candidates that made a page (one pipelined HGETALL each). */
+  /** Reads the hashes of the candidates that made a page (one HGETALL each, autopipelined). */
   private async hydrate(
     cands: Candidate[],
   ): Promise<Array<{ job: Job; raw: Record<string, string> } | null>> {
     if (!cands.length) return []
-    const p = this.redis.pipeline()
-    for (const c of cands) p.hgetall(this.keys.job(c.queue, c.id))
-    const res = (await p.exec()) ?? []
+    const res = await Promise.all(cands.map((c) => this.redis.hgetall(this.keys.job(c.queue, c.id))))
     return cands.map((c, i) => {
-      const h = res[i]?.[1] as Record<string, string> | undefined
+      const h = res[i]
       return h?.[F.state] ? { job: decodeJob(c.queue, h, c.id), raw: h } : null
     })
   }
@@ -341,7 +338,7 @@ export class JobReads extends StoreBase {
     return (await this.queuesStats([queue]))[0]!
   }
 
-  /** Stats of many queues: one `queue_stats` call each, all in one pipelined round trip. */
+  /** Stats of many queues: one `queue_stats` call each, all in one round trip (per node). */
   queuesStats(queues: string[]): Promise<QueueStats[]> {
     const now = this.clock.now()
     return Promise.all(
@@ -388,7 +385,7 @@ export class JobReads extends StoreBase {
 
   /**
    * Completed and failed per minute over the last `minutes` minutes, oldest first, summed over
-   * `queues` (one `throughput` call per queue, all in one pipelined round trip).
+   * `queues` (one `throughput` call per queue, all in one round trip per node).
    */
   async throughput(
     queues: string[],

@@ -1,8 +1,10 @@
 /**
  * The worker registry: `<prefix>:workers` (zset id → last heartbeat ms) and one hash per live
- * worker, `<prefix>:worker:<id>`, that expires when its heartbeats stop.
+ * worker, `<prefix>:worker:<id>`, that expires when its heartbeats stop. Each command touches one
+ * key (the keys live in different Cluster slots): the zset is written after the hash, and a
+ * name in it whose hash is gone is a dead worker, dropped by list().
  */
-import type { Redis } from 'ioredis'
+import type { RedisClient } from './connection.ts'
 import type { Keys } from './keys.ts'
 
 export type WorkerState = 'running' | 'paused' | 'draining' | 'stopping'
@@ -24,10 +26,10 @@ export interface WorkerInfo {
 }
 
 export class Registry {
-  readonly redis: Redis
+  readonly redis: RedisClient
   readonly keys: Keys
 
-  constructor(redis: Redis, keys: Keys) {
+  constructor(redis: RedisClient, keys: Keys) {
     this.redis = redis
     this.keys = keys
   }
@@ -50,25 +52,23 @@ export class Registry {
         state: info.state,
       })
       .pexpire(key, ttlMs)
-      .zadd(this.keys.workers(), info.heartbeat_at, info.id)
       .exec()
+    await this.redis.zadd(this.keys.workers(), info.heartbeat_at, info.id)
   }
 
   async remove(id: string): Promise<void> {
-    await this.redis.multi().del(this.keys.worker(id)).zrem(this.keys.workers(), id).exec()
+    await Promise.all([this.redis.del(this.keys.worker(id)), this.redis.zrem(this.keys.workers(), id)])
   }
 
   /** Live workers (those whose hash has not expired); forgets the dead ones. */
   async list(): Promise<WorkerInfo[]> {
     const ids = await this.redis.zrange(this.keys.workers(), 0, -1)
     if (!ids.length) return []
-    const p = this.redis.pipeline()
-    for (const id of ids) p.hgetall(this.keys.worker(id))
-    const res = (await p.exec()) ?? []
+    const res = await Promise.all(ids.map((id) => this.redis.hgetall(this.keys.worker(id))))
     const out: WorkerInfo[] = []
     const dead: string[] = []
     ids.forEach((id, i) => {
-      const h = res[i]?.[1] as Record<string, string> | undefined
+      const h = res[i]
       if (!h?.id) {
         dead.push(id)
         return

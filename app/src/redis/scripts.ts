@@ -12,9 +12,9 @@
  */
 import { createHash } from 'node:crypto'
 import { readdirSync, readFileSync } from 'node:fs'
-import type { Redis } from 'ioredis'
 import { luaFieldConstants } from '../queue/job.ts'
 import { MAX_DELAY_MS } from '../queue/validate.ts'
+import { nodeName, primaries, type RedisClient } from './connection.ts'
 import { luaKeyConstants } from './keys.ts'
 
 export const SCRIPT_NAMES = [
@@ -112,9 +112,19 @@ export class FunctionLibrary {
     this.source = lib.source
   }
 
-  /** Loads the library (idempotent: REPLACE). */
-  async load(redis: Redis): Promise<void> {
-    this.loading ??= (redis.call('FUNCTION', 'LOAD', 'REPLACE', this.source) as Promise<unknown>)
+  /**
+   * Loads the library on every primary (idempotent: REPLACE). Replicas get it from their
+   * primary, so a replica promoted by a failover has it; a primary that lacks it anyway (a new
+   * node, a restart without persistence, FUNCTION FLUSH) gets it when a call there misses it.
+   */
+  async load(redis: RedisClient): Promise<void> {
+    this.loading ??= Promise.all(
+      primaries(redis).map((node) =>
+        (node.call('FUNCTION', 'LOAD', 'REPLACE', this.source) as Promise<unknown>).catch((err: Error) => {
+          throw new Error(`loading the function library on ${nodeName(node)}: ${err.message}`)
+        }),
+      ),
+    )
       .then(() => {})
       .finally(() => {
         this.loading = undefined
@@ -122,9 +132,9 @@ export class FunctionLibrary {
     await this.loading
   }
 
-  /** Calls function `name` with KEYS[1] = base and the given ARGV. */
+  /** Calls function `name` with KEYS[1] = base and the given ARGV (routed to base's slot). */
   async call<T = unknown>(
-    redis: Redis,
+    redis: RedisClient,
     name: ScriptName,
     base: string,
     args: ReadonlyArray<string | number>,
@@ -133,13 +143,50 @@ export class FunctionLibrary {
     try {
       return (await redis.call('FCALL', fn, 1, base, ...args)) as T
     } catch (err) {
-      if (err instanceof Error && err.message.includes('Function not found')) {
-        await this.load(redis)
-        return (await redis.call('FCALL', fn, 1, base, ...args)) as T
-      }
-      throw err
+      if (!isFunctionMissing(err)) throw err
+      await this.load(redis)
+      return (await redis.call('FCALL', fn, 1, base, ...args)) as T
     }
   }
+
+  /**
+   * Calls function `name`, then WAITs on the same connection until `replicas` replicas have
+   * acknowledged every write made so far, up to `timeoutMs` (one pipelined round trip, on the
+   * node that owns base's slot). Answers the call's reply and how many replicas acknowledged.
+   */
+  async callAndWait<T = unknown>(
+    redis: RedisClient,
+    name: ScriptName,
+    base: string,
+    args: ReadonlyArray<string | number>,
+    replicas: number,
+    timeoutMs: number,
+  ): Promise<{ reply: T; acked: number }> {
+    const fn = `${this.name}_${name}`
+    const once = async () => {
+      const res = (await redis
+        .pipeline()
+        .call('FCALL', fn, 1, base, ...args)
+        .call('WAIT', replicas, timeoutMs)
+        .exec()) as Array<[Error | null, unknown]>
+      const [callErr, reply] = res[0]!
+      if (callErr) throw callErr
+      const [waitErr, acked] = res[1]!
+      if (waitErr) throw waitErr
+      return { reply: reply as T, acked: Number(acked) }
+    }
+    try {
+      return await once()
+    } catch (err) {
+      if (!isFunctionMissing(err)) throw err
+      await this.load(redis)
+      return once()
+    }
+  }
+}
+
+function isFunctionMissing(err: unknown): boolean {
+  return err instanceof Error && err.message.includes('Function not found')
 }
 
 let library: FunctionLibrary | undefined

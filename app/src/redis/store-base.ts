@@ -3,7 +3,7 @@
  * and how a function of the library is called. JobReads (reads.ts) and JobStore (store.ts, the
  * state changes) build on it; nothing else in DTQ talks to Redis about jobs.
  */
-import type { Redis } from 'ioredis'
+import type { RedisClient } from './connection.ts'
 import { Keys } from './keys.ts'
 import { functions, type ScriptName } from './scripts.ts'
 
@@ -23,6 +23,10 @@ export interface StoreOptions {
   logsKept?: number
   /** The most queues the registry holds (MAX_QUEUES): a new queue beyond it is refused. */
   maxQueues?: number
+  /** Replicas that must have an enqueue before it is acknowledged (ENQUEUE_WAIT_REPLICAS; 0: none). */
+  enqueueWaitReplicas?: number
+  /** How long an enqueue waits for them (ENQUEUE_WAIT_TIMEOUT_MS). */
+  enqueueWaitTimeoutMs?: number
   clock?: Clock
   /** Where the store reports what an operator should know (default: process.emitWarning). */
   warn?: (detail: object, message: string) => void
@@ -38,14 +42,14 @@ const LIBRARY_SEEN_EVERY_MS = 3_600_000
 export const LOC_BLOCK_TTL_S = 30 * 86_400
 
 export class StoreBase {
-  readonly redis: Redis
+  readonly redis: RedisClient
   readonly keys: Keys
   readonly opts: Required<Omit<StoreOptions, 'clock' | 'warn'>>
   readonly clock: Clock
   protected readonly lib = functions()
   private librarySeenAt = 0
 
-  constructor(redis: Redis, opts: StoreOptions) {
+  constructor(redis: RedisClient, opts: StoreOptions) {
     this.redis = redis
     this.keys = new Keys(opts.prefix)
     this.clock = opts.clock ?? systemClock
@@ -57,6 +61,8 @@ export class StoreBase {
       errorsKept: opts.errorsKept ?? 25,
       logsKept: opts.logsKept ?? 100,
       maxQueues: opts.maxQueues ?? DEFAULT_MAX_QUEUES,
+      enqueueWaitReplicas: opts.enqueueWaitReplicas ?? 0,
+      enqueueWaitTimeoutMs: opts.enqueueWaitTimeoutMs ?? 1000,
     }
   }
 

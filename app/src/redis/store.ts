@@ -3,10 +3,11 @@
  * Lua script (app/src/redis/scripts); reads are plain commands or read-only functions (one
  * call per queue), pipelined.
  */
-import type { Redis } from 'ioredis'
+
 import { DtqError } from '../errors.ts'
 import { GENERATED_ID } from '../queue/ids.ts'
 import { decodeJob, F, type Job, PRIORITIES, type Priority, pairsToRecord } from '../queue/job.ts'
+import { callOnKey, primaries, type RedisClient, scanKeys } from './connection.ts'
 import { IdAllocator } from './id-allocator.ts'
 import { GROUP } from './keys.ts'
 import { JobReads } from './reads.ts'
@@ -121,9 +122,12 @@ export type WriteFailure = 'not_created' | 'unknown'
  * a failure before the call (registry, id reservation), an error reply Redis gave instead of
  * running the call (OOM, READONLY, NOPERM, ...), or a call never sent (not connected);
  * 'unknown' when it may have run: a timeout, a connection lost with the call in flight, or an
- * error raised inside the function (it raises only in its write pass).
+ * error raised inside the function (it raises only in its write pass), or a write the replicas
+ * did not confirm in time (REPLICATION_TIMEOUT: it is on the primary, which may fail over
+ * without it).
  */
 export function writeFailure(err: unknown): WriteFailure {
+  if (err instanceof DtqError && err.code === 'REPLICATION_TIMEOUT') return 'unknown'
   if (err instanceof DtqError || (err instanceof Object && beforeTheCall.has(err))) return 'not_created'
   if (!(err instanceof Error)) return 'unknown'
   if (err.name === 'ReplyError') return / script: /.test(err.message) ? 'unknown' : 'not_created'
@@ -179,7 +183,7 @@ export class JobStore extends JobReads {
   private readonly warn: (detail: object, message: string) => void
   private warnedIdsBehind = false
 
-  constructor(redis: Redis, opts: StoreOptions) {
+  constructor(redis: RedisClient, opts: StoreOptions) {
     super(redis, opts)
     this.warn =
       opts.warn ??
@@ -300,7 +304,7 @@ export class JobStore extends JobReads {
     }
     for (let round = 0; ; round++) {
       const now = this.clock.now()
-      const res = await this.run<EnqueueReply>('enqueue', queue, enqueueArgs(jobs), now)
+      const res = await this.runEnqueue(queue, enqueueArgs(jobs), now)
       if (res[0] !== 'refused') {
         if (res.length > jobs.length) {
           // The queue was new to Redis, or forgotten by the janitor since this process last added to it.
@@ -343,32 +347,38 @@ export class JobStore extends JobReads {
     }
   }
 
+  /**
+   * The enqueue function call; with ENQUEUE_WAIT_REPLICAS, followed on the same connection by
+   * WAIT, so the call is acknowledged only once that many replicas of its primary have it (and
+   * everything written before it). Too few in time: REPLICATION_TIMEOUT (503), the jobs' fate
+   * unknown -- they are on the primary, and a failover before the replicas catch up loses them.
+   * A refusal wrote nothing: it needs no replica.
+   */
+  private async runEnqueue(queue: string, args: Array<string | number>, now: number): Promise<EnqueueReply> {
+    const replicas = this.opts.enqueueWaitReplicas
+    if (replicas <= 0) return this.run<EnqueueReply>('enqueue', queue, args, now)
+    const { reply, acked } = await this.lib.callAndWait<EnqueueReply>(
+      this.redis,
+      'enqueue',
+      this.keys.base(queue),
+      [...this.common(now), ...args],
+      replicas,
+      this.opts.enqueueWaitTimeoutMs,
+    )
+    if (reply[0] !== 'refused' && acked < replicas) {
+      throw new DtqError(
+        'REPLICATION_TIMEOUT',
+        `queue ${queue}: ${acked} of ${replicas} replicas confirmed the write within ${this.opts.enqueueWaitTimeoutMs} ms (ENQUEUE_WAIT_REPLICAS); it is on the primary and may not survive a failover: send it again with the same job_id or idempotency_key`,
+      )
+    }
+    return reply
+  }
+
   // ---- worker ------------------------------------------------------------------------------
 
   async deliver(queue: string, consumer: string, count: number): Promise<Delivered> {
     const [raw, tails] = await this.run<[string[], string[]]>('deliver', queue, [consumer, count])
     return { jobs: raw.map((row) => decodeDelivered(queue, row)), tails }
-  }
-
-  /**
-   * Blocks until a new entry lands after `tails` in any of the streams, or `blockMs` passes.
-   * True when an entry landed.
-   */
-  async waitForEntries(
-    blocking: Redis,
-    streams: Array<{ queue: string; tails: string[] }>,
-    blockMs: number,
-  ): Promise<boolean> {
-    const keys: string[] = []
-    const ids: string[] = []
-    for (const s of streams) {
-      PRIORITIES.forEach((p, i) => {
-        keys.push(this.keys.stream(s.queue, p))
-        ids.push(s.tails[i] ?? '0-0')
-      })
-    }
-    if (!keys.length) return false
-    return (await blocking.xread('COUNT', 1, 'BLOCK', blockMs, 'STREAMS', ...keys, ...ids)) !== null
   }
 
   complete(queue: string, items: ReadonlyArray<Completion>): Promise<number[]> {
@@ -463,11 +473,20 @@ export class JobStore extends JobReads {
   async ensureGroups(queue: string): Promise<void> {
     await Promise.all(
       PRIORITIES.map((p) =>
-        this.redis
-          .xgroup('CREATE', this.keys.stream(queue, p), GROUP, '0', 'MKSTREAM')
-          .catch((err: Error) => {
-            if (!err.message.includes('BUSYGROUP')) throw err
-          }),
+        Promise.resolve(
+          callOnKey(
+            this.redis,
+            this.keys.stream(queue, p),
+            'XGROUP',
+            'CREATE',
+            this.keys.stream(queue, p),
+            GROUP,
+            '0',
+            'MKSTREAM',
+          ),
+        ).catch((err: Error) => {
+          if (!err.message.includes('BUSYGROUP')) throw err
+        }),
       ),
     )
   }
@@ -561,17 +580,14 @@ export class JobStore extends JobReads {
    */
   async repairLostJobs(queue: string): Promise<number> {
     const prefix = `${this.keys.base(queue)}:job:`
-    let cursor = '0'
     let repaired = 0
-    do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
-      cursor = next
+    await scanKeys(this.redis, `${prefix}*`, async (keys) => {
       const ids = keys.map((k) => k.slice(prefix.length))
       for (let i = 0; i < ids.length; i += 500) {
         const part = ids.slice(i, i + 500)
         repaired += await this.run<number>('repair', queue, [part.length, ...part])
       }
-    } while (cursor !== '0')
+    })
     return repaired
   }
 
@@ -586,12 +602,20 @@ export class JobStore extends JobReads {
     return true
   }
 
-  /** Redis's memory use against its maxmemory (null when no limit is set). */
+  /**
+   * Redis's memory use against its maxmemory (null when no limit is set): of the fullest
+   * primary, on a Cluster (any full primary refuses the enqueues of its queues).
+   */
   async memoryUse(): Promise<{ used: number; max: number } | null> {
-    const info = await this.redis.info('memory')
-    const num = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1] ?? 0)
-    const max = num('maxmemory')
-    return max > 0 ? { used: num('used_memory'), max } : null
+    const infos = await Promise.all(primaries(this.redis).map((node) => node.info('memory')))
+    let fullest: { used: number; max: number } | null = null
+    for (const info of infos) {
+      const num = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1] ?? 0)
+      const max = num('maxmemory')
+      const use = { used: num('used_memory'), max }
+      if (max > 0 && (!fullest || use.used / max > fullest.used / fullest.max)) fullest = use
+    }
+    return fullest
   }
 
   /**
@@ -606,9 +630,11 @@ export class JobStore extends JobReads {
     const gone: string[] = []
     for (const [name, at] of Object.entries(seen)) {
       if (name === this.lib.name || now - Number(at) < maxAgeMs) continue
-      await this.redis.call('FUNCTION', 'DELETE', name).catch((err: Error) => {
-        if (!/not found|no such library/i.test(err.message)) throw err
-      })
+      for (const node of primaries(this.redis)) {
+        await node.call('FUNCTION', 'DELETE', name).catch((err: Error) => {
+          if (!/not found|no such library/i.test(err.message)) throw err
+        })
+      }
       await this.redis.hdel(this.keys.functionLibraries(), name)
       gone.push(name)
     }
@@ -638,9 +664,10 @@ export class JobStore extends JobReads {
 
     let consumers = 0
     for (const pr of PRIORITIES) {
-      const info = (await this.redis
-        .xinfo('CONSUMERS', this.keys.stream(queue, pr), GROUP)
-        .catch(() => [])) as unknown[][]
+      const stream = this.keys.stream(queue, pr)
+      const info = (await Promise.resolve(
+        callOnKey(this.redis, stream, 'XINFO', 'CONSUMERS', stream, GROUP),
+      ).catch(() => [])) as unknown[][]
       for (const raw of info) {
         const c = pairsToRecord(raw.map(String))
         if (!c.name || liveConsumers.has(c.name)) continue

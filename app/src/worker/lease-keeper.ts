@@ -6,11 +6,12 @@
  * noticed and restarted with every delivery still held (see restart()).
  */
 import { Worker as Thread } from 'node:worker_threads'
+import type { RedisTarget } from '../redis/connection.ts'
 import type { StoreOptions } from '../redis/store.ts'
 import { LeaseRingWriter, TRACK, UNTRACK } from './lease-ring.ts'
 
 export interface LeaseThreadData {
-  redisUrl: string
+  redis: RedisTarget
   commandTimeoutMs: number
   store: Omit<StoreOptions, 'clock'>
   consumer: string

@@ -16,7 +16,7 @@ const RING_POLL_MS = 20
 
 const data = workerData as LeaseThreadData
 const port = parentPort!
-const redis = createRedis({ url: data.redisUrl, commandTimeoutMs: data.commandTimeoutMs, name: 'dtq-lease' })
+const redis = createRedis({ target: data.redis, commandTimeoutMs: data.commandTimeoutMs, name: 'dtq-lease' })
 // Scripts get the worker's time base: Redis's clock, as the main thread measures it.
 const store = new JobStore(redis, {
   ...data.store,

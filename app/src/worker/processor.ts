@@ -4,13 +4,13 @@
  * through a fenced script. Completions made in the same turn of the event loop are written
  * in one script call per queue.
  */
-import type { Redis } from 'ioredis'
 import { JobAbortedError, PermanentJobError, RetryJobError } from '../errors.ts'
 import { type BackoffPolicy, backoffDelayMs } from '../queue/backoff.ts'
 import type { Job } from '../queue/job.ts'
 import { hashIdempotencyKey } from '../queue/queue.ts'
 import { encodeJson, MAX_DELAY_MS } from '../queue/validate.ts'
 import type { Completion, FailMode, JobStore } from '../redis/store.ts'
+import type { EntryWaiter } from '../redis/stream-wait.ts'
 import { FetchGate, type Tails } from './fetch-gate.ts'
 import type { Handler, JobContext } from './handlers.ts'
 import type { LeaseKeeper } from './lease-keeper.ts'
@@ -26,8 +26,8 @@ export interface ProcessorOptions {
   store: JobStore
   /** Stores on connections of their own, for the fetch calls in flight beyond the first. */
   fetchStores?: JobStore[]
-  /** A connection of its own for the blocking wait. */
-  blocking: Redis
+  /** The blocking wait for new entries (connections of its own). */
+  waiter: EntryWaiter
   consumer: string
   queues: string[]
   concurrency: number
@@ -185,7 +185,7 @@ export class Processor {
     this.stopping = true
     clearTimeout(this.retryTimer)
     // Interrupt a blocking XREAD at once rather than waiting out its BLOCK time.
-    this.o.blocking.disconnect()
+    this.o.waiter.interrupt()
     this.pump()
     await this.loopDone
   }
@@ -295,8 +295,7 @@ export class Processor {
   private async block(tails: Tails): Promise<void> {
     this.gate.waitStarted(Date.now())
     try {
-      if (this.o.blocking.status === 'wait') await this.o.blocking.connect().catch(() => {})
-      const woke = await this.o.store.waitForEntries(this.o.blocking, tails, this.o.blockMs ?? 1000)
+      const woke = await this.o.waiter.wait(tails, this.o.blockMs ?? 1000)
       this.gate.waitEnded(woke, Date.now())
     } catch (err) {
       const ms = this.gate.waitFailed()

@@ -18,15 +18,21 @@
  *   await worker.close()   // graceful: see the shutdown order in close()
  */
 import { hostname } from 'node:os'
-import type { Redis } from 'ioredis'
 import { type Config, checkConfig } from '../config.ts'
 import { Queue } from '../queue/queue.ts'
 import { DLQ_RETRY_TASK } from '../queue/system-tasks.ts'
 import { checkName, TASK_TYPE_PATTERN, throwIfProblems } from '../queue/validate.ts'
 import { RedisClock } from '../redis/clock.ts'
-import { connectRedis, createRedis, whenRedisAvailable } from '../redis/connection.ts'
+import {
+  connectRedis,
+  createRedis,
+  type RedisClient,
+  redisTarget,
+  whenRedisAvailable,
+} from '../redis/connection.ts'
 import { Registry, type WorkerCommand, type WorkerState } from '../redis/registry.ts'
 import { type Clock, JobStore } from '../redis/store.ts'
+import { EntryWaiter } from '../redis/stream-wait.ts'
 import { dlqRetryHandler } from './dlq-retry.ts'
 import { builtinHandlers, type Handler } from './handlers.ts'
 import { Heartbeat } from './heartbeat.ts'
@@ -58,7 +64,18 @@ export type WorkerSettings = Pick<
   | 'idempotencyTtlS'
   | 'queueForgetS'
 > &
-  Partial<Pick<Config, 'testClockSkewMs' | 'maxQueues'>>
+  Partial<
+    Pick<
+      Config,
+      | 'testClockSkewMs'
+      | 'maxQueues'
+      | 'redisClusterNodes'
+      | 'redisSentinels'
+      | 'redisSentinelMaster'
+      | 'enqueueWaitReplicas'
+      | 'enqueueWaitTimeoutMs'
+    >
+  >
 
 export interface WorkerOptions {
   /** Default: Redis's clock (a RedisClock, ADR 0012). A given clock is used as is. */
@@ -108,10 +125,10 @@ export class Worker {
   readonly clock: Clock
   state: WorkerState | 'idle' | 'stopped' = 'idle'
   private readonly handlers = new Map<string, Handler>()
-  private readonly redis: Redis
-  private readonly blocking: Redis
-  private readonly fetchConns: Redis[]
-  private readonly subscriber: Redis
+  private readonly redis: RedisClient
+  private readonly waiter: EntryWaiter
+  private readonly fetchConns: RedisClient[]
+  private readonly subscriber: RedisClient
   private readonly opts: WorkerOptions
   private readonly log: Logger
   private readonly processor: Processor
@@ -134,9 +151,8 @@ export class Worker {
       .replace(/[^A-Za-z0-9_.-]/g, '-')
       .slice(0, 100)
     this.id = `${host}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
-    const conn = { url: settings.redisUrl, commandTimeoutMs: settings.redisCommandTimeoutMs }
+    const conn = { target: redisTarget(settings), commandTimeoutMs: settings.redisCommandTimeoutMs }
     this.redis = createRedis({ ...conn, name: `dtq-worker-${this.id}` })
-    this.blocking = createRedis({ ...conn, commandTimeoutMs: conn.commandTimeoutMs + 2000, blocking: true })
     this.subscriber = createRedis({ ...conn, blocking: true })
     // The fetch calls a worker keeps in flight each go on a connection of their own: Redis writes
     // the replies to one client's pipelined calls together, which would lock them in step.
@@ -158,6 +174,11 @@ export class Worker {
         })
     this.clock = opts.clock ?? this.ownClock!
     this.store = new JobStore(this.redis, { ...storeOpts, clock: this.clock })
+    this.waiter = new EntryWaiter(
+      () => createRedis({ ...conn, commandTimeoutMs: conn.commandTimeoutMs + 2000, blocking: true }),
+      this.store.keys,
+      this.redis,
+    )
     this.registry = new Registry(this.redis, this.store.keys)
     this.stopped = new Promise((r) => {
       this.resolveStopped = r
@@ -165,7 +186,7 @@ export class Worker {
 
     this.leases = new LeaseKeeper(
       {
-        redisUrl: settings.redisUrl,
+        redis: conn.target,
         commandTimeoutMs: settings.redisCommandTimeoutMs,
         store: storeOpts,
         consumer: this.id,
@@ -200,7 +221,7 @@ export class Worker {
     this.processor = new Processor({
       store: this.store,
       fetchStores: this.fetchConns.map((r) => new JobStore(r, { ...storeOpts, clock: this.clock })),
-      blocking: this.blocking,
+      waiter: this.waiter,
       consumer: this.id,
       queues: settings.workerQueues,
       concurrency: settings.workerConcurrency,
@@ -377,7 +398,7 @@ export class Worker {
   private disconnect(): void {
     this.ownClock?.stop()
     this.redis.disconnect()
-    this.blocking.disconnect()
+    this.waiter.close()
     this.subscriber.disconnect()
     for (const r of this.fetchConns) r.disconnect()
   }

@@ -539,7 +539,7 @@ describe('Redis faults', () => {
       })
     expect((await post()).status).toBe(200)
     await sys.drained()
-    const admin = createRedis({ url: sys.env.REDIS_URL!, commandTimeoutMs: 2000 })
+    const admin = createRedis({ target: sys.env.REDIS_URL!, commandTimeoutMs: 2000 })
     await connectRedis(admin)
     await admin.script('FLUSH')
     await admin.call('FUNCTION', 'FLUSH')

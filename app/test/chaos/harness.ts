@@ -179,7 +179,7 @@ export class System {
 
   /** A client for the checker (its own connection, straight to Redis). */
   async connect(url = this.env.REDIS_URL!): Promise<void> {
-    this.redis = createRedis({ url, commandTimeoutMs: 5000 })
+    this.redis = createRedis({ target: url, commandTimeoutMs: 5000 })
     await connectRedis(this.redis, 20_000)
   }
 
