@@ -9,7 +9,7 @@ import { STATUS_CODES } from 'node:http'
 import { Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Job } from '../src/queue/job.ts'
-import type { RedisClient } from '../src/redis/connection.ts'
+import { type RedisClient, scanKeys } from '../src/redis/connection.ts'
 import { freePort } from '../src/redis/local-server.ts'
 import { type ApiBundle, apiSetup, bearer, TOKEN_SETTING } from './api-helpers.ts'
 import { FakeClock, waitFor } from './helpers.ts'
@@ -128,12 +128,9 @@ async function allJobs(b: ApiBundle): Promise<Map<string, string>> {
   const out = new Map<string, string>()
   for (const queue of await b.queue.queueNames()) {
     const prefix = `${b.queue.store.keys.base(queue)}:job:`
-    let cursor = '0'
-    do {
-      const [next, keys] = await b.redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
-      cursor = next
+    await scanKeys(b.redis, `${prefix}*`, async (keys) => {
       for (const k of keys) out.set(`${queue}/${k.slice(prefix.length)}`, (await b.redis.hget(k, 'st')) ?? '')
-    } while (cursor !== '0')
+    })
   }
   return out
 }

@@ -1,8 +1,9 @@
 /** `dtq api` as a process: SIGTERM drains (not ready first, still serving), then exits. */
 import { spawn } from 'node:child_process'
 import { afterEach, describe, expect, it } from 'vitest'
+import { redisTarget } from '../src/redis/connection.ts'
 import { freePort } from '../src/redis/local-server.ts'
-import { type Bundle, setup, waitFor } from './helpers.ts'
+import { type Bundle, setup, targetEnv, waitFor } from './helpers.ts'
 import { CLI } from './processes.ts'
 
 let b: Bundle
@@ -15,7 +16,7 @@ describe('dtq api', () => {
     const child = spawn(process.execPath, [CLI, 'api', '--port', String(port)], {
       env: {
         ...process.env,
-        REDIS_URL: b.config.redisUrl,
+        ...targetEnv(redisTarget(b.config)),
         KEY_PREFIX: b.prefix,
         LOG_LEVEL: 'warn',
         API_DRAIN_DELAY_MS: '1500',
@@ -43,7 +44,7 @@ describe('dtq api', () => {
   it('refuses to start in production without tokens', async () => {
     b = await setup()
     const child = spawn(process.execPath, [CLI, 'api', '--port', '0'], {
-      env: { ...process.env, REDIS_URL: b.config.redisUrl, ENVIRONMENT: 'production', API_TOKENS: '' },
+      env: { ...process.env, ...targetEnv(redisTarget(b.config)), ENVIRONMENT: 'production', API_TOKENS: '' },
       stdio: ['ignore', 'ignore', 'pipe'],
     })
     let err = ''

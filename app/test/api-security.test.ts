@@ -10,7 +10,7 @@ import { loadConfig } from '../src/config.ts'
 import { buildApp } from '../src/http/app.ts'
 import { assertApiConfig } from '../src/http/server.ts'
 import { Queue } from '../src/queue/queue.ts'
-import { createRedis } from '../src/redis/connection.ts'
+import { createRedis, redisTarget } from '../src/redis/connection.ts'
 import { freePort } from '../src/redis/local-server.ts'
 import { type ApiBundle, apiSetup, bearer, TOKEN_SETTING, TOKENS } from './api-helpers.ts'
 import { testConfig } from './helpers.ts'
@@ -244,7 +244,7 @@ describe('hostile input', () => {
 describe('limits', () => {
   it('rate-limits per client across instances (shared Redis store), with Retry-After', async () => {
     const a = await api({ rateLimitPerMin: 5 })
-    const blocking = createRedis({ target: a.config.redisUrl, commandTimeoutMs: 3000, blocking: true })
+    const blocking = createRedis({ target: redisTarget(a.config), commandTimeoutMs: 3000, blocking: true })
     const second = await buildApp({ config: a.config, queue: a.queue, blocking })
     try {
       const codes: number[] = []
@@ -361,9 +361,9 @@ describe('Redis down', () => {
       LOG_LEVEL: 'silent',
       RATE_LIMIT_PER_MIN: '100',
     })
-    const redis = createRedis({ target: config.redisUrl, commandTimeoutMs: config.redisCommandTimeoutMs })
+    const redis = createRedis({ target: redisTarget(config), commandTimeoutMs: config.redisCommandTimeoutMs })
     redis.connect().catch(() => {})
-    const blocking = createRedis({ target: config.redisUrl, commandTimeoutMs: 4000, blocking: true })
+    const blocking = createRedis({ target: redisTarget(config), commandTimeoutMs: 4000, blocking: true })
     const app = await buildApp({ config, queue: new Queue(redis, config), blocking })
     try {
       expect((await timed(app, '/health/live')).status).toBe(200)
@@ -417,9 +417,9 @@ describe('Redis down', () => {
       RATE_LIMIT_PER_MIN: '0',
     })
     // A client that believes it is connected: a real link that went silent.
-    const redis = createRedis({ target: config.redisUrl, commandTimeoutMs: config.redisCommandTimeoutMs })
+    const redis = createRedis({ target: redisTarget(config), commandTimeoutMs: config.redisCommandTimeoutMs })
     redis.connect().catch(() => {})
-    const blocking = createRedis({ target: config.redisUrl, commandTimeoutMs: 3000, blocking: true })
+    const blocking = createRedis({ target: redisTarget(config), commandTimeoutMs: 3000, blocking: true })
     const app = await buildApp({ config, queue: new Queue(redis, config), blocking })
     try {
       for (const [method, url, payload] of [

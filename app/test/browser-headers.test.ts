@@ -14,7 +14,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
 import { buildApp } from '../src/http/app.ts'
 import { CONSOLE_CSP } from '../src/http/console.ts'
-import { createRedis } from '../src/redis/connection.ts'
+import { createRedis, redisTarget } from '../src/redis/connection.ts'
 import { freePort } from '../src/redis/local-server.ts'
 import { apiSetup, bearer, TOKEN_SETTING } from './api-helpers.ts'
 import { setup } from './helpers.ts'
@@ -45,7 +45,7 @@ async function productionApi(): Promise<string> {
 /** `dtq dev`'s app: no tokens, development, the console served from `dir`. */
 async function devApi(dir: string): Promise<string> {
   const b = await setup({ config: { rateLimitPerMin: 0 } })
-  const blocking = createRedis({ target: b.config.redisUrl, commandTimeoutMs: 4000, blocking: true })
+  const blocking = createRedis({ target: redisTarget(b.config), commandTimeoutMs: 4000, blocking: true })
   const app = await buildApp({ config: b.config, queue: b.queue, blocking, consoleDir: dir })
   open.push({
     async cleanup() {

@@ -9,10 +9,10 @@ import { loadConfig } from '../src/config.ts'
 import { F } from '../src/queue/job.ts'
 import { Queue } from '../src/queue/queue.ts'
 import { followClock, RedisClock } from '../src/redis/clock.ts'
-import { connectRedis, createRedis, type RedisClient } from '../src/redis/connection.ts'
+import { connectRedis, createRedis, type RedisClient, redisTarget } from '../src/redis/connection.ts'
 import { freePort, startLocalRedis } from '../src/redis/local-server.ts'
 import { JobStore } from '../src/redis/store.ts'
-import { type Bundle, FakeClock, setup, waitFor } from './helpers.ts'
+import { type Bundle, FakeClock, setup, targetEnv, waitFor } from './helpers.ts'
 import { launch, runCli, spawnWorker, tempDir, type WorkerProcess } from './processes.ts'
 
 const YEAR = 365 * 86_400_000
@@ -67,7 +67,7 @@ describe('RedisClock', () => {
 
   it('keeps the last good offset while Redis is unreachable, and measures again when it is back', async () => {
     b = await setup()
-    const redis = createRedis({ target: b.config.redisUrl, commandTimeoutMs: 500 })
+    const redis = createRedis({ target: redisTarget(b.config), commandTimeoutMs: 500 })
     cleanups.push(() => redis.disconnect())
     await connectRedis(redis)
     const clock = new RedisClock(redis, { skewMs: YEAR, warn() {} })
@@ -113,7 +113,7 @@ describe('RedisClock', () => {
 
     const connected = await Queue.connect(
       loadConfig({
-        REDIS_URL: b.config.redisUrl,
+        ...targetEnv(redisTarget(b.config)),
         KEY_PREFIX: b.prefix,
         DTQ_TEST_CLOCK_SKEW_MS: String(-HOUR),
       }),
@@ -180,7 +180,7 @@ async function runSkewedWorker(skewMs: number, sync = true): Promise<Outcome> {
   b = await setup()
   const bundle = b
   const env = {
-    REDIS_URL: bundle.config.redisUrl,
+    ...targetEnv(redisTarget(bundle.config)),
     KEY_PREFIX: bundle.prefix,
     WORKER_QUEUES: QUEUES.join(','),
     LEASE_MS: '200',
@@ -207,7 +207,7 @@ async function runSkewedWorker(skewMs: number, sync = true): Promise<Outcome> {
   await worker.exited
   const ranBy = await redisNow(bundle.redis)
 
-  const cli = { REDIS_URL: bundle.config.redisUrl, KEY_PREFIX: bundle.prefix }
+  const cli = { ...targetEnv(redisTarget(bundle.config)), KEY_PREFIX: bundle.prefix }
   const purge = async (days: number) =>
     Number(
       /purged (\d+)/.exec(
@@ -283,7 +283,7 @@ describe('an API process whose clock is off', () => {
     const bundle = b
     const port = await freePort()
     const api = launch(['api', '--port', String(port)], {
-      REDIS_URL: bundle.config.redisUrl,
+      ...targetEnv(redisTarget(bundle.config)),
       KEY_PREFIX: bundle.prefix,
       DTQ_TEST_CLOCK_SKEW_MS: String(YEAR),
       API_DRAIN_DELAY_MS: '0',

@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { F } from '../src/queue/job.ts'
-import { connectRedis, createRedis } from '../src/redis/connection.ts'
+import { connectRedis, createRedis, primaries } from '../src/redis/connection.ts'
 import { GROUP } from '../src/redis/keys.ts'
 import { startLocalRedis } from '../src/redis/local-server.ts'
 import { Scheduler } from '../src/worker/scheduler.ts'
@@ -177,16 +177,22 @@ describe('the janitor bounds what grows', () => {
       `#!lua name=${name}\nredis.register_function('${name}_f', function() return 1 end)`
     const oldName = `dtq_test${b.prefix}old`
     const strangerName = `dtq_test${b.prefix}stranger`
-    await b.redis.call('FUNCTION', 'LOAD', 'REPLACE', lib(oldName))
-    await b.redis.call('FUNCTION', 'LOAD', 'REPLACE', lib(strangerName))
+    // On every primary (a Cluster's too), as DTQ loads its own.
+    const nodes = primaries(b.redis)
+    for (const node of nodes) {
+      await node.call('FUNCTION', 'LOAD', 'REPLACE', lib(oldName))
+      await node.call('FUNCTION', 'LOAD', 'REPLACE', lib(strangerName))
+    }
     const dayAgo = Date.now() - 25 * 3_600_000
     await b.redis.hset(store.keys.functionLibraries(), oldName, dayAgo, own, dayAgo)
     expect(await store.pruneFunctionLibraries(24 * 3_600_000)).toEqual([oldName])
-    const names = ((await b.redis.call('FUNCTION', 'LIST')) as unknown[][]).map((l) => String(l[1]))
-    expect(names).not.toContain(oldName)
-    expect(names).toContain(own)
-    expect(names).toContain(strangerName)
-    await b.redis.call('FUNCTION', 'DELETE', strangerName)
+    for (const node of nodes) {
+      const names = ((await node.call('FUNCTION', 'LIST')) as unknown[][]).map((l) => String(l[1]))
+      expect(names).not.toContain(oldName)
+      expect(names).toContain(own)
+      expect(names).toContain(strangerName)
+      await node.call('FUNCTION', 'DELETE', strangerName)
+    }
   })
 
   it('repairs a job stranded by a deleted stream entry after its owner died: dead-lettered, with why', async () => {

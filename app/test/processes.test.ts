@@ -6,10 +6,10 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { connectRedis, createRedis } from '../src/redis/connection.ts'
+import { connectRedis, createRedis, redisTarget } from '../src/redis/connection.ts'
 import { GROUP } from '../src/redis/keys.ts'
 import { startLocalRedis } from '../src/redis/local-server.ts'
-import { type Bundle, setup, waitFor } from './helpers.ts'
+import { type Bundle, setup, targetEnv, waitFor } from './helpers.ts'
 import { check, readLedger, runCli, spawnWorker, tempDir, type WorkerProcess } from './processes.ts'
 
 const Q = 'default'
@@ -26,7 +26,7 @@ afterEach(async () => {
 
 function envOf(bundle: Bundle, extra: Record<string, string> = {}): Record<string, string> {
   return {
-    REDIS_URL: bundle.config.redisUrl,
+    ...targetEnv(redisTarget(bundle.config)),
     KEY_PREFIX: bundle.prefix,
     LEASE_MS: '200',
     CLAIM_IDLE_MS: '1000',

@@ -4,7 +4,7 @@
  */
 import { afterEach, beforeEach, expect, it, vi } from 'vitest'
 import type { Job } from '../src/queue/job.ts'
-import { createRedis } from '../src/redis/connection.ts'
+import { createRedis, redisTarget } from '../src/redis/connection.ts'
 import { EntryWaiter } from '../src/redis/stream-wait.ts'
 import type { LeaseKeeper } from '../src/worker/lease-keeper.ts'
 import { Processor } from '../src/worker/processor.ts'
@@ -22,7 +22,7 @@ afterEach(async () => {
 /** A processor of `queues` on its own blocking connection, running `echo` jobs with the given handler. */
 async function startProcessor(queues: string[], concurrency: number, echo: (job: Job) => Promise<void>) {
   const waiter = new EntryWaiter(
-    () => createRedis({ target: b.config.redisUrl, commandTimeoutMs: 3000, blocking: true }),
+    () => createRedis({ target: redisTarget(b.config), commandTimeoutMs: 3000, blocking: true }),
     b.queue.store.keys,
     b.redis,
   )

@@ -19,32 +19,38 @@ import { type Bundle, FakeClock, setup } from './helpers.ts'
 
 const Q = 'default'
 
-/** Counts what a connection sends: commands, and writes to its socket (one per round trip). */
-function countTraffic(redis: Redis) {
+/**
+ * Counts what a client sends: commands, and round trips -- the waves of commands sent before
+ * the replies to the previous wave came back (a command sent after n replies belongs to wave n).
+ * Works alike for one server and a Cluster (a wave to several nodes is one round trip).
+ */
+function countTraffic(redis: RedisClient) {
   const t = { commands: 0, writes: 0, names: [] as string[] }
-  const send = redis.sendCommand.bind(redis)
-  redis.sendCommand = ((...args: Parameters<typeof send>) => {
+  let replies = 0
+  let waves = new Set<number>()
+  const send = redis.sendCommand.bind(redis) as (...a: unknown[]) => unknown
+  redis.sendCommand = ((cmd: { name: string; promise?: Promise<unknown> }, ...rest: unknown[]) => {
     t.commands++
-    t.names.push(String(args[0].name).toLowerCase())
-    return send(...args)
+    t.names.push(String(cmd.name).toLowerCase())
+    waves.add(replies)
+    t.writes = waves.size
+    cmd.promise?.then(
+      () => replies++,
+      () => replies++,
+    )
+    return send(cmd, ...rest)
   }) as typeof redis.sendCommand
-  const stream = redis.stream
-  const write = stream.write.bind(stream)
-  stream.write = ((...args: Parameters<typeof write>) => {
-    t.writes++
-    return write(...args)
-  }) as typeof stream.write
   return {
     t,
     reset() {
       t.commands = 0
       t.writes = 0
       t.names = []
+      waves = new Set()
     },
   }
 }
 
-/** Which of these job ids exist in a queue, in order. */
 async function existing(redis: RedisClient, b: Bundle, queue: string, ids: string[]): Promise<boolean[]> {
   const p = redis.pipeline()
   for (const id of ids) p.exists(b.queue.store.keys.job(queue, id))
@@ -147,7 +153,7 @@ describe('with the shared test Redis', () => {
   describe('group commit', () => {
     it('fails only the caller whose job the function refuses (a record given to the store directly)', async () => {
       const store = b.queue.store
-      const traffic = countTraffic(store.redis as Redis)
+      const traffic = countTraffic(store.redis)
       await store.enqueue(Q, [record()]) // the registry and the function library are in place
       traffic.reset()
       const calls = Array.from({ length: 6 }, (_, i) =>
@@ -199,7 +205,7 @@ describe('with the shared test Redis', () => {
 
   it('costs one round trip per add on the hot path; reservations of more blocks at a time as a queue keeps adding', async () => {
     await b.queue.add('echo', 0) // registry, library, a block of ids
-    const traffic = countTraffic(b.queue.store.redis as Redis)
+    const traffic = countTraffic(b.queue.store.redis)
     const cases: Array<[string, () => Promise<unknown>, string[]]> = [
       ['generated id', () => b.queue.add('echo', 1), ['fcall']],
       ['caller id', () => b.queue.add('echo', 2, { id: 'c-1' }), ['fcall']],
@@ -224,7 +230,7 @@ describe('with the shared test Redis', () => {
   describe('batches', () => {
     it('all or nothing: writes all the jobs of a queue in one call (what the batch endpoint asks for)', async () => {
       await b.queue.store.registerQueue(b.config.defaultQueue) // (one more call for a new queue)
-      const traffic = countTraffic(b.queue.store.redis as Redis)
+      const traffic = countTraffic(b.queue.store.redis)
       const res = await b.queue.addBulk(
         Array.from({ length: 2500 }, (_, i) => ({ task_type: 'echo', payload: i })),
         { allOrNothing: true },
@@ -236,7 +242,7 @@ describe('with the shared test Redis', () => {
 
     it('by default writes a library bulk in calls of 500 (the cheapest per job in Redis)', async () => {
       await b.queue.store.registerQueue(b.config.defaultQueue) // (one more call for a new queue)
-      const traffic = countTraffic(b.queue.store.redis as Redis)
+      const traffic = countTraffic(b.queue.store.redis)
       const res = await b.queue.addBulk(
         Array.from({ length: 2500 }, (_, i) => ({ task_type: 'echo', payload: i })),
       )
@@ -287,7 +293,10 @@ describe('with the shared test Redis', () => {
         )
         const old = new Set(before.map((r) => r.job.id))
         await b.redis.set(`${b.prefix}:ids`, 0)
-        if (dropHints) await b.redis.del(...(await b.keys()).filter((k) => k.includes(':loc:b:')))
+        if (dropHints)
+          await Promise.all(
+            (await b.keys()).filter((k) => k.includes(':loc:b:')).map((k) => b.redis.unlink(k)),
+          )
         const warnings: object[] = []
         const fresh = new Queue(b.redis, b.config, { clock, warn: (detail) => warnings.push(detail) })
         const one = await fresh.add('echo', 'new-1')
@@ -324,14 +333,17 @@ describe('with the shared test Redis', () => {
       ['block hints', false],
       ['live jobs the enqueue function finds', true],
     ])('reset to 0 under a million ids (%s) heals in about ten rounds', async (_name, byJobs) => {
-      const p = b.redis.pipeline()
+      const writes: Array<Promise<unknown>> = []
       for (let block = 0; block < 1000; block++) {
-        if (byJobs) p.hset(b.queue.store.keys.job(Q, String(block * ID_BLOCK + 1)), F.state, 'queued')
-        else p.set(b.queue.store.keys.locBlock(String(block)), Q)
+        if (byJobs)
+          writes.push(
+            b.redis.hset(b.queue.store.keys.job(Q, String(block * ID_BLOCK + 1)), F.state, 'queued'),
+          )
+        else writes.push(b.redis.set(b.queue.store.keys.locBlock(String(block)), Q))
       }
-      await p.exec()
+      await Promise.all(writes)
       const queue = new Queue(b.redis, b.config, { clock, warn: () => {} })
-      const traffic = countTraffic(b.redis as Redis)
+      const traffic = countTraffic(b.redis)
       const { job } = await queue.add('echo', 'after')
       expect(Number(job.id)).toBeGreaterThan(1000 * ID_BLOCK)
       const rounds = traffic.t.names.filter((n) => n === 'incrby').length
@@ -349,7 +361,7 @@ describe('lookups without a queue', () => {
   afterEach(() => b.cleanup())
 
   async function cost(url: string) {
-    const traffic = countTraffic(b.queue.store.redis as Redis)
+    const traffic = countTraffic(b.queue.store.redis)
     const r = await b.app.inject({ method: 'GET', url })
     expect(r.statusCode).toBe(200)
     return { commands: traffic.t.commands, roundTrips: traffic.t.writes, body: r.json() }

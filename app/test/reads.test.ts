@@ -7,7 +7,7 @@
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { F, type JobState, PRIORITIES } from '../src/queue/job.ts'
-import type { RedisClient } from '../src/redis/connection.ts'
+import { type RedisClient, scanKeys } from '../src/redis/connection.ts'
 import { GROUP } from '../src/redis/keys.ts'
 import { READ_ONLY_SCRIPTS } from '../src/redis/scripts.ts'
 import type { JobStore } from '../src/redis/store.ts'
@@ -248,18 +248,10 @@ describe('cursor paging against a reference order', () => {
   async function reference(): Promise<Row[]> {
     const rows: Row[] = []
     for (const queue of QUEUES) {
-      let cursor = '0'
-      do {
-        const [next, keys] = await b.redis.scan(
-          cursor,
-          'MATCH',
-          `${store.keys.base(queue)}:job:*`,
-          'COUNT',
-          500,
-        )
-        cursor = next
+      const prefix = `${store.keys.base(queue)}:job:`
+      await scanKeys(b.redis, `${prefix}*`, async (keys) => {
         for (const key of keys) {
-          const id = key.slice(`${store.keys.base(queue)}:job:`.length)
+          const id = key.slice(prefix.length)
           const h = await b.redis.hgetall(key)
           const state = h[F.state] as JobState
           const score =
@@ -268,7 +260,7 @@ describe('cursor paging against a reference order', () => {
               : Number(await b.redis.zscore(store.keys.index(queue, state), id))
           rows.push({ queue, id, state, type: h[F.task_type]!, score, error: h[F.error] ?? '' })
         }
-      } while (cursor !== '0')
+      })
     }
     // Newest first: score, then id, then queue, each descending (by bytes).
     const desc = (x: string, y: string) => (x < y ? 1 : x > y ? -1 : 0)
