@@ -516,6 +516,7 @@ export class EventHub {
   private async read(block: boolean, batch: FeedEvent[]): Promise<boolean> {
     const keys = [...this.queueOfKey.keys()]
     const res = await readEntries(
+      this.store,
       this.blocking,
       keys,
       keys.map((k) => this.positions.get(this.queueOfKey.get(k)!)!),

@@ -121,17 +121,20 @@ type ReadReply = Array<[string, Entries]> | null
  * read with one XREAD each, sent together (one round trip per node), every CLUSTER_POLL_MS while
  * nothing comes -- a cost of (queues × 10) reads a second per API instance while someone
  * watches the feed (the hub stops reading when no one does), and up to CLUSTER_POLL_MS of
- * added delay (ADR 0017).
+ * added delay (ADR 0017). The polls go on the store's own connection (autopipelined; it outlives
+ * the blocking one at shutdown), not on `blocking`.
  */
 export async function readEntries(
-  conn: RedisClient,
+  store: JobStore,
+  blocking: RedisClient,
   keys: string[],
   after: string[],
   count: number,
   blockMs: number,
 ): Promise<ReadReply> {
+  const conn = store.redis
   if (!isCluster(conn)) {
-    return conn.xread(
+    return blocking.xread(
       'COUNT',
       count,
       ...((blockMs > 0 ? ['BLOCK', blockMs] : []) as []),
@@ -148,7 +151,7 @@ export async function readEntries(
     const got = replies.flatMap((r) => r ?? [])
     if (got.length) return got
     const left = deadline - Date.now()
-    if (left <= 0 || conn.status === 'end') return null
+    if (left <= 0 || blocking.status === 'end') return null
     await new Promise((r) => setTimeout(r, Math.min(CLUSTER_POLL_MS, left)))
   }
 }

@@ -22,13 +22,23 @@ interface Lane {
   conn: RedisClient
   /** The read in flight: true when an entry landed, false when BLOCK ran out. */
   inFlight: Promise<boolean> | null
+  /** When the read in flight was sent (ms). */
+  sentAt: number
 }
+
+/**
+ * How long past its BLOCK time a read may stay unanswered before its lane is given up and made
+ * anew (a link that died silently; the command timeout normally ends it first).
+ */
+const LANE_GRACE_MS = 3000
 
 export class EntryWaiter {
   private readonly connect: () => RedisClient
   private readonly keys: Keys
   private readonly perQueue: boolean
   private readonly lanes = new Map<string, Lane>()
+  /** The waits in progress, ended at once by interrupt(). */
+  private readonly waiting = new Set<(woke: boolean) => void>()
   private closed = false
 
   /**
@@ -41,21 +51,33 @@ export class EntryWaiter {
     this.perQueue = isCluster(probe)
   }
 
-  /** True when an entry landed after the tails of one of `streams` within about `blockMs`. */
+  /**
+   * True when an entry landed after the tails of one of `streams` within about `blockMs`; false
+   * when none did, or when interrupt() cut the wait.
+   */
   async wait(streams: StreamTails[], blockMs: number): Promise<boolean> {
     if (!streams.length || this.closed) return false
     const groups = this.perQueue ? streams.map((s) => [s]) : [streams]
     const reads = groups.map((group) => this.read(this.perQueue ? group[0]!.queue : '', group, blockMs))
-    // The first lane to see an entry ends the wait; if none does, it ends when all have timed out.
+    // The first lane to see an entry ends the wait; if none does, it ends when all have timed out
+    // (or, should a lane hang, a little after its BLOCK time).
     return new Promise<boolean>((resolve, reject) => {
       let pending = reads.length
+      const timer = setTimeout(() => finish(false), blockMs + LANE_GRACE_MS)
+      const finish = (woke: boolean, err?: unknown) => {
+        if (!this.waiting.delete(finish)) return
+        clearTimeout(timer)
+        if (err === undefined) resolve(woke)
+        else reject(err)
+      }
+      this.waiting.add(finish)
       for (const r of reads) {
         r.then(
           (woke) => {
-            if (woke) resolve(true)
-            else if (--pending === 0) resolve(false)
+            if (woke) finish(true)
+            else if (--pending === 0) finish(false)
           },
-          (err) => reject(err),
+          (err) => finish(false, err),
         )
       }
     })
@@ -63,8 +85,13 @@ export class EntryWaiter {
 
   private read(name: string, group: StreamTails[], blockMs: number): Promise<boolean> {
     let lane = this.lanes.get(name)
+    if (lane?.inFlight && Date.now() - lane.sentAt > blockMs + LANE_GRACE_MS) {
+      // Unanswered long past its BLOCK time: the link is dead. A fresh lane takes over.
+      lane.conn.disconnect()
+      lane = undefined
+    }
     if (!lane) {
-      lane = { conn: this.connect(), inFlight: null }
+      lane = { conn: this.connect(), inFlight: null, sentAt: 0 }
       this.lanes.set(name, lane)
     }
     if (lane.inFlight) return lane.inFlight
@@ -83,6 +110,7 @@ export class EntryWaiter {
       return res !== null
     })()
     l.inFlight = read
+    l.sentAt = Date.now()
     const clear = () => {
       if (l.inFlight === read) l.inFlight = null
     }
@@ -90,15 +118,22 @@ export class EntryWaiter {
     return read
   }
 
-  /** Cuts every blocked read at once (they reject); the lanes reconnect on the next wait. */
+  /**
+   * Ends the waits in progress at once (they answer false) and cuts every blocked read; the
+   * lanes reconnect on the next wait.
+   */
   interrupt(): void {
-    for (const lane of this.lanes.values()) lane.conn.disconnect()
+    for (const finish of [...this.waiting]) finish(false)
+    for (const lane of this.lanes.values()) {
+      lane.conn.disconnect()
+      lane.inFlight = null
+    }
   }
 
-  /** Closes every lane's connection. */
+  /** Ends the waits in progress and closes every lane's connection. */
   close(): void {
     this.closed = true
-    for (const lane of this.lanes.values()) lane.conn.disconnect()
+    this.interrupt()
     this.lanes.clear()
   }
 }
