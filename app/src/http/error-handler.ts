@@ -63,6 +63,8 @@ export function errorHandler(config: Pick<Config, 'maxBodyBytes'>) {
     if (status === 429 && (err as unknown as { retryAfter?: string }).retryAfter) {
       reply.header('retry-after', (err as unknown as { retryAfter: string }).retryAfter)
     }
+    // Every 503 is temporary (Redis away or full, replicas behind, a draining process): say when.
+    if (status === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', '1')
     if (status >= 500 && status !== 503) req.log.error({ err }, 'request failed')
     const reason = STATUS_CODES[status] ?? 'Error'
     reply
