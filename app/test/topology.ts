@@ -423,6 +423,23 @@ export class LocalCluster {
     return (await this.view()).find((x) => x.port === master.port)?.slots ?? []
   }
 
+  /**
+   * The master serving `key`'s slot now (CLUSTER KEYSLOT, asked of a live node), with its index in
+   * masters() -- what killMaster() takes.
+   */
+  async masterFor(key: string): Promise<{ node: ClusterNode; index: number; slot: number }> {
+    const live = this.nodes.find((n) => n.alive)
+    if (!live) throw new Error('no cluster node is running')
+    const slot = Number(await call(live.port, ['CLUSTER', 'KEYSLOT', key]))
+    const view = await this.view()
+    const masters = await this.masters()
+    const index = masters.findIndex((m) =>
+      view.find((v) => v.port === m.port)?.slots.some(([a, b]) => slot >= a && slot <= b),
+    )
+    if (index < 0) throw new Error(`no live master serves slot ${slot} (key ${key})`)
+    return { node: masters[index]!, index, slot }
+  }
+
   /** The (not failed) replicas of a master, from CLUSTER NODES. */
   async replicasOf(master: ClusterNode): Promise<ClusterNode[]> {
     const v = await this.view()

@@ -470,7 +470,7 @@ dlq
     })
   })
 
-const queues = program.command('queues').description('queues: list, pause, resume')
+const queues = program.command('queues').description('queues: list, pause, resume, partition')
 queues.action(async () => {
   await withQueue(async (q) => {
     const s = await q.stats()
@@ -479,7 +479,7 @@ queues.action(async () => {
         .map(([p, v]) => `${p}:${v.lag}`)
         .join(' ')
       process.stdout.write(
-        `${x.queue.padEnd(16)} ${x.paused ? 'paused ' : 'running'}  waiting ${depth}  delayed ${x.delayed}  dlq ${x.dlq}  oldest ${x.oldest_waiting_ms ?? '-'} ms\n`,
+        `${(x.partitions ? `${x.queue}[${x.partitions}]` : x.queue).padEnd(16)} ${x.paused ? 'paused ' : 'running'}  waiting ${depth}  delayed ${x.delayed}  dlq ${x.dlq}  oldest ${x.oldest_waiting_ms ?? '-'} ms\n`,
       )
     }
   })
@@ -492,6 +492,21 @@ queues
   .command('resume')
   .argument('<queue>')
   .action(async (name: string) => withQueue(async (q) => q.resumeQueue(name)))
+queues
+  .command('partitions')
+  .description("show a queue's partition count, or raise it (it only grows; ADR 0017)")
+  .argument('<queue>')
+  .argument('[count]', 'the new count')
+  .action(async (name: string, count?: string) =>
+    withQueue(async (q) => {
+      if (count === undefined) {
+        print({ queue: name, partitions: await q.partitions(name) })
+        return
+      }
+      const n = Number(count)
+      print(await q.setPartitions(name, Number.isInteger(n) ? n : Number.NaN))
+    }),
+  )
 
 const workers = program.command('workers').description('live workers; pause, resume or drain one')
 workers.option('--json', 'machine-readable').action(async (o: { json?: boolean }) => {

@@ -17,6 +17,7 @@
 
 import type { Config } from '../config.ts'
 import { DtqError } from '../errors.ts'
+import { logicalQueue } from '../queue/partitions.ts'
 import type { RedisClient } from '../redis/connection.ts'
 import {
   compareDigits,
@@ -65,7 +66,7 @@ const byId = (a: LifecycleEvent, b: LifecycleEvent) => compareIds(a.id, b.id)
 
 function matches(f: EventFilter, e: LifecycleEvent): boolean {
   return (
-    (!f.queue || f.queue === e.queue) &&
+    (!f.queue || f.queue === e.queue || f.queue === logicalQueue(e.queue)) &&
     (!f.task_type || f.task_type === e.task_type) &&
     (!f.job_id || f.job_id === e.job_id)
   )
@@ -330,7 +331,7 @@ export class EventHub {
     const upTo: Array<[string, string]> = []
     for (const [q, pos] of this.positions) {
       if (compareIds(pos, newest) > 0) newest = pos
-      if (!filter.queue || filter.queue === q) upTo.push([q, pos])
+      if (!filter.queue || filter.queue === q || filter.queue === logicalQueue(q)) upTo.push([q, pos])
     }
     sub.replay = () => this.replay(sub, start, upTo, newest)
     return sub

@@ -4,6 +4,7 @@
  */
 import Type, { type Static, type TSchema } from 'typebox'
 import { PRIORITIES, STATES } from '../queue/job.ts'
+import { MAX_PARTITIONS } from '../queue/partitions.ts'
 import { JOB_ID_PATTERN, QUEUE_PATTERN } from '../queue/validate.ts'
 import { WORKER_COMMANDS } from '../redis/registry.ts'
 
@@ -301,10 +302,28 @@ export const QueueStatsS = Type.Object({
   delayed: Type.Integer(),
   dlq: Type.Integer(),
   oldest_waiting_ms: Nullable(Type.Number()),
+  partitions: Type.Optional(
+    Type.Integer({ description: "a partitioned queue's partition count; the row sums its partitions" }),
+  ),
 })
 
 export const QueuesReply = Type.Object({ items: Type.Array(QueueStatsS) })
 export const QueueParams = Type.Object({ queue: QueueName }, strict)
+export const PartitionsBody = Type.Object(
+  {
+    partitions: Type.Integer({
+      minimum: 1,
+      maximum: MAX_PARTITIONS,
+      description: 'the new count (it only grows)',
+    }),
+  },
+  strict,
+)
+export const PartitionsReply = Type.Object({
+  queue: Type.String(),
+  partitions: Type.Integer(),
+  before: Type.Integer(),
+})
 
 export const WorkerS = Type.Object({
   id: Type.String(),

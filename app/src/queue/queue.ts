@@ -26,6 +26,14 @@ import {
 import { GENERATED_ID } from './ids.ts'
 import type { Backoff, Job, JobState, Priority } from './job.ts'
 import { F, STATES } from './job.ts'
+import {
+  logicalQueue,
+  MAX_PARTITIONS,
+  PHYSICAL_QUEUE_PATTERN,
+  partitionName,
+  partitionsOf,
+  pickPartition,
+} from './partitions.ts'
 import type { DlqFilter } from './system-tasks.ts'
 import {
   checkInt,
@@ -205,6 +213,8 @@ export class Queue {
    */
   readonly clock: Clock
   private readonly ownsRedis: boolean
+  /** The next partition for the keyless jobs of a call to a partitioned queue. */
+  private roundRobin = 0
   private readonly ownClock: RedisClock | undefined
 
   constructor(
@@ -393,11 +403,27 @@ export class Queue {
     })
     throwIfProblems(problems, specs.length > 1 ? 'invalid jobs' : 'invalid job')
 
+    // A partitioned queue's jobs go to their partitions (partitions.ts): by routing key, and the
+    // keyless jobs of one call all to the next partition in turn (so a call stays one write).
+    const counts = await Promise.all(
+      [...new Set(prepared.map((p) => p!.queue))].map(
+        async (q) => [q, await this.store.partitionCount(q)] as const,
+      ),
+    )
+    const partitions = new Map(counts)
+    const turn = new Map<string, number>()
     const byQueue = new Map<string, number[]>()
     prepared.forEach((p, i) => {
-      const list = byQueue.get(p!.queue) ?? []
+      const n = partitions.get(p!.queue)!
+      let physical = p!.queue
+      if (n > 1) {
+        if (!turn.has(p!.queue)) turn.set(p!.queue, this.roundRobin++)
+        const spec = specs[i]!
+        physical = partitionName(p!.queue, pickPartition(n, spec, turn.get(p!.queue)!))
+      }
+      const list = byQueue.get(physical) ?? []
       list.push(i)
-      byQueue.set(p!.queue, list)
+      byQueue.set(physical, list)
     })
     const results: AddResult[] = new Array(specs.length)
     const chunk = opts.allOrNothing ? ATOMIC_MAX_JOBS : BULK_CHUNK
@@ -498,8 +524,13 @@ export class Queue {
   }
 
   async stats(): Promise<{ queues: QueueStats[]; totals: Record<JobState, number> & { dlq: number } }> {
-    // Two round trips whatever the number of queues: the registry, then one call per queue.
-    const queues = await this.store.queuesStats(await this.store.queues())
+    // Two round trips whatever the number of queues: the registry, then one call per queue; a
+    // partitioned queue's partitions are summed into one row.
+    const [physical, counts] = await Promise.all([
+      this.store.queuesStats(await this.store.queues()),
+      this.store.partitionCounts(),
+    ])
+    const queues = mergePartitions(physical, counts)
     const totals = Object.fromEntries(STATES.map((s) => [s, 0])) as Record<JobState, number> & { dlq: number }
     totals.dlq = 0
     for (const q of queues) {
@@ -509,8 +540,32 @@ export class Queue {
     return { queues, totals }
   }
 
+  /** The queues, a partitioned queue once. */
   async queueNames(): Promise<string[]> {
-    return this.store.queues()
+    return [...new Set((await this.store.queues()).map(logicalQueue))]
+  }
+
+  /**
+   * Spreads a queue over `count` partitions (ADR 0017): on a Redis Cluster, over as many slots.
+   * A count only grows. Workers serving the queue pick the new partitions up at their next
+   * heartbeat; producers route to them within PARTITIONS_FRESH_MS.
+   */
+  async setPartitions(
+    queue: string,
+    count: number,
+  ): Promise<{ queue: string; partitions: number; before: number }> {
+    const problems: Problems = []
+    checkName(problems, 'queue', queue, QUEUE_PATTERN, QUEUE_RULE)
+    checkInt(problems, 'partitions', count, 1, MAX_PARTITIONS)
+    throwIfProblems(problems, 'invalid request')
+    const { before, after } = await this.store.setPartitions(queue, count)
+    return { queue, partitions: after, before }
+  }
+
+  /** How many partitions a queue has (1: not partitioned). */
+  async partitions(queue: string): Promise<number> {
+    this.checkQueue(queue)
+    return (await this.store.partitionCounts(true)).get(queue) ?? 1
   }
 
   async throughput(minutes = 60) {
@@ -570,7 +625,7 @@ export class Queue {
    */
   async dlqBounds(queue?: string): Promise<Record<string, string>> {
     this.checkQueue(queue)
-    return dlqTails(this.store, queue ? [queue] : await this.store.queues())
+    return dlqTails(this.store, await this.store.physicalQueues(queue))
   }
 
   /**
@@ -597,7 +652,7 @@ export class Queue {
         problems.push('bounds must map queues to entry ids')
       else
         for (const [q, id] of Object.entries(opts.bounds)) {
-          checkName(problems, 'bounds', q, QUEUE_PATTERN, 'queue names')
+          checkName(problems, 'bounds', q, PHYSICAL_QUEUE_PATTERN, 'queue names')
           if (typeof id !== 'string' || !/^\d{1,20}-\d{1,20}$/.test(id))
             problems.push(`bounds.${q} must be a stream entry id`)
         }
@@ -613,7 +668,7 @@ export class Queue {
     let done = 0
     const startedAt = Date.now()
     for (const queue of Object.keys(bounds).sort()) {
-      if (filter.queue !== undefined && queue !== filter.queue) continue
+      if (filter.queue !== undefined && logicalQueue(queue) !== filter.queue) continue
       let hi = bounds[queue]!
       while (done < max && !opts.signal?.aborted) {
         const page = await dlqPage(this.store, queue, hi, Math.min(100, rate, max - done))
@@ -651,21 +706,26 @@ export class Queue {
     this.checkQueue(queue)
     const before = days === 0 ? this.clock.now() + 1 : this.clock.now() - days * 86_400_000
     let total = 0
-    for (const q of queue ? [queue] : await this.store.queues())
+    for (const q of await this.store.physicalQueues(queue))
       total += await this.store.dlqPurgeBefore(q, before)
     return total
   }
 
   // ---- queues and workers ------------------------------------------------------------------
 
+  /** Pauses a queue (every partition of a partitioned one). */
   async pauseQueue(queue: string): Promise<void> {
     this.checkQueue(queue)
-    await this.store.setPaused(queue, true)
+    for (const q of await this.partitionsFresh(queue)) await this.store.setPaused(q, true)
   }
 
   async resumeQueue(queue: string): Promise<void> {
     this.checkQueue(queue)
-    await this.store.setPaused(queue, false)
+    for (const q of await this.partitionsFresh(queue)) await this.store.setPaused(q, false)
+  }
+
+  private async partitionsFresh(queue: string): Promise<string[]> {
+    return partitionsOf(queue, (await this.store.partitionCounts(true)).get(queue) ?? 1)
   }
 
   workers(): Promise<WorkerInfo[]> {
@@ -683,3 +743,41 @@ export class Queue {
     throwIfProblems(problems, 'invalid request')
   }
 }
+
+/**
+ * Queue stats with each partitioned queue's partitions summed into one row, named by the queue
+ * and carrying `partitions` (its count); other rows as they are. A queue is paused when any of
+ * its partitions is (pausing one pauses all); its oldest waiting job is the oldest of them all.
+ */
+function mergePartitions(rows: QueueStats[], counts: Map<string, number>): QueueStats[] {
+  const out = new Map<string, QueueStats>()
+  for (const r of rows) {
+    const name = logicalQueue(r.queue)
+    const acc = out.get(name)
+    if (!acc) {
+      const row = structuredClone(r)
+      row.queue = name
+      if ((counts.get(name) ?? 1) > 1 || name !== r.queue) row.partitions = Math.max(counts.get(name) ?? 1, 1)
+      out.set(name, row)
+      continue
+    }
+    acc.partitions = Math.max(counts.get(name) ?? 1, acc.partitions ?? 1)
+    acc.paused ||= r.paused
+    for (const k of Object.keys(r.counts) as Array<keyof QueueStats['counts']>) acc.counts[k] += r.counts[k]
+    for (const [k, v] of Object.entries(r.totals)) acc.totals[k] = (acc.totals[k] ?? 0) + v
+    for (const p of Object.keys(r.streams) as Array<keyof QueueStats['streams']>) {
+      const a = acc.streams[p]
+      const b = r.streams[p]
+      a.length += b.length
+      a.pending += b.pending
+      a.lag += b.lag
+      a.oldest_waiting_ms = oldest(a.oldest_waiting_ms, b.oldest_waiting_ms)
+    }
+    acc.delayed += r.delayed
+    acc.dlq += r.dlq
+    acc.oldest_waiting_ms = oldest(acc.oldest_waiting_ms, r.oldest_waiting_ms)
+  }
+  return [...out.values()].sort((a, b) => (a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : 0))
+}
+
+const oldest = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : Math.max(a, b))

@@ -100,6 +100,10 @@ export class Keys {
   queues(): string {
     return `${this.prefix}:queues`
   }
+  /** Partition counts of partitioned queues (hash: queue → N; app/src/queue/partitions.ts). */
+  partitions(): string {
+    return `${this.prefix}:partitions`
+  }
   /** Paused queue names (set): what workers read each heartbeat, one command for all their queues. */
   paused(): string {
     return `${this.prefix}:paused`

@@ -4,7 +4,8 @@
  * desc -- shared by the API, the store's page merge and the `list` function (scripts/list.lua).
  */
 import { DtqError } from '../errors.ts'
-import { JOB_ID_PATTERN, QUEUE_PATTERN } from '../queue/validate.ts'
+import { PHYSICAL_QUEUE_PATTERN } from '../queue/partitions.ts'
+import { JOB_ID_PATTERN } from '../queue/validate.ts'
 
 export interface ListCursor {
   score: number
@@ -37,7 +38,7 @@ export function decodeCursor(s: string): ListCursor | null {
       typeof v[1] === 'string' &&
       JOB_ID_PATTERN.test(v[1]) &&
       typeof v[2] === 'string' &&
-      QUEUE_PATTERN.test(v[2])
+      PHYSICAL_QUEUE_PATTERN.test(v[2])
     ) {
       const c = { score: v[0], id: v[1], queue: v[2] }
       if (encodeCursor(c) === s) return c

@@ -53,6 +53,8 @@ export interface QueueStats {
   delayed: number
   dlq: number
   oldest_waiting_ms: number | null
+  /** A partitioned queue's partition count (its row sums them: mergePartitions). */
+  partitions?: number
 }
 
 /** `queue_stats`: index counts, stats hash (flat), delayed, DLQ length, paused, per priority. */
@@ -95,8 +97,9 @@ export class JobReads extends StoreBase {
    */
   async findJobs(id: string, queue?: string): Promise<Job[]> {
     if (queue) {
-      const job = await this.getJob(queue, id)
-      return job ? [job] : []
+      // A partitioned queue: every partition (a caller's id routes by its partition_key first).
+      const jobs = await Promise.all((await this.physicalQueues(queue)).map((q) => this.getJob(q, id)))
+      return jobs.filter((j): j is Job => j !== null)
     }
     if (!GENERATED_ID.test(id)) return this.readEverywhere(id)
     const hint = this.keys.locBlock(idBlock(id))
@@ -127,7 +130,7 @@ export class JobReads extends StoreBase {
    * round trip after the registry's; in queue name order.
    */
   async findByIdempotencyKey(keyHash: string, queue?: string): Promise<Job[]> {
-    const queues = queue ? [queue] : await this.queues()
+    const queues = await this.physicalQueues(queue || undefined)
     const values = await Promise.all(queues.map((q) => this.redis.get(this.keys.idempotency(q, keyHash))))
     const jobs = await Promise.all(queues.map((q, i) => this.jobOfKey(q, values[i] ?? null)))
     return jobs.filter((j): j is Job => j !== null)
@@ -265,7 +268,7 @@ export class JobReads extends StoreBase {
     limit: number
   }): Promise<Page<Job>> {
     const cursor = startAt(q.cursor)
-    const queues = q.queue ? [q.queue] : await this.queues()
+    const queues = await this.physicalQueues(q.queue || undefined)
     // Queued and active jobs have no index: their entries in the ready streams are it (newest
     // first by entry time); the other states have an index zset each.
     const streams = !q.state ? 'all' : STREAM_STATES.includes(q.state) ? q.state : 'none'
@@ -296,7 +299,7 @@ export class JobReads extends StoreBase {
     limit: number
   }): Promise<Page<Job & { dlq_entry: string; failed_at: number }>> {
     const cursor = startAt(q.cursor)
-    const queues = q.queue ? [q.queue] : await this.queues()
+    const queues = await this.physicalQueues(q.queue || undefined)
     const now = this.clock.now()
     const needle = q.error_contains?.toLowerCase()
     const maxFailedAt = q.older_than_ms === undefined ? '' : Math.max(0, now - q.older_than_ms)

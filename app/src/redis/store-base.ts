@@ -3,6 +3,7 @@
  * and how a function of the library is called. JobReads (reads.ts) and JobStore (store.ts, the
  * state changes) build on it; nothing else in DTQ talks to Redis about jobs.
  */
+import { partitionsOf } from '../queue/partitions.ts'
 import type { RedisClient } from './connection.ts'
 import { Keys } from './keys.ts'
 import { functions, type ScriptName } from './scripts.ts'
@@ -37,6 +38,12 @@ export const DEFAULT_MAX_QUEUES = 1000
 
 /** How often a process records that its function library is in use (see pruneFunctionLibraries). */
 const LIBRARY_SEEN_EVERY_MS = 3_600_000
+
+/**
+ * How long a process trusts the partition counts it read. Counts only grow, so a stale count
+ * routes to and reads partitions that exist -- fewer of them -- for at most this long.
+ */
+export const PARTITIONS_FRESH_MS = 1000
 
 /** A block hint lives 30 days (one key per thousand generated ids). */
 export const LOC_BLOCK_TTL_S = 30 * 86_400
@@ -89,5 +96,45 @@ export class StoreBase {
 
   async queues(): Promise<string[]> {
     return (await this.redis.smembers(this.keys.queues())).sort()
+  }
+
+  private partitionCache: {
+    at: number
+    counts: Map<string, number>
+    reading?: Promise<Map<string, number>>
+  } = {
+    at: Number.NEGATIVE_INFINITY,
+    counts: new Map(),
+  }
+
+  /** The partition counts of partitioned queues (read at most every PARTITIONS_FRESH_MS). */
+  async partitionCounts(fresh = false): Promise<Map<string, number>> {
+    const c = this.partitionCache
+    if (!fresh && Date.now() - c.at < PARTITIONS_FRESH_MS) return c.counts
+    c.reading ??= this.redis
+      .hgetall(this.keys.partitions())
+      .then((h) => {
+        const counts = new Map(Object.entries(h).map(([q, n]) => [q, Number(n)] as const))
+        this.partitionCache = { at: Date.now(), counts }
+        return counts
+      })
+      .finally(() => {
+        c.reading = undefined
+      })
+    return c.reading
+  }
+
+  /** How many partitions a queue has (1: not partitioned). */
+  async partitionCount(queue: string): Promise<number> {
+    return (await this.partitionCounts()).get(queue) ?? 1
+  }
+
+  /**
+   * The physical queues a read of `queue` covers: its partitions (just itself when it has
+   * none), or, without a queue, every queue in the registry (partitions included).
+   */
+  async physicalQueues(queue?: string): Promise<string[]> {
+    if (queue === undefined) return this.queues()
+    return partitionsOf(queue, await this.partitionCount(queue))
   }
 }

@@ -7,6 +7,7 @@
 import { DtqError } from '../errors.ts'
 import { GENERATED_ID } from '../queue/ids.ts'
 import { decodeJob, F, type Job, PRIORITIES, type Priority, pairsToRecord } from '../queue/job.ts'
+import { partitionsOf } from '../queue/partitions.ts'
 import { callOnKey, primaries, type RedisClient, scanKeys } from './connection.ts'
 import { IdAllocator } from './id-allocator.ts'
 import { GROUP } from './keys.ts'
@@ -532,6 +533,40 @@ export class JobStore extends JobReads {
     // What this process knows is registered (bounded like the registry: forgotten names go).
     if (this.knownQueues.size >= 2 * max) this.knownQueues.clear()
     this.knownQueues.add(queue)
+  }
+
+  /**
+   * Raises a queue's partition count to `count` (ADR 0017; never lowers it: the jobs of a dropped
+   * partition would be stranded). Each new partition is registered and given its consumer groups
+   * before the count is raised, so no producer routes to a partition that is not ready; a paused
+   * queue's new partitions are paused too. Returns the count before and after.
+   */
+  async setPartitions(queue: string, count: number): Promise<{ before: number; after: number }> {
+    const before = (await this.partitionCounts(true)).get(queue) ?? 1
+    if (count < before) {
+      throw new DtqError(
+        'INVALID_STATE',
+        `queue ${queue} has ${before} partitions: a count only grows (lowering it would strand the jobs of the dropped partitions)`,
+        { partitions: before },
+      )
+    }
+    const names = partitionsOf(queue, count)
+    const paused = (await this.pausedQueues([queue])).has(queue)
+    for (const q of names) await this.registerQueue(q)
+    await Promise.all(names.map((q) => this.ensureGroups(q)))
+    if (paused) for (const q of names.slice(before)) await this.setPaused(q, true)
+    // Raised only, atomically: two admins raising at once end with the larger count.
+    const after = Number(
+      await this.redis.eval(
+        "local n = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '1') if tonumber(ARGV[2]) > n then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) return tonumber(ARGV[2]) end return n",
+        1,
+        this.keys.partitions(),
+        queue,
+        count,
+      ),
+    )
+    await this.partitionCounts(true)
+    return { before, after }
   }
 
   /**

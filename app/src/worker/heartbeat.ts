@@ -28,6 +28,8 @@ export interface HeartbeatOptions {
   /** The worker's state now (`idle` and `stopped` are reported as `stopping`). */
   state: () => WorkerState | 'idle' | 'stopped'
   onCommand: (cmd: WorkerCommand) => void
+  /** Each beat, before the paused queues are read: picks up new partitions of served queues. */
+  refreshQueues?: () => Promise<void>
 }
 
 /** No fetch or wait started for this long while running with free slots: the loop is stuck. */
@@ -66,6 +68,7 @@ export class Heartbeat {
     this.checkStall()
     const cmd = await registry.takeCommand(this.o.id)
     if (cmd) this.o.onCommand(cmd)
+    await this.o.refreshQueues?.()
     const paused = await store.pausedQueues([...this.o.queues])
     const resumed = [...processor.pausedQueues].some((q) => !paused.has(q))
     processor.pausedQueues = paused

@@ -19,6 +19,7 @@
  */
 import { hostname } from 'node:os'
 import { type Config, checkConfig } from '../config.ts'
+import { partitionsOf } from '../queue/partitions.ts'
 import { Queue } from '../queue/queue.ts'
 import { DLQ_RETRY_TASK } from '../queue/system-tasks.ts'
 import { checkName, TASK_TYPE_PATTERN, throwIfProblems } from '../queue/validate.ts'
@@ -125,6 +126,8 @@ export class Worker {
   readonly clock: Clock
   state: WorkerState | 'idle' | 'stopped' = 'idle'
   private readonly handlers = new Map<string, Handler>()
+  /** The physical queues served: WORKER_QUEUES, each partitioned queue with its partitions. */
+  private readonly queues: string[]
   private readonly redis: RedisClient
   private readonly waiter: EntryWaiter
   private readonly fetchConns: RedisClient[]
@@ -145,6 +148,7 @@ export class Worker {
   constructor(settings: WorkerSettings, opts: WorkerOptions = {}) {
     validateWorkerSettings(settings)
     this.settings = settings
+    this.queues = [...settings.workerQueues]
     this.opts = opts
     this.log = opts.log ?? silent
     const host = hostname()
@@ -223,7 +227,7 @@ export class Worker {
       fetchStores: this.fetchConns.map((r) => new JobStore(r, { ...storeOpts, clock: this.clock })),
       waiter: this.waiter,
       consumer: this.id,
-      queues: settings.workerQueues,
+      queues: this.queues,
       concurrency: settings.workerConcurrency,
       handlers: this.handlers,
       backoff: {
@@ -246,7 +250,7 @@ export class Worker {
       clock: this.clock,
       log: this.log,
       id: this.id,
-      queues: settings.workerQueues,
+      queues: this.queues,
       claimIdleMs: settings.claimIdleMs,
       maxDeliveries: settings.maxDeliveries,
       schedulerPollMs: opts.schedulerPollMs ?? 500,
@@ -266,14 +270,29 @@ export class Worker {
       maintenance: this.maintenance,
       clock: this.clock,
       log: this.log,
-      queues: settings.workerQueues,
+      queues: this.queues,
       concurrency: settings.workerConcurrency,
       startedAt: () => this.startedAt,
       state: () => this.state,
       onCommand: (cmd) => this.command(cmd),
+      refreshQueues: () => this.servePartitions(),
     })
     if (opts.builtins !== false) for (const [t, h] of Object.entries(builtinHandlers)) this.handlers.set(t, h)
     this.handlers.set(DLQ_RETRY_TASK, dlqRetryHandler(new Queue(this.redis, settings, { clock: this.clock })))
+  }
+
+  /**
+   * Serves every partition of the queues it was given (ADR 0017): the list the processor,
+   * maintenance and heartbeat share is updated in place when a queue gained partitions. Their
+   * groups exist already (setPartitions makes them before it raises the count).
+   */
+  private async servePartitions(): Promise<void> {
+    const counts = await this.store.partitionCounts()
+    const want = this.settings.workerQueues.flatMap((q) => partitionsOf(q, counts.get(q) ?? 1))
+    if (want.length === this.queues.length && want.every((q, i) => q === this.queues[i])) return
+    this.queues.splice(0, this.queues.length, ...want)
+    this.log.info({ worker: this.id, queues: this.queues }, 'serving partitions')
+    this.processor.refresh() // a round through every queue next: a wait would not see new ones
   }
 
   /** Registers the handler of a task type (replacing any earlier one, built-ins included). */
@@ -306,6 +325,7 @@ export class Worker {
         // Registered first: a queue beyond MAX_QUEUES stops the start before anything is written for it.
         for (const q of this.settings.workerQueues) await this.store.registerQueue(q)
         await Promise.all(this.settings.workerQueues.map((q) => this.store.ensureGroups(q)))
+        await this.servePartitions()
         await this.leases.start()
         await this.subscriber.subscribe(this.store.keys.cancelChannel(), this.store.keys.controlChannel())
         this.state = 'running'
@@ -318,7 +338,7 @@ export class Worker {
     this.heartbeat.start()
     this.processor.start()
     this.log.info(
-      { worker: this.id, queues: this.settings.workerQueues, concurrency: this.settings.workerConcurrency },
+      { worker: this.id, queues: this.queues, concurrency: this.settings.workerConcurrency },
       'worker started',
     )
   }
@@ -387,7 +407,7 @@ export class Worker {
     await this.processor.drain(Date.now() + 2000)
     await this.leases.stop()
     await this.heartbeat.stop()
-    for (const q of this.settings.workerQueues) await this.store.removeConsumer(q, this.id).catch(() => {})
+    for (const q of this.queues) await this.store.removeConsumer(q, this.id).catch(() => {})
     await this.registry.remove(this.id).catch(() => {})
     this.state = 'stopped'
     this.disconnect()

@@ -10,15 +10,23 @@ import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs'
 import { createServer, type Server, Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { Redis } from 'ioredis'
-import { connectRedis, createRedis } from '../../src/redis/connection.ts'
+import {
+  callOnKey,
+  connectRedis,
+  createRedis,
+  type RedisClient,
+  type RedisTarget,
+  scanKeys,
+  standalone,
+} from '../../src/redis/connection.ts'
 import { GROUP, Keys } from '../../src/redis/keys.ts'
 import { canConnect, freePort } from '../../src/redis/local-server.ts'
-import { waitFor } from '../helpers.ts'
+import { targetEnv, waitFor } from '../helpers.ts'
 import { FIXTURE_HANDLERS, launch, readLedger, type WorkerProcess } from '../processes.ts'
 
 export const FULL = process.env.CHAOS_FULL === '1'
 export const Q = 'default'
+const PRIOS = ['high', 'normal', 'low'] as const
 
 /** A private redis-server we can kill, stop and restart. */
 export class RedisServer {
@@ -150,18 +158,25 @@ export class LinkProxy {
 
 export type Proc = WorkerProcess
 
-/** One system under test: settings shared by its processes, and their handles. */
+/**
+ * One system under test: settings shared by its processes, and their handles. Its Redis is a
+ * server's URL or any RedisTarget (a Cluster, a Sentinel group): the processes get the target's
+ * settings (targetEnv), the checker connects to it the same way, and every check below is
+ * slot-correct (the queue's keys share its hash tag; SCAN per primary; XINFO routed by key).
+ */
 export class System {
   readonly prefix = `c${Math.random().toString(36).slice(2, 8)}`
   readonly ledger: string
   readonly env: Record<string, string>
+  readonly target: RedisTarget
   readonly procs: Proc[] = []
-  redis!: Redis
+  redis!: RedisClient
 
-  constructor(redisUrl: string, env: Record<string, string> = {}) {
+  constructor(redis: string | RedisTarget, env: Record<string, string> = {}) {
+    this.target = typeof redis === 'string' ? standalone(redis) : redis
     this.ledger = join(mkdtempSync(join(tmpdir(), 'dtq-ledger-')), 'ledger.txt')
     this.env = {
-      REDIS_URL: redisUrl,
+      ...targetEnv(this.target),
       KEY_PREFIX: this.prefix,
       LEDGER_FILE: this.ledger,
       LEASE_MS: '200',
@@ -177,9 +192,10 @@ export class System {
     }
   }
 
-  /** A client for the checker (its own connection, straight to Redis). */
-  async connect(url = this.env.REDIS_URL!): Promise<void> {
-    this.redis = createRedis({ target: url, commandTimeoutMs: 5000 })
+  /** A client for the checker (its own connection, straight to Redis: a URL, or the system's target). */
+  async connect(to: string | RedisTarget = this.target): Promise<void> {
+    this.redis?.disconnect()
+    this.redis = createRedis({ target: to, commandTimeoutMs: 5000 })
     await connectRedis(this.redis, 20_000)
   }
 
@@ -217,13 +233,15 @@ export class System {
     try {
       await waitFor(
         async () => {
-          const p = this.redis.pipeline()
-          for (const s of ['scheduled', 'active', 'retrying']) p.zcard(this.keys.index(Q, s))
-          for (const pr of ['high', 'normal', 'low'] as const) p.xlen(this.keys.stream(Q, pr))
-          for (const pr of ['high', 'normal', 'low'] as const) p.xpending(this.keys.stream(Q, pr), GROUP)
-          const res = (await p.exec()) ?? []
-          const counts = res.slice(0, 6).map((r) => Number(r[1]))
-          left = `scheduled/active/retrying ${counts.slice(0, 3).join('/')}, stream lengths ${counts.slice(3).join('/')}, pending ${JSON.stringify(res.slice(6).map((r) => r[1]))}`
+          // One command each (autopipelined; on a Cluster all go to the queue's node).
+          const k = this.keys
+          const res = await Promise.all([
+            ...['scheduled', 'active', 'retrying'].map((s) => this.redis.zcard(k.index(Q, s))),
+            ...PRIOS.map((pr) => this.redis.xlen(k.stream(Q, pr))),
+            ...PRIOS.map((pr) => this.redis.xpending(k.stream(Q, pr), GROUP)),
+          ])
+          const counts = res.slice(0, 6).map(Number)
+          left = `scheduled/active/retrying ${counts.slice(0, 3).join('/')}, stream lengths ${counts.slice(3).join('/')}, pending ${JSON.stringify(res.slice(6))}`
           return counts.every((n) => n === 0)
         },
         { timeoutMs, intervalMs: 200, what: 'queue drained' },
@@ -232,14 +250,17 @@ export class System {
       // What was left says which part stopped (a stuck consumer, an unpromoted job, ...), and
       // the processes' last log lines (warn and up) say why.
       const streams: unknown[] = []
-      for (const pr of ['high', 'normal', 'low'] as const) {
+      for (const pr of PRIOS) {
         const key = this.keys.stream(Q, pr)
-        const info = await this.redis.call('XINFO', 'STREAM', key).catch((e: Error) => e.message)
-        const groups = await this.redis.call('XINFO', 'GROUPS', key).catch((e: Error) => e.message)
-        streams.push({ pr, info, groups })
+        const xinfo = (sub: string) =>
+          Promise.resolve(callOnKey(this.redis, key, 'XINFO', sub, key)).catch((e: Error) => e.message)
+        streams.push({ pr, info: await xinfo('STREAM'), groups: await xinfo('GROUPS') })
       }
       left += `\nstreams: ${JSON.stringify(streams)}`
-      const workerKeys = await this.redis.keys(`${this.prefix}:worker:*`).catch(() => [] as string[])
+      const workerKeys: string[] = []
+      await scanKeys(this.redis, `${this.prefix}:worker:*`, (b) => {
+        workerKeys.push(...b)
+      }).catch(() => {})
       for (const wk of workerKeys)
         left += `\n${wk}: ${JSON.stringify(await this.redis.hgetall(wk).catch(() => ({})))}`
       // The process's scheduler state and CPU ticks (/proc/<pid>/stat): stopped (T), spinning (R), waiting (S).
@@ -264,8 +285,8 @@ export class System {
     const k = this.keys
     const stats = await this.redis.hgetall(k.stats(Q))
     let pending = 0
-    for (const p of ['high', 'normal', 'low'] as const) {
-      const r = (await this.redis.xpending(k.stream(Q, p), 'workers').catch(() => [0])) as [number]
+    for (const p of PRIOS) {
+      const r = (await this.redis.xpending(k.stream(Q, p), GROUP).catch(() => [0])) as [number]
       pending += Number(r[0] ?? 0)
     }
     return {
@@ -322,9 +343,14 @@ export class LoadGenerator {
         body: JSON.stringify({ ...this.body(id), job_id: id, idempotency_key: id }),
         signal: AbortSignal.timeout(3000),
       })
-      await r.arrayBuffer()
+      const body = await r.text()
       if (r.status === 200 || r.status === 201) return 'accepted'
       this.note(String(r.status))
+      let code = '?'
+      try {
+        code = String((JSON.parse(body) as { code?: string }).code ?? '?')
+      } catch {}
+      this.codes[`${r.status} ${code}`] = (this.codes[`${r.status} ${code}`] ?? 0) + 1
       if (r.status >= 500 || r.status === 429) return 'indeterminate'
       return 'rejected'
     } catch (err) {
@@ -341,6 +367,17 @@ export class LoadGenerator {
 
   /** Why submissions were not accepted: HTTP status or error code -> count (for reports). */
   readonly reasons: Record<string, number> = {}
+  /** The error replies by status and the API's code ("503 REPLICATION_TIMEOUT" -> count). */
+  readonly codes: Record<string, number> = {}
+  /** Each first submission of run(): when it was sent and answered, and how (for timelines). */
+  readonly answers: Array<{ id: string; sentAt: number; at: number; outcome: Outcome }> = []
+
+  /** Submissions sent at or after `t` (ms since the epoch) that were accepted. */
+  acceptedSince(t: number): number {
+    let n = 0
+    for (const a of this.answers) if (a.sentAt >= t && a.outcome === 'accepted') n++
+    return n
+  }
   private note(reason: string): void {
     this.reasons[reason] = (this.reasons[reason] ?? 0) + 1
   }
@@ -352,8 +389,10 @@ export class LoadGenerator {
     let next = Date.now()
     while (!this.stopped) {
       const id = `${this.prefix}-${this.seq++}`
+      const sentAt = Date.now()
       const p = this.submit(id).then((o) => {
         this.outcomes.set(id, o)
+        this.answers.push({ id, sentAt, at: Date.now(), outcome: o })
       })
       inflight.add(p)
       void p.finally(() => inflight.delete(p))

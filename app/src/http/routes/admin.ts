@@ -3,6 +3,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import {
   errorReplies,
   OkReply,
+  PartitionsBody,
+  PartitionsReply,
   QueueParams,
   QueuesReply,
   WorkerCommandParams,
@@ -47,6 +49,40 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     )
   }
+
+  app.get(
+    '/queues/:queue/partitions',
+    {
+      config: { role: 'read' },
+      schema: {
+        tags: ['queues'],
+        summary: "A queue's partition count (1: not partitioned)",
+        params: QueueParams,
+        response: { 200: PartitionsReply, ...errors },
+      },
+    },
+    async (req) => {
+      const n = await queue.partitions(req.params.queue)
+      return { queue: req.params.queue, partitions: n, before: n }
+    },
+  )
+
+  app.put(
+    '/queues/:queue/partitions',
+    {
+      config: { role: 'admin' },
+      schema: {
+        tags: ['queues'],
+        summary: 'Spread a queue over N partitions (N slots of a Redis Cluster); the count only grows',
+        description:
+          "Jobs are routed by partition_key, else idempotency_key, else job_id (the same key always lands in the same partition), and a request's keyless jobs go to the next partition in turn. Workers serving the queue serve every partition from their next heartbeat; listing, stats and the console show the queue as one. Lowering the count is refused (409): the jobs of a dropped partition would be stranded.",
+        params: QueueParams,
+        body: PartitionsBody,
+        response: { 200: PartitionsReply, ...errors },
+      },
+    },
+    async (req) => queue.setPartitions(req.params.queue, req.body.partitions),
+  )
 
   app.get(
     '/workers',

@@ -66,7 +66,10 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const now = Date.now()
     let c = depthCache.get(queueName)
     if (!c || now - c.at > 250) {
-      const depth = await queue.store.queuedCount(queueName)
+      // A partitioned queue's depth is its partitions' (read at once: one round trip per node).
+      const parts = await queue.store.physicalQueues(queueName)
+      const depths = await Promise.all(parts.map((q) => queue.store.queuedCount(q)))
+      const depth = depths.reduce((a, b) => a + b, 0)
       c = { depth, at: now }
       if (depthCache.size >= 2 * config.maxQueues) depthCache.clear() // bounded like the registry
       depthCache.set(queueName, c)
