@@ -1,4 +1,4 @@
-/** Queues with depth per priority, pending, delayed, lag, oldest waiting job, paused; pause and
+/** Queues (a partitioned one as one row, with its partition count) with depth per priority, pending, delayed, lag, oldest waiting job, paused; pause and
  * resume (admins). */
 import type { QueueStatsDto } from '@dtq/app/schemas'
 import { useAuth } from '../lib/auth'
@@ -14,7 +14,23 @@ export function QueueTable({ queues }: { queues: QueueStatsDto[] }) {
   const pause = usePauseQueue()
   const { can } = useAuth()
   const columns: Column<QueueStatsDto>[] = [
-    { header: 'Queue', cell: (q) => <strong>{q.queue}</strong> },
+    {
+      header: 'Queue',
+      cell: (q) => (
+        <>
+          <strong>{q.queue}</strong>
+          {q.partitions !== undefined && (
+            <span
+              className="muted"
+              title={`spread over ${q.partitions} partitions (Redis Cluster slots); the row sums them`}
+            >
+              {' '}
+              × {q.partitions} partitions
+            </span>
+          )}
+        </>
+      ),
+    },
     {
       header: 'Waiting (h / n / l)',
       headerTitle: 'waiting per priority: high / normal / low',
