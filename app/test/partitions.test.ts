@@ -6,7 +6,14 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Job } from '../src/queue/job.ts'
-import { logicalQueue, partitionIndex, partitionName, routingHash } from '../src/queue/partitions.ts'
+import {
+  logicalQueue,
+  PHYSICAL_QUEUE_PATTERN,
+  partitionIndex,
+  partitionName,
+  placePartitions,
+  routingHash,
+} from '../src/queue/partitions.ts'
 import { isCluster } from '../src/redis/connection.ts'
 import { type ApiBundle, apiSetup, bearer, TOKEN_SETTING } from './api-helpers.ts'
 import { waitFor } from './helpers.ts'
@@ -33,11 +40,38 @@ describe('partition names and routing', () => {
     expect(partitionName('q', 3)).toBe('q~3')
     expect(logicalQueue('q~3')).toBe('q')
     expect(partitionIndex('q~3')).toBe(3)
+    expect(partitionName('q', 3, 17)).toBe('q~3.17')
+    expect(partitionIndex('q~3.17')).toBe(3)
+    expect(logicalQueue('q~3.17')).toBe('q')
     expect(partitionIndex('q')).toBe(0)
     // FNV-1a 32: fixed values, so a key's partition never changes across releases.
     expect(routingHash('')).toBe(0x811c9dc5)
     expect(routingHash('a')).toBe(0xe40c292c)
     expect(routingHash('foobar')).toBe(0xbf9cf968)
+    for (const ok of ['q', 'q~1', 'q~127', 'q~3.17', 'a.b~2.999'])
+      expect(PHYSICAL_QUEUE_PATTERN.test(ok), ok).toBe(true)
+    for (const bad of ['q~0', 'q~', 'q~1.0', 'q~1.', 'q~1.1000', 'q~1~2', '~1'])
+      expect(PHYSICAL_QUEUE_PATTERN.test(bad), bad).toBe(false)
+  })
+
+  it('places each new partition on a primary with the fewest of the queue, keeping the ones it has', () => {
+    // A made-up placement: the node is a hash of the name, so some names collide.
+    const nodes = ['a', 'b', 'c']
+    const nodeOf = (p: string) => nodes[routingHash(p) % 3]!
+    for (const queue of ['hot', 'emails', 'q1', 'x']) {
+      for (const count of [3, 6, 9]) {
+        const names = placePartitions(queue, [queue], count, nodeOf, nodes)
+        expect(names[0]).toBe(queue)
+        expect(names.map(partitionIndex)).toEqual([...Array(count).keys()])
+        const per = nodes.map((n) => names.filter((p) => nodeOf(p) === n).length)
+        expect(per, `${queue} × ${count}`).toEqual([count / 3, count / 3, count / 3])
+      }
+      // Raised later: the first names stay as they were.
+      const three = placePartitions(queue, [queue], 3, nodeOf, nodes)
+      expect(placePartitions(queue, three, 6, nodeOf, nodes).slice(0, 3)).toEqual(three)
+    }
+    // One primary: plain names.
+    expect(placePartitions('q', ['q'], 3, null)).toEqual(['q', 'q~1', 'q~2'])
   })
 })
 
@@ -204,29 +238,41 @@ describe('a partitioned queue', () => {
         what: 'the new partitions served',
       },
     )
-    expect((await b.queue.workers())[0]?.queues).toEqual([
-      Q,
-      `${Q}~1`,
-      `${Q}~2`,
-      `${Q}~3`,
-      `${Q}~4`,
-      `${Q}~5`,
-    ])
+    const names = await b.queue.store.physicalQueues(Q)
+    expect(names).toHaveLength(6)
+    expect((await b.queue.workers())[0]?.queues).toEqual(names)
   })
 
-  it('on a Redis Cluster, its partitions spread over the primaries', async (ctx) => {
+  it('on a Redis Cluster, its partitions spread evenly over the primaries', async (ctx) => {
     b = await apiSetup()
     if (!isCluster(b.redis)) ctx.skip()
-    await b.queue.setPartitions(Q, 12)
-    const nodes = new Set<string>()
-    for (let i = 0; i < 12; i++) {
-      const slot = Number(
-        await b.redis.call('CLUSTER', 'KEYSLOT', b.queue.store.keys.base(partitionName(Q, i))),
-      )
-      const shards = (await b.redis.call('CLUSTER', 'SLOTS')) as Array<[number, number, [string, number]]>
+    const shards = (await b.redis.call('CLUSTER', 'SLOTS')) as Array<[number, number, [string, number]]>
+    const nodeOf = async (physical: string) => {
+      const slot = Number(await b.redis.call('CLUSTER', 'KEYSLOT', b.queue.store.keys.base(physical)))
       const owner = shards.find(([from, to]) => slot >= from && slot <= to)!
-      nodes.add(`${owner[2][0]}:${owner[2][1]}`)
+      return `${owner[2][0]}:${owner[2][1]}`
     }
-    expect(nodes.size).toBe(3)
+    for (const [queue, count] of [
+      ['hot', 3],
+      ['hot', 6],
+      ['emails', 9],
+    ] as const) {
+      await b.queue.setPartitions(queue, count)
+      const names = await b.queue.store.physicalQueues(queue)
+      expect(names).toHaveLength(count)
+      const per = new Map<string, number>()
+      for (const p of names) per.set(await nodeOf(p), (per.get(await nodeOf(p)) ?? 0) + 1)
+      expect([...per.values()], `${queue} × ${count}: ${names.join(' ')}`).toEqual([
+        count / 3,
+        count / 3,
+        count / 3,
+      ])
+    }
+    // Jobs go everywhere, and come back by id through the queue's name.
+    const res = await b.queue.addBulk(
+      Array.from({ length: 60 }, (_, i) => ({ task_type: 'echo', queue: 'emails', partition_key: `k${i}` })),
+    )
+    expect(new Set(await Promise.all(res.map((r) => nodeOf(r.job.queue)))).size).toBe(3)
+    for (const r of res.slice(0, 10)) expect((await b.queue.getJob(r.job.id, 'emails'))?.id).toBe(r.job.id)
   })
 })

@@ -128,6 +128,18 @@ export class RedisProcess {
     })
   }
 
+  /**
+   * SIGSTOP: the process is frozen (its replication link and cluster bus go quiet, its sockets
+   * stay open) until resume(). stop() resumes it first.
+   */
+  pause(): void {
+    if (this.alive) this.proc?.kill('SIGSTOP')
+  }
+
+  resume(): void {
+    if (this.alive) this.proc?.kill('SIGCONT')
+  }
+
   /** SIGKILL: no AOF fsync, no nodes.conf save — a crash. Resolves when the process is gone. */
   async kill9(): Promise<void> {
     const child = this.proc
@@ -376,6 +388,17 @@ export interface ClusterOptions {
   startTimeoutMs?: number
 }
 
+/**
+ * Around the kill -9 of a primary (killMaster, killPrimary): `beforeKill` runs once the primary
+ * and its replica are known, just before the kill (e.g. to freeze the replica so that it lags);
+ * `afterKill` right after it (e.g. to resume the replica). Nothing asks a node anything between
+ * the two, so a frozen replica delays nothing.
+ */
+export interface KillHooks {
+  beforeKill?: (primary: RedisProcess, replica: RedisProcess) => Promise<void> | void
+  afterKill?: (primary: RedisProcess, replica: RedisProcess) => Promise<void> | void
+}
+
 export class LocalCluster {
   readonly root: string
   readonly nodes: ClusterNode[]
@@ -550,15 +573,18 @@ export class LocalCluster {
    * kill -9 the master at `index` of masters() (ordered by first slot); resolves once one of its
    * replicas serves its slots in every live node's view, answers ROLE as master, and the cluster
    * is healthy again (cluster_state:ok everywhere). Returns the promoted node. The killed node
-   * stays down (node.restart() brings it back as a replica of the promoted one).
+   * stays down (node.restart() brings it back as a replica of the promoted one). `hooks` run
+   * around the kill (KillHooks; their replica is the master's first).
    */
-  async killMaster(index: number, timeoutMs = 30_000): Promise<ClusterNode> {
+  async killMaster(index: number, timeoutMs = 30_000, hooks: KillHooks = {}): Promise<ClusterNode> {
     const target = (await this.masters())[index]
     if (!target) throw new Error(`no master at index ${index}`)
     const [firstSlot] = (await this.slotsOf(target))[0] ?? []
     const candidates = (await this.replicasOf(target)).filter((n) => n.alive)
     if (candidates.length === 0) throw new Error(`master ${target.port} has no live replica to promote`)
+    await hooks.beforeKill?.(target, candidates[0]!)
     await target.kill9()
+    await hooks.afterKill?.(target, candidates[0]!)
     let promoted: ClusterNode | undefined
     try {
       await waitUntil(`a replica of ${target.port} to take over its slots`, timeoutMs, async () => {
@@ -756,12 +782,15 @@ export class LocalSentinelGroup {
   /**
    * kill -9 the current primary; resolves once every live sentinel names the other node and that
    * node answers ROLE as master. Returns the new primary. The old one stays down (restartNode()).
+   * `hooks` run around the kill (KillHooks).
    */
-  async killPrimary(timeoutMs = 30_000): Promise<SentinelDataNode> {
+  async killPrimary(timeoutMs = 30_000, hooks: KillHooks = {}): Promise<SentinelDataNode> {
     const old = await this.primary()
     const next = this.nodes.find((x) => x !== old)!
     if (!next.alive) throw new Error(`the replica ${next.port} is down: nothing to fail over to`)
+    await hooks.beforeKill?.(old, next)
     await old.kill9()
+    await hooks.afterKill?.(old, next)
     try {
       await waitUntil(`the sentinels to promote ${next.port}`, timeoutMs, async () => {
         for (const s of this.sentinelNodes.filter((x) => x.alive)) {

@@ -3,7 +3,7 @@
  * (ADR 0017), against the same queue unpartitioned, in the same run.
  *
  *   A  queue `hot` with 1 partition: every job on the primary that owns slot {hot}
- *   B  queue `hot` with N partitions (hot, hot~1, …): N slots, spread over the primaries
+ *   B  queue `hot` with N partitions (hot, hot~1…): N slots, placed evenly over the primaries
  *
  * A and B run interleaved (A B A B …), each with a fresh KEY_PREFIX, and the medians are shown.
  * Each run: enqueue M jobs (addBulk calls of 100, a few in flight), drain them with in-process
@@ -14,7 +14,7 @@
  *
  *   node partitions.ts                full (~1 min on 2 cores)
  *   node partitions.ts --smoke        tiny sizes, one A and one B
- *   --partitions N                    B's partition count (default: the most even spread, 3–12)
+ *   --partitions N                    B's partition count (default: one per primary)
  *   --aof                             keep AOF on (everysec, as the topology harness starts it;
  *                                     auto-rewrite off so a rewrite never lands in a run)
  *
@@ -25,7 +25,6 @@
 import { cpus } from 'node:os'
 import { type Config, Queue as DtqQueue, Worker as DtqWorker, loadConfig } from '@dtq/app'
 import { Redis } from 'ioredis'
-import { partitionName } from '../../app/src/queue/partitions.ts'
 import { type ClusterNode, type LocalCluster, startCluster } from '../../app/test/topology.ts'
 
 const argv = process.argv.slice(2)
@@ -35,6 +34,7 @@ const arg = (name: string): string | undefined => {
   const i = argv.indexOf(name)
   return i >= 0 ? argv[i + 1] : undefined
 }
+let placed: string[] = []
 const FIXED_N = arg('--partitions') ? Number(arg('--partitions')) : undefined
 
 const QUEUE = 'hot'
@@ -248,7 +248,10 @@ async function runOnce(name: string, partitions: number, jobs: number, satJobs: 
   const q = await DtqQueue.connect(cfg)
   const workers: DtqWorker[] = []
   try {
-    if (partitions > 1) await q.setPartitions(QUEUE, partitions)
+    if (partitions > 1) {
+      await q.setPartitions(QUEUE, partitions)
+      placed = await q.store.physicalQueues(QUEUE)
+    }
     if ((await q.partitions(QUEUE)) !== partitions)
       throw new Error(`${QUEUE} has not ${partitions} partitions`)
 
@@ -293,8 +296,8 @@ async function runOnce(name: string, partitions: number, jobs: number, satJobs: 
 
     // What Redis says: every job completed, on the partitions it was routed to.
     let completed = 0
-    for (let i = 0; i < partitions; i++)
-      completed += Number(await q.redis.hget(q.store.keys.stats(partitionName(QUEUE, i)), 'completed'))
+    for (const p of await q.store.physicalQueues(QUEUE))
+      completed += Number(await q.redis.hget(q.store.keys.stats(p), 'completed'))
     if (completed !== jobs + satJobs)
       throw new Error(`${name}: stats say ${completed} completed, want ${jobs + satJobs}`)
 
@@ -436,39 +439,15 @@ async function main(): Promise<void> {
     `Workload per run: enqueue ${M} jobs (addBulk of ${BULK}, ${PRODUCERS} calls in flight); drain them with ${WORKERS} workers × concurrency ${CONCURRENCY} (no-op handler; started and holding their first jobs before the drain is timed); saturated: ${M_SAT} more jobs enqueued while the workers run. ${REPS} × (A, B) interleaved${SMOKE ? ' [smoke]' : ''}.`,
   )
 
-  // Where each partition lives: the slot comes from the hash tag {hot~i} alone, whatever the prefix.
-  const MAXN = 12
-  const owners: number[] = []
+  // Where each partition lives: setPartitions places each on a primary with the fewest of the
+  // queue's partitions (salting its name when needed); the slot comes from the hash tag alone.
   console.log('\nPartition → slot → primary')
   for (const p of primaries) {
     const ranges = await cluster!.slotsOf(cluster!.byPort(p.port)!)
     console.log(`  ${p.label} :${p.port} slots ${ranges.map((r) => r.join('-')).join(' ')}`)
   }
-  const mapping: string[] = []
-  for (let i = 0; i < MAXN; i++) {
-    const key = `pbench-${TAG}:{${partitionName(QUEUE, i)}}`
-    const { slot, index } = await primaryOf(key)
-    owners.push(index)
-    mapping.push(`${partitionName(QUEUE, i)}=${slot}→${primaries[index]!.label}`)
-  }
-  console.log(`  ${mapping.join('  ')}`)
-  const counts = (n: number) => primaries.map((_, k) => owners.slice(0, n).filter((o) => o === k).length)
-  // The busiest primary's share of the partitions bounds what partitioning lifts: the count with
-  // the smallest such share (then the fewest partitions) is B's.
-  const maxShare = (c: number) => Math.max(...counts(c)) / c
-  const candidates = Array.from({ length: MAXN - primaries.length + 1 }, (_, i) => i + primaries.length)
-  console.log(
-    `  partitions per primary (P1/P2/P3) by count: ${candidates.map((c) => `${c}: ${counts(c).join('/')}`).join(', ')}`,
-  )
-  let n = FIXED_N ?? 0
-  if (!n) {
-    for (const c of candidates) if (!n || maxShare(c) < maxShare(n) - 1e-9) n = c
-  }
-  if (n < 2 || n > MAXN) throw new Error(`--partitions must be 2–${MAXN}`)
-  const k = counts(n)
-  console.log(
-    `  B uses ${n} partitions: ${primaries.map((p, i) => `${p.label} ${k[i]}`).join(', ')}${Math.max(...k) === Math.min(...k) ? ' (even)' : ` (uneven: busiest primary gets ${pct(Math.max(...k) / n)} of the partitions)`}; A's one partition (${QUEUE}) is on ${primaries[owners[0]!]!.label}`,
-  )
+  const n = FIXED_N ?? primaries.length
+  if (n < 2 || n > 128) throw new Error('--partitions must be 2–128')
   const globalKey = `pbench-${TAG}-A1:queues`
   console.log(
     `  (keys outside any queue's hash tag -- <prefix>:queues, :partitions, :ids, worker registry -- land by prefix: e.g. ${globalKey} on ${primaries[(await primaryOf(globalKey)).index]!.label})`,
@@ -476,6 +455,17 @@ async function main(): Promise<void> {
 
   // Warm-up, not measured: loads the function library on every primary, warms Node's JIT.
   await runOnce('warm', n, Math.min(M, 2000), Math.min(M_SAT, 500))
+  const owners: number[] = []
+  const mapping: string[] = []
+  for (const p of placed) {
+    const { slot, index } = await primaryOf(`pbench-${TAG}:{${p}}`)
+    owners.push(index)
+    mapping.push(`${p}=${slot}→${primaries[index]!.label}`)
+  }
+  const k = primaries.map((_, i) => owners.filter((o) => o === i).length)
+  console.log(
+    `  B: ${mapping.join('  ')} -- ${primaries.map((p, i) => `${p.label} ${k[i]}`).join(', ')}${Math.max(...k) === Math.min(...k) ? ' (even)' : ' (uneven)'}; A's one partition (${QUEUE}) is on ${primaries[owners[0]!]!.label}`,
+  )
   console.log('\nRuns:')
   const a: RunResult[] = []
   const b: RunResult[] = []

@@ -26,14 +26,7 @@ import {
 import { GENERATED_ID } from './ids.ts'
 import type { Backoff, Job, JobState, Priority } from './job.ts'
 import { F, STATES } from './job.ts'
-import {
-  logicalQueue,
-  MAX_PARTITIONS,
-  PHYSICAL_QUEUE_PATTERN,
-  partitionName,
-  partitionsOf,
-  pickPartition,
-} from './partitions.ts'
+import { logicalQueue, MAX_PARTITIONS, PHYSICAL_QUEUE_PATTERN, pickPartition } from './partitions.ts'
 import type { DlqFilter } from './system-tasks.ts'
 import {
   checkInt,
@@ -405,21 +398,15 @@ export class Queue {
 
     // A partitioned queue's jobs go to their partitions (partitions.ts): by routing key, and the
     // keyless jobs of one call all to the next partition in turn (so a call stays one write).
-    const counts = await Promise.all(
-      [...new Set(prepared.map((p) => p!.queue))].map(
-        async (q) => [q, await this.store.partitionCount(q)] as const,
-      ),
-    )
-    const partitions = new Map(counts)
+    const partitions = await this.store.partitionNames()
     const turn = new Map<string, number>()
     const byQueue = new Map<string, number[]>()
     prepared.forEach((p, i) => {
-      const n = partitions.get(p!.queue)!
+      const names = partitions.get(p!.queue)
       let physical = p!.queue
-      if (n > 1) {
+      if (names && names.length > 1) {
         if (!turn.has(p!.queue)) turn.set(p!.queue, this.roundRobin++)
-        const spec = specs[i]!
-        physical = partitionName(p!.queue, pickPartition(n, spec, turn.get(p!.queue)!))
+        physical = names[pickPartition(names.length, specs[i]!, turn.get(p!.queue)!)]!
       }
       const list = byQueue.get(physical) ?? []
       list.push(i)
@@ -528,9 +515,9 @@ export class Queue {
     // partitioned queue's partitions are summed into one row.
     const [physical, counts] = await Promise.all([
       this.store.queuesStats(await this.store.queues()),
-      this.store.partitionCounts(),
+      this.store.partitionNames(),
     ])
-    const queues = mergePartitions(physical, counts)
+    const queues = mergePartitions(physical, new Map([...counts].map(([q, names]) => [q, names.length])))
     const totals = Object.fromEntries(STATES.map((s) => [s, 0])) as Record<JobState, number> & { dlq: number }
     totals.dlq = 0
     for (const q of queues) {
@@ -565,7 +552,7 @@ export class Queue {
   /** How many partitions a queue has (1: not partitioned). */
   async partitions(queue: string): Promise<number> {
     this.checkQueue(queue)
-    return (await this.store.partitionCounts(true)).get(queue) ?? 1
+    return (await this.store.partitionNames(true)).get(queue)?.length ?? 1
   }
 
   async throughput(minutes = 60) {
@@ -725,7 +712,7 @@ export class Queue {
   }
 
   private async partitionsFresh(queue: string): Promise<string[]> {
-    return partitionsOf(queue, (await this.store.partitionCounts(true)).get(queue) ?? 1)
+    return (await this.store.partitionNames(true)).get(queue) ?? [queue]
   }
 
   workers(): Promise<WorkerInfo[]> {

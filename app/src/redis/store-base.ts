@@ -3,7 +3,6 @@
  * and how a function of the library is called. JobReads (reads.ts) and JobStore (store.ts, the
  * state changes) build on it; nothing else in DTQ talks to Redis about jobs.
  */
-import { partitionsOf } from '../queue/partitions.ts'
 import type { RedisClient } from './connection.ts'
 import { Keys } from './keys.ts'
 import { functions, type ScriptName } from './scripts.ts'
@@ -100,23 +99,20 @@ export class StoreBase {
 
   private partitionCache: {
     at: number
-    counts: Map<string, number>
-    reading?: Promise<Map<string, number>>
-  } = {
-    at: Number.NEGATIVE_INFINITY,
-    counts: new Map(),
-  }
+    names: Map<string, string[]>
+    reading?: Promise<Map<string, string[]>>
+  } = { at: Number.NEGATIVE_INFINITY, names: new Map() }
 
-  /** The partition counts of partitioned queues (read at most every PARTITIONS_FRESH_MS). */
-  async partitionCounts(fresh = false): Promise<Map<string, number>> {
+  /** The partitions of partitioned queues, by queue (read at most every PARTITIONS_FRESH_MS). */
+  async partitionNames(fresh = false): Promise<Map<string, string[]>> {
     const c = this.partitionCache
-    if (!fresh && Date.now() - c.at < PARTITIONS_FRESH_MS) return c.counts
+    if (!fresh && Date.now() - c.at < PARTITIONS_FRESH_MS) return c.names
     c.reading ??= this.redis
       .hgetall(this.keys.partitions())
       .then((h) => {
-        const counts = new Map(Object.entries(h).map(([q, n]) => [q, Number(n)] as const))
-        this.partitionCache = { at: Date.now(), counts }
-        return counts
+        const names = new Map(Object.entries(h).map(([q, list]) => [q, list.split(' ')] as const))
+        this.partitionCache = { at: Date.now(), names }
+        return names
       })
       .finally(() => {
         c.reading = undefined
@@ -126,7 +122,7 @@ export class StoreBase {
 
   /** How many partitions a queue has (1: not partitioned). */
   async partitionCount(queue: string): Promise<number> {
-    return (await this.partitionCounts()).get(queue) ?? 1
+    return (await this.partitionNames()).get(queue)?.length ?? 1
   }
 
   /**
@@ -135,6 +131,6 @@ export class StoreBase {
    */
   async physicalQueues(queue?: string): Promise<string[]> {
     if (queue === undefined) return this.queues()
-    return partitionsOf(queue, await this.partitionCount(queue))
+    return (await this.partitionNames()).get(queue) ?? [queue]
   }
 }

@@ -1,14 +1,16 @@
+/// <reference path="../types/cluster-key-slot.d.ts" />
 /**
  * The typed store: the only code that talks to Redis about jobs. Every state change is one
  * Lua script (app/src/redis/scripts); reads are plain commands or read-only functions (one
  * call per queue), pipelined.
  */
 
+import calculateSlot from 'cluster-key-slot'
 import { DtqError } from '../errors.ts'
 import { GENERATED_ID } from '../queue/ids.ts'
 import { decodeJob, F, type Job, PRIORITIES, type Priority, pairsToRecord } from '../queue/job.ts'
-import { partitionsOf } from '../queue/partitions.ts'
-import { callOnKey, primaries, type RedisClient, scanKeys } from './connection.ts'
+import { placePartitions } from '../queue/partitions.ts'
+import { callOnKey, isCluster, primaries, type RedisClient, scanKeys } from './connection.ts'
 import { IdAllocator } from './id-allocator.ts'
 import { GROUP } from './keys.ts'
 import { JobReads } from './reads.ts'
@@ -542,31 +544,60 @@ export class JobStore extends JobReads {
    * queue's new partitions are paused too. Returns the count before and after.
    */
   async setPartitions(queue: string, count: number): Promise<{ before: number; after: number }> {
-    const before = (await this.partitionCounts(true)).get(queue) ?? 1
-    if (count < before) {
-      throw new DtqError(
-        'INVALID_STATE',
-        `queue ${queue} has ${before} partitions: a count only grows (lowering it would strand the jobs of the dropped partitions)`,
-        { partitions: before },
-      )
-    }
-    const names = partitionsOf(queue, count)
-    const paused = (await this.pausedQueues([queue])).has(queue)
-    for (const q of names) await this.registerQueue(q)
-    await Promise.all(names.map((q) => this.ensureGroups(q)))
-    if (paused) for (const q of names.slice(before)) await this.setPaused(q, true)
-    // Raised only, atomically: two admins raising at once end with the larger count.
-    const after = Number(
-      await this.redis.eval(
-        "local n = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '1') if tonumber(ARGV[2]) > n then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) return tonumber(ARGV[2]) end return n",
-        1,
-        this.keys.partitions(),
+    for (let attempt = 0; ; attempt++) {
+      const current = (await this.partitionNames(true)).get(queue) ?? [queue]
+      const before = current.length
+      if (count < before) {
+        throw new DtqError(
+          'INVALID_STATE',
+          `queue ${queue} has ${before} partitions: a count only grows (lowering it would strand the jobs of the dropped partitions)`,
+          { partitions: before },
+        )
+      }
+      if (count === before) return { before, after: before }
+      const owners = await this.slotOwners()
+      const names = placePartitions(
         queue,
+        current,
         count,
-      ),
-    )
-    await this.partitionCounts(true)
-    return { before, after }
+        owners && ((p) => owners.of(this.keys.base(p))),
+        owners?.nodes,
+      )
+      const added = names.slice(before)
+      const paused = (await this.pausedQueues([queue])).has(queue)
+      for (const q of added) await this.registerQueue(q)
+      await Promise.all(added.map((q) => this.ensureGroups(q)))
+      if (paused) for (const q of added) await this.setPaused(q, true)
+      // Extended only, atomically: the list is replaced only by a longer one that starts with it.
+      // Two admins raising at once: one wins, the other places its partitions again after it.
+      const stored = String(
+        await this.redis.eval(
+          "local cur = redis.call('HGET', KEYS[1], ARGV[1]) or ARGV[1] if #ARGV[2] > #cur and string.sub(ARGV[2], 1, #cur + 1) == cur .. ' ' then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) return ARGV[2] end return cur",
+          1,
+          this.keys.partitions(),
+          queue,
+          names.join(' '),
+        ),
+      )
+      await this.partitionNames(true)
+      const after = stored.split(' ').length
+      if (stored === names.join(' ') || after >= count || attempt >= 2) return { before, after }
+    }
+  }
+
+  /**
+   * On a Redis Cluster, which primary serves a key's slot (its `host:port`), and every primary;
+   * null on one primary.
+   */
+  private async slotOwners(): Promise<{ of: (key: string) => string; nodes: string[] } | null> {
+    if (!isCluster(this.redis)) return null
+    const ranges = (await this.redis.call('CLUSTER', 'SLOTS')) as Array<[number, number, [string, number]]>
+    const owner = new Array<string>(16384)
+    for (const [from, to, [host, port]] of ranges) owner.fill(`${host}:${port}`, from, to + 1)
+    return {
+      of: (key) => owner[calculateSlot(key)] ?? '',
+      nodes: [...new Set(ranges.map(([, , [h, p]]) => `${h}:${p}`))],
+    }
   }
 
   /**

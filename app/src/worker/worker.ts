@@ -19,7 +19,6 @@
  */
 import { hostname } from 'node:os'
 import { type Config, checkConfig } from '../config.ts'
-import { partitionsOf } from '../queue/partitions.ts'
 import { Queue } from '../queue/queue.ts'
 import { DLQ_RETRY_TASK } from '../queue/system-tasks.ts'
 import { checkName, TASK_TYPE_PATTERN, throwIfProblems } from '../queue/validate.ts'
@@ -287,8 +286,8 @@ export class Worker {
    * groups exist already (setPartitions makes them before it raises the count).
    */
   private async servePartitions(): Promise<void> {
-    const counts = await this.store.partitionCounts()
-    const want = this.settings.workerQueues.flatMap((q) => partitionsOf(q, counts.get(q) ?? 1))
+    const names = await this.store.partitionNames()
+    const want = this.settings.workerQueues.flatMap((q) => names.get(q) ?? [q])
     if (want.length === this.queues.length && want.every((q, i) => q === this.queues[i])) return
     this.queues.splice(0, this.queues.length, ...want)
     this.log.info({ worker: this.id, queues: this.queues }, 'serving partitions')

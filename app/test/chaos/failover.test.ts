@@ -1,21 +1,27 @@
 /**
  * Redis failover under load, over real processes (docs/reliability.md). A Redis Cluster (3
  * masters, a replica each) and a Sentinel group (a primary, a replica, 3 sentinels) from
- * test/topology.ts; `dtq api` and `dtq worker` processes connected to them as a deployment is
- * (REDIS_CLUSTER_NODES, REDIS_SENTINELS); HTTP enqueue load with a known id per job; then kill -9
- * of the primary that holds the queue. Its replica is promoted, and the API and the workers must
- * find it by themselves -- none of them is restarted. The ledger checker counts, at the end, every
- * accepted (200/201) job that never ran (lost), ran twice (duplicated) or stayed unanswered
- * (indeterminate, after one more try with its idempotency key).
+ * test/topology.ts; `dtq api` and two `dtq worker` processes connected to it as a deployment is
+ * (REDIS_CLUSTER_NODES, or REDIS_SENTINELS); HTTP enqueue load, each job with a known id and that
+ * id as its idempotency key; then kill -9 of the primary that holds the queue. Its replica is
+ * promoted, and the API and the workers must find it by themselves: none of them is restarted.
+ * At the end the ledger checker counts every accepted (200/201) job that never completed (lost),
+ * ran twice (duplicated) or stayed unanswered (indeterminate, after one more try with its key).
  *
- * ENQUEUE_WAIT_REPLICAS=1: an enqueue is acknowledged only once the replica has it (WAIT), so the
- * replica promoted has every acknowledged job: lost = 0 is asserted. Until the killed node is back
- * as the promoted primary's replica there is no replica to confirm anything: enqueues then answer
- * 503 REPLICATION_TIMEOUT (the job is written, its fate unknown: the client sends it again with
- * the same key) while the workers go on running what is queued.
- * ENQUEUE_WAIT_REPLICAS=0: acknowledged on the primary's word. Replication is asynchronous, so
- * what the primary acknowledged in its last moment may never have reached the replica: those jobs
- * are lost by the failover. The test reports how many and asserts only the recovery.
+ * The replica is cut off a moment before the kill: frozen (SIGSTOP) and its replication link
+ * closed by the primary (CLIENT KILL TYPE replica), so the primary dies holding writes the replica
+ * never got -- the window asynchronous replication always has (a network blip, a slow replica),
+ * made wide enough to count on. (A kill -9 alone on one host loses nothing in practice: what the
+ * primary wrote to the replica's socket is still delivered and read.) It resumes after the kill.
+ *
+ * ENQUEUE_WAIT_REPLICAS=1: an enqueue is acknowledged only once a replica has it (WAIT). With the
+ * replica cut off no enqueue is acknowledged (503 REPLICATION_TIMEOUT: the job may exist, the
+ * client sends it again with the same key), so the promoted replica has every acknowledged job:
+ * lost = 0 is asserted. The promoted primary can confirm nothing until it has a replica again:
+ * the killed node is restarted (it rejoins as the replica), as an orchestrator would.
+ * ENQUEUE_WAIT_REPLICAS=0: acknowledged on the primary's word. What the primary acknowledged after
+ * the cut never reached the replica: the failover loses it. The test reports how many and asserts
+ * only the recovery.
  *
  * Each test prints `[chaos] <name>: {...}`. By default the WAIT-on case of each topology runs, with
  * a short load; CHAOS_FULL=1 adds the WAIT-off cases and loads longer.
@@ -27,8 +33,11 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, onTes
 import type { RedisTarget } from '../../src/redis/connection.ts'
 import { waitFor } from '../helpers.ts'
 import {
+  call,
+  type KillHooks,
   type LocalCluster,
   type LocalSentinelGroup,
+  parseInfo,
   type RedisProcess,
   startCluster,
   startSentinelGroup,
@@ -36,9 +45,11 @@ import {
 import { FULL, LoadGenerator, Q, report, System, verdict } from './harness.ts'
 
 const RATE = 100 // enqueues per second
-/** Accepted before the fault, and after the recovery, before the load stops. */
+/** Enqueues accepted before the fault, and after the recovery before the load stops. */
 const BEFORE = FULL ? 1500 : 300
 const AFTER = FULL ? 1500 : 200
+/** WAIT off: enqueues the primary acknowledges after its replica is cut off, before the kill. */
+const LAGGED = 30
 
 const cleanups: Array<() => unknown> = []
 afterEach(async () => {
@@ -51,25 +62,21 @@ const ledgerJob = (ms: number) => () => ({ task_type: 'ledger', payload: { ms } 
 interface Topology {
   name: string
   target: RedisTarget
-  /** kill -9 the primary that holds `key`; resolves once its replica is promoted. */
-  killPrimaryOf(key: string): Promise<{ killed: RedisProcess; promoted: RedisProcess }>
-  /** Brings a killed node back (it rejoins as a replica) and waits until all is healthy. */
+  /** kill -9 the primary that holds `key` (hooks around the kill); resolves once its replica is promoted. */
+  killPrimaryOf(key: string, hooks: KillHooks): Promise<{ killed: RedisProcess; promoted: RedisProcess }>
+  /** Restarts a killed node (it rejoins as a replica) and waits until the topology is healthy. */
   rejoin(node: RedisProcess): Promise<void>
   logTails(): string
 }
 
-/**
- * The run: API and two workers on the topology, load, the fault, the recovery, the count.
- * `rejoinKilled`: bring the killed node back as a replica before the recovery is judged (with
- * WAIT on, nothing can be confirmed without it).
- */
+/** The run: API and two workers, load, the lagging replica, the kill, the recovery, the count. */
 async function failoverUnderLoad(topo: Topology, waitReplicas: 0 | 1) {
   const name = `${topo.name} failover, ENQUEUE_WAIT_REPLICAS=${waitReplicas}`
   const started = Date.now()
   const sys = new System(topo.target, {
     ENQUEUE_WAIT_REPLICAS: String(waitReplicas),
-    // Under REDIS_COMMAND_TIMEOUT_MS (1000 in the harness): WAIT blocks its connection meanwhile.
-    ENQUEUE_WAIT_TIMEOUT_MS: '500',
+    // Well below REDIS_COMMAND_TIMEOUT_MS (1000 in the harness): a WAIT holds its connection.
+    ENQUEUE_WAIT_TIMEOUT_MS: '250',
   })
   cleanups.push(() => sys.stop())
   const phases: Record<string, number> = {}
@@ -77,17 +84,19 @@ async function failoverUnderLoad(topo: Topology, waitReplicas: 0 | 1) {
     phases[what] = Date.now() - started
   }
   let shown: LoadGenerator | undefined
+  /** Each process's whole output in a file (on failure, or always with DTQ_CHAOS_LOGS=1). */
+  const dumpLogs = () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dtq-failover-'))
+    for (const [i, p] of sys.procs.entries()) writeFileSync(join(dir, `process-${i}.log`), p.output())
+    return dir
+  }
   onTestFailed(() => {
     console.error(topo.logTails())
-    // The last lines here; each process's whole output in a file.
-    const dir = mkdtempSync(join(tmpdir(), 'dtq-failover-'))
-    for (const [i, p] of sys.procs.entries()) {
-      writeFileSync(join(dir, `process-${i}.log`), p.output())
+    for (const [i, p] of sys.procs.entries())
       console.error(
         `--- process ${i} (pid ${p.child.pid}, exit ${p.child.exitCode}):\n${p.output().slice(-3000)}`,
       )
-    }
-    console.error(`whole outputs in ${dir}`)
+    console.error(`whole outputs in ${dumpLogs()}`)
     console.error(
       `phases (ms from start): ${JSON.stringify(phases)}; load: ${JSON.stringify(shown?.codes)} ${JSON.stringify(shown?.reasons)}`,
     )
@@ -110,98 +119,128 @@ async function failoverUnderLoad(topo: Topology, waitReplicas: 0 | 1) {
     timeoutMs: 30_000,
     what: `${BEFORE} enqueues accepted and run before the fault`,
   })
-  const acceptedBefore = load.accepted.length
-
   phase('steady')
-  const killedAt = Date.now()
-  const { killed, promoted } = await topo.killPrimaryOf(sys.keys.base(Q))
+
+  // The fault: the replica is frozen and its replication link cut (CLIENT KILL on the primary,
+  // which sends nothing to it any more; frozen, it cannot reconnect and catch up from the backlog):
+  // from here the primary holds writes the replica will never get. Then kill -9 of the primary,
+  // and the replica resumes -- to find its primary gone, and be promoted.
+  let cutAt = 0
+  let killedAt = 0
+  let behindBytes = 0
+  const { killed, promoted } = await topo.killPrimaryOf(sys.keys.base(Q), {
+    beforeKill: async (primary, replica) => {
+      replica.pause()
+      await call(primary.port, ['CLIENT', 'KILL', 'TYPE', 'replica'])
+      const offsetAtCut = Number(
+        parseInfo(await call(primary.port, ['INFO', 'replication'])).master_repl_offset,
+      )
+      cutAt = Date.now()
+      if (waitReplicas > 0)
+        // Written on the primary, never confirmed by a replica: answered 503, not acknowledged.
+        await waitFor(() => load.answers.some((a) => a.sentAt >= cutAt && a.outcome !== 'accepted'), {
+          timeoutMs: 5000,
+          what: 'an enqueue answered after the replica was cut off',
+        })
+      else
+        await waitFor(() => load.acceptedSince(cutAt) >= LAGGED, {
+          timeoutMs: 5000,
+          what: `${LAGGED} enqueues acknowledged after the replica was cut off`,
+        })
+      const info = parseInfo(await call(primary.port, ['INFO', 'replication']))
+      behindBytes = Number(info.master_repl_offset) - offsetAtCut
+      killedAt = Date.now()
+    },
+    afterKill: (_primary, replica) => replica.resume(),
+  })
   const promotedAt = Date.now()
   phase(`promoted ${promoted.port} (killed ${killed.port})`)
 
-  // The workers found the promoted primary by themselves: jobs run again (with WAIT on, the
-  // enqueues that wait in vain for a replica are still written, and queued).
-  const ranAtPromotion = sys.executions().size
-  await waitFor(() => sys.executions().size >= ranAtPromotion + 50, {
-    timeoutMs: 20_000,
-    what: 'jobs running on the promoted primary',
-  })
-  const workersBackAt = Date.now()
-  phase('workers running')
-  let replicationTimeoutsAlone = 0
   if (waitReplicas > 0) {
-    // No replica: the API refuses to acknowledge (503 REPLICATION_TIMEOUT), it does not hang.
-    await waitFor(() => load.codes['503 REPLICATION_TIMEOUT'], {
-      timeoutMs: 10_000,
-      what: '503 REPLICATION_TIMEOUT while the promoted primary has no replica',
-    })
-    replicationTimeoutsAlone = load.codes['503 REPLICATION_TIMEOUT'] ?? 0
     await topo.rejoin(killed)
+    phase('rejoined')
   }
+  // The API takes new jobs again, by itself, and the workers run them.
   const recoveredFrom = Date.now()
-  phase('rejoined')
-  // The API takes new jobs again, by itself, and they run.
   await waitFor(() => load.acceptedSince(recoveredFrom) >= AFTER, {
     timeoutMs: 30_000,
     what: `${AFTER} enqueues accepted after the failover`,
   })
   load.stop()
   await running
+  phase('load stopped')
   const resolved = await load.resolveIndeterminate()
   await sys.drained()
+  phase('drained')
 
   const completed = await sys.completedIds()
-  const v = verdict(load.outcomes, completed, sys.executions())
+  const executions = sys.executions()
+  const v = verdict(load.outcomes, completed, executions)
   const inv = await sys.invariants()
-  // Enqueues sent after the recovery and accepted: each must have completed.
-  const acceptedAfter = load.answers.filter((a) => a.sentAt >= recoveredFrom && a.outcome === 'accepted')
-  const firstAccepted = load.answers.find((a) => a.sentAt >= killedAt && a.outcome === 'accepted')
   const lostIds = [...load.outcomes]
     .filter(([id, o]) => o === 'accepted' && !completed.has(id))
     .map(([id]) => id)
+  const whileCut = load.answers.filter(
+    (a) => a.sentAt >= cutAt && a.sentAt < killedAt && a.outcome === 'accepted',
+  )
+  const acceptedAfter = load.answers.filter((a) => a.sentAt >= recoveredFrom && a.outcome === 'accepted')
+  const firstAccepted = load.answers.find((a) => a.sentAt >= killedAt && a.outcome === 'accepted')
   const figures = {
     ...v,
     resolvedOnRetry: resolved,
-    acceptedBefore,
     killedPort: killed.port,
     promotedPort: promoted.port,
+    // From the cut to the kill: what the primary wrote meanwhile, and acknowledged.
+    cutOffMs: killedAt - cutAt,
+    writtenAfterCutBytes: behindBytes,
+    acceptedAfterCut: whileCut.length,
     failoverMs: promotedAt - killedAt,
-    workersRunningAgainMs: workersBackAt - killedAt,
     // From the kill to the first enqueue sent after it that was acknowledged.
     enqueueOutageMs: firstAccepted ? firstAccepted.at - killedAt : null,
-    replicationTimeoutsWithoutReplica: replicationTimeoutsAlone,
-    acceptedAfterRecovery: acceptedAfter.length,
     errors: load.codes,
+    acceptedAfterRecovery: acceptedAfter.length,
     ...inv,
     testMs: Date.now() - started,
   }
   report(name, figures)
+  if (process.env.DTQ_CHAOS_LOGS === '1') console.log(`[chaos] ${name}: process outputs in ${dumpLogs()}`)
   return {
     v,
     inv,
     figures,
     lostIds,
+    // Lost jobs that had run (on the old primary) before the record of them was lost with it.
+    lostAfterRunning: lostIds.filter((id) => executions.has(id)).length,
     acceptedAfter: acceptedAfter.length,
     completedAfter: acceptedAfter.filter((a) => completed.has(a.id)).length,
+    sys,
   }
 }
 
-function assertRecovered(r: Awaited<ReturnType<typeof failoverUnderLoad>>) {
-  expect(r.v.unexpected).toBe(0)
-  expect(r.inv.pending).toBe(0)
-  // Jobs sent after the failover were accepted and completed: API and workers carried on.
+type Run = Awaited<ReturnType<typeof failoverUnderLoad>>
+
+/** The API and the workers carried on by themselves: none exited, new jobs were taken and ran. */
+function assertRecovered(r: Run) {
+  for (const p of r.sys.procs) expect(p.child.exitCode, p.output().slice(-2000)).toBeNull()
   expect(r.acceptedAfter).toBeGreaterThanOrEqual(AFTER)
   expect(r.completedAfter).toBe(r.acceptedAfter)
+  expect(r.v.unexpected).toBe(0)
+  expect(r.inv.pending).toBe(0)
 }
 
-function reportLoss(name: string, r: Awaited<ReturnType<typeof failoverUnderLoad>>) {
+function assertNothingAcknowledgedLost(r: Run) {
+  expect(r.figures.acceptedAfterCut, 'an enqueue was acknowledged that no replica had').toBe(0)
+  expect(r.v.lost, `accepted jobs lost: ${r.lostIds.slice(0, 10).join(', ')}`).toBe(0)
+}
+
+function reportLoss(name: string, r: Run) {
   report(`${name}: lost by the failover`, {
     lost: r.v.lost,
     of: r.v.accepted,
+    acknowledgedAfterCut: r.figures.acceptedAfterCut,
+    lostAfterRunning: r.lostAfterRunning,
     sample: r.lostIds.slice(0, 5),
-    why:
-      r.v.lost > 0
-        ? 'acknowledged by the old primary (ENQUEUE_WAIT_REPLICAS=0) and not yet replicated when it was killed: asynchronous replication; the promoted replica never had them'
-        : 'none this time: the replica had caught up at the kill (asynchronous replication makes a loss possible, not certain)',
+    why: 'acknowledged by the old primary on its own word (ENQUEUE_WAIT_REPLICAS=0) and not yet replicated when it was killed: replication is asynchronous, the promoted replica never had them (a lost job that had run already ran, but its record went with the primary)',
   })
 }
 
@@ -214,9 +253,9 @@ describe('Redis Cluster failover under load', () => {
     topo = {
       name: 'Cluster',
       target: { kind: 'cluster', nodes: cluster.seeds },
-      async killPrimaryOf(key) {
+      async killPrimaryOf(key, hooks) {
         const { node, index } = await cluster.masterFor(key)
-        const promoted = await cluster.killMaster(index)
+        const promoted = await cluster.killMaster(index, 30_000, hooks)
         return { killed: node, promoted }
       },
       async rejoin(node) {
@@ -229,7 +268,10 @@ describe('Redis Cluster failover under load', () => {
 
   // Each test starts from a healthy cluster: a node a test killed is back, as a replica.
   beforeEach(async () => {
-    for (const n of cluster.nodes) if (!n.alive) await n.start()
+    for (const n of cluster.nodes) {
+      if (n.alive) n.resume()
+      else await n.start()
+    }
     await cluster.waitHealthy(30_000)
   })
 
@@ -239,8 +281,8 @@ describe('Redis Cluster failover under load', () => {
 
   it('kill -9 of the queue slot master under load, WAIT on: promoted replica, API and workers carry on, lost 0', async () => {
     const r = await failoverUnderLoad(topo, 1)
+    assertNothingAcknowledgedLost(r)
     assertRecovered(r)
-    expect(r.v.lost, `accepted jobs lost: ${r.lostIds.slice(0, 10).join(', ')}`).toBe(0)
   })
 
   it.runIf(FULL)(
@@ -267,9 +309,9 @@ describe('Sentinel failover under load', () => {
         master: group.masterName,
         url: `redis://${group.masterName}`, // scheme and credentials only: the sentinels name the host
       },
-      async killPrimaryOf() {
+      async killPrimaryOf(_key, hooks) {
         const killed = await group.primary()
-        const promoted = await group.killPrimary()
+        const promoted = await group.killPrimary(30_000, hooks)
         return { killed, promoted }
       },
       async rejoin(node) {
@@ -281,7 +323,10 @@ describe('Sentinel failover under load', () => {
   })
 
   beforeEach(async () => {
-    for (const n of group.nodes) if (!n.alive) await group.restartNode(n)
+    for (const n of group.nodes) {
+      if (n.alive) n.resume()
+      else await group.restartNode(n)
+    }
     await group.waitHealthy(30_000)
   })
 
@@ -291,8 +336,8 @@ describe('Sentinel failover under load', () => {
 
   it('kill -9 of the primary under load, WAIT on: sentinels promote the replica, API and workers carry on, lost 0', async () => {
     const r = await failoverUnderLoad(topo, 1)
+    assertNothingAcknowledgedLost(r)
     assertRecovered(r)
-    expect(r.v.lost, `accepted jobs lost: ${r.lostIds.slice(0, 10).join(', ')}`).toBe(0)
   })
 
   it.runIf(FULL)('kill -9 of the primary under load, WAIT off: recovers; reports what was lost', async () => {
