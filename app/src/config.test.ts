@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { ConfigError, checkConfig, loadConfig, SETTINGS } from './config.ts'
+import { describeTarget, redisTarget } from './redis/connection.ts'
 
 describe('loadConfig', () => {
   it('applies every default', () => {
@@ -61,6 +62,41 @@ describe('loadConfig', () => {
       expect(msg).toMatch(/API_TOKENS/)
       expect(msg).not.toContain(bad.split(':')[0])
     }
+  })
+
+  it('takes a Cluster or Sentinel target, not both, and never echoes a password', () => {
+    const c = loadConfig({ REDIS_CLUSTER_NODES: 'rediss://:pw@a.example:6379,b.example:7000' })
+    expect(c.redisClusterNodes).toEqual(['rediss://:pw@a.example:6379', 'b.example:7000'])
+    expect(redisTarget(c)).toEqual({ kind: 'cluster', nodes: c.redisClusterNodes })
+    expect(describeTarget(redisTarget(c))).not.toContain('pw')
+    const s = loadConfig({ REDIS_SENTINELS: 's1:26379,s2:26379', REDIS_SENTINEL_MASTER: 'primary' })
+    expect(redisTarget(s)).toMatchObject({
+      kind: 'sentinel',
+      sentinels: ['s1:26379', 's2:26379'],
+      master: 'primary',
+    })
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: 'a:1', REDIS_SENTINELS: 'b:2' })).toThrow(
+      /REDIS_CLUSTER_NODES and REDIS_SENTINELS are both set/,
+    )
+    for (const bad of ['redis://:secret-pw@host:notaport', 'ftp://:secret-pw@host:1', 'host:99999']) {
+      let msg = ''
+      try {
+        loadConfig({ REDIS_CLUSTER_NODES: bad })
+      } catch (e) {
+        msg = (e as Error).message
+      }
+      expect(msg, bad).toMatch(/REDIS_CLUSTER_NODES/)
+      expect(msg).not.toContain('secret-pw')
+    }
+  })
+
+  it('keeps a replica WAIT well inside the command timeout', () => {
+    expect(loadConfig({ ENQUEUE_WAIT_REPLICAS: '1' }).enqueueWaitTimeoutMs).toBe(1000)
+    expect(() => loadConfig({ ENQUEUE_WAIT_REPLICAS: '1', ENQUEUE_WAIT_TIMEOUT_MS: '1500' })).toThrow(
+      /ENQUEUE_WAIT_TIMEOUT_MS \(1500\) must be at most half of REDIS_COMMAND_TIMEOUT_MS \(2000\)/,
+    )
+    expect(loadConfig({ ENQUEUE_WAIT_TIMEOUT_MS: '1500' }).enqueueWaitReplicas).toBe(0) // off: no rule
+    expect(() => loadConfig({ ENQUEUE_WAIT_REPLICAS: '17' })).toThrow(/ENQUEUE_WAIT_REPLICAS/)
   })
 
   it('rejects a lease that cannot renew inside the claim window', () => {

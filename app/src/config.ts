@@ -567,7 +567,10 @@ function parseOne(spec: Spec, raw: string, label = spec.env): { value?: unknown;
 
 /** `host:port`, `[v6]:port` or a redis:// / rediss:// URL with a host and a port. */
 function isNodeAddress(s: string): boolean {
-  if (!/^rediss?:\/\//.test(s)) return /^([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}$/.test(s)
+  if (!/^rediss?:\/\//.test(s)) {
+    const m = /^([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$/.exec(s)
+    return !!m && Number(m[2]) >= 1 && Number(m[2]) <= 65535
+  }
   try {
     const u = new URL(s)
     return u.hostname !== '' && u.port !== '' && (u.pathname === '' || u.pathname === '/')
@@ -644,6 +647,18 @@ function checkTogether(cfg: Partial<Config>, name: (key: keyof Config) => string
   if (cfg.environment === 'production' && cfg.trustProxy === 'true') {
     problems.push(
       `${name('trustProxy')}=true believes every X-Forwarded-For entry, so any client picks its own address: with ENVIRONMENT=production set the number of proxies in front (1 behind nginx or an ALB, 2 on Render) or their addresses`,
+    )
+  }
+  // WAIT holds the connection it shares with every other command: a wait as long as the command
+  // timeout times out the enqueues queued behind it and drops the link.
+  if (
+    (cfg.enqueueWaitReplicas ?? 0) > 0 &&
+    cfg.enqueueWaitTimeoutMs !== undefined &&
+    cfg.redisCommandTimeoutMs !== undefined &&
+    cfg.enqueueWaitTimeoutMs * 2 > cfg.redisCommandTimeoutMs
+  ) {
+    problems.push(
+      `${name('enqueueWaitTimeoutMs')} (${cfg.enqueueWaitTimeoutMs}) must be at most half of ${name('redisCommandTimeoutMs')} (${cfg.redisCommandTimeoutMs}) when ${name('enqueueWaitReplicas')} is set: a WAIT holds the connection other commands wait behind`,
     )
   }
   if (cfg.redisClusterNodes?.length && cfg.redisSentinels?.length) {

@@ -92,10 +92,11 @@ export function isRedisFull(err: unknown): boolean {
 /**
  * Errors that mean "Redis cannot answer right now" -- worth retrying, never a refusal of the
  * command itself: the link is down or timed out, the server is loading or busy, a Cluster is
- * re-forming (a failover, a slot moving) or a Sentinel failover is under way.
+ * re-forming (a failover, a slot moving: a MOVED or ASK the client could not follow) or a
+ * Sentinel failover is under way.
  */
 const UNREACHABLE =
-  /Stream isn't writeable|Connection is closed|Command timed out|ECONNREFUSED|ECONNRESET|EPIPE|not reachable|MaxRetriesPerRequestError|^LOADING|^BUSY |^CLUSTERDOWN|^TRYAGAIN|^MASTERDOWN|^READONLY|Cluster isn't ready|Too many Cluster redirections|Failed to refresh slots cache|None of startup nodes is available|All sentinels are unreachable/
+  /Stream isn't writeable|Connection is closed|Command aborted due to connection close|Command timed out|^MOVED |^ASK |ECONNREFUSED|ECONNRESET|EPIPE|not reachable|MaxRetriesPerRequestError|^LOADING|^BUSY |^CLUSTERDOWN|^TRYAGAIN|^MASTERDOWN|^READONLY|Cluster isn't ready|Too many Cluster redirections|Failed to refresh slots cache|None of startup nodes is available|All sentinels are unreachable/
 
 /** True when Redis cannot be reached or does not answer in time (worth retrying). */
 export function isRedisUnreachable(err: unknown): boolean {

@@ -78,7 +78,7 @@ async function onReplica(b: ApiBundle, id: string): Promise<boolean> {
 
 describe('ENQUEUE_WAIT_REPLICAS', () => {
   it('on: a 201 means the replica holds the job already (single and batch)', async () => {
-    api = await apiSetup({ enqueueWaitReplicas: 1, enqueueWaitTimeoutMs: 2000 }, { url: primary.url })
+    api = await apiSetup({ enqueueWaitReplicas: 1, enqueueWaitTimeoutMs: 1000 }, { url: primary.url })
     for (let i = 0; i < 20; i++) {
       const res = await post(api, { task_type: 'echo', payload: { i } })
       expect(res.statusCode).toBe(201)

@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto'
 import { readdirSync, readFileSync } from 'node:fs'
 import { luaFieldConstants } from '../queue/job.ts'
 import { MAX_DELAY_MS } from '../queue/validate.ts'
-import { nodeName, primaries, type RedisClient } from './connection.ts'
+import { isCluster, nodeName, primaries, type RedisClient } from './connection.ts'
 import { luaKeyConstants } from './keys.ts'
 
 export const SCRIPT_NAMES = [
@@ -175,14 +175,33 @@ export class FunctionLibrary {
       if (waitErr) throw waitErr
       return { reply: reply as T, acked: Number(acked) }
     }
-    try {
-      return await once()
-    } catch (err) {
-      if (!isFunctionMissing(err)) throw err
-      await this.load(redis)
-      return once()
+    const attempt = async () => {
+      try {
+        return await once()
+      } catch (err) {
+        if (!isFunctionMissing(err)) throw err
+        await this.load(redis)
+        return once()
+      }
+    }
+    // ioredis follows a Cluster pipeline's MOVED only when none of its commands succeeded, and
+    // WAIT succeeds on any node: after a failover the call's MOVED (it did not run) comes back
+    // here with the slot map still stale. Refresh it and call again.
+    for (let redirections = 0; ; redirections++) {
+      try {
+        return await attempt()
+      } catch (err) {
+        if (!isCluster(redis) || !isMoved(err) || redirections >= MAX_PIPELINE_REDIRECTIONS) throw err
+        await new Promise<void>((done) => redis.refreshSlotsCache(() => done()))
+      }
     }
   }
+}
+
+const MAX_PIPELINE_REDIRECTIONS = 3
+
+function isMoved(err: unknown): boolean {
+  return err instanceof Error && err.message.startsWith('MOVED ')
 }
 
 function isFunctionMissing(err: unknown): boolean {

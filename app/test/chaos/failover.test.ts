@@ -23,8 +23,10 @@
  * the cut never reached the replica: the failover loses it. The test reports how many and asserts
  * only the recovery.
  *
- * Each test prints `[chaos] <name>: {...}`. By default the WAIT-on case of each topology runs, with
- * a short load; CHAOS_FULL=1 adds the WAIT-off cases and loads longer.
+ * Each test prints `[chaos] <name>: {...}` (DTQ_CHAOS_LOGS=1: also where each process's whole
+ * output was written). By default each test runs a short load (~10 s a test, ~45 s the file with
+ * the Cluster and the Sentinel group started once each); CHAOS_FULL=1 loads longer before and
+ * after the fault (~35 s a test).
  */
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -46,10 +48,12 @@ import { FULL, LoadGenerator, Q, report, System, verdict } from './harness.ts'
 
 const RATE = 100 // enqueues per second
 /** Enqueues accepted before the fault, and after the recovery before the load stops. */
-const BEFORE = FULL ? 1500 : 300
+const BEFORE = FULL ? 1500 : 200
 const AFTER = FULL ? 1500 : 200
 /** WAIT off: enqueues the primary acknowledges after its replica is cut off, before the kill. */
 const LAGGED = 30
+/** Per test: a slow rejoin (~12 s, seen once on Sentinel) must not fail a FULL run. */
+const TEST_TIMEOUT_MS = FULL ? 180_000 : 90_000
 
 const cleanups: Array<() => unknown> = []
 afterEach(async () => {
@@ -131,25 +135,30 @@ async function failoverUnderLoad(topo: Topology, waitReplicas: 0 | 1) {
   const { killed, promoted } = await topo.killPrimaryOf(sys.keys.base(Q), {
     beforeKill: async (primary, replica) => {
       replica.pause()
-      await call(primary.port, ['CLIENT', 'KILL', 'TYPE', 'replica'])
-      const offsetAtCut = Number(
-        parseInfo(await call(primary.port, ['INFO', 'replication'])).master_repl_offset,
-      )
-      cutAt = Date.now()
-      if (waitReplicas > 0)
-        // Written on the primary, never confirmed by a replica: answered 503, not acknowledged.
-        await waitFor(() => load.answers.some((a) => a.sentAt >= cutAt && a.outcome !== 'accepted'), {
-          timeoutMs: 5000,
-          what: 'an enqueue answered after the replica was cut off',
-        })
-      else
-        await waitFor(() => load.acceptedSince(cutAt) >= LAGGED, {
-          timeoutMs: 5000,
-          what: `${LAGGED} enqueues acknowledged after the replica was cut off`,
-        })
-      const info = parseInfo(await call(primary.port, ['INFO', 'replication']))
-      behindBytes = Number(info.master_repl_offset) - offsetAtCut
-      killedAt = Date.now()
+      try {
+        await call(primary.port, ['CLIENT', 'KILL', 'TYPE', 'replica'])
+        const offsetAtCut = Number(
+          parseInfo(await call(primary.port, ['INFO', 'replication'])).master_repl_offset,
+        )
+        cutAt = Date.now()
+        if (waitReplicas > 0)
+          // Written on the primary, never confirmed by a replica: answered 503, not acknowledged.
+          await waitFor(() => load.answers.some((a) => a.sentAt >= cutAt && a.outcome !== 'accepted'), {
+            timeoutMs: 5000,
+            what: 'an enqueue answered after the replica was cut off',
+          })
+        else
+          await waitFor(() => load.acceptedSince(cutAt) >= LAGGED, {
+            timeoutMs: 5000,
+            what: `${LAGGED} enqueues acknowledged after the replica was cut off`,
+          })
+        const info = parseInfo(await call(primary.port, ['INFO', 'replication']))
+        behindBytes = Number(info.master_repl_offset) - offsetAtCut
+        killedAt = Date.now()
+      } catch (err) {
+        replica.resume() // no kill: leave the topology as it was
+        throw err
+      }
     },
     afterKill: (_primary, replica) => replica.resume(),
   })
@@ -180,9 +189,12 @@ async function failoverUnderLoad(topo: Topology, waitReplicas: 0 | 1) {
   const lostIds = [...load.outcomes]
     .filter(([id, o]) => o === 'accepted' && !completed.has(id))
     .map(([id]) => id)
-  const whileCut = load.answers.filter(
-    (a) => a.sentAt >= cutAt && a.sentAt < killedAt && a.outcome === 'accepted',
-  )
+  // Enqueues sent after the cut and acknowledged before the kill: written on a primary no replica
+  // followed. (One sent meanwhile may also be acknowledged later, rightly: a Cluster client sends
+  // again a call whose connection died, and it runs on the promoted primary.)
+  const acknowledgedWhileCutOff = load.answers.filter(
+    (a) => a.sentAt >= cutAt && a.at < killedAt && a.outcome === 'accepted',
+  ).length
   const acceptedAfter = load.answers.filter((a) => a.sentAt >= recoveredFrom && a.outcome === 'accepted')
   const firstAccepted = load.answers.find((a) => a.sentAt >= killedAt && a.outcome === 'accepted')
   const figures = {
@@ -193,7 +205,7 @@ async function failoverUnderLoad(topo: Topology, waitReplicas: 0 | 1) {
     // From the cut to the kill: what the primary wrote meanwhile, and acknowledged.
     cutOffMs: killedAt - cutAt,
     writtenAfterCutBytes: behindBytes,
-    acceptedAfterCut: whileCut.length,
+    acknowledgedWhileCutOff,
     failoverMs: promotedAt - killedAt,
     // From the kill to the first enqueue sent after it that was acknowledged.
     enqueueOutageMs: firstAccepted ? firstAccepted.at - killedAt : null,
@@ -219,9 +231,15 @@ async function failoverUnderLoad(topo: Topology, waitReplicas: 0 | 1) {
 
 type Run = Awaited<ReturnType<typeof failoverUnderLoad>>
 
-/** The API and the workers carried on by themselves: none exited, new jobs were taken and ran. */
+/**
+ * The API and the workers carried on by themselves: none exited, new jobs were taken and ran.
+ * Every refusal meanwhile was a 503 (Redis unavailable, replicas behind: retry with the same
+ * key), never another 5xx a client would take for a final failure.
+ */
 function assertRecovered(r: Run) {
   for (const p of r.sys.procs) expect(p.child.exitCode, p.output().slice(-2000)).toBeNull()
+  const other5xx = Object.keys(r.figures.errors).filter((k) => k.startsWith('5') && !k.startsWith('503 '))
+  expect(other5xx, 'answers other than 503 during the failover').toEqual([])
   expect(r.acceptedAfter).toBeGreaterThanOrEqual(AFTER)
   expect(r.completedAfter).toBe(r.acceptedAfter)
   expect(r.v.unexpected).toBe(0)
@@ -229,7 +247,7 @@ function assertRecovered(r: Run) {
 }
 
 function assertNothingAcknowledgedLost(r: Run) {
-  expect(r.figures.acceptedAfterCut, 'an enqueue was acknowledged that no replica had').toBe(0)
+  expect(r.figures.acknowledgedWhileCutOff, 'an enqueue was acknowledged that no replica had').toBe(0)
   expect(r.v.lost, `accepted jobs lost: ${r.lostIds.slice(0, 10).join(', ')}`).toBe(0)
 }
 
@@ -237,7 +255,7 @@ function reportLoss(name: string, r: Run) {
   report(`${name}: lost by the failover`, {
     lost: r.v.lost,
     of: r.v.accepted,
-    acknowledgedAfterCut: r.figures.acceptedAfterCut,
+    acknowledgedWhileCutOff: r.figures.acknowledgedWhileCutOff,
     lostAfterRunning: r.lostAfterRunning,
     sample: r.lostIds.slice(0, 5),
     why: 'acknowledged by the old primary on its own word (ENQUEUE_WAIT_REPLICAS=0) and not yet replicated when it was killed: replication is asynchronous, the promoted replica never had them (a lost job that had run already ran, but its record went with the primary)',
@@ -279,19 +297,24 @@ describe('Redis Cluster failover under load', () => {
     await cluster?.stop()
   })
 
-  it('kill -9 of the queue slot master under load, WAIT on: promoted replica, API and workers carry on, lost 0', async () => {
-    const r = await failoverUnderLoad(topo, 1)
-    assertNothingAcknowledgedLost(r)
-    assertRecovered(r)
-  })
+  it(
+    'kill -9 of the queue slot master under load, WAIT on: promoted replica, API and workers carry on, lost 0',
+    async () => {
+      const r = await failoverUnderLoad(topo, 1)
+      assertNothingAcknowledgedLost(r)
+      assertRecovered(r)
+    },
+    TEST_TIMEOUT_MS,
+  )
 
-  it.runIf(FULL)(
+  it(
     'kill -9 of the queue slot master under load, WAIT off: recovers; reports what was lost',
     async () => {
       const r = await failoverUnderLoad(topo, 0)
       reportLoss('Cluster, ENQUEUE_WAIT_REPLICAS=0', r)
       assertRecovered(r)
     },
+    TEST_TIMEOUT_MS,
   )
 })
 
@@ -315,6 +338,9 @@ describe('Sentinel failover under load', () => {
         return { killed, promoted }
       },
       async rejoin(node) {
+        // Once every sentinel has finished the failover: a node back while one is still in it
+        // was seen to keep that sentinel naming the old primary for ~10 s.
+        await group.waitHealthy(30_000)
         await group.restartNode(node)
         await group.waitHealthy(30_000)
       },
@@ -322,10 +348,11 @@ describe('Sentinel failover under load', () => {
     }
   })
 
+  // Each test starts from a healthy group: a node a test killed is back, as the replica.
   beforeEach(async () => {
     for (const n of group.nodes) {
       if (n.alive) n.resume()
-      else await group.restartNode(n)
+      else await topo.rejoin(n)
     }
     await group.waitHealthy(30_000)
   })
@@ -334,15 +361,23 @@ describe('Sentinel failover under load', () => {
     await group?.stop()
   })
 
-  it('kill -9 of the primary under load, WAIT on: sentinels promote the replica, API and workers carry on, lost 0', async () => {
-    const r = await failoverUnderLoad(topo, 1)
-    assertNothingAcknowledgedLost(r)
-    assertRecovered(r)
-  })
+  it(
+    'kill -9 of the primary under load, WAIT on: sentinels promote the replica, API and workers carry on, lost 0',
+    async () => {
+      const r = await failoverUnderLoad(topo, 1)
+      assertNothingAcknowledgedLost(r)
+      assertRecovered(r)
+    },
+    TEST_TIMEOUT_MS,
+  )
 
-  it.runIf(FULL)('kill -9 of the primary under load, WAIT off: recovers; reports what was lost', async () => {
-    const r = await failoverUnderLoad(topo, 0)
-    reportLoss('Sentinel, ENQUEUE_WAIT_REPLICAS=0', r)
-    assertRecovered(r)
-  })
+  it(
+    'kill -9 of the primary under load, WAIT off: recovers; reports what was lost',
+    async () => {
+      const r = await failoverUnderLoad(topo, 0)
+      reportLoss('Sentinel, ENQUEUE_WAIT_REPLICAS=0', r)
+      assertRecovered(r)
+    },
+    TEST_TIMEOUT_MS,
+  )
 })
