@@ -297,25 +297,7 @@ describe('Redis Cluster failover under load', () => {
     await cluster?.stop()
   })
 
-  it(
-    'kill -9 of the queue slot master under load, WAIT on: promoted replica, API and workers carry on, lost 0',
-    async () => {
-      const r = await failoverUnderLoad(topo, 1)
-      assertNothingAcknowledgedLost(r)
-      assertRecovered(r)
-    },
-    TEST_TIMEOUT_MS,
-  )
-
-  it(
-    'kill -9 of the queue slot master under load, WAIT off: recovers; reports what was lost',
-    async () => {
-      const r = await failoverUnderLoad(topo, 0)
-      reportLoss('Cluster, ENQUEUE_WAIT_REPLICAS=0', r)
-      assertRecovered(r)
-    },
-    TEST_TIMEOUT_MS,
-  )
+  failoverCases(() => topo, 'the queue slot master', 'promoted replica')
 })
 
 describe('Sentinel failover under load', () => {
@@ -361,23 +343,27 @@ describe('Sentinel failover under load', () => {
     await group?.stop()
   })
 
+  failoverCases(() => topo, 'the primary', 'sentinels promote the replica')
+})
+
+/** The two cases of a topology: WAIT on (lost 0) and off (what a failover loses, reported). */
+function failoverCases(topology: () => Topology, killed: string, promotion: string): void {
   it(
-    'kill -9 of the primary under load, WAIT on: sentinels promote the replica, API and workers carry on, lost 0',
+    `kill -9 of ${killed} under load, WAIT on: ${promotion}, API and workers carry on, lost 0`,
     async () => {
-      const r = await failoverUnderLoad(topo, 1)
+      const r = await failoverUnderLoad(topology(), 1)
       assertNothingAcknowledgedLost(r)
       assertRecovered(r)
     },
     TEST_TIMEOUT_MS,
   )
-
   it(
-    'kill -9 of the primary under load, WAIT off: recovers; reports what was lost',
+    `kill -9 of ${killed} under load, WAIT off: recovers; reports what was lost`,
     async () => {
-      const r = await failoverUnderLoad(topo, 0)
-      reportLoss('Sentinel, ENQUEUE_WAIT_REPLICAS=0', r)
+      const r = await failoverUnderLoad(topology(), 0)
+      reportLoss(`${topology().name}, ENQUEUE_WAIT_REPLICAS=0`, r)
       assertRecovered(r)
     },
     TEST_TIMEOUT_MS,
   )
-})
+}
