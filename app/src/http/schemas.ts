@@ -93,6 +93,7 @@ export const JobS = Type.Object(
     trace: Nullable(Type.String()),
     backoff: Type.Unknown(),
     cancel_requested: Type.Boolean(),
+    schedule: Nullable(Type.String({ description: 'the schedule that made the job' })),
     removed: Type.Optional(
       Type.Boolean({
         description:
