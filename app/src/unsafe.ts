@@ -73,5 +73,6 @@ export function unsafeWorkerOptions(names: ReadonlySet<string>): WorkerOptions['
     noMemoryRelief: names.has('no-memory-relief'),
     promote: names.has('no-delayed-gating') ? promoteUngated : undefined,
     epochOf: names.has('no-fencing') ? currentEpoch : undefined,
+    scheduleFire: names.has('no-schedule-cas') ? fireWithoutCas : undefined,
   }
 }

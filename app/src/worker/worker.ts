@@ -31,6 +31,7 @@ import {
   whenRedisAvailable,
 } from '../redis/connection.ts'
 import { Registry, type WorkerCommand, type WorkerState } from '../redis/registry.ts'
+import { ScheduleStore } from '../redis/schedules.ts'
 import { type Clock, JobStore } from '../redis/store.ts'
 import { EntryWaiter } from '../redis/stream-wait.ts'
 import { dlqRetryHandler } from './dlq-retry.ts'
@@ -39,6 +40,7 @@ import { Heartbeat } from './heartbeat.ts'
 import { LeaseKeeper } from './lease-keeper.ts'
 import { Maintenance } from './maintenance.ts'
 import { FETCHES_IN_FLIGHT, type Logger, Processor } from './processor.ts'
+import { ScheduleRunner, type ScheduleRunnerOptions } from './schedule-runner.ts'
 
 export type WorkerSettings = Pick<
   Config,
@@ -100,7 +102,11 @@ export interface WorkerOptions {
     noLeader?: boolean
     /** No completed job is removed before its retention, whatever Redis's memory use. */
     noMemoryRelief?: boolean
+    /** Fires schedules without the compare-and-set (instead of the schedule_fire function's). */
+    scheduleFire?: ScheduleRunnerOptions['fire']
   }
+  /** Run the schedule runner (ADR 0018; default true: every worker fires due schedules). */
+  schedules?: boolean
   heartbeatMs?: number
   schedulerPollMs?: number
   janitorEveryMs?: number
@@ -133,6 +139,7 @@ export class Worker {
   private readonly subscriber: RedisClient
   private readonly opts: WorkerOptions
   private readonly log: Logger
+  private readonly schedules: ScheduleRunner | undefined
   private readonly processor: Processor
   private readonly leases: LeaseKeeper
   private readonly maintenance: Maintenance
@@ -260,6 +267,15 @@ export class Worker {
       promote: opts.unsafe?.promote,
       noMemoryRelief: opts.unsafe?.noMemoryRelief,
     })
+    this.schedules =
+      opts.schedules === false
+        ? undefined
+        : new ScheduleRunner({
+            schedules: new ScheduleStore(this.store),
+            clock: this.clock,
+            fire: opts.unsafe?.scheduleFire,
+            onError: (err) => this.log.warn({ err: (err as Error).message }, 'schedule runner failed'),
+          })
     this.heartbeat = new Heartbeat({
       id: this.id,
       everyMs: heartbeatMs,
@@ -336,6 +352,7 @@ export class Worker {
     )
     this.heartbeat.start()
     this.processor.start()
+    this.schedules?.start()
     this.log.info(
       { worker: this.id, queues: this.queues, concurrency: this.settings.workerConcurrency },
       'worker started',
@@ -397,6 +414,7 @@ export class Worker {
     this.state = 'stopping'
     this.log.info({ worker: this.id, running: this.processor.active, timeoutMs }, 'worker stopping')
     await this.processor.stopFetching()
+    await this.schedules?.stop()
     await this.maintenance.stop()
     await this.heartbeat.beat().catch(() => {})
     await this.processor.drain(deadline)
