@@ -17,6 +17,7 @@ import { canConnect, hasRedisServer, startLocalRedis } from '../redis/local-serv
 import type { Handler } from '../worker/handlers.ts'
 import { ScheduleRunner } from '../worker/schedule-runner.ts'
 import { Worker } from '../worker/worker.ts'
+import { scheduleCommands } from './schedules.ts'
 
 const int = (name: string) => (v: string) => {
   const n = Number(v)
@@ -546,6 +547,8 @@ for (const cmd of ['pause', 'resume', 'drain'] as const) {
     .argument('<id>', "worker id, or '*' for all")
     .action(async (id: string) => withQueue(async (q) => q.commandWorker(id, cmd)))
 }
+
+scheduleCommands(program, withQueue, print)
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {
