@@ -103,6 +103,7 @@ export const JobS = Type.Object(
     backoff: Type.Unknown(),
     cancel_requested: Type.Boolean(),
     schedule: Nullable(Type.String({ description: 'the schedule that made the job' })),
+    fired_at: Nullable(Type.Number({ description: 'the fire time it was made for' })),
     removed: Type.Optional(
       Type.Boolean({
         description:

@@ -60,7 +60,8 @@ end
 
 local unregistered = m > 0 and redis.call('HSETNX', k_meta(), 'registered', '1') == 1
 local made = {}
-local more = { F_SCHEDULE, name }
+-- Each job names its schedule and its fire time (a checker finds one job per time by them).
+local more = { F_SCHEDULE, name, F_FIRED_AT, '' }
 for x = 1, #tpl.x do more[#more + 1] = tpl.x[x] end
 local line = {}
 for k = 1, m do
@@ -76,6 +77,7 @@ for k = 1, m do
     outcome = ARGV[9] == '1' and 'missed_run' or 'job'
   end
   if outcome == 'triggered' or outcome == 'job' or outcome == 'missed_run' then
+    more[4] = at
     create_job(id, tpl.ty, tpl.pl, tpl.pr, tpl.mr, tpl.to, 0, tpl.pk, more)
     made[#made + 1] = id
     last = id
