@@ -405,6 +405,11 @@ export type QueueStatsDto = Static<typeof QueueStatsS>
 export type WorkerDto = Static<typeof WorkerS>
 export type StatsDto = Static<typeof StatsReply>
 export type ErrorDto = Static<typeof ErrorReply>
+export type ScheduleDto = Static<typeof ScheduleS>
+export type ScheduleDetailDto = Static<typeof ScheduleDetailS>
+export type ScheduleInputDto = Static<typeof ScheduleBody>
+export type FireRecordDto = Static<typeof FireRecordS>
+export type PreviewDto = Static<typeof PreviewReply>
 
 // ---- schedules (ADR 0018) ------------------------------------------------------------------
 
@@ -505,8 +510,3 @@ export const PreviewQuery = Type.Object(
   strict,
 )
 export const PreviewReply = Type.Object({ tz: Type.String(), times: Type.Array(Type.Number()) })
-
-export type Schedule = Static<typeof ScheduleS>
-export type ScheduleDetail = Static<typeof ScheduleDetailS>
-export type ScheduleInput = Static<typeof ScheduleBody>
-export type FireRecord = Static<typeof FireRecordS>
