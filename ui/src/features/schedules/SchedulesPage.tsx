@@ -193,6 +193,8 @@ export function SchedulesPage() {
   const [params, setParams] = useSearchParams()
   const selected = params.get('name')
   const [editing, setEditing] = useState<ScheduleDto | null>(null)
+  // A new form after each save (an empty one, not the schedule just saved).
+  const [saves, setSaves] = useState(0)
   const select = (name: string | null) => setParams(name ? { name } : {})
   const columns: Column<ScheduleDto>[] = [
     {
@@ -270,10 +272,11 @@ export function SchedulesPage() {
       </Card>
       <Card title={editing ? `Edit schedule ${editing.name}` : 'New schedule'}>
         <ScheduleForm
-          key={editing?.name ?? 'new'}
+          key={editing ? `edit-${editing.name}` : `new-${saves}`}
           editing={editing}
           onSaved={(name) => {
             setEditing(null)
+            setSaves((n) => n + 1)
             select(name)
           }}
         />
