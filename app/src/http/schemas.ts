@@ -123,19 +123,25 @@ export const BackoffS = Type.Object(
   strict,
 )
 
+/** The options a job and a schedule's job template share. */
+const jobCommonFields = {
+  task_type: TaskType,
+  payload: Type.Optional(Type.Unknown()),
+  queue: Type.Optional(QueueName),
+  priority: Type.Optional(PriorityS),
+  partition_key: Type.Optional(Text(256)),
+  max_retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),
+  timeout_ms: Type.Optional(Type.Integer({ minimum: 0 })),
+  backoff: Type.Optional(BackoffS),
+}
+
 export const CreateJob = Type.Object(
   {
-    task_type: TaskType,
-    payload: Type.Optional(Type.Unknown()),
-    queue: Type.Optional(QueueName),
-    priority: Type.Optional(PriorityS),
-    partition_key: Type.Optional(Text(256)),
-    max_retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),
+    ...jobCommonFields,
     delay_ms: Type.Optional(Type.Integer({ minimum: 0 })),
     run_at: Type.Optional(
       Type.Union([Type.Integer({ minimum: 0 }), Type.String({ maxLength: 64, description: 'ISO 8601' })]),
     ),
-    timeout_ms: Type.Optional(Type.Integer({ minimum: 0 })),
     idempotency_key: Type.Optional(Text(256)),
     job_id: Type.Optional(
       Type.String({
@@ -144,7 +150,6 @@ export const CreateJob = Type.Object(
           'your own id for the job (an existing live job with it is returned instead); not all digits: DTQ numbers the jobs it names itself',
       }),
     ),
-    backoff: Type.Optional(BackoffS),
   },
   { ...strict, $id: 'CreateJob' },
 )
@@ -425,20 +430,7 @@ export const ScheduleParams = Type.Object(
 )
 
 /** A job template: a job's options less those that name one job (id, idempotency key, delay). */
-export const JobTemplateS = Type.Object(
-  {
-    task_type: TaskType,
-    payload: Type.Optional(Type.Unknown()),
-    queue: Type.Optional(QueueName),
-    priority: Type.Optional(PriorityS),
-    partition_key: Type.Optional(Text(256)),
-    max_retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),
-    timeout_ms: Type.Optional(Type.Integer({ minimum: 0 })),
-    trace: Type.Optional(Text(512)),
-    backoff: Type.Optional(BackoffS),
-  },
-  strict,
-)
+export const JobTemplateS = Type.Object({ ...jobCommonFields, trace: Type.Optional(Text(512)) }, strict)
 
 export const ScheduleBody = Type.Object(
   {

@@ -34,3 +34,13 @@ export function timeIn(ms: number | null | undefined, tz: string): string {
     return new Date(ms).toISOString()
   }
 }
+
+/** JSON typed into a form: its value (empty text: `{}`), or the parser's message. */
+export function parseJsonText(text: string): { value?: unknown; error?: string } {
+  if (!text.trim()) return { value: {} }
+  try {
+    return { value: JSON.parse(text) }
+  } catch (e) {
+    return { error: (e as Error).message }
+  }
+}

@@ -11,7 +11,7 @@ import { type Column, DataTable } from '../../components/DataTable'
 import { QueryState } from '../../components/QueryState'
 import { Card, ConfirmButton, ErrorBox, StateBadge } from '../../components/ui'
 import { useAuth } from '../../lib/auth'
-import { timeIn } from '../../lib/format'
+import { parseJsonText, timeIn } from '../../lib/format'
 import { jobPath } from '../../lib/job-ref'
 import {
   useDeleteSchedule,
@@ -23,15 +23,6 @@ import {
 } from './api/schedules'
 
 const when = (s: ScheduleDto) => (s.cron ? `${s.cron} (${s.tz})` : `every ${s.every_ms} ms`)
-
-function parseJson(text: string): { value?: unknown; error?: string } {
-  if (!text.trim()) return { value: {} }
-  try {
-    return { value: JSON.parse(text) }
-  } catch (e) {
-    return { error: (e as Error).message }
-  }
-}
 
 /** The create/edit form; `editing` fills it from a stored schedule. */
 function ScheduleForm({
@@ -47,7 +38,7 @@ function ScheduleForm({
   const [cron, setCron] = useState(editing?.cron ?? '0 */5 * * * *')
   const [tz, setTz] = useState(editing?.tz ?? 'UTC')
   const [payload, setPayload] = useState(JSON.stringify(job.payload ?? {}, null, 2))
-  const parsed = parseJson(payload)
+  const parsed = parseJsonText(payload)
   const preview = usePreview(cron, tz)
   return (
     <form
