@@ -347,5 +347,7 @@ test('schedules: create one with its next fire times previewed in its zone, trig
   await jobLink.click()
   await expect(page).toHaveURL(new RegExp(`/jobs/${id}\\?queue=default$`))
   await expect(stateBadge(page)).toHaveText('completed')
+  await page.getByRole('link', { name: 'e2e-nightly' }).click()
+  await expect(page.getByRole('heading', { name: 'History of e2e-nightly' })).toBeVisible()
   check()
 })
