@@ -142,6 +142,10 @@ describe('schedules', () => {
     const t = await b.queue.triggerSchedule('lim')
     expect(t.schedule).toMatchObject({ next_fire: next, runs: 0, last_job: t.job_id })
     expect(t.schedule.history[0]).toMatchObject({ job_id: t.job_id, outcome: 'triggered' })
+    // A replacement keeps the paused flag unless it says otherwise.
+    expect(await b.queue.upsertSchedule('lim', spec({ every_ms: 1000, max_runs: 2 }))).toMatchObject({
+      paused: true,
+    })
     await b.queue.resumeSchedule('lim')
     await runUntil(r, clock.t + 5000, 1000)
     const s = (await b.queue.getSchedule('lim'))!

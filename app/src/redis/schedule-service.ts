@@ -56,7 +56,7 @@ export class Schedules {
       pk: r.partition_key,
       x: Object.entries(r.extra).flat(),
     }
-    await this.store.save(def, tpl, spec.paused ?? false, nextFireAfter(def, now))
+    await this.store.save(def, tpl, spec.paused, nextFireAfter(def, now))
     return this.getOrThrow(name)
   }
 

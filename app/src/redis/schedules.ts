@@ -84,14 +84,15 @@ export class ScheduleStore {
   }
 
   /**
-   * Creates or replaces a schedule: definition, template, policies and next_fire (fires and
-   * history kept). The hash is written before the registry names it; a schedule that moved to
+   * Creates or replaces a schedule: definition, template, policies and next_fire (fires,
+   * history and, unless given, the paused flag kept). The hash is written before the registry names it; a schedule that moved to
    * another queue leaves its old slot afterwards.
    */
   async save(
     def: ScheduleDef,
     tpl: JobTemplate,
-    paused: boolean,
+    /** undefined: as it was (a new schedule is active). */
+    paused: boolean | undefined,
     next: number | null,
   ): Promise<ScheduleState> {
     const now = this.store.clock.now()
@@ -105,7 +106,7 @@ export class ScheduleStore {
       overlap: def.overlap,
       max_runs: def.max_runs ?? '',
       next: next ?? '',
-      paused: paused ? '1' : '0',
+      paused: (paused ?? old?.paused) ? '1' : '0',
     })
     await this.redis.hset(this.keys.schedules(), def.name, def.queue)
     if (before !== null && before !== def.queue) {
