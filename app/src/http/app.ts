@@ -185,7 +185,7 @@ export async function buildApp(deps: AppDeps) {
       info: {
         title: 'DTQ API',
         version: '0.1.0',
-        description: 'Jobs, dead letters, queues, workers, events.',
+        description: 'Jobs, dead letters, queues, workers, schedules, events.',
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
