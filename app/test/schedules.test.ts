@@ -180,6 +180,23 @@ describe('schedules', () => {
     expect(await b.keys()).toEqual([])
   })
 
+  it('a schedule that cannot fire holds up no other', async () => {
+    await b.queue.upsertSchedule('a-broken', spec({ every_ms: 1000 }))
+    await b.queue.upsertSchedule('b-fine', spec({ every_ms: 1000 }))
+    // A foreign value where the broken schedule's template is: its fire call fails in Redis.
+    await b.redis.hset(b.queue.store.keys.schedule(Q, 'a-broken'), 'tpl', 'not json')
+    const errors: string[] = []
+    const r = new ScheduleRunner({
+      schedules: b.queue.schedules.store,
+      clock,
+      onError: (_err, name) => errors.push(name),
+    })
+    clock.advance(1000)
+    expect(await r.tick()).toBe(1)
+    expect(errors).toEqual(['schedule a-broken'])
+    expect((await b.queue.getSchedule('b-fine'))!.runs).toBe(1)
+  })
+
   describe('racing runners', () => {
     /** Runners with stores of their own, each on its own connection. */
     async function runners(n: number, unsafe: boolean) {

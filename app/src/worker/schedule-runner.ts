@@ -62,7 +62,14 @@ export class ScheduleRunner {
       (d) => !d.paused && d.next !== null && d.next <= this.o.clock.now(),
     )
     let made = 0
-    for (const d of due) made += await this.fireDue(d.queue, d.name, d.next!)
+    for (const d of due) {
+      // One schedule that cannot fire (its queue refused: QUEUE_LIMIT, ...) holds up no other.
+      try {
+        made += await this.fireDue(d.queue, d.name, d.next!)
+      } catch (err) {
+        this.o.onError(err, `schedule ${d.name}`)
+      }
+    }
     this.made += made
     return made
   }
