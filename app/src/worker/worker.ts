@@ -9,6 +9,8 @@
  *               and the Janitor (bounds what grows), for every queue
  *   Heartbeat   registry entry, control commands (pause/resume/drain), paused queues, the
  *               maintenance lease
+ *   ScheduleRunner  fires due schedules, in every worker, no lease (ADR 0018: the fire is a
+ *               compare-and-set, so any number of runners make one job per fire time)
  *
  * Usage:
  *   const worker = new Worker(redis, config)
@@ -391,7 +393,7 @@ export class Worker {
   /**
    * Graceful shutdown (invariant 8), in this order:
    *  1. state → stopping (the registry shows it); no new fetches (the blocking read is cut);
-   *  2. scheduler, reclaimer and janitor stop (the maintenance lease is given up);
+   *  2. the schedule runner, scheduler, reclaimer and janitor stop (the maintenance lease is given up);
    *  3. running jobs get until the shutdown deadline to finish — their leases keep being renewed;
    *  4. at the deadline, what still runs is aborted and handed back for immediate redelivery;
    *  5. the lease thread stops;
