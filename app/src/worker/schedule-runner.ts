@@ -28,8 +28,9 @@ const MAX_CALLS_PER_TICK = 50
 export class ScheduleRunner {
   private readonly o: ScheduleRunnerOptions
   private readonly ticker: Ticker
-  /** Jobs this runner has made (tests, logs). */
+  /** Jobs this runner has made, and fire calls it lost to another runner (tests, logs). */
   made = 0
+  lost = 0
 
   constructor(o: ScheduleRunnerOptions) {
     this.o = o
@@ -88,6 +89,7 @@ export class ScheduleRunner {
         : await s.fire(queue, name, { mode: 'fire', ...plan })
       made += r.jobs.length
       // Stale: another runner fired this time (or the schedule changed): it is theirs now.
+      if (r.outcome === 'stale') this.lost++
       if (r.outcome !== 'fired') break
       next = r.next
     }
