@@ -5,8 +5,10 @@
  * production code never does -- the Worker takes what it is given in `WorkerOptions.unsafe`.
  */
 import { F, type Priority } from './queue/job.ts'
+import type { FirePlan } from './queue/schedule.ts'
+import type { ScheduleStore } from './redis/schedules.ts'
 import { setLibraryOptions } from './redis/scripts.ts'
-import type { Clock, JobStore } from './redis/store.ts'
+import type { Clock, JobStore, ScheduleFireReply } from './redis/store.ts'
 import type { WorkerOptions } from './worker/worker.ts'
 
 /** no-delayed-gating: the promote step without the ZREM gate, as separate commands. */
@@ -34,6 +36,22 @@ export async function currentEpoch(store: JobStore, queue: string, id: string): 
 }
 
 /**
+ * no-schedule-cas: a fire without the compare -- the jobs made unconditionally (the function's
+ * trigger mode), then next_fire moved by a separate command: what a scheduler that reads
+ * "due", makes the job and writes the next time does. Racing runners each make a job.
+ */
+export async function fireWithoutCas(
+  schedules: ScheduleStore,
+  queue: string,
+  name: string,
+  plan: FirePlan,
+): Promise<ScheduleFireReply> {
+  const r = await schedules.fire(queue, name, { mode: 'trigger', fires: plan.fires })
+  await schedules.redis.hset(schedules.keys.schedule(queue, name), 'next', plan.next ?? '')
+  return { ...r, next: plan.next }
+}
+
+/**
  * NEGATIVE CONTROL ONLY (DTQ_UNSAFE=no-clock-sync): this machine's clock, shifted by the test
  * skew, uncorrected -- what every process used before Redis's clock became the time base.
  */
@@ -55,5 +73,6 @@ export function unsafeWorkerOptions(names: ReadonlySet<string>): WorkerOptions['
     noMemoryRelief: names.has('no-memory-relief'),
     promote: names.has('no-delayed-gating') ? promoteUngated : undefined,
     epochOf: names.has('no-fencing') ? currentEpoch : undefined,
+    scheduleFire: names.has('no-schedule-cas') ? fireWithoutCas : undefined,
   }
 }

@@ -304,3 +304,50 @@ test('the same job id dead-lettered in two queues: retry one from the DLQ, delet
   expect(await jobState(id, 'billing')).toBe('completed')
   check()
 })
+
+test('schedules: create one with its next fire times previewed in its zone, trigger it, follow the history to the job', async ({
+  page,
+}) => {
+  const check = watchErrors(page, [/400 \(Bad Request\)/]) // the preview of a bad cron
+  await signIn(page)
+  await page.goto(`${base()}/schedules`)
+  await expect(page.getByText('No schedules yet')).toBeVisible()
+  const form = page.getByRole('form', { name: 'Schedule' })
+  await form.getByLabel('Name').fill('e2e-nightly')
+  await form.getByLabel(/^Cron/).fill('0 30 2 * * *')
+  await form.getByLabel('Time zone').fill('Europe/Berlin')
+  const preview = page.getByRole('region', { name: 'Next fire times' }).getByRole('listitem')
+  await expect(preview).toHaveCount(5)
+  // Read in the schedule's zone: 02:30 each day (03:00 on a spring-forward day).
+  await expect(preview.first()).toHaveText(/ 0[23]:[03]0:00$/)
+  await form.getByLabel('Cron (seconds first; 5 fields also work)').fill('not a cron')
+  await expect(page.getByRole('region', { name: 'Next fire times' }).getByText(/cron/)).toBeVisible()
+  await form.getByLabel(/^Cron/).fill('0 30 2 * * *')
+  await expect(preview).toHaveCount(5)
+  await form.getByLabel('Task type').fill('echo')
+  await form.getByLabel('Queue', { exact: true }).fill('default')
+  await page.screenshot({ path: `${SHOTS}/schedule-form.png`, fullPage: true })
+  await form.getByRole('button', { name: 'Save schedule' }).click()
+  const row = page.getByRole('row', { name: /e2e-nightly/ })
+  await expect(row).toBeVisible()
+  await expect(row.getByText('Europe/Berlin')).toBeVisible()
+  await row.getByRole('button', { name: 'pause e2e-nightly' }).click()
+  await expect(row.getByText('paused')).toBeVisible()
+  await row.getByRole('button', { name: 'resume e2e-nightly' }).click()
+  await expect(row.getByRole('button', { name: 'pause e2e-nightly' })).toBeVisible()
+  await row.getByRole('button', { name: 'trigger e2e-nightly' }).click()
+  const history = page.locator('section.card', {
+    has: page.getByRole('heading', { name: 'History of e2e-nightly' }),
+  })
+  const jobLink = history.getByRole('row', { name: /triggered/ }).getByRole('link')
+  await expect(jobLink).toBeVisible()
+  await expect(row.getByText('completed')).toBeVisible({ timeout: 15_000 })
+  await page.screenshot({ path: `${SHOTS}/schedules.png`, fullPage: true })
+  const id = (await jobLink.textContent()) ?? ''
+  await jobLink.click()
+  await expect(page).toHaveURL(new RegExp(`/jobs/${id}\\?queue=default$`))
+  await expect(stateBadge(page)).toHaveText('completed')
+  await page.getByRole('link', { name: 'e2e-nightly' }).click()
+  await expect(page.getByRole('heading', { name: 'History of e2e-nightly' })).toBeVisible()
+  check()
+})

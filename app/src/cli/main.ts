@@ -15,7 +15,9 @@ import { connectRedis, describeTarget, redisTarget, whenRedisAvailable } from '.
 import { checkDurability } from '../redis/durability.ts'
 import { canConnect, hasRedisServer, startLocalRedis } from '../redis/local-server.ts'
 import type { Handler } from '../worker/handlers.ts'
+import { ScheduleRunner } from '../worker/schedule-runner.ts'
 import { Worker } from '../worker/worker.ts'
+import { scheduleCommands } from './schedules.ts'
 
 const int = (name: string) => (v: string) => {
   const n = Number(v)
@@ -139,11 +141,29 @@ async function startApi(...args: Parameters<typeof import('../http/server.ts').s
 }
 
 async function runApi(cfg: Config, port?: number): Promise<void> {
+  const unsafe = new Set(cfg.unsafe)
+  const testOnly = unsafe.has('no-schedule-cas') ? await import('../unsafe.ts') : null
+  if (testOnly)
+    process.stderr.write(
+      'dtq api: DTQ_UNSAFE=no-schedule-cas: schedules fire without their compare (tests only)\n',
+    )
   const api = await startApi(cfg, { port })
+  // Every API process fires due schedules too (ADR 0018: any number of runners is safe).
+  const { queue } = api.app.dtq
+  const schedules = new ScheduleRunner({
+    schedules: queue.schedules.store,
+    clock: queue.clock,
+    fire: testOnly?.fireWithoutCas,
+    onError: (err) => api.app.log.warn({ err: (err as Error).message }, 'schedule runner failed'),
+  })
+  schedules.start()
   process.stdout.write(`DTQ API listening on ${api.url} (OpenAPI at ${api.url}/docs)\n`)
   await new Promise<void>((resolve) => {
     const onSignal = () => {
-      void api.stop().then(resolve)
+      void schedules
+        .stop()
+        .then(() => api.stop())
+        .then(resolve)
     }
     process.once('SIGTERM', onSignal)
     process.once('SIGINT', onSignal)
@@ -527,6 +547,8 @@ for (const cmd of ['pause', 'resume', 'drain'] as const) {
     .argument('<id>', "worker id, or '*' for all")
     .action(async (id: string) => withQueue(async (q) => q.commandWorker(id, cmd)))
 }
+
+scheduleCommands(program, withQueue, print)
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {

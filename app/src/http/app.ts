@@ -31,6 +31,7 @@ import { adminRoutes } from './routes/admin.ts'
 import { dlqRoutes } from './routes/dlq.ts'
 import { eventRoutes } from './routes/events.ts'
 import { jobRoutes } from './routes/jobs.ts'
+import { scheduleRoutes } from './routes/schedules.ts'
 import { systemRoutes } from './routes/system.ts'
 
 /** What helmet sets by default for a JSON API (checked by a test). */
@@ -184,7 +185,7 @@ export async function buildApp(deps: AppDeps) {
       info: {
         title: 'DTQ API',
         version: '0.1.0',
-        description: 'Jobs, dead letters, queues, workers, events.',
+        description: 'Jobs, dead letters, queues, workers, schedules, events.',
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
@@ -231,6 +232,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(jobRoutes)
   await app.register(dlqRoutes)
   await app.register(adminRoutes)
+  await app.register(scheduleRoutes)
   await app.register(eventRoutes)
 
   if (deps.consoleDir) await serveConsole(app, deps.consoleDir)

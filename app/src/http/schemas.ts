@@ -5,6 +5,15 @@
 import Type, { type Static, type TSchema } from 'typebox'
 import { PRIORITIES, STATES } from '../queue/job.ts'
 import { MAX_PARTITIONS } from '../queue/partitions.ts'
+import {
+  MAX_CATCH_UP,
+  MAX_EVERY_MS,
+  MIN_EVERY_MS,
+  MISFIRE_POLICIES,
+  OVERLAP_POLICIES,
+  SCHEDULE_NAME_PATTERN,
+  SCHEDULE_NAME_RULE,
+} from '../queue/schedule.ts'
 import { JOB_ID_PATTERN, QUEUE_PATTERN } from '../queue/validate.ts'
 import { WORKER_COMMANDS } from '../redis/registry.ts'
 
@@ -93,6 +102,8 @@ export const JobS = Type.Object(
     trace: Nullable(Type.String()),
     backoff: Type.Unknown(),
     cancel_requested: Type.Boolean(),
+    schedule: Nullable(Type.String({ description: 'the schedule that made the job' })),
+    fired_at: Nullable(Type.Number({ description: 'the fire time it was made for' })),
     removed: Type.Optional(
       Type.Boolean({
         description:
@@ -112,19 +123,25 @@ export const BackoffS = Type.Object(
   strict,
 )
 
+/** The options a job and a schedule's job template share. */
+const jobCommonFields = {
+  task_type: TaskType,
+  payload: Type.Optional(Type.Unknown()),
+  queue: Type.Optional(QueueName),
+  priority: Type.Optional(PriorityS),
+  partition_key: Type.Optional(Text(256)),
+  max_retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),
+  timeout_ms: Type.Optional(Type.Integer({ minimum: 0 })),
+  backoff: Type.Optional(BackoffS),
+}
+
 export const CreateJob = Type.Object(
   {
-    task_type: TaskType,
-    payload: Type.Optional(Type.Unknown()),
-    queue: Type.Optional(QueueName),
-    priority: Type.Optional(PriorityS),
-    partition_key: Type.Optional(Text(256)),
-    max_retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),
+    ...jobCommonFields,
     delay_ms: Type.Optional(Type.Integer({ minimum: 0 })),
     run_at: Type.Optional(
       Type.Union([Type.Integer({ minimum: 0 }), Type.String({ maxLength: 64, description: 'ISO 8601' })]),
     ),
-    timeout_ms: Type.Optional(Type.Integer({ minimum: 0 })),
     idempotency_key: Type.Optional(Text(256)),
     job_id: Type.Optional(
       Type.String({
@@ -133,7 +150,6 @@ export const CreateJob = Type.Object(
           'your own id for the job (an existing live job with it is returned instead); not all digits: DTQ numbers the jobs it names itself',
       }),
     ),
-    backoff: Type.Optional(BackoffS),
   },
   { ...strict, $id: 'CreateJob' },
 )
@@ -394,3 +410,95 @@ export type QueueStatsDto = Static<typeof QueueStatsS>
 export type WorkerDto = Static<typeof WorkerS>
 export type StatsDto = Static<typeof StatsReply>
 export type ErrorDto = Static<typeof ErrorReply>
+export type ScheduleDto = Static<typeof ScheduleS>
+export type ScheduleDetailDto = Static<typeof ScheduleDetailS>
+export type ScheduleInputDto = Static<typeof ScheduleBody>
+export type FireRecordDto = Static<typeof FireRecordS>
+export type PreviewDto = Static<typeof PreviewReply>
+
+// ---- schedules (ADR 0018) ------------------------------------------------------------------
+
+const TimeS = Type.Union([
+  Type.Integer({ minimum: 0 }),
+  Type.String({ maxLength: 64, description: 'ISO 8601' }),
+])
+const NullableTime = Nullable(Type.Number())
+
+export const ScheduleParams = Type.Object(
+  { name: Type.String({ pattern: SCHEDULE_NAME_PATTERN.source, description: SCHEDULE_NAME_RULE }) },
+  strict,
+)
+
+/** A job template: a job's options less those that name one job (id, idempotency key, delay). */
+export const JobTemplateS = Type.Object({ ...jobCommonFields, trace: Type.Optional(Text(512)) }, strict)
+
+export const ScheduleBody = Type.Object(
+  {
+    cron: Type.Optional(
+      Type.String({ maxLength: 256, description: '5 fields, or 6 with seconds first (croner syntax)' }),
+    ),
+    tz: Type.Optional(
+      Type.String({ maxLength: 64, description: 'IANA time zone of the cron expression (default UTC)' }),
+    ),
+    every_ms: Type.Optional(Type.Integer({ minimum: MIN_EVERY_MS, maximum: MAX_EVERY_MS })),
+    job: JobTemplateS,
+    start_at: Type.Optional(TimeS),
+    end_at: Type.Optional(TimeS),
+    max_runs: Type.Optional(Type.Integer({ minimum: 1, maximum: 1e9 })),
+    paused: Type.Optional(Type.Boolean()),
+    overlap: Type.Optional(Type.Enum([...OVERLAP_POLICIES])),
+    misfire: Type.Optional(Type.Enum([...MISFIRE_POLICIES])),
+    catch_up_max: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_CATCH_UP })),
+    misfire_grace_ms: Type.Optional(Type.Integer({ minimum: 1000, maximum: 86_400_000 })),
+  },
+  { ...strict, $id: 'ScheduleBody' },
+)
+
+export const FireRecordS = Type.Object({
+  at: Type.Number({ description: 'the fire time' }),
+  job_id: Nullable(Type.String()),
+  outcome: Type.String({
+    description: 'job | missed_run | triggered | skipped_overlap | missed (misfire, no job) | ended',
+  }),
+  job_state: Nullable(Type.String({ description: "the job's state now ('removed': past retention)" })),
+})
+
+const scheduleFields = {
+  name: Type.String(),
+  queue: Type.String(),
+  cron: Nullable(Type.String()),
+  tz: Type.String(),
+  every_ms: Nullable(Type.Number()),
+  start_at: NullableTime,
+  end_at: NullableTime,
+  max_runs: Nullable(Type.Number()),
+  overlap: Type.String(),
+  misfire: Type.String(),
+  catch_up_max: Type.Number(),
+  misfire_grace_ms: Type.Number(),
+  job: Type.Unknown(),
+  paused: Type.Boolean(),
+  next_fire: NullableTime,
+  runs: Type.Number(),
+  last_fire: NullableTime,
+  last_job: Nullable(Type.String()),
+  last_outcome: Nullable(Type.String()),
+  created_at: Type.Number(),
+  updated_at: Type.Number(),
+}
+export const ScheduleS = Type.Object(scheduleFields, { $id: 'Schedule' })
+export const ScheduleDetailS = Type.Object(
+  {
+    ...scheduleFields,
+    next_runs: Type.Array(Type.Number(), { description: 'the next five fire times' }),
+    history: Type.Array(FireRecordS),
+  },
+  { $id: 'ScheduleDetail' },
+)
+export const SchedulesReply = Type.Object({ items: Type.Array(ScheduleS) })
+export const TriggerReply = Type.Object({ job_id: Type.String(), schedule: ScheduleDetailS })
+export const PreviewQuery = Type.Object(
+  { cron: Type.String({ minLength: 1, maxLength: 256 }), tz: Type.Optional(Type.String({ maxLength: 64 })) },
+  strict,
+)
+export const PreviewReply = Type.Object({ tz: Type.String(), times: Type.Array(Type.Number()) })

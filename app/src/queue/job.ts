@@ -60,6 +60,10 @@ export interface Job {
   trace: string | null
   backoff: Backoff | null
   cancel_requested: boolean
+  /** The schedule that made this job, if one did. */
+  schedule: string | null
+  /** The fire time it was made for (a triggered job: when it was triggered). */
+  fired_at: number | null
   /**
    * Set (true) on the answer to a repeated idempotency key whose job has finished and been
    * removed after its retention: only its id, final state and finished_at are still known.
@@ -109,6 +113,10 @@ export const F = {
   dlq_entry: 'de',
   /** '1' once the job has written log lines (its logs key exists). */
   logs: 'lg',
+  /** The schedule that made the job (ADR 0018). */
+  schedule: 'sc',
+  /** The fire time of the schedule that made the job (ADR 0018). */
+  fired_at: 'sf',
 } as const
 
 /** Lua constants for the function library: `local F_TASK_TYPE, ... = 'ty', ...`. */
@@ -174,6 +182,8 @@ export function decodeJob(queue: string, h: Record<string, string>, id = h.id ??
     trace: h[F.trace] || null,
     backoff: (parseJson(h[F.backoff]) as Backoff | null) ?? null,
     cancel_requested: h[F.cancel_requested] === '1',
+    schedule: h[F.schedule] || null,
+    fired_at: num(h[F.fired_at]),
     ...(h._removed === '1' ? { removed: true } : {}),
   }
 }

@@ -13,6 +13,7 @@ import type { RedisClient } from '../redis/connection.ts'
 import { connectRedis, createRedis, redisTarget } from '../redis/connection.ts'
 import { type DlqEntry, dlqPage, dlqTails } from '../redis/redrive.ts'
 import { Registry, type WorkerCommand, type WorkerInfo } from '../redis/registry.ts'
+import { type ScheduleDetail, Schedules, type ScheduleView } from '../redis/schedule-service.ts'
 import {
   type Clock,
   type EnqueueResult,
@@ -27,6 +28,8 @@ import { GENERATED_ID } from './ids.ts'
 import type { Backoff, Job, JobState, Priority } from './job.ts'
 import { F, STATES } from './job.ts'
 import { logicalQueue, MAX_PARTITIONS, PHYSICAL_QUEUE_PATTERN, pickPartition } from './partitions.ts'
+import type { ScheduleSpec } from './schedule.ts'
+import { TEMPLATE_FIELDS } from './schedule.ts'
 import type { DlqFilter } from './system-tasks.ts'
 import {
   checkInt,
@@ -199,6 +202,8 @@ export function hashIdempotencyKey(key: string): string {
 export class Queue {
   readonly store: JobStore
   readonly registry: Registry
+  /** Schedules (ADR 0018); the methods below are its library API. */
+  readonly schedules: Schedules
   readonly settings: QueueSettings
   /**
    * Redis's clock (a RedisClock, measuring from the constructor on) unless one was given: the
@@ -232,6 +237,16 @@ export class Queue {
       warn: opts.warn,
     })
     this.registry = new Registry(redis, this.store.keys)
+    this.schedules = new Schedules(this.store, this.clock, (job, problems) => {
+      // The template's own fields only (buildDef names the others); its problems under `job.`.
+      const own = Object.fromEntries(
+        Object.entries(job).filter(([k]) => (TEMPLATE_FIELDS as readonly string[]).includes(k)),
+      ) as unknown as JobSpec
+      const mine: Problems = []
+      const r = this.toRecord(own, mine)
+      for (const p of mine) problems.push(`job.${p}`)
+      return r
+    })
   }
 
   /**
@@ -696,6 +711,33 @@ export class Queue {
     for (const q of await this.store.physicalQueues(queue))
       total += await this.store.dlqPurgeBefore(q, before)
     return total
+  }
+
+  // ---- schedules (ADR 0018) ---------------------------------------------------------------
+
+  /** Creates or replaces the schedule `name` (bad input: VALIDATION, nothing written). */
+  upsertSchedule(name: string, spec: ScheduleSpec): Promise<ScheduleDetail> {
+    return this.schedules.upsert(name, spec)
+  }
+  listSchedules(): Promise<ScheduleView[]> {
+    return this.schedules.list()
+  }
+  /** A schedule with its next five fire times and its history, or null. */
+  getSchedule(name: string): Promise<ScheduleDetail | null> {
+    return this.schedules.get(name)
+  }
+  removeSchedule(name: string): Promise<void> {
+    return this.schedules.remove(name)
+  }
+  pauseSchedule(name: string): Promise<ScheduleDetail> {
+    return this.schedules.pause(name)
+  }
+  resumeSchedule(name: string): Promise<ScheduleDetail> {
+    return this.schedules.resume(name)
+  }
+  /** One job now from the schedule's template (next_fire untouched). */
+  triggerSchedule(name: string): Promise<{ job_id: string; schedule: ScheduleDetail }> {
+    return this.schedules.trigger(name)
   }
 
   // ---- queues and workers ------------------------------------------------------------------

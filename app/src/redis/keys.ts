@@ -27,6 +27,9 @@ export const QUEUE_KEY = {
   stats: ':stats',
   meta: ':meta',
   types: ':types',
+  /** A schedule (hash) of the queue's template, and its fire history (list): ADR 0018. */
+  sched: ':sched:',
+  schist: ':schist:',
 } as const
 
 /** The key spellings and shared constants for the Lua library (see scripts.ts). */
@@ -92,6 +95,15 @@ export class Keys {
     return this.base(queue) + QUEUE_KEY.types
   }
 
+  /** A schedule whose jobs go to `queue`: its definition, next_fire, counters (ADR 0018). */
+  schedule(queue: string, name: string): string {
+    return this.base(queue) + QUEUE_KEY.sched + name
+  }
+  /** The schedule's last fires, newest first: `<fire ms> <job id|-> <outcome>` (capped). */
+  scheduleHistory(queue: string, name: string): string {
+    return this.base(queue) + QUEUE_KEY.schist + name
+  }
+
   // Registry keys: not per queue, so never touched by a queue script.
   /** Counter of generated job ids (INCRBY, a block per process and queue: app/src/redis/id-allocator.ts). */
   ids(): string {
@@ -103,6 +115,10 @@ export class Keys {
   /** Partition counts of partitioned queues (hash: queue → N; app/src/queue/partitions.ts). */
   partitions(): string {
     return `${this.prefix}:partitions`
+  }
+  /** Every schedule (hash: name → its queue): single-key commands only, never in a script. */
+  schedules(): string {
+    return `${this.prefix}:schedules`
   }
   /** Paused queue names (set): what workers read each heartbeat, one command for all their queues. */
   paused(): string {

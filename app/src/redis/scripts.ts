@@ -13,6 +13,7 @@
 import { createHash } from 'node:crypto'
 import { readdirSync, readFileSync } from 'node:fs'
 import { luaFieldConstants } from '../queue/job.ts'
+import { HISTORY_KEPT } from '../queue/schedule.ts'
 import { MAX_DELAY_MS } from '../queue/validate.ts'
 import { isCluster, nodeName, primaries, type RedisClient } from './connection.ts'
 import { luaKeyConstants } from './keys.ts'
@@ -40,6 +41,7 @@ export const SCRIPT_NAMES = [
   'list',
   'queue_stats',
   'throughput',
+  'schedule_fire',
 ] as const
 export type ScriptName = (typeof SCRIPT_NAMES)[number]
 
@@ -50,7 +52,7 @@ export type ScriptName = (typeof SCRIPT_NAMES)[number]
  * deletes jobs keeps running on a full Redis, so in-flight work ends normally and retention
  * pruning frees memory -- a full Redis recovers by itself (docs/architecture.md, "Memory").
  */
-const DENIED_WHEN_FULL: ReadonlySet<ScriptName> = new Set(['enqueue', 'requeue', 'progress'])
+const DENIED_WHEN_FULL: ReadonlySet<ScriptName> = new Set(['enqueue', 'requeue', 'progress', 'schedule_fire'])
 
 /**
  * Functions that only read (listings and stats): they write nothing, so they carry the
@@ -75,7 +77,12 @@ const libDir = new URL('./scripts/lib/', import.meta.url)
 function buildLibrary(opts: LibraryOptions): { name: string; source: string } {
   // Generated constants first -- job hash fields (job.ts), key spellings (keys.ts), limits
   // (validate.ts) -- then the prelude's parts in name order (scripts/lib/).
-  const constants = [luaFieldConstants(), luaKeyConstants(), `local MAX_DELAY_MS = ${MAX_DELAY_MS}`]
+  const constants = [
+    luaFieldConstants(),
+    luaKeyConstants(),
+    `local MAX_DELAY_MS = ${MAX_DELAY_MS}`,
+    `local SCHEDULE_HISTORY = ${HISTORY_KEPT}`,
+  ]
   const parts = readdirSync(libDir)
     .filter((f) => f.endsWith('.lua'))
     .sort()

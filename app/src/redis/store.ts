@@ -20,6 +20,26 @@ export { decodeCursor, encodeCursor, type ListCursor, type Page } from './listin
 export type { QueueStats } from './reads.ts'
 export { type Clock, DEFAULT_MAX_QUEUES, type StoreOptions, systemClock } from './store-base.ts'
 
+/** What a scheduler asks of `schedule_fire` (scripts/schedule_fire.lua). */
+export interface ScheduleFireCall {
+  mode: 'fire' | 'trigger'
+  /** fire: the next_fire the caller planned from (compare-and-set). */
+  expected?: number
+  /** fire: next_fire after the call (null: the schedule ends). */
+  next?: number | null
+  missed?: boolean
+  /** The fire times to make jobs for. */
+  fires: number[]
+}
+
+/** Its answer: 'fired' (with the jobs made), or why nothing was written. */
+export interface ScheduleFireReply {
+  outcome: 'fired' | 'stale' | 'paused' | 'gone'
+  jobs: string[]
+  /** next_fire as stored after the call (null: none). */
+  next: number | null
+}
+
 /** A validated job ready to be written (see Queue for validation and defaults). */
 export interface NewJobRecord {
   id: string
@@ -375,6 +395,48 @@ export class JobStore extends JobReads {
       )
     }
     return reply
+  }
+
+  // ---- schedules (ADR 0018) -----------------------------------------------------------------
+
+  /**
+   * One call of the `schedule_fire` function: in mode 'fire', a compare-and-set on the
+   * schedule's next_fire (`expected`), a job per fire time as its policies allow, next_fire
+   * moved to `next`; in mode 'trigger', one job now. The jobs get generated ids of the queue's
+   * block (a stale call wastes them: a gap in the ids, as an abandoned block leaves). The
+   * queue is registered before (never after) its jobs, as by an enqueue.
+   */
+  async fireSchedule(queue: string, name: string, call: ScheduleFireCall): Promise<ScheduleFireReply> {
+    if (!this.knownQueues.has(queue)) await this.registerQueue(queue)
+    const ids = this.allocator(queue)
+    for (let round = 0; ; round++) {
+      const got = call.fires.length ? await ids.take(call.fires.length) : []
+      const args: Array<string | number> = [
+        name,
+        call.mode,
+        call.expected ?? '',
+        call.next ?? '',
+        call.missed ? '1' : '0',
+        call.fires.length,
+      ]
+      for (const [k, at] of call.fires.entries()) args.push(at, got[k]!)
+      const r = await this.run<[string, ...unknown[]]>('schedule_fire', queue, args)
+      if (r[0] === 'fired') {
+        if (r[3] === '1') await this.redis.sadd(this.keys.queues(), queue).catch(() => {})
+        const next = r[2] === '' ? null : Number(r[2])
+        return { outcome: 'fired', jobs: r[1] as string[], next }
+      }
+      if (r[0] !== 'taken') {
+        const next = r[1] === undefined || r[1] === '' ? null : Number(r[1])
+        return { outcome: r[0] as 'stale' | 'paused' | 'gone', jobs: [], next }
+      }
+      if (round + 1 >= MAX_ID_ROUNDS)
+        throw new DtqError(
+          'INTERNAL',
+          `no free job ids after ${MAX_ID_ROUNDS} rounds (counter ${this.keys.ids()})`,
+        )
+      ids.behind(round, [String(r[1])])
+    }
   }
 
   // ---- worker ------------------------------------------------------------------------------

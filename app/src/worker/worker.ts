@@ -9,6 +9,8 @@
  *               and the Janitor (bounds what grows), for every queue
  *   Heartbeat   registry entry, control commands (pause/resume/drain), paused queues, the
  *               maintenance lease
+ *   ScheduleRunner  fires due schedules, in every worker, no lease (ADR 0018: the fire is a
+ *               compare-and-set, so any number of runners make one job per fire time)
  *
  * Usage:
  *   const worker = new Worker(redis, config)
@@ -31,6 +33,7 @@ import {
   whenRedisAvailable,
 } from '../redis/connection.ts'
 import { Registry, type WorkerCommand, type WorkerState } from '../redis/registry.ts'
+import { ScheduleStore } from '../redis/schedules.ts'
 import { type Clock, JobStore } from '../redis/store.ts'
 import { EntryWaiter } from '../redis/stream-wait.ts'
 import { dlqRetryHandler } from './dlq-retry.ts'
@@ -39,6 +42,7 @@ import { Heartbeat } from './heartbeat.ts'
 import { LeaseKeeper } from './lease-keeper.ts'
 import { Maintenance } from './maintenance.ts'
 import { FETCHES_IN_FLIGHT, type Logger, Processor } from './processor.ts'
+import { ScheduleRunner, type ScheduleRunnerOptions } from './schedule-runner.ts'
 
 export type WorkerSettings = Pick<
   Config,
@@ -100,7 +104,11 @@ export interface WorkerOptions {
     noLeader?: boolean
     /** No completed job is removed before its retention, whatever Redis's memory use. */
     noMemoryRelief?: boolean
+    /** Fires schedules without the compare-and-set (instead of the schedule_fire function's). */
+    scheduleFire?: ScheduleRunnerOptions['fire']
   }
+  /** Run the schedule runner (ADR 0018; default true: every worker fires due schedules). */
+  schedules?: boolean
   heartbeatMs?: number
   schedulerPollMs?: number
   janitorEveryMs?: number
@@ -133,6 +141,7 @@ export class Worker {
   private readonly subscriber: RedisClient
   private readonly opts: WorkerOptions
   private readonly log: Logger
+  private readonly schedules: ScheduleRunner | undefined
   private readonly processor: Processor
   private readonly leases: LeaseKeeper
   private readonly maintenance: Maintenance
@@ -260,6 +269,15 @@ export class Worker {
       promote: opts.unsafe?.promote,
       noMemoryRelief: opts.unsafe?.noMemoryRelief,
     })
+    this.schedules =
+      opts.schedules === false
+        ? undefined
+        : new ScheduleRunner({
+            schedules: new ScheduleStore(this.store),
+            clock: this.clock,
+            fire: opts.unsafe?.scheduleFire,
+            onError: (err) => this.log.warn({ err: (err as Error).message }, 'schedule runner failed'),
+          })
     this.heartbeat = new Heartbeat({
       id: this.id,
       everyMs: heartbeatMs,
@@ -336,6 +354,7 @@ export class Worker {
     )
     this.heartbeat.start()
     this.processor.start()
+    this.schedules?.start()
     this.log.info(
       { worker: this.id, queues: this.queues, concurrency: this.settings.workerConcurrency },
       'worker started',
@@ -374,7 +393,7 @@ export class Worker {
   /**
    * Graceful shutdown (invariant 8), in this order:
    *  1. state → stopping (the registry shows it); no new fetches (the blocking read is cut);
-   *  2. scheduler, reclaimer and janitor stop (the maintenance lease is given up);
+   *  2. the schedule runner, scheduler, reclaimer and janitor stop (the maintenance lease is given up);
    *  3. running jobs get until the shutdown deadline to finish — their leases keep being renewed;
    *  4. at the deadline, what still runs is aborted and handed back for immediate redelivery;
    *  5. the lease thread stops;
@@ -397,6 +416,7 @@ export class Worker {
     this.state = 'stopping'
     this.log.info({ worker: this.id, running: this.processor.active, timeoutMs }, 'worker stopping')
     await this.processor.stopFetching()
+    await this.schedules?.stop()
     await this.maintenance.stop()
     await this.heartbeat.beat().catch(() => {})
     await this.processor.drain(deadline)

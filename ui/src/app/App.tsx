@@ -10,6 +10,7 @@ import { JobDetailPage } from '../features/jobs/JobDetailPage'
 import { JobsPage } from '../features/jobs/JobsPage'
 import { NewJobPage } from '../features/jobs/NewJobPage'
 import { QueuesPage } from '../features/queues/QueuesPage'
+import { SchedulesPage } from '../features/schedules/SchedulesPage'
 import { WorkersPage } from '../features/workers/WorkersPage'
 import { AuthProvider, useAuth } from '../lib/auth'
 import { LiveProvider } from '../lib/live'
@@ -28,6 +29,7 @@ const router = createBrowserRouter([
       { path: 'dlq', element: <DlqPage /> },
       { path: 'queues', element: <QueuesPage /> },
       { path: 'workers', element: <WorkersPage /> },
+      { path: 'schedules', element: <SchedulesPage /> },
     ],
   },
 ])

@@ -42,6 +42,7 @@ export function Layout() {
           <NavLink to="/jobs/new">New job</NavLink>
           <NavLink to="/dlq">Dead letters</NavLink>
           <NavLink to="/queues">Queues</NavLink>
+          <NavLink to="/schedules">Schedules</NavLink>
           <NavLink to="/workers">Workers</NavLink>
         </nav>
         <div className="status">

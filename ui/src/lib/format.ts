@@ -24,3 +24,23 @@ export function time(ms: number | null | undefined): string {
 }
 
 export const num = (n: number) => n.toLocaleString()
+
+/** A time as read in a time zone (`2026-03-29 03:00:00`): schedules show their own zone's times. */
+export function timeIn(ms: number | null | undefined, tz: string): string {
+  if (!ms) return '—'
+  try {
+    return new Date(ms).toLocaleString('sv-SE', { timeZone: tz })
+  } catch {
+    return new Date(ms).toISOString()
+  }
+}
+
+/** JSON typed into a form: its value (empty text: `{}`), or the parser's message. */
+export function parseJsonText(text: string): { value?: unknown; error?: string } {
+  if (!text.trim()) return { value: {} }
+  try {
+    return { value: JSON.parse(text) }
+  } catch (e) {
+    return { error: (e as Error).message }
+  }
+}

@@ -21,6 +21,12 @@ export const queryKeys = {
     all: ['dlq'] as const,
     list: (filters: object) => ['dlq', 'list', filters] as const,
   },
+  schedules: {
+    all: ['schedules'] as const,
+    detail: (name: string) => ['schedules', 'detail', name] as const,
+    /** The next times of a cron expression in a zone (the form's preview). */
+    preview: (cron: string, tz: string) => ['schedules', 'preview', cron, tz] as const,
+  },
 }
 
 /** The roots that job lifecycle events can change (everything but who you are). */
@@ -30,4 +36,5 @@ export const liveRoots = [
   queryKeys.stats,
   queryKeys.queues,
   queryKeys.workers,
+  queryKeys.schedules.all,
 ] as const

@@ -160,41 +160,17 @@ for j = 1, n do
   if existing then
     out[j] = { existing, 0, hash or redis.call('HGETALL', k_job(existing)) }
   else
-    local jk = k_job(id)
-    -- One HSET with every field that says something. Not stored (memory per waiting job): the
-    -- id (it is in the key), counters that start at 0 (attempts, failures, stalls, epoch; HINCRBY
-    -- and the readers treat a missing field as 0), a zero timeout, priority 'normal', and
-    -- updated_at / queued_at while they equal created_at (readers fall back to it).
-    local f = { F_TASK_TYPE, ttype, F_PAYLOAD, payload, F_MAX_RETRIES, max_retries, F_CREATED_AT, NOW_S }
-    local function add(k, v) f[#f + 1] = k; f[#f + 1] = v end
-    if prio ~= 'normal' then add(F_PRIORITY, prio) end
-    if timeout_ms ~= '0' then add(F_TIMEOUT_MS, timeout_ms) end
-    if partition ~= '' then add(F_PARTITION_KEY, partition) end
-    local kv = extras[j]
-    if kv then
-      for x = 1, #kv, 2 do add(kv[x], kv[x + 1]) end
-    end
+    -- Further fields: the decoded extras (trace, backoff), then the idempotency key's.
+    local more = extras[j] or {}
     if idem_hash ~= '' then
-      add(F_IDEMPOTENCY_KEY, idem_key)
-      add(F_IDEM_HASH, idem_hash)
+      more[#more + 1] = F_IDEMPOTENCY_KEY
+      more[#more + 1] = idem_key
+      more[#more + 1] = F_IDEM_HASH
+      more[#more + 1] = idem_hash
       redis.call('SET', k_idem(idem_hash), id, 'EX', idem_ttl)
       made_key[idem_hash] = id
     end
-    local event
-    if run_at > NOW then
-      add(F_STATE, 'scheduled')
-      add(F_RUN_AT, run_at)
-      redis.call('ZADD', k_delayed, run_at, id)
-      event = 'scheduled'
-    else
-      add(F_STATE, 'queued')
-      add(F_ENTRY, push_ready(id, prio))
-      event = 'queued'
-    end
-    redis.call('HSET', jk, unpack(f))
-    move_idx(id, nil, event)
-    emit(id, event, ttype)
-    bump_typed('created', ttype)
+    create_job(id, ttype, payload, prio, max_retries, timeout_ms, run_at, partition, more)
     made[id] = true
     out[j] = { id, 1 }
   end

@@ -188,6 +188,15 @@ function JobView({ job }: { job: JobDetail }) {
               <dd className="mono">{job.idempotency_key}</dd>
             </>
           )}
+          {job.schedule && (
+            <>
+              <dt>Schedule</dt>
+              <dd className="mono">
+                <Link to={`/schedules?name=${encodeURIComponent(job.schedule)}`}>{job.schedule}</Link>
+                {job.fired_at ? ` (fire time ${time(job.fired_at)})` : ''}
+              </dd>
+            </>
+          )}
           {job.partition_key && (
             <>
               <dt>Partition key</dt>

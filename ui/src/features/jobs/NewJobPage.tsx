@@ -4,19 +4,11 @@ import { useState } from 'react'
 import { useNavigate } from 'react-router'
 import { Card, ErrorBox } from '../../components/ui'
 import { useAuth } from '../../lib/auth'
+import { parseJsonText } from '../../lib/format'
 import { jobPath } from '../../lib/job-ref'
 import { useCreateJob, useGenerateJobs } from './api/job-actions'
 
 const BUILTINS = ['echo', 'sleep', 'fail', 'cpu', 'synthetic']
-
-function parsePayload(text: string): { value?: unknown; error?: string } {
-  if (!text.trim()) return { value: {} }
-  try {
-    return { value: JSON.parse(text) }
-  } catch (e) {
-    return { error: (e as Error).message }
-  }
-}
 
 export function NewJobPage() {
   const { can, environment } = useAuth()
@@ -24,7 +16,7 @@ export function NewJobPage() {
   const create = useCreateJob()
   const generate = useGenerateJobs()
   const [payload, setPayload] = useState('{\n  "hello": "world"\n}')
-  const parsed = parsePayload(payload)
+  const parsed = parseJsonText(payload)
   const [generated, setGenerated] = useState<string | null>(null)
 
   return (

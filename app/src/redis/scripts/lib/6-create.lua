@@ -1,0 +1,34 @@
+--[[
+  Part 6 of the prelude: writing a new job -- shared by enqueue and schedule_fire, so a
+  scheduled fire makes a job exactly as an enqueue does.
+]]
+-- Writes job `id` (checked values only) as scheduled (run_at after NOW) or queued; `more` is a
+-- flat list of further hash fields ({} for none). Returns the event it emitted.
+-- One HSET with every field that says something. Not stored (memory per waiting job): the
+-- id (it is in the key), counters that start at 0 (attempts, failures, stalls, epoch; HINCRBY
+-- and the readers treat a missing field as 0), a zero timeout, priority 'normal', and
+-- updated_at / queued_at while they equal created_at (readers fall back to it).
+local function create_job(id, ttype, payload, prio, max_retries, timeout_ms, run_at, partition, more)
+  local f = { F_TASK_TYPE, ttype, F_PAYLOAD, payload, F_MAX_RETRIES, max_retries, F_CREATED_AT, NOW_S }
+  local function add(k, v) f[#f + 1] = k; f[#f + 1] = v end
+  if prio ~= 'normal' then add(F_PRIORITY, prio) end
+  if timeout_ms ~= '0' then add(F_TIMEOUT_MS, timeout_ms) end
+  if partition ~= '' then add(F_PARTITION_KEY, partition) end
+  for x = 1, #more, 2 do add(more[x], more[x + 1]) end
+  local event
+  if run_at > NOW then
+    add(F_STATE, 'scheduled')
+    add(F_RUN_AT, run_at)
+    redis.call('ZADD', k_delayed, run_at, id)
+    event = 'scheduled'
+  else
+    add(F_STATE, 'queued')
+    add(F_ENTRY, push_ready(id, prio))
+    event = 'queued'
+  end
+  redis.call('HSET', k_job(id), unpack(f))
+  move_idx(id, nil, event)
+  emit(id, event, ttype)
+  bump_typed('created', ttype)
+  return event
+end
