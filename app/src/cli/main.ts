@@ -300,7 +300,16 @@ program
         })
         return
       }
-      const cols = ['queued', 'scheduled', 'active', 'retrying', 'completed', 'failed', 'cancelled'] as const
+      const cols = [
+        'waiting',
+        'queued',
+        'scheduled',
+        'active',
+        'retrying',
+        'completed',
+        'failed',
+        'cancelled',
+      ] as const
       process.stdout.write(
         `${'queue'.padEnd(16)}${cols.map((c) => c.padStart(11)).join('')}${'dlq'.padStart(8)}\n`,
       )
@@ -318,7 +327,7 @@ program
 program
   .command('jobs')
   .description('list jobs, most recently changed first')
-  .option('--status <state>', 'queued|scheduled|active|retrying|completed|failed|cancelled')
+  .option('--status <state>', 'waiting|queued|scheduled|active|retrying|completed|failed|cancelled')
   .option('--queue <name>', 'queue')
   .option('--type <task_type>', 'task type')
   .option('--limit <n>', 'page size', int('limit'), 20)

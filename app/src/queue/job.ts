@@ -3,6 +3,7 @@ export const PRIORITIES = ['high', 'normal', 'low'] as const
 export type Priority = (typeof PRIORITIES)[number]
 
 export const STATES = [
+  'waiting',
   'queued',
   'scheduled',
   'active',
@@ -60,6 +61,11 @@ export interface Job {
   trace: string | null
   backoff: Backoff | null
   cancel_requested: boolean
+  /** The flow the job is a node of (docs/decisions/0019), and its node key there. */
+  flow_id: string | null
+  flow_node: string | null
+  /** A flow node's completed parents' results, by parent node key ({} for a job without parents). */
+  parent_results: Record<string, unknown>
   /**
    * Set (true) on the answer to a repeated idempotency key whose job has finished and been
    * removed after its retention: only its id, final state and finished_at are still known.
@@ -109,6 +115,19 @@ export const F = {
   dlq_entry: 'de',
   /** '1' once the job has written log lines (its logs key exists). */
   logs: 'lg',
+  // Flow members (docs/decisions/0019).
+  /** The flow id. */
+  flow: 'fl',
+  /** The node key within the flow. */
+  flow_node: 'fn',
+  /** How many parents have not yet released it (a `waiting` job waits while this is above 0). */
+  flow_pending: 'fp',
+  /** What each parent released it with, JSON {node: c|i|f|x}: a replay of a release changes nothing. */
+  flow_released: 'fr',
+  /** The completed parents' results, JSON {node: result}. */
+  parent_results: 'pq',
+  /** '1' while the job is failed or cancelled because of a parent (a parent's retry re-opens it). */
+  flow_ended: 'fx',
 } as const
 
 /** Lua constants for the function library: `local F_TASK_TYPE, ... = 'ty', ...`. */
@@ -174,6 +193,9 @@ export function decodeJob(queue: string, h: Record<string, string>, id = h.id ??
     trace: h[F.trace] || null,
     backoff: (parseJson(h[F.backoff]) as Backoff | null) ?? null,
     cancel_requested: h[F.cancel_requested] === '1',
+    flow_id: h[F.flow] || null,
+    flow_node: h[F.flow_node] || null,
+    parent_results: (parseJson(h[F.parent_results]) as Record<string, unknown> | null) ?? {},
     ...(h._removed === '1' ? { removed: true } : {}),
   }
 }

@@ -11,6 +11,7 @@ import { DtqError, type ErrorCode, ErrorCodes, isRedisFull, isRedisUnavailable }
 import { RedisClock } from '../redis/clock.ts'
 import type { RedisClient } from '../redis/connection.ts'
 import { connectRedis, createRedis, redisTarget } from '../redis/connection.ts'
+import { type FlowNodeRecord, FlowStore, type FlowView } from '../redis/flows.ts'
 import { type DlqEntry, dlqPage, dlqTails } from '../redis/redrive.ts'
 import { Registry, type WorkerCommand, type WorkerInfo } from '../redis/registry.ts'
 import {
@@ -23,6 +24,7 @@ import {
   type WriteFailure,
   writeFailure,
 } from '../redis/store.ts'
+import { type FlowSpec, flowId, isFlowId, nodeJobId, planFlow } from './flows.ts'
 import { GENERATED_ID } from './ids.ts'
 import type { Backoff, Job, JobState, Priority } from './job.ts'
 import { F, STATES } from './job.ts'
@@ -102,7 +104,12 @@ export type QueueSettings = Pick<
   | 'completedRetentionS'
   | 'failedRetentionS'
 > &
-  Partial<Pick<Config, 'testClockSkewMs' | 'maxQueues' | 'enqueueWaitReplicas' | 'enqueueWaitTimeoutMs'>>
+  Partial<
+    Pick<
+      Config,
+      'testClockSkewMs' | 'maxQueues' | 'enqueueWaitReplicas' | 'enqueueWaitTimeoutMs' | 'flowMaxNodes'
+    >
+  >
 
 /**
  * How many jobs of one queue addBulk writes per call: 500, where Redis's cost per job is lowest
@@ -198,6 +205,7 @@ export function hashIdempotencyKey(key: string): string {
 
 export class Queue {
   readonly store: JobStore
+  readonly flows: FlowStore
   readonly registry: Registry
   readonly settings: QueueSettings
   /**
@@ -231,6 +239,7 @@ export class Queue {
       clock: this.clock,
       warn: opts.warn,
     })
+    this.flows = new FlowStore(this.store)
     this.registry = new Registry(redis, this.store.keys)
   }
 
@@ -443,6 +452,45 @@ export class Queue {
     return results
   }
 
+  // ---- flows (docs/decisions/0019) ---------------------------------------------------------
+
+  /**
+   * Adds a flow: a graph of jobs, each node a job spec with a `key` and the keys it
+   * `depends_on`; a node starts when all its parents completed, and reads their results in
+   * `job.parent_results`. Checked whole first (every node's fields, unknown keys, cycles, at
+   * most FLOW_MAX_NODES nodes): an invalid flow writes nothing. With the same
+   * `idempotency_key`, the same flow is answered (and a creation cut short is finished).
+   */
+  async addFlow(spec: FlowSpec): Promise<{ flow: FlowView; created: boolean }> {
+    const problems: Problems = []
+    const plan = planFlow(spec, this.settings.flowMaxNodes ?? 1000, problems)
+    if (spec?.idempotency_key !== undefined) checkText(problems, 'idempotency_key', spec.idempotency_key, 256)
+    const flow = flowId(spec?.idempotency_key)
+    const nodes: FlowNodeRecord[] = []
+    for (const p of plan) {
+      const mine: Problems = []
+      const r = this.toRecord(p.spec as unknown as JobSpec, mine)
+      for (const m of mine) problems.push(`node ${p.key}: ${m}`)
+      if (!r) continue
+      const record = { ...r.record, id: nodeJobId(flow, p.key) }
+      record.extra[F.flow] = flow
+      record.extra[F.flow_node] = p.key
+      if (p.parents.length) record.extra[F.flow_pending] = String(p.parents.length)
+      nodes.push({ k: p.key, q: r.queue, id: record.id, p: p.parents, r: record })
+    }
+    throwIfProblems(problems, 'invalid flow')
+    const created = await this.flows.create(flow, spec.idempotency_key ?? '', nodes)
+    const view = await this.flows.get(flow)
+    if (!view) throw new DtqError('NOT_FOUND', `flow ${flow} not found`)
+    return { flow: view, created }
+  }
+
+  /** A flow with its nodes' live states and its edges, or null. */
+  async getFlow(id: string): Promise<FlowView | null> {
+    if (!isFlowId(id)) throw new DtqError('VALIDATION', 'invalid flow id: f and 20 letters, digits, _ -')
+    return this.flows.get(id)
+  }
+
   // ---- reading -----------------------------------------------------------------------------
 
   private checkQueue(queue: string | undefined): void {
@@ -570,6 +618,8 @@ export class Queue {
       const state = res.replace(/^state:/, '')
       throw new DtqError('INVALID_STATE', `job ${id} is ${state} and cannot be cancelled`, { state })
     }
+    // A flow member's waiting descendants are cancelled now (the leader's sweep would, later).
+    if (job.flow_id && res === 'cancelled') await this.flows.drain(job.queue).catch(() => {})
     return { job: (await this.store.getJob(job.queue, job.id)) ?? job, outcome: res }
   }
 

@@ -27,6 +27,7 @@ export const QUEUE_KEY = {
   stats: ':stats',
   meta: ':meta',
   types: ':types',
+  flow_out: ':flow_out',
 } as const
 
 /** The key spellings and shared constants for the Lua library (see scripts.ts). */
@@ -90,6 +91,23 @@ export class Keys {
   /** Task types with their own per-type totals in the stats hash (set, at most 200: the Lua prelude). */
   types(queue: string): string {
     return this.base(queue) + QUEUE_KEY.types
+  }
+
+  /** Outbox of finished flow members (stream: f flow, n node, j job, o outcome, r result; ADR 0019). */
+  flowOut(queue: string): string {
+    return this.base(queue) + QUEUE_KEY.flow_out
+  }
+  /** The pseudo-queue a flow's record lives under: its key is `base(flowQueue(id))`, a slot of its own. */
+  flowQueue(flowId: string): string {
+    return `flow:${flowId}`
+  }
+  /** A flow's record (hash: state, nodes, edges; ADR 0019). */
+  flow(flowId: string): string {
+    return this.base(this.flowQueue(flowId))
+  }
+  /** Flows being created (zset: flow id → when creation began): the leader rolls stale ones forward. */
+  flowsCreating(): string {
+    return `${this.prefix}:flows:creating`
   }
 
   // Registry keys: not per queue, so never touched by a queue script.

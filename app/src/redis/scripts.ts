@@ -40,6 +40,9 @@ export const SCRIPT_NAMES = [
   'list',
   'queue_stats',
   'throughput',
+  'flow_create',
+  'flow_done',
+  'flow_release',
 ] as const
 export type ScriptName = (typeof SCRIPT_NAMES)[number]
 
@@ -50,7 +53,7 @@ export type ScriptName = (typeof SCRIPT_NAMES)[number]
  * deletes jobs keeps running on a full Redis, so in-flight work ends normally and retention
  * pruning frees memory -- a full Redis recovers by itself (docs/architecture.md, "Memory").
  */
-const DENIED_WHEN_FULL: ReadonlySet<ScriptName> = new Set(['enqueue', 'requeue', 'progress'])
+const DENIED_WHEN_FULL: ReadonlySet<ScriptName> = new Set(['enqueue', 'requeue', 'progress', 'flow_create'])
 
 /**
  * Functions that only read (listings and stats): they write nothing, so they carry the

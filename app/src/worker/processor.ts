@@ -41,6 +41,8 @@ export interface ProcessorOptions {
   blockMs?: number
   random?: () => number
   onSettled?: (job: Job, outcome: string) => void
+  /** Drains a queue's flow outbox (flow-releaser.ts): called when a flow member has ended. */
+  releaseFlows?: (queue: string) => void
   /** Negative control: the epoch to write outcomes under, whoever owns the job (no fence). */
   epochOf?: (store: JobStore, queue: string, id: string) => Promise<number>
 }
@@ -465,6 +467,7 @@ export class Processor {
           this.o.log.warn({ job: job.id, queue: job.queue }, 'outcome rejected: job no longer owned')
         else if (res === 'completed') this.processed++
         else if (res === 'failed' || res === 'retrying') this.failed++
+        if (job.flow_id && res !== 'stale' && res !== 'retrying') this.o.releaseFlows?.(job.queue)
         this.o.onSettled?.(job, res)
         return
       } catch (err) {

@@ -30,10 +30,12 @@ import {
   redisTarget,
   whenRedisAvailable,
 } from '../redis/connection.ts'
+import { FlowStore } from '../redis/flows.ts'
 import { Registry, type WorkerCommand, type WorkerState } from '../redis/registry.ts'
 import { type Clock, JobStore } from '../redis/store.ts'
 import { EntryWaiter } from '../redis/stream-wait.ts'
 import { dlqRetryHandler } from './dlq-retry.ts'
+import { FlowReleaser } from './flow-releaser.ts'
 import { builtinHandlers, type Handler } from './handlers.ts'
 import { Heartbeat } from './heartbeat.ts'
 import { LeaseKeeper } from './lease-keeper.ts'
@@ -73,6 +75,7 @@ export type WorkerSettings = Pick<
       | 'redisSentinels'
       | 'redisSentinelMaster'
       | 'enqueueWaitReplicas'
+      | 'flowCreateGraceMs'
       | 'enqueueWaitTimeoutMs'
     >
   >
@@ -104,6 +107,8 @@ export interface WorkerOptions {
   heartbeatMs?: number
   schedulerPollMs?: number
   janitorEveryMs?: number
+  /** How often the maintenance leader drains flow outboxes (default 1000). */
+  flowSweepMs?: number
   random?: () => number
 }
 
@@ -121,6 +126,7 @@ export class Worker {
   readonly id: string
   readonly settings: WorkerSettings
   readonly store: JobStore
+  readonly flowReleaser: FlowReleaser
   readonly registry: Registry
   readonly clock: Clock
   state: WorkerState | 'idle' | 'stopped' = 'idle'
@@ -221,6 +227,11 @@ export class Worker {
       !opts.unsafe?.noLeaseRenewal,
       !opts.unsafe?.noLeaseRestart,
     )
+    this.flowReleaser = new FlowReleaser({
+      flows: new FlowStore(this.store),
+      log: this.log,
+      createGraceMs: settings.flowCreateGraceMs ?? 30_000,
+    })
     this.processor = new Processor({
       store: this.store,
       fetchStores: this.fetchConns.map((r) => new JobStore(r, { ...storeOpts, clock: this.clock })),
@@ -240,6 +251,7 @@ export class Worker {
       timeoutGraceMs: Math.max(settings.claimIdleMs, 1000),
       random: opts.random,
       epochOf: opts.unsafe?.epochOf,
+      releaseFlows: (q) => this.flowReleaser.kick(q),
     })
 
     const heartbeatMs = opts.heartbeatMs ?? 2000
@@ -259,6 +271,8 @@ export class Worker {
       everyWorker: opts.unsafe?.noLeader,
       promote: opts.unsafe?.promote,
       noMemoryRelief: opts.unsafe?.noMemoryRelief,
+      flows: this.flowReleaser,
+      flowSweepMs: opts.flowSweepMs,
     })
     this.heartbeat = new Heartbeat({
       id: this.id,
@@ -404,6 +418,8 @@ export class Worker {
     if (handedBack) this.log.warn({ worker: this.id, handedBack }, 'unfinished jobs handed back')
     // Let outcomes of jobs that finished at the deadline be written before the lease thread stops.
     await this.processor.drain(Date.now() + 2000)
+    // Releases in flight finish (what they leave, the leader's sweep does).
+    await this.flowReleaser.idle()
     await this.leases.stop()
     await this.heartbeat.stop()
     for (const q of this.queues) await this.store.removeConsumer(q, this.id).catch(() => {})

@@ -20,7 +20,7 @@ local function complete_jobs(at)
     local id, epoch, result, ih = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
     local jk = k_job(id)
     local h = redis.call('HMGET', jk, F_STATE, F_EPOCH, F_ENTRY, F_PRIORITY, F_TASK_TYPE, F_STARTED_AT,
-      F_CANCEL_REQUESTED)
+      F_CANCEL_REQUESTED, F_FLOW, F_FLOW_NODE)
     if h[1] ~= 'active' or h[2] ~= epoch then
       bump('stale_writes')
       out[j] = 0
@@ -37,6 +37,7 @@ local function complete_jobs(at)
       -- No updated_at on the hot transitions: readers take the latest of the job's times.
       redis.call('HSET', jk, F_STATE, 'completed', F_RESULT, result, F_FINISHED_AT, NOW_S)
       if ih ~= '' then idem_final(id, ih, 'completed') end
+      flow_outbox(id, h[8], h[9], 'completed', result)
       if COMPLETED_TTL > 0 then
         move_idx(id, 'active', 'completed')
       else

@@ -1,0 +1,218 @@
+/**
+ * Flows in Redis (docs/decisions/0019). A flow spans queues, so slots on a Cluster, and no
+ * script can span them: the record is written first in a slot of its own, the nodes are
+ * created from it in their queues (idempotently: ids derive from the flow id), and what a
+ * finished node means for its children travels through its queue's outbox (written by the
+ * finishing script, atomically with the state change) to `flow_release` in each child's slot.
+ * Every step is safe to repeat, so a crash anywhere is repaired by doing it again.
+ */
+import type { FlowPolicy } from '../queue/flows.ts'
+import { decodeJob, F, type Job, type JobState, pairsToRecord } from '../queue/job.ts'
+import type { JobStore, NewJobRecord } from './store.ts'
+import { StoreBase } from './store-base.ts'
+
+/** A node as its flow's record holds it: key, queue, job id, parents and the job to create. */
+export interface FlowNodeRecord {
+  k: string
+  q: string
+  id: string
+  p: Array<[string, FlowPolicy]>
+  r: NewJobRecord
+}
+
+/** A child as its parent's entry in the record names it: key, queue, job id, edge policy. */
+type ChildRef = [string, string, string, FlowPolicy]
+
+export interface FlowNodeView {
+  key: string
+  queue: string
+  job_id: string
+  /** The job's state now (null: not created yet, or removed after its retention). */
+  state: JobState | null
+  depends_on: Array<{ node: string; on_failure: FlowPolicy }>
+}
+
+export interface FlowView {
+  id: string
+  /** `creating` until every node exists (the maintenance leader finishes a stalled one). */
+  state: 'creating' | 'created'
+  created_at: number
+  idempotency_key: string | null
+  nodes: FlowNodeView[]
+  edges: Array<{ from: string; to: string; on_failure: FlowPolicy }>
+  /** How many nodes are in each state. */
+  counts: Partial<Record<JobState | 'unknown', number>>
+}
+
+/** Nodes per enqueue call while creating a flow. */
+const CREATE_CHUNK = 500
+/** Outbox entries read per round of a drain. */
+const DRAIN_PAGE = 100
+
+const asArray = <T>(v: unknown): T[] => (Array.isArray(v) ? (v as T[]) : [])
+
+export class FlowStore extends StoreBase {
+  private readonly jobs: JobStore
+
+  constructor(jobs: JobStore) {
+    super(jobs.redis, { ...jobs.opts, clock: jobs.clock })
+    this.jobs = jobs
+  }
+
+  /**
+   * Writes the flow's record, then its nodes (see complete). A flow that exists already is
+   * completed if it is still `creating` (a retry after a crash) and answered as it is.
+   * Returns whether this call wrote the record.
+   */
+  async create(flow: string, idempotencyKey: string, nodes: FlowNodeRecord[]): Promise<boolean> {
+    // Registered before the record, so the leader finds a flow whose creator died part-way.
+    await this.redis.zadd(this.keys.flowsCreating(), this.clock.now(), flow)
+    const children: Record<string, ChildRef[]> = {}
+    for (const n of nodes) {
+      for (const [parent, policy] of n.p) {
+        children[parent] ??= []
+        children[parent].push([n.k, n.q, n.id, policy])
+      }
+    }
+    const [made, state] = await this.run<[number, string]>('flow_create', this.keys.flowQueue(flow), [
+      idempotencyKey,
+      JSON.stringify(nodes),
+      JSON.stringify(children),
+    ])
+    if (state === 'creating') await this.complete(flow, made === 1 ? nodes : undefined)
+    else await this.redis.zrem(this.keys.flowsCreating(), flow)
+    return made === 1
+  }
+
+  /**
+   * Creates a flow's nodes from its record and marks it created. Nodes with parents first
+   * (`waiting`), the roots last: no node can finish before every node exists, so every
+   * release finds its child. Idempotent (an existing id is left as it is).
+   */
+  async complete(flow: string, nodes?: FlowNodeRecord[]): Promise<void> {
+    nodes ??= await this.readNodes(flow)
+    for (const roots of [false, true]) {
+      const byQueue = new Map<string, NewJobRecord[]>()
+      for (const n of nodes) {
+        if ((n.p.length === 0) !== roots) continue
+        const list = byQueue.get(n.q) ?? []
+        list.push({ ...n.r, extra: { ...n.r.extra } })
+        byQueue.set(n.q, list)
+      }
+      for (const [queue, records] of byQueue)
+        for (let i = 0; i < records.length; i += CREATE_CHUNK)
+          await this.jobs.enqueue(queue, records.slice(i, i + CREATE_CHUNK))
+    }
+    await this.run('flow_done', this.keys.flowQueue(flow), [])
+    await this.redis.zrem(this.keys.flowsCreating(), flow)
+  }
+
+  private async readNodes(flow: string): Promise<FlowNodeRecord[]> {
+    const h = await this.redis.hgetall(this.keys.flow(flow))
+    return Object.entries(h)
+      .filter(([k]) => k.startsWith('n:'))
+      .map(([, v]) => {
+        const n = JSON.parse(v) as FlowNodeRecord
+        return { ...n, p: asArray(n.p) }
+      })
+  }
+
+  /** The flow with its nodes' live states and its edges, or null. */
+  async get(flow: string): Promise<FlowView | null> {
+    const h = await this.redis.hgetall(this.keys.flow(flow))
+    if (!h.st) return null
+    const nodes = Object.entries(h)
+      .filter(([k]) => k.startsWith('n:'))
+      .map(([, v]) => JSON.parse(v) as FlowNodeRecord)
+    // One command per node, sent at once (on a Cluster they go to several nodes: no pipeline).
+    const states = await Promise.all(nodes.map((n) => this.redis.hget(this.keys.job(n.q, n.id), F.state)))
+    const counts: FlowView['counts'] = {}
+    const views = nodes.map((n, i): FlowNodeView => {
+      const state = (states[i] as JobState | null) ?? null
+      counts[state ?? 'unknown'] = (counts[state ?? 'unknown'] ?? 0) + 1
+      return {
+        key: n.k,
+        queue: n.q,
+        job_id: n.id,
+        state,
+        depends_on: asArray<[string, FlowPolicy]>(n.p).map(([node, on_failure]) => ({ node, on_failure })),
+      }
+    })
+    return {
+      id: flow,
+      state: h.st as FlowView['state'],
+      created_at: Number(h.ca),
+      idempotency_key: h.ik || null,
+      nodes: views,
+      edges: views.flatMap((v) =>
+        v.depends_on.map((d) => ({ from: d.node, to: v.key, on_failure: d.on_failure })),
+      ),
+      counts,
+    }
+  }
+
+  /** The flow's member jobs, whole (for a handler's or a test's look at them). */
+  async members(flow: string): Promise<Job[]> {
+    const view = await this.get(flow)
+    if (!view) return []
+    const hashes = await Promise.all(
+      view.nodes.map((n) => this.redis.hgetall(this.keys.job(n.queue, n.job_id))),
+    )
+    return view.nodes.map((n, i) => decodeJob(n.queue, hashes[i]!, n.job_id))
+  }
+
+  /**
+   * Carries a queue's outbox to the children: for each entry, `flow_release` in each child's
+   * slot, then the entry is deleted. Safe to run anywhere, any number of times at once: a
+   * release applied twice changes nothing. Returns the entries handled.
+   */
+  async drain(queue: string, maxEntries = 10_000): Promise<number> {
+    const outbox = this.keys.flowOut(queue)
+    let done = 0
+    let after = '-'
+    while (done < maxEntries) {
+      const page = await this.redis.xrange(outbox, after, '+', 'COUNT', DRAIN_PAGE)
+      if (page.length === 0) break
+      for (const [entry, fields] of page) {
+        if (await this.releaseEntry(pairsToRecord(fields))) await this.redis.xdel(outbox, entry)
+        done++
+      }
+      after = `(${page[page.length - 1]![0]}`
+      if (page.length < DRAIN_PAGE) break
+    }
+    return done
+  }
+
+  /** Releases one outbox entry's children; false when it must stay (a child not created yet). */
+  private async releaseEntry(e: Record<string, string>): Promise<boolean> {
+    const flow = e.f ?? ''
+    const node = e.n ?? ''
+    const [state, list] = await this.redis.hmget(this.keys.flow(flow), 'st', `c:${node}`)
+    if (!state) return true // the flow's record is gone: nobody left to release
+    const replies = await Promise.all(
+      asArray<ChildRef>(JSON.parse(list ?? '[]')).map(([, queue, id, policy]) =>
+        this.run<string>('flow_release', queue, [id, flow, node, e.o ?? '', e.r ?? '', policy]),
+      ),
+    )
+    // A child missing while the flow is still being created will exist: keep the entry.
+    return !(state === 'creating' && replies.includes('not_found'))
+  }
+
+  /** Flows left `creating` longer than `graceMs` (their creator died): completed from their records. */
+  async rollForward(graceMs: number): Promise<number> {
+    const stale = await this.redis.zrangebyscore(
+      this.keys.flowsCreating(),
+      '-inf',
+      this.clock.now() - graceMs,
+      'LIMIT',
+      0,
+      100,
+    )
+    for (const flow of stale) {
+      const state = await this.redis.hget(this.keys.flow(flow), 'st')
+      if (state === 'creating') await this.complete(flow)
+      else await this.redis.zrem(this.keys.flowsCreating(), flow)
+    }
+    return stale.length
+  }
+}

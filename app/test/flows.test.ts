@@ -1,0 +1,262 @@
+/**
+ * Flows (docs/decisions/0019) against a real Redis -- standalone, and with DTQ_TEST_REDIS=cluster
+ * a 3-primary Cluster where the queues below sit on different primaries: fan-out, fan-in,
+ * diamond across queues, parents' results, each failure policy, the cancel cascade, a DLQ retry
+ * that resumes the flow, bad input that writes nothing, idempotent creation and its roll-forward.
+ */
+import calculateSlot from 'cluster-key-slot'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { DtqError, PermanentJobError } from '../src/errors.ts'
+import type { FlowNodeSpec } from '../src/queue/flows.ts'
+import { type Bundle, setup, waitFor } from './helpers.ts'
+
+/** Three queue names whose slots are in different thirds of the slot space (a primary each on a 3-primary Cluster). */
+function spreadQueues(): [string, string, string] {
+  const picked: string[] = []
+  for (let i = 0; picked.length < 3; i++) {
+    const name = `fq${i}`
+    const third = Math.floor(calculateSlot(`{${name}}`) / 5462)
+    if (!picked.some((p) => Math.floor(calculateSlot(`{${p}}`) / 5462) === third)) picked.push(name)
+  }
+  return picked as [string, string, string]
+}
+const [Q1, Q2, Q3] = spreadQueues()
+
+let b: Bundle
+/** When each node's handler started and finished (outside Redis: the order proof). */
+let ledger: Map<string, { start: number; end: number }>
+
+beforeEach(async () => {
+  b = await setup()
+  ledger = new Map()
+})
+afterEach(() => b.cleanup())
+
+async function startWorker(extra: Record<string, (job: import('../src/queue/job.ts').Job) => unknown> = {}) {
+  const w = b.worker({ workerQueues: [Q1, Q2, Q3] }, { flowSweepMs: 200 }).handle('node', async (job) => {
+    const start = Date.now()
+    await new Promise((r) => setTimeout(r, 5))
+    ledger.set(job.flow_node!, { start, end: Date.now() })
+    return { node: job.flow_node, parents: job.parent_results }
+  })
+  for (const [t, h] of Object.entries(extra)) w.handle(t, h)
+  await w.start()
+  return w
+}
+
+const node = (
+  key: string,
+  queue: string,
+  depends_on: FlowNodeSpec['depends_on'] = [],
+  task_type = 'node',
+) => ({
+  key,
+  queue,
+  task_type,
+  max_retries: 0,
+  depends_on,
+})
+
+async function settled(flowId: string, timeoutMs = 15_000) {
+  return waitFor(
+    async () => {
+      const f = await b.queue.getFlow(flowId)
+      const busy = f!.nodes.some((n) =>
+        ['waiting', 'queued', 'active', 'retrying', 'scheduled'].includes(n.state!),
+      )
+      return busy ? null : f
+    },
+    { timeoutMs, what: `flow ${flowId} settled` },
+  )
+}
+
+/** Every child started after each of its parents finished (the handler's own clock). */
+function expectOrder(edges: Array<{ from: string; to: string }>) {
+  for (const e of edges) {
+    const p = ledger.get(e.from)
+    const c = ledger.get(e.to)
+    if (p && c) expect(c.start, `${e.to} after ${e.from}`).toBeGreaterThanOrEqual(p.end)
+  }
+}
+
+describe('flows', () => {
+  it('runs a diamond across queues in order, the child reading its parents results', async () => {
+    await startWorker()
+    const { flow, created } = await b.queue.addFlow({
+      nodes: [node('a', Q1), node('b', Q2, ['a']), node('c', Q3, ['a']), node('d', Q1, ['b', 'c'])],
+    })
+    expect(created).toBe(true)
+    expect(flow.nodes.find((n) => n.key === 'd')).toMatchObject({ state: 'waiting', queue: Q1 })
+    const done = await settled(flow.id)
+    expect(done.counts).toEqual({ completed: 4 })
+    expectOrder(done.edges)
+    const d = await b.queue.getJob(`${flow.id}.d`, Q1)
+    expect(d).toMatchObject({ flow_id: flow.id, flow_node: 'd' })
+    expect(d!.parent_results).toEqual({
+      b: { node: 'b', parents: { a: { node: 'a', parents: {} } } },
+      c: { node: 'c', parents: { a: { node: 'a', parents: {} } } },
+    })
+    expect((d!.result as { parents: object }).parents).toEqual(d!.parent_results)
+  })
+
+  it('fans out and in (1 -> 30 -> 1) across three queues', async () => {
+    await startWorker()
+    const mids = Array.from({ length: 30 }, (_, i) => node(`m${i}`, [Q1, Q2, Q3][i % 3]!, ['root']))
+    const { flow } = await b.queue.addFlow({
+      nodes: [
+        node('root', Q2),
+        ...mids,
+        node(
+          'join',
+          Q3,
+          mids.map((m) => m.key),
+        ),
+      ],
+    })
+    const done = await settled(flow.id)
+    expect(done.counts).toEqual({ completed: 32 })
+    expectOrder(done.edges)
+    const join = await b.queue.getJob(`${flow.id}.join`, Q3)
+    expect(Object.keys(join!.parent_results).sort()).toEqual(mids.map((m) => m.key).sort())
+  })
+
+  it('shows waiting children in listings and stats', async () => {
+    const { flow } = await b.queue.addFlow({ nodes: [node('a', Q1), node('b', Q1, ['a'])] })
+    const page = await b.queue.listJobs({ state: 'waiting', queue: Q1 })
+    expect(page.items.map((j) => j.id)).toEqual([`${flow.id}.b`])
+    const stats = await b.queue.stats()
+    expect(stats.totals.waiting).toBe(1)
+    expect(stats.totals.queued).toBe(1)
+  })
+
+  it('applies each failure policy: fail, ignore, cancel', async () => {
+    await startWorker({
+      boom: () => {
+        throw new PermanentJobError('boom')
+      },
+    })
+    const { flow } = await b.queue.addFlow({
+      nodes: [
+        node('p', Q1, [], 'boom'),
+        node('f', Q2, [{ node: 'p', on_failure: 'fail' }]),
+        node('i', Q3, [{ node: 'p', on_failure: 'ignore' }]),
+        node('x', Q2, [{ node: 'p', on_failure: 'cancel' }]),
+        node('after_f', Q3, ['f']),
+      ],
+    })
+    const done = await settled(flow.id)
+    const st = Object.fromEntries(done.nodes.map((n) => [n.key, n.state]))
+    expect(st).toEqual({ p: 'failed', f: 'failed', i: 'completed', x: 'cancelled', after_f: 'failed' })
+    const f = await b.queue.getJob(`${flow.id}.f`, Q2)
+    expect(f!.error).toBe('parent p failed')
+    expect(f!.attempts).toBe(0)
+  })
+
+  it('cancels the waiting descendants of a cancelled node', async () => {
+    await startWorker()
+    const { flow } = await b.queue.addFlow({
+      nodes: [
+        { ...node('slow', Q1), task_type: 'sleep', payload: { ms: 60_000 } },
+        node('b', Q2, ['slow']),
+        node('c', Q3, ['b']),
+        node('d', Q1, ['c']),
+      ],
+    })
+    const out = await b.queue.cancel(`${flow.id}.b`, Q2)
+    expect(out.outcome).toBe('cancelled')
+    await waitFor(async () => {
+      const f = await b.queue.getFlow(flow.id)
+      const s = Object.fromEntries(f!.nodes.map((n) => [n.key, n.state]))
+      return s.c === 'cancelled' && s.d === 'cancelled'
+    })
+    await b.queue.cancel(`${flow.id}.slow`, Q1)
+    const done = await settled(flow.id)
+    expect(done.counts).toEqual({ cancelled: 4 })
+  })
+
+  it('resumes when a failed parent is retried from the DLQ', async () => {
+    let fail = true
+    await startWorker({
+      flaky: () => {
+        if (fail) throw new PermanentJobError('not yet')
+        return 'ok'
+      },
+    })
+    const { flow } = await b.queue.addFlow({
+      nodes: [node('p', Q1, [], 'flaky'), node('c', Q2, ['p']), node('g', Q3, ['c'])],
+    })
+    let done = await settled(flow.id)
+    expect(done.counts).toEqual({ failed: 3 })
+    fail = false
+    await b.queue.retry(`${flow.id}.p`, Q1)
+    done = await waitFor(async () => {
+      const f = await b.queue.getFlow(flow.id)
+      return f!.counts.completed === 3 ? f : null
+    })
+    expectOrder(done.edges)
+    const c = await b.queue.getJob(`${flow.id}.c`, Q2)
+    expect(c).toMatchObject({ state: 'completed', error: null, parent_results: { p: 'ok' } })
+    expect((await b.queue.listDlq({ queue: Q2 })).items).toEqual([])
+  })
+
+  it('refuses bad graphs with a 400 and writes nothing', async () => {
+    const before = await b.keys()
+    const bad = async (nodes: unknown[], match: RegExp) => {
+      const err = await b.queue.addFlow({ nodes: nodes as FlowNodeSpec[] }).catch((e: unknown) => e)
+      expect(err).toBeInstanceOf(DtqError)
+      expect((err as DtqError).status).toBe(400)
+      expect(JSON.stringify([(err as DtqError).message, (err as DtqError).details])).toMatch(match)
+    }
+    await bad([node('a', Q1, ['c']), node('b', Q1, ['a']), node('c', Q1, ['b'])], /cycle/)
+    await bad([node('a', Q1, ['nope'])], /unknown node nope/)
+    await bad([node('a', Q1), node('a', Q2)], /used twice/)
+    await bad([node('a', Q1), { ...node('b', Q1, ['a']), task_type: 'no spaces' }], /node b: task_type/)
+    await bad(
+      Array.from({ length: 1001 }, (_, i) => node(`n${i}`, Q1)),
+      /at most 1000 nodes/,
+    )
+    await bad([], /non-empty/)
+    expect(await b.keys()).toEqual(before)
+  })
+
+  it('answers the same flow for the same idempotency key, and finishes a creation cut short', async () => {
+    const spec = { idempotency_key: 'k1', nodes: [node('a', Q1), node('b', Q2, ['a'])] }
+    const first = await b.queue.addFlow(spec)
+    const again = await b.queue.addFlow(spec)
+    expect(again.created).toBe(false)
+    expect(again.flow.id).toBe(first.flow.id)
+    expect(again.flow.nodes).toEqual(first.flow.nodes)
+
+    // A creator that died after the record, before the nodes: the leader completes it.
+    const crashed = await b.queue.addFlow({
+      idempotency_key: 'k2',
+      nodes: [node('a', Q1), node('b', Q2, ['a'])],
+    })
+    const id = crashed.flow.id
+    await b.redis.hset(b.queue.store.keys.flow(id), 'st', 'creating')
+    await b.redis.del(b.queue.store.keys.job(Q1, `${id}.a`))
+    await b.redis.del(b.queue.store.keys.job(Q2, `${id}.b`))
+    await b.redis.zadd(b.queue.store.keys.flowsCreating(), 0, id)
+    const w = await startWorker()
+    expect(w).toBeTruthy()
+    const done = await waitFor(async () => {
+      const f = await b.queue.getFlow(id)
+      return f!.state === 'created' && f!.counts.completed === 2 ? f : null
+    })
+    expectOrder(done.edges)
+    expect(await b.redis.zcard(b.queue.store.keys.flowsCreating())).toBe(0)
+  })
+
+  it('a replayed release changes nothing', async () => {
+    const { flow } = await b.queue.addFlow({
+      nodes: [node('a', Q1), node('b', Q1), node('c', Q2, ['a', 'b'])],
+    })
+    const outbox = b.queue.store.keys.flowOut(Q1)
+    const entry = ['f', flow.id, 'n', 'a', 'j', `${flow.id}.a`, 'o', 'completed', 'r', '1']
+    for (let i = 0; i < 3; i++) await b.redis.xadd(outbox, '*', ...entry)
+    await b.queue.flows.drain(Q1)
+    const c = await b.queue.getJob(`${flow.id}.c`, Q2)
+    expect(c).toMatchObject({ state: 'waiting', parent_results: { a: 1 } })
+    expect(await b.redis.xlen(outbox)).toBe(0)
+  })
+})
