@@ -218,8 +218,9 @@ export const SETTINGS = [
       'no-clock-sync',
       'no-oom-flags',
       'no-memory-relief',
+      'flow-early-release',
     ],
-    doc: 'TESTS ONLY: switch safety mechanisms off for negative controls (none|no-lease-renewal|no-fencing|no-handback|no-delayed-gating|no-leader|no-clock-sync|no-oom-flags|no-memory-relief)',
+    doc: 'TESTS ONLY: switch safety mechanisms off for negative controls (none|no-lease-renewal|no-fencing|no-handback|no-delayed-gating|no-leader|no-clock-sync|no-oom-flags|no-memory-relief|flow-early-release)',
   },
   {
     env: 'DTQ_TEST_CLOCK_SKEW_MS',

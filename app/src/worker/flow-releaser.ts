@@ -13,6 +13,8 @@ export interface FlowReleaserOptions {
   log: Logger
   /** How long a flow may stay `creating` before the sweep completes it (FLOW_CREATE_GRACE_MS). */
   createGraceMs: number
+  /** NEGATIVE CONTROL ONLY (DTQ_UNSAFE=flow-early-release): drains an outbox instead of FlowStore.drain. */
+  drain?: (flows: FlowStore, queue: string) => Promise<number>
 }
 
 export class FlowReleaser {
@@ -34,7 +36,7 @@ export class FlowReleaser {
     const run = (async () => {
       do {
         this.again.delete(queue)
-        await this.o.flows.drain(queue)
+        await this.drain(queue)
       } while (this.again.has(queue))
     })()
       .catch((err: Error) =>
@@ -48,8 +50,12 @@ export class FlowReleaser {
   async sweep(queues: readonly string[]): Promise<number> {
     await this.o.flows.rollForward(this.o.createGraceMs)
     let n = 0
-    for (const q of queues) n += await this.o.flows.drain(q)
+    for (const q of queues) n += await this.drain(q)
     return n
+  }
+
+  private drain(queue: string): Promise<number> {
+    return this.o.drain ? this.o.drain(this.o.flows, queue) : this.o.flows.drain(queue)
   }
 
   /** Waits for the drains in flight (shutdown, tests). */

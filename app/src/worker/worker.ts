@@ -103,6 +103,8 @@ export interface WorkerOptions {
     noLeader?: boolean
     /** No completed job is removed before its retention, whatever Redis's memory use. */
     noMemoryRelief?: boolean
+    /** Drains a flow outbox (instead of FlowStore.drain: releases without counting parents). */
+    flowDrain?: (flows: FlowStore, queue: string) => Promise<number>
   }
   heartbeatMs?: number
   schedulerPollMs?: number
@@ -231,6 +233,7 @@ export class Worker {
       flows: new FlowStore(this.store),
       log: this.log,
       createGraceMs: settings.flowCreateGraceMs ?? 30_000,
+      drain: opts.unsafe?.flowDrain,
     })
     this.processor = new Processor({
       store: this.store,
