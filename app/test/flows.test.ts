@@ -4,11 +4,15 @@
  * diamond across queues, parents' results, each failure policy, the cancel cascade, a DLQ retry
  * that resumes the flow, bad input that writes nothing, idempotent creation and its roll-forward.
  */
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import calculateSlot from 'cluster-key-slot'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { DtqError, PermanentJobError } from '../src/errors.ts'
 import type { FlowNodeSpec } from '../src/queue/flows.ts'
-import { type Bundle, setup, waitFor } from './helpers.ts'
+import { redisTarget } from '../src/redis/connection.ts'
+import { type Bundle, setup, targetEnv, waitFor } from './helpers.ts'
+import { runCli, tempDir } from './processes.ts'
 
 /** Three queue names whose slots are in different thirds of the slot space (a primary each on a 3-primary Cluster). */
 function spreadQueues(): [string, string, string] {
@@ -258,5 +262,16 @@ describe('flows', () => {
     const c = await b.queue.getJob(`${flow.id}.c`, Q2)
     expect(c).toMatchObject({ state: 'waiting', parent_results: { a: 1 } })
     expect(await b.redis.xlen(outbox)).toBe(0)
+  })
+
+  it('dtq flows add <file> and dtq flows get <id>', async () => {
+    const file = join(tempDir('flow-cli'), 'flow.json')
+    writeFileSync(file, JSON.stringify({ nodes: [node('a', Q1), node('b', Q2, ['a'])] }))
+    const env = { ...targetEnv(redisTarget(b.config)), KEY_PREFIX: b.prefix, LOG_LEVEL: 'silent' }
+    const added = JSON.parse(await runCli(env, ['flows', 'add', file]))
+    expect(added).toMatchObject({ created: true, state: 'created', counts: { queued: 1, waiting: 1 } })
+    const got = JSON.parse(await runCli(env, ['flows', 'get', added.id]))
+    expect(got.edges).toEqual([{ from: 'a', to: 'b', on_failure: 'fail' }])
+    expect(got.nodes.map((n: { job_id: string }) => n.job_id)).toEqual([`${added.id}.a`, `${added.id}.b`])
   })
 })

@@ -476,7 +476,7 @@ export class Queue {
       record.extra[F.flow] = flow
       record.extra[F.flow_node] = p.key
       if (p.parents.length) record.extra[F.flow_pending] = String(p.parents.length)
-      nodes.push({ k: p.key, q: r.queue, id: record.id, p: p.parents, r: record })
+      nodes.push({ i: nodes.length, k: p.key, q: r.queue, id: record.id, p: p.parents, r: record })
     }
     throwIfProblems(problems, 'invalid flow')
     const created = await this.flows.create(flow, spec.idempotency_key ?? '', nodes)

@@ -13,6 +13,8 @@ import { StoreBase } from './store-base.ts'
 
 /** A node as its flow's record holds it: key, queue, job id, parents and the job to create. */
 export interface FlowNodeRecord {
+  /** Its place in the flow's order (parents before children): the order `get` lists nodes in. */
+  i: number
   k: string
   q: string
   id: string
@@ -124,6 +126,7 @@ export class FlowStore extends StoreBase {
     const nodes = Object.entries(h)
       .filter(([k]) => k.startsWith('n:'))
       .map(([, v]) => JSON.parse(v) as FlowNodeRecord)
+      .sort((x, y) => x.i - y.i)
     // One command per node, sent at once (on a Cluster they go to several nodes: no pipeline).
     const states = await Promise.all(nodes.map((n) => this.redis.hget(this.keys.job(n.q, n.id), F.state)))
     const counts: FlowView['counts'] = {}
