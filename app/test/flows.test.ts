@@ -37,12 +37,14 @@ beforeEach(async () => {
 afterEach(() => b.cleanup())
 
 async function startWorker(extra: Record<string, (job: import('../src/queue/job.ts').Job) => unknown> = {}) {
-  const w = b.worker({ workerQueues: [Q1, Q2, Q3] }, { flowSweepMs: 200 }).handle('node', async (job) => {
-    const start = Date.now()
-    await new Promise((r) => setTimeout(r, 5))
-    ledger.set(job.flow_node!, { start, end: Date.now() })
-    return { node: job.flow_node, parents: job.parent_results }
-  })
+  const w = b
+    .worker({ workerQueues: [Q1, Q2, Q3] }, { flowSweepMs: 200 })
+    .handle('node', async (job, ctx) => {
+      const start = Date.now()
+      await new Promise((r) => setTimeout(r, 5))
+      ledger.set(job.flow_node!, { start, end: Date.now() })
+      return { node: job.flow_node, parents: ctx.parents }
+    })
   for (const [t, h] of Object.entries(extra)) w.handle(t, h)
   await w.start()
   return w

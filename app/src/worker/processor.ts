@@ -353,6 +353,7 @@ export class Processor {
       signal: r.ac.signal,
       attempt: job.attempts,
       workerId: this.o.consumer,
+      parents: job.parent_results,
       progress: async (n) => {
         if (typeof n !== 'number' || !Number.isFinite(n))
           throw new TypeError('progress must be a finite number')
