@@ -399,6 +399,7 @@ export type QueueStatsDto = Static<typeof QueueStatsS>
 export type WorkerDto = Static<typeof WorkerS>
 export type StatsDto = Static<typeof StatsReply>
 export type ErrorDto = Static<typeof ErrorReply>
+export type FlowDto = Static<typeof FlowS>
 
 // ---- flows (docs/decisions/0019) ----------------------------------------------------------
 

@@ -8,7 +8,16 @@ import { Card } from '../../components/ui'
 import { num } from '../../lib/format'
 import { useStats } from './api/stats'
 
-const STATES = ['queued', 'scheduled', 'active', 'retrying', 'completed', 'failed', 'cancelled'] as const
+const STATES = [
+  'waiting',
+  'queued',
+  'scheduled',
+  'active',
+  'retrying',
+  'completed',
+  'failed',
+  'cancelled',
+] as const
 
 export function DashboardPage() {
   const q = useStats()

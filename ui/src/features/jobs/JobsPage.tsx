@@ -14,7 +14,7 @@ import { useBulk } from './api/job-actions'
 import { useJobs } from './api/list-jobs'
 import { useJobSearch } from './api/search-jobs'
 
-const STATES = ['queued', 'scheduled', 'active', 'retrying', 'completed', 'failed', 'cancelled']
+const STATES = ['waiting', 'queued', 'scheduled', 'active', 'retrying', 'completed', 'failed', 'cancelled']
 
 export function JobsPage() {
   const { get, update } = useUrlParams()
