@@ -126,8 +126,9 @@ describe('flows', () => {
     expect(Object.keys(join!.parent_results).sort()).toEqual(mids.map((m) => m.key).sort())
   })
 
-  it('shows waiting children in listings and stats', async () => {
-    const { flow } = await b.queue.addFlow({ nodes: [node('a', Q1), node('b', Q1, ['a'])] })
+  it('shows waiting children in listings and stats; a queue holding only them is not forgotten', async () => {
+    const { flow } = await b.queue.addFlow({ nodes: [node('a', Q2), node('b', Q1, ['a'])] })
+    for (let i = 0; i < 2; i++) expect(await b.queue.store.forgetQueueIfIdle(Q1, 0)).toBe(false)
     const page = await b.queue.listJobs({ state: 'waiting', queue: Q1 })
     expect(page.items.map((j) => j.id)).toEqual([`${flow.id}.b`])
     const stats = await b.queue.stats()
