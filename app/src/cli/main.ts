@@ -11,7 +11,7 @@ import { type Config, ConfigError, isSet, launchDir, loadConfig } from '../confi
 import { DtqError } from '../errors.ts'
 import { createLogger } from '../logger.ts'
 import type { FlowSpec } from '../queue/flows.ts'
-import type { Job, JobState, Priority } from '../queue/job.ts'
+import { type Job, type JobState, type Priority, STATES } from '../queue/job.ts'
 import { Queue } from '../queue/queue.ts'
 import { connectRedis, describeTarget, redisTarget, whenRedisAvailable } from '../redis/connection.ts'
 import { checkDurability } from '../redis/durability.ts'
@@ -302,16 +302,7 @@ program
         })
         return
       }
-      const cols = [
-        'waiting',
-        'queued',
-        'scheduled',
-        'active',
-        'retrying',
-        'completed',
-        'failed',
-        'cancelled',
-      ] as const
+      const cols = STATES
       process.stdout.write(
         `${'queue'.padEnd(16)}${cols.map((c) => c.padStart(11)).join('')}${'dlq'.padStart(8)}\n`,
       )
@@ -329,7 +320,7 @@ program
 program
   .command('jobs')
   .description('list jobs, most recently changed first')
-  .option('--status <state>', 'waiting|queued|scheduled|active|retrying|completed|failed|cancelled')
+  .option('--status <state>', STATES.join('|'))
   .option('--queue <name>', 'queue')
   .option('--type <task_type>', 'task type')
   .option('--limit <n>', 'page size', int('limit'), 20)
