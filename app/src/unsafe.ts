@@ -4,6 +4,8 @@
  * Only the CLI (`DTQ_UNSAFE`, documented as for tests) and the tests import this module:
  * production code never does -- the Worker takes what it is given in `WorkerOptions.unsafe`.
  */
+
+import { nodeJobId } from './queue/flows.ts'
 import { F, type Priority, pairsToRecord } from './queue/job.ts'
 import type { FlowStore } from './redis/flows.ts'
 import { setLibraryOptions } from './redis/scripts.ts'
@@ -46,11 +48,12 @@ export async function releaseEarly(flows: FlowStore, queue: string): Promise<num
     const e = pairsToRecord(fields)
     const list = e.o === 'completed' ? await redis.hget(keys.flow(e.f ?? ''), `c:${e.n}`) : null
     const children: unknown = JSON.parse(list ?? '[]') // (an empty list is stored as {})
-    for (const [, q, id] of Array.isArray(children) ? (children as string[][]) : []) {
-      const [state, prio] = await redis.hmget(keys.job(q!, id!), F.state, F.priority)
+    for (const [key, q] of Array.isArray(children) ? (children as string[][]) : []) {
+      const id = nodeJobId(e.f ?? '', key!)
+      const [state, prio] = await redis.hmget(keys.job(q!, id), F.state, F.priority)
       if (state !== 'waiting') continue
-      const ready = await redis.xadd(keys.stream(q!, (prio as Priority) ?? 'normal'), '*', 'id', id!)
-      await redis.hset(keys.job(q!, id!), F.state, 'queued', F.entry, ready ?? '')
+      const ready = await redis.xadd(keys.stream(q!, (prio as Priority) ?? 'normal'), '*', 'id', id)
+      await redis.hset(keys.job(q!, id), F.state, 'queued', F.entry, ready ?? '')
     }
     await redis.xdel(outbox, entry)
   }

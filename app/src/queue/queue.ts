@@ -466,16 +466,13 @@ export class Queue {
     const plan = planFlow(spec, this.settings.flowMaxNodes ?? 1000, problems)
     if (spec?.idempotency_key !== undefined) checkText(problems, 'idempotency_key', spec.idempotency_key, 256)
     const flow = flowId(spec?.idempotency_key)
-    const nodes: FlowNodeRecord[] = []
+    const nodes: FlowNodeRecord<NewJobRecord>[] = []
     for (const p of plan) {
       const mine: Problems = []
       const r = this.toRecord(p.spec as unknown as JobSpec, mine)
       for (const m of mine) problems.push(`node ${p.key}: ${m}`)
       if (!r) continue
       const record = { ...r.record, id: nodeJobId(flow, p.key) }
-      record.extra[F.flow] = flow
-      record.extra[F.flow_node] = p.key
-      if (p.parents.length) record.extra[F.flow_pending] = String(p.parents.length)
       nodes.push({ i: nodes.length, k: p.key, q: r.queue, id: record.id, p: p.parents, r: record })
     }
     throwIfProblems(problems, 'invalid flow')

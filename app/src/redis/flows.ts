@@ -6,24 +6,81 @@
  * finishing script, atomically with the state change) to `flow_release` in each child's slot.
  * Every step is safe to repeat, so a crash anywhere is repaired by doing it again.
  */
-import type { FlowPolicy } from '../queue/flows.ts'
+import { type FlowPolicy, nodeJobId } from '../queue/flows.ts'
 import { decodeJob, F, type Job, type JobState, pairsToRecord } from '../queue/job.ts'
 import type { JobStore, NewJobRecord } from './store.ts'
 import { StoreBase } from './store-base.ts'
 
-/** A node as its flow's record holds it: key, queue, job id, parents and the job to create. */
-export interface FlowNodeRecord {
+/**
+ * A node: key, queue, job id, parents and the job to create. The record stores it under
+ * `n:<key>` without its key and id (the id is `<flow>.<key>`): `{i, q, p, r}`.
+ */
+export interface FlowNodeRecord<J = StoredJob> {
   /** Its place in the flow's order (parents before children): the order `get` lists nodes in. */
   i: number
   k: string
   q: string
   id: string
   p: Array<[string, FlowPolicy]>
-  r: NewJobRecord
+  r: J
 }
 
-/** A child as its parent's entry in the record names it: key, queue, job id, edge policy. */
-type ChildRef = [string, string, string, FlowPolicy]
+/**
+ * What the record keeps of a node's job: only what `jobOf` cannot rebuild (defaults left out,
+ * the flow fields derived) -- a record holds every node of a flow (docs/performance.md).
+ */
+export interface StoredJob {
+  task_type: string
+  payload: string
+  max_retries: number
+  priority?: NewJobRecord['priority']
+  timeout_ms?: number
+  run_at?: number
+  partition_key?: string
+  /** trace, backoff. */
+  extra?: Record<string, string>
+}
+
+function storedJob(r: NewJobRecord): StoredJob {
+  const s: StoredJob = { task_type: r.task_type, payload: r.payload, max_retries: r.max_retries }
+  if (r.priority !== 'normal') s.priority = r.priority
+  if (r.timeout_ms) s.timeout_ms = r.timeout_ms
+  if (r.run_at) s.run_at = r.run_at
+  if (r.partition_key) s.partition_key = r.partition_key
+  if (Object.keys(r.extra).length) s.extra = r.extra
+  return s
+}
+
+/** The job a node's enqueue writes: its stored fields, its id, and its flow fields. */
+function jobOf(flow: string, n: FlowNodeRecord): NewJobRecord {
+  const r = n.r
+  const extra: Record<string, string> = { ...(r.extra ?? {}), [F.flow]: flow, [F.flow_node]: n.k }
+  if (n.p.length) extra[F.flow_pending] = String(n.p.length)
+  return {
+    id: n.id,
+    task_type: r.task_type,
+    payload: r.payload,
+    priority: r.priority ?? 'normal',
+    max_retries: r.max_retries,
+    timeout_ms: r.timeout_ms ?? 0,
+    run_at: r.run_at ?? 0,
+    idem_hash: '',
+    idempotency_key: '',
+    idem_ttl_s: 0,
+    partition_key: r.partition_key ?? '',
+    extra,
+  }
+}
+
+/** A child as its parent's entry in the record names it: key, queue, edge policy (its id derives). */
+type ChildRef = [string, string, FlowPolicy]
+
+/** A node from its record's field `n:<key>`. */
+function storedNode(flow: string, field: string, json: string): FlowNodeRecord {
+  const n = JSON.parse(json) as Omit<FlowNodeRecord, 'k' | 'id'>
+  const k = field.slice(2)
+  return { ...n, k, id: nodeJobId(flow, k), p: asArray(n.p) }
+}
 
 export interface FlowNodeView {
   key: string
@@ -66,19 +123,25 @@ export class FlowStore extends StoreBase {
    * completed if it is still `creating` (a retry after a crash) and answered as it is.
    * Returns whether this call wrote the record.
    */
-  async create(flow: string, idempotencyKey: string, nodes: FlowNodeRecord[]): Promise<boolean> {
+  async create(
+    flow: string,
+    idempotencyKey: string,
+    given: FlowNodeRecord<NewJobRecord>[],
+  ): Promise<boolean> {
+    const nodes = given.map((n): FlowNodeRecord => ({ ...n, r: storedJob(n.r) }))
     // Registered before the record, so the leader finds a flow whose creator died part-way.
     await this.redis.zadd(this.keys.flowsCreating(), this.clock.now(), flow)
     const children: Record<string, ChildRef[]> = {}
     for (const n of nodes) {
       for (const [parent, policy] of n.p) {
         children[parent] ??= []
-        children[parent].push([n.k, n.q, n.id, policy])
+        children[parent].push([n.k, n.q, policy])
       }
     }
+    const stored = Object.fromEntries(nodes.map(({ k, id: _, ...rest }) => [k, rest]))
     const [made, state] = await this.run<[number, string]>('flow_create', this.keys.flowQueue(flow), [
       idempotencyKey,
-      JSON.stringify(nodes),
+      JSON.stringify(stored),
       JSON.stringify(children),
     ])
     if (state === 'creating') await this.complete(flow, made === 1 ? nodes : undefined)
@@ -98,7 +161,7 @@ export class FlowStore extends StoreBase {
       for (const n of nodes) {
         if ((n.p.length === 0) !== roots) continue
         const list = byQueue.get(n.q) ?? []
-        list.push({ ...n.r, extra: { ...n.r.extra } })
+        list.push(jobOf(flow, n))
         byQueue.set(n.q, list)
       }
       for (const [queue, records] of byQueue)
@@ -113,10 +176,7 @@ export class FlowStore extends StoreBase {
     const h = await this.redis.hgetall(this.keys.flow(flow))
     return Object.entries(h)
       .filter(([k]) => k.startsWith('n:'))
-      .map(([, v]) => {
-        const n = JSON.parse(v) as FlowNodeRecord
-        return { ...n, p: asArray(n.p) }
-      })
+      .map(([k, v]) => storedNode(flow, k, v))
   }
 
   /** The flow with its nodes' live states and its edges, or null. */
@@ -125,7 +185,7 @@ export class FlowStore extends StoreBase {
     if (!h.st) return null
     const nodes = Object.entries(h)
       .filter(([k]) => k.startsWith('n:'))
-      .map(([, v]) => JSON.parse(v) as FlowNodeRecord)
+      .map(([k, v]) => storedNode(flow, k, v))
       .sort((x, y) => x.i - y.i)
     // One command per node, sent at once (on a Cluster they go to several nodes: no pipeline).
     const states = await Promise.all(nodes.map((n) => this.redis.hget(this.keys.job(n.q, n.id), F.state)))
@@ -195,8 +255,15 @@ export class FlowStore extends StoreBase {
     const [state, list] = await this.redis.hmget(this.keys.flow(flow), 'st', `c:${node}`)
     if (!state) return true // the flow's record is gone: nobody left to release
     const replies = await Promise.all(
-      asArray<ChildRef>(JSON.parse(list ?? '[]')).map(([, queue, id, policy]) =>
-        this.run<string>('flow_release', queue, [id, flow, node, e.o ?? '', e.r ?? '', policy]),
+      asArray<ChildRef>(JSON.parse(list ?? '[]')).map(([child, queue, policy]) =>
+        this.run<string>('flow_release', queue, [
+          nodeJobId(flow, child),
+          flow,
+          node,
+          e.o ?? '',
+          e.r ?? '',
+          policy,
+        ]),
       ),
     )
     // A child missing while the flow is still being created will exist: keep the entry.
