@@ -254,6 +254,19 @@ describe('flows', () => {
     expect(await b.redis.zcard(b.queue.store.keys.flowsCreating())).toBe(0)
   })
 
+  it('a completion whose caller does not say it is a flow member still reaches the outbox', async () => {
+    const { flow } = await b.queue.addFlow({ nodes: [node('a', Q1), node('b', Q2, ['a'])] })
+    const { jobs } = await b.queue.store.deliver(Q1, 'c1', 1)
+    expect(jobs[0]!.flow_id).toBe(flow.id)
+    await b.queue.store.complete(Q1, [{ id: jobs[0]!.id, epoch: jobs[0]!.epoch, result: '7' }])
+    expect(await b.redis.xlen(b.queue.store.keys.flowOut(Q1))).toBe(1)
+    await b.queue.flows.drain(Q1)
+    expect(await b.queue.getJob(`${flow.id}.b`, Q2)).toMatchObject({
+      state: 'queued',
+      parent_results: { a: 7 },
+    })
+  })
+
   it('a replayed release changes nothing', async () => {
     const { flow } = await b.queue.addFlow({
       nodes: [node('a', Q1), node('b', Q1), node('c', Q2, ['a', 'b'])],

@@ -502,6 +502,7 @@ export class Processor {
         epoch: job.epoch,
         result,
         idemHash: job.idempotency_key ? hashIdempotencyKey(job.idempotency_key) : undefined,
+        flow: job.flow_id !== null,
         done,
         fail,
       })
