@@ -418,6 +418,15 @@ export const SETTINGS = [
     doc: 'how long dead-lettered jobs are kept',
   },
   {
+    env: 'FLOW_RETENTION_S',
+    key: 'flowRetentionS',
+    kind: 'int',
+    default: '604800',
+    min: 60,
+    max: 31_536_000,
+    doc: "how long a flow's record is kept after its last release (or after its latest scheduled root is due)",
+  },
+  {
     env: 'IDEMPOTENCY_TTL_S',
     key: 'idempotencyTtlS',
     kind: 'int',

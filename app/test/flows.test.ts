@@ -267,6 +267,35 @@ describe('flows', () => {
     })
   })
 
+  it("a flow's record is kept FLOW_RETENTION_S past its last release, or past its latest scheduled root", async () => {
+    const { flow } = await b.queue.addFlow({ nodes: [node('a', Q1), node('b', Q2, ['a'])] })
+    const key = b.queue.store.keys.flow(flow.id)
+    const ttl = await b.redis.ttl(key)
+    expect(ttl).toBeGreaterThan(604_700)
+    expect(ttl).toBeLessThanOrEqual(604_800)
+    await b.redis.expire(key, 100)
+    await b.redis.xadd(
+      b.queue.store.keys.flowOut(Q1),
+      '*',
+      'f',
+      flow.id,
+      'n',
+      'a',
+      'j',
+      `${flow.id}.a`,
+      'o',
+      'completed',
+      'r',
+      '1',
+    )
+    await b.queue.flows.drain(Q1)
+    expect(await b.redis.ttl(key)).toBeGreaterThan(604_700)
+    const later = await b.queue.addFlow({
+      nodes: [{ ...node('a', Q1), delay_ms: 86_400_000 }, node('b', Q2, ['a'])],
+    })
+    expect(await b.redis.ttl(b.queue.store.keys.flow(later.flow.id))).toBeGreaterThan(604_800 + 86_300)
+  })
+
   it('a replayed release changes nothing', async () => {
     const { flow } = await b.queue.addFlow({
       nodes: [node('a', Q1), node('b', Q1), node('c', Q2, ['a', 'b'])],

@@ -107,7 +107,12 @@ export type QueueSettings = Pick<
   Partial<
     Pick<
       Config,
-      'testClockSkewMs' | 'maxQueues' | 'enqueueWaitReplicas' | 'enqueueWaitTimeoutMs' | 'flowMaxNodes'
+      | 'testClockSkewMs'
+      | 'maxQueues'
+      | 'enqueueWaitReplicas'
+      | 'enqueueWaitTimeoutMs'
+      | 'flowMaxNodes'
+      | 'flowRetentionS'
     >
   >
 
@@ -239,7 +244,7 @@ export class Queue {
       clock: this.clock,
       warn: opts.warn,
     })
-    this.flows = new FlowStore(this.store)
+    this.flows = new FlowStore(this.store, { retentionS: settings.flowRetentionS })
     this.registry = new Registry(redis, this.store.keys)
   }
 

@@ -110,12 +110,21 @@ const DRAIN_PAGE = 100
 
 const asArray = <T>(v: unknown): T[] => (Array.isArray(v) ? (v as T[]) : [])
 
+/** FLOW_RETENTION_S when none is given (config.ts has the same default). */
+const DEFAULT_FLOW_RETENTION_S = 604_800
+
 export class FlowStore extends StoreBase {
   private readonly jobs: JobStore
+  /**
+   * How long a record outlives its last release: its TTL, set at creation (plus the wait of
+   * its latest scheduled root) and pushed forward by every release of the flow (EXPIRE GT).
+   */
+  private readonly retentionS: number
 
-  constructor(jobs: JobStore) {
+  constructor(jobs: JobStore, opts: { retentionS?: number } = {}) {
     super(jobs.redis, { ...jobs.opts, clock: jobs.clock })
     this.jobs = jobs
+    this.retentionS = opts.retentionS ?? DEFAULT_FLOW_RETENTION_S
   }
 
   /**
@@ -139,10 +148,15 @@ export class FlowStore extends StoreBase {
       }
     }
     const stored = Object.fromEntries(nodes.map(({ k, id: _, ...rest }) => [k, rest]))
+    // A root scheduled far ahead keeps its flow's record until it is due, and the retention after.
+    const now = this.clock.now()
+    const runAt = (r: NewJobRecord) => (r.run_at < 0 ? now - r.run_at : r.run_at)
+    const waitS = Math.ceil(Math.max(0, ...given.map((n) => runAt(n.r) - now)) / 1000)
     const [made, state] = await this.run<[number, string]>('flow_create', this.keys.flowQueue(flow), [
       idempotencyKey,
       JSON.stringify(stored),
       JSON.stringify(children),
+      this.retentionS + waitS,
     ])
     if (state === 'creating') await this.complete(flow, made === 1 ? nodes : undefined)
     else await this.redis.zrem(this.keys.flowsCreating(), flow)
@@ -252,7 +266,12 @@ export class FlowStore extends StoreBase {
   private async releaseEntry(e: Record<string, string>): Promise<boolean> {
     const flow = e.f ?? ''
     const node = e.n ?? ''
-    const [state, list] = await this.redis.hmget(this.keys.flow(flow), 'st', `c:${node}`)
+    const record = this.keys.flow(flow)
+    const [[state, list]] = await Promise.all([
+      this.redis.hmget(record, 'st', `c:${node}`),
+      // A flow still at work keeps its record (never shortened: GT).
+      this.redis.expire(record, this.retentionS, 'GT'),
+    ])
     if (!state) return true // the flow's record is gone: nobody left to release
     const replies = await Promise.all(
       asArray<ChildRef>(JSON.parse(list ?? '[]')).map(([child, queue, policy]) =>

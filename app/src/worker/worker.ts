@@ -76,6 +76,7 @@ export type WorkerSettings = Pick<
       | 'redisSentinelMaster'
       | 'enqueueWaitReplicas'
       | 'flowCreateGraceMs'
+      | 'flowRetentionS'
       | 'enqueueWaitTimeoutMs'
     >
   >
@@ -230,7 +231,7 @@ export class Worker {
       !opts.unsafe?.noLeaseRestart,
     )
     this.flowReleaser = new FlowReleaser({
-      flows: new FlowStore(this.store),
+      flows: new FlowStore(this.store, { retentionS: settings.flowRetentionS }),
       log: this.log,
       createGraceMs: settings.flowCreateGraceMs ?? 30_000,
       drain: opts.unsafe?.flowDrain,

@@ -5,9 +5,11 @@
   ARGV[6]  nodes by key, JSON {key: {i: position, q: queue, p: [[parent, policy], ...], r: job}, ...}
            (a node's job id is "<flow id>.<key>")
   ARGV[7]  children by node, JSON {key: [[child key, queue, policy], ...]}
+  ARGV[8]  the record's TTL, s (FLOW_RETENTION_S, plus the wait of its latest scheduled root)
   Returns  {1, 'creating'} when written, or {0, state} when the flow exists (nothing written)
 ]]
 local ik = ARGV[5]
+local ttl = arg_int(8, 1, 100000000, 'TTL')
 local ok, nodes = pcall(cjson.decode, ARGV[6])
 if not ok or type(nodes) ~= 'table' or next(nodes) == nil then refuse('nodes must be a non-empty JSON object') end
 local ok2, children = pcall(cjson.decode, ARGV[7])
@@ -27,4 +29,5 @@ local st = redis.call('HGET', base, 'st')
 if st then return { 0, st } end
 redis.call('HSET', base, 'st', 'creating', 'ca', NOW_S, 'ik', ik, 'nn', count)
 for i = 1, #fields, 200 do redis.call('HSET', base, unpack(fields, i, math.min(i + 199, #fields))) end
+redis.call('EXPIRE', base, ttl)
 return { 1, 'creating' }
