@@ -7,7 +7,7 @@
  * Every step is safe to repeat, so a crash anywhere is repaired by doing it again.
  */
 import { type FlowPolicy, nodeJobId } from '../queue/flows.ts'
-import { decodeJob, F, type Job, type JobState, pairsToRecord } from '../queue/job.ts'
+import { F, type JobState, pairsToRecord } from '../queue/job.ts'
 import type { JobStore, NewJobRecord } from './store.ts'
 import { StoreBase } from './store-base.ts'
 
@@ -226,16 +226,6 @@ export class FlowStore extends StoreBase {
       ),
       counts,
     }
-  }
-
-  /** The flow's member jobs, whole (for a handler's or a test's look at them). */
-  async members(flow: string): Promise<Job[]> {
-    const view = await this.get(flow)
-    if (!view) return []
-    const hashes = await Promise.all(
-      view.nodes.map((n) => this.redis.hgetall(this.keys.job(n.queue, n.job_id))),
-    )
-    return view.nodes.map((n, i) => decodeJob(n.queue, hashes[i]!, n.job_id))
   }
 
   /**
