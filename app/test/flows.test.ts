@@ -234,24 +234,34 @@ describe('flows', () => {
     expect(again.flow.id).toBe(first.flow.id)
     expect(again.flow.nodes).toEqual(first.flow.nodes)
 
-    // A creator that died after the record, before the nodes: the leader completes it.
-    const crashed = await b.queue.addFlow({
-      idempotency_key: 'k2',
-      nodes: [node('a', Q1), node('b', Q2, ['a'])],
-    })
-    const id = crashed.flow.id
-    await b.redis.hset(b.queue.store.keys.flow(id), 'st', 'creating')
-    await b.redis.del(b.queue.store.keys.job(Q1, `${id}.a`))
-    await b.redis.del(b.queue.store.keys.job(Q2, `${id}.b`))
-    await b.redis.zadd(b.queue.store.keys.flowsCreating(), 0, id)
+    // A creator that died after the record, before the nodes (its enqueue never answered): the
+    // leader completes it from the record.
+    const store = b.queue.store
+    const enqueue = store.enqueue.bind(store)
+    store.enqueue = () => Promise.reject(new Error('killed'))
+    const crashed = await b.queue
+      .addFlow({ idempotency_key: 'k2', nodes: [node('a', Q1), node('b', Q2, ['a'])] })
+      .catch((e: Error) => e)
+    store.enqueue = enqueue
+    expect(crashed).toBeInstanceOf(Error)
+    const [id] = await b.redis.zrange(store.keys.flowsCreating(), 0, 0)
+    expect(await b.redis.hget(store.keys.flow(id!), 'st')).toBe('creating')
+    expect(await b.redis.exists(store.keys.job(Q1, `${id}.a`))).toBe(0)
+    await b.redis.zadd(store.keys.flowsCreating(), 0, id!)
     const w = await startWorker()
     expect(w).toBeTruthy()
     const done = await waitFor(async () => {
-      const f = await b.queue.getFlow(id)
+      const f = await b.queue.getFlow(id!)
       return f!.state === 'created' && f!.counts.completed === 2 ? f : null
     })
     expectOrder(done.edges)
     expect(await b.redis.zcard(b.queue.store.keys.flowsCreating())).toBe(0)
+    // Once every node exists the record keeps no copy of their jobs.
+    expect(JSON.parse((await b.redis.hget(store.keys.flow(id!), 'n:b'))!)).toEqual({
+      i: 1,
+      q: Q2,
+      p: [['a', 'fail']],
+    })
   })
 
   it('a completion whose caller does not say it is a flow member still reaches the outbox', async () => {

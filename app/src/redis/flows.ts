@@ -22,6 +22,7 @@ export interface FlowNodeRecord<J = StoredJob> {
   q: string
   id: string
   p: Array<[string, FlowPolicy]>
+  /** The job to create (the record drops it once every node exists: flow_done). */
   r: J
 }
 
@@ -188,9 +189,11 @@ export class FlowStore extends StoreBase {
 
   private async readNodes(flow: string): Promise<FlowNodeRecord[]> {
     const h = await this.redis.hgetall(this.keys.flow(flow))
+    // A node without its job was created already (flow_done drops the copies once all exist).
     return Object.entries(h)
       .filter(([k]) => k.startsWith('n:'))
       .map(([k, v]) => storedNode(flow, k, v))
+      .filter((n) => n.r)
   }
 
   /** The flow with its nodes' live states and its edges, or null. */
