@@ -108,6 +108,8 @@ export interface FlowView {
 const CREATE_CHUNK = 500
 /** Outbox entries read per round of a drain. */
 const DRAIN_PAGE = 100
+/** Releases per flow_release call (a page's entries may fan out to many children). */
+const RELEASES_PER_CALL = 500
 
 const asArray = <T>(v: unknown): T[] => (Array.isArray(v) ? (v as T[]) : [])
 
@@ -232,11 +234,11 @@ export class FlowStore extends StoreBase {
   }
 
   /**
-   * Carries a queue's outbox to the children: for each entry, `flow_release` in each child's
-   * slot, then the entry is deleted. Safe to run anywhere, any number of times at once: a
-   * release applied twice changes nothing, and the order of two releases of one parent does
-   * not matter (`c` is final), so a page's entries are released all at once and deleted with
-   * one XDEL. Returns the entries handled.
+   * Carries a queue's outbox to the children: a page of entries at a time, every release of
+   * the page whose child is in one queue in one `flow_release` call (in the child's slot), the
+   * calls at once, then the page's entries deleted with one XDEL. Safe to run anywhere, any
+   * number of times at once: a release applied twice changes nothing, and the order of two
+   * releases of one parent does not matter (`c` is final). Returns the entries handled.
    */
   async drain(queue: string, maxEntries = 10_000): Promise<number> {
     const outbox = this.keys.flowOut(queue)
@@ -245,8 +247,8 @@ export class FlowStore extends StoreBase {
     while (done < maxEntries) {
       const page = await this.redis.xrange(outbox, after, '+', 'COUNT', DRAIN_PAGE)
       if (page.length === 0) break
-      const released = await Promise.all(page.map(([, fields]) => this.releaseEntry(pairsToRecord(fields))))
-      const gone = page.filter((_, i) => released[i]).map(([entry]) => entry)
+      const keep = await this.releasePage(page.map(([, fields]) => pairsToRecord(fields)))
+      const gone = page.filter((_, i) => !keep.has(i)).map(([entry]) => entry)
       if (gone.length) await this.redis.xdel(outbox, ...gone)
       done += page.length
       after = `(${page[page.length - 1]![0]}`
@@ -255,31 +257,51 @@ export class FlowStore extends StoreBase {
     return done
   }
 
-  /** Releases one outbox entry's children; false when it must stay (a child not created yet). */
-  private async releaseEntry(e: Record<string, string>): Promise<boolean> {
-    const flow = e.f ?? ''
-    const node = e.n ?? ''
-    const record = this.keys.flow(flow)
-    const [[state, list]] = await Promise.all([
-      this.redis.hmget(record, 'st', `c:${node}`),
-      // A flow still at work keeps its record (never shortened: GT).
-      this.redis.expire(record, this.retentionS, 'GT'),
-    ])
-    if (!state) return true // the flow's record is gone: nobody left to release
-    const replies = await Promise.all(
-      asArray<ChildRef>(JSON.parse(list ?? '[]')).map(([child, queue, policy]) =>
-        this.run<string>('flow_release', queue, [
-          nodeJobId(flow, child),
-          flow,
-          node,
-          e.o ?? '',
-          e.r ?? '',
-          policy,
-        ]),
-      ),
+  /**
+   * Releases the children of a page's entries; answers the entries that must stay: a child
+   * not created yet (its flow still `creating`: it will exist).
+   */
+  private async releasePage(entries: Array<Record<string, string>>): Promise<Set<number>> {
+    const lists = await Promise.all(
+      entries.map(async (e) => {
+        const record = this.keys.flow(e.f ?? '')
+        const [[state, list]] = await Promise.all([
+          this.redis.hmget(record, 'st', `c:${e.n ?? ''}`),
+          // A flow still at work keeps its record (never shortened: GT).
+          this.redis.expire(record, this.retentionS, 'GT'),
+        ])
+        // No record: the flow is gone, nobody left to release.
+        return { state, children: state ? asArray<ChildRef>(JSON.parse(list ?? '[]')) : [] }
+      }),
     )
-    // A child missing while the flow is still being created will exist: keep the entry.
-    return !(state === 'creating' && replies.includes('not_found'))
+    // Calls per child queue, of at most RELEASES_PER_CALL releases each.
+    const calls: Array<{ queue: string; args: string[]; entry: number[] }> = []
+    const open = new Map<string, (typeof calls)[number]>()
+    lists.forEach(({ children }, i) => {
+      const e = entries[i]!
+      const flow = e.f ?? ''
+      for (const [child, queue, policy] of children) {
+        let call = open.get(queue)
+        if (!call || call.entry.length >= RELEASES_PER_CALL) {
+          call = { queue, args: [], entry: [] }
+          calls.push(call)
+          open.set(queue, call)
+        }
+        call.args.push(nodeJobId(flow, child), flow, e.n ?? '', e.o ?? '', e.r ?? '', policy)
+        call.entry.push(i)
+      }
+    })
+    const keep = new Set<number>()
+    await Promise.all(
+      calls.map(async ({ queue, ...call }) => {
+        const replies = await this.run<string[]>('flow_release', queue, [call.entry.length, ...call.args])
+        replies.forEach((r, k) => {
+          const i = call.entry[k]!
+          if (r === 'not_found' && lists[i]!.state === 'creating') keep.add(i)
+        })
+      }),
+    )
+    return keep
   }
 
   /** Flows left `creating` longer than `graceMs` (their creator died): completed from their records. */
