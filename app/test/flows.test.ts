@@ -11,6 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { DtqError, PermanentJobError } from '../src/errors.ts'
 import type { FlowNodeSpec } from '../src/queue/flows.ts'
 import { redisTarget } from '../src/redis/connection.ts'
+import { functions } from '../src/redis/scripts.ts'
 import { type Bundle, setup, targetEnv, waitFor } from './helpers.ts'
 import { runCli, tempDir } from './processes.ts'
 
@@ -304,6 +305,33 @@ describe('flows', () => {
       nodes: [{ ...node('a', Q1), delay_ms: 86_400_000 }, node('b', Q2, ['a'])],
     })
     expect(await b.redis.ttl(b.queue.store.keys.flow(later.flow.id))).toBeGreaterThan(604_800 + 86_300)
+  })
+
+  it('flow_release refuses a bad batch before its first write', async () => {
+    const { flow } = await b.queue.addFlow({ nodes: [node('a', Q1), node('b', Q1, ['a'])] })
+    const child = b.queue.store.keys.job(Q1, `${flow.id}.b`)
+    const before = await b.redis.hgetall(child)
+    const call = (...releases: string[][]) =>
+      functions().call(b.redis, 'flow_release', b.queue.store.keys.base(Q1), [
+        Date.now(),
+        1000,
+        3600,
+        3600,
+        releases.length,
+        ...releases.flat(),
+      ])
+    const good = [`${flow.id}.b`, flow.id, 'a', 'completed', '1', 'fail']
+    await expect(call(good, [`${flow.id}.b`, flow.id, 'a', 'completed', '1', 'maybe'])).rejects.toThrow(
+      /DTQ_BAD_ARG policy/,
+    )
+    await expect(call(good, [`${flow.id}.b`, 'fOTHER', 'a', 'completed', '1', 'fail'])).rejects.toThrow(
+      /not a node of flow/,
+    )
+    await expect(call(good, [`${flow.id}.b`, flow.id, 'a', 'completed', '{bad', 'fail'])).rejects.toThrow(
+      /result must be JSON/,
+    )
+    expect(await b.redis.hgetall(child)).toEqual(before)
+    expect(await call(good, good)).toEqual(['released', 'noop'])
   })
 
   it('a replayed release changes nothing', async () => {
