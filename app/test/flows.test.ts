@@ -182,6 +182,21 @@ describe('flows', () => {
     expect(done.counts).toEqual({ cancelled: 4 })
   })
 
+  it('cancelling a running parent cancels its waiting descendants once its handler stops', async () => {
+    await startWorker()
+    const { flow } = await b.queue.addFlow({
+      nodes: [
+        { ...node('slow', Q1), task_type: 'sleep', payload: { ms: 60_000 } },
+        node('b', Q2, ['slow']),
+        node('c', Q3, [{ node: 'b', on_failure: 'cancel' }]),
+      ],
+    })
+    await waitFor(async () => (await b.queue.getJob(`${flow.id}.slow`, Q1))?.state === 'active')
+    expect((await b.queue.cancel(`${flow.id}.slow`, Q1)).outcome).toBe('requested')
+    const done = await settled(flow.id)
+    expect(done.counts).toEqual({ cancelled: 3 })
+  })
+
   it('resumes when a failed parent is retried from the DLQ', async () => {
     let fail = true
     await startWorker({
