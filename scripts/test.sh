@@ -28,6 +28,7 @@ run_check "lint (biome)" biome check .
 run_check "typecheck" pnpm_cmd -r --silent typecheck
 run_check "console build" pnpm_cmd --filter @dtq/ui --silent build
 run_check "benchmark smoke run (DTQ vs BullMQ, tiny sizes)" bash -c 'cd scripts/bench && node bench.ts --smoke'
+run_check "flows benchmark smoke run (tiny sizes)" bash -c 'cd scripts/bench && node flows.ts --smoke'
 
 say "tests (vitest)"
 (cd app && CI=true ./node_modules/.bin/vitest run --reporter=default --reporter=json --outputFile.json=../.tmp/vitest-app.json)
@@ -36,7 +37,7 @@ vitest_status=$?
 # The engine, worker and API suites again on the other topologies (test/topology.ts starts them
 # from the same redis-server binary: 3 primaries + 3 replicas; a primary, a replica, 3 sentinels).
 # `pnpm test:cluster` runs everything on both.
-TOPOLOGY_SET="test/partitions.test.ts test/scripts.test.ts test/producer.test.ts test/reads.test.ts test/worker.test.ts test/processor.test.ts test/api.test.ts test/api-events.test.ts test/redrive.test.ts test/schedules.test.ts test/api-schedules.test.ts"
+TOPOLOGY_SET="test/partitions.test.ts test/scripts.test.ts test/producer.test.ts test/reads.test.ts test/worker.test.ts test/processor.test.ts test/api.test.ts test/api-events.test.ts test/redrive.test.ts test/schedules.test.ts test/api-schedules.test.ts test/flows.test.ts test/api-flows.test.ts"
 for topology in cluster sentinel; do
   say "tests on a Redis ${topology} (vitest, DTQ_TEST_REDIS=${topology})"
   # shellcheck disable=SC2086

@@ -4,8 +4,10 @@
  * Only the CLI (`DTQ_UNSAFE`, documented as for tests) and the tests import this module:
  * production code never does -- the Worker takes what it is given in `WorkerOptions.unsafe`.
  */
-import { F, type Priority } from './queue/job.ts'
+import { nodeJobId } from './queue/flows.ts'
+import { F, type Priority, pairsToRecord } from './queue/job.ts'
 import type { FirePlan } from './queue/schedule.ts'
+import type { FlowStore } from './redis/flows.ts'
 import type { ScheduleStore } from './redis/schedules.ts'
 import { setLibraryOptions } from './redis/scripts.ts'
 import type { Clock, JobStore, ScheduleFireReply } from './redis/store.ts'
@@ -52,6 +54,30 @@ export async function fireWithoutCas(
 }
 
 /**
+ * flow-early-release: drains a flow outbox without flow_release -- a waiting child is queued
+ * as soon as any one parent completes (no count of parents), in separate commands.
+ */
+export async function releaseEarly(flows: FlowStore, queue: string): Promise<number> {
+  const { redis, keys } = flows
+  const outbox = keys.flowOut(queue)
+  const page = await redis.xrange(outbox, '-', '+', 'COUNT', 100)
+  for (const [entry, fields] of page) {
+    const e = pairsToRecord(fields)
+    const list = e.o === 'completed' ? await redis.hget(keys.flow(e.f ?? ''), `c:${e.n}`) : null
+    const children: unknown = JSON.parse(list ?? '[]') // (an empty list is stored as {})
+    for (const [key, q] of Array.isArray(children) ? (children as string[][]) : []) {
+      const id = nodeJobId(e.f ?? '', key!)
+      const [state, prio] = await redis.hmget(keys.job(q!, id), F.state, F.priority)
+      if (state !== 'waiting') continue
+      const ready = await redis.xadd(keys.stream(q!, (prio as Priority) ?? 'normal'), '*', 'id', id)
+      await redis.hset(keys.job(q!, id), F.state, 'queued', F.entry, ready ?? '')
+    }
+    await redis.xdel(outbox, entry)
+  }
+  return page.length
+}
+
+/**
  * NEGATIVE CONTROL ONLY (DTQ_UNSAFE=no-clock-sync): this machine's clock, shifted by the test
  * skew, uncorrected -- what every process used before Redis's clock became the time base.
  */
@@ -73,6 +99,7 @@ export function unsafeWorkerOptions(names: ReadonlySet<string>): WorkerOptions['
     noMemoryRelief: names.has('no-memory-relief'),
     promote: names.has('no-delayed-gating') ? promoteUngated : undefined,
     epochOf: names.has('no-fencing') ? currentEpoch : undefined,
+    flowDrain: names.has('flow-early-release') ? releaseEarly : undefined,
     scheduleFire: names.has('no-schedule-cas') ? fireWithoutCas : undefined,
   }
 }

@@ -351,3 +351,43 @@ test('schedules: create one with its next fire times previewed in its zone, trig
   await expect(page.getByRole('heading', { name: 'History of e2e-nightly' })).toBeVisible()
   check()
 })
+
+test('a flow: submitted through the API, drawn as a graph whose nodes turn completed; a node opens its job', async ({
+  page,
+}) => {
+  const check = watchErrors(page)
+  const r = await fetch(`${api()}/flows`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKENS.admin}` },
+    body: JSON.stringify({
+      nodes: [
+        { key: 'fetch', task_type: 'sleep', payload: { ms: 1500 } },
+        { key: 'parse', task_type: 'sleep', payload: { ms: 300 }, depends_on: ['fetch'] },
+        {
+          key: 'thumbs',
+          task_type: 'echo',
+          payload: { n: 1 },
+          depends_on: [{ node: 'fetch', on_failure: 'ignore' }],
+        },
+        { key: 'store', task_type: 'echo', payload: { n: 2 }, depends_on: ['parse', 'thumbs'] },
+      ],
+    }),
+  })
+  expect(r.status).toBe(201)
+  const flow = (await r.json()) as { id: string }
+  await signIn(page)
+  await page.goto(`${base()}/flows/${flow.id}`)
+  const graph = page.getByRole('navigation', { name: 'flow nodes' })
+  const node = (key: string) => graph.locator(`[data-node="${key}"]`)
+  await expect(node('store')).toHaveAttribute('data-state', 'waiting')
+  await page.screenshot({ path: `${SHOTS}/flow-running.png`, fullPage: true })
+  for (const key of ['fetch', 'parse', 'thumbs', 'store'])
+    await expect(node(key)).toHaveAttribute('data-state', 'completed', { timeout: 20_000 })
+  await page.screenshot({ path: `${SHOTS}/flow-completed.png`, fullPage: true })
+  await node('store').click()
+  await expect(page).toHaveURL(new RegExp(`/jobs/${flow.id}\\.store\\?queue=default$`))
+  await expect(stateBadge(page)).toHaveText('completed')
+  await page.getByRole('link', { name: flow.id }).click()
+  await expect(page).toHaveURL(new RegExp(`/flows/${flow.id}$`))
+  check()
+})

@@ -3,13 +3,15 @@
  * The `dtq` command line: `pnpm dtq <command>` from the repository root. Every command reads
  * REDIS_URL and the other settings from the environment (see .env.example).
  */
+import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Command, InvalidArgumentError } from 'commander'
 import { type Config, ConfigError, isSet, launchDir, loadConfig } from '../config.ts'
 import { DtqError } from '../errors.ts'
 import { createLogger } from '../logger.ts'
-import type { Job, JobState, Priority } from '../queue/job.ts'
+import type { FlowSpec } from '../queue/flows.ts'
+import { type Job, type JobState, type Priority, STATES } from '../queue/job.ts'
 import { Queue } from '../queue/queue.ts'
 import { connectRedis, describeTarget, redisTarget, whenRedisAvailable } from '../redis/connection.ts'
 import { checkDurability } from '../redis/durability.ts'
@@ -320,7 +322,7 @@ program
         })
         return
       }
-      const cols = ['queued', 'scheduled', 'active', 'retrying', 'completed', 'failed', 'cancelled'] as const
+      const cols = STATES
       process.stdout.write(
         `${'queue'.padEnd(16)}${cols.map((c) => c.padStart(11)).join('')}${'dlq'.padStart(8)}\n`,
       )
@@ -338,7 +340,7 @@ program
 program
   .command('jobs')
   .description('list jobs, most recently changed first')
-  .option('--status <state>', 'queued|scheduled|active|retrying|completed|failed|cancelled')
+  .option('--status <state>', STATES.join('|'))
   .option('--queue <name>', 'queue')
   .option('--type <task_type>', 'task type')
   .option('--limit <n>', 'page size', int('limit'), 20)
@@ -403,6 +405,40 @@ program
     await withQueue(async (q) => {
       const job = await q.retry(id, o.queue)
       process.stdout.write(`requeued ${job.id}\n`)
+    })
+  })
+
+const flows = program
+  .command('flows')
+  .description('flows: graphs of jobs that wait for their parents (ADR 0019)')
+flows
+  .command('add')
+  .description(
+    'add a flow from a JSON file ({nodes: [{key, task_type, queue?, depends_on?, ...}], idempotency_key?}; - for stdin)',
+  )
+  .argument('<file>')
+  .action(async (file: string) => {
+    const text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8')
+    let spec: FlowSpec
+    try {
+      spec = JSON.parse(text) as FlowSpec
+    } catch (err) {
+      throw new DtqError('VALIDATION', `${file} is not JSON: ${(err as Error).message}`)
+    }
+    await withQueue(async (q) => {
+      const { flow, created } = await q.addFlow(spec)
+      print({ created, ...flow })
+    })
+  })
+flows
+  .command('get')
+  .description('show a flow: its nodes with their live states, and its edges')
+  .argument('<id>')
+  .action(async (id: string) => {
+    await withQueue(async (q) => {
+      const flow = await q.getFlow(id)
+      if (!flow) throw new DtqError('NOT_FOUND', `flow ${id} not found`)
+      print(flow)
     })
   })
 

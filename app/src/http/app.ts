@@ -30,6 +30,7 @@ import { HttpMetrics } from './metrics.ts'
 import { adminRoutes } from './routes/admin.ts'
 import { dlqRoutes } from './routes/dlq.ts'
 import { eventRoutes } from './routes/events.ts'
+import { flowRoutes } from './routes/flows.ts'
 import { jobRoutes } from './routes/jobs.ts'
 import { scheduleRoutes } from './routes/schedules.ts'
 import { systemRoutes } from './routes/system.ts'
@@ -230,6 +231,7 @@ export async function buildApp(deps: AppDeps) {
 
   await app.register(systemRoutes)
   await app.register(jobRoutes)
+  await app.register(flowRoutes)
   await app.register(dlqRoutes)
   await app.register(adminRoutes)
   await app.register(scheduleRoutes)

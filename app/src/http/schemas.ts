@@ -104,6 +104,11 @@ export const JobS = Type.Object(
     cancel_requested: Type.Boolean(),
     schedule: Nullable(Type.String({ description: 'the schedule that made the job' })),
     fired_at: Nullable(Type.Number({ description: 'the fire time it was made for' })),
+    flow_id: Nullable(Type.String({ description: 'the flow the job is a node of (GET /flows/{flow_id})' })),
+    flow_node: Nullable(Type.String()),
+    parent_results: Type.Record(Type.String(), Type.Unknown(), {
+      description: "a flow node's completed parents' results, by node key",
+    }),
     removed: Type.Optional(
       Type.Boolean({
         description:
@@ -502,3 +507,62 @@ export const PreviewQuery = Type.Object(
   strict,
 )
 export const PreviewReply = Type.Object({ tz: Type.String(), times: Type.Array(Type.Number()) })
+export type FlowDto = Static<typeof FlowS>
+
+// ---- flows (docs/decisions/0019) ----------------------------------------------------------
+
+const FlowPolicyS = Type.Enum(['fail', 'ignore', 'cancel'])
+
+export const CreateFlow = Type.Object(
+  {
+    nodes: Type.Array(
+      Type.Object(
+        {
+          key: Type.String({ description: 'the node key, unique in the flow: 1-64 letters, digits, _ -' }),
+          depends_on: Type.Optional(
+            Type.Array(
+              Type.Union([
+                Type.String(),
+                Type.Object({ node: Type.String(), on_failure: Type.Optional(FlowPolicyS) }, strict),
+              ]),
+              {
+                description: 'parent node keys; on_failure (default fail): fail | ignore | cancel the child',
+              },
+            ),
+          ),
+        },
+        {
+          additionalProperties: true,
+          description:
+            'a job spec (as POST /jobs, without job_id and idempotency_key) plus key and depends_on',
+        },
+      ),
+      { minItems: 1 },
+    ),
+    idempotency_key: Type.Optional(Text(256)),
+  },
+  strict,
+)
+
+export const FlowNodeS = Type.Object({
+  key: Type.String(),
+  queue: Type.String(),
+  job_id: Type.String(),
+  state: Nullable(StateS),
+  depends_on: Type.Array(Type.Object({ node: Type.String(), on_failure: FlowPolicyS })),
+})
+
+export const FlowS = Type.Object(
+  {
+    id: Type.String(),
+    state: Type.Enum(['creating', 'created']),
+    created_at: Type.Number(),
+    idempotency_key: Nullable(Type.String()),
+    nodes: Type.Array(FlowNodeS),
+    edges: Type.Array(Type.Object({ from: Type.String(), to: Type.String(), on_failure: FlowPolicyS })),
+    counts: Type.Record(Type.String(), Type.Integer()),
+  },
+  { $id: 'Flow' },
+)
+
+export const FlowParams = Type.Object({ id: Type.String({ pattern: '^f[A-Za-z0-9_-]{20}$' }) }, strict)

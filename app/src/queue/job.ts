@@ -3,6 +3,7 @@ export const PRIORITIES = ['high', 'normal', 'low'] as const
 export type Priority = (typeof PRIORITIES)[number]
 
 export const STATES = [
+  'waiting',
   'queued',
   'scheduled',
   'active',
@@ -64,6 +65,11 @@ export interface Job {
   schedule: string | null
   /** The fire time it was made for (a triggered job: when it was triggered). */
   fired_at: number | null
+  /** The flow the job is a node of (docs/decisions/0019), and its node key there. */
+  flow_id: string | null
+  flow_node: string | null
+  /** A flow node's completed parents' results, by parent node key ({} for a job without parents). */
+  parent_results: Record<string, unknown>
   /**
    * Set (true) on the answer to a repeated idempotency key whose job has finished and been
    * removed after its retention: only its id, final state and finished_at are still known.
@@ -117,6 +123,19 @@ export const F = {
   schedule: 'sc',
   /** The fire time of the schedule that made the job (ADR 0018). */
   fired_at: 'sf',
+  // Flow members (docs/decisions/0019).
+  /** The flow id. */
+  flow: 'fl',
+  /** The node key within the flow. */
+  flow_node: 'fn',
+  /** How many parents have not yet released it (a `waiting` job waits while this is above 0). */
+  flow_pending: 'fp',
+  /** What each parent released it with, JSON {node: c|i|f|x}: a replay of a release changes nothing. */
+  flow_released: 'fr',
+  /** The completed parents' results, JSON {node: result}. */
+  parent_results: 'pq',
+  /** '1' while the job is failed or cancelled because of a parent (a parent's retry re-opens it). */
+  flow_ended: 'fx',
 } as const
 
 /** Lua constants for the function library: `local F_TASK_TYPE, ... = 'ty', ...`. */
@@ -184,6 +203,9 @@ export function decodeJob(queue: string, h: Record<string, string>, id = h.id ??
     cancel_requested: h[F.cancel_requested] === '1',
     schedule: h[F.schedule] || null,
     fired_at: num(h[F.fired_at]),
+    flow_id: h[F.flow] || null,
+    flow_node: h[F.flow_node] || null,
+    parent_results: (parseJson(h[F.parent_results]) as Record<string, unknown> | null) ?? {},
     ...(h._removed === '1' ? { removed: true } : {}),
   }
 }

@@ -11,6 +11,7 @@ import { DtqError, type ErrorCode, ErrorCodes, isRedisFull, isRedisUnavailable }
 import { RedisClock } from '../redis/clock.ts'
 import type { RedisClient } from '../redis/connection.ts'
 import { connectRedis, createRedis, redisTarget } from '../redis/connection.ts'
+import { type FlowNodeRecord, FlowStore, type FlowView } from '../redis/flows.ts'
 import { type DlqEntry, dlqPage, dlqTails } from '../redis/redrive.ts'
 import { Registry, type WorkerCommand, type WorkerInfo } from '../redis/registry.ts'
 import { type ScheduleDetail, Schedules, type ScheduleView } from '../redis/schedule-service.ts'
@@ -24,6 +25,7 @@ import {
   type WriteFailure,
   writeFailure,
 } from '../redis/store.ts'
+import { type FlowSpec, flowId, isFlowId, nodeJobId, planFlow } from './flows.ts'
 import { GENERATED_ID } from './ids.ts'
 import type { Backoff, Job, JobState, Priority } from './job.ts'
 import { F, STATES } from './job.ts'
@@ -105,7 +107,17 @@ export type QueueSettings = Pick<
   | 'completedRetentionS'
   | 'failedRetentionS'
 > &
-  Partial<Pick<Config, 'testClockSkewMs' | 'maxQueues' | 'enqueueWaitReplicas' | 'enqueueWaitTimeoutMs'>>
+  Partial<
+    Pick<
+      Config,
+      | 'testClockSkewMs'
+      | 'maxQueues'
+      | 'enqueueWaitReplicas'
+      | 'enqueueWaitTimeoutMs'
+      | 'flowMaxNodes'
+      | 'flowRetentionS'
+    >
+  >
 
 /**
  * How many jobs of one queue addBulk writes per call: 500, where Redis's cost per job is lowest
@@ -201,6 +213,7 @@ export function hashIdempotencyKey(key: string): string {
 
 export class Queue {
   readonly store: JobStore
+  readonly flows: FlowStore
   readonly registry: Registry
   /** Schedules (ADR 0018); the methods below are its library API. */
   readonly schedules: Schedules
@@ -236,6 +249,7 @@ export class Queue {
       clock: this.clock,
       warn: opts.warn,
     })
+    this.flows = new FlowStore(this.store, { retentionS: settings.flowRetentionS })
     this.registry = new Registry(redis, this.store.keys)
     this.schedules = new Schedules(this.store, this.clock, (job, problems) => {
       // The template's own fields only (buildDef names the others); its problems under `job.`.
@@ -458,6 +472,42 @@ export class Queue {
     return results
   }
 
+  // ---- flows (docs/decisions/0019) ---------------------------------------------------------
+
+  /**
+   * Adds a flow: a graph of jobs, each node a job spec with a `key` and the keys it
+   * `depends_on`; a node starts when all its parents completed, and reads their results in
+   * `job.parent_results`. Checked whole first (every node's fields, unknown keys, cycles, at
+   * most FLOW_MAX_NODES nodes): an invalid flow writes nothing. With the same
+   * `idempotency_key`, the same flow is answered (and a creation cut short is finished).
+   */
+  async addFlow(spec: FlowSpec): Promise<{ flow: FlowView; created: boolean }> {
+    const problems: Problems = []
+    const plan = planFlow(spec, this.settings.flowMaxNodes ?? 1000, problems)
+    if (spec?.idempotency_key !== undefined) checkText(problems, 'idempotency_key', spec.idempotency_key, 256)
+    const flow = flowId(spec?.idempotency_key)
+    const nodes: FlowNodeRecord<NewJobRecord>[] = []
+    for (const p of plan) {
+      const mine: Problems = []
+      const r = this.toRecord(p.spec as unknown as JobSpec, mine)
+      for (const m of mine) problems.push(`node ${p.key}: ${m}`)
+      if (!r) continue
+      const record = { ...r.record, id: nodeJobId(flow, p.key) }
+      nodes.push({ i: nodes.length, k: p.key, q: r.queue, id: record.id, p: p.parents, r: record })
+    }
+    throwIfProblems(problems, 'invalid flow')
+    const created = await this.flows.create(flow, spec.idempotency_key ?? '', nodes)
+    const view = await this.flows.get(flow)
+    if (!view) throw new DtqError('NOT_FOUND', `flow ${flow} not found`)
+    return { flow: view, created }
+  }
+
+  /** A flow with its nodes' live states and its edges, or null. */
+  async getFlow(id: string): Promise<FlowView | null> {
+    if (!isFlowId(id)) throw new DtqError('VALIDATION', 'invalid flow id: f and 20 letters, digits, _ -')
+    return this.flows.get(id)
+  }
+
   // ---- reading -----------------------------------------------------------------------------
 
   private checkQueue(queue: string | undefined): void {
@@ -585,6 +635,8 @@ export class Queue {
       const state = res.replace(/^state:/, '')
       throw new DtqError('INVALID_STATE', `job ${id} is ${state} and cannot be cancelled`, { state })
     }
+    // A flow member's waiting descendants are cancelled now (the leader's sweep would, later).
+    if (job.flow_id && res === 'cancelled') await this.flows.drain(job.queue).catch(() => {})
     return { job: (await this.store.getJob(job.queue, job.id)) ?? job, outcome: res }
   }
 

@@ -17,6 +17,9 @@ export type Transition =
   | 'hand_back'
   | 'reclaim'
   | 'requeue'
+  | 'wait'
+  | 'release'
+  | 'reopen'
 
 /** from → transition → to. `null` as from means "a new job". */
 export const TRANSITIONS: ReadonlyArray<{ from: JobState | null; via: Transition; to: JobState }> = [
@@ -38,6 +41,15 @@ export const TRANSITIONS: ReadonlyArray<{ from: JobState | null; via: Transition
   { from: 'retrying', via: 'cancel', to: 'cancelled' },
   { from: 'failed', via: 'requeue', to: 'queued' },
   { from: 'cancelled', via: 'requeue', to: 'queued' },
+  // Flows (ADR 0019): a node with parents waits until they release it (flow_release).
+  { from: null, via: 'wait', to: 'waiting' },
+  { from: 'waiting', via: 'release', to: 'queued' },
+  { from: 'waiting', via: 'dead_letter', to: 'failed' },
+  { from: 'waiting', via: 'cancel', to: 'cancelled' },
+  { from: 'failed', via: 'reopen', to: 'waiting' },
+  { from: 'failed', via: 'reopen', to: 'queued' },
+  { from: 'cancelled', via: 'reopen', to: 'waiting' },
+  { from: 'cancelled', via: 'reopen', to: 'queued' },
 ]
 
 export function canTransition(from: JobState | null, via: Transition, to?: JobState): boolean {
@@ -46,6 +58,7 @@ export function canTransition(from: JobState | null, via: Transition, to?: JobSt
 
 export const TERMINAL_STATES: ReadonlySet<JobState> = new Set(['completed', 'failed', 'cancelled'])
 export const CANCELLABLE_STATES: ReadonlySet<JobState> = new Set([
+  'waiting',
   'queued',
   'scheduled',
   'retrying',

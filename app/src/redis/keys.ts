@@ -27,6 +27,7 @@ export const QUEUE_KEY = {
   stats: ':stats',
   meta: ':meta',
   types: ':types',
+  flow_out: ':flow_out',
   /** A schedule (hash) of the queue's template, and its fire history (list): ADR 0018. */
   sched: ':sched:',
   schist: ':schist:',
@@ -102,6 +103,23 @@ export class Keys {
   /** The schedule's last fires, newest first: `<fire ms> <job id|-> <outcome>` (capped). */
   scheduleHistory(queue: string, name: string): string {
     return this.base(queue) + QUEUE_KEY.schist + name
+  }
+
+  /** Outbox of finished flow members (stream: f flow, n node, j job, o outcome, r result; ADR 0019). */
+  flowOut(queue: string): string {
+    return this.base(queue) + QUEUE_KEY.flow_out
+  }
+  /** The pseudo-queue a flow's record lives under: its key is `base(flowQueue(id))`, a slot of its own. */
+  flowQueue(flowId: string): string {
+    return `flow:${flowId}`
+  }
+  /** A flow's record (hash: state, nodes, edges; ADR 0019). */
+  flow(flowId: string): string {
+    return this.base(this.flowQueue(flowId))
+  }
+  /** Flows being created (zset: flow id → when creation began): the leader rolls stale ones forward. */
+  flowsCreating(): string {
+    return `${this.prefix}:flows:creating`
   }
 
   // Registry keys: not per queue, so never touched by a queue script.

@@ -42,6 +42,9 @@ export const SCRIPT_NAMES = [
   'queue_stats',
   'throughput',
   'schedule_fire',
+  'flow_create',
+  'flow_done',
+  'flow_release',
 ] as const
 export type ScriptName = (typeof SCRIPT_NAMES)[number]
 
@@ -52,7 +55,13 @@ export type ScriptName = (typeof SCRIPT_NAMES)[number]
  * deletes jobs keeps running on a full Redis, so in-flight work ends normally and retention
  * pruning frees memory -- a full Redis recovers by itself (docs/architecture.md, "Memory").
  */
-const DENIED_WHEN_FULL: ReadonlySet<ScriptName> = new Set(['enqueue', 'requeue', 'progress', 'schedule_fire'])
+const DENIED_WHEN_FULL: ReadonlySet<ScriptName> = new Set([
+  'enqueue',
+  'requeue',
+  'progress',
+  'schedule_fire',
+  'flow_create',
+])
 
 /**
  * Functions that only read (listings and stats): they write nothing, so they carry the

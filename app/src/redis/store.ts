@@ -193,6 +193,14 @@ export interface Completion {
   result: string
   /** The SHA-256 of the job's idempotency key, if it has one: its outcome is recorded there. */
   idemHash?: string
+  /** Whether the job is a flow member (its end goes to the flow outbox, ADR 0019); unknown: looked up. */
+  flow?: boolean
+}
+
+/** A completion's five arguments (scripts/lib/4-complete.lua): the owner says what it knows of the job. */
+function pushCompletions(args: Array<string | number>, items: ReadonlyArray<Completion>): void {
+  for (const it of items)
+    args.push(it.id, it.epoch, it.result, it.idemHash ?? '', it.flow === undefined ? '' : it.flow ? '1' : '0')
 }
 
 export type FailMode = 'retry' | 'permanent' | 'cancel'
@@ -448,7 +456,7 @@ export class JobStore extends JobReads {
 
   complete(queue: string, items: ReadonlyArray<Completion>): Promise<number[]> {
     const args: Array<string | number> = [items.length]
-    for (const it of items) args.push(it.id, it.epoch, it.result, it.idemHash ?? '')
+    pushCompletions(args, items)
     return this.run<number[]>('complete', queue, args)
   }
 
@@ -463,7 +471,7 @@ export class JobStore extends JobReads {
     finished: ReadonlyArray<Completion>,
   ): Promise<Delivered & { completed: number[] }> {
     const args: Array<string | number> = [consumer, count, finished.length]
-    for (const it of finished) args.push(it.id, it.epoch, it.result, it.idemHash ?? '')
+    pushCompletions(args, finished)
     const [completed, raw, tails] = await this.run<[number[], string[], string[]]>('fetch', queue, args)
     return { completed, jobs: raw.map((row) => decodeDelivered(queue, row)), tails }
   }

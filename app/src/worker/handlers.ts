@@ -13,6 +13,8 @@ export interface JobContext {
   attempt: number
   /** The worker running it. */
   workerId: string
+  /** A flow node's completed parents' results by node key (`job.parent_results`; {} outside flows). */
+  parents: Record<string, unknown>
   /** Records progress (a number, typically 0-100). Fenced: ignored once the job is no longer ours. */
   progress(n: number): Promise<void>
   /** Appends a line to the job's log (the last 100 are kept). */

@@ -12,6 +12,7 @@
  */
 import type { Registry } from '../redis/registry.ts'
 import type { Clock, JobStore } from '../redis/store.ts'
+import type { FlowReleaser } from './flow-releaser.ts'
 import { Janitor } from './janitor.ts'
 import type { Logger } from './processor.ts'
 import { Reclaimer } from './reclaimer.ts'
@@ -42,6 +43,10 @@ export interface MaintenanceOptions {
     queue: string,
     limit: number,
   ) => Promise<{ moved: number; nextDue: number | null }>
+  /** Drains flow outboxes and finishes stalled flow creations (ADR 0019). */
+  flows?: FlowReleaser
+  /** How often it sweeps them. */
+  flowSweepMs?: number
   /** NEGATIVE CONTROL ONLY (DTQ_UNSAFE=no-memory-relief): never prune ahead of retention. */
   noMemoryRelief?: boolean
 }
@@ -108,6 +113,17 @@ export class Maintenance {
         onError,
         tick: async () => {
           if (!o.noMemoryRelief) await this.janitor.relievePressure(await this.currentQueues())
+          return undefined
+        },
+      }),
+      // What the workers' inline releases left behind (a worker killed between its completion
+      // and the release, a cancel through the API): the outboxes are drained here too.
+      new Ticker({
+        name: 'flows',
+        everyMs: o.flowSweepMs ?? 1000,
+        onError,
+        tick: async () => {
+          if (o.flows) await o.flows.sweep(await this.currentQueues())
           return undefined
         },
       }),

@@ -41,6 +41,8 @@ export interface ProcessorOptions {
   blockMs?: number
   random?: () => number
   onSettled?: (job: Job, outcome: string) => void
+  /** Drains a queue's flow outbox (flow-releaser.ts): called when a flow member has ended. */
+  releaseFlows?: (queue: string) => void
   /** Negative control: the epoch to write outcomes under, whoever owns the job (no fence). */
   epochOf?: (store: JobStore, queue: string, id: string) => Promise<number>
 }
@@ -351,6 +353,7 @@ export class Processor {
       signal: r.ac.signal,
       attempt: job.attempts,
       workerId: this.o.consumer,
+      parents: job.parent_results,
       progress: async (n) => {
         if (typeof n !== 'number' || !Number.isFinite(n))
           throw new TypeError('progress must be a finite number')
@@ -465,6 +468,7 @@ export class Processor {
           this.o.log.warn({ job: job.id, queue: job.queue }, 'outcome rejected: job no longer owned')
         else if (res === 'completed') this.processed++
         else if (res === 'failed' || res === 'retrying') this.failed++
+        if (job.flow_id && res !== 'stale' && res !== 'retrying') this.o.releaseFlows?.(job.queue)
         this.o.onSettled?.(job, res)
         return
       } catch (err) {
@@ -498,6 +502,7 @@ export class Processor {
         epoch: job.epoch,
         result,
         idemHash: job.idempotency_key ? hashIdempotencyKey(job.idempotency_key) : undefined,
+        flow: job.flow_id !== null,
         done,
         fail,
       })

@@ -32,11 +32,13 @@ import {
   redisTarget,
   whenRedisAvailable,
 } from '../redis/connection.ts'
+import { FlowStore } from '../redis/flows.ts'
 import { Registry, type WorkerCommand, type WorkerState } from '../redis/registry.ts'
 import { ScheduleStore } from '../redis/schedules.ts'
 import { type Clock, JobStore } from '../redis/store.ts'
 import { EntryWaiter } from '../redis/stream-wait.ts'
 import { dlqRetryHandler } from './dlq-retry.ts'
+import { FlowReleaser } from './flow-releaser.ts'
 import { builtinHandlers, type Handler } from './handlers.ts'
 import { Heartbeat } from './heartbeat.ts'
 import { LeaseKeeper } from './lease-keeper.ts'
@@ -77,6 +79,8 @@ export type WorkerSettings = Pick<
       | 'redisSentinels'
       | 'redisSentinelMaster'
       | 'enqueueWaitReplicas'
+      | 'flowCreateGraceMs'
+      | 'flowRetentionS'
       | 'enqueueWaitTimeoutMs'
     >
   >
@@ -106,12 +110,16 @@ export interface WorkerOptions {
     noMemoryRelief?: boolean
     /** Fires schedules without the compare-and-set (instead of the schedule_fire function's). */
     scheduleFire?: ScheduleRunnerOptions['fire']
+    /** Drains a flow outbox (instead of FlowStore.drain: releases without counting parents). */
+    flowDrain?: (flows: FlowStore, queue: string) => Promise<number>
   }
   /** Run the schedule runner (ADR 0018; default true: every worker fires due schedules). */
   schedules?: boolean
   heartbeatMs?: number
   schedulerPollMs?: number
   janitorEveryMs?: number
+  /** How often the maintenance leader drains flow outboxes (default 1000). */
+  flowSweepMs?: number
   random?: () => number
 }
 
@@ -129,6 +137,7 @@ export class Worker {
   readonly id: string
   readonly settings: WorkerSettings
   readonly store: JobStore
+  readonly flowReleaser: FlowReleaser
   readonly registry: Registry
   readonly clock: Clock
   state: WorkerState | 'idle' | 'stopped' = 'idle'
@@ -230,6 +239,12 @@ export class Worker {
       !opts.unsafe?.noLeaseRenewal,
       !opts.unsafe?.noLeaseRestart,
     )
+    this.flowReleaser = new FlowReleaser({
+      flows: new FlowStore(this.store, { retentionS: settings.flowRetentionS }),
+      log: this.log,
+      createGraceMs: settings.flowCreateGraceMs ?? 30_000,
+      drain: opts.unsafe?.flowDrain,
+    })
     this.processor = new Processor({
       store: this.store,
       fetchStores: this.fetchConns.map((r) => new JobStore(r, { ...storeOpts, clock: this.clock })),
@@ -249,6 +264,7 @@ export class Worker {
       timeoutGraceMs: Math.max(settings.claimIdleMs, 1000),
       random: opts.random,
       epochOf: opts.unsafe?.epochOf,
+      releaseFlows: (q) => this.flowReleaser.kick(q),
     })
 
     const heartbeatMs = opts.heartbeatMs ?? 2000
@@ -268,6 +284,8 @@ export class Worker {
       everyWorker: opts.unsafe?.noLeader,
       promote: opts.unsafe?.promote,
       noMemoryRelief: opts.unsafe?.noMemoryRelief,
+      flows: this.flowReleaser,
+      flowSweepMs: opts.flowSweepMs,
     })
     this.schedules =
       opts.schedules === false
@@ -424,6 +442,8 @@ export class Worker {
     if (handedBack) this.log.warn({ worker: this.id, handedBack }, 'unfinished jobs handed back')
     // Let outcomes of jobs that finished at the deadline be written before the lease thread stops.
     await this.processor.drain(Date.now() + 2000)
+    // Releases in flight finish (what they leave, the leader's sweep does).
+    await this.flowReleaser.idle()
     await this.leases.stop()
     await this.heartbeat.stop()
     for (const q of this.queues) await this.store.removeConsumer(q, this.id).catch(() => {})

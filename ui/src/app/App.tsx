@@ -6,6 +6,7 @@ import { ErrorBox, Loading } from '../components/ui'
 import { SignInPage } from '../features/auth/SignInPage'
 import { DashboardPage } from '../features/dashboard/DashboardPage'
 import { DlqPage } from '../features/dlq/DlqPage'
+import { FlowPage } from '../features/flows/FlowPage'
 import { JobDetailPage } from '../features/jobs/JobDetailPage'
 import { JobsPage } from '../features/jobs/JobsPage'
 import { NewJobPage } from '../features/jobs/NewJobPage'
@@ -26,6 +27,7 @@ const router = createBrowserRouter([
       { path: 'jobs', element: <JobsPage /> },
       { path: 'jobs/new', element: <NewJobPage /> },
       { path: 'jobs/:id', element: <JobDetailPage /> },
+      { path: 'flows/:id', element: <FlowPage /> },
       { path: 'dlq', element: <DlqPage /> },
       { path: 'queues', element: <QueuesPage /> },
       { path: 'workers', element: <WorkersPage /> },

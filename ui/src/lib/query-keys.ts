@@ -17,6 +17,10 @@ export const queryKeys = {
     /** A job read with its queue and the same id read without one (an old link) are two entries. */
     detail: ({ id, queue }: JobRef) => ['jobs', 'detail', id, queue ?? null] as const,
   },
+  flows: {
+    all: ['flows'] as const,
+    detail: (id: string) => ['flows', 'detail', id] as const,
+  },
   dlq: {
     all: ['dlq'] as const,
     list: (filters: object) => ['dlq', 'list', filters] as const,
@@ -33,6 +37,7 @@ export const queryKeys = {
 export const liveRoots = [
   queryKeys.jobs.all,
   queryKeys.dlq.all,
+  queryKeys.flows.all,
   queryKeys.stats,
   queryKeys.queues,
   queryKeys.workers,

@@ -1,5 +1,5 @@
 --[[
-  cancel: queued, scheduled and retrying jobs end cancelled at once; an active job gets a
+  cancel: waiting, queued, scheduled and retrying jobs end cancelled at once; an active job gets a
   cancel request (its worker aborts the handler's signal and records the end).
   ARGV[5]  id
   ARGV[6]  pub/sub channel that tells workers about cancel requests
@@ -18,6 +18,9 @@ if st == 'queued' then
   return 'cancelled'
 elseif st == 'scheduled' or st == 'retrying' then
   redis.call('ZREM', k_delayed, id)
+  cancel_job(id, st, h[4])
+  return 'cancelled'
+elseif st == 'waiting' then
   cancel_job(id, st, h[4])
   return 'cancelled'
 elseif st == 'active' then

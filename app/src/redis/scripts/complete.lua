@@ -2,7 +2,8 @@
   complete: records the results of finished jobs (batched) -- active -> completed, fenced
   (see complete_jobs in the prelude).
   ARGV[5]   number of jobs n
-  ARGV[6..] n quadruples: id, epoch, result JSON, idempotency key hash ('' if none)
+  ARGV[6..] n groups of 5: id, epoch, result JSON, idempotency key hash ('' if none), '1' / '0' for
+            a flow member or not ('' unknown: looked up)
   Returns   per job: 1 completed, 2 cancelled (a cancel had been requested), 0 rejected (stale)
   Emits     completed; cancelled (a cancel had been requested)
 ]]

@@ -5,7 +5,9 @@
             id, task_type, payload, priority, max_retries, timeout_ms,
             due (0: now; a negative number -d: d ms after now; else ms since the epoch),
             idem_hash (''), idempotency_key (''), idem_ttl_s, partition_key (''), extra JSON
-            hash fields ('' or a flat JSON array [k, v, ...]: trace, backoff)
+            hash fields ('' or a flat JSON array [k, v, ...]: trace, backoff; a flow node's
+            flow, node and count of parents -- a count above 0 makes the job `waiting` until
+            its parents release it, docs/decisions/0019)
   Returns   per job {id, 1} for a new job (the caller rebuilds what was stored from what it
             sent and now: storedFields() in app/src/redis/store.ts, kept in step with the HSET
             below), or {id, 0, hash} when the id or the idempotency key already names a live
@@ -26,12 +28,12 @@
             write (reads of keys a job names are protected), and the write pass takes checked
             values only, so an error raised there means a foreign value in one of the queue's
             own keys (or a bug) -- and that the call may have written part of its jobs.
-  Emits     queued | scheduled (per new job)
+  Emits     queued | scheduled | waiting (per new job)
 ]]
 local n = tonumber(ARGV[5])
 if not n or #ARGV ~= 5 + 12 * n then return redis.error_reply('DTQ_BAD_CALL enqueue: 12 fields per job') end
 local PRIORITY = { high = true, normal = true, low = true }
-local EXTRA = { [F_TRACE] = true, [F_BACKOFF] = true }
+local EXTRA = { [F_TRACE] = true, [F_BACKOFF] = true, [F_FLOW] = true, [F_FLOW_NODE] = true, [F_FLOW_PENDING] = true }
 -- Values already found good in this call (task types and numbers repeat across a batch).
 local good_type, good_count, good_due = {}, { ['0'] = true }, { ['0'] = true }
 local function count_ok(s)
@@ -75,7 +77,10 @@ local function check(i)
   if not ok or type(kv) ~= 'table' or #kv % 2 ~= 0 then return 'extra must be a flat JSON array of pairs' end
   for x = 1, #kv, 2 do
     if not EXTRA[kv[x]] or type(kv[x + 1]) ~= 'string' then
-      return 'extra may set trace and backoff, as strings'
+      return 'extra may set trace, backoff and flow fields, as strings'
+    end
+    if kv[x] == F_FLOW_PENDING and not string.find(kv[x + 1], '^%d+$') then
+      return 'the count of parents must be a whole number'
     end
   end
   return nil, kv

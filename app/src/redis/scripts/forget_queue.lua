@@ -1,6 +1,6 @@
 --[[
   forget_queue: bounds the queue registry. A queue that holds nothing (no ready, pending,
-  delayed, finished or dead-lettered job) and is not paused is marked empty; once it has been
+  delayed, waiting, finished or dead-lettered job, no flow outbox entry) and is not paused is marked empty; once it has been
   empty for ARGV[5] ms its remaining keys (streams with their group, events, stats, types,
   meta) are deleted and the caller removes it from the registry. Anything in it clears the mark.
   ARGV[5]  how long a queue must stay empty, ms
@@ -11,10 +11,11 @@ local idle_ms = arg_int(5, 0, 1e12, 'idle ms')
 local meta_key = k_meta()
 local meta = redis.call('HMGET', meta_key, 'paused', 'empty_since')
 local empty = meta[1] ~= '1' and redis.call('ZCARD', k_delayed) == 0 and redis.call('XLEN', k_dlq) == 0
+  and redis.call('XLEN', base .. K_FLOW_OUT) == 0
 for _, prio in ipairs(PRIORITIES) do
   if empty and redis.call('XLEN', k_stream(prio)) > 0 then empty = false end
 end
-for _, st in ipairs({ 'scheduled', 'retrying', 'completed', 'failed', 'cancelled' }) do
+for _, st in ipairs({ 'waiting', 'scheduled', 'retrying', 'completed', 'failed', 'cancelled' }) do
   if empty and redis.call('ZCARD', k_idx(st)) > 0 then empty = false end
 end
 if not empty then

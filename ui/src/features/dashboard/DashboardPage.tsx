@@ -1,4 +1,5 @@
 /** Dashboard: counts by state, throughput over the last hour, queues, DLQ depth, live workers. */
+
 import type { StatsDto } from '@dtq/app/schemas'
 import { Link } from 'react-router'
 import { QueryState } from '../../components/QueryState'
@@ -6,9 +7,8 @@ import { QueueTable } from '../../components/QueueTable'
 import { ThroughputChart } from '../../components/ThroughputChart'
 import { Card } from '../../components/ui'
 import { num } from '../../lib/format'
+import { JOB_STATES as STATES } from '../../lib/states'
 import { useStats } from './api/stats'
-
-const STATES = ['queued', 'scheduled', 'active', 'retrying', 'completed', 'failed', 'cancelled'] as const
 
 export function DashboardPage() {
   const q = useStats()

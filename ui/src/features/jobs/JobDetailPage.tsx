@@ -108,7 +108,7 @@ function JobView({ job }: { job: JobDetail }) {
   const cancel = useCancelJob()
   const retry = useRetryJob()
   const [copied, setCopied] = useState(false)
-  const cancellable = ['queued', 'scheduled', 'retrying', 'active'].includes(job.state)
+  const cancellable = ['waiting', 'queued', 'scheduled', 'retrying', 'active'].includes(job.state)
   const retryable = ['failed', 'cancelled'].includes(job.state)
   const curl = curlFor(job, authRequired)
   const actionError = cancel.error ?? retry.error
@@ -182,6 +182,17 @@ function JobView({ job }: { job: JobDetail }) {
           )}
           <dt>Worker</dt>
           <dd className="mono">{job.worker ?? '—'}</dd>
+          {job.flow_id && (
+            <>
+              <dt>Flow</dt>
+              <dd>
+                <Link to={`/flows/${encodeURIComponent(job.flow_id)}`} className="mono">
+                  {job.flow_id}
+                </Link>{' '}
+                node <span className="mono">{job.flow_node}</span>
+              </dd>
+            </>
+          )}
           {job.idempotency_key && (
             <>
               <dt>Idempotency key</dt>

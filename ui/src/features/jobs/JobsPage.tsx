@@ -1,5 +1,6 @@
 /** Jobs: filter by state, type and queue (kept in the URL), search by id or idempotency key,
  * page with a cursor, select rows for bulk cancel / retry. */
+
 import type { JobDto } from '@dtq/app/schemas'
 import { useState } from 'react'
 import { Link } from 'react-router'
@@ -9,12 +10,11 @@ import { Card, ConfirmButton, FilterInput, Pager, StateBadge } from '../../compo
 import { useAuth } from '../../lib/auth'
 import { ago } from '../../lib/format'
 import { jobKey, jobPath, parseJobKey } from '../../lib/job-ref'
+import { JOB_STATES as STATES } from '../../lib/states'
 import { useUrlParams } from '../../lib/url-params'
 import { useBulk } from './api/job-actions'
 import { useJobs } from './api/list-jobs'
 import { useJobSearch } from './api/search-jobs'
-
-const STATES = ['queued', 'scheduled', 'active', 'retrying', 'completed', 'failed', 'cancelled']
 
 export function JobsPage() {
   const { get, update } = useUrlParams()

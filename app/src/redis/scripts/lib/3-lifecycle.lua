@@ -49,6 +49,7 @@ local function dead_letter(id, from, ttype, message, attempts)
   throughput('failed')
   emit(id, 'failed', ttype)
   idem_final(id, redis.call('HGET', jk, F_IDEM_HASH), 'failed')
+  flow_outbox_of(id, 'failed')
   expire_job(id, FAILED_TTL, FAILED_TTL_S)
 end
 
@@ -60,6 +61,7 @@ local function cancel_job(id, from, ttype)
   bump_typed('cancelled', ttype)
   emit(id, 'cancelled', ttype)
   idem_final(id, redis.call('HGET', jk, F_IDEM_HASH), 'cancelled')
+  flow_outbox_of(id, 'cancelled')
   expire_job(id, COMPLETED_TTL, COMPLETED_TTL_S)
 end
 

@@ -3,21 +3,21 @@
 ]]
 -- Records finished jobs (active -> completed), fenced: a job is completed only if it is still
 -- active under the caller's epoch; a stale owner's write (reclaimed, handed back or cancelled
--- since) is rejected and counted, never applied. ARGV[at] = n, then n quadruples
--- (id, epoch, result JSON, idempotency key hash or ''): the owner passes the key's hash of a
--- keyed job (it has the job), so the hot HMGET below never looks for a field most jobs lack
--- (a missing field costs a scan of the whole hash). Returns per job 1 (completed), 2 (cancelled: a cancel had been
--- requested) or 0 (stale).
+-- since) is rejected and counted, never applied. ARGV[at] = n, then n groups of five: id,
+-- epoch, result JSON, idempotency key hash or '', and '1' / '0' whether it is a flow member
+-- ('' unknown: looked up). The owner has the job, so it says both: the hot HMGET below never
+-- looks for fields most jobs lack (a missing field costs a scan of the whole hash). Returns per
+-- job 1 (completed), 2 (cancelled: a cancel had been requested) or 0 (stale).
 -- A completed job is kept COMPLETED_RETENTION_S through the completed index (no TTL), or
--- deleted at once when that is 0.
+-- deleted at once when that is 0; a flow member's end goes to the flow outbox first (ADR 0019).
 local function complete_jobs(at)
   local n = arg_int(at, 0, 100000, 'number of finished jobs')
   local out = {}
   -- First, so a stale index entry of a reused id is gone before the id completes again.
   if n > 0 then prune_completed(2 * n) end
   for j = 1, n do
-    local i = at + 1 + (j - 1) * 4
-    local id, epoch, result, ih = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+    local i = at + 1 + (j - 1) * 5
+    local id, epoch, result, ih, flow = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
     local jk = k_job(id)
     local h = redis.call('HMGET', jk, F_STATE, F_EPOCH, F_ENTRY, F_PRIORITY, F_TASK_TYPE, F_STARTED_AT,
       F_CANCEL_REQUESTED)
@@ -37,6 +37,7 @@ local function complete_jobs(at)
       -- No updated_at on the hot transitions: readers take the latest of the job's times.
       redis.call('HSET', jk, F_STATE, 'completed', F_RESULT, result, F_FINISHED_AT, NOW_S)
       if ih ~= '' then idem_final(id, ih, 'completed') end
+      if flow ~= '0' then flow_outbox_of(id, 'completed', result) end
       if COMPLETED_TTL > 0 then
         move_idx(id, 'active', 'completed')
       else

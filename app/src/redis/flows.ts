@@ -1,0 +1,324 @@
+/**
+ * Flows in Redis (docs/decisions/0019). A flow spans queues, so slots on a Cluster, and no
+ * script can span them: the record is written first in a slot of its own, the nodes are
+ * created from it in their queues (idempotently: ids derive from the flow id), and what a
+ * finished node means for its children travels through its queue's outbox (written by the
+ * finishing script, atomically with the state change) to `flow_release` in each child's slot.
+ * Every step is safe to repeat, so a crash anywhere is repaired by doing it again.
+ */
+import { type FlowPolicy, nodeJobId } from '../queue/flows.ts'
+import { F, type JobState, pairsToRecord } from '../queue/job.ts'
+import type { JobStore, NewJobRecord } from './store.ts'
+import { StoreBase } from './store-base.ts'
+
+/**
+ * A node: key, queue, job id, parents and the job to create. The record stores it under
+ * `n:<key>` without its key and id (the id is `<flow>.<key>`): `{i, q, p, r}`.
+ */
+export interface FlowNodeRecord<J = StoredJob> {
+  /** Its place in the flow's order (parents before children): the order `get` lists nodes in. */
+  i: number
+  k: string
+  q: string
+  id: string
+  p: Array<[string, FlowPolicy]>
+  /** The job to create (the record drops it once every node exists: flow_done). */
+  r: J
+}
+
+/**
+ * What the record keeps of a node's job: only what `jobOf` cannot rebuild (defaults left out,
+ * the flow fields derived) -- a record holds every node of a flow (docs/performance.md).
+ */
+export interface StoredJob {
+  task_type: string
+  payload: string
+  max_retries: number
+  priority?: NewJobRecord['priority']
+  timeout_ms?: number
+  run_at?: number
+  partition_key?: string
+  /** trace, backoff. */
+  extra?: Record<string, string>
+}
+
+function storedJob(r: NewJobRecord): StoredJob {
+  const s: StoredJob = { task_type: r.task_type, payload: r.payload, max_retries: r.max_retries }
+  if (r.priority !== 'normal') s.priority = r.priority
+  if (r.timeout_ms) s.timeout_ms = r.timeout_ms
+  if (r.run_at) s.run_at = r.run_at
+  if (r.partition_key) s.partition_key = r.partition_key
+  if (Object.keys(r.extra).length) s.extra = r.extra
+  return s
+}
+
+/** The job a node's enqueue writes: its stored fields, its id, and its flow fields. */
+function jobOf(flow: string, n: FlowNodeRecord): NewJobRecord {
+  const r = n.r
+  const extra: Record<string, string> = { ...(r.extra ?? {}), [F.flow]: flow, [F.flow_node]: n.k }
+  if (n.p.length) extra[F.flow_pending] = String(n.p.length)
+  return {
+    id: n.id,
+    task_type: r.task_type,
+    payload: r.payload,
+    priority: r.priority ?? 'normal',
+    max_retries: r.max_retries,
+    timeout_ms: r.timeout_ms ?? 0,
+    run_at: r.run_at ?? 0,
+    idem_hash: '',
+    idempotency_key: '',
+    idem_ttl_s: 0,
+    partition_key: r.partition_key ?? '',
+    extra,
+  }
+}
+
+/** A child as its parent's entry in the record names it: key, queue, edge policy (its id derives). */
+type ChildRef = [string, string, FlowPolicy]
+
+/** A node from its record's field `n:<key>`. */
+function storedNode(flow: string, field: string, json: string): FlowNodeRecord {
+  const n = JSON.parse(json) as Omit<FlowNodeRecord, 'k' | 'id'>
+  const k = field.slice(2)
+  return { ...n, k, id: nodeJobId(flow, k), p: asArray(n.p) }
+}
+
+export interface FlowNodeView {
+  key: string
+  queue: string
+  job_id: string
+  /** The job's state now (null: not created yet, or removed after its retention). */
+  state: JobState | null
+  depends_on: Array<{ node: string; on_failure: FlowPolicy }>
+}
+
+export interface FlowView {
+  id: string
+  /** `creating` until every node exists (the maintenance leader finishes a stalled one). */
+  state: 'creating' | 'created'
+  created_at: number
+  idempotency_key: string | null
+  nodes: FlowNodeView[]
+  edges: Array<{ from: string; to: string; on_failure: FlowPolicy }>
+  /** How many nodes are in each state. */
+  counts: Partial<Record<JobState | 'unknown', number>>
+}
+
+/** Nodes per enqueue call while creating a flow. */
+const CREATE_CHUNK = 500
+/** Outbox entries read per round of a drain. */
+const DRAIN_PAGE = 100
+/** Releases per flow_release call (a page's entries may fan out to many children). */
+const RELEASES_PER_CALL = 500
+
+const asArray = <T>(v: unknown): T[] => (Array.isArray(v) ? (v as T[]) : [])
+
+/** FLOW_RETENTION_S when none is given (config.ts has the same default). */
+const DEFAULT_FLOW_RETENTION_S = 604_800
+
+export class FlowStore extends StoreBase {
+  private readonly jobs: JobStore
+  /**
+   * How long a record outlives its last release: its TTL, set at creation (plus the wait of
+   * its latest scheduled root) and pushed forward by every release of the flow (EXPIRE GT).
+   */
+  private readonly retentionS: number
+
+  constructor(jobs: JobStore, opts: { retentionS?: number } = {}) {
+    super(jobs.redis, { ...jobs.opts, clock: jobs.clock })
+    this.jobs = jobs
+    this.retentionS = opts.retentionS ?? DEFAULT_FLOW_RETENTION_S
+  }
+
+  /**
+   * Writes the flow's record, then its nodes (see complete). A flow that exists already is
+   * completed if it is still `creating` (a retry after a crash) and answered as it is.
+   * Returns whether this call wrote the record.
+   */
+  async create(
+    flow: string,
+    idempotencyKey: string,
+    given: FlowNodeRecord<NewJobRecord>[],
+  ): Promise<boolean> {
+    const nodes = given.map((n): FlowNodeRecord => ({ ...n, r: storedJob(n.r) }))
+    // Registered before the record, so the leader finds a flow whose creator died part-way.
+    await this.redis.zadd(this.keys.flowsCreating(), this.clock.now(), flow)
+    const children: Record<string, ChildRef[]> = {}
+    for (const n of nodes) {
+      for (const [parent, policy] of n.p) {
+        children[parent] ??= []
+        children[parent].push([n.k, n.q, policy])
+      }
+    }
+    const stored = Object.fromEntries(nodes.map(({ k, id: _, ...rest }) => [k, rest]))
+    // A root scheduled far ahead keeps its flow's record until it is due, and the retention after.
+    const now = this.clock.now()
+    const runAt = (r: NewJobRecord) => (r.run_at < 0 ? now - r.run_at : r.run_at)
+    const waitS = Math.ceil(Math.max(0, ...given.map((n) => runAt(n.r) - now)) / 1000)
+    const [made, state] = await this.run<[number, string]>('flow_create', this.keys.flowQueue(flow), [
+      idempotencyKey,
+      JSON.stringify(stored),
+      JSON.stringify(children),
+      this.retentionS + waitS,
+    ])
+    if (state === 'creating') await this.complete(flow, made === 1 ? nodes : undefined)
+    else await this.redis.zrem(this.keys.flowsCreating(), flow)
+    return made === 1
+  }
+
+  /**
+   * Creates a flow's nodes from its record and marks it created. Nodes with parents first
+   * (`waiting`), the roots last: no node can finish before every node exists, so every
+   * release finds its child. Idempotent (an existing id is left as it is).
+   */
+  async complete(flow: string, nodes?: FlowNodeRecord[]): Promise<void> {
+    nodes ??= await this.readNodes(flow)
+    for (const roots of [false, true]) {
+      const byQueue = new Map<string, NewJobRecord[]>()
+      for (const n of nodes) {
+        if ((n.p.length === 0) !== roots) continue
+        const list = byQueue.get(n.q) ?? []
+        list.push(jobOf(flow, n))
+        byQueue.set(n.q, list)
+      }
+      for (const [queue, records] of byQueue)
+        for (let i = 0; i < records.length; i += CREATE_CHUNK)
+          await this.jobs.enqueue(queue, records.slice(i, i + CREATE_CHUNK))
+    }
+    await this.run('flow_done', this.keys.flowQueue(flow), [])
+    await this.redis.zrem(this.keys.flowsCreating(), flow)
+  }
+
+  private async readNodes(flow: string): Promise<FlowNodeRecord[]> {
+    const h = await this.redis.hgetall(this.keys.flow(flow))
+    // A node without its job was created already (flow_done drops the copies once all exist).
+    return Object.entries(h)
+      .filter(([k]) => k.startsWith('n:'))
+      .map(([k, v]) => storedNode(flow, k, v))
+      .filter((n) => n.r)
+  }
+
+  /** The flow with its nodes' live states and its edges, or null. */
+  async get(flow: string): Promise<FlowView | null> {
+    const h = await this.redis.hgetall(this.keys.flow(flow))
+    if (!h.st) return null
+    const nodes = Object.entries(h)
+      .filter(([k]) => k.startsWith('n:'))
+      .map(([k, v]) => storedNode(flow, k, v))
+      .sort((x, y) => x.i - y.i)
+    // One command per node, sent at once (on a Cluster they go to several nodes: no pipeline).
+    const states = await Promise.all(nodes.map((n) => this.redis.hget(this.keys.job(n.q, n.id), F.state)))
+    const counts: FlowView['counts'] = {}
+    const views = nodes.map((n, i): FlowNodeView => {
+      const state = (states[i] as JobState | null) ?? null
+      counts[state ?? 'unknown'] = (counts[state ?? 'unknown'] ?? 0) + 1
+      return {
+        key: n.k,
+        queue: n.q,
+        job_id: n.id,
+        state,
+        depends_on: asArray<[string, FlowPolicy]>(n.p).map(([node, on_failure]) => ({ node, on_failure })),
+      }
+    })
+    return {
+      id: flow,
+      state: h.st as FlowView['state'],
+      created_at: Number(h.ca),
+      idempotency_key: h.ik || null,
+      nodes: views,
+      edges: views.flatMap((v) =>
+        v.depends_on.map((d) => ({ from: d.node, to: v.key, on_failure: d.on_failure })),
+      ),
+      counts,
+    }
+  }
+
+  /**
+   * Carries a queue's outbox to the children: a page of entries at a time, every release of
+   * the page whose child is in one queue in one `flow_release` call (in the child's slot), the
+   * calls at once, then the page's entries deleted with one XDEL. Safe to run anywhere, any
+   * number of times at once: a release applied twice changes nothing, and the order of two
+   * releases of one parent does not matter (`c` is final). Returns the entries handled.
+   */
+  async drain(queue: string, maxEntries = 10_000): Promise<number> {
+    const outbox = this.keys.flowOut(queue)
+    let done = 0
+    let after = '-'
+    while (done < maxEntries) {
+      const page = await this.redis.xrange(outbox, after, '+', 'COUNT', DRAIN_PAGE)
+      if (page.length === 0) break
+      const keep = await this.releasePage(page.map(([, fields]) => pairsToRecord(fields)))
+      const gone = page.filter((_, i) => !keep.has(i)).map(([entry]) => entry)
+      if (gone.length) await this.redis.xdel(outbox, ...gone)
+      done += page.length
+      after = `(${page[page.length - 1]![0]}`
+      if (page.length < DRAIN_PAGE) break
+    }
+    return done
+  }
+
+  /**
+   * Releases the children of a page's entries; answers the entries that must stay: a child
+   * not created yet (its flow still `creating`: it will exist).
+   */
+  private async releasePage(entries: Array<Record<string, string>>): Promise<Set<number>> {
+    const lists = await Promise.all(
+      entries.map(async (e) => {
+        const record = this.keys.flow(e.f ?? '')
+        const [[state, list]] = await Promise.all([
+          this.redis.hmget(record, 'st', `c:${e.n ?? ''}`),
+          // A flow still at work keeps its record (never shortened: GT).
+          this.redis.expire(record, this.retentionS, 'GT'),
+        ])
+        // No record: the flow is gone, nobody left to release.
+        return { state, children: state ? asArray<ChildRef>(JSON.parse(list ?? '[]')) : [] }
+      }),
+    )
+    // Calls per child queue, of at most RELEASES_PER_CALL releases each.
+    const calls: Array<{ queue: string; args: string[]; entry: number[] }> = []
+    const open = new Map<string, (typeof calls)[number]>()
+    lists.forEach(({ children }, i) => {
+      const e = entries[i]!
+      const flow = e.f ?? ''
+      for (const [child, queue, policy] of children) {
+        let call = open.get(queue)
+        if (!call || call.entry.length >= RELEASES_PER_CALL) {
+          call = { queue, args: [], entry: [] }
+          calls.push(call)
+          open.set(queue, call)
+        }
+        call.args.push(nodeJobId(flow, child), flow, e.n ?? '', e.o ?? '', e.r ?? '', policy)
+        call.entry.push(i)
+      }
+    })
+    const keep = new Set<number>()
+    await Promise.all(
+      calls.map(async ({ queue, ...call }) => {
+        const replies = await this.run<string[]>('flow_release', queue, [call.entry.length, ...call.args])
+        replies.forEach((r, k) => {
+          const i = call.entry[k]!
+          if (r === 'not_found' && lists[i]!.state === 'creating') keep.add(i)
+        })
+      }),
+    )
+    return keep
+  }
+
+  /** Flows left `creating` longer than `graceMs` (their creator died): completed from their records. */
+  async rollForward(graceMs: number): Promise<number> {
+    const stale = await this.redis.zrangebyscore(
+      this.keys.flowsCreating(),
+      '-inf',
+      this.clock.now() - graceMs,
+      'LIMIT',
+      0,
+      100,
+    )
+    for (const flow of stale) {
+      const state = await this.redis.hget(this.keys.flow(flow), 'st')
+      if (state === 'creating') await this.complete(flow)
+      else await this.redis.zrem(this.keys.flowsCreating(), flow)
+    }
+    return stale.length
+  }
+}
