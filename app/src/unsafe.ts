@@ -42,6 +42,8 @@ export async function currentEpoch(store: JobStore, queue: string, id: string): 
  * trigger mode), then next_fire moved by a separate command: what a scheduler that reads
  * "due", makes the job and writes the next time does. Racing runners each make a job.
  */
+const CONTROL_GAP_MS = 250
+
 export async function fireWithoutCas(
   schedules: ScheduleStore,
   queue: string,
@@ -49,6 +51,10 @@ export async function fireWithoutCas(
   plan: FirePlan,
 ): Promise<ScheduleFireReply> {
   const r = await schedules.fire(queue, name, { mode: 'trigger', fires: plan.fires })
+  // The gap a real read-make-write scheduler has between its steps (a round trip or a GC pause
+  // on a loaded host): without it a race between runners polling a second apart is rare enough
+  // that a short control on a busy CI machine could see none, and prove nothing.
+  await new Promise((done) => setTimeout(done, CONTROL_GAP_MS))
   await schedules.redis.hset(schedules.keys.schedule(queue, name), 'next', plan.next ?? '')
   return { ...r, next: plan.next }
 }

@@ -55,7 +55,7 @@ describe('schedule faults', () => {
         expect(r.status).toBe(200)
       }
       const runners: Proc[] = [api.proc, sys.worker(), sys.worker()]
-      const seconds = FULL ? 120 : control ? 18 : 20
+      const seconds = FULL ? 120 : control ? 8 : 20
       const kills = { api: 0, worker: 0 }
       const started = Date.now()
       for (let k = 0; Date.now() - started < seconds * 1000; k++) {

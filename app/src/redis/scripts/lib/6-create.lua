@@ -2,7 +2,8 @@
   Part 6 of the prelude: writing a new job -- shared by enqueue and schedule_fire, so a
   scheduled fire makes a job exactly as an enqueue does.
 ]]
--- Writes job `id` (checked values only) as scheduled (run_at after NOW) or queued; `more` is a
+-- Writes job `id` (checked values only) as waiting (a flow node with parents to finish),
+-- scheduled (run_at after NOW) or queued; `more` is a
 -- flat list of further hash fields ({} for none). Returns the event it emitted.
 -- One HSET with every field that says something. Not stored (memory per waiting job): the
 -- id (it is in the key), counters that start at 0 (attempts, failures, stalls, epoch; HINCRBY
@@ -14,9 +15,17 @@ local function create_job(id, ttype, payload, prio, max_retries, timeout_ms, run
   if prio ~= 'normal' then add(F_PRIORITY, prio) end
   if timeout_ms ~= '0' then add(F_TIMEOUT_MS, timeout_ms) end
   if partition ~= '' then add(F_PARTITION_KEY, partition) end
-  for x = 1, #more, 2 do add(more[x], more[x + 1]) end
+  -- A flow node with parents still to finish waits (docs/decisions/0019): in no stream or set.
+  local waiting = false
+  for x = 1, #more, 2 do
+    add(more[x], more[x + 1])
+    if more[x] == F_FLOW_PENDING and more[x + 1] ~= '0' then waiting = true end
+  end
   local event
-  if run_at > NOW then
+  if waiting then
+    add(F_STATE, 'waiting')
+    event = 'waiting'
+  elseif run_at > NOW then
     add(F_STATE, 'scheduled')
     add(F_RUN_AT, run_at)
     redis.call('ZADD', k_delayed, run_at, id)
