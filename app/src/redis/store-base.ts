@@ -39,8 +39,8 @@ export const DEFAULT_MAX_QUEUES = 1000
 const LIBRARY_SEEN_EVERY_MS = 3_600_000
 
 /**
- * How long a process trusts the partition counts it read. Counts only grow, so a stale count
- * routes to and reads partitions that exist -- fewer of them -- for at most this long.
+ * How often a process refreshes the partition lists it read. Lists only grow, so a stale one
+ * routes to and reads partitions that exist -- fewer of them -- for about this long.
  */
 export const PARTITIONS_FRESH_MS = 1000
 
@@ -103,10 +103,16 @@ export class StoreBase {
     reading?: Promise<Map<string, string[]>>
   } = { at: Number.NEGATIVE_INFINITY, names: new Map() }
 
-  /** The partitions of partitioned queues, by queue (read at most every PARTITIONS_FRESH_MS). */
+  /**
+   * The partitions of partitioned queues, by queue. Read once, then refreshed in the background
+   * at most every PARTITIONS_FRESH_MS: a caller never waits for the refresh (an enqueue makes no
+   * extra round trip), since a list only grows and a stale one names partitions that exist.
+   * `fresh`: read now and wait for it (setting partitions, pausing a queue).
+   */
   async partitionNames(fresh = false): Promise<Map<string, string[]>> {
     const c = this.partitionCache
-    if (!fresh && Date.now() - c.at < PARTITIONS_FRESH_MS) return c.names
+    const loaded = c.at !== Number.NEGATIVE_INFINITY
+    if (!fresh && loaded && Date.now() - c.at < PARTITIONS_FRESH_MS) return c.names
     c.reading ??= this.redis
       .hgetall(this.keys.partitions())
       .then((h) => {
@@ -117,7 +123,9 @@ export class StoreBase {
       .finally(() => {
         c.reading = undefined
       })
-    return c.reading
+    if (fresh || !loaded) return c.reading
+    c.reading.catch(() => {}) // a failed refresh is tried again by the next caller
+    return c.names
   }
 
   /** How many partitions a queue has (1: not partitioned). */

@@ -381,10 +381,11 @@ describe('Redis faults', () => {
           payload: { order: 42 },
           ...(withKey ? { idempotency_key: key } : {}),
         })
-      // The scenario needs the first write to reach Redis with its reply lost. Another command
-      // of the API's (its schedule runner polls every second) can time out first in the
-      // black-out and drop the link; the enqueue then never leaves the API (not_created): a
-      // try that wrote nothing proves nothing, so it is made again under a new key.
+      // The scenario needs the first write to reach Redis with its reply lost. A read the API
+      // waited for before the write would keep the write from ever being sent (a partition
+      // list read did, until it was made a background refresh); should the link drop before
+      // the write leaves anyway (another command timing out first), a try that wrote nothing
+      // proves nothing, so it is made again under a new key.
       let first: Response
       for (let attempt = 1; ; attempt++) {
         key = `order-42-${attempt}`
