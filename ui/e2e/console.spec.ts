@@ -352,6 +352,37 @@ test('schedules: create one with its next fire times previewed in its zone, trig
   check()
 })
 
+test('schedules: an every-N-ms schedule with a run limit fires by itself, as often as the limit allows', async ({
+  page,
+}) => {
+  const check = watchErrors(page)
+  await signIn(page)
+  await page.goto(`${base()}/schedules`)
+  const form = page.getByRole('form', { name: 'Schedule' })
+  await form.getByLabel('Name').fill('e2e-every')
+  await form.getByLabel('Fires').selectOption('every')
+  await expect(page.getByRole('region', { name: 'Next fire times' })).toHaveCount(0)
+  await form.getByLabel('Every (ms)').fill('1000')
+  await form.getByLabel('Run limit (empty: none)').fill('2')
+  await form.getByLabel('After downtime').selectOption('catch_up')
+  await form.getByLabel('Catch up at most').fill('3')
+  await form.getByLabel('Task type').fill('echo')
+  await form.getByRole('button', { name: 'Save schedule' }).click()
+  const row = page.getByRole('row', { name: /e2e-every/ })
+  await expect(row.getByText('every 1000 ms')).toBeVisible()
+  const history = page.locator('section.card', {
+    has: page.getByRole('heading', { name: 'History of e2e-every' }),
+  })
+  // Fired by the stack's runners, no trigger: two jobs, then the limit ends it.
+  await expect(history.getByRole('row', { name: /\bjob\b/ })).toHaveCount(2, { timeout: 15_000 })
+  const r = await fetch(`${api()}/schedules/e2e-every`, {
+    headers: { authorization: `Bearer ${TOKENS.admin}` },
+  })
+  const s = (await r.json()) as { runs: number; max_runs: number; catch_up_max: number; misfire: string }
+  expect(s).toMatchObject({ runs: 2, max_runs: 2, catch_up_max: 3, misfire: 'catch_up' })
+  check()
+})
+
 test('a flow: submitted through the API, drawn as a graph whose nodes turn completed; a node opens its job', async ({
   page,
 }) => {

@@ -22,6 +22,13 @@ import {
   useSchedules,
 } from './api/schedules'
 
+/** A time as a datetime-local input's value, in the browser's wall time ('' for none). */
+function localInput(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined) return ''
+  const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60_000)
+  return d.toISOString().slice(0, 19)
+}
+
 const when = (s: ScheduleDto) => (s.cron ? `${s.cron} (${s.tz})` : `every ${s.every_ms} ms`)
 
 /** The create/edit form; `editing` fills it from a stored schedule. */
@@ -35,11 +42,13 @@ function ScheduleForm({
   const { can } = useAuth()
   const save = useSaveSchedule()
   const job = (editing?.job ?? {}) as { task_type?: string; queue?: string; payload?: unknown }
+  const [mode, setMode] = useState<'cron' | 'every'>(editing && !editing.cron ? 'every' : 'cron')
   const [cron, setCron] = useState(editing?.cron ?? '0 */5 * * * *')
   const [tz, setTz] = useState(editing?.tz ?? 'UTC')
+  const [misfire, setMisfire] = useState(editing?.misfire ?? 'skip')
   const [payload, setPayload] = useState(JSON.stringify(job.payload ?? {}, null, 2))
   const parsed = parseJsonText(payload)
-  const preview = usePreview(cron, tz)
+  const preview = usePreview(mode === 'cron' ? cron : '', tz)
   return (
     <form
       className="form"
@@ -50,12 +59,18 @@ function ScheduleForm({
         const f = new FormData(e.currentTarget)
         const s = (k: string) => (String(f.get(k) ?? '').trim() ? String(f.get(k)).trim() : undefined)
         const name = String(f.get('name')).trim()
+        const n = (k: string) => (s(k) === undefined ? undefined : Number(s(k)))
+        // datetime-local holds the browser's wall time: sent as ms since the epoch.
+        const t = (k: string) => (s(k) === undefined ? undefined : new Date(s(k)!).getTime())
         const body: ScheduleInputDto = {
-          cron,
-          tz,
+          ...(mode === 'cron' ? { cron, tz } : { every_ms: n('every_ms') }),
           job: { task_type: String(f.get('task_type')).trim(), queue: s('queue'), payload: parsed.value },
           overlap: s('overlap') as ScheduleInputDto['overlap'],
-          misfire: s('misfire') as ScheduleInputDto['misfire'],
+          misfire: misfire as ScheduleInputDto['misfire'],
+          catch_up_max: misfire === 'catch_up' ? n('catch_up_max') : undefined,
+          start_at: t('start_at'),
+          end_at: t('end_at'),
+          max_runs: n('max_runs'),
         }
         await save.mutateAsync({ name, body })
         onSaved(name)
@@ -73,37 +88,62 @@ function ScheduleForm({
           />
         </label>
         <label>
-          Cron (seconds first; 5 fields also work)
-          <input
-            name="cron"
-            required
-            value={cron}
-            onChange={(e) => setCron(e.target.value)}
-            spellCheck={false}
-          />
+          Fires
+          <select name="mode" value={mode} onChange={(e) => setMode(e.target.value as 'cron' | 'every')}>
+            <option value="cron">on a cron expression</option>
+            <option value="every">every N ms</option>
+          </select>
         </label>
-        <label>
-          Time zone
-          <input name="tz" required value={tz} onChange={(e) => setTz(e.target.value)} list="zones" />
-          <datalist id="zones">
-            {['UTC', 'Europe/Berlin', 'Europe/London', 'America/New_York', 'Asia/Tokyo'].map((z) => (
-              <option key={z} value={z} />
-            ))}
-          </datalist>
-        </label>
-      </div>
-      <section aria-label="Next fire times">
-        <strong>Next five fire times ({tz})</strong>
-        {preview.error ? (
-          <p className="error-text">{(preview.error as Error).message}</p>
+        {mode === 'cron' ? (
+          <>
+            <label>
+              Cron (seconds first; 5 fields also work)
+              <input
+                name="cron"
+                required
+                value={cron}
+                onChange={(e) => setCron(e.target.value)}
+                spellCheck={false}
+              />
+            </label>
+            <label>
+              Time zone
+              <input name="tz" required value={tz} onChange={(e) => setTz(e.target.value)} list="zones" />
+              <datalist id="zones">
+                {['UTC', 'Europe/Berlin', 'Europe/London', 'America/New_York', 'Asia/Tokyo'].map((z) => (
+                  <option key={z} value={z} />
+                ))}
+              </datalist>
+            </label>
+          </>
         ) : (
-          <ol className="mono">
-            {(preview.data?.times ?? []).map((t) => (
-              <li key={t}>{timeIn(t, preview.data?.tz ?? tz)}</li>
-            ))}
-          </ol>
+          <label>
+            Every (ms)
+            <input
+              name="every_ms"
+              type="number"
+              required
+              min={1000}
+              step={1}
+              defaultValue={editing?.every_ms ?? 60_000}
+            />
+          </label>
         )}
-      </section>
+      </div>
+      {mode === 'cron' && (
+        <section aria-label="Next fire times">
+          <strong>Next five fire times ({tz})</strong>
+          {preview.error ? (
+            <p className="error-text">{(preview.error as Error).message}</p>
+          ) : (
+            <ol className="mono">
+              {(preview.data?.times ?? []).map((t) => (
+                <li key={t}>{timeIn(t, preview.data?.tz ?? tz)}</li>
+              ))}
+            </ol>
+          )}
+        </section>
+      )}
       <div className="row">
         <label>
           Task type
@@ -123,11 +163,48 @@ function ScheduleForm({
         </label>
         <label>
           After downtime
-          <select name="misfire" defaultValue={editing?.misfire ?? 'skip'}>
+          <select name="misfire" value={misfire} onChange={(e) => setMisfire(e.target.value)}>
             <option>skip</option>
             <option>run_once</option>
             <option>catch_up</option>
           </select>
+        </label>
+        {misfire === 'catch_up' && (
+          <label>
+            Catch up at most
+            <input
+              name="catch_up_max"
+              type="number"
+              min={1}
+              step={1}
+              defaultValue={editing?.catch_up_max ?? 10}
+            />
+          </label>
+        )}
+      </div>
+      <div className="row">
+        <label>
+          Starts (empty: now)
+          <input
+            name="start_at"
+            type="datetime-local"
+            step={1}
+            defaultValue={localInput(editing?.start_at)}
+          />
+        </label>
+        <label>
+          Ends (empty: never)
+          <input name="end_at" type="datetime-local" step={1} defaultValue={localInput(editing?.end_at)} />
+        </label>
+        <label>
+          Run limit (empty: none)
+          <input
+            name="max_runs"
+            type="number"
+            min={1}
+            step={1}
+            defaultValue={editing?.max_runs ?? undefined}
+          />
         </label>
       </div>
       <label>
