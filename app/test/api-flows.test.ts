@@ -90,6 +90,57 @@ describe('flows API', () => {
     expect(await b.keys()).toEqual(before)
   })
 
+  it('POST /jobs with depends_on: waits for existing jobs, reads their results; unknown jobs 400 writing nothing', async () => {
+    const p1 = (await post('/jobs', { task_type: 'echo', payload: 'one', queue: 'fx' })).json()
+    const p2 = (await post('/jobs', { task_type: 'echo', payload: 'two', queue: 'fy' })).json()
+    const r = await post('/jobs', {
+      task_type: 'echo',
+      queue: 'fx',
+      depends_on: [p1.id, { job_id: p2.id, queue: 'fy', on_failure: 'ignore' }],
+    })
+    expect(r.statusCode).toBe(201)
+    const child = r.json()
+    expect(child).toMatchObject({ state: 'waiting', parent_results: {} })
+    expect(r.headers.location).toBe(`/jobs/${child.id}?queue=fx`)
+    const flow = (await get(`/flows/${child.flow_id}`)).json()
+    expect(flow.nodes.map((n: { key: string; existing: boolean }) => [n.key, n.existing])).toEqual([
+      [p1.id, true],
+      ['fy/' + p2.id, true],
+      [child.id, false],
+    ])
+    expect(flow.edges).toContainEqual({ from: `fy/${p2.id}`, to: child.id, on_failure: 'ignore' })
+
+    const before = await b.keys()
+    const bad: Array<[unknown, RegExp]> = [
+      [{ task_type: 'echo', queue: 'fx', depends_on: ['nope'] }, /do not exist: nope \(queue fx\)/],
+      [{ task_type: 'echo', depends_on: [] }, /depends_on/],
+      [{ task_type: 'echo', depends_on: [{ job_id: 'x', on_failure: 'maybe' }] }, /on_failure/],
+      [{ task_type: 'echo', depends_on: [p1.id], delay_ms: 5 }, /delay_ms and run_at/],
+    ]
+    for (const [body, why] of bad) {
+      const res = await post('/jobs', body)
+      expect(res.statusCode, JSON.stringify(body)).toBe(400)
+      expect(JSON.stringify(res.json())).toMatch(why)
+    }
+    const batch = await post('/jobs/batch', { jobs: [{ task_type: 'echo', depends_on: [p1.id] }] })
+    expect(batch.statusCode).toBe(200)
+    expect(batch.json()).toMatchObject({
+      created: 0,
+      rejected: 1,
+      items: [{ status: 400, outcome: 'rejected' }],
+    })
+    expect(JSON.stringify(batch.json())).toMatch(/depends_on is for a job added alone/)
+    expect(await b.keys()).toEqual(before)
+
+    const w = b.worker({ workerQueues: ['fx', 'fy'] })
+    await w.start()
+    const done = await waitFor(async () => {
+      const j = (await get(`/jobs/${child.id}?queue=fx`)).json()
+      return j.state === 'completed' ? j : null
+    })
+    expect(done.parent_results).toEqual({ [p1.id]: 'one', [`fy/${p2.id}`]: 'two' })
+  })
+
   it('GET /flows/{id}: 404 for an unknown flow, 400 for a malformed id', async () => {
     expect((await get('/flows/fAAAAAAAAAAAAAAAAAAAA')).statusCode).toBe(404)
     expect((await get('/flows/nope')).statusCode).toBe(400)

@@ -1,5 +1,6 @@
 /** Test bundle: a unique key prefix per test, settings, a Queue, a controllable clock, cleanup. */
 import { randomBytes } from 'node:crypto'
+import calculateSlot from 'cluster-key-slot'
 import { inject } from 'vitest'
 import { type Config, loadConfig } from '../src/config.ts'
 import { Queue } from '../src/queue/queue.ts'
@@ -142,4 +143,15 @@ export async function setup(
       redis.disconnect()
     },
   }
+}
+
+/** Three queue names whose slots are in different thirds of the slot space (a primary each on a 3-primary Cluster). */
+export function spreadQueues(stem: string): [string, string, string] {
+  const picked: string[] = []
+  for (let i = 0; picked.length < 3; i++) {
+    const name = `${stem}${i}`
+    const third = Math.floor(calculateSlot(`{${name}}`) / 5462)
+    if (!picked.some((p) => Math.floor(calculateSlot(`{${p}}`) / 5462) === third)) picked.push(name)
+  }
+  return picked as [string, string, string]
 }

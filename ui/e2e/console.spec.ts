@@ -422,3 +422,35 @@ test('a flow: submitted through the API, drawn as a graph whose nodes turn compl
   await expect(page).toHaveURL(new RegExp(`/flows/${flow.id}$`))
   check()
 })
+
+test('a job that depends on existing jobs: created from the form, waits, runs after them; its flow shows both', async ({
+  page,
+}) => {
+  const check = watchErrors(page, [/status of 400/])
+  const parent = await createJob({ task_type: 'sleep', payload: { ms: 6000 } })
+  await signIn(page)
+  await page.goto(`${base()}/jobs/new`)
+  await page.getByLabel('Task type').fill('echo')
+  await page.getByLabel('Depends on').fill(parent)
+  await page.getByLabel('If a parent fails').selectOption('cancel')
+  await page.screenshot({ path: `${SHOTS}/new-job-depends-on.png`, fullPage: true })
+  await page.getByRole('button', { name: 'Create job' }).click()
+  await expect(page).toHaveURL(/\/jobs\/f[A-Za-z0-9_-]{20}\.job\?queue=default$/)
+  await expect(stateBadge(page)).toHaveText(/waiting/)
+  await expect(stateBadge(page)).toHaveText('completed', { timeout: 20_000 })
+  expect(await jobState(parent, 'default')).toBe('completed')
+  await expect(page.getByRole('heading', { name: "Parents' results" })).toBeVisible()
+  await expect(page.getByText('slept_ms')).toBeVisible()
+  await page.screenshot({ path: `${SHOTS}/job-depends-on.png`, fullPage: true })
+  const flowId = page.url().split('/jobs/')[1]!.split('.')[0]!
+  await page.getByRole('link', { name: flowId }).click()
+  const graph = page.getByRole('navigation', { name: 'flow nodes' })
+  await expect(graph.locator(`[data-node="${parent}"]`)).toHaveAttribute('data-state', 'completed')
+  await page.screenshot({ path: `${SHOTS}/flow-depends-on.png`, fullPage: true })
+  // An unknown parent: a clear error, no job.
+  await page.goto(`${base()}/jobs/new`)
+  await page.getByLabel('Depends on').fill('no-such-job')
+  await page.getByRole('button', { name: 'Create job' }).click()
+  await expect(page.getByText(/depends_on names jobs that do not exist: no-such-job/)).toBeVisible()
+  check()
+})

@@ -10,7 +10,7 @@ import { Command, InvalidArgumentError } from 'commander'
 import { type Config, ConfigError, isSet, launchDir, loadConfig } from '../config.ts'
 import { DtqError } from '../errors.ts'
 import { createLogger } from '../logger.ts'
-import type { FlowSpec } from '../queue/flows.ts'
+import type { FlowPolicy, FlowSpec } from '../queue/flows.ts'
 import { type Job, type JobState, type Priority, STATES } from '../queue/job.ts'
 import { Queue } from '../queue/queue.ts'
 import { connectRedis, describeTarget, redisTarget, whenRedisAvailable } from '../redis/connection.ts'
@@ -238,11 +238,18 @@ program
   .option('--max-retries <n>', 'retries before the DLQ', int('max-retries'))
   .option('--timeout-ms <n>', 'run-time limit', int('timeout-ms'))
   .option('--idempotency-key <key>', 'a repeat with the same key returns the original job')
+  .option(
+    '--depends-on <jobs>',
+    'existing jobs it waits for until each completed: comma-separated ids, queue/id for another queue (one job only)',
+  )
+  .option('--on-parent-failure <policy>', 'with --depends-on: fail | ignore | cancel (default fail)')
   .option('--json', 'print the jobs as JSON')
   .action(
     async (
       taskType: string,
       o: {
+        dependsOn?: string
+        onParentFailure?: string
         payload: string
         count: number
         queue?: string
@@ -262,6 +269,36 @@ program
       }
       if (o.count < 1 || o.count > 1_000_000)
         throw new DtqError('VALIDATION', '--count must be from 1 to 1000000')
+      if (o.dependsOn !== undefined) {
+        if (o.count !== 1) throw new DtqError('VALIDATION', '--depends-on adds one job: not with --count')
+        const depends_on = o.dependsOn.split(',').map((ref) => {
+          const slash = ref.indexOf('/')
+          return {
+            job_id: slash < 0 ? ref : ref.slice(slash + 1),
+            queue: slash < 0 ? undefined : ref.slice(0, slash),
+            on_failure: o.onParentFailure as FlowPolicy | undefined,
+          }
+        })
+        await withQueue(async (q) => {
+          const { job, created } = await q.add(taskType, payload, {
+            queue: o.queue,
+            priority: o.priority,
+            max_retries: o.maxRetries,
+            timeout_ms: o.timeoutMs,
+            idempotency_key: o.idempotencyKey,
+            delay_ms: o.delayMs,
+            depends_on,
+          })
+          if (o.json) print({ job, created })
+          else
+            process.stdout.write(
+              `${created ? 'created' : 'exists'} ${job.id} (${job.state}, queue ${job.queue})\n`,
+            )
+        })
+        return
+      }
+      if (o.onParentFailure !== undefined)
+        throw new DtqError('VALIDATION', '--on-parent-failure goes with --depends-on')
       await withQueue(async (q) => {
         const started = Date.now()
         let created = 0

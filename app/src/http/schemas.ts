@@ -155,6 +155,26 @@ export const CreateJob = Type.Object(
           'your own id for the job (an existing live job with it is returned instead); not all digits: DTQ numbers the jobs it names itself',
       }),
     ),
+    depends_on: Type.Optional(
+      Type.Array(
+        Type.Union([
+          Type.String({ pattern: JOB_ID, description: 'a job id in the same queue' }),
+          Type.Object(
+            {
+              job_id: Type.String({ pattern: JOB_ID }),
+              queue: Type.Optional(QueueName),
+              on_failure: Type.Optional(Type.Enum(['fail', 'ignore', 'cancel'])),
+            },
+            strict,
+          ),
+        ]),
+        {
+          minItems: 1,
+          description:
+            "existing jobs this one waits for (state `waiting`) until each completed; their results are in the job's `parent_results` (by job id; `<queue>/<id>` for another queue's). on_failure (default fail): fail | ignore | cancel this job when that parent fails or is cancelled. Unknown jobs are a 400 that writes nothing. Not with delay_ms or run_at, not in /jobs/batch.",
+        },
+      ),
+    ),
   },
   { ...strict, $id: 'CreateJob' },
 )
@@ -550,6 +570,9 @@ export const FlowNodeS = Type.Object({
   job_id: Type.String(),
   state: Nullable(StateS),
   depends_on: Type.Array(Type.Object({ node: Type.String(), on_failure: FlowPolicyS })),
+  existing: Type.Boolean({
+    description: 'an existing job a job added with depends_on waits for (not created by the flow)',
+  }),
 })
 
 export const FlowS = Type.Object(

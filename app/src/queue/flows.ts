@@ -5,7 +5,7 @@
  * creating a flow idempotent. No I/O; `redis/flows.ts` writes and releases.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import type { Problems } from './validate.ts'
+import { JOB_ID_PATTERN, type Problems, QUEUE_PATTERN } from './validate.ts'
 
 /** What a failed or cancelled parent does to a child: fail it, ignore it, or cancel the child. */
 export const FLOW_POLICIES = ['fail', 'ignore', 'cancel'] as const
@@ -149,4 +149,77 @@ export function planFlow(spec: FlowSpec, maxNodes: number, problems: Problems): 
     return []
   }
   return order
+}
+
+// ---- depends_on on a job added alone ---------------------------------------------------------
+
+/** A parent named in `depends_on` of a job added alone: an existing job, by id (and queue). */
+export interface DependencySpec {
+  job_id: string
+  /** Its queue (default: the new job's). */
+  queue?: string
+  on_failure?: FlowPolicy
+}
+
+/** A checked parent: where it is, its edge policy, and its node key in the flow made for it. */
+export interface DependencyPlan {
+  id: string
+  queue: string
+  on_failure: FlowPolicy
+  /** Its job id, or `<queue>/<id>` when in another queue than the child: `parent_results`' key. */
+  key: string
+}
+
+/**
+ * Checks the `depends_on` of a job added alone (existing jobs: ids, or {job_id, queue,
+ * on_failure}): every problem is pushed to `problems`. `child` is the new job's queue and id
+ * (if given): a job cannot depend on itself.
+ */
+export function planDependencies(
+  deps: unknown,
+  child: { queue: string; id?: string },
+  max: number,
+  problems: Problems,
+): DependencyPlan[] {
+  if (!Array.isArray(deps) || deps.length === 0) {
+    problems.push('depends_on must be a non-empty array of job ids or {job_id, queue?, on_failure?}')
+    return []
+  }
+  if (deps.length > max) {
+    problems.push(`depends_on names at most ${max} jobs (FLOW_MAX_NODES - 1), got ${deps.length}`)
+    return []
+  }
+  const plans: DependencyPlan[] = []
+  deps.forEach((d, i) => {
+    const edge = (typeof d === 'string' ? { job_id: d } : d) as DependencySpec
+    if (!edge || typeof edge !== 'object') {
+      problems.push(`depends_on[${i}]: a job id or {job_id, queue?, on_failure?}`)
+      return
+    }
+    const unknown = Object.keys(edge).filter((k) => !['job_id', 'queue', 'on_failure'].includes(k))
+    if (unknown.length)
+      problems.push(
+        `depends_on[${i}]: ${unknown.join(', ')} is not a known field (job_id, queue, on_failure)`,
+      )
+    const queue = edge.queue ?? child.queue
+    const policy = edge.on_failure ?? 'fail'
+    if (typeof edge.job_id !== 'string' || !JOB_ID_PATTERN.test(edge.job_id))
+      problems.push(`depends_on[${i}]: job_id must be 1-128 letters, digits, _ . -`)
+    else if (typeof queue !== 'string' || !QUEUE_PATTERN.test(queue))
+      problems.push(`depends_on[${i}]: queue must be 1-64 letters, digits, _ . -`)
+    else if (!FLOW_POLICIES.includes(policy))
+      problems.push(`depends_on[${i}]: on_failure must be one of ${FLOW_POLICIES.join(', ')}`)
+    else if (queue === child.queue && edge.job_id === child.id)
+      problems.push(`depends_on[${i}]: a job cannot depend on itself`)
+    else if (plans.some((p) => p.id === edge.job_id && p.queue === queue))
+      problems.push(`depends_on[${i}]: job ${edge.job_id} in queue ${queue} is named twice`)
+    else
+      plans.push({
+        id: edge.job_id,
+        queue,
+        on_failure: policy,
+        key: queue === child.queue ? edge.job_id : `${queue}/${edge.job_id}`,
+      })
+  })
+  return plans
 }

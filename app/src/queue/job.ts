@@ -136,6 +136,11 @@ export const F = {
   parent_results: 'pq',
   /** '1' while the job is failed or cancelled because of a parent (a parent's retry re-opens it). */
   flow_ended: 'fx',
+  /**
+   * The further flows it is a parent in, JSON [[flow, node], ...]: an existing job named in a
+   * later job's depends_on while it was already a member of another flow (ADR 0019).
+   */
+  flow_watch: 'fw',
 } as const
 
 /** Lua constants for the function library: `local F_TASK_TYPE, ... = 'ty', ...`. */

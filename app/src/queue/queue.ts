@@ -25,7 +25,15 @@ import {
   type WriteFailure,
   writeFailure,
 } from '../redis/store.ts'
-import { type FlowSpec, flowId, isFlowId, nodeJobId, planFlow } from './flows.ts'
+import {
+  type DependencySpec,
+  type FlowSpec,
+  flowId,
+  isFlowId,
+  nodeJobId,
+  planDependencies,
+  planFlow,
+} from './flows.ts'
 import { GENERATED_ID } from './ids.ts'
 import type { Backoff, Job, JobState, Priority } from './job.ts'
 import { F, STATES } from './job.ts'
@@ -64,6 +72,13 @@ export interface AddOptions {
   /** W3C traceparent of the producer, carried to the worker. */
   trace?: string
   backoff?: Backoff
+  /**
+   * Existing jobs this one waits for (ADR 0019): it is `waiting` until each has completed and
+   * reads their results in `parent_results` (keyed by job id, `<queue>/<id>` for another
+   * queue's). Ids in its own queue, or {job_id, queue?, on_failure?: fail | ignore | cancel}.
+   * For a job added alone (add, POST /jobs); a graph of new jobs is a flow (addFlow).
+   */
+  depends_on?: Array<string | DependencySpec>
 }
 
 export interface JobSpec extends AddOptions {
@@ -387,8 +402,15 @@ export class Queue {
   /** Checks one job as add() would, writing nothing; throws the same DtqError. */
   validate(spec: JobSpec): void {
     const problems: Problems = []
-    if (spec && typeof spec === 'object') this.toRecord(spec, problems)
-    else problems.push('must be an object')
+    if (spec && typeof spec === 'object') {
+      const { depends_on, ...own } = spec
+      const r = this.toRecord(own, problems)
+      if (depends_on !== undefined) {
+        const queue = r?.queue ?? own.queue ?? this.settings.defaultQueue
+        const max = (this.settings.flowMaxNodes ?? 1000) - 1
+        planDependencies(depends_on, { queue, id: own.id }, max, problems)
+      }
+    } else problems.push('must be an object')
     throwIfProblems(problems)
   }
 
@@ -397,6 +419,7 @@ export class Queue {
    * A failed write throws its own error (as addBulk's BulkAddError `cause`).
    */
   async add(taskType: string, payload?: unknown, opts: AddOptions = {}): Promise<AddResult> {
+    if (opts?.depends_on !== undefined) return this.addDependent({ ...opts, task_type: taskType, payload })
     try {
       const [res] = await this.addBulk([{ ...opts, task_type: taskType, payload }])
       return res!
@@ -418,7 +441,11 @@ export class Queue {
     const prepared = specs.map((spec, i) => {
       const mine: Problems = []
       let r: ReturnType<Queue['toRecord']> = null
-      if (spec && typeof spec === 'object') r = this.toRecord(spec, mine)
+      if (spec && typeof spec === 'object' && spec.depends_on !== undefined)
+        mine.push(
+          'depends_on is for a job added alone (add, POST /jobs); a graph of new jobs is a flow (POST /flows)',
+        )
+      else if (spec && typeof spec === 'object') r = this.toRecord(spec, mine)
       else mine.push('must be an object')
       for (const p of mine) problems.push(specs.length > 1 ? `jobs[${i}]: ${p}` : p)
       return r
@@ -475,6 +502,80 @@ export class Queue {
   // ---- flows (docs/decisions/0019) ---------------------------------------------------------
 
   /**
+   * A job added with `depends_on` (existing jobs): a small flow of its own -- the parents as
+   * existing nodes, the job as their child -- so it waits, is released, reads its parents'
+   * results, and follows the edges' failure policies exactly as a flow node does, on a Cluster
+   * too. Checked whole first: bad fields, and parents that do not exist, are a VALIDATION
+   * error that writes nothing. An existing job with its id or idempotency key is answered as
+   * add answers it (created: false).
+   */
+  private async addDependent(spec: JobSpec): Promise<AddResult> {
+    const { depends_on, ...own } = spec
+    const problems: Problems = []
+    const r = this.toRecord(own, problems)
+    const queue = r?.queue ?? own.queue ?? this.settings.defaultQueue
+    const parents = planDependencies(
+      depends_on,
+      { queue, id: own.id },
+      (this.settings.flowMaxNodes ?? 1000) - 1,
+      problems,
+    )
+    if (own.delay_ms !== undefined || own.run_at !== undefined)
+      problems.push(
+        'delay_ms and run_at are for jobs without depends_on (it starts when its parents completed)',
+      )
+    throwIfProblems(problems, 'invalid job')
+    const existing = await this.findExisting(queue, own)
+    if (existing) return { job: existing, created: false }
+    const found = await Promise.all(parents.map((p) => this.store.getJob(p.queue, p.id)))
+    const unknown = parents.filter((_, i) => !found[i]).map((p) => `${p.id} (queue ${p.queue})`)
+    if (unknown.length)
+      throw new DtqError('VALIDATION', `depends_on names jobs that do not exist: ${unknown.join(', ')}`, {
+        problems: unknown.map((u) => `depends_on: no job ${u}`),
+      })
+
+    const flow = flowId(own.idempotency_key ? `job\n${queue}\n${own.idempotency_key}` : undefined)
+    const id = r!.record.id || nodeJobId(flow, 'job')
+    const nodes: FlowNodeRecord<NewJobRecord>[] = parents.map((p, i) => ({
+      i,
+      k: p.key,
+      q: p.queue,
+      id: p.id,
+      p: [],
+      x: 1,
+    }))
+    nodes.push({
+      i: nodes.length,
+      k: id,
+      q: queue,
+      id,
+      p: parents.map((p) => [p.key, p.on_failure]),
+      r: { ...r!.record, id },
+    })
+    const { created, missing } = await this.flows.create(flow, own.idempotency_key ?? '', nodes)
+    if (missing.length)
+      throw new DtqError(
+        'VALIDATION',
+        `depends_on: ${missing.join(', ')} no longer exist (removed while this job was added); job ${id} was cancelled`,
+      )
+    // A repeated idempotency key answers the job its flow made the first time.
+    const child = created ? id : ((await this.flows.get(flow))?.nodes.find((n) => !n.existing)?.job_id ?? id)
+    const job = await this.store.getJob(queue, child)
+    if (!job) throw new DtqError('NOT_FOUND', `job ${child} not found`)
+    return { job, created }
+  }
+
+  /** The job add() would answer instead of creating one: the same id, or idempotency key, in `queue`. */
+  private async findExisting(queue: string, spec: AddOptions): Promise<Job | null> {
+    if (spec.id) return this.store.getJob(queue, spec.id)
+    if (spec.idempotency_key)
+      return (
+        (await this.store.findByIdempotencyKey(hashIdempotencyKey(spec.idempotency_key), queue))[0] ?? null
+      )
+    return null
+  }
+
+  /**
    * Adds a flow: a graph of jobs, each node a job spec with a `key` and the keys it
    * `depends_on`; a node starts when all its parents completed, and reads their results in
    * `job.parent_results`. Checked whole first (every node's fields, unknown keys, cycles, at
@@ -496,7 +597,7 @@ export class Queue {
       nodes.push({ i: nodes.length, k: p.key, q: r.queue, id: record.id, p: p.parents, r: record })
     }
     throwIfProblems(problems, 'invalid flow')
-    const created = await this.flows.create(flow, spec.idempotency_key ?? '', nodes)
+    const { created } = await this.flows.create(flow, spec.idempotency_key ?? '', nodes)
     const view = await this.flows.get(flow)
     if (!view) throw new DtqError('NOT_FOUND', `flow ${flow} not found`)
     return { flow: view, created }

@@ -13,7 +13,7 @@ import { StoreBase } from './store-base.ts'
 
 /**
  * A node: key, queue, job id, parents and the job to create. The record stores it under
- * `n:<key>` without its key and id (the id is `<flow>.<key>`): `{i, q, p, r}`.
+ * `n:<key>` without its key, and without its id when that is `<flow>.<key>`: `{i, q, p, r}`.
  */
 export interface FlowNodeRecord<J = StoredJob> {
   /** Its place in the flow's order (parents before children): the order `get` lists nodes in. */
@@ -23,7 +23,9 @@ export interface FlowNodeRecord<J = StoredJob> {
   id: string
   p: Array<[string, FlowPolicy]>
   /** The job to create (the record drops it once every node exists: flow_done). */
-  r: J
+  r?: J
+  /** 1: an existing job, named in a later job's `depends_on` -- joined (flow_attach), not created. */
+  x?: 1
 }
 
 /**
@@ -40,6 +42,8 @@ export interface StoredJob {
   partition_key?: string
   /** trace, backoff. */
   extra?: Record<string, string>
+  /** A job added alone with depends_on keeps its idempotency key: [key, hash, TTL s]. */
+  idem?: [string, string, number]
 }
 
 function storedJob(r: NewJobRecord): StoredJob {
@@ -49,12 +53,13 @@ function storedJob(r: NewJobRecord): StoredJob {
   if (r.run_at) s.run_at = r.run_at
   if (r.partition_key) s.partition_key = r.partition_key
   if (Object.keys(r.extra).length) s.extra = r.extra
+  if (r.idem_hash) s.idem = [r.idempotency_key, r.idem_hash, r.idem_ttl_s]
   return s
 }
 
 /** The job a node's enqueue writes: its stored fields, its id, and its flow fields. */
 function jobOf(flow: string, n: FlowNodeRecord): NewJobRecord {
-  const r = n.r
+  const r = n.r!
   const extra: Record<string, string> = { ...(r.extra ?? {}), [F.flow]: flow, [F.flow_node]: n.k }
   if (n.p.length) extra[F.flow_pending] = String(n.p.length)
   return {
@@ -65,22 +70,31 @@ function jobOf(flow: string, n: FlowNodeRecord): NewJobRecord {
     max_retries: r.max_retries,
     timeout_ms: r.timeout_ms ?? 0,
     run_at: r.run_at ?? 0,
-    idem_hash: '',
-    idempotency_key: '',
-    idem_ttl_s: 0,
+    idem_hash: r.idem?.[1] ?? '',
+    idempotency_key: r.idem?.[0] ?? '',
+    idem_ttl_s: r.idem?.[2] ?? 0,
     partition_key: r.partition_key ?? '',
     extra,
   }
 }
 
-/** A child as its parent's entry in the record names it: key, queue, edge policy (its id derives). */
-type ChildRef = [string, string, FlowPolicy]
+/**
+ * A child as its parent's entry in the record names it: key, queue, edge policy, and its job id
+ * when that is not `<flow>.<key>`.
+ */
+type ChildRef = [string, string, FlowPolicy, string?]
 
 /** A node from its record's field `n:<key>`. */
 function storedNode(flow: string, field: string, json: string): FlowNodeRecord {
-  const n = JSON.parse(json) as Omit<FlowNodeRecord, 'k' | 'id'>
+  const n = JSON.parse(json) as Omit<FlowNodeRecord, 'k' | 'id'> & { id?: string }
   const k = field.slice(2)
-  return { ...n, k, id: nodeJobId(flow, k), p: asArray(n.p) }
+  return { ...n, k, id: n.id ?? nodeJobId(flow, k), p: asArray(n.p) }
+}
+
+/** What complete() found of the existing jobs a flow's nodes depend on. */
+export interface AttachOutcome {
+  /** Existing parents gone before they could be joined: their children were cancelled. */
+  missing: string[]
 }
 
 export interface FlowNodeView {
@@ -90,6 +104,8 @@ export interface FlowNodeView {
   /** The job's state now (null: not created yet, or removed after its retention). */
   state: JobState | null
   depends_on: Array<{ node: string; on_failure: FlowPolicy }>
+  /** An existing job the flow's child was added to depend on (not created by the flow). */
+  existing: boolean
 }
 
 export interface FlowView {
@@ -133,50 +149,56 @@ export class FlowStore extends StoreBase {
   /**
    * Writes the flow's record, then its nodes (see complete). A flow that exists already is
    * completed if it is still `creating` (a retry after a crash) and answered as it is.
-   * Returns whether this call wrote the record.
+   * Returns whether this call wrote the record, and the existing parents found gone.
    */
   async create(
     flow: string,
     idempotencyKey: string,
     given: FlowNodeRecord<NewJobRecord>[],
-  ): Promise<boolean> {
-    const nodes = given.map((n): FlowNodeRecord => ({ ...n, r: storedJob(n.r) }))
+  ): Promise<{ created: boolean } & AttachOutcome> {
+    const nodes = given.map(
+      (n): FlowNodeRecord => (n.r ? { ...n, r: storedJob(n.r) } : { ...n, r: undefined }),
+    )
     // Registered before the record, so the leader finds a flow whose creator died part-way.
     await this.redis.zadd(this.keys.flowsCreating(), this.clock.now(), flow)
     const children: Record<string, ChildRef[]> = {}
     for (const n of nodes) {
       for (const [parent, policy] of n.p) {
         children[parent] ??= []
-        children[parent].push([n.k, n.q, policy])
+        children[parent].push(n.id === nodeJobId(flow, n.k) ? [n.k, n.q, policy] : [n.k, n.q, policy, n.id])
       }
     }
-    const stored = Object.fromEntries(nodes.map(({ k, id: _, ...rest }) => [k, rest]))
+    const stored = Object.fromEntries(
+      nodes.map(({ k, id, ...rest }) => [k, id === nodeJobId(flow, k) ? rest : { ...rest, id }]),
+    )
     // A root scheduled far ahead keeps its flow's record until it is due, and the retention after.
     const now = this.clock.now()
     const runAt = (r: NewJobRecord) => (r.run_at < 0 ? now - r.run_at : r.run_at)
-    const waitS = Math.ceil(Math.max(0, ...given.map((n) => runAt(n.r) - now)) / 1000)
+    const waitS = Math.ceil(Math.max(0, ...given.map((n) => (n.r ? runAt(n.r) - now : 0))) / 1000)
     const [made, state] = await this.run<[number, string]>('flow_create', this.keys.flowQueue(flow), [
       idempotencyKey,
       JSON.stringify(stored),
       JSON.stringify(children),
       this.retentionS + waitS,
     ])
-    if (state === 'creating') await this.complete(flow, made === 1 ? nodes : undefined)
+    let outcome: AttachOutcome = { missing: [] }
+    if (state === 'creating') outcome = await this.complete(flow, made === 1 ? nodes : undefined)
     else await this.redis.zrem(this.keys.flowsCreating(), flow)
-    return made === 1
+    return { created: made === 1, ...outcome }
   }
 
   /**
    * Creates a flow's nodes from its record and marks it created. Nodes with parents first
    * (`waiting`), the roots last: no node can finish before every node exists, so every
-   * release finds its child. Idempotent (an existing id is left as it is).
+   * release finds its child. Existing jobs the nodes depend on are joined last (attach).
+   * Idempotent (an existing id is left as it is).
    */
-  async complete(flow: string, nodes?: FlowNodeRecord[]): Promise<void> {
+  async complete(flow: string, nodes?: FlowNodeRecord[]): Promise<AttachOutcome> {
     nodes ??= await this.readNodes(flow)
     for (const roots of [false, true]) {
       const byQueue = new Map<string, NewJobRecord[]>()
       for (const n of nodes) {
-        if ((n.p.length === 0) !== roots) continue
+        if ((n.p.length === 0) !== roots || n.x) continue
         const list = byQueue.get(n.q) ?? []
         list.push(jobOf(flow, n))
         byQueue.set(n.q, list)
@@ -185,17 +207,66 @@ export class FlowStore extends StoreBase {
         for (let i = 0; i < records.length; i += CREATE_CHUNK)
           await this.jobs.enqueue(queue, records.slice(i, i + CREATE_CHUNK))
     }
+    const outcome = await this.attach(flow, nodes)
     await this.run('flow_done', this.keys.flowQueue(flow), [])
     await this.redis.zrem(this.keys.flowsCreating(), flow)
+    return outcome
+  }
+
+  /**
+   * Joins the existing jobs among a flow's nodes (`x`: named in `depends_on` of a job added
+   * alone), in their slots, once every child exists: from here on each one's end reaches its
+   * queue's outbox (one that has ended already answers at once: flow_attach writes the entry).
+   * A parent gone meanwhile (a race with its retention or removal) cancels its children. The
+   * outboxes written to are drained here, so a child of ended parents is queued before the
+   * caller hears back.
+   */
+  private async attach(flow: string, nodes: FlowNodeRecord[]): Promise<AttachOutcome> {
+    const byQueue = new Map<string, FlowNodeRecord[]>()
+    for (const n of nodes) if (n.x) byQueue.set(n.q, [...(byQueue.get(n.q) ?? []), n])
+    const missing: FlowNodeRecord[] = []
+    let due = 0
+    const ended = new Set<string>()
+    for (const [queue, list] of byQueue) {
+      const replies = await this.run<Array<[string, number]>>('flow_attach', queue, [
+        list.length,
+        ...list.flatMap((n) => [n.id, flow, n.k]),
+      ])
+      replies.forEach(([outcome, at], i) => {
+        if (outcome === 'not_found') missing.push(list[i]!)
+        else if (outcome !== 'attached') ended.add(queue)
+        due = Math.max(due, Number(at))
+      })
+    }
+    // A parent scheduled far ahead keeps the record until it is due, and the retention after.
+    const waitS = Math.ceil((due - this.clock.now()) / 1000)
+    if (waitS > 0) await this.redis.expire(this.keys.flow(flow), this.retentionS + waitS, 'GT')
+    if (missing.length) {
+      const gone = new Set(missing.map((n) => n.k))
+      const byChildQueue = new Map<string, string[]>()
+      for (const c of nodes) {
+        for (const [parent] of c.p) {
+          if (!gone.has(parent)) continue
+          const args = byChildQueue.get(c.q) ?? []
+          args.push(c.id, flow, parent, 'cancelled', '', 'cancel')
+          byChildQueue.set(c.q, args)
+        }
+      }
+      for (const [queue, args] of byChildQueue)
+        await this.run('flow_release', queue, [args.length / 6, ...args])
+    }
+    for (const queue of ended) await this.drain(queue)
+    return { missing: missing.map((n) => `${n.q}/${n.id}`) }
   }
 
   private async readNodes(flow: string): Promise<FlowNodeRecord[]> {
     const h = await this.redis.hgetall(this.keys.flow(flow))
-    // A node without its job was created already (flow_done drops the copies once all exist).
+    // A node without its job was created already (flow_done drops the copies once all exist);
+    // an existing job's node is joined again (flow_attach: a repeat changes nothing).
     return Object.entries(h)
       .filter(([k]) => k.startsWith('n:'))
       .map(([k, v]) => storedNode(flow, k, v))
-      .filter((n) => n.r)
+      .filter((n) => n.r || n.x)
   }
 
   /** The flow with its nodes' live states and its edges, or null. */
@@ -218,6 +289,7 @@ export class FlowStore extends StoreBase {
         job_id: n.id,
         state,
         depends_on: asArray<[string, FlowPolicy]>(n.p).map(([node, on_failure]) => ({ node, on_failure })),
+        existing: n.x === 1,
       }
     })
     return {
@@ -280,14 +352,14 @@ export class FlowStore extends StoreBase {
     lists.forEach(({ children }, i) => {
       const e = entries[i]!
       const flow = e.f ?? ''
-      for (const [child, queue, policy] of children) {
+      for (const [child, queue, policy, id] of children) {
         let call = open.get(queue)
         if (!call || call.entry.length >= RELEASES_PER_CALL) {
           call = { queue, args: [], entry: [] }
           calls.push(call)
           open.set(queue, call)
         }
-        call.args.push(nodeJobId(flow, child), flow, e.n ?? '', e.o ?? '', e.r ?? '', policy)
+        call.args.push(id ?? nodeJobId(flow, child), flow, e.n ?? '', e.o ?? '', e.r ?? '', policy)
         call.entry.push(i)
       }
     })

@@ -28,6 +28,8 @@ export const QUEUE_KEY = {
   meta: ':meta',
   types: ':types',
   flow_out: ':flow_out',
+  /** Ids of jobs that joined a flow while a worker ran them (ADR 0019: their worker does not know). */
+  flow_late: ':flow_late',
   /** A schedule (hash) of the queue's template, and its fire history (list): ADR 0018. */
   sched: ':sched:',
   schist: ':schist:',

@@ -45,6 +45,7 @@ export const SCRIPT_NAMES = [
   'flow_create',
   'flow_done',
   'flow_release',
+  'flow_attach',
 ] as const
 export type ScriptName = (typeof SCRIPT_NAMES)[number]
 

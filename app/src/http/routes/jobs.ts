@@ -53,6 +53,11 @@ function checkItem(item: unknown, index: number): JobSpec {
     throw new DtqError('VALIDATION', message, details)
   }
   refuseReserved(item.task_type)
+  if (item.depends_on !== undefined)
+    throw new DtqError(
+      'VALIDATION',
+      'depends_on is for a job added alone (POST /jobs); a graph of new jobs is a flow (POST /flows)',
+    )
   return toSpec(item)
 }
 

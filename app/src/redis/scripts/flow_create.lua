@@ -3,8 +3,9 @@
   ADR 0019) -- before any of its nodes exists, so a crash part-way is rolled forward from it.
   ARGV[5]  idempotency key ('' for none)
   ARGV[6]  nodes by key, JSON {key: {i: position, q: queue, p: [[parent, policy], ...], r: job}, ...}
-           (a node's job id is "<flow id>.<key>")
-  ARGV[7]  children by node, JSON {key: [[child key, queue, policy], ...]}
+           (a node's job id is "<flow id>.<key>" unless its `id` says otherwise); a node with
+           `x` instead of `r` is an existing job (depends_on naming it: flow_attach joins it)
+  ARGV[7]  children by node, JSON {key: [[child key, queue, policy, id?], ...]}
   ARGV[8]  the record's TTL, s (FLOW_RETENTION_S, plus the wait of its latest scheduled root)
   Returns  {1, 'creating'} when written, or {0, state} when the flow exists (nothing written)
 ]]
@@ -16,8 +17,8 @@ local ok2, children = pcall(cjson.decode, ARGV[7])
 if not ok2 or type(children) ~= 'table' then refuse('children must be a JSON object') end
 local fields, count = {}, 0
 for k, n in pairs(nodes) do
-  if type(k) ~= 'string' or type(n) ~= 'table' or type(n.q) ~= 'string' or type(n.r) ~= 'table' then
-    refuse('each node needs a queue and a job')
+  if type(k) ~= 'string' or type(n) ~= 'table' or type(n.q) ~= 'string' or (type(n.r) ~= 'table' and n.x ~= 1) then
+    refuse('each node needs a queue and a job (or x: an existing job)')
   end
   count = count + 1
   fields[#fields + 1] = 'n:' .. k

@@ -11,10 +11,10 @@
   f (it failed: the child fails), x (it was cancelled, or failed under `cancel`: the child is
   cancelled). c is final; i and c count the parent as done (once). A child waiting with no
   parent left is queued; a child ended by a parent (F_FLOW_ENDED) whose every f/x parent has
-  since completed is re-opened (waiting, or queued). Every release is checked (arguments, and
-  that the child is the flow's) before the first write.
+  since completed is re-opened (waiting, or queued). Every release's arguments are
+  checked before the first write; a child that is not the flow's is left alone ('foreign').
   Returns  per release 'released' | 'failed' | 'cancelled' | 'reopened' | 'counted' | 'noop' |
-           'not_found'
+           'not_found' | 'foreign' (the job is not the flow's: nothing done)
   Emits    queued | failed | cancelled | waiting
 ]]
 local n = arg_int(5, 1, 10000, 'number of releases')
@@ -28,8 +28,6 @@ for j = 1, n do
   if policy ~= 'fail' and policy ~= 'ignore' and policy ~= 'cancel' then refuse('policy must be fail, ignore or cancel') end
   if id == '' or flow == '' or parent == '' then refuse('id, flow and parent must be given') end
   if result ~= '' and not pcall(cjson.decode, result) then refuse('result must be JSON') end
-  local member = redis.call('HGET', k_job(id), F_FLOW)
-  if member and member ~= flow then refuse('job ' .. id .. ' is not a node of flow ' .. flow) end
 end
 
 local function release(id, flow, parent, outcome, result, policy)
@@ -38,6 +36,9 @@ local function release(id, flow, parent, outcome, result, policy)
     F_PRIORITY, F_TASK_TYPE, F_DLQ_ENTRY)
   local st = h[1]
   if not st then return 'not_found' end
+  -- Not this flow's child (a job_id taken by another job before the flow's could be made):
+  -- nothing to release, and never a refusal that would keep the outbox page forever.
+  if h[2] ~= flow then return 'foreign' end
   local released = {}
   if h[4] then
     local ok, v = pcall(cjson.decode, h[4])

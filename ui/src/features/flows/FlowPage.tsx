@@ -83,9 +83,12 @@ function FlowView({ flow }: { flow: FlowDto }) {
                 data-state={n.state ?? 'unknown'}
                 to={jobPath({ id: n.job_id, queue: n.queue })}
                 style={{ left: p.x, top: p.y, width: NODE_W, height: NODE_H }}
-                title={`${n.key} in ${n.queue}: ${n.state ?? 'unknown'}`}
+                title={`${n.key} in ${n.queue}: ${n.state ?? 'unknown'}${n.existing ? ' (an existing job this flow waits for)' : ''}`}
               >
-                <strong className="mono">{n.key}</strong>
+                <strong className="mono">
+                  {n.key}
+                  {n.existing && <span className="muted"> · existing</span>}
+                </strong>
                 <span>
                   <StateBadge state={n.state ?? 'unknown'} /> <span className="muted">{n.queue}</span>
                 </span>

@@ -233,6 +233,12 @@ function JobView({ job }: { job: JobDetail }) {
         </Card>
       </div>
 
+      {job.parent_results && Object.keys(job.parent_results).length > 0 && (
+        <Card title="Parents' results">
+          <JsonView data={job.parent_results} />
+        </Card>
+      )}
+
       <Card title="Attempts">
         <ol className="timeline">
           {job.errors.map((e) => (

@@ -30,6 +30,16 @@ export function NewJobPage() {
             const f = new FormData(e.currentTarget)
             const n = (k: string) => (f.get(k) ? Number(f.get(k)) : undefined)
             const s = (k: string) => (String(f.get(k) ?? '').trim() ? String(f.get(k)).trim() : undefined)
+            const on_failure = s('on_failure') as 'fail' | 'ignore' | 'cancel'
+            const depends_on = s('depends_on')
+              ?.split(/[\s,]+/)
+              .filter(Boolean)
+              .map((ref) => {
+                const slash = ref.indexOf('/')
+                return slash < 0
+                  ? { job_id: ref, on_failure }
+                  : { job_id: ref.slice(slash + 1), queue: ref.slice(0, slash), on_failure }
+              })
             const body: CreateJobDto = {
               task_type: String(f.get('task_type')).trim(),
               payload: parsed.value,
@@ -38,9 +48,11 @@ export function NewJobPage() {
               delay_ms: n('delay_ms'),
               max_retries: n('max_retries'),
               idempotency_key: s('idempotency_key'),
+              depends_on,
             }
-            const job = await create.mutateAsync(body)
-            navigate(jobPath(job))
+            // A refusal is shown by the ErrorBox below (create.error), not thrown to the window.
+            const job = await create.mutateAsync(body).catch(() => null)
+            if (job) navigate(jobPath(job))
           }}
         >
           <label>
@@ -99,6 +111,27 @@ export function NewJobPage() {
             Idempotency key
             <input name="idempotency_key" placeholder="optional: a repeat returns the original job" />
           </label>
+          <div className="row">
+            <label>
+              Depends on
+              <input
+                name="depends_on"
+                placeholder="optional: job ids (queue/id for another queue), comma-separated"
+                aria-describedby="depends-help"
+              />
+            </label>
+            <label>
+              If a parent fails
+              <select name="on_failure" defaultValue="fail">
+                <option value="fail">fail this job</option>
+                <option value="ignore">run it anyway</option>
+                <option value="cancel">cancel this job</option>
+              </select>
+            </label>
+          </div>
+          <span id="depends-help" className="muted">
+            With parents, the job waits (state waiting) until each has completed, and reads their results.
+          </span>
           {create.error && <ErrorBox error={create.error} />}
           <button
             type="submit"

@@ -15,6 +15,7 @@ local function complete_jobs(at)
   local out = {}
   -- First, so a stale index entry of a reused id is gone before the id completes again.
   if n > 0 then prune_completed(2 * n) end
+  local late = n > 0 and flow_late_any()
   for j = 1, n do
     local i = at + 1 + (j - 1) * 5
     local id, epoch, result, ih, flow = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
@@ -37,7 +38,9 @@ local function complete_jobs(at)
       -- No updated_at on the hot transitions: readers take the latest of the job's times.
       redis.call('HSET', jk, F_STATE, 'completed', F_RESULT, result, F_FINISHED_AT, NOW_S)
       if ih ~= '' then idem_final(id, ih, 'completed') end
-      if flow ~= '0' then flow_outbox_of(id, 'completed', result) end
+      if flow ~= '0' or (late and redis.call('SISMEMBER', base .. K_FLOW_LATE, id) == 1) then
+        flow_outbox_of(id, 'completed', result)
+      end
       if COMPLETED_TTL > 0 then
         move_idx(id, 'active', 'completed')
       else
