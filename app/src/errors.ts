@@ -12,6 +12,7 @@ export const ErrorCodes = {
   NOT_FOUND: { status: 404, message: 'not found' },
   INVALID_STATE: { status: 409, message: 'the job is not in a state that allows this' },
   AMBIGUOUS_JOB_ID: { status: 409, message: 'the job id names jobs in more than one queue: give the queue' },
+  PARTITIONED_QUEUE: { status: 409, message: 'not for a partitioned queue' },
   QUEUE_LIMIT: { status: 409, message: 'the number of queues is at its limit (MAX_QUEUES)' },
   QUEUE_FULL: { status: 429, message: 'queue depth limit reached' },
   RATE_LIMITED: { status: 429, message: 'too many requests' },
@@ -71,6 +72,20 @@ export class RetryJobError extends Error {
     super(message)
     this.name = 'RetryJobError'
     this.delayMs = delayMs
+  }
+}
+
+/**
+ * Thrown by a handler whose upstream refused it for now (an HTTP 429 and its Retry-After): the
+ * job's task type is paused in its queue for `pauseMs` across the fleet, and this job waits for
+ * it without losing the attempt (docs/decisions/0022).
+ */
+export class RateLimitedError extends Error {
+  readonly pauseMs: number
+  constructor(message: string, pauseMs: number) {
+    super(message)
+    this.name = 'RateLimitedError'
+    this.pauseMs = pauseMs
   }
 }
 

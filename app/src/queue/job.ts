@@ -4,6 +4,7 @@ export type Priority = (typeof PRIORITIES)[number]
 
 export const STATES = [
   'waiting',
+  'held',
   'queued',
   'scheduled',
   'active',
@@ -141,6 +142,13 @@ export const F = {
    * later job's depends_on while it was already a member of another flow (ADR 0019).
    */
   flow_watch: 'fw',
+  // Flow control (ADR 0022).
+  /** The slot sets the job holds, JSON [suffix, ...]: concurrency slots while it runs, a key's until it ends. */
+  fc_slots: 'hs',
+  /** Why it waits: the held list it is in (state `held`), or rate | breaker | paused (state `scheduled`). */
+  fc_held: 'hd',
+  /** The start time a rate limit reserved for it (it starts then without taking another token). */
+  fc_rate_at: 'rr',
 } as const
 
 /** Lua constants for the function library: `local F_TASK_TYPE, ... = 'ty', ...`. */

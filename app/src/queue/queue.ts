@@ -12,6 +12,7 @@ import { RedisClock } from '../redis/clock.ts'
 import type { RedisClient } from '../redis/connection.ts'
 import { connectRedis, createRedis, redisTarget } from '../redis/connection.ts'
 import { type FlowNodeRecord, FlowStore, type FlowView } from '../redis/flows.ts'
+import { type BreakerAction, LimitStore, type LimitsView } from '../redis/limits.ts'
 import { type DlqEntry, dlqPage, dlqTails } from '../redis/redrive.ts'
 import { Registry, type WorkerCommand, type WorkerInfo } from '../redis/registry.ts'
 import { type ScheduleDetail, Schedules, type ScheduleView } from '../redis/schedule-service.ts'
@@ -37,6 +38,7 @@ import {
 import { GENERATED_ID } from './ids.ts'
 import type { Backoff, Job, JobState, Priority } from './job.ts'
 import { F, STATES } from './job.ts'
+import { type LimitsSpec, limitFields } from './limits.ts'
 import { logicalQueue, MAX_PARTITIONS, PHYSICAL_QUEUE_PATTERN, pickPartition } from './partitions.ts'
 import type { ScheduleSpec } from './schedule.ts'
 import { TEMPLATE_FIELDS } from './schedule.ts'
@@ -229,6 +231,8 @@ export function hashIdempotencyKey(key: string): string {
 export class Queue {
   readonly store: JobStore
   readonly flows: FlowStore
+  /** Flow control (ADR 0022). */
+  readonly limits: LimitStore
   readonly registry: Registry
   /** Schedules (ADR 0018); the methods below are its library API. */
   readonly schedules: Schedules
@@ -265,6 +269,7 @@ export class Queue {
       warn: opts.warn,
     })
     this.flows = new FlowStore(this.store, { retentionS: settings.flowRetentionS })
+    this.limits = new LimitStore(this.store)
     this.registry = new Registry(redis, this.store.keys)
     this.schedules = new Schedules(this.store, this.clock, (job, problems) => {
       // The template's own fields only (buildDef names the others); its problems under `job.`.
@@ -904,6 +909,52 @@ export class Queue {
   async resumeQueue(queue: string): Promise<void> {
     this.checkQueue(queue)
     for (const q of await this.partitionsFresh(queue)) await this.store.setPaused(q, false)
+  }
+
+  // ---- flow control (docs/decisions/0022) ----------------------------------------------------
+
+  /**
+   * Replaces a queue's limits: rate, concurrency (fleet-wide), per-key concurrency on
+   * partition_key (1: FIFO per key), and per task type rate, concurrency and breaker. `{}`
+   * removes them all (held jobs go back to their streams). Checked whole first: a bad spec is a
+   * VALIDATION error that changes nothing. Not for a partitioned queue (a limit there would be
+   * per partition): CONFLICT.
+   */
+  async setLimits(queue: string, spec: LimitsSpec): Promise<LimitsView & { released: number }> {
+    this.checkQueue(queue)
+    const problems: Problems = []
+    const fields = limitFields(spec, problems)
+    throwIfProblems(problems, 'invalid limits')
+    await this.refusePartitioned(queue)
+    await this.store.registerQueue(queue)
+    const released = await this.limits.set(queue, fields)
+    return { ...(await this.limits.view(queue)), released }
+  }
+
+  async getLimits(queue: string): Promise<LimitsView> {
+    this.checkQueue(queue)
+    return this.limits.view(queue)
+  }
+
+  /** Opens (for `openMs`, default the breaker's cool-down), closes or resets a task type's breaker. */
+  async breaker(queue: string, taskType: string, action: BreakerAction, openMs = 0): Promise<LimitsView> {
+    this.checkQueue(queue)
+    const problems: Problems = []
+    checkName(problems, 'task_type', taskType, TASK_TYPE_PATTERN, '1-128 letters, digits, _ . : / -')
+    if (!['open', 'close', 'reset'].includes(action)) problems.push('action must be open, close or reset')
+    checkInt(problems, 'open_ms', openMs, 0, 7 * 86_400_000)
+    throwIfProblems(problems, 'invalid request')
+    await this.refusePartitioned(queue)
+    await this.limits.breaker(queue, taskType, action, openMs)
+    return this.limits.view(queue)
+  }
+
+  private async refusePartitioned(queue: string): Promise<void> {
+    if ((await this.partitionsFresh(queue)).length > 1)
+      throw new DtqError(
+        'PARTITIONED_QUEUE',
+        `queue ${queue} is partitioned: limits apply per physical queue, so a partitioned queue cannot have them`,
+      )
   }
 
   private async partitionsFresh(queue: string): Promise<string[]> {

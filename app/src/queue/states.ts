@@ -20,6 +20,9 @@ export type Transition =
   | 'wait'
   | 'release'
   | 'reopen'
+  | 'hold'
+  | 'grant'
+  | 'defer'
 
 /** from → transition → to. `null` as from means "a new job". */
 export const TRANSITIONS: ReadonlyArray<{ from: JobState | null; via: Transition; to: JobState }> = [
@@ -50,6 +53,13 @@ export const TRANSITIONS: ReadonlyArray<{ from: JobState | null; via: Transition
   { from: 'failed', via: 'reopen', to: 'queued' },
   { from: 'cancelled', via: 'reopen', to: 'waiting' },
   { from: 'cancelled', via: 'reopen', to: 'queued' },
+  // Flow control (ADR 0022): over a slot limit a job waits held until granted a slot; over a
+  // rate limit, or while its type's breaker is open or paused, it is deferred (scheduled).
+  { from: 'queued', via: 'hold', to: 'held' },
+  { from: 'held', via: 'grant', to: 'queued' },
+  { from: 'held', via: 'cancel', to: 'cancelled' },
+  { from: 'queued', via: 'defer', to: 'scheduled' },
+  { from: 'active', via: 'defer', to: 'scheduled' },
 ]
 
 export function canTransition(from: JobState | null, via: Transition, to?: JobState): boolean {
@@ -59,6 +69,7 @@ export function canTransition(from: JobState | null, via: Transition, to?: JobSt
 export const TERMINAL_STATES: ReadonlySet<JobState> = new Set(['completed', 'failed', 'cancelled'])
 export const CANCELLABLE_STATES: ReadonlySet<JobState> = new Set([
   'waiting',
+  'held',
   'queued',
   'scheduled',
   'retrying',

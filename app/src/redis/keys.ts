@@ -30,6 +30,9 @@ export const QUEUE_KEY = {
   flow_out: ':flow_out',
   /** Ids of jobs that joined a flow while a worker ran them (ADR 0019: their worker does not know). */
   flow_late: ':flow_late',
+  /** Flow-control limits (hash) and their state (`:fc:*`): ADR 0022. */
+  limits: ':limits',
+  fc: ':fc:',
   /** A schedule (hash) of the queue's template, and its fire history (list): ADR 0018. */
   sched: ':sched:',
   schist: ':schist:',

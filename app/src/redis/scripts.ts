@@ -46,6 +46,9 @@ export const SCRIPT_NAMES = [
   'flow_done',
   'flow_release',
   'flow_attach',
+  'set_limits',
+  'breaker',
+  'pause_type',
 ] as const
 export type ScriptName = (typeof SCRIPT_NAMES)[number]
 

@@ -495,6 +495,11 @@ export class JobStore extends JobReads {
     ])
   }
 
+  /** A handler's upstream 429: the job's type pauses in its queue and the job waits (ADR 0022). */
+  pauseType(queue: string, id: string, epoch: number, ms: number): Promise<'paused' | 'stale'> {
+    return this.run('pause_type', queue, [id, epoch, Math.max(1, Math.round(ms))])
+  }
+
   async promote(queue: string, limit = 500): Promise<{ moved: number; nextDue: number | null }> {
     const [moved, next] = await this.run<[number, number]>('promote', queue, [limit])
     return { moved, nextDue: next < 0 ? null : next }

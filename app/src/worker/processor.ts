@@ -4,7 +4,7 @@
  * through a fenced script. Completions made in the same turn of the event loop are written
  * in one script call per queue.
  */
-import { JobAbortedError, PermanentJobError, RetryJobError } from '../errors.ts'
+import { JobAbortedError, PermanentJobError, RateLimitedError, RetryJobError } from '../errors.ts'
 import { type BackoffPolicy, backoffDelayMs } from '../queue/backoff.ts'
 import type { Job } from '../queue/job.ts'
 import { hashIdempotencyKey } from '../queue/queue.ts'
@@ -65,6 +65,8 @@ type Outcome =
   | { kind: 'complete'; result: string }
   | { kind: 'fail'; mode: FailMode; error: Error; delayMs: number }
   | { kind: 'drop' }
+  /** The handler's upstream refused it (RateLimitedError): its type pauses, the job waits. */
+  | { kind: 'pause'; ms: number }
 
 /**
  * Runs are kept per delivery, not per job: `running` holds each job's newest run, `superseded`
@@ -413,6 +415,8 @@ export class Processor {
     }
     const error = err instanceof Error ? err : new Error(String(err))
     if (error instanceof PermanentJobError) return { kind: 'fail', mode: 'permanent', error, delayMs: 0 }
+    if (error instanceof RateLimitedError && Number.isFinite(error.pauseMs) && error.pauseMs > 0)
+      return { kind: 'pause', ms: Math.min(Math.round(error.pauseMs), 86_400_000) }
     if (error instanceof RetryJobError) {
       const d = error.delayMs
       // A delay from a header that was missing (NaN), or absurd: the job must still come back.
@@ -448,6 +452,8 @@ export class Processor {
         if (outcome.kind === 'complete') {
           res =
             ['stale', 'completed', 'cancelled'][await this.completeBatched(job, outcome.result)] ?? 'stale'
+        } else if (outcome.kind === 'pause') {
+          res = await this.o.store.pauseType(job.queue, job.id, job.epoch, outcome.ms)
         } else {
           res = await this.o.store.fail(
             job.queue,

@@ -1,6 +1,7 @@
 /** A job's states in lifecycle order (app/src/queue/job.ts `STATES`): filters, tiles, badges. */
 export const JOB_STATES = [
   'waiting',
+  'held',
   'queued',
   'scheduled',
   'active',

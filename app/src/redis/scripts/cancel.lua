@@ -1,5 +1,5 @@
 --[[
-  cancel: waiting, queued, scheduled and retrying jobs end cancelled at once; an active job gets a
+  cancel: waiting, held, queued, scheduled and retrying jobs end cancelled at once; an active job gets a
   cancel request (its worker aborts the handler's signal and records the end).
   ARGV[5]  id
   ARGV[6]  pub/sub channel that tells workers about cancel requests
@@ -20,7 +20,8 @@ elseif st == 'scheduled' or st == 'retrying' then
   redis.call('ZREM', k_delayed, id)
   cancel_job(id, st, h[4])
   return 'cancelled'
-elseif st == 'waiting' then
+elseif st == 'waiting' or st == 'held' then
+  -- A held job (flow control) has no entry; its place in the held list is skipped when reached.
   cancel_job(id, st, h[4])
   return 'cancelled'
 elseif st == 'active' then

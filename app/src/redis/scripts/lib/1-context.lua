@@ -25,6 +25,9 @@ local k_delayed, k_dlq, k_events, k_stats
 -- Counter increments and stream acknowledgements gathered during a call and written once at
 -- its end by flush(): a batch of 100 jobs costs a few HINCRBY/XACK/XDEL, not hundreds.
 local incr, typed, hist, tp_incr, acks, idx_ops, events
+-- The queue's flow-control limits (2c-limits.lua), read once per call when first needed:
+-- nil (not read yet), false (none), or the table of them.
+local FC_CONF
 
 -- A refused call: raised before the script's first write (Redis keeps a script's earlier
 -- writes when it fails midway, so every script reads and checks its arguments first).
@@ -47,6 +50,7 @@ local function setup(keys, args)
   k_events = base .. K_EVENTS
   k_stats = base .. K_STATS
   incr, typed, hist, tp_incr, acks, idx_ops, events = {}, {}, {}, {}, {}, {}, {}
+  FC_CONF = nil
 end
 
 -- ARGV[i] as an integer in [lo, hi], or the call is refused (NaN, infinities, 1e15 ... never

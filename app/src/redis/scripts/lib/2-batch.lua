@@ -31,9 +31,14 @@ local function idx_op(state, id, add)
   t[id] = add
 end
 
+-- Flow control's hook on every move (defined in 2c-limits.lua: slots released when a job
+-- leaves `active` or ends, the breaker told of outcomes); a no-op in a queue without limits.
+local fc_moved
+
 local function move_idx(id, from, to)
   if from then idx_op(from, id, false) end
   if to then idx_op(to, id, true) end
+  fc_moved(id, from, to)
 end
 
 local function bump(field, n)

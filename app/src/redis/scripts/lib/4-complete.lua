@@ -44,6 +44,7 @@ local function complete_jobs(at)
       if COMPLETED_TTL > 0 then
         move_idx(id, 'active', 'completed')
       else
+        fc_moved(id, 'active', 'completed') -- what move_idx would have told flow control
         redis.call('DEL', jk, k_logs(id))
       end
       bump_typed('completed', h[5])

@@ -18,68 +18,87 @@ local function read_group(s, consumer, n)
   return ok[1][2]
 end
 
+-- Reads per priority stream per call while entries are parked by flow control (2c-limits.lua)
+-- instead of started: up to this many reads, then the worker is told to come back at once.
+local DELIVER_ROUNDS = 8
+
 local function deliver_jobs(consumer, want)
   local jobs = {}
+  local more = false
   for _, prio in ipairs(PRIORITIES) do
-    if want <= 0 then break end
     local s = k_stream(prio)
-    for _, e in ipairs(read_group(s, consumer, want)) do
-      local entry, fields = e[1], e[2]
-      local id = fields[2]
-      local jk = k_job(id)
-      -- The whole hash, flat (a waiting job holds only the fields that say something: fewer
-      -- values cross into Lua than with an HMGET of every field a job may have).
-      local h = redis.call('HGETALL', jk)
-      -- The few fields this start needs, by a scan (no table built per job).
-      local state, jentry, epoch, attempts, ttype, queued_at, created_at, cancel
-      for x = 1, #h, 2 do
-        local f = h[x]
-        if f == F_STATE then state = h[x + 1]
-        elseif f == F_ENTRY then jentry = h[x + 1]
-        elseif f == F_TASK_TYPE then ttype = h[x + 1]
-        elseif f == F_CREATED_AT then created_at = h[x + 1]
-        elseif f == F_EPOCH then epoch = h[x + 1]
-        elseif f == F_ATTEMPTS then attempts = h[x + 1]
-        elseif f == F_QUEUED_AT then queued_at = h[x + 1]
-        elseif f == F_CANCEL_REQUESTED then cancel = h[x + 1]
+    local rounds = 0
+    while want > 0 do
+      if rounds == DELIVER_ROUNDS then
+        more = true
+        break
+      end
+      rounds = rounds + 1
+      local asked = want
+      local batch = read_group(s, consumer, asked)
+      for _, e in ipairs(batch) do
+        local entry, fields = e[1], e[2]
+        local id = fields[2]
+        local jk = k_job(id)
+        -- The whole hash, flat (a waiting job holds only the fields that say something: fewer
+        -- values cross into Lua than with an HMGET of every field a job may have).
+        local h = redis.call('HGETALL', jk)
+        -- The few fields this start needs, by a scan (no table built per job).
+        local state, jentry, epoch, attempts, ttype, queued_at, created_at, cancel
+        for x = 1, #h, 2 do
+          local f = h[x]
+          if f == F_STATE then state = h[x + 1]
+          elseif f == F_ENTRY then jentry = h[x + 1]
+          elseif f == F_TASK_TYPE then ttype = h[x + 1]
+          elseif f == F_CREATED_AT then created_at = h[x + 1]
+          elseif f == F_EPOCH then epoch = h[x + 1]
+          elseif f == F_ATTEMPTS then attempts = h[x + 1]
+          elseif f == F_QUEUED_AT then queued_at = h[x + 1]
+          elseif f == F_CANCEL_REQUESTED then cancel = h[x + 1]
+          end
+        end
+        if state ~= 'queued' or jentry ~= entry then
+          -- An entry whose job is gone or has moved on: drop it, and count it.
+          ack(prio, entry)
+          bump('orphan_entries')
+        elseif cancel == '1' then
+          -- A cancel request outlives whatever path brought the job back: it never runs again.
+          ack(prio, entry)
+          cancel_job(id, 'queued', ttype)
+        elseif not fc_gate(id, jk, ttype) then
+          -- Over a limit: parked (held, or scheduled for when it may start), entry consumed.
+          ack(prio, entry)
+        else
+          -- One HSET: the new epoch (this delivery's fencing token) and attempt count included.
+          epoch = int_s((tonumber(epoch) or 0) + 1)
+          attempts = int_s((tonumber(attempts) or 0) + 1)
+          redis.call('HSET', jk, F_STATE, 'active', F_WORKER, consumer, F_STARTED_AT, NOW_S, F_EPOCH, epoch,
+            F_ATTEMPTS, attempts)
+          observe('wait', NOW - (tonumber(queued_at or created_at) or NOW))
+          emit(id, 'active', ttype)
+          -- The job as stored now: its fields as read, then what this start changed (later pairs
+          -- win), packed into one JSON string -- every value returned from a function on its own
+          -- costs ~0.5 µs of conversion, cjson packs them in C.
+          local n = #h
+          h[n + 1], h[n + 2] = F_STATE, 'active'
+          h[n + 3], h[n + 4] = F_WORKER, consumer
+          h[n + 5], h[n + 6] = F_STARTED_AT, NOW_S
+          h[n + 7], h[n + 8] = F_EPOCH, epoch
+          h[n + 9], h[n + 10] = F_ATTEMPTS, attempts
+          h[n + 11], h[n + 12] = 'id', id
+          jobs[#jobs + 1] = cjson.encode(h)
+          want = want - 1
         end
       end
-      if state ~= 'queued' or jentry ~= entry then
-        -- An entry whose job is gone or has moved on: drop it, and count it.
-        ack(prio, entry)
-        bump('orphan_entries')
-      elseif cancel == '1' then
-        -- A cancel request outlives whatever path brought the job back: it never runs again.
-        ack(prio, entry)
-        cancel_job(id, 'queued', ttype)
-      else
-        -- One HSET: the new epoch (this delivery's fencing token) and attempt count included.
-        epoch = int_s((tonumber(epoch) or 0) + 1)
-        attempts = int_s((tonumber(attempts) or 0) + 1)
-        redis.call('HSET', jk, F_STATE, 'active', F_WORKER, consumer, F_STARTED_AT, NOW_S, F_EPOCH, epoch,
-          F_ATTEMPTS, attempts)
-        observe('wait', NOW - (tonumber(queued_at or created_at) or NOW))
-        emit(id, 'active', ttype)
-        -- The job as stored now: its fields as read, then what this start changed (later pairs
-        -- win), packed into one JSON string -- every value returned from a function on its own
-        -- costs ~0.5 µs of conversion, cjson packs them in C.
-        local n = #h
-        h[n + 1], h[n + 2] = F_STATE, 'active'
-        h[n + 3], h[n + 4] = F_WORKER, consumer
-        h[n + 5], h[n + 6] = F_STARTED_AT, NOW_S
-        h[n + 7], h[n + 8] = F_EPOCH, epoch
-        h[n + 9], h[n + 10] = F_ATTEMPTS, attempts
-        h[n + 11], h[n + 12] = 'id', id
-        jobs[#jobs + 1] = cjson.encode(h)
-        want = want - 1
-      end
+      if #batch < asked then break end
     end
   end
   local tails = {}
   if want > 0 then
     for p, prio in ipairs(PRIORITIES) do
-      local last = redis.call('XREVRANGE', k_stream(prio), '+', '-', 'COUNT', 1)
-      tails[p] = last[1] and last[1][1] or '0-0'
+      -- '0-0' when entries may be left unread (all parked this call): XREAD answers at once.
+      local last = not more and redis.call('XREVRANGE', k_stream(prio), '+', '-', 'COUNT', 1)
+      tails[p] = last and last[1] and last[1][1] or '0-0'
     end
   end
   return { jobs, tails }

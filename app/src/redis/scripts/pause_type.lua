@@ -1,0 +1,33 @@
+--[[
+  pause_type: a handler reported that its upstream refused it (an HTTP 429): its task type is
+  paused in this queue until then, and the job waits for it without losing the attempt
+  (ADR 0022). Fenced like every owner's write.
+  ARGV[5]  id
+  ARGV[6]  epoch (the caller's delivery)
+  ARGV[7]  pause, ms
+  Returns  'paused' | 'stale'
+  Emits    scheduled
+]]
+local id, epoch = ARGV[5], ARGV[6]
+local ms = arg_int(7, 1, 86400000, 'pause (ms)')
+local jk = k_job(id)
+local h = redis.call('HMGET', jk, F_STATE, F_EPOCH, F_ENTRY, F_PRIORITY, F_TASK_TYPE, F_ATTEMPTS, F_STARTED_AT)
+if h[1] ~= 'active' or h[2] ~= epoch then
+  bump('stale_writes')
+  return 'stale'
+end
+local ttype, due = h[5], NOW + ms
+local lk = base .. K_LIMITS
+local field = 't:' .. ttype .. ':pause'
+if due > (tonumber(redis.call('HGET', lk, field)) or 0) then redis.call('HSET', lk, field, int_s(due)) end
+FC_CONF = nil
+ack(h[4], h[3])
+observe('run', NOW - (tonumber(h[7]) or NOW))
+redis.call('HSET', jk, F_STATE, 'scheduled', F_RUN_AT, due, F_FC_HELD, 'paused', F_UPDATED_AT, NOW_S,
+  F_ATTEMPTS, int_s(math.max(0, (tonumber(h[6]) or 1) - 1)))
+redis.call('HDEL', jk, F_ENTRY)
+redis.call('ZADD', k_delayed, due, id)
+move_idx(id, 'active', 'scheduled')
+bump_typed('paused', ttype)
+emit(id, 'scheduled', ttype)
+return 'paused'
