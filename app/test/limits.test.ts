@@ -8,7 +8,7 @@
  * then see the violation.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { DtqError, PermanentJobError, RateLimitedError } from '../src/errors.ts'
+import { DtqError, RateLimitedError } from '../src/errors.ts'
 import type { Job } from '../src/queue/job.ts'
 import type { LimitsSpec } from '../src/queue/limits.ts'
 import { functions } from '../src/redis/scripts.ts'
@@ -18,7 +18,7 @@ import { type Bundle, setup, waitFor } from './helpers.ts'
 const Q = 'lim'
 let b: Bundle
 /** Run intervals by job id (handler start, end), in the order they started. */
-let runs: Array<{ id: string; key: string | null; type: string; start: number; end: number }>
+let runs: Array<{ id: string; key: string | null; type: string; started: number; start: number; end: number }>
 
 beforeEach(async () => {
   b = await setup()
@@ -31,7 +31,15 @@ async function workers(n: number, concurrency = 8, handlers: Record<string, (job
   for (let i = 0; i < n; i++) {
     const w = b.worker({ workerQueues: [Q], workerConcurrency: concurrency }, { heartbeatMs: 100 })
     w.handle('work', async (job) => {
-      const rec = { id: job.id, key: job.partition_key, type: job.task_type, start: Date.now(), end: 0 }
+      // started: when Redis started it (its clock: what a rate limit spaces); start/end: the handler's run.
+      const rec = {
+        id: job.id,
+        key: job.partition_key,
+        type: job.task_type,
+        started: job.started_at ?? 0,
+        start: Date.now(),
+        end: 0,
+      }
       runs.push(rec)
       const p = (job.payload ?? {}) as { ms?: number; fail_first?: boolean }
       await new Promise((r) => setTimeout(r, p.ms ?? 30))
@@ -140,11 +148,177 @@ describe('flow control', () => {
         }
       }
       if (!limited) expect(maxOverlap((r) => r.key === 'hot')).toBeGreaterThan(1)
-      // Fairness: the small keys finished long before the hot key's last job.
+      // Fairness: the small keys finished before the hot key's last job.
       const lastHot = Math.max(...runs.filter((r) => r.key === 'hot').map((r) => r.end))
       const lastSmall = Math.max(...runs.filter((r) => r.key !== 'hot').map((r) => r.end))
-      expect(lastSmall).toBeLessThan(lastHot)
+      if (limited) expect(lastSmall).toBeLessThan(lastHot)
       expect(runs.length).toBe(60 + ids.filter((_, i) => i % 7 === 0).length)
     })
   }
+
+  for (const limited of [true, false]) {
+    it(`${limited ? '' : 'NEGATIVE CONTROL: without it, '}a rate limit spaces starts as GCRA allows: a burst of N, then one every W/N; nothing fails`, async () => {
+      if (limited) await b.queue.setLimits(Q, { rate: { limit: 10, window_ms: 500 } })
+      const ids = await addMany(40, () => ({ payload: { ms: 1 } }))
+      await workers(2)
+      await allDone(ids)
+      const starts = runs.map((r) => r.started).sort((x, y) => x - y)
+      expect(starts).toHaveLength(40)
+      // At most N + t·N/W starts in any span t (one more of slack for the scheduler's poll).
+      let worst = 0
+      for (let i = 0; i < starts.length; i++)
+        for (let j = i; j < starts.length; j++)
+          worst = Math.max(worst, j - i + 1 - (10 + Math.floor((starts[j]! - starts[i]!) / 50) + 1))
+      if (!limited) {
+        expect(worst).toBeGreaterThan(0)
+        return
+      }
+      expect(worst).toBeLessThanOrEqual(0)
+      // And not slower than the limit allows (30 after the burst, one per 50 ms: ~1.5 s).
+      expect(starts[39]! - starts[0]!).toBeLessThan(3500)
+      const jobs = await Promise.all(ids.map((id) => b.queue.getJob(id, Q)))
+      expect(jobs.every((j) => j!.state === 'completed' && j!.attempts === 1)).toBe(true)
+    })
+  }
+
+  it('the breaker opens after N failures (jobs wait, no attempts burned), probes once, and closes', async () => {
+    await b.queue.setLimits(Q, { types: { flaky: { breaker: { failures: 3, cooldown_ms: 400 } } } })
+    let broken = true
+    const attempts: number[] = []
+    const ids = await addMany(12, () => ({ task_type: 'flaky', max_retries: 20 }))
+    await workers(1, 1, {
+      flaky: () => {
+        attempts.push(Date.now())
+        if (broken) throw new Error('upstream down')
+        return 'ok'
+      },
+    })
+    await waitFor(async () => (await b.queue.getLimits(Q)).breakers.flaky?.state === 'open')
+    const opened = Date.now()
+    // While open, nothing of the type runs.
+    const before = attempts.length
+    await new Promise((r) => setTimeout(r, 250))
+    expect(attempts.length).toBe(before)
+    expect(before).toBeLessThanOrEqual(4)
+    // After the cool-down one probe runs, fails, and it opens again.
+    await waitFor(() => attempts.length > before, { timeoutMs: 5000 })
+    expect(attempts[before]! - opened).toBeGreaterThanOrEqual(100)
+    broken = false
+    await allDone(ids, 20_000)
+    expect((await b.queue.getLimits(Q)).breakers.flaky).toMatchObject({ state: 'closed', failures: 0 })
+    // Far fewer attempts than 12 jobs × retries: the waiting jobs never ran while it was open.
+    expect(attempts.length).toBeLessThan(12 + 8)
+  })
+
+  it('an operator opens and closes a breaker by hand', async () => {
+    await b.queue.breaker(Q, 'work', 'open', 60_000)
+    const [id] = await addMany(1)
+    await workers(1)
+    await waitFor(async () => (await b.queue.getJob(id!, Q))?.state === 'scheduled')
+    expect((await b.queue.getLimits(Q)).paused.work).toBeGreaterThan(Date.now())
+    expect(runs).toHaveLength(0)
+    await b.queue.breaker(Q, 'work', 'close')
+    // The job waits out its deferral (the scheduler promotes it at the time it was given).
+    await b.queue.store.redis.zadd(b.queue.store.keys.base(Q) + ':delayed', 0, id!)
+    await allDone([id!])
+    expect(runs).toHaveLength(1)
+  })
+
+  it("a handler's 429 pauses its type across the fleet and the job keeps its attempt", async () => {
+    let refused = false
+    const ids = await addMany(5, () => ({ task_type: 'api', max_retries: 0 }))
+    const starts: number[] = []
+    await workers(2, 4, {
+      api: () => {
+        starts.push(Date.now())
+        if (!refused) {
+          refused = true
+          throw new RateLimitedError('429 from upstream', 600)
+        }
+        return 'ok'
+      },
+    })
+    await allDone(ids)
+    const jobs = await Promise.all(ids.map((id) => b.queue.getJob(id, Q)))
+    // max_retries 0, yet all completed: the 429 did not count as a failure.
+    expect(jobs.every((j) => j!.state === 'completed')).toBe(true)
+    expect(jobs.every((j) => j!.attempts === 1 && j!.failures === 0)).toBe(true)
+    // Nothing of the type started during the pause (other than those already running).
+    const later = starts.slice(1).filter((t) => t - starts[0]! < 550)
+    expect(later.length).toBeLessThanOrEqual(3)
+  })
+
+  it("a dead worker's concurrency slot comes back when its job is reclaimed", async () => {
+    await b.queue.setLimits(Q, { concurrency: 1 })
+    const [first, ...rest] = await addMany(4, () => ({ payload: { ms: 5 } }))
+    // A worker that took the first job and died (kill -9): never completes, never renews.
+    const { jobs } = await b.queue.store.deliver(Q, 'dead-worker', 1)
+    expect(jobs[0]!.id).toBe(first)
+    expect((await b.queue.getLimits(Q)).running.queue).toBe(1)
+    await workers(1)
+    // The rest wait (held) until the reclaimer (CLAIM_IDLE_MS = 1 s) takes the job back: with a
+    // cap of 1, none of them could run if the dead worker's slot leaked.
+    await allDone([first!, ...rest], 20_000)
+    expect(runs.map((r) => r.id)).toContain(first)
+    expect(maxOverlap()).toBe(1)
+    expect((await b.queue.getLimits(Q)).running.queue).toBe(0)
+  })
+
+  it('removing a limit lets held jobs go; the view shows held counts', async () => {
+    await b.queue.setLimits(Q, { concurrency: 1, key_concurrency: 1 })
+    const ids = await addMany(6, (i) => ({ partition_key: i < 3 ? 'k1' : 'k2', payload: { ms: 1 } }))
+    // Deliver without running: one job takes the cap, the rest are held.
+    const got = await b.queue.store.deliver(Q, 'probe', 10)
+    expect(got.jobs).toHaveLength(1)
+    const view = await b.queue.getLimits(Q)
+    expect(view.held.reduce((n, h) => n + h.count, 0)).toBe(5)
+    expect(view.limits).toEqual({ concurrency: 1, key_concurrency: 1 })
+    const states = await Promise.all(ids.map(async (id) => (await b.queue.getJob(id, Q))!.state))
+    expect(states.filter((x) => x === 'held')).toHaveLength(5)
+    const { released } = await b.queue.setLimits(Q, {})
+    expect(released).toBe(5)
+    const after = await Promise.all(ids.map(async (id) => (await b.queue.getJob(id, Q))!.state))
+    expect(after.filter((x) => x === 'queued')).toHaveLength(5)
+    // A held job can be cancelled; the list skips it later.
+    await b.queue.setLimits(Q, { concurrency: 1 })
+    const more = await addMany(2)
+    await b.queue.store.deliver(Q, 'probe', 10)
+    const held = (await Promise.all(more.map((id) => b.queue.getJob(id, Q)))).filter(
+      (j) => j!.state === 'held',
+    )
+    expect(held.length).toBeGreaterThan(0)
+    expect((await b.queue.cancel(held[0]!.id, Q)).outcome).toBe('cancelled')
+  })
+
+  it('refuses bad limits and bad breaker calls with a 400 that changes nothing', async () => {
+    await b.queue.setLimits(Q, { concurrency: 2 })
+    const before = await b.keys()
+    const bad = async (spec: unknown, match: RegExp) => {
+      const err = await b.queue.setLimits(Q, spec as LimitsSpec).catch((e: unknown) => e)
+      expect(err).toBeInstanceOf(DtqError)
+      expect((err as DtqError).status).toBe(400)
+      expect(JSON.stringify([(err as DtqError).message, (err as DtqError).details])).toMatch(match)
+    }
+    await bad({ concurrency: 0 }, /concurrency must be an integer from 1/)
+    await bad({ rate: { limit: 5 } }, /rate.window_ms must be/)
+    await bad({ rate: { limit: 5, window_ms: 10, burst: 1 } }, /burst is not a known field/)
+    await bad({ key_concurrency: 1.5 }, /key_concurrency must be/)
+    await bad({ types: { 'bad type': { concurrency: 1 } } }, /a task type is/)
+    await bad({ types: { t: { breaker: { failures: 3, cooldown_ms: 5 } } } }, /cooldown_ms must be/)
+    await bad({ limit: 3 }, /limit is not a known field/)
+    await bad([], /limits must be an object/)
+    const e = await b.queue.breaker(Q, 'work', 'explode' as never).catch((x: DtqError) => x)
+    expect((e as DtqError).status).toBe(400)
+    expect(await b.keys()).toEqual(before)
+    const call = (name: 'set_limits' | 'breaker' | 'pause_type', ...args: string[]) =>
+      functions().call(b.redis, name, b.queue.store.keys.base(Q), [Date.now(), 1000, 3600, 3600, ...args])
+    await expect(call('set_limits', '{"conc":"x"}')).rejects.toThrow(/DTQ_BAD_ARG limit conc/)
+    await expect(call('set_limits', '{"nope":"1"}')).rejects.toThrow(/DTQ_BAD_ARG unknown limit/)
+    await expect(call('set_limits', '[')).rejects.toThrow(/DTQ_BAD_ARG limits must be/)
+    await expect(call('breaker', 'work', 'open', '-1')).rejects.toThrow(/DTQ_BAD_ARG open for/)
+    await expect(call('breaker', '', 'open', '0')).rejects.toThrow(/DTQ_BAD_ARG task type/)
+    await expect(call('pause_type', 'x', '1', '0')).rejects.toThrow(/DTQ_BAD_ARG pause/)
+    expect(await b.keys()).toEqual(before)
+    expect((await b.queue.getLimits(Q)).limits).toEqual({ concurrency: 2 })
+  })
 })

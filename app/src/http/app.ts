@@ -32,6 +32,7 @@ import { dlqRoutes } from './routes/dlq.ts'
 import { eventRoutes } from './routes/events.ts'
 import { flowRoutes } from './routes/flows.ts'
 import { jobRoutes } from './routes/jobs.ts'
+import { limitRoutes } from './routes/limits.ts'
 import { scheduleRoutes } from './routes/schedules.ts'
 import { systemRoutes } from './routes/system.ts'
 
@@ -231,6 +232,7 @@ export async function buildApp(deps: AppDeps) {
 
   await app.register(systemRoutes)
   await app.register(jobRoutes)
+  await app.register(limitRoutes)
   await app.register(flowRoutes)
   await app.register(dlqRoutes)
   await app.register(adminRoutes)

@@ -108,6 +108,10 @@ export function engineMetrics(queues: QueueStats[], liveWorkers: number): string
       'stale_writes',
       'outcomes rejected because the writer no longer owned the job',
     ],
+    ['jobs_held_total', 'fc_held', 'jobs held by a concurrency or per-key limit (ADR 0022)'],
+    ['jobs_deferred_total', 'fc_deferred', 'jobs deferred by a rate limit, an open breaker or a paused type'],
+    ['breaker_opened_total', 'breaker_opened', 'times a task type breaker opened'],
+    ['breaker_closed_total', 'breaker_closed', 'times a task type breaker closed after a probe'],
     [
       'stream_lost_entries_total',
       'lost_entries',

@@ -589,3 +589,92 @@ export const FlowS = Type.Object(
 )
 
 export const FlowParams = Type.Object({ id: Type.String({ pattern: '^f[A-Za-z0-9_-]{20}$' }) }, strict)
+
+// ---- flow control (docs/decisions/0022) ------------------------------------------------------
+
+const RateS = Type.Object(
+  {
+    limit: Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'at most this many starts…' }),
+    window_ms: Type.Integer({ minimum: 1, maximum: 86_400_000, description: '…per this many ms' }),
+  },
+  strict,
+)
+const TypeLimitsS = Type.Object(
+  {
+    rate: Type.Optional(RateS),
+    concurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+    breaker: Type.Optional(
+      Type.Object(
+        {
+          failures: Type.Integer({ minimum: 1, maximum: 10_000, description: 'consecutive failed attempts' }),
+          cooldown_ms: Type.Integer({
+            minimum: 100,
+            maximum: 86_400_000,
+            description: 'open this long, then one probe',
+          }),
+        },
+        strict,
+      ),
+    ),
+  },
+  strict,
+)
+export const LimitsBody = Type.Object(
+  {
+    rate: Type.Optional(RateS),
+    concurrency: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 1_000_000,
+        description: 'at most this many running at once, fleet-wide',
+      }),
+    ),
+    key_concurrency: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 10_000,
+        description: 'per partition_key, started in enqueue order (1: FIFO per key; a retry keeps its place)',
+      }),
+    ),
+    types: Type.Optional(
+      Type.Record(Type.String(), TypeLimitsS, { description: 'per task type, in this queue' }),
+    ),
+  },
+  { ...strict, $id: 'LimitsBody' },
+)
+const BreakerViewS = Type.Object({
+  state: Type.Enum(['closed', 'open', 'half_open']),
+  failures: Type.Integer(),
+  open_until: Nullable(Type.Number()),
+  probe: Nullable(Type.String()),
+})
+export const LimitsReply = Type.Object({
+  queue: Type.String(),
+  limits: LimitsBody,
+  running: Type.Object({
+    queue: Nullable(Type.Integer()),
+    types: Type.Record(Type.String(), Type.Integer()),
+  }),
+  held: Type.Array(
+    Type.Object({ reason: Type.Enum(['concurrency', 'key']), scope: Type.String(), count: Type.Integer() }),
+  ),
+  breakers: Type.Record(Type.String(), BreakerViewS),
+  paused: Type.Record(Type.String(), Type.Number()),
+  released: Type.Optional(Type.Integer({ description: 'held jobs this change let go' })),
+})
+export const BreakerParams = Type.Object({ queue: QueueName, type: TaskType }, strict)
+export const BreakerBody = Type.Object(
+  {
+    action: Type.Enum(['open', 'close', 'reset']),
+    open_ms: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 604_800_000,
+        description: "open: for how long (default: the breaker's cool-down, else 60 s)",
+      }),
+    ),
+  },
+  strict,
+)
+export type LimitsDto = Static<typeof LimitsReply>
+export type LimitsBodyDto = Static<typeof LimitsBody>
