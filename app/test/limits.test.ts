@@ -65,7 +65,10 @@ function maxOverlap(pick: (r: (typeof runs)[number]) => boolean = () => true): n
     .sort((x, y) => x[0]! - y[0]! || x[1]! - y[1]!)
   let now = 0
   let max = 0
-  for (const [, d] of edges) max = Math.max(max, (now += d!))
+  for (const [, d] of edges) {
+    now += d!
+    max = Math.max(max, now)
+  }
   return max
 }
 
@@ -219,7 +222,7 @@ describe('flow control', () => {
     expect(runs).toHaveLength(0)
     await b.queue.breaker(Q, 'work', 'close')
     // The job waits out its deferral (the scheduler promotes it at the time it was given).
-    await b.queue.store.redis.zadd(b.queue.store.keys.base(Q) + ':delayed', 0, id!)
+    await b.queue.store.redis.zadd(`${b.queue.store.keys.base(Q)}:delayed`, 0, id!)
     await allDone([id!])
     expect(runs).toHaveLength(1)
   })
