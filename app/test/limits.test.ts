@@ -13,7 +13,8 @@ import type { Job } from '../src/queue/job.ts'
 import type { LimitsSpec } from '../src/queue/limits.ts'
 import { functions } from '../src/redis/scripts.ts'
 import type { Worker } from '../src/worker/worker.ts'
-import { type Bundle, setup, waitFor } from './helpers.ts'
+import { type Bundle, setup, targetEnv, testTarget, waitFor } from './helpers.ts'
+import { runCli } from './processes.ts'
 
 const Q = 'lim'
 let b: Bundle
@@ -323,5 +324,20 @@ describe('flow control', () => {
     await expect(call('pause_type', 'x', '1', '0')).rejects.toThrow(/DTQ_BAD_ARG pause/)
     expect(await b.keys()).toEqual(before)
     expect((await b.queue.getLimits(Q)).limits).toEqual({ concurrency: 2 })
+  })
+
+  it('dtq limits set|get and dtq breaker', async () => {
+    const env = { ...targetEnv(testTarget()), KEY_PREFIX: b.prefix, REDIS_DURABILITY: 'off', LOG_LEVEL: 'silent' }
+    const set = JSON.parse(
+      await runCli(env, ['limits', 'set', Q, '--rate', '10/1000', '--concurrency', '4', '--key-concurrency', '1']),
+    )
+    expect(set.limits).toEqual({ rate: { limit: 10, window_ms: 1000 }, concurrency: 4, key_concurrency: 1 })
+    await runCli(env, ['limits', 'set', Q, '--json', '{"types":{"mail":{"breaker":{"failures":3,"cooldown_ms":1000}}}}'])
+    const opened = JSON.parse(await runCli(env, ['breaker', Q, 'mail', 'open', '--for', '5000']))
+    expect(opened.breakers.mail.state).toBe('open')
+    const got = JSON.parse(await runCli(env, ['limits', 'get', Q]))
+    expect(got.limits).toEqual({ types: { mail: { breaker: { failures: 3, cooldown_ms: 1000 } } } })
+    const err = await runCli(env, ['limits', 'set', Q, '--rate', 'fast']).catch((e: { stderr: string }) => e.stderr)
+    expect(err).toMatch(/--rate is N\/W/)
   })
 })

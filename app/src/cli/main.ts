@@ -19,6 +19,7 @@ import { canConnect, hasRedisServer, startLocalRedis } from '../redis/local-serv
 import type { Handler } from '../worker/handlers.ts'
 import { ScheduleRunner } from '../worker/schedule-runner.ts'
 import { Worker } from '../worker/worker.ts'
+import { limitCommands } from './limits.ts'
 import { scheduleCommands } from './schedules.ts'
 
 const int = (name: string) => (v: string) => {
@@ -622,6 +623,7 @@ for (const cmd of ['pause', 'resume', 'drain'] as const) {
 }
 
 scheduleCommands(program, withQueue, print)
+limitCommands(program, withQueue, print)
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {
