@@ -327,17 +327,40 @@ describe('flow control', () => {
   })
 
   it('dtq limits set|get and dtq breaker', async () => {
-    const env = { ...targetEnv(testTarget()), KEY_PREFIX: b.prefix, REDIS_DURABILITY: 'off', LOG_LEVEL: 'silent' }
+    const env = {
+      ...targetEnv(testTarget()),
+      KEY_PREFIX: b.prefix,
+      REDIS_DURABILITY: 'off',
+      LOG_LEVEL: 'silent',
+    }
     const set = JSON.parse(
-      await runCli(env, ['limits', 'set', Q, '--rate', '10/1000', '--concurrency', '4', '--key-concurrency', '1']),
+      await runCli(env, [
+        'limits',
+        'set',
+        Q,
+        '--rate',
+        '10/1000',
+        '--concurrency',
+        '4',
+        '--key-concurrency',
+        '1',
+      ]),
     )
     expect(set.limits).toEqual({ rate: { limit: 10, window_ms: 1000 }, concurrency: 4, key_concurrency: 1 })
-    await runCli(env, ['limits', 'set', Q, '--json', '{"types":{"mail":{"breaker":{"failures":3,"cooldown_ms":1000}}}}'])
+    await runCli(env, [
+      'limits',
+      'set',
+      Q,
+      '--json',
+      '{"types":{"mail":{"breaker":{"failures":3,"cooldown_ms":1000}}}}',
+    ])
     const opened = JSON.parse(await runCli(env, ['breaker', Q, 'mail', 'open', '--for', '5000']))
     expect(opened.breakers.mail.state).toBe('open')
     const got = JSON.parse(await runCli(env, ['limits', 'get', Q]))
     expect(got.limits).toEqual({ types: { mail: { breaker: { failures: 3, cooldown_ms: 1000 } } } })
-    const err = await runCli(env, ['limits', 'set', Q, '--rate', 'fast']).catch((e: { stderr: string }) => e.stderr)
+    const err = await runCli(env, ['limits', 'set', Q, '--rate', 'fast']).catch(
+      (e: { stderr: string }) => e.stderr,
+    )
     expect(err).toMatch(/--rate is N\/W/)
   })
 })

@@ -454,3 +454,33 @@ test('a job that depends on existing jobs: created from the form, waits, runs af
   await expect(page.getByText(/depends_on names jobs that do not exist: no-such-job/)).toBeVisible()
   check()
 })
+
+test('limits: set a queue cap and a breaker from the console, see held jobs, open and close the breaker (confirmed)', async ({
+  page,
+}) => {
+  const check = watchErrors(page)
+  await signIn(page)
+  // Held jobs to show: a cap of 1 on a queue no worker serves, two jobs in it.
+  await createJob({ task_type: 'echo', queue: 'limited' })
+  await page.goto(`${base()}/queues`)
+  await page.getByRole('link', { name: 'Limits of queue limited' }).click()
+  await expect(page).toHaveURL(/\/queues\/limited\/limits$/)
+  await page.getByLabel('Concurrency (fleet-wide)').fill('1')
+  await page.getByLabel(/^Per task type/).fill('{"mail": {"breaker": {"failures": 3, "cooldown_ms": 60000}}}')
+  await page.getByRole('button', { name: 'Save limits' }).click()
+  await expect(page.getByText(/^Saved/)).toBeVisible()
+  const row = page.locator('[data-breaker="mail"]')
+  await expect(row).toContainText('closed')
+  await row.getByRole('button', { name: 'Open' }).click()
+  await page.getByRole('dialog').getByRole('button', { name: 'open' }).click()
+  await expect(row).toContainText('open')
+  await page.screenshot({ path: `${SHOTS}/limits.png`, fullPage: true })
+  await row.getByRole('button', { name: 'Close' }).click()
+  await page.getByRole('dialog').getByRole('button', { name: 'close' }).click()
+  await expect(row).toContainText('closed')
+  // Bad input: a clear error, nothing changed.
+  await page.getByLabel('Concurrency (fleet-wide)').fill('0')
+  await page.getByRole('button', { name: 'Save limits' }).click()
+  await expect(page.getByText(/concurrency/i).last()).toBeVisible()
+  check()
+})

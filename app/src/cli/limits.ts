@@ -2,8 +2,8 @@
 import type { Command } from 'commander'
 import { DtqError } from '../errors.ts'
 import type { LimitsSpec } from '../queue/limits.ts'
-import type { BreakerAction } from '../redis/limits.ts'
 import type { Queue } from '../queue/queue.ts'
+import type { BreakerAction } from '../redis/limits.ts'
 
 type WithQueue = <T>(fn: (q: Queue) => Promise<T>) => Promise<T>
 
@@ -55,7 +55,9 @@ export function limitCommands(program: Command, withQueue: WithQueue, print: (v:
       'the whole spec: {rate:{limit,window_ms}, concurrency, key_concurrency, types:{<type>:{rate, concurrency, breaker:{failures, cooldown_ms}}}}',
     )
     .option('--clear', 'remove every limit')
-    .action((queue: string, o: SetOptions) => withQueue(async (q) => print(await q.setLimits(queue, specOf(o)))))
+    .action((queue: string, o: SetOptions) =>
+      withQueue(async (q) => print(await q.setLimits(queue, specOf(o)))),
+    )
 
   program
     .command('breaker')

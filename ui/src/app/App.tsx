@@ -10,6 +10,7 @@ import { FlowPage } from '../features/flows/FlowPage'
 import { JobDetailPage } from '../features/jobs/JobDetailPage'
 import { JobsPage } from '../features/jobs/JobsPage'
 import { NewJobPage } from '../features/jobs/NewJobPage'
+import { LimitsPage } from '../features/limits/LimitsPage'
 import { QueuesPage } from '../features/queues/QueuesPage'
 import { SchedulesPage } from '../features/schedules/SchedulesPage'
 import { WorkersPage } from '../features/workers/WorkersPage'
@@ -30,6 +31,7 @@ const router = createBrowserRouter([
       { path: 'flows/:id', element: <FlowPage /> },
       { path: 'dlq', element: <DlqPage /> },
       { path: 'queues', element: <QueuesPage /> },
+      { path: 'queues/:queue/limits', element: <LimitsPage /> },
       { path: 'workers', element: <WorkersPage /> },
       { path: 'schedules', element: <SchedulesPage /> },
     ],

@@ -1,6 +1,7 @@
 /** Queues (a partitioned one as one row, with its partition count) with depth per priority, pending, delayed, lag, oldest waiting job, paused; pause and
  * resume (admins). */
 import type { QueueStatsDto } from '@dtq/app/schemas'
+import { Link } from 'react-router'
 import { useAuth } from '../lib/auth'
 import { duration, num } from '../lib/format'
 import { usePauseQueue } from '../lib/queue-actions'
@@ -18,7 +19,15 @@ export function QueueTable({ queues }: { queues: QueueStatsDto[] }) {
       header: 'Queue',
       cell: (q) => (
         <>
-          <strong>{q.queue}</strong>
+          <strong>{q.queue}</strong>{' '}
+          {q.partitions === undefined && (
+            <Link
+              to={`/queues/${encodeURIComponent(q.queue)}/limits`}
+              aria-label={`Limits of queue ${q.queue}`}
+            >
+              limits
+            </Link>
+          )}
           {q.partitions !== undefined && (
             <span
               className="muted"

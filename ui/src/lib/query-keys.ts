@@ -9,6 +9,8 @@ export const queryKeys = {
   whoami: ['auth', 'whoami'] as const,
   stats: ['stats'] as const,
   queues: ['queues'] as const,
+  /** A queue's limits and their live state (under `queues`: a queue refresh refreshes them). */
+  limits: (queue: string) => ['queues', 'limits', queue] as const,
   workers: ['workers'] as const,
   jobs: {
     all: ['jobs'] as const,
