@@ -46,6 +46,7 @@ export const SCRIPT_NAMES = [
   'flow_done',
   'flow_release',
   'flow_attach',
+  'snooze',
 ] as const
 export type ScriptName = (typeof SCRIPT_NAMES)[number]
 

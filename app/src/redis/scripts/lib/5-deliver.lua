@@ -31,7 +31,7 @@ local function deliver_jobs(consumer, want)
       -- values cross into Lua than with an HMGET of every field a job may have).
       local h = redis.call('HGETALL', jk)
       -- The few fields this start needs, by a scan (no table built per job).
-      local state, jentry, epoch, attempts, ttype, queued_at, created_at, cancel
+      local state, jentry, epoch, attempts, ttype, queued_at, created_at, cancel, start_by
       for x = 1, #h, 2 do
         local f = h[x]
         if f == F_STATE then state = h[x + 1]
@@ -42,6 +42,7 @@ local function deliver_jobs(consumer, want)
         elseif f == F_ATTEMPTS then attempts = h[x + 1]
         elseif f == F_QUEUED_AT then queued_at = h[x + 1]
         elseif f == F_CANCEL_REQUESTED then cancel = h[x + 1]
+        elseif f == F_START_BY then start_by = h[x + 1]
         end
       end
       if state ~= 'queued' or jentry ~= entry then
@@ -52,6 +53,10 @@ local function deliver_jobs(consumer, want)
         -- A cancel request outlives whatever path brought the job back: it never runs again.
         ack(prio, entry)
         cancel_job(id, 'queued', ttype)
+      elseif start_by and tonumber(start_by) < NOW then
+        -- Not started by its deadline: ended instead of started, no attempt counted (ADR 0021).
+        ack(prio, entry)
+        expire_unstarted(id, 'queued', ttype, start_by)
       else
         -- One HSET: the new epoch (this delivery's fencing token) and attempt count included.
         epoch = int_s((tonumber(epoch) or 0) + 1)
