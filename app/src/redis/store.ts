@@ -527,7 +527,7 @@ export class JobStore extends JobReads {
     delayMs: number,
     maxSnoozes: number,
   ): Promise<'snoozed' | 'failed' | 'cancelled' | 'stale'> {
-    return this.run('snooze', queue, [id, epoch, Math.max(0, Math.round(delayMs)), maxSnoozes])
+    return this.run('snooze', queue, [id, epoch, Math.round(delayMs), maxSnoozes])
   }
 
   async promote(queue: string, limit = 500): Promise<{ moved: number; nextDue: number | null }> {
