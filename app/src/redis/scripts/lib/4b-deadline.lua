@@ -36,7 +36,8 @@ local function expire_unstarted(id, from, ttype, start_by)
   cancel_job(id, from, ttype)
 end
 
--- The promote call's sweep: up to `limit` deadlines passed; a job still waiting to start ends
+-- The promote call's sweep: up to `limit` deadlines passed; a job still waiting to start (waiting,
+-- held, queued, scheduled, retrying) ends
 -- expired, any other (running, ended, gone) just leaves the set -- a later start (a retry, a
 -- snooze) is checked at its delivery.
 local function expire_due(limit)
@@ -53,7 +54,8 @@ local function expire_due(limit)
         redis.call('XDEL', k_stream(h[3]), h[2])
       elseif st == 'scheduled' or st == 'retrying' then
         redis.call('ZREM', k_delayed, id)
-      elseif st ~= 'waiting' then
+      elseif st ~= 'waiting' and st ~= 'held' then
+        -- (held: parked by flow control's limits, in no stream or set -- like waiting)
         st = nil
       end
       if st then
