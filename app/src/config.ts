@@ -455,6 +455,15 @@ export const SETTINGS = [
     doc: 'most queues the registry holds: adding to, pausing or serving a new queue beyond it is refused (409 QUEUE_LIMIT)',
   },
   {
+    env: 'MAX_SNOOZES',
+    key: 'maxSnoozes',
+    kind: 'int',
+    default: '100',
+    min: 0,
+    max: 1_000_000,
+    doc: 'most times a handler may snooze one job (SnoozeJob, ctx.snooze: no attempt used); one more dead-letters it; 0: no limit',
+  },
+  {
     env: 'MAX_PAYLOAD_BYTES',
     key: 'maxPayloadBytes',
     kind: 'int',

@@ -89,6 +89,19 @@ export class RateLimitedError extends Error {
   }
 }
 
+/**
+ * Thrown by a handler (or `ctx.snooze(ms)`) to put its job off for `delayMs` without using an
+ * attempt: it goes back to `scheduled`, its snooze count goes up (ADR 0021).
+ */
+export class SnoozeJob extends Error {
+  readonly delayMs: number
+  constructor(delayMs: number, message = `snoozed for ${delayMs} ms`) {
+    super(message)
+    this.name = 'SnoozeJob'
+    this.delayMs = delayMs
+  }
+}
+
 /** The reason a job's AbortSignal fires; handlers may inspect `ctx.signal.reason`. */
 export class JobAbortedError extends Error {
   readonly reason: 'cancelled' | 'timeout' | 'lease_lost' | 'shutdown'

@@ -1,6 +1,13 @@
 /** The library API of DTQ: producers use Queue, workers use Worker. */
 export { type Config, ConfigError, loadConfig, SETTINGS } from './config.ts'
-export { DtqError, JobAbortedError, PermanentJobError, RateLimitedError, RetryJobError } from './errors.ts'
+export {
+  DtqError,
+  JobAbortedError,
+  PermanentJobError,
+  RateLimitedError,
+  RetryJobError,
+  SnoozeJob,
+} from './errors.ts'
 export { backoffDelayMs } from './queue/backoff.ts'
 export type { AttemptError, Job, JobState, Priority } from './queue/job.ts'
 export { PRIORITIES, STATES } from './queue/job.ts'

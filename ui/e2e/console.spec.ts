@@ -484,3 +484,38 @@ test('limits: set a queue cap and a breaker from the console, see held jobs, ope
   await expect(page.getByText(/concurrency/i).last()).toBeVisible()
   check()
 })
+
+test('dedup and a start deadline from the New job form: a repeat opens the first job, marked deduplicated', async ({
+  page,
+}) => {
+  const check = watchErrors(page, [/status of 400/])
+  await signIn(page)
+  const fill = async (mode: string, windowMs: string) => {
+    await page.goto(`${base()}/jobs/new`)
+    await page.getByLabel('Task type').fill('sleep')
+    await page.getByLabel('Payload (JSON)').fill(`{"ms": 500, "run": ${run}}`)
+    await page.getByLabel('Deduplicate').selectOption(mode)
+    await page.getByLabel('Dedup window (ms)').fill(windowMs)
+    await page.getByLabel('Expires in (ms)').fill('600000')
+  }
+  const run = Date.now()
+  await fill('throttle', '600000')
+  await page.screenshot({ path: `${SHOTS}/new-job-dedup.png`, fullPage: true })
+  await page.getByRole('button', { name: 'Create job' }).click()
+  await expect(page).toHaveURL(/\/jobs\/[0-9]+\?queue=default$/)
+  const first = page.url()
+  await expect(page.getByText('throttle, window 10 min 0 s')).toBeVisible()
+  await expect(page.getByText('Start by')).toBeVisible()
+  await expect(page.getByText(/^Deduplicated/)).toHaveCount(0)
+  // The same add again: no new job, the first one opens and says why.
+  await fill('throttle', '600000')
+  await page.getByRole('button', { name: 'Create job' }).click()
+  await expect(page.getByText(/^Deduplicated: no new job was created/)).toBeVisible()
+  expect(page.url()).toBe(first)
+  await page.screenshot({ path: `${SHOTS}/job-deduplicated.png`, fullPage: true })
+  // A debounce without its window: a clear error, no job.
+  await fill('debounce', '')
+  await page.getByRole('button', { name: 'Create job' }).click()
+  await expect(page.getByText(/dedup.ttl_ms is required for debounce/)).toBeVisible()
+  check()
+})

@@ -11,8 +11,8 @@ import { type Config, ConfigError, isSet, launchDir, loadConfig } from '../confi
 import { DtqError } from '../errors.ts'
 import { createLogger } from '../logger.ts'
 import type { FlowPolicy, FlowSpec } from '../queue/flows.ts'
-import { type Job, type JobState, type Priority, STATES } from '../queue/job.ts'
-import { Queue } from '../queue/queue.ts'
+import { type DedupMode, type Job, type JobState, type Priority, STATES } from '../queue/job.ts'
+import { type AddOptions, Queue } from '../queue/queue.ts'
 import { connectRedis, describeTarget, redisTarget, whenRedisAvailable } from '../redis/connection.ts'
 import { checkDurability } from '../redis/durability.ts'
 import { canConnect, hasRedisServer, startLocalRedis } from '../redis/local-server.ts'
@@ -227,6 +227,30 @@ program
     process.exit(0)
   })
 
+/** `enqueue`'s dedup and deadline flags as add options (ADR 0021). */
+function flowControlOptions(o: {
+  dedup?: string
+  dedupTtlMs?: number
+  dedupKey?: string
+  startBy?: string
+  expiresInMs?: number
+}): Pick<AddOptions, 'dedup' | 'start_by' | 'expires_in_ms'> {
+  if (o.dedup === undefined && (o.dedupTtlMs !== undefined || o.dedupKey !== undefined))
+    throw new DtqError('VALIDATION', '--dedup-ttl-ms and --dedup-key go with --dedup')
+  const startBy = o.startBy !== undefined && /^\d+$/.test(o.startBy) ? Number(o.startBy) : o.startBy
+  return {
+    ...(o.dedup !== undefined
+      ? { dedup: { mode: o.dedup as DedupMode, ttl_ms: o.dedupTtlMs, key: o.dedupKey } }
+      : {}),
+    ...(startBy !== undefined ? { start_by: startBy } : {}),
+    ...(o.expiresInMs !== undefined ? { expires_in_ms: o.expiresInMs } : {}),
+  }
+}
+
+/** What an add did: created, answered by a job's dedup, or an existing job (id or idempotency key). */
+const addOutcome = (job: Job, created: boolean) =>
+  created ? 'created' : job.deduplicated ? 'deduplicated' : 'exists'
+
 program
   .command('enqueue')
   .description('add jobs')
@@ -244,6 +268,17 @@ program
     'existing jobs it waits for until each completed: comma-separated ids, queue/id for another queue (one job only)',
   )
   .option('--on-parent-failure <policy>', 'with --depends-on: fail | ignore | cancel (default fail)')
+  .option(
+    '--dedup <mode>',
+    'unique | throttle | debounce: by --dedup-key, or by task type + payload (ADR 0021)',
+  )
+  .option('--dedup-ttl-ms <n>', 'with --dedup: the window, ms (unique: optional)', int('dedup-ttl-ms'))
+  .option('--dedup-key <key>', 'with --dedup: the key (default: task type + payload)')
+  .option(
+    '--start-by <time>',
+    'start deadline (ms since the epoch or ISO 8601): not started by then, it expires',
+  )
+  .option('--expires-in-ms <n>', 'start deadline, ms from now', int('expires-in-ms'))
   .option('--json', 'print the jobs as JSON')
   .action(
     async (
@@ -259,9 +294,15 @@ program
         maxRetries?: number
         timeoutMs?: number
         idempotencyKey?: string
+        dedup?: string
+        dedupTtlMs?: number
+        dedupKey?: string
+        startBy?: string
+        expiresInMs?: number
         json?: boolean
       },
     ) => {
+      const control = flowControlOptions(o)
       let payload: unknown
       try {
         payload = JSON.parse(o.payload)
@@ -289,12 +330,11 @@ program
             idempotency_key: o.idempotencyKey,
             delay_ms: o.delayMs,
             depends_on,
+            ...control,
           })
           if (o.json) print({ job, created })
           else
-            process.stdout.write(
-              `${created ? 'created' : 'exists'} ${job.id} (${job.state}, queue ${job.queue})\n`,
-            )
+            process.stdout.write(`${addOutcome(job, created)} ${job.id} (${job.state}, queue ${job.queue})\n`)
         })
         return
       }
@@ -317,6 +357,7 @@ program
               max_retries: o.maxRetries,
               timeout_ms: o.timeoutMs,
               idempotency_key: o.idempotencyKey,
+              ...control,
             })),
           )
           created += res.filter((r) => r.created).length
@@ -327,7 +368,7 @@ program
           const secs = (Date.now() - started) / 1000
           process.stdout.write(
             o.count === 1 && last
-              ? `${created ? 'created' : 'exists'} ${last.id} (${last.state}, queue ${last.queue})\n`
+              ? `${addOutcome(last, created > 0)} ${last.id} (${last.state}, queue ${last.queue})\n`
               : `enqueued ${created} of ${o.count} jobs in ${secs.toFixed(2)} s\n`,
           )
         }

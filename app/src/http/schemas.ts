@@ -109,6 +109,24 @@ export const JobS = Type.Object(
     parent_results: Type.Record(Type.String(), Type.Unknown(), {
       description: "a flow node's completed parents' results, by node key",
     }),
+    dedup: Nullable(
+      Type.Object({
+        mode: Type.Enum(['unique', 'throttle', 'debounce']),
+        ttl_ms: Type.Integer(),
+        key_hash: Type.String({
+          description: 'SHA-256 (base64url) of the dedup key, or of task_type and payload',
+        }),
+      }),
+    ),
+    start_by: Nullable(Type.Number({ description: 'start deadline, ms since the epoch' })),
+    expired: Type.Boolean({ description: 'ended (cancelled) because it was not started by start_by' }),
+    snoozes: Type.Integer({ description: 'times its handler snoozed it (no attempt used)' }),
+    deduplicated: Type.Optional(
+      Type.Boolean({
+        description:
+          "true on the answer to an add that an earlier job's dedup answered: this is that job (200)",
+      }),
+    ),
     removed: Type.Optional(
       Type.Boolean({
         description:
@@ -148,6 +166,29 @@ export const CreateJob = Type.Object(
       Type.Union([Type.Integer({ minimum: 0 }), Type.String({ maxLength: 64, description: 'ISO 8601' })]),
     ),
     idempotency_key: Type.Optional(Text(256)),
+    dedup: Type.Optional(
+      Type.Object(
+        {
+          mode: Type.Enum(['unique', 'throttle', 'debounce']),
+          ttl_ms: Type.Optional(Type.Integer({ minimum: 0 })),
+          key: Type.Optional(Text(256)),
+        },
+        {
+          ...strict,
+          description:
+            'deduplication beyond idempotency keys (ADR 0021), by key or by task_type + payload: unique (one job while it lives, or within ttl_ms of its creation), throttle (the first add of each ttl_ms window; later ones answer it), debounce (the pending job takes the latest payload and runs ttl_ms after the latest add). A deduplicated add answers 200 with that job and `deduplicated: true`. Not with depends_on.',
+        },
+      ),
+    ),
+    start_by: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 0 }), Type.String({ maxLength: 64, description: 'ISO 8601' })], {
+        description:
+          'start deadline: a job not started by then ends cancelled with expired: true (no attempt used); ms since the epoch or ISO 8601',
+      }),
+    ),
+    expires_in_ms: Type.Optional(
+      Type.Integer({ minimum: 1, description: 'the start deadline, ms from now' }),
+    ),
     job_id: Type.Optional(
       Type.String({
         pattern: JOB_ID,

@@ -26,6 +26,24 @@ export interface AttemptError {
   at: number
 }
 
+export const DEDUP_MODES = ['unique', 'throttle', 'debounce'] as const
+export type DedupMode = (typeof DEDUP_MODES)[number]
+
+/** A job's deduplication as stored (ADR 0021). */
+export interface JobDedup {
+  mode: DedupMode
+  ttl_ms: number
+  /** SHA-256 (base64url) of the task type and payload, or of the caller's key. */
+  key_hash: string
+}
+
+/** F.dedup's stored value "<mode> <ttl_ms> <hash>" -> JobDedup. */
+function decodeDedup(v: string | undefined): JobDedup | null {
+  if (!v) return null
+  const [mode, ttl, hash] = v.split(' ')
+  return { mode: mode as DedupMode, ttl_ms: Number(ttl), key_hash: hash ?? '' }
+}
+
 export interface Backoff {
   initial_ms?: number
   multiplier?: number
@@ -71,6 +89,16 @@ export interface Job {
   flow_node: string | null
   /** A flow node's completed parents' results, by parent node key ({} for a job without parents). */
   parent_results: Record<string, unknown>
+  /** Deduplication (ADR 0021): the mode, the window and the key's hash; null without. */
+  dedup: JobDedup | null
+  /** The start deadline (ms since the epoch): a job not started by then ends cancelled, `expired`. */
+  start_by: number | null
+  /** True when the job ended because its start deadline passed (its error says when). */
+  expired: boolean
+  /** How many times its handler snoozed it (SnoozeJob / ctx.snooze: no attempt used). */
+  snoozes: number
+  /** Set (true) on the answer to an add that an earlier job's dedup answered: this is that job. */
+  deduplicated?: boolean
   /**
    * Set (true) on the answer to a repeated idempotency key whose job has finished and been
    * removed after its retention: only its id, final state and finished_at are still known.
@@ -149,6 +177,15 @@ export const F = {
   fc_held: 'hd',
   /** The start time a rate limit reserved for it (it starts then without taking another token). */
   fc_rate_at: 'rr',
+  // Dedup, deadlines, snooze (docs/decisions/0021).
+  /** The job's dedup: "<mode> <ttl_ms> <key hash>" (its queue's key `dd:<hash>` names the job holding the place). */
+  dedup: 'dd',
+  /** Its start deadline, ms since the epoch: not started by then, it ends cancelled (expired). */
+  start_by: 'sb',
+  /** '1' once the job ended because its start deadline passed. */
+  expired: 'xp',
+  /** How many times its handler snoozed it (each without using an attempt). */
+  snoozes: 'sn',
 } as const
 
 /** Lua constants for the function library: `local F_TASK_TYPE, ... = 'ty', ...`. */
@@ -219,6 +256,10 @@ export function decodeJob(queue: string, h: Record<string, string>, id = h.id ??
     flow_id: h[F.flow] || null,
     flow_node: h[F.flow_node] || null,
     parent_results: (parseJson(h[F.parent_results]) as Record<string, unknown> | null) ?? {},
+    dedup: decodeDedup(h[F.dedup]),
+    start_by: num(h[F.start_by]),
+    expired: h[F.expired] === '1',
+    snoozes: num(h[F.snoozes]) ?? 0,
     ...(h._removed === '1' ? { removed: true } : {}),
   }
 }

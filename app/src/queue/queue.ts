@@ -26,6 +26,7 @@ import {
   type WriteFailure,
   writeFailure,
 } from '../redis/store.ts'
+import { type DedupSpec, dedupField, startByOf } from './flow-control.ts'
 import {
   type DependencySpec,
   type FlowSpec,
@@ -81,6 +82,12 @@ export interface AddOptions {
    * For a job added alone (add, POST /jobs); a graph of new jobs is a flow (addFlow).
    */
   depends_on?: Array<string | DependencySpec>
+  /** Deduplication beyond idempotency keys (ADR 0021): unique, throttle or debounce. */
+  dedup?: DedupSpec
+  /** A start deadline: not started by then (ms since the epoch or ISO 8601), the job ends cancelled, expired. */
+  start_by?: number | string
+  /** The same, as ms from now. */
+  expires_in_ms?: number
 }
 
 export interface JobSpec extends AddOptions {
@@ -102,7 +109,12 @@ const SPEC_FIELDS = new Set([
   'id',
   'trace',
   'backoff',
+  'dedup',
+  'start_by',
+  'expires_in_ms',
 ])
+/** A flow node must exist once created (its children wait for it): no add may be answered by another job. */
+const NO_DEDUP_IN_FLOWS = 'dedup is for jobs without depends_on, and not for flow nodes'
 const BACKOFF_FIELDS = new Set(['initial_ms', 'multiplier', 'max_ms'])
 const QUEUE_RULE = '1-64 letters, digits, _ . - (not . or ..)'
 const ID_RULE = '1-128 letters, digits, _ . - (not . or ..)'
@@ -383,6 +395,12 @@ export class Queue {
         })
       }
     }
+    if (spec.dedup !== undefined) {
+      const dd = dedupField(problems, spec.dedup, spec.task_type, spec.payload)
+      if (dd) extra[F.dedup] = dd
+    }
+    const startBy = startByOf(problems, spec, now, runAt)
+    if (startBy !== null) extra[F.start_by] = String(startBy)
     const payload = encodeJson(problems, 'payload', spec.payload, s.maxPayloadBytes)
     if (problems.length > start || payload === null) return null
     return {
@@ -467,7 +485,12 @@ export class Queue {
       let physical = p!.queue
       if (names && names.length > 1) {
         if (!turn.has(p!.queue)) turn.set(p!.queue, this.roundRobin++)
-        physical = names[pickPartition(names.length, specs[i]!, turn.get(p!.queue)!)]!
+        // A dedup key routes like a partition key (without one): its jobs meet in one partition.
+        const route = {
+          ...specs[i]!,
+          partition_key: specs[i]!.partition_key ?? p!.record.extra[F.dedup]?.split(' ')[2],
+        }
+        physical = names[pickPartition(names.length, route, turn.get(p!.queue)!)]!
       }
       const list = byQueue.get(physical) ?? []
       list.push(i)
@@ -529,6 +552,7 @@ export class Queue {
       problems.push(
         'delay_ms and run_at are for jobs without depends_on (it starts when its parents completed)',
       )
+    if (own.dedup !== undefined) problems.push(NO_DEDUP_IN_FLOWS)
     throwIfProblems(problems, 'invalid job')
     const existing = await this.findExisting(queue, own)
     if (existing) return { job: existing, created: false }
@@ -596,6 +620,7 @@ export class Queue {
     for (const p of plan) {
       const mine: Problems = []
       const r = this.toRecord(p.spec as unknown as JobSpec, mine)
+      if ((p.spec as unknown as JobSpec).dedup !== undefined) mine.push(NO_DEDUP_IN_FLOWS)
       for (const m of mine) problems.push(`node ${p.key}: ${m}`)
       if (!r) continue
       const record = { ...r.record, id: nodeJobId(flow, p.key) }

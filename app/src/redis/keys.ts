@@ -36,6 +36,10 @@ export const QUEUE_KEY = {
   /** A schedule (hash) of the queue's template, and its fire history (list): ADR 0018. */
   sched: ':sched:',
   schist: ':schist:',
+  /** A dedup key: the job holding the place of a (task type, payload) or caller's key (ADR 0021). */
+  dedup: ':dd:',
+  /** Jobs with a start deadline, scored by it (ADR 0021). */
+  deadlines: ':deadlines',
 } as const
 
 /** The key spellings and shared constants for the Lua library (see scripts.ts). */

@@ -49,6 +49,7 @@ export const SCRIPT_NAMES = [
   'set_limits',
   'breaker',
   'pause_type',
+  'snooze',
 ] as const
 export type ScriptName = (typeof SCRIPT_NAMES)[number]
 

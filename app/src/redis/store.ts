@@ -82,7 +82,10 @@ function storedFields(j: NewJobRecord, now: number): Record<string, string> {
   if (j.partition_key !== '') h[F.partition_key] = j.partition_key
   Object.assign(h, j.extra)
   if (j.idem_hash !== '') h[F.idempotency_key] = j.idempotency_key
-  const runAt = j.run_at < 0 ? now - j.run_at : j.run_at
+  let runAt = j.run_at < 0 ? now - j.run_at : j.run_at
+  // A debounced job waits at least its window (scripts/lib/2b-dedup.lua, dedup_enqueue).
+  const dd = j.extra[F.dedup]
+  if (dd?.startsWith('debounce ')) runAt = Math.max(runAt, now + Number(dd.split(' ')[1]))
   if (runAt > now) {
     h[F.state] = 'scheduled'
     h[F.run_at] = String(runAt)
@@ -121,7 +124,9 @@ const COALESCE_MAX_BYTES = 1 << 20
 const MAX_ID_ROUNDS = 40
 
 /** The enqueue function's answer: per job, or a refusal that wrote nothing (scripts/enqueue.lua). */
-type EnqueueReply = Array<[string, number, string[]?]> | ['refused', number[], Array<number | string>]
+type EnqueueReply =
+  | Array<[string, number, string[]?, string?]>
+  | ['refused', number[], Array<number | string>]
 
 /** Errors of the steps before an enqueue call (the queue registry, ids): nothing was written. */
 const beforeTheCall = new WeakSet<object>()
@@ -195,12 +200,20 @@ export interface Completion {
   idemHash?: string
   /** Whether the job is a flow member (its end goes to the flow outbox, ADR 0019); unknown: looked up. */
   flow?: boolean
+  /** Whether it holds a unique dedup key, which its completion lets go of (ADR 0021). */
+  dedupUnique?: boolean
 }
 
 /** A completion's five arguments (scripts/lib/4-complete.lua): the owner says what it knows of the job. */
 function pushCompletions(args: Array<string | number>, items: ReadonlyArray<Completion>): void {
   for (const it of items)
-    args.push(it.id, it.epoch, it.result, it.idemHash ?? '', it.flow === undefined ? '' : it.flow ? '1' : '0')
+    args.push(
+      it.id,
+      it.epoch,
+      it.result,
+      (it.idemHash ?? '') + (it.dedupUnique ? '+' : ''),
+      it.flow === undefined ? '' : it.flow ? '1' : '0',
+    )
 }
 
 export type FailMode = 'retry' | 'permanent' | 'cancel'
@@ -344,10 +357,17 @@ export class JobStore extends JobReads {
           })
           res.length = jobs.length
         }
-        return (res as Array<[string, number, string[]?]>).map(([id, created, flat], i) =>
+        return (res as Array<[string, number, string[]?, string?]>).map(([id, created, flat, deduped], i) =>
           created === 1
             ? { id, created: true, job: decodeJob(queue, storedFields(jobs[i]!, now), id) }
-            : { id, created: false, job: decodeJob(queue, pairsToRecord(flat ?? []), id) },
+            : {
+                id,
+                created: false,
+                job: {
+                  ...decodeJob(queue, pairsToRecord(flat ?? []), id),
+                  ...(deduped ? { deduplicated: true } : {}),
+                },
+              },
         )
       }
       const [, taken, bad] = res as ['refused', number[], Array<number | string>]
@@ -498,6 +518,21 @@ export class JobStore extends JobReads {
   /** A handler's upstream 429: the job's type pauses in its queue and the job waits (ADR 0022). */
   pauseType(queue: string, id: string, epoch: number, ms: number): Promise<'paused' | 'stale'> {
     return this.run('pause_type', queue, [id, epoch, Math.max(1, Math.round(ms))])
+  }
+
+  /**
+   * A handler's snooze (scripts/snooze.lua, ADR 0021): the job goes back to `scheduled` for
+   * `delayMs` without using an attempt; fenced by the delivery's epoch. Past `maxSnoozes`
+   * (0: no limit) it is dead-lettered instead.
+   */
+  snooze(
+    queue: string,
+    id: string,
+    epoch: number,
+    delayMs: number,
+    maxSnoozes: number,
+  ): Promise<'snoozed' | 'failed' | 'cancelled' | 'stale'> {
+    return this.run('snooze', queue, [id, epoch, Math.round(delayMs), maxSnoozes])
   }
 
   async promote(queue: string, limit = 500): Promise<{ moved: number; nextDue: number | null }> {

@@ -19,6 +19,11 @@ export interface JobContext {
   progress(n: number): Promise<void>
   /** Appends a line to the job's log (the last 100 are kept). */
   log(line: string): Promise<void>
+  /**
+   * Puts the job off for `ms` without using an attempt (throws SnoozeJob: nothing after it
+   * runs): it is `scheduled` again, fenced like every outcome (ADR 0021).
+   */
+  snooze(ms: number): never
 }
 
 export type Handler = (job: Job, ctx: JobContext) => unknown | Promise<unknown>

@@ -4,7 +4,7 @@
  * through a fenced script. Completions made in the same turn of the event loop are written
  * in one script call per queue.
  */
-import { JobAbortedError, PermanentJobError, RateLimitedError, RetryJobError } from '../errors.ts'
+import { JobAbortedError, PermanentJobError, RateLimitedError, RetryJobError, SnoozeJob } from '../errors.ts'
 import { type BackoffPolicy, backoffDelayMs } from '../queue/backoff.ts'
 import type { Job } from '../queue/job.ts'
 import { hashIdempotencyKey } from '../queue/queue.ts'
@@ -36,6 +36,8 @@ export interface ProcessorOptions {
   leases: LeaseKeeper
   log: Logger
   maxResultBytes: number
+  /** Most snoozes per job (MAX_SNOOZES; 0: no limit). */
+  maxSnoozes?: number
   /** Extra time past a job's timeout before its lease is let go. */
   timeoutGraceMs: number
   blockMs?: number
@@ -64,6 +66,7 @@ interface Running {
 type Outcome =
   | { kind: 'complete'; result: string }
   | { kind: 'fail'; mode: FailMode; error: Error; delayMs: number }
+  | { kind: 'snooze'; delayMs: number }
   | { kind: 'drop' }
   /** The handler's upstream refused it (RateLimitedError): its type pauses, the job waits. */
   | { kind: 'pause'; ms: number }
@@ -368,6 +371,9 @@ export class Processor {
           this.o.log.debug({ err: (err as Error).message, job: job.id }, 'log line not recorded')
         })
       },
+      snooze: (ms) => {
+        throw new SnoozeJob(ms)
+      },
     }
   }
 
@@ -414,6 +420,15 @@ export class Processor {
       if (reason.reason === 'lease_lost' || reason.reason === 'shutdown') return { kind: 'drop' }
     }
     const error = err instanceof Error ? err : new Error(String(err))
+    if (error instanceof SnoozeJob) {
+      const d = error.delayMs
+      if (typeof d === 'number' && Number.isFinite(d) && d >= 0)
+        return { kind: 'snooze', delayMs: Math.min(Math.round(d), MAX_DELAY_MS) }
+      this.o.log.warn(
+        { job: job.id, delayMs: String(d) },
+        'snooze delay is not a finite number of ms; failing the attempt',
+      )
+    }
     if (error instanceof PermanentJobError) return { kind: 'fail', mode: 'permanent', error, delayMs: 0 }
     if (error instanceof RateLimitedError && Number.isFinite(error.pauseMs) && error.pauseMs > 0)
       return { kind: 'pause', ms: Math.min(Math.round(error.pauseMs), 86_400_000) }
@@ -454,6 +469,14 @@ export class Processor {
             ['stale', 'completed', 'cancelled'][await this.completeBatched(job, outcome.result)] ?? 'stale'
         } else if (outcome.kind === 'pause') {
           res = await this.o.store.pauseType(job.queue, job.id, job.epoch, outcome.ms)
+        } else if (outcome.kind === 'snooze') {
+          res = await this.o.store.snooze(
+            job.queue,
+            job.id,
+            job.epoch,
+            outcome.delayMs,
+            this.o.maxSnoozes ?? 0,
+          )
         } else {
           res = await this.o.store.fail(
             job.queue,
@@ -509,6 +532,7 @@ export class Processor {
         result,
         idemHash: job.idempotency_key ? hashIdempotencyKey(job.idempotency_key) : undefined,
         flow: job.flow_id !== null,
+        dedupUnique: job.dedup?.mode === 'unique',
         done,
         fail,
       })

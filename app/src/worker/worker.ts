@@ -82,6 +82,7 @@ export type WorkerSettings = Pick<
       | 'flowCreateGraceMs'
       | 'flowRetentionS'
       | 'enqueueWaitTimeoutMs'
+      | 'maxSnoozes'
     >
   >
 
@@ -261,6 +262,7 @@ export class Worker {
       leases: this.leases,
       log: this.log,
       maxResultBytes: settings.maxPayloadBytes,
+      maxSnoozes: settings.maxSnoozes,
       timeoutGraceMs: Math.max(settings.claimIdleMs, 1000),
       random: opts.random,
       epochOf: opts.unsafe?.epochOf,

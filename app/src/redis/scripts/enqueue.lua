@@ -15,6 +15,9 @@
             names a job that has finished and been removed since (hash: what the key recorded
             -- state, finished_at -- and `_removed` '1': the finishing scripts leave
             "<id> <state> <finished at>" in the key; see idem_final in the prelude).
+            A job with `dedup` (F_DEDUP among its extra fields, docs/decisions/0021) that an
+            earlier job answers gets {id, 0, hash, mode}: that job (debounce: given this payload
+            and pushed back), and the dedup mode that answered.
             After the jobs, 'registered' when the queue had no registration mark (it is new, or
             the janitor forgot it): the caller adds it to the registry again.
             Or, writing nothing at all, {'refused', taken, bad}:
@@ -33,7 +36,8 @@
 local n = tonumber(ARGV[5])
 if not n or #ARGV ~= 5 + 12 * n then return redis.error_reply('DTQ_BAD_CALL enqueue: 12 fields per job') end
 local PRIORITY = { high = true, normal = true, low = true }
-local EXTRA = { [F_TRACE] = true, [F_BACKOFF] = true, [F_FLOW] = true, [F_FLOW_NODE] = true, [F_FLOW_PENDING] = true }
+local EXTRA = { [F_TRACE] = true, [F_BACKOFF] = true, [F_FLOW] = true, [F_FLOW_NODE] = true, [F_FLOW_PENDING] = true,
+  [F_DEDUP] = true, [F_START_BY] = true }
 -- Values already found good in this call (task types and numbers repeat across a batch).
 local good_type, good_count, good_due = {}, { ['0'] = true }, { ['0'] = true }
 local function count_ok(s)
@@ -77,11 +81,13 @@ local function check(i)
   if not ok or type(kv) ~= 'table' or #kv % 2 ~= 0 then return 'extra must be a flat JSON array of pairs' end
   for x = 1, #kv, 2 do
     if not EXTRA[kv[x]] or type(kv[x + 1]) ~= 'string' then
-      return 'extra may set trace, backoff and flow fields, as strings'
+      return 'extra may set trace, backoff, flow, dedup and start_by fields, as strings'
     end
     if kv[x] == F_FLOW_PENDING and not string.find(kv[x + 1], '^%d+$') then
       return 'the count of parents must be a whole number'
     end
+    local fc = flow_control_bad(kv[x], kv[x + 1])
+    if fc then return fc end
   end
   return nil, kv
 end
@@ -94,6 +100,7 @@ local dup = {}
 for j = 1, n do
   local i = 6 + (j - 1) * 12
   local why, kv = check(i)
+  why = why or dedup_probe(kv)
   if not why then
     extras[j] = kv
     local id, idem_hash = ARGV[i], ARGV[i + 7]
@@ -151,7 +158,7 @@ for j = 1, n do
   i = i + 12
 
   local d = dup[j]
-  local existing, hash
+  local existing, hash, deduped
   if d and d[3] then
     existing, hash = d[1], d[2]
   elseif idem_hash ~= '' and made_key[idem_hash] then
@@ -160,10 +167,13 @@ for j = 1, n do
     existing, hash = d[1], d[2]
   elseif made[id] then
     existing = id
+  elseif extras[j] then
+    existing, deduped = dedup_enqueue(extras[j], payload, run_at)
+    if not existing then run_at, deduped = deduped, nil end
   end
 
   if existing then
-    out[j] = { existing, 0, hash or redis.call('HGETALL', k_job(existing)) }
+    out[j] = { existing, 0, hash or redis.call('HGETALL', k_job(existing)), deduped }
   else
     -- Further fields: the decoded extras (trace, backoff), then the idempotency key's.
     local more = extras[j] or {}
@@ -176,6 +186,8 @@ for j = 1, n do
       made_key[idem_hash] = id
     end
     create_job(id, ttype, payload, prio, max_retries, timeout_ms, run_at, partition, more)
+    dedup_created(extras[j], id)
+    deadline_created(extras[j], id)
     made[id] = true
     out[j] = { id, 1 }
   end

@@ -3,7 +3,8 @@
   -> queued. Safe with any number of schedulers: the ZREM decides who moves a job.
   ARGV[5]  max jobs to move
   Returns  {moved, next due ms or -1}
-  Emits     queued; cancelled (a cancel had been requested)
+  Emits     queued; cancelled (a cancel had been requested, or a start deadline passed: the
+           sweep of the deadlines set, expire_due)
 ]]
 local limit = arg_int(5, 1, 100000, 'limit')
 local due = redis.call('ZRANGE', k_delayed, '-inf', NOW_S, 'BYSCORE', 'LIMIT', 0, limit)
@@ -24,5 +25,6 @@ for _, id in ipairs(due) do
     end
   end
 end
+expire_due(limit) -- deadlines passed (ADR 0021)
 local nxt = redis.call('ZRANGE', k_delayed, 0, 0, 'WITHSCORES')
 return { moved, nxt[2] and tonumber(nxt[2]) or -1 }

@@ -1,6 +1,7 @@
 --[[
   requeue: runs a failed (dead-lettered) or cancelled job again -- failed|cancelled -> queued.
-  The job leaves the DLQ, loses its expiry, and gets a fresh set of retries.
+  The job leaves the DLQ, loses its expiry, and gets a fresh set of retries; a start deadline
+  is dropped (an operator's retry of an expired job means: run it now, ADR 0021).
   ARGV[5]   number of jobs n
   ARGV[6..] n ids
   Returns   per job: 'queued', 'not_found', or 'state:<state>' when the state does not allow it
@@ -20,7 +21,7 @@ for j = 1, n do
     if h[4] then redis.call('XDEL', k_dlq, h[4]) end
     keep_job(id)
     redis.call('HSET', jk, F_FAILURES, 0, F_STALLS, 0)
-    redis.call('HDEL', jk, F_DLQ_ENTRY, F_FINISHED_AT, F_CANCEL_REQUESTED, F_RESULT)
+    redis.call('HDEL', jk, F_DLQ_ENTRY, F_FINISHED_AT, F_CANCEL_REQUESTED, F_RESULT, F_START_BY, F_EXPIRED)
     requeue(id, h[1], h[2], h[3], 'requeued')
     bump('requeued')
     out[j] = 'queued'

@@ -3,7 +3,7 @@
 import type { JobDto } from '@dtq/app/schemas'
 import { useQueryClient } from '@tanstack/react-query'
 import { useEffect, useState } from 'react'
-import { Link, useNavigate, useParams } from 'react-router'
+import { Link, useLocation, useNavigate, useParams } from 'react-router'
 import { QueryState } from '../../components/QueryState'
 import { Card, ConfirmButton, ErrorBox, JsonView, Progress, StateBadge } from '../../components/ui'
 import { API_BASE } from '../../lib/api'
@@ -112,6 +112,8 @@ function JobView({ job }: { job: JobDetail }) {
   const retryable = ['failed', 'cancelled'].includes(job.state)
   const curl = curlFor(job, authRequired)
   const actionError = cancel.error ?? retry.error
+  // Set by the New job form when its add was answered by this job's dedup.
+  const deduplicated = (useLocation().state as { deduplicated?: boolean } | null)?.deduplicated
 
   return (
     <div className="stack">
@@ -160,6 +162,11 @@ function JobView({ job }: { job: JobDetail }) {
         }
       >
         {actionError && <ErrorBox error={actionError} />}
+        {deduplicated && (
+          <p role="status" className="muted">
+            Deduplicated: no new job was created; this is the job that answered the add.
+          </p>
+        )}
         <dl className="facts">
           <dt>Type</dt>
           <dd>{job.task_type}</dd>
@@ -216,6 +223,33 @@ function JobView({ job }: { job: JobDetail }) {
           )}
           <dt>Timeout</dt>
           <dd>{job.timeout_ms ? duration(job.timeout_ms) : 'none'}</dd>
+          {job.dedup && (
+            <>
+              <dt>Dedup</dt>
+              <dd>
+                {job.dedup.mode}
+                {job.dedup.ttl_ms ? `, window ${duration(job.dedup.ttl_ms)}` : ', while it lives'}{' '}
+                <span className="mono muted" title="SHA-256 of the key, or of task type + payload">
+                  {job.dedup.key_hash.slice(0, 12)}…
+                </span>
+              </dd>
+            </>
+          )}
+          {job.start_by && (
+            <>
+              <dt>Start by</dt>
+              <dd title={time(job.start_by)}>
+                {time(job.start_by)}
+                {job.expired && <span className="badge state-cancelled">expired</span>}
+              </dd>
+            </>
+          )}
+          {job.snoozes > 0 && (
+            <>
+              <dt>Snoozed</dt>
+              <dd>{job.snoozes} times (no attempt used)</dd>
+            </>
+          )}
         </dl>
         <Progress value={job.progress} />
       </Card>

@@ -40,6 +40,7 @@ export function NewJobPage() {
                   ? { job_id: ref, on_failure }
                   : { job_id: ref.slice(slash + 1), queue: ref.slice(0, slash), on_failure }
               })
+            const mode = s('dedup_mode') as NonNullable<CreateJobDto['dedup']>['mode'] | undefined
             const body: CreateJobDto = {
               task_type: String(f.get('task_type')).trim(),
               payload: parsed.value,
@@ -49,10 +50,13 @@ export function NewJobPage() {
               max_retries: n('max_retries'),
               idempotency_key: s('idempotency_key'),
               depends_on,
+              dedup: mode ? { mode, ttl_ms: n('dedup_ttl_ms'), key: s('dedup_key') } : undefined,
+              expires_in_ms: n('expires_in_ms'),
             }
             // A refusal is shown by the ErrorBox below (create.error), not thrown to the window.
             const job = await create.mutateAsync(body).catch(() => null)
-            if (job) navigate(jobPath(job))
+            // A deduplicated add answers with the job that holds the place: the job page says so.
+            if (job) navigate(jobPath(job), { state: { deduplicated: job.deduplicated === true } })
           }}
         >
           <label>
@@ -131,6 +135,34 @@ export function NewJobPage() {
           </div>
           <span id="depends-help" className="muted">
             With parents, the job waits (state waiting) until each has completed, and reads their results.
+          </span>
+          <div className="row">
+            <label>
+              Deduplicate
+              <select name="dedup_mode" defaultValue="" aria-describedby="dedup-help">
+                <option value="">no</option>
+                <option value="unique">unique</option>
+                <option value="throttle">throttle</option>
+                <option value="debounce">debounce</option>
+              </select>
+            </label>
+            <label>
+              Dedup window (ms)
+              <input name="dedup_ttl_ms" type="number" min={0} placeholder="unique: while it lives" />
+            </label>
+            <label>
+              Dedup key
+              <input name="dedup_key" placeholder="optional: default task type + payload" />
+            </label>
+            <label>
+              Expires in (ms)
+              <input name="expires_in_ms" type="number" min={1} placeholder="optional: start deadline" />
+            </label>
+          </div>
+          <span id="dedup-help" className="muted">
+            Unique: one job per key while it lives (or within the window). Throttle: the first job of each
+            window answers the others. Debounce: the waiting job takes the latest payload and runs a window
+            after the latest add. A job not started within &quot;expires in&quot; ends cancelled (expired).
           </span>
           {create.error && <ErrorBox error={create.error} />}
           <button

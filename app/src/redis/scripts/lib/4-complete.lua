@@ -4,7 +4,7 @@
 -- Records finished jobs (active -> completed), fenced: a job is completed only if it is still
 -- active under the caller's epoch; a stale owner's write (reclaimed, handed back or cancelled
 -- since) is rejected and counted, never applied. ARGV[at] = n, then n groups of five: id,
--- epoch, result JSON, idempotency key hash or '', and '1' / '0' whether it is a flow member
+-- epoch, result JSON, idempotency key hash or '' (a '+' after it: the job holds a unique dedup key), and '1' / '0' whether it is a flow member
 -- ('' unknown: looked up). The owner has the job, so it says both: the hot HMGET below never
 -- looks for fields most jobs lack (a missing field costs a scan of the whole hash). Returns per
 -- job 1 (completed), 2 (cancelled: a cancel had been requested) or 0 (stale).
@@ -37,7 +37,7 @@ local function complete_jobs(at)
       ack(h[4], h[3])
       -- No updated_at on the hot transitions: readers take the latest of the job's times.
       redis.call('HSET', jk, F_STATE, 'completed', F_RESULT, result, F_FINISHED_AT, NOW_S)
-      if ih ~= '' then idem_final(id, ih, 'completed') end
+      if ih ~= '' then finish_keys(id, ih, 'completed') end
       if flow ~= '0' or (late and redis.call('SISMEMBER', base .. K_FLOW_LATE, id) == 1) then
         flow_outbox_of(id, 'completed', result)
       end

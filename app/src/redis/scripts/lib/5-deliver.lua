@@ -44,7 +44,7 @@ local function deliver_jobs(consumer, want)
         -- values cross into Lua than with an HMGET of every field a job may have).
         local h = redis.call('HGETALL', jk)
         -- The few fields this start needs, by a scan (no table built per job).
-        local state, jentry, epoch, attempts, ttype, queued_at, created_at, cancel
+        local state, jentry, epoch, attempts, ttype, queued_at, created_at, cancel, start_by
         for x = 1, #h, 2 do
           local f = h[x]
           if f == F_STATE then state = h[x + 1]
@@ -55,6 +55,7 @@ local function deliver_jobs(consumer, want)
           elseif f == F_ATTEMPTS then attempts = h[x + 1]
           elseif f == F_QUEUED_AT then queued_at = h[x + 1]
           elseif f == F_CANCEL_REQUESTED then cancel = h[x + 1]
+          elseif f == F_START_BY then start_by = h[x + 1]
           end
         end
         if state ~= 'queued' or jentry ~= entry then
@@ -65,6 +66,11 @@ local function deliver_jobs(consumer, want)
           -- A cancel request outlives whatever path brought the job back: it never runs again.
           ack(prio, entry)
           cancel_job(id, 'queued', ttype)
+        elseif start_by and tonumber(start_by) < NOW then
+          -- Not started by its deadline: ended instead of started, no attempt counted (ADR 0021);
+          -- before the limits, so an expired job never takes a slot or a token.
+          ack(prio, entry)
+          expire_unstarted(id, 'queued', ttype, start_by)
         elseif not fc_gate(id, jk, ttype) then
           -- Over a limit: parked (held, or scheduled for when it may start), entry consumed.
           ack(prio, entry)
