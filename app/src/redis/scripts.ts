@@ -111,12 +111,14 @@ function buildLibrary(opts: LibraryOptions): { name: string; source: string } {
     .digest('hex')
     .slice(0, 12)
   const name = `dtq_${version}`
-  const source = [`#!lua name=${name}`, prelude]
+  // The script bodies are fields of one table, not locals: a Lua function (the library's main
+  // chunk here) has at most 200 locals, and the prelude's constants and helpers use most.
+  const source = [`#!lua name=${name}`, prelude, 'local RUN = {}']
   for (const [n, body] of bodies) {
-    source.push(`local function run_${n}()\n${body}\nend`)
+    source.push(`RUN.${n} = function()\n${body}\nend`)
     source.push(
       `redis.register_function{ function_name = '${name}_${n}', flags = ${flagsOf(n, opts)},\n` +
-        `  callback = function(keys, args) setup(keys, args) local r = run_${n}() flush() return r end }`,
+        `  callback = function(keys, args) setup(keys, args) local r = RUN.${n}() flush() return r end }`,
     )
   }
   return { name, source: source.join('\n') }
