@@ -53,8 +53,12 @@ describe('limits API', () => {
     const opened = await post('/queues/lq/breakers/mail', { action: 'open', open_ms: 60_000 })
     expect(opened.statusCode).toBe(200)
     expect(opened.json().paused.mail).toBeGreaterThan(Date.now())
+    expect((await get('/metrics')).body).toMatch(/task_type_paused\{queue="lq",task_type="mail"\} 1/)
     const closed = await post('/queues/lq/breakers/mail', { action: 'close' })
     expect(closed.json().paused).toEqual({})
+    await put('/queues/lq/limits', { types: { mail: { breaker: { failures: 2, cooldown_ms: 60_000 } } } })
+    await post('/queues/lq/breakers/mail', { action: 'open' })
+    expect((await get('/metrics')).body).toMatch(/breaker_state\{queue="lq",task_type="mail"\} 2/)
   })
 
   it('refuses bad input with a 400 that changes nothing, and a partitioned queue with a 409', async () => {

@@ -83,7 +83,14 @@ class Text {
 }
 
 /** Renders the engine metrics from queue stats (their `totals` carry the raw stats hash). */
-export function engineMetrics(queues: QueueStats[], liveWorkers: number): string {
+/** A breaker's state as a number: 0 closed, 1 half-open (one probe running), 2 open. */
+const BREAKER_VALUE = { closed: 0, half_open: 1, open: 2 } as const
+
+export function engineMetrics(
+  queues: QueueStats[],
+  liveWorkers: number,
+  breakers: Array<{ queue: string; type: string; state: keyof typeof BREAKER_VALUE; paused: boolean }> = [],
+): string {
   const t = new Text()
   const counters: Array<[string, string, string]> = [
     ['jobs_created_total', 'created', 'jobs accepted'],
@@ -195,5 +202,17 @@ export function engineMetrics(queues: QueueStats[], liveWorkers: number): string
     queues.map((q) => [{ queue: q.queue }, q.paused ? 1 : 0]),
   )
   t.metric('workers_live', 'gauge', 'workers with a recent heartbeat', [[{}, liveWorkers]])
+  t.metric(
+    'breaker_state',
+    'gauge',
+    'a task type breaker: 0 closed, 1 half-open, 2 open (ADR 0022)',
+    breakers.map((b) => [{ queue: b.queue, task_type: b.type }, BREAKER_VALUE[b.state]]),
+  )
+  t.metric(
+    'task_type_paused',
+    'gauge',
+    "1 while a task type is paused (an upstream's 429, or a breaker opened by hand)",
+    breakers.map((b) => [{ queue: b.queue, task_type: b.type }, b.paused ? 1 : 0]),
+  )
   return t.toString()
 }

@@ -970,6 +970,7 @@ export class Queue {
     checkInt(problems, 'open_ms', openMs, 0, 7 * 86_400_000)
     throwIfProblems(problems, 'invalid request')
     await this.refusePartitioned(queue)
+    await this.store.registerQueue(queue)
     await this.limits.breaker(queue, taskType, action, openMs)
     return this.limits.view(queue)
   }

@@ -48,8 +48,9 @@ export const systemRoutes: FastifyPluginAsyncTypebox = async (app) => {
     { config: { role: 'read' }, schema: { tags: ['system'], summary: 'Prometheus text', hide: false } },
     async (_req, reply) => {
       const [stats, workers] = await Promise.all([queue.stats(), queue.workers()])
+      const breakers = await queue.limits.breakerStates(await queue.store.queues())
       reply.type('text/plain; version=0.0.4; charset=utf-8')
-      return engineMetrics(stats.queues, workers.length) + (await metrics.registry.metrics())
+      return engineMetrics(stats.queues, workers.length, breakers) + (await metrics.registry.metrics())
     },
   )
 
