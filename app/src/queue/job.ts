@@ -25,6 +25,14 @@ export interface AttemptError {
   at: number
 }
 
+/** The record of a job's payload edits (ADR 0020). */
+export interface JobEdits {
+  count: number
+  by: string
+  at: number
+  previous_sha1: string
+}
+
 export interface Backoff {
   initial_ms?: number
   multiplier?: number
@@ -70,6 +78,11 @@ export interface Job {
   flow_node: string | null
   /** A flow node's completed parents' results, by parent node key ({} for a job without parents). */
   parent_results: Record<string, unknown>
+  /**
+   * Present once its payload was edited (ADR 0020): how many times, the last edit's author and
+   * time, and the SHA-1 of the payload that edit replaced.
+   */
+  edits?: JobEdits
   /**
    * Set (true) on the answer to a repeated idempotency key whose job has finished and been
    * removed after its retention: only its id, final state and finished_at are still known.
@@ -141,6 +154,8 @@ export const F = {
    * later job's depends_on while it was already a member of another flow (ADR 0019).
    */
   flow_watch: 'fw',
+  /** Payload edits (day-2 operations, ADR 0020): JSON {count, by, at, previous_sha1}. */
+  edits: 'ed',
 } as const
 
 /** Lua constants for the function library: `local F_TASK_TYPE, ... = 'ty', ...`. */
@@ -211,6 +226,7 @@ export function decodeJob(queue: string, h: Record<string, string>, id = h.id ??
     flow_id: h[F.flow] || null,
     flow_node: h[F.flow_node] || null,
     parent_results: (parseJson(h[F.parent_results]) as Record<string, unknown> | null) ?? {},
+    ...(h[F.edits] ? { edits: parseJson(h[F.edits]) as JobEdits } : {}),
     ...(h._removed === '1' ? { removed: true } : {}),
   }
 }

@@ -46,6 +46,11 @@ export const SCRIPT_NAMES = [
   'flow_done',
   'flow_release',
   'flow_attach',
+  'run_now',
+  'set_priority',
+  'edit_payload',
+  'delete_job',
+  'empty_queue',
 ] as const
 export type ScriptName = (typeof SCRIPT_NAMES)[number]
 
@@ -62,6 +67,7 @@ const DENIED_WHEN_FULL: ReadonlySet<ScriptName> = new Set([
   'progress',
   'schedule_fire',
   'flow_create',
+  'edit_payload',
 ])
 
 /**
