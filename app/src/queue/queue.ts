@@ -913,11 +913,7 @@ export class Queue {
   ): Promise<{ examined: number; done: number }> {
     const rate = opts.ratePerSec ?? 100
     const max = opts.max ?? Number.MAX_SAFE_INTEGER
-    const problems: Problems = []
-    checkBulk(problems, action, filter ?? {})
-    checkInt(problems, 'rate_per_sec', rate, 1, 100_000)
-    if (opts.max !== undefined) checkInt(problems, 'max', opts.max, 1, 10_000_000)
-    throwIfProblems(problems, 'invalid request')
+    this.checkBulk(action, filter, rate, opts.max)
     const states = filter.state ? [filter.state] : BULK_STATES[action]
     const needle = filter.error_contains?.toLowerCase()
     let examined = 0
@@ -950,6 +946,15 @@ export class Queue {
       }
     }
     return { examined, done }
+  }
+
+  /** Checks a bulk operation as bulkJobs() would, writing nothing (VALIDATION). */
+  checkBulk(action: BulkAction, filter: JobFilter, ratePerSec?: number, max?: number): void {
+    const problems: Problems = []
+    checkBulk(problems, action, filter ?? {})
+    if (ratePerSec !== undefined) checkInt(problems, 'rate_per_sec', ratePerSec, 1, 100_000)
+    if (max !== undefined) checkInt(problems, 'max', max, 1, 10_000_000)
+    throwIfProblems(problems, 'invalid request')
   }
 
   /** One page of a bulk operation: how many of `jobs` it changed. */
