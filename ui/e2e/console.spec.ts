@@ -519,3 +519,121 @@ test('dedup and a start deadline from the New job form: a repeat opens the first
   await expect(page.getByText(/dedup.ttl_ms is required for debounce/)).toBeVisible()
   check()
 })
+
+// ---- day-2 operations (ADR 0020) ------------------------------------------------------------
+
+test('day-2 on a job: change priority, edit the payload (a bad one refused), run now, delete -- each confirmed', async ({
+  page,
+}) => {
+  const check = watchErrors(page, [/400|404/])
+  await signIn(page)
+  // A queue no worker serves: the job stays where the operations put it.
+  const id = await createJob({ task_type: 'echo', payload: { x: 1 }, queue: 'ops2', delay_ms: 600_000 })
+  await page.goto(`${base()}/jobs/${id}?queue=ops2`)
+  await expect(stateBadge(page)).toHaveText('scheduled')
+
+  await page.getByRole('button', { name: 'Priority', exact: true }).click()
+  const prio = page.getByRole('dialog', { name: 'Change priority' })
+  await prio.getByLabel('new priority').selectOption('high')
+  await page.screenshot({ path: `${SHOTS}/day2-priority.png` })
+  await prio.getByRole('button', { name: 'Change priority' }).click()
+  await expect(page.getByText('ops2 · high')).toBeVisible()
+
+  await page.getByRole('button', { name: 'Edit payload' }).click()
+  const edit = page.getByRole('dialog', { name: 'Edit payload' })
+  await edit.getByLabel('new payload').fill('{bad')
+  await edit.getByRole('button', { name: 'Save payload' }).click()
+  await expect(page.getByText('Not valid JSON: nothing was saved.')).toBeVisible()
+  await page.getByRole('button', { name: 'Edit payload' }).click()
+  await edit.getByLabel('new payload').fill('{"x": 2}')
+  await page.screenshot({ path: `${SHOTS}/day2-edit-payload.png` })
+  await edit.getByRole('button', { name: 'Save payload' }).click()
+  await expect(page.getByText(/1 time, last by console/)).toBeVisible()
+  const stored = await fetch(`${api()}/jobs/${id}?queue=ops2`, {
+    headers: { authorization: `Bearer ${TOKENS.admin}` },
+  })
+  expect(((await stored.json()) as { payload: unknown }).payload).toEqual({ x: 2 })
+
+  await page.getByRole('button', { name: 'Run now' }).click()
+  await page.getByRole('dialog', { name: 'Run job now' }).getByRole('button', { name: 'Run now' }).click()
+  await expect(stateBadge(page)).toHaveText('queued')
+  await page.screenshot({ path: `${SHOTS}/day2-job.png`, fullPage: true })
+  await page.getByRole('button', { name: 'Delete', exact: true }).click()
+  const del = page.getByRole('dialog', { name: 'Delete job' })
+  await expect(del).toContainText('deleted for good')
+  await del.getByRole('button', { name: 'Delete job' }).click()
+  await expect(page).toHaveURL(/\/jobs$/)
+  expect(await jobState(id, 'ops2')).toBe('HTTP 404')
+  check()
+})
+
+test('queues: empty a queue and delete it, each after a confirmation', async ({ page }) => {
+  const check = watchErrors(page)
+  await signIn(page)
+  for (let i = 0; i < 3; i++) await createJob({ task_type: 'echo', queue: 'ops3' })
+  await createJob({ task_type: 'echo', queue: 'ops3', delay_ms: 600_000 })
+  await page.goto(`${base()}/queues`)
+  const row = page.getByRole('row').filter({ hasText: 'ops3' })
+  await row.getByRole('button', { name: 'Empty' }).click()
+  const empty = page.getByRole('dialog', { name: 'Empty queue ops3' })
+  await expect(empty).toContainText('4 jobs waiting to run')
+  await page.screenshot({ path: `${SHOTS}/day2-empty-queue.png` })
+  await empty.getByRole('button', { name: 'Empty queue' }).click()
+  await expect(row.getByRole('status')).toHaveText(/removed 4/)
+  await row.getByRole('button', { name: 'Delete' }).click()
+  await page
+    .getByRole('dialog', { name: 'Delete queue ops3' })
+    .getByRole('button', { name: 'Delete queue' })
+    .click()
+  await expect(page.getByRole('row').filter({ hasText: 'ops3' })).toHaveCount(0)
+  const r = await fetch(`${api()}/queues`, { headers: { authorization: `Bearer ${TOKENS.admin}` } })
+  expect(((await r.json()) as { items: Array<{ queue: string }> }).items.map((q) => q.queue)).not.toContain(
+    'ops3',
+  )
+  check()
+})
+
+test("workers: change a worker's concurrency after a confirmation (0 refused)", async ({ page }) => {
+  const check = watchErrors(page, [/400/])
+  await signIn(page)
+  await page.goto(`${base()}/workers`)
+  const row = page
+    .getByRole('row')
+    .filter({ has: page.getByRole('button', { name: 'Concurrency' }) })
+    .first()
+  await expect(row).toContainText('/ 4')
+  await row.getByRole('button', { name: 'Concurrency' }).click()
+  const dialog = page.getByRole('dialog', { name: /^Concurrency of / })
+  await dialog.getByLabel('new concurrency').fill('0')
+  await dialog.getByRole('button', { name: 'Set concurrency' }).click()
+  await expect(page.getByRole('alert').first()).toContainText(/concurrency/)
+  await row.getByRole('button', { name: 'Concurrency' }).click()
+  await dialog.getByLabel('new concurrency').fill('6')
+  await page.screenshot({ path: `${SHOTS}/day2-concurrency.png` })
+  await dialog.getByRole('button', { name: 'Set concurrency' }).click()
+  await expect(row).toContainText('/ 6', { timeout: 10_000 })
+  await page.screenshot({ path: `${SHOTS}/day2-workers.png`, fullPage: true })
+  // Back to 4 for the other tests.
+  await row.getByRole('button', { name: 'Concurrency' }).click()
+  await dialog.getByLabel('new concurrency').fill('4')
+  await dialog.getByRole('button', { name: 'Set concurrency' }).click()
+  await expect(row).toContainText('/ 4', { timeout: 10_000 })
+  check()
+})
+
+test('jobs: cancel every job matching the filters at a rate, after a confirmation', async ({ page }) => {
+  const check = watchErrors(page)
+  await signIn(page)
+  const ids: string[] = []
+  for (let i = 0; i < 3; i++) ids.push(await createJob({ task_type: 'bulkme', delay_ms: 600_000 }))
+  await page.goto(`${base()}/jobs?type=bulkme&status=scheduled`)
+  await page.getByRole('button', { name: 'Cancel all matching' }).click()
+  const dialog = page.getByRole('dialog', { name: 'Cancel all matching jobs' })
+  await expect(dialog).toContainText('state scheduled, type bulkme')
+  await page.screenshot({ path: `${SHOTS}/day2-bulk.png` })
+  await dialog.getByRole('button', { name: 'Cancel matching' }).click()
+  await expect(page.getByText(/cancel by filter at 100\/s; follow job \d+/)).toBeVisible()
+  for (const id of ids)
+    await expect.poll(() => jobState(id, 'default'), { timeout: 15_000 }).toBe('cancelled')
+  check()
+})

@@ -4,6 +4,7 @@
  * REDIS_URL and the other settings from the environment (see .env.example).
  */
 import { readFileSync } from 'node:fs'
+import { userInfo } from 'node:os'
 import { resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Command, InvalidArgumentError } from 'commander'
@@ -13,6 +14,7 @@ import { createLogger } from '../logger.ts'
 import type { FlowPolicy, FlowSpec } from '../queue/flows.ts'
 import { type DedupMode, type Job, type JobState, type Priority, STATES } from '../queue/job.ts'
 import { type AddOptions, Queue } from '../queue/queue.ts'
+import { BULK_JOBS_TASK, type BulkAction, type BulkJobsPayload } from '../queue/system-tasks.ts'
 import { connectRedis, describeTarget, redisTarget, whenRedisAvailable } from '../redis/connection.ts'
 import { checkDurability } from '../redis/durability.ts'
 import { canConnect, hasRedisServer, startLocalRedis } from '../redis/local-server.ts'
@@ -43,6 +45,15 @@ async function withQueue<T>(fn: (q: Queue) => Promise<T>): Promise<T> {
     return await fn(q)
   } finally {
     await q.close()
+  }
+}
+
+/** A JSON option's value, or a VALIDATION error naming the option. */
+function parseJsonArg(name: string, v: string): unknown {
+  try {
+    return JSON.parse(v)
+  } catch {
+    throw new DtqError('VALIDATION', `${name} is not valid JSON`)
   }
 }
 
@@ -487,6 +498,114 @@ program
     })
   })
 
+// ---- day-2 operations (ADR 0020) ---------------------------------------------------------
+
+program
+  .command('promote')
+  .description('run a scheduled or retrying job now')
+  .argument('<id>')
+  .option('--queue <name>', 'queue')
+  .action(async (id: string, o: { queue?: string }) =>
+    withQueue(async (q) => {
+      const job = await q.runNow(id, o.queue)
+      process.stdout.write(`queued ${job.id}\n`)
+    }),
+  )
+
+program
+  .command('priority')
+  .description("change a job's priority before it starts (high, normal, low)")
+  .argument('<id>')
+  .argument('<priority>')
+  .option('--queue <name>', 'queue')
+  .action(async (id: string, priority: string, o: { queue?: string }) =>
+    withQueue(async (q) => {
+      const job = await q.setPriority(id, priority as Priority, o.queue)
+      process.stdout.write(`${job.id} priority ${job.priority}\n`)
+    }),
+  )
+
+program
+  .command('edit')
+  .description('replace the payload of a job that has not started or has failed (recorded on the job)')
+  .argument('<id>')
+  .requiredOption('--payload <json>', 'the new payload, JSON')
+  .option('--queue <name>', 'queue')
+  .option('--by <who>', 'who edits it (default: cli:<user>)')
+  .action(async (id: string, o: { queue?: string; payload: string; by?: string }) =>
+    withQueue(async (q) => {
+      const job = await q.editPayload(id, parseJsonArg('--payload', o.payload), {
+        queue: o.queue,
+        by: o.by ?? `cli:${userInfo().username}`,
+      })
+      print(job)
+    }),
+  )
+
+program
+  .command('rm')
+  .description('delete a job in any state (a running one is fenced; a flow member must end first)')
+  .argument('<id>')
+  .option('--queue <name>', 'queue')
+  .action(async (id: string, o: { queue?: string }) =>
+    withQueue(async (q) => {
+      const r = await q.deleteJob(id, o.queue)
+      process.stdout.write(`deleted ${r.id} (${r.state}) from ${r.queue}\n`)
+    }),
+  )
+
+program
+  .command('bulk')
+  .description('cancel or retry every job matching a filter at a rate, as a system job on the workers')
+  .argument('<action>', 'cancel | retry')
+  .option('--queue <name>', 'queue')
+  .option('--state <state>', `one state (${STATES.join(', ')})`)
+  .option('--task-type <type>', 'task type')
+  .option('--older-than-ms <ms>', 'last changed at least this long ago', int('--older-than-ms'))
+  .option('--error <text>', 'last error contains (case-insensitive)')
+  .option('--rate <n>', 'jobs per second', int('--rate'), 100)
+  .option('--max <n>', 'at most this many jobs', int('--max'))
+  .action(
+    async (
+      action: string,
+      o: {
+        queue?: string
+        state?: JobState
+        taskType?: string
+        olderThanMs?: number
+        error?: string
+        rate: number
+        max?: number
+      },
+    ) =>
+      withQueue(async (q) => {
+        const filter = {
+          queue: o.queue,
+          state: o.state,
+          task_type: o.taskType,
+          older_than_ms: o.olderThanMs,
+          error_contains: o.error,
+        }
+        for (const k of Object.keys(filter) as Array<keyof typeof filter>)
+          if (filter[k] === undefined) delete filter[k]
+        q.checkBulk(action as BulkAction, filter, o.rate, o.max)
+        const payload: BulkJobsPayload = {
+          action: action as BulkAction,
+          filter,
+          rate_per_sec: o.rate,
+          max: o.max,
+        }
+        const { job } = await q.add(BULK_JOBS_TASK, payload, {
+          queue: o.queue,
+          priority: 'high',
+          max_retries: 0,
+        })
+        process.stdout.write(
+          `${action} by filter at ${o.rate}/s: follow job ${job.id} (dtq job ${job.id} --queue ${job.queue})\n`,
+        )
+      }),
+  )
+
 const flows = program
   .command('flows')
   .description('flows: graphs of jobs that wait for their parents (ADR 0019)')
@@ -628,6 +747,35 @@ queues
   .argument('<queue>')
   .action(async (name: string) => withQueue(async (q) => q.resumeQueue(name)))
 queues
+  .command('empty')
+  .description("remove a queue's jobs waiting to run (queued, scheduled, retrying), in pages")
+  .argument('<queue>')
+  .option('--limit <n>', 'jobs per call', int('--limit'), 1000)
+  .action(async (name: string, o: { limit: number }) =>
+    withQueue(async (q) => {
+      let removed = 0
+      let cancelled = 0
+      for (;;) {
+        const r = await q.emptyQueue(name, { limit: o.limit })
+        removed += r.removed
+        cancelled += r.cancelled
+        if (!r.more) break
+      }
+      process.stdout.write(`removed ${removed}, cancelled ${cancelled} (flow members) from ${name}\n`)
+    }),
+  )
+queues
+  .command('rm')
+  .description('delete a queue and all its keys (refused while jobs run in it unless --force)')
+  .argument('<queue>')
+  .option('--force', 'even with running jobs (their results are then rejected)')
+  .action(async (name: string, o: { force?: boolean }) =>
+    withQueue(async (q) => {
+      const r = await q.deleteQueue(name, { force: o.force })
+      process.stdout.write(`deleted queue ${r.queue} (${r.keys} keys)\n`)
+    }),
+  )
+queues
   .command('partitions')
   .description("show a queue's partition count, or raise it (it only grows; ADR 0017)")
   .argument('<queue>')
@@ -662,6 +810,13 @@ for (const cmd of ['pause', 'resume', 'drain'] as const) {
     .argument('<id>', "worker id, or '*' for all")
     .action(async (id: string) => withQueue(async (q) => q.commandWorker(id, cmd)))
 }
+
+workers
+  .command('concurrency')
+  .description("change a worker's concurrency at runtime (running jobs go on)")
+  .argument('<id>', "worker id, or '*' for all")
+  .argument('<n>', 'jobs at once', int('<n>'))
+  .action(async (id: string, n: number) => withQueue(async (q) => q.setWorkerConcurrency(id, n)))
 
 scheduleCommands(program, withQueue, print)
 limitCommands(program, withQueue, print)

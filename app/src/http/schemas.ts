@@ -127,6 +127,17 @@ export const JobS = Type.Object(
           "true on the answer to an add that an earlier job's dedup answered: this is that job (200)",
       }),
     ),
+    edits: Type.Optional(
+      Type.Object(
+        {
+          count: Type.Integer(),
+          by: Type.String(),
+          at: Type.Number(),
+          previous_sha1: Type.String({ description: 'SHA-1 of the payload the last edit replaced' }),
+        },
+        { description: 'present once the payload was edited: how many times, the last edit (ADR 0020)' },
+      ),
+    ),
     removed: Type.Optional(
       Type.Boolean({
         description:
@@ -719,3 +730,49 @@ export const BreakerBody = Type.Object(
 )
 export type LimitsDto = Static<typeof LimitsReply>
 export type LimitsBodyDto = Static<typeof LimitsBody>
+// ---- day-2 operations (ADR 0020) -----------------------------------------------------------
+
+export const PriorityBody = Type.Object({ priority: PriorityS }, strict)
+export const PayloadBody = Type.Object(
+  {
+    payload: Type.Unknown({ description: 'the new payload (any JSON, at most MAX_PAYLOAD_BYTES)' }),
+    edited_by: Type.Optional(Text(200)),
+  },
+  strict,
+)
+export const DeleteJobReply = Type.Object({
+  deleted: Type.Integer(),
+  id: Type.String(),
+  queue: Type.String(),
+  state: StateS,
+})
+export const EmptyQueueBody = Type.Object(
+  { limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 1000 })) },
+  strict,
+)
+export const EmptyQueueReply = Type.Object({
+  queue: Type.String(),
+  removed: Type.Integer(),
+  cancelled: Type.Integer(),
+  more: Type.Boolean({ description: 'jobs waiting to run are left: call again' }),
+})
+export const DeleteQueueQuery = Type.Object({ force: Type.Optional(Type.Boolean()) }, strict)
+export const DeleteQueueReply = Type.Object({ queue: Type.String(), keys: Type.Integer() })
+export const BulkJobsBody = Type.Object(
+  {
+    action: Type.Enum(['cancel', 'retry']),
+    queue: Type.Optional(QueueName),
+    state: Type.Optional(StateS),
+    task_type: Type.Optional(TaskType),
+    older_than_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 10 * 365 * 86_400_000 })),
+    error_contains: Type.Optional(Text(256)),
+    rate_per_sec: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, default: 100 })),
+    max: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000 })),
+  },
+  strict,
+)
+export const ConcurrencyBody = Type.Object(
+  { concurrency: Type.Integer({ minimum: 1, maximum: 10_000 }) },
+  strict,
+)
+export const WorkerParams = Type.Object({ id: WorkerId }, strict)

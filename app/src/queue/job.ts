@@ -44,6 +44,14 @@ function decodeDedup(v: string | undefined): JobDedup | null {
   return { mode: mode as DedupMode, ttl_ms: Number(ttl), key_hash: hash ?? '' }
 }
 
+/** The record of a job's payload edits (ADR 0020). */
+export interface JobEdits {
+  count: number
+  by: string
+  at: number
+  previous_sha1: string
+}
+
 export interface Backoff {
   initial_ms?: number
   multiplier?: number
@@ -99,6 +107,11 @@ export interface Job {
   snoozes: number
   /** Set (true) on the answer to an add that an earlier job's dedup answered: this is that job. */
   deduplicated?: boolean
+  /**
+   * Present once its payload was edited (ADR 0020): how many times, the last edit's author and
+   * time, and the SHA-1 of the payload that edit replaced.
+   */
+  edits?: JobEdits
   /**
    * Set (true) on the answer to a repeated idempotency key whose job has finished and been
    * removed after its retention: only its id, final state and finished_at are still known.
@@ -186,6 +199,8 @@ export const F = {
   expired: 'xp',
   /** How many times its handler snoozed it (each without using an attempt). */
   snoozes: 'sn',
+  /** Payload edits (day-2 operations, ADR 0020): JSON {count, by, at, previous_sha1}. */
+  edits: 'ed',
 } as const
 
 /** Lua constants for the function library: `local F_TASK_TYPE, ... = 'ty', ...`. */
@@ -260,6 +275,7 @@ export function decodeJob(queue: string, h: Record<string, string>, id = h.id ??
     start_by: num(h[F.start_by]),
     expired: h[F.expired] === '1',
     snoozes: num(h[F.snoozes]) ?? 0,
+    ...(h[F.edits] ? { edits: parseJson(h[F.edits]) as JobEdits } : {}),
     ...(h._removed === '1' ? { removed: true } : {}),
   }
 }

@@ -43,7 +43,7 @@ import { type LimitsSpec, limitFields } from './limits.ts'
 import { logicalQueue, MAX_PARTITIONS, PHYSICAL_QUEUE_PATTERN, pickPartition } from './partitions.ts'
 import type { ScheduleSpec } from './schedule.ts'
 import { TEMPLATE_FIELDS } from './schedule.ts'
-import type { DlqFilter } from './system-tasks.ts'
+import { BULK_STATES, type BulkAction, type DlqFilter, type JobFilter } from './system-tasks.ts'
 import {
   checkInt,
   checkName,
@@ -55,6 +55,7 @@ import {
   type Problems,
   parseIsoTime,
   QUEUE_PATTERN,
+  RESERVED_TASK_PREFIX,
   TASK_TYPE_PATTERN,
   throwIfProblems,
 } from './validate.ts'
@@ -210,6 +211,30 @@ function checkDlqFilter(problems: Problems, f: DlqFilter): void {
   if (f.error_contains !== undefined) checkText(problems, 'error_contains', f.error_contains, 256)
   if (f.older_than_ms !== undefined)
     checkInt(problems, 'older_than_ms', f.older_than_ms, 0, 10 * 365 * 86_400_000)
+}
+
+/** Checks a bulk operation's action and filter (Queue.bulkJobs, POST /jobs/bulk). */
+function checkBulk(problems: Problems, action: BulkAction, f: JobFilter): void {
+  if (action !== 'cancel' && action !== 'retry') problems.push('action must be cancel or retry')
+  if (!f || typeof f !== 'object') {
+    problems.push('filter must be an object')
+    return
+  }
+  const known = new Set(['queue', 'state', 'task_type', 'older_than_ms', 'error_contains'])
+  for (const k of Object.keys(f)) if (!known.has(k)) problems.push(`filter.${k} is not a known field`)
+  checkDlqFilter(problems, f)
+  const states = BULK_STATES[action]
+  if (states && f.state !== undefined && !states.includes(f.state))
+    problems.push(`state must be one of ${states.join(', ')} to ${action}`)
+}
+
+/** A day-2 script's answer: fine, or the error it means (NOT_FOUND, INVALID_STATE). */
+function answer(res: string, id: string, what: string): void {
+  if (res === 'not_found') throw new DtqError('NOT_FOUND', `job ${id} not found`)
+  if (res.startsWith('state:')) {
+    const state = res.slice('state:'.length)
+    throw new DtqError('INVALID_STATE', `job ${id} is ${state}: cannot ${what}`, { state })
+  }
 }
 
 /** Waits `ms`, or less if `signal` aborts first. */
@@ -781,6 +806,212 @@ export class Queue {
       throw new DtqError('INVALID_STATE', `job ${id} is ${state} and cannot be retried`, { state })
     }
     return (await this.store.getJob(job.queue, job.id)) ?? job
+  }
+
+  // ---- day-2 operations (ADR 0020) -------------------------------------------------------
+
+  /** Runs a scheduled or retrying job now (it joins the tail of its priority's stream). */
+  async runNow(id: string, queue?: string): Promise<Job> {
+    const job = await this.getJobOrThrow(id, queue)
+    answer(await this.store.runNow(job.queue, job.id), id, 'run now (only a scheduled or retrying job can)')
+    return (await this.store.getJob(job.queue, job.id)) ?? job
+  }
+
+  /**
+   * Changes the priority of a job that has not started (waiting, queued, scheduled, retrying).
+   * A queued job moves to the tail of its new priority's stream, in one step.
+   */
+  async setPriority(id: string, priority: Priority, queue?: string): Promise<Job> {
+    const problems: Problems = []
+    checkPriority(problems, priority)
+    throwIfProblems(problems, 'invalid request')
+    const job = await this.getJobOrThrow(id, queue)
+    answer(await this.store.setPriority(job.queue, job.id, priority), id, 'change priority (it has started)')
+    return (await this.store.getJob(job.queue, job.id)) ?? job
+  }
+
+  /**
+   * Replaces the payload of a job that has not started or has failed; the job records the edit
+   * (`edits`: count, by, at, the SHA-1 of the payload replaced).
+   */
+  async editPayload(id: string, payload: unknown, opts: { queue?: string; by?: string } = {}): Promise<Job> {
+    const problems: Problems = []
+    const encoded = encodeJson(problems, 'payload', payload, this.settings.maxPayloadBytes)
+    const by = opts.by ?? 'library'
+    checkText(problems, 'by', by, 200)
+    if (by === '') problems.push('by must not be empty')
+    throwIfProblems(problems, 'invalid request')
+    const job = await this.getJobOrThrow(id, opts.queue)
+    answer(
+      await this.store.editPayload(job.queue, job.id, encoded!, by),
+      id,
+      'edit its payload (only a job that has not started, or has failed, can)',
+    )
+    return (await this.store.getJob(job.queue, job.id)) ?? job
+  }
+
+  /**
+   * Deletes a job in any state, and every trace of it (stream entry, delayed set, DLQ entry,
+   * index, logs, its idempotency key). A running job is fenced: its worker's outcome is
+   * rejected as stale and its handler is asked to stop. A flow member that has not ended is
+   * refused (409): cancel it first, so its children follow their policies.
+   */
+  async deleteJob(id: string, queue?: string): Promise<{ id: string; queue: string; state: JobState }> {
+    const job = await this.getJobOrThrow(id, queue)
+    const res = await this.store.deleteJob(job.queue, job.id)
+    if (res.startsWith('flow:')) {
+      throw new DtqError(
+        'INVALID_STATE',
+        `job ${id} is a member of flow ${job.flow_id ?? '(another flow)'} and has not ended (${res.slice(5)}): cancel it first, so its children follow their policies`,
+        { state: res.slice(5), flow_id: job.flow_id },
+      )
+    }
+    answer(res, id, 'delete')
+    return { id: job.id, queue: job.queue, state: res.slice('deleted:'.length) as JobState }
+  }
+
+  /**
+   * Removes up to `limit` (default 1000) of a queue's jobs waiting to run -- queued, scheduled,
+   * retrying; flow members among them are cancelled instead. Call again while `more`.
+   */
+  async emptyQueue(
+    queue: string,
+    opts: { limit?: number } = {},
+  ): Promise<{ queue: string; removed: number; cancelled: number; more: boolean }> {
+    const limit = opts.limit ?? 1000
+    const problems: Problems = []
+    checkName(problems, 'queue', queue, QUEUE_PATTERN, QUEUE_RULE)
+    checkInt(problems, 'limit', limit, 1, 10_000)
+    throwIfProblems(problems, 'invalid request')
+    const out = { queue, removed: 0, cancelled: 0, more: false }
+    for (const q of await this.partitionsFresh(queue)) {
+      const left = limit - out.removed - out.cancelled
+      if (left <= 0) {
+        out.more = true
+        break
+      }
+      const r = await this.store.emptyQueue(q, left)
+      out.removed += r.removed
+      out.cancelled += r.cancelled
+      out.more ||= r.more
+    }
+    if (out.cancelled) await this.flows.drain(queue).catch(() => {})
+    return out
+  }
+
+  /**
+   * Deletes a queue and all its keys (every partition), its registry entries and the schedules
+   * that make its jobs. Refused (409) while jobs run in it unless `force`: their workers' outcomes
+   * are then rejected as stale. NOT_FOUND when no queue of that name is registered.
+   */
+  async deleteQueue(queue: string, opts: { force?: boolean } = {}): Promise<{ queue: string; keys: number }> {
+    this.checkQueue(queue)
+    const physical = await this.partitionsFresh(queue)
+    const registered = new Set(await this.store.queues())
+    if (!physical.some((q) => registered.has(q))) throw new DtqError('NOT_FOUND', `queue ${queue} not found`)
+    const stats = await this.store.queuesStats(physical)
+    const active = stats.reduce((a, s) => a + s.counts.active, 0)
+    if (active > 0 && !opts.force) {
+      throw new DtqError(
+        'INVALID_STATE',
+        `queue ${queue} has ${active} running jobs: wait for them, or force (their workers' results are then rejected)`,
+        { active },
+      )
+    }
+    let keys = 0
+    for (const q of physical) keys += await this.store.dropQueue(q)
+    if (physical.length > 1) await this.redis.hdel(this.store.keys.partitions(), queue)
+    await this.store.partitionNames(true)
+    return { queue, keys }
+  }
+
+  /**
+   * Cancels or retries the jobs matching `filter`, at most `ratePerSec` a second, up to `max`.
+   * Walks each state the action applies to (or the filter's one) newest first with a cursor, so
+   * a job that enters the state after the walk began is not touched. DTQ's own system jobs are
+   * skipped (a bulk cancel never cancels itself). Returns how many jobs it examined and changed.
+   */
+  async bulkJobs(
+    action: BulkAction,
+    filter: JobFilter,
+    opts: {
+      ratePerSec?: number
+      max?: number
+      signal?: AbortSignal
+      onPage?: (p: { examined: number; done: number }) => Promise<void> | void
+    } = {},
+  ): Promise<{ examined: number; done: number }> {
+    const rate = opts.ratePerSec ?? 100
+    const max = opts.max ?? Number.MAX_SAFE_INTEGER
+    this.checkBulk(action, filter, rate, opts.max)
+    const states = filter.state ? [filter.state] : BULK_STATES[action]
+    const needle = filter.error_contains?.toLowerCase()
+    let examined = 0
+    let done = 0
+    const startedAt = Date.now()
+    for (const state of states) {
+      let cursor: string | undefined
+      while (done < max && !opts.signal?.aborted) {
+        const page = await this.store.listJobs({
+          queue: filter.queue,
+          state,
+          task_type: filter.task_type,
+          cursor,
+          limit: Math.min(100, rate, max - done),
+        })
+        const now = this.clock.now()
+        const hits = page.items.filter(
+          (j) =>
+            !j.task_type.startsWith(RESERVED_TASK_PREFIX) &&
+            (!needle || (j.error ?? '').toLowerCase().includes(needle)) &&
+            (filter.older_than_ms === undefined || j.updated_at <= now - filter.older_than_ms),
+        )
+        examined += page.items.length
+        done += await this.applyBulk(action, hits)
+        await opts.onPage?.({ examined, done })
+        if (!page.next_cursor) break
+        cursor = page.next_cursor
+        const aheadMs = (done / rate) * 1000 - (Date.now() - startedAt)
+        if (aheadMs > 0) await sleep(aheadMs, opts.signal)
+      }
+    }
+    return { examined, done }
+  }
+
+  /** Checks a bulk operation as bulkJobs() would, writing nothing (VALIDATION). */
+  checkBulk(action: BulkAction, filter: JobFilter, ratePerSec?: number, max?: number): void {
+    const problems: Problems = []
+    checkBulk(problems, action, filter ?? {})
+    if (ratePerSec !== undefined) checkInt(problems, 'rate_per_sec', ratePerSec, 1, 100_000)
+    if (max !== undefined) checkInt(problems, 'max', max, 1, 10_000_000)
+    throwIfProblems(problems, 'invalid request')
+  }
+
+  /** One page of a bulk operation: how many of `jobs` it changed. */
+  private async applyBulk(action: BulkAction, jobs: Job[]): Promise<number> {
+    let n = 0
+    const byQueue = new Map<string, string[]>()
+    for (const j of jobs) byQueue.set(j.queue, [...(byQueue.get(j.queue) ?? []), j.id])
+    for (const [q, ids] of byQueue) {
+      if (action === 'retry') {
+        n += (await this.store.requeue(q, ids)).filter((r) => r === 'queued').length
+        continue
+      }
+      for (const id of ids) {
+        const r = await this.store.cancel(q, id)
+        if (r === 'cancelled' || r === 'requested') n++
+      }
+      if (jobs.some((j) => j.flow_id)) await this.flows.drain(q).catch(() => {})
+    }
+    return n
+  }
+
+  /** Sets a live worker's concurrency (taken at its next command check; running jobs go on). */
+  async setWorkerConcurrency(id: string, concurrency: number): Promise<void> {
+    const problems: Problems = []
+    checkInt(problems, 'concurrency', concurrency, 1, 10_000)
+    throwIfProblems(problems, 'invalid request')
+    await this.commandWorker(id, `concurrency:${concurrency}`)
   }
 
   // ---- dead letters ------------------------------------------------------------------------

@@ -8,8 +8,17 @@ import type { RedisClient } from './connection.ts'
 import type { Keys } from './keys.ts'
 
 export type WorkerState = 'running' | 'paused' | 'draining' | 'stopping'
-export type WorkerCommand = 'pause' | 'resume' | 'drain'
+/** pause, resume, drain; `concurrency:<n>` sets how many jobs the worker runs at once (ADR 0020). */
+export type WorkerCommand = 'pause' | 'resume' | 'drain' | `concurrency:${number}`
 export const WORKER_COMMANDS: readonly WorkerCommand[] = ['pause', 'resume', 'drain']
+
+/** A command as sent (registry field, pub/sub message), or null when it is none of ours. */
+export function parseWorkerCommand(s: string | null | undefined): WorkerCommand | null {
+  if (!s) return null
+  if (WORKER_COMMANDS.includes(s as WorkerCommand)) return s as WorkerCommand
+  const m = /^concurrency:([1-9]\d{0,4})$/.exec(s)
+  return m && Number(m[1]) <= 10_000 ? (s as WorkerCommand) : null
+}
 
 export interface WorkerInfo {
   id: string
@@ -106,6 +115,6 @@ export class Registry {
       .hget(this.keys.worker(id), 'command')
       .hdel(this.keys.worker(id), 'command')
       .exec()) as [[unknown, string | null], unknown]
-    return WORKER_COMMANDS.includes(cmd as WorkerCommand) ? (cmd as WorkerCommand) : null
+    return parseWorkerCommand(cmd)
   }
 }

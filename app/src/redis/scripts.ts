@@ -50,6 +50,11 @@ export const SCRIPT_NAMES = [
   'breaker',
   'pause_type',
   'snooze',
+  'run_now',
+  'set_priority',
+  'edit_payload',
+  'delete_job',
+  'empty_queue',
 ] as const
 export type ScriptName = (typeof SCRIPT_NAMES)[number]
 
@@ -66,6 +71,7 @@ const DENIED_WHEN_FULL: ReadonlySet<ScriptName> = new Set([
   'progress',
   'schedule_fire',
   'flow_create',
+  'edit_payload',
 ])
 
 /**

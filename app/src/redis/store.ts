@@ -628,6 +628,58 @@ export class JobStore extends JobReads {
     }
   }
 
+  // ---- day-2 operations (ADR 0020) -------------------------------------------------------
+
+  /** A scheduled or retrying job made ready now (script run_now). */
+  runNow(queue: string, id: string): Promise<string> {
+    return this.run<string>('run_now', queue, [id])
+  }
+
+  /** A job's priority, before it starts (script set_priority: a queued job changes streams). */
+  setPriority(queue: string, id: string, priority: Priority): Promise<string> {
+    return this.run<string>('set_priority', queue, [id, priority])
+  }
+
+  /** A waiting or failed job's payload replaced, the edit recorded on the job (script edit_payload). */
+  editPayload(queue: string, id: string, payload: string, by: string): Promise<string> {
+    return this.run<string>('edit_payload', queue, [id, payload, by])
+  }
+
+  /** A job removed in any state; a running one is fenced (script delete_job). */
+  deleteJob(queue: string, id: string): Promise<string> {
+    return this.run<string>('delete_job', queue, [id, this.keys.cancelChannel(), queue])
+  }
+
+  /** Up to `limit` of the jobs waiting to run removed (script empty_queue); `more`: some are left. */
+  async emptyQueue(
+    queue: string,
+    limit: number,
+  ): Promise<{ removed: number; cancelled: number; more: boolean }> {
+    const [removed, cancelled, more] = await this.run<[number, number, number]>('empty_queue', queue, [limit])
+    return { removed, cancelled, more: more === 1 }
+  }
+
+  /**
+   * Deletes every key of a physical queue -- those under its base `<prefix>:{q}:`, found by SCAN
+   * on each primary (on a Cluster they all sit in the queue's slot, so a batch is one UNLINK) --
+   * after taking it out of the registry, the paused set and the schedules registry. Returns how
+   * many keys it deleted. Not atomic: the caller has checked nothing runs (or was told to force).
+   */
+  async dropQueue(queue: string): Promise<number> {
+    const base = this.keys.base(queue)
+    await this.redis.srem(this.keys.queues(), queue)
+    await this.redis.srem(this.keys.paused(), queue)
+    this.knownQueues.delete(queue)
+    const schedules = await this.redis.hgetall(this.keys.schedules())
+    const mine = Object.keys(schedules).filter((name) => schedules[name] === queue)
+    if (mine.length) await this.redis.hdel(this.keys.schedules(), ...mine)
+    let deleted = 0
+    await scanKeys(this.redis, `${base}:*`, async (keys) => {
+      for (let i = 0; i < keys.length; i += 500) deleted += await this.redis.unlink(...keys.slice(i, i + 500))
+    })
+    return deleted
+  }
+
   /**
    * Adds a queue to the registry (function `register_queue`: one call, whatever the number of
    * queues), or throws QUEUE_LIMIT, writing nothing, when it is new and the registry already holds

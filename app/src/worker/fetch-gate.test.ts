@@ -31,6 +31,26 @@ describe('FetchGate', () => {
     expect(g.nextFetch(true, 7)).toBe(1)
   })
 
+  it('a concurrency changed at runtime: lowered below what is busy, nothing is fetched until enough end; raised, the new slots fill', () => {
+    const g = gate(4)
+    g.fetchStarted(2, 0)
+    g.fetchStarted(2, 0)
+    for (let i = 0; i < 4; i++) g.jobStarted()
+    g.fetchEnded(2, 2, [])
+    g.fetchEnded(2, 2, [])
+    g.setConcurrency(2)
+    expect(g.batch).toBe(1)
+    expect(g.nextFetch(true, 4)).toBe(0)
+    g.handlerEnded()
+    g.handlerEnded()
+    expect(g.nextFetch(true, 2)).toBe(0) // two still busy: at the new limit
+    g.handlerEnded()
+    expect(g.nextFetch(true, 1)).toBe(1)
+    g.setConcurrency(10)
+    expect(g.concurrency).toBe(10)
+    expect(g.nextFetch(true, 1)).toBe(5)
+  })
+
   it('fetches nothing while closed (paused, no lease thread, no queue)', () => {
     expect(gate().nextFetch(false, 0)).toBe(0)
   })

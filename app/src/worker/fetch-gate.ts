@@ -27,7 +27,7 @@ export const MAX_BACKOFF_MS = 3000
 
 export class FetchGate {
   /** Jobs one fetch asks for at most: about concurrency / fetchesInFlight. */
-  readonly batch: number
+  batch: number
   /** Fetch calls in flight, and the job slots they may still fill. */
   inflight = 0
   reserved = 0
@@ -48,8 +48,22 @@ export class FetchGate {
   private readonly o: FetchGateOptions
 
   constructor(o: FetchGateOptions) {
-    this.o = o
+    this.o = { ...o }
     this.batch = Math.max(1, Math.ceil(o.concurrency / o.fetchesInFlight))
+  }
+
+  get concurrency(): number {
+    return this.o.concurrency
+  }
+
+  /**
+   * A new concurrency, at runtime (the worker's `concurrency` command, ADR 0020). Nothing running
+   * is touched: lowered below what is busy, free() is negative and no fetch starts until enough
+   * handlers have ended; raised, the next fetch may fill the new slots.
+   */
+  setConcurrency(n: number): void {
+    this.o.concurrency = n
+    this.batch = Math.max(1, Math.ceil(n / this.o.fetchesInFlight))
   }
 
   /** Job slots a fetch could fill now, given the runs the worker holds. */

@@ -23,7 +23,8 @@ export interface HeartbeatOptions {
   clock: Clock
   log: Logger
   queues: readonly string[]
-  concurrency: number
+  /** The worker's concurrency now (a command may change it). */
+  concurrency: () => number
   startedAt: () => number
   /** The worker's state now (`idle` and `stopped` are reported as `stopping`). */
   state: () => WorkerState | 'idle' | 'stopped'
@@ -81,7 +82,7 @@ export class Heartbeat {
         host: hostname(),
         pid: process.pid,
         queues: [...this.o.queues],
-        concurrency: this.o.concurrency,
+        concurrency: this.o.concurrency(),
         active: processor.active,
         processed: processor.processed,
         failed: processor.failed,

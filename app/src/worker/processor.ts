@@ -201,6 +201,17 @@ export class Processor {
    * Something changed that a blocking wait would not see (a queue resumed, the worker resumed):
    * the next step is a fetch round through the queues, not another wait.
    */
+  /** How many jobs this worker runs at once. */
+  get concurrency(): number {
+    return this.gate.concurrency
+  }
+
+  /** A new concurrency at runtime: running jobs go on; new slots are filled, or freed ones not refilled. */
+  setConcurrency(n: number): void {
+    this.gate.setConcurrency(n)
+    this.kick()
+  }
+
   refresh(): void {
     this.gate.refresh()
     this.kick()

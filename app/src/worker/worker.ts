@@ -22,7 +22,7 @@
 import { hostname } from 'node:os'
 import { type Config, checkConfig } from '../config.ts'
 import { Queue } from '../queue/queue.ts'
-import { DLQ_RETRY_TASK } from '../queue/system-tasks.ts'
+import { BULK_JOBS_TASK, DLQ_RETRY_TASK } from '../queue/system-tasks.ts'
 import { checkName, TASK_TYPE_PATTERN, throwIfProblems } from '../queue/validate.ts'
 import { RedisClock } from '../redis/clock.ts'
 import {
@@ -33,10 +33,11 @@ import {
   whenRedisAvailable,
 } from '../redis/connection.ts'
 import { FlowStore } from '../redis/flows.ts'
-import { Registry, type WorkerCommand, type WorkerState } from '../redis/registry.ts'
+import { parseWorkerCommand, Registry, type WorkerCommand, type WorkerState } from '../redis/registry.ts'
 import { ScheduleStore } from '../redis/schedules.ts'
 import { type Clock, JobStore } from '../redis/store.ts'
 import { EntryWaiter } from '../redis/stream-wait.ts'
+import { bulkJobsHandler } from './bulk-jobs.ts'
 import { dlqRetryHandler } from './dlq-retry.ts'
 import { FlowReleaser } from './flow-releaser.ts'
 import { builtinHandlers, type Handler } from './handlers.ts'
@@ -308,14 +309,16 @@ export class Worker {
       clock: this.clock,
       log: this.log,
       queues: this.queues,
-      concurrency: settings.workerConcurrency,
+      concurrency: () => this.processor.concurrency,
       startedAt: () => this.startedAt,
       state: () => this.state,
       onCommand: (cmd) => this.command(cmd),
       refreshQueues: () => this.servePartitions(),
     })
     if (opts.builtins !== false) for (const [t, h] of Object.entries(builtinHandlers)) this.handlers.set(t, h)
-    this.handlers.set(DLQ_RETRY_TASK, dlqRetryHandler(new Queue(this.redis, settings, { clock: this.clock })))
+    const admin = new Queue(this.redis, settings, { clock: this.clock })
+    this.handlers.set(DLQ_RETRY_TASK, dlqRetryHandler(admin))
+    this.handlers.set(BULK_JOBS_TASK, bulkJobsHandler(admin))
   }
 
   /**
@@ -388,11 +391,15 @@ export class Worker {
       if (this.processor.cancel(a, b))
         this.log.info({ job: b, queue: a }, 'cancel requested; aborting handler')
     } else if (channel === this.store.keys.controlChannel() && (a === this.id || a === '*')) {
-      this.command(b as WorkerCommand)
+      const cmd = parseWorkerCommand(b)
+      if (cmd) this.command(cmd)
     }
   }
 
-  /** pause: take no new jobs; resume: take jobs again; drain: finish what runs, then stop. */
+  /**
+   * pause: take no new jobs; resume: take jobs again; drain: finish what runs, then stop;
+   * concurrency:<n>: run at most n jobs at once from now on (running jobs go on).
+   */
   command(cmd: WorkerCommand): void {
     if (this.state === 'stopping' || this.state === 'stopped') return
     this.log.info({ worker: this.id, command: cmd }, 'control command')
@@ -406,6 +413,8 @@ export class Worker {
     } else if (cmd === 'drain') {
       this.state = 'draining'
       void this.close()
+    } else if (cmd.startsWith('concurrency:')) {
+      this.processor.setConcurrency(Number(cmd.slice('concurrency:'.length)))
     }
     this.heartbeat.poke()
   }

@@ -4,9 +4,9 @@ import type { QueueStatsDto } from '@dtq/app/schemas'
 import { Link } from 'react-router'
 import { useAuth } from '../lib/auth'
 import { duration, num } from '../lib/format'
-import { usePauseQueue } from '../lib/queue-actions'
+import { useDeleteQueue, useEmptyQueue, usePauseQueue } from '../lib/queue-actions'
 import { type Column, DataTable } from './DataTable'
-import { ErrorBox } from './ui'
+import { ConfirmButton, ErrorBox } from './ui'
 
 const sum = (q: QueueStatsDto, field: 'lag' | 'pending') =>
   q.streams.high[field] + q.streams.normal[field] + q.streams.low[field]
@@ -70,14 +70,18 @@ export function QueueTable({ queues }: { queues: QueueStatsDto[] }) {
       header: 'Actions',
       hideHeader: true,
       cell: (q) => (
-        <button
-          type="button"
-          disabled={!can('admin')}
-          onClick={() => pause.mutate({ queue: q.queue, pause: !q.paused })}
-          aria-label={`${q.paused ? 'Resume' : 'Pause'} queue ${q.queue}`}
-        >
-          {q.paused ? 'Resume' : 'Pause'}
-        </button>
+        <>
+          <button
+            type="button"
+            disabled={!can('admin')}
+            onClick={() => pause.mutate({ queue: q.queue, pause: !q.paused })}
+            aria-label={`${q.paused ? 'Resume' : 'Pause'} queue ${q.queue}`}
+          >
+            {q.paused ? 'Resume' : 'Pause'}
+          </button>
+          <EmptyQueueButton queue={q} disabled={!can('admin')} />
+          <DeleteQueueButton queue={q} disabled={!can('admin')} />
+        </>
       ),
     },
   ]
@@ -85,6 +89,59 @@ export function QueueTable({ queues }: { queues: QueueStatsDto[] }) {
     <>
       {pause.error && <ErrorBox error={pause.error} />}
       <DataTable rows={queues} columns={columns} rowKey={(q) => q.queue} />
+    </>
+  )
+}
+
+/** Empties a queue's jobs waiting to run, one bounded call per confirmation (ADR 0020). */
+function EmptyQueueButton({ queue: q, disabled }: { queue: QueueStatsDto; disabled: boolean }) {
+  const empty = useEmptyQueue()
+  const waiting = sum(q, 'lag') + q.delayed
+  return (
+    <>
+      <ConfirmButton
+        danger
+        disabled={disabled}
+        title={`Empty queue ${q.queue}`}
+        body={`Its ${num(waiting)} jobs waiting to run (queued, scheduled, retrying) are deleted, up to 1000 per confirmation; running and finished jobs stay. Flow members are cancelled instead.`}
+        confirmLabel="Empty queue"
+        onConfirm={() => empty.mutateAsync(q.queue).catch(() => {})}
+      >
+        Empty
+      </ConfirmButton>
+      {empty.data && (
+        <span className="muted" role="status">
+          {' '}
+          removed {num(empty.data.removed)}
+          {empty.data.more ? ', more left' : ''}
+        </span>
+      )}
+      {empty.error && <ErrorBox error={empty.error} />}
+    </>
+  )
+}
+
+/** Deletes a queue and all its keys; with jobs running, only when forced (ADR 0020). */
+function DeleteQueueButton({ queue: q, disabled }: { queue: QueueStatsDto; disabled: boolean }) {
+  const del = useDeleteQueue()
+  const running = sum(q, 'pending')
+  return (
+    <>
+      <ConfirmButton
+        danger
+        disabled={disabled}
+        title={`Delete queue ${q.queue}`}
+        body={
+          running > 0
+            ? `${num(running)} jobs are running in it: their workers' results will be rejected. Every job, log, DLQ entry, stat and schedule of the queue is deleted for good.`
+            : 'Every job, log, DLQ entry, stat and schedule of the queue is deleted for good.'
+        }
+        confirmLabel="Delete queue"
+        onConfirm={() => del.mutateAsync({ queue: q.queue, force: running > 0 }).catch(() => {})}
+      >
+        Delete
+      </ConfirmButton>
+      {del.error && <ErrorBox error={del.error} />}
     </>
   )
 }

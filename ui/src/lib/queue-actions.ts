@@ -1,4 +1,4 @@
-/** Pausing and resuming a queue (the dashboard's and the queues page's table share it). */
+/** Pausing, resuming, emptying and deleting a queue (the dashboard's and the queues page's table share them). */
 import { api } from './api'
 import { useInvalidatingMutation } from './mutation'
 import { queryKeys } from './query-keys'
@@ -8,4 +8,28 @@ export const usePauseQueue = () =>
     ({ queue, pause }: { queue: string; pause: boolean }) =>
       api(`/queues/${encodeURIComponent(queue)}/${pause ? 'pause' : 'resume'}`, { method: 'POST' }),
     [queryKeys.queues, queryKeys.stats],
+  )
+
+/** Removes a queue's jobs waiting to run, one bounded call (POST /queues/{q}/empty; ADR 0020). */
+export const useEmptyQueue = () =>
+  useInvalidatingMutation(
+    (queue: string) =>
+      api<{ removed: number; cancelled: number; more: boolean }>(
+        `/queues/${encodeURIComponent(queue)}/empty`,
+        {
+          method: 'POST',
+          body: {},
+        },
+      ),
+    [queryKeys.queues, queryKeys.stats, queryKeys.jobs.all],
+  )
+
+/** Deletes a queue and all its keys (DELETE /queues/{q}; `force` with jobs running). */
+export const useDeleteQueue = () =>
+  useInvalidatingMutation(
+    ({ queue, force }: { queue: string; force: boolean }) =>
+      api<{ keys: number }>(`/queues/${encodeURIComponent(queue)}${force ? '?force=true' : ''}`, {
+        method: 'DELETE',
+      }),
+    [queryKeys.queues, queryKeys.stats, queryKeys.jobs.all],
   )

@@ -1,6 +1,11 @@
-/** Queues (stats, pause, resume) and workers (list, pause, resume, drain). */
+/** Queues (stats, pause, resume, empty, delete) and workers (list, pause, resume, drain, concurrency). */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import {
+  ConcurrencyBody,
+  DeleteQueueQuery,
+  DeleteQueueReply,
+  EmptyQueueBody,
+  EmptyQueueReply,
   errorReplies,
   OkReply,
   PartitionsBody,
@@ -8,6 +13,7 @@ import {
   QueueParams,
   QueuesReply,
   WorkerCommandParams,
+  WorkerParams,
   WorkersReply,
 } from '../schemas.ts'
 
@@ -84,6 +90,42 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (req) => queue.setPartitions(req.params.queue, req.body.partitions),
   )
 
+  app.post(
+    '/queues/:queue/empty',
+    {
+      config: { role: 'admin' },
+      schema: {
+        tags: ['queues'],
+        summary:
+          "Remove up to `limit` of a queue's jobs waiting to run (queued, scheduled, retrying); call again while `more`",
+        description:
+          'Running, waiting (flow) and finished jobs are left. A flow member waiting to run is cancelled instead of removed (its children follow their policies): counted in `cancelled`.',
+        params: QueueParams,
+        body: EmptyQueueBody,
+        response: { 200: EmptyQueueReply, ...errors },
+      },
+    },
+    async (req) => queue.emptyQueue(req.params.queue, { limit: req.body?.limit }),
+  )
+
+  app.delete(
+    '/queues/:queue',
+    {
+      config: { role: 'admin' },
+      schema: {
+        tags: ['queues'],
+        summary:
+          'Delete a queue and all its keys (every partition), its registry entry and its schedules; 409 while jobs run in it unless force=true',
+        description:
+          "With force, the running jobs' workers are fenced: their results are rejected. Workers still configured to serve the queue keep serving it (empty); a producer that adds to it again creates it again.",
+        params: QueueParams,
+        querystring: DeleteQueueQuery,
+        response: { 200: DeleteQueueReply, ...errors },
+      },
+    },
+    async (req) => queue.deleteQueue(req.params.queue, { force: req.query.force }),
+  )
+
   app.get(
     '/workers',
     {
@@ -91,6 +133,25 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: { tags: ['workers'], summary: 'Live workers', response: { 200: WorkersReply, ...errors } },
     },
     async () => ({ items: await queue.workers() }),
+  )
+
+  app.post(
+    '/workers/:id/concurrency',
+    {
+      config: { role: 'admin' },
+      schema: {
+        tags: ['workers'],
+        summary:
+          "Change a worker's concurrency at runtime ('*' for all): running jobs go on; lowered, no job starts until fewer run",
+        params: WorkerParams,
+        body: ConcurrencyBody,
+        response: { 200: OkReply, ...errors },
+      },
+    },
+    async (req) => {
+      await queue.setWorkerConcurrency(req.params.id, req.body.concurrency)
+      return { ok: true }
+    },
   )
 
   app.post(

@@ -1,18 +1,25 @@
-/** Jobs: create (one, batch), list, get, cancel, retry; and the development generator. */
+/**
+ * Jobs: create (one, batch), list, get, cancel, retry; day-2 operations (run now, priority,
+ * payload, delete, bulk by filter: ADR 0020); and the development generator.
+ */
 import { type FastifyPluginAsyncTypebox, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
 import { Compile } from 'typebox/compile'
 import { DtqError } from '../../errors.ts'
 import type { Job } from '../../queue/job.ts'
 import { BulkAddError, type BulkItem, type JobSpec } from '../../queue/queue.ts'
+import { BULK_JOBS_TASK, type BulkJobsPayload } from '../../queue/system-tasks.ts'
 import { RESERVED_TASK_PREFIX } from '../../queue/validate.ts'
 import {
   BatchEnvelope,
   BatchFailure,
   BatchReply,
+  BulkJobsBody,
   CancelReply,
   CreateBatch,
   CreateJob,
   type CreateJobDto,
+  DeleteJobReply,
+  DlqRetryManyReply,
   describeValidation,
   errorReplies,
   GenerateJobs,
@@ -22,6 +29,8 @@ import {
   JobPage,
   JobS,
   ListJobsQuery,
+  PayloadBody,
+  PriorityBody,
   QueueQuery,
 } from '../schemas.ts'
 
@@ -276,6 +285,109 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (req) => queue.retry(req.params.id, req.query.queue),
+  )
+
+  // ---- day-2 operations (ADR 0020) -----------------------------------------------------
+
+  app.post(
+    '/jobs/:id/promote',
+    {
+      config: { role: 'write' },
+      schema: {
+        tags: ['jobs'],
+        summary: 'Run a scheduled or retrying job now (409 in any other state)',
+        params: IdParams,
+        querystring: QueueQuery,
+        response: { 200: JobS, ...errors },
+      },
+    },
+    async (req) => queue.runNow(req.params.id, req.query.queue),
+  )
+
+  app.post(
+    '/jobs/:id/priority',
+    {
+      config: { role: 'write' },
+      schema: {
+        tags: ['jobs'],
+        summary:
+          "Change a job's priority before it starts (waiting, queued, scheduled, retrying; 409 otherwise). A queued job moves to the tail of its new priority's stream in one step",
+        params: IdParams,
+        querystring: QueueQuery,
+        body: PriorityBody,
+        response: { 200: JobS, ...errors },
+      },
+    },
+    async (req) => queue.setPriority(req.params.id, req.body.priority, req.query.queue),
+  )
+
+  app.put(
+    '/jobs/:id/payload',
+    {
+      config: { role: 'write' },
+      schema: {
+        tags: ['jobs'],
+        summary:
+          "Replace the payload of a job that has not started (waiting, queued, scheduled, retrying) or has failed (409 otherwise); the job's `edits` records it",
+        description:
+          "`edits` on the job: how many edits, the last one's `by` (edited_by, else `api`), `at`, and `previous_sha1` (the SHA-1 of the payload it replaced).",
+        params: IdParams,
+        querystring: QueueQuery,
+        body: PayloadBody,
+        response: { 200: JobS, ...errors },
+      },
+    },
+    async (req) =>
+      queue.editPayload(req.params.id, req.body.payload, {
+        queue: req.query.queue,
+        by: req.body.edited_by ?? 'api',
+      }),
+  )
+
+  app.delete(
+    '/jobs/:id',
+    {
+      config: { role: 'admin' },
+      schema: {
+        tags: ['jobs'],
+        summary:
+          'Delete a job in any state and every trace of it (a running one is fenced: its worker is told to stop and its result is rejected)',
+        description:
+          "A flow member that has not ended is a 409: its flow waits on it -- cancel it first, so its children follow their policies. The job's idempotency key is freed.",
+        params: IdParams,
+        querystring: QueueQuery,
+        response: { 200: DeleteJobReply, ...errors },
+      },
+    },
+    async (req) => ({ deleted: 1, ...(await queue.deleteJob(req.params.id, req.query.queue)) }),
+  )
+
+  app.post(
+    '/jobs/bulk',
+    {
+      config: { role: 'write' },
+      schema: {
+        tags: ['jobs'],
+        summary:
+          'Cancel or retry every job matching the filter at rate_per_sec, as a system job on the workers (durable, paced; its log shows progress; cancel it to stop)',
+        description:
+          "Without `state`, cancel walks waiting, queued, scheduled, retrying and active jobs (a running one gets a cancel request), retry walks failed and cancelled ones. `older_than_ms` compares with the time of the last change, `error_contains` with the last error. DTQ's own system jobs are never touched. Follow it with GET /jobs/{id}.",
+        body: BulkJobsBody,
+        response: { 202: DlqRetryManyReply, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const { action, rate_per_sec, max, ...filter } = req.body
+      const payload: BulkJobsPayload = { action, filter, rate_per_sec: rate_per_sec ?? 100, max }
+      queue.checkBulk(action, filter, rate_per_sec, max)
+      const { job } = await queue.add(BULK_JOBS_TASK, payload, {
+        queue: filter.queue ?? config.defaultQueue,
+        priority: 'high',
+        max_retries: 0,
+      })
+      reply.code(202)
+      return { job, message: `${action} by filter at ${rate_per_sec ?? 100}/s; follow job ${job.id}` }
+    },
   )
 
   if (config.environment !== 'production') {

@@ -13,7 +13,14 @@ import { jobPath } from '../../lib/job-ref'
 import { queryKeys } from '../../lib/query-keys'
 import { useUrlParams } from '../../lib/url-params'
 import { type JobDetail, useJob } from './api/get-job'
-import { useCancelJob, useRetryJob } from './api/job-actions'
+import {
+  useCancelJob,
+  useDeleteJob,
+  useEditPayload,
+  useRetryJob,
+  useRunNow,
+  useSetPriority,
+} from './api/job-actions'
 
 export function curlFor(job: JobDto, authRequired: boolean): string {
   const body: Record<string, unknown> = {
@@ -143,6 +150,7 @@ function JobView({ job }: { job: JobDetail }) {
             <button type="button" disabled={!retryable || !can('write')} onClick={() => retry.mutate(job)}>
               Retry
             </button>
+            <Day2Actions job={job} />
             <button
               type="button"
               onClick={async () => {
@@ -219,6 +227,17 @@ function JobView({ job }: { job: JobDetail }) {
             <>
               <dt>Partition key</dt>
               <dd className="mono">{job.partition_key}</dd>
+            </>
+          )}
+          {job.edits && (
+            <>
+              <dt>Payload edited</dt>
+              <dd>
+                {job.edits.count} time{job.edits.count === 1 ? '' : 's'}, last by{' '}
+                <span className="mono">{job.edits.by}</span>{' '}
+                <span title={time(job.edits.at)}>{ago(job.edits.at)}</span> (replaced payload SHA-1{' '}
+                <span className="mono">{job.edits.previous_sha1.slice(0, 12)}</span>)
+              </dd>
             </>
           )}
           <dt>Timeout</dt>
@@ -315,5 +334,114 @@ function JobView({ job }: { job: JobDetail }) {
         <pre>{curl}</pre>
       </details>
     </div>
+  )
+}
+
+const NOT_STARTED = ['waiting', 'queued', 'scheduled', 'retrying']
+
+/**
+ * Day-2 operations on one job (ADR 0020), each behind a confirmation: run a scheduled or
+ * retrying job now, change the priority or edit the payload of one that has not started (a
+ * failed one's payload too), delete it in any state. A refusal (409, 400) is shown, nothing changed.
+ */
+function Day2Actions({ job }: { job: JobDetail }) {
+  const { can } = useAuth()
+  const navigate = useNavigate()
+  const runNow = useRunNow()
+  const priority = useSetPriority()
+  const edit = useEditPayload()
+  const del = useDeleteJob()
+  const [prio, setPrio] = useState(job.priority)
+  const [text, setText] = useState(() => JSON.stringify(job.payload, null, 2))
+  const [parseError, setParseError] = useState<string | null>(null)
+  const error = runNow.error ?? priority.error ?? edit.error ?? del.error
+  const write = can('write')
+  return (
+    <>
+      <ConfirmButton
+        disabled={!write || !['scheduled', 'retrying'].includes(job.state)}
+        title="Run job now"
+        body="The job leaves its wait and joins the end of its priority's queue now."
+        confirmLabel="Run now"
+        onConfirm={() => runNow.mutateAsync(job).catch(() => {})}
+      >
+        Run now
+      </ConfirmButton>
+      <ConfirmButton
+        disabled={!write || !NOT_STARTED.includes(job.state)}
+        title="Change priority"
+        body={
+          <label>
+            New priority{' '}
+            <select
+              aria-label="new priority"
+              value={prio}
+              onChange={(e) => setPrio(e.target.value as JobDetail['priority'])}
+            >
+              <option value="high">high</option>
+              <option value="normal">normal</option>
+              <option value="low">low</option>
+            </select>
+            <p className="muted">A queued job moves to the end of the new priority's queue.</p>
+          </label>
+        }
+        confirmLabel="Change priority"
+        onConfirm={() => priority.mutateAsync({ job, priority: prio }).catch(() => {})}
+      >
+        Priority
+      </ConfirmButton>
+      <ConfirmButton
+        disabled={!write || ![...NOT_STARTED, 'failed'].includes(job.state)}
+        title="Edit payload"
+        body={
+          <>
+            <textarea
+              aria-label="new payload"
+              rows={8}
+              cols={50}
+              className="mono"
+              value={text}
+              onChange={(e) => setText(e.target.value)}
+            />
+            <p className="muted">The edit is recorded on the job (who, when, the replaced payload's hash).</p>
+          </>
+        }
+        confirmLabel="Save payload"
+        onConfirm={async () => {
+          let payload: unknown
+          try {
+            payload = JSON.parse(text)
+          } catch {
+            setParseError('Not valid JSON: nothing was saved.')
+            return
+          }
+          setParseError(null)
+          await edit.mutateAsync({ job, payload }).catch(() => {})
+        }}
+      >
+        Edit payload
+      </ConfirmButton>
+      <ConfirmButton
+        danger
+        disabled={!can('admin')}
+        title="Delete job"
+        body={
+          job.state === 'active'
+            ? 'The job is running: its worker is told to stop and its result will be rejected. The job and its logs are deleted for good.'
+            : 'The job, its logs and its place in the queue or DLQ are deleted for good.'
+        }
+        confirmLabel="Delete job"
+        onConfirm={() =>
+          del
+            .mutateAsync(job)
+            .then(() => navigate('/jobs'))
+            .catch(() => {})
+        }
+      >
+        Delete
+      </ConfirmButton>
+      {parseError && <p className="error-text">{parseError}</p>}
+      {error && <ErrorBox error={error} />}
+    </>
   )
 }

@@ -1,5 +1,6 @@
 /** Jobs: filter by state, type and queue (kept in the URL), search by id or idempotency key,
- * page with a cursor, select rows for bulk cancel / retry. */
+ * page with a cursor, select rows for bulk cancel / retry, or cancel / retry every job matching
+ * the filters at a rate (a system job on the workers, ADR 0020). */
 
 import type { JobDto } from '@dtq/app/schemas'
 import { useState } from 'react'
@@ -12,7 +13,7 @@ import { ago } from '../../lib/format'
 import { jobKey, jobPath, parseJobKey } from '../../lib/job-ref'
 import { JOB_STATES as STATES } from '../../lib/states'
 import { useUrlParams } from '../../lib/url-params'
-import { useBulk } from './api/job-actions'
+import { type BulkByFilter, useBulk, useBulkByFilter } from './api/job-actions'
 import { useJobs } from './api/list-jobs'
 import { useJobSearch } from './api/search-jobs'
 
@@ -33,6 +34,8 @@ export function JobsPage() {
   const bulkCancel = useBulk('cancel')
   const bulkRetry = useBulk('retry')
   const [notice, setNotice] = useState<string | null>(null)
+  const byFilter = useBulkByFilter()
+  const [rate, setRate] = useState('100')
 
   /** Changes one parameter and clears the selection; a new filter starts from the first page. */
   const set = (k: string, v: string | undefined) => {
@@ -77,6 +80,21 @@ export function JobsPage() {
     )
     setSelected(new Set())
   }
+
+  /** Every job matching the filters, by the workers at a rate (a system job whose log shows progress). */
+  const runByFilter = async (action: 'cancel' | 'retry') => {
+    const body: BulkByFilter = { action, rate_per_sec: Number(rate) }
+    if (filters.queue) body.queue = filters.queue
+    if (filters.status) body.state = filters.status as BulkByFilter['state']
+    if (filters.task_type) body.task_type = filters.task_type
+    try {
+      const r = await byFilter.mutateAsync(body)
+      setNotice(`${r.message}`)
+    } catch (err) {
+      setNotice(`Refused: ${(err as Error).message}`)
+    }
+  }
+  const filterText = `state ${filters.status ?? 'any'}, type ${filters.task_type ?? 'any'}, queue ${filters.queue ?? 'any'}`
 
   return (
     <Card
@@ -139,6 +157,36 @@ export function JobsPage() {
           onConfirm={() => runBulk('retry')}
         >
           Retry selected
+        </ConfirmButton>
+        <label>
+          Rate/s{' '}
+          <input
+            aria-label="rate per second"
+            type="number"
+            min={1}
+            className="narrow"
+            value={rate}
+            onChange={(e) => setRate(e.target.value)}
+          />
+        </label>
+        <ConfirmButton
+          danger
+          disabled={!can('write')}
+          title="Cancel all matching jobs"
+          body={`Cancel every job matching ${filterText}, ${rate} per second, on the workers? Running ones are asked to stop. Follow the system job it starts; cancel that job to stop.`}
+          confirmLabel="Cancel matching"
+          onConfirm={() => runByFilter('cancel')}
+        >
+          Cancel all matching
+        </ConfirmButton>
+        <ConfirmButton
+          disabled={!can('write')}
+          title="Retry all matching jobs"
+          body={`Retry every failed or cancelled job matching ${filterText}, ${rate} per second, on the workers? Follow the system job it starts; cancel that job to stop.`}
+          confirmLabel="Retry matching"
+          onConfirm={() => runByFilter('retry')}
+        >
+          Retry all matching
         </ConfirmButton>
       </fieldset>
 

@@ -1,11 +1,12 @@
 /** Live workers: host, pid, queues, concurrency, active, processed, failed, heartbeat, state. */
 import type { WorkerDto } from '@dtq/app/schemas'
+import { useState } from 'react'
 import { type Column, DataTable } from '../../components/DataTable'
 import { QueryState } from '../../components/QueryState'
 import { Card, ConfirmButton, ErrorBox, StateBadge } from '../../components/ui'
 import { useAuth } from '../../lib/auth'
 import { ago, num } from '../../lib/format'
-import { useWorkerCommand, useWorkers, type WorkerCommand } from './api/workers'
+import { useWorkerCommand, useWorkerConcurrency, useWorkers, type WorkerCommand } from './api/workers'
 
 /** Pause a running worker, resume a paused one. */
 function PauseButton({
@@ -27,6 +28,40 @@ function PauseButton({
     >
       {command === 'pause' ? 'Pause' : 'Resume'}
     </button>
+  )
+}
+
+/** Changes a worker's concurrency after a confirmation; running jobs go on (ADR 0020). */
+function ConcurrencyButton({ worker: w, disabled }: { worker: WorkerDto; disabled: boolean }) {
+  const set = useWorkerConcurrency()
+  const [n, setN] = useState(String(w.concurrency))
+  const value = Number(n)
+  return (
+    <>
+      <ConfirmButton
+        disabled={disabled || w.state === 'stopping'}
+        title={`Concurrency of ${w.id}`}
+        body={
+          <label>
+            Jobs at once{' '}
+            <input
+              aria-label="new concurrency"
+              type="number"
+              min={1}
+              max={10000}
+              value={n}
+              onChange={(e) => setN(e.target.value)}
+            />
+            <p className="muted">Running jobs go on; lowered, no job starts until fewer run.</p>
+          </label>
+        }
+        confirmLabel="Set concurrency"
+        onConfirm={() => set.mutateAsync({ id: w.id, concurrency: value }).catch(() => {})}
+      >
+        Concurrency
+      </ConfirmButton>
+      {set.error && <ErrorBox error={set.error} />}
+    </>
   )
 }
 
@@ -61,6 +96,7 @@ export function WorkersPage() {
             disabled={!can('admin')}
             onCommand={(command) => cmd.mutate({ id: w.id, command })}
           />
+          <ConcurrencyButton worker={w} disabled={!can('admin')} />
           <ConfirmButton
             danger
             disabled={!can('admin') || w.state === 'stopping' || w.state === 'draining'}

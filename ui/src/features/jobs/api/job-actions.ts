@@ -1,4 +1,7 @@
-/** Mutations on jobs: cancel, retry (one or many), create, generate. Each invalidates via the keys. */
+/**
+ * Mutations on jobs: cancel, retry (one or many, or by filter), run now, priority, payload, delete,
+ * create, generate. Each invalidates via the keys.
+ */
 import type { CreateJobDto, JobDto } from '@dtq/app/schemas'
 import { api } from '../../../lib/api'
 import { type JobRef, jobPath } from '../../../lib/job-ref'
@@ -13,6 +16,33 @@ const useJobMutation = <A, R>(fn: (a: A) => Promise<R>) =>
   useInvalidatingMutation(fn, [queryKeys.jobs.all, queryKeys.stats])
 
 export const useCancelJob = () => useJobMutation(cancelJob)
+
+// Day-2 operations (ADR 0020).
+export const useRunNow = () =>
+  useJobMutation((job: JobRef) => api<JobDto>(jobPath(job, '/promote'), { method: 'POST' }))
+export const useSetPriority = () =>
+  useJobMutation(({ job, priority }: { job: JobRef; priority: JobDto['priority'] }) =>
+    api<JobDto>(jobPath(job, '/priority'), { method: 'POST', body: { priority } }),
+  )
+export const useEditPayload = () =>
+  useJobMutation(({ job, payload }: { job: JobRef; payload: unknown }) =>
+    api<JobDto>(jobPath(job, '/payload'), { method: 'PUT', body: { payload, edited_by: 'console' } }),
+  )
+export const useDeleteJob = () =>
+  useJobMutation((job: JobRef) => api<{ deleted: number }>(jobPath(job), { method: 'DELETE' }))
+
+/** A cancel or retry of every job matching a filter, run at a rate by the workers (POST /jobs/bulk). */
+export interface BulkByFilter {
+  action: 'cancel' | 'retry'
+  queue?: string
+  state?: JobDto['state']
+  task_type?: string
+  rate_per_sec?: number
+}
+export const useBulkByFilter = () =>
+  useJobMutation((body: BulkByFilter) =>
+    api<{ job: JobDto; message: string }>('/jobs/bulk', { method: 'POST', body }),
+  )
 export const useRetryJob = () => useJobMutation(retryJob)
 
 /** Applies an action to many jobs; reports how many succeeded and the first error. */

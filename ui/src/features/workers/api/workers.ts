@@ -23,3 +23,11 @@ export const useWorkerCommand = () =>
       api(`/workers/${encodeURIComponent(id)}/${command}`, { method: 'POST' }),
     [queryKeys.workers],
   )
+
+/** Sets a worker's concurrency at runtime (POST /workers/{id}/concurrency; ADR 0020). */
+export const useWorkerConcurrency = () =>
+  useInvalidatingMutation(
+    ({ id, concurrency }: { id: string; concurrency: number }) =>
+      api(`/workers/${encodeURIComponent(id)}/concurrency`, { method: 'POST', body: { concurrency } }),
+    [queryKeys.workers],
+  )

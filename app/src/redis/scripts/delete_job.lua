@@ -1,0 +1,20 @@
+--[[
+  delete_job: removes a job in any state and every trace of it (remove_job in the prelude). A
+  running job is fenced: its hash is gone, so whatever its worker writes next is rejected as
+  stale; its handler is told to stop through the cancel channel. A flow member that has not
+  ended is refused: its flow waits on it (cancel it first; its children follow their policies).
+  ARGV[5]  id
+  ARGV[6]  pub/sub channel that tells workers about cancel requests
+  ARGV[7]  queue name (in the published message)
+  Returns  'deleted:<state it had>' | 'not_found' | 'flow:<state>' (a flow member not ended)
+  Emits     deleted
+]]
+local id, channel, queue = ARGV[5], ARGV[6], ARGV[7]
+if not id or id == '' then refuse('id is required') end
+if not channel or channel == '' or not queue or queue == '' then refuse('channel and queue are required') end
+local h = redis.call('HMGET', k_job(id), unpack(REMOVE_FIELDS))
+if not h[1] then return 'not_found' end
+if open_flow_member(h) then return 'flow:' .. h[1] end
+remove_job(id, h)
+if h[1] == 'active' then redis.call('PUBLISH', channel, queue .. ' ' .. id) end
+return 'deleted:' .. h[1]
