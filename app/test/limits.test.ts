@@ -363,4 +363,27 @@ describe('flow control', () => {
     )
     expect(err).toMatch(/--rate is N\/W/)
   })
+
+  it('deleting a job gives back every slot it held; emptying a queue removes held jobs too', async () => {
+    await b.queue.setLimits(Q, { concurrency: 1, key_concurrency: 1 })
+    const [a, next] = await addMany(2, () => ({ partition_key: 'k' }))
+    const other = (await addMany(1, () => ({ partition_key: 'other' })))[0]!
+    // A takes the queue's slot and key k's; the others are held.
+    const got = await b.queue.store.deliver(Q, 'gone', 10)
+    expect(got.jobs.map((j) => j.id)).toEqual([a])
+    expect((await b.queue.getJob(next!, Q))!.state).toBe('held')
+    await b.queue.deleteJob(a!, Q)
+    // Both slots were handed on: the queue's to the first held job, then k's to `next` in turn.
+    await workers(1)
+    await allDone([next!, other])
+    expect((await b.queue.getLimits(Q)).running.queue).toBe(0)
+    // Held jobs are emptied with the rest.
+    await b.queue.setLimits(Q, { concurrency: 1 })
+    const more = await addMany(3, () => ({ payload: { ms: 5000 } }))
+    await waitFor(async () => (await b.queue.getLimits(Q)).held.reduce((n, h) => n + h.count, 0) === 2)
+    const emptied = await b.queue.emptyQueue(Q)
+    expect(emptied.removed).toBeGreaterThanOrEqual(2)
+    const states = await Promise.all(more.map(async (id) => (await b.queue.getJob(id, Q))?.state ?? 'gone'))
+    expect(states.filter((s) => s === 'held')).toHaveLength(0)
+  })
 })
