@@ -105,7 +105,7 @@ describe('flows API', () => {
     const flow = (await get(`/flows/${child.flow_id}`)).json()
     expect(flow.nodes.map((n: { key: string; existing: boolean }) => [n.key, n.existing])).toEqual([
       [p1.id, true],
-      ['fy/' + p2.id, true],
+      [`fy/${p2.id}`, true],
       [child.id, false],
     ])
     expect(flow.edges).toContainEqual({ from: `fy/${p2.id}`, to: child.id, on_failure: 'ignore' })

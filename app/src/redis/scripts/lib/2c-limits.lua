@@ -260,7 +260,7 @@ do
   fc_gate = function(id, jk, ttype)
     local c = fc_conf()
     if not c then return true end
-    local h = redis.call('HMGET', jk, F_PARTITION_KEY, F_FC_SLOTS, F_FC_RATE_AT)
+    local h = redis.call('HMGET', jk, F_PARTITION_KEY, F_FC_SLOTS, F_FC_RATE_AT, F_FC_HELD)
     local slots = fc_slots_of(h[2])
     local has = {}
     for _, s in ipairs(slots) do has[s] = true end
@@ -333,8 +333,7 @@ do
       slots[#slots + 1] = set
     end
     if #want > 0 then fc_write_slots(jk, slots) end
-    if h[3] then redis.call('HDEL', jk, F_FC_RATE_AT) end
-    redis.call('HDEL', jk, F_FC_HELD)
+    if h[3] or h[4] then redis.call('HDEL', jk, F_FC_RATE_AT, F_FC_HELD) end
     return true
   end
 end
