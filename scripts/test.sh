@@ -29,6 +29,7 @@ run_check "typecheck" pnpm_cmd -r --silent typecheck
 run_check "console build" pnpm_cmd --filter @dtq/ui --silent build
 run_check "benchmark smoke run (DTQ vs BullMQ, tiny sizes)" bash -c 'cd scripts/bench && node bench.ts --smoke'
 run_check "flows benchmark smoke run (tiny sizes)" bash -c 'cd scripts/bench && node flows.ts --smoke'
+run_check "flow control benchmark smoke run (plain fetch A/B, limits vs plain; tiny sizes)" bash -c 'cd scripts/bench && node limits.ts --smoke'
 
 say "tests (vitest)"
 (cd app && CI=true ./node_modules/.bin/vitest run --reporter=default --reporter=json --outputFile.json=../.tmp/vitest-app.json)
