@@ -529,10 +529,26 @@ async function main() {
   process.stdout.write(`${lines.join('\n')}\n`)
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    process.stderr.write(`bench failed: ${(err as Error).stack}\n`)
-    process.exit(1)
-  },
-)
+/**
+ * The whole product's benches after the peer comparison (a full run only: not with --only or
+ * --smoke): flows against plain jobs (ADR 0019), flow control against the plain path (ADR 0022).
+ */
+async function companions(): Promise<void> {
+  if (SMOKE || process.argv.includes('--only')) return
+  for (const script of ['flows.ts', 'limits.ts']) {
+    process.stdout.write(`\n== ${script} ==\n`)
+    const child = spawn(process.execPath, [new URL(script, import.meta.url).pathname], { stdio: 'inherit' })
+    const code = await new Promise<number | null>((done) => child.on('exit', done))
+    if (code !== 0) throw new Error(`${script} exited with ${code}`)
+  }
+}
+
+main()
+  .then(companions)
+  .then(
+    () => process.exit(0),
+    (err) => {
+      process.stderr.write(`bench failed: ${(err as Error).stack}\n`)
+      process.exit(1)
+    },
+  )
