@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { DtqError, SnoozeJob } from '../src/errors.ts'
 import { F } from '../src/queue/job.ts'
 import type { JobStore } from '../src/redis/store.ts'
-import { type Bundle, FakeClock, setup, waitFor } from './helpers.ts'
+import { type Bundle, FakeClock, plainRecord, setup, waitFor } from './helpers.ts'
 
 const Q = 'dl'
 let b: Bundle
@@ -120,20 +120,7 @@ describe('deadlines', () => {
       await fake()
       await b.queue.add('warm', {}, { queue: Q })
       const before = await b.keys()
-      const rec = {
-        id: 'x1',
-        task_type: 't',
-        payload: '{}',
-        priority: 'normal' as const,
-        max_retries: 0,
-        timeout_ms: 0,
-        run_at: 0,
-        idem_hash: '',
-        idempotency_key: '',
-        idem_ttl_s: 60,
-        partition_key: '',
-        extra: { [F.start_by]: sb },
-      }
+      const rec = plainRecord('x1', { [F.start_by]: sb })
       await expect(store.enqueue(Q, [rec])).rejects.toThrow(/start_by must be/)
       expect(await b.keys()).toEqual(before)
     },

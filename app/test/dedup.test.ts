@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { DtqError } from '../src/errors.ts'
 import { F } from '../src/queue/job.ts'
 import type { JobStore } from '../src/redis/store.ts'
-import { type Bundle, FakeClock, setup, waitFor } from './helpers.ts'
+import { type Bundle, FakeClock, plainRecord, setup, waitFor } from './helpers.ts'
 
 const Q = 'dd'
 let b: Bundle
@@ -203,20 +203,7 @@ describe('dedup: bad input writes nothing', () => {
   ])('the enqueue function refuses a stored dedup of %j before its first write', async (dd) => {
     await b.queue.add('warm', {}, { queue: Q })
     const before = await b.keys()
-    const rec = {
-      id: 'x1',
-      task_type: 't',
-      payload: '{}',
-      priority: 'normal' as const,
-      max_retries: 0,
-      timeout_ms: 0,
-      run_at: 0,
-      idem_hash: '',
-      idempotency_key: '',
-      idem_ttl_s: 60,
-      partition_key: '',
-      extra: { [F.dedup]: dd },
-    }
+    const rec = plainRecord('x1', { [F.dedup]: dd })
     await expect(store.enqueue(Q, [rec])).rejects.toThrow(/dedup must be/)
     expect(await b.keys()).toEqual(before)
   })

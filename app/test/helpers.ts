@@ -155,3 +155,37 @@ export function spreadQueues(stem: string): [string, string, string] {
   }
   return picked as [string, string, string]
 }
+
+/** The most intervals overlapping at any instant (an end at the same ms as a start comes first): run ledgers. */
+export function maxOverlap(runs: ReadonlyArray<{ start: number; end: number }>): number {
+  const edges = runs.flatMap((r) => [
+    [r.start, 1],
+    [r.end, -1],
+  ])
+  edges.sort((x, y) => x[0]! - y[0]! || x[1]! - y[1]!)
+  let now = 0
+  let max = 0
+  for (const [, d] of edges) {
+    now += d!
+    max = Math.max(max, now)
+  }
+  return max
+}
+
+/** A plain job record as the enqueue function takes it, with these extra fields (tests of its checks). */
+export function plainRecord(id: string, extra: Record<string, string>) {
+  return {
+    id,
+    task_type: 't',
+    payload: '{}',
+    priority: 'normal' as const,
+    max_retries: 0,
+    timeout_ms: 0,
+    run_at: 0,
+    idem_hash: '',
+    idempotency_key: '',
+    idem_ttl_s: 60,
+    partition_key: '',
+    extra,
+  }
+}

@@ -13,7 +13,7 @@ import type { Job } from '../src/queue/job.ts'
 import type { LimitsSpec } from '../src/queue/limits.ts'
 import { functions } from '../src/redis/scripts.ts'
 import type { Worker } from '../src/worker/worker.ts'
-import { type Bundle, setup, targetEnv, testTarget, waitFor } from './helpers.ts'
+import { type Bundle, maxOverlap, setup, targetEnv, testTarget, waitFor } from './helpers.ts'
 import { runCli } from './processes.ts'
 
 const Q = 'lim'
@@ -56,22 +56,7 @@ async function workers(n: number, concurrency = 8, handlers: Record<string, (job
 }
 
 /** The most runs overlapping at any instant (of those `pick` selects). */
-function maxOverlap(pick: (r: (typeof runs)[number]) => boolean = () => true): number {
-  const edges = runs
-    .filter(pick)
-    .flatMap((r) => [
-      [r.start, 1],
-      [r.end, -1],
-    ])
-    .sort((x, y) => x[0]! - y[0]! || x[1]! - y[1]!)
-  let now = 0
-  let max = 0
-  for (const [, d] of edges) {
-    now += d!
-    max = Math.max(max, now)
-  }
-  return max
-}
+const overlap = (pick: (r: (typeof runs)[number]) => boolean = () => true) => maxOverlap(runs.filter(pick))
 
 async function addMany(n: number, opts: (i: number) => Record<string, unknown> = () => ({})) {
   const specs = Array.from({ length: n }, (_, i) => ({
@@ -101,8 +86,8 @@ describe('flow control', () => {
       await workers(3)
       await allDone(ids)
       expect(runs).toHaveLength(40)
-      if (limited) expect(maxOverlap()).toBe(3)
-      else expect(maxOverlap()).toBeGreaterThan(3)
+      if (limited) expect(overlap()).toBe(3)
+      else expect(overlap()).toBeGreaterThan(3)
       const view = await b.queue.getLimits(Q)
       expect(view.running.queue).toBe(limited ? 0 : null)
     })
@@ -122,7 +107,7 @@ describe('flow control', () => {
       },
     })
     await allDone([...ids, ...others])
-    expect(maxOverlap((r) => r.type === 'work')).toBe(2)
+    expect(overlap((r) => r.type === 'work')).toBe(2)
     expect(otherMax).toBeGreaterThan(2)
   })
 
@@ -144,14 +129,14 @@ describe('flow control', () => {
         const mine = runs.filter((r) => r.key === k)
         if (limited) {
           expect(
-            maxOverlap((r) => r.key === k),
+            overlap((r) => r.key === k),
             k,
           ).toBe(1)
           const seq = mine.map((r) => order.get(r.id)!)
           expect(seq, `start order of key ${k}`).toEqual([...seq].sort((x, y) => x - y))
         }
       }
-      if (!limited) expect(maxOverlap((r) => r.key === 'hot')).toBeGreaterThan(1)
+      if (!limited) expect(overlap((r) => r.key === 'hot')).toBeGreaterThan(1)
       // Fairness: the small keys finished before the hot key's last job.
       const lastHot = Math.max(...runs.filter((r) => r.key === 'hot').map((r) => r.end))
       const lastSmall = Math.max(...runs.filter((r) => r.key !== 'hot').map((r) => r.end))
@@ -268,7 +253,7 @@ describe('flow control', () => {
     // cap of 1, none of them could run if the dead worker's slot leaked.
     await allDone([first!, ...rest], 20_000)
     expect(runs.map((r) => r.id)).toContain(first)
-    expect(maxOverlap()).toBe(1)
+    expect(overlap()).toBe(1)
     expect((await b.queue.getLimits(Q)).running.queue).toBe(0)
   })
 

@@ -23,7 +23,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { loadConfig } from '../../src/config.ts'
 import type { LimitsSpec } from '../../src/queue/limits.ts'
 import { Queue } from '../../src/queue/queue.ts'
-import { targetEnv, waitFor } from '../helpers.ts'
+import { maxOverlap, targetEnv, waitFor } from '../helpers.ts'
 import { FULL, type Proc, Q, RedisServer, report, System } from './harness.ts'
 
 const cleanups: Array<() => unknown> = []
@@ -93,22 +93,6 @@ function readRuns(file: string, killed: Map<number, number>): Run[] {
     }
   }
   return [...runs.values()].sort((a, b) => a.start - b.start)
-}
-
-/** The most runs overlapping at any instant (an end at the same ms as a start comes first). */
-function maxOverlap(runs: Run[]): number {
-  const edges = runs.flatMap((r) => [
-    [r.start, 1],
-    [r.end, -1],
-  ])
-  edges.sort((x, y) => x[0]! - y[0]! || x[1]! - y[1]!)
-  let now = 0
-  let max = 0
-  for (const [, d] of edges) {
-    now += d!
-    max = Math.max(max, now)
-  }
-  return max
 }
 
 /** The number of runs live at instant t. */
