@@ -375,27 +375,4 @@ describe('flow control', () => {
     const states = await Promise.all(more.map(async (id) => (await b.queue.getJob(id, Q))?.state ?? 'gone'))
     expect(states.filter((s) => s === 'held')).toHaveLength(0)
   })
-
-  it('reserved starts that fall due together (the scheduler was down) pass a burst of N, not all at once: the pacer', async () => {
-    await b.queue.setLimits(Q, { rate: { limit: 5, window_ms: 500 } })
-    const ids = await addMany(20)
-    // No worker: this call starts the burst of 5 and reserves a start for each of the others
-    // (one per 100 ms).
-    const first = await b.queue.store.deliver(Q, 'c1', 20)
-    expect(first.jobs).toHaveLength(5)
-    const deferred = await Promise.all(ids.map((id) => b.queue.getJob(id, Q)))
-    const due = Math.max(...deferred.map((j) => j!.run_at ?? 0))
-    // Nobody promotes them while they fall due (a maintenance leader killed -9)...
-    await waitFor(async () => (await b.queue.clock.now()) > due + 100, { what: 'every reserved start due' })
-    // ...then all 15 come back at once: the situation, not yet the check.
-    const { moved } = await b.queue.store.promote(Q, 100)
-    expect(moved).toBe(15)
-    const second = await b.queue.store.deliver(Q, 'c1', 20)
-    // Without the pacer all 15 would start now (297 in a second against 50/s in the chaos run
-    // that found it); with it, a burst of at most N, the rest later, each once.
-    expect(second.jobs.length).toBeLessThanOrEqual(5)
-    expect(second.jobs.length).toBeGreaterThan(0)
-    const states = await Promise.all(ids.map(async (id) => (await b.queue.getJob(id, Q))!.state))
-    expect(states.filter((x) => x === 'scheduled')).toHaveLength(15 - second.jobs.length)
-  })
 })

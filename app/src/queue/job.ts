@@ -190,8 +190,6 @@ export const F = {
   fc_held: 'hd',
   /** The start time a rate limit reserved for it (it starts then without taking another token). */
   fc_rate_at: 'rr',
-  /** The start the rate pacer reserved for it (a reserved start that fell due with too many others). */
-  fc_pace_at: 'rp',
   // Dedup, deadlines, snooze (docs/decisions/0021).
   /** The job's dedup: "<mode> <ttl_ms> <key hash>" (its queue's key `dd:<hash>` names the job holding the place). */
   dedup: 'dd',

@@ -221,7 +221,7 @@ do
   local function fc_park_held(id, jk, ttype, slots, list)
     fc_unslot(id, jk, slots)
     redis.call('HSET', jk, F_STATE, 'held', F_FC_HELD, list, F_UPDATED_AT, NOW_S)
-    redis.call('HDEL', jk, F_FC_RATE_AT, F_FC_PACE_AT)
+    redis.call('HDEL', jk, F_FC_RATE_AT)
     redis.call('RPUSH', fc_key(list), id)
     redis.call('SADD', fc_key('lists'), list)
     idx_op('held', id, true)
@@ -229,12 +229,10 @@ do
     bump('fc_held')
   end
 
-  -- `reserved`: nil, or the field that records the start reserved for it (F_FC_RATE_AT by the
-  -- admission clock, F_FC_PACE_AT by the pacer).
   local function fc_park_until(id, jk, ttype, slots, at, why, reserved)
     fc_unslot(id, jk, slots)
     redis.call('HSET', jk, F_STATE, 'scheduled', F_RUN_AT, at, F_FC_HELD, why, F_UPDATED_AT, NOW_S)
-    if reserved then redis.call('HSET', jk, reserved, at) else redis.call('HDEL', jk, F_FC_RATE_AT, F_FC_PACE_AT) end
+    if reserved then redis.call('HSET', jk, F_FC_RATE_AT, at) else redis.call('HDEL', jk, F_FC_RATE_AT) end
     redis.call('ZADD', k_delayed, at, id)
     idx_op('scheduled', id, true)
     emit(id, 'scheduled', ttype)
@@ -243,14 +241,14 @@ do
 
   -- ---- the gate ---------------------------------------------------------------------------------
 
-  -- The rate scopes of a job: {scope (q | t:<type>), N, W}.
+  -- The rate scopes of a job: {tat key, N, W}.
   local function fc_rates(c, ttype)
     local out = {}
     for _, f in ipairs({ 't:' .. ttype .. ':rate', 'rate' }) do
       local raw = c[f]
       if raw then
         local n, w = string.match(raw, '^(%d+) (%d+)$')
-        out[#out + 1] = { f == 'rate' and 'q' or 't:' .. ttype, tonumber(n), tonumber(w) }
+        out[#out + 1] = { fc_key(f == 'rate' and 'tat:q' or 'tat:t:' .. ttype), tonumber(n), tonumber(w) }
       end
     end
     return out
@@ -262,7 +260,7 @@ do
   fc_gate = function(id, jk, ttype)
     local c = fc_conf()
     if not c then return true end
-    local h = redis.call('HMGET', jk, F_PARTITION_KEY, F_FC_SLOTS, F_FC_RATE_AT, F_FC_HELD, F_FC_PACE_AT)
+    local h = redis.call('HMGET', jk, F_PARTITION_KEY, F_FC_SLOTS, F_FC_RATE_AT, F_FC_HELD)
     local slots = fc_slots_of(h[2])
     local has = {}
     for _, s in ipairs(slots) do has[s] = true end
@@ -305,37 +303,29 @@ do
       end
     end
 
-    -- Rates (GCRA), on two clocks per scope. Admission (`tat`): start now if every scope
-    -- allows it, else at the earliest time all do -- that start reserved, so a backlog is
-    -- parked once. Pacer (`pac`): the starts themselves, whatever came late -- reserved starts
-    -- that fall due together (the scheduler was down, a backlog of them promoted at once) pass
-    -- a burst of N, the rest get a start of their own on the pacer. Only real starts move the
-    -- pacer, so when workers, not the rate, are the bottleneck it never holds anything back.
-    local rates = (c.rate or c['t:' .. ttype .. ':rate']) and fc_rates(c, ttype) or {}
-    local function gcra(clock, field)
-      local at = NOW
-      local tats = {}
-      for i, r in ipairs(rates) do
-        local key = fc_key(clock .. ':' .. r[1])
-        local t = (1.0 * r[3]) / r[2]
-        local tat = math.max(tonumber(redis.call('GET', key)) or 0, NOW)
-        tats[i] = { key, tat, t }
-        at = math.max(at, tat - (r[3] - t))
+    -- Rates (GCRA): start now if every scope allows it, else at the earliest time all do --
+    -- that start reserved in each, so the job is parked once.
+    local rr = tonumber(h[3])
+    if not (rr and rr <= NOW) then
+      local rates = fc_rates(c, ttype)
+      if #rates > 0 then
+        local at = NOW
+        local tats = {}
+        for i, r in ipairs(rates) do
+          local t = (1.0 * r[3]) / r[2]
+          local tat = math.max(tonumber(redis.call('GET', r[1])) or 0, NOW)
+          tats[i] = { tat, t }
+          at = math.max(at, tat - (r[3] - t))
+        end
+        for i, r in ipairs(rates) do
+          local tat = math.max(tats[i][1], at) + tats[i][2]
+          redis.call('SET', r[1], string.format('%.3f', tat), 'PX', r[3] * 2 + math.ceil(tat - NOW))
+        end
+        if at > NOW then
+          fc_park_until(id, jk, ttype, slots, math.ceil(at), 'rate', true)
+          return false
+        end
       end
-      for i, r in ipairs(rates) do
-        local tat = math.max(tats[i][2], at) + tats[i][3]
-        redis.call('SET', tats[i][1], string.format('%.3f', tat), 'PX', r[3] * 2 + math.ceil(tat - NOW))
-      end
-      if at > NOW then
-        fc_park_until(id, jk, ttype, slots, math.ceil(at), 'rate', field)
-        return false
-      end
-      return true
-    end
-    if #rates > 0 then
-      local rr, rp = tonumber(h[3]), tonumber(h[5])
-      if not (rr and rr <= NOW) and not (rp and rp <= NOW) and not gcra('tat', F_FC_RATE_AT) then return false end
-      if not (rp and rp <= NOW) and not gcra('pac', F_FC_PACE_AT) then return false end
     end
 
     for _, set in ipairs(want) do
@@ -343,7 +333,7 @@ do
       slots[#slots + 1] = set
     end
     if #want > 0 then fc_write_slots(jk, slots) end
-    if h[3] or h[4] or h[5] then redis.call('HDEL', jk, F_FC_RATE_AT, F_FC_HELD, F_FC_PACE_AT) end
+    if h[3] or h[4] then redis.call('HDEL', jk, F_FC_RATE_AT, F_FC_HELD) end
     return true
   end
 end
