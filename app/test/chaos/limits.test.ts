@@ -119,15 +119,20 @@ async function fcSystem(env: Record<string, string> = {}) {
   const killed = new Map<number, number>()
   const runs = () => readRuns(ledger, killed)
   // Kills a worker with a run in progress (the ledger says which) -- mid-run, not one still
-  // starting up (on a loaded machine that takes seconds); `any`: else the oldest. Returns
+  // starting up (on a loaded machine that takes seconds); `any`: else the oldest; `leader`:
+  // the maintenance leader (its id is <host>-<pid>-<random>), the one that promotes. Returns
   // whether it killed one.
-  const kill = async (any = false) => {
+  const kill = async (any = false, leader = false) => {
     const busy = new Set(
       runs()
         .filter((r) => r.outcome === 'running')
         .map((r) => r.pid),
     )
-    const i = workers.findIndex((w) => busy.has(w.child.pid!))
+    const leaderPid = leader
+      ? Number((await sys.redis.get(sys.keys.leader()))?.split('-').at(-2))
+      : Number.NaN
+    let i = workers.findIndex((w) => w.child.pid === leaderPid)
+    if (i < 0) i = workers.findIndex((w) => busy.has(w.child.pid!))
     if (i < 0 && !any) return false
     const victim = workers.splice(Math.max(0, i), 1)[0]!
     victim.child.kill('SIGKILL')
@@ -314,9 +319,12 @@ describe('flow control under kill -9', () => {
       await waitFor(() => s.runs().length > 0, { timeoutMs: 60_000, what: 'first start' })
       const t0 = Math.min(...s.runs().map((r) => r.startedAt))
       if (limited)
-        for (const at of kills) {
+        for (const [k, at] of kills.entries()) {
           await sleep(Math.max(0, t0 + at - Date.now()))
-          await s.kill(true)
+          // The first kill takes the maintenance leader (nobody promotes the deferred jobs until
+          // its lease lapses): the worst case for the minute's count, and the catch-up burst
+          // after it is the one the span bound reports (reliability.md).
+          await s.kill(true, k === 0)
         }
       await sleep(Math.max(0, t0 + span + 1000 - Date.now()))
       const runs = s.runs()
