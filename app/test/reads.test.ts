@@ -103,7 +103,11 @@ describe('round trips: constant in the number of queues', () => {
     }
     // Stats: the registry, then one queue_stats call per queue; nothing per priority or state.
     const s = await m100(() => many.queue.stats())
-    expect(s.commands).toEqual({ smembers: 1, fcall: 100 })
+    // (An HGETALL of the partition list may ride along: its background refresh, once a second,
+    // fell in this window on a slow run -- ADR 0017.)
+    const { hgetall = 0, ...perQueue } = s.commands as Record<string, number>
+    expect(perQueue).toEqual({ smembers: 1, fcall: 100 })
+    expect(hgetall).toBeLessThanOrEqual(1)
     expect(s.value.queues).toHaveLength(100)
     expect(s.value.totals).toMatchObject({ queued: 100, active: 100, completed: 100, failed: 100 })
     // GET /stats runs stats, workers and throughput side by side: a few round trips, not per queue.
