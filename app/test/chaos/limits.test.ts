@@ -425,11 +425,14 @@ describe('flow control under kill -9', () => {
       let concurrentProbes = 0
       let consecutiveBeforeFirst = 0
       const probes: Array<{ waitedMs: number; outcome: string }> = []
+      // Start times are each worker's reading of Redis's clock (ADR 0012), a few ms apart across
+      // processes: a start Redis ordered before the opening can carry a time just after it.
+      const SKEW = 50
       for (const o of openings) {
         // Nothing of the type started while it was open.
-        duringCooldown += runs.filter((r) => r.startedAt >= o && r.startedAt < o + cooldown).length
+        duringCooldown += runs.filter((r) => r.startedAt >= o + SKEW && r.startedAt < o + cooldown).length
         // The first start after it opened is the probe: nothing else starts until the probe ended.
-        const probe = runs.filter((r) => r.startedAt >= o).sort((a, b) => a.startedAt - b.startedAt)[0]
+        const probe = runs.filter((r) => r.startedAt >= o + SKEW).sort((a, b) => a.startedAt - b.startedAt)[0]
         if (!probe) continue
         probes.push({ waitedMs: probe.startedAt - o, outcome: probe.outcome })
         concurrentProbes += runs.filter(
