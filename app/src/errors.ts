@@ -136,3 +136,27 @@ export function isRedisUnreachable(err: unknown): boolean {
 export function isRedisUnavailable(err: unknown): boolean {
   return isRedisUnreachable(err) || (err instanceof Error && err.message.includes('OOM command not allowed'))
 }
+
+/** The longest error class kept; longer ones are cut (a label must stay bounded). */
+const ERROR_CLASS_MAX = 64
+
+/**
+ * A failure's error class: a bounded label for metrics, alerts and DLQ grouping (never the
+ * message, whose cardinality is unbounded). The error's `code` when it is a short identifier
+ * (ECONNREFUSED, ETIMEDOUT), else its `name` (TypeError, TimeoutError, a handler's own class),
+ * else "Error"; anything but [A-Za-z0-9_.:-] is dropped and the result cut to 64 characters.
+ */
+export function errorClass(err: unknown): string {
+  const clean = (v: unknown) =>
+    typeof v === 'string' ? v.replace(/[^A-Za-z0-9_.:-]/g, '').slice(0, ERROR_CLASS_MAX) : ''
+  if (err && typeof err === 'object') {
+    const e = err as { code?: unknown; name?: unknown; constructor?: { name?: unknown } }
+    const code = clean(e.code)
+    if (code && /^[A-Z][A-Z0-9_]{2,}$/.test(code)) return code
+    const name = clean(e.name)
+    if (name && name !== 'Error') return name
+    const ctor = clean(e.constructor?.name)
+    if (ctor && ctor !== 'Object') return ctor
+  }
+  return 'Error'
+}

@@ -66,6 +66,7 @@ export function errorReplies<S extends number>(...extra: S[]) {
 export const AttemptErrorS = Type.Object({
   attempt: Type.Number(),
   message: Type.String(),
+  class: Type.Optional(Type.String({ description: "the error's class (its code or name): a bounded label" })),
   stack: Type.Optional(Type.String()),
   worker: Type.String(),
   started_at: Type.Optional(Type.Number()),
@@ -95,6 +96,9 @@ export const JobS = Type.Object(
     worker: Nullable(Type.String()),
     result: Type.Unknown(),
     error: Nullable(Type.String()),
+    error_class: Nullable(
+      Type.String({ description: "the last failure's error class (its code or name, e.g. TypeError, ETIMEDOUT)" }),
+    ),
     errors: Type.Array(AttemptErrorS),
     progress: Nullable(Type.Number()),
     idempotency_key: Nullable(Type.String()),

@@ -18,6 +18,8 @@ export type JobState = (typeof STATES)[number]
 export interface AttemptError {
   attempt: number
   message: string
+  /** The error's class (errorClass() in errors.ts; absent on older records). */
+  class?: string
   stack?: string
   worker: string
   /** When the failed attempt started (absent on older records). */
@@ -81,6 +83,8 @@ export interface Job {
   worker: string | null
   result: unknown
   error: string | null
+  /** The last failure's error class (the error's name or code, errorClass()); null before a failure. */
+  error_class: string | null
   errors: AttemptError[]
   progress: number | null
   idempotency_key: string | null
@@ -201,6 +205,8 @@ export const F = {
   snoozes: 'sn',
   /** Payload edits (day-2 operations, ADR 0020): JSON {count, by, at, previous_sha1}. */
   edits: 'ed',
+  /** The last failure's error class (errorClass() in errors.ts): a bounded label, not a message. */
+  error_class: 'ec',
 } as const
 
 /** Lua constants for the function library: `local F_TASK_TYPE, ... = 'ty', ...`. */
@@ -259,6 +265,7 @@ export function decodeJob(queue: string, h: Record<string, string>, id = h.id ??
     worker: h[F.worker] || null,
     result: parseJson(h[F.result]),
     error: h[F.error] || null,
+    error_class: h[F.error_class] || null,
     errors: (parseJson(h[F.errors]) as AttemptError[] | null) ?? [],
     progress: num(h[F.progress]),
     idempotency_key: h[F.idempotency_key] || null,
