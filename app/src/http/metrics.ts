@@ -8,7 +8,11 @@
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client'
 import { STATES } from '../queue/job.ts'
 import { HISTOGRAM_BUCKETS_MS } from '../redis/keys.ts'
+import type { LimitsView } from '../redis/limits.ts'
+import type { WorkerInfo } from '../redis/registry.ts'
 import type { QueueStats } from '../redis/store.ts'
+import { limitMetrics } from './metrics-limits.ts'
+import { seedMetrics } from './metrics-seed.ts'
 
 export class HttpMetrics {
   readonly registry = new Registry()
@@ -47,7 +51,8 @@ const labels = (l: Record<string, string>) => {
   return parts.length ? `{${parts.join(',')}}` : ''
 }
 
-class Text {
+/** Prometheus text exposition, metric by metric (also used by metrics-tasks.ts). */
+export class Text {
   private out: string[] = []
   metric(
     name: string,
@@ -59,22 +64,24 @@ class Text {
     this.out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
     for (const [l, v] of rows) this.out.push(`${name}${suffix}${labels(l)} ${v}`)
   }
+  /** A histogram from per-bucket counts (HISTOGRAM_BUCKETS_MS, then +Inf) and a sum in ms. */
   histogram(
     name: string,
     help: string,
-    perQueue: Array<{ queue: string; buckets: number[]; sumMs: number }>,
+    series: Array<{ queue: string; labels?: Record<string, string>; buckets: number[]; sumMs: number }>,
   ) {
     this.out.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`)
-    for (const { queue, buckets, sumMs } of perQueue) {
+    for (const { queue, labels: extra, buckets, sumMs } of series) {
+      const l = { queue, ...extra }
       let cum = 0
       HISTOGRAM_BUCKETS_MS.forEach((le, i) => {
         cum += buckets[i] ?? 0
-        this.out.push(`${name}_bucket${labels({ queue, le: String(le / 1000) })} ${cum}`)
+        this.out.push(`${name}_bucket${labels({ ...l, le: String(le / 1000) })} ${cum}`)
       })
       cum += buckets[HISTOGRAM_BUCKETS_MS.length] ?? 0
-      this.out.push(`${name}_bucket${labels({ queue, le: '+Inf' })} ${cum}`)
-      this.out.push(`${name}_sum${labels({ queue })} ${sumMs / 1000}`)
-      this.out.push(`${name}_count${labels({ queue })} ${cum}`)
+      this.out.push(`${name}_bucket${labels({ ...l, le: '+Inf' })} ${cum}`)
+      this.out.push(`${name}_sum${labels(l)} ${sumMs / 1000}`)
+      this.out.push(`${name}_count${labels(l)} ${cum}`)
     }
   }
   toString() {
@@ -82,14 +89,15 @@ class Text {
   }
 }
 
-/** Renders the engine metrics from queue stats (their `totals` carry the raw stats hash). */
-/** A breaker's state as a number: 0 closed, 1 half-open (one probe running), 2 open. */
-const BREAKER_VALUE = { closed: 0, half_open: 1, open: 2 } as const
-
+/**
+ * Renders the engine metrics from queue stats (their `totals` carry the raw stats hash), the
+ * live workers and the queues' limits: DTQ's own series, the seeds' task series
+ * (metrics-seed.ts) and flow control's (metrics-limits.ts).
+ */
 export function engineMetrics(
   queues: QueueStats[],
-  liveWorkers: number,
-  breakers: Array<{ queue: string; type: string; state: keyof typeof BREAKER_VALUE; paused: boolean }> = [],
+  workers: WorkerInfo[],
+  limits: LimitsView[] = [],
 ): string {
   const t = new Text()
   const counters: Array<[string, string, string]> = [
@@ -201,18 +209,8 @@ export function engineMetrics(
     '1 when the queue is paused',
     queues.map((q) => [{ queue: q.queue }, q.paused ? 1 : 0]),
   )
-  t.metric('workers_live', 'gauge', 'workers with a recent heartbeat', [[{}, liveWorkers]])
-  t.metric(
-    'breaker_state',
-    'gauge',
-    'a task type breaker: 0 closed, 1 half-open, 2 open (ADR 0022)',
-    breakers.map((b) => [{ queue: b.queue, task_type: b.type }, BREAKER_VALUE[b.state]]),
-  )
-  t.metric(
-    'task_type_paused',
-    'gauge',
-    "1 while a task type is paused (an upstream's 429, or a breaker opened by hand)",
-    breakers.map((b) => [{ queue: b.queue, task_type: b.type }, b.paused ? 1 : 0]),
-  )
+  t.metric('workers_live', 'gauge', 'workers with a recent heartbeat', [[{}, workers.length]])
+  seedMetrics(t, queues, workers)
+  limitMetrics(t, limits)
   return t.toString()
 }

@@ -27,6 +27,8 @@ export const QUEUE_KEY = {
   stats: ':stats',
   meta: ':meta',
   types: ':types',
+  /** The error classes with failure counts of their own in `stats` (at most 50; metrics). */
+  classes: ':classes',
   flow_out: ':flow_out',
   /** Ids of jobs that joined a flow while a worker ran them (ADR 0019: their worker does not know). */
   flow_late: ':flow_late',

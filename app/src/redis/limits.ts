@@ -51,33 +51,17 @@ export class LimitStore extends StoreBase {
   }
 
   /**
-   * Every breaker and paused type of these queues (for /metrics): one HGETALL per queue, then
-   * one per breaker, at once. A queue without limits costs its one HGETALL.
+   * The limits and live state of every queue that has limits (for /metrics): one HGETALL per
+   * queue, all at once; then a view (one pipeline) of each queue that has any. A queue without
+   * limits costs its one HGETALL.
    */
-  async breakerStates(
-    queues: string[],
-  ): Promise<Array<{ queue: string; type: string; state: BreakerView['state']; paused: boolean }>> {
-    const now = this.clock.now()
-    const all = await Promise.all(
-      queues.map(async (queue) => {
-        const fields = await this.redis.hgetall(this.keys.base(queue) + QUEUE_KEY.limits)
-        const types = new Map<string, boolean>()
-        for (const [k, v] of Object.entries(fields)) {
-          const m = /^t:(.+):(cb|pause)$/.exec(k)
-          if (!m) continue
-          const paused = m[2] === 'pause' && Number(v) > now
-          types.set(m[1]!, (types.get(m[1]!) ?? false) || paused)
-        }
-        return Promise.all(
-          [...types].map(async ([type, paused]) => {
-            const s = await this.redis.hget(this.fc(queue, `cb:${type}`), 's')
-            const state: BreakerView['state'] = s === 'open' ? 'open' : s === 'half' ? 'half_open' : 'closed'
-            return { queue, type, state, paused }
-          }),
-        )
-      }),
+  async views(queues: string[]): Promise<LimitsView[]> {
+    const fields = await Promise.all(
+      queues.map((q) => this.redis.hgetall(this.keys.base(q) + QUEUE_KEY.limits)),
     )
-    return all.flat()
+    return Promise.all(
+      queues.filter((_, i) => Object.keys(fields[i] ?? {}).length > 0).map((q) => this.view(q)),
+    )
   }
 
   /** The limits and their live state (all keys in the queue's slot: one pipeline). */

@@ -29,6 +29,8 @@ export interface WorkerInfo {
   active: number
   processed: number
   failed: number
+  /** Failed attempts by task type (at most 200 types; metrics: worker_errors_total). */
+  failed_by_type?: Record<string, number>
   started_at: number
   heartbeat_at: number
   state: WorkerState
@@ -56,6 +58,7 @@ export class Registry {
         active: info.active,
         processed: info.processed,
         failed: info.failed,
+        failed_by_type: JSON.stringify(info.failed_by_type ?? {}),
         started_at: info.started_at,
         heartbeat_at: info.heartbeat_at,
         state: info.state,
@@ -91,6 +94,7 @@ export class Registry {
         active: Number(h.active),
         processed: Number(h.processed),
         failed: Number(h.failed),
+        failed_by_type: failedByType(h.failed_by_type),
         started_at: Number(h.started_at),
         heartbeat_at: Number(h.heartbeat_at),
         state: (h.state ?? 'running') as WorkerState,
@@ -116,5 +120,20 @@ export class Registry {
       .hdel(this.keys.worker(id), 'command')
       .exec()) as [[unknown, string | null], unknown]
     return parseWorkerCommand(cmd)
+  }
+}
+
+/** A worker's failures by type as it wrote them (JSON), or {} when absent or not an object of counts. */
+function failedByType(s: string | undefined): Record<string, number> {
+  try {
+    const v = JSON.parse(s ?? '{}') as unknown
+    if (!v || typeof v !== 'object' || Array.isArray(v)) return {}
+    return Object.fromEntries(
+      Object.entries(v).filter(
+        (e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1]),
+      ),
+    )
+  } catch {
+    return {}
   }
 }

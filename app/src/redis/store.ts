@@ -501,7 +501,15 @@ export class JobStore extends JobReads {
     id: string,
     epoch: number,
     mode: FailMode,
-    error: { message: string; stack?: string; worker: string; attempt: number; started_at?: number },
+    error: {
+      message: string
+      /** errorClass(): 1 to 64 of [A-Za-z0-9_.:-] (the script refuses anything else). */
+      class?: string
+      stack?: string
+      worker: string
+      attempt: number
+      started_at?: number
+    },
     delayMs: number,
   ): Promise<'retrying' | 'failed' | 'cancelled' | 'stale'> {
     const err = JSON.stringify({ ...error, at: this.clock.now() })

@@ -86,6 +86,7 @@ export class Heartbeat {
         active: processor.active,
         processed: processor.processed,
         failed: processor.failed,
+        failed_by_type: Object.fromEntries(processor.failedByType),
         started_at: this.o.startedAt(),
         heartbeat_at: this.o.clock.now(),
         state: state === 'idle' || state === 'stopped' ? 'stopping' : state,

@@ -4,7 +4,14 @@
  * through a fenced script. Completions made in the same turn of the event loop are written
  * in one script call per queue.
  */
-import { JobAbortedError, PermanentJobError, RateLimitedError, RetryJobError, SnoozeJob } from '../errors.ts'
+import {
+  errorClass,
+  JobAbortedError,
+  PermanentJobError,
+  RateLimitedError,
+  RetryJobError,
+  SnoozeJob,
+} from '../errors.ts'
 import { type BackoffPolicy, backoffDelayMs } from '../queue/backoff.ts'
 import type { Job } from '../queue/job.ts'
 import { hashIdempotencyKey } from '../queue/queue.ts'
@@ -79,6 +86,13 @@ type Outcome =
 const jobKey = (queue: string, id: string) => `${queue}\u0000${id}`
 const runKey = (queue: string, id: string, epoch: number) => `${queue}\u0000${id}\u0000${epoch}`
 
+/**
+ * The class a failure is recorded and counted under (errorClass(): a code or a name, never the
+ * message); a run stopped by its timeout is `Timeout`, not the abort's own class.
+ */
+export const failureClass = (err: Error): string =>
+  err instanceof JobAbortedError && err.reason === 'timeout' ? 'Timeout' : errorClass(err)
+
 /** Whether a failed outcome write is a refusal by the script (a bug here, never worth retrying). */
 const isRefused = (err: unknown) => err instanceof Error && err.message.startsWith('DTQ_BAD_ARG')
 
@@ -128,6 +142,8 @@ export class Processor {
   pausedQueues = new Set<string>()
   processed = 0
   failed = 0
+  /** Failed attempts by task type (metrics: worker_errors_total); at most 200 types, then `_other`. */
+  readonly failedByType = new Map<string, number>()
   private readonly o: ProcessorOptions
   private readonly idleStores: JobStore[]
   private stopping = false
@@ -496,6 +512,7 @@ export class Processor {
             outcome.mode,
             {
               message: outcome.error.message.slice(0, 2000),
+              class: failureClass(outcome.error),
               stack: outcome.error.stack?.slice(0, 4000),
               worker: this.o.consumer,
               attempt: job.attempts,
@@ -507,7 +524,12 @@ export class Processor {
         if (res === 'stale')
           this.o.log.warn({ job: job.id, queue: job.queue }, 'outcome rejected: job no longer owned')
         else if (res === 'completed') this.processed++
-        else if (res === 'failed' || res === 'retrying') this.failed++
+        else if (res === 'failed' || res === 'retrying') {
+          this.failed++
+          const t =
+            this.failedByType.has(job.task_type) || this.failedByType.size < 200 ? job.task_type : '_other'
+          this.failedByType.set(t, (this.failedByType.get(t) ?? 0) + 1)
+        }
         if (job.flow_id && res !== 'stale' && res !== 'retrying') this.o.releaseFlows?.(job.queue)
         this.o.onSettled?.(job, res)
         return

@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { DtqError } from '../../errors.ts'
 import { bearerToken } from '../auth.ts'
-import { engineMetrics } from '../metrics.ts'
+import { scrapeMetrics } from '../metrics-scrape.ts'
 import { ErrorReply, errorReplies, HealthReply, StatsReply } from '../schemas.ts'
 
 export const systemRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -47,10 +47,9 @@ export const systemRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/metrics',
     { config: { role: 'read' }, schema: { tags: ['system'], summary: 'Prometheus text', hide: false } },
     async (_req, reply) => {
-      const [stats, workers] = await Promise.all([queue.stats(), queue.workers()])
-      const breakers = await queue.limits.breakerStates(await queue.store.queues())
+      const body = await scrapeMetrics(queue, metrics.registry)
       reply.type('text/plain; version=0.0.4; charset=utf-8')
-      return engineMetrics(stats.queues, workers.length, breakers) + (await metrics.registry.metrics())
+      return body
     },
   )
 

@@ -5,7 +5,9 @@
   ARGV[6]  epoch
   ARGV[7]  mode: 'retry' (retry after ARGV[9] ms if retries remain, else DLQ),
            'permanent' (straight to the DLQ), 'cancel' (the job was cancelled while running)
-  ARGV[8]  error JSON {message, stack?, worker, at, attempt}
+  ARGV[8]  error JSON {message, class?, stack?, worker, at, attempt}; class: the error's class
+           (errorClass() in app/src/errors.ts; 1 to 64 of [A-Za-z0-9_.:-], 'Error' when absent),
+           kept on the job (F_ERROR_CLASS) and counted per task type (`ef|<type>|<class>`)
   ARGV[9]  retry delay, ms: an integer from 0 to MAX_DELAY_MS (else the call is refused)
   ARGV[10] how many attempt errors to keep on the job
   Returns  'retrying' | 'failed' | 'cancelled', or 'stale' when the caller no longer owns it
@@ -18,6 +20,12 @@ local keep = arg_int(10, 1, 1000, 'errors kept')
 if mode ~= 'retry' and mode ~= 'permanent' and mode ~= 'cancel' then refuse('mode must be retry, permanent or cancel') end
 local parsed, err = pcall(cjson.decode, err_json)
 if not parsed or type(err) ~= 'table' or type(err.message) ~= 'string' then refuse('error must be JSON with a message') end
+local class = err.class
+if class == nil then
+  class = 'Error'
+elseif type(class) ~= 'string' or #class > 64 or not string.find(class, '^[%w_.:%-]+$') then
+  refuse('error class must be 1 to 64 of [A-Za-z0-9_.:-]')
+end
 
 local jk = k_job(id)
 local h = redis.call('HMGET', jk, F_STATE, F_EPOCH, F_ENTRY, F_PRIORITY, F_TASK_TYPE, F_MAX_RETRIES, F_ERRORS, F_ATTEMPTS,
@@ -34,7 +42,7 @@ if h[7] then
 end
 
 ack(h[4], h[3])
-observe('run', NOW - (tonumber(h[9]) or NOW))
+observe('run', NOW - (tonumber(h[9]) or NOW), ttype)
 
 if mode == 'cancel' then
   cancel_job(id, 'active', ttype)
@@ -44,7 +52,8 @@ end
 history[#history + 1] = err
 while #history > keep do table.remove(history, 1) end
 local failures = (tonumber(h[11]) or 0) + 1
-redis.call('HSET', jk, F_FAILURES, failures, F_ERRORS, cjson.encode(history), F_ERROR, err.message, F_UPDATED_AT, NOW_S)
+redis.call('HSET', jk, F_FAILURES, failures, F_ERRORS, cjson.encode(history), F_ERROR, err.message, F_ERROR_CLASS,
+  class, F_UPDATED_AT, NOW_S)
 
 if h[10] == '1' then
   -- Cancelled while it ran: the attempt's error is kept, and the job ends cancelled.
@@ -57,8 +66,9 @@ if mode == 'retry' and failures <= (tonumber(h[6]) or 0) then
   redis.call('ZADD', k_delayed, due, id)
   move_idx(id, 'active', 'retrying')
   bump_typed('retried', ttype)
+  bump_typed2('ef', ttype, class)
   emit(id, 'retrying', ttype)
   return 'retrying'
 end
-dead_letter(id, 'active', ttype, err.message, h[8])
+dead_letter(id, 'active', ttype, err.message, h[8], class)
 return 'failed'

@@ -72,7 +72,7 @@ local function release(id, flow, parent, outcome, result, policy)
     if st ~= 'waiting' then return 'counted' end
     redis.call('HSET', jk, F_FLOW_ENDED, '1')
     if mark == 'f' then
-      dead_letter(id, 'waiting', ttype, 'parent ' .. parent .. ' failed', '0')
+      dead_letter(id, 'waiting', ttype, 'parent ' .. parent .. ' failed', '0', 'ParentFailed')
       return 'failed'
     end
     cancel_job(id, 'waiting', ttype)

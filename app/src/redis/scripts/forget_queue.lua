@@ -27,7 +27,7 @@ if not meta[2] then
   return 0
 end
 if NOW - tonumber(meta[2]) < idle_ms then return 0 end
-local dels = { k_events, k_stats, base .. K_TYPES, meta_key, base .. K_DEADLINES }
+local dels = { k_events, k_stats, base .. K_TYPES, base .. K_CLASSES, meta_key, base .. K_DEADLINES }
 for _, prio in ipairs(PRIORITIES) do dels[#dels + 1] = k_stream(prio) end
 redis.call('DEL', unpack(dels))
 return 1

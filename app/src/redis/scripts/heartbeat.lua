@@ -21,7 +21,8 @@ for j = 1, n do
     local claimed = redis.call('XCLAIM', k_stream(h[5]), GROUP, consumer, 0, h[4], 'JUSTID')
     if #claimed == 0 then
       redis.call('HINCRBY', k_job(id), F_EPOCH, 1) -- fences the running handler out
-      dead_letter(id, 'active', h[7], 'lost: its stream entry was deleted outside DTQ while it ran', h[8])
+      dead_letter(id, 'active', h[7], 'lost: its stream entry was deleted outside DTQ while it ran', h[8],
+        'LostEntry')
       bump('lost_entries')
       out[j] = 0
     else

@@ -22,7 +22,7 @@ local field = 't:' .. ttype .. ':pause'
 if due > (tonumber(redis.call('HGET', lk, field)) or 0) then redis.call('HSET', lk, field, int_s(due)) end
 FC_CONF = nil
 ack(h[4], h[3])
-observe('run', NOW - (tonumber(h[7]) or NOW))
+observe('run', NOW - (tonumber(h[7]) or NOW), ttype)
 redis.call('HSET', jk, F_STATE, 'scheduled', F_RUN_AT, due, F_FC_HELD, 'paused', F_UPDATED_AT, NOW_S,
   F_ATTEMPTS, int_s(math.max(0, (tonumber(h[6]) or 1) - 1)))
 redis.call('HDEL', jk, F_ENTRY)

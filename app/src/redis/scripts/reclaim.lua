@@ -48,7 +48,8 @@ for _, e in ipairs(r[2]) do
         cancelled = cancelled + 1
       elseif stalls > max_deliveries then
         redis.call('HINCRBY', k_job(id), F_EPOCH, 1)
-        dead_letter(id, 'active', h[3], 'poison: lease lapsed ' .. stalls .. ' times (worker crashed or stalled)', h[5])
+        dead_letter(id, 'active', h[3], 'poison: lease lapsed ' .. stalls .. ' times (worker crashed or stalled)', h[5],
+          'Poison')
         poisoned = poisoned + 1
       else
         requeue(id, 'active', prio, h[3], 'stalled') -- bumps the epoch

@@ -17,7 +17,7 @@ for j = 1, n do
     local pel = redis.pcall('XPENDING', k_stream(h[3]), GROUP, h[2], h[2], 1)
     if type(pel) ~= 'table' or pel.err or #pel == 0 then
       redis.call('HINCRBY', k_job(id), F_EPOCH, 1) -- fences out any run still going
-      dead_letter(id, 'active', h[4], 'lost: its stream entry was deleted outside DTQ', h[5])
+      dead_letter(id, 'active', h[4], 'lost: its stream entry was deleted outside DTQ', h[5], 'LostEntry')
       repaired = repaired + 1
     end
   end

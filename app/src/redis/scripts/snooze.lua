@@ -24,7 +24,7 @@ if h[1] ~= 'active' or h[2] ~= epoch then
 end
 local ttype = h[5]
 ack(h[4], h[3])
-observe('run', NOW - (tonumber(h[7]) or NOW))
+observe('run', NOW - (tonumber(h[7]) or NOW), ttype)
 if h[8] == '1' then
   cancel_job(id, 'active', ttype)
   return 'cancelled'
@@ -32,7 +32,7 @@ end
 local snoozes = (tonumber(h[9]) or 0) + 1
 local attempts = math.max(0, (tonumber(h[6]) or 1) - 1)
 if max > 0 and snoozes > max then
-  dead_letter(id, 'active', ttype, 'snoozed more than ' .. max .. ' times', h[6])
+  dead_letter(id, 'active', ttype, 'snoozed more than ' .. max .. ' times', h[6], 'SnoozeLimit')
   return 'failed'
 end
 local due = string.format('%d', NOW + delay)

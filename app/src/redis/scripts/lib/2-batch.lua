@@ -62,6 +62,22 @@ local function typed_name(ttype)
   return ttype
 end
 
+-- Failure counts are kept for at most 50 error classes per queue (the classes set holds their
+-- names); later ones count as '_other'. Classes are bounded labels already (errorClass() in
+-- app/src/errors.ts: a code or a name, never a message), the cap bounds a handler that makes
+-- up names. Memoized in TYPE_KNOWN under "<base>\0<class>".
+local function class_name(class)
+  local memo = base .. '\0' .. class
+  if TYPE_KNOWN[memo] then return class end
+  local k_classes = base .. K_CLASSES
+  if redis.call('SISMEMBER', k_classes, class) == 0 then
+    if redis.call('SCARD', k_classes) >= 50 then return '_other' end
+    redis.call('SADD', k_classes, class)
+  end
+  TYPE_KNOWN[memo] = true
+  return class
+end
+
 -- A total, and the same total for the task type ("<field>|<type>", named at flush), for
 -- per-type metrics.
 local function bump_typed(field, ttype)
@@ -76,11 +92,27 @@ local function bump_typed(field, ttype)
   end
 end
 
--- Histogram of durations per queue ("h|<name>|<bucket>", "h|<name>|sum_ms"). Bucket bounds
--- in ms: BUCKETS_MS, from HISTOGRAM_BUCKETS_MS in app/src/redis/keys.ts.
--- Counted per call by bucket number; the fields are named once, at flush.
+-- A count per task type and a second label ("<field>|<type>|<label>", no plain total): jobs
+-- created by priority (`cp`), failed attempts by error class (`ef`, classes capped at flush),
+-- dead letters by priority (`dp`). Gathered under "<type>\0<label>", named at flush.
+local function bump_typed2(field, ttype, label)
+  if not ttype or ttype == '' then return end
+  local t = typed[field]
+  if not t then
+    t = {}
+    typed[field] = t
+  end
+  local k = ttype .. '\0' .. label
+  t[k] = (t[k] or 0) + 1
+end
+
+-- Histogram of durations per queue ("h|<name>|<bucket>", "h|<name>|sum_ms") and, given a task
+-- type, per type too ("hr|<type>|<bucket>", "hr|<type>|sum_ms": the run time per type, its
+-- types capped like every per-type total). Bucket bounds in ms: BUCKETS_MS, from
+-- HISTOGRAM_BUCKETS_MS in app/src/redis/keys.ts. Counted per call by bucket number; the fields
+-- are named once, at flush.
 local N_BUCKETS = #BUCKETS_MS
-local function observe(name, ms)
+local function observe(name, ms, ttype)
   if not ms or ms < 0 then ms = 0 end
   local b = N_BUCKETS + 1
   for i = 1, N_BUCKETS do
@@ -89,13 +121,24 @@ local function observe(name, ms)
       break
     end
   end
+  ms = math.floor(ms)
   local h = hist[name]
   if not h then
     h = { sum = 0 }
     hist[name] = h
   end
   h[b] = (h[b] or 0) + 1
-  h.sum = h.sum + math.floor(ms)
+  h.sum = h.sum + ms
+  if ttype and ttype ~= '' then
+    local tk = '\0' .. ttype
+    h = hist[tk]
+    if not h then
+      h = { sum = 0 }
+      hist[tk] = h
+    end
+    h[b] = (h[b] or 0) + 1
+    h.sum = h.sum + ms
+  end
 end
 
 -- Per-minute throughput bucket (NOW's minute: one per call), kept two hours.
@@ -181,13 +224,23 @@ local function flush()
     if #add > 0 then call_many('ZADD', k_idx(state), add, 1000) end
   end
   for field, t in pairs(typed) do
-    for ttype, n in pairs(t) do bump(field .. '|' .. typed_name(ttype), n) end
+    for key, n in pairs(t) do
+      local z = string.find(key, '\0', 1, true)
+      if z then
+        local label = string.sub(key, z + 1)
+        if field == 'ef' then label = class_name(label) end
+        bump(field .. '|' .. typed_name(string.sub(key, 1, z - 1)) .. '|' .. label, n)
+      else
+        bump(field .. '|' .. typed_name(key), n)
+      end
+    end
   end
   for name, h in pairs(hist) do
+    local pre = string.byte(name) == 0 and ('hr|' .. typed_name(string.sub(name, 2)) .. '|') or ('h|' .. name .. '|')
     for b = 1, N_BUCKETS + 1 do
-      if h[b] then bump('h|' .. name .. '|' .. b, h[b]) end
+      if h[b] then bump(pre .. b, h[b]) end
     end
-    bump('h|' .. name .. '|sum_ms', h.sum)
+    bump(pre .. 'sum_ms', h.sum)
   end
   for field, n in pairs(incr) do redis.call('HINCRBY', k_stats, field, n) end
   local tp_key = base .. K_TP .. math.floor(NOW / 60000)

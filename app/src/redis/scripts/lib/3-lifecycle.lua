@@ -35,7 +35,8 @@ local function idem_final(id, ih, state)
 end
 
 -- Dead-letters a job that is leaving `from` (its stream entry already handled by the caller).
-local function dead_letter(id, from, ttype, message, attempts)
+-- `class`: the failure's error class (F_ERROR_CLASS; the DLQ groups and metrics count by it).
+local function dead_letter(id, from, ttype, message, attempts, class)
   local jk = k_job(id)
   -- The entry id carries the (passed-in) failure time, so purging by age is an XRANGE by id.
   -- Ids only grow: a NOW behind the stream's top id (that of an entry since deleted, too) gets
@@ -43,12 +44,16 @@ local function dead_letter(id, from, ttype, message, attempts)
   local fields = { 'id', id, 'type', ttype or '', 'error', message, 'attempts', attempts or '0', 'failed_at', NOW_S }
   local dlq_entry = redis.pcall('XADD', k_dlq, NOW_S .. '-*', unpack(fields))
   if type(dlq_entry) == 'table' then dlq_entry = redis.call('XADD', k_dlq, '*', unpack(fields)) end
-  redis.call('HSET', jk, F_STATE, 'failed', F_ERROR, message, F_FINISHED_AT, NOW_S, F_UPDATED_AT, NOW_S, F_DLQ_ENTRY, dlq_entry)
+  redis.call('HSET', jk, F_STATE, 'failed', F_ERROR, message, F_ERROR_CLASS, class, F_FINISHED_AT, NOW_S,
+    F_UPDATED_AT, NOW_S, F_DLQ_ENTRY, dlq_entry)
+  local ih, prio = unpack(redis.call('HMGET', jk, F_IDEM_HASH, F_PRIORITY))
   move_idx(id, from, 'failed')
   bump_typed('failed', ttype)
+  bump_typed2('ef', ttype, class)
+  bump_typed2('dp', ttype, prio or 'normal')
   throughput('failed')
   emit(id, 'failed', ttype)
-  idem_final(id, redis.call('HGET', jk, F_IDEM_HASH), 'failed')
+  idem_final(id, ih, 'failed')
   dedup_release(id)
   flow_outbox_of(id, 'failed')
   expire_job(id, FAILED_TTL, FAILED_TTL_S)

@@ -21,7 +21,7 @@ local function complete_jobs(at)
     local id, epoch, result, ih, flow = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
     local jk = k_job(id)
     local h = redis.call('HMGET', jk, F_STATE, F_EPOCH, F_ENTRY, F_PRIORITY, F_TASK_TYPE, F_STARTED_AT,
-      F_CANCEL_REQUESTED)
+      F_CANCEL_REQUESTED, F_ATTEMPTS)
     if h[1] ~= 'active' or h[2] ~= epoch then
       bump('stale_writes')
       out[j] = 0
@@ -30,7 +30,7 @@ local function complete_jobs(at)
       -- (the result it returned is kept on the job).
       ack(h[4], h[3])
       redis.call('HSET', jk, F_RESULT, result)
-      observe('run', NOW - (tonumber(h[6]) or NOW))
+      observe('run', NOW - (tonumber(h[6]) or NOW), h[5])
       cancel_job(id, 'active', h[5])
       out[j] = 2
     else
@@ -48,7 +48,9 @@ local function complete_jobs(at)
         redis.call('DEL', jk, k_logs(id))
       end
       bump_typed('completed', h[5])
-      observe('run', NOW - (tonumber(h[6]) or NOW))
+      -- Completed on a later attempt than the first: a retry (or a rerun after a crash) succeeded.
+      if (tonumber(h[8]) or 1) > 1 then bump_typed('retry_ok', h[5]) end
+      observe('run', NOW - (tonumber(h[6]) or NOW), h[5])
       throughput('completed')
       emit(id, 'completed', h[5])
       out[j] = 1

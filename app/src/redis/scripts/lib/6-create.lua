@@ -39,5 +39,6 @@ local function create_job(id, ttype, payload, prio, max_retries, timeout_ms, run
   move_idx(id, nil, event)
   emit(id, event, ttype)
   bump_typed('created', ttype)
+  bump_typed2('cp', ttype, prio or 'normal')
   return event
 end
