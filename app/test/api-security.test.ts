@@ -374,13 +374,21 @@ describe('Redis down', () => {
         ['GET', '/jobs/x'],
         ['GET', '/stats'],
         ['GET', '/queues'],
-        ['GET', '/metrics'],
         ['POST', '/jobs/x/cancel'],
       ] as const) {
         const r = await timed(app, url, method, payload)
         expect(r.status, `${method} ${url}`).toBe(503)
         expect(r.ms, `${method} ${url}`).toBeLessThan(2500)
       }
+      // /metrics still answers (redis_up 0 and the process metrics), so Prometheus can tell
+      // Redis down from the API down and its alert can fire (ADR 0024).
+      const t0 = Date.now()
+      const m = await app.inject({ method: 'GET', url: '/metrics' })
+      expect(m.statusCode).toBe(200)
+      expect(m.body).toMatch(/^redis_up 0$/m)
+      expect(m.body).toMatch(/^process_cpu_user_seconds_total /m)
+      expect(m.body).not.toMatch(/^jobs_created_total/m)
+      expect(Date.now() - t0).toBeLessThan(2500)
       // Redis comes back on that port: the same app recovers by itself.
       const { startLocalRedis } = await import('../src/redis/local-server.ts')
       const { mkdtempSync } = await import('node:fs')

@@ -37,14 +37,20 @@ export function seedMetrics(t: Text, queues: QueueStats[], workers: WorkerInfo[]
     'task_submissions_total',
     'counter',
     'jobs accepted, by priority and task type',
-    queues.flatMap((q) =>
-      fieldsOf(q, 'cp')
-        .filter(([p]) => p.length === 2)
-        .map(([[type, priority], v]): [Record<string, string>, number] => [
-          { queue: q.queue, priority: priority!, type: type! },
-          v,
-        ]),
-    ),
+    queues.flatMap((q) => {
+      // Counted by priority only when not normal (the plain enqueue pays nothing): normal is the rest.
+      const rows: Rows = []
+      const other = new Map<string, number>()
+      for (const [[type, priority], v] of fieldsOf(q, 'cp')) {
+        if (!type || (priority !== 'high' && priority !== 'low')) continue
+        rows.push([{ queue: q.queue, priority, type }, v])
+        other.set(type, (other.get(type) ?? 0) + v)
+      }
+      for (const [[type], v] of fieldsOf(q, 'created'))
+        if (type)
+          rows.push([{ queue: q.queue, priority: 'normal', type }, Math.max(0, v - (other.get(type) ?? 0))])
+      return rows
+    }),
   )
   const completions: Rows = []
   for (const [field, status] of [

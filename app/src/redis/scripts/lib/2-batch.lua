@@ -93,8 +93,8 @@ local function bump_typed(field, ttype)
 end
 
 -- A count per task type and a second label ("<field>|<type>|<label>", no plain total): jobs
--- created by priority (`cp`), failed attempts by error class (`ef`, classes capped at flush),
--- dead letters by priority (`dp`). Gathered under "<type>\0<label>", named at flush.
+-- created at priority high or low (`cp`; normal ones are the rest of `created|<type>`), failed
+-- attempts by error class (`ef`, classes capped at flush), dead letters by priority (`dp`). Gathered under "<type>\0<label>", named at flush.
 local function bump_typed2(field, ttype, label)
   if not ttype or ttype == '' then return end
   local t = typed[field]
