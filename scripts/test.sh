@@ -11,6 +11,8 @@ ensure_redis_server || { echo "0 passed, 1 failed"; exit 1; }
 # Browser tests: Debian's nginx and Chromium (never a browser download).
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_install nginx-light || say "nginx is missing: the browser tests will fail"
 command -v chromium >/dev/null 2>&1 || apt_install chromium || say "chromium is missing: the browser tests will fail"
+# The monitoring kit's tests (app/test/prometheus.test.ts): Debian's promtool and prometheus.
+command -v promtool >/dev/null 2>&1 || apt_install prometheus || say "prometheus is missing: the monitoring tests will fail"
 export PATH="$PATH:/usr/sbin"
 export PATH="$PWD/node_modules/.bin:$PATH"   # Node 22 from the `node` package
 

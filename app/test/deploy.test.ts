@@ -65,7 +65,16 @@ describe('deployment artifacts', () => {
     expect(redisCmd).toMatch(/--appendonly yes/)
     expect(redisCmd).toMatch(/--maxmemory-policy noeviction/)
     expect(redisCmd).toMatch(/--requirepass/)
-    expect(Object.keys(c.services).sort()).toEqual(['api', 'redis', 'web', 'worker-1', 'worker-2'])
+    // prometheus and grafana: profile `monitoring` only (prometheus.test.ts checks them).
+    expect(Object.keys(c.services).sort()).toEqual([
+      'api',
+      'grafana',
+      'prometheus',
+      'redis',
+      'web',
+      'worker-1',
+      'worker-2',
+    ])
     const env = c.services.api!.environment as Record<string, string>
     for (const k of Object.keys(env)) expect(knownEnv).toContain(k)
     const shutdownS = Number(env.SHUTDOWN_TIMEOUT_MS) / 1000

@@ -17,6 +17,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { parse } from 'yaml'
 import { PermanentJobError } from '../src/errors.ts'
 import { freePort, type LocalRedis, startLocalRedis } from '../src/redis/local-server.ts'
 import { type ApiBundle, apiSetup, TOKEN_SETTING, TOKENS } from './api-helpers.ts'
@@ -95,6 +96,66 @@ describe.skipIf(MISSING && !process.env.CI)('promtool: the shipped config and ru
       }
     } finally {
       rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('the compose profile and Grafana provisioning', () => {
+  it('runs prometheus and grafana only in profile monitoring, mounting the shipped files where they are read', () => {
+    const c = parse(readFileSync(join(DOCKER, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+      services: Record<
+        string,
+        { profiles?: string[]; volumes?: string[]; command?: string[]; image?: string }
+      >
+    }
+    const mounts = (svc: string) =>
+      new Map(
+        (c.services[svc]!.volumes ?? [])
+          .filter((v) => v.startsWith('./'))
+          .map((v) => [v.split(':')[1]!, join(DOCKER, v.split(':')[0]!)] as const),
+      )
+    for (const svc of ['prometheus', 'grafana']) expect(c.services[svc]!.profiles).toEqual(['monitoring'])
+    for (const [svc, s] of Object.entries(c.services))
+      if (!['prometheus', 'grafana'].includes(svc)) expect(s.profiles, svc).toBeUndefined()
+    const prom = mounts('prometheus')
+    expect(prom.get('/etc/prometheus/prometheus.yml')).toBe(join(DOCKER, 'prometheus/prometheus.yml'))
+    expect(prom.get('/etc/prometheus/rules')).toBe(join(DOCKER, 'prometheus/rules'))
+    const cfg = readFileSync(join(DOCKER, 'prometheus/prometheus.yml'), 'utf8')
+    expect(cfg).toContain('/etc/prometheus/rules/*.yml')
+    // The token file the config names is the one the service's command writes.
+    expect(c.services.prometheus!.command!.join(' ')).toContain('> /tmp/dtq_metrics_token')
+    expect(cfg).toContain('credentials_file: /tmp/dtq_metrics_token')
+    const graf = mounts('grafana')
+    for (const [target, src] of graf) expect(existsSync(src), `${target} <- ${src}`).toBe(true)
+    const provider = parse(readFileSync(join(DOCKER, 'grafana/provisioning/dashboards/dtq.yml'), 'utf8')) as {
+      providers: Array<{ options: { path: string } }>
+    }
+    expect(graf.get(provider.providers[0]!.options.path)).toBe(join(DOCKER, 'grafana/dashboards'))
+    expect(graf.get('/etc/grafana/provisioning')).toBe(join(DOCKER, 'grafana/provisioning'))
+    // The dashboard names the provisioned datasource by its uid, and has the $queue variable.
+    const ds = parse(
+      readFileSync(join(DOCKER, 'grafana/provisioning/datasources/prometheus.yml'), 'utf8'),
+    ) as {
+      datasources: Array<{ uid: string; type: string; url: string }>
+    }
+    expect(ds.datasources[0]).toMatchObject({ type: 'prometheus', url: 'http://prometheus:9090' })
+    const dash = JSON.parse(readFileSync(join(DOCKER, 'grafana/dashboards/dtq.json'), 'utf8')) as {
+      uid: string
+      panels: Array<{
+        id: number
+        type: string
+        datasource?: { uid: string }
+        targets?: Array<{ expr: string; datasource: { uid: string } }>
+      }>
+      templating: { list: Array<{ name: string }> }
+    }
+    expect(dash.uid).toBeTruthy()
+    expect(dash.templating.list.map((v) => v.name)).toContain('queue')
+    expect(new Set(dash.panels.map((p) => p.id)).size).toBe(dash.panels.length)
+    for (const p of dash.panels.filter((x) => x.type !== 'row')) {
+      expect(p.datasource?.uid).toBe(ds.datasources[0]!.uid)
+      expect(p.targets?.length).toBeGreaterThan(0)
+      for (const t of p.targets ?? []) expect(t.datasource.uid).toBe(ds.datasources[0]!.uid)
     }
   })
 })
