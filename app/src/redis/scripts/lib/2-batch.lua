@@ -122,19 +122,12 @@ local function observe(name, ms, ttype)
     end
   end
   ms = math.floor(ms)
-  local h = hist[name]
-  if not h then
-    h = { sum = 0 }
-    hist[name] = h
-  end
-  h[b] = (h[b] or 0) + 1
-  h.sum = h.sum + ms
-  if ttype and ttype ~= '' then
-    local tk = '\0' .. ttype
-    h = hist[tk]
+  for k = 1, (ttype and ttype ~= '') and 2 or 1 do
+    local key = k == 1 and name or ('\0' .. ttype)
+    local h = hist[key]
     if not h then
       h = { sum = 0 }
-      hist[tk] = h
+      hist[key] = h
     end
     h[b] = (h[b] or 0) + 1
     h.sum = h.sum + ms
