@@ -263,6 +263,11 @@ describe.skipIf(MISSING && !process.env.CI)('a real Prometheus scraping a live D
       { timeoutMs: 30_000, what: 'the jobs of pm to end' },
     )
 
+    // The worker's failures reach the registry with its next heartbeat (worker_errors_total).
+    await waitFor(async () => (await b.queue.workers())[0]?.failed === 6, {
+      what: 'the worker to report 6 failures',
+    })
+
     promDir = mkdtempSync(join(tmpdir(), 'dtq-prom-'))
     const promPort = await freePort()
     promUrl = `http://127.0.0.1:${promPort}`
