@@ -45,37 +45,25 @@ local function bump(field, n)
   incr[field] = (incr[field] or 0) + (n or 1)
 end
 
--- Per-type totals are kept for at most MAX_TYPES task types per queue (the types set holds
--- their names); later types count under '_other', so the stats hash cannot grow without bound.
--- TYPE_KNOWN remembers, for the life of the loaded library, the types already in a set.
-local MAX_TYPES = 200
-local TYPE_KNOWN = {}
-local function typed_name(ttype)
-  local memo = base .. ' ' .. ttype
-  if TYPE_KNOWN[memo] then return ttype end
-  local k_types = base .. K_TYPES
-  if redis.call('SISMEMBER', k_types, ttype) == 0 then
-    if redis.call('SCARD', k_types) >= MAX_TYPES then return '_other' end
-    redis.call('SADD', k_types, ttype)
+-- Names with totals of their own in `stats` are capped per queue, so the stats hash cannot grow
+-- without bound: task types at 200 (the `types` set), error classes at 50 (the `classes` set:
+-- bounded labels already -- errorClass() in app/src/errors.ts gives a code or a name, never a
+-- message -- the cap bounds a handler that makes names up). Later ones count as '_other'.
+-- KNOWN remembers, for the life of the loaded library, the names already in a set.
+local capped_name
+do
+  local KNOWN = {}
+  capped_name = function(set, max, name)
+    local memo = base .. set .. ' ' .. name
+    if KNOWN[memo] then return name end
+    local k = base .. set
+    if redis.call('SISMEMBER', k, name) == 0 then
+      if redis.call('SCARD', k) >= max then return '_other' end
+      redis.call('SADD', k, name)
+    end
+    KNOWN[memo] = true
+    return name
   end
-  TYPE_KNOWN[memo] = true
-  return ttype
-end
-
--- Failure counts are kept for at most 50 error classes per queue (the classes set holds their
--- names); later ones count as '_other'. Classes are bounded labels already (errorClass() in
--- app/src/errors.ts: a code or a name, never a message), the cap bounds a handler that makes
--- up names. Memoized in TYPE_KNOWN under "<base>\0<class>".
-local function class_name(class)
-  local memo = base .. '\0' .. class
-  if TYPE_KNOWN[memo] then return class end
-  local k_classes = base .. K_CLASSES
-  if redis.call('SISMEMBER', k_classes, class) == 0 then
-    if redis.call('SCARD', k_classes) >= 50 then return '_other' end
-    redis.call('SADD', k_classes, class)
-  end
-  TYPE_KNOWN[memo] = true
-  return class
 end
 
 -- A total, and the same total for the task type ("<field>|<type>", named at flush), for
@@ -221,15 +209,16 @@ local function flush()
       local z = string.find(key, '\0', 1, true)
       if z then
         local label = string.sub(key, z + 1)
-        if field == 'ef' then label = class_name(label) end
-        bump(field .. '|' .. typed_name(string.sub(key, 1, z - 1)) .. '|' .. label, n)
+        if field == 'ef' then label = capped_name(K_CLASSES, 50, label) end
+        bump(field .. '|' .. capped_name(K_TYPES, 200, string.sub(key, 1, z - 1)) .. '|' .. label, n)
       else
-        bump(field .. '|' .. typed_name(key), n)
+        bump(field .. '|' .. capped_name(K_TYPES, 200, key), n)
       end
     end
   end
   for name, h in pairs(hist) do
-    local pre = string.byte(name) == 0 and ('hr|' .. typed_name(string.sub(name, 2)) .. '|') or ('h|' .. name .. '|')
+    local pre = string.byte(name) == 0 and ('hr|' .. capped_name(K_TYPES, 200, string.sub(name, 2)) .. '|')
+      or ('h|' .. name .. '|')
     for b = 1, N_BUCKETS + 1 do
       if h[b] then bump(pre .. b, h[b]) end
     end
