@@ -82,7 +82,8 @@ end
 
 -- A count per task type and a second label ("<field>|<type>|<label>", no plain total): jobs
 -- created at priority high or low (`cp`; normal ones are the rest of `created|<type>`), failed
--- attempts by error class (`ef`, classes capped at flush), dead letters by priority (`dp`). Gathered under "<type>\0<label>", named at flush.
+-- attempts by error class (`ef`, classes capped at flush), dead letters by priority (`dp`).
+-- Gathered under "<type>\0<label>" (neither holds a NUL), named at flush.
 local function bump_typed2(field, ttype, label)
   if not ttype or ttype == '' then return end
   local t = typed[field]
