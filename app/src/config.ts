@@ -295,6 +295,13 @@ export const SETTINGS = [
     doc: 'pino log level',
   },
   {
+    env: 'TRACE_REDIS',
+    key: 'traceRedis',
+    kind: 'bool',
+    default: 'false',
+    doc: 'with tracing on (OTEL_* below, ADR 0023): also a span per Redis command made inside a traced enqueue or handler',
+  },
+  {
     env: 'DEFAULT_QUEUE',
     key: 'defaultQueue',
     kind: 'string',
@@ -720,6 +727,28 @@ export function checkConfig(cfg: Partial<Config>): string[] {
 export function isSet(envName: string, env: Record<string, string | undefined> = process.env): boolean {
   const v = env[envName]
   return v !== undefined && v !== ''
+}
+
+/**
+ * Whether the standard OpenTelemetry variables ask for traces (ADR 0023): an exporter or an OTLP
+ * endpoint is named (not `none`, not empty) and the SDK is not disabled. The SDK itself reads
+ * the rest of OTEL_* when it starts; with none of them set it is never loaded.
+ */
+export function tracingRequested(env: Record<string, string | undefined> = process.env): boolean {
+  if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true') return false
+  const exporters = (env.OTEL_TRACES_EXPORTER ?? '')
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean)
+  if (exporters.length) return !exporters.includes('none')
+  return isSet('OTEL_EXPORTER_OTLP_ENDPOINT', env) || isSet('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', env)
+}
+
+/** Whether OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES names the service (else DTQ names it per process). */
+export function otelNamesTheService(env: Record<string, string | undefined> = process.env): boolean {
+  return (
+    isSet('OTEL_SERVICE_NAME', env) || /(^|,)\s*service\.name\s*=/.test(env.OTEL_RESOURCE_ATTRIBUTES ?? '')
+  )
 }
 
 /** The directory relative paths on the command line are taken from (npm's INIT_CWD under `pnpm dtq`). */

@@ -8,7 +8,7 @@ import { userInfo } from 'node:os'
 import { resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Command, InvalidArgumentError } from 'commander'
-import { type Config, ConfigError, isSet, launchDir, loadConfig } from '../config.ts'
+import { type Config, ConfigError, isSet, launchDir, loadConfig, tracingRequested } from '../config.ts'
 import { DtqError } from '../errors.ts'
 import { createLogger } from '../logger.ts'
 import type { FlowPolicy, FlowSpec } from '../queue/flows.ts'
@@ -18,6 +18,7 @@ import { BULK_JOBS_TASK, type BulkAction, type BulkJobsPayload } from '../queue/
 import { connectRedis, describeTarget, redisTarget, whenRedisAvailable } from '../redis/connection.ts'
 import { checkDurability } from '../redis/durability.ts'
 import { canConnect, hasRedisServer, startLocalRedis } from '../redis/local-server.ts'
+import { startTracing, stopTracing } from '../tracing/index.ts'
 import type { Handler } from '../worker/handlers.ts'
 import { ScheduleRunner } from '../worker/schedule-runner.ts'
 import { Worker } from '../worker/worker.ts'
@@ -133,6 +134,14 @@ async function runWorker(cfg: Config, extra: { label: string; handlers?: string[
 const program = new Command()
 program.name('dtq').description('DTQ: a Redis Streams job orchestrator').showHelpAfterError()
 
+// Tracing (ADR 0023) for the long-running processes, before their HTTP server and Redis clients
+// exist; the SDK is not even loaded unless OTEL_* ask for traces.
+const TRACED = new Set(['api', 'worker', 'dev'])
+program.hook('preAction', async (_, cmd) => {
+  if (TRACED.has(cmd.name()) && tracingRequested())
+    await startTracing({ serviceName: `dtq-${cmd.name()}`, redisSpans: config().traceRedis })
+})
+
 program
   .command('worker')
   .description('run a worker pool')
@@ -145,6 +154,7 @@ program
   .action(async (o: { queues?: string[]; concurrency?: number; handlers?: string[] }) => {
     const cfg = config({ workerQueues: o.queues, workerConcurrency: o.concurrency })
     await runWorker(cfg, { label: 'dtq-worker', handlers: o.handlers })
+    await stopTracing()
     process.exit(0)
   })
 
@@ -190,6 +200,7 @@ program
   .option('--port <n>', 'port (default PORT, 8000)', int('port'))
   .action(async (o: { port?: number }) => {
     await runApi(config(), o.port)
+    await stopTracing()
     process.exit(0)
   })
 
@@ -235,6 +246,7 @@ program
       await api.stop()
       await local?.stop()
     }
+    await stopTracing()
     process.exit(0)
   })
 
