@@ -22,7 +22,7 @@ export {
 } from './queue/queue.ts'
 export { TRANSITIONS } from './queue/states.ts'
 export type { WorkerCommand, WorkerInfo } from './redis/registry.ts'
-export { disableTracing, enableTracing, startTracing, stopTracing } from './tracing/index.ts'
 export type { Clock, QueueStats } from './redis/store.ts'
+export { disableTracing, enableTracing, startTracing, stopTracing } from './tracing/index.ts'
 export type { Handler, JobContext } from './worker/handlers.ts'
 export { Worker, type WorkerOptions } from './worker/worker.ts'

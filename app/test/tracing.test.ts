@@ -10,10 +10,13 @@ import { existsSync, readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
+import { context, type SpanContext, trace } from '@opentelemetry/api'
+import { NodeSDK } from '@opentelemetry/sdk-node'
 import { afterEach, describe, expect, it } from 'vitest'
 import { tracingRequested } from '../src/config.ts'
 import { redisTarget } from '../src/redis/connection.ts'
 import { freePort } from '../src/redis/local-server.ts'
+import { activeTracer, disableTracing, enableTracing } from '../src/tracing/index.ts'
 import { decodeTrace, encodeTrace } from '../src/tracing/spans.ts'
 import { type Bundle, setup, targetEnv, waitFor } from './helpers.ts'
 import { launch, tempDir, type WorkerProcess } from './processes.ts'
@@ -459,5 +462,85 @@ describe('tracing settings and the trace field', () => {
       `01-${'a'.repeat(32)}-${'b'.repeat(16)}`,
     ])
       expect(decodeTrace(bad)).toBeUndefined()
+  })
+})
+
+describe('tracing as a library (a program with its own SDK)', () => {
+  it('enableTracing(): Queue and Worker make their spans with the global provider; the handler span is a child', async () => {
+    b = await setup()
+    interface Ended {
+      name: string
+      kind: number
+      spanContext(): SpanContext
+      parentSpanContext?: SpanContext
+      attributes: Record<string, unknown>
+    }
+    const ended: Ended[] = []
+    const sdk = new NodeSDK({
+      spanProcessors: [
+        {
+          onStart() {},
+          onEnd(s) {
+            ended.push(s as unknown as Ended)
+          },
+          forceFlush: async () => {},
+          shutdown: async () => {},
+        },
+      ],
+      metricReaders: [],
+      logRecordProcessors: [],
+      instrumentations: [],
+      resourceDetectors: [],
+    })
+    sdk.start()
+    try {
+      // Off until asked: the SDK alone changes nothing (the job carries no context).
+      expect(activeTracer).toBeNull()
+      const plain = await b.queue.add('lib', {})
+      expect(plain.job.trace).toBeNull()
+      await enableTracing()
+      const app = trace.getTracer('app')
+      const request = app.startSpan('request')
+      const { job } = await context.with(trace.setSpan(context.active(), request), () =>
+        b!.queue.add('lib', { n: 1 }),
+      )
+      request.end()
+      const w = b.worker()
+      w.handle('lib', async () => {
+        app.startSpan('handler work').end()
+        return null
+      })
+      await w.start()
+      await waitFor(async () => (await b!.queue.getJob(job.id))?.state === 'completed')
+      await waitFor(() =>
+        ended.some((s) => s.name === 'process default' && s.attributes['messaging.message.id'] === job.id),
+      )
+      const producer = ended.find(
+        (s) => s.name === 'send default' && s.attributes['messaging.message.id'] === job.id,
+      )!
+      expect(producer.parentSpanContext?.spanId).toBe(request.spanContext().spanId)
+      const runs = ended.filter(
+        (s) => s.name === 'process default' && s.attributes['messaging.message.id'] === job.id,
+      )
+      expect(runs).toHaveLength(1)
+      expect(runs[0]!.parentSpanContext?.spanId).toBe(producer.spanContext().spanId)
+      const work = ended.find(
+        (s) => s.name === 'handler work' && s.spanContext().traceId === request.spanContext().traceId,
+      )
+      expect(work?.parentSpanContext?.spanId).toBe(runs[0]!.spanContext().spanId)
+      // The job made before enableTracing ran too, in a trace of its own (a root consumer span).
+      await waitFor(() =>
+        ended.some(
+          (s) => s.name === 'process default' && s.attributes['messaging.message.id'] === plain.job.id,
+        ),
+      )
+      const lone = ended.find(
+        (s) => s.name === 'process default' && s.attributes['messaging.message.id'] === plain.job.id,
+      )
+      expect(lone?.parentSpanContext).toBeUndefined()
+    } finally {
+      disableTracing()
+      await sdk.shutdown()
+    }
   })
 })
