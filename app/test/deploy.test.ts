@@ -71,7 +71,7 @@ describe('deployment artifacts', () => {
     expect(c.services.jaeger!.profiles).toEqual(['tracing'])
     expect((c.services.jaeger!.environment as Record<string, string>).COLLECTOR_OTLP_ENABLED).toBe('true')
     const env = c.services.api!.environment as Record<string, string>
-    expect(env.OTEL_EXPORTER_OTLP_ENDPOINT).toBe('${OTEL_EXPORTER_OTLP_ENDPOINT:-}')
+    expect(env.OTEL_EXPORTER_OTLP_ENDPOINT).toMatch(/^\$\{OTEL_EXPORTER_OTLP_ENDPOINT:-\}$/)
     for (const k of Object.keys(env)) if (!k.startsWith('OTEL_')) expect(knownEnv).toContain(k)
     const shutdownS = Number(env.SHUTDOWN_TIMEOUT_MS) / 1000
     expect(Number.parseInt(String(c.services['worker-1']!.stop_grace_period), 10)).toBeGreaterThan(shutdownS)

@@ -294,7 +294,7 @@ describe('tracing (OpenTelemetry, OTLP/HTTP)', () => {
       OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
       OTEL_BSP_SCHEDULE_DELAY: '50',
     }
-    const api = await startApi(baseEnv(b, otel))
+    const api = await startApi(baseEnv(b, { ...otel, TRACE_REDIS: 'true' }))
     startWorker(baseEnv(b, otel))
     const tp = newTraceparent()
     const batch = (await post(
@@ -333,6 +333,10 @@ describe('tracing (OpenTelemetry, OTLP/HTTP)', () => {
     expect(send.kind).toBe(KIND.CLIENT)
     expect(send.attrs['messaging.batch.message_count']).toBe(2)
     expect(send.links.map((l) => l.spanId).sort()).toEqual(creates.map((c) => c.spanId).sort())
+    // TRACE_REDIS: the write's Redis commands are spans under the send span.
+    const redis = spans.filter((s) => s.parentSpanId === send.spanId && s.kind === KIND.CLIENT)
+    expect(redis.length, JSON.stringify(spans.map((s) => [s.name, s.attrs]))).toBeGreaterThan(0)
+    expect(redis.every((s) => JSON.stringify(s.attrs).includes('redis'))).toBe(true)
     for (const c of spans.filter((s) => s.kind === KIND.CONSUMER)) {
       const create = creates.find((x) => x.attrs['messaging.message.id'] === c.attrs['messaging.message.id'])
       expect(c.parentSpanId).toBe(create?.spanId)

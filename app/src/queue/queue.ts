@@ -282,7 +282,7 @@ async function sent<T>(
 ): Promise<T> {
   if (!sending) return write()
   try {
-    const r = await write()
+    const r = await sending.run(write)
     sending.end(ids(r))
     return r
   } catch (err) {

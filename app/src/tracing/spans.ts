@@ -92,12 +92,16 @@ export interface Outgoing {
   extra: Record<string, string>
 }
 
-/** The spans of one enqueue call: end() once Redis answered, with each job's id (in order). */
+/**
+ * The spans of one enqueue call: the write goes through run() (its Redis calls are the send
+ * span's children, with TRACE_REDIS); end() once Redis answered, with each job's id (in order).
+ */
 export interface SendSpans {
+  run<T>(write: () => T): T
   end(ids: Array<{ id: string; created: boolean } | undefined>, err?: unknown): void
 }
 
-const NO_SPANS: SendSpans = { end() {} }
+const NO_SPANS: SendSpans = { run: (write) => write(), end() {} }
 
 /** One run of a job: its handler goes through run(); end() once its outcome is written. */
 export interface ConsumerSpan {
@@ -138,6 +142,7 @@ export class JobTracer {
       )
       j.extra[traceField] = encodeTrace(span.spanContext())
       return {
+        run: (write) => context.with(trace.setSpan(parent, span), write),
         end: (ids, err) => {
           const r = ids[0]
           if (r) span.setAttributes({ [ATTR.messageId]: r.id, [ATTR.created]: r.created })
@@ -175,6 +180,7 @@ export class JobTracer {
       parent,
     )
     return {
+      run: (write) => context.with(trace.setSpan(parent, batch), write),
       end: (ids, err) => {
         for (const [i, span] of creates) {
           const r = ids[i]
@@ -190,6 +196,7 @@ export class JobTracer {
 
   /** One producer span for a flow; every node carries its context. */
   sendFlow(flowId: string, nodes: Outgoing[], traceField: string): SendSpans {
+    const parent = context.active()
     const span = this.tracer.startSpan(
       'send flow',
       {
@@ -202,11 +209,12 @@ export class JobTracer {
           [ATTR.flowId]: flowId,
         },
       },
-      context.active(),
+      parent,
     )
     const field = encodeTrace(span.spanContext())
     for (const n of nodes) if (!n.extra[traceField]) n.extra[traceField] = field
     return {
+      run: (write) => context.with(trace.setSpan(parent, span), write),
       end: (_ids, err) => {
         if (err) failSpan(span, err)
         span.end()
