@@ -181,18 +181,24 @@ const logLines = (p: WorkerProcess) =>
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Record<string, unknown>)
 
+/** A test's bundle, a receiver, and the OTEL_* that point a process at it (JSON, short batch delay). */
+async function tracedSetup() {
+  b = await setup()
+  const rx = await startReceiver()
+  servers.push(rx.server)
+  const otel = {
+    OTEL_EXPORTER_OTLP_ENDPOINT: rx.url,
+    OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+    OTEL_BSP_SCHEDULE_DELAY: '50',
+  }
+  return { rx, otel }
+}
+
 describe('tracing (OpenTelemetry, OTLP/HTTP)', () => {
   it('HTTP span -> producer -> a consumer span per attempt (parent and link) -> the handler span; logs carry trace_id and job_id', async () => {
-    b = await setup()
-    const rx = await startReceiver()
-    servers.push(rx.server)
-    const otel = {
-      OTEL_EXPORTER_OTLP_ENDPOINT: rx.url,
-      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-      OTEL_BSP_SCHEDULE_DELAY: '50',
-    }
-    const api = await startApi(baseEnv(b, otel))
-    const worker = startWorker(baseEnv(b, { ...otel, LOG_LEVEL: 'debug' }))
+    const { rx, otel } = await tracedSetup()
+    const api = await startApi(baseEnv(b!, otel))
+    const worker = startWorker(baseEnv(b!, { ...otel, LOG_LEVEL: 'debug' }))
     const tp = newTraceparent()
     const job = (await post(
       `${api}/jobs`,
@@ -286,16 +292,9 @@ describe('tracing (OpenTelemetry, OTLP/HTTP)', () => {
   })
 
   it('a batch gets a create span per job and a linked send span; a flow one send span its nodes run under', async () => {
-    b = await setup()
-    const rx = await startReceiver()
-    servers.push(rx.server)
-    const otel = {
-      OTEL_EXPORTER_OTLP_ENDPOINT: rx.url,
-      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-      OTEL_BSP_SCHEDULE_DELAY: '50',
-    }
-    const api = await startApi(baseEnv(b, { ...otel, TRACE_REDIS: 'true' }))
-    startWorker(baseEnv(b, otel))
+    const { rx, otel } = await tracedSetup()
+    const api = await startApi(baseEnv(b!, { ...otel, TRACE_REDIS: 'true' }))
+    startWorker(baseEnv(b!, otel))
     const tp = newTraceparent()
     const batch = (await post(
       `${api}/jobs/batch`,
@@ -357,16 +356,9 @@ describe('tracing (OpenTelemetry, OTLP/HTTP)', () => {
   })
 
   it('a run lost with its worker (kill -9) is reclaimed: the new run is a consumer span of the same trace', async () => {
-    b = await setup()
-    const rx = await startReceiver()
-    servers.push(rx.server)
-    const otel = {
-      OTEL_EXPORTER_OTLP_ENDPOINT: rx.url,
-      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-      OTEL_BSP_SCHEDULE_DELAY: '50',
-    }
-    const api = await startApi(baseEnv(b, otel))
-    const first = startWorker(baseEnv(b, otel))
+    const { rx, otel } = await tracedSetup()
+    const api = await startApi(baseEnv(b!, otel))
+    const first = startWorker(baseEnv(b!, otel))
     const tp = newTraceparent()
     const job = (await post(
       `${api}/jobs`,
@@ -374,7 +366,7 @@ describe('tracing (OpenTelemetry, OTLP/HTTP)', () => {
       { traceparent: tp.header },
     )) as { id: string }
     await first.exited
-    startWorker(baseEnv(b, otel))
+    startWorker(baseEnv(b!, otel))
     await waitFor(async () => (await b!.queue.getJob(job.id))?.state === 'completed', { timeoutMs: 20_000 })
     const mine = () => rx.spans.filter((s) => s.traceId === tp.traceId)
     await waitFor(() => mine().some((s) => s.kind === KIND.CONSUMER), { timeoutMs: 10_000 })
@@ -401,8 +393,8 @@ describe('tracing (OpenTelemetry, OTLP/HTTP)', () => {
     const off = join(dir, 'off.log')
     const on = join(dir, 'on.log')
     const hook = { NODE_OPTIONS: `--import ${MODULE_LOG_HOOK}` }
-    const api = await startApi(baseEnv(b, { ...hook, MODULE_LOG: off }))
-    const worker = startWorker(baseEnv(b, { ...hook, MODULE_LOG: off, LOG_LEVEL: 'debug' }))
+    const api = await startApi(baseEnv(b!, { ...hook, MODULE_LOG: off }))
+    const worker = startWorker(baseEnv(b!, { ...hook, MODULE_LOG: off, LOG_LEVEL: 'debug' }))
     // (the fixture handler module imports @opentelemetry/api itself, so the api is allowed
     // below: what must not load is the SDK, the instrumentations and DTQ's tracing modules)
     const job = (await post(`${api}/jobs`, { task_type: 'traced', payload: { fail_times: 1 } })) as {
@@ -425,7 +417,7 @@ describe('tracing (OpenTelemetry, OTLP/HTTP)', () => {
     const rx = await startReceiver()
     servers.push(rx.server)
     await startApi(
-      baseEnv(b, {
+      baseEnv(b!, {
         ...hook,
         MODULE_LOG: on,
         OTEL_EXPORTER_OTLP_ENDPOINT: rx.url,

@@ -9,7 +9,7 @@
  * module loaded; phase 2 starts the SDK and interleaves B and C (B with activeTracer null again).
  * Prints jobs/s medians with min-max and the ratios.
  *
- *   node scripts/bench/tracing.ts [--base <git ref>] [--smoke]
+ *   node scripts/bench/tracing.ts [--base <git ref>] [--smoke] [--on-only]
  */
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, symlinkSync } from 'node:fs'
@@ -71,31 +71,36 @@ async function main(): Promise<void> {
     await q.redis.flushall()
   }
 
-  async function addOne(lib: Lib): Promise<Run> {
+  /** Times `enqueue` adding n jobs on a fresh Queue of `lib` (Redis flushed first). */
+  async function enqueueRun(
+    lib: Lib,
+    n: number,
+    enqueue: (q: InstanceType<Lib['Queue']>) => Promise<unknown>,
+  ): Promise<Run> {
     const q = await lib.Queue.connect(lib.loadConfig(env))
     await flush(q)
-    let next = 0
-    const done = timer(N_ADD)
-    await Promise.all(
-      Array.from({ length: 8 }, async () => {
-        while (next++ < N_ADD) await q.add('noop', { n: 1 })
-      }),
-    )
+    const done = timer(n)
+    await enqueue(q)
     const run = done()
     await q.close()
     return run
   }
 
-  async function addBulk(lib: Lib): Promise<Run> {
-    const q = await lib.Queue.connect(lib.loadConfig(env))
-    await flush(q)
-    const done = timer(N_BULK)
-    for (let i = 0; i < N_BULK; i += 100)
-      await q.addBulk(Array.from({ length: 100 }, () => ({ task_type: 'noop', payload: { n: 1 } })))
-    const run = done()
-    await q.close()
-    return run
-  }
+  const addOne = (lib: Lib) =>
+    enqueueRun(lib, N_ADD, async (q) => {
+      let next = 0
+      await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          while (next++ < N_ADD) await q.add('noop', { n: 1 })
+        }),
+      )
+    })
+
+  const addBulk = (lib: Lib) =>
+    enqueueRun(lib, N_BULK, async (q) => {
+      for (let i = 0; i < N_BULK; i += 100)
+        await q.addBulk(Array.from({ length: 100 }, () => ({ task_type: 'noop', payload: { n: 1 } })))
+    })
 
   async function drain(lib: Lib): Promise<Run> {
     const q = await lib.Queue.connect(lib.loadConfig(env))
@@ -153,10 +158,12 @@ async function main(): Promise<void> {
     console.log(
       `tracing cost: A = ${BASE.slice(0, 10)} (base), B = this tree, tracing off; jobs/s, median (min-max) of ${RUNS}`,
     )
-    await compare([
-      { name: 'A', lib: base },
-      { name: 'B', lib: tree },
-    ])
+    // --on-only: phase 2 alone (e.g. to price a sampler: OTEL_TRACES_SAMPLER=traceidratio ...)
+    if (!process.argv.includes('--on-only'))
+      await compare([
+        { name: 'A', lib: base },
+        { name: 'B', lib: tree },
+      ])
     const receiver = createServer((req, res) => {
       req.resume()
       req.on('end', () => res.writeHead(200).end())
