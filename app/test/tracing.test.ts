@@ -367,7 +367,8 @@ describe('tracing (OpenTelemetry, OTLP/HTTP)', () => {
     )) as { id: string }
     await first.exited
     startWorker(baseEnv(b!, otel))
-    await waitFor(async () => (await b!.queue.getJob(job.id))?.state === 'completed', { timeoutMs: 20_000 })
+    // The reclaim waits for the dead worker's maintenance lease to lapse, then CLAIM_IDLE_MS.
+    await waitFor(async () => (await b!.queue.getJob(job.id))?.state === 'completed', { timeoutMs: 60_000 })
     const mine = () => rx.spans.filter((s) => s.traceId === tp.traceId)
     await waitFor(() => mine().some((s) => s.kind === KIND.CONSUMER), { timeoutMs: 10_000 })
     const producer = one(
@@ -385,7 +386,7 @@ describe('tracing (OpenTelemetry, OTLP/HTTP)', () => {
       'dtq.outcome': 'completed',
       'messaging.message.id': job.id,
     })
-  })
+  }, 90_000)
 
   it('with no OTEL_* set, the API and a worker load no OpenTelemetry module, jobs carry no trace, logs no trace_id', async () => {
     b = await setup()
