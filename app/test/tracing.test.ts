@@ -19,7 +19,7 @@ import { freePort } from '../src/redis/local-server.ts'
 import { activeTracer, disableTracing, enableTracing } from '../src/tracing/index.ts'
 import { decodeTrace, encodeTrace } from '../src/tracing/spans.ts'
 import { type Bundle, setup, targetEnv, waitFor } from './helpers.ts'
-import { launch, tempDir, type WorkerProcess } from './processes.ts'
+import { launch, runCli, tempDir, type WorkerProcess } from './processes.ts'
 
 const TRACED = new URL('./fixtures/traced-handlers.ts', import.meta.url).pathname
 const MODULE_LOG_HOOK = new URL('./fixtures/module-log.ts', import.meta.url).pathname
@@ -291,7 +291,7 @@ describe('tracing (OpenTelemetry, OTLP/HTTP)', () => {
     expect(rx.posts.every((p) => p.startsWith('POST /v1/traces'))).toBe(true)
   })
 
-  it('a batch gets a create span per job and a linked send span; a flow one send span its nodes run under', async () => {
+  it('a batch gets a create span per job and a linked send span; a flow one send span its nodes run under; dtq enqueue is traced', async () => {
     const { rx, otel } = await tracedSetup()
     const api = await startApi(baseEnv(b!, { ...otel, TRACE_REDIS: 'true' }))
     startWorker(baseEnv(b!, otel))
@@ -353,6 +353,16 @@ describe('tracing (OpenTelemetry, OTLP/HTTP)', () => {
       flow.nodes.map((n) => n.job_id).sort(),
     )
     for (const r of runs) expect(r.parentSpanId).toBe(fsend.spanId)
+
+    // `dtq enqueue` is traced too (its spans flushed before it exits): the runs are their children.
+    await runCli(baseEnv(b!, otel), ['enqueue', 'traced', '--count', '2'])
+    const cli = rx.spans.filter((s) => s.service === 'dtq-cli' && s.kind === KIND.PRODUCER)
+    expect(cli).toHaveLength(2)
+    await waitFor(
+      () =>
+        rx.spans.filter((s) => s.kind === KIND.CONSUMER && cli.some((c) => c.spanId === s.parentSpanId))
+          .length === 2,
+    )
   })
 
   it('a run lost with its worker (kill -9) is reclaimed: the new run is a consumer span of the same trace', async () => {

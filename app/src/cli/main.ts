@@ -134,13 +134,19 @@ async function runWorker(cfg: Config, extra: { label: string; handlers?: string[
 const program = new Command()
 program.name('dtq').description('DTQ: a Redis Streams job orchestrator').showHelpAfterError()
 
-// Tracing (ADR 0023) for the long-running processes, before their HTTP server and Redis clients
-// exist; the SDK is not even loaded unless OTEL_* ask for traces.
-const TRACED = new Set(['api', 'worker', 'dev'])
+// Tracing (ADR 0023) for the processes and the commands that add jobs, before their HTTP server
+// and Redis clients exist; the SDK is not even loaded unless OTEL_* ask for traces. The long-running
+// ones stop it (flushing their spans) before they exit; the others after their action.
+const TRACED = new Set(['api', 'worker', 'dev', 'enqueue', 'flows add'])
+const tracedName = (cmd: Command) =>
+  cmd.parent && cmd.parent !== program ? `${cmd.parent.name()} ${cmd.name()}` : cmd.name()
 program.hook('preAction', async (_, cmd) => {
-  if (TRACED.has(cmd.name()) && tracingRequested())
-    await startTracing({ serviceName: `dtq-${cmd.name()}`, redisSpans: config().traceRedis })
+  if (TRACED.has(tracedName(cmd)) && tracingRequested()) {
+    const service = ['api', 'worker', 'dev'].includes(cmd.name()) ? cmd.name() : 'cli'
+    await startTracing({ serviceName: `dtq-${service}`, redisSpans: config().traceRedis })
+  }
 })
+program.hook('postAction', () => stopTracing())
 
 program
   .command('worker')
