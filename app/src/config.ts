@@ -744,6 +744,34 @@ export function tracingRequested(env: Record<string, string | undefined> = proce
   return isSet('OTEL_EXPORTER_OTLP_ENDPOINT', env) || isSet('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', env)
 }
 
+/**
+ * The OTEL_* values DTQ's tracing depends on, checked as DTQ's own settings are (the SDK would
+ * only log a diagnostic and export nothing): endpoints are http(s) URLs, the exporter and the
+ * protocol are ones the SDK has. Problems name the variables.
+ */
+export function checkTracingEnv(env: Record<string, string | undefined> = process.env): string[] {
+  const problems: string[] = []
+  for (const name of ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT']) {
+    const v = env[name]
+    if (!v) continue
+    let ok = false
+    try {
+      ok = ['http:', 'https:'].includes(new URL(v).protocol)
+    } catch {}
+    if (!ok) problems.push(`${name} must be an http:// or https:// URL`)
+  }
+  const exporters = (env.OTEL_TRACES_EXPORTER ?? '').split(',').map((x) => x.trim())
+  const unknown = exporters.filter((x) => x && !['otlp', 'console', 'zipkin', 'none'].includes(x))
+  if (unknown.length)
+    problems.push(`OTEL_TRACES_EXPORTER has ${unknown.join(',')}, not otlp|console|zipkin|none`)
+  for (const name of ['OTEL_EXPORTER_OTLP_PROTOCOL', 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL']) {
+    const v = env[name]
+    if (v && !['grpc', 'http/protobuf', 'http/json'].includes(v))
+      problems.push(`${name} must be grpc, http/protobuf or http/json`)
+  }
+  return problems
+}
+
 /** Whether OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES names the service (else DTQ names it per process). */
 export function otelNamesTheService(env: Record<string, string | undefined> = process.env): boolean {
   return (

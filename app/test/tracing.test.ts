@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { context, type SpanContext, trace } from '@opentelemetry/api'
 import { NodeSDK } from '@opentelemetry/sdk-node'
 import { afterEach, describe, expect, it } from 'vitest'
-import { tracingRequested } from '../src/config.ts'
+import { checkTracingEnv, tracingRequested } from '../src/config.ts'
 import { redisTarget } from '../src/redis/connection.ts'
 import { freePort } from '../src/redis/local-server.ts'
 import { activeTracer, disableTracing, enableTracing } from '../src/tracing/index.ts'
@@ -453,6 +453,29 @@ describe('tracing settings and the trace field', () => {
     )
     expect(tracingRequested({ OTEL_SDK_DISABLED: 'true', OTEL_TRACES_EXPORTER: 'console' })).toBe(false)
     expect(tracingRequested({ OTEL_SERVICE_NAME: 'x' })).toBe(false)
+  })
+
+  it('bad OTEL_* values are refused at start, naming the variable', async () => {
+    expect(checkTracingEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://jaeger:4318' })).toEqual([])
+    expect(
+      checkTracingEnv({
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'jaeger:4318',
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'ftp://x',
+        OTEL_TRACES_EXPORTER: 'otlp,jaegr',
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http',
+      }),
+    ).toEqual([
+      'OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// or https:// URL',
+      'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT must be an http:// or https:// URL',
+      'OTEL_TRACES_EXPORTER has jaegr, not otlp|console|zipkin|none',
+      'OTEL_EXPORTER_OTLP_PROTOCOL must be grpc, http/protobuf or http/json',
+    ])
+    // The process stops with one message (exit 2), as for DTQ's own settings.
+    const err = await runCli({ OTEL_EXPORTER_OTLP_ENDPOINT: 'localhost:4318' }, ['worker']).catch(
+      (e: { code: number; stderr: string }) => e,
+    )
+    expect(err).toMatchObject({ code: 2 })
+    expect((err as { stderr: string }).stderr).toMatch(/OTEL_EXPORTER_OTLP_ENDPOINT must be an http/)
   })
 
   it('the trace field is a W3C traceparent, then the tracestate when it fits in 512 characters', () => {

@@ -8,7 +8,15 @@ import { userInfo } from 'node:os'
 import { resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Command, InvalidArgumentError } from 'commander'
-import { type Config, ConfigError, isSet, launchDir, loadConfig, tracingRequested } from '../config.ts'
+import {
+  type Config,
+  ConfigError,
+  checkTracingEnv,
+  isSet,
+  launchDir,
+  loadConfig,
+  tracingRequested,
+} from '../config.ts'
 import { DtqError } from '../errors.ts'
 import { createLogger } from '../logger.ts'
 import type { FlowPolicy, FlowSpec } from '../queue/flows.ts'
@@ -142,6 +150,8 @@ const tracedName = (cmd: Command) =>
   cmd.parent && cmd.parent !== program ? `${cmd.parent.name()} ${cmd.name()}` : cmd.name()
 program.hook('preAction', async (_, cmd) => {
   if (TRACED.has(tracedName(cmd)) && tracingRequested()) {
+    const problems = checkTracingEnv()
+    if (problems.length) throw new ConfigError(problems)
     const service = ['api', 'worker', 'dev'].includes(cmd.name()) ? cmd.name() : 'cli'
     await startTracing({ serviceName: `dtq-${service}`, redisSpans: config().traceRedis })
   }
