@@ -11,7 +11,7 @@ import { hashIdempotencyKey } from '../queue/queue.ts'
 import { encodeJson, MAX_DELAY_MS } from '../queue/validate.ts'
 import type { Completion, FailMode, JobStore } from '../redis/store.ts'
 import type { EntryWaiter } from '../redis/stream-wait.ts'
-import { activeTracer, type ConsumerSpan } from '../tracing/index.ts'
+import { activeTracer } from '../tracing/index.ts'
 import { FetchGate, type Tails } from './fetch-gate.ts'
 import type { Handler, JobContext } from './handlers.ts'
 import type { LeaseKeeper } from './lease-keeper.ts'
@@ -62,8 +62,6 @@ interface Running {
   /** When the lease thread lets go of it (timeout + grace; 0: never). */
   deadline: number
   done: Promise<void>
-  /** This run's consumer span (tracing on, ADR 0023). */
-  span?: ConsumerSpan
 }
 
 type Outcome =
@@ -396,7 +394,6 @@ export class Processor {
     let outcome: Outcome
     // The handler runs inside the run's span: the spans it starts are its children.
     const span = activeTracer?.process(job, this.o.consumer)
-    r.span = span
     try {
       const handler = this.o.handlers.get(job.task_type)
       if (!handler) throw new PermanentJobError(`no handler for task type "${job.task_type}"`)
