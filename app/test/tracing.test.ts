@@ -291,7 +291,7 @@ describe('tracing (OpenTelemetry, OTLP/HTTP)', () => {
     expect(rx.posts.every((p) => p.startsWith('POST /v1/traces'))).toBe(true)
   })
 
-  it('a batch gets a create span per job and a linked send span; a flow one send span its nodes run under; dtq enqueue is traced', async () => {
+  it('a batch gets a create span per job and a linked send span; a flow one send span its nodes run under; a schedule fire a trace of its own; dtq enqueue is traced', async () => {
     const { rx, otel } = await tracedSetup()
     const api = await startApi(baseEnv(b!, { ...otel, TRACE_REDIS: 'true' }))
     startWorker(baseEnv(b!, otel))
@@ -352,7 +352,27 @@ describe('tracing (OpenTelemetry, OTLP/HTTP)', () => {
     expect(runs.map((r) => r.attrs['messaging.message.id']).sort()).toEqual(
       flow.nodes.map((n) => n.job_id).sort(),
     )
-    for (const r of runs) expect(r.parentSpanId).toBe(fsend.spanId)
+    for (const r of runs)
+      expect(r).toMatchObject({
+        parentSpanId: fsend.spanId,
+        attrs: { 'dtq.flow.id': fsend.attrs['dtq.flow.id'] },
+      })
+
+    // A schedule's fire carries no context: its run is a trace of its own, named by the schedule.
+    const sched = `nightly-${Date.now()}`
+    const put = await fetch(`${api}/schedules/${sched}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ every_ms: 3_600_000, job: { task_type: 'traced' } }),
+    })
+    expect(put.status).toBeLessThan(300)
+    const fired = (await (await fetch(`${api}/schedules/${sched}/trigger`, { method: 'POST' })).json()) as {
+      job_id: string
+    }
+    const run = await waitFor(() =>
+      rx.spans.find((s) => s.kind === KIND.CONSUMER && s.attrs['messaging.message.id'] === fired.job_id),
+    )
+    expect(run).toMatchObject({ parentSpanId: '', links: [], attrs: { 'dtq.schedule': sched } })
 
     // `dtq enqueue` is traced too (its spans flushed before it exits): the runs are their children.
     await runCli(baseEnv(b!, otel), ['enqueue', 'traced', '--count', '2'])

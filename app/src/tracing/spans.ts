@@ -50,6 +50,7 @@ export const ATTR = {
   outcome: 'dtq.outcome',
   created: 'dtq.job.created',
   flowId: 'dtq.flow.id',
+  schedule: 'dtq.schedule',
 } as const
 
 /** messaging.system: not one of the registry's values, so DTQ's own name (as the conventions allow). */
@@ -251,6 +252,9 @@ export class JobTracer {
       },
       parent,
     )
+    // What made the job, to find its runs by: its schedule (a fire carries no context, ADR 0023) or flow.
+    if (job.schedule) span.setAttribute(ATTR.schedule, job.schedule)
+    if (job.flow_id) span.setAttribute(ATTR.flowId, job.flow_id)
     const ctx: Context = trace.setSpan(parent, span).setValue(JOB_ID, job.id)
     const sc = span.spanContext()
     return {
