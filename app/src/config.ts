@@ -295,6 +295,13 @@ export const SETTINGS = [
     doc: 'pino log level',
   },
   {
+    env: 'TRACE_REDIS',
+    key: 'traceRedis',
+    kind: 'bool',
+    default: 'false',
+    doc: 'with tracing on (OTEL_* below, ADR 0023): also a span per Redis command made inside a traced enqueue or handler',
+  },
+  {
     env: 'DEFAULT_QUEUE',
     key: 'defaultQueue',
     kind: 'string',
@@ -720,6 +727,56 @@ export function checkConfig(cfg: Partial<Config>): string[] {
 export function isSet(envName: string, env: Record<string, string | undefined> = process.env): boolean {
   const v = env[envName]
   return v !== undefined && v !== ''
+}
+
+/**
+ * Whether the standard OpenTelemetry variables ask for traces (ADR 0023): an exporter or an OTLP
+ * endpoint is named (not `none`, not empty) and the SDK is not disabled. The SDK itself reads
+ * the rest of OTEL_* when it starts; with none of them set it is never loaded.
+ */
+export function tracingRequested(env: Record<string, string | undefined> = process.env): boolean {
+  if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true') return false
+  const exporters = (env.OTEL_TRACES_EXPORTER ?? '')
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean)
+  if (exporters.length) return !exporters.includes('none')
+  return isSet('OTEL_EXPORTER_OTLP_ENDPOINT', env) || isSet('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', env)
+}
+
+/**
+ * The OTEL_* values DTQ's tracing depends on, checked as DTQ's own settings are (the SDK would
+ * only log a diagnostic and export nothing): endpoints are http(s) URLs, the exporter and the
+ * protocol are ones the SDK has. Problems name the variables.
+ */
+export function checkTracingEnv(env: Record<string, string | undefined> = process.env): string[] {
+  const problems: string[] = []
+  for (const name of ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT']) {
+    const v = env[name]
+    if (!v) continue
+    let ok = false
+    try {
+      ok = ['http:', 'https:'].includes(new URL(v).protocol)
+    } catch {}
+    if (!ok) problems.push(`${name} must be an http:// or https:// URL`)
+  }
+  const exporters = (env.OTEL_TRACES_EXPORTER ?? '').split(',').map((x) => x.trim())
+  const unknown = exporters.filter((x) => x && !['otlp', 'console', 'zipkin', 'none'].includes(x))
+  if (unknown.length)
+    problems.push(`OTEL_TRACES_EXPORTER has ${unknown.join(',')}, not otlp|console|zipkin|none`)
+  for (const name of ['OTEL_EXPORTER_OTLP_PROTOCOL', 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL']) {
+    const v = env[name]
+    if (v && !['grpc', 'http/protobuf', 'http/json'].includes(v))
+      problems.push(`${name} must be grpc, http/protobuf or http/json`)
+  }
+  return problems
+}
+
+/** Whether OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES names the service (else DTQ names it per process). */
+export function otelNamesTheService(env: Record<string, string | undefined> = process.env): boolean {
+  return (
+    isSet('OTEL_SERVICE_NAME', env) || /(^|,)\s*service\.name\s*=/.test(env.OTEL_RESOURCE_ATTRIBUTES ?? '')
+  )
 }
 
 /** The directory relative paths on the command line are taken from (npm's INIT_CWD under `pnpm dtq`). */

@@ -23,5 +23,6 @@ export {
 export { TRANSITIONS } from './queue/states.ts'
 export type { WorkerCommand, WorkerInfo } from './redis/registry.ts'
 export type { Clock, QueueStats } from './redis/store.ts'
+export { disableTracing, enableTracing, startTracing, stopTracing } from './tracing/index.ts'
 export type { Handler, JobContext } from './worker/handlers.ts'
 export { Worker, type WorkerOptions } from './worker/worker.ts'

@@ -65,18 +65,17 @@ describe('deployment artifacts', () => {
     expect(redisCmd).toMatch(/--appendonly yes/)
     expect(redisCmd).toMatch(/--maxmemory-policy noeviction/)
     expect(redisCmd).toMatch(/--requirepass/)
+    const always = Object.keys(c.services).filter((n) => !c.services[n]!.profiles)
+    expect(always.sort()).toEqual(['api', 'redis', 'web', 'worker-1', 'worker-2'])
     // prometheus and grafana: profile `monitoring` only (prometheus.test.ts checks them).
-    expect(Object.keys(c.services).sort()).toEqual([
-      'api',
-      'grafana',
-      'prometheus',
-      'redis',
-      'web',
-      'worker-1',
-      'worker-2',
-    ])
+    expect(c.services.prometheus!.profiles).toEqual(['monitoring'])
+    expect(c.services.grafana!.profiles).toEqual(['monitoring'])
+    // Jaeger only with --profile tracing; the app's OTLP endpoint is empty (tracing off) by default.
+    expect(c.services.jaeger!.profiles).toEqual(['tracing'])
+    expect((c.services.jaeger!.environment as Record<string, string>).COLLECTOR_OTLP_ENABLED).toBe('true')
     const env = c.services.api!.environment as Record<string, string>
-    for (const k of Object.keys(env)) expect(knownEnv).toContain(k)
+    expect(env.OTEL_EXPORTER_OTLP_ENDPOINT).toMatch(/^\$\{OTEL_EXPORTER_OTLP_ENDPOINT:-\}$/)
+    for (const k of Object.keys(env)) if (!k.startsWith('OTEL_')) expect(knownEnv).toContain(k)
     const shutdownS = Number(env.SHUTDOWN_TIMEOUT_MS) / 1000
     expect(Number.parseInt(String(c.services['worker-1']!.stop_grace_period), 10)).toBeGreaterThan(shutdownS)
     expect(Number.parseInt(String(c.services.api!.stop_grace_period), 10)).toBeGreaterThan(

@@ -8,7 +8,15 @@ import { userInfo } from 'node:os'
 import { resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Command, InvalidArgumentError } from 'commander'
-import { type Config, ConfigError, isSet, launchDir, loadConfig } from '../config.ts'
+import {
+  type Config,
+  ConfigError,
+  checkTracingEnv,
+  isSet,
+  launchDir,
+  loadConfig,
+  tracingRequested,
+} from '../config.ts'
 import { DtqError } from '../errors.ts'
 import { createLogger } from '../logger.ts'
 import type { FlowPolicy, FlowSpec } from '../queue/flows.ts'
@@ -18,6 +26,7 @@ import { BULK_JOBS_TASK, type BulkAction, type BulkJobsPayload } from '../queue/
 import { connectRedis, describeTarget, redisTarget, whenRedisAvailable } from '../redis/connection.ts'
 import { checkDurability } from '../redis/durability.ts'
 import { canConnect, hasRedisServer, startLocalRedis } from '../redis/local-server.ts'
+import { startTracing, stopTracing } from '../tracing/index.ts'
 import type { Handler } from '../worker/handlers.ts'
 import { ScheduleRunner } from '../worker/schedule-runner.ts'
 import { Worker } from '../worker/worker.ts'
@@ -133,6 +142,22 @@ async function runWorker(cfg: Config, extra: { label: string; handlers?: string[
 const program = new Command()
 program.name('dtq').description('DTQ: a Redis Streams job orchestrator').showHelpAfterError()
 
+// Tracing (ADR 0023) for the processes and the commands that add jobs, before their HTTP server
+// and Redis clients exist; the SDK is not even loaded unless OTEL_* ask for traces. The long-running
+// ones stop it (flushing their spans) before they exit; the others after their action.
+const TRACED = new Set(['api', 'worker', 'dev', 'enqueue', 'flows add'])
+const tracedName = (cmd: Command) =>
+  cmd.parent && cmd.parent !== program ? `${cmd.parent.name()} ${cmd.name()}` : cmd.name()
+program.hook('preAction', async (_, cmd) => {
+  if (TRACED.has(tracedName(cmd)) && tracingRequested()) {
+    const problems = checkTracingEnv()
+    if (problems.length) throw new ConfigError(problems)
+    const service = ['api', 'worker', 'dev'].includes(cmd.name()) ? cmd.name() : 'cli'
+    await startTracing({ serviceName: `dtq-${service}`, redisSpans: config().traceRedis })
+  }
+})
+program.hook('postAction', () => stopTracing())
+
 program
   .command('worker')
   .description('run a worker pool')
@@ -145,6 +170,7 @@ program
   .action(async (o: { queues?: string[]; concurrency?: number; handlers?: string[] }) => {
     const cfg = config({ workerQueues: o.queues, workerConcurrency: o.concurrency })
     await runWorker(cfg, { label: 'dtq-worker', handlers: o.handlers })
+    await stopTracing()
     process.exit(0)
   })
 
@@ -190,6 +216,7 @@ program
   .option('--port <n>', 'port (default PORT, 8000)', int('port'))
   .action(async (o: { port?: number }) => {
     await runApi(config(), o.port)
+    await stopTracing()
     process.exit(0)
   })
 
@@ -235,6 +262,7 @@ program
       await api.stop()
       await local?.stop()
     }
+    await stopTracing()
     process.exit(0)
   })
 

@@ -7,6 +7,7 @@
  */
 import type { FastifyInstance } from 'fastify'
 import { type Config, ConfigError } from '../config.ts'
+import { logMixin } from '../logger.ts'
 import { Queue } from '../queue/queue.ts'
 import { connectRedis, createRedis, redisTarget } from '../redis/connection.ts'
 import { checkDurability } from '../redis/durability.ts'
@@ -58,7 +59,7 @@ export async function startApi(
     config,
     queue,
     blocking,
-    logger: { level: config.logLevel },
+    logger: { level: config.logLevel, mixin: logMixin },
     consoleDir: opts.consoleDir,
   })
   const address = await app.listen({ port: opts.port ?? config.port, host: opts.host ?? '0.0.0.0' })

@@ -26,6 +26,7 @@ import {
   type WriteFailure,
   writeFailure,
 } from '../redis/store.ts'
+import { activeTracer, type Outgoing, type SendSpans } from '../tracing/index.ts'
 import { type DedupSpec, dedupField, startByOf } from './flow-control.ts'
 import {
   type DependencySpec,
@@ -265,6 +266,31 @@ export function hashIdempotencyKey(key: string): string {
   return createHash('sha256').update(key).digest('base64url')
 }
 
+/** A prepared job as the tracer sees it (it writes the job's `trace` field into `extra`). */
+const outgoing = (p: { queue: string; record: NewJobRecord } | null): Outgoing => ({
+  queue: p!.queue,
+  task_type: p!.record.task_type,
+  priority: p!.record.priority,
+  extra: p!.record.extra,
+})
+
+/** Ends an enqueue's producer spans (if any) with the outcome of `write`. */
+async function sent<T>(
+  sending: SendSpans | undefined,
+  write: () => Promise<T>,
+  ids: (r: T) => Array<{ id: string; created: boolean } | undefined>,
+): Promise<T> {
+  if (!sending) return write()
+  try {
+    const r = await sending.run(write)
+    sending.end(ids(r))
+    return r
+  } catch (err) {
+    sending.end([], err)
+    throw err
+  }
+}
+
 export class Queue {
   readonly store: JobStore
   readonly flows: FlowStore
@@ -499,7 +525,21 @@ export class Queue {
       return r
     })
     throwIfProblems(problems, specs.length > 1 ? 'invalid jobs' : 'invalid job')
+    // Tracing (ADR 0023): producer spans, whose contexts the jobs carry to the workers.
+    const sending = activeTracer?.send(prepared.map(outgoing), F.trace)
+    return sent(
+      sending,
+      () => this.writeBulk(specs, prepared, opts),
+      (results) => results.map((r) => ({ id: r.job.id, created: r.created })),
+    )
+  }
 
+  /** addBulk's writes, once every job is valid. */
+  private async writeBulk(
+    specs: JobSpec[],
+    prepared: Array<{ queue: string; record: NewJobRecord } | null>,
+    opts: { allOrNothing?: boolean },
+  ): Promise<AddResult[]> {
     // A partitioned queue's jobs go to their partitions (partitions.ts): by routing key, and the
     // keyless jobs of one call all to the next partition in turn (so a call stays one write).
     const partitions = await this.store.partitionNames()
@@ -606,7 +646,11 @@ export class Queue {
       p: parents.map((p) => [p.key, p.on_failure]),
       r: { ...r!.record, id },
     })
-    const { created, missing } = await this.flows.create(flow, own.idempotency_key ?? '', nodes)
+    const { created, missing } = await sent(
+      activeTracer?.send([outgoing({ queue, record: nodes.at(-1)!.r! })], F.trace),
+      () => this.flows.create(flow, own.idempotency_key ?? '', nodes),
+      (c) => [{ id, created: c.created }],
+    )
     if (missing.length)
       throw new DtqError(
         'VALIDATION',
@@ -652,7 +696,15 @@ export class Queue {
       nodes.push({ i: nodes.length, k: p.key, q: r.queue, id: record.id, p: p.parents, r: record })
     }
     throwIfProblems(problems, 'invalid flow')
-    const { created } = await this.flows.create(flow, spec.idempotency_key ?? '', nodes)
+    const { created } = await sent(
+      activeTracer?.sendFlow(
+        flow,
+        nodes.map((n) => outgoing({ queue: n.q, record: n.r! })),
+        F.trace,
+      ),
+      () => this.flows.create(flow, spec.idempotency_key ?? '', nodes),
+      () => [],
+    )
     const view = await this.flows.get(flow)
     if (!view) throw new DtqError('NOT_FOUND', `flow ${flow} not found`)
     return { flow: view, created }

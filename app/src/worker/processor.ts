@@ -18,6 +18,7 @@ import { hashIdempotencyKey } from '../queue/queue.ts'
 import { encodeJson, MAX_DELAY_MS } from '../queue/validate.ts'
 import type { Completion, FailMode, JobStore } from '../redis/store.ts'
 import type { EntryWaiter } from '../redis/stream-wait.ts'
+import { activeTracer } from '../tracing/index.ts'
 import { FetchGate, type Tails } from './fetch-gate.ts'
 import type { Handler, JobContext } from './handlers.ts'
 import type { LeaseKeeper } from './lease-keeper.ts'
@@ -362,7 +363,7 @@ export class Processor {
       this.superseded.set(runKey(job.queue, job.id, older.job.epoch), older)
       this.abandon(older, 'lease_lost')
       this.o.log.warn(
-        { job: job.id, queue: job.queue, epoch: older.job.epoch },
+        { job_id: job.id, queue: job.queue, epoch: older.job.epoch },
         'lease lost; older run abandoned',
       )
     }
@@ -390,12 +391,12 @@ export class Processor {
         if (typeof n !== 'number' || !Number.isFinite(n))
           throw new TypeError('progress must be a finite number')
         await store.progress(job.queue, job.id, job.epoch, n, null).catch((err) => {
-          this.o.log.debug({ err: (err as Error).message, job: job.id }, 'progress not recorded')
+          this.o.log.debug({ err: (err as Error).message, job_id: job.id }, 'progress not recorded')
         })
       },
       log: async (line) => {
         await store.progress(job.queue, job.id, job.epoch, null, String(line).slice(0, 4000)).catch((err) => {
-          this.o.log.debug({ err: (err as Error).message, job: job.id }, 'log line not recorded')
+          this.o.log.debug({ err: (err as Error).message, job_id: job.id }, 'log line not recorded')
         })
       },
       snooze: (ms) => {
@@ -407,12 +408,14 @@ export class Processor {
   private async execute(r: Running): Promise<void> {
     const { job } = r
     let outcome: Outcome
+    // The handler runs inside the run's span: the spans it starts are its children.
+    const span = activeTracer?.process(job, this.o.consumer)
     try {
       const handler = this.o.handlers.get(job.task_type)
       if (!handler) throw new PermanentJobError(`no handler for task type "${job.task_type}"`)
       const ctx = this.context(r)
       const value = await raceAbort(
-        Promise.resolve().then(() => handler(job, ctx)),
+        Promise.resolve().then(() => (span ? span.run(() => handler(job, ctx)) : handler(job, ctx))),
         r.ac.signal,
       )
       const problems: string[] = []
@@ -428,9 +431,25 @@ export class Processor {
     r.finished = true
     this.gate.handlerEnded()
     this.kick()
+    let res = 'abandoned'
     try {
-      if (!r.disowned) await this.settle(r, outcome)
+      if (!r.disowned) res = await this.settle(r, outcome)
     } finally {
+      if (outcome.kind === 'fail' && outcome.mode !== 'cancel' && res !== 'abandoned') {
+        this.o.log.debug(
+          {
+            ...span?.ids,
+            job_id: job.id,
+            queue: job.queue,
+            task_type: job.task_type,
+            attempt: job.attempts,
+            outcome: res,
+            err: outcome.error.message,
+          },
+          'job attempt failed',
+        )
+      }
+      span?.end(res, outcome.kind === 'fail' && outcome.mode !== 'cancel' ? outcome.error : undefined)
       this.o.leases.untrack(job.queue, job.id, job.epoch)
       const key = jobKey(job.queue, job.id)
       if (this.running.get(key) === r) this.running.delete(key)
@@ -452,7 +471,7 @@ export class Processor {
       if (typeof d === 'number' && Number.isFinite(d) && d >= 0)
         return { kind: 'snooze', delayMs: Math.min(Math.round(d), MAX_DELAY_MS) }
       this.o.log.warn(
-        { job: job.id, delayMs: String(d) },
+        { job_id: job.id, delayMs: String(d) },
         'snooze delay is not a finite number of ms; failing the attempt',
       )
     }
@@ -465,7 +484,7 @@ export class Processor {
       if (typeof d === 'number' && Number.isFinite(d) && d >= 0)
         return { kind: 'fail', mode: 'retry', error, delayMs: Math.min(Math.round(d), MAX_DELAY_MS) }
       this.o.log.warn(
-        { job: job.id, delayMs: String(d) },
+        { job_id: job.id, delayMs: String(d) },
         'RetryJobError delay is not a finite number of ms; using the backoff',
       )
     }
@@ -483,9 +502,9 @@ export class Processor {
   }
 
   /** Writes the outcome, retrying while Redis is away (the lease thread keeps the job ours). */
-  private async settle(r: Running, outcome: Outcome): Promise<void> {
+  private async settle(r: Running, outcome: Outcome): Promise<string> {
     const { job } = r
-    if (outcome.kind === 'drop') return
+    if (outcome.kind === 'drop') return 'abandoned'
     if (this.o.epochOf)
       job.epoch = await this.o.epochOf(this.o.store, job.queue, job.id).catch(() => job.epoch)
     for (let attempt = 0; ; attempt++) {
@@ -522,7 +541,7 @@ export class Processor {
           )
         }
         if (res === 'stale')
-          this.o.log.warn({ job: job.id, queue: job.queue }, 'outcome rejected: job no longer owned')
+          this.o.log.warn({ job_id: job.id, queue: job.queue }, 'outcome rejected: job no longer owned')
         else if (res === 'completed') this.processed++
         else if (res === 'failed' || res === 'retrying') {
           this.failed++
@@ -532,14 +551,14 @@ export class Processor {
         }
         if (job.flow_id && res !== 'stale' && res !== 'retrying') this.o.releaseFlows?.(job.queue)
         this.o.onSettled?.(job, res)
-        return
+        return res
       } catch (err) {
-        if (r.disowned) return
+        if (r.disowned) return 'abandoned'
         if (isRefused(err)) {
           // The script refused what we sent: a bug, not an outage. Retrying would hold the job
           // for ever; record it as a permanent failure that says so (once), else let it lapse.
-          this.o.log.error({ err: (err as Error).message, job: job.id }, 'outcome refused by Redis')
-          if (outcome.kind === 'fail' && outcome.mode === 'permanent') return
+          this.o.log.error({ err: (err as Error).message, job_id: job.id }, 'outcome refused by Redis')
+          if (outcome.kind === 'fail' && outcome.mode === 'permanent') return 'refused'
           outcome = {
             kind: 'fail',
             mode: 'permanent',
@@ -549,7 +568,10 @@ export class Processor {
           continue
         }
         if (attempt % 10 === 0)
-          this.o.log.warn({ err: (err as Error).message, job: job.id }, 'could not record outcome; retrying')
+          this.o.log.warn(
+            { err: (err as Error).message, job_id: job.id },
+            'could not record outcome; retrying',
+          )
         await new Promise((res) => setTimeout(res, Math.min(100 * 2 ** Math.min(attempt, 5), 2000)))
       }
     }

@@ -220,12 +220,12 @@ export class Worker {
         onLost: (q, id, epoch) => {
           if (opts.unsafe?.epochOf) return // the negative control ignores lost leases too
           if (this.processor.disown(q, id, epoch, 'lease_lost'))
-            this.log.warn({ job: id, queue: q }, 'lease lost; job abandoned')
+            this.log.warn({ job_id: id, queue: q }, 'lease lost; job abandoned')
         },
         onExpired: (q, id, epoch) => {
           // Past its timeout and grace, a wedged handler lets go of its job: it will be reclaimed.
           if (this.processor.disown(q, id, epoch, 'lease_lost'))
-            this.log.warn({ job: id, queue: q }, 'job overran its timeout; lease released')
+            this.log.warn({ job_id: id, queue: q }, 'job overran its timeout; lease released')
         },
         onCancel: (q, id) => this.processor.cancel(q, id),
         onError: (message) => this.log.warn({ err: message }, 'lease renewal failed'),
@@ -389,7 +389,7 @@ export class Worker {
     if (!a || !b) return
     if (channel === this.store.keys.cancelChannel()) {
       if (this.processor.cancel(a, b))
-        this.log.info({ job: b, queue: a }, 'cancel requested; aborting handler')
+        this.log.info({ job_id: b, queue: a }, 'cancel requested; aborting handler')
     } else if (channel === this.store.keys.controlChannel() && (a === this.id || a === '*')) {
       const cmd = parseWorkerCommand(b)
       if (cmd) this.command(cmd)

@@ -229,6 +229,15 @@ function JobView({ job }: { job: JobDetail }) {
               <dd className="mono">{job.partition_key}</dd>
             </>
           )}
+          {job.trace && (
+            <>
+              <dt>Trace</dt>
+              {/* The trace id of the traceparent the job carries (tracing on, ADR 0023): search it in Jaeger. */}
+              <dd className="mono" title={job.trace}>
+                {job.trace.split('-')[1] ?? job.trace}
+              </dd>
+            </>
+          )}
           {job.edits && (
             <>
               <dt>Payload edited</dt>
