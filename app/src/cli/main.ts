@@ -18,6 +18,7 @@ import { BULK_JOBS_TASK, type BulkAction, type BulkJobsPayload } from '../queue/
 import { connectRedis, describeTarget, redisTarget, whenRedisAvailable } from '../redis/connection.ts'
 import { checkDurability } from '../redis/durability.ts'
 import { canConnect, hasRedisServer, startLocalRedis } from '../redis/local-server.ts'
+import { Alerting } from '../worker/alerting.ts'
 import type { Handler } from '../worker/handlers.ts'
 import { ScheduleRunner } from '../worker/schedule-runner.ts'
 import { Worker } from '../worker/worker.ts'
@@ -94,7 +95,10 @@ async function loadHandlers(worker: Worker, modules: string[]): Promise<void> {
 }
 
 /** Runs a worker until SIGTERM/SIGINT (graceful) or a drain command. */
-async function runWorker(cfg: Config, extra: { label: string; handlers?: string[] }): Promise<void> {
+async function runWorker(
+  cfg: Config,
+  extra: { label: string; handlers?: string[]; alerting?: boolean },
+): Promise<void> {
   const log = createLogger(cfg.logLevel, extra.label)
   // Signals first: a SIGTERM that arrives while the worker is still starting stops it cleanly.
   let worker: Worker | undefined
@@ -127,7 +131,13 @@ async function runWorker(cfg: Config, extra: { label: string; handlers?: string[
   if (stopRequested) return
   await worker.start()
   if (stopRequested) void worker.close()
+  // A worker process bids for the alerts lease (ADR 0025): a worker-only deployment alerts.
+  const alerting = extra.alerting
+    ? new Alerting({ queue: new Queue(worker.store.redis, cfg, { clock: worker.clock }), config: cfg, log })
+    : null
+  alerting?.start()
   await worker.stopped
+  await alerting?.stop()
 }
 
 const program = new Command()
@@ -144,7 +154,7 @@ program
   )
   .action(async (o: { queues?: string[]; concurrency?: number; handlers?: string[] }) => {
     const cfg = config({ workerQueues: o.queues, workerConcurrency: o.concurrency })
-    await runWorker(cfg, { label: 'dtq-worker', handlers: o.handlers })
+    await runWorker(cfg, { label: 'dtq-worker', handlers: o.handlers, alerting: true })
     process.exit(0)
   })
 
@@ -171,11 +181,13 @@ async function runApi(cfg: Config, port?: number): Promise<void> {
     onError: (err) => api.app.log.warn({ err: (err as Error).message }, 'schedule runner failed'),
   })
   schedules.start()
+  // Every API process bids for the alerts lease too (ADR 0025): an API-only deployment alerts.
+  const alerting = new Alerting({ queue, config: cfg, log: api.app.log })
+  alerting.start()
   process.stdout.write(`DTQ API listening on ${api.url} (OpenAPI at ${api.url}/docs)\n`)
   await new Promise<void>((resolve) => {
     const onSignal = () => {
-      void schedules
-        .stop()
+      void Promise.all([schedules.stop(), alerting.stop()])
         .then(() => api.stop())
         .then(resolve)
     }
@@ -230,7 +242,7 @@ program
         `  pnpm dtq enqueue sleep --payload '{"ms":500}' --count 20 && pnpm dtq stats\n\n`,
     )
     try {
-      await runWorker(cfg, { label: 'dtq-dev' })
+      await runWorker(cfg, { label: 'dtq-dev', alerting: true })
     } finally {
       await api.stop()
       await local?.stop()
