@@ -22,6 +22,7 @@ import { Alerting } from '../worker/alerting.ts'
 import type { Handler } from '../worker/handlers.ts'
 import { ScheduleRunner } from '../worker/schedule-runner.ts'
 import { Worker } from '../worker/worker.ts'
+import { alertCommands } from './alerts.ts'
 import { limitCommands } from './limits.ts'
 import { scheduleCommands } from './schedules.ts'
 
@@ -832,6 +833,7 @@ workers
 
 scheduleCommands(program, withQueue, print)
 limitCommands(program, withQueue, print)
+alertCommands(program, withQueue, print, config)
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {

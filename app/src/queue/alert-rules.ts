@@ -54,13 +54,15 @@ export interface AlertRule {
   description: string
   /** Defined by the settings (a stored rule with its id overrides it). */
   builtin?: boolean
+  /** A built-in rule replaced by a stored one. */
+  overridden?: boolean
 }
 
-export type RuleInput = Partial<Omit<AlertRule, 'builtin'>> & { kind: RuleKind; id?: string }
+export type RuleInput = Partial<Omit<AlertRule, 'builtin' | 'overridden'>> & { kind: RuleKind; id?: string }
 
 const ID = /^(?!\.\.?$)[A-Za-z0-9_.-]{1,64}$/
 const SCOPE = /^(\*|(?!\.\.?$)[A-Za-z0-9_.~-]{1,128})$/
-const TYPE_SCOPE = /^(\*|[^\s:]{1,128})$/
+const TYPE_SCOPE = /^(\*|[A-Za-z0-9_.:/-]{1,128})$/
 const DAY_MS = 86_400_000
 
 /** A rule with defaults applied, checked; problems named by field (nothing is written with any). */
@@ -74,7 +76,7 @@ export function checkRule(input: RuleInput, problems: string[]): AlertRule | nul
   if (typeof queue !== 'string' || !SCOPE.test(queue)) problems.push("queue must be a queue name or '*'")
   const taskType = (r.task_type as string | undefined) ?? '*'
   if (typeof taskType !== 'string' || !TYPE_SCOPE.test(taskType))
-    problems.push("task_type must be a task type (no spaces or ':') or '*'")
+    problems.push("task_type must be a task type (letters, digits, _ . : / -) or '*'")
   const num = (name: string, v: unknown, lo: number, hi: number, int = true) => {
     if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || v > hi || (int && !Number.isInteger(v)))
       problems.push(`${name} must be ${int ? 'an integer' : 'a number'} from ${lo} to ${hi}`)

@@ -159,7 +159,8 @@ export class AlertStore extends StoreBase {
     for (const [id, json] of Object.entries(stored)) {
       try {
         const r = JSON.parse(json) as AlertRule
-        byId.set(id, { ...r, builtin: byId.get(id)?.builtin ?? false })
+        const builtin = byId.get(id)?.builtin ?? false
+        byId.set(id, { ...r, builtin, overridden: builtin })
       } catch {
         // A foreign value: skipped (the API only writes checked JSON).
       }
@@ -266,7 +267,18 @@ export class AlertStore extends StoreBase {
 
   async addSilence(s: Omit<Silence, 'id' | 'created_at'>): Promise<Silence> {
     const now = this.clock.now()
-    if (s.until <= now) throw new DtqError('VALIDATION', 'until must be in the future')
+    const problems: string[] = []
+    if (s.rule === null && s.queue === null && s.task_type === null)
+      problems.push('give at least one of rule, queue, task_type')
+    if (s.rule !== null && !/^(?!\.\.?$)[A-Za-z0-9_.-]{1,64}$/.test(s.rule))
+      problems.push('rule is not a rule id')
+    if (s.queue !== null && !/^(?!\.\.?$)[A-Za-z0-9_.~-]{1,128}$/.test(s.queue))
+      problems.push('queue is not a queue name')
+    if (s.task_type !== null && !/^[A-Za-z0-9_.:/-]{1,128}$/.test(s.task_type))
+      problems.push('task_type is not a task type')
+    if (!Number.isFinite(s.until) || s.until <= now) problems.push('until must be in the future')
+    if (s.comment.length > 500 || s.created_by.length > 100) problems.push('comment or author too long')
+    if (problems.length) throw new DtqError('VALIDATION', 'invalid silence', { problems })
     if ((await this.silences()).length >= MAX_SILENCES)
       throw new DtqError('VALIDATION', `at most ${MAX_SILENCES} live silences`)
     const silence: Silence = {

@@ -2,6 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { DtqError } from '../../errors.ts'
+import { alertMetrics } from '../alert-metrics.ts'
 import { bearerToken } from '../auth.ts'
 import { engineMetrics } from '../metrics.ts'
 import { ErrorReply, errorReplies, HealthReply, StatsReply } from '../schemas.ts'
@@ -50,7 +51,11 @@ export const systemRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const [stats, workers] = await Promise.all([queue.stats(), queue.workers()])
       const breakers = await queue.limits.breakerStates(await queue.store.queues())
       reply.type('text/plain; version=0.0.4; charset=utf-8')
-      return engineMetrics(stats.queues, workers.length, breakers) + (await metrics.registry.metrics())
+      return (
+        engineMetrics(stats.queues, workers.length, breakers) +
+        (await metrics.registry.metrics()) +
+        (await alertMetrics(queue.alerts))
+      )
     },
   )
 
