@@ -662,7 +662,7 @@ export const SETTINGS = [
     kind: 'string',
     default: '',
     pattern: /^(([01]\d|2[0-3]):[0-5]\d)?$/,
-    doc: 'HH:MM (UTC): send a daily DLQ digest (per queue: depth, growth over the day, top errors) at this time; empty: off',
+    doc: 'HH:MM (UTC): send a daily DLQ digest (per queue: dead letters now and dead-lettered since the last digest) at this time; empty: off',
   },
   {
     env: 'ALERT_DELIVERY_TIMEOUT_MS',
