@@ -287,7 +287,15 @@ export class AlertStore extends StoreBase {
       created_at: now,
     }
     await this.redis.hset(this.key('silences'), silence.id, JSON.stringify(silence))
-    await this.addHistory({ type: 'silenced', at: now, rule: s.rule ?? undefined, by: s.created_by })
+    const what = [
+      s.rule && `rule ${s.rule}`,
+      s.queue && `queue ${s.queue}`,
+      s.task_type && `type ${s.task_type}`,
+    ]
+      .filter(Boolean)
+      .join(', ')
+    const summary = `${what} until ${new Date(s.until).toISOString()}${s.comment ? `: ${s.comment}` : ''}`
+    await this.addHistory({ type: 'silenced', at: now, rule: s.rule ?? undefined, by: s.created_by, summary })
     return silence
   }
 

@@ -236,6 +236,8 @@ function Rules() {
   const save = useSaveRule()
   const del = useDeleteRule()
   const [editing, setEditing] = useState<AlertRuleDto | null>(null)
+  // A new key after each save: the form starts empty again.
+  const [round, setRound] = useState(0)
   const body = (r: AlertRuleDto, change: Partial<RuleInput>) => {
     const { id, builtin: _b, overridden: _o, ...rest } = r
     return { id, rule: { ...rest, ...change } }
@@ -302,7 +304,14 @@ function Rules() {
         {(d) => <DataTable rows={d.rules} columns={columns} rowKey={(r) => r.id} />}
       </QueryState>
       {save.error ? <ErrorBox error={save.error} /> : null}
-      <RuleForm key={editing?.id ?? 'new'} editing={editing} onDone={() => setEditing(null)} />
+      <RuleForm
+        key={`${editing?.id ?? 'new'}-${round}`}
+        editing={editing}
+        onDone={() => {
+          setEditing(null)
+          setRound((n) => n + 1)
+        }}
+      />
     </Card>
   )
 }
