@@ -220,8 +220,9 @@ export const SETTINGS = [
       'no-memory-relief',
       'no-schedule-cas',
       'flow-early-release',
+      'no-alert-lease',
     ],
-    doc: 'TESTS ONLY: switch safety mechanisms off for negative controls (none|no-lease-renewal|no-fencing|no-handback|no-delayed-gating|no-leader|no-clock-sync|no-oom-flags|no-memory-relief|no-schedule-cas|flow-early-release)',
+    doc: 'TESTS ONLY: switch safety mechanisms off for negative controls (none|no-lease-renewal|no-fencing|no-handback|no-delayed-gating|no-leader|no-clock-sync|no-oom-flags|no-memory-relief|no-schedule-cas|flow-early-release|no-alert-lease)',
   },
   {
     env: 'DTQ_TEST_CLOCK_SKEW_MS',

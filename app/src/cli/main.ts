@@ -133,8 +133,14 @@ async function runWorker(
   await worker.start()
   if (stopRequested) void worker.close()
   // A worker process bids for the alerts lease (ADR 0025): a worker-only deployment alerts.
+  const alertQueue = new Queue(worker.store.redis, cfg, { clock: worker.clock })
   const alerting = extra.alerting
-    ? new Alerting({ queue: new Queue(worker.store.redis, cfg, { clock: worker.clock }), config: cfg, log })
+    ? new Alerting({
+        queue: alertQueue,
+        config: cfg,
+        log,
+        unsafe: unsafe.has('no-alert-lease') ? testOnly?.unfencedAlerts(alertQueue.alerts) : undefined,
+      })
     : null
   alerting?.start()
   await worker.stopped
@@ -167,10 +173,11 @@ async function startApi(...args: Parameters<typeof import('../http/server.ts').s
 
 async function runApi(cfg: Config, port?: number): Promise<void> {
   const unsafe = new Set(cfg.unsafe)
-  const testOnly = unsafe.has('no-schedule-cas') ? await import('../unsafe.ts') : null
+  const testOnly =
+    unsafe.has('no-schedule-cas') || unsafe.has('no-alert-lease') ? await import('../unsafe.ts') : null
   if (testOnly)
     process.stderr.write(
-      'dtq api: DTQ_UNSAFE=no-schedule-cas: schedules fire without their compare (tests only)\n',
+      `dtq api: DTQ_UNSAFE=${[...unsafe].join(',')}: safety mechanisms are OFF (tests only)\n`,
     )
   const api = await startApi(cfg, { port })
   // Every API process fires due schedules too (ADR 0018: any number of runners is safe).
@@ -178,12 +185,17 @@ async function runApi(cfg: Config, port?: number): Promise<void> {
   const schedules = new ScheduleRunner({
     schedules: queue.schedules.store,
     clock: queue.clock,
-    fire: testOnly?.fireWithoutCas,
+    fire: unsafe.has('no-schedule-cas') ? testOnly?.fireWithoutCas : undefined,
     onError: (err) => api.app.log.warn({ err: (err as Error).message }, 'schedule runner failed'),
   })
   schedules.start()
   // Every API process bids for the alerts lease too (ADR 0025): an API-only deployment alerts.
-  const alerting = new Alerting({ queue, config: cfg, log: api.app.log })
+  const alerting = new Alerting({
+    queue,
+    config: cfg,
+    log: api.app.log,
+    unsafe: unsafe.has('no-alert-lease') ? testOnly?.unfencedAlerts(queue.alerts) : undefined,
+  })
   alerting.start()
   process.stdout.write(`DTQ API listening on ${api.url} (OpenAPI at ${api.url}/docs)\n`)
   await new Promise<void>((resolve) => {

@@ -44,6 +44,8 @@ export interface EvaluatorOptions {
   queue: Queue
   store: AlertStore
   settings: EvaluatorSettings
+  /** NEGATIVE CONTROL ONLY (DTQ_UNSAFE=no-alert-lease): transitions written without fence or compare. */
+  write?: AlertStore['write']
 }
 
 /** What a tick did (tests, logs). */
@@ -248,7 +250,7 @@ export class AlertEvaluator {
       if (!d) continue
       const about = d.next ?? cur!
       const n = d.notify ? notification(d.notify, about, rule, now) : undefined
-      const r = await store.write({
+      const r = await (this.o.write ?? store.write.bind(store))({
         token,
         hash: ':state',
         field: id,

@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto'
 import { configuredChannels } from '../alerts/channels.ts'
 import type { Config } from '../config.ts'
 import type { Queue } from '../queue/queue.ts'
+import type { AlertStore } from '../redis/alerts.ts'
 import { AlertEvaluator } from './alert-evaluator.ts'
 import { AlertNotifier } from './alert-notifier.ts'
 import type { Logger } from './processor.ts'
@@ -27,6 +28,8 @@ export interface AlertingOptions {
   deliverEveryMs?: number
   /** Tests: a fixed jitter. */
   random?: () => number
+  /** NEGATIVE CONTROL ONLY (DTQ_UNSAFE=no-alert-lease): every process evaluates, unfenced. */
+  unsafe?: { everyProcess: boolean; write: AlertStore['write'] }
 }
 
 export class Alerting {
@@ -46,7 +49,7 @@ export class Alerting {
     const beatMs = o.beatMs ?? 2000
     const onError = (err: unknown, name: string) =>
       log.warn({ err: (err as Error).message, component: name }, 'alerting task failed')
-    this.evaluator = new AlertEvaluator({ queue, store, settings: config })
+    this.evaluator = new AlertEvaluator({ queue, store, settings: config, write: o.unsafe?.write })
     this.notifier = new AlertNotifier({
       store,
       channels: configuredChannels(config),
@@ -61,7 +64,10 @@ export class Alerting {
       everyMs: beatMs,
       onError,
       tick: async () => {
-        const lead = await store.lead(this.token, beatMs * 3)
+        // The channels' consumer groups exist before this process may write a notification: a
+        // group made later starts after it, and that notification would never be delivered.
+        await this.notifier.prepare()
+        const lead = o.unsafe?.everyProcess ? true : await store.lead(this.token, beatMs * 3)
         if (lead !== this.leading) {
           this.leading = lead
           log.info(
