@@ -161,6 +161,11 @@ export const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/alerts/:id/ack',
     {
       config: { role: 'write' },
+      // The body (who acknowledges) is optional: none is `{}`.
+      preValidation: (req, _reply, done) => {
+        req.body ??= {}
+        done()
+      },
       schema: {
         tags: ['alerts'],
         summary: 'Acknowledge a firing alert: no more repeats until it resolves',
@@ -169,7 +174,7 @@ export const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: AlertS, ...errorReplies(404, 409) },
       },
     },
-    async (req) => store.ack(req.params.id, req.body?.by ?? 'api'),
+    async (req) => store.ack(req.params.id, req.body.by ?? 'api'),
   )
 
   app.get(
