@@ -218,7 +218,9 @@ export class AlertEvaluator {
       const withTypes = rules.some((r) => r.enabled && r.kind === 'failure_rate')
       const q: Sample['q'] = {}
       for (const x of snap.queues) q[x.queue] = withTypes ? { dlq: x.dlq, types: x.types } : { dlq: x.dlq }
-      await store.addSample({ at: now, q }, Math.max(...windows) + 60_000)
+      // A sample that cannot be written (Redis at maxmemory refuses XADD) costs a point of the
+      // windows, never the evaluation: the transitions' function runs on a full Redis.
+      await store.addSample({ at: now, q }, Math.max(...windows) + 60_000).catch(() => undefined)
     }
     const conds = evaluate(rules, snap, (w) => baselines.get(w) ?? null)
     const byId = new Map(conds.map((c) => [c.id, c]))
