@@ -97,9 +97,7 @@ export const JobS = Type.Object(
     result: Type.Unknown(),
     error: Nullable(Type.String()),
     error_class: Nullable(
-      Type.String({
-        description: "the last failure's error class (its code or name, e.g. TypeError, ETIMEDOUT)",
-      }),
+      Type.String({ description: "the last failure's error class (its code or name, e.g. TypeError, ETIMEDOUT)" }),
     ),
     errors: Type.Array(AttemptErrorS),
     progress: Nullable(Type.Number()),
