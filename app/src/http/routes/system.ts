@@ -51,11 +51,8 @@ export const systemRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const [stats, workers] = await Promise.all([queue.stats(), queue.workers()])
       const breakers = await queue.limits.breakerStates(await queue.store.queues())
       reply.type('text/plain; version=0.0.4; charset=utf-8')
-      return (
-        engineMetrics(stats.queues, workers.length, breakers) +
-        (await metrics.registry.metrics()) +
-        (await alertMetrics(queue.alerts))
-      )
+      const text = engineMetrics(stats.queues, workers.length, breakers) + (await metrics.registry.metrics())
+      return text + (await alertMetrics(queue.alerts)) // the alerts' block (ADR 0025)
     },
   )
 
