@@ -16,6 +16,8 @@ interface Spec {
   max?: number
   values?: readonly string[]
   pattern?: RegExp
+  /** What a value that fails `pattern` should be, for the message (default: a name). */
+  format?: string
   doc: string
 }
 
@@ -586,6 +588,7 @@ export const SETTINGS = [
     kind: 'string',
     default: '',
     pattern: /^(https?:\/\/[^\s]+)?$/,
+    format: 'an http:// or https:// URL',
     doc: 'generic webhook channel: alerts are POSTed here as JSON, signed (X-DTQ-Signature, see README); empty: off',
   },
   {
@@ -601,6 +604,7 @@ export const SETTINGS = [
     kind: 'string',
     default: '',
     pattern: /^(https?:\/\/[^\s]+)?$/,
+    format: 'an http:// or https:// URL',
     doc: 'Slack channel: an incoming-webhook URL (text + blocks); empty: off',
   },
   {
@@ -609,6 +613,7 @@ export const SETTINGS = [
     kind: 'string',
     default: '',
     pattern: /^[A-Za-z0-9_.:[\]-]*$/,
+    format: 'a host name or address',
     doc: 'email channel: the SMTP server (with ALERT_EMAIL); empty: off',
   },
   {
@@ -655,6 +660,7 @@ export const SETTINGS = [
     kind: 'string',
     default: '',
     pattern: /^([^\s,@]+@[^\s,@]+)?(\s*,\s*[^\s,@]+@[^\s,@]+)*$/,
+    format: 'one email address or several, comma-separated',
     doc: 'where alert emails go: one address or several, comma-separated',
   },
   {
@@ -663,6 +669,7 @@ export const SETTINGS = [
     kind: 'string',
     default: '',
     pattern: /^(([01]\d|2[0-3]):[0-5]\d)?$/,
+    format: 'HH:MM (UTC) or empty',
     doc: 'HH:MM (UTC): send a daily DLQ digest (per queue: dead letters now and dead-lettered since the last digest) at this time; empty: off',
   },
   {
@@ -800,7 +807,10 @@ function parseOne(spec: Spec, raw: string, label = spec.env): { value?: unknown;
     }
     default:
       if (spec.pattern && !spec.pattern.test(raw))
-        return bad('has characters other than letters, digits, _ . -')
+        // A formatted value (a webhook URL: its path is a secret) is named, never echoed.
+        return spec.format
+          ? { problem: `${label} must be ${spec.format}` }
+          : bad('has characters other than letters, digits, _ . -')
       return { value: raw }
   }
 }

@@ -5,7 +5,7 @@
  * alert per channel, the /metrics block; and `dtq alerts test` from the CLI.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { Config } from '../src/config.ts'
+import { type Config, ConfigError, loadConfig } from '../src/config.ts'
 import { AlertEvaluator } from '../src/worker/alert-evaluator.ts'
 import {
   type HttpReceiver,
@@ -268,5 +268,36 @@ describe('test alert and metrics', () => {
     expect((await req('GET', '/alerts/silences')).json().silences).toHaveLength(1)
     const rules = JSON.parse(await runCli(env, ['alerts', 'rules']))
     expect(rules.map((r: { id: string }) => r.id)).toContain('dlq_depth')
+  })
+})
+
+describe('settings', () => {
+  it('bad channel settings stop the process naming each, never echoing a webhook URL', () => {
+    const secret = 'hooks.slack.com/services/T000/B000/XXXXsecretXXXX'
+    let err: ConfigError | undefined
+    try {
+      loadConfig({
+        SLACK_WEBHOOK_URL: secret,
+        ALERT_WEBHOOK_URL: 'ftp://example.com/x',
+        ALERT_EMAIL: 'not-an-address',
+        ALERT_DIGEST_AT: '24:00',
+        ALERT_FAILURE_RATE: '1.5',
+        SMTP_SECURITY: 'ssl',
+      })
+    } catch (e) {
+      err = e as ConfigError
+    }
+    expect(err).toBeInstanceOf(ConfigError)
+    expect(err!.problems).toEqual([
+      'ALERT_FAILURE_RATE="1.5" is above 1',
+      'ALERT_WEBHOOK_URL must be an http:// or https:// URL',
+      'SLACK_WEBHOOK_URL must be an http:// or https:// URL',
+      expect.stringMatching(/^SMTP_SECURITY="ssl" /),
+      'ALERT_EMAIL must be one email address or several, comma-separated',
+      'ALERT_DIGEST_AT must be HH:MM (UTC) or empty',
+    ])
+    expect(err!.message).not.toContain('secret')
+    const ok = loadConfig({ ALERT_EMAIL: 'a@x.io, b@y.io', ALERT_DIGEST_AT: '08:30', SMTP_SECURITY: 'tls' })
+    expect(ok).toMatchObject({ alertEmail: 'a@x.io, b@y.io', alertDigestAt: '08:30', smtpSecurity: 'tls' })
   })
 })
