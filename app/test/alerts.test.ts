@@ -321,6 +321,25 @@ describe('delivery', () => {
     expect(d.a.notifier.backoffMs(40)).toBe(3_600_000)
   })
 
+  it('an outbox deleted behind its back (a flush, a restore) is made again; later notifications get through', async () => {
+    b = await setup({ config: { ...channelConfig(), slackWebhookUrl: '', smtpHost: '' } })
+    const store = b.queue.alerts
+    const d = driver()
+    await d.a.notifier.prepare()
+    await store.purgeSummary(1, 0, 'a')
+    await d.round()
+    expect(bodies('/hook').map((n) => n.type)).toEqual(['purge'])
+    await b.redis.del(store.key('outbox'))
+    await d.round() // NOGROUP: reported, the group forgotten
+    await d.a.notifier.prepare() // what the lease loop does on its next beat
+    await store.purgeSummary(2, 0, 'b')
+    await d.round()
+    expect(bodies('/hook').map((n) => n.text)).toEqual([
+      '1 dead letters purged from queue a (older than 0 days)',
+      '2 dead letters purged from queue b (older than 0 days)',
+    ])
+  })
+
   it('a hanging receiver slows neither job processing nor the other channels', async () => {
     b = await setup({
       config: { ...channelConfig(), smtpHost: '', alertDeliveryTimeoutMs: 3000, alertEvalIntervalMs: 50 },

@@ -59,9 +59,11 @@ export class AlertNotifier {
       if (this.busy.has(ch.name)) continue
       this.busy.add(ch.name)
       const p = this.drain(ch)
-        .catch((err) =>
-          this.o.log.warn({ err: (err as Error).message, channel: ch.name }, 'alert delivery failed'),
-        )
+        .catch((err) => {
+          // The outbox or its group was deleted behind our back (FLUSHALL, a restore): made again.
+          if (/NOGROUP/.test((err as Error).message)) this.grouped.delete(ch.name)
+          this.o.log.warn({ err: (err as Error).message, channel: ch.name }, 'alert delivery failed')
+        })
         .finally(() => {
           this.busy.delete(ch.name)
           this.running.delete(p)
