@@ -69,6 +69,10 @@ test('alerts: a rule fires on a dead letter; acknowledge, silence, rules, histor
   await expect(row).toContainText('firing', { timeout: 20_000 })
   await expect(row).toContainText('billing: 1 dead letters (threshold 0)')
   await expect(page.getByRole('row', { name: /e2e-billing dlq_depth/ })).toContainText('stored')
+  // The nav counts what fires, on every page.
+  await expect(
+    page.getByRole('navigation', { name: 'main' }).getByRole('link', { name: /Alerts/ }),
+  ).toHaveText(/Alerts\s*\d+/)
   await page.screenshot({ path: `${SHOTS}/alerts-firing.png`, fullPage: true })
 
   // Acknowledge.
