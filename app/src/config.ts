@@ -16,6 +16,8 @@ interface Spec {
   max?: number
   values?: readonly string[]
   pattern?: RegExp
+  /** What a value that fails `pattern` should be, for the message (default: a name). */
+  format?: string
   doc: string
 }
 
@@ -220,8 +222,9 @@ export const SETTINGS = [
       'no-memory-relief',
       'no-schedule-cas',
       'flow-early-release',
+      'no-alert-lease',
     ],
-    doc: 'TESTS ONLY: switch safety mechanisms off for negative controls (none|no-lease-renewal|no-fencing|no-handback|no-delayed-gating|no-leader|no-clock-sync|no-oom-flags|no-memory-relief|no-schedule-cas|flow-early-release)',
+    doc: 'TESTS ONLY: switch safety mechanisms off for negative controls (none|no-lease-renewal|no-fencing|no-handback|no-delayed-gating|no-leader|no-clock-sync|no-oom-flags|no-memory-relief|no-schedule-cas|flow-early-release|no-alert-lease)',
   },
   {
     env: 'DTQ_TEST_CLOCK_SKEW_MS',
@@ -497,6 +500,212 @@ export const SETTINGS = [
     max: 60_000,
     doc: 'a Redis command not answered in this time fails (503 in the API)',
   },
+  // ---- alerts (ADR 0025; defaults of the built-in rules, the channels) ---------------------
+  {
+    env: 'ALERTS_ENABLED',
+    key: 'alertsEnabled',
+    kind: 'bool',
+    default: 'true',
+    doc: 'whether this process takes part in alerting (evaluates rules and delivers notifications while it holds the alerts lease); one process of the fleet does it at a time',
+  },
+  {
+    env: 'ALERT_EVAL_INTERVAL_MS',
+    key: 'alertEvalIntervalMs',
+    kind: 'int',
+    default: '15000',
+    min: 50,
+    max: 3_600_000,
+    doc: 'how often the alerts leader evaluates the rules',
+  },
+  {
+    env: 'ALERT_REPEAT_MS',
+    key: 'alertRepeatMs',
+    kind: 'int',
+    default: '14400000',
+    min: 0,
+    max: 604_800_000,
+    doc: 'cooldown: a firing alert not acknowledged is notified again this often (a rule may set its own repeat_ms); 0: never repeated',
+  },
+  {
+    env: 'ALERT_DLQ_THRESHOLD',
+    key: 'alertDlqThreshold',
+    kind: 'int',
+    default: '10',
+    min: 0,
+    max: 1_000_000_000,
+    doc: 'built-in rule dlq_depth: a queue with more dead letters than this fires (warning)',
+  },
+  {
+    env: 'ALERT_DLQ_CRITICAL',
+    key: 'alertDlqCritical',
+    kind: 'int',
+    default: '100',
+    min: 0,
+    max: 1_000_000_000,
+    doc: 'built-in rule dlq_critical: a queue with more dead letters than this fires (critical)',
+  },
+  {
+    env: 'ALERT_DLQ_GROWTH',
+    key: 'alertDlqGrowth',
+    kind: 'int',
+    default: '20',
+    min: 0,
+    max: 1_000_000_000,
+    doc: 'built-in rule dlq_growth: a DLQ that grew by more than this within 15 minutes fires',
+  },
+  {
+    env: 'ALERT_FAILURE_RATE',
+    key: 'alertFailureRate',
+    kind: 'number',
+    default: '0.5',
+    min: 0,
+    max: 1,
+    doc: 'built-in rule failure_rate: a task type whose failed attempts over finished attempts in ALERT_FAILURE_WINDOW_MS exceed this ratio fires (at least 5 attempts)',
+  },
+  {
+    env: 'ALERT_FAILURE_WINDOW_MS',
+    key: 'alertFailureWindowMs',
+    kind: 'int',
+    default: '300000',
+    min: 1000,
+    max: 86_400_000,
+    doc: 'the window of the built-in failure_rate rule',
+  },
+  {
+    env: 'ALERT_OLDEST_WAITING_MS',
+    key: 'alertOldestWaitingMs',
+    kind: 'int',
+    default: '300000',
+    min: 0,
+    max: 31_536_000_000,
+    doc: 'built-in rule oldest_waiting: a queue whose oldest job waiting to start is older than this fires (the SLO)',
+  },
+  {
+    env: 'ALERT_NO_WORKER_FOR_MS',
+    key: 'alertNoWorkerForMs',
+    kind: 'int',
+    default: '60000',
+    min: 0,
+    max: 86_400_000,
+    doc: 'built-in rule no_worker: a queue with jobs waiting and no live worker serving it for this long fires (critical)',
+  },
+  {
+    env: 'ALERT_WEBHOOK_URL',
+    key: 'alertWebhookUrl',
+    kind: 'string',
+    default: '',
+    pattern: /^(https?:\/\/[^\s]+)?$/,
+    format: 'an http:// or https:// URL',
+    doc: 'generic webhook channel: alerts are POSTed here as JSON, signed (X-DTQ-Signature, see README); empty: off',
+  },
+  {
+    env: 'ALERT_WEBHOOK_SECRET',
+    key: 'alertWebhookSecret',
+    kind: 'string',
+    default: '',
+    doc: "the HMAC-SHA256 key of the webhook's X-DTQ-Signature (empty: the webhook is sent unsigned)",
+  },
+  {
+    env: 'SLACK_WEBHOOK_URL',
+    key: 'slackWebhookUrl',
+    kind: 'string',
+    default: '',
+    pattern: /^(https?:\/\/[^\s]+)?$/,
+    format: 'an http:// or https:// URL',
+    doc: 'Slack channel: an incoming-webhook URL (text + blocks); empty: off',
+  },
+  {
+    env: 'SMTP_HOST',
+    key: 'smtpHost',
+    kind: 'string',
+    default: '',
+    pattern: /^[A-Za-z0-9_.:[\]-]*$/,
+    format: 'a host name or address',
+    doc: 'email channel: the SMTP server (with ALERT_EMAIL); empty: off',
+  },
+  {
+    env: 'SMTP_PORT',
+    key: 'smtpPort',
+    kind: 'int',
+    default: '587',
+    min: 1,
+    max: 65_535,
+    doc: 'the SMTP server port (587 submission with STARTTLS, 465 TLS, 25)',
+  },
+  {
+    env: 'SMTP_USER',
+    key: 'smtpUser',
+    kind: 'string',
+    default: '',
+    doc: 'SMTP login (empty: no authentication)',
+  },
+  {
+    env: 'SMTP_PASSWORD',
+    key: 'smtpPassword',
+    kind: 'string',
+    default: '',
+    doc: 'SMTP password',
+  },
+  {
+    env: 'SMTP_FROM',
+    key: 'smtpFrom',
+    kind: 'string',
+    default: '',
+    doc: 'the From address of alert emails (default: SMTP_USER, else dtq@localhost)',
+  },
+  {
+    env: 'SMTP_SECURITY',
+    key: 'smtpSecurity',
+    kind: 'enum',
+    values: ['starttls', 'tls', 'none'],
+    default: 'starttls',
+    doc: 'starttls: upgrade when the server offers it and require it when SMTP_USER is set; tls: TLS from the first byte (port 465); none: plain text (a local relay)',
+  },
+  {
+    env: 'ALERT_EMAIL',
+    key: 'alertEmail',
+    kind: 'string',
+    default: '',
+    pattern: /^([^\s,@]+@[^\s,@]+)?(\s*,\s*[^\s,@]+@[^\s,@]+)*$/,
+    format: 'one email address or several, comma-separated',
+    doc: 'where alert emails go: one address or several, comma-separated',
+  },
+  {
+    env: 'ALERT_DIGEST_AT',
+    key: 'alertDigestAt',
+    kind: 'string',
+    default: '',
+    pattern: /^(([01]\d|2[0-3]):[0-5]\d)?$/,
+    format: 'HH:MM (UTC) or empty',
+    doc: 'HH:MM (UTC): send a daily DLQ digest (per queue: dead letters now and dead-lettered since the last digest) at this time; empty: off',
+  },
+  {
+    env: 'ALERT_DELIVERY_TIMEOUT_MS',
+    key: 'alertDeliveryTimeoutMs',
+    kind: 'int',
+    default: '10000',
+    min: 100,
+    max: 120_000,
+    doc: 'one delivery attempt to a channel gives up after this long',
+  },
+  {
+    env: 'ALERT_DELIVERY_ATTEMPTS',
+    key: 'alertDeliveryAttempts',
+    kind: 'int',
+    default: '6',
+    min: 1,
+    max: 50,
+    doc: 'attempts per notification and channel before it is given up (counted as failed)',
+  },
+  {
+    env: 'ALERT_RETRY_BASE_MS',
+    key: 'alertRetryBaseMs',
+    kind: 'int',
+    default: '2000',
+    min: 10,
+    max: 3_600_000,
+    doc: 'the first retry waits this long, each next one twice as long (with jitter, at most 1 h)',
+  },
 ] as const satisfies readonly Spec[]
 
 type AnySpec = (typeof SETTINGS)[number]
@@ -605,7 +814,10 @@ function parseOne(spec: Spec, raw: string, label = spec.env): { value?: unknown;
     }
     default:
       if (spec.pattern && !spec.pattern.test(raw))
-        return bad('has characters other than letters, digits, _ . -')
+        // A formatted value (a webhook URL: its path is a secret) is named, never echoed.
+        return spec.format
+          ? { problem: `${label} must be ${spec.format}` }
+          : bad('has characters other than letters, digits, _ . -')
       return { value: raw }
   }
 }

@@ -7,6 +7,7 @@
 import { nodeJobId } from './queue/flows.ts'
 import { F, type Priority, pairsToRecord } from './queue/job.ts'
 import type { FirePlan } from './queue/schedule.ts'
+import type { AlertStore, WriteResult } from './redis/alerts.ts'
 import type { FlowStore } from './redis/flows.ts'
 import type { ScheduleStore } from './redis/schedules.ts'
 import { setLibraryOptions } from './redis/scripts.ts'
@@ -107,5 +108,27 @@ export function unsafeWorkerOptions(names: ReadonlySet<string>): WorkerOptions['
     epochOf: names.has('no-fencing') ? currentEpoch : undefined,
     flowDrain: names.has('flow-early-release') ? releaseEarly : undefined,
     scheduleFire: names.has('no-schedule-cas') ? fireWithoutCas : undefined,
+  }
+}
+
+/**
+ * no-alert-lease: alerting as if there were no lease and no compare-and-set -- every process
+ * evaluates, and a transition is written with plain commands (value, then notification), after
+ * a 100 ms stall (a GC pause, a slow round trip under load) between its read and its write.
+ */
+export function unfencedAlerts(store: AlertStore): {
+  everyProcess: true
+  write: (o: Parameters<AlertStore['write']>[0]) => Promise<WriteResult>
+} {
+  return {
+    everyProcess: true,
+    write: async (o) => {
+      await new Promise((r) => setTimeout(r, 100))
+      const key = store.key(o.hash === ':state' ? 'state' : 'meta')
+      if (o.value === null) await store.redis.hdel(key, o.field)
+      else await store.redis.hset(key, o.field, o.value)
+      if (o.notification) await store.notify(o.notification)
+      return 'written'
+    },
   }
 }

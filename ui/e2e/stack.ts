@@ -70,6 +70,8 @@ export async function startStack(): Promise<Stack> {
     CLAIM_IDLE_MS: '3000',
     API_DRAIN_DELAY_MS: '0',
     SHUTDOWN_TIMEOUT_MS: '1000',
+    // Alerts (e2e/alerts.spec.ts): evaluated twice a second, not every 15 s.
+    ALERT_EVAL_INTERVAL_MS: '500',
   }
   const cli = join(ROOT, 'app/src/cli/main.ts')
   start(process.execPath, [cli, 'api', '--port', String(apiPort)], env)

@@ -27,9 +27,11 @@ import { connectRedis, describeTarget, redisTarget, whenRedisAvailable } from '.
 import { checkDurability } from '../redis/durability.ts'
 import { canConnect, hasRedisServer, startLocalRedis } from '../redis/local-server.ts'
 import { startTracing, stopTracing } from '../tracing/index.ts'
+import { Alerting } from '../worker/alerting.ts'
 import type { Handler } from '../worker/handlers.ts'
 import { ScheduleRunner } from '../worker/schedule-runner.ts'
 import { Worker } from '../worker/worker.ts'
+import { alertCommands } from './alerts.ts'
 import { limitCommands } from './limits.ts'
 import { scheduleCommands } from './schedules.ts'
 
@@ -103,7 +105,10 @@ async function loadHandlers(worker: Worker, modules: string[]): Promise<void> {
 }
 
 /** Runs a worker until SIGTERM/SIGINT (graceful) or a drain command. */
-async function runWorker(cfg: Config, extra: { label: string; handlers?: string[] }): Promise<void> {
+async function runWorker(
+  cfg: Config,
+  extra: { label: string; handlers?: string[]; alerting?: boolean },
+): Promise<void> {
   const log = createLogger(cfg.logLevel, extra.label)
   // Signals first: a SIGTERM that arrives while the worker is still starting stops it cleanly.
   let worker: Worker | undefined
@@ -136,7 +141,19 @@ async function runWorker(cfg: Config, extra: { label: string; handlers?: string[
   if (stopRequested) return
   await worker.start()
   if (stopRequested) void worker.close()
+  // A worker process bids for the alerts lease (ADR 0025): a worker-only deployment alerts.
+  const alertQueue = new Queue(worker.store.redis, cfg, { clock: worker.clock })
+  const alerting = extra.alerting
+    ? new Alerting({
+        queue: alertQueue,
+        config: cfg,
+        log,
+        unsafe: unsafe.has('no-alert-lease') ? testOnly?.unfencedAlerts(alertQueue.alerts) : undefined,
+      })
+    : null
+  alerting?.start()
   await worker.stopped
+  await alerting?.stop()
 }
 
 const program = new Command()
@@ -169,7 +186,7 @@ program
   )
   .action(async (o: { queues?: string[]; concurrency?: number; handlers?: string[] }) => {
     const cfg = config({ workerQueues: o.queues, workerConcurrency: o.concurrency })
-    await runWorker(cfg, { label: 'dtq-worker', handlers: o.handlers })
+    await runWorker(cfg, { label: 'dtq-worker', handlers: o.handlers, alerting: true })
     await stopTracing()
     process.exit(0)
   })
@@ -182,10 +199,11 @@ async function startApi(...args: Parameters<typeof import('../http/server.ts').s
 
 async function runApi(cfg: Config, port?: number): Promise<void> {
   const unsafe = new Set(cfg.unsafe)
-  const testOnly = unsafe.has('no-schedule-cas') ? await import('../unsafe.ts') : null
+  const testOnly =
+    unsafe.has('no-schedule-cas') || unsafe.has('no-alert-lease') ? await import('../unsafe.ts') : null
   if (testOnly)
     process.stderr.write(
-      'dtq api: DTQ_UNSAFE=no-schedule-cas: schedules fire without their compare (tests only)\n',
+      `dtq api: DTQ_UNSAFE=${[...unsafe].join(',')}: safety mechanisms are OFF (tests only)\n`,
     )
   const api = await startApi(cfg, { port })
   // Every API process fires due schedules too (ADR 0018: any number of runners is safe).
@@ -193,15 +211,22 @@ async function runApi(cfg: Config, port?: number): Promise<void> {
   const schedules = new ScheduleRunner({
     schedules: queue.schedules.store,
     clock: queue.clock,
-    fire: testOnly?.fireWithoutCas,
+    fire: unsafe.has('no-schedule-cas') ? testOnly?.fireWithoutCas : undefined,
     onError: (err) => api.app.log.warn({ err: (err as Error).message }, 'schedule runner failed'),
   })
   schedules.start()
+  // Every API process bids for the alerts lease too (ADR 0025): an API-only deployment alerts.
+  const alerting = new Alerting({
+    queue,
+    config: cfg,
+    log: api.app.log,
+    unsafe: unsafe.has('no-alert-lease') ? testOnly?.unfencedAlerts(queue.alerts) : undefined,
+  })
+  alerting.start()
   process.stdout.write(`DTQ API listening on ${api.url} (OpenAPI at ${api.url}/docs)\n`)
   await new Promise<void>((resolve) => {
     const onSignal = () => {
-      void schedules
-        .stop()
+      void Promise.all([schedules.stop(), alerting.stop()])
         .then(() => api.stop())
         .then(resolve)
     }
@@ -257,7 +282,7 @@ program
         `  pnpm dtq enqueue sleep --payload '{"ms":500}' --count 20 && pnpm dtq stats\n\n`,
     )
     try {
-      await runWorker(cfg, { label: 'dtq-dev' })
+      await runWorker(cfg, { label: 'dtq-dev', alerting: true })
     } finally {
       await api.stop()
       await local?.stop()
@@ -848,6 +873,7 @@ workers
 
 scheduleCommands(program, withQueue, print)
 limitCommands(program, withQueue, print)
+alertCommands(program, withQueue, print, config)
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {

@@ -7,14 +7,20 @@
 import type { Registry } from 'prom-client'
 import { isRedisUnreachable } from '../errors.ts'
 import type { Queue } from '../queue/queue.ts'
+import { alertMetrics } from './alert-metrics.ts'
 import { engineMetrics, Text } from './metrics.ts'
 
 export async function scrapeMetrics(queue: Queue, registry: Registry): Promise<string> {
   let engine: string
   let up = 1
   try {
-    const [stats, workers, names] = await Promise.all([queue.stats(), queue.workers(), queue.store.queues()])
-    engine = engineMetrics(stats.queues, workers, await queue.limits.views(names))
+    const [stats, workers, names, alerts] = await Promise.all([
+      queue.stats(),
+      queue.workers(),
+      queue.store.queues(),
+      alertMetrics(queue.alerts), // the alerts' block (ADR 0025)
+    ])
+    engine = engineMetrics(stats.queues, workers, await queue.limits.views(names)) + alerts
   } catch (err) {
     if (!isRedisUnreachable(err)) throw err
     engine = ''

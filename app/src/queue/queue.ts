@@ -5,9 +5,11 @@
  *   const queue = await Queue.connect(loadConfig())
  *   const { job } = await queue.add('send_email', { to: 'a@b.c' }, { priority: 'high' })
  */
+
 import { createHash } from 'node:crypto'
 import type { Config } from '../config.ts'
 import { DtqError, type ErrorCode, ErrorCodes, isRedisFull, isRedisUnavailable } from '../errors.ts'
+import { AlertStore } from '../redis/alerts.ts'
 import { RedisClock } from '../redis/clock.ts'
 import type { RedisClient } from '../redis/connection.ts'
 import { connectRedis, createRedis, redisTarget } from '../redis/connection.ts'
@@ -296,6 +298,8 @@ export class Queue {
   readonly flows: FlowStore
   /** Flow control (ADR 0022). */
   readonly limits: LimitStore
+  /** Alerts (ADR 0025): rules, alerts, silences, history, the outbox. */
+  readonly alerts: AlertStore
   readonly registry: Registry
   /** Schedules (ADR 0018); the methods below are its library API. */
   readonly schedules: Schedules
@@ -333,6 +337,7 @@ export class Queue {
     })
     this.flows = new FlowStore(this.store, { retentionS: settings.flowRetentionS })
     this.limits = new LimitStore(this.store)
+    this.alerts = new AlertStore(this.store)
     this.registry = new Registry(redis, this.store.keys)
     this.schedules = new Schedules(this.store, this.clock, (job, problems) => {
       // The template's own fields only (buildDef names the others); its problems under `job.`.
@@ -1176,6 +1181,8 @@ export class Queue {
     let total = 0
     for (const q of await this.store.physicalQueues(queue))
       total += await this.store.dlqPurgeBefore(q, before)
+    // The purge summary (ADR 0025): a notification through the alert channels.
+    if (total > 0) await this.alerts.purgeSummary(total, days, queue).catch(() => {})
     return total
   }
 

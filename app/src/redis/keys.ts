@@ -154,6 +154,14 @@ export class Keys {
     return `${this.prefix}:paused`
   }
   /** The maintenance lease: the one worker that runs scheduler, reclaimer and janitor for all queues. */
+  /**
+   * The alerts' keys (ADR 0025): `<prefix>:{:alerts}<suffix>`, one slot of their own (no queue
+   * name holds a colon, so no queue shares the tag); suffixes in redis/alerts.ts.
+   */
+  alerts(suffix = ''): string {
+    return `${this.prefix}:{:alerts}${suffix}`
+  }
+
   leader(): string {
     return `${this.prefix}:leader`
   }

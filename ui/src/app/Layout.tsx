@@ -1,6 +1,7 @@
 /** The shell: navigation, live connection state, role, theme, sign out. */
 import { useEffect, useState } from 'react'
 import { NavLink, Outlet } from 'react-router'
+import { AlertsNavLink } from '../features/alerts/AlertsNavLink'
 import { useAuth } from '../lib/auth'
 import { type LiveState, useLive } from '../lib/live'
 
@@ -44,6 +45,7 @@ export function Layout() {
           <NavLink to="/queues">Queues</NavLink>
           <NavLink to="/schedules">Schedules</NavLink>
           <NavLink to="/workers">Workers</NavLink>
+          <AlertsNavLink />
         </nav>
         <div className="status">
           <span className={`live live-${state}`} role="status" aria-live="polite" title="live updates">

@@ -27,6 +27,14 @@ export const queryKeys = {
     all: ['dlq'] as const,
     list: (filters: object) => ['dlq', 'list', filters] as const,
   },
+  /** Alerts (ADR 0025): what fires, rules, silences, history -- all under one root. */
+  alerts: {
+    all: ['alerts'] as const,
+    now: ['alerts', 'now'] as const,
+    rules: ['alerts', 'rules'] as const,
+    silences: ['alerts', 'silences'] as const,
+    history: ['alerts', 'history'] as const,
+  },
   schedules: {
     all: ['schedules'] as const,
     detail: (name: string) => ['schedules', 'detail', name] as const,
