@@ -97,7 +97,9 @@ export const JobS = Type.Object(
     result: Type.Unknown(),
     error: Nullable(Type.String()),
     error_class: Nullable(
-      Type.String({ description: "the last failure's error class (its code or name, e.g. TypeError, ETIMEDOUT)" }),
+      Type.String({
+        description: "the last failure's error class (its code or name, e.g. TypeError, ETIMEDOUT)",
+      }),
     ),
     errors: Type.Array(AttemptErrorS),
     progress: Nullable(Type.Number()),
@@ -350,6 +352,7 @@ export const DlqQuery = Type.Object(
   {
     queue: Type.Optional(QueueName),
     task_type: Type.Optional(TaskType),
+    priority: Type.Optional(PriorityS),
     error: Type.Optional(Text(256)),
     older_than_days: Type.Optional(Type.Number({ minimum: 0, maximum: 3650 })),
     cursor: Type.Optional(Cursor),
@@ -361,10 +364,34 @@ export const DlqQuery = Type.Object(
 export const DlqJob = Type.Object({ ...JobS.properties, dlq_entry: Type.String(), failed_at: Type.Number() })
 export const DlqPage = Type.Object({ items: Type.Array(DlqJob), next_cursor: Nullable(Type.String()) })
 
+export const DlqStatsQuery = Type.Object(
+  {
+    queue: Type.Optional(QueueName),
+    task_type: Type.Optional(TaskType),
+    priority: Type.Optional(PriorityS),
+  },
+  strict,
+)
+export const DlqStatsReply = Type.Object({
+  groups: Type.Array(
+    Type.Object({
+      queue: Type.String(),
+      task_type: Type.String(),
+      priority: PriorityS,
+      error_class: Type.String({
+        description: "the job's error class, else the name before a leading 'Name:' of its error, else Error",
+      }),
+      count: Type.Integer(),
+    }),
+  ),
+  total: Type.Integer(),
+})
+
 export const DlqRetryMany = Type.Object(
   {
     queue: Type.Optional(QueueName),
     task_type: Type.Optional(TaskType),
+    priority: Type.Optional(PriorityS),
     error: Type.Optional(Text(256)),
     older_than_days: Type.Optional(Type.Number({ minimum: 0, maximum: 3650 })),
     rate_per_sec: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, default: 100 })),
@@ -379,7 +406,11 @@ export const DlqRetryManyReply = Type.Object({
 })
 
 export const PurgeQuery = Type.Object(
-  { older_than_days: Type.Number({ minimum: 0, maximum: 3650 }), queue: Type.Optional(QueueName) },
+  {
+    older_than_days: Type.Number({ minimum: 0, maximum: 3650 }),
+    queue: Type.Optional(QueueName),
+    priority: Type.Optional(PriorityS),
+  },
   strict,
 )
 

@@ -619,8 +619,21 @@ export class JobStore extends JobReads {
   }
 
   /** Deletes every dead-lettered job that failed before `beforeMs`, in pages. */
-  async dlqPurgeBefore(queue: string, beforeMs: number, page = 500): Promise<number> {
+  async dlqPurgeBefore(queue: string, beforeMs: number, page = 500, priority?: Priority): Promise<number> {
     let total = 0
+    // By priority: entries of other priorities stay, so the walk goes on after the last examined.
+    for (let after = ''; priority; ) {
+      const [n, last] = await this.run<[number, string]>('dlq_delete', queue, [
+        'before_prio',
+        beforeMs,
+        page,
+        priority,
+        after,
+      ])
+      total += n
+      if (!last) return total
+      after = last
+    }
     for (;;) {
       const n = await this.run<number>('dlq_delete', queue, ['before', beforeMs, page])
       total += n
