@@ -12,6 +12,7 @@ import { RedisClock } from '../redis/clock.ts'
 import type { RedisClient } from '../redis/connection.ts'
 import { connectRedis, createRedis, redisTarget } from '../redis/connection.ts'
 import { type FlowNodeRecord, FlowStore, type FlowView } from '../redis/flows.ts'
+import { HISTORY_RANGES, type HistoryRange, historyPoints } from '../redis/history.ts'
 import { type BreakerAction, LimitStore, type LimitsView } from '../redis/limits.ts'
 import { type DlqEntry, dlqPage, dlqTails } from '../redis/redrive.ts'
 import { Registry, type WorkerCommand, type WorkerInfo } from '../redis/registry.ts'
@@ -36,7 +37,6 @@ import {
   planDependencies,
   planFlow,
 } from './flows.ts'
-import { HISTORY_RANGES, type HistoryRange, historyPoints } from './history.ts'
 import { GENERATED_ID } from './ids.ts'
 import type { Backoff, Job, JobState, Priority } from './job.ts'
 import { F, PRIORITIES, STATES } from './job.ts'

@@ -4,7 +4,7 @@
  * the maintenance leader's once-a-minute snapshots of each queue's cumulative histograms. Pure:
  * the ranges, and percentiles from the difference of two snapshots.
  */
-import { HISTOGRAM_BUCKETS_MS } from '../redis/keys.ts'
+import { HISTOGRAM_BUCKETS_MS } from './keys.ts'
 
 /** The ranges offered, each with its interval: about 60-100 points per chart. */
 export const HISTORY_RANGES = {
