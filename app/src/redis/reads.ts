@@ -488,12 +488,6 @@ export class JobReads extends StoreBase {
   ): Promise<[number[], string[]]> {
     return this.run('history', queue, [fromMinute, stepMinutes, intervals])
   }
-
-  /** Records the queue's histograms for this minute when they changed (history_snapshot). */
-  async snapshotHistograms(queue: string): Promise<boolean> {
-    const now = this.clock.now()
-    return (await this.run<number>('history_snapshot', queue, [Math.floor(now / 60000)], now)) === 1
-  }
 }
 
 /** One group of GET /dlq/stats. */

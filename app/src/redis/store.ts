@@ -641,6 +641,12 @@ export class JobStore extends JobReads {
     }
   }
 
+  /** Records the queue's histograms for this minute when they changed (history_snapshot). */
+  async snapshotHistograms(queue: string): Promise<boolean> {
+    const now = this.clock.now()
+    return (await this.run<number>('history_snapshot', queue, [Math.floor(now / 60000)], now)) === 1
+  }
+
   // ---- day-2 operations (ADR 0020) -------------------------------------------------------
 
   /** A scheduled or retrying job made ready now (script run_now). */
