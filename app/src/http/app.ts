@@ -18,6 +18,7 @@ import type { Config } from '../config.ts'
 import { DtqError } from '../errors.ts'
 import type { Queue } from '../queue/queue.ts'
 import type { RedisClient } from '../redis/connection.ts'
+import { installAudit } from './audit.ts'
 import { type RouteRole, TokenAuth } from './auth.ts'
 import { rateLimitKey, trustProxy } from './client-address.ts'
 import { CONSOLE_CSP, consoleRewrite, serveConsole } from './console.ts'
@@ -230,6 +231,7 @@ export async function buildApp(deps: AppDeps) {
   })
 
   app.setErrorHandler(errorHandler(config))
+  app.decorate('dtqAudit', installAudit(app, { redis: queue.redis, keys: queue.store.keys, config, auth }))
 
   await app.register(systemRoutes)
   await app.register(jobRoutes)

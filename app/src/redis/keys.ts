@@ -162,6 +162,10 @@ export class Keys {
   paused(): string {
     return `${this.prefix}:paused`
   }
+  /** Operator actions (stream, MAXLEN ~ AUDIT_MAX_LEN; single-key commands only): ADR 0026. */
+  audit(): string {
+    return `${this.prefix}:audit`
+  }
   /** The maintenance lease: the one worker that runs scheduler, reclaimer and janitor for all queues. */
   leader(): string {
     return `${this.prefix}:leader`
