@@ -4,9 +4,12 @@
  * result, when and from where, never a token or a payload; production traffic is not recorded;
  * a failed write never fails the action; GET /audit filters and pages (admin only).
  */
+
+import { hostname, userInfo } from 'node:os'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { type ApiBundle, apiSetup, TOKENS } from './api-helpers.ts'
-import { waitFor } from './helpers.ts'
+import { targetEnv, testTarget, waitFor } from './helpers.ts'
+import { runCli } from './processes.ts'
 
 const NAMED = `${TOKENS.read}:read:ro-bot,${TOKENS.write}:write:alice,${TOKENS.admin}:admin`
 let b: ApiBundle
@@ -147,4 +150,24 @@ describe('audit log', () => {
       await small.cleanup()
     }
   })
+
+  it("records the CLI's operator commands (ok and failed) as cli:<user>@<host>, not its reads", async () => {
+    const env = { ...targetEnv(testTarget()), KEY_PREFIX: b.prefix, REDIS_DURABILITY: 'off' }
+    await runCli(env, ['queues', 'pause', 'default'])
+    await runCli(env, ['dlq', 'ls'])
+    await runCli(env, ['stats'])
+    const failed = await runCli(env, ['cancel', 'nope', '--queue', 'default']).then(
+      () => 'exit 0',
+      (e: { code: number }) => `exit ${e.code}`,
+    )
+    expect(failed).toBe('exit 3') // the command's own exit code, unchanged by the audit
+    const items = await entries(2)
+    const who = `cli:${userInfo().username}@${hostname()}`
+    expect(
+      items.map((e: Record<string, unknown>) => [e.actor, e.role, e.action, e.target, e.status, e.result]),
+    ).toEqual([
+      [who, 'cli', 'cli cancel', 'queue=default args=nope', 404, 'NOT_FOUND'],
+      [who, 'cli', 'cli queues pause', 'args=default', 200, 'ok'],
+    ])
+  }, 30_000)
 })

@@ -21,6 +21,7 @@ import { canConnect, hasRedisServer, startLocalRedis } from '../redis/local-serv
 import type { Handler } from '../worker/handlers.ts'
 import { ScheduleRunner } from '../worker/schedule-runner.ts'
 import { Worker } from '../worker/worker.ts'
+import { auditCommands } from './audit.ts'
 import { limitCommands } from './limits.ts'
 import { scheduleCommands } from './schedules.ts'
 
@@ -646,6 +647,7 @@ dlq
   .description('list dead-lettered jobs, newest first')
   .option('--queue <name>', 'queue')
   .option('--type <task_type>', 'task type')
+  .option('--priority <p>', 'high | normal | low')
   .option('--error <text>', 'error message contains')
   .option('--older-than-days <n>', 'failed at least this long ago', Number)
   .option('--limit <n>', 'page size', int('limit'), 20)
@@ -654,6 +656,7 @@ dlq
     async (o: {
       queue?: string
       type?: string
+      priority?: Priority
       error?: string
       olderThanDays?: number
       limit: number
@@ -663,6 +666,7 @@ dlq
         const page = await q.listDlq({
           queue: o.queue,
           task_type: o.type,
+          priority: o.priority,
           error_contains: o.error,
           older_than_ms: o.olderThanDays === undefined ? undefined : Math.round(o.olderThanDays * 86_400_000),
           limit: o.limit,
@@ -717,9 +721,10 @@ dlq
   .description('delete dead-lettered jobs older than N days (0: all)')
   .requiredOption('--older-than-days <n>', 'age in days', Number)
   .option('--queue <name>', 'queue')
-  .action(async (o: { olderThanDays: number; queue?: string }) => {
+  .option('--priority <p>', 'only this priority: high | normal | low')
+  .action(async (o: { olderThanDays: number; queue?: string; priority?: Priority }) => {
     await withQueue(async (q) => {
-      const n = await q.purgeDlq(o.olderThanDays, o.queue)
+      const n = await q.purgeDlq(o.olderThanDays, o.queue, o.priority)
       process.stdout.write(`purged ${n}\n`)
     })
   })
@@ -820,8 +825,10 @@ workers
 
 scheduleCommands(program, withQueue, print)
 limitCommands(program, withQueue, print)
+const audit = auditCommands(program, () => config())
 
-program.parseAsync(process.argv).catch((err: unknown) => {
+program.parseAsync(process.argv).catch(async (err: unknown) => {
+  await audit.failed(err)
   if (err instanceof ConfigError) {
     process.stderr.write(`dtq: ${err.message}\n`)
     process.exit(2)
