@@ -7,12 +7,13 @@
  * what from where).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import Type from 'typebox'
+import type { Static } from 'typebox'
 import type { Config } from '../config.ts'
 import { AuditLog } from '../redis/audit.ts'
 import type { RedisClient } from '../redis/connection.ts'
 import type { Keys } from '../redis/keys.ts'
 import { bearerToken, type TokenAuth } from './auth.ts'
+import { AuditPage, AuditQuery } from './ops-schemas.ts'
 import { errorReplies } from './schemas.ts'
 
 /** Routes that are production traffic or read only, though not GETs: never audited. */
@@ -65,51 +66,6 @@ function detailOf(req: FastifyRequest): string {
   q.delete('access_token')
   return q.toString()
 }
-
-const AuditQuery = Type.Object(
-  {
-    actor: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
-    action: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
-    target: Type.Optional(Type.String({ minLength: 1, maxLength: 300 })),
-    result: Type.Optional(
-      Type.String({
-        pattern: '^[A-Za-z0-9_]{1,64}$',
-        description: 'ok, error (any failure), or an error code',
-      }),
-    ),
-    since: Type.Optional(Type.Integer({ minimum: 0, maximum: 1e15, description: 'ms, inclusive' })),
-    until: Type.Optional(Type.Integer({ minimum: 0, maximum: 1e15, description: 'ms, inclusive' })),
-    cursor: Type.Optional(Type.String({ pattern: '^\\d{1,20}-\\d{1,20}$' })),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })),
-  },
-  { additionalProperties: false },
-)
-
-const AuditEntryS = Type.Object({
-  id: Type.String(),
-  at: Type.Number(),
-  actor: Type.String({
-    description: "the token's name (API_TOKENS token:role:name), cli:<user>@<host>, or anonymous",
-  }),
-  role: Type.String(),
-  action: Type.String({ description: 'METHOD /route, or cli <command>' }),
-  target: Type.String(),
-  status: Type.Integer(),
-  result: Type.String({ description: 'ok or the error code' }),
-  ip: Type.String(),
-  user_agent: Type.String(),
-  request_id: Type.String(),
-  duration_ms: Type.Number(),
-  detail: Type.String({ description: 'non-secret options: the query string (no access_token), CLI flags' }),
-})
-
-export const AuditPage = Type.Object({
-  items: Type.Array(AuditEntryS),
-  next_cursor: Type.Union([Type.String(), Type.Null()]),
-  write_failures: Type.Integer({
-    description: 'audit writes that failed on this API instance since it started',
-  }),
-})
 
 /** Installs the recording hooks and GET /audit on the app (before its routes are registered). */
 export function installAudit(
@@ -172,7 +128,7 @@ export function installAudit(
       },
     },
     async (req) => {
-      const q = req.query as import('typebox').Static<typeof AuditQuery>
+      const q = req.query as Static<typeof AuditQuery>
       const page = await audit.list({ ...q, limit: q.limit ?? 100 })
       return { ...page, write_failures: audit.writeFailures }
     },

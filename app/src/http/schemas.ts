@@ -527,6 +527,8 @@ export type ScheduleDetailDto = Static<typeof ScheduleDetailS>
 export type ScheduleInputDto = Static<typeof ScheduleBody>
 export type FireRecordDto = Static<typeof FireRecordS>
 export type PreviewDto = Static<typeof PreviewReply>
+export type DlqStatsDto = Static<typeof DlqStatsReply>
+export type { AuditEntryDto, AuditPageDto, HistoryDto } from './ops-schemas.ts'
 
 // ---- schedules (ADR 0018) ------------------------------------------------------------------
 

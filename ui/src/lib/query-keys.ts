@@ -26,7 +26,10 @@ export const queryKeys = {
   dlq: {
     all: ['dlq'] as const,
     list: (filters: object) => ['dlq', 'list', filters] as const,
+    stats: (filters: object) => ['dlq', 'stats', filters] as const,
   },
+  audit: (filters: object) => ['audit', filters] as const,
+  history: (range: string, queue?: string) => ['stats', 'history', range, queue ?? null] as const,
   schedules: {
     all: ['schedules'] as const,
     detail: (name: string) => ['schedules', 'detail', name] as const,
