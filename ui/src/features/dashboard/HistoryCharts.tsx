@@ -32,7 +32,7 @@ export function HistoryCharts({ queues }: { queues: string[] }) {
         ))}
       </fieldset>
       <label className="inline">
-        Queue
+        Charts of queue
         <select value={queue ?? ''} onChange={(e) => update({ chart_queue: e.target.value || undefined })}>
           <option value="">all</option>
           {queues.map((name) => (
@@ -168,14 +168,26 @@ function LatencyLines({ h, kind }: { h: HistoryDto; kind: 'wait' | 'run' }) {
   )
 }
 
+/** Start, middle and end of the range (with the day beyond an hour: 24 hours span two). */
 function Axis({ h }: { h: HistoryDto }) {
   const first = h.points[0]
   const last = h.points[h.points.length - 1]
   if (!first || !last) return null
+  const end = last.at + h.step_ms
+  const fmt = (ms: number) =>
+    h.range === '1h'
+      ? time(ms)
+      : new Date(ms).toLocaleString([], {
+          month: 'short',
+          day: 'numeric',
+          hour: '2-digit',
+          minute: '2-digit',
+        })
   return (
     <span className="axis">
-      <span>{time(first.at)}</span>
-      <span>{time(last.at + h.step_ms)}</span>
+      <span>{fmt(first.at)}</span>
+      <span>{fmt((first.at + end) / 2)}</span>
+      <span>{fmt(end)}</span>
     </span>
   )
 }
