@@ -36,6 +36,8 @@ export const AUDITED_COMMANDS: ReadonlySet<string> = new Set([
   'workers concurrency',
   'schedules set',
   'schedules rm',
+  'schedules pause',
+  'schedules resume',
   'schedules trigger',
   'limits set',
   'limits breaker',
