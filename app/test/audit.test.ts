@@ -7,6 +7,7 @@
 
 import { hostname, userInfo } from 'node:os'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { loadConfig } from '../src/config.ts'
 import { type ApiBundle, apiSetup, TOKENS } from './api-helpers.ts'
 import { targetEnv, testTarget, waitFor } from './helpers.ts'
 import { runCli } from './processes.ts'
@@ -102,6 +103,17 @@ describe('audit log', () => {
     await b.app.inject({ method: 'POST', url: '/queues/default/pause', headers: as(TOKENS.admin) })
     const items = await entries(1)
     expect(items.map((e: { action: string }) => e.action)).toEqual(['POST /queues/:queue/pause'])
+  })
+
+  it('token names are checked with the tokens, and a bad one is refused without echoing the token', () => {
+    const bad = () => loadConfig({ API_TOKENS: `${TOKENS.admin}:admin:bad name!` })
+    expect(bad).toThrow(/token name/)
+    try {
+      bad()
+    } catch (err) {
+      expect(String(err)).not.toContain(TOKENS.admin)
+    }
+    expect(() => loadConfig({ API_TOKENS: `${TOKENS.admin}:admin:ops@example.com` })).not.toThrow()
   })
 
   it('GET /audit is admin only and refuses bad filters with a 400', async () => {

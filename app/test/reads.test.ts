@@ -471,7 +471,13 @@ describe('stats', () => {
       return out
     }
     const before = await snapshot()
-    expect([...READ_ONLY_SCRIPTS].sort()).toEqual(['dlq_stats', 'history', 'list', 'queue_stats', 'throughput'])
+    expect([...READ_ONLY_SCRIPTS].sort()).toEqual([
+      'dlq_stats',
+      'history',
+      'list',
+      'queue_stats',
+      'throughput',
+    ])
     await b.queue.stats()
     await b.queue.throughput(5)
     await b.queue.listJobs({ state: 'queued', task_type: 'echo', limit: 2 })
