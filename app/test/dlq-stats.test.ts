@@ -89,8 +89,29 @@ describe('GET /dlq/stats', () => {
     expect(high.total).toBe(4)
     const other = (await get('/dlq/stats?queue=other')).json()
     expect(other.groups).toEqual([
-      { queue: 'other', task_type: 'fail', priority: 'high', error_class: 'RangeError', count: 1 },
+      {
+        queue: 'other',
+        task_type: 'fail',
+        priority: 'high',
+        error_class: 'RangeError',
+        count: 1,
+        newest: expect.any(Number),
+      },
     ])
+    // The newest failure of a group: its latest dead letter's time.
+    const failedAt = (await b.queue.store.getJob('default', ids[6]!))!.finished_at!
+    const econn = body.groups.find((g: { error_class: string }) => g.error_class === 'ECONNRESET')
+    expect(econn.newest).toBe(failedAt)
+    // The listing filters by the same class (derived in Redis by the same function).
+    const byClass = async (c: string) =>
+      (await get(`/dlq?error_class=${c}`))
+        .json()
+        .items.map((j: { id: string }) => j.id)
+        .sort()
+    expect(await byClass('TypeError')).toEqual([ids[0]!, ids[1]!].sort())
+    expect(await byClass('ECONNRESET')).toEqual([ids[6]!])
+    expect(await byClass('Error')).toEqual([ids[2]!, ids[4]!].sort())
+    expect((await get('/dlq?error_class=a%20b')).statusCode).toBe(400)
     expect((await get('/dlq/stats?task_type=nope')).json()).toEqual({ groups: [], total: 0 })
     // A retried job leaves the counts (its entry is no longer current).
     await w.close(500)

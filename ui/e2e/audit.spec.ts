@@ -109,6 +109,7 @@ test('the DLQ page groups dead letters from /dlq/stats: exact counts by queue, t
     groups.getByRole('row').filter({ hasText: `billing` }).filter({ hasText: prio }).filter({ hasText: cls })
   await expect(row('high', 'QuotaError')).toContainText('2', { timeout: 20_000 })
   await expect(row('low', 'QuotaError')).toContainText('1')
+  await expect(row('low', 'QuotaError')).toContainText('just now')
   await expect(page.getByRole('cell', { name: 'QuotaError: low one' })).toBeVisible()
   await page.screenshot({ path: `${SHOTS}/dlq-groups.png`, fullPage: true })
   // Show only these: the listing and the groups follow the group's queue, type and priority.
@@ -119,6 +120,10 @@ test('the DLQ page groups dead letters from /dlq/stats: exact counts by queue, t
   const listed = page.locator('.card').filter({ hasText: 'newest first' }).getByRole('row')
   await expect(listed.filter({ hasText: 'low one' })).toBeVisible()
   await expect(listed.filter({ hasText: 'over quota' })).toHaveCount(0)
+  // …and its class: the low dead letter of class Error is not listed (the listing filters by class in Redis).
+  await expect(page).toHaveURL(/class=QuotaError/)
+  await expect(listed.filter({ hasText: 'no class in this one' })).toHaveCount(0)
+  await expect(page.getByRole('button', { name: 'Retry all matching' })).toBeDisabled()
   await page.screenshot({ path: `${SHOTS}/dlq-groups-low.png`, fullPage: true })
   check()
 })

@@ -348,11 +348,18 @@ export const CancelReply = Type.Object({
   job: JobS,
 })
 
+const ErrorClassS = Type.String({
+  pattern: '^[A-Za-z0-9_.:-]{1,64}$',
+  description:
+    "as GET /dlq/stats groups it: the job's error class, else the name before a leading 'Name:' of its error, else Error",
+})
+
 export const DlqQuery = Type.Object(
   {
     queue: Type.Optional(QueueName),
     task_type: Type.Optional(TaskType),
     priority: Type.Optional(PriorityS),
+    error_class: Type.Optional(ErrorClassS),
     error: Type.Optional(Text(256)),
     older_than_days: Type.Optional(Type.Number({ minimum: 0, maximum: 3650 })),
     cursor: Type.Optional(Cursor),
@@ -382,6 +389,7 @@ export const DlqStatsReply = Type.Object({
         description: "the job's error class, else the name before a leading 'Name:' of its error, else Error",
       }),
       count: Type.Integer(),
+      newest: Type.Number({ description: "when the group's newest dead letter failed (ms)" }),
     }),
   ),
   total: Type.Integer(),

@@ -214,6 +214,9 @@ function checkDlqFilter(problems: Problems, f: DlqFilter): void {
     checkInt(problems, 'older_than_ms', f.older_than_ms, 0, 10 * 365 * 86_400_000)
   if (f.priority !== undefined && !PRIORITIES.includes(f.priority))
     problems.push(`priority must be one of ${PRIORITIES.join(', ')}`)
+  const ec = (f as { error_class?: unknown }).error_class
+  if (ec !== undefined && (typeof ec !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(ec)))
+    problems.push('error_class must be 1-64 of A-Za-z0-9_.:-')
 }
 
 /** Checks a bulk operation's action and filter (Queue.bulkJobs, POST /jobs/bulk). */
@@ -1044,6 +1047,7 @@ export class Queue {
       queue?: string
       task_type?: string
       priority?: Priority
+      error_class?: string
       error_contains?: string
       older_than_ms?: number
       cursor?: string

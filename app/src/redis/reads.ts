@@ -295,6 +295,8 @@ export class JobReads extends StoreBase {
     queue?: string
     task_type?: string
     priority?: Priority
+    /** Its error class as GET /dlq/stats derives it (in Redis only: error_class() of the prelude). */
+    error_class?: string
     error_contains?: string
     older_than_ms?: number
     cursor?: string | null
@@ -310,7 +312,7 @@ export class JobReads extends StoreBase {
       queues,
       cursor,
       q.limit,
-      [q.task_type ?? '', needle ?? '', maxFailedAt, q.priority ?? ''],
+      [q.task_type ?? '', needle ?? '', maxFailedAt, q.priority ?? '', q.error_class ?? ''],
       (job, c) => {
         const e = c.extra ?? {}
         if (job.state !== 'failed') return null
@@ -446,7 +448,7 @@ export class JobReads extends StoreBase {
         const [flat, last, n] = replies[i]!
         examined += n
         const queue = logicalQueue(w.queue)
-        for (let k = 0; k + 3 < flat.length; k += 4) {
+        for (let k = 0; k + 4 < flat.length; k += 5) {
           const [task_type, priority, error_class] = [
             String(flat[k]),
             String(flat[k + 1]),
@@ -459,8 +461,10 @@ export class JobReads extends StoreBase {
             priority: priority as Priority,
             error_class,
             count: 0,
+            newest: 0,
           }
           g.count += Number(flat[k + 3])
+          g.newest = Math.max(g.newest, Number(flat[k + 4]))
           counts.set(key, g)
         }
         return last ? [{ queue: w.queue, after: last }] : []
@@ -497,4 +501,6 @@ export interface DlqGroup {
   priority: Priority
   error_class: string
   count: number
+  /** When the group's newest dead letter failed (ms). */
+  newest: number
 }

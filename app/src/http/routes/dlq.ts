@@ -49,6 +49,7 @@ export const dlqRoutes: FastifyPluginAsyncTypebox = async (app) => {
       queue: q.queue,
       task_type: q.task_type,
       priority: q.priority,
+      error_class: q.error_class,
       error_contains: q.error,
       older_than_ms: q.older_than_days === undefined ? undefined : Math.round(q.older_than_days * DAY),
       cursor: q.cursor,

@@ -6,21 +6,12 @@
 -- ARGV[5]  the entry after which to start ('' = from the oldest)
 -- ARGV[6]  how many entries to examine at most
 -- ARGV[7]  task type ('' = any); ARGV[8] priority ('' = any; a job without one is normal)
--- Returns { groups flat (task type, priority, error class, count), last entry examined ('' when
--- the stream is exhausted), examined }.
+-- The class is error_class() of the prelude (8-dlq.lua): the one place it is derived.
+-- Returns { groups flat (task type, priority, error class, count, newest failure ms), last entry
+-- examined ('' when the stream is exhausted), examined }.
 local from = ARGV[5] == '' and '-' or '(' .. ARGV[5]
 local count = arg_int(6, 1, 100000, 'count')
 local ttype, prio = ARGV[7], ARGV[8]
-
--- THE error class of a dead letter: the job's recorded class (field ec, written by the fail path
--- from errorClass() in errors.ts); for older jobs, the name before a leading "Name:" of the
--- stored message (TypeError: x -> TypeError), else "Error". Bounded like errorClass(): 64 chars.
-local function error_class(ec, message)
-  if ec and ec ~= '' then return ec end
-  local name = string.match(message or '', '^([%a_][%w_.]*):')
-  if name and #name <= 64 then return name end
-  return 'Error'
-end
 
 local entries = redis.call('XRANGE', k_dlq, from, '+', 'COUNT', count)
 local groups, order = {}, {}
@@ -37,10 +28,13 @@ for _, e in ipairs(entries) do
     local class = error_class(h[4], (not h[4] or h[4] == '') and redis.call('HGET', k_job(id), F_ERROR) or '')
     local key = etype .. '\0' .. pr .. '\0' .. class
     if not groups[key] then
-      groups[key] = { etype, pr, class, 0 }
+      groups[key] = { etype, pr, class, 0, 0 }
       order[#order + 1] = key
     end
-    groups[key][4] = groups[key][4] + 1
+    local g = groups[key]
+    g[4] = g[4] + 1
+    -- Entries come oldest first and their ids carry the failure time: the last seen is the newest.
+    g[5] = tonumber(string.match(e[1], '^(%d+)'))
   end
 end
 local flat = {}

@@ -22,6 +22,7 @@ export function DlqPage() {
     queue: get('queue'),
     task_type: get('type'),
     priority: get('priority'),
+    error_class: get('class'),
     error: get('error'),
     older_than_days: get('older'),
   }
@@ -57,6 +58,7 @@ export function DlqPage() {
     { header: 'Priority', cell: (g) => g.priority },
     { header: 'Error class', className: 'error-text', cell: (g) => g.error_class },
     { header: 'Count', cell: (g) => num(g.count) },
+    { header: 'Newest', cell: (g) => ago(g.newest) },
     {
       header: 'Actions',
       hideHeader: true,
@@ -64,7 +66,9 @@ export function DlqPage() {
         <button
           type="button"
           className="link"
-          onClick={() => update({ queue: g.queue, type: g.task_type, priority: g.priority })}
+          onClick={() =>
+            update({ queue: g.queue, type: g.task_type, priority: g.priority, class: g.error_class })
+          }
         >
           Show only these
         </button>
@@ -111,6 +115,7 @@ export function DlqPage() {
       <Card title="Dead letters">
         <div className="filters">
           <FilterInput label="Type" value={filters.task_type} onChange={(v) => set('type', v)} />
+          <FilterInput label="Error class" value={filters.error_class} onChange={(v) => set('class', v)} />
           <FilterInput label="Error contains" value={filters.error} onChange={(v) => set('error', v)} />
           <FilterInput label="Queue" value={filters.queue} onChange={(v) => set('queue', v)} />
           <label>
@@ -153,7 +158,9 @@ export function DlqPage() {
             />
           </label>
           <ConfirmButton
-            disabled={!can('write') || !q.data?.items.length}
+            // The redrive filters by type, priority, error text, queue and age, not by class: with
+            // a class filter it would retry more than the page shows.
+            disabled={!can('write') || !q.data?.items.length || !!filters.error_class}
             title="Retry all matching"
             body={`Retry every dead letter matching the filters, at ${rate} per second (so the downstream is not flooded)?`}
             confirmLabel="Retry all"

@@ -11,6 +11,7 @@ export interface DlqFilters {
   queue?: string
   task_type?: string
   priority?: string
+  error_class?: string
   error?: string
   older_than_days?: string
 }
