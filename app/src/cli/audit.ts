@@ -8,7 +8,7 @@
 import { hostname, userInfo } from 'node:os'
 import type { Command } from 'commander'
 import type { Config } from '../config.ts'
-import { DtqError } from '../errors.ts'
+import { DtqError, isRedisUnavailable } from '../errors.ts'
 import { AuditLog } from '../redis/audit.ts'
 import { connectRedis, createRedis, redisTarget } from '../redis/connection.ts'
 import { Keys } from '../redis/keys.ts'
@@ -91,7 +91,7 @@ export function auditCommands(program: Command, config: () => Config) {
       .filter(Boolean)
       .join(' ')
     try {
-      await connectRedis(redis)
+      await connectRedis(redis, cfg.redisCommandTimeoutMs)
       await log.record({
         at: Date.now(),
         actor: actor(),
@@ -119,7 +119,13 @@ export function auditCommands(program: Command, config: () => Config) {
   })
   program.hook('postAction', () => record(200, 'ok'))
   return {
+    // A command that failed because Redis is away is not recorded: the write would fail as well,
+    // and only after a wait.
     failed: (err: unknown) =>
-      err instanceof DtqError ? record(err.status, err.code) : record(500, 'INTERNAL'),
+      isRedisUnavailable(err)
+        ? undefined
+        : err instanceof DtqError
+          ? record(err.status, err.code)
+          : record(500, 'INTERNAL'),
   }
 }
