@@ -7,7 +7,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { F } from '../src/queue/job.ts'
 import type { Worker } from '../src/worker/worker.ts'
 import { type ApiBundle, apiSetup, bearer } from './api-helpers.ts'
-import { waitFor } from './helpers.ts'
+import { targetEnv, testTarget, waitFor } from './helpers.ts'
+import { runCli } from './processes.ts'
 
 let b: ApiBundle
 let w: Worker
@@ -85,6 +86,12 @@ describe('GET /dlq/stats', () => {
       'default fail normal Error 1',
       'other fail high RangeError 1',
     ])
+    // The CLI's `dtq dlq stats` answers the same.
+    const env = { ...targetEnv(testTarget()), KEY_PREFIX: b.prefix, REDIS_DURABILITY: 'off' }
+    expect(JSON.parse(await runCli(env, ['dlq', 'stats', '--json']))).toEqual(body)
+    expect(await runCli(env, ['dlq', 'stats', '--queue', 'other'])).toBe(
+      `       1  other            fail                 high   RangeError\n       1  in all\n`,
+    )
     const high = (await get('/dlq/stats?priority=high')).json()
     expect(high.total).toBe(4)
     const other = (await get('/dlq/stats?queue=other')).json()

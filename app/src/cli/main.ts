@@ -678,6 +678,24 @@ dlq
     },
   )
 dlq
+  .command('stats')
+  .description('dead letters counted by queue, type, priority and error class (exact, over the whole DLQ)')
+  .option('--queue <name>', 'queue')
+  .option('--type <task_type>', 'task type')
+  .option('--priority <p>', 'high | normal | low')
+  .option('--json', 'machine-readable')
+  .action(async (o: { queue?: string; type?: string; priority?: Priority; json?: boolean }) => {
+    await withQueue(async (q) => {
+      const s = await q.dlqStats({ queue: o.queue, task_type: o.type, priority: o.priority })
+      if (o.json) return print({ groups: s.groups, total: s.total })
+      for (const g of s.groups)
+        process.stdout.write(
+          `${String(g.count).padStart(8)}  ${g.queue.padEnd(16)} ${g.task_type.padEnd(20)} ${g.priority.padEnd(6)} ${g.error_class}\n`,
+        )
+      process.stdout.write(`${String(s.total).padStart(8)}  in all\n`)
+    })
+  })
+dlq
   .command('retry')
   .description('retry dead-lettered jobs: the given ids, or --all matching the filters at --rate per second')
   .argument('[ids...]')

@@ -2,7 +2,8 @@
  * buildApp(deps): the Fastify control plane, built without listening (tests use inject()).
  * Plugins and hooks in order: JSON parser (depth, prototype poisoning), security headers, the
  * Host check (DNS rebinding; host-check.ts), CORS, rate limit (Redis store, shared by instances,
- * per client as client-address.ts derives it), framing and auth (per-route role), metrics; one error
+ * per client as client-address.ts derives it), framing and auth (per-route role), metrics, the
+ * audit of operator actions after their answer (audit.ts); one error
  * handler turns every error into `{error, code, message, details?}` and never leaks a 5xx
  * cause; what reaches no route (Node's client errors, URLs the router refuses) gets the same
  * shape (framing.ts).
