@@ -76,9 +76,18 @@ function ThroughputBars({ h }: { h: HistoryDto }) {
     <figure className="chart">
       <svg
         viewBox={`0 0 ${W} ${H}`}
+        preserveAspectRatio="none"
         role="img"
         aria-label={`Throughput, ${label(h)}: ${total} completed, ${failed} failed`}
       >
+        <line
+          x1={0}
+          y1={H - 0.5}
+          x2={W}
+          y2={H - 0.5}
+          className="baseline"
+          vectorEffect="non-scaling-stroke"
+        />
         {pts.map((p, i) => {
           const ch = (p.completed / max) * (H - 10)
           const fh = (p.failed / max) * (H - 10)
@@ -144,24 +153,48 @@ function LatencyLines({ h, kind }: { h: HistoryDto; kind: 'wait' | 'run' }) {
     <figure className="chart">
       <svg
         viewBox={`0 0 ${W} ${H}`}
+        preserveAspectRatio="none"
         role="img"
         aria-label={`${what} latency, ${label(h)}: ${num(observed)} attempts, peak p99 ${fmtMs(max)}`}
       >
-        {SERIES.map((s) => (
-          <path key={s.key} d={path(s.key)} className={s.className} fill="none" />
-        ))}
+        <line
+          x1={0}
+          y1={H - 0.5}
+          x2={W}
+          y2={H - 0.5}
+          className="baseline"
+          vectorEffect="non-scaling-stroke"
+        />
         {vals.map((v, i) =>
           v && v.count > 0 ? (
-            <circle key={pts[i]!.at} cx={x(i)} cy={y(v.p99)} r={pts.length > 80 ? 1 : 2} className="dot-p99">
+            <rect
+              key={pts[i]!.at}
+              x={x(i) - W / pts.length / 2}
+              y={0}
+              width={W / pts.length}
+              height={H}
+              className="hover-band"
+            >
               <title>{`${time(pts[i]!.at)}: p50 ${fmtMs(v.p50)}, p95 ${fmtMs(v.p95)}, p99 ${fmtMs(v.p99)} (${v.count} attempts)`}</title>
-            </circle>
+            </rect>
           ) : null,
         )}
+        {SERIES.map((s) => (
+          <path
+            key={s.key}
+            d={path(s.key)}
+            className={s.className}
+            fill="none"
+            vectorEffect="non-scaling-stroke"
+          />
+        ))}
       </svg>
       <figcaption>
         {what}: <span className="legend p50">p50</span> <span className="legend p95">p95</span>{' '}
-        <span className="legend p99">p99</span> per {per(h)}, {label(h)} · {num(observed)} attempts · top{' '}
-        {fmtMs(max)}
+        <span className="legend p99">p99</span> per {per(h)}, {label(h)} ·{' '}
+        {observed
+          ? `${num(observed)} attempts · top ${fmtMs(max)}`
+          : "no attempts measured in this range yet (a minute's latency shows once it has passed)"}
         <Axis h={h} />
       </figcaption>
     </figure>
