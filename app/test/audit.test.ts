@@ -99,6 +99,8 @@ describe('audit log', () => {
     })
     await b.app.inject({ method: 'GET', url: '/jobs', headers: as(TOKENS.read) })
     await b.app.inject({ method: 'GET', url: '/dlq/stats', headers: as(TOKENS.read) })
+    // A read spelled as a POST (seed 004's search): config.audit false.
+    await b.app.inject({ method: 'POST', url: '/dlq/search', headers: as(TOKENS.read), payload: {} })
     // A marker action: once it is there, everything before it had its chance to be recorded.
     await b.app.inject({ method: 'POST', url: '/queues/default/pause', headers: as(TOKENS.admin) })
     const items = await entries(1)

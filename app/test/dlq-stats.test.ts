@@ -157,6 +157,39 @@ describe('DLQ by priority', () => {
     expect((await get('/dlq?priority=bad')).statusCode).toBe(400)
     expect((await get('/dlq/high?priority=low')).statusCode).toBe(400)
 
+    // Seed 004's spellings: search by POST, retry-all by priority with a limit.
+    const search = await b.app.inject({
+      method: 'POST',
+      url: '/dlq/search',
+      headers: bearer('read'),
+      payload: { task_type: 'fail', priority: 'low', error_contains: 'C', limit: 50 },
+    })
+    expect(search.json().items.map((j: { error: string }) => j.error)).toEqual(['c'])
+    const badSearch = await b.app.inject({
+      method: 'POST',
+      url: '/dlq/search',
+      headers: bearer('read'),
+      payload: { priority: 'urgent' },
+    })
+    expect(badSearch.statusCode).toBe(400)
+    const normal = (await get('/dlq/normal')).json().items[0].id
+    const retryAll = await b.app.inject({
+      method: 'POST',
+      url: '/dlq/retry-all',
+      headers: bearer('write'),
+      payload: { priority: 'normal', limit: 1 },
+    })
+    expect(retryAll.statusCode).toBe(202)
+    expect(retryAll.json().job.payload).toMatchObject({ filter: { priority: 'normal' }, max: 1 })
+    await waitFor(
+      async () => {
+        const redrive = await b.queue.store.getJob('default', retryAll.json().job.id)
+        const j = await b.queue.store.getJob('default', normal)
+        return redrive?.state === 'completed' && j?.state === 'failed' && j.attempts === 2
+      },
+      { what: 'the normal dead letter retried once (it fails again: back in the DLQ)' },
+    )
+
     // Bad purge input: 400 and nothing deleted.
     const bad = await b.app.inject({
       method: 'DELETE',

@@ -41,6 +41,17 @@ function notEmpty(...names: string[]) {
   }
 }
 
+const { max: _max, ...retryFields } = DlqRetryMany.properties
+const SeedRetryAll = Type.Object(
+  { ...retryFields, limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000 })) },
+  { additionalProperties: false },
+)
+const { error: _error, older_than_days: _days, ...searchFields } = DlqQuery.properties
+const SeedSearch = Type.Object(
+  { ...searchFields, error_contains: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })) },
+  { additionalProperties: false },
+)
+
 export const dlqRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { queue, config } = app.dtq
 
@@ -130,6 +141,28 @@ export const dlqRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   )
 
+  /** Starts a redrive of what matches, now in the DLQ (its bounds travel in the job). */
+  const retryMany = async (b: Static<typeof DlqRetryMany>) => {
+    const payload: DlqRetryPayload = {
+      filter: {
+        queue: b.queue,
+        task_type: b.task_type,
+        priority: b.priority,
+        error_contains: b.error,
+        older_than_ms: b.older_than_days === undefined ? undefined : Math.round(b.older_than_days * DAY),
+      },
+      rate_per_sec: b.rate_per_sec ?? 100,
+      max: b.max,
+      bounds: await queue.dlqBounds(b.queue),
+    }
+    const { job } = await queue.add(DLQ_RETRY_TASK, payload, {
+      queue: b.queue ?? config.defaultQueue,
+      priority: 'high',
+      max_retries: 0,
+    })
+    return { job, message: `retrying dead letters at ${b.rate_per_sec ?? 100}/s; follow job ${job.id}` }
+  }
+
   app.post(
     '/dlq/retry',
     {
@@ -145,27 +178,46 @@ export const dlqRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (req, reply) => {
-      const b = req.body
-      // The redrive touches what is in the DLQ now, once: its bounds travel in the job.
-      const payload: DlqRetryPayload = {
-        filter: {
-          queue: b.queue,
-          task_type: b.task_type,
-          priority: b.priority,
-          error_contains: b.error,
-          older_than_ms: b.older_than_days === undefined ? undefined : Math.round(b.older_than_days * DAY),
-        },
-        rate_per_sec: b.rate_per_sec ?? 100,
-        max: b.max,
-        bounds: await queue.dlqBounds(b.queue),
-      }
-      const { job } = await queue.add(DLQ_RETRY_TASK, payload, {
-        queue: b.queue ?? config.defaultQueue,
-        priority: 'high',
-        max_retries: 0,
-      })
       reply.code(202)
-      return { job, message: `retrying dead letters at ${b.rate_per_sec ?? 100}/s; follow job ${job.id}` }
+      return retryMany(req.body)
+    },
+  )
+
+  // Seed 004's spellings: retry-all by priority (`limit`: at most that many), and search by POST.
+  app.post(
+    '/dlq/retry-all',
+    {
+      config: { role: 'write' },
+      schema: {
+        tags: ['dlq'],
+        summary: 'POST /dlq/retry (seed 004 spelling): `limit` is its `max`',
+        body: SeedRetryAll,
+        response: { 202: DlqRetryManyReply, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const { limit, ...rest } = req.body
+      reply.code(202)
+      return retryMany({ ...rest, max: limit })
+    },
+  )
+
+  app.post(
+    '/dlq/search',
+    {
+      // A read that happens to be a POST: not an operator action.
+      config: { role: 'read', audit: false },
+      schema: {
+        tags: ['dlq'],
+        summary:
+          'GET /dlq (seed 004 spelling): task_type, priority, error_contains, queue, limit, cursor in the body',
+        body: SeedSearch,
+        response: { 200: DlqPage, ...errors },
+      },
+    },
+    async (req) => {
+      const { error_contains, ...rest } = req.body
+      return list({ ...rest, error: error_contains })
     },
   )
 
