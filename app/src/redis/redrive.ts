@@ -22,14 +22,14 @@ export interface DlqEntry {
 
 /** Each queue's last DLQ entry id; queues with an empty DLQ are left out. */
 export async function dlqTails(store: JobStore, queues: readonly string[]): Promise<Record<string, string>> {
-  const p = store.redis.pipeline()
-  for (const q of queues) p.xrevrange(store.keys.dlq(q), '+', '-', 'COUNT', 1)
-  const res = (await p.exec()) ?? []
+  // Separate commands sent together (autopipelined: one round trip per node), never one
+  // pipeline: on a Redis Cluster the queues' DLQs live in different slots (ADR 0017).
+  const res = await Promise.all(
+    queues.map((q) => store.redis.xrevrange(store.keys.dlq(q), '+', '-', 'COUNT', 1)),
+  )
   const tails: Record<string, string> = {}
   queues.forEach((q, i) => {
-    const [err, rows] = res[i] ?? [null, []]
-    if (err) throw err
-    const top = (rows as Array<[string, string[]]>)[0]
+    const top = res[i]?.[0]
     if (top) tails[q] = top[0]
   })
   return tails
