@@ -110,7 +110,7 @@ export const SETTINGS = [
     key: 'apiTokens',
     kind: 'tokens',
     default: '',
-    doc: 'comma-separated token:role pairs (role read|write|admin; tokens of 16+ characters)',
+    doc: 'comma-separated token:role[:name] entries (role read|write|admin; tokens of 16+ characters; the name, [A-Za-z0-9_.@-]{1,64}, is who the audit log says acted: default <role>-<n>, n its place in the list)',
   },
   {
     env: 'AUTH_DISABLED',
@@ -483,6 +483,15 @@ export const SETTINGS = [
     doc: 'largest accepted payload (and stored result), JSON bytes',
   },
   {
+    env: 'AUDIT_MAX_LEN',
+    key: 'auditMaxLen',
+    kind: 'int',
+    default: '100000',
+    min: 0,
+    max: 10_000_000,
+    doc: 'about how many operator actions the audit stream keeps (<prefix>:audit, GET /audit; 0 records none)',
+  },
+  {
     env: 'EVENTS_MAX_LEN',
     key: 'eventsMaxLen',
     kind: 'int',
@@ -756,9 +765,11 @@ function parseOne(spec: Spec, raw: string, label = spec.env): { value?: unknown;
       const secret = (why: string) => ({ problem: `${label} ${why}` })
       if (raw.trim() === '') return { value: '' }
       for (const pair of raw.split(',')) {
-        const [token, role, extra] = pair.trim().split(':')
+        const [token, role, name, extra] = pair.trim().split(':')
         if (extra !== undefined || !token || !role)
-          return secret('must be token:role pairs separated by commas')
+          return secret('must be token:role[:name] entries separated by commas')
+        if (name !== undefined && !/^[A-Za-z0-9_.@-]{1,64}$/.test(name))
+          return secret('has a token name that is not 1-64 of A-Za-z0-9_.@-')
         if (!['read', 'write', 'admin'].includes(role))
           return secret(`has an unknown role "${role}" (read|write|admin)`)
         if (token.length < 16 || !/^[\x21-\x7e]+$/.test(token)) {

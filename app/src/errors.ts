@@ -144,6 +144,7 @@ const ERROR_CLASS_MAX = 64
  * A failure's error class: a bounded label for metrics, alerts and DLQ grouping (never the
  * message, whose cardinality is unbounded). The error's `code` when it is a short identifier
  * (ECONNREFUSED, ETIMEDOUT), else its `name` (TypeError, TimeoutError, a handler's own class),
+ * else for a plain Error the identifier before a leading colon of its message ("ETIMEDOUT: x"),
  * else "Error"; anything but [A-Za-z0-9_.:-] is dropped and the result cut to 64 characters.
  */
 export function errorClass(err: unknown): string {
@@ -156,7 +157,13 @@ export function errorClass(err: unknown): string {
     const name = clean(e.name)
     if (name && name !== 'Error') return name
     const ctor = clean(e.constructor?.name)
-    if (ctor && ctor !== 'Object') return ctor
+    if (ctor && ctor !== 'Error' && ctor !== 'Object') return ctor
+    // A plain Error whose message names its kind ("ETIMEDOUT: upstream", "TypeError: x"): that
+    // name, as error_class() in scripts/lib/8-dlq.lua reads older records.
+    const named = /^([A-Za-z_][\w.]*):/.exec(
+      typeof (err as Error).message === 'string' ? (err as Error).message : '',
+    )
+    if (named && named[1]!.length <= ERROR_CLASS_MAX) return named[1]!
   }
   return 'Error'
 }

@@ -80,7 +80,7 @@ export interface Bundle {
   queue: Queue
   clock: Clock
   worker(overrides?: Partial<Config>, opts?: WorkerOptions): Worker
-  /** Every key under the test's prefix. */
+  /** Every key under the test's prefix but the audit log's. */
   keys(): Promise<string[]>
   cleanup(): Promise<void>
 }
@@ -129,8 +129,10 @@ export async function setup(
     },
     async keys() {
       const out: string[] = []
+      // The audit log records refused actions too, by design (ADR 0026): not the action's writes.
+      const audit = `${prefix}:audit`
       await scanKeys(redis, `${prefix}:*`, (batch) => {
-        out.push(...batch)
+        out.push(...batch.filter((k) => k !== audit))
       })
       return out.sort()
     },

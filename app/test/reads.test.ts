@@ -471,12 +471,20 @@ describe('stats', () => {
       return out
     }
     const before = await snapshot()
-    expect([...READ_ONLY_SCRIPTS].sort()).toEqual(['list', 'queue_stats', 'throughput'])
+    expect([...READ_ONLY_SCRIPTS].sort()).toEqual([
+      'dlq_stats',
+      'history',
+      'list',
+      'queue_stats',
+      'throughput',
+    ])
     await b.queue.stats()
     await b.queue.throughput(5)
     await b.queue.listJobs({ state: 'queued', task_type: 'echo', limit: 2 })
     await b.queue.listJobs({ state: 'active' })
     await b.queue.listDlq({ error_contains: 'boom', older_than_ms: 0 })
+    await b.queue.dlqStats({ priority: 'high' })
+    await b.queue.statsHistory('24h')
     expect(await snapshot()).toEqual(before)
   })
 })

@@ -24,6 +24,8 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 
 export interface Stack {
   baseURL: string
   apiURL: string
+  /** The private redis-server (specs that seed history read and write it directly). */
+  redisURL: string
   stop(): Promise<void>
 }
 
@@ -102,6 +104,7 @@ export async function startStack(): Promise<Stack> {
   return {
     baseURL,
     apiURL: `${baseURL}/api`,
+    redisURL: env.REDIS_URL,
     async stop() {
       for (const p of procs.reverse()) {
         if (p.exitCode === null) p.kill('SIGTERM')

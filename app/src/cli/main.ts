@@ -32,6 +32,7 @@ import type { Handler } from '../worker/handlers.ts'
 import { ScheduleRunner } from '../worker/schedule-runner.ts'
 import { Worker } from '../worker/worker.ts'
 import { alertCommands } from './alerts.ts'
+import { auditCommands } from './audit.ts'
 import { limitCommands } from './limits.ts'
 import { scheduleCommands } from './schedules.ts'
 
@@ -699,6 +700,7 @@ dlq
   .description('list dead-lettered jobs, newest first')
   .option('--queue <name>', 'queue')
   .option('--type <task_type>', 'task type')
+  .option('--priority <p>', 'high | normal | low')
   .option('--error <text>', 'error message contains')
   .option('--older-than-days <n>', 'failed at least this long ago', Number)
   .option('--limit <n>', 'page size', int('limit'), 20)
@@ -707,6 +709,7 @@ dlq
     async (o: {
       queue?: string
       type?: string
+      priority?: Priority
       error?: string
       olderThanDays?: number
       limit: number
@@ -716,6 +719,7 @@ dlq
         const page = await q.listDlq({
           queue: o.queue,
           task_type: o.type,
+          priority: o.priority,
           error_contains: o.error,
           older_than_ms: o.olderThanDays === undefined ? undefined : Math.round(o.olderThanDays * 86_400_000),
           limit: o.limit,
@@ -726,6 +730,24 @@ dlq
       })
     },
   )
+dlq
+  .command('stats')
+  .description('dead letters counted by queue, type, priority and error class (exact, over the whole DLQ)')
+  .option('--queue <name>', 'queue')
+  .option('--type <task_type>', 'task type')
+  .option('--priority <p>', 'high | normal | low')
+  .option('--json', 'machine-readable')
+  .action(async (o: { queue?: string; type?: string; priority?: Priority; json?: boolean }) => {
+    await withQueue(async (q) => {
+      const s = await q.dlqStats({ queue: o.queue, task_type: o.type, priority: o.priority })
+      if (o.json) return print({ groups: s.groups, total: s.total })
+      for (const g of s.groups)
+        process.stdout.write(
+          `${String(g.count).padStart(8)}  ${g.queue.padEnd(16)} ${g.task_type.padEnd(20)} ${g.priority.padEnd(6)} ${g.error_class}\n`,
+        )
+      process.stdout.write(`${String(s.total).padStart(8)}  in all\n`)
+    })
+  })
 dlq
   .command('retry')
   .description('retry dead-lettered jobs: the given ids, or --all matching the filters at --rate per second')
@@ -770,9 +792,10 @@ dlq
   .description('delete dead-lettered jobs older than N days (0: all)')
   .requiredOption('--older-than-days <n>', 'age in days', Number)
   .option('--queue <name>', 'queue')
-  .action(async (o: { olderThanDays: number; queue?: string }) => {
+  .option('--priority <p>', 'only this priority: high | normal | low')
+  .action(async (o: { olderThanDays: number; queue?: string; priority?: Priority }) => {
     await withQueue(async (q) => {
-      const n = await q.purgeDlq(o.olderThanDays, o.queue)
+      const n = await q.purgeDlq(o.olderThanDays, o.queue, o.priority)
       process.stdout.write(`purged ${n}\n`)
     })
   })
@@ -874,8 +897,10 @@ workers
 scheduleCommands(program, withQueue, print)
 limitCommands(program, withQueue, print)
 alertCommands(program, withQueue, print, config)
+const audit = auditCommands(program, () => config())
 
-program.parseAsync(process.argv).catch((err: unknown) => {
+program.parseAsync(process.argv).catch(async (err: unknown) => {
+  await audit.failed(err)
   if (err instanceof ConfigError) {
     process.stderr.write(`dtq: ${err.message}\n`)
     process.exit(2)

@@ -2,7 +2,8 @@
  * buildApp(deps): the Fastify control plane, built without listening (tests use inject()).
  * Plugins and hooks in order: JSON parser (depth, prototype poisoning), security headers, the
  * Host check (DNS rebinding; host-check.ts), CORS, rate limit (Redis store, shared by instances,
- * per client as client-address.ts derives it), framing and auth (per-route role), metrics; one error
+ * per client as client-address.ts derives it), framing and auth (per-route role), metrics, the
+ * audit of operator actions after their answer (audit.ts); one error
  * handler turns every error into `{error, code, message, details?}` and never leaks a 5xx
  * cause; what reaches no route (Node's client errors, URLs the router refuses) gets the same
  * shape (framing.ts).
@@ -18,6 +19,7 @@ import type { Config } from '../config.ts'
 import { DtqError } from '../errors.ts'
 import type { Queue } from '../queue/queue.ts'
 import type { RedisClient } from '../redis/connection.ts'
+import { installAudit } from './audit.ts'
 import { type RouteRole, TokenAuth } from './auth.ts'
 import { rateLimitKey, trustProxy } from './client-address.ts'
 import { CONSOLE_CSP, consoleRewrite, serveConsole } from './console.ts'
@@ -32,6 +34,7 @@ import { alertRoutes } from './routes/alerts.ts'
 import { dlqRoutes } from './routes/dlq.ts'
 import { eventRoutes } from './routes/events.ts'
 import { flowRoutes } from './routes/flows.ts'
+import { historyRoutes } from './routes/history.ts'
 import { jobRoutes } from './routes/jobs.ts'
 import { limitRoutes } from './routes/limits.ts'
 import { scheduleRoutes } from './routes/schedules.ts'
@@ -230,6 +233,7 @@ export async function buildApp(deps: AppDeps) {
   })
 
   app.setErrorHandler(errorHandler(config))
+  app.decorate('dtqAudit', installAudit(app, { redis: queue.redis, keys: queue.store.keys, config, auth }))
 
   await app.register(systemRoutes)
   await app.register(jobRoutes)
@@ -240,6 +244,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(scheduleRoutes)
   await app.register(eventRoutes)
   await app.register(alertRoutes)
+  await app.register(historyRoutes)
 
   if (deps.consoleDir) await serveConsole(app, deps.consoleDir)
   app.get('/openapi.json', { config: { role: 'public' }, schema: { hide: true } }, async () => app.swagger())

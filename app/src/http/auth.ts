@@ -18,8 +18,14 @@ export function bearerToken(header: string | undefined): string | undefined {
   return header === undefined ? undefined : /^bearer +([^ ]+) *$/i.exec(header)?.[1]
 }
 
+/** Who presented a token: its name (API_TOKENS token:role:name, default <role>-<n>) and role. */
+export interface Actor {
+  name: string
+  role: Role
+}
+
 export class TokenAuth {
-  private readonly tokens: Array<{ hash: Buffer; role: Role }>
+  private readonly tokens: Array<{ hash: Buffer; role: Role; name: string }>
   /** False when no tokens are configured (development) or auth is explicitly disabled. */
   readonly required: boolean
 
@@ -28,9 +34,9 @@ export class TokenAuth {
       .split(',')
       .map((p) => p.trim())
       .filter(Boolean)
-      .map((pair) => {
-        const [token, role] = pair.split(':') as [string, Role]
-        return { hash: digest(token), role }
+      .map((pair, i) => {
+        const [token, role, name] = pair.split(':') as [string, Role, string | undefined]
+        return { hash: digest(token), role, name: name || `${role}-${i + 1}` }
       })
     this.required = !disabled && this.tokens.length > 0
   }
@@ -40,15 +46,21 @@ export class TokenAuth {
    * ~4 % of the API's CPU under load). A lookup's timing depends on V8's seeded string hash, not
    * on how much of a valid token a guess shares; failed guesses are never kept. Bounded.
    */
-  private readonly valid = new Map<string, Role>()
+  private readonly valid = new Map<string, Actor>()
 
   /** The role of a presented token, or null. Looks at every token whatever matches. */
   roleOf(token: string): Role | null {
+    return this.actorOf(token)?.role ?? null
+  }
+
+  /** The name and role of a presented token, or null. Looks at every token whatever matches. */
+  actorOf(token: string): Actor | null {
     const known = this.valid.get(token)
     if (known) return known
     const h = digest(token)
-    let found: Role | null = null
-    for (const t of this.tokens) if (timingSafeEqual(h, t.hash) && !found) found = t.role
+    let found: Actor | null = null
+    for (const t of this.tokens)
+      if (timingSafeEqual(h, t.hash) && !found) found = { name: t.name, role: t.role }
     if (found) {
       if (this.valid.size >= 256) this.valid.clear()
       this.valid.set(token, found)

@@ -348,10 +348,18 @@ export const CancelReply = Type.Object({
   job: JobS,
 })
 
+const ErrorClassS = Type.String({
+  pattern: '^[A-Za-z0-9_.:-]{1,64}$',
+  description:
+    "as GET /dlq/stats groups it: the job's error class, else the name before a leading 'Name:' of its error, else Error",
+})
+
 export const DlqQuery = Type.Object(
   {
     queue: Type.Optional(QueueName),
     task_type: Type.Optional(TaskType),
+    priority: Type.Optional(PriorityS),
+    error_class: Type.Optional(ErrorClassS),
     error: Type.Optional(Text(256)),
     older_than_days: Type.Optional(Type.Number({ minimum: 0, maximum: 3650 })),
     cursor: Type.Optional(Cursor),
@@ -363,10 +371,35 @@ export const DlqQuery = Type.Object(
 export const DlqJob = Type.Object({ ...JobS.properties, dlq_entry: Type.String(), failed_at: Type.Number() })
 export const DlqPage = Type.Object({ items: Type.Array(DlqJob), next_cursor: Nullable(Type.String()) })
 
+export const DlqStatsQuery = Type.Object(
+  {
+    queue: Type.Optional(QueueName),
+    task_type: Type.Optional(TaskType),
+    priority: Type.Optional(PriorityS),
+  },
+  strict,
+)
+export const DlqStatsReply = Type.Object({
+  groups: Type.Array(
+    Type.Object({
+      queue: Type.String(),
+      task_type: Type.String(),
+      priority: PriorityS,
+      error_class: Type.String({
+        description: "the job's error class, else the name before a leading 'Name:' of its error, else Error",
+      }),
+      count: Type.Integer(),
+      newest: Type.Number({ description: "when the group's newest dead letter failed (ms)" }),
+    }),
+  ),
+  total: Type.Integer(),
+})
+
 export const DlqRetryMany = Type.Object(
   {
     queue: Type.Optional(QueueName),
     task_type: Type.Optional(TaskType),
+    priority: Type.Optional(PriorityS),
     error: Type.Optional(Text(256)),
     older_than_days: Type.Optional(Type.Number({ minimum: 0, maximum: 3650 })),
     rate_per_sec: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, default: 100 })),
@@ -381,7 +414,11 @@ export const DlqRetryManyReply = Type.Object({
 })
 
 export const PurgeQuery = Type.Object(
-  { older_than_days: Type.Number({ minimum: 0, maximum: 3650 }), queue: Type.Optional(QueueName) },
+  {
+    older_than_days: Type.Number({ minimum: 0, maximum: 3650 }),
+    queue: Type.Optional(QueueName),
+    priority: Type.Optional(PriorityS),
+  },
   strict,
 )
 
@@ -498,6 +535,8 @@ export type ScheduleDetailDto = Static<typeof ScheduleDetailS>
 export type ScheduleInputDto = Static<typeof ScheduleBody>
 export type FireRecordDto = Static<typeof FireRecordS>
 export type PreviewDto = Static<typeof PreviewReply>
+export type DlqStatsDto = Static<typeof DlqStatsReply>
+export type { AuditEntryDto, AuditPageDto, HistoryDto } from './ops-schemas.ts'
 
 // ---- schedules (ADR 0018) ------------------------------------------------------------------
 

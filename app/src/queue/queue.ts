@@ -14,6 +14,7 @@ import { RedisClock } from '../redis/clock.ts'
 import type { RedisClient } from '../redis/connection.ts'
 import { connectRedis, createRedis, redisTarget } from '../redis/connection.ts'
 import { type FlowNodeRecord, FlowStore, type FlowView } from '../redis/flows.ts'
+import { HISTORY_RANGES, type HistoryRange, historyPoints } from '../redis/history.ts'
 import { type BreakerAction, LimitStore, type LimitsView } from '../redis/limits.ts'
 import { type DlqEntry, dlqPage, dlqTails } from '../redis/redrive.ts'
 import { Registry, type WorkerCommand, type WorkerInfo } from '../redis/registry.ts'
@@ -41,7 +42,7 @@ import {
 } from './flows.ts'
 import { GENERATED_ID } from './ids.ts'
 import type { Backoff, Job, JobState, Priority } from './job.ts'
-import { F, STATES } from './job.ts'
+import { F, PRIORITIES, STATES } from './job.ts'
 import { type LimitsSpec, limitFields } from './limits.ts'
 import { logicalQueue, MAX_PARTITIONS, PHYSICAL_QUEUE_PATTERN, pickPartition } from './partitions.ts'
 import type { ScheduleSpec } from './schedule.ts'
@@ -214,6 +215,11 @@ function checkDlqFilter(problems: Problems, f: DlqFilter): void {
   if (f.error_contains !== undefined) checkText(problems, 'error_contains', f.error_contains, 256)
   if (f.older_than_ms !== undefined)
     checkInt(problems, 'older_than_ms', f.older_than_ms, 0, 10 * 365 * 86_400_000)
+  if (f.priority !== undefined && !PRIORITIES.includes(f.priority))
+    problems.push(`priority must be one of ${PRIORITIES.join(', ')}`)
+  const ec = (f as { error_class?: unknown }).error_class
+  if (ec !== undefined && (typeof ec !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(ec)))
+    problems.push('error_class must be 1-64 of A-Za-z0-9_.:-')
 }
 
 /** Checks a bulk operation's action and filter (Queue.bulkJobs, POST /jobs/bulk). */
@@ -837,6 +843,26 @@ export class Queue {
     return this.store.throughput(await this.store.queues(), minutes)
   }
 
+  /**
+   * Throughput and run/wait latency percentiles per interval over a range (1h, 6h, 24h), of one
+   * queue (its partitions summed) or all: one `history` call per queue, in one round (ADR 0026).
+   */
+  async statsHistory(range: HistoryRange, queue?: string) {
+    const r = HISTORY_RANGES[range]
+    if (!r) throw new DtqError('VALIDATION', `range must be one of ${Object.keys(HISTORY_RANGES).join(', ')}`)
+    this.checkQueue(queue)
+    const now = this.clock.now()
+    const from = Math.floor(now / 60_000) - r.stepMinutes * r.intervals + 1
+    const queues = await this.store.physicalQueues(queue)
+    const raw = await Promise.all(
+      queues.map((q) => this.store.historyOf(q, from, r.stepMinutes, r.intervals)),
+    )
+    const points = queues.length
+      ? historyPoints(from, r.stepMinutes, raw)
+      : historyPoints(from, r.stepMinutes, [[[], new Array<string>(r.intervals + 1).fill('')]])
+    return { range, queue: queue ?? null, step_ms: r.stepMinutes * 60_000, points }
+  }
+
   // ---- changing jobs -----------------------------------------------------------------------
 
   /** Cancels a job: at once when it waits, by request when it runs. */
@@ -1077,6 +1103,8 @@ export class Queue {
     q: {
       queue?: string
       task_type?: string
+      priority?: Priority
+      error_class?: string
       error_contains?: string
       older_than_ms?: number
       cursor?: string
@@ -1136,6 +1164,7 @@ export class Queue {
     const matches = (e: DlqEntry, now: number) =>
       e.current &&
       (!filter.task_type || e.type === filter.task_type) &&
+      (!filter.priority || e.priority === filter.priority) &&
       (!needle || e.error.toLowerCase().includes(needle)) &&
       (filter.older_than_ms === undefined || e.failed_at <= now - filter.older_than_ms)
     let done = 0
@@ -1169,18 +1198,27 @@ export class Queue {
     throw new DtqError('INVALID_STATE', `job ${id} is ${now.state}, not in the DLQ`)
   }
 
-  /** Deletes dead-lettered jobs that failed more than `days` days ago (0: all). */
-  async purgeDlq(days: number, queue?: string): Promise<number> {
+  /** Dead letters counted by queue × task type × priority × error class, exact (GET /dlq/stats). */
+  async dlqStats(f: { queue?: string; task_type?: string; priority?: Priority } = {}) {
+    const problems: Problems = []
+    checkDlqFilter(problems, f)
+    throwIfProblems(problems, 'invalid request')
+    return this.store.dlqStats(await this.store.physicalQueues(f.queue), f)
+  }
+
+  /** Deletes dead-lettered jobs that failed more than `days` days ago (0: all), of one priority or all. */
+  async purgeDlq(days: number, queue?: string, priority?: Priority): Promise<number> {
     const problems: Problems = []
     if (typeof days !== 'number' || !Number.isFinite(days) || days < 0 || days > 3650) {
       problems.push('older_than_days must be a number from 0 to 3650')
     }
+    checkDlqFilter(problems, { priority })
     throwIfProblems(problems, 'invalid request')
     this.checkQueue(queue)
     const before = days === 0 ? this.clock.now() + 1 : this.clock.now() - days * 86_400_000
     let total = 0
     for (const q of await this.store.physicalQueues(queue))
-      total += await this.store.dlqPurgeBefore(q, before)
+      total += await this.store.dlqPurgeBefore(q, before, 500, priority)
     // The purge summary (ADR 0025): a notification through the alert channels.
     if (total > 0) await this.alerts.purgeSummary(total, days, queue).catch(() => {})
     return total

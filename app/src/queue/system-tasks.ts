@@ -3,7 +3,7 @@
  * types start with RESERVED_TASK_PREFIX (validate.ts), which clients may not use. Pure: the
  * names and payloads shared by the API (which creates them) and the worker (which runs them).
  */
-import type { JobState } from './job.ts'
+import type { JobState, Priority } from './job.ts'
 
 /** Retries dead letters at a rate (POST /dlq/retry): worker/dlq-retry.ts. */
 export const DLQ_RETRY_TASK = 'dtq.dlq_retry'
@@ -12,6 +12,7 @@ export const DLQ_RETRY_TASK = 'dtq.dlq_retry'
 export interface DlqFilter {
   queue?: string
   task_type?: string
+  priority?: Priority
   error_contains?: string
   older_than_ms?: number
 }

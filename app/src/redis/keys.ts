@@ -42,6 +42,9 @@ export const QUEUE_KEY = {
   dedup: ':dd:',
   /** Jobs with a start deadline, scored by it (ADR 0021). */
   deadlines: ':deadlines',
+  /** Run/wait histogram snapshots by minute (string) and their index (zset), kept 25 h (ADR 0026). */
+  hs: ':hs:',
+  hsi: ':hsi',
 } as const
 
 /** The key spellings and shared constants for the Lua library (see scripts.ts). */
@@ -88,9 +91,17 @@ export class Keys {
   stats(queue: string): string {
     return this.base(queue) + QUEUE_KEY.stats
   }
-  /** Per-minute throughput bucket (hash: completed, failed), expires after two hours. */
+  /** Per-minute throughput bucket (hash: completed, failed), expires after 25 hours (ADR 0026). */
   throughput(queue: string, minute: number): string {
     return this.base(queue) + QUEUE_KEY.tp + minute
+  }
+  /** The queue's run/wait histograms as they were at a minute (history_snapshot, ADR 0026). */
+  histogramSnapshot(queue: string, minute: number): string {
+    return this.base(queue) + QUEUE_KEY.hs + minute
+  }
+  /** Which minutes have a histogram snapshot (zset, score = minute). */
+  histogramSnapshots(queue: string): string {
+    return this.base(queue) + QUEUE_KEY.hsi
   }
   index(queue: string, state: string): string {
     return this.base(queue) + QUEUE_KEY.idx + state
@@ -152,6 +163,10 @@ export class Keys {
   /** Paused queue names (set): what workers read each heartbeat, one command for all their queues. */
   paused(): string {
     return `${this.prefix}:paused`
+  }
+  /** Operator actions (stream, MAXLEN ~ AUDIT_MAX_LEN; single-key commands only): ADR 0026. */
+  audit(): string {
+    return `${this.prefix}:audit`
   }
   /** The maintenance lease: the one worker that runs scheduler, reclaimer and janitor for all queues. */
   /**

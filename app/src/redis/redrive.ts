@@ -12,6 +12,8 @@ export interface DlqEntry {
   entry: string
   id: string
   type: string
+  /** The job's priority (normal when it has none). */
+  priority: string
   error: string
   failed_at: number
   /** The job is failed and this is still its DLQ entry (not retried, expired or replaced since). */
@@ -20,14 +22,14 @@ export interface DlqEntry {
 
 /** Each queue's last DLQ entry id; queues with an empty DLQ are left out. */
 export async function dlqTails(store: JobStore, queues: readonly string[]): Promise<Record<string, string>> {
-  const p = store.redis.pipeline()
-  for (const q of queues) p.xrevrange(store.keys.dlq(q), '+', '-', 'COUNT', 1)
-  const res = (await p.exec()) ?? []
+  // Separate commands sent together (autopipelined: one round trip per node), never one
+  // pipeline: on a Redis Cluster the queues' DLQs live in different slots (ADR 0017).
+  const res = await Promise.all(
+    queues.map((q) => store.redis.xrevrange(store.keys.dlq(q), '+', '-', 'COUNT', 1)),
+  )
   const tails: Record<string, string> = {}
   queues.forEach((q, i) => {
-    const [err, rows] = res[i] ?? [null, []]
-    if (err) throw err
-    const top = (rows as Array<[string, string[]]>)[0]
+    const top = res[i]?.[0]
     if (top) tails[q] = top[0]
   })
   return tails
@@ -49,14 +51,15 @@ export async function dlqPage(
   if (!raw.length) return []
   const entries = raw.map(([entry, fields]) => ({ entry, f: pairsToRecord(fields) }))
   const p = store.redis.pipeline()
-  for (const e of entries) p.hmget(store.keys.job(queue, e.f.id ?? ''), F.state, F.dlq_entry)
+  for (const e of entries) p.hmget(store.keys.job(queue, e.f.id ?? ''), F.state, F.dlq_entry, F.priority)
   const jobs = (await p.exec()) ?? []
   return entries.map(({ entry, f }, i) => {
-    const [state, current] = (jobs[i]?.[1] as Array<string | null> | undefined) ?? []
+    const [state, current, priority] = (jobs[i]?.[1] as Array<string | null> | undefined) ?? []
     return {
       entry,
       id: f.id ?? '',
       type: f.type ?? '',
+      priority: priority || 'normal',
       error: f.error ?? '',
       failed_at: Number(f.failed_at),
       current: state === 'failed' && current === entry,

@@ -56,6 +56,9 @@ export const SCRIPT_NAMES = [
   'delete_job',
   'empty_queue',
   'alert_write',
+  'dlq_stats',
+  'history',
+  'history_snapshot',
 ] as const
 export type ScriptName = (typeof SCRIPT_NAMES)[number]
 
@@ -73,13 +76,20 @@ const DENIED_WHEN_FULL: ReadonlySet<ScriptName> = new Set([
   'schedule_fire',
   'flow_create',
   'edit_payload',
+  'history_snapshot',
 ])
 
 /**
  * Functions that only read (listings and stats): they write nothing, so they carry the
  * `no-writes` flag (callable with FCALL_RO, on a replica, and while Redis is out of memory).
  */
-export const READ_ONLY_SCRIPTS: ReadonlySet<ScriptName> = new Set(['list', 'queue_stats', 'throughput'])
+export const READ_ONLY_SCRIPTS: ReadonlySet<ScriptName> = new Set([
+  'list',
+  'queue_stats',
+  'throughput',
+  'dlq_stats',
+  'history',
+])
 
 function flagsOf(name: ScriptName, unsafe: LibraryOptions): string {
   if (READ_ONLY_SCRIPTS.has(name)) return "{ 'no-writes' }"

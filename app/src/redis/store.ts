@@ -627,13 +627,32 @@ export class JobStore extends JobReads {
   }
 
   /** Deletes every dead-lettered job that failed before `beforeMs`, in pages. */
-  async dlqPurgeBefore(queue: string, beforeMs: number, page = 500): Promise<number> {
+  async dlqPurgeBefore(queue: string, beforeMs: number, page = 500, priority?: Priority): Promise<number> {
     let total = 0
+    // By priority: entries of other priorities stay, so the walk goes on after the last examined.
+    for (let after = ''; priority; ) {
+      const [n, last] = await this.run<[number, string]>('dlq_delete', queue, [
+        'before_prio',
+        beforeMs,
+        page,
+        priority,
+        after,
+      ])
+      total += n
+      if (!last) return total
+      after = last
+    }
     for (;;) {
       const n = await this.run<number>('dlq_delete', queue, ['before', beforeMs, page])
       total += n
       if (n < page) return total
     }
+  }
+
+  /** Records the queue's histograms for this minute when they changed (history_snapshot). */
+  async snapshotHistograms(queue: string): Promise<boolean> {
+    const now = this.clock.now()
+    return (await this.run<number>('history_snapshot', queue, [Math.floor(now / 60000)], now)) === 1
   }
 
   // ---- day-2 operations (ADR 0020) -------------------------------------------------------

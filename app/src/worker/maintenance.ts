@@ -47,12 +47,16 @@ export interface MaintenanceOptions {
   flows?: FlowReleaser
   /** How often it sweeps them. */
   flowSweepMs?: number
+  /** How often it tries the minute's histogram snapshot (default HISTORY_SNAPSHOT_MS). */
+  historySnapshotMs?: number
   /** NEGATIVE CONTROL ONLY (DTQ_UNSAFE=no-memory-relief): never prune ahead of retention. */
   noMemoryRelief?: boolean
 }
 
 /** How often the leader re-reads which queues exist. */
 const QUEUES_REFRESH_MS = 2000
+/** How often the leader tries the minute's histogram snapshot (each queue gets one a minute at most). */
+const HISTORY_SNAPSHOT_MS = 20_000
 /** How often the leader checks Redis's memory use against its maxmemory. */
 const PRESSURE_CHECK_MS = 2000
 
@@ -124,6 +128,17 @@ export class Maintenance {
         onError,
         tick: async () => {
           if (o.flows) await o.flows.sweep(await this.currentQueues())
+          return undefined
+        },
+      }),
+      // The 24-hour latency charts: each queue's histograms as they are this minute (ADR 0026).
+      new Ticker({
+        name: 'history',
+        everyMs: o.historySnapshotMs ?? HISTORY_SNAPSHOT_MS,
+        onError,
+        tick: async () => {
+          const queues = await this.currentQueues()
+          await Promise.all(queues.map((q) => o.store.snapshotHistograms(q)))
           return undefined
         },
       }),

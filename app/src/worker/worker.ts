@@ -122,6 +122,8 @@ export interface WorkerOptions {
   janitorEveryMs?: number
   /** How often the maintenance leader drains flow outboxes (default 1000). */
   flowSweepMs?: number
+  /** How often the maintenance leader tries the minute's histogram snapshot (default 20000; ADR 0026). */
+  historySnapshotMs?: number
   random?: () => number
 }
 
@@ -289,6 +291,7 @@ export class Worker {
       noMemoryRelief: opts.unsafe?.noMemoryRelief,
       flows: this.flowReleaser,
       flowSweepMs: opts.flowSweepMs,
+      historySnapshotMs: opts.historySnapshotMs,
     })
     this.schedules =
       opts.schedules === false

@@ -4,6 +4,7 @@ import { useState } from 'react'
 import { createBrowserRouter, RouterProvider } from 'react-router'
 import { ErrorBox, Loading } from '../components/ui'
 import { AlertsPage } from '../features/alerts/AlertsPage'
+import { AuditPage } from '../features/audit/AuditPage'
 import { SignInPage } from '../features/auth/SignInPage'
 import { DashboardPage } from '../features/dashboard/DashboardPage'
 import { DlqPage } from '../features/dlq/DlqPage'
@@ -36,6 +37,7 @@ const router = createBrowserRouter([
       { path: 'workers', element: <WorkersPage /> },
       { path: 'schedules', element: <SchedulesPage /> },
       { path: 'alerts', element: <AlertsPage /> },
+      { path: 'audit', element: <AuditPage /> },
     ],
   },
 ])

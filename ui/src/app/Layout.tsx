@@ -27,7 +27,7 @@ function useTheme(): [string, () => void] {
 
 export function Layout() {
   const { state } = useLive()
-  const { role, authRequired, signOut } = useAuth()
+  const { role, authRequired, signOut, can } = useAuth()
   const [theme, toggleTheme] = useTheme()
   return (
     <div className="shell">
@@ -46,6 +46,7 @@ export function Layout() {
           <NavLink to="/schedules">Schedules</NavLink>
           <NavLink to="/workers">Workers</NavLink>
           <AlertsNavLink />
+          {can('admin') && <NavLink to="/audit">Audit</NavLink>}
         </nav>
         <div className="status">
           <span className={`live live-${state}`} role="status" aria-live="polite" title="live updates">

@@ -26,6 +26,7 @@ export const queryKeys = {
   dlq: {
     all: ['dlq'] as const,
     list: (filters: object) => ['dlq', 'list', filters] as const,
+    stats: (filters: object) => ['dlq', 'stats', filters] as const,
   },
   /** Alerts (ADR 0025): what fires, rules, silences, history -- all under one root. */
   alerts: {
@@ -35,6 +36,8 @@ export const queryKeys = {
     silences: ['alerts', 'silences'] as const,
     history: ['alerts', 'history'] as const,
   },
+  audit: (filters: object) => ['audit', filters] as const,
+  history: (range: string, queue?: string) => ['stats', 'history', range, queue ?? null] as const,
   schedules: {
     all: ['schedules'] as const,
     detail: (name: string) => ['schedules', 'detail', name] as const,

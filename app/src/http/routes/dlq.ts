@@ -1,7 +1,13 @@
-/** Dead letters: list with filters, retry one, retry many at a rate (as a job), delete, purge. */
+/**
+ * Dead letters: list with filters (seed 004's per-priority views /dlq/high|normal|low too), exact
+ * counts by queue × type × priority × error class, retry one, retry many at a rate (as a job),
+ * delete, purge (by age and priority).
+ */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
+import Type, { type Static } from 'typebox'
 import { DtqError } from '../../errors.ts'
+import { PRIORITIES } from '../../queue/job.ts'
 import { DLQ_RETRY_TASK, type DlqRetryPayload } from '../../queue/system-tasks.ts'
 import {
   CountReply,
@@ -9,6 +15,8 @@ import {
   DlqQuery,
   DlqRetryMany,
   DlqRetryManyReply,
+  DlqStatsQuery,
+  DlqStatsReply,
   errorReplies,
   IdParams,
   JobS,
@@ -33,8 +41,31 @@ function notEmpty(...names: string[]) {
   }
 }
 
+const { max: _max, ...retryFields } = DlqRetryMany.properties
+const SeedRetryAll = Type.Object(
+  { ...retryFields, limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000 })) },
+  { additionalProperties: false },
+)
+const { error: _error, older_than_days: _days, ...searchFields } = DlqQuery.properties
+const SeedSearch = Type.Object(
+  { ...searchFields, error_contains: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })) },
+  { additionalProperties: false },
+)
+
 export const dlqRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { queue, config } = app.dtq
+
+  const list = async (q: Static<typeof DlqQuery>) =>
+    queue.listDlq({
+      queue: q.queue,
+      task_type: q.task_type,
+      priority: q.priority,
+      error_class: q.error_class,
+      error_contains: q.error,
+      older_than_ms: q.older_than_days === undefined ? undefined : Math.round(q.older_than_days * DAY),
+      cursor: q.cursor,
+      limit: q.limit ?? 50,
+    })
 
   app.get(
     '/dlq',
@@ -42,22 +73,51 @@ export const dlqRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { role: 'read' },
       schema: {
         tags: ['dlq'],
-        summary: 'Dead-lettered jobs, newest first; filter by queue, type, error text, age',
+        summary: 'Dead-lettered jobs, newest first; filter by queue, type, priority, error text, age',
         querystring: DlqQuery,
         response: { 200: DlqPage, ...errors },
       },
       preValidation: notEmpty('older_than_days'),
     },
+    async (req) => list(req.query),
+  )
+
+  // Seed 004's per-priority views: GET /dlq/high is GET /dlq?priority=high.
+  const { priority: _, ...byPriority } = DlqQuery.properties
+  const ByPriorityQuery = Type.Object(byPriority, { additionalProperties: false })
+  for (const priority of PRIORITIES) {
+    app.get(
+      `/dlq/${priority}`,
+      {
+        config: { role: 'read' },
+        schema: {
+          tags: ['dlq'],
+          summary: `Dead-lettered jobs of priority ${priority} (GET /dlq?priority=${priority})`,
+          querystring: ByPriorityQuery,
+          response: { 200: DlqPage, ...errors },
+        },
+        preValidation: notEmpty('older_than_days'),
+      },
+      async (req) => list({ ...req.query, priority }),
+    )
+  }
+
+  app.get(
+    '/dlq/stats',
+    {
+      config: { role: 'read' },
+      schema: {
+        tags: ['dlq'],
+        summary:
+          'Dead letters counted by queue × task type × priority × error class, exact over the whole DLQ ' +
+          '(computed in Redis, in pages; largest groups first)',
+        querystring: DlqStatsQuery,
+        response: { 200: DlqStatsReply, ...errors },
+      },
+    },
     async (req) => {
-      const q = req.query
-      return queue.listDlq({
-        queue: q.queue,
-        task_type: q.task_type,
-        error_contains: q.error,
-        older_than_ms: q.older_than_days === undefined ? undefined : Math.round(q.older_than_days * DAY),
-        cursor: q.cursor,
-        limit: q.limit ?? 50,
-      })
+      const { groups, total } = await queue.dlqStats(req.query)
+      return { groups, total }
     },
   )
 
@@ -81,6 +141,28 @@ export const dlqRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   )
 
+  /** Starts a redrive of what matches, now in the DLQ (its bounds travel in the job). */
+  const retryMany = async (b: Static<typeof DlqRetryMany>) => {
+    const payload: DlqRetryPayload = {
+      filter: {
+        queue: b.queue,
+        task_type: b.task_type,
+        priority: b.priority,
+        error_contains: b.error,
+        older_than_ms: b.older_than_days === undefined ? undefined : Math.round(b.older_than_days * DAY),
+      },
+      rate_per_sec: b.rate_per_sec ?? 100,
+      max: b.max,
+      bounds: await queue.dlqBounds(b.queue),
+    }
+    const { job } = await queue.add(DLQ_RETRY_TASK, payload, {
+      queue: b.queue ?? config.defaultQueue,
+      priority: 'high',
+      max_retries: 0,
+    })
+    return { job, message: `retrying dead letters at ${b.rate_per_sec ?? 100}/s; follow job ${job.id}` }
+  }
+
   app.post(
     '/dlq/retry',
     {
@@ -96,26 +178,46 @@ export const dlqRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (req, reply) => {
-      const b = req.body
-      // The redrive touches what is in the DLQ now, once: its bounds travel in the job.
-      const payload: DlqRetryPayload = {
-        filter: {
-          queue: b.queue,
-          task_type: b.task_type,
-          error_contains: b.error,
-          older_than_ms: b.older_than_days === undefined ? undefined : Math.round(b.older_than_days * DAY),
-        },
-        rate_per_sec: b.rate_per_sec ?? 100,
-        max: b.max,
-        bounds: await queue.dlqBounds(b.queue),
-      }
-      const { job } = await queue.add(DLQ_RETRY_TASK, payload, {
-        queue: b.queue ?? config.defaultQueue,
-        priority: 'high',
-        max_retries: 0,
-      })
       reply.code(202)
-      return { job, message: `retrying dead letters at ${b.rate_per_sec ?? 100}/s; follow job ${job.id}` }
+      return retryMany(req.body)
+    },
+  )
+
+  // Seed 004's spellings: retry-all by priority (`limit`: at most that many), and search by POST.
+  app.post(
+    '/dlq/retry-all',
+    {
+      config: { role: 'write' },
+      schema: {
+        tags: ['dlq'],
+        summary: 'POST /dlq/retry (seed 004 spelling): `limit` is its `max`',
+        body: SeedRetryAll,
+        response: { 202: DlqRetryManyReply, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const { limit, ...rest } = req.body
+      reply.code(202)
+      return retryMany({ ...rest, max: limit })
+    },
+  )
+
+  app.post(
+    '/dlq/search',
+    {
+      // A read that happens to be a POST: not an operator action.
+      config: { role: 'read', audit: false },
+      schema: {
+        tags: ['dlq'],
+        summary:
+          'GET /dlq (seed 004 spelling): task_type, priority, error_contains, queue, limit, cursor in the body',
+        body: SeedSearch,
+        response: { 200: DlqPage, ...errors },
+      },
+    },
+    async (req) => {
+      const { error_contains, ...rest } = req.body
+      return list({ ...rest, error: error_contains })
     },
   )
 
@@ -138,19 +240,26 @@ export const dlqRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   )
 
-  app.delete(
-    '/dlq',
-    {
-      config: { role: 'admin' },
-      schema: {
-        tags: ['dlq'],
-        summary:
-          'Delete dead-lettered jobs that failed more than older_than_days ago (0: all). The value is required: absent or empty is a 400, never 0',
-        querystring: PurgeQuery,
-        response: { 200: CountReply, ...errors },
-      },
-      preValidation: notEmpty('older_than_days'),
+  const purge = {
+    config: { role: 'admin' as const },
+    schema: {
+      tags: ['dlq'],
+      summary:
+        'Delete dead-lettered jobs that failed more than older_than_days ago (0: all), of one priority or all. ' +
+        'The value is required: absent or empty is a 400, never 0',
+      querystring: PurgeQuery,
+      response: { 200: CountReply, ...errors },
     },
-    async (req) => ({ deleted: await queue.purgeDlq(req.query.older_than_days, req.query.queue) }),
+    preValidation: notEmpty('older_than_days'),
+  }
+  const purgeHandler = async (req: { query: Static<typeof PurgeQuery> }) => ({
+    deleted: await queue.purgeDlq(req.query.older_than_days, req.query.queue, req.query.priority),
+  })
+  app.delete('/dlq', purge, purgeHandler)
+  // Seed 004's spelling.
+  app.delete(
+    '/dlq/purge',
+    { ...purge, schema: { ...purge.schema, summary: 'DELETE /dlq (seed 004 spelling)' } },
+    purgeHandler,
   )
 }

@@ -6,7 +6,8 @@
   ARGV[7]  mode: 'retry' (retry after ARGV[9] ms if retries remain, else DLQ),
            'permanent' (straight to the DLQ), 'cancel' (the job was cancelled while running)
   ARGV[8]  error JSON {message, class?, stack?, worker, at, attempt}; class: the error's class
-           (errorClass() in app/src/errors.ts; 1 to 64 of [A-Za-z0-9_.:-], 'Error' when absent),
+           (errorClass() in app/src/errors.ts; 1 to 64 of [A-Za-z0-9_.:-]; when absent, error_class()
+           in lib/8-dlq.lua derives it from the message, as the DLQ's reads do),
            kept on the job (F_ERROR_CLASS) and counted per task type (`ef|<type>|<class>`)
   ARGV[9]  retry delay, ms: an integer from 0 to MAX_DELAY_MS (else the call is refused)
   ARGV[10] how many attempt errors to keep on the job
@@ -22,7 +23,7 @@ local parsed, err = pcall(cjson.decode, err_json)
 if not parsed or type(err) ~= 'table' or type(err.message) ~= 'string' then refuse('error must be JSON with a message') end
 local class = err.class
 if class == nil then
-  class = 'Error'
+  class = error_class(nil, err.message) -- an older worker: "TypeError: x" -> TypeError, else Error
 elseif type(class) ~= 'string' or #class > 64 or not string.find(class, '^[%w_.:%-]+$') then
   refuse('error class must be 1 to 64 of [A-Za-z0-9_.:-]')
 end

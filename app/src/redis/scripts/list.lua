@@ -21,7 +21,8 @@
 -- jobs: ARGV[12] which ready-stream entries: 'all', 'queued' (undelivered), 'active'
 --       (delivered) or 'none'; ARGV[13..] the states whose index zsets to walk
 -- dlq:  ARGV[12] lower-cased text the error must contain ('' = any); ARGV[13] failed at or
---       before this ms ('' = any time)
+--       before this ms ('' = any time); ARGV[14] priority ('' = any; a job without one is normal);
+--       ARGV[15] error class ('' = any; error_class() of the prelude)
 -- Returns { matches, done, last score, last id, examined }: matches flat (score, id, entry,
 -- failed_at) -- entry is the ready-stream or DLQ entry id ('' from an index), failed_at the DLQ
 -- entry's ('' otherwise); done is 1 when every source is exhausted.
@@ -31,6 +32,8 @@ local pos = tonumber(pos_s)
 local ttype = ARGV[11]
 local streams, needle, max_s = ARGV[12], ARGV[12], ARGV[13]
 local max_ms = tonumber(max_s)
+local prio_want = ARGV[14] or ''
+local class_want = ARGV[15] or ''
 local BATCH = 256
 local MAX_SEQ = '18446744073709551615'
 
@@ -160,8 +163,10 @@ if kind == 'dlq' then
   local hi = below_pos()
   if max_ms then hi = min_bound(max_s .. '-' .. MAX_SEQ, hi) end
   sources[1] = stream_source(k_dlq, hi, '-', function(c)
-    local h = redis.call('HMGET', k_job(c.id), F_STATE, F_TASK_TYPE, F_ERROR)
+    local h = redis.call('HMGET', k_job(c.id), F_STATE, F_TASK_TYPE, F_ERROR, F_PRIORITY, F_ERROR_CLASS)
     if h[1] ~= 'failed' or not type_ok(h[2]) then return false end
+    if prio_want ~= '' and (h[4] or 'normal') ~= prio_want then return false end
+    if class_want ~= '' and error_class(h[5], h[3]) ~= class_want then return false end
     if needle ~= '' and not string.find(string.lower(h[3] or ''), needle, 1, true) then return false end
     local fa = tonumber(c.failed_at)
     return not (max_ms and fa and fa > max_ms)

@@ -1,14 +1,14 @@
-/** Dashboard: counts by state, throughput over the last hour, queues, DLQ depth, live workers. */
+/** Dashboard: counts by state, throughput and latency over 1/6/24 hours, queues, DLQ depth, live workers. */
 
 import type { StatsDto } from '@dtq/app/schemas'
 import { Link } from 'react-router'
 import { QueryState } from '../../components/QueryState'
 import { QueueTable } from '../../components/QueueTable'
-import { ThroughputChart } from '../../components/ThroughputChart'
 import { Card } from '../../components/ui'
 import { num } from '../../lib/format'
 import { JOB_STATES as STATES } from '../../lib/states'
 import { useStats } from './api/stats'
+import { HistoryCharts } from './HistoryCharts'
 
 export function DashboardPage() {
   const q = useStats()
@@ -38,9 +38,7 @@ function Dashboard({ s }: { s: StatsDto }) {
           <span className="tile-l">live workers</span>
         </Link>
       </section>
-      <Card title="Throughput">
-        <ThroughputChart points={s.throughput} />
-      </Card>
+      <HistoryCharts queues={s.queues.map((q) => q.queue)} />
       <Card title="Queues">
         {s.queues.length ? (
           <QueueTable queues={s.queues} />

@@ -1,7 +1,8 @@
-/** Dead letters grouped by error and type, with filters; retry one, selected, or all matching
- * at a chosen rate; delete; purge older than N days. Every destructive action is confirmed. */
-import type { DlqJobDto } from '@dtq/app/schemas'
-import { useMemo, useState } from 'react'
+/** Dead letters grouped by queue, type, priority and error class (exact counts from the server),
+ * with filters; retry one, selected, or all matching at a chosen rate; delete; purge older than
+ * N days (of one priority or all). Every destructive action is confirmed. */
+import type { DlqJobDto, DlqStatsDto } from '@dtq/app/schemas'
+import { useState } from 'react'
 import { Link } from 'react-router'
 import { type Column, DataTable, selectColumn } from '../../components/DataTable'
 import { QueryState } from '../../components/QueryState'
@@ -10,38 +11,27 @@ import { useAuth } from '../../lib/auth'
 import { ago, num } from '../../lib/format'
 import { jobKey, jobPath, parseJobKey } from '../../lib/job-ref'
 import { useUrlParams } from '../../lib/url-params'
-import { useDeleteDead, useDlq, usePurge, useRetryDead, useRetryMatching } from './api/dlq'
+import { useDeleteDead, useDlq, useDlqStats, usePurge, useRetryDead, useRetryMatching } from './api/dlq'
 
-interface Group {
-  key: string
-  task_type: string
-  error: string
-  count: number
-  newest: number
-}
-
-function groupBy(items: DlqJobDto[]): Group[] {
-  const m = new Map<string, Group>()
-  for (const j of items) {
-    const error = j.error ?? ''
-    const key = `${j.task_type}\u0000${error}`
-    const g = m.get(key) ?? { key, task_type: j.task_type, error, count: 0, newest: 0 }
-    g.count++
-    g.newest = Math.max(g.newest, j.failed_at)
-    m.set(key, g)
-  }
-  return [...m.values()].sort((a, b) => b.count - a.count)
-}
+type Group = DlqStatsDto['groups'][number]
+const groupKey = (g: Group) => [g.queue, g.task_type, g.priority, g.error_class].join('\u0000')
 
 export function DlqPage() {
   const { get, update } = useUrlParams()
   const filters = {
     queue: get('queue'),
     task_type: get('type'),
+    priority: get('priority'),
+    error_class: get('class'),
     error: get('error'),
     older_than_days: get('older'),
   }
   const q = useDlq(filters)
+  const stats = useDlqStats({
+    queue: filters.queue,
+    task_type: filters.task_type,
+    priority: filters.priority,
+  })
   const { can } = useAuth()
   const retry = useRetryDead()
   const del = useDeleteDead()
@@ -51,7 +41,6 @@ export function DlqPage() {
   const [rate, setRate] = useState(20)
   const [days, setDays] = useState(7)
   const [notice, setNotice] = useState<string | null>(null)
-  const groups = useMemo(() => groupBy(q.data?.items ?? []), [q.data])
   const set = (k: string, v?: string) => {
     update({ [k]: v })
     setSelected(new Set())
@@ -64,8 +53,10 @@ export function DlqPage() {
     setSelected(new Set())
   }
   const groupColumns: Column<Group>[] = [
+    { header: 'Queue', cell: (g) => g.queue },
     { header: 'Type', cell: (g) => g.task_type },
-    { header: 'Error', className: 'error-text', cell: (g) => g.error },
+    { header: 'Priority', cell: (g) => g.priority },
+    { header: 'Error class', className: 'error-text', cell: (g) => g.error_class },
     { header: 'Count', cell: (g) => num(g.count) },
     { header: 'Newest', cell: (g) => ago(g.newest) },
     {
@@ -75,7 +66,9 @@ export function DlqPage() {
         <button
           type="button"
           className="link"
-          onClick={() => update({ type: g.task_type, error: g.error.slice(0, 200) })}
+          onClick={() =>
+            update({ queue: g.queue, type: g.task_type, priority: g.priority, class: g.error_class })
+          }
         >
           Show only these
         </button>
@@ -97,6 +90,7 @@ export function DlqPage() {
     },
     { header: 'Type', cell: (j) => j.task_type },
     { header: 'Queue', cell: (j) => j.queue },
+    { header: 'Priority', cell: (j) => j.priority },
     { header: 'Attempts', cell: (j) => j.attempts },
     { header: 'Failed', cell: (j) => ago(j.failed_at) },
     { header: 'Error', className: 'error-text', cell: (j) => j.error },
@@ -121,8 +115,21 @@ export function DlqPage() {
       <Card title="Dead letters">
         <div className="filters">
           <FilterInput label="Type" value={filters.task_type} onChange={(v) => set('type', v)} />
+          <FilterInput label="Error class" value={filters.error_class} onChange={(v) => set('class', v)} />
           <FilterInput label="Error contains" value={filters.error} onChange={(v) => set('error', v)} />
           <FilterInput label="Queue" value={filters.queue} onChange={(v) => set('queue', v)} />
+          <label>
+            Priority
+            <select
+              value={filters.priority ?? ''}
+              onChange={(e) => set('priority', e.target.value || undefined)}
+            >
+              <option value="">any</option>
+              <option value="high">high</option>
+              <option value="normal">normal</option>
+              <option value="low">low</option>
+            </select>
+          </label>
           <label>
             Failed more than (days ago)
             <input
@@ -151,13 +158,16 @@ export function DlqPage() {
             />
           </label>
           <ConfirmButton
-            disabled={!can('write') || !q.data?.items.length}
+            // The redrive filters by type, priority, error text, queue and age, not by class: with
+            // a class filter it would retry more than the page shows.
+            disabled={!can('write') || !q.data?.items.length || !!filters.error_class}
             title="Retry all matching"
             body={`Retry every dead letter matching the filters, at ${rate} per second (so the downstream is not flooded)?`}
             confirmLabel="Retry all"
             onConfirm={async () => {
               const r = await retryMatching.mutateAsync({
                 task_type: filters.task_type,
+                priority: filters.priority,
                 error: filters.error,
                 queue: filters.queue,
                 rate_per_sec: rate,
@@ -200,14 +210,14 @@ export function DlqPage() {
             danger
             disabled={!can('admin')}
             title="Purge dead letters"
-            body={
+            body={`${
               days === 0
-                ? 'Delete every dead letter, in every queue?'
-                : `Delete every dead letter that failed more than ${days} day(s) ago?`
-            }
+                ? 'Delete every dead letter, in every queue'
+                : `Delete every dead letter that failed more than ${days} day(s) ago`
+            }${filters.priority ? ` of priority ${filters.priority}` : ''}?`}
             confirmLabel="Purge"
             onConfirm={async () => {
-              const r = await purge.mutateAsync(days)
+              const r = await purge.mutateAsync({ days, priority: filters.priority })
               setNotice(`Purged ${r.deleted} job(s).`)
             }}
           >
@@ -216,6 +226,15 @@ export function DlqPage() {
         </div>
       </Card>
 
+      <QueryState query={stats} loading="Counting dead letters">
+        {(d) =>
+          d.groups.length > 0 && (
+            <Card title={`Grouped by queue, type, priority and error class (${num(d.total)} in all)`}>
+              <DataTable rows={d.groups} columns={groupColumns} rowKey={groupKey} />
+            </Card>
+          )
+        }
+      </QueryState>
       <QueryState
         query={q}
         loading="Loading dead letters"
@@ -224,10 +243,7 @@ export function DlqPage() {
       >
         {(d) => (
           <>
-            <Card title={`Grouped by error (${num(d.items.length)}${d.next_cursor ? '+' : ''})`}>
-              <DataTable rows={groups} columns={groupColumns} rowKey={(g) => g.key} />
-            </Card>
-            <Card title="Jobs">
+            <Card title={`Jobs (${num(d.items.length)}${d.next_cursor ? '+' : ''}, newest first)`}>
               <DataTable rows={d.items} columns={jobColumns} rowKey={jobKey} />
             </Card>
           </>

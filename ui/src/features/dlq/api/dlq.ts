@@ -1,5 +1,5 @@
-/** Dead letters: list (filters), retry one / many at a rate, delete, purge. */
-import type { DlqJobDto } from '@dtq/app/schemas'
+/** Dead letters: list (filters), exact counts by group, retry one / many at a rate, delete, purge. */
+import type { DlqJobDto, DlqStatsDto } from '@dtq/app/schemas'
 import { queryOptions, useQuery } from '@tanstack/react-query'
 import { api, qs } from '../../../lib/api'
 import { type JobRef, jobPath } from '../../../lib/job-ref'
@@ -10,6 +10,8 @@ import { queryKeys } from '../../../lib/query-keys'
 export interface DlqFilters {
   queue?: string
   task_type?: string
+  priority?: string
+  error_class?: string
   error?: string
   older_than_days?: string
 }
@@ -17,7 +19,7 @@ export interface DlqFilters {
 export const listDlqOptions = (f: DlqFilters, pollMs: number | false) =>
   queryOptions({
     queryKey: queryKeys.dlq.list(f),
-    // Up to 1000 newest dead letters: enough to group by error and type on screen.
+    // Up to 1000 newest dead letters (the groups' counts come from /dlq/stats, exact).
     queryFn: ({ signal }) =>
       api<{ items: DlqJobDto[]; next_cursor: string | null }>(`/dlq${qs({ ...f, limit: 1000 })}`, { signal }),
     refetchInterval: pollMs,
@@ -25,6 +27,23 @@ export const listDlqOptions = (f: DlqFilters, pollMs: number | false) =>
   })
 
 export const useDlq = (f: DlqFilters) => useQuery(listDlqOptions(f, useLive().pollMs))
+
+/** Counts by queue × type × priority × error class over the whole DLQ, computed by the server. */
+export const dlqStatsOptions = (
+  f: Pick<DlqFilters, 'queue' | 'task_type' | 'priority'>,
+  pollMs: number | false,
+) =>
+  queryOptions({
+    queryKey: queryKeys.dlq.stats(f),
+    queryFn: ({ signal }) => api<DlqStatsDto>(`/dlq/stats${qs(f)}`, { signal }),
+    // A walk of the whole DLQ: not on every live event, at most every 5 s.
+    refetchInterval: pollMs ? Math.max(5000, pollMs) : false,
+    staleTime: 5000,
+    placeholderData: (prev) => prev,
+  })
+
+export const useDlqStats = (f: Pick<DlqFilters, 'queue' | 'task_type' | 'priority'>) =>
+  useQuery(dlqStatsOptions(f, useLive().pollMs))
 
 const useDlqMutation = <A, R>(fn: (a: A) => Promise<R>) =>
   useInvalidatingMutation(fn, [queryKeys.dlq.all, queryKeys.stats])
@@ -42,11 +61,12 @@ export const useDeleteDead = () =>
   })
 
 export const useRetryMatching = () =>
-  useDlqMutation((body: { task_type?: string; error?: string; queue?: string; rate_per_sec: number }) =>
-    api<{ job: { id: string }; message: string }>('/dlq/retry', { method: 'POST', body }),
+  useDlqMutation(
+    (body: { task_type?: string; priority?: string; error?: string; queue?: string; rate_per_sec: number }) =>
+      api<{ job: { id: string }; message: string }>('/dlq/retry', { method: 'POST', body }),
   )
 
 export const usePurge = () =>
-  useDlqMutation((days: number) =>
-    api<{ deleted: number }>(`/dlq${qs({ older_than_days: days })}`, { method: 'DELETE' }),
+  useDlqMutation(({ days, priority }: { days: number; priority?: string }) =>
+    api<{ deleted: number }>(`/dlq${qs({ older_than_days: days, priority })}`, { method: 'DELETE' }),
   )

@@ -1,0 +1,88 @@
+/**
+ * Schemas of the operations routes added by ADR 0026 (GET /audit, GET /stats/history): apart from
+ * their routes so the console imports their types without the server's plugins.
+ */
+import Type, { type Static } from 'typebox'
+import { HISTORY_RANGES } from '../redis/history.ts'
+import { QueueName } from './schemas.ts'
+
+export const AuditQuery = Type.Object(
+  {
+    actor: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    action: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    target: Type.Optional(Type.String({ minLength: 1, maxLength: 300 })),
+    result: Type.Optional(
+      Type.String({
+        pattern: '^[A-Za-z0-9_]{1,64}$',
+        description: 'ok, error (any failure), or an error code',
+      }),
+    ),
+    since: Type.Optional(Type.Integer({ minimum: 0, maximum: 1e15, description: 'ms, inclusive' })),
+    until: Type.Optional(Type.Integer({ minimum: 0, maximum: 1e15, description: 'ms, inclusive' })),
+    cursor: Type.Optional(Type.String({ pattern: '^\\d{1,20}-\\d{1,20}$' })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })),
+  },
+  { additionalProperties: false },
+)
+
+export const AuditEntryS = Type.Object({
+  id: Type.String(),
+  at: Type.Number(),
+  actor: Type.String({
+    description: "the token's name (API_TOKENS token:role:name), cli:<user>@<host>, or anonymous",
+  }),
+  role: Type.String(),
+  action: Type.String({ description: 'METHOD /route, or cli <command>' }),
+  target: Type.String(),
+  status: Type.Integer(),
+  result: Type.String({ description: 'ok or the error code' }),
+  ip: Type.String(),
+  user_agent: Type.String(),
+  request_id: Type.String(),
+  duration_ms: Type.Number(),
+  detail: Type.String({ description: 'non-secret options: the query string (no access_token), CLI flags' }),
+})
+
+export const AuditPage = Type.Object({
+  items: Type.Array(AuditEntryS),
+  next_cursor: Type.Union([Type.String(), Type.Null()]),
+  write_failures: Type.Integer({
+    description: 'audit writes that failed on this API instance since it started',
+  }),
+})
+
+export type AuditEntryDto = Static<typeof AuditEntryS>
+export type AuditPageDto = Static<typeof AuditPage>
+
+const Nullable = <T extends ReturnType<typeof Type.Object>>(t: T) => Type.Union([t, Type.Null()])
+const LatencyS = Type.Object({
+  count: Type.Integer({ description: 'attempts observed in the interval' }),
+  p50: Type.Number(),
+  p95: Type.Number(),
+  p99: Type.Number(),
+})
+
+export const HistoryQuery = Type.Object(
+  {
+    range: Type.Optional(Type.Enum(Object.keys(HISTORY_RANGES) as Array<keyof typeof HISTORY_RANGES>)),
+    queue: Type.Optional(QueueName),
+  },
+  { additionalProperties: false },
+)
+
+export const HistoryReply = Type.Object({
+  range: Type.String(),
+  queue: Type.Union([Type.String(), Type.Null()]),
+  step_ms: Type.Integer({ description: "each point's interval" }),
+  points: Type.Array(
+    Type.Object({
+      at: Type.Number({ description: "the interval's start (ms)" }),
+      completed: Type.Integer(),
+      failed: Type.Integer(),
+      wait: Nullable(LatencyS),
+      run: Nullable(LatencyS),
+    }),
+  ),
+})
+
+export type HistoryDto = Static<typeof HistoryReply>
