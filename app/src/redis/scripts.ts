@@ -55,6 +55,7 @@ export const SCRIPT_NAMES = [
   'edit_payload',
   'delete_job',
   'empty_queue',
+  'note_replay',
 ] as const
 export type ScriptName = (typeof SCRIPT_NAMES)[number]
 

@@ -3,12 +3,15 @@
  * payload, delete, bulk by filter: ADR 0020); and the development generator.
  */
 import { type FastifyPluginAsyncTypebox, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
+import Type from 'typebox'
 import { Compile } from 'typebox/compile'
 import { DtqError } from '../../errors.ts'
 import type { Job } from '../../queue/job.ts'
 import { BulkAddError, type BulkItem, type JobSpec } from '../../queue/queue.ts'
 import { BULK_JOBS_TASK, type BulkJobsPayload } from '../../queue/system-tasks.ts'
 import { RESERVED_TASK_PREFIX } from '../../queue/validate.ts'
+import { createReplays } from '../../redis/replay-service.ts'
+import { admission } from '../admission.ts'
 import {
   BatchEnvelope,
   BatchFailure,
@@ -18,8 +21,10 @@ import {
   CreateBatch,
   CreateJob,
   type CreateJobDto,
+  CreateQuery,
   DeleteJobReply,
   DlqRetryManyReply,
+  DryRunReply,
   describeValidation,
   errorReplies,
   GenerateJobs,
@@ -72,31 +77,8 @@ function checkItem(item: unknown, index: number): JobSpec {
 
 export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { queue, config } = app.dtq
-  const depthCache = new Map<string, { depth: number; at: number }>()
-
-  /** Admission control: refuse new work while a queue holds QUEUE_MAX_DEPTH waiting jobs. */
-  async function admit(queueName: string): Promise<void> {
-    if (config.queueMaxDepth <= 0) return
-    const now = Date.now()
-    let c = depthCache.get(queueName)
-    if (!c || now - c.at > 250) {
-      // A partitioned queue's depth is its partitions' (read at once: one round trip per node).
-      const parts = await queue.store.physicalQueues(queueName)
-      const depths = await Promise.all(parts.map((q) => queue.store.queuedCount(q)))
-      const depth = depths.reduce((a, b) => a + b, 0)
-      c = { depth, at: now }
-      if (depthCache.size >= 2 * config.maxQueues) depthCache.clear() // bounded like the registry
-      depthCache.set(queueName, c)
-    }
-    if (c.depth >= config.queueMaxDepth) {
-      const err = new DtqError(
-        'QUEUE_FULL',
-        `queue ${queueName} holds ${c.depth} waiting jobs (limit ${config.queueMaxDepth})`,
-      )
-      ;(err as unknown as { retryAfter: string }).retryAfter = '1'
-      throw err
-    }
-  }
+  const admit = admission(queue, config)
+  const replays = createReplays(queue)
 
   app.post(
     '/jobs',
@@ -108,13 +90,16 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
           'Create a job (201), or get the original back for a repeated idempotency key or job_id (200)',
         description:
           "Location names the job with its queue (`/jobs/{id}?queue=`): a job_id or an idempotency key is unique within its queue, so the same one in two queues makes two jobs. Task types starting `dtq.` are DTQ's own (400). A new queue beyond MAX_QUEUES is a 409 QUEUE_LIMIT.",
+        querystring: CreateQuery,
         body: CreateJob,
-        response: { 200: JobS, 201: JobS, ...errors },
+        response: { 200: Type.Union([JobS, DryRunReply]), 201: JobS, ...errors },
       },
     },
     async (req, reply) => {
       refuseReserved(req.body.task_type)
       await admit(req.body.queue ?? config.defaultQueue)
+      // A dry run (ADR 0028): every check add runs, and what it would meet; nothing written.
+      if (req.query.dry_run) return replays.dryRun(toSpec(req.body))
       const { task_type, payload, ...opts } = toSpec(req.body)
       const { job, created } = await queue.add(task_type, payload, opts)
       reply.code(created ? 201 : 200)
