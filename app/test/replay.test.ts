@@ -7,7 +7,10 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { BULK_JOBS_TASK } from '../src/queue/system-tasks.ts'
 import { createReplays } from '../src/redis/replay-service.ts'
+import { functions } from '../src/redis/scripts.ts'
 import { type ApiBundle, apiSetup } from './api-helpers.ts'
+import { targetEnv, testTarget } from './helpers.ts'
+import { runCli } from './processes.ts'
 
 const Q = 'rp'
 let b: ApiBundle
@@ -496,5 +499,60 @@ describe('the library', () => {
     expect(r.job).toMatchObject({ payload: { from: 'archive' }, replay_of: `${Q}/archived-1` })
     const t = await replays.timeline(gone.id, Q)
     expect(t.source).toBe('archive')
+  })
+})
+
+describe('the CLI', () => {
+  it('dtq replay (and --dry-run), dtq timeline, dtq compare', async () => {
+    const env = { ...targetEnv(testTarget()), KEY_PREFIX: b.prefix, REDIS_DURABILITY: 'off' }
+    const j = await add({ max_retries: 0 })
+    await run('permanent')
+    const before = await snapshot()
+    const dry = JSON.parse(
+      await runCli(env, ['replay', j.id, '--queue', Q, '--payload', '{"n":5}', '--dry-run']),
+    )
+    expect(dry).toMatchObject({ dry_run: true, outcome: 'create', job: { payload: { n: 5 } } })
+    expect(await snapshot()).toEqual(before)
+    const out = await runCli(env, ['replay', j.id, '--queue', Q, '--payload', '{"n":5}'])
+    const m = /^replayed rp\/(\S+) as rp\/(\S+) \(queued\)\n$/.exec(out)
+    expect(m?.[1]).toBe(j.id)
+    const replayId = m![2]!
+    expect((await job(replayId))!).toMatchObject({ payload: { n: 5 }, replay_of: `${Q}/${j.id}` })
+    const tl = await runCli(env, ['timeline', j.id, '--queue', Q])
+    expect(tl).toMatch(/created .*\n.*attempt_started .*#1 w1/)
+    expect(tl).toMatch(/attempt_failed .*#1 w1\s+boom 1/)
+    expect(tl).toMatch(new RegExp(`replayed .*replayed as ${Q}/${replayId}`))
+    const cmp = await runCli(env, ['compare', `${Q}/${j.id}`, `${Q}/${replayId}`])
+    expect(cmp).toContain('changed  /payload/n  1 -> 5')
+    // Bad input: a clear message, exit status 2, nothing written.
+    const before2 = await snapshot()
+    await expect(runCli(env, ['replay', j.id, '--queue', Q, '--payload', '{bad'])).rejects.toMatchObject({
+      stderr: expect.stringContaining('--payload is not valid JSON'),
+    })
+    await expect(runCli(env, ['replay', replayId, '--queue', Q])).rejects.toMatchObject({
+      stderr: expect.stringContaining('only a finished job'),
+    })
+    expect(await snapshot()).toEqual(before2)
+  })
+})
+
+describe('note_replay', () => {
+  it.each([
+    [[''], /DTQ_BAD_ARG id is required/],
+    [['ID', 'no-slash'], /DTQ_BAD_ARG replay must be/],
+    [['ID', 'a/b c'], /DTQ_BAD_ARG replay must be/],
+  ])('refuses %j before its first write', async (args, msg) => {
+    const j = await add()
+    const before = await snapshot()
+    const argv = args.map((a) => (a === 'ID' ? j.id : a))
+    await expect(
+      functions().call(b.redis, 'note_replay', store().keys.base(Q), [Date.now(), 1000, 3600, 3600, ...argv]),
+    ).rejects.toThrow(msg)
+    expect(await snapshot()).toEqual(before)
+  })
+
+  it('leaves a job that is gone alone (no hash re-created)', async () => {
+    expect(await store().noteReplay(Q, 'gone', `${Q}/1`)).toBe(0)
+    expect(await b.redis.exists(store().keys.job(Q, 'gone'))).toBe(0)
   })
 })

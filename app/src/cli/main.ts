@@ -31,6 +31,7 @@ import type { Handler } from '../worker/handlers.ts'
 import { ScheduleRunner } from '../worker/schedule-runner.ts'
 import { Worker } from '../worker/worker.ts'
 import { limitCommands } from './limits.ts'
+import { replayCommands } from './replay.ts'
 import { scheduleCommands } from './schedules.ts'
 
 const int = (name: string) => (v: string) => {
@@ -848,6 +849,7 @@ workers
 
 scheduleCommands(program, withQueue, print)
 limitCommands(program, withQueue, print)
+replayCommands(program, withQueue, print)
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {
