@@ -114,7 +114,9 @@ function leaves(v: unknown, path = '', out = new Map<string, unknown>()): Map<st
   return out
 }
 
-const show = (v: unknown) => (v === undefined ? '' : JSON.stringify(v))
+/** A leaf as shown: JSON, and a time (`…_at`, ms since the epoch) as a date too. */
+const show = (path: string, v: unknown) =>
+  v === undefined ? '' : path.endsWith('_at') && typeof v === 'number' ? time(v) : JSON.stringify(v)
 
 /** Both views' leaves in rows: path, A, B; a row under a difference's path is highlighted. */
 function SideBySide({
@@ -141,7 +143,7 @@ function SideBySide({
         {c.same
           ? 'No differences.'
           : `${c.total} difference${c.total === 1 ? '' : 's'}${c.total > c.differences.length ? ` (the first ${c.differences.length} listed)` : ''}.`}{' '}
-        <label>
+        <label className="inline-check">
           <input type="checkbox" checked={onlyDiff} onChange={(e) => setOnlyDiff(e.target.checked)} /> only
           differences
         </label>
@@ -158,8 +160,8 @@ function SideBySide({
           {rows.map(({ p, kind }) => (
             <tr key={p} className={kind ? `diff diff-${kind}` : ''} data-diff={kind ?? 'same'}>
               <td className="mono">{p.slice(1) || '(value)'}</td>
-              <td className="mono">{show(la.get(p))}</td>
-              <td className="mono">{show(lb.get(p))}</td>
+              <td className="mono">{show(p, la.get(p))}</td>
+              <td className="mono">{show(p, lb.get(p))}</td>
             </tr>
           ))}
         </tbody>
