@@ -483,6 +483,20 @@ describe('compare', () => {
   })
 })
 
+describe('OpenAPI', () => {
+  it('documents the routes', async () => {
+    const spec = (await call('GET', '/openapi.json')).json()
+    for (const path of [
+      '/jobs/{id}/replay',
+      '/jobs/{id}/timeline',
+      '/jobs/{id}/compare',
+      '/jobs/{id}/attempts/compare',
+    ])
+      expect(spec.paths).toHaveProperty([path])
+    expect(JSON.stringify(spec.paths['/jobs'].post.parameters)).toContain('dry_run')
+  })
+})
+
 describe('the library', () => {
   it('createReplays takes further sources after Redis (where the history archive plugs in)', async () => {
     const gone = {

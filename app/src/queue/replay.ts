@@ -11,23 +11,6 @@ import { logicalQueue } from './partitions.ts'
 /** A job can be replayed once it has ended: completed (while retained), failed (the DLQ), cancelled. */
 export const REPLAYABLE_STATES = ['completed', 'failed', 'cancelled'] as const
 
-/** What a replay may change of its original (everything else is carried over or left out). */
-export interface ReplayChanges {
-  payload?: unknown
-  queue?: string
-  priority?: Priority
-  delay_ms?: number
-  run_at?: number | string
-  max_retries?: number
-  timeout_ms?: number
-  partition_key?: string
-  backoff?: Backoff
-  /** The replay's own key: a repeated replay request with it answers the same replay. */
-  idempotency_key?: string
-  /** The replay's own id (else a generated one). */
-  job_id?: string
-}
-
 /** The job a replay adds, as Queue.add takes it (a JobSpec: queue/ does not import queue.ts). */
 export interface ReplayJobSpec {
   task_type: string
@@ -44,6 +27,13 @@ export interface ReplayJobSpec {
   id?: string
   replay_of?: string
 }
+
+/**
+ * What a replay may change of its original (everything else is carried over or left out): its
+ * payload and options, its own idempotency key (a repeated replay request with it answers the
+ * same replay) and its own id (`job_id`; else a generated one).
+ */
+export type ReplayChanges = Omit<ReplayJobSpec, 'task_type' | 'id' | 'replay_of'> & { job_id?: string }
 
 /** `<queue>/<id>`: a job named with its (physical) queue, as `replay_of` and `replays` store it. */
 export const jobRef = (job: Pick<Job, 'queue' | 'id'>) => `${job.queue}/${job.id}`
