@@ -182,6 +182,26 @@ describe('POST /jobs/{id}/replay', () => {
     expect(repeat.json().id).toBe(original.id)
   })
 
+  it('concurrent replays: one per idempotency key, and every replay counted on the original', async () => {
+    const original = await add()
+    await run('complete')
+    for (let round = 0; round < 10; round++) {
+      const same = await Promise.all(
+        Array.from({ length: 5 }, () =>
+          call('POST', `/jobs/${original.id}/replay?queue=${Q}`, { idempotency_key: `round-${round}` }),
+        ),
+      )
+      expect(same.map((r) => r.statusCode).sort()).toEqual([200, 200, 200, 200, 201])
+      expect(new Set(same.map((r) => r.json().id)).size).toBe(1)
+    }
+    const free = await Promise.all(
+      Array.from({ length: 8 }, () => call('POST', `/jobs/${original.id}/replay?queue=${Q}`, {})),
+    )
+    expect(new Set(free.map((r) => r.json().id)).size).toBe(8)
+    // 10 keyed rounds (one replay each) + 8 free ones: each noted once, none lost to a race.
+    expect((await job(original.id))!.replays!.count).toBe(18)
+  })
+
   it('answers 409 for a job not finished, 404 for none, 400 for bad changes -- writing nothing', async () => {
     const fin = (await add()).id
     await run('complete')
@@ -533,7 +553,8 @@ describe('the CLI', () => {
     const replayId = m![2]!
     expect((await job(replayId))!).toMatchObject({ payload: { n: 5 }, replay_of: `${Q}/${j.id}` })
     const tl = await runCli(env, ['timeline', j.id, '--queue', Q])
-    expect(tl).toMatch(/created .*\n.*attempt_started .*#1 w1/)
+    expect(tl).toMatch(/^\S+ \S+ +created +job/m)
+    expect(tl).toMatch(/attempt_started +job +#1 w1/)
     expect(tl).toMatch(/attempt_failed .*#1 w1\s+boom 1/)
     expect(tl).toMatch(new RegExp(`replayed .*replayed as ${Q}/${replayId}`))
     const cmp = await runCli(env, ['compare', `${Q}/${j.id}`, `${Q}/${replayId}`])
