@@ -847,9 +847,9 @@ workers
   .argument('<n>', 'jobs at once', int('<n>'))
   .action(async (id: string, n: number) => withQueue(async (q) => q.setWorkerConcurrency(id, n)))
 
+replayCommands(program, withQueue, print)
 scheduleCommands(program, withQueue, print)
 limitCommands(program, withQueue, print)
-replayCommands(program, withQueue, print)
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {

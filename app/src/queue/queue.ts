@@ -5,6 +5,7 @@
  *   const queue = await Queue.connect(loadConfig())
  *   const { job } = await queue.add('send_email', { to: 'a@b.c' }, { priority: 'high' })
  */
+import { createHash } from 'node:crypto'
 import type { Config } from '../config.ts'
 import { DtqError, type ErrorCode, ErrorCodes, isRedisFull, isRedisUnavailable } from '../errors.ts'
 import { RedisClock } from '../redis/clock.ts'
@@ -50,7 +51,6 @@ import {
   checkPriority,
   checkText,
   encodeJson,
-  hashIdempotencyKey,
   JOB_ID_PATTERN,
   MAX_DELAY_MS,
   type Problems,
@@ -267,7 +267,9 @@ function onlyOne(jobs: Job[], what: string): Job | null {
   )
 }
 
-export { hashIdempotencyKey }
+export function hashIdempotencyKey(key: string): string {
+  return createHash('sha256').update(key).digest('base64url')
+}
 
 /** A prepared job as the tracer sees it (it writes the job's `trace` field into `extra`). */
 const outgoing = (p: { queue: string; record: NewJobRecord } | null): Outgoing => ({

@@ -2,7 +2,6 @@
  * Input rules shared by the library, the CLI and the API: names that may reach a Redis key,
  * payload limits, job options. Pure: no I/O.
  */
-import { createHash } from 'node:crypto'
 import { NAME_PATTERN } from '../config.ts'
 import { validationError } from '../errors.ts'
 import { PRIORITIES, type Priority } from './job.ts'
@@ -133,9 +132,4 @@ export function encodeJson(problems: Problems, field: string, v: unknown, maxByt
 
 export function throwIfProblems(problems: Problems, what = 'invalid job'): void {
   if (problems.length) throw validationError(`${what}: ${problems.join('; ')}`, problems)
-}
-
-/** An idempotency key reaches Redis only as its SHA-256 (base64url): the name of its key. */
-export function hashIdempotencyKey(key: string): string {
-  return createHash('sha256').update(key).digest('base64url')
 }

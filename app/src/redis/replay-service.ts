@@ -26,7 +26,7 @@ import {
   type ReplayJobSpec,
   replaySpec,
 } from '../queue/replay.ts'
-import { hashIdempotencyKey, RESERVED_TASK_PREFIX } from '../queue/validate.ts'
+import { RESERVED_TASK_PREFIX } from '../queue/validate.ts'
 import { type JobSource, JobSources, redisSource } from './job-source.ts'
 import type { LimitStore } from './limits.ts'
 import { type Clock, type JobStore, type NewJobRecord, storedFields } from './store.ts'
@@ -44,6 +44,8 @@ export interface ReplayHost {
   readonly clock: Clock
   readonly settings: { maxQueues?: number }
   getJob(id: string, queue?: string): Promise<Job | null>
+  /** The jobs an idempotency key names: in `queue` (every partition of it). */
+  jobsByIdempotencyKey(key: string, queue?: string): Promise<Job[]>
   add(
     taskType: string,
     payload: unknown,
@@ -247,11 +249,10 @@ export class Replays {
       const hit = jobs.find((j) => j !== null)
       if (hit) return hit
     }
-    if (spec.idempotency_key) {
-      const hash = hashIdempotencyKey(spec.idempotency_key)
-      const jobs = await Promise.all(physical.map((p) => store.findByIdempotencyKey(hash, p)))
-      return jobs.flat()[0] ?? null
-    }
+    if (spec.idempotency_key)
+      return (
+        (await this.queue.jobsByIdempotencyKey(spec.idempotency_key, logicalQueue(physical[0]!)))[0] ?? null
+      )
     return null
   }
 

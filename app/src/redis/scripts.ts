@@ -53,9 +53,9 @@ export const SCRIPT_NAMES = [
   'run_now',
   'set_priority',
   'edit_payload',
+  'note_replay',
   'delete_job',
   'empty_queue',
-  'note_replay',
 ] as const
 export type ScriptName = (typeof SCRIPT_NAMES)[number]
 
