@@ -334,6 +334,53 @@ describe('dry runs write nothing', () => {
     expect((await call('POST', '/jobs', { task_type: 'work', queue: 'second' })).statusCode).toBe(409)
   })
 
+  it('POST /jobs/batch?dry_run=true: each item, repeats within the batch, bad items -- nothing written', async () => {
+    const keyed = await add({ idempotency_key: 'k1' })
+    const before = await snapshot()
+    const r = await call('POST', '/jobs/batch?dry_run=true', {
+      jobs: [
+        { task_type: 'work', queue: Q, payload: { i: 0 } },
+        { task_type: 'work', queue: Q, idempotency_key: 'k1' },
+        { task_type: 'work', queue: Q, job_id: 'mine' },
+        { task_type: 'work', queue: Q, job_id: 'mine' },
+        { task_type: 'work', queue: Q, dedup: { mode: 'unique', key: 'd' } },
+        { task_type: 'work', queue: Q, dedup: { mode: 'unique', key: 'd' } },
+        { task_type: 'work', queue: Q, priority: 'urgent' },
+        { task_type: 'work', queue: Q, depends_on: ['ghost'] },
+      ],
+    })
+    expect(r.statusCode).toBe(200)
+    const body = r.json()
+    expect(body).toMatchObject({ dry_run: true, create: 3, existing: 2, deduplicated: 1, rejected: 2 })
+    expect(body.items.map((i: { outcome: string }) => i.outcome)).toEqual([
+      'create',
+      'existing',
+      'create',
+      'existing',
+      'create',
+      'deduplicated',
+      'rejected',
+      'rejected',
+    ])
+    expect(body.items[1].dry_run.existing.id).toBe(keyed.id)
+    expect(body.items[3].same_as).toBe(2)
+    expect(body.items[5].same_as).toBe(4)
+    expect(body.items[0].dry_run.job).toMatchObject({ payload: { i: 0 }, state: 'queued' })
+    expect(body.items[6]).toMatchObject({ status: 400, error: { code: 'VALIDATION' } })
+    expect(await snapshot()).toEqual(before)
+    // Control: the real batch agrees item by item.
+    const real = (
+      await call('POST', '/jobs/batch', {
+        jobs: [
+          { task_type: 'work', queue: Q, idempotency_key: 'k1' },
+          { task_type: 'work', queue: Q, job_id: 'mine' },
+          { task_type: 'work', queue: Q, job_id: 'mine' },
+        ],
+      })
+    ).json()
+    expect(real.items.map((i: { outcome: string }) => i.outcome)).toEqual(['existing', 'created', 'existing'])
+  })
+
   it('notes a paused queue and limits the job would meet', async () => {
     await add()
     await b.queue.pauseQueue(Q)

@@ -853,6 +853,37 @@ export const DryRunReply = Type.Object(
   },
   { description: 'a dry run: what the add would do, nothing written' },
 )
+export const BatchDryRunReply = Type.Object(
+  {
+    dry_run: Type.Literal(true),
+    create: Type.Integer(),
+    existing: Type.Integer(),
+    deduplicated: Type.Integer(),
+    rejected: Type.Integer(),
+    items: Type.Array(
+      Type.Object({
+        index: Type.Integer(),
+        status: Type.Integer({ description: 'what the real batch would answer for it: 201, 200, 4xx' }),
+        outcome: Type.Enum(['create', 'existing', 'deduplicated', 'rejected']),
+        same_as: Type.Optional(
+          Type.Integer({
+            description: 'an earlier item of this batch that would answer it (same id, key or dedup)',
+          }),
+        ),
+        dry_run: Type.Optional(DryRunReply),
+        error: Type.Optional(
+          Type.Object({
+            error: Type.String(),
+            code: Type.String(),
+            message: Type.String(),
+            details: Type.Optional(Type.Unknown()),
+          }),
+        ),
+      }),
+    ),
+  },
+  { description: "a batch's dry run: per item what the batch would do, nothing written" },
+)
 export const TimelineEntryS = Type.Object({
   at: Type.Number(),
   event: Type.String(),

@@ -38,6 +38,7 @@ import {
   PriorityBody,
   QueueQuery,
 } from '../schemas.ts'
+import { dryRunBatch } from './replay.ts'
 
 const errors = errorReplies(404, 409)
 
@@ -117,12 +118,14 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         summary:
           "Create many jobs; each item is validated and reported on its own, and each queue's jobs are written all or none",
         description:
-          "Each item is validated on its own against the job schema: an invalid item -- a malformed item (not an object, a field of the wrong type, an unknown field, no task_type) or one with a bad value (a time that does not exist, a reserved task type, a payload too large) -- is rejected in its own item (400, with the usual error) and the others are added. Only a malformed envelope fails the whole request with 400: a body that is not an object holding a non-empty `jobs` array (at most BATCH_MAX_JOBS items) and nothing else. Each queue's jobs are written at once, queue after queue. If a write fails (Redis unavailable or out of memory: 503), the reply has that status and the error's `details` is this route's usual reply, saying per item: created, existing, rejected, not_created (nothing of it written: send it again) or unknown (its write may have happened: send it again with a job_id or idempotency_key to be safe). What the reply says exists is exactly what Redis holds.",
+          "Each item is validated on its own against the job schema: an invalid item -- a malformed item (not an object, a field of the wrong type, an unknown field, no task_type) or one with a bad value (a time that does not exist, a reserved task type, a payload too large) -- is rejected in its own item (400, with the usual error) and the others are added. Only a malformed envelope fails the whole request with 400: a body that is not an object holding a non-empty `jobs` array (at most BATCH_MAX_JOBS items) and nothing else. Each queue's jobs are written at once, queue after queue. If a write fails (Redis unavailable or out of memory: 503), the reply has that status and the error's `details` is this route's usual reply, saying per item: created, existing, rejected, not_created (nothing of it written: send it again) or unknown (its write may have happened: send it again with a job_id or idempotency_key to be safe). What the reply says exists is exactly what Redis holds. With `?dry_run=true` (ADR 0028) nothing is written and the reply is `{dry_run: true, create, existing, deduplicated, rejected, items: [{index, status, outcome: create | existing | deduplicated | rejected, same_as?, dry_run?, error?}]}`: each item's dry run as POST /jobs?dry_run=true answers it (`same_as`: an earlier item of the batch that would answer it).",
+        querystring: CreateQuery,
         body: CreateBatch,
         response: { 200: BatchReply, ...errors, 500: BatchFailure, 503: BatchFailure },
       },
-      // The schema above is what the OpenAPI shows; the request itself is checked as an envelope.
-      validatorCompiler: (route) => TypeBoxValidatorCompiler({ ...route, schema: BatchEnvelope }),
+      // The schema above is what the OpenAPI shows; the request body itself is checked as an envelope.
+      validatorCompiler: (route) =>
+        TypeBoxValidatorCompiler(route.httpPart === 'body' ? { ...route, schema: BatchEnvelope } : route),
     },
     async (req, reply) => {
       const jobs: unknown[] = req.body.jobs
@@ -149,6 +152,12 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         }
       })
       for (const q of new Set(valid.map((v) => v.spec.queue ?? config.defaultQueue))) await admit(q)
+      if (req.query.dry_run) {
+        // Its own shape (BatchDryRun, in the description): serialized as is, so the batch's
+        // usual 200 keeps its one-schema serializer (a union doubles its cost: ADR 0028).
+        reply.serializer(JSON.stringify)
+        return (await dryRunBatch(replays, jobs.length, items, valid)) as never
+      }
       let outcomes: BulkItem[] = []
       let failure: BulkAddError | null = null
       try {

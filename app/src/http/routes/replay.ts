@@ -3,13 +3,16 @@
  * run), a job's timeline, and two jobs or two attempts of one job compared.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import Type from 'typebox'
+import Type, { type Static } from 'typebox'
+import { DtqError } from '../../errors.ts'
+import type { JobSpec } from '../../queue/queue.ts'
 import { parseJobRef } from '../../queue/replay.ts'
-import { createReplays } from '../../redis/replay-service.ts'
+import { createReplays, type Replays } from '../../redis/replay-service.ts'
 import { admission } from '../admission.ts'
 import {
   AttemptsCompareReply,
   AttemptsQuery,
+  type BatchDryRunReply,
   CompareQuery,
   CompareReply,
   DryRunQuery,
@@ -107,4 +110,60 @@ export const replayRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (req) => replays.compareAttempts(req.params.id, req.query.queue, req.query.a, req.query.b),
   )
+}
+
+/**
+ * POST /jobs/batch?dry_run=true: each valid item's dry run, in order, nothing written. Items the
+ * batch itself would answer with an earlier item (the same job_id or idempotency_key in the same
+ * queue, or the same dedup key) say so (`same_as`: that item's index), as the enqueue call would.
+ * `rejected` items are the batch's own (invalid), passed in.
+ */
+export async function dryRunBatch(
+  replays: Replays,
+  total: number,
+  rejected: Array<Record<string, unknown>>,
+  valid: ReadonlyArray<{ index: number; spec: JobSpec }>,
+): Promise<Static<typeof BatchDryRunReply>> {
+  const items: Array<Record<string, unknown>> = [...rejected]
+  const count = { create: 0, existing: 0, deduplicated: 0, rejected: total - valid.length }
+  const seen = new Map<string, number>()
+  for (const { index, spec } of valid) {
+    try {
+      const dry = await replays.dryRun(spec)
+      const q = dry.queue
+      const keys = [
+        spec.id && `id ${q} ${spec.id}`,
+        spec.idempotency_key && `key ${q} ${spec.idempotency_key}`,
+        dry.job.dedup && `dd ${q} ${dry.job.dedup.key_hash}`,
+      ].filter((k): k is string => Boolean(k))
+      const earlier = keys.map((k) => seen.get(k)).find((i) => i !== undefined)
+      if (dry.outcome === 'create' && earlier !== undefined) {
+        const outcome = keys.some((k) => k.startsWith('dd ') && seen.get(k) === earlier)
+          ? 'deduplicated'
+          : 'existing'
+        count[outcome]++
+        items[index] = { index, status: 200, outcome, same_as: earlier, dry_run: dry }
+        continue
+      }
+      if (dry.outcome === 'create') for (const k of keys) seen.set(k, index)
+      count[dry.outcome]++
+      items[index] = {
+        index,
+        status: dry.outcome === 'create' ? 201 : 200,
+        outcome: dry.outcome,
+        dry_run: dry,
+      }
+    } catch (err) {
+      if (!(err instanceof DtqError) || err.status >= 500) throw err
+      count.rejected++
+      const error = { error: 'Bad Request', code: err.code, message: err.message }
+      items[index] = {
+        index,
+        status: err.status,
+        outcome: 'rejected',
+        error: err.details === undefined ? error : { ...error, details: err.details },
+      }
+    }
+  }
+  return { dry_run: true, ...count, items: items as never }
 }
