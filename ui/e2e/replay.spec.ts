@@ -74,9 +74,9 @@ test('a dead letter replayed from the DLQ page: edited, dry-run, then a new job 
   await expect(page.locator('h2').first()).toContainText('completed')
   const replayOf = page.locator('dt', { hasText: /^Replay of$/ }).locator('xpath=following-sibling::dd[1]')
   await expect(replayOf).toHaveText(`${dead.queue}/${dead.id}`)
-  await expect(page.locator('dt', { hasText: /^Queue$/ }).locator('xpath=following-sibling::dd[1]')).toContainText(
-    'high',
-  )
+  await expect(
+    page.locator('dt', { hasText: /^Queue$/ }).locator('xpath=following-sibling::dd[1]'),
+  ).toContainText('high')
   await page.screenshot({ path: 'test-results/screenshots/replay-new-job.png', fullPage: true })
 
   await replayOf.getByRole('link').click()
@@ -113,7 +113,12 @@ test('two jobs compared: selected in the job list, and from "Compare with…"', 
   // A queue no worker serves: the jobs stay queued, their payloads and options are compared.
   const queue = `cmp-${Date.now()}`
   const a = await addJob({ task_type: 'echo', queue, payload: { to: 'a@example.com', n: 1 } })
-  const b = await addJob({ task_type: 'echo', queue, priority: 'high', payload: { to: 'b@example.com', n: 1 } })
+  const b = await addJob({
+    task_type: 'echo',
+    queue,
+    priority: 'high',
+    payload: { to: 'b@example.com', n: 1 },
+  })
   await signIn(page)
   await page.goto(`${base()}/jobs?queue=${queue}`)
   await page.getByLabel(`select job ${a.id} in ${queue}`).check()
