@@ -140,3 +140,36 @@ test('two jobs compared: selected in the job list, and from "Compare with…"', 
   await page.goto(`${base()}/compare?a=${queue}/${a.id}&b=${queue}/nope`)
   await expect(page.getByText(/not found/)).toBeVisible()
 })
+
+test('the New job form dry-runs: a new job, or the job an idempotency key already names; nothing written', async ({
+  page,
+}) => {
+  const key = `dry-${Date.now()}`
+  const first = await addJob({ task_type: 'echo', queue: 'billing', payload: {}, idempotency_key: key })
+  /** Jobs ever created in default and billing (the stats' `created` counters). */
+  const created = async () => {
+    const r = await fetch(`${api()}/stats`, { headers: auth })
+    const { queues } = (await r.json()) as {
+      queues: Array<{ queue: string; totals: Record<string, number> }>
+    }
+    return queues
+      .filter((q) => ['default', 'billing'].includes(q.queue))
+      .reduce((n, q) => n + (q.totals.created ?? 0), 0)
+  }
+  await signIn(page)
+  await page.goto(`${base()}/jobs/new`)
+  await page.getByLabel('Task type').fill('echo')
+  await page.getByLabel('Payload (JSON)').fill('{"x": 1}')
+  const before = await created()
+  await page.getByRole('button', { name: 'Dry run' }).click()
+  const dry = page.getByRole('region', { name: 'dry run result' })
+  await expect(dry).toContainText('Would create a new job in queue default')
+  await page.getByLabel('Queue').fill('billing')
+  await page.getByLabel('Idempotency key').fill(key)
+  await page.getByRole('button', { name: 'Dry run' }).click()
+  await expect(dry).toContainText('Would create nothing: its id or idempotency key names job')
+  await expect(dry.getByRole('link', { name: first.id })).toBeVisible()
+  await page.screenshot({ path: 'test-results/screenshots/new-job-dry-run.png', fullPage: true })
+  expect(await created()).toBe(before)
+  await expect(page).toHaveURL(/\/jobs\/new$/)
+})

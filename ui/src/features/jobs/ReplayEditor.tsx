@@ -170,8 +170,8 @@ export function ReplayEditor({ job, onClose }: { job: JobDto; onClose: () => voi
   )
 }
 
-/** What a dry run says would happen. */
-function DryRunResult({ dry }: { dry: DryRunDto }) {
+/** What a dry run says would happen (a replay's, or the New job form's). */
+export function DryRunResult({ dry }: { dry: DryRunDto }) {
   return (
     <section className="dry-run" aria-label="dry run result">
       <h3>Dry run: nothing was written</h3>

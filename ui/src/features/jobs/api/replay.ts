@@ -5,6 +5,7 @@
 import type {
   AttemptsCompareDto,
   CompareDto,
+  CreateJobDto,
   DryRunDto,
   JobDto,
   ReplayBodyDto,
@@ -32,6 +33,12 @@ export const useDryRunReplay = () =>
   useMutation({
     mutationFn: ({ job, body }: { job: JobRef; body: ReplayBodyDto }) =>
       api<DryRunDto>(replayPath(job, true), { method: 'POST', body }),
+  })
+
+/** What POST /jobs would do with this job, nothing written. */
+export const useDryRunAdd = () =>
+  useMutation({
+    mutationFn: (body: CreateJobDto) => api<DryRunDto>('/jobs?dry_run=true', { method: 'POST', body }),
   })
 
 export const timelineOptions = (ref: JobRef) =>
