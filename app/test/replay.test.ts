@@ -472,7 +472,11 @@ describe('GET /jobs/{id}/timeline', () => {
     expect(t.partial).toBe(true)
     expect(t.gaps.join('\n')).toMatch(/trimmed/)
     expect(t.entries.some((e: { source: string }) => e.source === 'events')).toBe(false)
-    // Control: a fresh job's timeline is whole.
+    // Controls: a fresh job's timeline is whole; so is that of the first job of a queue (the
+    // stream begins with its creation).
+    const firstOfQueue = await add({ queue: `${Q}-new` })
+    const t1 = (await call('GET', `/jobs/${firstOfQueue.id}/timeline?queue=${Q}-new`)).json()
+    expect(t1).toMatchObject({ partial: false, gaps: [] })
     const k = await add()
     const t2 = (await call('GET', `/jobs/${k.id}/timeline?queue=${Q}`)).json()
     expect(t2).toMatchObject({ partial: false, gaps: [] })

@@ -40,6 +40,8 @@ export interface Timeline {
 const PAGE = 1000
 /** …and at most this many entries in all (a job older than its queue's recent traffic: partial). */
 export const TIMELINE_MAX_SCAN = 20_000
+/** The events an enqueue emits for a new job (create_job in scripts/lib/6-create.lua). */
+const CREATION_EVENTS = new Set(['queued', 'scheduled', 'waiting'])
 /** Entry ids use Redis's clock, created_at the fleet's measure of it (ADR 0012): a margin. */
 const CLOCK_MARGIN_MS = 2000
 
@@ -119,8 +121,9 @@ export function hashEntries(j: Job): { entries: TimelineEntry[]; gaps: string[] 
 
 /**
  * The events-stream entries of one job, scanned forward from its creation (bounded: pages of
- * PAGE entries, at most TIMELINE_MAX_SCAN). Partial when the stream's oldest entry is newer than
- * the job (trimmed by MAXLEN) or the bound was reached before the stream's end.
+ * PAGE entries, at most TIMELINE_MAX_SCAN). Partial when the job's creation event is not there
+ * and the stream begins after the job was created (trimmed by MAXLEN), or when the bound was
+ * reached before the stream's end.
  */
 export async function streamEntries(
   store: JobStore,
@@ -130,12 +133,6 @@ export async function streamEntries(
   const from = Math.max(0, j.created_at - CLOCK_MARGIN_MS)
   const first = await rangeEntries(store, j.queue, '-', '+', 1)
   const oldest = first[0] ? Number(first[0][0].split('-')[0]) : null
-  if (oldest === null)
-    gaps.push('the events stream of its queue is empty (trimmed, or the queue was forgotten)')
-  else if (oldest > j.created_at)
-    gaps.push(
-      `events before ${new Date(oldest).toISOString()} were trimmed from the stream (EVENTS_MAX_LEN): the earliest are missing`,
-    )
   const found: LifecycleEvent[] = []
   let start = String(from)
   let scanned = 0
@@ -144,7 +141,7 @@ export async function streamEntries(
     scanned += page.length
     for (const [id, fields] of page) {
       const jobs = fieldOf(fields, 'job')
-      if (jobs === j.id || jobs.split(' ').includes(j.id)) {
+      if (jobs === j.id || ` ${jobs} `.includes(` ${j.id} `)) {
         const evs: LifecycleEvent[] = []
         toEvents(j.queue, id, fields, evs)
         found.push(...evs.filter((x) => x.job_id === j.id))
@@ -159,6 +156,15 @@ export async function streamEntries(
     }
     start = `(${page.at(-1)![0]}`
   }
+  // Whole from the start only if the job's creation event is there (the stream may begin with it).
+  const created =
+    found[0] && CREATION_EVENTS.has(found[0].event) && found[0].at <= j.created_at + CLOCK_MARGIN_MS
+  if (oldest === null)
+    gaps.unshift('the events stream of its queue is empty (trimmed, or the queue was forgotten)')
+  else if (!created && oldest > from)
+    gaps.unshift(
+      `events before ${new Date(oldest).toISOString()} were trimmed from the stream (EVENTS_MAX_LEN): the earliest are missing`,
+    )
   return {
     entries: found.map((x) => ({ at: x.at, event: x.event, source: 'events' as const, event_id: x.id })),
     gaps,
