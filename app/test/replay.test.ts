@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { BULK_JOBS_TASK } from '../src/queue/system-tasks.ts'
 import { createReplays } from '../src/redis/replay-service.ts'
 import { functions } from '../src/redis/scripts.ts'
+import { TIMELINE_MAX_SCAN } from '../src/redis/timeline.ts'
 import { type ApiBundle, apiSetup } from './api-helpers.ts'
 import { targetEnv, testTarget } from './helpers.ts'
 import { runCli } from './processes.ts'
@@ -481,6 +482,19 @@ describe('GET /jobs/{id}/timeline', () => {
     const t2 = (await call('GET', `/jobs/${k.id}/timeline?queue=${Q}`)).json()
     expect(t2).toMatchObject({ partial: false, gaps: [] })
     expect(t2.entries.map((e: { event: string }) => e.event)).toEqual(['created', 'queued'])
+  })
+
+  it('stops its scan at 20 000 entries and says so', async () => {
+    const j = await add()
+    const p = b.redis.pipeline()
+    for (let i = 0; i < TIMELINE_MAX_SCAN + 500; i++)
+      p.xadd(store().keys.events(Q), '*', 'job', `x${i}`, 'event', 'queued', 'type', 'work')
+    await p.exec()
+    const t = (await call('GET', `/jobs/${j.id}/timeline?queue=${Q}`)).json()
+    expect(t.events_scanned).toBe(TIMELINE_MAX_SCAN)
+    expect(t.partial).toBe(true)
+    expect(t.gaps.join('\n')).toMatch(/scan stopped after 20000 entries/)
+    expect(t.entries.map((e: { event: string }) => e.event)).toEqual(['created', 'queued'])
   })
 
   it('answers 404 and 400 for bad input', async () => {
