@@ -583,6 +583,16 @@ describe('OpenAPI', () => {
 })
 
 describe('the library', () => {
+  it("refuses changes a replay does not make (the task type is the original's), writing nothing", async () => {
+    const j = await add()
+    await run('complete')
+    const before = await snapshot()
+    const replays = createReplays(b.queue)
+    for (const bad of [{ task_type: 'other' }, { replay_of: 'x/1' }, [1], null] as never[])
+      await expect(replays.replay(j.id, bad, { queue: Q })).rejects.toMatchObject({ code: 'VALIDATION' })
+    expect(await snapshot()).toEqual(before)
+  })
+
   it('createReplays takes further sources after Redis (where the history archive plugs in)', async () => {
     const gone = {
       ...(await add()),

@@ -35,6 +35,21 @@ export interface ReplayJobSpec {
  */
 export type ReplayChanges = Omit<ReplayJobSpec, 'task_type' | 'id' | 'replay_of'> & { job_id?: string }
 
+/** The fields a replay may change (anything else is refused: the task type is the original's). */
+export const REPLAY_CHANGE_FIELDS: ReadonlySet<string> = new Set([
+  'payload',
+  'queue',
+  'priority',
+  'delay_ms',
+  'run_at',
+  'max_retries',
+  'timeout_ms',
+  'partition_key',
+  'backoff',
+  'idempotency_key',
+  'job_id',
+])
+
 /** `<queue>/<id>`: a job named with its (physical) queue, as `replay_of` and `replays` store it. */
 export const jobRef = (job: Pick<Job, 'queue' | 'id'>) => `${job.queue}/${job.id}`
 

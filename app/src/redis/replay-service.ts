@@ -21,6 +21,7 @@ import {
   type JobComparable,
   jobRef,
   jsonDiff,
+  REPLAY_CHANGE_FIELDS,
   REPLAYABLE_STATES,
   type ReplayChanges,
   type ReplayJobSpec,
@@ -132,8 +133,14 @@ export class Replays {
 
   /** The replay's job spec, checked against its original: finished, not a system job. */
   private async plan(id: string, queue: string | undefined, changes: ReplayChanges) {
-    if (changes !== undefined && (changes === null || typeof changes !== 'object'))
+    if (changes !== undefined && (changes === null || typeof changes !== 'object' || Array.isArray(changes)))
       throw new DtqError('VALIDATION', 'changes must be an object')
+    const unknown = Object.keys(changes ?? {}).filter((k) => !REPLAY_CHANGE_FIELDS.has(k))
+    if (unknown.length)
+      throw new DtqError(
+        'VALIDATION',
+        `${unknown.join(', ')}: not a field a replay changes (${[...REPLAY_CHANGE_FIELDS].join(', ')})`,
+      )
     const { job, source } = await this.find(id, queue)
     if (!(REPLAYABLE_STATES as readonly string[]).includes(job.state))
       throw new DtqError(
