@@ -182,7 +182,7 @@ export function NewJobPage() {
             >
               Create job
             </button>
-            <button type="submit" value="dry-run" disabled={!!parsed.error || dry.isPending}>
+            <button type="submit" value="dry-run" disabled={!!parsed.error || !can('write') || dry.isPending}>
               Dry run
             </button>
           </div>
