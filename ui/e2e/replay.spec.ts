@@ -173,3 +173,17 @@ test('the New job form dry-runs: a new job, or the job an idempotency key alread
   expect(await created()).toBe(before)
   await expect(page).toHaveURL(/\/jobs\/new$/)
 })
+
+test('a read-only token sees replays and timelines but cannot replay', async ({ page }) => {
+  const j = await addJob({ task_type: 'echo', payload: { r: 1 } })
+  await until(j, 'completed')
+  await page.addInitScript((t) => localStorage.setItem('dtq.token', t), TOKENS.read)
+  await page.goto(`${base()}/jobs/${j.id}?queue=${j.queue}&replay=1`)
+  await expect(page.getByRole('button', { name: 'Replay', exact: true }).first()).toBeDisabled()
+  // The editor opened by the link refuses to replay or dry-run for this role.
+  const actions = page.locator('.replay-editor ~ .actions')
+  await expect(actions.getByRole('button', { name: 'Replay' })).toBeDisabled()
+  await expect(actions.getByRole('button', { name: 'Dry run' })).toBeDisabled()
+  await page.getByRole('button', { name: 'Show timeline' }).click()
+  await expect(page.getByRole('table', { name: 'timeline' }).locator('tr.tl-completed').first()).toBeVisible()
+})

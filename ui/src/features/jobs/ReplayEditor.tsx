@@ -142,7 +142,7 @@ export function ReplayEditor({ job, onClose }: { job: JobDto; onClose: () => voi
       <div className="actions">
         <button
           type="button"
-          disabled={!parsed.ok || dry.isPending}
+          disabled={!parsed.ok || !can('write') || dry.isPending}
           onClick={() => {
             const b = body()
             if (b) dry.mutate({ job, body: b })
