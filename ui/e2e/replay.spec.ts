@@ -44,6 +44,8 @@ test('a dead letter replayed from the DLQ page: edited, dry-run, then a new job 
   await until(dead, 'failed')
   await signIn(page)
   await page.goto(`${base()}/dlq?type=fail`)
+  await expect(page.getByRole('link', { name: `replay ${dead.id} in ${dead.queue}` })).toBeVisible()
+  await page.screenshot({ path: 'test-results/screenshots/dlq-replay.png', fullPage: true })
   await page.getByRole('link', { name: `replay ${dead.id} in ${dead.queue}` }).click()
   await expect(page).toHaveURL(/replay=1/)
   await expect(page.getByRole('heading', { name: `Replay job ${dead.id} as a new job` })).toBeVisible()
