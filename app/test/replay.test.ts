@@ -159,6 +159,27 @@ describe('POST /jobs/{id}/replay', () => {
     expect((await job(ids[0]!, `${Q}-other`))!.replay_of).toBe(`${Q}/${original.id}`)
   })
 
+  it('a job of a partitioned queue: the link names the queue, not the partition, and both sides resolve', async () => {
+    const PQ = 'rpp'
+    await b.queue.setPartitions(PQ, 3)
+    const jobs = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => b.queue.add('work', { i }, { queue: PQ }).then((r) => r.job)),
+    )
+    const onPartition = jobs.find((j) => j.queue !== PQ)!
+    expect(onPartition.queue).toMatch(/^rpp~/)
+    // Its partition holds at most 6 jobs: one delivery starts them all.
+    const got = (await store().deliver(onPartition.queue, 'w1', 10)).jobs.find(
+      (j) => j.id === onPartition.id,
+    )!
+    await store().complete(onPartition.queue, [{ id: got.id, epoch: got.epoch, result: '1' }])
+    const r = await call('POST', `/jobs/${onPartition.id}/replay?queue=${PQ}`, {})
+    expect(r.statusCode).toBe(201)
+    expect(r.json().replay_of).toBe(`${PQ}/${onPartition.id}`)
+    const orig = (await call('GET', `/jobs/${onPartition.id}?queue=${PQ}`)).json()
+    expect(orig.replays.last[0].job).toBe(`${PQ}/${r.json().id}`)
+    expect((await call('GET', `/jobs/${r.json().id}?queue=${PQ}`)).statusCode).toBe(200)
+  })
+
   it("is not answered by the original's idempotency key or dedup; its own key makes a repeat answer the same replay", async () => {
     const original = await add({ idempotency_key: 'order-7', dedup: { mode: 'unique' } })
     await run('complete')

@@ -98,7 +98,7 @@ describe('replaySpec', () => {
       priority: 'low',
       id: 'mine',
       delay_ms: 5,
-      replay_of: 'q~2/7',
+      replay_of: 'q/7',
     })
   })
 })

@@ -50,8 +50,13 @@ export const REPLAY_CHANGE_FIELDS: ReadonlySet<string> = new Set([
   'job_id',
 ])
 
-/** `<queue>/<id>`: a job named with its (physical) queue, as `replay_of` and `replays` store it. */
-export const jobRef = (job: Pick<Job, 'queue' | 'id'>) => `${job.queue}/${job.id}`
+/**
+ * `<queue>/<id>`: a job named with its queue, as `replay_of` and `replays` store it. A partition's
+ * job is named by its logical queue: an id is unique across a queue's partitions (a caller's id
+ * routes to one), and `?queue=<logical>` finds it wherever it is (the API's id routes take no
+ * partition name).
+ */
+export const jobRef = (job: Pick<Job, 'queue' | 'id'>) => `${logicalQueue(job.queue)}/${job.id}`
 
 /** `<queue>/<id>` or a bare id → its parts (queue undefined for a bare id). */
 export function parseJobRef(ref: string): { id: string; queue?: string } {
