@@ -40,7 +40,7 @@ vitest_status=$?
 # The engine, worker and API suites again on the other topologies (test/topology.ts starts them
 # from the same redis-server binary: 3 primaries + 3 replicas; a primary, a replica, 3 sentinels).
 # `pnpm test:cluster` runs everything on both.
-TOPOLOGY_SET="test/partitions.test.ts test/scripts.test.ts test/producer.test.ts test/reads.test.ts test/worker.test.ts test/processor.test.ts test/api.test.ts test/api-events.test.ts test/redrive.test.ts test/schedules.test.ts test/api-schedules.test.ts test/flows.test.ts test/api-flows.test.ts test/depends-on.test.ts test/dedup.test.ts test/deadlines.test.ts test/api-flow-control.test.ts test/limits.test.ts test/api-limits.test.ts test/day2.test.ts test/api-day2.test.ts test/cli-day2.test.ts"
+TOPOLOGY_SET="test/partitions.test.ts test/scripts.test.ts test/producer.test.ts test/reads.test.ts test/worker.test.ts test/processor.test.ts test/api.test.ts test/api-events.test.ts test/redrive.test.ts test/schedules.test.ts test/api-schedules.test.ts test/flows.test.ts test/api-flows.test.ts test/depends-on.test.ts test/dedup.test.ts test/deadlines.test.ts test/api-flow-control.test.ts test/limits.test.ts test/api-limits.test.ts test/day2.test.ts test/api-day2.test.ts test/cli-day2.test.ts test/replay.test.ts"
 for topology in cluster sentinel; do
   say "tests on a Redis ${topology} (vitest, DTQ_TEST_REDIS=${topology})"
   # shellcheck disable=SC2086

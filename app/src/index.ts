@@ -20,8 +20,11 @@ export {
   type JobSpec,
   Queue,
 } from './queue/queue.ts'
+export type { ReplayChanges } from './queue/replay.ts'
 export { TRANSITIONS } from './queue/states.ts'
+export type { JobSource } from './redis/job-source.ts'
 export type { WorkerCommand, WorkerInfo } from './redis/registry.ts'
+export { createReplays, type DryRun, Replays } from './redis/replay-service.ts'
 export type { Clock, QueueStats } from './redis/store.ts'
 export { disableTracing, enableTracing, startTracing, stopTracing } from './tracing/index.ts'
 export type { Handler, JobContext } from './worker/handlers.ts'

@@ -34,6 +34,7 @@ import { Worker } from '../worker/worker.ts'
 import { alertCommands } from './alerts.ts'
 import { auditCommands } from './audit.ts'
 import { limitCommands } from './limits.ts'
+import { replayCommands } from './replay.ts'
 import { scheduleCommands } from './schedules.ts'
 
 const int = (name: string) => (v: string) => {
@@ -894,6 +895,7 @@ workers
   .argument('<n>', 'jobs at once', int('<n>'))
   .action(async (id: string, n: number) => withQueue(async (q) => q.setWorkerConcurrency(id, n)))
 
+replayCommands(program, withQueue, print)
 scheduleCommands(program, withQueue, print)
 limitCommands(program, withQueue, print)
 alertCommands(program, withQueue, print, config)

@@ -37,6 +37,7 @@ import { flowRoutes } from './routes/flows.ts'
 import { historyRoutes } from './routes/history.ts'
 import { jobRoutes } from './routes/jobs.ts'
 import { limitRoutes } from './routes/limits.ts'
+import { replayRoutes } from './routes/replay.ts'
 import { scheduleRoutes } from './routes/schedules.ts'
 import { systemRoutes } from './routes/system.ts'
 
@@ -237,6 +238,7 @@ export async function buildApp(deps: AppDeps) {
 
   await app.register(systemRoutes)
   await app.register(jobRoutes)
+  await app.register(replayRoutes)
   await app.register(limitRoutes)
   await app.register(flowRoutes)
   await app.register(dlqRoutes)

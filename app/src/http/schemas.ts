@@ -150,6 +150,18 @@ export const JobS = Type.Object(
           'true on the answer to a repeated idempotency_key whose job finished and was removed after its retention: only id, state and finished_at are known',
       }),
     ),
+    replay_of: Nullable(
+      Type.String({ description: 'a replay (ADR 0028): the job it re-runs, `<queue>/<id>`' }),
+    ),
+    replays: Type.Optional(
+      Type.Object(
+        {
+          count: Type.Integer(),
+          last: Type.Array(Type.Object({ job: Type.String(), at: Type.Number() })),
+        },
+        { description: 'present once the job was replayed: how many times, the latest 10 (`<queue>/<id>`)' },
+      ),
+    ),
   },
   { $id: 'Job' },
 )
@@ -821,3 +833,186 @@ export const ConcurrencyBody = Type.Object(
   strict,
 )
 export const WorkerParams = Type.Object({ id: WorkerId }, strict)
+
+// ---- replay and debugging (ADR 0028) ---------------------------------------------------------
+
+export const ReplayBody = Type.Object(
+  {
+    payload: Type.Optional(Type.Unknown({ description: "the new job's payload (default: the original's)" })),
+    queue: Type.Optional(QueueName),
+    priority: Type.Optional(PriorityS),
+    delay_ms: Type.Optional(Type.Integer({ minimum: 0 })),
+    run_at: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 0 }), Type.String({ maxLength: 64, description: 'ISO 8601' })]),
+    ),
+    max_retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),
+    timeout_ms: Type.Optional(Type.Integer({ minimum: 0 })),
+    partition_key: Type.Optional(Text(256)),
+    backoff: Type.Optional(BackoffS),
+    idempotency_key: Type.Optional(Text(256)),
+    job_id: Type.Optional(Type.String({ pattern: JOB_ID, description: "the replay's own id" })),
+  },
+  {
+    ...strict,
+    description:
+      "what to change (all optional): everything else is the original's -- task type, payload, queue, priority, max_retries, timeout_ms, partition_key, backoff. Not carried: the original's idempotency_key and dedup (they would answer the replay with the original), its id, trace, start deadline and run time. Give the replay an idempotency_key of its own to make a repeated request safe.",
+  },
+)
+export const DryRunQuery = Type.Object(
+  {
+    queue: QueueQuery.properties.queue,
+    dry_run: Type.Optional(
+      Type.Boolean({ description: 'check everything and answer what would be created, writing nothing' }),
+    ),
+  },
+  strict,
+)
+export const CreateQuery = Type.Object({ dry_run: DryRunQuery.properties.dry_run }, strict)
+/** The job shape without its $id (a response schema may hold `Job` once). */
+const JobShape = Type.Object(JobS.properties)
+export const DryRunReply = Type.Object(
+  {
+    dry_run: Type.Literal(true),
+    outcome: Type.Enum(['create', 'existing', 'deduplicated'], {
+      description:
+        'create: a new job would be added; existing: its job_id or idempotency_key names `existing`; deduplicated: `existing` holds its dedup key and would answer',
+    }),
+    job: JobShape,
+    generated_id: Type.Boolean({ description: "true: DTQ would number the job (job.id is '')" }),
+    existing: Nullable(JobShape),
+    queue: Type.String(),
+    queue_is_new: Type.Boolean({ description: 'the add would register a new queue' }),
+    notes: Type.Array(Type.String(), {
+      description: 'what the job would meet: a paused queue or type, a breaker, limits',
+    }),
+    original: Type.Optional(Type.String({ description: 'a replay: the job it re-runs, `<queue>/<id>`' })),
+    source: Type.Optional(
+      Type.String({ description: 'where the original was found: redis (or an archive)' }),
+    ),
+  },
+  { description: 'a dry run: what the add would do, nothing written' },
+)
+export const BatchDryRunReply = Type.Object(
+  {
+    dry_run: Type.Literal(true),
+    create: Type.Integer(),
+    existing: Type.Integer(),
+    deduplicated: Type.Integer(),
+    rejected: Type.Integer(),
+    items: Type.Array(
+      Type.Object({
+        index: Type.Integer(),
+        status: Type.Integer({ description: 'what the real batch would answer for it: 201, 200, 4xx' }),
+        outcome: Type.Enum(['create', 'existing', 'deduplicated', 'rejected']),
+        same_as: Type.Optional(
+          Type.Integer({
+            description: 'an earlier item of this batch that would answer it (same id, key or dedup)',
+          }),
+        ),
+        dry_run: Type.Optional(DryRunReply),
+        error: Type.Optional(
+          Type.Object({
+            error: Type.String(),
+            code: Type.String(),
+            message: Type.String(),
+            details: Type.Optional(Type.Unknown()),
+          }),
+        ),
+      }),
+    ),
+  },
+  { description: "a batch's dry run: per item what the batch would do, nothing written" },
+)
+export const TimelineEntryS = Type.Object({
+  at: Type.Number(),
+  event: Type.String(),
+  source: Type.Enum(['job', 'events', 'archive']),
+  attempt: Type.Optional(Type.Integer()),
+  worker: Type.Optional(Nullable(Type.String())),
+  message: Type.Optional(Type.String()),
+  event_id: Type.Optional(Type.String()),
+  detail: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+})
+export const TimelineReply = Type.Object({
+  job: Type.Object({
+    id: Type.String(),
+    queue: Type.String(),
+    task_type: Type.String(),
+    state: Type.String(),
+  }),
+  entries: Type.Array(TimelineEntryS),
+  partial: Type.Boolean({ description: 'true when the record misses something: `gaps` says what' }),
+  gaps: Type.Array(Type.String()),
+  events_scanned: Type.Integer({ description: "events-stream entries read to find this job's" }),
+  source: Type.String(),
+})
+export const CompareQuery = Type.Object(
+  {
+    queue: QueueQuery.properties.queue,
+    with: Type.String({
+      pattern: '^([A-Za-z0-9_.~-]{1,80}/)?[A-Za-z0-9_.-]{1,128}$',
+      description: 'the other job: `<queue>/<id>`, or an id (looked up as GET /jobs/{id} does)',
+    }),
+  },
+  strict,
+)
+export const AttemptsQuery = Type.Object(
+  {
+    queue: QueueQuery.properties.queue,
+    a: Type.Integer({ minimum: 1, maximum: 100_000 }),
+    b: Type.Integer({ minimum: 1, maximum: 100_000 }),
+  },
+  strict,
+)
+const DifferenceS = Type.Object({
+  path: Type.String({ description: 'JSON Pointer into the compared views' }),
+  kind: Type.Enum(['added', 'removed', 'changed']),
+  a: Type.Optional(Type.Unknown()),
+  b: Type.Optional(Type.Unknown()),
+})
+const JobViewS = Type.Object({
+  task_type: Type.String(),
+  state: Type.String(),
+  payload: Type.Unknown(),
+  result: Type.Unknown(),
+  error: Nullable(Type.String()),
+  error_class: Nullable(Type.String()),
+  options: Type.Record(Type.String(), Type.Unknown()),
+  timings: Type.Record(Type.String(), Nullable(Type.Number())),
+})
+const CompareSideS = Type.Object({
+  ref: Type.String(),
+  source: Type.String(),
+  created_at: Type.Number(),
+  started_at: Nullable(Type.Number()),
+  finished_at: Nullable(Type.Number()),
+  worker: Nullable(Type.String()),
+  view: JobViewS,
+})
+const AttemptViewS = Type.Object({
+  attempt: Type.Integer(),
+  outcome: Type.String(),
+  worker: Nullable(Type.String()),
+  started_at: Nullable(Type.Number()),
+  ended_at: Nullable(Type.Number()),
+  duration_ms: Nullable(Type.Number()),
+  error: Nullable(Type.String()),
+  error_class: Nullable(Type.String()),
+  stack: Nullable(Type.String()),
+  result: Type.Unknown(),
+})
+const comparison = <S extends TSchema>(side: S) =>
+  Type.Object({
+    a: side,
+    b: side,
+    same: Type.Boolean(),
+    differences: Type.Array(DifferenceS, { description: 'at most 200' }),
+    total: Type.Integer({ description: 'how many differences in all' }),
+  })
+export const CompareReply = comparison(CompareSideS)
+export const AttemptsCompareReply = comparison(Type.Object({ ref: Type.String(), view: AttemptViewS }))
+export type DryRunDto = Static<typeof DryRunReply>
+export type TimelineDto = Static<typeof TimelineReply>
+export type CompareDto = Static<typeof CompareReply>
+export type AttemptsCompareDto = Static<typeof AttemptsCompareReply>
+export type ReplayBodyDto = Static<typeof ReplayBody>

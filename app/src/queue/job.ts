@@ -121,6 +121,17 @@ export interface Job {
    * removed after its retention: only its id, final state and finished_at are still known.
    */
   removed?: boolean
+  /** A replay (ADR 0028): the job it re-runs, `<queue>/<id>`; null for a job that is none. */
+  replay_of: string | null
+  /** Present once the job was replayed: how many times, and its latest replays (at most 10, newest first). */
+  replays?: JobReplays
+}
+
+/** The record of a job's replays (ADR 0028), kept on the original. */
+export interface JobReplays {
+  count: number
+  /** The latest replays, newest first: `<queue>/<id>` and when it was made. */
+  last: Array<{ job: string; at: number }>
 }
 
 /**
@@ -207,6 +218,11 @@ export const F = {
   edits: 'ed',
   /** The last failure's error class (errorClass() in errors.ts): a bounded label, not a message. */
   error_class: 'ec',
+  // Replays (docs/decisions/0028).
+  /** The job this one replays: `<queue>/<id>` (written at its creation, never changed). */
+  replay_of: 'rp',
+  /** Its replays: JSON {count, last: [{job, at}, ...]} (at most 10, newest first), note_replay. */
+  replays: 'rx',
 } as const
 
 /** Lua constants for the function library: `local F_TASK_TYPE, ... = 'ty', ...`. */
@@ -284,6 +300,8 @@ export function decodeJob(queue: string, h: Record<string, string>, id = h.id ??
     snoozes: num(h[F.snoozes]) ?? 0,
     ...(h[F.edits] ? { edits: parseJson(h[F.edits]) as JobEdits } : {}),
     ...(h._removed === '1' ? { removed: true } : {}),
+    replay_of: h[F.replay_of] || null,
+    ...(h[F.replays] ? { replays: parseJson(h[F.replays]) as JobReplays } : {}),
   }
 }
 

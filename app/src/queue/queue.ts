@@ -93,6 +93,8 @@ export interface AddOptions {
   start_by?: number | string
   /** The same, as ms from now. */
   expires_in_ms?: number
+  /** The job this one replays, `<queue>/<id>` (ADR 0028: set by replay, shown on the job). */
+  replay_of?: string
 }
 
 export interface JobSpec extends AddOptions {
@@ -117,10 +119,13 @@ const SPEC_FIELDS = new Set([
   'dedup',
   'start_by',
   'expires_in_ms',
+  'replay_of',
 ])
 /** A flow node must exist once created (its children wait for it): no add may be answered by another job. */
 const NO_DEDUP_IN_FLOWS = 'dedup is for jobs without depends_on, and not for flow nodes'
 const BACKOFF_FIELDS = new Set(['initial_ms', 'multiplier', 'max_ms'])
+/** A job named with its queue: `<queue>/<id>` (a physical queue: a partition's name has a ~). */
+const REPLAY_REF = /^[A-Za-z0-9_.~-]{1,80}\/[A-Za-z0-9_.-]{1,128}$/
 const QUEUE_RULE = '1-64 letters, digits, _ . - (not . or ..)'
 const ID_RULE = '1-128 letters, digits, _ . - (not . or ..)'
 
@@ -434,6 +439,11 @@ export class Queue {
     }
     const extra: Record<string, string> = {}
     if (spec.trace) extra[F.trace] = spec.trace
+    if (spec.replay_of !== undefined) {
+      if (typeof spec.replay_of !== 'string' || !REPLAY_REF.test(spec.replay_of))
+        problems.push('replay_of must be <queue>/<id>')
+      else extra[F.replay_of] = spec.replay_of
+    }
     if (spec.backoff !== undefined) {
       const b = spec.backoff
       if (b === null || typeof b !== 'object') problems.push('backoff must be an object')
@@ -484,6 +494,16 @@ export class Queue {
     }
   }
 
+  /**
+   * Checks one job as add() would and answers the record it would write and its (logical)
+   * queue, writing nothing; throws the same DtqError (dry runs, ADR 0028).
+   */
+  prepare(spec: JobSpec): { queue: string; record: NewJobRecord } {
+    this.validate(spec)
+    const { depends_on: _, ...own } = spec
+    return this.toRecord(own, [])!
+  }
+
   /** Checks one job as add() would, writing nothing; throws the same DtqError. */
   validate(spec: JobSpec): void {
     const problems: Problems = []
@@ -494,6 +514,11 @@ export class Queue {
         const queue = r?.queue ?? own.queue ?? this.settings.defaultQueue
         const max = (this.settings.flowMaxNodes ?? 1000) - 1
         planDependencies(depends_on, { queue, id: own.id }, max, problems)
+        if (own.delay_ms !== undefined || own.run_at !== undefined)
+          problems.push(
+            'delay_ms and run_at are for jobs without depends_on (it starts when its parents completed)',
+          )
+        if (own.dedup !== undefined) problems.push(NO_DEDUP_IN_FLOWS)
       }
     } else problems.push('must be an object')
     throwIfProblems(problems)

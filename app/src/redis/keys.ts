@@ -79,6 +79,10 @@ export class Keys {
   logs(queue: string, id: string): string {
     return this.base(queue) + QUEUE_KEY.logs + id
   }
+  /** A dedup key (ADR 0021): `<job id>` or `<job id> <until ms>` (read by dry runs; written in Lua). */
+  dedup(queue: string, hash: string): string {
+    return this.base(queue) + QUEUE_KEY.dedup + hash
+  }
   delayed(queue: string): string {
     return this.base(queue) + QUEUE_KEY.delayed
   }

@@ -53,6 +53,7 @@ export const SCRIPT_NAMES = [
   'run_now',
   'set_priority',
   'edit_payload',
+  'note_replay',
   'delete_job',
   'empty_queue',
   'alert_write',

@@ -70,7 +70,7 @@ export interface EnqueueResult {
  * a function costs Redis ~0.5 µs). Must agree with scripts/enqueue.lua (a test compares the
  * returned job with the stored one for every kind of field).
  */
-function storedFields(j: NewJobRecord, now: number): Record<string, string> {
+export function storedFields(j: NewJobRecord, now: number): Record<string, string> {
   const h: Record<string, string> = {
     [F.task_type]: j.task_type,
     [F.payload]: j.payload,
@@ -670,6 +670,11 @@ export class JobStore extends JobReads {
   /** A waiting or failed job's payload replaced, the edit recorded on the job (script edit_payload). */
   editPayload(queue: string, id: string, payload: string, by: string): Promise<string> {
     return this.run<string>('edit_payload', queue, [id, payload, by])
+  }
+
+  /** The original's side of a replay's link (script note_replay, ADR 0028): 1, or 0 when it is gone. */
+  noteReplay(queue: string, id: string, replay: string): Promise<number> {
+    return this.run<number>('note_replay', queue, [id, replay])
   }
 
   /** A job removed in any state; a running one is fenced (script delete_job). */

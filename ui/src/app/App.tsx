@@ -9,6 +9,7 @@ import { SignInPage } from '../features/auth/SignInPage'
 import { DashboardPage } from '../features/dashboard/DashboardPage'
 import { DlqPage } from '../features/dlq/DlqPage'
 import { FlowPage } from '../features/flows/FlowPage'
+import { ComparePage } from '../features/jobs/ComparePage'
 import { JobDetailPage } from '../features/jobs/JobDetailPage'
 import { JobsPage } from '../features/jobs/JobsPage'
 import { NewJobPage } from '../features/jobs/NewJobPage'
@@ -30,6 +31,7 @@ const router = createBrowserRouter([
       { path: 'jobs', element: <JobsPage /> },
       { path: 'jobs/new', element: <NewJobPage /> },
       { path: 'jobs/:id', element: <JobDetailPage /> },
+      { path: 'compare', element: <ComparePage /> },
       { path: 'flows/:id', element: <FlowPage /> },
       { path: 'dlq', element: <DlqPage /> },
       { path: 'queues', element: <QueuesPage /> },

@@ -19,6 +19,15 @@ export const queryKeys = {
     /** A job read with its queue and the same id read without one (an old link) are two entries. */
     detail: ({ id, queue }: JobRef) => ['jobs', 'detail', id, queue ?? null] as const,
   },
+  /**
+   * Replay and debugging reads (ADR 0028): not under `jobs`, so the live feed does not rescan a
+   * timeline on every event (they refresh on demand).
+   */
+  debug: {
+    timeline: ({ id, queue }: JobRef) => ['debug', 'timeline', id, queue ?? null] as const,
+    compare: (a: string, b: string) => ['debug', 'compare', a, b] as const,
+    attempts: (job: string, a: number, b: number) => ['debug', 'attempts', job, a, b] as const,
+  },
   flows: {
     all: ['flows'] as const,
     detail: (id: string) => ['flows', 'detail', id] as const,

@@ -3,12 +3,15 @@
  * payload, delete, bulk by filter: ADR 0020); and the development generator.
  */
 import { type FastifyPluginAsyncTypebox, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
+import Type from 'typebox'
 import { Compile } from 'typebox/compile'
 import { DtqError } from '../../errors.ts'
 import type { Job } from '../../queue/job.ts'
 import { BulkAddError, type BulkItem, type JobSpec } from '../../queue/queue.ts'
 import { BULK_JOBS_TASK, type BulkJobsPayload } from '../../queue/system-tasks.ts'
 import { RESERVED_TASK_PREFIX } from '../../queue/validate.ts'
+import { createReplays } from '../../redis/replay-service.ts'
+import { admission } from '../admission.ts'
 import {
   BatchEnvelope,
   BatchFailure,
@@ -18,8 +21,10 @@ import {
   CreateBatch,
   CreateJob,
   type CreateJobDto,
+  CreateQuery,
   DeleteJobReply,
   DlqRetryManyReply,
+  DryRunReply,
   describeValidation,
   errorReplies,
   GenerateJobs,
@@ -33,6 +38,7 @@ import {
   PriorityBody,
   QueueQuery,
 } from '../schemas.ts'
+import { dryRunBatch } from './replay.ts'
 
 const errors = errorReplies(404, 409)
 
@@ -72,31 +78,8 @@ function checkItem(item: unknown, index: number): JobSpec {
 
 export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { queue, config } = app.dtq
-  const depthCache = new Map<string, { depth: number; at: number }>()
-
-  /** Admission control: refuse new work while a queue holds QUEUE_MAX_DEPTH waiting jobs. */
-  async function admit(queueName: string): Promise<void> {
-    if (config.queueMaxDepth <= 0) return
-    const now = Date.now()
-    let c = depthCache.get(queueName)
-    if (!c || now - c.at > 250) {
-      // A partitioned queue's depth is its partitions' (read at once: one round trip per node).
-      const parts = await queue.store.physicalQueues(queueName)
-      const depths = await Promise.all(parts.map((q) => queue.store.queuedCount(q)))
-      const depth = depths.reduce((a, b) => a + b, 0)
-      c = { depth, at: now }
-      if (depthCache.size >= 2 * config.maxQueues) depthCache.clear() // bounded like the registry
-      depthCache.set(queueName, c)
-    }
-    if (c.depth >= config.queueMaxDepth) {
-      const err = new DtqError(
-        'QUEUE_FULL',
-        `queue ${queueName} holds ${c.depth} waiting jobs (limit ${config.queueMaxDepth})`,
-      )
-      ;(err as unknown as { retryAfter: string }).retryAfter = '1'
-      throw err
-    }
-  }
+  const admit = admission(queue, config)
+  const replays = createReplays(queue)
 
   app.post(
     '/jobs',
@@ -108,13 +91,16 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
           'Create a job (201), or get the original back for a repeated idempotency key or job_id (200)',
         description:
           "Location names the job with its queue (`/jobs/{id}?queue=`): a job_id or an idempotency key is unique within its queue, so the same one in two queues makes two jobs. Task types starting `dtq.` are DTQ's own (400). A new queue beyond MAX_QUEUES is a 409 QUEUE_LIMIT.",
+        querystring: CreateQuery,
         body: CreateJob,
-        response: { 200: JobS, 201: JobS, ...errors },
+        response: { 200: Type.Union([JobS, DryRunReply]), 201: JobS, ...errors },
       },
     },
     async (req, reply) => {
       refuseReserved(req.body.task_type)
       await admit(req.body.queue ?? config.defaultQueue)
+      // A dry run (ADR 0028): every check add runs, and what it would meet; nothing written.
+      if (req.query.dry_run) return replays.dryRun(toSpec(req.body))
       const { task_type, payload, ...opts } = toSpec(req.body)
       const { job, created } = await queue.add(task_type, payload, opts)
       reply.code(created ? 201 : 200)
@@ -132,12 +118,14 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         summary:
           "Create many jobs; each item is validated and reported on its own, and each queue's jobs are written all or none",
         description:
-          "Each item is validated on its own against the job schema: an invalid item -- a malformed item (not an object, a field of the wrong type, an unknown field, no task_type) or one with a bad value (a time that does not exist, a reserved task type, a payload too large) -- is rejected in its own item (400, with the usual error) and the others are added. Only a malformed envelope fails the whole request with 400: a body that is not an object holding a non-empty `jobs` array (at most BATCH_MAX_JOBS items) and nothing else. Each queue's jobs are written at once, queue after queue. If a write fails (Redis unavailable or out of memory: 503), the reply has that status and the error's `details` is this route's usual reply, saying per item: created, existing, rejected, not_created (nothing of it written: send it again) or unknown (its write may have happened: send it again with a job_id or idempotency_key to be safe). What the reply says exists is exactly what Redis holds.",
+          "Each item is validated on its own against the job schema: an invalid item -- a malformed item (not an object, a field of the wrong type, an unknown field, no task_type) or one with a bad value (a time that does not exist, a reserved task type, a payload too large) -- is rejected in its own item (400, with the usual error) and the others are added. Only a malformed envelope fails the whole request with 400: a body that is not an object holding a non-empty `jobs` array (at most BATCH_MAX_JOBS items) and nothing else. Each queue's jobs are written at once, queue after queue. If a write fails (Redis unavailable or out of memory: 503), the reply has that status and the error's `details` is this route's usual reply, saying per item: created, existing, rejected, not_created (nothing of it written: send it again) or unknown (its write may have happened: send it again with a job_id or idempotency_key to be safe). What the reply says exists is exactly what Redis holds. With `?dry_run=true` (ADR 0028) nothing is written and the reply is `{dry_run: true, create, existing, deduplicated, rejected, items: [{index, status, outcome: create | existing | deduplicated | rejected, same_as?, dry_run?, error?}]}`: each item's dry run as POST /jobs?dry_run=true answers it (`same_as`: an earlier item of the batch that would answer it).",
+        querystring: CreateQuery,
         body: CreateBatch,
         response: { 200: BatchReply, ...errors, 500: BatchFailure, 503: BatchFailure },
       },
-      // The schema above is what the OpenAPI shows; the request itself is checked as an envelope.
-      validatorCompiler: (route) => TypeBoxValidatorCompiler({ ...route, schema: BatchEnvelope }),
+      // The schema above is what the OpenAPI shows; the request body itself is checked as an envelope.
+      validatorCompiler: (route) =>
+        TypeBoxValidatorCompiler(route.httpPart === 'body' ? { ...route, schema: BatchEnvelope } : route),
     },
     async (req, reply) => {
       const jobs: unknown[] = req.body.jobs
@@ -164,6 +152,12 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         }
       })
       for (const q of new Set(valid.map((v) => v.spec.queue ?? config.defaultQueue))) await admit(q)
+      if (req.query.dry_run) {
+        // Its own shape (BatchDryRun, in the description): serialized as is, so the batch's
+        // usual 200 keeps its one-schema serializer (a union doubles its cost: ADR 0028).
+        reply.serializer(JSON.stringify)
+        return (await dryRunBatch(replays, jobs.length, items, valid)) as never
+      }
       let outcomes: BulkItem[] = []
       let failure: BulkAddError | null = null
       try {

@@ -5,7 +5,7 @@
             id, task_type, payload, priority, max_retries, timeout_ms,
             due (0: now; a negative number -d: d ms after now; else ms since the epoch),
             idem_hash (''), idempotency_key (''), idem_ttl_s, partition_key (''), extra JSON
-            hash fields ('' or a flat JSON array [k, v, ...]: trace, backoff; a flow node's
+            hash fields ('' or a flat JSON array [k, v, ...]: trace, backoff, replay_of; a flow node's
             flow, node and count of parents -- a count above 0 makes the job `waiting` until
             its parents release it, docs/decisions/0019)
   Returns   per job {id, 1} for a new job (the caller rebuilds what was stored from what it
@@ -37,7 +37,7 @@ local n = tonumber(ARGV[5])
 if not n or #ARGV ~= 5 + 12 * n then return redis.error_reply('DTQ_BAD_CALL enqueue: 12 fields per job') end
 local PRIORITY = { high = true, normal = true, low = true }
 local EXTRA = { [F_TRACE] = true, [F_BACKOFF] = true, [F_FLOW] = true, [F_FLOW_NODE] = true, [F_FLOW_PENDING] = true,
-  [F_DEDUP] = true, [F_START_BY] = true }
+  [F_DEDUP] = true, [F_START_BY] = true, [F_REPLAY_OF] = true }
 -- Values already found good in this call (task types and numbers repeat across a batch).
 local good_type, good_count, good_due = {}, { ['0'] = true }, { ['0'] = true }
 local function count_ok(s)

@@ -108,6 +108,21 @@ export function DlqPage() {
         </button>
       ),
     },
+    {
+      header: 'Replay',
+      hideHeader: true,
+      // Replay (ADR 0028): a NEW job from this one, edited first in the job page's editor.
+      cell: (j) => (
+        <Link
+          className="button"
+          to={`${jobPath(j)}&replay=1`}
+          aria-label={`replay ${j.id} in ${j.queue}`}
+          aria-disabled={!can('write')}
+        >
+          Replay
+        </Link>
+      ),
+    },
   ]
 
   return (

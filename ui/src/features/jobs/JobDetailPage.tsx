@@ -21,6 +21,9 @@ import {
   useRunNow,
   useSetPriority,
 } from './api/job-actions'
+import { CompareWith } from './CompareWith'
+import { JobTimeline } from './JobTimeline'
+import { ReplayEditor } from './ReplayEditor'
 
 export function curlFor(job: JobDto, authRequired: boolean): string {
   const body: Record<string, unknown> = {
@@ -119,8 +122,13 @@ function JobView({ job }: { job: JobDetail }) {
   const retryable = ['failed', 'cancelled'].includes(job.state)
   const curl = curlFor(job, authRequired)
   const actionError = cancel.error ?? retry.error
-  // Set by the New job form when its add was answered by this job's dedup.
-  const deduplicated = (useLocation().state as { deduplicated?: boolean } | null)?.deduplicated
+  // Set by the New job form when its add was answered by this job's dedup; by the replay editor.
+  const navState = useLocation().state as { deduplicated?: boolean; replayed?: boolean } | null
+  const deduplicated = navState?.deduplicated
+  // Replay (ADR 0028): a finished job; `?replay=1` (the DLQ's Replay) opens the editor.
+  const { get, update } = useUrlParams()
+  const replayable = ['completed', 'failed', 'cancelled'].includes(job.state)
+  const replaying = get('replay') === '1'
 
   return (
     <div className="stack">
@@ -150,6 +158,14 @@ function JobView({ job }: { job: JobDetail }) {
             <button type="button" disabled={!retryable || !can('write')} onClick={() => retry.mutate(job)}>
               Retry
             </button>
+            <button
+              type="button"
+              disabled={!replayable || !can('write')}
+              title="Run it again as a new job, with changes"
+              onClick={() => update({ replay: replaying ? undefined : '1' })}
+            >
+              Replay
+            </button>
             <Day2Actions job={job} />
             <button
               type="button"
@@ -173,6 +189,11 @@ function JobView({ job }: { job: JobDetail }) {
         {deduplicated && (
           <p role="status" className="muted">
             Deduplicated: no new job was created; this is the job that answered the add.
+          </p>
+        )}
+        {navState?.replayed && (
+          <p role="status" className="notice">
+            Replay created: this new job re-runs {job.replay_of}.
           </p>
         )}
         <dl className="facts">
@@ -205,6 +226,30 @@ function JobView({ job }: { job: JobDetail }) {
                   {job.flow_id}
                 </Link>{' '}
                 node <span className="mono">{job.flow_node}</span>
+              </dd>
+            </>
+          )}
+          {job.replay_of && (
+            <>
+              <dt>Replay of</dt>
+              <dd>
+                <ReplayLink refText={job.replay_of} />
+              </dd>
+            </>
+          )}
+          {job.replays && (
+            <>
+              <dt>Replays</dt>
+              <dd>
+                {job.replays.count}
+                {': '}
+                {job.replays.last.map((r, i) => (
+                  <span key={r.job}>
+                    {i > 0 && ', '}
+                    <ReplayLink refText={r.job} />
+                  </span>
+                ))}
+                {job.replays.count > job.replays.last.length && ', …'}
               </dd>
             </>
           )}
@@ -282,6 +327,8 @@ function JobView({ job }: { job: JobDetail }) {
         <Progress value={job.progress} />
       </Card>
 
+      {replaying && replayable && <ReplayEditor job={job} onClose={() => update({ replay: undefined })} />}
+
       <div className="grid2">
         <Card title="Payload">
           <JsonView data={job.payload} />
@@ -331,6 +378,9 @@ function JobView({ job }: { job: JobDetail }) {
         </ol>
       </Card>
 
+      <JobTimeline job={job} />
+      <CompareWith job={job} />
+
       <Card title="Log">
         {job.logs.length ? (
           <pre className="log">{job.logs.join('\n')}</pre>
@@ -343,6 +393,16 @@ function JobView({ job }: { job: JobDetail }) {
         <pre>{curl}</pre>
       </details>
     </div>
+  )
+}
+
+/** A `<queue>/<id>` link to that job's page (replay_of, replays). */
+function ReplayLink({ refText }: { refText: string }) {
+  const slash = refText.indexOf('/')
+  return (
+    <Link className="mono" to={jobPath({ queue: refText.slice(0, slash), id: refText.slice(slash + 1) })}>
+      {refText}
+    </Link>
   )
 }
 

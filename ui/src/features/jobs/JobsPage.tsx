@@ -4,10 +4,11 @@
 
 import type { JobDto } from '@dtq/app/schemas'
 import { useState } from 'react'
-import { Link } from 'react-router'
+import { Link, useNavigate } from 'react-router'
 import { type Column, DataTable, selectColumn } from '../../components/DataTable'
 import { QueryState } from '../../components/QueryState'
 import { Card, ConfirmButton, FilterInput, Pager, StateBadge } from '../../components/ui'
+import { qs } from '../../lib/api'
 import { useAuth } from '../../lib/auth'
 import { ago } from '../../lib/format'
 import { jobKey, jobPath, parseJobKey } from '../../lib/job-ref'
@@ -36,6 +37,7 @@ export function JobsPage() {
   const [notice, setNotice] = useState<string | null>(null)
   const byFilter = useBulkByFilter()
   const [rate, setRate] = useState('100')
+  const navigate = useNavigate()
 
   /** Changes one parameter and clears the selection; a new filter starts from the first page. */
   const set = (k: string, v: string | undefined) => {
@@ -158,6 +160,17 @@ export function JobsPage() {
         >
           Retry selected
         </ConfirmButton>
+        <button
+          type="button"
+          disabled={selected.size !== 2}
+          title="Two jobs side by side (select two)"
+          onClick={() => {
+            const [a, b] = [...selected]
+            navigate(`/compare${qs({ a, b })}`)
+          }}
+        >
+          Compare selected
+        </button>
         <label>
           Rate/s{' '}
           <input

@@ -7,6 +7,8 @@ import { useAuth } from '../../lib/auth'
 import { parseJsonText } from '../../lib/format'
 import { jobPath } from '../../lib/job-ref'
 import { useCreateJob, useGenerateJobs } from './api/job-actions'
+import { useDryRunAdd } from './api/replay'
+import { DryRunResult } from './ReplayEditor'
 
 const BUILTINS = ['echo', 'sleep', 'fail', 'cpu', 'synthetic']
 
@@ -14,6 +16,7 @@ export function NewJobPage() {
   const { can, environment } = useAuth()
   const navigate = useNavigate()
   const create = useCreateJob()
+  const dry = useDryRunAdd()
   const generate = useGenerateJobs()
   const [payload, setPayload] = useState('{\n  "hello": "world"\n}')
   const parsed = parseJsonText(payload)
@@ -52,6 +55,11 @@ export function NewJobPage() {
               depends_on,
               dedup: mode ? { mode, ttl_ms: n('dedup_ttl_ms'), key: s('dedup_key') } : undefined,
               expires_in_ms: n('expires_in_ms'),
+            }
+            // "Dry run" (ADR 0028): every check, and what would be created; nothing written.
+            if ((e.nativeEvent as SubmitEvent).submitter?.getAttribute('value') === 'dry-run') {
+              dry.mutate(body)
+              return
             }
             // A refusal is shown by the ErrorBox below (create.error), not thrown to the window.
             const job = await create.mutateAsync(body).catch(() => null)
@@ -164,14 +172,20 @@ export function NewJobPage() {
             window answers the others. Debounce: the waiting job takes the latest payload and runs a window
             after the latest add. A job not started within &quot;expires in&quot; ends cancelled (expired).
           </span>
-          {create.error && <ErrorBox error={create.error} />}
-          <button
-            type="submit"
-            className="primary"
-            disabled={!!parsed.error || !can('write') || create.isPending}
-          >
-            Create job
-          </button>
+          {(create.error ?? dry.error) && <ErrorBox error={create.error ?? dry.error} />}
+          {dry.data && <DryRunResult dry={dry.data} />}
+          <div className="actions">
+            <button
+              type="submit"
+              className="primary"
+              disabled={!!parsed.error || !can('write') || create.isPending}
+            >
+              Create job
+            </button>
+            <button type="submit" value="dry-run" disabled={!!parsed.error || !can('write') || dry.isPending}>
+              Dry run
+            </button>
+          </div>
           {!can('write') && <p className="muted">Your token is read-only.</p>}
         </form>
       </Card>
