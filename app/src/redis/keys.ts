@@ -42,6 +42,9 @@ export const QUEUE_KEY = {
   dedup: ':dd:',
   /** Jobs with a start deadline, scored by it (ADR 0021). */
   deadlines: ':deadlines',
+  /** Finished jobs for the archiver (stream, group `archiver`) and its switch (ADR 0027). */
+  archive: ':archive',
+  archive_on: ':archive:on',
 } as const
 
 /** The key spellings and shared constants for the Lua library (see scripts.ts). */
@@ -97,6 +100,14 @@ export class Keys {
   }
   idempotency(queue: string, keyHash: string): string {
     return this.base(queue) + QUEUE_KEY.idem + keyHash
+  }
+  /** Finished jobs waiting for the archiver (stream, group `archiver`; ADR 0027). */
+  archive(queue: string): string {
+    return this.base(queue) + QUEUE_KEY.archive
+  }
+  /** Present while the queue is archived: the finishing scripts read it (ADR 0027). */
+  archiveOn(queue: string): string {
+    return this.base(queue) + QUEUE_KEY.archive_on
   }
   /** Queue settings: paused flag. */
   meta(queue: string): string {

@@ -1,0 +1,353 @@
+/**
+ * The archiver (ADR 0027): every finished job reaches PostgreSQL once in effect, with its
+ * attempts; several archivers share the work; a dead one's entries are claimed; retention and the
+ * events stream's trimming cannot lose a job before it is archived (negative control: the hold
+ * off); a job retried from the DLQ after it was archived ends as one row; a PostgreSQL outage
+ * (a private server stopped and started) loses nothing. Real Redis, real PostgreSQL: a database
+ * of this run's own on 127.0.0.1:5432, dropped after.
+ */
+import { randomBytes } from 'node:crypto'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { Archiver } from '../src/history/archiver.ts'
+import { createPool, History, migrate, type Pool } from '../src/history/db.ts'
+import { F } from '../src/queue/job.ts'
+import { ArchiveStore } from '../src/redis/archive.ts'
+import { setLibraryOptions } from '../src/redis/scripts.ts'
+import { type Bundle, setup, waitFor } from './helpers.ts'
+import { createTestDatabase, hasPrivatePostgres, PrivatePostgres, type TestDatabase } from './postgres.ts'
+
+let db: TestDatabase
+beforeAll(async () => {
+  db = await createTestDatabase()
+})
+afterAll(async () => {
+  await db?.drop()
+})
+
+let b: Bundle | undefined
+const cleanups: Array<() => Promise<void>> = []
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c()
+  await b?.cleanup()
+  b = undefined
+})
+
+interface Kit {
+  store: ArchiveStore
+  history: History
+  pool: Pool
+  schema: string
+  archiver(opts?: Partial<ConstructorParameters<typeof Archiver>[0]>): Archiver
+}
+
+/** A fresh schema, migrated, and archivers over the bundle's Redis. */
+async function kit(bundle: Bundle, url = db.url): Promise<Kit> {
+  const schema = `h_${randomBytes(4).toString('hex')}`
+  await migrate(url, schema)
+  const pool = createPool(url)
+  const history = new History(pool, schema)
+  const cfg = bundle.config
+  const store = new ArchiveStore(bundle.redis, {
+    prefix: cfg.keyPrefix,
+    eventsMaxLen: cfg.eventsMaxLen,
+    completedRetentionS: cfg.completedRetentionS,
+    failedRetentionS: cfg.failedRetentionS,
+  })
+  const made: Archiver[] = []
+  cleanups.push(async () => {
+    await Promise.all(made.map((a) => a.stop()))
+    await pool.end()
+  })
+  return {
+    store,
+    history,
+    pool,
+    schema,
+    archiver(opts = {}) {
+      const a = new Archiver({ store, history, pollMs: 20, scanMs: 0, ...opts })
+      made.push(a)
+      return a
+    },
+  }
+}
+
+/** Runs cycles until there is nothing left to archive. */
+async function drain(a: Archiver): Promise<void> {
+  for (let i = 0; i < 1000; i++) if ((await a.cycle()) === 0) return
+  throw new Error('archiver did not drain')
+}
+
+async function rows(k: Kit, sql: string, params: unknown[] = []) {
+  return (await k.pool.query(sql.replaceAll('$S', `"${k.schema}"`), params)).rows
+}
+
+/** job_id -> number of rows, over the whole jobs table. */
+async function rowCounts(k: Kit): Promise<Map<string, number>> {
+  const r = await rows(k, 'SELECT job_id, count(*)::int AS n FROM $S.jobs GROUP BY job_id')
+  return new Map(r.map((x) => [x.job_id as string, x.n as number]))
+}
+
+const finished = (b: Bundle, n: number) =>
+  waitFor(
+    async () => {
+      const t = (await b.queue.stats()).totals
+      return t.completed + t.failed + t.cancelled >= n
+    },
+    { timeoutMs: 30_000, what: `${n} finished jobs` },
+  )
+
+describe('archiving', () => {
+  it('writes every finished job once, with its attempts; a replay changes nothing', async () => {
+    b = await setup({ config: { completedRetentionS: 3600 } })
+    const k = await kit(b)
+    const a = k.archiver()
+    // Before archiving is on, finishing writes nothing for it.
+    await b.queue.add('echo', { n: -1 })
+    const w0 = b.worker()
+    await w0.start()
+    await finished(b, 1)
+    await w0.close()
+    expect((await b.keys()).filter((x) => x.includes(':archive'))).toEqual([])
+    await a.scan() // on; the job finished before is taken from the completed index
+    const ids: string[] = []
+    for (let i = 0; i < 60; i++)
+      ids.push((await b.queue.add('echo', { n: i, tag: i % 2 ? 'odd' : 'even' })).job.id)
+    const retried = (await b.queue.add('fail', { times: 1 }, { max_retries: 2 })).job.id
+    const dead = (
+      await b.queue.add('fail', { times: 5, message: 'upstream zebra timeout' }, { max_retries: 1 })
+    ).job.id
+    const cancelled = (await b.queue.add('echo', {}, { delay_ms: 60_000 })).job.id
+    await b.queue.cancel(cancelled)
+    const w = b.worker()
+    await w.start()
+    await finished(b, 64)
+    await w.close()
+    await drain(a)
+    const counts = await rowCounts(k)
+    expect(counts.size).toBe(64)
+    expect([...counts.values()].every((n) => n === 1)).toBe(true)
+    const byId = new Map(
+      (await rows(k, 'SELECT job_id, state, attempts, payload, worker FROM $S.jobs')).map((r) => [
+        r.job_id,
+        r,
+      ]),
+    )
+    expect(byId.get(ids[7]!)).toMatchObject({
+      state: 'completed',
+      attempts: 1,
+      payload: { n: 7, tag: 'odd' },
+    })
+    expect(byId.get(retried)).toMatchObject({ state: 'completed', attempts: 2 })
+    expect(byId.get(dead)).toMatchObject({ state: 'failed', attempts: 2 })
+    expect(byId.get(cancelled)).toMatchObject({ state: 'cancelled', attempts: 0 })
+    const att = await rows(
+      k,
+      'SELECT job_id, attempt, outcome, worker FROM $S.attempts ORDER BY job_id, attempt',
+    )
+    expect(att.filter((r) => r.job_id === retried).map((r) => r.outcome)).toEqual(['failed', 'completed'])
+    expect(att.filter((r) => r.job_id === dead).map((r) => r.outcome)).toEqual(['failed', 'failed'])
+    expect(att.filter((r) => r.job_id === cancelled)).toEqual([])
+    expect(att.every((r) => typeof r.worker === 'string' && r.worker.length > 0)).toBe(true)
+    expect(att.length).toBe(61 + 2 + 2)
+    // The indexes answer the planned queries: JSON containment and free text.
+    const odd = await rows(k, `SELECT count(*)::int AS n FROM $S.jobs WHERE payload @> '{"tag":"odd"}'`)
+    expect(odd[0].n).toBe(30)
+    const text = await rows(
+      k,
+      `SELECT job_id FROM $S.jobs WHERE search @@ plainto_tsquery('simple', 'zebra')`,
+    )
+    expect(text.map((r) => r.job_id)).toEqual([dead])
+    const errs = await rows(
+      k,
+      `SELECT job_id FROM $S.attempts WHERE search @@ plainto_tsquery('simple', 'zebra')`,
+    )
+    expect(errs.map((r) => r.job_id)).toEqual([dead, dead])
+    // Every entry acknowledged and deleted; every hold released.
+    expect((await k.store.status('default')).backlog).toBe(0)
+    expect(await b.redis.hget(b.queue.store.keys.job('default', dead), F.archive)).toBeNull()
+    expect(await b.redis.ttl(b.queue.store.keys.job('default', dead))).toBeGreaterThan(0)
+    // A replay of everything (a crash between the commit and the acknowledgement) changes nothing.
+    const hashes = await k.store.jobs('default', [...counts.keys()])
+    const { historyRows } = await import('../src/history/rows.ts')
+    const again = [...counts.keys()].map((id, i) => historyRows('default', id, hashes[i]!)!)
+    await k.history.write(
+      again.map((r) => r.job),
+      again.flatMap((r) => r.attempts),
+    )
+    expect(await rowCounts(k)).toEqual(counts)
+    expect((await rows(k, 'SELECT count(*)::int AS n FROM $S.attempts'))[0].n).toBe(att.length)
+  }, 60_000)
+
+  it('shares the work between archivers, and takes over a dead one’s entries', async () => {
+    b = await setup()
+    const k = await kit(b)
+    const one = k.archiver({ batch: 40 })
+    const two = k.archiver({ batch: 40, claimIdleMs: 300 })
+    await b.queue.add('echo', {})
+    await one.scan()
+    await two.scan()
+    for (let i = 0; i < 299; i++) await b.queue.add('echo', { i })
+    const w = b.worker()
+    await w.start()
+    await finished(b, 300)
+    await w.close()
+    // A third archiver reads some entries and dies before writing them.
+    const dead = await k.store.read('default', 'dead-archiver', 15, '>')
+    expect(dead.length).toBeGreaterThan(0)
+    one.start()
+    two.start()
+    await waitFor(async () => (await k.store.status('default')).backlog === 0, { what: 'backlog drained' })
+    const counts = await rowCounts(k)
+    expect(counts.size).toBe(300)
+    expect([...counts.values()].every((n) => n === 1)).toBe(true)
+    expect(one.stats.entries).toBeGreaterThan(0)
+    expect(two.stats.entries).toBeGreaterThan(0)
+    // The dead archiver's jobs were written (claimed after 300 ms idle).
+    for (const e of dead) for (const id of e.jobs) expect(counts.get(id)).toBe(1)
+  }, 60_000)
+
+  it('a job retried from the DLQ after it was archived ends as one row, with every attempt', async () => {
+    b = await setup()
+    const k = await kit(b)
+    const a = k.archiver()
+    await b.queue.add('echo', {})
+    await a.scan()
+    const id = (await b.queue.add('fail', { times: 1 }, { max_retries: 0 })).job.id
+    const w = b.worker()
+    await w.start()
+    await waitFor(async () => (await b!.queue.getJob(id))?.state === 'failed')
+    await drain(a)
+    expect(await rows(k, 'SELECT state FROM $S.jobs WHERE job_id = $1', [id])).toEqual([{ state: 'failed' }])
+    await b.queue.retry(id)
+    await waitFor(async () => (await b!.queue.getJob(id))?.state === 'completed')
+    await w.close()
+    await drain(a)
+    expect(await rows(k, 'SELECT state, attempts FROM $S.jobs WHERE job_id = $1', [id])).toEqual([
+      { state: 'completed', attempts: 2 },
+    ])
+    const att = await rows(k, 'SELECT attempt, outcome FROM $S.attempts WHERE job_id = $1 ORDER BY attempt', [
+      id,
+    ])
+    expect(att).toEqual([
+      { attempt: 1, outcome: 'failed' },
+      { attempt: 2, outcome: 'completed' },
+    ])
+  }, 30_000)
+})
+
+/** Finishes `n` echo jobs with archiving on and no archiver reading, retention 1 s, then prunes. */
+async function finishUnarchived(n: number, k: Kit) {
+  await b!.queue.add('echo', {})
+  await k.archiver().scan()
+  await b!.queue.addBulk(Array.from({ length: n - 1 }, (_, i) => ({ task_type: 'echo', payload: { i } })))
+  const w = b!.worker()
+  await w.start()
+  await finished(b!, n)
+  await w.close()
+  await new Promise((r) => setTimeout(r, 1100)) // past COMPLETED_RETENTION_S
+  await b!.queue.store.pruneCompleted('default')
+}
+
+describe('nothing is lost before it is archived', () => {
+  it('retention waits for the archiver, then removes the job', async () => {
+    b = await setup({ config: { completedRetentionS: 1, eventsMaxLen: 100 } })
+    const k = await kit(b)
+    await finishUnarchived(400, k)
+    const jobKeys = async () => (await b!.keys()).filter((x) => x.includes(':job:')).length
+    expect(await jobKeys()).toBe(400) // all held past their retention
+    // The events stream was trimmed to ~100 events: most completions are gone from it, while the
+    // archive stream holds every finished job.
+    const events = (await b.redis.xrange(b.queue.store.keys.events('default'), '-', '+')) as Array<
+      [string, string[]]
+    >
+    const completedEvents = events
+      .filter(([, f]) => f[3] === 'completed')
+      .flatMap(([, f]) => f[1]!.split(' '))
+    expect(completedEvents.length).toBeLessThan(300)
+    const a = k.archiver()
+    await drain(a)
+    expect((await rowCounts(k)).size).toBe(400)
+    expect(a.stats.missing).toBe(0)
+    await b.queue.store.pruneCompleted('default')
+    expect(await jobKeys()).toBe(0) // archived: retention applies again
+  }, 30_000)
+
+  it('negative control: with the hold off (no-archive-hold), retention drops unarchived jobs', async () => {
+    setLibraryOptions({ noArchiveHold: true })
+    try {
+      b = await setup({ config: { completedRetentionS: 1 } })
+      const k = await kit(b)
+      await finishUnarchived(120, k)
+      const a = k.archiver()
+      await drain(a)
+      expect(a.stats.missing).toBeGreaterThan(0)
+      expect((await rowCounts(k)).size).toBeLessThan(120)
+    } finally {
+      setLibraryOptions({})
+    }
+  }, 30_000)
+
+  it('failed and cancelled jobs get their TTL only once archived', async () => {
+    b = await setup()
+    const k = await kit(b)
+    const a = k.archiver()
+    await b.queue.add('echo', {})
+    await a.scan()
+    const id = (await b.queue.add('fail', { times: 3 }, { max_retries: 0 })).job.id
+    const c = (await b.queue.add('echo', {}, { delay_ms: 60_000 })).job.id
+    await b.queue.cancel(c)
+    const w = b.worker()
+    await w.start()
+    await waitFor(async () => (await b!.queue.getJob(id))?.state === 'failed')
+    await w.close()
+    const key = (x: string) => b!.queue.store.keys.job('default', x)
+    expect(await b.redis.ttl(key(id))).toBe(-1)
+    expect(await b.redis.ttl(key(c))).toBe(-1)
+    await drain(a)
+    expect(await b.redis.ttl(key(id))).toBeGreaterThan(0)
+    expect(await b.redis.ttl(key(c))).toBeGreaterThan(0)
+  }, 30_000)
+
+  it('switching archiving off gives the held jobs their retention back', async () => {
+    b = await setup({ config: { completedRetentionS: 1 } })
+    const k = await kit(b)
+    await finishUnarchived(30, k)
+    await k.store.disable('default')
+    expect(await k.store.enabled('default')).toBe(false)
+    expect(await b.redis.exists(b.queue.store.keys.archive('default'))).toBe(0)
+    await b.queue.store.pruneCompleted('default')
+    expect((await b.keys()).filter((x) => x.includes(':job:'))).toEqual([])
+  }, 30_000)
+})
+
+describe.runIf(hasPrivatePostgres())('a PostgreSQL outage', () => {
+  it('loses nothing: the archiver retries, nothing is acknowledged until written', async () => {
+    const server = await PrivatePostgres.create()
+    cleanups.push(() => server.destroy())
+    b = await setup()
+    const k = await kit(b, server.url)
+    const a = k.archiver({ batch: 50 })
+    await b.queue.add('echo', {})
+    await a.scan()
+    a.start()
+    const w = b.worker()
+    await w.start()
+    for (let i = 0; i < 99; i++) await b.queue.add('echo', { i })
+    await finished(b, 100)
+    await waitFor(async () => (await k.store.status('default')).backlog === 0, { what: 'first drain' })
+    await server.stop()
+    for (let i = 0; i < 200; i++) await b.queue.add('echo', { i })
+    await finished(b, 300)
+    await waitFor(() => a.stats.failures > 0, { what: 'a failed write' })
+    expect((await k.store.status('default')).backlog).toBeGreaterThan(0)
+    await server.start()
+    await waitFor(async () => (await k.store.status('default')).backlog === 0, {
+      timeoutMs: 40_000,
+      what: 'drain after the outage',
+    })
+    await w.close()
+    const counts = await rowCounts(k)
+    expect(counts.size).toBe(300)
+    expect([...counts.values()].every((n) => n === 1)).toBe(true)
+  }, 90_000)
+})
