@@ -53,6 +53,8 @@ export interface ArchiverStats {
 }
 
 const HOUR_MS = 3_600_000
+/** How often an archiver writes its counters to the registry (GET /history/status reads them). */
+const REPORT_EVERY_MS = 5000
 
 export class Archiver {
   readonly consumer: string
@@ -77,6 +79,7 @@ export class Archiver {
   private lastScan = Number.NEGATIVE_INFINITY
   private lastClaim = 0
   private lastRetention = Number.NEGATIVE_INFINITY
+  private lastReport = Number.NEGATIVE_INFINITY
   private next = 0
   private running = false
   private loop: Promise<void> | undefined
@@ -167,6 +170,10 @@ export class Archiver {
       const dropped = await this.history.dropOlderThan(this.retentionDays, now)
       if (dropped.length) this.log.info({ dropped }, 'archiver: history partitions past retention dropped')
       this.lastRetention = now
+    }
+    if (now - this.lastReport >= REPORT_EVERY_MS) {
+      await this.store.report({ consumer: this.consumer, at: now, ...this.stats })
+      this.lastReport = now
     }
     const byQueue = await this.readBatch(now)
     if (byQueue.size === 0) return 0

@@ -16,8 +16,9 @@ export type Pool = pg.Pool
 
 export function createPool(url: string, max = 4): pg.Pool {
   const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 5000 })
-  // An idle client's error (the server went away) must not kill the process: the next query fails instead.
+  // A client's error (the server went away) must not kill the process: its query fails instead.
   pool.on('error', () => {})
+  pool.on('connect', (client) => client.on('error', () => {}))
   return pool
 }
 
@@ -25,8 +26,20 @@ const ident = (name: string) => `"${name.replaceAll('"', '""')}"`
 
 /** Runs the migrations not yet applied (several archivers starting at once wait for each other). */
 export async function migrate(url: string, schema: string): Promise<void> {
+  // Our own client, so a connection cut mid-run is an error of this call, not of the process.
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 })
+  client.on('error', () => {})
+  await client.connect()
+  try {
+    await migrateWith(client, schema)
+  } finally {
+    await client.end().catch(() => {})
+  }
+}
+
+async function migrateWith(dbClient: pg.Client, schema: string): Promise<void> {
   await runner({
-    databaseUrl: url,
+    dbClient,
     dir: MIGRATIONS_DIR,
     direction: 'up',
     migrationsTable: 'dtq_migrations',

@@ -31,6 +31,7 @@ import { adminRoutes } from './routes/admin.ts'
 import { dlqRoutes } from './routes/dlq.ts'
 import { eventRoutes } from './routes/events.ts'
 import { flowRoutes } from './routes/flows.ts'
+import { historyRoutes } from './routes/history.ts'
 import { jobRoutes } from './routes/jobs.ts'
 import { limitRoutes } from './routes/limits.ts'
 import { scheduleRoutes } from './routes/schedules.ts'
@@ -238,6 +239,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(adminRoutes)
   await app.register(scheduleRoutes)
   await app.register(eventRoutes)
+  await app.register(historyRoutes)
 
   if (deps.consoleDir) await serveConsole(app, deps.consoleDir)
   app.get('/openapi.json', { config: { role: 'public' }, schema: { hide: true } }, async () => app.swagger())

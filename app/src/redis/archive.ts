@@ -42,7 +42,52 @@ export interface ArchiveQueueStatus {
   oldest_at: number | null
 }
 
+/** An archiver's report in the registry (`<prefix>:archivers`), written every few seconds. */
+export interface ArchiverReport {
+  consumer: string
+  at: number
+  archived: number
+  entries: number
+  missing: number
+  failures: number
+  last_archived_at: number | null
+  last_error: string | null
+}
+
+/** A report older than this is removed by the next archiver that writes its own (it stopped). */
+export const ARCHIVER_REPORT_TTL_MS = 3_600_000
+
 export class ArchiveStore extends StoreBase {
+  /** Writes this archiver's report; reports of archivers silent for an hour are removed. */
+  async report(r: ArchiverReport): Promise<void> {
+    const key = this.keys.archivers()
+    await this.redis.hset(key, r.consumer, JSON.stringify(r))
+    const all = await this.redis.hgetall(key)
+    const stale = Object.entries(all)
+      .filter(([, v]) => {
+        try {
+          return (JSON.parse(v) as ArchiverReport).at < r.at - ARCHIVER_REPORT_TTL_MS
+        } catch {
+          return true
+        }
+      })
+      .map(([k]) => k)
+    if (stale.length) await this.redis.hdel(key, ...stale)
+  }
+
+  async reports(): Promise<ArchiverReport[]> {
+    const all = await this.redis.hgetall(this.keys.archivers())
+    return Object.values(all)
+      .flatMap((v) => {
+        try {
+          return [JSON.parse(v) as ArchiverReport]
+        } catch {
+          return []
+        }
+      })
+      .sort((a, b) => a.consumer.localeCompare(b.consumer))
+  }
+
   /**
    * Switches archiving on in the queue (idempotent). The first time, up to `backfill` finished
    * jobs of each state still in Redis join the archive. True when it was off.

@@ -152,6 +152,10 @@ export class Keys {
   queues(): string {
     return `${this.prefix}:queues`
   }
+  /** Live archivers (hash: consumer → JSON of its counters and when it wrote them; ADR 0027). */
+  archivers(): string {
+    return `${this.prefix}:archivers`
+  }
   /** Partition counts of partitioned queues (hash: queue → N; app/src/queue/partitions.ts). */
   partitions(): string {
     return `${this.prefix}:partitions`
