@@ -13,7 +13,8 @@ import { createPool, History, migrate, type Pool } from '../src/history/db.ts'
 import { F } from '../src/queue/job.ts'
 import { ArchiveStore } from '../src/redis/archive.ts'
 import { setLibraryOptions } from '../src/redis/scripts.ts'
-import { type Bundle, setup, waitFor } from './helpers.ts'
+import { apiSetup, bearer, TOKEN_SETTING } from './api-helpers.ts'
+import { type Bundle, setup, spreadQueues, waitFor } from './helpers.ts'
 import { createTestDatabase, hasPrivatePostgres, PrivatePostgres, type TestDatabase } from './postgres.ts'
 
 let db: TestDatabase
@@ -205,6 +206,37 @@ describe('archiving', () => {
     // The dead archiver's jobs were written (claimed after 300 ms idle).
     for (const e of dead) for (const id of e.jobs) expect(counts.get(id)).toBe(1)
   }, 60_000)
+
+  it('archives every queue, each in a slot of its own on a Cluster; GET /history/status shows the lag', async () => {
+    const api = await apiSetup({ apiTokens: TOKEN_SETTING })
+    b = api
+    const k = await kit(b)
+    const a = k.archiver()
+    const queues = spreadQueues('arch')
+    for (const queue of queues) await b.queue.add('echo', {}, { queue })
+    await a.scan()
+    const status = async () =>
+      (await api.app.inject({ url: '/history/status', headers: bearer('read') })).json()
+    for (const queue of queues) for (let i = 0; i < 20; i++) await b.queue.add('echo', { i }, { queue })
+    const w = b.worker({ workerQueues: queues })
+    await w.start()
+    await finished(b, 63)
+    await w.close()
+    const before = await status()
+    expect(before).toMatchObject({ enabled: true, backlog: expect.any(Number) })
+    expect(before.backlog).toBeGreaterThan(0)
+    expect(before.lag_ms).toBeGreaterThanOrEqual(0)
+    await drain(a)
+    const r = await rows(k, 'SELECT queue, count(*)::int AS n FROM $S.jobs GROUP BY queue ORDER BY queue')
+    expect(r).toEqual([...queues].sort().map((queue) => ({ queue, n: 21 })))
+    await a.cycle(Date.now() + 10_000) // its report is written
+    const after = await status()
+    expect(after).toMatchObject({ enabled: true, backlog: 0, lag_ms: 0 })
+    expect(after.queues.map((q: { queue: string }) => q.queue).sort()).toEqual([...queues].sort())
+    expect(after.archivers).toEqual([
+      expect.objectContaining({ consumer: a.consumer, archived: 63, missing: 0 }),
+    ])
+  }, 30_000)
 
   it('a job retried from the DLQ after it was archived ends as one row, with every attempt', async () => {
     b = await setup()

@@ -258,7 +258,10 @@ program
     )
     // With DATABASE_URL, the history's archiver too (ADR 0027).
     const archiver = cfg.databaseUrl
-      ? await (await import('../history/run.ts')).startArchiver(cfg, createLogger(cfg.logLevel, 'dtq-archiver'))
+      ? await (await import('../history/run.ts')).startArchiver(
+          cfg,
+          createLogger(cfg.logLevel, 'dtq-archiver'),
+        )
       : undefined
     try {
       await runWorker(cfg, { label: 'dtq-dev' })
