@@ -340,6 +340,21 @@ describe('nothing is lost before it is archived', () => {
     expect(await b.redis.ttl(key(c))).toBeGreaterThan(0)
   }, 30_000)
 
+  it('a queue whose switch went (forgotten by the janitor, then back) is switched on again', async () => {
+    b = await setup()
+    const k = await kit(b)
+    const a = k.archiver()
+    await b.queue.add('echo', {})
+    const t = Date.now()
+    await a.scan(t)
+    expect(await k.store.enabled('default')).toBe(true)
+    await b.redis.del(b.queue.store.keys.archiveOn('default'))
+    await a.scan(t + 1000) // a known queue: not looked at again yet
+    expect(await k.store.enabled('default')).toBe(false)
+    await a.scan(t + 31_000) // the full rescan
+    expect(await k.store.enabled('default')).toBe(true)
+  })
+
   it('switching archiving off gives the held jobs their retention back', async () => {
     b = await setup({ config: { completedRetentionS: 1 } })
     const k = await kit(b)

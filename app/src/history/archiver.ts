@@ -55,6 +55,8 @@ export interface ArchiverStats {
 const HOUR_MS = 3_600_000
 /** How often an archiver writes its counters to the registry (GET /history/status reads them). */
 const REPORT_EVERY_MS = 5000
+/** How often every queue's switch is set again (new queues are looked for every scanMs). */
+const RESCAN_MS = 30_000
 
 export class Archiver {
   readonly consumer: string
@@ -80,6 +82,7 @@ export class Archiver {
   private lastClaim = 0
   private lastRetention = Number.NEGATIVE_INFINITY
   private lastReport = Number.NEGATIVE_INFINITY
+  private lastRescan = Number.NEGATIVE_INFINITY
   private next = 0
   private running = false
   private loop: Promise<void> | undefined
@@ -148,12 +151,18 @@ export class Archiver {
     })
   }
 
-  /** Switches archiving on in queues the registry has and this archiver has not seen yet. */
-  async scan(): Promise<void> {
+  /**
+   * Switches archiving on in queues the registry has and this archiver has not seen yet -- and,
+   * every RESCAN_MS, in all of them again (idempotent): a queue the janitor forgot (its switch
+   * deleted with its other keys) and that came back is switched on again.
+   */
+  async scan(now = Date.now()): Promise<void> {
+    const all = now - this.lastRescan >= RESCAN_MS
+    if (all) this.lastRescan = now
     for (const q of await this.store.queues()) {
-      if (this.queues.has(q)) continue
+      if (this.queues.has(q) && !all) continue
       if (await this.store.enable(q)) this.log.info({ queue: q }, 'archiver: archiving switched on')
-      this.queues.set(q, { ownPending: true })
+      if (!this.queues.has(q)) this.queues.set(q, { ownPending: true })
     }
   }
 
@@ -163,7 +172,7 @@ export class Archiver {
    */
   async cycle(now = Date.now()): Promise<number> {
     if (now - this.lastScan >= this.scanMs) {
-      await this.scan()
+      await this.scan(now)
       this.lastScan = now
     }
     if (now - this.lastRetention >= HOUR_MS) {
