@@ -530,7 +530,7 @@ export const SETTINGS = [
     default: '500',
     min: 1,
     max: 5000,
-    doc: 'the most archive entries an archiver reads and writes to PostgreSQL in one transaction',
+    doc: 'about how many finished jobs an archiver writes to PostgreSQL in one transaction (its memory: this many job records)',
   },
   {
     env: 'ARCHIVER_CLAIM_IDLE_MS',

@@ -24,7 +24,7 @@ const silent: ArchiverLog = { info: () => {}, warn: () => {} }
 export interface ArchiverOptions {
   store: ArchiveStore
   history: History
-  /** Entries per transaction (ARCHIVER_BATCH). */
+  /** About how many jobs per transaction (ARCHIVER_BATCH). */
   batch?: number
   /** Another archiver's entries are taken over after this long unacknowledged (ARCHIVER_CLAIM_IDLE_MS). */
   claimIdleMs?: number
@@ -57,6 +57,8 @@ const HOUR_MS = 3_600_000
 const REPORT_EVERY_MS = 5000
 /** How often every queue's switch is set again (new queues are looked for every scanMs). */
 const RESCAN_MS = 30_000
+/** Entries read from one queue at a time (an entry holds the jobs of one finishing call). */
+const ENTRIES_PER_READ = 100
 
 export class Archiver {
   readonly consumer: string
@@ -189,7 +191,11 @@ export class Archiver {
     return this.archive(byQueue)
   }
 
-  /** Up to `batch` entries over the queues, taking turns: own pending first, then claimed, then new. */
+  /**
+   * About `batch` jobs over the queues, taking turns: own pending first, then claimed, then new.
+   * Entries are read at most ENTRIES_PER_READ at a time and counted by their jobs (one entry of a
+   * bulk cancel may hold thousands), so a batch is at most one read past `batch` jobs.
+   */
   private async readBatch(now: number): Promise<Map<string, ArchiveEntry[]>> {
     const out = new Map<string, ArchiveEntry[]>()
     const names = [...this.queues.keys()]
@@ -201,16 +207,17 @@ export class Archiver {
     for (let i = 0; i < names.length && left > 0; i++) {
       const q = names[(start + i) % names.length]!
       const state = this.queues.get(q)!
+      const count = Math.min(left, ENTRIES_PER_READ)
       let got: ArchiveEntry[] = []
       if (state.ownPending) {
-        got = await this.store.read(q, this.consumer, left, '0')
+        got = await this.store.read(q, this.consumer, count, '0')
         if (got.length === 0) state.ownPending = false
       }
-      if (got.length === 0 && claim) got = await this.store.claim(q, this.consumer, this.claimIdleMs, left)
-      if (got.length === 0) got = await this.store.read(q, this.consumer, left, '>')
+      if (got.length === 0 && claim) got = await this.store.claim(q, this.consumer, this.claimIdleMs, count)
+      if (got.length === 0) got = await this.store.read(q, this.consumer, count, '>')
       if (got.length) {
         out.set(q, got)
-        left -= got.length
+        left -= got.reduce((n, e) => n + Math.max(1, e.jobs.length), 0)
       }
     }
     return out
