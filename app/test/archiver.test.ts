@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { Archiver } from '../src/history/archiver.ts'
 import { createPool, History, migrate, type Pool } from '../src/history/db.ts'
+import { historyRows, type JobRow } from '../src/history/rows.ts'
 import { F } from '../src/queue/job.ts'
 import { ArchiveStore } from '../src/redis/archive.ts'
 import { setLibraryOptions } from '../src/redis/scripts.ts'
@@ -169,7 +170,6 @@ describe('archiving', () => {
     expect(await b.redis.ttl(b.queue.store.keys.job('default', dead))).toBeGreaterThan(0)
     // A replay of everything (a crash between the commit and the acknowledgement) changes nothing.
     const hashes = await k.store.jobs('default', [...counts.keys()])
-    const { historyRows } = await import('../src/history/rows.ts')
     const again = [...counts.keys()].map((id, i) => historyRows('default', id, hashes[i]!)!)
     await k.history.write(
       again.map((r) => r.job),
@@ -265,6 +265,94 @@ describe('archiving', () => {
       { attempt: 2, outcome: 'completed' },
     ])
   }, 30_000)
+})
+
+describe('the write', () => {
+  it('keeps one row per job, its latest end, whatever the order and with writers racing', async () => {
+    b = await setup()
+    const k = await kit(b)
+    const other = new History(createPool(db.url), k.schema)
+    cleanups.push(() => other.pool.end())
+    const day = 86_400_000
+    const t0 = Date.now() - 3 * day
+    const row = (id: string, fin: number, state: string): JobRow => ({
+      ...historyRows('q', id, {
+        [F.task_type]: 't',
+        [F.state]: state,
+        [F.created_at]: String(t0 - day),
+        [F.finished_at]: String(fin),
+        [F.payload]: '{"a":1}',
+        [F.attempts]: '1',
+      })!.job,
+    })
+    // A later end written first, then an older one (a slow archiver): the later one stays.
+    await k.history.write([row('j0', t0 + day, 'completed')], [])
+    await k.history.write([row('j0', t0, 'failed')], [])
+    expect(await rows(k, `SELECT state FROM $S.jobs WHERE job_id = 'j0'`)).toEqual([{ state: 'completed' }])
+    // Two archivers writing two ends of the same jobs at once, 20 rounds, ends a day apart (two
+    // partitions): one row each, the later end.
+    for (let r = 0; r < 20; r++) {
+      const ids = Array.from({ length: 50 }, (_, i) => `r${r}-${i}`)
+      const older = ids.map((id) => row(id, t0, 'failed'))
+      const newer = ids.map((id) => row(id, t0 + day + r, 'completed'))
+      await Promise.all(
+        r % 2
+          ? [k.history.write(older, []), other.write(newer, [])]
+          : [other.write(newer, []), k.history.write(older, [])],
+      )
+      const got = await rows(
+        k,
+        `SELECT state, count(*)::int AS n FROM $S.jobs WHERE job_id LIKE $1 GROUP BY state`,
+        [`r${r}-%`],
+      )
+      expect(got).toEqual([{ state: 'completed', n: 50 }])
+    }
+    expect((await rows(k, 'SELECT count(*)::int AS n FROM $S.job_latest'))[0].n).toBe(1 + 20 * 50)
+  }, 60_000)
+
+  it('locks only the partitions it writes, so a long retention does not exhaust the lock table', async () => {
+    b = await setup()
+    const k = await kit(b)
+    const now = Date.now()
+    await k.history.ensureDays(Array.from({ length: 120 }, (_, i) => now - i * 86_400_000))
+    // A batch of 500 jobs over 120 daily partitions writes (no "out of shared memory").
+    const rs = Array.from({ length: 500 }, (_, i) => ({
+      ...historyRows('q', `p${i}`, {
+        [F.task_type]: 't',
+        [F.state]: 'completed',
+        [F.created_at]: String(now - 1000),
+        [F.finished_at]: String(now - (i % 3) * 1000),
+        [F.attempts]: '1',
+        [F.started_at]: String(now - 2000),
+      })!,
+    }))
+    // Another session holds an uncommitted row with the key of p0's row: the write waits there,
+    // in its last step, and its locks are counted meanwhile.
+    const blocker = await k.pool.connect()
+    await blocker.query('BEGIN')
+    await blocker.query(
+      `INSERT INTO "${k.schema}".jobs (queue, job_id, task_type, state, priority, attempts, max_retries,
+         created_at, finished_at, job) VALUES ('q', 'p0', 't', 'completed', 'normal', 1, 0, now(), $1, '{}')`,
+      [new Date(now)],
+    )
+    const writing = k.history.write(
+      rs.map((r) => r.job),
+      rs.flatMap((r) => r.attempts),
+    )
+    const locks = await waitFor(async () => {
+      const w = await k.pool.query(
+        `SELECT a.pid, (SELECT count(*)::int FROM pg_locks l WHERE l.pid = a.pid) AS n FROM pg_stat_activity a
+         WHERE a.datname = current_database() AND a.wait_event_type = 'Lock' AND a.query LIKE '%INSERT INTO%jobs%'`,
+      )
+      return w.rows[0]?.n as number | undefined
+    })
+    await blocker.query('ROLLBACK')
+    blocker.release()
+    await writing
+    // The partitions of the batch's days (2 tables, a few days, their indexes), not all 240.
+    expect(locks).toBeLessThan(150)
+    expect((await rows(k, 'SELECT count(*)::int AS n FROM $S.jobs'))[0].n).toBe(500)
+  }, 60_000)
 })
 
 /** Finishes `n` echo jobs with archiving on and no archiver reading, retention 1 s, then prunes. */

@@ -9,7 +9,7 @@ import type { AttemptRow, JobRow } from './rows.ts'
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url))
 const DAY_MS = 86_400_000
-/** The advisory lock that serialises partition DDL between archivers. */
+/** The advisory lock that serialises partition DDL between archivers (the only advisory lock). */
 const PARTITION_LOCK = 0x647471_0027
 
 export type Pool = pg.Pool
@@ -115,26 +115,71 @@ export class History {
       await this.pool.query(`DROP TABLE IF EXISTS ${this.t(name)}`)
       this.days.delete(name.slice(-8))
     }
+    // The pointers to rows gone with their partitions, in slices (a short lock each).
+    const before = `${cutoff.slice(0, 4)}-${cutoff.slice(4, 6)}-${cutoff.slice(6)} 00:00:00+00`
+    for (;;) {
+      const r = await this.pool.query(
+        `DELETE FROM ${this.t('job_latest')} WHERE ctid IN (
+           SELECT ctid FROM ${this.t('job_latest')} WHERE finished_at < $1 LIMIT 10000)`,
+        [before],
+      )
+      if ((r.rowCount ?? 0) < 10000) break
+    }
     return old.sort()
   }
 
   /**
-   * Writes a batch in one transaction: each job's row replaces an older end of the same job
-   * (never a newer one), attempts are added once. Idempotent: a replay of the same batch changes
-   * nothing. Concurrent writers of the same job are serialised by an advisory lock per job.
+   * Writes a batch in one transaction, idempotently (a replayed batch changes nothing):
+   *   1. `job_latest` upserted for every job, in (queue, job_id) order: its row lock makes a
+   *      second archiver writing the same job wait for this commit (no deadlock: same order);
+   *      it keeps the latest end and returns the one before (`prev`);
+   *   2. a job whose latest end is newer than this row's: its row is not written (a later
+   *      end was archived already); one whose previous end is older: that row is deleted --
+   *      by its exact key, so one partition is locked, not all;
+   *   3. the rows upserted (ON CONFLICT on the partition key), the attempts added once.
+   * No statement joins the partitioned tables, so a transaction locks only the partitions it
+   * writes (a join would lock every partition and its indexes: ~1000 locks at 90 days).
    */
-  async write(jobs: readonly JobRow[], attempts: readonly AttemptRow[]): Promise<void> {
-    if (jobs.length === 0 && attempts.length === 0) return
+  async write(given: readonly JobRow[], attempts: readonly AttemptRow[]): Promise<void> {
+    if (given.length === 0 && attempts.length === 0) return
+    // One row per job (its latest end), in lock order.
+    const one = new Map<string, JobRow>()
+    for (const j of given) {
+      const k = `${j.queue} ${j.job_id}`
+      if ((one.get(k)?.finished_at ?? -1) < j.finished_at) one.set(k, j)
+    }
+    const jobs = [...one.values()].sort((a, b) => compare(a.queue, b.queue) || compare(a.job_id, b.job_id))
     await this.ensureDays([...jobs.map((j) => j.finished_at), ...attempts.map((a) => a.ended_at)])
     const c = await this.pool.connect()
     try {
       await c.query('BEGIN')
-      await c.query(
-        `SELECT pg_advisory_xact_lock(h) FROM
-           (SELECT DISTINCT hashtextextended(k, 27) AS h FROM unnest($1::text[]) AS k ORDER BY 1) s`,
-        [jobs.map((j) => `${j.queue} ${j.job_id}`)],
-      )
-      if (jobs.length) await c.query(this.jobsSql(), [json(jobs)])
+      let keep = jobs
+      if (jobs.length) {
+        const { rows } = await c.query<{ queue: string; job_id: string; latest: Date; prev: Date | null }>(
+          `INSERT INTO ${this.t('job_latest')} AS l (queue, job_id, finished_at)
+           SELECT x.queue, x.job_id, to_timestamp(x.fin / 1000.0)
+           FROM unnest($1::text[], $2::text[], $3::float8[]) WITH ORDINALITY AS x(queue, job_id, fin, n)
+           ORDER BY x.n
+           ON CONFLICT (queue, job_id) DO UPDATE SET
+             prev = CASE WHEN EXCLUDED.finished_at > l.finished_at THEN l.finished_at ELSE l.prev END,
+             finished_at = GREATEST(l.finished_at, EXCLUDED.finished_at)
+           RETURNING queue, job_id, finished_at AS latest, prev`,
+          [jobs.map((j) => j.queue), jobs.map((j) => j.job_id), jobs.map((j) => j.finished_at)],
+        )
+        const latest = new Map(rows.map((r) => [`${r.queue} ${r.job_id}`, r]))
+        keep = []
+        for (const j of jobs) {
+          const l = latest.get(`${j.queue} ${j.job_id}`)!
+          if (l.latest.getTime() > j.finished_at) continue // a later end is archived
+          keep.push(j)
+          if (l.prev && l.prev.getTime() < j.finished_at)
+            await c.query(
+              `DELETE FROM ${this.t('jobs')} WHERE finished_at = $1 AND queue = $2 AND job_id = $3`,
+              [l.prev, j.queue, j.job_id],
+            )
+        }
+      }
+      if (keep.length) await c.query(this.jobsSql(), [json(keep)])
       if (attempts.length) await c.query(this.attemptsSql(), [json(attempts)])
       await c.query('COMMIT')
     } catch (err) {
@@ -146,29 +191,20 @@ export class History {
   }
 
   private jobsSql(): string {
-    const jobs = this.t('jobs')
     return `
-WITH r AS (
-  SELECT x.*, to_timestamp(x.finished_at / 1000.0) AS fin
-  FROM jsonb_to_recordset($1::jsonb) AS x(
-    queue text, job_id text, task_type text, state text, priority text, payload jsonb, result jsonb,
-    error_class text, error text, attempts int, max_retries int, worker text, partition_key text,
-    created_at bigint, queued_at bigint, started_at bigint, finished_at bigint, flow_id text,
-    schedule text, trace text, idempotency_key text, job jsonb)
-), older AS (
-  DELETE FROM ${jobs} j USING r
-  WHERE j.queue = r.queue AND j.job_id = r.job_id AND j.finished_at < r.fin
-)
-INSERT INTO ${jobs} (queue, job_id, task_type, state, priority, payload, result, error_class, error,
-  attempts, max_retries, worker, partition_key, created_at, queued_at, started_at, finished_at,
-  wait_ms, run_ms, flow_id, schedule, trace, idempotency_key, job)
+INSERT INTO ${this.t('jobs')} (queue, job_id, task_type, state, priority, payload, result, error_class,
+  error, attempts, max_retries, worker, partition_key, created_at, queued_at, started_at,
+  finished_at, wait_ms, run_ms, flow_id, schedule, trace, idempotency_key, job)
 SELECT queue, job_id, task_type, state, priority, payload, result, error_class, error,
   attempts, max_retries, worker, partition_key, to_timestamp(created_at / 1000.0),
-  to_timestamp(queued_at / 1000.0), to_timestamp(started_at / 1000.0), fin,
-  started_at - queued_at, finished_at - started_at, flow_id, schedule, trace, idempotency_key, job
-FROM r
-WHERE NOT EXISTS (
-  SELECT 1 FROM ${jobs} j WHERE j.queue = r.queue AND j.job_id = r.job_id AND j.finished_at > r.fin)
+  to_timestamp(queued_at / 1000.0), to_timestamp(started_at / 1000.0),
+  to_timestamp(finished_at / 1000.0), started_at - queued_at, finished_at - started_at, flow_id,
+  schedule, trace, idempotency_key, job
+FROM jsonb_to_recordset($1::jsonb) AS x(
+  queue text, job_id text, task_type text, state text, priority text, payload jsonb, result jsonb,
+  error_class text, error text, attempts int, max_retries int, worker text, partition_key text,
+  created_at bigint, queued_at bigint, started_at bigint, finished_at bigint, flow_id text,
+  schedule text, trace text, idempotency_key text, job jsonb)
 ON CONFLICT (finished_at, queue, job_id) DO UPDATE SET
   task_type = EXCLUDED.task_type, state = EXCLUDED.state, priority = EXCLUDED.priority,
   payload = EXCLUDED.payload, result = EXCLUDED.result, error_class = EXCLUDED.error_class,
@@ -190,6 +226,8 @@ FROM jsonb_to_recordset($1::jsonb) AS x(queue text, job_id text, attempt int, ta
 ON CONFLICT DO NOTHING`
   }
 }
+
+const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
 
 /** JSON for a jsonb parameter: PostgreSQL's jsonb cannot hold the NUL character (\u0000), dropped. */
 function json(v: unknown): string {

@@ -42,6 +42,19 @@ CREATE TABLE jobs (
 ) PARTITION BY RANGE (finished_at);
 
 CREATE INDEX jobs_job ON jobs (queue, job_id);
+
+-- Where each job's row is: its latest end archived (and the one before, while the archiver
+-- replaces it). Not partitioned, so (queue, job_id) is unique here: the archiver upserts it
+-- first, and its row lock serialises two archivers writing the same job. Rows past retention
+-- are deleted with the partitions.
+CREATE TABLE job_latest (
+  queue       text        NOT NULL,
+  job_id      text        NOT NULL,
+  finished_at timestamptz NOT NULL,
+  prev        timestamptz,
+  PRIMARY KEY (queue, job_id)
+);
+CREATE INDEX job_latest_time ON job_latest (finished_at);
 CREATE INDEX jobs_queue_time ON jobs (queue, finished_at);
 CREATE INDEX jobs_type_time ON jobs (task_type, finished_at);
 CREATE INDEX jobs_state_time ON jobs (state, finished_at);
@@ -77,5 +90,6 @@ CREATE INDEX attempts_type_time ON attempts (task_type, ended_at);
 CREATE INDEX attempts_search ON attempts USING gin (search);
 
 -- Down Migration
+DROP TABLE job_latest;
 DROP TABLE attempts;
 DROP TABLE jobs;
