@@ -15,8 +15,9 @@ import { F } from '../src/queue/job.ts'
 import { ArchiveStore } from '../src/redis/archive.ts'
 import { setLibraryOptions } from '../src/redis/scripts.ts'
 import { apiSetup, bearer, TOKEN_SETTING } from './api-helpers.ts'
-import { type Bundle, setup, spreadQueues, waitFor } from './helpers.ts'
+import { type Bundle, setup, spreadQueues, targetEnv, testTarget, waitFor } from './helpers.ts'
 import { createTestDatabase, hasPrivatePostgres, PrivatePostgres, type TestDatabase } from './postgres.ts'
+import { runCli } from './processes.ts'
 
 let db: TestDatabase
 beforeAll(async () => {
@@ -450,6 +451,20 @@ describe('nothing is lost before it is archived', () => {
     await k.store.disable('default')
     expect(await k.store.enabled('default')).toBe(false)
     expect(await b.redis.exists(b.queue.store.keys.archive('default'))).toBe(0)
+    await b.queue.store.pruneCompleted('default')
+    expect((await b.keys()).filter((x) => x.includes(':job:'))).toEqual([])
+  }, 30_000)
+})
+
+describe('the CLI', () => {
+  it('dtq archiver needs DATABASE_URL; --off switches every queue off', async () => {
+    b = await setup({ config: { completedRetentionS: 1 } })
+    const k = await kit(b)
+    await finishUnarchived(10, k)
+    const env = { ...targetEnv(testTarget()), KEY_PREFIX: b.prefix, DATABASE_URL: '' }
+    await expect(runCli(env, ['archiver'])).rejects.toThrow(/needs DATABASE_URL/)
+    expect(await runCli(env, ['archiver', '--off'])).toMatch(/archiving is off in 1 queue/)
+    expect(await k.store.enabled('default')).toBe(false)
     await b.queue.store.pruneCompleted('default')
     expect((await b.keys()).filter((x) => x.includes(':job:'))).toEqual([])
   }, 30_000)
