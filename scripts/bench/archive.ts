@@ -23,7 +23,7 @@ import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { createServer } from 'node:net'
 import { type Config, Queue, Worker } from '@dtq/app'
-import pg from '../../app/node_modules/pg/lib/index.js'
+import { createPool } from '../../app/src/history/db.ts'
 import { fmt, median, SMOKE } from './function-ab.ts'
 import { privateRedis } from './private-redis.ts'
 
@@ -55,8 +55,7 @@ async function redisCpuUs(q: Queue): Promise<number> {
 
 async function withDatabase<T>(fn: (url: string) => Promise<T>): Promise<T> {
   const name = `dtq_bench_${randomBytes(5).toString('hex')}`
-  const admin = new pg.Client({ connectionString: ADMIN })
-  await admin.connect()
+  const admin = createPool(ADMIN, 1)
   await admin.query(`CREATE DATABASE ${name}`)
   const u = new URL(ADMIN)
   u.pathname = `/${name}`
@@ -69,15 +68,14 @@ async function withDatabase<T>(fn: (url: string) => Promise<T>): Promise<T> {
 }
 
 async function rowsIn(url: string, schema: string): Promise<number> {
-  const c = new pg.Client({ connectionString: url })
-  await c.connect()
+  const pool = createPool(url, 1)
   try {
-    const r = await c.query(`SELECT count(*)::int AS n FROM "${schema}".jobs`)
+    const r = await pool.query(`SELECT count(*)::int AS n FROM "${schema}".jobs`)
     return r.rows[0].n as number
   } catch {
     return 0 // not migrated yet
   } finally {
-    await c.end()
+    await pool.end()
   }
 }
 
