@@ -29,7 +29,8 @@ export interface JobRow {
   schedule: string | null
   trace: string | null
   idempotency_key: string | null
-  job: Job
+  /** The rest of the record (everything but payload and result), as the API serves it. */
+  job: Omit<Job, 'payload' | 'result'>
 }
 
 export interface AttemptRow {
@@ -53,6 +54,8 @@ export function historyRows(
 ): { job: JobRow; attempts: AttemptRow[] } | null {
   const j = decodeJob(queue, h, id)
   if (!FINISHED_STATES.has(j.state) || j.finished_at === null) return null
+  // Payload and result have columns of their own: not stored twice.
+  const { payload: _p, result: _r, ...rest } = j
   const job: JobRow = {
     queue,
     job_id: id,
@@ -75,7 +78,7 @@ export function historyRows(
     schedule: j.schedule,
     trace: j.trace,
     idempotency_key: j.idempotency_key,
-    job: j,
+    job: rest,
   }
   const attempts = new Map<number, AttemptRow>()
   for (const e of j.errors) {

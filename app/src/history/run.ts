@@ -44,7 +44,8 @@ async function migrated(
     } catch (err) {
       const wait = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6))
       log.warn({ err: (err as Error).message, retry_in_ms: wait }, 'archiver: migrations failed, will retry')
-      await new Promise((r) => setTimeout(r, wait))
+      // In short steps, so a stop does not wait out the backoff.
+      for (let t = 0; t < wait && !stopped(); t += 250) await new Promise((r) => setTimeout(r, 250))
     }
   }
   return false

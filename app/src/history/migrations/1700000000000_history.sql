@@ -31,7 +31,7 @@ CREATE TABLE jobs (
   schedule        text,
   trace           text,
   idempotency_key text,
-  job             jsonb       NOT NULL, -- the whole record as the API serves it (replay reads it)
+  job             jsonb       NOT NULL, -- the rest of the record as the API serves it (all but payload and result)
   archived_at     timestamptz NOT NULL DEFAULT now(),
   -- Free text over the error and the payload (its first 64 KiB of JSON text).
   search          tsvector GENERATED ALWAYS AS (
