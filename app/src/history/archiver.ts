@@ -226,11 +226,11 @@ export class Archiver {
   private async archive(byQueue: Map<string, ArchiveEntry[]>): Promise<number> {
     const jobs: JobRow[] = []
     const attempts: AttemptRow[] = []
-    const acks: Array<[string, string[], Array<[string, string]>]> = []
+    const acks: Array<[string, string[], Array<[string, string, string]>]> = []
     for (const [q, entries] of byQueue) {
       const ids = [...new Set(entries.flatMap((e) => e.jobs))]
       const hashes = await this.store.jobs(q, ids)
-      const written: Array<[string, string]> = []
+      const written: Array<[string, string, string]> = []
       ids.forEach((id, i) => {
         const h = hashes[i]
         if (!h) {
@@ -243,7 +243,7 @@ export class Archiver {
         if (!rows) return
         jobs.push(rows.job)
         attempts.push(...rows.attempts)
-        written.push([id, finishedOf(h)])
+        written.push([id, finishedOf(h), rows.job.state])
       })
       acks.push([q, entries.map((e) => e.entry), written])
     }

@@ -156,18 +156,18 @@ export class ArchiveStore extends StoreBase {
 
   /**
    * After the commit: acknowledges and deletes the entries, and lets go of the holds of the jobs
-   * archived as they are now (`finished`: the finished_at written, '' for a job not written).
+   * archived as they are now (`written`: id, finished_at and state as written).
    */
   async ack(
     queue: string,
     entries: readonly string[],
-    finished: ReadonlyArray<[string, string]>,
+    written: ReadonlyArray<readonly [string, string, string]>,
   ): Promise<number> {
     return this.run<number>('archive_ack', queue, [
       entries.length,
       ...entries,
-      finished.length,
-      ...finished.flat(),
+      written.length,
+      ...written.flat(),
     ])
   }
 

@@ -4,7 +4,7 @@
   and each job archived as it still is lets go of its hold.
   Each job's hold goes as arch_release (lib/7b-archive.lua) says.
   ARGV[5]   number of entries e, then e entry ids
-  then      number of jobs n, then n pairs: job id, its finished_at as archived ('' : not archived)
+  then      number of jobs n, then n triples: job id, its finished_at and state as archived
   Returns   number of entries acknowledged
   Emits     nothing
 ]]
@@ -13,8 +13,8 @@ local at = 6 + e
 local n = arg_int(at, 0, 1000000, 'number of jobs')
 local stream = base .. K_ARCHIVE
 for j = 1, n do
-  local fin = ARGV[at + 2 * j]
-  if fin ~= '' then arch_release(ARGV[at + 2 * j - 1], fin) end
+  local i = at + 3 * j - 2
+  arch_release(ARGV[i], ARGV[i + 1], ARGV[i + 2])
 end
 local acked = 0
 if e > 0 then

@@ -21,8 +21,9 @@ for _, st in ipairs({ 'completed', 'failed', 'cancelled' }) do
   local batch = {}
   for _, id in ipairs(ids) do
     local jk = k_job(id)
-    if redis.call('HGET', jk, F_STATE) == st then
-      redis.call('HSET', jk, F_ARCHIVE, '1')
+    local state, fi = unpack(redis.call('HMGET', jk, F_STATE, F_FINISHED_AT))
+    if state == st and fi then
+      redis.call('HSET', jk, F_ARCHIVE, fi)
       redis.call('PERSIST', jk)
       batch[#batch + 1] = id
     end

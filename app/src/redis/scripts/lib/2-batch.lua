@@ -130,7 +130,7 @@ end
 
 -- Archiving (docs/decisions/0027): on in a queue while `<base>:archive:on` exists (the archiver
 -- sets it). Read at most once per call, by calls that finish jobs or prune. While it is on, a
--- finished job is marked (F_ARCHIVE '1'), its id goes to the archive stream at flush, and it is
+-- finished job is marked (F_ARCHIVE = its finished_at, NOW), its id goes to the archive stream at flush, and it is
 -- held -- no TTL, no pruning -- until the archiver has written it to PostgreSQL (archive_ack).
 -- ARCHIVE_HOLD is false only in the negative control (DTQ_UNSAFE=no-archive-hold).
 local function arch_on()
@@ -138,9 +138,10 @@ local function arch_on()
   return ARCH
 end
 
--- A finished job's HSET: with the archive mark when archiving is on (no extra call).
+-- A finished job's HSET (every caller sets F_FINISHED_AT to NOW): with the archive mark when
+-- archiving is on (no extra call). The mark is the end's time: archive_ack releases only that end.
 local function finish_hset(jk, ...)
-  if arch_on() then return redis.call('HSET', jk, F_ARCHIVE, '1', ...) end
+  if arch_on() then return redis.call('HSET', jk, F_ARCHIVE, NOW_S, ...) end
   return redis.call('HSET', jk, ...)
 end
 
