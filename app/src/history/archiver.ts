@@ -57,8 +57,8 @@ const HOUR_MS = 3_600_000
 const REPORT_EVERY_MS = 5000
 /** How often every queue's switch is set again (new queues are looked for every scanMs). */
 const RESCAN_MS = 30_000
-/** Entries read from one queue at a time (an entry holds the jobs of one finishing call). */
-const ENTRIES_PER_READ = 100
+/** Entries read at a time (an entry holds the jobs of one finishing call: up to ~100 each). */
+const ENTRIES_PER_READ = 10
 
 export class Archiver {
   readonly consumer: string
@@ -193,8 +193,8 @@ export class Archiver {
 
   /**
    * About `batch` jobs over the queues, taking turns: own pending first, then claimed, then new.
-   * Entries are read at most ENTRIES_PER_READ at a time and counted by their jobs (one entry of a
-   * bulk cancel may hold thousands), so a batch is at most one read past `batch` jobs.
+   * Entries are read ENTRIES_PER_READ at a time and counted by their jobs (one entry of a bulk
+   * cancel may hold thousands), so a batch is at most one read past `batch` jobs.
    */
   private async readBatch(now: number): Promise<Map<string, ArchiveEntry[]>> {
     const out = new Map<string, ArchiveEntry[]>()
@@ -207,18 +207,28 @@ export class Archiver {
     for (let i = 0; i < names.length && left > 0; i++) {
       const q = names[(start + i) % names.length]!
       const state = this.queues.get(q)!
-      const count = Math.min(left, ENTRIES_PER_READ)
-      let got: ArchiveEntry[] = []
-      if (state.ownPending) {
-        got = await this.store.read(q, this.consumer, count, '0')
-        if (got.length === 0) state.ownPending = false
+      const got: ArchiveEntry[] = []
+      let pendingFrom = '0' // this consumer's own unacknowledged entries, from the start
+      let claimed = !claim
+      // In reads of a few entries, until the batch is full or the queue has none left.
+      while (left > 0) {
+        const count = Math.min(left, ENTRIES_PER_READ)
+        let page: ArchiveEntry[] = []
+        if (state.ownPending) {
+          page = await this.store.read(q, this.consumer, count, pendingFrom)
+          if (page.length === 0) state.ownPending = false
+          else pendingFrom = page[page.length - 1]!.entry
+        }
+        if (page.length === 0 && !claimed) {
+          page = await this.store.claim(q, this.consumer, this.claimIdleMs, count)
+          if (page.length < count) claimed = true
+        }
+        if (page.length === 0) page = await this.store.read(q, this.consumer, count, '>')
+        if (page.length === 0) break
+        got.push(...page)
+        left -= page.reduce((n, e) => n + Math.max(1, e.jobs.length), 0)
       }
-      if (got.length === 0 && claim) got = await this.store.claim(q, this.consumer, this.claimIdleMs, count)
-      if (got.length === 0) got = await this.store.read(q, this.consumer, count, '>')
-      if (got.length) {
-        out.set(q, got)
-        left -= got.reduce((n, e) => n + Math.max(1, e.jobs.length), 0)
-      }
+      if (got.length) out.set(q, got)
     }
     return out
   }

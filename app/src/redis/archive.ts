@@ -107,9 +107,9 @@ export class ArchiveStore extends StoreBase {
 
   /**
    * Entries for this consumer, at most `count`, without waiting: new ones (`from` '>'), or its
-   * own read and not yet acknowledged ('0').
+   * own read and not yet acknowledged after the id `from` ('0': from the start).
    */
-  async read(queue: string, consumer: string, count: number, from: '>' | '0'): Promise<ArchiveEntry[]> {
+  async read(queue: string, consumer: string, count: number, from: string): Promise<ArchiveEntry[]> {
     const reply = (await this.redis.xreadgroup(
       'GROUP',
       ARCHIVE_GROUP,
