@@ -343,6 +343,44 @@ describe('the write', () => {
     expect((await rows(k, 'SELECT count(*)::int AS n FROM $S.job_latest'))[0].n).toBe(1 + 20 * 50)
   }, 60_000)
 
+  it('retention drops whole day partitions older than HISTORY_RETENTION_DAYS, and their pointers', async () => {
+    b = await setup()
+    const k = await kit(b)
+    const day = 86_400_000
+    const now = Date.UTC(2026, 10, 30, 12)
+    const job = (id: string, fin: number) =>
+      historyRows('q', id, {
+        [F.task_type]: 't',
+        [F.state]: 'completed',
+        [F.created_at]: String(fin - 1000),
+        [F.started_at]: String(fin - 500),
+        [F.finished_at]: String(fin),
+        [F.attempts]: '1',
+      })!
+    const rs = [job('old', now - 40 * day), job('edge', now - 30 * day), job('new', now - day)]
+    await k.history.write(
+      rs.map((r) => r.job),
+      rs.flatMap((r) => r.attempts),
+    )
+    const dropped = await k.history.dropOlderThan(30, now)
+    expect(dropped).toEqual(['attempts_20261021', 'jobs_20261021'])
+    expect(await rows(k, 'SELECT job_id FROM $S.jobs ORDER BY job_id')).toEqual([
+      { job_id: 'edge' },
+      { job_id: 'new' },
+    ])
+    expect(await rows(k, 'SELECT job_id FROM $S.attempts ORDER BY job_id')).toEqual([
+      { job_id: 'edge' },
+      { job_id: 'new' },
+    ])
+    expect(await rows(k, 'SELECT job_id FROM $S.job_latest ORDER BY job_id')).toEqual([
+      { job_id: 'edge' },
+      { job_id: 'new' },
+    ])
+    // A day written again after its partition was dropped gets it back.
+    await k.history.write([job('old', now - 40 * day).job], [])
+    expect((await rows(k, `SELECT count(*)::int AS n FROM $S.jobs WHERE job_id = 'old'`))[0].n).toBe(1)
+  })
+
   it('locks only the partitions it writes, so a long retention does not exhaust the lock table', async () => {
     b = await setup()
     const k = await kit(b)
