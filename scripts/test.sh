@@ -13,6 +13,9 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_install nginx-
 command -v chromium >/dev/null 2>&1 || apt_install chromium || say "chromium is missing: the browser tests will fail"
 # The monitoring kit's tests (app/test/prometheus.test.ts): Debian's promtool and prometheus.
 command -v promtool >/dev/null 2>&1 || apt_install prometheus || say "prometheus is missing: the monitoring tests will fail"
+# The history's tests (app/test/archiver.test.ts, chaos/archiver.test.ts): the machine's PostgreSQL
+# on 127.0.0.1:5432 (a database of their own per run) and Debian's server binaries for a private one.
+[ -x /usr/lib/postgresql/15/bin/initdb ] || apt_install postgresql-15 || say "postgresql-15 is missing: the history tests will fail"
 export PATH="$PATH:/usr/sbin"
 export PATH="$PWD/node_modules/.bin:$PATH"   # Node 22 from the `node` package
 
@@ -32,6 +35,7 @@ run_check "console build" pnpm_cmd --filter @dtq/ui --silent build
 run_check "benchmark smoke run (DTQ vs BullMQ, tiny sizes)" bash -c 'cd scripts/bench && node bench.ts --smoke'
 run_check "flows benchmark smoke run (tiny sizes)" bash -c 'cd scripts/bench && node flows.ts --smoke'
 run_check "flow control benchmark smoke run (plain fetch A/B, limits vs plain; tiny sizes)" bash -c 'cd scripts/bench && node limits.ts --smoke'
+run_check "history archiver benchmark smoke run (engine with archiving off / on, archiver jobs/s; tiny sizes)" bash -c 'cd scripts/bench && node archive.ts --smoke'
 
 say "tests (vitest)"
 (cd app && CI=true ./node_modules/.bin/vitest run --reporter=default --reporter=json --outputFile.json=../.tmp/vitest-app.json)
@@ -40,7 +44,7 @@ vitest_status=$?
 # The engine, worker and API suites again on the other topologies (test/topology.ts starts them
 # from the same redis-server binary: 3 primaries + 3 replicas; a primary, a replica, 3 sentinels).
 # `pnpm test:cluster` runs everything on both.
-TOPOLOGY_SET="test/partitions.test.ts test/scripts.test.ts test/producer.test.ts test/reads.test.ts test/worker.test.ts test/processor.test.ts test/api.test.ts test/api-events.test.ts test/redrive.test.ts test/schedules.test.ts test/api-schedules.test.ts test/flows.test.ts test/api-flows.test.ts test/depends-on.test.ts test/dedup.test.ts test/deadlines.test.ts test/api-flow-control.test.ts test/limits.test.ts test/api-limits.test.ts test/day2.test.ts test/api-day2.test.ts test/cli-day2.test.ts test/replay.test.ts"
+TOPOLOGY_SET="test/partitions.test.ts test/scripts.test.ts test/producer.test.ts test/reads.test.ts test/worker.test.ts test/processor.test.ts test/api.test.ts test/api-events.test.ts test/redrive.test.ts test/schedules.test.ts test/api-schedules.test.ts test/flows.test.ts test/api-flows.test.ts test/depends-on.test.ts test/dedup.test.ts test/deadlines.test.ts test/api-flow-control.test.ts test/limits.test.ts test/api-limits.test.ts test/day2.test.ts test/api-day2.test.ts test/cli-day2.test.ts test/replay.test.ts test/archiver.test.ts"
 for topology in cluster sentinel; do
   say "tests on a Redis ${topology} (vitest, DTQ_TEST_REDIS=${topology})"
   # shellcheck disable=SC2086

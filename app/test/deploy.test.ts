@@ -82,6 +82,13 @@ describe('deployment artifacts', () => {
       Number(env.API_DRAIN_DELAY_MS) / 1000,
     )
     expect(c.services['worker-2']!.command).toEqual(['worker'])
+    // The history (ADR 0027): PostgreSQL and an archiver, profile `history` only.
+    expect(c.services.postgres!.profiles).toEqual(['history'])
+    expect(c.services.archiver!.profiles).toEqual(['history'])
+    expect(c.services.archiver!.command).toEqual(['archiver'])
+    const archiverEnv = c.services.archiver!.environment as Record<string, string>
+    expect(archiverEnv.DATABASE_URL).toMatch(/^postgres:\/\/dtq:.*@postgres:5432\/dtq$/)
+    for (const k of Object.keys(archiverEnv)) if (!k.startsWith('OTEL_')) expect(knownEnv).toContain(k)
   })
 
   it('Kubernetes: probes, grace periods above the budgets, KEDA on stream lag, Redis with AOF and noeviction', () => {

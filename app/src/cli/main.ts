@@ -283,13 +283,43 @@ program
         `  curl -s -X POST ${base}/api/jobs -H 'content-type: application/json' -d '{"task_type":"echo","payload":{"hello":"world"}}'\n` +
         `  pnpm dtq enqueue sleep --payload '{"ms":500}' --count 20 && pnpm dtq stats\n\n`,
     )
+    // With DATABASE_URL, the history's archiver too (ADR 0027).
+    const archiver = cfg.databaseUrl
+      ? await (await import('../history/run.ts')).startArchiver(
+          cfg,
+          createLogger(cfg.logLevel, 'dtq-archiver'),
+        )
+      : undefined
     try {
       await runWorker(cfg, { label: 'dtq-dev', alerting: true })
     } finally {
+      await archiver?.stop()
       await api.stop()
       await local?.stop()
     }
     await stopTracing()
+    process.exit(0)
+  })
+
+program
+  .command('archiver')
+  .description('copy every finished job into PostgreSQL (DATABASE_URL; ADR 0027) until SIGTERM')
+  .option('--off', 'switch archiving off in every queue instead (stop the archivers first)')
+  .action(async (o: { off?: boolean }) => {
+    const cfg = config()
+    const history = await import('../history/run.ts')
+    if (o.off) {
+      const queues = await history.archivingOff(cfg)
+      process.stdout.write(`archiving is off in ${queues.length} queue(s)\n`)
+      process.exit(0)
+    }
+    if (!cfg.databaseUrl) throw new DtqError('VALIDATION', 'dtq archiver needs DATABASE_URL (postgres://...)')
+    const running = await history.startArchiver(cfg, createLogger(cfg.logLevel, 'dtq-archiver'))
+    await new Promise<void>((resolve) => {
+      process.once('SIGTERM', resolve)
+      process.once('SIGINT', resolve)
+    })
+    await running.stop()
     process.exit(0)
   })
 

@@ -39,6 +39,7 @@ import { jobRoutes } from './routes/jobs.ts'
 import { limitRoutes } from './routes/limits.ts'
 import { replayRoutes } from './routes/replay.ts'
 import { scheduleRoutes } from './routes/schedules.ts'
+import { statsHistoryRoutes } from './routes/stats-history.ts'
 import { systemRoutes } from './routes/system.ts'
 
 /** What helmet sets by default for a JSON API (checked by a test). */
@@ -247,6 +248,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(eventRoutes)
   await app.register(alertRoutes)
   await app.register(historyRoutes)
+  await app.register(statsHistoryRoutes)
 
   if (deps.consoleDir) await serveConsole(app, deps.consoleDir)
   app.get('/openapi.json', { config: { role: 'public' }, schema: { hide: true } }, async () => app.swagger())

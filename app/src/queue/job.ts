@@ -212,6 +212,8 @@ export const F = {
   start_by: 'sb',
   /** '1' once the job ended because its start deadline passed. */
   expired: 'xp',
+  /** While the job's end awaits the archiver (ADR 0027), that end's finished_at: retention keeps the job until then. */
+  archive: 'ar',
   /** How many times its handler snoozed it (each without using an attempt). */
   snoozes: 'sn',
   /** Payload edits (day-2 operations, ADR 0020): JSON {count, by, at, previous_sha1}. */

@@ -45,6 +45,9 @@ export const QUEUE_KEY = {
   /** Run/wait histogram snapshots by minute (string) and their index (zset), kept 25 h (ADR 0026). */
   hs: ':hs:',
   hsi: ':hsi',
+  /** Finished jobs for the archiver (stream, group `archiver`) and its switch (ADR 0027). */
+  archive: ':archive',
+  archive_on: ':archive:on',
 } as const
 
 /** The key spellings and shared constants for the Lua library (see scripts.ts). */
@@ -113,6 +116,14 @@ export class Keys {
   idempotency(queue: string, keyHash: string): string {
     return this.base(queue) + QUEUE_KEY.idem + keyHash
   }
+  /** Finished jobs waiting for the archiver (stream, group `archiver`; ADR 0027). */
+  archive(queue: string): string {
+    return this.base(queue) + QUEUE_KEY.archive
+  }
+  /** Present while the queue is archived: the finishing scripts read it (ADR 0027). */
+  archiveOn(queue: string): string {
+    return this.base(queue) + QUEUE_KEY.archive_on
+  }
   /** Queue settings: paused flag. */
   meta(queue: string): string {
     return this.base(queue) + QUEUE_KEY.meta
@@ -155,6 +166,10 @@ export class Keys {
   }
   queues(): string {
     return `${this.prefix}:queues`
+  }
+  /** Live archivers (hash: consumer → JSON of its counters and when it wrote them; ADR 0027). */
+  archivers(): string {
+    return `${this.prefix}:archivers`
   }
   /** Partition counts of partitioned queues (hash: queue → N; app/src/queue/partitions.ts). */
   partitions(): string {

@@ -60,6 +60,9 @@ export const SCRIPT_NAMES = [
   'dlq_stats',
   'history',
   'history_snapshot',
+  'archive_on',
+  'archive_ack',
+  'archive_off',
 ] as const
 export type ScriptName = (typeof SCRIPT_NAMES)[number]
 
@@ -101,6 +104,8 @@ function flagsOf(name: ScriptName, unsafe: LibraryOptions): string {
 export interface LibraryOptions {
   /** NEGATIVE CONTROL ONLY: register every function without flags (all refused at maxmemory). */
   noOomFlags?: boolean
+  /** NEGATIVE CONTROL ONLY: retention does not wait for the archiver (ADR 0027). */
+  noArchiveHold?: boolean
 }
 
 const dir = new URL('./scripts/', import.meta.url)
@@ -114,6 +119,7 @@ function buildLibrary(opts: LibraryOptions): { name: string; source: string } {
     luaKeyConstants(),
     `local MAX_DELAY_MS = ${MAX_DELAY_MS}`,
     `local SCHEDULE_HISTORY = ${HISTORY_KEPT}`,
+    `local ARCHIVE_HOLD = ${opts.noArchiveHold ? 'false' : 'true'}`,
   ]
   const parts = readdirSync(libDir)
     .filter((f) => f.endsWith('.lua'))

@@ -28,6 +28,8 @@ local incr, typed, hist, tp_incr, acks, idx_ops, events
 -- The queue's flow-control limits (2c-limits.lua), read once per call when first needed:
 -- nil (not read yet), false (none), or the table of them.
 local FC_CONF
+-- Whether the queue is archived (arch_on() in 2-batch.lua): nil (not read yet), true or false.
+local ARCH
 
 -- A refused call: raised before the script's first write (Redis keeps a script's earlier
 -- writes when it fails midway, so every script reads and checks its arguments first).
@@ -51,6 +53,7 @@ local function setup(keys, args)
   k_stats = base .. K_STATS
   incr, typed, hist, tp_incr, acks, idx_ops, events = {}, {}, {}, {}, {}, {}, {}
   FC_CONF = nil
+  ARCH = nil
 end
 
 -- ARGV[i] as an integer in [lo, hi], or the call is refused (NaN, infinities, 1e15 ... never

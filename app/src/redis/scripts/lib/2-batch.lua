@@ -128,9 +128,28 @@ local function throughput(field)
   tp_incr[field] = (tp_incr[field] or 0) + 1
 end
 
+-- Archiving (docs/decisions/0027): on in a queue while `<base>:archive:on` exists (the archiver
+-- sets it). Read at most once per call, by calls that finish jobs or prune. While it is on, a
+-- finished job is marked (F_ARCHIVE = its finished_at, NOW), its id goes to the archive stream at flush, and it is
+-- held -- no TTL, no pruning -- until the archiver has written it to PostgreSQL (archive_ack).
+-- ARCHIVE_HOLD is false only in the negative control (DTQ_UNSAFE=no-archive-hold).
+local function arch_on()
+  if ARCH == nil then ARCH = redis.call('EXISTS', base .. K_ARCHIVE_ON) == 1 end
+  return ARCH
+end
+
+-- A finished job's HSET (every caller sets F_FINISHED_AT to NOW): with the archive mark when
+-- archiving is on (no extra call). The mark is the end's time: archive_ack releases only that end.
+local function finish_hset(jk, ...)
+  if arch_on() then return redis.call('HSET', jk, F_ARCHIVE, NOW_S, ...) end
+  return redis.call('HSET', jk, ...)
+end
+
 -- A failed or cancelled job lives `ttl` more seconds (0: removed now); its index entry is
 -- swept by the janitor. (Completed jobs are removed through their index: prune_completed.)
-local function expire_job(id, ttl, ttl_s)
+-- While the queue is archived the expiry waits for the archiver (`release`: arch_release's call).
+local function expire_job(id, ttl, ttl_s, release)
+  if not release and ARCHIVE_HOLD and arch_on() then return end
   local jk = k_job(id)
   if ttl > 0 then
     redis.call('EXPIRE', jk, ttl_s)
@@ -265,7 +284,13 @@ local function flush()
   -- EVENTS_MAX / n entries (uniform batches keep EVENTS_MAX events; mixed sizes at most ~2x).
   for _, g in ipairs(events) do
     local n = #g - 2
+    local jobs = table.concat(g, ' ', 3)
     redis.call('XADD', k_events, 'MAXLEN', '~', math.max(1, math.floor(EVENTS_MAX / n)), '*',
-      'job', table.concat(g, ' ', 3), 'event', g[1], 'type', g[2])
+      'job', jobs, 'event', g[1], 'type', g[2])
+    -- Finished jobs, for the archiver: never trimmed, each entry deleted when it acknowledges it.
+    local ev = g[1]
+    if (ev == 'completed' or ev == 'failed' or ev == 'cancelled') and arch_on() then
+      redis.call('XADD', base .. K_ARCHIVE, '*', 'job', jobs, 'event', ev)
+    end
   end
 end

@@ -15,16 +15,26 @@ local function prune_completed(limit)
     'LIMIT', 0, limit)
   if #old == 0 then return 0 end
   local dels = {}
+  -- While the queue is archived, a job the archiver has not written yet stays (with its index
+  -- entry): retention waits for the archive (ADR 0027). Returns how many entries went.
+  local hold = ARCHIVE_HOLD and arch_on()
+  local gone = old
+  if hold then gone = {} end
   for _, id in ipairs(old) do
     local jk = k_job(id)
-    if redis.call('HGET', jk, F_STATE) == 'completed' then
-      dels[#dels + 1] = jk
-      dels[#dels + 1] = k_logs(id)
+    local st, ar
+    if hold then st, ar = unpack(redis.call('HMGET', jk, F_STATE, F_ARCHIVE)) else st = redis.call('HGET', jk, F_STATE) end
+    if not ar then
+      if hold then gone[#gone + 1] = id end
+      if st == 'completed' then
+        dels[#dels + 1] = jk
+        dels[#dels + 1] = k_logs(id)
+      end
     end
   end
   for i = 1, #dels, 1000 do redis.call('DEL', unpack(dels, i, math.min(i + 999, #dels))) end
-  call_many('ZREM', idx, old, 1000)
-  return #old
+  if #gone > 0 then call_many('ZREM', idx, gone, 1000) end
+  return #gone
 end
 
 -- A job with an idempotency key leaves its outcome in that key when it finishes ("<id>
@@ -44,7 +54,7 @@ local function dead_letter(id, from, ttype, message, attempts, class)
   local fields = { 'id', id, 'type', ttype or '', 'error', message, 'attempts', attempts or '0', 'failed_at', NOW_S }
   local dlq_entry = redis.pcall('XADD', k_dlq, NOW_S .. '-*', unpack(fields))
   if type(dlq_entry) == 'table' then dlq_entry = redis.call('XADD', k_dlq, '*', unpack(fields)) end
-  redis.call('HSET', jk, F_STATE, 'failed', F_ERROR, message, F_ERROR_CLASS, class, F_FINISHED_AT, NOW_S,
+  finish_hset(jk, F_STATE, 'failed', F_ERROR, message, F_ERROR_CLASS, class, F_FINISHED_AT, NOW_S,
     F_UPDATED_AT, NOW_S, F_DLQ_ENTRY, dlq_entry)
   local ih, prio = unpack(redis.call('HMGET', jk, F_IDEM_HASH, F_PRIORITY))
   move_idx(id, from, 'failed')
@@ -61,7 +71,7 @@ end
 
 local function cancel_job(id, from, ttype)
   local jk = k_job(id)
-  redis.call('HSET', jk, F_STATE, 'cancelled', F_FINISHED_AT, NOW_S, F_UPDATED_AT, NOW_S)
+  finish_hset(jk, F_STATE, 'cancelled', F_FINISHED_AT, NOW_S, F_UPDATED_AT, NOW_S)
   redis.call('HDEL', jk, F_CANCEL_REQUESTED)
   move_idx(id, from, 'cancelled')
   bump_typed('cancelled', ttype)

@@ -36,7 +36,7 @@ local function complete_jobs(at)
     else
       ack(h[4], h[3])
       -- No updated_at on the hot transitions: readers take the latest of the job's times.
-      redis.call('HSET', jk, F_STATE, 'completed', F_RESULT, result, F_FINISHED_AT, NOW_S)
+      finish_hset(jk, F_STATE, 'completed', F_RESULT, result, F_FINISHED_AT, NOW_S)
       if ih ~= '' then finish_keys(id, ih, 'completed') end
       if flow ~= '0' or (late and redis.call('SISMEMBER', base .. K_FLOW_LATE, id) == 1) then
         flow_outbox_of(id, 'completed', result)
@@ -45,7 +45,8 @@ local function complete_jobs(at)
         move_idx(id, 'active', 'completed')
       else
         fc_moved(id, 'active', 'completed') -- what move_idx would have told flow control
-        redis.call('DEL', jk, k_logs(id))
+        -- (archived: kept until the archiver has it, then deleted by archive_ack)
+        if not (ARCHIVE_HOLD and arch_on()) then redis.call('DEL', jk, k_logs(id)) end
       end
       bump_typed('completed', h[5])
       -- Completed on a later attempt than the first: a retry (or a rerun after a crash) succeeded.
