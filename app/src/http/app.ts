@@ -28,6 +28,7 @@ import { hostCheck } from './host-check.ts'
 import { parseJsonBody } from './json-body.ts'
 import { HttpMetrics } from './metrics.ts'
 import { adminRoutes } from './routes/admin.ts'
+import { analyticsRoutes } from './routes/analytics.ts'
 import { dlqRoutes } from './routes/dlq.ts'
 import { eventRoutes } from './routes/events.ts'
 import { flowRoutes } from './routes/flows.ts'
@@ -240,6 +241,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(scheduleRoutes)
   await app.register(eventRoutes)
   await app.register(historyRoutes)
+  await app.register(analyticsRoutes)
 
   if (deps.consoleDir) await serveConsole(app, deps.consoleDir)
   app.get('/openapi.json', { config: { role: 'public' }, schema: { hide: true } }, async () => app.swagger())
