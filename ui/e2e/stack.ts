@@ -24,10 +24,13 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 
 export interface Stack {
   baseURL: string
   apiURL: string
+  /** The settings the API and worker run with (a spec may start another process on them). */
+  env: Record<string, string>
   stop(): Promise<void>
 }
 
-export async function startStack(): Promise<Stack> {
+/** `env`: more settings for the API and worker (global-setup gives the history's DATABASE_URL). */
+export async function startStack(extraEnv: Record<string, string> = {}): Promise<Stack> {
   const dist = join(ROOT, 'ui/dist')
   if (!existsSync(join(dist, 'index.html')))
     throw new Error('build the console first: pnpm --filter @dtq/ui build')
@@ -70,6 +73,7 @@ export async function startStack(): Promise<Stack> {
     CLAIM_IDLE_MS: '3000',
     API_DRAIN_DELAY_MS: '0',
     SHUTDOWN_TIMEOUT_MS: '1000',
+    ...extraEnv,
   }
   const cli = join(ROOT, 'app/src/cli/main.ts')
   start(process.execPath, [cli, 'api', '--port', String(apiPort)], env)
@@ -100,6 +104,7 @@ export async function startStack(): Promise<Stack> {
   return {
     baseURL,
     apiURL: `${baseURL}/api`,
+    env,
     async stop() {
       for (const p of procs.reverse()) {
         if (p.exitCode === null) p.kill('SIGTERM')

@@ -3,6 +3,7 @@ import { QueryClient, QueryClientProvider } from '@tanstack/react-query'
 import { useState } from 'react'
 import { createBrowserRouter, RouterProvider } from 'react-router'
 import { ErrorBox, Loading } from '../components/ui'
+import { AnalyticsPage } from '../features/analytics/AnalyticsPage'
 import { SignInPage } from '../features/auth/SignInPage'
 import { DashboardPage } from '../features/dashboard/DashboardPage'
 import { DlqPage } from '../features/dlq/DlqPage'
@@ -34,6 +35,7 @@ const router = createBrowserRouter([
       { path: 'queues/:queue/limits', element: <LimitsPage /> },
       { path: 'workers', element: <WorkersPage /> },
       { path: 'schedules', element: <SchedulesPage /> },
+      { path: 'analytics', element: <AnalyticsPage /> },
     ],
   },
 ])

@@ -44,6 +44,7 @@ export function Layout() {
           <NavLink to="/queues">Queues</NavLink>
           <NavLink to="/schedules">Schedules</NavLink>
           <NavLink to="/workers">Workers</NavLink>
+          <NavLink to="/analytics">Analytics</NavLink>
         </nav>
         <div className="status">
           <span className={`live live-${state}`} role="status" aria-live="polite" title="live updates">
