@@ -12,9 +12,9 @@
  */
 import { randomBytes } from 'node:crypto'
 import pg from '../../app/node_modules/pg/lib/index.js'
-import { Analytics, type Bucket, DAY_MS, type Range } from '../../app/src/history/analytics.ts'
+import { Analytics, type Bucket, DAY_MS, type Range, readPool } from '../../app/src/history/analytics.ts'
 import { createPool, History, migrate, type Pool } from '../../app/src/history/db.ts'
-import { median, SMOKE } from './function-ab.ts'
+import { arg, median, SMOKE } from './function-ab.ts'
 
 const ROWS = SMOKE ? 20_000 : 1_000_000
 const DAYS = 30
@@ -23,6 +23,8 @@ const ADMIN = process.env.PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/te
 const SCHEMA = 'bench'
 /** --keep: leave the database for EXPLAIN (drop it yourself). */
 const KEEP = process.argv.includes('--keep')
+/** --reuse <database>: a database kept by --keep (same day), not seeded again. */
+const REUSE = arg('--reuse')
 /** The data ends at this (exclusive) midnight; ranges end there too. */
 const END = Math.floor(Date.now() / DAY_MS) * DAY_MS
 
@@ -74,26 +76,33 @@ async function time(f: () => Promise<unknown>): Promise<number> {
 }
 
 async function main() {
-  const name = `dtq_bench_${randomBytes(5).toString('hex')}`
+  const name = REUSE ?? `dtq_bench_${randomBytes(5).toString('hex')}`
   const admin = new pg.Client({ connectionString: ADMIN })
   await admin.connect()
-  await admin.query(`CREATE DATABASE ${name}`)
+  if (!REUSE) await admin.query(`CREATE DATABASE ${name}`)
   const u = new URL(ADMIN)
   u.pathname = `/${name}`
   const url = u.toString()
   const pool = createPool(url, 2)
   try {
-    await migrate(url, SCHEMA)
-    const history = new History(pool, SCHEMA)
-    await history.ensureDays(Array.from({ length: DAYS + 1 }, (_, d) => END - DAYS * DAY_MS + d * DAY_MS - 1))
-    const seedMs = await seed(pool)
+    let seedMs = 0
+    if (!REUSE) {
+      await migrate(url, SCHEMA)
+      const history = new History(pool, SCHEMA)
+      await history.ensureDays(
+        Array.from({ length: DAYS + 1 }, (_, d) => END - DAYS * DAY_MS + d * DAY_MS - 1),
+      )
+      seedMs = await seed(pool)
+    }
     const counts = await pool.query(
       `SELECT (SELECT count(*) FROM ${SCHEMA}.jobs)::int AS jobs, (SELECT count(*) FROM ${SCHEMA}.attempts)::int AS attempts`,
     )
     console.log(
       `analytics bench: ${counts.rows[0].jobs} jobs, ${counts.rows[0].attempts} attempts over ${DAYS} days (seeded in ${(seedMs / 1000).toFixed(1)} s); median of ${RUNS} runs, ms`,
     )
-    const a = new Analytics(pool, SCHEMA)
+    // The API's pool (its session settings), with a longer statement timeout.
+    const reads = readPool(url, 120_000, 1)
+    const a = new Analytics(reads, SCHEMA)
     const cases: Array<[string, number, Bucket, string | undefined]> = [
       ['1 day', 1, 'hour', undefined],
       ['7 days', 7, 'hour', undefined],
@@ -116,9 +125,10 @@ async function main() {
       ]
       console.log(`${`${label}, ${bucket}`.padEnd(24)}${ms.map((m) => m.toFixed(0).padStart(13)).join('')}`)
     }
+    await reads.end()
   } finally {
     await pool.end()
-    if (KEEP) console.log(`kept database ${name}`)
+    if (KEEP || REUSE) console.log(`kept database ${name}`)
     else await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
     await admin.end()
   }
