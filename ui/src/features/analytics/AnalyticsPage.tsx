@@ -124,8 +124,8 @@ function HistoryDisabled() {
           DATABASE_URL=postgres://user:password@db:5432/dtq pnpm dtq api
         </pre>
         <p>
-          With Docker: <code>docker compose -f docker/docker-compose.yml --profile history up -d</code>. Jobs
-          that finish from then on appear here (README, "History").
+          With Docker: the <code>history</code> profile, and <code>API_DATABASE_URL</code> for the API
+          (README, "History"). Jobs that finish from then on appear here.
         </p>
       </div>
     </Card>
