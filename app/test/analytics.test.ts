@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Analytics } from '../src/history/analytics.ts'
+import { Analytics, readPool } from '../src/history/analytics.ts'
 import { createPool, History, migrate, type Pool } from '../src/history/db.ts'
 import { type ApiBundle, apiSetup, bearer, TOKEN_SETTING } from './api-helpers.ts'
 import { FakeClock } from './helpers.ts'
@@ -251,6 +251,19 @@ describe('analytics', () => {
     const attempts = await plan(explain.workers(r, 10))
     expect(attempts).toContain('attempts_20261121')
     expect(attempts).not.toMatch(/attempts_202611(19|20|22)/)
+  })
+
+  it("the API's read pool: plain index scans off (bitmap scans on), a statement timeout", async () => {
+    const p = readPool(db.url, 1234, 1)
+    try {
+      const show = async (k: string) => (await p.query(`SHOW ${k}`)).rows[0][k]
+      expect(await show('enable_indexscan')).toBe('off')
+      expect(await show('enable_bitmapscan')).toBe('on')
+      expect(await show('statement_timeout')).toBe('1234ms')
+      await expect(p.query('SELECT pg_sleep(2)')).rejects.toMatchObject({ code: '57014' })
+    } finally {
+      await p.end()
+    }
   })
 
   it('bad input: 400 with a clear message', async () => {
