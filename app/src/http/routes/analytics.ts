@@ -13,96 +13,25 @@ import {
   type Bucket,
   checkRange,
   historyError,
-  MAX_BUCKETS,
   MAX_RANGE_DAYS,
   type Range,
   readPool,
 } from '../../history/analytics.ts'
-import { errorReplies, QueueName, TaskType } from '../schemas.ts'
+import {
+  Counts,
+  ErrorClassS,
+  Head,
+  Latency,
+  LatencyQuery,
+  Rate,
+  SeriesHead,
+  SeriesQuery,
+  Slow,
+  TopQuery,
+  WorkerS,
+} from '../analytics-schemas.ts'
+import { errorReplies } from '../schemas.ts'
 
-const strict = { additionalProperties: false } as const
-const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()])
-const Ms = (description: string) => Type.Integer({ minimum: 0, maximum: 9_999_999_999_999, description })
-
-const RangeProps = {
-  from: Type.Optional(Ms('start of the range, ms since the epoch, inclusive (default: `to` - 7 days)')),
-  to: Type.Optional(Ms('end of the range, ms, exclusive (default: now)')),
-  queue: Type.Optional(QueueName),
-  task_type: Type.Optional(TaskType),
-}
-const BucketS = Type.Enum(Object.keys(BUCKET_MS) as Bucket[], {
-  description: `UTC hours or days; at most ${MAX_BUCKETS} buckets in the range`,
-})
-const SeriesQuery = Type.Object({ ...RangeProps, bucket: Type.Optional(BucketS) }, strict)
-const LatencyQuery = Type.Object(
-  {
-    ...RangeProps,
-    bucket: Type.Optional(BucketS),
-    by: Type.Optional(Type.Enum(['task_type'], { description: 'a series per task type too' })),
-  },
-  strict,
-)
-const TopQuery = Type.Object(
-  { ...RangeProps, limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })) },
-  strict,
-)
-
-const Head = {
-  from: Type.Integer(),
-  to: Type.Integer(),
-}
-const SeriesHead = { ...Head, bucket: BucketS, bucket_ms: Type.Integer() }
-const Counts = Type.Object({
-  at: Type.Number({ description: "the bucket's start, ms" }),
-  task_type: Type.String({ description: 'a task type, or (other) for the sum of the less busy ones' }),
-  completed: Type.Integer(),
-  failed: Type.Integer(),
-  cancelled: Type.Integer(),
-})
-const Rate = Type.Object({
-  at: Type.Number(),
-  task_type: Type.String(),
-  completed: Type.Integer(),
-  failed: Type.Integer(),
-  rate: Type.Number({ description: 'failed / (completed + failed)' }),
-})
-const Pcts = Type.Object({
-  p50: Nullable(Type.Number()),
-  p95: Nullable(Type.Number()),
-  p99: Nullable(Type.Number()),
-})
-const Latency = Type.Object({
-  at: Type.Number(),
-  task_type: Nullable(Type.String({ description: 'null: all types together' })),
-  count: Type.Integer(),
-  wait_ms: Pcts,
-  run_ms: Pcts,
-})
-const ErrorClassS = Type.Object({
-  error_class: Type.String(),
-  count: Type.Integer({ description: 'failed attempts with this class (each retry counts)' }),
-  jobs: Type.Integer({ description: 'distinct jobs' }),
-  first_seen: Type.Number({ description: 'first failure in the range, ms' }),
-  last_seen: Type.Number(),
-  example: Nullable(Type.String({ description: 'the latest message (first 1000 characters)' })),
-  task_types: Type.Array(Type.String(), { description: 'up to 10' }),
-})
-const Slow = Type.Object({
-  task_type: Type.String(),
-  count: Type.Integer(),
-  run_ms: Type.Object({ ...Pcts.properties, avg: Nullable(Type.Number()), max: Nullable(Type.Number()) }),
-})
-const WorkerS = Type.Object({
-  worker: Type.String(),
-  completed: Type.Integer(),
-  failed: Type.Integer(),
-  cancelled: Type.Integer(),
-  per_hour: Type.Number({ description: 'attempts ended per hour of the range' }),
-  failed_per_hour: Type.Number(),
-  run_p95_ms: Nullable(Type.Number()),
-  first_seen: Type.Number(),
-  last_seen: Type.Number(),
-})
 /** The query of any analytics route, as validated by its schema. */
 type Q = Parameters<typeof checkRange>[0] & { limit?: number; by?: string }
 const reply = <T extends TSchema>(head: Record<string, TSchema>, item: T) =>
@@ -129,7 +58,6 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       throw historyError(err)
     }
   }
-  const head = (r: Range) => ({ from: r.from, to: r.to })
   const opts = (summary: string, querystring: TSchema, response: ReturnType<typeof reply>) => ({
     config: { role: 'read' as const },
     schema: {
@@ -140,24 +68,50 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response,
     },
   })
+  /** A route answering a series per bucket: `{from, to, bucket, bucket_ms, items}`. */
+  const series = <T extends TSchema>(
+    path: string,
+    summary: string,
+    query: TSchema,
+    item: T,
+    items: (a: Analytics, r: Range & { bucket: Bucket }, q: Q) => Promise<unknown[]>,
+  ) =>
+    app.get(`/analytics/${path}`, opts(summary, query, reply(SeriesHead, item)), async (req) => {
+      const q = req.query as Q
+      const r = range(q)
+      const rows = await run((a) => items(a, r, q))
+      return {
+        from: r.from,
+        to: r.to,
+        bucket: r.bucket,
+        bucket_ms: BUCKET_MS[r.bucket],
+        items: rows as never,
+      }
+    })
+  /** A route answering a top list: `{from, to, items}`, `limit` items at most. */
+  const top = <T extends TSchema>(
+    path: string,
+    summary: string,
+    item: T,
+    limit: number,
+    items: (a: Analytics, r: Range, limit: number) => Promise<unknown[]>,
+  ) =>
+    app.get(`/analytics/${path}`, opts(summary, TopQuery, reply(Head, item)), async (req) => {
+      const q = req.query as Q
+      const r = range(q)
+      return { from: r.from, to: r.to, items: (await run((a) => items(a, r, q.limit ?? limit))) as never }
+    })
 
-  app.get(
-    '/analytics/throughput',
-    opts('Jobs ended per bucket and task type, by state', SeriesQuery, reply(SeriesHead, Counts)),
-    async (req) => {
-      const r = range(req.query as Q)
-      const items = await run((a) => a.throughput(r, r.bucket))
-      return { ...head(r), bucket: r.bucket, bucket_ms: BUCKET_MS[r.bucket], items }
-    },
+  series('throughput', 'Jobs ended per bucket and task type, by state', SeriesQuery, Counts, (a, r) =>
+    a.throughput(r, r.bucket),
   )
-
-  app.get(
-    '/analytics/failure-rate',
-    opts('Failed / (completed + failed) per bucket and task type', SeriesQuery, reply(SeriesHead, Rate)),
-    async (req) => {
-      const r = range(req.query as Q)
-      const rows = await run((a) => a.throughput(r, r.bucket))
-      const items = rows
+  series(
+    'failure-rate',
+    'Failed / (completed + failed) per bucket and task type',
+    SeriesQuery,
+    Rate,
+    async (a, r) =>
+      (await a.throughput(r, r.bucket))
         .filter((x) => x.completed + x.failed > 0)
         .map((x) => ({
           at: x.at,
@@ -165,64 +119,30 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox = async (app) => {
           completed: x.completed,
           failed: x.failed,
           rate: x.failed / (x.completed + x.failed),
-        }))
-      return { ...head(r), bucket: r.bucket, bucket_ms: BUCKET_MS[r.bucket], items }
-    },
+        })),
   )
-
-  app.get(
-    '/analytics/latency',
-    opts(
-      'Wait and run time p50/p95/p99 per bucket (per task type with by=task_type)',
-      LatencyQuery,
-      reply(SeriesHead, Latency),
-    ),
-    async (req) => {
-      const q = req.query as Q
-      const r = range(q)
-      const items = await run((a) => a.latency(r, r.bucket, q.by === 'task_type'))
-      return { ...head(r), bucket: r.bucket, bucket_ms: BUCKET_MS[r.bucket], items }
-    },
+  series(
+    'latency',
+    'Wait and run time p50/p95/p99 per bucket (per task type with by=task_type)',
+    LatencyQuery,
+    Latency,
+    (a, r, q) => a.latency(r, r.bucket, q.by === 'task_type'),
   )
-
-  app.get(
-    '/analytics/errors',
-    opts(
-      'Top error classes of failed attempts, with first and last seen',
-      TopQuery,
-      reply(Head, ErrorClassS),
-    ),
-    async (req) => {
-      const q = req.query as Q
-      const r = range(q)
-      return { ...head(r), items: await run((a) => a.errors(r, q.limit ?? 20)) }
-    },
+  top(
+    'errors',
+    'Top error classes of failed attempts, with first and last seen',
+    ErrorClassS,
+    20,
+    (a, r, n) => a.errors(r, n),
   )
-
-  app.get(
-    '/analytics/slowest',
-    opts('Task types by p95 run time, slowest first', TopQuery, reply(Head, Slow)),
-    async (req) => {
-      const q = req.query as Q
-      const r = range(q)
-      return { ...head(r), items: await run((a) => a.slowest(r, q.limit ?? 20)) }
-    },
-  )
-
-  app.get(
-    '/analytics/workers',
-    opts('Attempts per worker by outcome, and their rate per hour', TopQuery, reply(Head, WorkerS)),
-    async (req) => {
-      const q = req.query as Q
-      const r = range(q)
-      const hours = (r.to - r.from) / 3_600_000
-      const rows = await run((a) => a.workers(r, q.limit ?? 50))
-      const items = rows.map((w) => ({
-        ...w,
-        per_hour: Math.round(((w.completed + w.failed + w.cancelled) / hours) * 100) / 100,
-        failed_per_hour: Math.round((w.failed / hours) * 100) / 100,
-      }))
-      return { ...head(r), items }
-    },
-  )
+  top('slowest', 'Task types by p95 run time, slowest first', Slow, 20, (a, r, n) => a.slowest(r, n))
+  top('workers', 'Attempts per worker by outcome, and their rate per hour', WorkerS, 50, async (a, r, n) => {
+    const hours = (r.to - r.from) / 3_600_000
+    const per = (k: number) => Math.round((k / hours) * 100) / 100
+    return (await a.workers(r, n)).map((w) => ({
+      ...w,
+      per_hour: per(w.completed + w.failed + w.cancelled),
+      failed_per_hour: per(w.failed),
+    }))
+  })
 }

@@ -8,7 +8,7 @@ import { useMemo, useState } from 'react'
 import { Link } from 'react-router'
 import { Lines, PALETTE, type Series, StackedBars } from '../../components/charts'
 import { type Column, DataTable } from '../../components/DataTable'
-import { QueryState } from '../../components/QueryState'
+import { type QueryLike, QueryState } from '../../components/QueryState'
 import { Card, ErrorBox, FilterInput, Loading } from '../../components/ui'
 import { ApiError } from '../../lib/api'
 import { duration, num, time } from '../../lib/format'
@@ -235,28 +235,44 @@ function Panels({ f }: { f: Filters }) {
         )}
       </QueryState>
       <div className="grid2">
-        <Card title="Slowest task types (p95 run time)">
-          <QueryState
-            query={slowest}
-            loading="Loading task types"
-            isEmpty={(d) => d.items.length === 0}
-            empty="No job ran in this range."
-          >
-            {(d) => <DataTable rows={d.items} columns={slowColumns} rowKey={(r) => r.task_type} />}
-          </QueryState>
-        </Card>
-        <Card title="Workers">
-          <QueryState
-            query={workers}
-            loading="Loading workers"
-            isEmpty={(d) => d.items.length === 0}
-            empty="No attempt ended in this range."
-          >
-            {(d) => <DataTable rows={d.items} columns={workerColumns} rowKey={(r) => r.worker} />}
-          </QueryState>
-        </Card>
+        <ListCard
+          title="Slowest task types (p95 run time)"
+          query={slowest}
+          empty="No job ran in this range."
+          columns={slowColumns}
+          rowKey={(r) => r.task_type}
+        />
+        <ListCard
+          title="Workers"
+          query={workers}
+          empty="No attempt ended in this range."
+          columns={workerColumns}
+          rowKey={(r) => r.worker}
+        />
       </div>
     </>
+  )
+}
+
+/** A card with a top list as a table, or what is loading, failed or empty. */
+function ListCard<T>(props: {
+  title: string
+  query: QueryLike<{ items: T[] }>
+  empty: string
+  columns: Column<T>[]
+  rowKey: (row: T) => string
+}) {
+  return (
+    <Card title={props.title}>
+      <QueryState
+        query={props.query}
+        loading={`Loading ${props.title.toLowerCase()}`}
+        isEmpty={(d) => d.items.length === 0}
+        empty={props.empty}
+      >
+        {(d) => <DataTable rows={d.items} columns={props.columns} rowKey={props.rowKey} />}
+      </QueryState>
+    </Card>
   )
 }
 
