@@ -291,8 +291,14 @@ describe('analytics', () => {
     expect((await get(`/analytics/throughput?from=${T0 - 83 * DAY}&to=${T0}&bucket=hour`)).status).toBe(200)
   })
 
-  it('role read is needed', async () => {
+  it('role read is needed; the routes are in the OpenAPI document', async () => {
     expect((await get(`/analytics/throughput?${range}`, null)).status).toBe(401)
+    const spec = (await get('/openapi.json', null)).body
+    for (const p of ['throughput', 'failure-rate', 'latency', 'errors', 'slowest', 'workers'])
+      expect(spec.paths[`/analytics/${p}`].get.tags).toEqual(['analytics'])
+    expect(spec.paths['/analytics/throughput'].get.parameters.map((x: { name: string }) => x.name)).toEqual(
+      expect.arrayContaining(['from', 'to', 'bucket', 'queue', 'task_type']),
+    )
   })
 
   it('tables not there yet (no archiver ran): 503 HISTORY_UNAVAILABLE saying so', async () => {
