@@ -8,9 +8,11 @@
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Analytics, readPool } from '../src/history/analytics.ts'
+import { Archiver } from '../src/history/archiver.ts'
 import { createPool, History, migrate, type Pool } from '../src/history/db.ts'
+import { ArchiveStore } from '../src/redis/archive.ts'
 import { type ApiBundle, apiSetup, bearer, TOKEN_SETTING } from './api-helpers.ts'
-import { FakeClock } from './helpers.ts'
+import { FakeClock, waitFor } from './helpers.ts'
 import { HOUR, MIN, seedHistory, T0 } from './history-seed.ts'
 import { createTestDatabase, type TestDatabase } from './postgres.ts'
 
@@ -316,6 +318,61 @@ describe('analytics', () => {
       })
     } finally {
       await other.cleanup()
+    }
+  })
+
+  it('end to end: jobs run by a worker, archived by the archiver, counted by the API', async () => {
+    const s2 = `e_${randomBytes(4).toString('hex')}`
+    await migrate(db.url, s2)
+    const live = await apiSetup({ databaseUrl: db.url, historySchema: s2, apiTokens: TOKEN_SETTING })
+    const p = createPool(db.url)
+    try {
+      const cfg = live.config
+      const store = new ArchiveStore(live.redis, {
+        prefix: cfg.keyPrefix,
+        eventsMaxLen: cfg.eventsMaxLen,
+        completedRetentionS: cfg.completedRetentionS,
+        failedRetentionS: cfg.failedRetentionS,
+      })
+      const archiver = new Archiver({ store, history: new History(p, s2), pollMs: 20, scanMs: 0 })
+      await live.queue.add('echo', {}) // creates the queue, so the scan switches archiving on
+      await archiver.scan()
+      for (let i = 0; i < 9; i++) await live.queue.add('echo', { i })
+      await live.queue.add('fail', { times: 5, message: 'upstream down' }, { max_retries: 1 })
+      const w = live.worker()
+      await w.start()
+      await waitFor(
+        async () => {
+          const t = (await live.queue.stats()).totals
+          return t.completed + t.failed >= 11
+        },
+        { timeoutMs: 30_000, what: '11 finished jobs' },
+      )
+      await w.close()
+      for (let i = 0; i < 100 && (await archiver.cycle()) > 0; i++);
+      const ask = async (path: string) =>
+        (await live.app.inject({ method: 'GET', url: path, headers: bearer('read') })).json()
+      const t = await ask('/analytics/throughput?bucket=day')
+      const sum = (type: string, k: 'completed' | 'failed') =>
+        t.items
+          .filter((i: { task_type: string }) => i.task_type === type)
+          .reduce((n: number, i: Record<string, number>) => n + i[k]!, 0)
+      expect([sum('echo', 'completed'), sum('fail', 'failed')]).toEqual([10, 1])
+      const e = await ask('/analytics/errors')
+      expect(e.items).toEqual([
+        expect.objectContaining({
+          count: 2,
+          jobs: 1,
+          example: expect.stringMatching(/upstream down/),
+          task_types: ['fail'],
+        }),
+      ])
+      const ws = await ask('/analytics/workers')
+      expect(ws.items).toEqual([expect.objectContaining({ completed: 10, failed: 2 })])
+      await archiver.stop()
+    } finally {
+      await p.end()
+      await live.cleanup()
     }
   })
 
