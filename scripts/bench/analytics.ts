@@ -11,7 +11,6 @@
  *   node scripts/bench/analytics.ts [--smoke]   (~2-4 min for 1M rows on 2 cores; --smoke: 20k rows)
  */
 import { randomBytes } from 'node:crypto'
-import pg from '../../app/node_modules/pg/lib/index.js'
 import { Analytics, type Bucket, DAY_MS, type Range, readPool } from '../../app/src/history/analytics.ts'
 import { createPool, History, migrate, type Pool } from '../../app/src/history/db.ts'
 import { arg, median, SMOKE } from './function-ab.ts'
@@ -77,8 +76,7 @@ async function time(f: () => Promise<unknown>): Promise<number> {
 
 async function main() {
   const name = REUSE ?? `dtq_bench_${randomBytes(5).toString('hex')}`
-  const admin = new pg.Client({ connectionString: ADMIN })
-  await admin.connect()
+  const admin = createPool(ADMIN, 1)
   if (!REUSE) await admin.query(`CREATE DATABASE ${name}`)
   const u = new URL(ADMIN)
   u.pathname = `/${name}`
