@@ -54,7 +54,20 @@ test('charts and tables from the history; filters; an error class links to its d
   const workers = page.locator('section', { has: page.getByRole('heading', { name: 'Workers' }) })
   // w1: 3 completed, 2 failed; w3 ran the two edge jobs.
   await expect(workers.getByRole('row', { name: /^w1 / })).toContainText(/w1\s*3\s*2/)
+  // No archiver runs in this stack (the rows were written directly): the page says so.
+  await expect(page.getByText(/archiving is off/)).toBeVisible()
   await page.screenshot({ path: 'test-results/screenshots/analytics.png', fullPage: true })
+  await page.setViewportSize({ width: 390, height: 844 })
+  await expect(page.getByRole('img', { name: /by state: 9 in total/ })).toBeVisible()
+  await page.screenshot({ path: 'test-results/screenshots/analytics-narrow.png', fullPage: true })
+  const wide = await page.evaluate(() =>
+    [...document.querySelectorAll('main *')]
+      .filter((e) => e.getBoundingClientRect().right > 391 && !e.closest('.table-wrap'))
+      .map((e) => `${e.tagName}.${e.className}`)
+      .slice(0, 8),
+  )
+  expect(wide).toEqual([])
+  await page.setViewportSize({ width: 1280, height: 860 })
 
   // Filters: a task type, then day buckets.
   await page.getByRole('textbox', { name: 'Task type' }).fill('report')

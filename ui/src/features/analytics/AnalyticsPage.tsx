@@ -11,7 +11,7 @@ import { type Column, DataTable } from '../../components/DataTable'
 import { type QueryLike, QueryState } from '../../components/QueryState'
 import { Card, ErrorBox, FilterInput, Loading } from '../../components/ui'
 import { ApiError } from '../../lib/api'
-import { duration, num, time } from '../../lib/format'
+import { ago, duration, num, time } from '../../lib/format'
 import { useUrlParams } from '../../lib/url-params'
 import {
   type Bucket,
@@ -19,6 +19,7 @@ import {
   type Filters,
   type SlowDto,
   useFailureRate,
+  useHistoryStatus,
   useLatency,
   useSlowest,
   useThroughput,
@@ -95,6 +96,7 @@ export function AnalyticsPage() {
         </div>
         <p className="muted">
           {time(from)} – {time(to)} · jobs that ended in the range, from the history in PostgreSQL
+          {!disabled && <Freshness />}
         </p>
       </Card>
       {disabled ? (
@@ -107,6 +109,30 @@ export function AnalyticsPage() {
         <Panels f={filters} />
       )}
     </div>
+  )
+}
+
+/** How far the archivers are behind: what finished since is not counted yet. */
+function Freshness() {
+  const q = useHistoryStatus()
+  const s = q.data
+  if (!s) return null
+  if (!s.enabled)
+    return (
+      <>
+        {' '}
+        · archiving is off (no <code>dtq archiver</code> has run)
+      </>
+    )
+  return (
+    <span data-testid="freshness">
+      {' '}
+      ·{' '}
+      {s.backlog === 0
+        ? 'archivers up to date'
+        : `${num(s.backlog)} finishing calls not archived yet (${duration(s.lag_ms)} behind)`}
+      {s.last_archived_at ? `, last write ${ago(s.last_archived_at)}` : ''}
+    </span>
   )
 }
 

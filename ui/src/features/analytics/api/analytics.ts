@@ -31,6 +31,18 @@ interface Series<T> extends Head {
   items: T[]
 }
 
+/** The archiver's lag (GET /history/status; Redis only): how current the history is. */
+export const useHistoryStatus = () =>
+  useQuery({
+    queryKey: ['analytics', 'history-status'],
+    queryFn: ({ signal }) =>
+      api<{ enabled: boolean; backlog: number; lag_ms: number; last_archived_at: number | null }>(
+        '/history/status',
+        { signal },
+      ),
+    refetchInterval: 30_000,
+  })
+
 export type { ErrorClassDto, SlowDto, WorkerRateDto as WorkerDto } from '@dtq/app/analytics'
 
 function useAnalytics<T>(
