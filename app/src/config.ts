@@ -722,7 +722,7 @@ export const SETTINGS = [
     kind: 'string',
     default: '',
     pattern: /^$|^postgres(ql)?:\/\/\S+$/,
-    doc: 'PostgreSQL for the history (postgres://user:password@host:port/db): `dtq archiver` writes every finished job there (ADR 0027); unset = no history, nothing else changes',
+    doc: 'PostgreSQL for the history (postgres://user:password@host:port/db): `dtq archiver` writes every finished job there (ADR 0027), the API reads analytics from it (ADR 0030); unset = no history, nothing else changes',
   },
   {
     env: 'HISTORY_SCHEMA',

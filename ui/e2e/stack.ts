@@ -26,10 +26,13 @@ export interface Stack {
   apiURL: string
   /** The private redis-server (specs that seed history read and write it directly). */
   redisURL: string
+  /** The settings the API and worker run with (a spec may start another process on them). */
+  env: Record<string, string>
   stop(): Promise<void>
 }
 
-export async function startStack(): Promise<Stack> {
+/** `env`: more settings for the API and worker (global-setup gives the history's DATABASE_URL). */
+export async function startStack(extraEnv: Record<string, string> = {}): Promise<Stack> {
   const dist = join(ROOT, 'ui/dist')
   if (!existsSync(join(dist, 'index.html')))
     throw new Error('build the console first: pnpm --filter @dtq/ui build')
@@ -74,6 +77,7 @@ export async function startStack(): Promise<Stack> {
     SHUTDOWN_TIMEOUT_MS: '1000',
     // Alerts (e2e/alerts.spec.ts): evaluated twice a second, not every 15 s.
     ALERT_EVAL_INTERVAL_MS: '500',
+    ...extraEnv,
   }
   const cli = join(ROOT, 'app/src/cli/main.ts')
   start(process.execPath, [cli, 'api', '--port', String(apiPort)], env)
@@ -105,6 +109,7 @@ export async function startStack(): Promise<Stack> {
     baseURL,
     apiURL: `${baseURL}/api`,
     redisURL: env.REDIS_URL,
+    env,
     async stop() {
       for (const p of procs.reverse()) {
         if (p.exitCode === null) p.kill('SIGTERM')

@@ -31,6 +31,7 @@ import { parseJsonBody } from './json-body.ts'
 import { HttpMetrics } from './metrics.ts'
 import { adminRoutes } from './routes/admin.ts'
 import { alertRoutes } from './routes/alerts.ts'
+import { analyticsRoutes } from './routes/analytics.ts'
 import { dlqRoutes } from './routes/dlq.ts'
 import { eventRoutes } from './routes/events.ts'
 import { flowRoutes } from './routes/flows.ts'
@@ -249,6 +250,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(alertRoutes)
   await app.register(historyRoutes)
   await app.register(statsHistoryRoutes)
+  await app.register(analyticsRoutes)
 
   if (deps.consoleDir) await serveConsole(app, deps.consoleDir)
   app.get('/openapi.json', { config: { role: 'public' }, schema: { hide: true } }, async () => app.swagger())

@@ -4,6 +4,7 @@ import { useState } from 'react'
 import { createBrowserRouter, RouterProvider } from 'react-router'
 import { ErrorBox, Loading } from '../components/ui'
 import { AlertsPage } from '../features/alerts/AlertsPage'
+import { AnalyticsPage } from '../features/analytics/AnalyticsPage'
 import { AuditPage } from '../features/audit/AuditPage'
 import { SignInPage } from '../features/auth/SignInPage'
 import { DashboardPage } from '../features/dashboard/DashboardPage'
@@ -40,6 +41,7 @@ const router = createBrowserRouter([
       { path: 'schedules', element: <SchedulesPage /> },
       { path: 'alerts', element: <AlertsPage /> },
       { path: 'audit', element: <AuditPage /> },
+      { path: 'analytics', element: <AnalyticsPage /> },
     ],
   },
 ])

@@ -47,6 +47,7 @@ export function Layout() {
           <NavLink to="/workers">Workers</NavLink>
           <AlertsNavLink />
           {can('admin') && <NavLink to="/audit">Audit</NavLink>}
+          <NavLink to="/analytics">Analytics</NavLink>
         </nav>
         <div className="status">
           <span className={`live live-${state}`} role="status" aria-live="polite" title="live updates">
