@@ -120,7 +120,7 @@ test('without a history the page says how to enable it; the rest of the console 
     await expect(page.getByRole('img')).toHaveCount(0)
     await page.screenshot({ path: 'test-results/screenshots/analytics-disabled.png', fullPage: true })
     await page.getByRole('link', { name: 'Dashboard' }).click()
-    await expect(page.getByRole('img', { name: /Throughput, last hour/ })).toBeVisible()
+    await expect(page.getByRole('img', { name: /^Throughput, last 1h/ })).toBeVisible()
   } finally {
     api.kill('SIGTERM')
     await new Promise((r) => (api.exitCode !== null ? r(null) : api.once('exit', r)))
