@@ -1,14 +1,17 @@
-// The profiling scripts' shared start: a private redis-server on a random free-ish port (AOF
-// and RDB off, like the bench) and a DTQ config pointing at it.
+// The profiling scripts' shared start: a private redis-server on a free port (AOF and RDB off,
+// like the bench) and a DTQ config pointing at it. The server answering is checked to be the one
+// started here (its process id), so a bench never writes to -- or flushes -- someone else's.
 import { spawn } from 'node:child_process'
+import { createServer } from 'node:net'
 import { type Config, loadConfig } from '@dtq/app'
 import { Redis } from 'ioredis'
 
 export async function privateRedis(
   prefix: string,
   env: Record<string, string> = {},
-  port = 40000 + Math.floor(Math.random() * 20000),
+  port?: number,
 ): Promise<{ port: number; cfg: Config; stop: () => void }> {
+  port ??= await freePort()
   const srv = spawn('redis-server', ['--port', String(port), '--save', '', '--appendonly', 'no'], {
     stdio: 'ignore',
   })
@@ -18,7 +21,9 @@ export async function privateRedis(
   for (let i = 0; ; i++) {
     try {
       await probe.connect()
-      await probe.ping()
+      const pid = /process_id:(\d+)/.exec(await probe.info('server'))?.[1]
+      if (Number(pid) !== srv.pid)
+        throw new Error(`port ${port} is served by another redis-server (pid ${pid})`)
       break
     } catch (err) {
       probe.disconnect()
@@ -37,4 +42,16 @@ export async function privateRedis(
     ...env,
   })
   return { port, cfg, stop: () => srv.kill() }
+}
+
+/** A port free on 127.0.0.1 now (the kernel's pick). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number }
+      s.close(() => resolve(port))
+    })
+  })
 }
