@@ -32,6 +32,7 @@ export const ErrorCodes = {
     message:
       'the write reached the primary but not enough replicas in time (ENQUEUE_WAIT_REPLICAS): it may or may not survive a failover; send it again with the same job_id or idempotency_key',
   },
+  HISTORY_UNAVAILABLE: { status: 503, message: 'the history (PostgreSQL) could not be read' },
   DRAINING: { status: 503, message: 'the process is shutting down' },
   CONFIG: { status: 500, message: 'invalid configuration' },
   INTERNAL: { status: 500, message: 'internal error' },

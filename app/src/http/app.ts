@@ -35,6 +35,7 @@ import { historyRoutes } from './routes/history.ts'
 import { jobRoutes } from './routes/jobs.ts'
 import { limitRoutes } from './routes/limits.ts'
 import { scheduleRoutes } from './routes/schedules.ts'
+import { searchRoutes } from './routes/search.ts'
 import { systemRoutes } from './routes/system.ts'
 
 /** What helmet sets by default for a JSON API (checked by a test). */
@@ -240,6 +241,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(scheduleRoutes)
   await app.register(eventRoutes)
   await app.register(historyRoutes)
+  await app.register(searchRoutes)
 
   if (deps.consoleDir) await serveConsole(app, deps.consoleDir)
   app.get('/openapi.json', { config: { role: 'public' }, schema: { hide: true } }, async () => app.swagger())

@@ -1,0 +1,256 @@
+/**
+ * Search and export across live (Redis) and archived (PostgreSQL) jobs, and saved filter
+ * presets (ADR 0029). Without DATABASE_URL the live part only, with `history: "disabled"`.
+ * Every filter is checked before anything is read or written: a bad one is a 400 naming it.
+ */
+import { Readable } from 'node:stream'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import Type, { type Static } from 'typebox'
+import { DtqError } from '../../errors.ts'
+import type { Job } from '../../queue/job.ts'
+import { MAX_PRESET_BYTES, MAX_PRESETS, SearchStore } from '../../redis/search-store.ts'
+import { ArchiveSearch } from '../../search/archive-query.ts'
+import { historyError, SearchEngine, type SearchItem } from '../../search/engine.ts'
+import { csvHeader, csvRow, EXPORT_FORMATS, ndjsonRow } from '../../search/export.ts'
+import { decodeSearchCursor, MAX_WHERE, parseFilters } from '../../search/filters.ts'
+import { Cursor, errorReplies, QueueName, StateS, TaskType, WorkerId } from '../schemas.ts'
+
+const strict = { additionalProperties: false } as const
+const Where = Type.String({
+  minLength: 1,
+  maxLength: 500,
+  description:
+    'a payload filter: `path=value` (JSON value, or text) or `path~text` (contains), e.g. `user.id=42`',
+})
+
+/** The filters of a search (also what a preset holds). */
+export const SearchFiltersS = Type.Object(
+  {
+    queue: Type.Optional(QueueName),
+    task_type: Type.Optional(TaskType),
+    state: Type.Optional(StateS),
+    worker: Type.Optional(WorkerId),
+    from: Type.Optional(Type.Integer({ minimum: 0, description: 'ms since the epoch, inclusive' })),
+    to: Type.Optional(Type.Integer({ minimum: 0, description: 'ms since the epoch, exclusive' })),
+    q: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 200,
+        pattern: '^[^\\u0000-\\u001f\\u007f]*$',
+        description: 'free text over payload and errors (web search syntax: "a phrase", -not, or)',
+      }),
+    ),
+    where: Type.Optional(Type.Union([Where, Type.Array(Where, { maxItems: MAX_WHERE })])),
+  },
+  strict,
+)
+export type SearchFiltersBody = Static<typeof SearchFiltersS>
+
+export const SearchQuery = Type.Object(
+  {
+    ...SearchFiltersS.properties,
+    cursor: Type.Optional(Cursor),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
+  },
+  strict,
+)
+
+export const ExportQuery = Type.Object(
+  {
+    ...SearchFiltersS.properties,
+    format: Type.Optional(Type.Enum([...EXPORT_FORMATS], { default: 'csv' })),
+    limit: Type.Optional(
+      Type.Integer({ minimum: 1, description: 'rows at most (SEARCH_EXPORT_MAX: the cap)' }),
+    ),
+  },
+  strict,
+)
+
+const JobAny = Type.Unsafe<Job>({
+  type: 'object',
+  additionalProperties: true,
+  description: 'the job as GET /jobs/{id} serves it',
+})
+export const SearchItemS = Type.Object({
+  source: Type.Enum(['live', 'archive']),
+  at: Type.Number({ description: 'the time it sorts by: finished_at, or created_at while not finished' }),
+  job: JobAny,
+})
+
+export const SearchReply = Type.Object({
+  items: Type.Array(SearchItemS),
+  next_cursor: Type.Union([Type.String(), Type.Null()]),
+  history: Type.Enum(['enabled', 'disabled', 'unavailable'], {
+    description:
+      'disabled: no DATABASE_URL (live jobs only); unavailable: PostgreSQL failed (see history_error)',
+  }),
+  history_error: Type.Optional(Type.String()),
+  live: Type.Object({
+    scanned: Type.Integer({ description: 'live jobs read from Redis' }),
+    capped: Type.Boolean({ description: 'SEARCH_LIVE_SCAN stopped the live part: narrow the filters' }),
+  }),
+  range: Type.Object({
+    from: Type.Integer(),
+    to: Type.Integer(),
+    defaulted: Type.Boolean({
+      description: 'no `from` given: the history searched is the last SEARCH_DEFAULT_DAYS',
+    }),
+  }),
+})
+export type SearchReplyBody = Static<typeof SearchReply>
+
+const PresetName = Type.String({
+  pattern: '^[A-Za-z0-9_.-][A-Za-z0-9 _.-]{0,63}$',
+  description: '1-64 letters, digits, space, _ . - (not starting with a space)',
+})
+export const PresetS = Type.Object({ name: PresetName, filters: SearchFiltersS, saved_at: Type.Number() })
+export const PresetBody = Type.Object({ name: PresetName, filters: SearchFiltersS }, strict)
+export type Preset = Static<typeof PresetS>
+
+export const searchRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { config, queue } = app.dtq
+  const store = new SearchStore(queue.store.redis, config.keyPrefix)
+  const pool = config.databaseUrl ? ArchiveSearch.pool(config.databaseUrl, config.searchTimeoutMs) : null
+  const archive = pool ? new ArchiveSearch(pool, config.historySchema) : null
+  const engine = new SearchEngine(queue, store, archive, {
+    liveScan: config.searchLiveScan,
+    defaultDays: config.searchDefaultDays,
+    now: () => queue.store.clock.now(),
+  })
+  app.addHook('onClose', async () => {
+    await pool?.end().catch(() => {})
+  })
+
+  app.get(
+    '/search',
+    {
+      config: { role: 'read' },
+      schema: {
+        tags: ['search'],
+        summary: 'Search live and archived jobs: filters, payload paths, free text; cursor pagination',
+        description:
+          'Live jobs (Redis, at most SEARCH_LIVE_SCAN read: `live.capped`) and archived ones (PostgreSQL, when DATABASE_URL is set; without `from`, the last SEARCH_DEFAULT_DAYS: `range.defaulted`), merged newest first (finished_at, or created_at while not finished), deduplicated by (queue, id) with the live copy winning. `where` (repeatable, at most 8): `path=value` -- the JSON path equals the JSON scalar (`user.id=42`, `user.name="ann"`, or bare text as a string), arrays matched by any element -- or `path~text` (the text at the path contains it, any case). Paths: dotted names with [index], at most 8 steps. `q`: free text over payload and errors.',
+        querystring: SearchQuery,
+        response: { 200: SearchReply, ...errorReplies() },
+      },
+    },
+    async (req) => {
+      const { cursor, limit, ...raw } = req.query
+      const filters = parseFilters(raw)
+      if (cursor) decodeSearchCursor(cursor)
+      return engine.page(filters, cursor, limit ?? 50)
+    },
+  )
+
+  app.get(
+    '/search/export',
+    {
+      config: { role: 'read' },
+      schema: {
+        tags: ['search'],
+        summary: 'Stream a search as CSV (RFC 4180) or NDJSON, any size, in bounded memory',
+        description:
+          'The same filters and order as GET /search, every page streamed as it is read (batches of 1000 from PostgreSQL, with backpressure). At most `limit` rows (default and cap: SEARCH_EXPORT_MAX; above it a 400). The headers x-dtq-history and x-dtq-live-capped say what the export covers. CSV columns: ' +
+          'source, queue, job_id, task_type, state, created_at, finished_at (ISO 8601), attempts, worker, error_class, error, payload, result (JSON).',
+        querystring: ExportQuery,
+        response: { ...errorReplies() },
+      },
+    },
+    async (req, reply) => {
+      const { format = 'csv', limit, ...raw } = req.query
+      const filters = parseFilters(raw)
+      if (limit !== undefined && limit > config.searchExportMax)
+        throw new DtqError(
+          'VALIDATION',
+          `limit ${limit} is above the export cap SEARCH_EXPORT_MAX (${config.searchExportMax}): narrow the search or export in parts (by time range)`,
+        )
+      const max = limit ?? config.searchExportMax
+      const live = await engine.liveMatches(filters)
+      const results = engine.merged(filters, engine.range(filters), null, live.items, {
+        batch: 1000,
+        budget: Infinity,
+      })
+      // The first result is read before the reply starts: PostgreSQL failing is a 503, not a cut file.
+      let first: IteratorResult<unknown>
+      try {
+        first = await results.next()
+      } catch (err) {
+        throw new DtqError('HISTORY_UNAVAILABLE', historyError(err))
+      }
+      const row = format === 'csv' ? csvRow : ndjsonRow
+      async function* lines() {
+        if (format === 'csv') yield csvHeader()
+        let r = first
+        for (let n = 0; !r.done; ) {
+          yield row(r.value as SearchItem)
+          if (++n >= max) break
+          r = await results.next()
+        }
+        await results.return(undefined)
+      }
+      reply
+        .header('content-type', format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson')
+        .header('content-disposition', `attachment; filename="dtq-search.${format}"`)
+        .header('x-dtq-history', engine.historyInfo().history)
+        .header('x-dtq-live-capped', String(live.capped))
+        .header('x-dtq-export-limit', String(max))
+      return reply.send(Readable.from(lines(), { objectMode: false, highWaterMark: 64 * 1024 }) as never)
+    },
+  )
+
+  app.get(
+    '/search/presets',
+    {
+      config: { role: 'read' },
+      schema: {
+        tags: ['search'],
+        summary: 'Saved search filter presets, by name',
+        response: { 200: Type.Object({ items: Type.Array(PresetS) }), ...errorReplies() },
+      },
+    },
+    async () => ({ items: (await store.presets()) as Preset[] }),
+  )
+
+  app.post(
+    '/search/presets',
+    {
+      config: { role: 'write' },
+      schema: {
+        tags: ['search'],
+        summary: `Save a filter preset under a name (replacing one of that name); at most ${MAX_PRESETS}`,
+        body: PresetBody,
+        response: { 200: PresetS, 201: PresetS, ...errorReplies(409) },
+      },
+    },
+    async (req, reply) => {
+      const { name, filters } = req.body
+      parseFilters(filters)
+      if (JSON.stringify(filters).length > MAX_PRESET_BYTES)
+        throw new DtqError('VALIDATION', `a preset's filters are at most ${MAX_PRESET_BYTES} bytes of JSON`)
+      const now = queue.store.clock.now()
+      const r = await store.savePreset(name, filters, now)
+      if (!r.saved)
+        throw new DtqError('INVALID_STATE', `there are ${MAX_PRESETS} presets already: delete one first`)
+      reply.code(r.created ? 201 : 200)
+      return { name, filters, saved_at: now }
+    },
+  )
+
+  app.delete(
+    '/search/presets/:name',
+    {
+      config: { role: 'write' },
+      schema: {
+        tags: ['search'],
+        summary: 'Delete a filter preset',
+        params: Type.Object({ name: PresetName }, strict),
+        response: { 204: Type.Null(), ...errorReplies(404) },
+      },
+    },
+    async (req, reply) => {
+      if (!(await store.deletePreset(req.params.name)))
+        throw new DtqError('NOT_FOUND', `no preset named ${req.params.name}`)
+      reply.code(204)
+    },
+  )
+}

@@ -1,0 +1,62 @@
+/**
+ * A search's export formats (ADR 0029): CSV (RFC 4180: every field quoted when it holds a quote,
+ * comma, CR or LF, quotes doubled, CRLF line ends) and NDJSON (one JSON object per line). A row
+ * is formatted as it streams: nothing is gathered.
+ */
+import type { SearchItem } from './engine.ts'
+
+export const EXPORT_FORMATS = ['csv', 'ndjson'] as const
+export type ExportFormat = (typeof EXPORT_FORMATS)[number]
+
+export const CSV_COLUMNS = [
+  'source',
+  'queue',
+  'job_id',
+  'task_type',
+  'state',
+  'created_at',
+  'finished_at',
+  'attempts',
+  'worker',
+  'error_class',
+  'error',
+  'payload',
+  'result',
+] as const
+
+/** One CSV field (RFC 4180). */
+export function csvField(v: unknown): string {
+  const s = v === null || v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v)
+  return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s
+}
+
+const iso = (ms: number | null | undefined) =>
+  ms === null || ms === undefined ? '' : new Date(ms).toISOString()
+
+export function csvHeader(): string {
+  return `${CSV_COLUMNS.join(',')}\r\n`
+}
+
+export function csvRow(x: SearchItem): string {
+  const j = x.job
+  const cells = [
+    x.source,
+    j.queue,
+    j.id,
+    j.task_type,
+    j.state,
+    iso(j.created_at),
+    iso(j.finished_at),
+    j.attempts,
+    j.worker,
+    j.error_class,
+    j.error,
+    j.payload === undefined ? null : JSON.stringify(j.payload),
+    j.result === undefined || j.result === null ? null : JSON.stringify(j.result),
+  ]
+  return `${cells.map(csvField).join(',')}\r\n`
+}
+
+export function ndjsonRow(x: SearchItem): string {
+  return `${JSON.stringify({ source: x.source, at: x.at, job: x.job })}\n`
+}
