@@ -55,7 +55,9 @@ export function whereSql(f: SearchFilters, range: { from: number; to: number }, 
   }
   if (after) {
     // Keyset: strictly after the position in (time desc, queue desc, id desc), bytewise text order.
+    // The plain `<=` is what the index scan starts from (the OR alone would be a filter).
     const at = `to_timestamp(${p(after.at)}::float8 / 1000)`
+    and.push(`finished_at <= ${at}`)
     and.push(
       `(finished_at < ${at} OR (finished_at = ${at} AND (queue COLLATE "C" < ${p(after.queue)} OR (queue = ${p(after.queue)} AND job_id COLLATE "C" < ${p(after.id)}))))`,
     )

@@ -161,7 +161,7 @@ export function textAt(doc: unknown, path: readonly PathStep[]): string | null {
 function matchesWhere(payload: unknown, f: PayloadFilter): boolean {
   if (f.op === 'contains') {
     const t = textAt(payload, f.path)
-    return t !== null && t.toLowerCase().includes(String(f.value).toLowerCase())
+    return t?.toLowerCase().includes(String(f.value).toLowerCase()) === true
   }
   return valuesAt(payload, f.path).some((v) => (Array.isArray(v) ? v : [v]).some((x) => x === f.value))
 }

@@ -27,6 +27,11 @@ export const queryKeys = {
     all: ['dlq'] as const,
     list: (filters: object) => ['dlq', 'list', filters] as const,
   },
+  /** Searches across live and archived jobs (not refreshed by the live feed: a search is asked). */
+  search: {
+    results: (filters: object) => ['search', 'results', filters] as const,
+    presets: ['search', 'presets'] as const,
+  },
   schedules: {
     all: ['schedules'] as const,
     detail: (name: string) => ['schedules', 'detail', name] as const,
