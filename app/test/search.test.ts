@@ -274,6 +274,19 @@ describe('GET /search', () => {
     expect(await find({ from: now - 4500, to: now - 3500 })).toEqual(['a2'])
   })
 
+  it("a queue's filter covers its partitions, and only them", async () => {
+    const k = await kit()
+    const now = Date.now()
+    await k.archive([
+      { id: 'p0', queue: 'o_her', finished_at: now - 3000 },
+      { id: 'p1', queue: 'o_her~1', finished_at: now - 2000 },
+      { id: 'p2', queue: 'o_her~2.1', finished_at: now - 1000 },
+      { id: 'x1', queue: 'oxher~1', finished_at: now - 1500 },
+      { id: 'x2', queue: 'o_herx', finished_at: now - 1500 },
+    ])
+    expect(ids((await k.search('queue=o_her')).body)).toEqual(['p2', 'p1', 'p0'])
+  })
+
   it('cursor pages over live and archived jobs neither repeat nor skip', async () => {
     const k = await kit()
     const now = Date.now()

@@ -21,8 +21,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { Queue } from '@dtq/app'
-import pg from '../../app/node_modules/pg/lib/index.js'
-import { createPool, History, migrate } from '../../app/src/history/db.ts'
+import { createPool, History, migrate, type Pool } from '../../app/src/history/db.ts'
 import { SearchStore } from '../../app/src/redis/search-store.ts'
 import { ArchiveSearch } from '../../app/src/search/archive-query.ts'
 import { SearchEngine } from '../../app/src/search/engine.ts'
@@ -55,7 +54,7 @@ function pct(xs: number[], p: number): number {
 }
 
 /** Loads ROWS rows spread over the last DAYS days, in slices of 100k (one statement each). */
-async function load(pool: pg.Pool, now: number): Promise<number> {
+async function load(pool: Pool, now: number): Promise<number> {
   const t0 = performance.now()
   const slice = 100_000
   for (let lo = 1; lo <= ROWS; lo += slice) {
@@ -96,16 +95,15 @@ async function load(pool: pg.Pool, now: number): Promise<number> {
 
 async function main() {
   const name = `dtq_bench_${randomBytes(5).toString('hex')}`
-  const admin = new pg.Client({ connectionString: ADMIN })
-  await admin.connect()
+  const admin = createPool(ADMIN, 1)
   await admin.query(`CREATE DATABASE ${name}`)
   const u = new URL(ADMIN)
   u.pathname = `/${name}`
   const url = u.toString()
   const redis = await privateRedis(`b${randomBytes(3).toString('hex')}`)
   const queue = await Queue.connect(redis.cfg)
-  let pool: pg.Pool | undefined
-  let searchPool: pg.Pool | undefined
+  let pool: Pool | undefined
+  let searchPool: Pool | undefined
   try {
     await migrate(url, SCHEMA)
     pool = createPool(url)

@@ -41,7 +41,8 @@ export function whereSql(f: SearchFilters, range: { from: number; to: number }, 
     `finished_at >= to_timestamp(${p(range.from)}::float8 / 1000)`,
     `finished_at < to_timestamp(${p(range.to)}::float8 / 1000)`,
   ]
-  if (f.queue) and.push(`queue = ${p(f.queue)}`)
+  // A partitioned queue's jobs are archived under its partitions' names (`q~1`, `q~2.1`, …).
+  if (f.queue) and.push(`(queue = ${p(f.queue)} OR queue LIKE ${p(`${likeEscape(f.queue)}~%`)})`)
   if (f.task_type) and.push(`task_type = ${p(f.task_type)}`)
   if (f.state) and.push(`state = ${p(f.state)}`)
   if (f.worker) and.push(`worker = ${p(f.worker)}`)

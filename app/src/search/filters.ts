@@ -10,6 +10,7 @@
  */
 import { DtqError } from '../errors.ts'
 import type { Job, JobState } from '../queue/job.ts'
+import { logicalQueue } from '../queue/partitions.ts'
 
 export const MAX_WHERE = 8
 export const MAX_PATH_DEPTH = 8
@@ -190,7 +191,7 @@ export const sortTime = (job: Job): number => job.finished_at ?? job.created_at
 export function matcher(f: SearchFilters): (job: Job) => boolean {
   const terms = f.q ? textTerms(f.q) : null
   return (job) => {
-    if (f.queue && job.queue !== f.queue) return false
+    if (f.queue && logicalQueue(job.queue) !== f.queue) return false
     if (f.task_type && job.task_type !== f.task_type) return false
     if (f.state && job.state !== f.state) return false
     if (f.worker && job.worker !== f.worker) return false
