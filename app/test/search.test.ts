@@ -13,11 +13,13 @@ import type { JobRow } from '../src/history/rows.ts'
 import type { Job } from '../src/queue/job.ts'
 import { MAX_PRESETS } from '../src/redis/search-store.ts'
 import { ArchiveSearch } from '../src/search/archive-query.ts'
-import { csvField } from '../src/search/export.ts'
+import { CSV_COLUMNS, csvField } from '../src/search/export.ts'
 import { parseWhere, textTerms } from '../src/search/filters.ts'
 import type { SearchReplyBody } from '../src/search/schemas.ts'
 import { type ApiBundle, apiSetup, bearer, TOKEN_SETTING } from './api-helpers.ts'
+import { targetEnv, testTarget } from './helpers.ts'
 import { createTestDatabase, freePort, type TestDatabase } from './postgres.ts'
+import { runCli } from './processes.ts'
 
 let db: TestDatabase
 beforeAll(async () => {
@@ -464,21 +466,8 @@ describe('GET /search/export', () => {
     expect(csv.headers['content-type']).toMatch(/text\/csv/)
     expect(csv.headers['x-dtq-history']).toBe('enabled')
     const rows = parseCsv(csv.body)
-    expect(rows[0]).toEqual([
-      'source',
-      'queue',
-      'job_id',
-      'task_type',
-      'state',
-      'created_at',
-      'finished_at',
-      'attempts',
-      'worker',
-      'error_class',
-      'error',
-      'payload',
-      'result',
-    ])
+    expect(rows[0]).toEqual([...CSV_COLUMNS])
+    expect(CSV_COLUMNS.slice(0, 5)).toEqual(['source', 'queue', 'job_id', 'task_type', 'state'])
     expect(rows.slice(1).map((r) => [r[0], r[2]])).toEqual([
       ['live', expect.any(String)],
       ['archive', 'e2'],
@@ -570,4 +559,30 @@ describe('GET /search/export', () => {
     const peak = whilePaused.rss
     expect(peak - base).toBeLessThan(60_000_000)
   })
+})
+
+describe('dtq search', () => {
+  it('a table, JSON, a CSV export; bad input is an error', async () => {
+    const k = await kit()
+    const now = Date.now()
+    await k.archive([{ id: 'c1', finished_at: now - 1000, payload: { user: { id: 42 } } }])
+    await k.b.queue.add('echo', { user: { id: 42 } }, { queue: 'arch', delay_ms: 3_600_000 })
+    const env = {
+      ...targetEnv(testTarget()),
+      KEY_PREFIX: k.b.prefix,
+      DATABASE_URL: db.url,
+      HISTORY_SCHEMA: k.schema,
+    }
+    const table = await runCli(env, ['search', '--where', 'user.id=42'])
+    expect(table).toMatch(/^live {5}arch\/\d+ +scheduled echo/m)
+    expect(table).toMatch(/^archived arch\/c1 +completed echo/m)
+    const json = JSON.parse(
+      await runCli(env, ['search', '--where', 'user.id=42', '--format', 'json', '--limit', '1']),
+    )
+    expect(json.items).toHaveLength(1)
+    expect(json.next_cursor).toEqual(expect.any(String))
+    const csv = await runCli(env, ['search', '--text', '42', '--format', 'csv'])
+    expect(csv.trim().split('\r\n')).toHaveLength(3)
+    await expect(runCli(env, ['search', '--where', 'user..id=1'])).rejects.toThrow(/a path is dotted names/)
+  }, 30_000)
 })

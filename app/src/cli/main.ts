@@ -32,6 +32,7 @@ import { ScheduleRunner } from '../worker/schedule-runner.ts'
 import { Worker } from '../worker/worker.ts'
 import { limitCommands } from './limits.ts'
 import { scheduleCommands } from './schedules.ts'
+import { searchCommands } from './search.ts'
 
 const int = (name: string) => (v: string) => {
   const n = Number(v)
@@ -877,6 +878,7 @@ workers
   .action(async (id: string, n: number) => withQueue(async (q) => q.setWorkerConcurrency(id, n)))
 
 scheduleCommands(program, withQueue, print)
+searchCommands(program, withQueue, config)
 limitCommands(program, withQueue, print)
 
 program.parseAsync(process.argv).catch((err: unknown) => {

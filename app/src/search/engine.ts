@@ -10,10 +10,12 @@
  * - One order: time desc (finished_at, or created_at for a job not finished), queue desc, id desc;
  *   a cursor is a position in it, so pages neither repeat nor skip what stayed put.
  */
+
+import type { Config } from '../config.ts'
 import type { Job } from '../queue/job.ts'
 import type { Queue } from '../queue/queue.ts'
-import type { SearchStore } from '../redis/search-store.ts'
-import { type ArchiveSearch, FINISHED } from './archive-query.ts'
+import { SearchStore } from '../redis/search-store.ts'
+import { ArchiveSearch, FINISHED } from './archive-query.ts'
 import {
   ahead,
   decodeSearchCursor,
@@ -78,6 +80,26 @@ export class SearchEngine {
     this.store = store
     this.archive = archive
     this.opts = opts
+  }
+
+  /** The engine the settings describe (a PostgreSQL pool when DATABASE_URL is set) and its closer. */
+  static fromConfig(
+    queue: Queue,
+    config: Config,
+  ): { engine: SearchEngine; store: SearchStore; close(): Promise<void> } {
+    const store = new SearchStore(queue.store.redis, config.keyPrefix)
+    const pool = config.databaseUrl ? ArchiveSearch.pool(config.databaseUrl, config.searchTimeoutMs) : null
+    const engine = new SearchEngine(
+      queue,
+      store,
+      pool ? new ArchiveSearch(pool, config.historySchema) : null,
+      {
+        liveScan: config.searchLiveScan,
+        defaultDays: config.searchDefaultDays,
+        now: () => queue.store.clock.now(),
+      },
+    )
+    return { engine, store, close: async () => void (await pool?.end().catch(() => {})) }
   }
 
   /** Live jobs matching `f`, in the search's order (at most `liveScan` read). */

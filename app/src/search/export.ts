@@ -3,7 +3,9 @@
  * comma, CR or LF, quotes doubled, CRLF line ends) and NDJSON (one JSON object per line). A row
  * is formatted as it streams: nothing is gathered.
  */
-import type { SearchItem } from './engine.ts'
+import { DtqError } from '../errors.ts'
+import { historyError, type SearchEngine, type SearchItem } from './engine.ts'
+import type { SearchFilters } from './filters.ts'
 
 export const EXPORT_FORMATS = ['csv', 'ndjson'] as const
 export type ExportFormat = (typeof EXPORT_FORMATS)[number]
@@ -59,4 +61,34 @@ export function csvRow(x: SearchItem): string {
 
 export function ndjsonRow(x: SearchItem): string {
   return `${JSON.stringify({ source: x.source, at: x.at, job: x.job })}\n`
+}
+
+/**
+ * Starts an export of `f`: the live part (bounded) once, then the archive in batches of 1000,
+ * merged, as text lines read one at a time -- a batch is read only when the lines before it
+ * were taken (backpressure), so memory is a few batches whatever the size. The first result is
+ * read here, before anything is sent: PostgreSQL failing is a HISTORY_UNAVAILABLE error, not a
+ * cut file.
+ */
+export async function startExport(engine: SearchEngine, f: SearchFilters, format: ExportFormat, max: number) {
+  const live = await engine.liveMatches(f)
+  const results = engine.merged(f, engine.range(f), null, live.items, { batch: 1000, budget: Infinity })
+  let first: IteratorResult<unknown>
+  try {
+    first = await results.next()
+  } catch (err) {
+    throw new DtqError('HISTORY_UNAVAILABLE', historyError(err))
+  }
+  const row = format === 'csv' ? csvRow : ndjsonRow
+  async function* lines(): AsyncGenerator<string> {
+    if (format === 'csv') yield csvHeader()
+    let r = first
+    for (let n = 0; !r.done; ) {
+      yield row(r.value as SearchItem)
+      if (++n >= max) break
+      r = await results.next()
+    }
+    await results.return(undefined)
+  }
+  return { live: { scanned: live.scanned, capped: live.capped }, lines: lines() }
 }

@@ -93,16 +93,8 @@ export function parseWhere(text: string): PayloadFilter {
   return { path, op: 'eq', value: value as PayloadFilter['value'] }
 }
 
-export interface RawFilters {
-  queue?: string
-  task_type?: string
-  state?: JobState
-  worker?: string
-  from?: number
-  to?: number
-  q?: string
-  where?: string | string[]
-}
+/** The filters as a request gives them: `where` unparsed, one or several. */
+export type RawFilters = Omit<SearchFilters, 'where'> & { where?: string | string[] }
 
 export function parseFilters(raw: RawFilters): SearchFilters {
   const items = raw.where === undefined ? [] : Array.isArray(raw.where) ? raw.where : [raw.where]

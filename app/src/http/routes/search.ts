@@ -7,10 +7,9 @@ import { Readable } from 'node:stream'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { DtqError } from '../../errors.ts'
-import { MAX_PRESET_BYTES, MAX_PRESETS, SearchStore } from '../../redis/search-store.ts'
-import { ArchiveSearch } from '../../search/archive-query.ts'
-import { historyError, SearchEngine, type SearchItem } from '../../search/engine.ts'
-import { csvHeader, csvRow, ndjsonRow } from '../../search/export.ts'
+import { MAX_PRESET_BYTES, MAX_PRESETS } from '../../redis/search-store.ts'
+import { SearchEngine } from '../../search/engine.ts'
+import { startExport } from '../../search/export.ts'
 import { decodeSearchCursor, parseFilters } from '../../search/filters.ts'
 import {
   ExportQuery,
@@ -25,17 +24,8 @@ import { errorReplies } from '../schemas.ts'
 
 export const searchRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { config, queue } = app.dtq
-  const store = new SearchStore(queue.store.redis, config.keyPrefix)
-  const pool = config.databaseUrl ? ArchiveSearch.pool(config.databaseUrl, config.searchTimeoutMs) : null
-  const archive = pool ? new ArchiveSearch(pool, config.historySchema) : null
-  const engine = new SearchEngine(queue, store, archive, {
-    liveScan: config.searchLiveScan,
-    defaultDays: config.searchDefaultDays,
-    now: () => queue.store.clock.now(),
-  })
-  app.addHook('onClose', async () => {
-    await pool?.end().catch(() => {})
-  })
+  const { engine, store, close } = SearchEngine.fromConfig(queue, config)
+  app.addHook('onClose', close)
 
   app.get(
     '/search',
@@ -81,36 +71,14 @@ export const searchRoutes: FastifyPluginAsyncTypebox = async (app) => {
           `limit ${limit} is above the export cap SEARCH_EXPORT_MAX (${config.searchExportMax}): narrow the search or export in parts (by time range)`,
         )
       const max = limit ?? config.searchExportMax
-      const live = await engine.liveMatches(filters)
-      const results = engine.merged(filters, engine.range(filters), null, live.items, {
-        batch: 1000,
-        budget: Infinity,
-      })
-      // The first result is read before the reply starts: PostgreSQL failing is a 503, not a cut file.
-      let first: IteratorResult<unknown>
-      try {
-        first = await results.next()
-      } catch (err) {
-        throw new DtqError('HISTORY_UNAVAILABLE', historyError(err))
-      }
-      const row = format === 'csv' ? csvRow : ndjsonRow
-      async function* lines() {
-        if (format === 'csv') yield csvHeader()
-        let r = first
-        for (let n = 0; !r.done; ) {
-          yield row(r.value as SearchItem)
-          if (++n >= max) break
-          r = await results.next()
-        }
-        await results.return(undefined)
-      }
+      const { live, lines } = await startExport(engine, filters, format, max)
       reply
         .header('content-type', format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson')
         .header('content-disposition', `attachment; filename="dtq-search.${format}"`)
         .header('x-dtq-history', engine.historyInfo().history)
         .header('x-dtq-live-capped', String(live.capped))
         .header('x-dtq-export-limit', String(max))
-      return reply.send(Readable.from(lines(), { objectMode: false, highWaterMark: 64 * 1024 }) as never)
+      return reply.send(Readable.from(lines, { objectMode: false, highWaterMark: 64 * 1024 }) as never)
     },
   )
 
