@@ -13,6 +13,7 @@ import type { JobRow } from '../src/history/rows.ts'
 import type { Job } from '../src/queue/job.ts'
 import { MAX_PRESETS } from '../src/redis/search-store.ts'
 import { ArchiveSearch } from '../src/search/archive-query.ts'
+import { historyError } from '../src/search/engine.ts'
 import { CSV_COLUMNS, csvField } from '../src/search/export.ts'
 import { parseWhere, textTerms } from '../src/search/filters.ts'
 import type { SearchReplyBody } from '../src/search/schemas.ts'
@@ -153,6 +154,9 @@ describe('filters (pure)', () => {
       must: ['disk', 'full', 'timeout'],
       not: ['retry'],
     })
+    expect(historyError({ code: '57014' })).toMatch(/SEARCH_TIMEOUT_MS: narrow the time range/)
+    expect(historyError({ code: '42P01' })).toMatch(/run `dtq archiver`/)
+    expect(historyError(new Error('connect ECONNREFUSED'))).toMatch(/unreachable: connect ECONNREFUSED/)
   })
 
   it('escapes CSV fields as RFC 4180 says', () => {

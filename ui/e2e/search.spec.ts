@@ -118,6 +118,9 @@ test.describe('with a history', () => {
       rows.filter({ has: page.locator('.source', { hasText: new RegExp(`^${text}$`) }) })
     await expect(badge('archived')).toHaveCount(30)
     await expect(badge('live')).toHaveCount(1)
+    // An archived job is not in Redis any more: its record opens in place.
+    await badge('archived').first().locator('summary').click()
+    await expect(badge('archived').first().locator('details')).toContainText('max_retries')
     await page.screenshot({ path: 'test-results/screenshots/search-payload.png', fullPage: true })
 
     // Save it as a preset; a new search; load the preset back.

@@ -9,7 +9,7 @@ import { useState } from 'react'
 import { Link, useSearchParams } from 'react-router'
 import { type Column, DataTable } from '../../components/DataTable'
 import { QueryState } from '../../components/QueryState'
-import { Card, ConfirmButton, StateBadge } from '../../components/ui'
+import { Card, ConfirmButton, JsonView, StateBadge } from '../../components/ui'
 import { useAuth } from '../../lib/auth'
 import { ago } from '../../lib/format'
 import { jobKey, jobPath } from '../../lib/job-ref'
@@ -128,7 +128,20 @@ export function SearchPage() {
   }
 
   const columns: Column<SearchItemDto>[] = [
-    { header: 'Job', className: 'mono', cell: (i) => <Link to={jobPath(i.job)}>{i.job.id}</Link> },
+    {
+      header: 'Job',
+      className: 'mono',
+      // An archived job is no longer in Redis (its page would say not found): its record is here.
+      cell: (i) =>
+        i.source === 'live' ? (
+          <Link to={jobPath(i.job)}>{i.job.id}</Link>
+        ) : (
+          <details>
+            <summary title="the archived record">{i.job.id}</summary>
+            <JsonView data={i.job} />
+          </details>
+        ),
+    },
     {
       header: 'Source',
       cell: (i) => (
