@@ -70,7 +70,7 @@ async function load(pool: Pool, now: number): Promise<number> {
          1 + (g % 3), 3, 'w-' || (g % 20), fin - interval '2 seconds', fin - interval '1 second',
          fin - interval '500 ms', fin, 500, 500,
          jsonb_build_object('id', id, 'queue', queue, 'task_type', ttype, 'state', state, 'priority', 'normal',
-           'payload', payload, 'attempts', 1 + (g % 3), 'max_retries', 3,
+           'attempts', 1 + (g % 3), 'max_retries', 3,
            'created_at', (extract(epoch FROM fin) * 1000)::bigint - 2000,
            'finished_at', (extract(epoch FROM fin) * 1000)::bigint, 'worker', 'w-' || (g % 20))
        FROM (

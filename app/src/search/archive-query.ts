@@ -97,14 +97,18 @@ export class ArchiveSearch {
     n: number,
   ): Promise<ArchiveRow[]> {
     const w = whereSql(f, range, after)
-    const { rows } = await this.pool.query<ArchiveRow>(
-      `SELECT queue, job_id, round(extract(epoch FROM finished_at) * 1000)::float8 AS at, job
+    // `job` is the record without payload and result (their own columns: ADR 0027), put back here.
+    const { rows } = await this.pool.query<ArchiveRow & { payload: unknown; result: unknown }>(
+      `SELECT queue, job_id, round(extract(epoch FROM finished_at) * 1000)::float8 AS at, job, payload, result
        FROM ${this.table}
        WHERE ${w.sql}
        ORDER BY finished_at DESC, queue COLLATE "C" DESC, job_id COLLATE "C" DESC
        LIMIT ${Math.max(1, Math.floor(n))}`,
       w.params,
     )
-    return rows
+    return rows.map(({ payload, result, job, ...r }) => ({
+      ...r,
+      job: { ...(job as object), payload, result },
+    }))
   }
 }
