@@ -11,11 +11,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { createPool, History, migrate, type Pool } from '../src/history/db.ts'
 import type { JobRow } from '../src/history/rows.ts'
 import type { Job } from '../src/queue/job.ts'
-import { MAX_PRESETS } from '../src/redis/search-store.ts'
+import { MAX_PRESETS, SearchStore } from '../src/redis/search-store.ts'
 import { ArchiveSearch } from '../src/search/archive-query.ts'
-import { historyError } from '../src/search/engine.ts'
+import { historyError, SearchEngine } from '../src/search/engine.ts'
 import { CSV_COLUMNS, csvField } from '../src/search/export.ts'
-import { parseWhere, textTerms } from '../src/search/filters.ts'
+import { parseFilters, parseWhere, textTerms } from '../src/search/filters.ts'
 import type { SearchReplyBody } from '../src/search/schemas.ts'
 import { type ApiBundle, apiSetup, bearer, TOKEN_SETTING } from './api-helpers.ts'
 import { targetEnv, testTarget } from './helpers.ts'
@@ -570,6 +570,23 @@ describe('GET /search/export', () => {
     expect(whilePaused.batches).toBeLessThanOrEqual(5)
     const peak = whilePaused.rss
     expect(peak - base).toBeLessThan(60_000_000)
+
+    // A query past the statement timeout: the live part, and the history said unavailable and why.
+    const slow = ArchiveSearch.pool(db.url, 1)
+    cleanups.push(() => slow.end())
+    const engine = new SearchEngine(
+      k.b.queue,
+      new SearchStore(k.b.redis, k.b.prefix),
+      new ArchiveSearch(slow, k.schema),
+      {
+        liveScan: 100,
+        defaultDays: 7,
+        now: () => Date.now(),
+      },
+    )
+    const page = await engine.page(parseFilters({ where: 'pad~nothing-like-this' }), undefined, 50)
+    expect(page.history).toBe('unavailable')
+    expect(page.history_error).toMatch(/SEARCH_TIMEOUT_MS/)
   })
 })
 
