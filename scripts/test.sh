@@ -37,6 +37,7 @@ run_check "flows benchmark smoke run (tiny sizes)" bash -c 'cd scripts/bench && 
 run_check "flow control benchmark smoke run (plain fetch A/B, limits vs plain; tiny sizes)" bash -c 'cd scripts/bench && node limits.ts --smoke'
 run_check "history archiver benchmark smoke run (engine with archiving off / on, archiver jobs/s; tiny sizes)" bash -c 'cd scripts/bench && node archive.ts --smoke'
 run_check "analytics benchmark smoke run (each /analytics query over 20k seeded rows)" bash -c 'cd scripts/bench && node analytics.ts --smoke'
+run_check "search benchmark smoke run (10k archived rows: payload, free text, type + time, contains; export)" bash -c 'cd scripts/bench && node search.ts --smoke'
 
 say "tests (vitest)"
 (cd app && CI=true ./node_modules/.bin/vitest run --reporter=default --reporter=json --outputFile.json=../.tmp/vitest-app.json)

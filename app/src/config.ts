@@ -28,6 +28,46 @@ const HOST_PATTERN = /^(auto|\*|(\*\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?|\[[0
 /** What proxy-addr accepts by name, besides addresses and CIDRs. */
 const PROXY_NAMES = ['loopback', 'linklocal', 'uniquelocal']
 
+/** Search and export (ADR 0029). */
+const SEARCH_SETTINGS = [
+  {
+    env: 'SEARCH_LIVE_SCAN',
+    key: 'searchLiveScan',
+    kind: 'int',
+    default: '10000',
+    min: 100,
+    max: 1_000_000,
+    doc: 'a search reads at most this many live jobs from Redis (its answer says when the cap cut the live part)',
+  },
+  {
+    env: 'SEARCH_DEFAULT_DAYS',
+    key: 'searchDefaultDays',
+    kind: 'int',
+    default: '7',
+    min: 1,
+    max: 3650,
+    doc: 'a search of the history without `from` covers this many days back (its answer says so)',
+  },
+  {
+    env: 'SEARCH_EXPORT_MAX',
+    key: 'searchExportMax',
+    kind: 'int',
+    default: '1000000',
+    min: 1000,
+    max: 100_000_000,
+    doc: 'an export streams at most this many rows (a larger `limit` is a 400)',
+  },
+  {
+    env: 'SEARCH_TIMEOUT_MS',
+    key: 'searchTimeoutMs',
+    kind: 'int',
+    default: '10000',
+    min: 100,
+    max: 600_000,
+    doc: 'one history query of a search stops after this long (the search then says the history was unavailable and why)',
+  },
+] as const satisfies readonly Spec[]
+
 /**
  * Every setting, its default and one line of meaning: the one description of DTQ's settings.
  * The `Config` type is derived from it, every source of settings (the environment, overrides
@@ -759,6 +799,7 @@ export const SETTINGS = [
     max: 3_600_000,
     doc: "an archiver takes over another's unacknowledged entries idle this long (it died or lost PostgreSQL)",
   },
+  ...SEARCH_SETTINGS,
 ] as const satisfies readonly Spec[]
 
 type AnySpec = (typeof SETTINGS)[number]

@@ -50,6 +50,11 @@ const ROUTES: Array<[string, string, Role, unknown?]> = [
   ['POST', '/queues/default/resume', 'admin'],
   ['POST', '/workers/some-worker/pause', 'admin'],
   ['POST', '/dev/generate-jobs', 'admin', { count: 1 }],
+  ['GET', '/search', 'read'],
+  ['GET', '/search/export', 'read'],
+  ['GET', '/search/presets', 'read'],
+  ['POST', '/search/presets', 'write', { name: 'x', filters: {} }],
+  ['DELETE', '/search/presets/x', 'write'],
 ]
 const RANK = { public: 0, read: 1, write: 2, admin: 3 }
 

@@ -15,7 +15,7 @@ export default async function globalSetup() {
   const u = new URL(adminUrl)
   u.pathname = `/${name}`
   process.env.E2E_DATABASE_URL = u.toString()
-  const stack = await startStack({ DATABASE_URL: u.toString(), HISTORY_SCHEMA: 'dtq' })
+  const stack = await startStack({ env: { DATABASE_URL: u.toString(), HISTORY_SCHEMA: 'dtq' } })
   process.env.E2E_BASE_URL = stack.baseURL
   process.env.E2E_API_URL = stack.apiURL
   process.env.E2E_REDIS_URL = stack.redisURL

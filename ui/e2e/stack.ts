@@ -31,8 +31,10 @@ export interface Stack {
   stop(): Promise<void>
 }
 
-/** `env`: more settings for the API and worker (global-setup gives the history's DATABASE_URL). */
-export async function startStack(extraEnv: Record<string, string> = {}): Promise<Stack> {
+/** `env`: more settings for the API, worker (and archiver); `archiver`: run `dtq archiver` too. */
+export async function startStack(
+  opts: { env?: Record<string, string>; archiver?: boolean } = {},
+): Promise<Stack> {
   const dist = join(ROOT, 'ui/dist')
   if (!existsSync(join(dist, 'index.html')))
     throw new Error('build the console first: pnpm --filter @dtq/ui build')
@@ -77,12 +79,13 @@ export async function startStack(extraEnv: Record<string, string> = {}): Promise
     SHUTDOWN_TIMEOUT_MS: '1000',
     // Alerts (e2e/alerts.spec.ts): evaluated twice a second, not every 15 s.
     ALERT_EVAL_INTERVAL_MS: '500',
-    ...extraEnv,
+    ...opts.env,
   }
   const cli = join(ROOT, 'app/src/cli/main.ts')
   start(process.execPath, [cli, 'api', '--port', String(apiPort)], env)
   // Two queues besides the default, for the same job id in two queues (ADR 0016).
   start(process.execPath, [cli, 'worker', '--concurrency', '4', '--queues', 'default,mail,billing'], env)
+  if (opts.archiver) start(process.execPath, [cli, 'archiver'], env)
 
   const webPort = await freePort()
   const conf = readFileSync(join(ROOT, 'nginx.conf'), 'utf8')

@@ -36,6 +36,7 @@ import { auditCommands } from './audit.ts'
 import { limitCommands } from './limits.ts'
 import { replayCommands } from './replay.ts'
 import { scheduleCommands } from './schedules.ts'
+import { searchCommands } from './search.ts'
 
 const int = (name: string) => (v: string) => {
   const n = Number(v)
@@ -927,6 +928,7 @@ workers
 
 replayCommands(program, withQueue, print)
 scheduleCommands(program, withQueue, print)
+searchCommands(program, withQueue, config)
 limitCommands(program, withQueue, print)
 alertCommands(program, withQueue, print, config)
 const audit = auditCommands(program, () => config())

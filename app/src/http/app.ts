@@ -40,6 +40,7 @@ import { jobRoutes } from './routes/jobs.ts'
 import { limitRoutes } from './routes/limits.ts'
 import { replayRoutes } from './routes/replay.ts'
 import { scheduleRoutes } from './routes/schedules.ts'
+import { searchRoutes } from './routes/search.ts'
 import { statsHistoryRoutes } from './routes/stats-history.ts'
 import { systemRoutes } from './routes/system.ts'
 
@@ -251,6 +252,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(historyRoutes)
   await app.register(statsHistoryRoutes)
   await app.register(analyticsRoutes)
+  await app.register(searchRoutes)
 
   if (deps.consoleDir) await serveConsole(app, deps.consoleDir)
   app.get('/openapi.json', { config: { role: 'public' }, schema: { hide: true } }, async () => app.swagger())

@@ -171,6 +171,10 @@ export class Keys {
   archivers(): string {
     return `${this.prefix}:archivers`
   }
+  /** Saved search filter presets (hash: name → JSON of the filters; capped: app/src/redis/search-store.ts). */
+  searchPresets(): string {
+    return `${this.prefix}:search:presets`
+  }
   /** Partition counts of partitioned queues (hash: queue → N; app/src/queue/partitions.ts). */
   partitions(): string {
     return `${this.prefix}:partitions`

@@ -17,6 +17,7 @@ import { NewJobPage } from '../features/jobs/NewJobPage'
 import { LimitsPage } from '../features/limits/LimitsPage'
 import { QueuesPage } from '../features/queues/QueuesPage'
 import { SchedulesPage } from '../features/schedules/SchedulesPage'
+import { SearchPage } from '../features/search/SearchPage'
 import { WorkersPage } from '../features/workers/WorkersPage'
 import { AuthProvider, useAuth } from '../lib/auth'
 import { LiveProvider } from '../lib/live'
@@ -30,6 +31,7 @@ const router = createBrowserRouter([
     children: [
       { index: true, element: <DashboardPage /> },
       { path: 'jobs', element: <JobsPage /> },
+      { path: 'search', element: <SearchPage /> },
       { path: 'jobs/new', element: <NewJobPage /> },
       { path: 'jobs/:id', element: <JobDetailPage /> },
       { path: 'compare', element: <ComparePage /> },

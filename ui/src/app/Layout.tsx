@@ -40,6 +40,7 @@ export function Layout() {
             Dashboard
           </NavLink>
           <NavLink to="/jobs">Jobs</NavLink>
+          <NavLink to="/search">Search</NavLink>
           <NavLink to="/jobs/new">New job</NavLink>
           <NavLink to="/dlq">Dead letters</NavLink>
           <NavLink to="/queues">Queues</NavLink>

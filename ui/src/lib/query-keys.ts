@@ -47,6 +47,11 @@ export const queryKeys = {
   },
   audit: (filters: object) => ['audit', filters] as const,
   history: (range: string, queue?: string) => ['stats', 'history', range, queue ?? null] as const,
+  /** Searches across live and archived jobs (not refreshed by the live feed: a search is asked). */
+  search: {
+    results: (filters: object) => ['search', 'results', filters] as const,
+    presets: ['search', 'presets'] as const,
+  },
   schedules: {
     all: ['schedules'] as const,
     detail: (name: string) => ['schedules', 'detail', name] as const,
