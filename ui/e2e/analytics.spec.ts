@@ -5,13 +5,10 @@
  * to the dead letters. Without a history (a second `dtq api` on the same Redis, no DATABASE_URL,
  * answering the page's /analytics requests) the page says how to enable it and the rest works.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
-import { resolve } from 'node:path'
 import { expect, test } from '@playwright/test'
 import { createPool, History, migrate } from '../../app/src/history/db.ts'
-import { freePort } from '../../app/src/redis/local-server.ts'
 import { seedHistory } from '../../app/test/history-seed.ts'
-import { TOKENS } from './stack'
+import { startApiWithoutHistory, TOKENS } from './stack'
 
 const base = () => process.env.E2E_BASE_URL ?? ''
 const DAY = 86_400_000
@@ -89,28 +86,9 @@ test('charts and tables from the history; filters; an error class links to its d
 
 test('without a history the page says how to enable it; the rest of the console works', async ({ page }) => {
   // A second API on the same Redis, without DATABASE_URL, answers the page's analytics requests.
-  const env = { ...(JSON.parse(process.env.E2E_STACK_ENV ?? '{}') as Record<string, string>) }
-  delete env.DATABASE_URL
-  const port = await freePort()
-  const cli = resolve(import.meta.dirname, '../../app/src/cli/main.ts')
-  const api: ChildProcess = spawn(process.execPath, [cli, 'api', '--port', String(port)], {
-    env: { ...process.env, ...env, DATABASE_URL: '' },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  })
+  const api = await startApiWithoutHistory()
   try {
-    await expect
-      .poll(async () => (await fetch(`http://127.0.0.1:${port}/health/ready`).catch(() => null))?.status, {
-        timeout: 20_000,
-      })
-      .toBe(200)
-    await page.route('**/api/analytics/**', (route) =>
-      route.continue({
-        url: route
-          .request()
-          .url()
-          .replace(/^.*?\/api\//, `http://127.0.0.1:${port}/`),
-      }),
-    )
+    await api.route(page, '**/api/analytics/**')
     await page.addInitScript((t) => localStorage.setItem('dtq.token', t), TOKENS.read)
     await page.goto(`${base()}/analytics`)
     const note = page.getByRole('note')
@@ -122,7 +100,6 @@ test('without a history the page says how to enable it; the rest of the console 
     await page.getByRole('link', { name: 'Dashboard' }).click()
     await expect(page.getByRole('img', { name: /^Throughput, last 1h/ })).toBeVisible()
   } finally {
-    api.kill('SIGTERM')
-    await new Promise((r) => (api.exitCode !== null ? r(null) : api.once('exit', r)))
+    await api.stop()
   }
 })

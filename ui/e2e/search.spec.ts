@@ -1,6 +1,7 @@
 /**
  * The Search page (ADR 0029) in Chromium, against real stacks:
- *  - the shared stack (no DATABASE_URL): a notice says how to enable the history, live search works;
+ *  - the shared stack's Redis through a second API without DATABASE_URL (the shared stack has a
+ *    history): a notice says how to enable the history, live search works;
  *  - a stack of this file's own with a history: a private PostgreSQL database on 127.0.0.1:5432
  *    (dropped after) and a `dtq archiver` process; completed jobs leave Redis once archived
  *    (COMPLETED_RETENTION_S=0), so results are archived ones beside a live scheduled job.
@@ -9,7 +10,7 @@
 import { readFileSync } from 'node:fs'
 import { expect, type Page, test } from '@playwright/test'
 import { createTestDatabase, type TestDatabase } from '../../app/test/postgres.ts'
-import { type Stack, startStack, TOKENS } from './stack'
+import { type Stack, startApiWithoutHistory, startStack, TOKENS } from './stack'
 
 const admin = { 'content-type': 'application/json', authorization: `Bearer ${TOKENS.admin}` }
 
@@ -28,22 +29,28 @@ test('without a history: the page says how to enable it, and live search works',
   const tag = `nohist-${Date.now()}`
   await post(api, '/jobs', { task_type: 'echo', payload: { tag, user: { id: 7 } }, delay_ms: 3_600_000 })
   await post(api, '/jobs', { task_type: 'echo', payload: { tag, user: { id: 8 } }, delay_ms: 3_600_000 })
-  await signIn(page)
-  await page.goto(`${process.env.E2E_BASE_URL}/search`)
-  await expect(page.getByRole('note').filter({ hasText: 'History is off' })).toContainText('DATABASE_URL')
-  await expect(page.getByRole('note').filter({ hasText: 'History is off' })).toContainText('dtq archiver')
-  await page.getByRole('button', { name: 'Add payload filter' }).click()
-  await page.getByLabel('payload path 1').fill('tag')
-  await page.getByLabel('payload value 1').fill(tag)
-  await page.getByRole('button', { name: 'Add payload filter' }).click()
-  await page.getByLabel('payload path 2').fill('user.id')
-  await page.getByLabel('payload value 2').fill('8')
-  await page.getByRole('button', { name: 'Search', exact: true }).click()
-  const rows = page.locator('tbody tr')
-  await expect(rows).toHaveCount(1)
-  await expect(rows.first().locator('.source')).toHaveText('live')
-  await expect(rows.first()).toContainText('"id":8')
-  await page.screenshot({ path: 'test-results/screenshots/search-no-history.png', fullPage: true })
+  const noHistory = await startApiWithoutHistory()
+  try {
+    await noHistory.route(page, '**/api/search**')
+    await signIn(page)
+    await page.goto(`${process.env.E2E_BASE_URL}/search`)
+    await expect(page.getByRole('note').filter({ hasText: 'History is off' })).toContainText('DATABASE_URL')
+    await expect(page.getByRole('note').filter({ hasText: 'History is off' })).toContainText('dtq archiver')
+    await page.getByRole('button', { name: 'Add payload filter' }).click()
+    await page.getByLabel('payload path 1').fill('tag')
+    await page.getByLabel('payload value 1').fill(tag)
+    await page.getByRole('button', { name: 'Add payload filter' }).click()
+    await page.getByLabel('payload path 2').fill('user.id')
+    await page.getByLabel('payload value 2').fill('8')
+    await page.getByRole('button', { name: 'Search', exact: true }).click()
+    const rows = page.locator('tbody tr')
+    await expect(rows).toHaveCount(1)
+    await expect(rows.first().locator('.source')).toHaveText('live')
+    await expect(rows.first()).toContainText('"id":8')
+    await page.screenshot({ path: 'test-results/screenshots/search-no-history.png', fullPage: true })
+  } finally {
+    await noHistory.stop()
+  }
 })
 
 test.describe('with a history', () => {

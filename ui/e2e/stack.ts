@@ -131,3 +131,44 @@ export async function startStack(
     },
   }
 }
+
+/**
+ * A second `dtq api` on the shared stack's Redis without DATABASE_URL, for the pages' "history is
+ * off" states (the shared stack has a history): `route(page, glob)` sends the page's requests
+ * matching the glob to it. Stop it with `stop()`.
+ */
+export async function startApiWithoutHistory() {
+  const env = { ...(JSON.parse(process.env.E2E_STACK_ENV ?? '{}') as Record<string, string>) }
+  delete env.DATABASE_URL
+  const port = await freePort()
+  const cli = resolve(import.meta.dirname, '../../app/src/cli/main.ts')
+  const api: ChildProcess = spawn(process.execPath, [cli, 'api', '--port', String(port)], {
+    env: { ...process.env, ...env, DATABASE_URL: '' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  })
+  const stop = async () => {
+    if (api.exitCode === null) api.kill('SIGTERM')
+    await new Promise((r) => (api.exitCode !== null ? r(null) : api.once('exit', r)))
+  }
+  try {
+    await waitFor(
+      'the API without a history',
+      async () => (await fetch(`http://127.0.0.1:${port}/health/ready`)).status === 200,
+    )
+  } catch (err) {
+    await stop()
+    throw err
+  }
+  return {
+    route: (page: import('@playwright/test').Page, glob: string) =>
+      page.route(glob, (route) =>
+        route.continue({
+          url: route
+            .request()
+            .url()
+            .replace(/^.*?\/api\//, `http://127.0.0.1:${port}/`),
+        }),
+      ),
+    stop,
+  }
+}
