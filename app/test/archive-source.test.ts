@@ -11,7 +11,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { createPool, History, migrate } from '../src/history/db.ts'
 import { historyRows } from '../src/history/rows.ts'
 import { type ApiBundle, apiSetup, bearer, TOKEN_SETTING } from './api-helpers.ts'
+import { targetEnv, testTarget } from './helpers.ts'
 import { createTestDatabase, freePort, type TestDatabase } from './postgres.ts'
+import { runCli } from './processes.ts'
 
 let db: TestDatabase
 beforeAll(async () => {
@@ -43,7 +45,7 @@ async function setup(config: Record<string, unknown> = {}) {
     apiTokens: TOKEN_SETTING,
     ...config,
   } as never)
-  return { bundle: b, history }
+  return { bundle: b, history, schema }
 }
 
 const call = (method: 'GET' | 'POST', url: string, payload?: unknown, role: 'read' | 'write' = 'write') =>
@@ -191,6 +193,26 @@ describe('a job past its retention, from the archive', () => {
     expect((await call('GET', '/jobs/same-id?queue=qb')).json()).toMatchObject({
       queue: 'qb',
       source: 'archive',
+    })
+  })
+})
+
+describe('the CLI with DATABASE_URL', () => {
+  it('dtq timeline, dtq replay, dtq compare read the archive; without DATABASE_URL, not found', async () => {
+    const { history, schema } = await setup()
+    const orig = await archivedJob(history)
+    const base = { ...targetEnv(testTarget()), KEY_PREFIX: b!.prefix, REDIS_DURABILITY: 'off' }
+    const env = { ...base, DATABASE_URL: db.url, HISTORY_SCHEMA: schema }
+    const tl = await runCli(env, ['timeline', orig.id, '--queue', Q])
+    expect(tl).toMatch(/attempt_failed +archive +#1 w1\s+boom 1/)
+    expect(tl).toMatch(/completed +archive +#2 w2/)
+    const out = await runCli(env, ['replay', orig.id, '--payload', '{"n":7}'])
+    const m = new RegExp(`^replayed ${Q}/${orig.id} as ${Q}/(\\S+) \\(queued\\)\n$`).exec(out)
+    expect(m).not.toBeNull()
+    const cmp = await runCli(env, ['compare', `${Q}/${orig.id}`, `${Q}/${m![1]}`])
+    expect(cmp).toContain('changed  /payload/n  1 -> 7')
+    await expect(runCli(base, ['timeline', orig.id, '--queue', Q])).rejects.toMatchObject({
+      stderr: expect.stringContaining('not found'),
     })
   })
 })
