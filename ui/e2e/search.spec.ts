@@ -125,9 +125,6 @@ test.describe('with a history', () => {
       rows.filter({ has: page.locator('.source', { hasText: new RegExp(`^${text}$`) }) })
     await expect(badge('archived')).toHaveCount(30)
     await expect(badge('live')).toHaveCount(1)
-    // An archived job is not in Redis any more: its record opens in place.
-    await badge('archived').first().locator('summary').click()
-    await expect(badge('archived').first().locator('details')).toContainText('max_retries')
     await page.screenshot({ path: 'test-results/screenshots/search-payload.png', fullPage: true })
 
     // Save it as a preset; a new search; load the preset back.
@@ -169,5 +166,23 @@ test.describe('with a history', () => {
     )
     await expect(page.getByLabel('preset', { exact: true }).locator('option')).toHaveCount(1)
     await page.screenshot({ path: 'test-results/screenshots/search-more.png', fullPage: true })
+
+    // An archived job (not in Redis any more) opens on its job page, from the history: its
+    // timeline from the archive, and Replay makes a new job of it (ADR 0028).
+    await page.goto(`${stack.baseURL}/search?q=tester`)
+    await expect(rows).toHaveCount(1)
+    await expect(badge('archived')).toHaveCount(1)
+    await rows.first().getByRole('link').click()
+    await expect(page.getByRole('note').filter({ hasText: 'Archived' })).toContainText('past its retention')
+    await expect(page.getByText('Logs are not archived.')).toBeVisible()
+    await page.getByRole('button', { name: 'Show timeline' }).click()
+    await expect(page.locator('td', { hasText: /^archive$/ }).first()).toBeVisible()
+    await expect(page.getByRole('button', { name: 'Retry' })).toBeDisabled()
+    await page.screenshot({ path: 'test-results/screenshots/search-archived-job.png', fullPage: true })
+    await page.getByRole('button', { name: 'Replay', exact: true }).click()
+    await page.getByRole('button', { name: 'Replay', exact: true }).last().click()
+    await expect(page.getByRole('status').filter({ hasText: 'Replay created' })).toBeVisible()
+    await expect(page.getByRole('note').filter({ hasText: 'Archived' })).toHaveCount(0)
+    await page.screenshot({ path: 'test-results/screenshots/search-archived-replayed.png', fullPage: true })
   })
 })

@@ -926,7 +926,7 @@ workers
   .argument('<n>', 'jobs at once', int('<n>'))
   .action(async (id: string, n: number) => withQueue(async (q) => q.setWorkerConcurrency(id, n)))
 
-replayCommands(program, withQueue, print)
+replayCommands(program, withQueue, print, config)
 scheduleCommands(program, withQueue, print)
 searchCommands(program, withQueue, config)
 limitCommands(program, withQueue, print)

@@ -3,11 +3,13 @@
  * behind the API's replay, dry-run, timeline and compare routes.
  */
 import type { Command } from 'commander'
+import type { Config } from '../config.ts'
 import { DtqError } from '../errors.ts'
+import { archiveSources } from '../history/job-source.ts'
 import type { Priority } from '../queue/job.ts'
 import type { Queue } from '../queue/queue.ts'
 import { parseJobRef, type ReplayChanges } from '../queue/replay.ts'
-import { createReplays } from '../redis/replay-service.ts'
+import { createReplays, type Replays } from '../redis/replay-service.ts'
 
 type WithQueue = <T>(fn: (q: Queue) => Promise<T>) => Promise<T>
 
@@ -52,7 +54,22 @@ const short = (v: unknown) => {
   return s.length > 60 ? `${s.slice(0, 57)}...` : s
 }
 
-export function replayCommands(program: Command, withQueue: WithQueue, print: (v: unknown) => void): void {
+export function replayCommands(
+  program: Command,
+  withQueue: WithQueue,
+  print: (v: unknown) => void,
+  config?: () => Config,
+): void {
+  /** Replays over Redis and, when DATABASE_URL is set, the history archive (ADR 0028). */
+  const withReplays = <T>(fn: (r: Replays) => Promise<T>): Promise<T> =>
+    withQueue(async (q) => {
+      const archive = config ? archiveSources(config()) : { sources: [], close: async () => {} }
+      try {
+        return await fn(createReplays(q, archive.sources))
+      } finally {
+        await archive.close()
+      }
+    })
   program
     .command('replay')
     .description('run a finished job (completed, failed, cancelled) again as a new job, with changes')
@@ -66,8 +83,7 @@ export function replayCommands(program: Command, withQueue: WithQueue, print: (v
     .option('--idempotency-key <key>', "the replay's own key (a repeat answers the same replay)")
     .option('--dry-run', 'check everything and print what would be created, writing nothing')
     .action(async (id: string, o: ReplayOptions) =>
-      withQueue(async (q) => {
-        const replays = createReplays(q)
+      withReplays(async (replays) => {
         const changes = changesOf(o)
         if (o.dryRun) return print(await replays.dryRunReplay(id, changes, { queue: o.queue }))
         const r = await replays.replay(id, changes, { queue: o.queue })
@@ -86,8 +102,8 @@ export function replayCommands(program: Command, withQueue: WithQueue, print: (v
     .option('--queue <name>', 'queue')
     .option('--json', 'print the whole answer as JSON')
     .action(async (id: string, o: { queue?: string; json?: boolean }) =>
-      withQueue(async (q) => {
-        const t = await createReplays(q).timeline(id, o.queue)
+      withReplays(async (replays) => {
+        const t = await replays.timeline(id, o.queue)
         if (o.json) return print(t)
         for (const e of t.entries) {
           const who = [e.attempt ? `#${e.attempt}` : '', e.worker ?? ''].filter(Boolean).join(' ')
@@ -112,8 +128,7 @@ export function replayCommands(program: Command, withQueue: WithQueue, print: (v
     .option('--attempts <a,b>', 'compare two attempts of job <a>')
     .option('--json', 'print the whole answer as JSON')
     .action(async (a: string, b: string | undefined, o: { attempts?: string; json?: boolean }) =>
-      withQueue(async (q) => {
-        const replays = createReplays(q)
+      withReplays(async (replays) => {
         const x = parseJobRef(a)
         let c: {
           same: boolean

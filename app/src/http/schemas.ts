@@ -353,7 +353,16 @@ export const QueueQuery = Type.Object(
   strict,
 )
 
-export const JobDetail = Type.Object({ ...JobS.properties, logs: Type.Array(Type.String()) })
+export const JobDetail = Type.Object({
+  ...JobS.properties,
+  logs: Type.Array(Type.String()),
+  source: Type.Optional(
+    Type.Literal('archive', {
+      description:
+        'present when Redis no longer holds the job (past its retention) and this is its record in the history archive (DATABASE_URL): read-only, no logs; replay, timeline and compare work on it (ADR 0028)',
+    }),
+  ),
+})
 
 export const CancelReply = Type.Object({
   outcome: Type.Enum(['cancelled', 'requested']),

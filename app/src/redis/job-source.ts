@@ -1,9 +1,9 @@
 /**
  * Where replay, timeline and compare find a job (ADR 0028): a chain of sources, Redis first. Redis
  * holds live jobs and finished ones within their retention (completed: COMPLETED_RETENTION_S;
- * failed -- the DLQ -- and cancelled: FAILED_RETENTION_S). A history archive (PostgreSQL, being
- * built) plugs in as a second source: `new JobSources([redisSource(queue), archiveSource])` --
- * it answers a job Redis no longer holds, and may add the older part of a timeline.
+ * failed -- the DLQ -- and cancelled: FAILED_RETENTION_S). The history archive (PostgreSQL, when
+ * DATABASE_URL is set: history/job-source.ts) is the second source -- it answers a job Redis no
+ * longer holds, and adds its archived attempts to that job's timeline.
  */
 import type { Job } from '../queue/job.ts'
 import type { TimelineEntry } from './timeline.ts'

@@ -357,9 +357,9 @@ export class Replays {
 }
 
 /**
- * The process's Replays: where a history archive plugs in (ADR 0028). Once the archive is
- * configured, its JobSource goes in `archive`: it is asked after Redis, for jobs past their
- * retention (replay, timeline and compare then work on them; a timeline gets its older events).
+ * The process's Replays: where the history archive plugs in (ADR 0028). With DATABASE_URL set,
+ * callers pass `archiveSources(config).sources` (history/job-source.ts) in `archive`: asked after
+ * Redis, for jobs past their retention (replay, timeline and compare then work on them).
  */
 export function createReplays(queue: ReplayHost, archive: readonly JobSource[] = []): Replays {
   return new Replays(queue, archive)

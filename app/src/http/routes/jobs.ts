@@ -6,6 +6,7 @@ import { type FastifyPluginAsyncTypebox, TypeBoxValidatorCompiler } from '@fasti
 import Type from 'typebox'
 import { Compile } from 'typebox/compile'
 import { DtqError } from '../../errors.ts'
+import { archivedLookup, archiveSources } from '../../history/job-source.ts'
 import type { Job } from '../../queue/job.ts'
 import { BulkAddError, type BulkItem, type JobSpec } from '../../queue/queue.ts'
 import { BULK_JOBS_TASK, type BulkJobsPayload } from '../../queue/system-tasks.ts'
@@ -80,6 +81,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { queue, config } = app.dtq
   const admit = admission(queue, config)
   const replays = createReplays(queue)
+  const archivedJob = archivedLookup(archiveSources(config).sources)
 
   app.post(
     '/jobs',
@@ -241,7 +243,16 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (req) => {
-      const job = await queue.getJobOrThrow(req.params.id, req.query.queue)
+      const job = await queue.getJobOrThrow(req.params.id, req.query.queue).catch(async (err) => {
+        // Past its retention: the history archive's record, when there is one (ADR 0028).
+        const archived =
+          err instanceof DtqError && err.code === 'NOT_FOUND'
+            ? await archivedJob(req.params.id, req.query.queue)
+            : null
+        if (!archived) throw err
+        return archived
+      })
+      if ('source' in job) return job
       return { ...job, logs: await queue.store.jobLogs(job.queue, job.id) }
     },
   )

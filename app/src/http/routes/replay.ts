@@ -5,6 +5,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type, { type Static } from 'typebox'
 import { DtqError } from '../../errors.ts'
+import { archiveSources } from '../../history/job-source.ts'
 import type { JobSpec } from '../../queue/queue.ts'
 import { parseJobRef } from '../../queue/replay.ts'
 import { createReplays, type Replays } from '../../redis/replay-service.ts'
@@ -29,7 +30,9 @@ const errors = errorReplies(404, 409)
 
 export const replayRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { queue, config } = app.dtq
-  const replays = createReplays(queue)
+  const archive = archiveSources(config)
+  app.addHook('onClose', archive.close)
+  const replays = createReplays(queue, archive.sources)
   const admit = admission(queue, config)
 
   app.post(

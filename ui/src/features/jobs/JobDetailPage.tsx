@@ -118,8 +118,11 @@ function JobView({ job }: { job: JobDetail }) {
   const cancel = useCancelJob()
   const retry = useRetryJob()
   const [copied, setCopied] = useState(false)
-  const cancellable = ['waiting', 'queued', 'scheduled', 'retrying', 'active'].includes(job.state)
-  const retryable = ['failed', 'cancelled'].includes(job.state)
+  // Past its retention, read from the history (ADR 0028): replay, timeline and compare only.
+  const archived = job.source === 'archive'
+  const cancellable =
+    !archived && ['waiting', 'queued', 'scheduled', 'retrying', 'active'].includes(job.state)
+  const retryable = !archived && ['failed', 'cancelled'].includes(job.state)
   const curl = curlFor(job, authRequired)
   const actionError = cancel.error ?? retry.error
   // Set by the New job form when its add was answered by this job's dedup; by the replay editor.
@@ -137,6 +140,11 @@ function JobView({ job }: { job: JobDetail }) {
           <>
             Job <span className="mono">{job.id}</span> <StateBadge state={job.state} />
             {job.cancel_requested && <span className="badge state-retrying">cancel requested</span>}
+            {archived && (
+              <span className="badge source" title="from the history (PostgreSQL): Redis no longer holds it">
+                archived
+              </span>
+            )}
           </>
         }
         actions={
@@ -166,7 +174,7 @@ function JobView({ job }: { job: JobDetail }) {
             >
               Replay
             </button>
-            <Day2Actions job={job} />
+            {!archived && <Day2Actions job={job} />}
             <button
               type="button"
               onClick={async () => {
@@ -186,6 +194,12 @@ function JobView({ job }: { job: JobDetail }) {
         }
       >
         {actionError && <ErrorBox error={actionError} />}
+        {archived && (
+          <p role="note" className="notice">
+            Archived: Redis no longer holds this job (past its retention); this is its record in the history.
+            Replay, its timeline and compare work; cancel, retry and edits do not.
+          </p>
+        )}
         {deduplicated && (
           <p role="status" className="muted">
             Deduplicated: no new job was created; this is the job that answered the add.
@@ -385,7 +399,7 @@ function JobView({ job }: { job: JobDetail }) {
         {job.logs.length ? (
           <pre className="log">{job.logs.join('\n')}</pre>
         ) : (
-          <p className="muted">No log lines.</p>
+          <p className="muted">{job.source === 'archive' ? 'Logs are not archived.' : 'No log lines.'}</p>
         )}
       </Card>
       <details className="card">

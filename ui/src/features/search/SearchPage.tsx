@@ -9,7 +9,7 @@ import { useState } from 'react'
 import { Link, useSearchParams } from 'react-router'
 import { type Column, DataTable } from '../../components/DataTable'
 import { QueryState } from '../../components/QueryState'
-import { Card, ConfirmButton, JsonView, StateBadge } from '../../components/ui'
+import { Card, ConfirmButton, StateBadge } from '../../components/ui'
 import { useAuth } from '../../lib/auth'
 import { ago } from '../../lib/format'
 import { jobKey, jobPath } from '../../lib/job-ref'
@@ -131,16 +131,8 @@ export function SearchPage() {
     {
       header: 'Job',
       className: 'mono',
-      // An archived job is no longer in Redis (its page would say not found): its record is here.
-      cell: (i) =>
-        i.source === 'live' ? (
-          <Link to={jobPath(i.job)}>{i.job.id}</Link>
-        ) : (
-          <details>
-            <summary title="the archived record">{i.job.id}</summary>
-            <JsonView data={i.job} />
-          </details>
-        ),
+      // An archived job opens on its job page too (GET /jobs/{id} falls back to the archive: ADR 0028).
+      cell: (i) => <Link to={jobPath(i.job)}>{i.job.id}</Link>,
     },
     {
       header: 'Source',

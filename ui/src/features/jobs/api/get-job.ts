@@ -5,7 +5,8 @@ import { type JobRef, jobPath } from '../../../lib/job-ref'
 import { useLive } from '../../../lib/live'
 import { queryKeys } from '../../../lib/query-keys'
 
-export type JobDetail = JobDto & { logs: string[] }
+/** `source: "archive"`: Redis forgot the job (past its retention); this is its history record (ADR 0028). */
+export type JobDetail = JobDto & { logs: string[]; source?: 'archive' }
 
 export const getJobOptions = (ref: JobRef, pollMs: number | false) =>
   queryOptions({
