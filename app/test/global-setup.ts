@@ -15,6 +15,7 @@ import { join } from 'node:path'
 import type { TestProject } from 'vitest/node'
 import type { RedisTarget } from '../src/redis/connection.ts'
 import { startLocalRedis } from '../src/redis/local-server.ts'
+import { ensureTestPostgres } from './postgres.ts'
 import { startCluster, startSentinelGroup } from './topology.ts'
 
 export default async function setup(project: TestProject) {
@@ -22,6 +23,9 @@ export default async function setup(project: TestProject) {
   const redis = await startLocalRedis(dir)
   project.provide('redisUrl', redis.url)
   const stops: Array<() => Promise<void>> = [redis.stop]
+  // The history tests' PostgreSQL: the machine's, else a private one for the run (postgres.ts).
+  const stopPostgres = await ensureTestPostgres()
+  if (stopPostgres) stops.push(stopPostgres)
   const mode = process.env.DTQ_TEST_REDIS ?? 'standalone'
   let target: RedisTarget = { kind: 'standalone', url: redis.url }
   if (mode === 'cluster') {

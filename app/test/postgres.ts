@@ -13,7 +13,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
 
-export const PG_ADMIN_URL = process.env.PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+/** The machine's PostgreSQL (these machines run one, trust auth, database `test`). */
+const MACHINE_PG = 'postgres://postgres@127.0.0.1:5432/test'
+export const PG_ADMIN_URL = process.env.PG_ADMIN_URL ?? MACHINE_PG
 const PG_BIN = '/usr/lib/postgresql/15/bin'
 
 export interface TestDatabase {
@@ -126,4 +128,28 @@ export class PrivatePostgres {
     } catch {}
     rmSync(this.dir, { recursive: true, force: true })
   }
+}
+
+/**
+ * For the test runs' global setups: the machine's PostgreSQL when it answers; else (and no
+ * PG_ADMIN_URL given) a private server for the whole run, whose address goes to PG_ADMIN_URL for
+ * every process started after (the test workers, the stack). A fresh machine with Debian's
+ * postgresql package but no server running (or none set to trust) still runs the history tests.
+ * Returns what stops it, or null when nothing was started.
+ */
+export async function ensureTestPostgres(): Promise<(() => Promise<void>) | null> {
+  if (process.env.PG_ADMIN_URL) return null
+  const probe = new pg.Client({ connectionString: MACHINE_PG, connectionTimeoutMillis: 3000 })
+  probe.on('error', () => {})
+  try {
+    await probe.connect()
+    await probe.end()
+    return null
+  } catch {
+    await probe.end().catch(() => {})
+  }
+  if (!hasPrivatePostgres()) return null // the history tests then fail, saying they cannot connect
+  const server = await PrivatePostgres.create()
+  process.env.PG_ADMIN_URL = server.url
+  return () => server.destroy()
 }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { createPool } from '../../app/src/history/db.ts'
+import { ensureTestPostgres } from '../../app/test/postgres.ts'
 import { startStack } from './stack'
 
 /**
@@ -8,6 +9,8 @@ import { startStack } from './stack'
  * specs that need rows write them (E2E_DATABASE_URL, schema `dtq`).
  */
 export default async function globalSetup() {
+  // The machine's PostgreSQL, else a private one for the run (sets PG_ADMIN_URL).
+  const stopPostgres = await ensureTestPostgres()
   const adminUrl = process.env.PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
   const name = `dtq_e2e_${randomBytes(5).toString('hex')}`
   const admin = createPool(adminUrl, 1)
@@ -24,5 +27,6 @@ export default async function globalSetup() {
     await stack.stop()
     await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
     await admin.end()
+    await stopPostgres?.()
   }
 }
