@@ -116,7 +116,7 @@ describe('the compose profile and Grafana provisioning', () => {
       )
     for (const svc of ['prometheus', 'grafana']) expect(c.services[svc]!.profiles).toEqual(['monitoring'])
     for (const [svc, s] of Object.entries(c.services))
-      if (!['prometheus', 'grafana', 'jaeger'].includes(svc)) expect(s.profiles, svc).toBeUndefined()
+      if (!['prometheus', 'grafana', 'jaeger', 'postgres', 'archiver'].includes(svc)) expect(s.profiles, svc).toBeUndefined()
     const prom = mounts('prometheus')
     expect(prom.get('/etc/prometheus/prometheus.yml')).toBe(join(DOCKER, 'prometheus/prometheus.yml'))
     expect(prom.get('/etc/prometheus/rules')).toBe(join(DOCKER, 'prometheus/rules'))
