@@ -264,8 +264,9 @@ export const SETTINGS = [
       'no-schedule-cas',
       'flow-early-release',
       'no-alert-lease',
+      'no-shutdown-bound',
     ],
-    doc: 'TESTS ONLY: switch safety mechanisms off for negative controls (none|no-lease-renewal|no-fencing|no-handback|no-delayed-gating|no-leader|no-clock-sync|no-oom-flags|no-archive-hold|no-memory-relief|no-schedule-cas|flow-early-release|no-alert-lease)',
+    doc: 'TESTS ONLY: switch safety mechanisms off for negative controls (none|no-lease-renewal|no-fencing|no-handback|no-delayed-gating|no-leader|no-clock-sync|no-oom-flags|no-archive-hold|no-memory-relief|no-schedule-cas|flow-early-release|no-alert-lease|no-shutdown-bound)',
   },
   {
     env: 'DTQ_TEST_CLOCK_SKEW_MS',
@@ -450,6 +451,15 @@ export const SETTINGS = [
     min: 0,
     max: 3_600_000,
     doc: 'on SIGTERM, time running jobs get to finish before they are handed back',
+  },
+  {
+    env: 'SHUTDOWN_CLEANUP_MS',
+    key: 'shutdownCleanupMs',
+    kind: 'int',
+    default: '5000',
+    min: 100,
+    max: 600_000,
+    doc: 'on SIGTERM, time the rest of the shutdown gets (hand-back, deregistering, closing) after SHUTDOWN_TIMEOUT_MS (+ API_DRAIN_DELAY_MS for the API): past it the process disconnects and exits 1, whatever state Redis is in (invariant 35)',
   },
   {
     env: 'COMPLETED_RETENTION_S',

@@ -37,6 +37,7 @@ import { limitCommands } from './limits.ts'
 import { replayCommands } from './replay.ts'
 import { scheduleCommands } from './schedules.ts'
 import { searchCommands } from './search.ts'
+import { shutdownBound, shutdownBudgetMs, unlessStopped } from './shutdown.ts'
 
 const int = (name: string) => (v: string) => {
   const n = Number(v)
@@ -110,26 +111,46 @@ async function loadHandlers(worker: Worker, modules: string[]): Promise<void> {
 /** Runs a worker until SIGTERM/SIGINT (graceful) or a drain command. */
 async function runWorker(
   cfg: Config,
-  extra: { label: string; handlers?: string[]; alerting?: boolean },
+  extra: {
+    label: string
+    handlers?: string[]
+    alerting?: boolean
+    /** `dev`: its budget includes the API's drain; `force` cuts its other clients too. */
+    kind?: 'worker' | 'dev'
+    force?: () => void
+  },
 ): Promise<void> {
   const log = createLogger(cfg.logLevel, extra.label)
   // Signals first: a SIGTERM that arrives while the worker is still starting stops it cleanly.
   let worker: Worker | undefined
   let stopRequested = false
   let signals = 0
+  const unsafe = new Set(cfg.unsafe)
+  // Shutdown is bounded whatever Redis's state (invariant 35).
+  const bound = shutdownBound({
+    budgetMs: shutdownBudgetMs(cfg, extra.kind ?? 'worker'),
+    abandoned: () => ({ jobs_held: worker?.held ?? 0, step: worker?.shutdownStep || 'starting' }),
+    force: () => {
+      worker?.abandon()
+      extra.force?.()
+    },
+    warn: (fields, msg) => log.warn(fields, msg),
+    off: unsafe.has('no-shutdown-bound'),
+  })
   const onSignal = (sig: string) => {
     signals++
     if (signals > 1) {
       log.warn({ signal: sig }, 'second signal: exiting now (running jobs will be reclaimed)')
       process.exit(1)
     }
-    log.info({ signal: sig }, 'shutting down gracefully')
+    log.info({ signal: sig, budget_ms: bound.budgetMs }, 'shutting down gracefully')
     stopRequested = true
+    bound.arm()
     if (worker && worker.state !== 'idle') void worker.close()
   }
   process.on('SIGTERM', () => onSignal('SIGTERM'))
   process.on('SIGINT', () => onSignal('SIGINT'))
-  const unsafe = new Set(cfg.unsafe)
+  log.info({ shutdown_budget_ms: bound.budgetMs }, 'starting')
   if (unsafe.size && !unsafe.has('none'))
     log.warn({ unsafe: [...unsafe] }, 'DTQ_UNSAFE: safety mechanisms are OFF (tests only)')
   const testOnly = unsafe.size && !unsafe.has('none') ? await import('../unsafe.ts') : null
@@ -139,9 +160,18 @@ async function runWorker(
     unsafe: testOnly?.unsafeWorkerOptions(unsafe),
   })
   await loadHandlers(worker, extra.handlers ?? [])
-  await connectRedis(worker.store.redis, 60_000)
-  await whenRedisAvailable(() => checkDurability(worker.store.redis, cfg, (m) => log.warn(m)))
-  if (stopRequested) return
+  // Start-up waits for Redis (up to a minute each): a signal ends the wait (nothing is held yet).
+  const w = worker
+  const started =
+    (await unlessStopped(connectRedis(w.store.redis, 60_000), bound)) &&
+    (await unlessStopped(
+      whenRedisAvailable(() => checkDurability(w.store.redis, cfg, (m) => log.warn(m))),
+      bound,
+    ))
+  if (!started || stopRequested) {
+    worker.abandon()
+    return
+  }
   await worker.start()
   if (stopRequested) void worker.close()
   // A worker process bids for the alerts lease (ADR 0025): a worker-only deployment alerts.
@@ -227,8 +257,17 @@ async function runApi(cfg: Config, port?: number): Promise<void> {
   })
   alerting.start()
   process.stdout.write(`DTQ API listening on ${api.url} (OpenAPI at ${api.url}/docs)\n`)
+  // Shutdown is bounded whatever Redis's state (invariant 35).
+  const bound = shutdownBound({
+    budgetMs: shutdownBudgetMs(cfg, 'api'),
+    abandoned: () => ({ step: api.step() }),
+    force: () => api.abandon(),
+    warn: (fields, msg) => api.app.log.warn(fields, msg),
+    off: unsafe.has('no-shutdown-bound'),
+  })
   await new Promise<void>((resolve) => {
     const onSignal = () => {
+      bound.arm()
       void Promise.all([schedules.stop(), alerting.stop()])
         .then(() => api.stop())
         .then(resolve)
@@ -292,7 +331,16 @@ program
         )
       : undefined
     try {
-      await runWorker(cfg, { label: 'dtq-dev', alerting: true })
+      await runWorker(cfg, {
+        label: 'dtq-dev',
+        alerting: true,
+        kind: 'dev',
+        force: () => {
+          archiver?.abandon()
+          api.abandon()
+          local?.process.kill('SIGTERM')
+        },
+      })
     } finally {
       await archiver?.stop()
       await api.stop()
@@ -315,11 +363,20 @@ program
       process.exit(0)
     }
     if (!cfg.databaseUrl) throw new DtqError('VALIDATION', 'dtq archiver needs DATABASE_URL (postgres://...)')
-    const running = await history.startArchiver(cfg, createLogger(cfg.logLevel, 'dtq-archiver'))
+    const log = createLogger(cfg.logLevel, 'dtq-archiver')
+    const running = await history.startArchiver(cfg, log)
     await new Promise<void>((resolve) => {
       process.once('SIGTERM', resolve)
       process.once('SIGINT', resolve)
     })
+    // Shutdown is bounded whatever Redis's (and PostgreSQL's) state (invariant 35).
+    shutdownBound({
+      budgetMs: shutdownBudgetMs(cfg, 'archiver'),
+      abandoned: () => ({ step: 'archiving (the batch in flight is archived again: rows are upserted)' }),
+      force: () => running.abandon(),
+      warn: (fields, msg) => log.warn(fields, msg),
+      off: cfg.unsafe.includes('no-shutdown-bound'),
+    }).arm()
     await running.stop()
     process.exit(0)
   })

@@ -54,6 +54,8 @@ async function migrated(
 export interface RunningArchiver {
   archiver: Archiver | undefined
   stop(): Promise<void>
+  /** Cuts the Redis and PostgreSQL connections at once (the shutdown budget is spent). */
+  abandon(): void
 }
 
 /** Starts an archiver in this process (also what `dtq dev` does when DATABASE_URL is set). */
@@ -69,6 +71,10 @@ export async function startArchiver(cfg: Config, log: ArchiverLog): Promise<Runn
       await running.archiver?.stop()
       await pool.end().catch(() => {})
       redis.disconnect()
+    },
+    abandon() {
+      redis.disconnect()
+      void pool.end().catch(() => {})
     },
   }
   const pool = createPool(cfg.databaseUrl)

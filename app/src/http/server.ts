@@ -26,6 +26,10 @@ export interface RunningApi {
   url: string
   /** Drain and close (what SIGTERM does). */
   stop(): Promise<void>
+  /** Where stop() is: what a forced exit (invariant 35) says it abandoned. */
+  readonly step: () => string
+  /** Cuts the Redis connections at once (the process's shutdown budget is spent). */
+  abandon(): void
 }
 
 export async function startApi(
@@ -64,16 +68,23 @@ export async function startApi(
   })
   const address = await app.listen({ port: opts.port ?? config.port, host: opts.host ?? '0.0.0.0' })
   let stopping: Promise<void> | undefined
+  let step = 'serving'
+  const abandon = () => {
+    redis.disconnect()
+    blocking.disconnect()
+  }
   const stop = () => {
     stopping ??= (async () => {
       app.dtq.state.draining = true
+      step = 'drain delay'
       app.log.info({ delayMs: config.apiDrainDelayMs }, 'draining: readiness is false, still serving')
       await new Promise((r) => setTimeout(r, config.apiDrainDelayMs))
+      step = 'closing (requests in flight)'
       await app.close()
-      redis.disconnect()
-      blocking.disconnect()
+      step = 'closed'
+      abandon()
     })()
     return stopping
   }
-  return { app, url: address, stop }
+  return { app, url: address, stop, step: () => step, abandon }
 }

@@ -162,6 +162,8 @@ export class Worker {
   private readonly ownClock: RedisClock | undefined
   private startedAt = 0
   private closing: Promise<void> | undefined
+  /** The step a shutdown is at: what a forced exit (invariant 35) says it abandoned. */
+  shutdownStep = ''
   /** Resolves when the worker has stopped (after close() or a drain command). */
   readonly stopped: Promise<void>
   private resolveStopped!: () => void
@@ -447,25 +449,46 @@ export class Worker {
     const deadline = Date.now() + timeoutMs
     this.state = 'stopping'
     this.log.info({ worker: this.id, running: this.processor.active, timeoutMs }, 'worker stopping')
+    this.shutdownStep = 'fetching'
     await this.processor.stopFetching()
+    this.shutdownStep = 'maintenance'
     await this.schedules?.stop()
     await this.maintenance.stop()
     await this.heartbeat.beat().catch(() => {})
+    this.shutdownStep = 'running jobs'
     await this.processor.drain(deadline)
+    this.shutdownStep = 'hand-back'
     const handedBack = await this.processor.handBackAll(!this.opts.unsafe?.noHandback)
     if (handedBack) this.log.warn({ worker: this.id, handedBack }, 'unfinished jobs handed back')
     // Let outcomes of jobs that finished at the deadline be written before the lease thread stops.
+    this.shutdownStep = 'outcomes'
     await this.processor.drain(Date.now() + 2000)
     // Releases in flight finish (what they leave, the leader's sweep does).
+    this.shutdownStep = 'flow releases'
     await this.flowReleaser.idle()
+    this.shutdownStep = 'leases'
     await this.leases.stop()
     await this.heartbeat.stop()
+    this.shutdownStep = 'deregistering'
     for (const q of this.queues) await this.store.removeConsumer(q, this.id).catch(() => {})
     await this.registry.remove(this.id).catch(() => {})
     this.state = 'stopped'
     this.disconnect()
     this.log.info({ worker: this.id, processed: this.processor.processed }, 'worker stopped')
     this.resolveStopped()
+  }
+
+  /** Deliveries this worker still holds (running, or superseded and not yet ended). */
+  get held(): number {
+    return this.processor.active
+  }
+
+  /**
+   * Cuts every connection at once: the process's shutdown budget is spent (invariant 35). What
+   * it held is left to the reclaimers.
+   */
+  abandon(): void {
+    this.disconnect()
   }
 
   private disconnect(): void {
