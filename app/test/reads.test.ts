@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { F, type JobState, PRIORITIES } from '../src/queue/job.ts'
 import { type RedisClient, scanKeys } from '../src/redis/connection.ts'
 import { GROUP } from '../src/redis/keys.ts'
+import type { QueueStats } from '../src/redis/reads.ts'
 import { READ_ONLY_SCRIPTS } from '../src/redis/scripts.ts'
 import type { JobStore } from '../src/redis/store.ts'
 import { type ApiBundle, apiSetup } from './api-helpers.ts'
@@ -419,7 +420,7 @@ describe('stats', () => {
   })
   afterEach(() => b.cleanup())
 
-  it('derives lag from length - pending when Redis reports none (a waiting entry deleted), never NaN', async () => {
+  it('counts the lag when Redis reports none (a waiting entry deleted), never NaN', async () => {
     const added = await b.queue.addBulk([{ task_type: 'echo' }, { task_type: 'echo' }, { task_type: 'echo' }])
     await store.deliver('default', 'w', 1)
     // Cancelling a waiting job deletes its entry after the group's last-delivered id.
@@ -487,4 +488,112 @@ describe('stats', () => {
     await b.queue.statsHistory('24h')
     expect(await snapshot()).toEqual(before)
   })
+})
+
+/**
+ * Redis 7 reports a consumer group's lag as nil (XINFO GROUPS) when an entry at or after the
+ * group's last-delivered id was deleted, or when the group's read counter is unknown (XGROUP
+ * SETID / CREATE at an id inside the stream). Each state is made for real, the raw reply checked
+ * to hold a nil lag (the control: the state the reads must survive), then GET /queues, /stats
+ * and /metrics and the store's read answer with the lag counted -- or null where it cannot be
+ * counted within the work bound -- and never 500.
+ */
+describe('a consumer group whose lag Redis reports as nil', () => {
+  let b: ApiBundle
+  let store: JobStore
+  beforeEach(async () => {
+    b = await apiSetup()
+    store = b.queue.store
+  })
+  afterEach(() => b.cleanup())
+
+  const stream = () => store.keys.stream('default', 'normal')
+  async function rawGroup(): Promise<Record<string, unknown>> {
+    const groups = (await b.redis.xinfo('GROUPS', stream())) as unknown[][]
+    const g = groups.find((x) => x[x.indexOf('name') + 1] === GROUP)!
+    const out: Record<string, unknown> = {}
+    for (let i = 0; i < g.length; i += 2) out[String(g[i])] = g[i + 1]
+    return out
+  }
+  async function deliver(n: number) {
+    for (let left = n; left > 0; ) {
+      const got = (await store.deliver('default', 'w', Math.min(left, 500))).jobs.length
+      expect(got).toBeGreaterThan(0)
+      left -= got
+    }
+  }
+  /** The normal stream's row from the store, GET /queues and GET /stats (all 200), and /metrics' lag sample. */
+  async function reads() {
+    const direct = (await store.queueStats('default')).streams.normal
+    const q = await b.app.inject({ method: 'GET', url: '/queues' })
+    const st = await b.app.inject({ method: 'GET', url: '/stats' })
+    const m = await b.app.inject({ method: 'GET', url: '/metrics' })
+    expect([q.statusCode, st.statusCode, m.statusCode], `${q.body} ${st.body}`).toEqual([200, 200, 200])
+    const row = (items: QueueStats[]) => items.find((x) => x.queue === 'default')!.streams.normal
+    const sample = m.body.split('\n').find((l) => /stream_lag\{.*queue="default".*priority="normal"/.test(l))
+    expect(m.body).not.toContain('NaN')
+    return {
+      direct,
+      queues: row(q.json().items),
+      stats: row(st.json().queues),
+      metric: sample === undefined ? null : Number(sample.split(' ').pop()),
+    }
+  }
+
+  it('a job completed before an older one (its entry, the last delivered, deleted): the lag is counted', async () => {
+    await b.queue.addBulk([{ task_type: 'echo' }, { task_type: 'echo' }, { task_type: 'echo' }])
+    const [, second] = (await store.deliver('default', 'w', 2)).jobs
+    await store.complete('default', [{ id: second!.id, epoch: second!.epoch, result: '1' }])
+    expect(await rawGroup()).toMatchObject({ lag: null, pending: 1 }) // the state
+    const r = await reads()
+    expect(r.direct).toMatchObject({ length: 2, pending: 1, lag: 1 })
+    expect(r.queues.lag).toBe(1)
+    expect(r.stats.lag).toBe(1)
+    expect(r.metric).toBe(1)
+  })
+
+  it('a group created (XGROUP CREATE) or moved (SETID) at an id inside the stream, read counter unknown: the entries after it, not length - pending', async () => {
+    const added = await b.queue.addBulk(Array.from({ length: 4 }, () => ({ task_type: 'echo' })))
+    const second = (await b.queue.getJob(added[1]!.job.id))!
+    const entry = (await b.redis.hget(store.keys.job('default', second.id), F.entry))!
+    // No job was delivered yet: the group does not exist; it is made at the second entry.
+    await b.redis.xgroup('CREATE', stream(), GROUP, entry)
+    expect(await rawGroup()).toMatchObject({ lag: null, 'entries-read': null, pending: 0 }) // the state
+    let r = await reads()
+    // length - pending (the previous derivation) would say 4: two entries lie after the group's id.
+    expect(r.direct).toMatchObject({ length: 4, pending: 0, lag: 2 })
+    expect([r.queues.lag, r.stats.lag, r.metric]).toEqual([2, 2, 2])
+    // Moved back to the first entry, then to the second: the same state by SETID.
+    await b.redis.xgroup('SETID', stream(), GROUP, '0')
+    expect((await reads()).direct.lag).toBe(4)
+    await b.redis.xgroup('SETID', stream(), GROUP, entry)
+    expect(await rawGroup()).toMatchObject({ lag: null, 'entries-read': null })
+    r = await reads()
+    expect([r.direct.lag, r.queues.lag, r.stats.lag, r.metric]).toEqual([2, 2, 2, 2])
+  })
+
+  it('past the count bound on one side: counted from the other (length less the entries up to the id)', async () => {
+    await b.queue.addBulk(Array.from({ length: 1100 }, () => ({ task_type: 'echo' })))
+    await deliver(50)
+    const waiting = await b.queue.listJobs({ state: 'queued', limit: 1 })
+    await b.queue.cancel(waiting.items[0]!.id)
+    expect(await rawGroup()).toMatchObject({ lag: null, pending: 50 })
+    const r = await reads()
+    expect(r.direct).toMatchObject({ length: 1099, pending: 50, lag: 1049 })
+    expect([r.queues.lag, r.stats.lag, r.metric]).toEqual([1049, 1049, 1049])
+  })
+
+  it('past the bound on both sides: null in the API (documented), no metric sample, still 200', async () => {
+    await b.queue.addBulk(Array.from({ length: 2100 }, () => ({ task_type: 'echo' })))
+    await deliver(1050)
+    const waiting = await b.queue.listJobs({ state: 'queued', limit: 1 })
+    await b.queue.cancel(waiting.items[0]!.id)
+    expect(await rawGroup()).toMatchObject({ lag: null, pending: 1050 })
+    const r = await reads()
+    expect(r.direct).toMatchObject({ length: 2099, pending: 1050, lag: null })
+    expect(typeof r.direct.oldest_waiting_ms).toBe('number')
+    expect([r.queues.lag, r.stats.lag, r.metric]).toEqual([null, null, null])
+    // The other numbers stay: queued is counted from the stream, as before.
+    expect((await store.queueStats('default')).counts.queued).toBe(1049)
+  }, 30_000)
 })

@@ -895,7 +895,7 @@ queues.action(async () => {
     const s = await q.stats()
     for (const x of s.queues) {
       const depth = Object.entries(x.streams)
-        .map(([p, v]) => `${p}:${v.lag}`)
+        .map(([p, v]) => `${p}:${v.lag ?? '-'}`)
         .join(' ')
       process.stdout.write(
         `${(x.partitions ? `${x.queue}[${x.partitions}]` : x.queue).padEnd(16)} ${x.paused ? 'paused ' : 'running'}  waiting ${depth}  delayed ${x.delayed}  dlq ${x.dlq}  oldest ${x.oldest_waiting_ms ?? '-'} ms\n`,

@@ -135,10 +135,11 @@ export function seedMetrics(t: Text, queues: QueueStats[], workers: WorkerInfo[]
     'gauge',
     'jobs waiting to be delivered, by priority',
     queues.flatMap((q) =>
-      (['high', 'normal', 'low'] as const).map((p): [Record<string, string>, number] => [
-        { queue: q.queue, priority: p },
-        q.streams[p].lag,
-      ]),
+      // An unknown lag (null) has no sample.
+      (['high', 'normal', 'low'] as const).flatMap((p): Array<[Record<string, string>, number]> => {
+        const lag = q.streams[p].lag
+        return lag === null ? [] : [[{ queue: q.queue, priority: p }, lag]]
+      }),
     ),
   )
   t.metric(

@@ -160,12 +160,13 @@ export function engineMetrics(
       STATES.map((s): [Record<string, string>, number] => [{ queue: q.queue, state: s }, q.counts[s]]),
     ),
   )
-  const perPriority = (pick: (s: QueueStats['streams']['high']) => number) =>
+  // A value Redis left unknown (a stream's lag: null) has no sample, rather than a made-up one.
+  const perPriority = (pick: (s: QueueStats['streams']['high']) => number | null) =>
     queues.flatMap((q) =>
-      (['high', 'normal', 'low'] as const).map((p): [Record<string, string>, number] => [
-        { queue: q.queue, priority: p },
-        pick(q.streams[p]),
-      ]),
+      (['high', 'normal', 'low'] as const).flatMap((p): Array<[Record<string, string>, number]> => {
+        const v = pick(q.streams[p])
+        return v === null ? [] : [[{ queue: q.queue, priority: p }, v]]
+      }),
     )
   t.metric(
     'stream_length',

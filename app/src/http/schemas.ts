@@ -446,7 +446,12 @@ export const PurgeQuery = Type.Object(
 export const StreamStatsS = Type.Object({
   length: Type.Integer(),
   pending: Type.Integer(),
-  lag: Type.Integer(),
+  lag: Nullable(
+    Type.Integer({
+      description:
+        'entries not delivered yet; null when unknown (Redis reports none and more than 1000 entries lie on each side of the last-delivered one)',
+    }),
+  ),
   oldest_waiting_ms: Nullable(Type.Number()),
 })
 

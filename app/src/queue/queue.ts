@@ -1382,7 +1382,8 @@ function mergePartitions(rows: QueueStats[], counts: Map<string, number>): Queue
       const b = r.streams[p]
       a.length += b.length
       a.pending += b.pending
-      a.lag += b.lag
+      // Unknown in one partition: unknown in the sum.
+      a.lag = a.lag === null || b.lag === null ? null : a.lag + b.lag
       a.oldest_waiting_ms = oldest(a.oldest_waiting_ms, b.oldest_waiting_ms)
     }
     acc.delayed += r.delayed

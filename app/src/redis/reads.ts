@@ -49,7 +49,13 @@ export interface QueueStats {
   totals: Record<string, number>
   streams: Record<
     Priority,
-    { length: number; pending: number; lag: number; oldest_waiting_ms: number | null }
+    {
+      length: number
+      pending: number
+      /** Undelivered entries; null when unknown (see queue_stats.lua: Redis reported none, too many to count). */
+      lag: number | null
+      oldest_waiting_ms: number | null
+    }
   >
   delayed: number
   dlq: number
@@ -369,7 +375,7 @@ export class JobReads extends StoreBase {
         PRIORITIES.forEach((pr, i) => {
           const [length, pending, lag, oldest] = perPriority[i]!
           const oldestMs = oldest ? Math.max(0, now - Number(oldest.split('-')[0])) : null
-          streams[pr] = { length, pending, lag, oldest_waiting_ms: oldestMs }
+          streams[pr] = { length, pending, lag: lag >= 0 ? lag : null, oldest_waiting_ms: oldestMs }
           counts.queued += Math.max(0, length - pending)
           counts.active += pending
         })

@@ -8,8 +8,20 @@ import { useDeleteQueue, useEmptyQueue, usePauseQueue } from '../lib/queue-actio
 import { type Column, DataTable } from './DataTable'
 import { ConfirmButton, ErrorBox } from './ui'
 
-const sum = (q: QueueStatsDto, field: 'lag' | 'pending') =>
-  q.streams.high[field] + q.streams.normal[field] + q.streams.low[field]
+const PRIORITIES = ['high', 'normal', 'low'] as const
+const sum = (q: QueueStatsDto, field: 'lag' | 'pending'): number | null => {
+  const v = PRIORITIES.map((p) => q.streams[p][field])
+  return v.some((x) => x === null) ? null : v.reduce<number>((a, x) => a + (x ?? 0), 0)
+}
+/** A count the server could not know (a stream's lag: null) shows as "—". */
+const count = (n: number | null) =>
+  n === null ? (
+    <span className="muted" title="unknown: Redis did not report it and it was too costly to count">
+      —
+    </span>
+  ) : (
+    num(n)
+  )
 
 export function QueueTable({ queues }: { queues: QueueStatsDto[] }) {
   const pause = usePauseQueue()
@@ -45,13 +57,13 @@ export function QueueTable({ queues }: { queues: QueueStatsDto[] }) {
       headerTitle: 'waiting per priority: high / normal / low',
       cell: ({ streams: s }) => (
         <>
-          {num(s.high.lag)} / {num(s.normal.lag)} / {num(s.low.lag)}
+          {count(s.high.lag)} / {count(s.normal.lag)} / {count(s.low.lag)}
         </>
       ),
     },
-    { header: 'Running', cell: (q) => num(sum(q, 'pending')) },
+    { header: 'Running', cell: (q) => count(sum(q, 'pending')) },
     { header: 'Delayed', cell: (q) => num(q.delayed) },
-    { header: 'Lag', cell: (q) => num(sum(q, 'lag')) },
+    { header: 'Lag', cell: (q) => count(sum(q, 'lag')) },
     {
       header: 'Oldest waiting',
       cell: (q) => (q.oldest_waiting_ms === null ? '—' : duration(q.oldest_waiting_ms)),
@@ -96,7 +108,8 @@ export function QueueTable({ queues }: { queues: QueueStatsDto[] }) {
 /** Empties a queue's jobs waiting to run, one bounded call per confirmation (ADR 0020). */
 function EmptyQueueButton({ queue: q, disabled }: { queue: QueueStatsDto; disabled: boolean }) {
   const empty = useEmptyQueue()
-  const waiting = sum(q, 'lag') + q.delayed
+  // Its queued jobs (entries not delivered) when the lag is unknown.
+  const waiting = (sum(q, 'lag') ?? q.counts.queued ?? 0) + q.delayed
   return (
     <>
       <ConfirmButton
@@ -124,7 +137,7 @@ function EmptyQueueButton({ queue: q, disabled }: { queue: QueueStatsDto; disabl
 /** Deletes a queue and all its keys; with jobs running, only when forced (ADR 0020). */
 function DeleteQueueButton({ queue: q, disabled }: { queue: QueueStatsDto; disabled: boolean }) {
   const del = useDeleteQueue()
-  const running = sum(q, 'pending')
+  const running = sum(q, 'pending') ?? 0
   return (
     <>
       <ConfirmButton

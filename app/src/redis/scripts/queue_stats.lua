@@ -4,9 +4,14 @@
 -- ARGV[5..] the states whose index zsets to count.
 -- Returns { index counts (in ARGV order), stats hash (flat), delayed, DLQ length, paused (1/0),
 -- per priority { length, pending, lag, oldest undelivered entry id ('' if none) } }.
--- lag is the group's own when Redis knows it; Redis reports none once entries after the group's
--- last-delivered id were deleted (cancel XDELs a waiting job's entry) -- then it is
--- length - pending: acknowledged entries are deleted, so every entry is pending or undelivered.
+-- lag is the group's own when Redis knows it (XINFO GROUPS). Redis reports it as nil when an
+-- entry at or after the group's last-delivered id was deleted (cancel and delete XDEL a waiting
+-- job's entry; a job completed before an older one XDELs its entry, often the last-delivered
+-- one) or when the group's read counter is unknown (a group created or moved by XGROUP
+-- CREATE/SETID at an id inside the stream). Then it is counted, exactly: the entries after the
+-- last-delivered id (at most LAG_SCAN read), or else the length less the entries up to it (at
+-- most LAG_SCAN read); with more than LAG_SCAN on both sides it is unknown: -1 (null in the API).
+local LAG_SCAN = 1000
 local counts = {}
 for i = 5, #ARGV do counts[#counts + 1] = redis.call('ZCARD', k_idx(ARGV[i])) end
 local streams = {}
@@ -25,9 +30,17 @@ for p, prio in ipairs(PRIORITIES) do
       end
     end
   end
-  lag = lag or math.max(0, length - pending)
   local oldest = ''
-  if lag > 0 then
+  if lag == nil then
+    local after = redis.call('XRANGE', s, '(' .. delivered, '+', 'COUNT', LAG_SCAN)
+    if after[1] then oldest = after[1][1] end
+    if #after < LAG_SCAN then
+      lag = #after
+    else
+      local upto = #redis.call('XRANGE', s, '-', delivered, 'COUNT', LAG_SCAN)
+      lag = upto < LAG_SCAN and length - upto or -1
+    end
+  elseif lag > 0 then
     local first = redis.call('XRANGE', s, '(' .. delivered, '+', 'COUNT', 1)[1]
     if first then oldest = first[1] end
   end
