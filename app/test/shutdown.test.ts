@@ -9,9 +9,10 @@ import { loadConfig } from '../src/config.ts'
 import { Queue } from '../src/queue/queue.ts'
 import { freePort, type LocalRedis, startLocalRedis } from '../src/redis/local-server.ts'
 import { waitFor } from './helpers.ts'
+import { createTestDatabase, type TestDatabase } from './postgres.ts'
 import { FIXTURE_HANDLERS, launch, tempDir, type WorkerProcess } from './processes.ts'
 
-type Kind = 'worker' | 'dev' | 'api'
+type Kind = 'worker' | 'dev' | 'api' | 'archiver'
 /** killed: SIGKILL; frozen: SIGSTOP (connections open, nothing answered); frozen-at-start: SIGSTOP'd before the process starts. */
 type Fault = 'killed' | 'frozen' | 'frozen-at-start'
 
@@ -22,11 +23,13 @@ const SLACK_MS = 1500
 const procs: WorkerProcess[] = []
 const servers: LocalRedis[] = []
 const queues: Queue[] = []
+const databases: TestDatabase[] = []
 
 afterEach(async () => {
   for (const p of procs.splice(0))
     if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL')
   for (const q of queues.splice(0)) q.redis.disconnect()
+  for (const d of databases.splice(0)) await d.drop()
   for (const r of servers.splice(0)) {
     if (r.process.exitCode !== null || r.process.signalCode !== null) continue
     r.process.kill('SIGCONT')
@@ -59,16 +62,19 @@ async function scenario(kind: Kind, fault: Fault, env: Record<string, string> = 
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
   if (fault === 'frozen-at-start') redis.process.kill('SIGSTOP')
-  const proc =
-    kind === 'worker'
-      ? launch(['worker', '--handlers', FIXTURE_HANDLERS], base)
-      : kind === 'dev'
-        ? launch(['dev'], { ...base, PORT: String(port), API_TOKENS: '' })
-        : launch(['api', '--port', String(port)], base)
+  let proc: WorkerProcess
+  if (kind === 'worker') proc = launch(['worker', '--handlers', FIXTURE_HANDLERS], base)
+  else if (kind === 'dev') proc = launch(['dev'], { ...base, PORT: String(port), API_TOKENS: '' })
+  else if (kind === 'api') proc = launch(['api', '--port', String(port)], base)
+  else {
+    const db = await createTestDatabase()
+    databases.push(db)
+    proc = launch(['archiver'], { ...base, DATABASE_URL: db.url })
+  }
   procs.push(proc)
   if (fault === 'frozen-at-start') {
     // Starting: it waits for Redis (the API listens meanwhile, not ready).
-    if (kind === 'worker') {
+    if (kind === 'worker' || kind === 'archiver') {
       await waitFor(() => proc.output().includes('"msg":"starting"'), { timeoutMs: 30_000, what: 'started' })
       await new Promise((r) => setTimeout(r, 1000))
     } else
@@ -81,13 +87,18 @@ async function scenario(kind: Kind, fault: Fault, env: Record<string, string> = 
       loadConfig({ REDIS_URL: redis.url, KEY_PREFIX: prefix, LOG_LEVEL: 'silent' }),
     )
     queues.push(q)
-    // It takes work: jobs run (worker, dev), requests served (api, dev).
-    if (kind !== 'worker')
+    // It takes work: jobs run (worker, dev), requests served (api, dev), the archive loop runs.
+    if (kind === 'archiver')
+      await waitFor(() => proc.output().includes('writing finished jobs'), {
+        timeoutMs: 30_000,
+        what: 'archiving',
+      })
+    else if (kind !== 'worker')
       await waitFor(async () => (await fetch(`${url}/health/ready`).catch(() => null))?.status === 200, {
         timeoutMs: 30_000,
         what: `${kind} ready`,
       })
-    if (kind !== 'api') {
+    if (kind === 'worker' || kind === 'dev') {
       const task = kind === 'worker' ? 'ledger' : 'sleep'
       await q.addBulk(Array.from({ length: 40 }, () => ({ task_type: task, payload: { ms: 400 } })))
       await waitFor(async () => (await q.stats()).queues.some((s) => s.streams.normal.pending > 0), {
@@ -95,7 +106,7 @@ async function scenario(kind: Kind, fault: Fault, env: Record<string, string> = 
         what: 'jobs running',
       })
     }
-    if (kind !== 'worker') expect((await fetch(`${url}/queues`)).status).toBe(200)
+    if (kind === 'api' || kind === 'dev') expect((await fetch(`${url}/queues`)).status).toBe(200)
     q.redis.disconnect()
     if (fault === 'killed') {
       redis.process.kill('SIGKILL')
@@ -129,7 +140,7 @@ function assertBounded(r: Outcome) {
 }
 
 describe("shutdown is bounded whatever Redis's state (invariant 35)", () => {
-  for (const kind of ['worker', 'dev', 'api'] as const)
+  for (const kind of ['worker', 'dev', 'api', 'archiver'] as const)
     for (const fault of ['killed', 'frozen', 'frozen-at-start'] as const)
       it(`dtq ${kind}, redis-server ${fault}: SIGTERM exits within the budget`, async () => {
         assertBounded(await scenario(kind, fault))

@@ -364,6 +364,8 @@ program
     }
     if (!cfg.databaseUrl) throw new DtqError('VALIDATION', 'dtq archiver needs DATABASE_URL (postgres://...)')
     const log = createLogger(cfg.logLevel, 'dtq-archiver')
+    // Until it runs, a SIGTERM ends it at once (the default action): nothing is held yet.
+    log.info({ shutdown_budget_ms: shutdownBudgetMs(cfg, 'archiver') }, 'starting')
     const running = await history.startArchiver(cfg, log)
     await new Promise<void>((resolve) => {
       process.once('SIGTERM', resolve)
