@@ -58,7 +58,7 @@ async function scenario(kind: Kind, fault: Fault, env: Record<string, string> = 
     LOG_LEVEL: 'info',
     ...env,
   }
-  const budget = (kind === 'api' ? 0 : SHUTDOWN_MS) + CLEANUP_MS
+  const budget = (kind === 'worker' || kind === 'dev' ? SHUTDOWN_MS : 0) + CLEANUP_MS
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
   if (fault === 'frozen-at-start') redis.process.kill('SIGSTOP')

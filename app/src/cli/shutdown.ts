@@ -1,7 +1,8 @@
 /**
  * The bound on a process's shutdown (invariant 35): from the first SIGTERM/SIGINT, a process
- * has its budget -- the time running jobs get (SHUTDOWN_TIMEOUT_MS), the API's drain delay where
- * it serves the API, and SHUTDOWN_CLEANUP_MS for the rest -- whatever state Redis is in. A
+ * has its budget -- the time running jobs get (SHUTDOWN_TIMEOUT_MS) where it runs jobs, the
+ * API's drain delay where it serves the API, and SHUTDOWN_CLEANUP_MS for the rest -- whatever
+ * state Redis is in. A
  * graceful shutdown that has not ended by then (Redis frozen, a reconnect loop, a step that
  * waits on a reply that never comes) is cut short: the clients are disconnected, one log line
  * says what was abandoned, and the process exits 1. Jobs it still held are not lost: their
@@ -31,9 +32,13 @@ export interface BoundOptions {
   exit?: (code: number) => void
 }
 
-/** The budget of a process kind: jobs' time (+ the API's drain delay) + the cleanup allowance. */
+/**
+ * The budget of a process kind: the jobs' time (processes that run jobs), the API's drain delay
+ * (processes that serve it), then the cleanup allowance. The archiver runs no job: a batch it is
+ * cut from is archived again (rows are upserted).
+ */
 export function shutdownBudgetMs(cfg: Config, kind: 'worker' | 'api' | 'dev' | 'archiver'): number {
-  const jobs = kind === 'api' ? 0 : cfg.shutdownTimeoutMs
+  const jobs = kind === 'worker' || kind === 'dev' ? cfg.shutdownTimeoutMs : 0
   const drain = kind === 'api' || kind === 'dev' ? cfg.apiDrainDelayMs : 0
   return jobs + drain + cfg.shutdownCleanupMs
 }
