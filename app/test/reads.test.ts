@@ -596,4 +596,39 @@ describe('a consumer group whose lag Redis reports as nil', () => {
     // The other numbers stay: queued is counted from the stream, as before.
     expect((await store.queueStats('default')).counts.queued).toBe(1049)
   }, 30_000)
+
+  it('a partitioned queue sums its partitions: a counted lag adds up, an unknown one makes the sum unknown', async () => {
+    await b.queue.setPartitions('pq', 2)
+    // Keyless calls go to the partitions in turn: three jobs in one, two in the other.
+    const first = await b.queue.addBulk(Array.from({ length: 3 }, () => ({ task_type: 'echo', queue: 'pq' })))
+    const p1 = first[0]!.job.queue
+    const second = await b.queue.addBulk([
+      { task_type: 'echo', queue: 'pq' },
+      { task_type: 'echo', queue: 'pq' },
+    ])
+    expect(second[0]!.job.queue).not.toBe(p1)
+    const [, done] = (await store.deliver(p1, 'w', 2)).jobs
+    await store.complete(p1, [{ id: done!.id, epoch: done!.epoch, result: '1' }])
+    const rowOf = async () => {
+      const r = await b.app.inject({ method: 'GET', url: '/queues' })
+      expect(r.statusCode).toBe(200)
+      return (r.json().items as QueueStats[]).find((x) => x.queue === 'pq')!
+    }
+    expect((await store.queueStats(p1)).streams.normal.lag).toBe(1) // Redis said nil: counted
+    expect((await rowOf()).streams.normal).toMatchObject({ length: 4, pending: 1, lag: 3 })
+    // Past the bound on both sides in the first partition (2100 entries, the group moved to the
+    // 1050th): the sum is unknown.
+    const s1 = store.keys.stream(p1, 'normal')
+    const ids: string[] = []
+    for (let i = 0; i < 2100; i += 300) {
+      const p = b.redis.pipeline()
+      for (let k = i; k < i + 300; k++) p.xadd(s1, '*', 'id', `x${k}`)
+      for (const [, id] of (await p.exec()) ?? []) ids.push(id as string)
+    }
+    await b.redis.xgroup('SETID', s1, GROUP, ids[1049]!)
+    expect((await store.queueStats(p1)).streams.normal.lag).toBeNull()
+    const row = await rowOf()
+    expect(row.partitions).toBe(2)
+    expect(row.streams.normal.lag).toBeNull()
+  }, 30_000)
 })
