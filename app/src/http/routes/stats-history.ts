@@ -1,6 +1,9 @@
-/** The dashboard's charts over 1, 6 or 24 hours: throughput and run/wait latency per interval (ADR 0026). */
+/**
+ * The dashboard's charts over 1, 6 or 24 hours: throughput and run/wait latency per interval (ADR
+ * 0026); what is failing now (ADR 0032).
+ */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { HistoryQuery, HistoryReply } from '../ops-schemas.ts'
+import { FailuresQuery, FailuresReply, HistoryQuery, HistoryReply } from '../ops-schemas.ts'
 import { errorReplies } from '../schemas.ts'
 
 export const statsHistoryRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -20,5 +23,22 @@ export const statsHistoryRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (req) => queue.statsHistory(req.query.range ?? '1h', req.query.queue),
+  )
+
+  app.get(
+    '/stats/failures',
+    {
+      config: { role: 'read' },
+      schema: {
+        tags: ['system'],
+        summary:
+          'What is failing now: the dead letters of the last N minutes grouped by queue, task type and error class (top `limit`, with the newest message), and per queue the completed and failed jobs of those minutes',
+        description:
+          'Bounded: at most 2000 dead letters per queue are examined (then `truncated`); the window is the last N minute buckets, the current one included. A retried attempt is not a failure here (only jobs that ended failed).',
+        querystring: FailuresQuery,
+        response: { 200: FailuresReply, ...errorReplies() },
+      },
+    },
+    async (req) => queue.recentFailures(req.query),
   )
 }
