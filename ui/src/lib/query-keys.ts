@@ -47,6 +47,8 @@ export const queryKeys = {
   },
   audit: (filters: object) => ['audit', filters] as const,
   history: (range: string, queue?: string) => ['stats', 'history', range, queue ?? null] as const,
+  /** What is failing now (GET /stats/failures, ADR 0032): a bounded DLQ walk, polled, not live. */
+  failures: (minutes: number) => ['failures', minutes] as const,
   /** Searches across live and archived jobs (not refreshed by the live feed: a search is asked). */
   search: {
     results: (filters: object) => ['search', 'results', filters] as const,

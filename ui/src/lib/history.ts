@@ -1,7 +1,7 @@
 import type { HistoryDto } from '@dtq/app/schemas'
 import { queryOptions, useQuery } from '@tanstack/react-query'
-import { api, qs } from '../../../lib/api'
-import { queryKeys } from '../../../lib/query-keys'
+import { api, qs } from './api'
+import { queryKeys } from './query-keys'
 
 export type HistoryRange = '1h' | '6h' | '24h'
 
