@@ -133,11 +133,14 @@ function FailureRate({ h }: { h: HistoryDto }) {
   const rates = pts.map((p) => (p.completed + p.failed ? p.failed / (p.completed + p.failed) : null))
   let d = ''
   let pen = false
+  const dots: number[] = []
   rates.forEach((r, i) => {
     if (r === null) {
       pen = false
       return
     }
+    // A lone point (no neighbour with data) is drawn as a dot.
+    if (!pen && (rates[i + 1] ?? null) === null) dots.push(i)
     d += `${pen ? 'L' : 'M'}${x(i).toFixed(1)},${y(r).toFixed(1)} `
     pen = true
   })
@@ -176,6 +179,17 @@ function FailureRate({ h }: { h: HistoryDto }) {
           ),
         )}
         <path d={d} className="line-p99" fill="none" vectorEffect="non-scaling-stroke" />
+        {dots.map((i) => (
+          <line
+            key={i}
+            x1={x(i)}
+            x2={x(i)}
+            y1={y(rates[i]!)}
+            y2={y(rates[i]!) + 0.01}
+            className="line-p99 dot"
+            vectorEffect="non-scaling-stroke"
+          />
+        ))}
       </svg>
       <figcaption>
         Failure rate (failed / finished) per {per(h)}, {label(h)} · {overall} overall · peak {pct(peak)}
