@@ -147,14 +147,14 @@ function FailureRate({ h }: { h: HistoryDto }) {
   const done = pts.reduce((a, p) => a + p.completed + p.failed, 0)
   const failed = pts.reduce((a, p) => a + p.failed, 0)
   const overall = done ? pct(failed / done) : '—'
-  const peak = Math.max(0, ...rates.map((r) => r ?? 0))
+  const peak = done ? pct(Math.max(0, ...rates.map((r) => r ?? 0))) : '—'
   return (
     <figure className="chart">
       <svg
         viewBox={`0 0 ${W} ${H}`}
         preserveAspectRatio="none"
         role="img"
-        aria-label={`Failure rate, ${label(h)}: ${overall} overall, peak ${pct(peak)}`}
+        aria-label={`Failure rate, ${label(h)}: ${overall} overall, peak ${peak}`}
       >
         <line
           x1={0}
@@ -192,7 +192,7 @@ function FailureRate({ h }: { h: HistoryDto }) {
         ))}
       </svg>
       <figcaption>
-        Failure rate (failed / finished) per {per(h)}, {label(h)} · {overall} overall · peak {pct(peak)}
+        Failure rate (failed / finished) per {per(h)}, {label(h)} · {overall} overall · peak {peak}
         <Axis h={h} />
       </figcaption>
     </figure>

@@ -47,6 +47,10 @@ export function QueuePage() {
 }
 
 const enc = encodeURIComponent
+const work = (q: QueueStatsDto) => {
+  const n = (q.counts.queued ?? 0) + (q.counts.active ?? 0)
+  return n === 1 ? '1 job is' : `${num(n)} jobs are`
+}
 
 function Queue({ q }: { q: QueueStatsDto }) {
   return (
@@ -54,9 +58,8 @@ function Queue({ q }: { q: QueueStatsDto }) {
       <Card title={`Queue ${q.queue}`} actions={<QueueActions q={q} />}>
         {q.no_workers && (
           <p className="no-workers-note" role="status">
-            {num((q.counts.queued ?? 0) + (q.counts.active ?? 0))} jobs are waiting or running and no live
-            worker consumes this queue: start one with <code>dtq worker</code> and{' '}
-            <code>WORKER_QUEUES={q.queue}</code>.
+            {work(q)} waiting or running and no live worker consumes this queue: start one with{' '}
+            <code>dtq worker</code> and <code>WORKER_QUEUES={q.queue}</code>.
           </p>
         )}
         <Facts q={q} />
