@@ -186,3 +186,60 @@ describe('GET /stats/failures', () => {
     await expect(b.queue.recentFailures({ minutes: 0 })).rejects.toThrow(/minutes/)
   })
 })
+
+describe('GET /stats/history?task_type=', () => {
+  it("charts one task type's completed and failed from the per-type snapshots, without latency", async () => {
+    const clock = new FakeClock(Date.now())
+    b = await apiSetup({}, { clock })
+    const store = b.queue.store
+    const w = b.worker()
+    await w.start()
+    const run = async (jobs: Array<{ task_type: string; payload: Record<string, unknown> }>) => {
+      const res = await b!.queue.addBulk(jobs.map((j) => ({ ...j, max_retries: 0 })))
+      await waitFor(
+        async () =>
+          (await Promise.all(res.map((r) => store.getJob('default', r.job.id)))).every(
+            (j) => j?.state === 'completed' || j?.state === 'failed',
+          ),
+        { what: 'jobs finished' },
+      )
+    }
+    const echo = (n: number) => Array.from({ length: n }, () => ({ task_type: 'echo', payload: {} }))
+    const fail = (n: number) => Array.from({ length: n }, () => ({ task_type: 'fail', payload: {} }))
+    await run([...echo(2), ...fail(1)]) // before the first snapshot: not charted by type
+    expect(await store.snapshotHistograms('default')).toBe(true)
+    const ts = await b.redis.hgetall(store.keys.typeSnapshot('default', Math.floor(clock.now() / 60_000)))
+    expect(ts).toEqual({ 'completed|echo': '2', 'failed|fail': '1' })
+    clock.advance(60_000)
+    await run([...echo(3), ...fail(2)])
+    clock.advance(60_000)
+    expect(await store.snapshotHistograms('default')).toBe(true)
+
+    const get = async (qs: string) => {
+      const res = await b!.app.inject({ method: 'GET', url: `/stats/history${qs}` })
+      expect(res.statusCode, qs).toBe(200)
+      return res.json() as {
+        task_type: string | null
+        points: Array<{ completed: number; failed: number; run: unknown; wait: unknown }>
+      }
+    }
+    const sum = (h: Awaited<ReturnType<typeof get>>, k: 'completed' | 'failed') =>
+      h.points.reduce((n, p) => n + p[k], 0)
+    const e = await get('?range=1h&task_type=echo')
+    expect(e.task_type).toBe('echo')
+    expect([sum(e, 'completed'), sum(e, 'failed')]).toEqual([3, 0])
+    expect(e.points.every((p) => p.run === null && p.wait === null)).toBe(true)
+    const f = await get('?range=1h&queue=default&task_type=fail')
+    expect([sum(f, 'completed'), sum(f, 'failed')]).toEqual([0, 2])
+    // Over 6 hours both snapshots fall in one 5-minute interval whose start has none yet: unknown.
+    expect((await get('?range=6h&task_type=fail')).points).toHaveLength(72)
+    expect(sum(await get('?range=24h&task_type=nothing'), 'completed')).toBe(0)
+    // Without a type: every job of the buckets, as before.
+    const all = await get('?range=1h')
+    expect([sum(all, 'completed'), sum(all, 'failed')]).toEqual([5, 3])
+    expect(all.task_type).toBeNull()
+    for (const qs of ['?task_type=a%20b', '?task_type=', '?task_type=x&x=1']) {
+      expect((await b.app.inject({ method: 'GET', url: `/stats/history${qs}` })).statusCode, qs).toBe(400)
+    }
+  })
+})

@@ -66,6 +66,7 @@ export const HistoryQuery = Type.Object(
   {
     range: Type.Optional(Type.Enum(Object.keys(HISTORY_RANGES) as Array<keyof typeof HISTORY_RANGES>)),
     queue: Type.Optional(QueueName),
+    task_type: Type.Optional(TaskType),
   },
   { additionalProperties: false },
 )
@@ -73,6 +74,11 @@ export const HistoryQuery = Type.Object(
 export const HistoryReply = Type.Object({
   range: Type.String(),
   queue: Type.Union([Type.String(), Type.Null()]),
+  task_type: Type.Optional(
+    Type.Union([Type.String(), Type.Null()], {
+      description: 'one task type: completed and failed from the per-type snapshots, latency null (ADR 0032)',
+    }),
+  ),
   step_ms: Type.Integer({ description: "each point's interval" }),
   points: Type.Array(
     Type.Object({

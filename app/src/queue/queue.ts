@@ -14,7 +14,7 @@ import { RedisClock } from '../redis/clock.ts'
 import type { RedisClient } from '../redis/connection.ts'
 import { connectRedis, createRedis, redisTarget } from '../redis/connection.ts'
 import { type FlowNodeRecord, FlowStore, type FlowView } from '../redis/flows.ts'
-import { HISTORY_RANGES, type HistoryRange, historyPoints } from '../redis/history.ts'
+import { HISTORY_RANGES, type HistoryRange, historyPoints, typedPoints } from '../redis/history.ts'
 import { type BreakerAction, LimitStore, type LimitsView } from '../redis/limits.ts'
 import { type DlqEntry, dlqPage, dlqTails } from '../redis/redrive.ts'
 import { Registry, type WorkerCommand, type WorkerInfo } from '../redis/registry.ts'
@@ -929,20 +929,43 @@ export class Queue {
    * Throughput and run/wait latency percentiles per interval over a range (1h, 6h, 24h), of one
    * queue (its partitions summed) or all: one `history` call per queue, in one round (ADR 0026).
    */
-  async statsHistory(range: HistoryRange, queue?: string) {
+  async statsHistory(range: HistoryRange, queue?: string, taskType?: string) {
     const r = HISTORY_RANGES[range]
     if (!r) throw new DtqError('VALIDATION', `range must be one of ${Object.keys(HISTORY_RANGES).join(', ')}`)
     this.checkQueue(queue)
+    if (taskType !== undefined) {
+      const problems: Problems = []
+      checkName(problems, 'task_type', taskType, TASK_TYPE_PATTERN, 'a task type')
+      throwIfProblems(problems, 'invalid request')
+    }
     const now = this.clock.now()
     const from = Math.floor(now / 60_000) - r.stepMinutes * r.intervals + 1
     const queues = await this.store.physicalQueues(queue)
     const raw = await Promise.all(
-      queues.map((q) => this.store.historyOf(q, from, r.stepMinutes, r.intervals)),
+      queues.map((q) => this.store.historyOf(q, from, r.stepMinutes, r.intervals, taskType)),
     )
-    const points = queues.length
-      ? historyPoints(from, r.stepMinutes, raw)
+    const all = queues.length
+      ? historyPoints(
+          from,
+          r.stepMinutes,
+          raw.map(([tp, snaps]) => [tp, snaps] as [number[], string[]]),
+        )
       : historyPoints(from, r.stepMinutes, [[[], new Array<string>(r.intervals + 1).fill('')]])
-    return { range, queue: queue ?? null, step_ms: r.stepMinutes * 60_000, points }
+    // One task type (ADR 0032): its counts from the per-type snapshots; no latency per type.
+    const points =
+      taskType === undefined
+        ? all
+        : typedPoints(
+            all,
+            raw.map(([, , typed]) => typed),
+          )
+    return {
+      range,
+      queue: queue ?? null,
+      task_type: taskType ?? null,
+      step_ms: r.stepMinutes * 60_000,
+      points,
+    }
   }
 
   // ---- changing jobs -----------------------------------------------------------------------

@@ -493,15 +493,17 @@ export class JobReads extends StoreBase {
 
   /**
    * Raw chart history of one queue (`history`): completed and failed per interval and the
-   * histogram snapshot string at each of the intervals + 1 boundaries ('' where none).
+   * histogram snapshot string at each of the intervals + 1 boundaries ('' where none); with a
+   * task type, its completed / failed totals at each boundary (-1 where none, ADR 0032).
    */
   historyOf(
     queue: string,
     fromMinute: number,
     stepMinutes: number,
     intervals: number,
-  ): Promise<[number[], string[]]> {
-    return this.run('history', queue, [fromMinute, stepMinutes, intervals])
+    taskType = '',
+  ): Promise<[number[], string[], number[]]> {
+    return this.run('history', queue, [fromMinute, stepMinutes, intervals, taskType])
   }
 }
 

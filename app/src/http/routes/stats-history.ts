@@ -17,12 +17,13 @@ export const statsHistoryRoutes: FastifyPluginAsyncTypebox = async (app) => {
         summary:
           'Completed and failed per interval, and wait/run latency p50/p95/p99 (ms) per interval, over 1h ' +
           '(1-minute points), 6h (5-minute) or 24h (15-minute), of one queue or all. Latency is null ' +
-          'before the first histogram snapshot (taken each minute by the maintenance leader)',
+          'before the first histogram snapshot (taken each minute by the maintenance leader). With task_type: that ' +
+          "type's completed and failed from the per-type totals snapshotted with the histograms (per minute at most), latency null",
         querystring: HistoryQuery,
         response: { 200: HistoryReply, ...errorReplies() },
       },
     },
-    async (req) => queue.statsHistory(req.query.range ?? '1h', req.query.queue),
+    async (req) => queue.statsHistory(req.query.range ?? '1h', req.query.queue, req.query.task_type),
   )
 
   app.get(
