@@ -205,6 +205,15 @@ test('the dashboard says what is failing now; its link opens the grouped dead le
   expect(await overflow(page), 'wider than 390 px').toEqual([])
   await page.setViewportSize({ width: 1280, height: 860 })
 
+  // The charts filter by queue and task type (a type's charts have no latency).
+  await page.getByLabel('Charts of queue').selectOption('mail')
+  await page.getByLabel('Task type').selectOption('fail')
+  await expect(page).toHaveURL(/chart_type=fail/)
+  await expect(page.getByRole('img', { name: /^Throughput, last 1h, queue mail, type fail/ })).toBeVisible()
+  await expect(page.getByText('Latency is kept per queue, not per task type')).toBeVisible()
+  await page.getByLabel('Task type').selectOption('')
+  await expect(page.getByRole('img', { name: /^Wait .* latency, last 1h, queue mail:/ })).toBeVisible()
+
   await row.getByRole('link', { name: /^dead letters of fail/ }).click()
   await expect(page).toHaveURL(/\/dlq\?queue=mail&type=fail&class=/)
   await expect(page.getByRole('cell', { name: MESSAGE }).first()).toBeVisible()

@@ -13,11 +13,21 @@ import { Card } from './ui'
 const RANGES: HistoryRange[] = ['1h', '6h', '24h']
 type Point = HistoryDto['points'][number]
 
-export function HistoryCharts({ queues, queue: fixed }: { queues?: string[]; queue?: string }) {
+export function HistoryCharts({
+  queues,
+  queue: fixed,
+  types = [],
+}: {
+  queues?: string[]
+  queue?: string
+  /** The task types offered as a filter (a type's charts have no latency: ADR 0032). */
+  types?: string[]
+}) {
   const { get, update } = useUrlParams()
   const range = (RANGES as string[]).includes(get('range') ?? '') ? (get('range') as HistoryRange) : '1h'
   const queue = fixed ?? get('chart_queue')
-  const q = useHistory(range, queue)
+  const taskType = get('chart_type')
+  const q = useHistory(range, queue, taskType)
   const controls = (
     <div className="chart-controls">
       <fieldset className="segmented" aria-label="chart range">
@@ -45,6 +55,22 @@ export function HistoryCharts({ queues, queue: fixed }: { queues?: string[]; que
           </select>
         </label>
       )}
+      {(types.length > 0 || taskType) && (
+        <label className="inline">
+          Task type
+          <select
+            value={taskType ?? ''}
+            onChange={(e) => update({ chart_type: e.target.value || undefined })}
+          >
+            <option value="">all</option>
+            {[...new Set([...types, ...(taskType ? [taskType] : [])])].map((t) => (
+              <option key={t} value={t}>
+                {t}
+              </option>
+            ))}
+          </select>
+        </label>
+      )}
     </div>
   )
   return (
@@ -54,8 +80,16 @@ export function HistoryCharts({ queues, queue: fixed }: { queues?: string[]; que
           <div className="chart-grid">
             <ThroughputBars h={h} />
             <FailureRate h={h} />
-            <LatencyLines h={h} kind="wait" />
-            <LatencyLines h={h} kind="run" />
+            {h.task_type ? (
+              <p className="muted">
+                Latency is kept per queue, not per task type: choose all types to see it.
+              </p>
+            ) : (
+              <>
+                <LatencyLines h={h} kind="wait" />
+                <LatencyLines h={h} kind="run" />
+              </>
+            )}
           </div>
         )}
       </QueryState>
@@ -67,7 +101,8 @@ const W = 600
 const H = 140
 const per = (h: HistoryDto) =>
   h.step_ms >= 3_600_000 ? `${h.step_ms / 3_600_000} h` : `${h.step_ms / 60_000} min`
-const label = (h: HistoryDto) => `last ${h.range}${h.queue ? `, queue ${h.queue}` : ''}`
+const label = (h: HistoryDto) =>
+  `last ${h.range}${h.queue ? `, queue ${h.queue}` : ''}${h.task_type ? `, type ${h.task_type}` : ''}`
 const time = (ms: number) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
 
 function ThroughputBars({ h }: { h: HistoryDto }) {

@@ -11,6 +11,7 @@ import { QueueLink } from '../../components/QueueLink'
 import { QueueTable } from '../../components/QueueTable'
 import { Card } from '../../components/ui'
 import { num } from '../../lib/format'
+import { taskTypesOf } from '../../lib/history'
 import { JOB_STATES as STATES } from '../../lib/states'
 import { useStats } from './api/stats'
 import { FailingNow } from './FailingNow'
@@ -45,7 +46,7 @@ function Dashboard({ s }: { s: StatsDto }) {
       </section>
       <NoWorkers s={s} />
       <FailingNow />
-      <HistoryCharts queues={s.queues.map((q) => q.queue)} />
+      <HistoryCharts queues={s.queues.map((q) => q.queue)} types={taskTypesOf(s.queues)} />
       <Card title="Queues">
         {s.queues.length ? (
           <QueueTable queues={s.queues} />

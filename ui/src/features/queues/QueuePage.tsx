@@ -14,7 +14,7 @@ import { QueueStateBadge } from '../../components/QueueLink'
 import { Card, ConfirmButton, ErrorBox, StateBadge } from '../../components/ui'
 import { useAuth } from '../../lib/auth'
 import { ago, duration, num } from '../../lib/format'
-import { useHistory } from '../../lib/history'
+import { taskTypesOf, useHistory } from '../../lib/history'
 import { jobPath } from '../../lib/job-ref'
 import { usePauseQueue } from '../../lib/queue-actions'
 import { JOB_STATES } from '../../lib/states'
@@ -65,7 +65,7 @@ function Queue({ q }: { q: QueueStatsDto }) {
         <Facts q={q} />
       </Card>
       <JobTabs q={q} />
-      <HistoryCharts queue={q.queue} />
+      <HistoryCharts queue={q.queue} types={taskTypesOf([q])} />
       <DeadLetters q={q} />
       <Consumers q={q} />
     </div>
