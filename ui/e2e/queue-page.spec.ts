@@ -113,11 +113,22 @@ test('a queue page from the queues list: tabs with counts, charts, dead letters 
   await expect(tabs.getByRole('tab', { name: /^queued/ })).toHaveAttribute('aria-selected', 'true')
   await expect(page.getByRole('tabpanel')).not.toContainText('Loading')
   console.log(`queue page: from the click to its first rows ${Date.now() - t0} ms`)
+  const timings: string[] = []
+  const onDone = (r: import('@playwright/test').Request) => {
+    const t = r.timing()
+    if (r.url().includes('/api/'))
+      timings.push(`${new URL(r.url()).pathname.slice(4)} ${Math.round(t.responseEnd)} ms`)
+  }
+  page.on('requestfinished', onDone)
   const t1 = Date.now()
   await page.reload()
   await expect(page.getByRole('tabpanel')).toBeVisible()
   await expect(page.getByRole('tabpanel')).not.toContainText('Loading')
   console.log(`queue page: a fresh load to its first rows ${Date.now() - t1} ms`)
+  await expect(page.getByRole('img', { name: /^Throughput/ })).toBeVisible()
+  await expect(page.getByRole('heading', { name: /^Dead letters by error/ })).toBeVisible()
+  page.off('requestfinished', onDone)
+  console.log(`queue page: its API requests (to the response's end): ${timings.join(', ')}`)
 
   // Counts on the tabs are the queue's stats; a tab lists that state's jobs.
   const stats = (await call('GET', '/queues')) as {

@@ -24,9 +24,17 @@ import { useQueues } from './api/queues'
 
 type Group = DlqStatsDto['groups'][number]
 
+/** The jobs tab shown (in the URL: `state`, default queued). */
+function useTabState(): string {
+  const { get } = useUrlParams()
+  return (JOB_STATES as readonly string[]).includes(get('state') ?? '') ? get('state')! : 'queued'
+}
+
 export function QueuePage() {
   const name = useParams().queue ?? ''
   const q = useQueues()
+  // The first rows are asked for beside the queues' stats, not after them (same cache entry).
+  useQueueJobs(name, useTabState())
   return (
     <QueryState query={q} loading={`Loading queue ${name}`}>
       {(d) => {
@@ -137,8 +145,8 @@ function Facts({ q }: { q: QueueStatsDto }) {
 
 /** Jobs by state: a tab per state with its count (the queue's stats), a page of the newest. */
 function JobTabs({ q }: { q: QueueStatsDto }) {
-  const { get, update } = useUrlParams()
-  const state = (JOB_STATES as readonly string[]).includes(get('state') ?? '') ? get('state')! : 'queued'
+  const { update } = useUrlParams()
+  const state = useTabState()
   const jobs = useQueueJobs(q.queue, state)
   const columns: Column<JobDto>[] = [
     { header: 'Job', className: 'mono', cell: (j) => <Link to={jobPath(j)}>{j.id}</Link> },
