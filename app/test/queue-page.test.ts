@@ -6,7 +6,8 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { lacksWorkers, liveWorkersByQueue } from '../src/queue/consumers.ts'
 import { type ApiBundle, apiSetup, bearer, TOKEN_SETTING } from './api-helpers.ts'
-import { FakeClock, waitFor } from './helpers.ts'
+import { FakeClock, targetEnv, testTarget, waitFor } from './helpers.ts'
+import { runCli } from './processes.ts'
 
 let b: ApiBundle | undefined
 afterEach(async () => {
@@ -69,6 +70,11 @@ describe('live consumers', () => {
     await w.close()
     await b.queue.add('echo', { n: 2 }, { queue: 'orphan' })
     expect(await rowOf(b, 'orphan')).toMatchObject({ live_workers: 0, no_workers: true })
+    // The CLI says it too.
+    const env = { ...targetEnv(testTarget()), KEY_PREFIX: b.prefix, REDIS_DURABILITY: 'off' }
+    const out = await runCli(env, ['queues'])
+    expect(out).toMatch(/^orphan .*workers 0 {2}NO WORKERS$/m)
+    expect(out).toMatch(/^elsewhere .*workers 1$/m)
   })
 })
 

@@ -217,8 +217,8 @@ function FailureRate({ h }: { h: HistoryDto }) {
         {dots.map((i) => (
           <line
             key={i}
-            x1={x(i)}
-            x2={x(i)}
+            x1={Math.min(Math.max(x(i), 3), W - 3)}
+            x2={Math.min(Math.max(x(i), 3), W - 3)}
             y1={y(rates[i]!)}
             y2={y(rates[i]!) + 0.01}
             className="line-p99 dot"
