@@ -894,13 +894,13 @@ dlq
 const queues = program.command('queues').description('queues: list, pause, resume, partition')
 queues.action(async () => {
   await withQueue(async (q) => {
-    const s = await q.stats()
+    const s = await q.statsWithConsumers()
     for (const x of s.queues) {
       const depth = Object.entries(x.streams)
         .map(([p, v]) => `${p}:${v.lag ?? '-'}`)
         .join(' ')
       process.stdout.write(
-        `${(x.partitions ? `${x.queue}[${x.partitions}]` : x.queue).padEnd(16)} ${x.paused ? 'paused ' : 'running'}  waiting ${depth}  delayed ${x.delayed}  dlq ${x.dlq}  oldest ${x.oldest_waiting_ms ?? '-'} ms\n`,
+        `${(x.partitions ? `${x.queue}[${x.partitions}]` : x.queue).padEnd(16)} ${x.paused ? 'paused ' : 'running'}  waiting ${depth}  delayed ${x.delayed}  dlq ${x.dlq}  oldest ${x.oldest_waiting_ms ?? '-'} ms  workers ${x.live_workers}${x.no_workers ? '  NO WORKERS' : ''}\n`,
       )
     }
   })

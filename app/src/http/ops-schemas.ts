@@ -4,7 +4,7 @@
  */
 import Type, { type Static } from 'typebox'
 import { HISTORY_RANGES } from '../redis/history.ts'
-import { QueueName } from './schemas.ts'
+import { QueueName, TaskType } from './schemas.ts'
 
 export const AuditQuery = Type.Object(
   {
@@ -66,6 +66,7 @@ export const HistoryQuery = Type.Object(
   {
     range: Type.Optional(Type.Enum(Object.keys(HISTORY_RANGES) as Array<keyof typeof HISTORY_RANGES>)),
     queue: Type.Optional(QueueName),
+    task_type: Type.Optional(TaskType),
   },
   { additionalProperties: false },
 )
@@ -73,6 +74,11 @@ export const HistoryQuery = Type.Object(
 export const HistoryReply = Type.Object({
   range: Type.String(),
   queue: Type.Union([Type.String(), Type.Null()]),
+  task_type: Type.Optional(
+    Type.Union([Type.String(), Type.Null()], {
+      description: 'one task type: completed and failed from the per-type snapshots, latency null (ADR 0032)',
+    }),
+  ),
   step_ms: Type.Integer({ description: "each point's interval" }),
   points: Type.Array(
     Type.Object({
@@ -86,3 +92,56 @@ export const HistoryReply = Type.Object({
 })
 
 export type HistoryDto = Static<typeof HistoryReply>
+
+// ---- What is failing now (GET /stats/failures, ADR 0032) ----------------------------------------
+
+export const FailuresQuery = Type.Object(
+  {
+    minutes: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 1440, default: 15, description: 'the window: the last N minutes' }),
+    ),
+    queue: Type.Optional(QueueName),
+    task_type: Type.Optional(TaskType),
+    limit: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 50, default: 10, description: 'groups answered' }),
+    ),
+  },
+  { additionalProperties: false },
+)
+
+const RateS = Type.Object({
+  completed: Type.Integer(),
+  failed: Type.Integer({ description: 'jobs that ended failed (dead-lettered)' }),
+  failure_rate: Type.Union([Type.Number(), Type.Null()], {
+    description: 'failed / (completed + failed); null with neither',
+  }),
+})
+
+export const FailuresReply = Type.Object({
+  minutes: Type.Integer(),
+  since: Type.Number({ description: 'the window starts here (ms)' }),
+  groups: Type.Array(
+    Type.Object({
+      queue: Type.String(),
+      task_type: Type.String(),
+      error_class: Type.String(),
+      count: Type.Integer({ description: 'dead letters of the group that failed within the window' }),
+      last_seen: Type.Number({ description: 'when the newest of them failed (ms)' }),
+      last_message: Type.Union([Type.String(), Type.Null()], {
+        description:
+          "the newest dead letter's error (first 500 characters); null if it left the DLQ meanwhile",
+      }),
+    }),
+  ),
+  total: Type.Integer({ description: 'dead letters within the window (every group)' }),
+  truncated: Type.Boolean({
+    description:
+      'a queue had more dead letters in the window than one request examines (2000): counts are lower bounds',
+  }),
+  ...RateS.properties,
+  queues: Type.Array(Type.Object({ queue: Type.String(), ...RateS.properties }), {
+    description: "each queue's completed and failed jobs within the window (per-minute buckets)",
+  }),
+})
+
+export type FailuresDto = Static<typeof FailuresReply>

@@ -467,6 +467,16 @@ export const QueueStatsS = Type.Object({
   partitions: Type.Optional(
     Type.Integer({ description: "a partitioned queue's partition count; the row sums its partitions" }),
   ),
+  // Live consumers (ADR 0032), in GET /queues and /stats.
+  live_workers: Type.Optional(
+    Type.Integer({ description: 'live workers consuming the queue (registry entry alive, not stopping)' }),
+  ),
+  no_workers: Type.Optional(
+    Type.Boolean({
+      description:
+        'jobs waiting or running, not paused, and no live worker consumes the queue (alert no_worker)',
+    }),
+  ),
 })
 
 export const QueuesReply = Type.Object({ items: Type.Array(QueueStatsS) })
@@ -562,7 +572,7 @@ export type ScheduleInputDto = Static<typeof ScheduleBody>
 export type FireRecordDto = Static<typeof FireRecordS>
 export type PreviewDto = Static<typeof PreviewReply>
 export type DlqStatsDto = Static<typeof DlqStatsReply>
-export type { AuditEntryDto, AuditPageDto, HistoryDto } from './ops-schemas.ts'
+export type { AuditEntryDto, AuditPageDto, FailuresDto, HistoryDto } from './ops-schemas.ts'
 
 // ---- schedules (ADR 0018) ------------------------------------------------------------------
 

@@ -5,6 +5,7 @@
  * The evaluator (worker/alert-evaluator.ts) turns that into pending → firing → resolved.
  */
 import type { Config } from '../config.ts'
+import { lacksWorkers } from './consumers.ts'
 import { logicalQueue } from './partitions.ts'
 
 export const RULE_KINDS = [
@@ -295,7 +296,7 @@ export function evaluate(
         }
         case 'no_worker': {
           const work = q.waiting + q.active
-          add({ queue: q.queue }, work, !q.paused && work > 0 && !snap.served.has(q.queue))
+          add({ queue: q.queue }, work, lacksWorkers(q, snap.served.has(q.queue) ? 1 : 0))
           break
         }
         case 'failure_rate': {

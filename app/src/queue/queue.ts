@@ -14,7 +14,7 @@ import { RedisClock } from '../redis/clock.ts'
 import type { RedisClient } from '../redis/connection.ts'
 import { connectRedis, createRedis, redisTarget } from '../redis/connection.ts'
 import { type FlowNodeRecord, FlowStore, type FlowView } from '../redis/flows.ts'
-import { HISTORY_RANGES, type HistoryRange, historyPoints } from '../redis/history.ts'
+import { HISTORY_RANGES, type HistoryRange, historyPoints, typedPoints } from '../redis/history.ts'
 import { type BreakerAction, LimitStore, type LimitsView } from '../redis/limits.ts'
 import { type DlqEntry, dlqPage, dlqTails } from '../redis/redrive.ts'
 import { Registry, type WorkerCommand, type WorkerInfo } from '../redis/registry.ts'
@@ -30,6 +30,7 @@ import {
   writeFailure,
 } from '../redis/store.ts'
 import { activeTracer, type Outgoing, type SendSpans } from '../tracing/index.ts'
+import { lacksWorkers, liveWorkersByQueue } from './consumers.ts'
 import { type DedupSpec, dedupField, startByOf } from './flow-control.ts'
 import {
   type DependencySpec,
@@ -166,6 +167,38 @@ export type QueueSettings = Pick<
  * ATOMIC_MAX_JOBS: all or none.
  */
 const BULK_CHUNK = 500
+/** DLQ pages (500 entries) `recentFailures` reads per queue at most: 2000 dead letters. */
+const RECENT_FAILURE_PAGES = 4
+
+/** A group of what is failing now (GET /stats/failures, ADR 0032). */
+export interface FailureGroup {
+  queue: string
+  task_type: string
+  error_class: string
+  /** Dead letters of the group that failed within the window. */
+  count: number
+  /** When the newest of them failed (ms). */
+  last_seen: number
+  /** The newest dead letter's error (500 characters at most). */
+  last_message: string | null
+}
+
+interface FailureRate {
+  completed: number
+  failed: number
+  failure_rate: number | null
+}
+
+/** GET /stats/failures's answer. */
+export interface RecentFailures extends FailureRate {
+  minutes: number
+  since: number
+  groups: FailureGroup[]
+  total: number
+  truncated: boolean
+  queues: Array<FailureRate & { queue: string }>
+}
+
 const ATOMIC_MAX_JOBS = 10_000
 
 /** What became of one job of an addBulk that failed part-way (see BulkAddError). */
@@ -836,6 +869,30 @@ export class Queue {
     return { queues, totals }
   }
 
+  /**
+   * `stats()` with each queue's live consumers (ADR 0032): `live_workers` (live workers consuming
+   * it, from the worker registry) and `no_workers` (work waiting or running, not paused, and no
+   * live worker: `lacksWorkers`, the alert no_worker's condition). The registry is read beside the
+   * stats, in the same round trips.
+   */
+  async statsWithConsumers(): Promise<{
+    queues: Array<QueueStats & { live_workers: number; no_workers: boolean }>
+    totals: Record<JobState, number> & { dlq: number }
+    workers: WorkerInfo[]
+  }> {
+    const [stats, workers] = await Promise.all([this.stats(), this.workers()])
+    const live = liveWorkersByQueue(workers)
+    const queues = stats.queues.map((q) => {
+      const n = live.get(q.queue) ?? 0
+      return {
+        ...q,
+        live_workers: n,
+        no_workers: lacksWorkers({ paused: q.paused, waiting: q.counts.queued, active: q.counts.active }, n),
+      }
+    })
+    return { queues, totals: stats.totals, workers }
+  }
+
   /** The queues, a partitioned queue once. */
   async queueNames(): Promise<string[]> {
     return [...new Set((await this.store.queues()).map(logicalQueue))]
@@ -872,20 +929,43 @@ export class Queue {
    * Throughput and run/wait latency percentiles per interval over a range (1h, 6h, 24h), of one
    * queue (its partitions summed) or all: one `history` call per queue, in one round (ADR 0026).
    */
-  async statsHistory(range: HistoryRange, queue?: string) {
+  async statsHistory(range: HistoryRange, queue?: string, taskType?: string) {
     const r = HISTORY_RANGES[range]
     if (!r) throw new DtqError('VALIDATION', `range must be one of ${Object.keys(HISTORY_RANGES).join(', ')}`)
     this.checkQueue(queue)
+    if (taskType !== undefined) {
+      const problems: Problems = []
+      checkName(problems, 'task_type', taskType, TASK_TYPE_PATTERN, 'a task type')
+      throwIfProblems(problems, 'invalid request')
+    }
     const now = this.clock.now()
     const from = Math.floor(now / 60_000) - r.stepMinutes * r.intervals + 1
     const queues = await this.store.physicalQueues(queue)
     const raw = await Promise.all(
-      queues.map((q) => this.store.historyOf(q, from, r.stepMinutes, r.intervals)),
+      queues.map((q) => this.store.historyOf(q, from, r.stepMinutes, r.intervals, taskType)),
     )
-    const points = queues.length
-      ? historyPoints(from, r.stepMinutes, raw)
+    const all = queues.length
+      ? historyPoints(
+          from,
+          r.stepMinutes,
+          raw.map(([tp, snaps]) => [tp, snaps] as [number[], string[]]),
+        )
       : historyPoints(from, r.stepMinutes, [[[], new Array<string>(r.intervals + 1).fill('')]])
-    return { range, queue: queue ?? null, step_ms: r.stepMinutes * 60_000, points }
+    // One task type (ADR 0032): its counts from the per-type snapshots; no latency per type.
+    const points =
+      taskType === undefined
+        ? all
+        : typedPoints(
+            all,
+            raw.map(([, , typed]) => typed),
+          )
+    return {
+      range,
+      queue: queue ?? null,
+      task_type: taskType ?? null,
+      step_ms: r.stepMinutes * 60_000,
+      points,
+    }
   }
 
   // ---- changing jobs -----------------------------------------------------------------------
@@ -1229,6 +1309,89 @@ export class Queue {
     checkDlqFilter(problems, f)
     throwIfProblems(problems, 'invalid request')
     return this.store.dlqStats(await this.store.physicalQueues(f.queue), f)
+  }
+
+  /**
+   * What is failing now (GET /stats/failures, ADR 0032): the dead letters of the last `minutes`
+   * grouped by queue × task type × error class (the DLQ stats walk started at the window's first
+   * entry id, at most 4 pages of 500 per queue), each top group's newest message (one listing
+   * call each), and per queue the completed and failed jobs of the window's minute buckets.
+   */
+  async recentFailures(
+    o: { minutes?: number; queue?: string; task_type?: string; limit?: number } = {},
+  ): Promise<RecentFailures> {
+    const minutes = o.minutes ?? 15
+    const limit = o.limit ?? 10
+    const problems: Problems = []
+    checkInt(problems, 'minutes', minutes, 1, 1440)
+    checkInt(problems, 'limit', limit, 1, 50)
+    checkDlqFilter(problems, { queue: o.queue, task_type: o.task_type })
+    throwIfProblems(problems, 'invalid request')
+    const since = this.clock.now() - minutes * 60_000
+    const queues = await this.store.physicalQueues(o.queue)
+    const [dlq, tps] = await Promise.all([
+      this.store.dlqStats(queues, { task_type: o.task_type }, { since, maxRounds: RECENT_FAILURE_PAGES }),
+      Promise.all(queues.map((q) => this.store.throughput([q], minutes))),
+    ])
+    // Priorities merged: the console's link filters the DLQ by queue, type and class.
+    const merged = new Map<string, FailureGroup>()
+    for (const g of dlq.groups) {
+      const key = [g.queue, g.task_type, g.error_class].join('\0')
+      const m = merged.get(key)
+      if (m) {
+        m.count += g.count
+        m.last_seen = Math.max(m.last_seen, g.newest)
+      } else
+        merged.set(key, {
+          queue: g.queue,
+          task_type: g.task_type,
+          error_class: g.error_class,
+          count: g.count,
+          last_seen: g.newest,
+          last_message: null,
+        })
+    }
+    const groups = [...merged.values()]
+      .sort((a, b) => b.count - a.count || b.last_seen - a.last_seen)
+      .slice(0, limit)
+    await Promise.all(
+      groups.map(async (g) => {
+        // A class the listing's filter cannot name (a message's odd `Name:`) keeps no message.
+        if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(g.error_class)) return
+        const page = await this.store.listDlq({
+          queue: g.queue,
+          task_type: g.task_type,
+          error_class: g.error_class,
+          limit: 1,
+        })
+        g.last_message = page.items[0]?.error?.slice(0, 500) ?? null
+      }),
+    )
+    const rate = (completed: number, failed: number) => ({
+      completed,
+      failed,
+      failure_rate: completed + failed ? failed / (completed + failed) : null,
+    })
+    const perQueue = new Map<string, { completed: number; failed: number }>()
+    queues.forEach((q, i) => {
+      const acc = perQueue.get(logicalQueue(q)) ?? { completed: 0, failed: 0 }
+      for (const m of tps[i]!) {
+        acc.completed += m.completed
+        acc.failed += m.failed
+      }
+      perQueue.set(logicalQueue(q), acc)
+    })
+    const rows = [...perQueue].map(([queue, r]) => ({ queue, ...rate(r.completed, r.failed) }))
+    const sum = (k: 'completed' | 'failed') => rows.reduce((n, r) => n + r[k], 0)
+    return {
+      minutes,
+      since,
+      groups,
+      total: dlq.total,
+      truncated: dlq.truncated,
+      ...rate(sum('completed'), sum('failed')),
+      queues: rows.sort((a, b) => b.failed - a.failed || (a.queue < b.queue ? -1 : 1)),
+    }
   }
 
   /** Deletes dead-lettered jobs that failed more than `days` days ago (0: all), of one priority or all. */

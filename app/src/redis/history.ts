@@ -118,3 +118,26 @@ export function historyPoints(
   }
   return points
 }
+
+/**
+ * The points of one task type (ADR 0032): completed and failed per interval from the difference of
+ * each queue's per-type totals at the interval's two boundary snapshots (`history` with a task
+ * type: flat (completed, failed) per boundary, -1 where there is none), summed over the queues.
+ * A snapshot is taken at most once a minute, so a job counts in the interval of the first
+ * snapshot after it finished. Latency is not kept per type: null.
+ */
+export function typedPoints(points: HistoryPoint[], perQueue: ReadonlyArray<number[]>): HistoryPoint[] {
+  return points.map((p, k) => {
+    let completed = 0
+    let failed = 0
+    for (const t of perQueue) {
+      const [c0, f0, c1, f1] = [t[2 * k], t[2 * k + 1], t[2 * k + 2], t[2 * k + 3]]
+      if (c0 === undefined || c1 === undefined || f0 === undefined || f1 === undefined) continue
+      if (c0 < 0 || c1 < 0) continue
+      // A total that went down (the queue forgotten and reborn) counts from 0.
+      completed += c1 >= c0 ? c1 - c0 : c1
+      failed += f1 >= f0 ? f1 - f0 : f1
+    }
+    return { ...p, completed, failed, wait: null, run: null }
+  })
+}

@@ -45,6 +45,8 @@ export const QUEUE_KEY = {
   /** Run/wait histogram snapshots by minute (string) and their index (zset), kept 25 h (ADR 0026). */
   hs: ':hs:',
   hsi: ':hsi',
+  /** Per task type completed / failed totals as they were at a minute (hash), written with the histogram snapshot, kept 25 h (ADR 0032). */
+  ts: ':ts:',
   /** Finished jobs for the archiver (stream, group `archiver`) and its switch (ADR 0027). */
   archive: ':archive',
   archive_on: ':archive:on',
@@ -105,6 +107,10 @@ export class Keys {
   /** The queue's run/wait histograms as they were at a minute (history_snapshot, ADR 0026). */
   histogramSnapshot(queue: string, minute: number): string {
     return this.base(queue) + QUEUE_KEY.hs + minute
+  }
+  /** The queue's per-type completed / failed totals at a minute (history_snapshot, ADR 0032). */
+  typeSnapshot(queue: string, minute: number): string {
+    return this.base(queue) + QUEUE_KEY.ts + minute
   }
   /** Which minutes have a histogram snapshot (zset, score = minute). */
   histogramSnapshots(queue: string): string {

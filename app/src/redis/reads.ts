@@ -433,12 +433,17 @@ export class JobReads extends StoreBase {
   async dlqStats(
     queues: string[],
     filter: { task_type?: string; priority?: Priority } = {},
-  ): Promise<{ groups: DlqGroup[]; total: number; examined: number; rounds: number }> {
+    // GET /stats/failures (ADR 0032): only the dead letters since a time (entry ids carry it), at
+    // most `maxRounds` pages per queue (`truncated` then).
+    walk: { since?: number; maxRounds?: number } = {},
+  ): Promise<{ groups: DlqGroup[]; total: number; examined: number; rounds: number; truncated: boolean }> {
     const counts = new Map<string, DlqGroup>()
     let examined = 0
     let rounds = 0
-    let walking = queues.map((queue) => ({ queue, after: '' }))
-    while (walking.length) {
+    // Just before the first entry id of `since`: the walk starts after it.
+    const start = walk.since === undefined ? '' : `${Math.max(walk.since - 1, 0)}-18446744073709551615`
+    let walking = queues.map((queue) => ({ queue, after: start }))
+    while (walking.length && rounds < (walk.maxRounds ?? Number.POSITIVE_INFINITY)) {
       rounds++
       const replies = await Promise.all(
         walking.map((w) =>
@@ -480,7 +485,13 @@ export class JobReads extends StoreBase {
     const groups = [...counts.values()].sort(
       (a, b) => b.count - a.count || (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0),
     )
-    return { groups, total: groups.reduce((n, g) => n + g.count, 0), examined, rounds }
+    return {
+      groups,
+      total: groups.reduce((n, g) => n + g.count, 0),
+      examined,
+      rounds,
+      truncated: walking.length > 0,
+    }
   }
 
   /** DLQ entries one `dlq_stats` call examines (~6 ms of Redis at 500; tests lower it). */
@@ -488,15 +499,17 @@ export class JobReads extends StoreBase {
 
   /**
    * Raw chart history of one queue (`history`): completed and failed per interval and the
-   * histogram snapshot string at each of the intervals + 1 boundaries ('' where none).
+   * histogram snapshot string at each of the intervals + 1 boundaries ('' where none); with a
+   * task type, its completed / failed totals at each boundary (-1 where none, ADR 0032).
    */
   historyOf(
     queue: string,
     fromMinute: number,
     stepMinutes: number,
     intervals: number,
-  ): Promise<[number[], string[]]> {
-    return this.run('history', queue, [fromMinute, stepMinutes, intervals])
+    taskType = '',
+  ): Promise<[number[], string[], number[]]> {
+    return this.run('history', queue, [fromMinute, stepMinutes, intervals, taskType])
   }
 }
 

@@ -23,7 +23,7 @@ import {
   summary,
   type TypeCounts,
 } from '../queue/alert-rules.ts'
-import { logicalQueue } from '../queue/partitions.ts'
+import { liveWorkersByQueue } from '../queue/consumers.ts'
 import type { Queue } from '../queue/queue.ts'
 import type { AlertInstance, AlertStore, Notification } from '../redis/alerts.ts'
 
@@ -167,8 +167,7 @@ export class AlertEvaluator {
           Object.entries(v.breakers).map(([type, b]) => ({ queue: v.queue, type, state: b.state })),
         )
       : []
-    const served = new Set<string>()
-    for (const w of workers) if (w.state !== 'stopping') for (const q of w.queues) served.add(logicalQueue(q))
+    const served = new Set(liveWorkersByQueue(workers).keys())
     const perType = kinds.has('failure_rate')
     return {
       now,

@@ -15,6 +15,7 @@ import { JobDetailPage } from '../features/jobs/JobDetailPage'
 import { JobsPage } from '../features/jobs/JobsPage'
 import { NewJobPage } from '../features/jobs/NewJobPage'
 import { LimitsPage } from '../features/limits/LimitsPage'
+import { QueuePage } from '../features/queues/QueuePage'
 import { QueuesPage } from '../features/queues/QueuesPage'
 import { SchedulesPage } from '../features/schedules/SchedulesPage'
 import { SearchPage } from '../features/search/SearchPage'
@@ -38,6 +39,7 @@ const router = createBrowserRouter([
       { path: 'flows/:id', element: <FlowPage /> },
       { path: 'dlq', element: <DlqPage /> },
       { path: 'queues', element: <QueuesPage /> },
+      { path: 'queues/:queue', element: <QueuePage /> },
       { path: 'queues/:queue/limits', element: <LimitsPage /> },
       { path: 'workers', element: <WorkersPage /> },
       { path: 'schedules', element: <SchedulesPage /> },

@@ -6,6 +6,7 @@ import { useAuth } from '../lib/auth'
 import { duration, num } from '../lib/format'
 import { useDeleteQueue, useEmptyQueue, usePauseQueue } from '../lib/queue-actions'
 import { type Column, DataTable } from './DataTable'
+import { QueueLink, QueueStateBadge } from './QueueLink'
 import { ConfirmButton, ErrorBox } from './ui'
 
 const PRIORITIES = ['high', 'normal', 'low'] as const
@@ -31,7 +32,9 @@ export function QueueTable({ queues }: { queues: QueueStatsDto[] }) {
       header: 'Queue',
       cell: (q) => (
         <>
-          <strong>{q.queue}</strong>{' '}
+          <strong>
+            <QueueLink queue={q.queue} />
+          </strong>{' '}
           {q.partitions === undefined && (
             <Link
               to={`/queues/${encodeURIComponent(q.queue)}/limits`}
@@ -70,14 +73,11 @@ export function QueueTable({ queues }: { queues: QueueStatsDto[] }) {
     },
     { header: 'DLQ', cell: (q) => num(q.dlq) },
     {
-      header: 'State',
-      cell: (q) =>
-        q.paused ? (
-          <span className="badge state-cancelled">paused</span>
-        ) : (
-          <span className="badge state-completed">running</span>
-        ),
+      header: 'Workers',
+      headerTitle: 'live workers consuming the queue',
+      cell: (q) => (q.live_workers === undefined ? '—' : num(q.live_workers)),
     },
+    { header: 'State', cell: (q) => <QueueStateBadge q={q} /> },
     {
       header: 'Actions',
       hideHeader: true,

@@ -46,7 +46,10 @@ export const queryKeys = {
     history: ['alerts', 'history'] as const,
   },
   audit: (filters: object) => ['audit', filters] as const,
-  history: (range: string, queue?: string) => ['stats', 'history', range, queue ?? null] as const,
+  history: (range: string, queue?: string, taskType?: string) =>
+    ['stats', 'history', range, queue ?? null, taskType ?? null] as const,
+  /** What is failing now (GET /stats/failures, ADR 0032): a bounded DLQ walk, polled, not live. */
+  failures: (minutes: number) => ['failures', minutes] as const,
   /** Searches across live and archived jobs (not refreshed by the live feed: a search is asked). */
   search: {
     results: (filters: object) => ['search', 'results', filters] as const,

@@ -29,11 +29,11 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         tags: ['queues'],
         summary:
-          'Every queue: counts by state, depth/pending/lag per priority, delayed, DLQ, oldest waiting, paused',
+          'Every queue: counts by state, depth/pending/lag per priority, delayed, DLQ, oldest waiting, paused, live workers (no_workers: work and no live worker)',
         response: { 200: QueuesReply, ...errors },
       },
     },
-    async () => ({ items: (await queue.stats()).queues }),
+    async () => ({ items: (await queue.statsWithConsumers()).queues }),
   )
 
   for (const action of ['pause', 'resume'] as const) {

@@ -65,12 +65,8 @@ export const systemRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async () => {
-      const [stats, workers, throughput] = await Promise.all([
-        queue.stats(),
-        queue.workers(),
-        queue.throughput(60),
-      ])
-      return { totals: stats.totals, queues: stats.queues, workers: workers.length, throughput }
+      const [stats, throughput] = await Promise.all([queue.statsWithConsumers(), queue.throughput(60)])
+      return { totals: stats.totals, queues: stats.queues, workers: stats.workers.length, throughput }
     },
   )
 

@@ -7,7 +7,8 @@
   hour before it); kept 25 hours. Safe to run twice (a second call in a minute changes nothing).
   ARGV[5]  the minute (ms / 60000)
   Keys     <base>:hs:<minute> (string: run buckets, run sum, wait buckets, wait sum, space
-           separated), <base>:hsi (zset of the snapshots' minutes)
+           separated), <base>:hsi (zset of the snapshots' minutes), <base>:ts:<minute> (hash:
+           completed|<type>, failed|<type> totals; ADR 0032)
   Returns  1 written, 0 not needed
   Emits    nothing
 ]]
@@ -35,6 +36,27 @@ if last[1] then
 end
 local m = string.format('%d', minute)
 redis.call('SET', base .. K_HS .. m, value, 'EX', KEEP_S)
+-- Beside it, each task type's completed and failed totals (the charts' task type filter, ADR
+-- 0032): at most the 200 types of <base>:types and _other, non-zero ones only.
+local types = redis.call('SMEMBERS', base .. K_TYPES)
+types[#types + 1] = '_other'
+local tf = {}
+for _, t in ipairs(types) do
+  tf[#tf + 1] = 'completed|' .. t
+  tf[#tf + 1] = 'failed|' .. t
+end
+local tv = redis.call('HMGET', k_stats, unpack(tf))
+local pairs_ = {}
+for i = 1, #tf do
+  if tv[i] and tv[i] ~= '0' then
+    pairs_[#pairs_ + 1] = tf[i]
+    pairs_[#pairs_ + 1] = tv[i]
+  end
+end
+if #pairs_ > 0 then
+  redis.call('HSET', base .. K_TS .. m, unpack(pairs_))
+  redis.call('EXPIRE', base .. K_TS .. m, KEEP_S)
+end
 redis.call('ZADD', idx, minute, m)
 redis.call('ZREMRANGEBYSCORE', idx, '-inf', '(' .. string.format('%d', minute - KEEP_MIN))
 redis.call('EXPIRE', idx, KEEP_S)

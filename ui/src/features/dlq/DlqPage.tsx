@@ -6,6 +6,7 @@ import { useState } from 'react'
 import { Link } from 'react-router'
 import { type Column, DataTable, selectColumn } from '../../components/DataTable'
 import { QueryState } from '../../components/QueryState'
+import { QueueLink } from '../../components/QueueLink'
 import { Card, ConfirmButton, ErrorBox, FilterInput } from '../../components/ui'
 import { useAuth } from '../../lib/auth'
 import { ago, num } from '../../lib/format'
@@ -53,7 +54,7 @@ export function DlqPage() {
     setSelected(new Set())
   }
   const groupColumns: Column<Group>[] = [
-    { header: 'Queue', cell: (g) => g.queue },
+    { header: 'Queue', cell: (g) => <QueueLink queue={g.queue} /> },
     { header: 'Type', cell: (g) => g.task_type },
     { header: 'Priority', cell: (g) => g.priority },
     { header: 'Error class', className: 'error-text', cell: (g) => g.error_class },
@@ -89,7 +90,7 @@ export function DlqPage() {
       cell: (j) => <Link to={jobPath(j)}>{j.id}</Link>,
     },
     { header: 'Type', cell: (j) => j.task_type },
-    { header: 'Queue', cell: (j) => j.queue },
+    { header: 'Queue', cell: (j) => <QueueLink queue={j.queue} /> },
     { header: 'Priority', cell: (j) => j.priority },
     { header: 'Attempts', cell: (j) => j.attempts },
     { header: 'Failed', cell: (j) => ago(j.failed_at) },

@@ -5,6 +5,7 @@ import { useQueryClient } from '@tanstack/react-query'
 import { useEffect, useState } from 'react'
 import { Link, useLocation, useNavigate, useParams } from 'react-router'
 import { QueryState } from '../../components/QueryState'
+import { QueueLink } from '../../components/QueueLink'
 import { Card, ConfirmButton, ErrorBox, JsonView, Progress, StateBadge } from '../../components/ui'
 import { API_BASE } from '../../lib/api'
 import { useAuth } from '../../lib/auth'
@@ -215,7 +216,7 @@ function JobView({ job }: { job: JobDetail }) {
           <dd>{job.task_type}</dd>
           <dt>Queue</dt>
           <dd>
-            {job.queue} · {job.priority}
+            <QueueLink queue={job.queue} /> · {job.priority}
           </dd>
           <dt>Attempts</dt>
           <dd>

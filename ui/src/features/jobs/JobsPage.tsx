@@ -7,6 +7,7 @@ import { useState } from 'react'
 import { Link, useNavigate } from 'react-router'
 import { type Column, DataTable, selectColumn } from '../../components/DataTable'
 import { QueryState } from '../../components/QueryState'
+import { QueueLink } from '../../components/QueueLink'
 import { Card, ConfirmButton, FilterInput, Pager, StateBadge } from '../../components/ui'
 import { qs } from '../../lib/api'
 import { useAuth } from '../../lib/auth'
@@ -60,7 +61,7 @@ export function JobsPage() {
       cell: (j) => <Link to={jobPath(j)}>{j.id}</Link>,
     },
     { header: 'Type', cell: (j) => j.task_type },
-    { header: 'Queue', cell: (j) => j.queue },
+    { header: 'Queue', cell: (j) => <QueueLink queue={j.queue} /> },
     { header: 'State', cell: (j) => <StateBadge state={j.state} /> },
     { header: 'Attempts', cell: (j) => j.attempts },
     {

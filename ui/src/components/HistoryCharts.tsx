@@ -1,22 +1,33 @@
 /**
- * Throughput (completed and failed per interval) and latency (wait and run p50/p95/p99) over the
- * last 1, 6 or 24 hours, of every queue or one: the range and queue are kept in the URL.
+ * Throughput (completed and failed per interval), failure rate and latency (wait and run
+ * p50/p95/p99) over the last 1, 6 or 24 hours, of every queue or one: the range and queue are kept
+ * in the URL. The dashboard picks the queue; a queue's page (`queue`) shows its own.
  */
 import type { HistoryDto } from '@dtq/app/schemas'
-import { QueryState } from '../../components/QueryState'
-import { Card } from '../../components/ui'
-import { num } from '../../lib/format'
-import { useUrlParams } from '../../lib/url-params'
-import { type HistoryRange, useHistory } from './api/history'
+import { num } from '../lib/format'
+import { type HistoryRange, useHistory } from '../lib/history'
+import { useUrlParams } from '../lib/url-params'
+import { QueryState } from './QueryState'
+import { Card } from './ui'
 
 const RANGES: HistoryRange[] = ['1h', '6h', '24h']
 type Point = HistoryDto['points'][number]
 
-export function HistoryCharts({ queues }: { queues: string[] }) {
+export function HistoryCharts({
+  queues,
+  queue: fixed,
+  types = [],
+}: {
+  queues?: string[]
+  queue?: string
+  /** The task types offered as a filter (a type's charts have no latency: ADR 0032). */
+  types?: string[]
+}) {
   const { get, update } = useUrlParams()
   const range = (RANGES as string[]).includes(get('range') ?? '') ? (get('range') as HistoryRange) : '1h'
-  const queue = get('chart_queue')
-  const q = useHistory(range, queue)
+  const queue = fixed ?? get('chart_queue')
+  const taskType = get('chart_type')
+  const q = useHistory(range, queue, taskType)
   const controls = (
     <div className="chart-controls">
       <fieldset className="segmented" aria-label="chart range">
@@ -31,17 +42,35 @@ export function HistoryCharts({ queues }: { queues: string[] }) {
           </button>
         ))}
       </fieldset>
-      <label className="inline">
-        Charts of queue
-        <select value={queue ?? ''} onChange={(e) => update({ chart_queue: e.target.value || undefined })}>
-          <option value="">all</option>
-          {queues.map((name) => (
-            <option key={name} value={name}>
-              {name}
-            </option>
-          ))}
-        </select>
-      </label>
+      {queues && (
+        <label className="inline">
+          Charts of queue
+          <select value={queue ?? ''} onChange={(e) => update({ chart_queue: e.target.value || undefined })}>
+            <option value="">all</option>
+            {queues.map((name) => (
+              <option key={name} value={name}>
+                {name}
+              </option>
+            ))}
+          </select>
+        </label>
+      )}
+      {(types.length > 0 || taskType) && (
+        <label className="inline">
+          Task type
+          <select
+            value={taskType ?? ''}
+            onChange={(e) => update({ chart_type: e.target.value || undefined })}
+          >
+            <option value="">all</option>
+            {[...new Set([...types, ...(taskType ? [taskType] : [])])].map((t) => (
+              <option key={t} value={t}>
+                {t}
+              </option>
+            ))}
+          </select>
+        </label>
+      )}
     </div>
   )
   return (
@@ -50,8 +79,17 @@ export function HistoryCharts({ queues }: { queues: string[] }) {
         {(h) => (
           <div className="chart-grid">
             <ThroughputBars h={h} />
-            <LatencyLines h={h} kind="wait" />
-            <LatencyLines h={h} kind="run" />
+            <FailureRate h={h} />
+            {h.task_type ? (
+              <p className="muted">
+                Latency is kept per queue, not per task type: choose all types to see it.
+              </p>
+            ) : (
+              <>
+                <LatencyLines h={h} kind="wait" />
+                <LatencyLines h={h} kind="run" />
+              </>
+            )}
           </div>
         )}
       </QueryState>
@@ -63,7 +101,8 @@ const W = 600
 const H = 140
 const per = (h: HistoryDto) =>
   h.step_ms >= 3_600_000 ? `${h.step_ms / 3_600_000} h` : `${h.step_ms / 60_000} min`
-const label = (h: HistoryDto) => `last ${h.range}${h.queue ? `, queue ${h.queue}` : ''}`
+const label = (h: HistoryDto) =>
+  `last ${h.range}${h.queue ? `, queue ${h.queue}` : ''}${h.task_type ? `, type ${h.task_type}` : ''}`
 const time = (ms: number) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
 
 function ThroughputBars({ h }: { h: HistoryDto }) {
@@ -120,6 +159,82 @@ function ThroughputBars({ h }: { h: HistoryDto }) {
     </figure>
   )
 }
+
+/** Failed / (completed + failed) per interval (jobs that ended failed: dead-lettered). */
+function FailureRate({ h }: { h: HistoryDto }) {
+  const pts = h.points
+  const x = (i: number) => (pts.length <= 1 ? 0 : (i / (pts.length - 1)) * W)
+  const y = (r: number) => H - r * (H - 10)
+  const rates = pts.map((p) => (p.completed + p.failed ? p.failed / (p.completed + p.failed) : null))
+  let d = ''
+  let pen = false
+  const dots: number[] = []
+  rates.forEach((r, i) => {
+    if (r === null) {
+      pen = false
+      return
+    }
+    // A lone point (no neighbour with data) is drawn as a dot.
+    if (!pen && (rates[i + 1] ?? null) === null) dots.push(i)
+    d += `${pen ? 'L' : 'M'}${x(i).toFixed(1)},${y(r).toFixed(1)} `
+    pen = true
+  })
+  const done = pts.reduce((a, p) => a + p.completed + p.failed, 0)
+  const failed = pts.reduce((a, p) => a + p.failed, 0)
+  const overall = done ? pct(failed / done) : '—'
+  const peak = done ? pct(Math.max(0, ...rates.map((r) => r ?? 0))) : '—'
+  return (
+    <figure className="chart">
+      <svg
+        viewBox={`0 0 ${W} ${H}`}
+        preserveAspectRatio="none"
+        role="img"
+        aria-label={`Failure rate, ${label(h)}: ${overall} overall, peak ${peak}`}
+      >
+        <line
+          x1={0}
+          y1={H - 0.5}
+          x2={W}
+          y2={H - 0.5}
+          className="baseline"
+          vectorEffect="non-scaling-stroke"
+        />
+        {rates.map((r, i) =>
+          r === null ? null : (
+            <rect
+              key={pts[i]!.at}
+              x={x(i) - W / pts.length / 2}
+              y={0}
+              width={W / pts.length}
+              height={H}
+              className="hover-band"
+            >
+              <title>{`${time(pts[i]!.at)}: ${pct(r)} failed (${pts[i]!.failed} of ${pts[i]!.completed + pts[i]!.failed})`}</title>
+            </rect>
+          ),
+        )}
+        <path d={d} className="line-p99" fill="none" vectorEffect="non-scaling-stroke" />
+        {dots.map((i) => (
+          <line
+            key={i}
+            x1={Math.min(Math.max(x(i), 3), W - 3)}
+            x2={Math.min(Math.max(x(i), 3), W - 3)}
+            y1={y(rates[i]!)}
+            y2={y(rates[i]!) + 0.01}
+            className="line-p99 dot"
+            vectorEffect="non-scaling-stroke"
+          />
+        ))}
+      </svg>
+      <figcaption>
+        Failure rate (failed / finished) per {per(h)}, {label(h)} · {overall} overall · peak {peak}
+        <Axis h={h} />
+      </figcaption>
+    </figure>
+  )
+}
+
+const pct = (r: number) => `${(r * 100).toFixed(r > 0 && r < 0.01 ? 2 : 1)} %`
 
 const SERIES = [
   { key: 'p50', className: 'line-p50' },
