@@ -10,7 +10,7 @@ import { QueueLink, QueueStateBadge } from './QueueLink'
 import { ConfirmButton, ErrorBox } from './ui'
 
 const PRIORITIES = ['high', 'normal', 'low'] as const
-const sum = (q: QueueStatsDto, field: 'lag' | 'pending'): number | null => {
+export const sumStreams = (q: QueueStatsDto, field: 'lag' | 'pending'): number | null => {
   const v = PRIORITIES.map((p) => q.streams[p][field])
   return v.some((x) => x === null) ? null : v.reduce<number>((a, x) => a + (x ?? 0), 0)
 }
@@ -64,9 +64,9 @@ export function QueueTable({ queues }: { queues: QueueStatsDto[] }) {
         </>
       ),
     },
-    { header: 'Running', cell: (q) => count(sum(q, 'pending')) },
+    { header: 'Running', cell: (q) => count(sumStreams(q, 'pending')) },
     { header: 'Delayed', cell: (q) => num(q.delayed) },
-    { header: 'Lag', cell: (q) => count(sum(q, 'lag')) },
+    { header: 'Lag', cell: (q) => count(sumStreams(q, 'lag')) },
     {
       header: 'Oldest waiting',
       cell: (q) => (q.oldest_waiting_ms === null ? '—' : duration(q.oldest_waiting_ms)),
@@ -109,7 +109,7 @@ export function QueueTable({ queues }: { queues: QueueStatsDto[] }) {
 function EmptyQueueButton({ queue: q, disabled }: { queue: QueueStatsDto; disabled: boolean }) {
   const empty = useEmptyQueue()
   // Its queued jobs (entries not delivered) when the lag is unknown.
-  const waiting = (sum(q, 'lag') ?? q.counts.queued ?? 0) + q.delayed
+  const waiting = (sumStreams(q, 'lag') ?? q.counts.queued ?? 0) + q.delayed
   return (
     <>
       <ConfirmButton
@@ -137,7 +137,7 @@ function EmptyQueueButton({ queue: q, disabled }: { queue: QueueStatsDto; disabl
 /** Deletes a queue and all its keys; with jobs running, only when forced (ADR 0020). */
 function DeleteQueueButton({ queue: q, disabled }: { queue: QueueStatsDto; disabled: boolean }) {
   const del = useDeleteQueue()
-  const running = sum(q, 'pending') ?? 0
+  const running = sumStreams(q, 'pending') ?? 0
   return (
     <>
       <ConfirmButton

@@ -11,6 +11,7 @@ import { type Column, DataTable } from '../../components/DataTable'
 import { HistoryCharts } from '../../components/HistoryCharts'
 import { QueryState } from '../../components/QueryState'
 import { QueueStateBadge } from '../../components/QueueLink'
+import { sumStreams } from '../../components/QueueTable'
 import { Card, ConfirmButton, ErrorBox, StateBadge } from '../../components/ui'
 import { useAuth } from '../../lib/auth'
 import { ago, duration, num } from '../../lib/format'
@@ -112,14 +113,14 @@ function QueueActions({ q }: { q: QueueStatsDto }) {
 function Facts({ q }: { q: QueueStatsDto }) {
   const h = useHistory('1h', q.queue)
   const last = [...(h.data?.points ?? [])].reverse().find((p) => p.wait && p.wait.count > 0)
-  const lag = q.streams.high.lag + q.streams.normal.lag + q.streams.low.lag
+  const lag = sumStreams(q, 'lag')
   const facts: Array<[string, string, string?]> = [
     ['Waiting', num(q.counts.queued ?? 0)],
     ['Running', num(q.counts.active ?? 0)],
     ['Delayed', num(q.delayed)],
     ['Dead letters', num(q.dlq)],
     ['Live workers', q.live_workers === undefined ? '—' : num(q.live_workers)],
-    ['Lag', num(lag)],
+    ['Lag', lag === null ? '—' : num(lag)],
     ['Oldest waiting', q.oldest_waiting_ms === null ? '—' : duration(q.oldest_waiting_ms)],
     [
       'Wait p50 / p95 / p99',
