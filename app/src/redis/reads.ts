@@ -260,15 +260,21 @@ export class JobReads extends StoreBase {
     return { items, next_cursor: next ? encodeCursor(next) : null }
   }
 
-  /** Jobs newest first (by the time they entered their current state), filtered, paginated. */
+  /**
+   * Jobs newest first (by the time they entered their current state), filtered, paginated. `from`
+   * (ms): without a cursor, the page starts at that time -- jobs listed at or before it (ADR 0033).
+   */
   async listJobs(q: {
     queue?: string
     state?: JobState
     task_type?: string
     cursor?: string | null
+    from?: number
     limit: number
   }): Promise<Page<Job>> {
-    const cursor = startAt(q.cursor)
+    // A position just after `from`'s last millisecond: (from + 1, '') comes before every job id.
+    const cursor =
+      startAt(q.cursor) ?? (q.from === undefined ? null : { score: q.from + 1, id: '', queue: '' })
     const queues = await this.physicalQueues(q.queue || undefined)
     // Queued and active jobs have no index: their entries in the ready streams are it (newest
     // first by entry time); the other states have an index zset each.
@@ -344,6 +350,21 @@ export class JobReads extends StoreBase {
 
   async queueStats(queue: string): Promise<QueueStats> {
     return (await this.queuesStats([queue]))[0]!
+  }
+
+  /**
+   * How many jobs a listing filter holds, where that is cheap (ADR 0033): the per-state counts of
+   * `queue_stats` (index ZCARDs and stream lengths), summed over the states asked. Null when it is
+   * not cheap (a task type: no index by type) or a count is unknown.
+   */
+  async listTotal(q: { queue?: string; state?: JobState; task_type?: string }): Promise<number | null> {
+    if (q.task_type) return null
+    const stats = await this.queuesStats(await this.physicalQueues(q.queue || undefined))
+    let n = 0
+    for (const s of stats) {
+      for (const st of q.state ? [q.state] : STATES) n += s.counts[st] ?? 0
+    }
+    return Number.isFinite(n) ? n : null
   }
 
   /** Stats of many queues: one `queue_stats` call each, all in one round trip (per node). */
