@@ -371,6 +371,11 @@ export const JobPage = Type.Object({
       }),
     ),
   ),
+  by_state: Type.Optional(
+    Type.Record(Type.String(), Type.Integer(), {
+      description: '`total` per state (the states the filter covers), when `total` is known',
+    }),
+  ),
   scan: Type.Optional(
     Type.Object({
       scanned: Type.Integer({ description: 'live jobs read for a `where` filter' }),

@@ -839,7 +839,11 @@ export class Queue {
   }
 
   /** How many jobs `listJobs` would walk with this filter, when that is cheap; else null (ADR 0033). */
-  listTotal(q: { queue?: string; state?: JobState; task_type?: string }): Promise<number | null> {
+  listTotal(q: {
+    queue?: string
+    state?: JobState
+    task_type?: string
+  }): Promise<{ total: number; by_state: Partial<Record<JobState, number>> } | null> {
     return this.store.listTotal(q)
   }
 

@@ -354,17 +354,26 @@ export class JobReads extends StoreBase {
 
   /**
    * How many jobs a listing filter holds, where that is cheap (ADR 0033): the per-state counts of
-   * `queue_stats` (index ZCARDs and stream lengths), summed over the states asked. Null when it is
+   * `queue_stats` (index ZCARDs and stream lengths), per state asked and summed. Null when it is
    * not cheap (a task type: no index by type) or a count is unknown.
    */
-  async listTotal(q: { queue?: string; state?: JobState; task_type?: string }): Promise<number | null> {
+  async listTotal(q: {
+    queue?: string
+    state?: JobState
+    task_type?: string
+  }): Promise<{ total: number; by_state: Partial<Record<JobState, number>> } | null> {
     if (q.task_type) return null
     const stats = await this.queuesStats(await this.physicalQueues(q.queue || undefined))
-    let n = 0
-    for (const s of stats) {
-      for (const st of q.state ? [q.state] : STATES) n += s.counts[st] ?? 0
+    const by: Partial<Record<JobState, number>> = {}
+    let total = 0
+    for (const st of q.state ? [q.state] : STATES) {
+      let n = 0
+      for (const s of stats) n += s.counts[st] ?? 0
+      if (!Number.isFinite(n)) return null
+      by[st] = n
+      total += n
     }
-    return Number.isFinite(n) ? n : null
+    return { total, by_state: by }
   }
 
   /** Stats of many queues: one `queue_stats` call each, all in one round trip (per node). */

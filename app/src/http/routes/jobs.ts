@@ -254,11 +254,11 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       if (q.where !== undefined) return payloadPage(q)
       const filter = { queue: q.queue, state: q.status, task_type: q.task_type }
       // The page and its total side by side: a total that cannot be read is unknown, not a 500.
-      const [page, total] = await Promise.all([
+      const [page, counts] = await Promise.all([
         queue.listJobs({ ...filter, cursor: q.cursor, from: q.from, limit: q.limit ?? 50 }),
         queue.listTotal(filter).catch(() => null),
       ])
-      return { ...page, total }
+      return { ...page, total: counts?.total ?? null, ...(counts && { by_state: counts.by_state }) }
     },
   )
 
