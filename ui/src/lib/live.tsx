@@ -41,7 +41,10 @@ export function LiveProvider({ children, enabled }: { children: ReactNode; enabl
       if (flushTimer) return
       flushTimer = setTimeout(() => {
         flushTimer = undefined
-        for (const queryKey of liveRoots) void qc.invalidateQueries({ queryKey })
+        // A read already on its way is not cancelled and sent again (cancelRefetch: false): at
+        // size a page's first read takes a while, and the stream opening just after it would
+        // otherwise double the time to its first rows (issue 22).
+        for (const queryKey of liveRoots) void qc.invalidateQueries({ queryKey }, { cancelRefetch: false })
         setLastEventAt(Date.now())
       }, 400)
     }
