@@ -155,9 +155,7 @@ test.beforeAll(async () => {
   push(Array.from({ length: IDLE_SCHEDULED }, () => job(IDLE, 'echo', { delay_ms: 6 * 3_600_000 })))
   // Four requests at a time.
   for (let i = 0; i < batches.length; i += 4) {
-    await Promise.all(
-      batches.slice(i, i + 4).map((jobs) => api('/jobs/batch', { method: 'POST', body: { jobs } })),
-    )
+    await Promise.all(batches.slice(i, i + 4).map(batch))
   }
   const sent = Date.now() - t0
   // Every served job has run: completed and dead letters at their counts.

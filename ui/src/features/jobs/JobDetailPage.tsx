@@ -539,7 +539,9 @@ function Outcome({ job }: { job: JobDetail }) {
   if (job.state === 'failed') {
     const allowed = job.max_retries + 1
     const why =
-      job.failures < allowed ? ' (a permanent error: not retried)' : ` (all ${allowed} allowed attempts used)`
+      job.failures < allowed
+        ? ' (a permanent error: not retried)'
+        : ` (retries used up: ${job.failures} of ${allowed} allowed failure${allowed === 1 ? '' : 's'})`
     return (
       <p role="note" className="notice outcome-failed">
         <strong>

@@ -122,6 +122,7 @@ export function JobsPage() {
     return null
   }
   const countText = (action: BulkAction) => {
+    if (filters.status && !BULK_STATES[action].includes(filters.status)) return 'all'
     const n = matching(action)
     return n === null ? 'all' : `all ${num(n)}`
   }
