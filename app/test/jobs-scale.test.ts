@@ -103,6 +103,55 @@ describe('GET /jobs at scale', () => {
     expect((await get(`/jobs?queue=${Q}&from=${at[2]}`)).json().items).toHaveLength(3)
   })
 
+  it('order=asc lists oldest first: the reverse of the newest-first walk, paged, from a time', async () => {
+    const clock = new FakeClock()
+    b = await apiSetup({}, { clock })
+    const at: number[] = []
+    for (let i = 0; i < 10; i++) {
+      at.push(clock.now())
+      await b.queue.add('work', { i }, { queue: Q, delay_ms: 3_600_000 })
+      clock.advance(1000)
+    }
+    const ii = async (qs: string) =>
+      (await get(`/jobs?queue=${Q}&status=scheduled&${qs}`))
+        .json()
+        .items.map((j: { payload: { i: number } }) => j.payload.i)
+    expect(await ii('order=asc')).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+    expect(await ii(`order=asc&from=${at[6]}`)).toEqual([6, 7, 8, 9])
+    expect(await ii(`order=asc&from=${at[6]! + 1}`)).toEqual([7, 8, 9])
+    expect(await ii('order=desc')).toEqual([9, 8, 7, 6, 5, 4, 3, 2, 1, 0])
+  })
+
+  it('order=asc over every source (streams: queued and active; indexes), two queues, paged', async () => {
+    b = await apiSetup()
+    await finish(Q, 3, 'completed')
+    await finish(Q2, 2, 'failed')
+    for (let i = 0; i < 4; i++)
+      await b.queue.add('work', { i }, { queue: Q, priority: i % 2 ? 'high' : 'low' })
+    for (let i = 0; i < 3; i++) await b.queue.add('work', { i }, { queue: Q2 })
+    await b.queue.store.deliver(Q, 'c1', 2)
+    await b.queue.add('work', {}, { queue: Q2, delay_ms: 60_000 })
+    const key = (j: { queue: string; id: string }) => `${j.queue}/${j.id}`
+    const all = async (qs: string) => {
+      const out: string[] = []
+      let cursor = ''
+      for (;;) {
+        const page = (await get(`/jobs?limit=3&${qs}${cursor ? `&cursor=${cursor}` : ''}`)).json()
+        out.push(...page.items.map(key))
+        if (!page.next_cursor) return out
+        cursor = page.next_cursor
+      }
+    }
+    const desc = await all('')
+    expect(desc).toHaveLength(13)
+    expect(await all('order=asc')).toEqual([...desc].reverse())
+    for (const st of ['queued', 'active', 'completed']) {
+      const d = await all(`status=${st}`)
+      expect(d.length).toBeGreaterThan(0)
+      expect(await all(`status=${st}&order=asc`)).toEqual([...d].reverse())
+    }
+  })
+
   it('where= filters by payload within a queue or type, bounded, saying what it scanned', async () => {
     b = await apiSetup({ searchLiveScan: 100 })
     await b.queue.addBulk(
@@ -149,6 +198,8 @@ describe('GET /jobs at scale', () => {
       `/jobs?queue=${Q}&where=${encodeURIComponent('a={"x":1}')}`,
       `/jobs?queue=${Q}&where=a%3D1&cursor=nonsense`,
       '/jobs?sort=sideways',
+      '/jobs?order=up',
+      `/jobs?queue=${Q}&where=a%3D1&order=asc`,
     ]
     for (const url of bad) {
       const r = await get(url)

@@ -348,6 +348,12 @@ export const ListJobsQuery = Type.Object(
           'jump to a time (ms since the epoch): the first page starts there -- jobs listed at or before it, newest first (a cursor, when given, is the position instead)',
       }),
     ),
+    order: Type.Optional(
+      Type.Enum(['desc', 'asc'], {
+        description:
+          'desc (default): newest first; asc: oldest first -- by the time a job entered its current state (`updated_at`; for queued and active jobs, when queued). No created-time order: ADR 0033',
+      }),
+    ),
     where: Type.Optional(
       Type.Union([ListWhere, Type.Array(ListWhere, { maxItems: 8 })], {
         description:

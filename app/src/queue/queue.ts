@@ -820,8 +820,10 @@ export class Queue {
       state?: JobState
       task_type?: string
       cursor?: string
-      /** Without a cursor: start at this time (ms), jobs listed at or before it. */
+      /** Without a cursor: start at this time (ms), jobs listed at or before it (at or after: asc). */
       from?: number
+      /** desc (default): newest first; asc: oldest first -- by the time a job entered its state. */
+      order?: 'asc' | 'desc'
       limit?: number
     } = {},
   ): Promise<Page<Job>> {
@@ -834,6 +836,8 @@ export class Queue {
     const limit = q.limit ?? 50
     checkInt(problems, 'limit', limit, 1, 1000)
     if (q.from !== undefined) checkInt(problems, 'from', q.from, 0, MAX_LIST_TIME_MS)
+    if (q.order !== undefined && q.order !== 'asc' && q.order !== 'desc')
+      problems.push('order must be asc or desc')
     throwIfProblems(problems, 'invalid request')
     return this.store.listJobs({ ...q, limit })
   }

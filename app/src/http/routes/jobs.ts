@@ -94,6 +94,8 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         'VALIDATION',
         'a payload filter (where) needs a queue or a task_type: it reads jobs one by one, within one of them',
       )
+    if (q.order === 'asc')
+      throw new DtqError('VALIDATION', 'a payload filter (where) lists newest first only: drop order=asc')
     if (q.cursor) decodeSearchCursor(q.cursor)
     const filters = parseFilters({
       queue: q.queue,
@@ -240,7 +242,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['jobs'],
         summary: 'List jobs, most recently changed first, with cursor pagination',
         description:
-          '`total`: how many jobs match, from the per-state counts, when cheap (null with a task_type). `from`: jump to a time. `where`: payload filters within a queue or task type, bounded (`scan`). ADR 0033.',
+          '`total`: how many jobs match, from the per-state counts, when cheap (null with a task_type). `from`: jump to a time. `order`: newest (desc) or oldest (asc) first. `where`: payload filters within a queue or task type, bounded (`scan`). ADR 0033.',
         querystring: ListJobsQuery,
         response: { 200: JobPage, ...errors },
       },
@@ -255,7 +257,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const filter = { queue: q.queue, state: q.status, task_type: q.task_type }
       // The page and its total side by side: a total that cannot be read is unknown, not a 500.
       const [page, counts] = await Promise.all([
-        queue.listJobs({ ...filter, cursor: q.cursor, from: q.from, limit: q.limit ?? 50 }),
+        queue.listJobs({ ...filter, cursor: q.cursor, from: q.from, order: q.order, limit: q.limit ?? 50 }),
         queue.listTotal(filter).catch(() => null),
       ])
       return { ...page, total: counts?.total ?? null, ...(counts && { by_state: counts.by_state }) }
