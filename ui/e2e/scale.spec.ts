@@ -289,6 +289,15 @@ test('jobs: N jobs, jump to a time, the bounded payload filter', async ({ page }
     .fill(new Date(now.getTime() - now.getTimezoneOffset() * 60_000).toISOString().slice(0, 19))
   await expect(rows).toHaveCount(50)
 
+  // Oldest first: the first row is the oldest completed job of the queue (the API agrees).
+  await page.goto(`${stack.baseURL}/jobs?queue=scale-a&status=completed`)
+  await page.getByLabel('Order').selectOption('asc')
+  await expect(page).toHaveURL(/order=asc/)
+  const oldest = await api<{ items: Array<{ id: string }> }>(
+    '/jobs?queue=scale-a&status=completed&order=asc&limit=1',
+  )
+  await expect(page.locator('tbody tr a').first()).toHaveText(oldest.items[0]!.id)
+
   // Payload filter within a queue: bounded, and it says what it scanned.
   await page.goto(`${stack.baseURL}/jobs?queue=${IDLE}`)
   const payload = page.getByLabel('Payload (field=value)')

@@ -29,12 +29,14 @@ export function JobsPage() {
     queue: get('queue'),
     cursor: get('cursor'),
     from: get('from'),
+    order: get('order'),
     where: get('where'),
   }
   const term = get('q') ?? ''
   const [history, setHistory] = useState<string[]>([])
   const [selected, setSelected] = useState<Set<string>>(new Set())
-  const list = useJobs(filters)
+  // A payload filter lists newest first only (the search's order): its order is left out.
+  const list = useJobs(filters.where ? { ...filters, order: undefined } : filters)
   const search = useJobSearch(term, filters.queue)
   const { can } = useAuth()
   const bulkCancel = useBulk('cancel')
@@ -182,6 +184,13 @@ export function JobsPage() {
               set('from', Number.isFinite(t) ? String(t) : undefined)
             }}
           />
+        </label>
+        <label>
+          Order
+          <select value={filters.order ?? ''} onChange={(e) => set('order', e.target.value || undefined)}>
+            <option value="">newest first</option>
+            <option value="asc">oldest first</option>
+          </select>
         </label>
         <FilterInput label="Payload (field=value)" value={filters.where} onChange={(v) => set('where', v)} />
         <label className="grow">

@@ -11,6 +11,8 @@ export interface JobFilters {
   cursor?: string
   /** Jump to a time (ms since the epoch): the list starts there (ADR 0033). */
   from?: string
+  /** `asc`: oldest first (default newest first). */
+  order?: string
   /** A payload filter `path=value` (within a queue or a type; bounded: the answer's `scan`). */
   where?: string
 }
