@@ -325,6 +325,12 @@ export const Cursor = Type.String({
 })
 export const Limit = Type.Integer({ minimum: 1, maximum: 1000, default: 50 })
 
+const ListWhere = Type.String({
+  minLength: 1,
+  maxLength: 500,
+  description:
+    'a payload filter: `path=value` (JSON value, or text) or `path~text` (contains), e.g. `user.id=42`',
+})
 export const ListJobsQuery = Type.Object(
   {
     status: Type.Optional(StateS),
@@ -333,11 +339,58 @@ export const ListJobsQuery = Type.Object(
     idempotency_key: Type.Optional(Text(256)),
     cursor: Type.Optional(Cursor),
     limit: Type.Optional(Limit),
+    // ---- scale (ADR 0033) ----
+    from: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 253_402_300_799_999,
+        description:
+          'jump to a time (ms since the epoch): the first page starts there -- jobs listed at or before it, newest first (a cursor, when given, is the position instead)',
+      }),
+    ),
+    order: Type.Optional(
+      Type.Enum(['desc', 'asc'], {
+        description:
+          'desc (default): newest first; asc: oldest first -- by the time a job entered its current state (`updated_at`; for queued and active jobs, when queued). No created-time order: ADR 0033',
+      }),
+    ),
+    where: Type.Optional(
+      Type.Union([ListWhere, Type.Array(ListWhere, { maxItems: 8 })], {
+        description:
+          'payload filter(s) `path=value` or `path~text`, as GET /search takes them; needs `queue` or `task_type` (400 otherwise). Answered by the search (live jobs: at most SEARCH_LIVE_SCAN read, said in `scan`; archived ones too when DATABASE_URL is set), in its order (finished_at, else created_at, newest first)',
+      }),
+    ),
   },
   strict,
 )
 
-export const JobPage = Type.Object({ items: Type.Array(JobS), next_cursor: Nullable(Type.String()) })
+export type ListJobsQueryDto = Static<typeof ListJobsQuery>
+
+export const JobPage = Type.Object({
+  items: Type.Array(JobS),
+  next_cursor: Nullable(Type.String()),
+  total: Type.Optional(
+    Nullable(
+      Type.Integer({
+        description:
+          'how many jobs match the filter, when that is cheap (the per-state counts: no task_type, no where); null when not',
+      }),
+    ),
+  ),
+  by_state: Type.Optional(
+    Type.Record(Type.String(), Type.Integer(), {
+      description: '`total` per state (the states the filter covers), when `total` is known',
+    }),
+  ),
+  scan: Type.Optional(
+    Type.Object({
+      scanned: Type.Integer({ description: 'live jobs read for a `where` filter' }),
+      capped: Type.Boolean({ description: 'SEARCH_LIVE_SCAN cut the scan short: older live jobs not read' }),
+      limit: Type.Integer({ description: 'SEARCH_LIVE_SCAN' }),
+    }),
+  ),
+  history: Type.Optional(Type.Enum(['enabled', 'disabled', 'unavailable'])),
+})
 
 export const IdParams = Type.Object({ id: JobId }, strict)
 export const QueueQuery = Type.Object(
@@ -841,7 +894,7 @@ export const DeleteQueueQuery = Type.Object({ force: Type.Optional(Type.Boolean(
 export const DeleteQueueReply = Type.Object({ queue: Type.String(), keys: Type.Integer() })
 export const BulkJobsBody = Type.Object(
   {
-    action: Type.Enum(['cancel', 'retry']),
+    action: Type.Enum(['cancel', 'retry', 'delete']),
     queue: Type.Optional(QueueName),
     state: Type.Optional(StateS),
     task_type: Type.Optional(TaskType),

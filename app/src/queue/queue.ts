@@ -260,9 +260,13 @@ function checkDlqFilter(problems: Problems, f: DlqFilter): void {
     problems.push('error_class must be 1-64 of A-Za-z0-9_.:-')
 }
 
+/** The latest `from` a listing takes: the year 9999 (ms). */
+const MAX_LIST_TIME_MS = 253_402_300_799_999
+
 /** Checks a bulk operation's action and filter (Queue.bulkJobs, POST /jobs/bulk). */
 function checkBulk(problems: Problems, action: BulkAction, f: JobFilter): void {
-  if (action !== 'cancel' && action !== 'retry') problems.push('action must be cancel or retry')
+  if (action !== 'cancel' && action !== 'retry' && action !== 'delete')
+    problems.push('action must be cancel, retry or delete')
   if (!f || typeof f !== 'object') {
     problems.push('filter must be an object')
     return
@@ -272,7 +276,13 @@ function checkBulk(problems: Problems, action: BulkAction, f: JobFilter): void {
   checkDlqFilter(problems, f)
   const states = BULK_STATES[action]
   if (states && f.state !== undefined && !states.includes(f.state))
-    problems.push(`state must be one of ${states.join(', ')} to ${action}`)
+    problems.push(
+      action === 'delete'
+        ? `state must be one of ${states.join(', ')} to delete: a bulk delete removes finished jobs only (cancel the others first)`
+        : `state must be one of ${states.join(', ')} to ${action}`,
+    )
+  // Like BullMQ's clean and obliterate, a bulk delete is per queue: never every queue at once.
+  if (action === 'delete' && f.queue === undefined) problems.push('queue is required to delete by filter')
 }
 
 /** A day-2 script's answer: fine, or the error it means (NOT_FOUND, INVALID_STATE). */
@@ -838,7 +848,17 @@ export class Queue {
   }
 
   async listJobs(
-    q: { queue?: string; state?: JobState; task_type?: string; cursor?: string; limit?: number } = {},
+    q: {
+      queue?: string
+      state?: JobState
+      task_type?: string
+      cursor?: string
+      /** Without a cursor: start at this time (ms), jobs listed at or before it (at or after: asc). */
+      from?: number
+      /** desc (default): newest first; asc: oldest first -- by the time a job entered its state. */
+      order?: 'asc' | 'desc'
+      limit?: number
+    } = {},
   ): Promise<Page<Job>> {
     const problems: Problems = []
     if (q.queue !== undefined) checkName(problems, 'queue', q.queue, QUEUE_PATTERN, QUEUE_RULE)
@@ -848,8 +868,20 @@ export class Queue {
       checkName(problems, 'task_type', q.task_type, TASK_TYPE_PATTERN, 'a task type')
     const limit = q.limit ?? 50
     checkInt(problems, 'limit', limit, 1, 1000)
+    if (q.from !== undefined) checkInt(problems, 'from', q.from, 0, MAX_LIST_TIME_MS)
+    if (q.order !== undefined && q.order !== 'asc' && q.order !== 'desc')
+      problems.push('order must be asc or desc')
     throwIfProblems(problems, 'invalid request')
     return this.store.listJobs({ ...q, limit })
+  }
+
+  /** How many jobs `listJobs` would walk with this filter, when that is cheap; else null (ADR 0033). */
+  listTotal(q: {
+    queue?: string
+    state?: JobState
+    task_type?: string
+  }): Promise<{ total: number; by_state: Partial<Record<JobState, number>> } | null> {
+    return this.store.listTotal(q)
   }
 
   async stats(): Promise<{ queues: QueueStats[]; totals: Record<JobState, number> & { dlq: number } }> {
@@ -1114,7 +1146,7 @@ export class Queue {
   }
 
   /**
-   * Cancels or retries the jobs matching `filter`, at most `ratePerSec` a second, up to `max`.
+   * Cancels, retries or deletes (finished ones only) the jobs matching `filter`, at most `ratePerSec` a second, up to `max`.
    * Walks each state the action applies to (or the filter's one) newest first with a cursor, so
    * a job that enters the state after the walk began is not touched. DTQ's own system jobs are
    * skipped (a bulk cancel never cancels itself). Returns how many jobs it examined and changed.
@@ -1181,6 +1213,13 @@ export class Queue {
     const byQueue = new Map<string, string[]>()
     for (const j of jobs) byQueue.set(j.queue, [...(byQueue.get(j.queue) ?? []), j.id])
     for (const [q, ids] of byQueue) {
+      if (action === 'delete') {
+        // Only if still finished when the call runs (invariant 36): a job retried since the page
+        // was read is queued or running now, and stays.
+        for (const id of ids)
+          if ((await this.store.deleteJob(q, id, BULK_STATES.delete)).startsWith('deleted:')) n++
+        continue
+      }
       if (action === 'retry') {
         n += (await this.store.requeue(q, ids)).filter((r) => r === 'queued').length
         continue

@@ -32,7 +32,7 @@ export interface DlqRetryPayload {
 /** Cancels or retries many jobs by filter at a rate (POST /jobs/bulk): worker/bulk-jobs.ts. */
 export const BULK_JOBS_TASK = 'dtq.bulk_jobs'
 
-export type BulkAction = 'cancel' | 'retry'
+export type BulkAction = 'cancel' | 'retry' | 'delete'
 
 /** Which jobs a bulk operation touches (Queue.bulkJobs). */
 export interface JobFilter {
@@ -50,6 +50,8 @@ export interface JobFilter {
 export const BULK_STATES: Record<BulkAction, readonly JobState[]> = {
   cancel: ['waiting', 'queued', 'scheduled', 'retrying', 'active'],
   retry: ['failed', 'cancelled'],
+  // A bulk delete removes finished jobs only (ADR 0033): never one waiting to run or held by a worker.
+  delete: ['completed', 'failed', 'cancelled'],
 }
 
 export interface BulkJobsPayload {

@@ -87,8 +87,13 @@ export interface QueueScan {
  * Whether a queue may still hold a match ahead of candidate `c` (or of anything, without `c`):
  * it has nothing buffered and has not examined that far.
  */
-export function blocks(s: QueueScan, c: Candidate | undefined): boolean {
-  return !s.done && !s.buf.length && (!c || !s.last || before(c, s.last))
+export function blocks(s: QueueScan, c: Candidate | undefined, later: typeof before = before): boolean {
+  return !s.done && !s.buf.length && (!c || !s.last || later(c, s.last))
+}
+
+/** Oldest-first order (ADR 0033): the reverse of `before`. True when `a` comes after `b`. */
+export function beforeAsc(a: ListCursor, b: ListCursor): boolean {
+  return before(b, a)
 }
 
 /** `list`: matches (flat: score, id, entry, failed_at), done, last score, last id, examined. */

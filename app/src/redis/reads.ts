@@ -22,6 +22,7 @@ import { logicalQueue } from '../queue/partitions.ts'
 import { GROUP } from './keys.ts'
 import {
   before,
+  beforeAsc,
   blocks,
   type Candidate,
   encodeCursor,
@@ -194,7 +195,7 @@ export class JobReads extends StoreBase {
    * `args` are the filter arguments of `list` from ARGV[11] on.
    */
   private async scanPage<T>(
-    kind: 'jobs' | 'dlq',
+    kind: 'jobs' | 'jobs_asc' | 'dlq',
     queues: string[],
     cursor: ListCursor | null,
     limit: number,
@@ -202,6 +203,9 @@ export class JobReads extends StoreBase {
     accept: (job: Job, c: Candidate, raw: Record<string, string>) => T | null,
   ): Promise<Page<T>> {
     const scans: QueueScan[] = queues.map((queue) => ({ queue, buf: [], done: false, last: null }))
+    // `later(a, b)`: a comes after b in this walk's order (oldest first for jobs_asc).
+    const asc = kind === 'jobs_asc'
+    const later = asc ? beforeAsc : before
     const page: Candidate[] = []
     let examined = 0
     let stoppedAt: ListCursor | null = null
@@ -210,16 +214,16 @@ export class JobReads extends StoreBase {
       let head: QueueScan | undefined
       for (;;) {
         head = undefined
-        for (const s of scans) if (s.buf.length && (!head || before(head.buf[0]!, s.buf[0]!))) head = s
+        for (const s of scans) if (s.buf.length && (!head || later(head.buf[0]!, s.buf[0]!))) head = s
         const c = head?.buf[0]
-        if (!c || page.length >= limit || scans.some((s) => blocks(s, c))) break
+        if (!c || page.length >= limit || scans.some((s) => blocks(s, c, later))) break
         page.push(head!.buf.shift()!)
       }
-      const waiting = scans.filter((s) => blocks(s, head?.buf[0]))
+      const waiting = scans.filter((s) => blocks(s, head?.buf[0], later))
       if (page.length >= limit || !waiting.length) break
       if (examined >= this.listScan.perPage) {
         // Every queue is examined down to its last position; the page resumes after the newest.
-        stoppedAt = waiting.map((s) => s.last!).reduce((a, b) => (before(a, b) ? b : a))
+        stoppedAt = waiting.map((s) => s.last!).reduce((a, b) => (later(a, b) ? b : a))
         break
       }
       const want = limit - page.length + 1
@@ -231,7 +235,7 @@ export class JobReads extends StoreBase {
         waiting.map((s) => {
           const at = s.last ?? cursor
           // A candidate at the cursor's very score and id is still to come if its queue sorts first.
-          const incl = at && s.queue < at.queue ? '1' : '0'
+          const incl = at && (asc ? s.queue > at.queue : s.queue < at.queue) ? '1' : '0'
           return this.run<ListReply>('list', s.queue, [
             kind,
             want,
@@ -266,22 +270,33 @@ export class JobReads extends StoreBase {
     return { items, next_cursor: next ? encodeCursor(next) : null }
   }
 
-  /** Jobs newest first (by the time they entered their current state), filtered, paginated. */
+  /**
+   * Jobs newest first (by the time they entered their current state), filtered, paginated;
+   * `order: 'asc'` oldest first. `from` (ms): without a cursor, the page starts at that time --
+   * jobs listed at or before it (newest first) or at or after it (oldest first), ADR 0033.
+   */
   async listJobs(q: {
     queue?: string
     state?: JobState
     task_type?: string
     cursor?: string | null
+    from?: number
+    order?: 'asc' | 'desc'
     limit: number
   }): Promise<Page<Job>> {
-    const cursor = startAt(q.cursor)
+    const asc = q.order === 'asc'
+    // Newest first: a position just after `from`'s last millisecond -- (from + 1, '') comes
+    // before every job id; oldest first: (from, ''), every id of that millisecond after it.
+    const cursor =
+      startAt(q.cursor) ??
+      (q.from === undefined ? null : { score: asc ? q.from : q.from + 1, id: '', queue: '' })
     const queues = await this.physicalQueues(q.queue || undefined)
     // Queued and active jobs have no index: their entries in the ready streams are it (newest
     // first by entry time); the other states have an index zset each.
     const streams = !q.state ? 'all' : STREAM_STATES.includes(q.state) ? q.state : 'none'
     const indexed = !q.state ? INDEXED_STATES : streams === 'none' ? [q.state] : []
     return this.scanPage(
-      'jobs',
+      asc ? 'jobs_asc' : 'jobs',
       queues,
       cursor,
       q.limit,
@@ -350,6 +365,30 @@ export class JobReads extends StoreBase {
 
   async queueStats(queue: string): Promise<QueueStats> {
     return (await this.queuesStats([queue]))[0]!
+  }
+
+  /**
+   * How many jobs a listing filter holds, where that is cheap (ADR 0033): the per-state counts of
+   * `queue_stats` (index ZCARDs and stream lengths), per state asked and summed. Null when it is
+   * not cheap (a task type: no index by type) or a count is unknown.
+   */
+  async listTotal(q: {
+    queue?: string
+    state?: JobState
+    task_type?: string
+  }): Promise<{ total: number; by_state: Partial<Record<JobState, number>> } | null> {
+    if (q.task_type) return null
+    const stats = await this.queuesStats(await this.physicalQueues(q.queue || undefined))
+    const by: Partial<Record<JobState, number>> = {}
+    let total = 0
+    for (const st of q.state ? [q.state] : STATES) {
+      let n = 0
+      for (const s of stats) n += s.counts[st] ?? 0
+      if (!Number.isFinite(n)) return null
+      by[st] = n
+      total += n
+    }
+    return { total, by_state: by }
   }
 
   /** Stats of many queues: one `queue_stats` call each, all in one round trip (per node). */

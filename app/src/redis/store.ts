@@ -678,8 +678,10 @@ export class JobStore extends JobReads {
   }
 
   /** A job removed in any state; a running one is fenced (script delete_job). */
-  deleteJob(queue: string, id: string): Promise<string> {
-    return this.run<string>('delete_job', queue, [id, this.keys.cancelChannel(), queue])
+  deleteJob(queue: string, id: string, onlyStates?: readonly string[]): Promise<string> {
+    const args = [id, this.keys.cancelChannel(), queue]
+    if (onlyStates?.length) args.push(onlyStates.join(','))
+    return this.run<string>('delete_job', queue, args)
   }
 
   /** Up to `limit` of the jobs waiting to run removed (script empty_queue); `more`: some are left. */

@@ -1,5 +1,5 @@
 /**
- * The handler of the system task `dtq.bulk_jobs` (POST /jobs/bulk): cancels or retries the jobs
+ * The handler of the system task `dtq.bulk_jobs` (POST /jobs/bulk): cancels, retries or deletes the jobs
  * matching a filter at a rate on a worker, so the operation is durable, paced and visible like
  * any job -- its log says how far it got after each page, and cancelling it stops it.
  */
@@ -10,7 +10,7 @@ import type { Handler } from './handlers.ts'
 export function bulkJobsHandler(admin: Queue): Handler {
   return async (job, ctx) => {
     const p = (job.payload ?? {}) as BulkJobsPayload
-    const verb = p.action === 'retry' ? 'retried' : 'cancelled'
+    const verb = { retry: 'retried', cancel: 'cancelled', delete: 'deleted' }[p.action] ?? p.action
     const r = await admin.bulkJobs(p.action, p.filter ?? {}, {
       ratePerSec: p.rate_per_sec,
       max: p.max,

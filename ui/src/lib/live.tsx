@@ -37,11 +37,18 @@ export function LiveProvider({ children, enabled }: { children: ReactNode; enabl
     let flushTimer: ReturnType<typeof setTimeout> | undefined
     let failures = 0
 
-    const invalidate = () => {
+    // Whether the pending flush follows an event (a read in flight may predate it: sent again)
+    // or only the stream's opening (a read in flight is recent enough: kept, issue 22 -- at size
+    // a page's first read takes a while, and cancelling it doubled the time to its first rows).
+    let afterEvent = false
+    const invalidate = (event: boolean) => {
+      afterEvent ||= event
       if (flushTimer) return
       flushTimer = setTimeout(() => {
         flushTimer = undefined
-        for (const queryKey of liveRoots) void qc.invalidateQueries({ queryKey })
+        const cancelRefetch = afterEvent
+        afterEvent = false
+        for (const queryKey of liveRoots) void qc.invalidateQueries({ queryKey }, { cancelRefetch })
         setLastEventAt(Date.now())
       }, 400)
     }
@@ -59,11 +66,11 @@ export function LiveProvider({ children, enabled }: { children: ReactNode; enabl
         setState('live')
         // Whatever changed between the pages' first load (or the last stream) and now was not
         // seen as events: refetch once, then follow the events.
-        invalidate()
+        invalidate(false)
         const parser = createParser({
           onEvent: (e) => {
             if (e.id) lastId.current = e.id
-            invalidate()
+            invalidate(true)
           },
         })
         const reader = res.body.getReader()

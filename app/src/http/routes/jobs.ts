@@ -12,6 +12,8 @@ import { BulkAddError, type BulkItem, type JobSpec } from '../../queue/queue.ts'
 import { BULK_JOBS_TASK, type BulkJobsPayload } from '../../queue/system-tasks.ts'
 import { RESERVED_TASK_PREFIX } from '../../queue/validate.ts'
 import { createReplays } from '../../redis/replay-service.ts'
+import { SearchEngine } from '../../search/engine.ts'
+import { decodeSearchCursor, parseFilters } from '../../search/filters.ts'
 import { admission } from '../admission.ts'
 import {
   BatchEnvelope,
@@ -35,6 +37,7 @@ import {
   JobPage,
   JobS,
   ListJobsQuery,
+  type ListJobsQueryDto,
   PayloadBody,
   PriorityBody,
   QueueQuery,
@@ -82,6 +85,35 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const admit = admission(queue, config)
   const replays = createReplays(queue)
   const archivedJob = archivedLookup(archiveSources(config).sources)
+  // GET /jobs?where=: the search's engine (ADR 0029), never a second scanner (ADR 0033).
+  let search: ReturnType<typeof SearchEngine.fromConfig> | null = null
+  app.addHook('onClose', async () => search?.close())
+  const payloadPage = async (q: ListJobsQueryDto) => {
+    if (!q.queue && !q.task_type)
+      throw new DtqError(
+        'VALIDATION',
+        'a payload filter (where) needs a queue or a task_type: it reads jobs one by one, within one of them',
+      )
+    if (q.order === 'asc')
+      throw new DtqError('VALIDATION', 'a payload filter (where) lists newest first only: drop order=asc')
+    if (q.cursor) decodeSearchCursor(q.cursor)
+    const filters = parseFilters({
+      queue: q.queue,
+      task_type: q.task_type,
+      state: q.status,
+      where: q.where,
+      to: q.from === undefined ? undefined : q.from + 1,
+    })
+    search ??= SearchEngine.fromConfig(queue, config)
+    const page = await search.engine.page(filters, q.cursor, q.limit ?? 50)
+    return {
+      items: page.items.map((i) => i.job),
+      next_cursor: page.next_cursor,
+      total: null,
+      scan: { ...page.live, limit: config.searchLiveScan },
+      history: page.history,
+    }
+  }
 
   app.post(
     '/jobs',
@@ -209,6 +241,8 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         tags: ['jobs'],
         summary: 'List jobs, most recently changed first, with cursor pagination',
+        description:
+          '`total`: how many jobs match, from the per-state counts, when cheap (null with a task_type). `from`: jump to a time. `order`: newest (desc) or oldest (asc) first. `where`: payload filters within a queue or task type, bounded (`scan`). ADR 0033.',
         querystring: ListJobsQuery,
         response: { 200: JobPage, ...errors },
       },
@@ -219,13 +253,14 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         // A key is unique within its queue: without one, the job of each queue that has it.
         return { items: await queue.jobsByIdempotencyKey(q.idempotency_key, q.queue), next_cursor: null }
       }
-      return queue.listJobs({
-        queue: q.queue,
-        state: q.status,
-        task_type: q.task_type,
-        cursor: q.cursor,
-        limit: q.limit ?? 50,
-      })
+      if (q.where !== undefined) return payloadPage(q)
+      const filter = { queue: q.queue, state: q.status, task_type: q.task_type }
+      // The page and its total side by side: a total that cannot be read is unknown, not a 500.
+      const [page, counts] = await Promise.all([
+        queue.listJobs({ ...filter, cursor: q.cursor, from: q.from, order: q.order, limit: q.limit ?? 50 }),
+        queue.listTotal(filter).catch(() => null),
+      ])
+      return { ...page, total: counts?.total ?? null, ...(counts && { by_state: counts.by_state }) }
     },
   )
 
@@ -374,15 +409,17 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         tags: ['jobs'],
         summary:
-          'Cancel or retry every job matching the filter at rate_per_sec, as a system job on the workers (durable, paced; its log shows progress; cancel it to stop)',
+          'Cancel, retry or delete every job matching the filter at rate_per_sec, as a system job on the workers (durable, paced; its log shows progress; cancel it to stop)',
         description:
-          "Without `state`, cancel walks waiting, queued, scheduled, retrying and active jobs (a running one gets a cancel request), retry walks failed and cancelled ones. `older_than_ms` compares with the time of the last change, `error_contains` with the last error. DTQ's own system jobs are never touched. Follow it with GET /jobs/{id}.",
+          "Without `state`, cancel walks waiting, queued, scheduled, retrying and active jobs (a running one gets a cancel request), retry walks failed and cancelled ones, delete walks completed, failed and cancelled ones. `delete` (ADR 0033) needs the admin role (403 otherwise) and a `queue` (400 without one), removes finished jobs only (a `state` that is not completed, failed or cancelled is a 400: cancel those first) and re-checks each job's state in the call that deletes it: a job retried or re-run since the walk read it is left alone. `older_than_ms` compares with the time of the last change, `error_contains` with the last error. DTQ's own system jobs are never touched. Follow it with GET /jobs/{id}.",
         body: BulkJobsBody,
         response: { 202: DlqRetryManyReply, ...errors },
       },
     },
     async (req, reply) => {
       const { action, rate_per_sec, max, ...filter } = req.body
+      // Deleting is for admins, as DELETE /jobs/{id} is (the route itself needs write).
+      if (action === 'delete') app.dtq.auth.check(req, 'admin', false)
       const payload: BulkJobsPayload = { action, filter, rate_per_sec: rate_per_sec ?? 100, max }
       queue.checkBulk(action, filter, rate_per_sec, max)
       const { job } = await queue.add(BULK_JOBS_TASK, payload, {

@@ -11,7 +11,8 @@
 -- last-delivered id are the active jobs, those after it the queued ones) and the index zset of
 -- every other state (score: when the job entered it); dlq: the DLQ stream (score: entry ms).
 --
--- ARGV[5]  'jobs' | 'dlq'
+-- ARGV[5]  'jobs' | 'jobs_asc' (the same walk oldest first: ascending score, then id -- ADR 0033)
+--          | 'dlq'
 -- ARGV[6]  want: stop once this many candidates matched
 -- ARGV[7]  budget: stop once this many candidates were examined
 -- ARGV[8]  position score ('' = from the newest); ARGV[9] position job id; ARGV[10] '1' when a
@@ -27,6 +28,8 @@
 -- failed_at) -- entry is the ready-stream or DLQ entry id ('' from an index), failed_at the DLQ
 -- entry's ('' otherwise); done is 1 when every source is exhausted.
 local kind, want, budget = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
+local asc = kind == 'jobs_asc'
+if asc then kind = 'jobs' end
 local pos_s, pos_id, incl = ARGV[8], ARGV[9], ARGV[10] == '1'
 local pos = tonumber(pos_s)
 local ttype = ARGV[11]
@@ -50,15 +53,25 @@ local function str_lt(a, b)
   return #a < #b
 end
 
--- Whether candidate a comes before b (newer first).
+-- Whether candidate a comes before b (newer first; older first when asc).
 local function first(a, b)
+  if asc then
+    if a.score ~= b.score then return a.score < b.score end
+    return str_lt(a.id, b.id)
+  end
   if a.score ~= b.score then return a.score > b.score end
   return str_lt(b.id, a.id)
 end
 
 -- Whether a candidate comes after the position (not yet listed).
 local function after(c)
-  if not pos or c.score < pos then return true end
+  if not pos then return true end
+  if asc then
+    if c.score > pos then return true end
+    if c.score < pos then return false end
+    return str_lt(pos_id, c.id) or (incl and c.id == pos_id)
+  end
+  if c.score < pos then return true end
   if c.score > pos then return false end
   return str_lt(c.id, pos_id) or (incl and c.id == pos_id)
 end
@@ -69,7 +82,8 @@ local function field(fields, name)
   end
 end
 
--- A stream's entries between hi and lo (XREVRANGE bounds) as candidates, newest first. Entries
+-- A stream's entries between hi and lo (XREVRANGE bounds) as candidates, newest first (XRANGE,
+-- oldest first, when asc). Entries
 -- of one millisecond share a score and are ordered by job id, so each millisecond is gathered
 -- whole before any of it is handed out.
 local function stream_source(key, hi, lo, check, dlq)
@@ -90,7 +104,12 @@ local function stream_source(key, hi, lo, check, dlq)
   end
   function src.fill()
     while #src.ready < src.at and not exhausted do
-      local rows = redis.call('XREVRANGE', key, hi, lo, 'COUNT', BATCH)
+      local rows
+      if asc then
+        rows = redis.call('XRANGE', key, lo, hi, 'COUNT', BATCH)
+      else
+        rows = redis.call('XREVRANGE', key, hi, lo, 'COUNT', BATCH)
+      end
       if #rows < BATCH then exhausted = true end
       for _, row in ipairs(rows) do
         local ms_s = string.match(row[1], '^(%d+)')
@@ -106,7 +125,9 @@ local function stream_source(key, hi, lo, check, dlq)
         end
         carry[#carry + 1] = c
       end
-      if #rows > 0 then hi = '(' .. rows[#rows][1] end
+      if #rows > 0 then
+        if asc then lo = '(' .. rows[#rows][1] else hi = '(' .. rows[#rows][1] end
+      end
       if exhausted then push_group() end
     end
   end
@@ -117,7 +138,16 @@ end
 local function index_source(key, check)
   local src = { ready = {}, at = 1, check = check }
   local rank = 0
-  if pos then
+  if pos and asc then
+    -- Oldest first: past the lower scores, then the members tied at the position's (ascending).
+    rank = redis.call('ZCOUNT', key, '-inf', '(' .. pos_s)
+    local hi = rank + redis.call('ZCOUNT', key, pos_s, pos_s)
+    while rank < hi do
+      local mid = math.floor((rank + hi) / 2)
+      local m = redis.call('ZRANGE', key, mid, mid)[1]
+      if str_lt(pos_id, m) or (incl and m == pos_id) then hi = mid else rank = mid + 1 end
+    end
+  elseif pos then
     -- First rank after the position: past the higher scores, then a binary search through the
     -- members tied at the position's score (ordered by member, descending).
     rank = redis.call('ZCOUNT', key, '(' .. pos_s, '+inf')
@@ -131,7 +161,12 @@ local function index_source(key, check)
   local exhausted = false
   function src.fill()
     if exhausted then return end
-    local rows = redis.call('ZRANGE', key, rank, rank + BATCH - 1, 'REV', 'WITHSCORES')
+    local rows
+    if asc then
+      rows = redis.call('ZRANGE', key, rank, rank + BATCH - 1, 'WITHSCORES')
+    else
+      rows = redis.call('ZRANGE', key, rank, rank + BATCH - 1, 'REV', 'WITHSCORES')
+    end
     if #rows < 2 * BATCH then exhausted = true end
     rank = rank + #rows / 2
     for i = 1, #rows, 2 do
@@ -145,6 +180,11 @@ end
 local function below_pos()
   if pos then return pos_s .. '-' .. MAX_SEQ end
   return '+'
+end
+-- The lowest XRANGE bound at or above the position: '<pos>-0' (or '-').
+local function above_pos()
+  if pos then return pos_s .. '-0' end
+  return '-'
 end
 -- The lower of an entry id and a '<ms>-<max seq>' bound (or '+').
 local function min_bound(entry, bound)
@@ -183,6 +223,7 @@ else
     for _, prio in ipairs(PRIORITIES) do
       local s = k_stream(prio)
       local hi, lo = below_pos(), '-'
+      if asc then hi, lo = '+', above_pos() end
       if streams ~= 'all' then
         local delivered = '0-0'
         local groups = redis.pcall('XINFO', 'GROUPS', s)
@@ -191,7 +232,15 @@ else
             if field(g, 'name') == GROUP then delivered = field(g, 'last-delivered-id') end
           end
         end
-        if streams == 'active' then
+        if asc then
+          -- Oldest first: active = up to the last-delivered id, queued = after it (and from the
+          -- position; XRANGE answers nothing when the bounds cross).
+          if streams == 'active' then
+            hi = delivered ~= '0-0' and delivered or nil
+          elseif not pos or tonumber(string.match(delivered, '^(%d+)')) >= pos then
+            lo = '(' .. delivered
+          end
+        elseif streams == 'active' then
           hi = delivered ~= '0-0' and min_bound(delivered, hi) or nil
         else
           lo = '(' .. delivered

@@ -7,12 +7,20 @@ import { Link } from 'react-router'
 import { type Column, DataTable, selectColumn } from '../../components/DataTable'
 import { QueryState } from '../../components/QueryState'
 import { QueueLink } from '../../components/QueueLink'
-import { Card, ConfirmButton, ErrorBox, FilterInput } from '../../components/ui'
+import { Card, ConfirmButton, ErrorBox, FilterInput, Pager } from '../../components/ui'
 import { useAuth } from '../../lib/auth'
 import { ago, num } from '../../lib/format'
 import { jobKey, jobPath, parseJobKey } from '../../lib/job-ref'
 import { useUrlParams } from '../../lib/url-params'
-import { useDeleteDead, useDlq, useDlqStats, usePurge, useRetryDead, useRetryMatching } from './api/dlq'
+import {
+  useDeleteDead,
+  useDeleteMatching,
+  useDlq,
+  useDlqStats,
+  usePurge,
+  useRetryDead,
+  useRetryMatching,
+} from './api/dlq'
 
 type Group = DlqStatsDto['groups'][number]
 const groupKey = (g: Group) => [g.queue, g.task_type, g.priority, g.error_class].join('\u0000')
@@ -26,7 +34,10 @@ export function DlqPage() {
     error_class: get('class'),
     error: get('error'),
     older_than_days: get('older'),
+    cursor: get('cursor'),
   }
+  // The cursors of the pages before this one (Newer goes back through them).
+  const [history, setHistory] = useState<string[]>([])
   const q = useDlq(filters)
   const stats = useDlqStats({
     queue: filters.queue,
@@ -42,11 +53,21 @@ export function DlqPage() {
   const [rate, setRate] = useState(20)
   const [days, setDays] = useState(7)
   const [notice, setNotice] = useState<string | null>(null)
+  const deleteMatching = useDeleteMatching()
+  /** Changes one filter: the list starts again from its first page. */
   const set = (k: string, v?: string) => {
-    update({ [k]: v })
+    update({ [k]: v, cursor: undefined })
+    setHistory([])
     setSelected(new Set())
   }
-  const err = retry.error ?? del.error ?? retryMatching.error ?? purge.error
+  const err = retry.error ?? del.error ?? retryMatching.error ?? purge.error ?? deleteMatching.error
+  /** The exact count of the dead letters the filters select, from the server's groups (null: unknown). */
+  const matchingCount =
+    stats.data && !filters.error && !filters.older_than_days
+      ? stats.data.groups
+          .filter((g) => !filters.error_class || g.error_class === filters.error_class)
+          .reduce((n, g) => n + g.count, 0)
+      : null
   /** Applies a mutation to the selected dead letters, says how many, clears the selection. */
   const onSelected = async (m: typeof retry, done: string) => {
     const n = await m.mutateAsync([...selected].map(parseJobKey))
@@ -67,9 +88,16 @@ export function DlqPage() {
         <button
           type="button"
           className="link"
-          onClick={() =>
-            update({ queue: g.queue, type: g.task_type, priority: g.priority, class: g.error_class })
-          }
+          onClick={() => {
+            setHistory([])
+            update({
+              queue: g.queue,
+              type: g.task_type,
+              priority: g.priority,
+              class: g.error_class,
+              cursor: undefined,
+            })
+          }}
         >
           Show only these
         </button>
@@ -193,6 +221,42 @@ export function DlqPage() {
           >
             Retry all matching
           </ConfirmButton>
+          <span
+            title={
+              !filters.queue
+                ? 'a bulk delete is per queue: filter by queue first'
+                : filters.error_class || filters.priority || filters.older_than_days
+                  ? 'deletes by queue, type and error text only: clear the class, priority and age filters'
+                  : undefined
+            }
+          >
+            <ConfirmButton
+              danger
+              // POST /jobs/bulk filters by queue, type and error text: not by class, priority or age.
+              disabled={
+                !can('admin') ||
+                !filters.queue ||
+                !!filters.error_class ||
+                !!filters.priority ||
+                !!filters.older_than_days ||
+                !q.data?.items.length
+              }
+              title="Delete all matching"
+              body={`Delete ${matchingCount === null ? 'every' : num(matchingCount)} dead letter(s) of queue ${filters.queue} matching the filters, at ${rate} per second, for good?`}
+              confirmLabel={`Delete ${matchingCount === null ? 'all' : num(matchingCount)}`}
+              onConfirm={async () => {
+                const r = await deleteMatching.mutateAsync({
+                  queue: filters.queue ?? '',
+                  task_type: filters.task_type,
+                  error_contains: filters.error,
+                  rate_per_sec: rate,
+                })
+                setNotice(r.message)
+              }}
+            >
+              Delete {matchingCount === null ? 'all' : num(matchingCount)} matching
+            </ConfirmButton>
+          </span>
           <ConfirmButton
             disabled={!selected.size || !can('write')}
             title="Retry selected"
@@ -259,8 +323,30 @@ export function DlqPage() {
       >
         {(d) => (
           <>
-            <Card title={`Jobs (${num(d.items.length)}${d.next_cursor ? '+' : ''}, newest first)`}>
+            <Card
+              title={`Jobs${matchingCount === null ? '' : ` (${num(matchingCount)} matching)`}, newest first — page ${history.length + 1}`}
+            >
               <DataTable rows={d.items} columns={jobColumns} rowKey={jobKey} />
+              <Pager
+                onPrev={
+                  history.length
+                    ? () => {
+                        setHistory(history.slice(0, -1))
+                        update({ cursor: history[history.length - 1] || undefined })
+                        setSelected(new Set())
+                      }
+                    : undefined
+                }
+                onNext={
+                  d.next_cursor
+                    ? () => {
+                        setHistory([...history, filters.cursor ?? ''])
+                        update({ cursor: d.next_cursor ?? undefined })
+                        setSelected(new Set())
+                      }
+                    : undefined
+                }
+              />
             </Card>
           </>
         )}

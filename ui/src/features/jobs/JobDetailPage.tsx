@@ -7,7 +7,7 @@ import { Link, useLocation, useNavigate, useParams } from 'react-router'
 import { QueryState } from '../../components/QueryState'
 import { QueueLink } from '../../components/QueueLink'
 import { Card, ConfirmButton, ErrorBox, JsonView, Progress, StateBadge } from '../../components/ui'
-import { API_BASE } from '../../lib/api'
+import { API_BASE, qs } from '../../lib/api'
 import { useAuth } from '../../lib/auth'
 import { ago, duration, time } from '../../lib/format'
 import { jobPath } from '../../lib/job-ref'
@@ -211,6 +211,7 @@ function JobView({ job }: { job: JobDetail }) {
             Replay created: this new job re-runs {job.replay_of}.
           </p>
         )}
+        <Outcome job={job} />
         <dl className="facts">
           <dt>Type</dt>
           <dd>{job.task_type}</dd>
@@ -365,7 +366,7 @@ function JobView({ job }: { job: JobDetail }) {
 
       <Card title="Attempts">
         <ol className="timeline">
-          {job.errors.map((e) => (
+          {job.errors.map((e, i) => (
             <li key={`${e.attempt}-${e.at}`} className="failed">
               <div>
                 <strong>Attempt {e.attempt}</strong> failed {ago(e.at)} on{' '}
@@ -374,7 +375,8 @@ function JobView({ job }: { job: JobDetail }) {
               </div>
               <div className="error-text">{e.message}</div>
               {e.stack && (
-                <details>
+                // The last attempt's stack is open: it is what a failure is read for.
+                <details open={i === job.errors.length - 1}>
                   <summary>Stack</summary>
                   <pre>{e.stack}</pre>
                 </details>
@@ -528,4 +530,45 @@ function Day2Actions({ job }: { job: JobDetail }) {
       {error && <ErrorBox error={error} />}
     </>
   )
+}
+
+/**
+ * What became of a job that failed, said plainly (issue 22): dead-lettered for good, or when the
+ * next attempt runs.
+ */
+function Outcome({ job }: { job: JobDetail }) {
+  if (job.state === 'failed') {
+    const allowed = job.max_retries + 1
+    const why =
+      job.failures < allowed
+        ? ' (a permanent error: not retried)'
+        : ` (retries used up: ${job.failures} of ${allowed} allowed failure${allowed === 1 ? '' : 's'})`
+    return (
+      <p role="note" className="notice outcome-failed">
+        <strong>
+          Failed permanently after {job.attempts} attempt{job.attempts === 1 ? '' : 's'}: moved to dead
+          letters
+        </strong>
+        {why}. <Link to={`/dlq${qs({ queue: job.queue, type: job.task_type })}`}>Its dead letters</Link>
+      </p>
+    )
+  }
+  if (job.state === 'retrying') {
+    return (
+      <p role="note" className="notice">
+        Attempt {job.attempts} failed; will retry
+        {job.run_at ? (
+          <>
+            {' '}
+            at <time dateTime={new Date(job.run_at).toISOString()}>{time(job.run_at)}</time> (
+            {ago(job.run_at)})
+          </>
+        ) : (
+          ' soon'
+        )}{' '}
+        — attempt {job.attempts + 1} of {job.max_retries + 1}.
+      </p>
+    )
+  }
+  return null
 }

@@ -1,20 +1,23 @@
 /** Jobs: filter by state, type and queue (kept in the URL), search by id or idempotency key,
- * page with a cursor, select rows for bulk cancel / retry, or cancel / retry every job matching
- * the filters at a rate (a system job on the workers, ADR 0020). */
+ * page with a cursor, select rows for bulk cancel / retry, or cancel / retry / delete every job
+ * matching the filters at a rate (a system job on the workers, ADR 0020), its progress shown.
+ * At any size (ADR 0033): "N jobs" from the per-state counts, jump to a time, a bounded payload
+ * filter. */
 
-import type { JobDto } from '@dtq/app/schemas'
+import type { JobDto, JobPageDto } from '@dtq/app/schemas'
 import { useState } from 'react'
 import { Link, useNavigate } from 'react-router'
 import { type Column, DataTable, selectColumn } from '../../components/DataTable'
 import { QueryState } from '../../components/QueryState'
 import { QueueLink } from '../../components/QueueLink'
-import { Card, ConfirmButton, FilterInput, Pager, StateBadge } from '../../components/ui'
+import { Card, ConfirmButton, FilterInput, Pager, Progress, StateBadge } from '../../components/ui'
 import { qs } from '../../lib/api'
 import { useAuth } from '../../lib/auth'
-import { ago } from '../../lib/format'
-import { jobKey, jobPath, parseJobKey } from '../../lib/job-ref'
+import { ago, num } from '../../lib/format'
+import { type JobRef, jobKey, jobPath, parseJobKey } from '../../lib/job-ref'
 import { JOB_STATES as STATES } from '../../lib/states'
 import { useUrlParams } from '../../lib/url-params'
+import { useJob } from './api/get-job'
 import { type BulkByFilter, useBulk, useBulkByFilter } from './api/job-actions'
 import { useJobs } from './api/list-jobs'
 import { useJobSearch } from './api/search-jobs'
@@ -26,11 +29,15 @@ export function JobsPage() {
     task_type: get('type'),
     queue: get('queue'),
     cursor: get('cursor'),
+    from: get('from'),
+    order: get('order'),
+    where: get('where'),
   }
   const term = get('q') ?? ''
   const [history, setHistory] = useState<string[]>([])
   const [selected, setSelected] = useState<Set<string>>(new Set())
-  const list = useJobs(filters)
+  // A payload filter lists newest first only (the search's order): its order is left out.
+  const list = useJobs(filters.where ? { ...filters, order: undefined } : filters)
   const search = useJobSearch(term, filters.queue)
   const { can } = useAuth()
   const bulkCancel = useBulk('cancel')
@@ -38,6 +45,7 @@ export function JobsPage() {
   const [notice, setNotice] = useState<string | null>(null)
   const byFilter = useBulkByFilter()
   const [rate, setRate] = useState('100')
+  const [bulkJob, setBulkJob] = useState<(JobRef & { action: string; count: number | null }) | null>(null)
   const navigate = useNavigate()
 
   /** Changes one parameter and clears the selection; a new filter starts from the first page. */
@@ -85,7 +93,7 @@ export function JobsPage() {
   }
 
   /** Every job matching the filters, by the workers at a rate (a system job whose log shows progress). */
-  const runByFilter = async (action: 'cancel' | 'retry') => {
+  const runByFilter = async (action: BulkAction) => {
     const body: BulkByFilter = { action, rate_per_sec: Number(rate) }
     if (filters.queue) body.queue = filters.queue
     if (filters.status) body.state = filters.status as BulkByFilter['state']
@@ -93,11 +101,49 @@ export function JobsPage() {
     try {
       const r = await byFilter.mutateAsync(body)
       setNotice(`${r.message}`)
+      setBulkJob({ id: r.job.id, queue: r.job.queue, action, count: matching(action) })
     } catch (err) {
       setNotice(`Refused: ${(err as Error).message}`)
     }
   }
   const filterText = `state ${filters.status ?? 'any'}, type ${filters.task_type ?? 'any'}, queue ${filters.queue ?? 'any'}`
+  /** How many jobs an action by filter would touch: the per-state counts of its states, when known. */
+  const matching = (action: BulkAction): number | null => {
+    const by = list.data?.by_state
+    if (!by || filters.where) return null
+    return BULK_STATES[action].reduce((n, st) => n + (by[st] ?? 0), 0)
+  }
+  /** Why an action by filter cannot run now (the button's title), or null. */
+  const blocked = (action: BulkAction): string | null => {
+    if (!can(action === 'delete' ? 'admin' : 'write'))
+      return `needs the ${action === 'delete' ? 'admin' : 'write'} role`
+    if (filters.where) return 'a payload filter cannot drive a bulk action: narrow by state, type or queue'
+    if (filters.status && !BULK_STATES[action].includes(filters.status as never))
+      return `${action} applies to ${BULK_STATES[action].join(', ')} jobs`
+    if (action === 'delete' && !filters.queue) return 'a bulk delete is per queue: filter by queue first'
+    if (matching(action) === 0) return 'no job matches'
+    return null
+  }
+  const countText = (action: BulkAction) => {
+    if (filters.status && !BULK_STATES[action].includes(filters.status)) return 'all'
+    const n = matching(action)
+    return n === null ? 'all' : `all ${num(n)}`
+  }
+  const byFilterButton = (action: BulkAction, verb: string, danger: boolean, extra: string) => (
+    <span title={blocked(action) ?? undefined}>
+      <ConfirmButton
+        danger={danger}
+        disabled={blocked(action) !== null}
+        title={`${verb} all matching jobs`}
+        body={`${verb} ${matching(action) === null ? 'every' : num(matching(action) ?? 0)} job(s) matching ${filterText} (${BULK_STATES[action].join(', ')}), ${rate} per second, on the workers? ${extra} Follow the system job it starts; cancel that job to stop.`}
+        confirmLabel={`${verb} ${matching(action) === null ? 'matching' : num(matching(action) ?? 0)}`}
+        onConfirm={() => runByFilter(action)}
+      >
+        {verb} {countText(action)} matching
+      </ConfirmButton>
+    </span>
+  )
+  const fromValue = filters.from ? toLocalInput(Number(filters.from)) : ''
 
   return (
     <Card
@@ -127,6 +173,27 @@ export function JobsPage() {
         </label>
         <FilterInput label="Type" value={filters.task_type} onChange={(v) => set('type', v)} />
         <FilterInput label="Queue" value={filters.queue} onChange={(v) => set('queue', v)} />
+        <label>
+          From
+          <input
+            type="datetime-local"
+            step={1}
+            aria-label="list from this time (local)"
+            value={fromValue}
+            onChange={(e) => {
+              const t = e.target.value ? new Date(e.target.value).getTime() : Number.NaN
+              set('from', Number.isFinite(t) ? String(t) : undefined)
+            }}
+          />
+        </label>
+        <label>
+          Order
+          <select value={filters.order ?? ''} onChange={(e) => set('order', e.target.value || undefined)}>
+            <option value="">newest first</option>
+            <option value="asc">oldest first</option>
+          </select>
+        </label>
+        <FilterInput label="Payload (field=value)" value={filters.where} onChange={(v) => set('where', v)} />
         <label className="grow">
           Search
           <input name="q" type="search" defaultValue={term} placeholder="job id or idempotency key" />
@@ -183,26 +250,12 @@ export function JobsPage() {
             onChange={(e) => setRate(e.target.value)}
           />
         </label>
-        <ConfirmButton
-          danger
-          disabled={!can('write')}
-          title="Cancel all matching jobs"
-          body={`Cancel every job matching ${filterText}, ${rate} per second, on the workers? Running ones are asked to stop. Follow the system job it starts; cancel that job to stop.`}
-          confirmLabel="Cancel matching"
-          onConfirm={() => runByFilter('cancel')}
-        >
-          Cancel all matching
-        </ConfirmButton>
-        <ConfirmButton
-          disabled={!can('write')}
-          title="Retry all matching jobs"
-          body={`Retry every failed or cancelled job matching ${filterText}, ${rate} per second, on the workers? Follow the system job it starts; cancel that job to stop.`}
-          confirmLabel="Retry matching"
-          onConfirm={() => runByFilter('retry')}
-        >
-          Retry all matching
-        </ConfirmButton>
+        {byFilterButton('cancel', 'Cancel', true, 'Running ones are asked to stop.')}
+        {byFilterButton('retry', 'Retry', false, '')}
+        {byFilterButton('delete', 'Delete', true, 'Only finished jobs are deleted, for good.')}
       </fieldset>
+      {bulkJob && <BulkProgress job={bulkJob} onClose={() => setBulkJob(null)} />}
+      {!term && list.data && <ListSummary page={list.data} where={filters.where} />}
 
       <QueryState
         query={term ? search : list}
@@ -233,5 +286,68 @@ export function JobsPage() {
         />
       )}
     </Card>
+  )
+}
+
+type BulkAction = BulkByFilter['action']
+/** The states an action by filter walks (as the server's BULK_STATES). */
+const BULK_STATES: Record<BulkAction, readonly string[]> = {
+  cancel: ['waiting', 'queued', 'scheduled', 'retrying', 'active'],
+  retry: ['failed', 'cancelled'],
+  delete: ['completed', 'failed', 'cancelled'],
+}
+
+/** A time as a datetime-local input shows it (local, to the second). */
+function toLocalInput(ms: number): string {
+  if (!Number.isFinite(ms)) return ''
+  const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60_000)
+  return d.toISOString().slice(0, 19)
+}
+
+/** "N jobs" (a cheap exact total), or what a payload filter scanned and whether it was cut short. */
+function ListSummary({ page, where }: { page: JobPageDto; where?: string }) {
+  if (where && page.scan) {
+    return (
+      <p className="muted list-summary" role="status">
+        Payload filter: {num(page.scan.scanned)} live job(s) scanned
+        {page.scan.capped
+          ? ` — cut short at ${num(page.scan.limit)} (older live jobs not read: narrow by state or type)`
+          : ' — all of them'}
+        {page.history === 'enabled' ? '; the history searched too' : ''}.
+      </p>
+    )
+  }
+  if (page.total === undefined || page.total === null) return null
+  return (
+    <p className="muted list-summary" role="status">
+      <strong>{num(page.total)}</strong> job{page.total === 1 ? '' : 's'}
+    </p>
+  )
+}
+
+/** The system job of an action by filter: its state and progress, live, with a link to it. */
+function BulkProgress({
+  job,
+  onClose,
+}: {
+  job: JobRef & { action: string; count: number | null }
+  onClose: () => void
+}) {
+  const q = useJob(job)
+  const j = q.data
+  const done = typeof j?.progress === 'number' ? j.progress : 0
+  return (
+    <section className="notice bulk-progress" aria-label="bulk action progress">
+      <strong>
+        {job.action} by filter: <Link to={jobPath(job)}>system job {job.id}</Link>
+      </strong>{' '}
+      — {j ? j.state : 'starting'} · {num(done)}
+      {job.count !== null ? ` of ${num(job.count)}` : ''} done
+      {j?.logs?.length ? <span className="muted"> · {j.logs[j.logs.length - 1]}</span> : null}
+      {job.count ? <Progress value={Math.min(100, (done / job.count) * 100)} /> : null}{' '}
+      <button type="button" className="link" onClick={onClose}>
+        Dismiss
+      </button>
+    </section>
   )
 }

@@ -14,14 +14,20 @@ export interface DlqFilters {
   error_class?: string
   error?: string
   older_than_days?: string
+  cursor?: string
 }
+
+/** Dead letters per page: the list is paged with a cursor (ADR 0033); the counts are the stats'. */
+export const DLQ_PAGE = 50
 
 export const listDlqOptions = (f: DlqFilters, pollMs: number | false) =>
   queryOptions({
     queryKey: queryKeys.dlq.list(f),
-    // Up to 1000 newest dead letters (the groups' counts come from /dlq/stats, exact).
+    // One page of dead letters, newest first (the groups' counts come from /dlq/stats, exact).
     queryFn: ({ signal }) =>
-      api<{ items: DlqJobDto[]; next_cursor: string | null }>(`/dlq${qs({ ...f, limit: 1000 })}`, { signal }),
+      api<{ items: DlqJobDto[]; next_cursor: string | null }>(`/dlq${qs({ ...f, limit: DLQ_PAGE })}`, {
+        signal,
+      }),
     refetchInterval: pollMs,
     placeholderData: (prev) => prev,
   })
@@ -69,4 +75,14 @@ export const useRetryMatching = () =>
 export const usePurge = () =>
   useDlqMutation(({ days, priority }: { days: number; priority?: string }) =>
     api<{ deleted: number }>(`/dlq${qs({ older_than_days: days, priority })}`, { method: 'DELETE' }),
+  )
+
+/** Deletes every dead letter of a queue matching type and error text, paced (POST /jobs/bulk, ADR 0033). */
+export const useDeleteMatching = () =>
+  useDlqMutation(
+    (body: { queue: string; task_type?: string; error_contains?: string; rate_per_sec: number }) =>
+      api<{ job: { id: string; queue: string }; message: string }>('/jobs/bulk', {
+        method: 'POST',
+        body: { action: 'delete', state: 'failed', ...body },
+      }),
   )

@@ -31,9 +31,12 @@ export const useEditPayload = () =>
 export const useDeleteJob = () =>
   useJobMutation((job: JobRef) => api<{ deleted: number }>(jobPath(job), { method: 'DELETE' }))
 
-/** A cancel or retry of every job matching a filter, run at a rate by the workers (POST /jobs/bulk). */
+/**
+ * A cancel, retry or delete (finished jobs of one queue, admin: ADR 0033) of every job matching a
+ * filter, run at a rate by the workers (POST /jobs/bulk).
+ */
 export interface BulkByFilter {
-  action: 'cancel' | 'retry'
+  action: 'cancel' | 'retry' | 'delete'
   queue?: string
   state?: JobDto['state']
   task_type?: string

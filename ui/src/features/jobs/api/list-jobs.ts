@@ -9,6 +9,12 @@ export interface JobFilters {
   task_type?: string
   queue?: string
   cursor?: string
+  /** Jump to a time (ms since the epoch): the list starts there (ADR 0033). */
+  from?: string
+  /** `asc`: oldest first (default newest first). */
+  order?: string
+  /** A payload filter `path=value` (within a queue or a type; bounded: the answer's `scan`). */
+  where?: string
 }
 
 export const listJobsOptions = (f: JobFilters, pollMs: number | false) =>
