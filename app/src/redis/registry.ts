@@ -4,7 +4,6 @@
  * key (the keys live in different Cluster slots): the zset is written after the hash, and a
  * name in it whose hash is gone is a dead worker, dropped by list().
  */
-import type { RunningJob, WorkerFailure, WorkerMinute } from '../worker/activity.ts'
 import type { RedisClient } from './connection.ts'
 import type { Keys } from './keys.ts'
 
@@ -35,6 +34,37 @@ export interface WorkerInfo {
   started_at: number
   heartbeat_at: number
   state: WorkerState
+}
+
+/* What a worker shows of itself beyond its counters: kept and bounded by worker/activity.ts. */
+/** A job the worker runs now. */
+export interface RunningJob {
+  id: string
+  queue: string
+  task_type: string
+  attempt: number
+  /** When this run started (ms since the epoch). */
+  started_at: number
+}
+
+/** A failed attempt on this worker (retried or dead-lettered). */
+export interface WorkerFailure {
+  id: string
+  queue: string
+  task_type: string
+  attempt: number
+  error: string
+  error_class: string
+  /** `retrying` or `failed` (dead-lettered). */
+  outcome: string
+  at: number
+}
+
+/** Outcomes of one minute (`minute`: its start, ms since the epoch). */
+export interface WorkerMinute {
+  minute: number
+  completed: number
+  failed: number
 }
 
 /** What a worker writes of its activity with each beat (worker/activity.ts; bounded there). */

@@ -5,35 +5,9 @@
  * bounded (the entry is rewritten every 2 s).
  */
 
-/** A job the worker runs now. */
-export interface RunningJob {
-  id: string
-  queue: string
-  task_type: string
-  attempt: number
-  /** When this run started (ms since the epoch). */
-  started_at: number
-}
+import type { WorkerFailure, WorkerMinute } from '../redis/registry.ts'
 
-/** A failed attempt on this worker (retried or dead-lettered). */
-export interface WorkerFailure {
-  id: string
-  queue: string
-  task_type: string
-  attempt: number
-  error: string
-  error_class: string
-  /** `retrying` or `failed` (dead-lettered). */
-  outcome: string
-  at: number
-}
-
-/** Outcomes of one minute (`minute`: its start, ms since the epoch). */
-export interface WorkerMinute {
-  minute: number
-  completed: number
-  failed: number
-}
+export type { RunningJob, WorkerFailure, WorkerMinute } from '../redis/registry.ts'
 
 /** Running jobs listed (the rest are counted by `active`). */
 export const RUNNING_LISTED = 100
