@@ -10,6 +10,7 @@ import {
   useContext,
   useEffect,
   useId,
+  useMemo,
   useRef,
   useState,
 } from 'react'
@@ -66,6 +67,8 @@ export function KeyboardHelpProvider({ children }: { children: ReactNode }) {
   const open = useCallback(() => {
     if (!ref.current?.open) ref.current?.showModal()
   }, [])
+  // A stable value: the tables' effects re-register when it changes (a new one each render would loop).
+  const value = useMemo(() => ({ register, open }), [register, open])
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       if (e.key !== '?' || e.ctrlKey || e.metaKey || e.altKey || isTyping(e)) return
@@ -77,7 +80,7 @@ export function KeyboardHelpProvider({ children }: { children: ReactNode }) {
     return () => document.removeEventListener('keydown', onKey)
   }, [open])
   return (
-    <Ctx.Provider value={{ register, open }}>
+    <Ctx.Provider value={value}>
       {children}
       <dialog ref={ref} aria-labelledby="keyboard-help-title" className="keyboard-help">
         <h3 id="keyboard-help-title">Keyboard</h3>
