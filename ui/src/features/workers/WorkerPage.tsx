@@ -29,13 +29,17 @@ function useNow(everyMs = 1000): number {
   return now
 }
 
-/** Per-minute rates over the last `minutes` whole minutes (minutes without outcomes count as 0). */
-export function perMinute(rates: Minute[], now: number, minutes: number) {
-  const current = Math.floor(now / 60_000) * 60_000
-  const from = current - minutes * 60_000
-  const inWindow = rates.filter((m) => m.minute >= from && m.minute < current)
+/**
+ * Outcomes per minute over the last `minutes` minutes, the current one included: the counts of
+ * those minute buckets over the time they cover (at least a minute; less than `minutes` for a
+ * worker that started since).
+ */
+export function perMinute(rates: Minute[], now: number, minutes: number, startedAt: number) {
+  const from = Math.floor(now / 60_000) * 60_000 - (minutes - 1) * 60_000
+  const inWindow = rates.filter((m) => m.minute >= from)
+  const covered = Math.min(minutes, Math.max(1, (now - Math.max(startedAt, now - minutes * 60_000)) / 60_000))
   const sum = (k: 'completed' | 'failed') => inWindow.reduce((a, m) => a + m[k], 0)
-  return { completed: sum('completed') / minutes, failed: sum('failed') / minutes }
+  return { completed: sum('completed') / covered, failed: sum('failed') / covered }
 }
 
 function Commands({ worker: w }: { worker: WorkerDetailDto }) {
@@ -77,8 +81,8 @@ function Commands({ worker: w }: { worker: WorkerDetailDto }) {
 function WorkerView({ worker: w }: { worker: WorkerDetailDto }) {
   const now = useNow()
   const navigate = useNavigate()
-  const last5 = perMinute(w.rates, now, 5)
-  const last15 = perMinute(w.rates, now, 15)
+  const last5 = perMinute(w.rates, now, 5, w.started_at)
+  const last15 = perMinute(w.rates, now, 15, w.started_at)
   const running: Column<Running>[] = [
     { header: 'Job', className: 'mono', cell: (j) => <Link to={jobPath(j)}>{j.id}</Link> },
     { header: 'Type', cell: (j) => j.task_type, sortValue: (j) => j.task_type },
