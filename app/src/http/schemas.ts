@@ -564,6 +564,37 @@ export const WorkerS = Type.Object({
   state: Type.String(),
 })
 export const WorkersReply = Type.Object({ items: Type.Array(WorkerS) })
+/** GET /workers/{id}: the worker and what it wrote of its activity with its last heartbeat. */
+export const WorkerDetailReply = Type.Object({
+  ...WorkerS.properties,
+  running: Type.Array(
+    Type.Object({
+      id: Type.String(),
+      queue: Type.String(),
+      task_type: Type.String(),
+      attempt: Type.Integer(),
+      started_at: Type.Number(),
+    }),
+    { description: 'Jobs whose handlers run now, longest-running first (at most 100; `active` counts all)' },
+  ),
+  recent_failures: Type.Array(
+    Type.Object({
+      id: Type.String(),
+      queue: Type.String(),
+      task_type: Type.String(),
+      attempt: Type.Integer(),
+      error: Type.String(),
+      error_class: Type.String(),
+      outcome: Type.String({ description: 'retrying or failed (dead-lettered)' }),
+      at: Type.Number(),
+    }),
+    { description: 'Its latest failed attempts, newest first (at most 20, since it started)' },
+  ),
+  rates: Type.Array(
+    Type.Object({ minute: Type.Number(), completed: Type.Integer(), failed: Type.Integer() }),
+    { description: 'Outcomes per minute over its last 15 minutes (minutes without any are absent)' },
+  ),
+})
 export const WorkerCommandParams = Type.Object(
   { id: WorkerId, command: Type.Enum([...WORKER_COMMANDS]) },
   strict,
@@ -617,6 +648,7 @@ export type CreateJobDto = Static<typeof CreateJob>
 export type DlqJobDto = Static<typeof DlqJob>
 export type QueueStatsDto = Static<typeof QueueStatsS>
 export type WorkerDto = Static<typeof WorkerS>
+export type WorkerDetailDto = Static<typeof WorkerDetailReply>
 export type StatsDto = Static<typeof StatsReply>
 export type ErrorDto = Static<typeof ErrorReply>
 export type ScheduleDto = Static<typeof ScheduleS>

@@ -17,7 +17,7 @@ import { type FlowNodeRecord, FlowStore, type FlowView } from '../redis/flows.ts
 import { HISTORY_RANGES, type HistoryRange, historyPoints, typedPoints } from '../redis/history.ts'
 import { type BreakerAction, LimitStore, type LimitsView } from '../redis/limits.ts'
 import { type DlqEntry, dlqPage, dlqTails } from '../redis/redrive.ts'
-import { Registry, type WorkerCommand, type WorkerInfo } from '../redis/registry.ts'
+import { Registry, type WorkerCommand, type WorkerDetail, type WorkerInfo } from '../redis/registry.ts'
 import { type ScheduleDetail, Schedules, type ScheduleView } from '../redis/schedule-service.ts'
 import {
   type Clock,
@@ -1544,6 +1544,14 @@ export class Queue {
 
   workers(): Promise<WorkerInfo[]> {
     return this.registry.list()
+  }
+
+  /** One live worker with its running jobs, outcomes per minute and latest failures (404 when not live). */
+  async worker(id: string): Promise<WorkerDetail> {
+    this.checkWorkerId(id)
+    const w = await this.registry.get(id)
+    if (!w) throw new DtqError('NOT_FOUND', `worker ${id} not found`)
+    return w
   }
 
   async commandWorker(id: string, cmd: WorkerCommand): Promise<void> {

@@ -36,6 +36,63 @@ export interface WorkerInfo {
   state: WorkerState
 }
 
+/* What a worker shows of itself beyond its counters: kept and bounded by worker/activity.ts. */
+/** A job the worker runs now. */
+export interface RunningJob {
+  id: string
+  queue: string
+  task_type: string
+  attempt: number
+  /** When this run started (ms since the epoch). */
+  started_at: number
+}
+
+/** A failed attempt on this worker (retried or dead-lettered). */
+export interface WorkerFailure {
+  id: string
+  queue: string
+  task_type: string
+  attempt: number
+  error: string
+  error_class: string
+  /** `retrying` or `failed` (dead-lettered). */
+  outcome: string
+  at: number
+}
+
+/** Outcomes of one minute (`minute`: its start, ms since the epoch). */
+export interface WorkerMinute {
+  minute: number
+  completed: number
+  failed: number
+}
+
+/** What a worker writes of its activity with each beat (worker/activity.ts; bounded there). */
+export interface WorkerActivityInfo {
+  running: RunningJob[]
+  recent_failures: WorkerFailure[]
+  rates: WorkerMinute[]
+}
+
+/** One worker as GET /workers/{id} shows it. */
+export type WorkerDetail = WorkerInfo & WorkerActivityInfo
+
+/** The registry fields of a WorkerInfo, as list() reads them (HMGET: not the activity's JSON). */
+const INFO_FIELDS = [
+  'id',
+  'host',
+  'pid',
+  'queues',
+  'concurrency',
+  'active',
+  'processed',
+  'failed',
+  'failed_by_type',
+  'started_at',
+  'heartbeat_at',
+  'state',
+] as const
+
 export class Registry {
   readonly redis: RedisClient
   readonly keys: Keys
@@ -45,11 +102,16 @@ export class Registry {
     this.keys = keys
   }
 
-  async beat(info: WorkerInfo, ttlMs: number): Promise<void> {
+  async beat(info: WorkerInfo, ttlMs: number, activity?: WorkerActivityInfo): Promise<void> {
     const key = this.keys.worker(info.id)
     await this.redis
       .multi()
       .hset(key, {
+        ...(activity && {
+          running: JSON.stringify(activity.running),
+          recent_failures: JSON.stringify(activity.recent_failures),
+          rates: JSON.stringify(activity.rates),
+        }),
         id: info.id,
         host: info.host,
         pid: info.pid,
@@ -76,32 +138,31 @@ export class Registry {
   async list(): Promise<WorkerInfo[]> {
     const ids = await this.redis.zrange(this.keys.workers(), 0, -1)
     if (!ids.length) return []
-    const res = await Promise.all(ids.map((id) => this.redis.hgetall(this.keys.worker(id))))
+    const res = await Promise.all(ids.map((id) => this.redis.hmget(this.keys.worker(id), ...INFO_FIELDS)))
     const out: WorkerInfo[] = []
     const dead: string[] = []
     ids.forEach((id, i) => {
-      const h = res[i]
-      if (!h?.id) {
-        dead.push(id)
-        return
-      }
-      out.push({
-        id: h.id,
-        host: h.host ?? '',
-        pid: Number(h.pid),
-        queues: (h.queues ?? '').split(',').filter(Boolean),
-        concurrency: Number(h.concurrency),
-        active: Number(h.active),
-        processed: Number(h.processed),
-        failed: Number(h.failed),
-        failed_by_type: failedByType(h.failed_by_type),
-        started_at: Number(h.started_at),
-        heartbeat_at: Number(h.heartbeat_at),
-        state: (h.state ?? 'running') as WorkerState,
-      })
+      const values = res[i] ?? []
+      const h = Object.fromEntries(INFO_FIELDS.map((f, j) => [f, values[j] ?? undefined]))
+      const info = toInfo(h)
+      if (info) out.push(info)
+      else dead.push(id)
     })
     if (dead.length) await this.redis.zrem(this.keys.workers(), ...dead)
     return out
+  }
+
+  /** One live worker with its activity (running jobs, rates, latest failures), or null. */
+  async get(id: string): Promise<WorkerDetail | null> {
+    const h = await this.redis.hgetall(this.keys.worker(id))
+    const info = toInfo(h)
+    if (!info) return null
+    return {
+      ...info,
+      running: jsonArray(h.running) as RunningJob[],
+      recent_failures: jsonArray(h.recent_failures) as WorkerFailure[],
+      rates: jsonArray(h.rates) as WorkerMinute[],
+    }
   }
 
   /** Sends a command to one worker (or '*' for all); returns whether that worker is live. */
@@ -120,6 +181,35 @@ export class Registry {
       .hdel(this.keys.worker(id), 'command')
       .exec()) as [[unknown, string | null], unknown]
     return parseWorkerCommand(cmd)
+  }
+}
+
+/** A registry hash as a WorkerInfo, or null when the hash is gone (a dead worker). */
+function toInfo(h: Record<string, string | undefined>): WorkerInfo | null {
+  if (!h.id) return null
+  return {
+    id: h.id,
+    host: h.host ?? '',
+    pid: Number(h.pid),
+    queues: (h.queues ?? '').split(',').filter(Boolean),
+    concurrency: Number(h.concurrency),
+    active: Number(h.active),
+    processed: Number(h.processed),
+    failed: Number(h.failed),
+    failed_by_type: failedByType(h.failed_by_type),
+    started_at: Number(h.started_at),
+    heartbeat_at: Number(h.heartbeat_at),
+    state: (h.state ?? 'running') as WorkerState,
+  }
+}
+
+/** A JSON array field as the worker wrote it, or [] when absent or not an array (an older worker). */
+function jsonArray(s: string | undefined): unknown[] {
+  try {
+    const v = JSON.parse(s ?? '[]') as unknown
+    return Array.isArray(v) ? v : []
+  } catch {
+    return []
   }
 }
 

@@ -92,6 +92,11 @@ export class Heartbeat {
         state: state === 'idle' || state === 'stopped' ? 'stopping' : state,
       },
       this.o.everyMs * 5,
+      {
+        running: processor.runningJobs(),
+        recent_failures: processor.activity.recentFailures(),
+        rates: processor.activity.rates(),
+      },
     )
     return undefined
   }

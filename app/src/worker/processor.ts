@@ -19,6 +19,7 @@ import { encodeJson, MAX_DELAY_MS } from '../queue/validate.ts'
 import type { Completion, FailMode, JobStore } from '../redis/store.ts'
 import type { EntryWaiter } from '../redis/stream-wait.ts'
 import { activeTracer } from '../tracing/index.ts'
+import { RUNNING_LISTED, type RunningJob, WorkerActivity } from './activity.ts'
 import { FetchGate, type Tails } from './fetch-gate.ts'
 import type { Handler, JobContext } from './handlers.ts'
 import type { LeaseKeeper } from './lease-keeper.ts'
@@ -145,6 +146,8 @@ export class Processor {
   failed = 0
   /** Failed attempts by task type (metrics: worker_errors_total); at most 200 types, then `_other`. */
   readonly failedByType = new Map<string, number>()
+  /** Outcomes per minute and the latest failures (GET /workers/{id}): activity.ts. */
+  readonly activity = new WorkerActivity()
   private readonly o: ProcessorOptions
   private readonly idleStores: JobStore[]
   private stopping = false
@@ -542,9 +545,20 @@ export class Processor {
         }
         if (res === 'stale')
           this.o.log.warn({ job_id: job.id, queue: job.queue }, 'outcome rejected: job no longer owned')
-        else if (res === 'completed') this.processed++
-        else if (res === 'failed' || res === 'retrying') {
+        else if (res === 'completed') {
+          this.processed++
+          this.activity.record('completed')
+        } else if (res === 'failed' || res === 'retrying') {
           this.failed++
+          if (outcome.kind === 'fail')
+            this.activity.record(res, {
+              id: job.id,
+              queue: job.queue,
+              task_type: job.task_type,
+              attempt: job.attempts,
+              error: outcome.error.message,
+              error_class: failureClass(outcome.error),
+            })
           const t =
             this.failedByType.has(job.task_type) || this.failedByType.size < 200 ? job.task_type : '_other'
           this.failedByType.set(t, (this.failedByType.get(t) ?? 0) + 1)
@@ -632,6 +646,21 @@ export class Processor {
         why === 'lease_lost' ? 'the job lease was lost' : 'the worker is shutting down',
       ),
     )
+  }
+
+  /** The jobs whose handlers run now, longest-running first, at most RUNNING_LISTED (activity.ts). */
+  runningJobs(): RunningJob[] {
+    return [...this.running.values()]
+      .filter((r) => !r.finished && !r.disowned)
+      .map((r) => ({
+        id: r.job.id,
+        queue: r.job.queue,
+        task_type: r.job.task_type,
+        attempt: r.job.attempts,
+        started_at: r.job.started_at ?? 0,
+      }))
+      .sort((a, b) => a.started_at - b.started_at)
+      .slice(0, RUNNING_LISTED)
   }
 
   /** The deliveries this worker holds and their lease deadlines (to re-track after a lease thread restart). */

@@ -19,6 +19,7 @@ import { QueuePage } from '../features/queues/QueuePage'
 import { QueuesPage } from '../features/queues/QueuesPage'
 import { SchedulesPage } from '../features/schedules/SchedulesPage'
 import { SearchPage } from '../features/search/SearchPage'
+import { WorkerPage } from '../features/workers/WorkerPage'
 import { WorkersPage } from '../features/workers/WorkersPage'
 import { AuthProvider, useAuth } from '../lib/auth'
 import { LiveProvider } from '../lib/live'
@@ -42,6 +43,7 @@ const router = createBrowserRouter([
       { path: 'queues/:queue', element: <QueuePage /> },
       { path: 'queues/:queue/limits', element: <LimitsPage /> },
       { path: 'workers', element: <WorkersPage /> },
+      { path: 'workers/:id', element: <WorkerPage /> },
       { path: 'schedules', element: <SchedulesPage /> },
       { path: 'alerts', element: <AlertsPage /> },
       { path: 'audit', element: <AuditPage /> },

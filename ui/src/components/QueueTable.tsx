@@ -1,10 +1,11 @@
 /** Queues (a partitioned one as one row, with its partition count) with depth per priority, pending, delayed, lag, oldest waiting job, paused; pause and
  * resume (admins). */
 import type { QueueStatsDto } from '@dtq/app/schemas'
-import { Link } from 'react-router'
+import { Link, useNavigate } from 'react-router'
 import { useAuth } from '../lib/auth'
 import { duration, num } from '../lib/format'
 import { useDeleteQueue, useEmptyQueue, usePauseQueue } from '../lib/queue-actions'
+import { useConfirm } from './confirm'
 import { type Column, DataTable } from './DataTable'
 import { QueueLink, QueueStateBadge } from './QueueLink'
 import { ConfirmButton, ErrorBox } from './ui'
@@ -27,9 +28,12 @@ const count = (n: number | null) =>
 export function QueueTable({ queues }: { queues: QueueStatsDto[] }) {
   const pause = usePauseQueue()
   const { can } = useAuth()
+  const navigate = useNavigate()
+  const { ask, dialog } = useConfirm()
   const columns: Column<QueueStatsDto>[] = [
     {
       header: 'Queue',
+      sortValue: (q) => q.queue,
       cell: (q) => (
         <>
           <strong>
@@ -71,7 +75,7 @@ export function QueueTable({ queues }: { queues: QueueStatsDto[] }) {
       header: 'Oldest waiting',
       cell: (q) => (q.oldest_waiting_ms === null ? '—' : duration(q.oldest_waiting_ms)),
     },
-    { header: 'DLQ', cell: (q) => num(q.dlq) },
+    { header: 'DLQ', cell: (q) => num(q.dlq), sortValue: (q) => q.dlq },
     {
       header: 'Workers',
       headerTitle: 'live workers consuming the queue',
@@ -100,7 +104,37 @@ export function QueueTable({ queues }: { queues: QueueStatsDto[] }) {
   return (
     <>
       {pause.error && <ErrorBox error={pause.error} />}
-      <DataTable rows={queues} columns={columns} rowKey={(q) => q.queue} />
+      {dialog}
+      <DataTable
+        caption="Queues"
+        rows={queues}
+        columns={columns}
+        rowKey={(q) => q.queue}
+        defaultSort={{ header: 'Queue', dir: 'ascending' }}
+        rowNav={{
+          label: (q) => `queue ${q.queue}, ${q.paused ? 'paused' : 'running'}`,
+          open: (q) => navigate(`/jobs?queue=${encodeURIComponent(q.queue)}`),
+          openLabel: "open the queue's jobs",
+          keys: can('admin')
+            ? [
+                {
+                  key: 'p',
+                  label: 'pause or resume the queue (confirmed)',
+                  run: (q) =>
+                    ask({
+                      title: `${q.paused ? 'Resume' : 'Pause'} queue ${q.queue}`,
+                      body: q.paused
+                        ? 'Workers take jobs from it again.'
+                        : 'Workers take no jobs from it; running jobs go on.',
+                      confirmLabel: q.paused ? 'Resume' : 'Pause',
+                      onConfirm: () =>
+                        pause.mutateAsync({ queue: q.queue, pause: !q.paused }).catch(() => {}),
+                    }),
+                },
+              ]
+            : [],
+        }}
+      />
     </>
   )
 }

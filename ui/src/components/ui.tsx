@@ -73,13 +73,23 @@ export function Progress({ value }: { value: number | null }) {
   )
 }
 
+/** The library's light styles with colours that reach 4.5:1 on white (styles.css, json-light-*). */
+const lightStyles = {
+  ...defaultStyles,
+  stringValue: `${defaultStyles.stringValue} json-light-string`,
+  numberValue: `${defaultStyles.numberValue} json-light-number`,
+  booleanValue: `${defaultStyles.booleanValue} json-light-boolean`,
+  nullValue: `${defaultStyles.nullValue} json-light-null`,
+  undefinedValue: `${defaultStyles.undefinedValue} json-light-null`,
+  otherValue: `${defaultStyles.otherValue} json-light-other`,
+  label: `${defaultStyles.label} json-light-label`,
+}
+
 export function JsonView({ data }: { data: unknown }) {
   const dark = typeof window !== 'undefined' && document.documentElement.dataset.theme === 'dark'
   if (data === null || typeof data !== 'object')
     return <pre className="json-scalar">{JSON.stringify(data)}</pre>
-  return (
-    <Json data={data as object} shouldExpandNode={allExpanded} style={dark ? darkStyles : defaultStyles} />
-  )
+  return <Json data={data as object} shouldExpandNode={allExpanded} style={dark ? darkStyles : lightStyles} />
 }
 
 /**

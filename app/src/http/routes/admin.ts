@@ -13,6 +13,7 @@ import {
   QueueParams,
   QueuesReply,
   WorkerCommandParams,
+  WorkerDetailReply,
   WorkerParams,
   WorkersReply,
 } from '../schemas.ts'
@@ -133,6 +134,23 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: { tags: ['workers'], summary: 'Live workers', response: { 200: WorkersReply, ...errors } },
     },
     async () => ({ items: await queue.workers() }),
+  )
+
+  app.get(
+    '/workers/:id',
+    {
+      config: { role: 'read' },
+      schema: {
+        tags: ['workers'],
+        summary:
+          'One live worker: its counters, the jobs it runs now, its outcomes per minute, its latest failures',
+        description:
+          'As the worker wrote them with its last heartbeat (every 2 s): bounded (100 running jobs, 15 minutes, 20 failures). 404 when no live worker has this id.',
+        params: WorkerParams,
+        response: { 200: WorkerDetailReply, ...errors },
+      },
+    },
+    async (req) => queue.worker(req.params.id),
   )
 
   app.post(

@@ -142,7 +142,7 @@ function AlertsNow() {
               {d.firing} firing, {d.pending} pending · channels:{' '}
               {d.channels.length ? d.channels.join(', ') : 'none configured'}
             </p>
-            <DataTable rows={d.alerts} columns={columns} rowKey={(a) => a.id} />
+            <DataTable caption="Alerts" rows={d.alerts} columns={columns} rowKey={(a) => a.id} />
           </>
         )}
       </QueryState>
@@ -224,7 +224,7 @@ function Silences() {
         isEmpty={(d) => d.silences.length === 0}
         empty="No silence."
       >
-        {(d) => <DataTable rows={d.silences} columns={columns} rowKey={(s) => s.id} />}
+        {(d) => <DataTable caption="Silences" rows={d.silences} columns={columns} rowKey={(s) => s.id} />}
       </QueryState>
     </Card>
   )
@@ -301,7 +301,7 @@ function Rules() {
   return (
     <Card title="Rules">
       <QueryState query={q} loading="Loading rules">
-        {(d) => <DataTable rows={d.rules} columns={columns} rowKey={(r) => r.id} />}
+        {(d) => <DataTable caption="Alert rules" rows={d.rules} columns={columns} rowKey={(r) => r.id} />}
       </QueryState>
       {save.error ? <ErrorBox error={save.error} /> : null}
       <RuleForm
@@ -454,7 +454,7 @@ function History() {
         isEmpty={(d) => d.entries.length === 0}
         empty="Nothing yet."
       >
-        {(d) => <DataTable rows={d.entries} columns={columns} rowKey={(h) => h.id} />}
+        {(d) => <DataTable caption="Alert history" rows={d.entries} columns={columns} rowKey={(h) => h.id} />}
       </QueryState>
     </Card>
   )

@@ -296,7 +296,9 @@ function ListCard<T>(props: {
         isEmpty={(d) => d.items.length === 0}
         empty={props.empty}
       >
-        {(d) => <DataTable rows={d.items} columns={props.columns} rowKey={props.rowKey} />}
+        {(d) => (
+          <DataTable caption={props.title} rows={d.items} columns={props.columns} rowKey={props.rowKey} />
+        )}
       </QueryState>
     </Card>
   )
@@ -329,7 +331,7 @@ function ErrorsTable({ rows }: { rows: ErrorClassDto[] }) {
       ),
     },
   ]
-  return <DataTable rows={rows} columns={columns} rowKey={(e) => e.error_class} />
+  return <DataTable caption="Errors by class" rows={rows} columns={columns} rowKey={(e) => e.error_class} />
 }
 
 const slowColumns: Column<SlowDto>[] = [

@@ -110,7 +110,12 @@ export function AuditPage() {
               </>
             }
           >
-            <DataTable rows={d.items} columns={columns} rowKey={(e) => e.id} />
+            <DataTable
+              caption="Audit log, newest first"
+              rows={d.items}
+              columns={columns}
+              rowKey={(e) => e.id}
+            />
             {d.write_failures > 0 && (
               <p className="muted">
                 {d.write_failures} audit write(s) failed on this API instance since it started (see its log).

@@ -5,6 +5,7 @@ import type { DlqJobDto, DlqStatsDto } from '@dtq/app/schemas'
 import { useState } from 'react'
 import { Link } from 'react-router'
 import { type Column, DataTable, selectColumn } from '../../components/DataTable'
+import { useNarrowDisclosure } from '../../components/NarrowDisclosure'
 import { QueryState } from '../../components/QueryState'
 import { QueueLink } from '../../components/QueueLink'
 import { Card, ConfirmButton, ErrorBox, FilterInput, Pager } from '../../components/ui'
@@ -12,6 +13,7 @@ import { useAuth } from '../../lib/auth'
 import { ago, num } from '../../lib/format'
 import { jobKey, jobPath, parseJobKey } from '../../lib/job-ref'
 import { useUrlParams } from '../../lib/url-params'
+
 import {
   useDeleteDead,
   useDeleteMatching,
@@ -21,6 +23,8 @@ import {
   useRetryDead,
   useRetryMatching,
 } from './api/dlq'
+
+import { useDlqRowNav } from './dlq-row-nav'
 
 type Group = DlqStatsDto['groups'][number]
 const groupKey = (g: Group) => [g.queue, g.task_type, g.priority, g.error_class].join('\u0000')
@@ -55,6 +59,8 @@ export function DlqPage() {
   const [notice, setNotice] = useState<string | null>(null)
   const deleteMatching = useDeleteMatching()
   /** Changes one filter: the list starts again from its first page. */
+  const filtersToggle = useNarrowDisclosure('Filters', Object.values(filters).filter(Boolean).length)
+  const rows = useDlqRowNav({ selected, onSelect: setSelected, onNotice: setNotice })
   const set = (k: string, v?: string) => {
     update({ [k]: v, cursor: undefined })
     setHistory([])
@@ -79,8 +85,8 @@ export function DlqPage() {
     { header: 'Type', cell: (g) => g.task_type },
     { header: 'Priority', cell: (g) => g.priority },
     { header: 'Error class', className: 'error-text', cell: (g) => g.error_class },
-    { header: 'Count', cell: (g) => num(g.count) },
-    { header: 'Newest', cell: (g) => ago(g.newest) },
+    { header: 'Count', cell: (g) => num(g.count), sortValue: (g) => g.count },
+    { header: 'Newest', cell: (g) => ago(g.newest), sortValue: (g) => g.newest },
     {
       header: 'Actions',
       hideHeader: true,
@@ -157,7 +163,8 @@ export function DlqPage() {
   return (
     <div className="stack">
       <Card title="Dead letters">
-        <div className="filters">
+        {filtersToggle.button}
+        <div className={`filters ${filtersToggle.className}`} id={filtersToggle.id}>
           <FilterInput label="Type" value={filters.task_type} onChange={(v) => set('type', v)} />
           <FilterInput label="Error class" value={filters.error_class} onChange={(v) => set('class', v)} />
           <FilterInput label="Error contains" value={filters.error} onChange={(v) => set('error', v)} />
@@ -190,6 +197,7 @@ export function DlqPage() {
           </p>
         )}
         {err && <ErrorBox error={err} />}
+        {rows.dialog}
         <div className="bulk">
           <label className="inline">
             Rate (jobs/s)
@@ -310,7 +318,20 @@ export function DlqPage() {
         {(d) =>
           d.groups.length > 0 && (
             <Card title={`Grouped by queue, type, priority and error class (${num(d.total)} in all)`}>
-              <DataTable rows={d.groups} columns={groupColumns} rowKey={groupKey} />
+              <DataTable
+                caption="Dead letters grouped by queue, type, priority and error class"
+                rows={d.groups}
+                columns={groupColumns}
+                rowKey={groupKey}
+                defaultSort={{ header: 'Count', dir: 'descending' }}
+                rowNav={{
+                  label: (g) =>
+                    `${num(g.count)} dead letters: ${g.queue}, ${g.task_type}, ${g.priority}, ${g.error_class}`,
+                  open: (g) =>
+                    update({ queue: g.queue, type: g.task_type, priority: g.priority, class: g.error_class }),
+                  openLabel: 'show only the dead letters of the group',
+                }}
+              />
             </Card>
           )
         }
@@ -326,7 +347,13 @@ export function DlqPage() {
             <Card
               title={`Jobs${matchingCount === null ? '' : ` (${num(matchingCount)} matching)`}, newest first — page ${history.length + 1}`}
             >
-              <DataTable rows={d.items} columns={jobColumns} rowKey={jobKey} />
+              <DataTable
+                caption="Dead letters, newest first"
+                rows={d.items}
+                columns={jobColumns}
+                rowKey={jobKey}
+                rowNav={rows.rowNav}
+              />
               <Pager
                 onPrev={
                   history.length

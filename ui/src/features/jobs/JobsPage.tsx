@@ -21,6 +21,7 @@ import { useJob } from './api/get-job'
 import { type BulkByFilter, useBulk, useBulkByFilter } from './api/job-actions'
 import { useJobs } from './api/list-jobs'
 import { useJobSearch } from './api/search-jobs'
+import { useJobRowNav } from './job-row-nav'
 
 export function JobsPage() {
   const { get, update } = useUrlParams()
@@ -47,6 +48,7 @@ export function JobsPage() {
   const [rate, setRate] = useState('100')
   const [bulkJob, setBulkJob] = useState<(JobRef & { action: string; count: number | null }) | null>(null)
   const navigate = useNavigate()
+  const rows = useJobRowNav({ selected, onSelect: setSelected, onNotice: setNotice })
 
   /** Changes one parameter and clears the selection; a new filter starts from the first page. */
   const set = (k: string, v: string | undefined) => {
@@ -257,13 +259,16 @@ export function JobsPage() {
       {bulkJob && <BulkProgress job={bulkJob} onClose={() => setBulkJob(null)} />}
       {!term && list.data && <ListSummary page={list.data} where={filters.where} />}
 
+      {rows.dialog}
       <QueryState
         query={term ? search : list}
         loading="Loading jobs"
         isEmpty={(d) => !d.items.length}
         empty={term ? `No job with id or idempotency key “${term}”.` : 'No jobs match these filters.'}
       >
-        {(d) => <DataTable rows={d.items} columns={columns} rowKey={jobKey} />}
+        {(d) => (
+          <DataTable caption="Jobs" rows={d.items} columns={columns} rowKey={jobKey} rowNav={rows.rowNav} />
+        )}
       </QueryState>
       {!term && (
         <Pager

@@ -246,7 +246,12 @@ function History({ name }: { name: string }) {
         empty="No fires yet."
       >
         {(d) => (
-          <DataTable rows={d.history} columns={columns} rowKey={(h) => `${h.at}-${h.job_id ?? h.outcome}`} />
+          <DataTable
+            caption="Fire history"
+            rows={d.history}
+            columns={columns}
+            rowKey={(h) => `${h.at}-${h.job_id ?? h.outcome}`}
+          />
         )}
       </QueryState>
     </Card>
@@ -335,7 +340,7 @@ export function SchedulesPage() {
           isEmpty={(d) => !d.items.length}
           empty="No schedules yet: create one below."
         >
-          {(d) => <DataTable rows={d.items} columns={columns} rowKey={(s) => s.name} />}
+          {(d) => <DataTable caption="Schedules" rows={d.items} columns={columns} rowKey={(s) => s.name} />}
         </QueryState>
       </Card>
       <Card title={editing ? `Edit schedule ${editing.name}` : 'New schedule'}>

@@ -338,7 +338,14 @@ export function SearchPage() {
         isEmpty={(d) => !d.items.length}
         empty="No job matches these filters."
       >
-        {(d) => <DataTable rows={d.items} columns={columns} rowKey={(i) => `${i.source}:${jobKey(i.job)}`} />}
+        {(d) => (
+          <DataTable
+            caption="Search results"
+            rows={d.items}
+            columns={columns}
+            rowKey={(i) => `${i.source}:${jobKey(i.job)}`}
+          />
+        )}
       </QueryState>
       {search.hasNextPage && (
         <nav className="pager" aria-label="more results">

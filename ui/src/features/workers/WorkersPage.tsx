@@ -1,6 +1,8 @@
-/** Live workers: host, pid, queues, concurrency, active, processed, failed, heartbeat, state. */
+/** Live workers: host, pid, queues, concurrency, active, processed, failed, heartbeat, state; each links to its page. */
 import type { WorkerDto } from '@dtq/app/schemas'
 import { useState } from 'react'
+import { Link, useNavigate } from 'react-router'
+import { useConfirm } from '../../components/confirm'
 import { type Column, DataTable } from '../../components/DataTable'
 import { QueryState } from '../../components/QueryState'
 import { Card, ConfirmButton, ErrorBox, StateBadge } from '../../components/ui'
@@ -32,7 +34,7 @@ function PauseButton({
 }
 
 /** Changes a worker's concurrency after a confirmation; running jobs go on (ADR 0020). */
-function ConcurrencyButton({ worker: w, disabled }: { worker: WorkerDto; disabled: boolean }) {
+export function ConcurrencyButton({ worker: w, disabled }: { worker: WorkerDto; disabled: boolean }) {
   const set = useWorkerConcurrency()
   const [n, setN] = useState(String(w.concurrency))
   const value = Number(n)
@@ -69,9 +71,16 @@ export function WorkersPage() {
   const q = useWorkers()
   const cmd = useWorkerCommand()
   const { can } = useAuth()
+  const navigate = useNavigate()
+  const { ask, dialog } = useConfirm()
   const columns: Column<WorkerDto>[] = [
-    { header: 'Worker', className: 'mono', cell: (w) => w.id },
-    { header: 'Host', cell: (w) => w.host },
+    {
+      header: 'Worker',
+      className: 'mono',
+      cell: (w) => <Link to={`/workers/${encodeURIComponent(w.id)}`}>{w.id}</Link>,
+      sortValue: (w) => w.id,
+    },
+    { header: 'Host', cell: (w) => w.host, sortValue: (w) => w.host },
     { header: 'PID', cell: (w) => w.pid },
     { header: 'Queues', cell: (w) => w.queues.join(', ') },
     {
@@ -81,11 +90,12 @@ export function WorkersPage() {
           {w.active} / {w.concurrency}
         </>
       ),
+      sortValue: (w) => w.active,
     },
-    { header: 'Processed', cell: (w) => num(w.processed) },
-    { header: 'Failed', cell: (w) => num(w.failed) },
+    { header: 'Processed', cell: (w) => num(w.processed), sortValue: (w) => w.processed },
+    { header: 'Failed', cell: (w) => num(w.failed), sortValue: (w) => w.failed },
     { header: 'Heartbeat', cell: (w) => ago(w.heartbeat_at) },
-    { header: 'State', cell: (w) => <StateBadge state={w.state} /> },
+    { header: 'State', cell: (w) => <StateBadge state={w.state} />, sortValue: (w) => w.state },
     {
       header: 'Actions',
       hideHeader: true,
@@ -114,6 +124,7 @@ export function WorkersPage() {
   return (
     <Card title="Workers">
       {cmd.error && <ErrorBox error={cmd.error} />}
+      {dialog}
       <QueryState
         query={q}
         loading="Loading workers"
@@ -124,7 +135,52 @@ export function WorkersPage() {
           </>
         }
       >
-        {(d) => <DataTable rows={d.items} columns={columns} rowKey={(w) => w.id} />}
+        {(d) => (
+          <DataTable
+            caption="Live workers"
+            rows={d.items}
+            columns={columns}
+            rowKey={(w) => w.id}
+            defaultSort={{ header: 'Worker', dir: 'ascending' }}
+            rowNav={{
+              label: (w) => `worker ${w.id}, ${w.state}, ${w.active} of ${w.concurrency} running`,
+              open: (w) => navigate(`/workers/${encodeURIComponent(w.id)}`),
+              openLabel: 'open the worker',
+              keys: can('admin')
+                ? [
+                    {
+                      key: 'p',
+                      label: 'pause or resume the worker (confirmed)',
+                      run: (w) => {
+                        const command = w.state === 'paused' ? 'resume' : 'pause'
+                        ask({
+                          title: `${command === 'pause' ? 'Pause' : 'Resume'} worker ${w.id}`,
+                          body:
+                            command === 'pause'
+                              ? 'The worker takes no new jobs; the ones it runs go on.'
+                              : 'The worker takes jobs again.',
+                          confirmLabel: command === 'pause' ? 'Pause' : 'Resume',
+                          onConfirm: () => cmd.mutateAsync({ id: w.id, command }).catch(() => {}),
+                        })
+                      },
+                    },
+                    {
+                      key: 'd',
+                      label: 'drain the worker (confirmed)',
+                      run: (w) =>
+                        ask({
+                          title: `Drain worker ${w.id}`,
+                          body: 'The worker takes no new jobs, finishes what it runs, then stops.',
+                          confirmLabel: 'Drain',
+                          danger: true,
+                          onConfirm: () => cmd.mutateAsync({ id: w.id, command: 'drain' }).catch(() => {}),
+                        }),
+                    },
+                  ]
+                : [],
+            }}
+          />
+        )}
       </QueryState>
     </Card>
   )

@@ -1,4 +1,4 @@
-import type { WorkerDto } from '@dtq/app/schemas'
+import type { WorkerDetailDto, WorkerDto } from '@dtq/app/schemas'
 import { queryOptions, useQuery } from '@tanstack/react-query'
 import { api } from '../../../lib/api'
 import { useLive } from '../../../lib/live'
@@ -14,6 +14,17 @@ export const listWorkersOptions = (pollMs: number | false) =>
   })
 
 export const useWorkers = () => useQuery(listWorkersOptions(useLive().pollMs))
+
+/** One worker with its running jobs, rates and latest failures (GET /workers/{id}): polls like the list. */
+export const useWorker = (id: string) => {
+  const { pollMs } = useLive()
+  return useQuery({
+    queryKey: [...queryKeys.workers, id],
+    queryFn: ({ signal }) => api<WorkerDetailDto>(`/workers/${encodeURIComponent(id)}`, { signal }),
+    refetchInterval: pollMs || 2000,
+    retry: false,
+  })
+}
 
 export type WorkerCommand = 'pause' | 'resume' | 'drain'
 
