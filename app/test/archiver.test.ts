@@ -233,7 +233,24 @@ describe('archiving', () => {
     expect(before).toMatchObject({ enabled: true, backlog: expect.any(Number) })
     expect(before.backlog).toBeGreaterThan(0)
     expect(before.lag_ms).toBeGreaterThanOrEqual(0)
+    // /metrics: the backlog per queue (ADR 0031), in every queue's own slot.
+    const metrics = async () => (await api.app.inject({ url: '/metrics', headers: bearer('read') })).body
+    const series = (body: string, name: string) =>
+      new Map(
+        [...body.matchAll(new RegExp(`^${name}\\{queue="([^"]+)"\\} (\\S+)$`, 'gm'))].map((m) => [
+          m[1]!,
+          Number(m[2]),
+        ]),
+      )
+    let body = await metrics()
+    const backlog = series(body, 'dtq_archive_backlog')
+    expect([...backlog.keys()].sort()).toEqual([...queues].sort())
+    expect([...backlog.values()].reduce((x, y) => x + y, 0)).toBe(before.backlog)
+    expect([...series(body, 'dtq_archive_oldest_age_seconds').values()].every((v) => v > 0)).toBe(true)
     await drain(a)
+    body = await metrics()
+    expect([...series(body, 'dtq_archive_backlog').values()]).toEqual(queues.map(() => 0))
+    expect([...series(body, 'dtq_archive_oldest_age_seconds').values()]).toEqual(queues.map(() => 0))
     const r = await rows(k, 'SELECT queue, count(*)::int AS n FROM $S.jobs GROUP BY queue ORDER BY queue')
     expect(r).toEqual([...queues].sort().map((queue) => ({ queue, n: 21 })))
     await a.cycle(Date.now() + 10_000) // its report is written

@@ -41,6 +41,8 @@ const NICE = process.argv.includes('--nice')
 const PIN = process.argv.includes('--pin')
 const CLI = new URL('../../app/src/cli/main.ts', import.meta.url).pathname
 const TARGET = 0.1
+/** Redis's CPU when idle (serverCron, clients' polling), µs per second: taken off every figure. */
+let IDLE_US_PER_S = 0
 
 /** A process's CPU time so far (user + sys, all its threads), µs; 0 when it is gone. */
 function procCpuUs(pid: number): number {
@@ -215,7 +217,7 @@ async function run(cfg: Config, i: number, mode: Mode, db: Db): Promise<RunResul
   const secs = (performance.now() - t0) / 1000
   const me = process.cpuUsage(me0)
   const s = await commandStats(q)
-  const cpuUs = (await redisCpuUs(q)) - cpu0
+  const cpuUs = (await redisCpuUs(q)) - cpu0 - IDLE_US_PER_S * secs
   const out: RunResult = {
     byCommand: Object.fromEntries(Object.entries(s.usec).map(([k, v]) => [k, v / JOBS])),
     rate: JOBS / secs,
@@ -225,9 +227,11 @@ async function run(cfg: Config, i: number, mode: Mode, db: Db): Promise<RunResul
   await w.close()
   if (archiver) {
     let cpu1 = cpu0
+    let t1 = t0
     if (mode === 'held') {
       await q.redis.config('RESETSTAT')
       cpu1 = await redisCpuUs(q)
+      t1 = performance.now()
       process.kill(archiver.pid!, 'SIGCONT')
     }
     // Until every job is in PostgreSQL (the archive stream empty).
@@ -237,11 +241,11 @@ async function run(cfg: Config, i: number, mode: Mode, db: Db): Promise<RunResul
     if (mode === 'held') {
       const cs = await commandStats(q)
       out.catchUpByCommand = Object.fromEntries(Object.entries(cs.usec).map(([k, v]) => [k, v / JOBS]))
-      out.catchUpRedisUs = (cpuEnd - cpu1) / JOBS
+      out.catchUpRedisUs = (cpuEnd - cpu1 - (IDLE_US_PER_S * (performance.now() - t1)) / 1000) / JOBS
     } else {
       out.archiveRate = (await rowsIn(db.url, schema)) / done
     }
-    out.redisUsPerJobArchived = (cpuEnd - cpu0) / JOBS
+    out.redisUsPerJobArchived = (cpuEnd - cpu0 - IDLE_US_PER_S * done) / JOBS
     clearInterval(pinning)
     out.archiverUsPerJob = (procCpuUs(archiver.pid!) - arch0) / JOBS
     out.pgUsPerJob = [...pgPids].reduce((n, pid) => n + procCpuUs(pid), 0) / JOBS
@@ -283,6 +287,18 @@ try {
     probe.disconnect()
     pin(process.pid, 0)
   }
+  {
+    const probe = new Redis(cfg.redisUrl)
+    const cpu = async () => {
+      const info = await probe.info('cpu')
+      const v = (k: string) => Number(new RegExp(`${k}:([\\d.]+)`).exec(info)?.[1] ?? 0)
+      return (v('used_cpu_user') + v('used_cpu_sys')) * 1e6
+    }
+    const c0 = await cpu()
+    await sleep(SMOKE ? 1000 : 3000)
+    IDLE_US_PER_S = ((await cpu()) - c0) / (SMOKE ? 1 : 3)
+    probe.disconnect()
+  }
   await withDatabase(async (db) => {
     const res: Record<Mode, RunResult[]> = { off: [], on: [], held: [] }
     const modes: Mode[] = ['off', 'on', 'held']
@@ -300,7 +316,7 @@ try {
       a.map((x, k) => f(x) / f(b[k]!))
     const cost = (x: RunResult) => (x.redisUsPerJobArchived ?? x.redisUsPerJob) + x.workerUsPerJob
     console.log(
-      `archive: one Worker (concurrency 100, no-op handler) draining ${JOBS} jobs; ${RUNS} round(s) of off / on / held (on: a dtq archiver process writing to PostgreSQL beside it${NICE ? ', nice 19' : ''}${PIN ? '; Redis and the worker pinned to CPU 0, the archiver and its PostgreSQL backends to CPU 1' : ''}); medians (min-max)`,
+      `archive: one Worker (concurrency 100, no-op handler) draining ${JOBS} jobs; ${RUNS} round(s) of off / on / held (on: a dtq archiver process writing to PostgreSQL beside it${NICE ? ', nice 19' : ''}${PIN ? '; Redis and the worker pinned to CPU 0, the archiver and its PostgreSQL backends to CPU 1' : ''}); medians (min-max); Redis figures net of its idle CPU (${(IDLE_US_PER_S / 1000).toFixed(1)} ms/s)`,
     )
     line('engine jobs/s, off', fmt(per(off, (x) => x.rate)))
     line('engine jobs/s, on', fmt(per(on, (x) => x.rate)))
