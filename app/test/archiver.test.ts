@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { Archiver } from '../src/history/archiver.ts'
 import { createPool, History, migrate, type Pool } from '../src/history/db.ts'
 import { historyRows, type JobRow } from '../src/history/rows.ts'
+import { archiveBacklogs } from '../src/http/archive-metrics.ts'
 import { F } from '../src/queue/job.ts'
 import { ArchiveStore } from '../src/redis/archive.ts'
 import { setLibraryOptions } from '../src/redis/scripts.ts'
@@ -232,7 +233,24 @@ describe('archiving', () => {
     expect(before).toMatchObject({ enabled: true, backlog: expect.any(Number) })
     expect(before.backlog).toBeGreaterThan(0)
     expect(before.lag_ms).toBeGreaterThanOrEqual(0)
+    // /metrics: the backlog per queue (ADR 0031), in every queue's own slot.
+    const metrics = async () => (await api.app.inject({ url: '/metrics', headers: bearer('read') })).body
+    const series = (body: string, name: string) =>
+      new Map(
+        [...body.matchAll(new RegExp(`^${name}\\{queue="([^"]+)"\\} (\\S+)$`, 'gm'))].map((m) => [
+          m[1]!,
+          Number(m[2]),
+        ]),
+      )
+    let body = await metrics()
+    const backlog = series(body, 'dtq_archive_backlog')
+    expect([...backlog.keys()].sort()).toEqual([...queues].sort())
+    expect([...backlog.values()].reduce((x, y) => x + y, 0)).toBe(before.backlog)
+    expect([...series(body, 'dtq_archive_oldest_age_seconds').values()].every((v) => v > 0)).toBe(true)
     await drain(a)
+    body = await metrics()
+    expect([...series(body, 'dtq_archive_backlog').values()]).toEqual(queues.map(() => 0))
+    expect([...series(body, 'dtq_archive_oldest_age_seconds').values()]).toEqual(queues.map(() => 0))
     const r = await rows(k, 'SELECT queue, count(*)::int AS n FROM $S.jobs GROUP BY queue ORDER BY queue')
     expect(r).toEqual([...queues].sort().map((queue) => ({ queue, n: 21 })))
     await a.cycle(Date.now() + 10_000) // its report is written
@@ -524,6 +542,109 @@ describe('nothing is lost before it is archived', () => {
     await b.queue.store.pruneCompleted('default')
     expect((await b.keys()).filter((x) => x.includes(':job:'))).toEqual([])
   }, 30_000)
+})
+
+/** Adds n jobs, finishes them with a worker on `clock`, then stops it; returns their ids. */
+async function finishWith(clock: { now(): number }, n: number): Promise<string[]> {
+  const ids = (
+    await b!.queue.addBulk(Array.from({ length: n }, (_, i) => ({ task_type: 'echo', payload: { i } })))
+  ).map((r) => r.job.id)
+  const w = b!.worker({}, { clock })
+  await w.start()
+  await waitFor(async () =>
+    (await Promise.all(ids.map((id) => b!.queue.getJob(id)))).every((j) => j?.state === 'completed'),
+  )
+  await w.close()
+  return ids
+}
+
+/** The archive entries of the queue not in `seen`. */
+async function newEntries(seen: Set<string>): Promise<string[]> {
+  const all = (await b!.redis.xrange(b!.queue.store.keys.archive('default'), '-', '+')) as Array<
+    [string, string[]]
+  >
+  const out = all.map(([id]) => id).filter((id) => !seen.has(id))
+  for (const id of out) seen.add(id)
+  return out
+}
+
+describe('the watermark (ADR 0031)', () => {
+  it('retention reaches exactly the jobs of acknowledged entries, and holds jobs ended on a lagging clock', async () => {
+    let skew = 0
+    b = await setup({ config: { completedRetentionS: 1 }, clock: { now: () => Date.now() + skew } })
+    const k = await kit(b)
+    await b.queue.add('echo', {})
+    await k.archiver().scan()
+    const real = { now: () => Date.now() }
+    const seen = new Set<string>()
+    const a = await finishWith(real, 30) // (with the first job)
+    const entriesA = await newEntries(seen)
+    const bIds = await finishWith(real, 30)
+    const entriesB = await newEntries(seen)
+    const exists = async (ids: string[]) =>
+      (await Promise.all(ids.map((id) => b!.redis.exists(b!.queue.store.keys.job('default', id))))).filter(
+        (x) => x === 1,
+      ).length
+    // Two minutes on, everything is past its retention; only what is archived may go.
+    const prune = async () => {
+      skew = 120_000
+      await b!.queue.store.pruneCompleted('default')
+      skew = 0
+    }
+    await prune()
+    expect(await exists([...a, ...bIds])).toBe(60)
+    await k.store.ack('default', entriesA, [])
+    await prune()
+    expect(await exists(a)).toBe(0) // archived: retention applies
+    expect(await exists(bIds)).toBe(30)
+    let bl = (await archiveBacklogs(b.queue.store, ['default'], Date.now()))[0]!
+    expect(bl.entries).toBe(entriesB.length)
+    expect(bl.oldestAgeS).toBeGreaterThan(0)
+    expect(bl.oldestAgeS).toBeLessThan(30)
+    // C ends on a clock 30 s behind Redis's: its jobs' ends are older than B's, though its
+    // entries come after B's in the stream (whose ids are Redis's time). B archived: C's jobs
+    // stay (and B's with them, the watermark being C's oldest end) -- a watermark taken from the
+    // stream's oldest entry id would have let retention drop C unarchived.
+    const c = await finishWith({ now: () => Date.now() - 30_000 }, 30)
+    const entriesC = await newEntries(seen)
+    bl = (await archiveBacklogs(b.queue.store, ['default'], Date.now()))[0]!
+    expect(bl.oldestAgeS).toBeGreaterThanOrEqual(29)
+    await k.store.ack('default', entriesB, [])
+    skew = 5000 // past C's retention on any clock, not past B's by the stream's ids
+    await b.queue.store.pruneCompleted('default')
+    skew = 0
+    expect(await exists(c)).toBe(30)
+    await k.store.ack('default', entriesC, [])
+    await prune()
+    expect(await exists([...bIds, ...c])).toBe(0)
+    bl = (await archiveBacklogs(b.queue.store, ['default'], Date.now()))[0]!
+    expect(bl).toEqual({ queue: 'default', entries: 0, oldestAgeS: 0 })
+  }, 60_000)
+
+  it('with a completed retention of 0, a completed job waits in its index for the archive, then goes', async () => {
+    b = await setup({ config: { completedRetentionS: 0 } })
+    const k = await kit(b)
+    await b.queue.add('echo', {})
+    await k.archiver().scan()
+    const ids = await finishWith({ now: () => Date.now() }, 50)
+    const jobKeys = async () => (await b!.keys()).filter((x) => x.includes(':job:')).length
+    expect(await jobKeys()).toBe(51)
+    await b.queue.store.pruneCompleted('default')
+    expect(await jobKeys()).toBe(51)
+    const a = k.archiver()
+    await drain(a)
+    expect((await rowCounts(k)).size).toBe(51)
+    expect(await jobKeys()).toBe(0) // deleted by archive_ack, as retention 0 says
+    expect(await b.redis.zcard(b.queue.store.keys.index('default', 'completed'))).toBe(0)
+    // Switched off with jobs still held: they are deleted then.
+    await k.store.enable('default')
+    await finishWith({ now: () => Date.now() }, 20)
+    expect(await jobKeys()).toBe(20)
+    await k.store.disable('default')
+    expect(await jobKeys()).toBe(0)
+    expect(await b.redis.exists(b.queue.store.keys.archiveAt('default'))).toBe(0)
+    expect(ids.length).toBe(50)
+  }, 60_000)
 })
 
 describe('the CLI', () => {

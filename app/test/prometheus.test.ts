@@ -49,17 +49,22 @@ describe.skipIf(MISSING && !process.env.CI)('promtool: the shipped config and ru
       const cfg = adaptConfig(dir, '127.0.0.1:1', 15)
       const full = promtool('check', 'config', cfg)
       expect(full.status, full.stdout + full.stderr).toBe(0)
-      expect(full.stdout).toMatch(/SUCCESS: 1 rule files found/)
+      expect(full.stdout).toMatch(/SUCCESS: 2 rule files found/)
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
     const rules = promtool('check', 'rules', 'docker/prometheus/rules/dtq.rules.yml')
     expect(rules.status, rules.stdout + rules.stderr).toBe(0)
     expect(rules.stdout).toMatch(/SUCCESS: 6 rules found/)
+    const archive = promtool('check', 'rules', 'docker/prometheus/rules/archive.rules.yml')
+    expect(archive.status, archive.stdout + archive.stderr).toBe(0)
+    expect(archive.stdout).toMatch(/SUCCESS: 1 rules found/)
   })
 
   it('passes the rules unit tests: every alert fires on its case and not on the others', () => {
-    const tests = readFileSync(join(DOCKER, 'prometheus/tests/dtq.rules.test.yml'), 'utf8')
+    const tests = ['dtq', 'archive']
+      .map((f) => readFileSync(join(DOCKER, `prometheus/tests/${f}.rules.test.yml`), 'utf8'))
+      .join('\n')
     for (const alert of ALERTS) expect(tests, alert).toContain(`alertname: ${alert}`)
     const r = promtool('test', 'rules', 'docker/prometheus/tests/dtq.rules.test.yml')
     expect(r.status, r.stdout + r.stderr).toBe(0)
@@ -93,6 +98,42 @@ describe.skipIf(MISSING && !process.env.CI)('promtool: the shipped config and ru
           encoding: 'utf8',
         })
         expect(r.status, `weakened rule passed: ${from}`).not.toBe(0)
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+// The history archiver's alert (ADR 0031), in a rules file of its own.
+describe.skipIf(MISSING && !process.env.CI)('promtool: the archive rules', () => {
+  it('fires when the oldest unarchived job is over 10 minutes old for 5m, not on a young backlog; a weakened rule fails the tests', () => {
+    const r = promtool('test', 'rules', 'docker/prometheus/tests/archive.rules.test.yml')
+    expect(r.status, r.stdout + r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/SUCCESS/)
+    const dir = mkdtempSync(join(tmpdir(), 'dtq-promarch-'))
+    try {
+      const rules = readFileSync(join(DOCKER, 'prometheus/rules/archive.rules.yml'), 'utf8')
+      mkdirSync(join(dir, 'rules'))
+      mkdirSync(join(dir, 'tests'))
+      writeFileSync(
+        join(dir, 'tests/t.yml'),
+        readFileSync(join(DOCKER, 'prometheus/tests/archive.rules.test.yml'), 'utf8'),
+      )
+      for (const [from, to] of [
+        ['> 600', '> 6000'], // never fires
+        ['for: 5m', 'for: 0m'], // fires on a short delay
+        [
+          'max by (queue) (dtq_archive_oldest_age_seconds)',
+          'sum by (queue) (dtq_archive_oldest_age_seconds)',
+        ],
+      ] as const) {
+        expect(rules, from).toContain(from)
+        writeFileSync(join(dir, 'rules/archive.rules.yml'), rules.replace(from, to))
+        const t = spawnSync(PROMTOOL ?? 'promtool', ['test', 'rules', join(dir, 'tests/t.yml')], {
+          encoding: 'utf8',
+        })
+        expect(t.status, `weakened rule passed: ${from}`).not.toBe(0)
       }
     } finally {
       rmSync(dir, { recursive: true, force: true })
@@ -168,6 +209,7 @@ const ALERTS = [
   'DTQTaskFailureRateHigh',
   'DTQRedisUnreachable',
   'DTQApiDown',
+  'DTQArchiveFallingBehind', // archive.rules.yml
 ]
 
 /**

@@ -8,6 +8,7 @@ import type { Registry } from 'prom-client'
 import { isRedisUnreachable } from '../errors.ts'
 import type { Queue } from '../queue/queue.ts'
 import { alertMetrics } from './alert-metrics.ts'
+import { archiveMetrics } from './archive-metrics.ts'
 import { engineMetrics, Text } from './metrics.ts'
 
 export async function scrapeMetrics(queue: Queue, registry: Registry): Promise<string> {
@@ -20,7 +21,10 @@ export async function scrapeMetrics(queue: Queue, registry: Registry): Promise<s
       queue.store.queues(),
       alertMetrics(queue.alerts), // the alerts' block (ADR 0025)
     ])
-    engine = engineMetrics(stats.queues, workers, await queue.limits.views(names)) + alerts
+    engine =
+      engineMetrics(stats.queues, workers, await queue.limits.views(names)) +
+      alerts +
+      (await archiveMetrics(queue.store, names, queue.clock.now())) // the archiver's backlog (ADR 0031)
   } catch (err) {
     if (!isRedisUnreachable(err)) throw err
     engine = ''

@@ -155,19 +155,23 @@ export class ArchiveStore extends StoreBase {
   }
 
   /**
-   * After the commit: acknowledges and deletes the entries, and lets go of the holds of the jobs
-   * archived as they are now (`written`: id, finished_at and state as written).
+   * After the commit: acknowledges and deletes the entries (which moves the watermark past the
+   * completed jobs they held: ADR 0031), and lets go of the holds of the failed and cancelled
+   * jobs archived as they are now (`written`: id, finished_at and state as written; completed
+   * ones are only counted, they need no per-job work).
    */
   async ack(
     queue: string,
     entries: readonly string[],
     written: ReadonlyArray<readonly [string, string, string]>,
   ): Promise<number> {
+    const held = written.filter((w) => w[2] !== 'completed')
     return this.run<number>('archive_ack', queue, [
       entries.length,
       ...entries,
-      written.length,
-      ...written.flat(),
+      held.length,
+      ...held.flat(),
+      written.length - held.length,
     ])
   }
 

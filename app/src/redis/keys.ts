@@ -50,6 +50,8 @@ export const QUEUE_KEY = {
   /** Finished jobs for the archiver (stream, group `archiver`) and its switch (ADR 0027). */
   archive: ':archive',
   archive_on: ':archive:on',
+  /** The archive stream's unacknowledged entries scored by their jobs' end: the watermark (ADR 0031). */
+  archive_at: ':archive:at',
 } as const
 
 /** The key spellings and shared constants for the Lua library (see scripts.ts). */
@@ -129,6 +131,10 @@ export class Keys {
   /** Present while the queue is archived: the finishing scripts read it (ADR 0027). */
   archiveOn(queue: string): string {
     return this.base(queue) + QUEUE_KEY.archive_on
+  }
+  /** The archive's unacknowledged entries by the time their jobs ended: retention's watermark (ADR 0031). */
+  archiveAt(queue: string): string {
+    return this.base(queue) + QUEUE_KEY.archive_at
   }
   /** Queue settings: paused flag. */
   meta(queue: string): string {

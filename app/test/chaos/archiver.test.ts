@@ -72,7 +72,11 @@ async function scenario(unsafe: boolean): Promise<Run> {
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ task_type: 'echo', payload: {}, job_id: 'first' }),
   })
-  await waitFor(async () => (await sys.redis.exists(keys.archiveOn(Q))) === 1, { what: 'archiving on' })
+  // (The processes' start: up to a minute on a loaded machine.)
+  await waitFor(async () => (await sys.redis.exists(keys.archiveOn(Q))) === 1, {
+    what: 'archiving on',
+    timeoutMs: 60_000,
+  })
   const load = new LoadGenerator(url, job, 100)
   const running = load.run()
   const rounds = FULL ? 6 : 1

@@ -28,7 +28,7 @@ if not meta[2] then
 end
 if NOW - tonumber(meta[2]) < idle_ms then return 0 end
 local dels = { k_events, k_stats, base .. K_TYPES, base .. K_CLASSES, meta_key, base .. K_DEADLINES,
-  base .. K_ARCHIVE, base .. K_ARCHIVE_ON }
+  base .. K_ARCHIVE, base .. K_ARCHIVE_ON, base .. K_ARCHIVE_AT }
 for _, prio in ipairs(PRIORITIES) do dels[#dels + 1] = k_stream(prio) end
 redis.call('DEL', unpack(dels))
 return 1

@@ -128,18 +128,28 @@ local function throughput(field)
   tp_incr[field] = (tp_incr[field] or 0) + 1
 end
 
--- Archiving (docs/decisions/0027): on in a queue while `<base>:archive:on` exists (the archiver
--- sets it). Read at most once per call, by calls that finish jobs or prune. While it is on, a
--- finished job is marked (F_ARCHIVE = its finished_at, NOW), its id goes to the archive stream at flush, and it is
--- held -- no TTL, no pruning -- until the archiver has written it to PostgreSQL (archive_ack).
+-- Archiving (docs/decisions/0027, 0031): on in a queue while `<base>:archive:on` exists (the
+-- archiver sets it). Read at most once per call, by calls that finish jobs or prune. While it is
+-- on, each finishing call's ids go to the archive stream at flush, that entry scored in
+-- `<base>:archive:at` by the time its jobs ended (NOW), and the jobs are held until the archiver
+-- has written them to PostgreSQL (archive_ack): a completed job by the watermark -- pruning
+-- stops below the lowest score of `archive:at` (arch_low), no per-job mark --, a failed or
+-- cancelled one by its mark (F_ARCHIVE = its finished_at) and no TTL.
 -- ARCHIVE_HOLD is false only in the negative control (DTQ_UNSAFE=no-archive-hold).
 local function arch_on()
   if ARCH == nil then ARCH = redis.call('EXISTS', base .. K_ARCHIVE_ON) == 1 end
   return ARCH
 end
 
--- A finished job's HSET (every caller sets F_FINISHED_AT to NOW): with the archive mark when
--- archiving is on (no extra call). The mark is the end's time: archive_ack releases only that end.
+-- The watermark: when the oldest unarchived end happened (ms), nil when everything is archived.
+local function arch_low()
+  local r = redis.call('ZRANGE', base .. K_ARCHIVE_AT, 0, 0, 'WITHSCORES')
+  return r[2] and tonumber(r[2])
+end
+
+-- A failed or cancelled job's HSET (every caller sets F_FINISHED_AT to NOW): with the archive
+-- mark when archiving is on (no extra call). The mark is the end's time: archive_ack releases
+-- only that end. (A completed job is held by the watermark instead: no mark.)
 local function finish_hset(jk, ...)
   if arch_on() then return redis.call('HSET', jk, F_ARCHIVE, NOW_S, ...) end
   return redis.call('HSET', jk, ...)
@@ -287,10 +297,11 @@ local function flush()
     local jobs = table.concat(g, ' ', 3)
     redis.call('XADD', k_events, 'MAXLEN', '~', math.max(1, math.floor(EVENTS_MAX / n)), '*',
       'job', jobs, 'event', g[1], 'type', g[2])
-    -- Finished jobs, for the archiver: never trimmed, each entry deleted when it acknowledges it.
+    -- Finished jobs, for the archiver: never trimmed, each entry deleted when it acknowledges it;
+    -- scored by their end in the watermark's set (ADR 0031).
     local ev = g[1]
     if (ev == 'completed' or ev == 'failed' or ev == 'cancelled') and arch_on() then
-      redis.call('XADD', base .. K_ARCHIVE, '*', 'job', jobs, 'event', ev)
+      redis.call('ZADD', base .. K_ARCHIVE_AT, NOW, redis.call('XADD', base .. K_ARCHIVE, '*', 'job', jobs, 'event', ev))
     end
   end
 end

@@ -9,32 +9,30 @@
 -- gone). Every call that completes jobs runs it first (for up to twice as many as it completes,
 -- so removal keeps pace with completion); the janitor runs it for queues gone quiet.
 local function prune_completed(limit)
-  if COMPLETED_TTL <= 0 or limit <= 0 then return 0 end
+  -- While the queue is archived, retention stops at the watermark: a job whose end the archiver
+  -- has not written yet stays, with its index entry (ADR 0031; with a retention of 0 the
+  -- completed jobs wait in the index for it). One read per call, none per job.
+  local hold = ARCHIVE_HOLD and arch_on()
+  if limit <= 0 or (COMPLETED_TTL <= 0 and not hold) then return 0 end
+  local bound = NOW - COMPLETED_TTL * 1000
+  if hold then
+    local low = arch_low()
+    if low and low < bound then bound = low end
+  end
   local idx = k_idx('completed')
-  local old = redis.call('ZRANGE', idx, '-inf', string.format('(%d', NOW - COMPLETED_TTL * 1000), 'BYSCORE',
-    'LIMIT', 0, limit)
+  local old = redis.call('ZRANGE', idx, '-inf', string.format('(%d', bound), 'BYSCORE', 'LIMIT', 0, limit)
   if #old == 0 then return 0 end
   local dels = {}
-  -- While the queue is archived, a job the archiver has not written yet stays (with its index
-  -- entry): retention waits for the archive (ADR 0027). Returns how many entries went.
-  local hold = ARCHIVE_HOLD and arch_on()
-  local gone = old
-  if hold then gone = {} end
   for _, id in ipairs(old) do
     local jk = k_job(id)
-    local st, ar
-    if hold then st, ar = unpack(redis.call('HMGET', jk, F_STATE, F_ARCHIVE)) else st = redis.call('HGET', jk, F_STATE) end
-    if not ar then
-      if hold then gone[#gone + 1] = id end
-      if st == 'completed' then
-        dels[#dels + 1] = jk
-        dels[#dels + 1] = k_logs(id)
-      end
+    if redis.call('HGET', jk, F_STATE) == 'completed' then
+      dels[#dels + 1] = jk
+      dels[#dels + 1] = k_logs(id)
     end
   end
   for i = 1, #dels, 1000 do redis.call('DEL', unpack(dels, i, math.min(i + 999, #dels))) end
-  if #gone > 0 then call_many('ZREM', idx, gone, 1000) end
-  return #gone
+  call_many('ZREM', idx, old, 1000)
+  return #old
 end
 
 -- A job with an idempotency key leaves its outcome in that key when it finishes ("<id>

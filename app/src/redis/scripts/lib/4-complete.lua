@@ -36,17 +36,20 @@ local function complete_jobs(at)
     else
       ack(h[4], h[3])
       -- No updated_at on the hot transitions: readers take the latest of the job's times.
-      finish_hset(jk, F_STATE, 'completed', F_RESULT, result, F_FINISHED_AT, NOW_S)
+      -- No archive mark: the watermark holds a completed job (ADR 0031); a retried job's mark of
+      -- an earlier (failed) end goes.
+      redis.call('HSET', jk, F_STATE, 'completed', F_RESULT, result, F_FINISHED_AT, NOW_S)
+      if (tonumber(h[8]) or 1) > 1 and arch_on() then redis.call('HDEL', jk, F_ARCHIVE) end
       if ih ~= '' then finish_keys(id, ih, 'completed') end
       if flow ~= '0' or (late and redis.call('SISMEMBER', base .. K_FLOW_LATE, id) == 1) then
         flow_outbox_of(id, 'completed', result)
       end
-      if COMPLETED_TTL > 0 then
+      -- (archived with a retention of 0: indexed until the archiver has it, then pruned)
+      if COMPLETED_TTL > 0 or (ARCHIVE_HOLD and arch_on()) then
         move_idx(id, 'active', 'completed')
       else
         fc_moved(id, 'active', 'completed') -- what move_idx would have told flow control
-        -- (archived: kept until the archiver has it, then deleted by archive_ack)
-        if not (ARCHIVE_HOLD and arch_on()) then redis.call('DEL', jk, k_logs(id)) end
+        redis.call('DEL', jk, k_logs(id))
       end
       bump_typed('completed', h[5])
       -- Completed on a later attempt than the first: a retry (or a rerun after a crash) succeeded.

@@ -1,11 +1,10 @@
 --[[
-  Part 7b of the prelude: a finished job's hold for the archiver let go (docs/decisions/0027) --
-  by archive_ack once the job is in PostgreSQL, by archive_off when archiving stops. It gets the
-  expiry it would have had at its end (counted from now): a failed or cancelled job its TTL, a
-  completed one goes back to pruning through its index (or is deleted now when the completed
-  retention is 0). The mark (F_ARCHIVE) holds the finished_at of the end it waits for: `fin`
-  and `st` are the finished_at and state the archiver wrote (nil: any end, read here) -- a job
-  that ended again since keeps its hold for its newer entry. One field read per job.
+  Part 7b of the prelude: a failed or cancelled job's hold for the archiver let go (docs/decisions/0027)
+  -- by archive_ack once the job is in PostgreSQL, by archive_off when archiving stops. It gets
+  the expiry it would have had at its end (counted from now). The mark (F_ARCHIVE) holds the
+  finished_at of the end it waits for: `fin` and `st` are the finished_at and state the archiver
+  wrote (nil: any end, read here) -- a job that ended again since keeps its hold for its newer
+  entry. One field read per job. (Completed jobs have no mark: the watermark holds them, ADR 0031.)
 ]]
 local function arch_release(id, fin, st)
   local jk = k_job(id)
@@ -21,7 +20,5 @@ local function arch_release(id, fin, st)
     expire_job(id, FAILED_TTL, FAILED_TTL_S, true)
   elseif st == 'cancelled' then
     expire_job(id, COMPLETED_TTL, COMPLETED_TTL_S, true)
-  elseif st == 'completed' and COMPLETED_TTL <= 0 then
-    redis.call('DEL', jk, k_logs(id))
   end
 end
