@@ -113,7 +113,7 @@ export function QueueTable({ queues }: { queues: QueueStatsDto[] }) {
         defaultSort={{ header: 'Queue', dir: 'ascending' }}
         rowNav={{
           label: (q) => `queue ${q.queue}, ${q.paused ? 'paused' : 'running'}`,
-          open: (q) => navigate(`/jobs?queue=${encodeURIComponent(q.queue)}`),
+          open: (q) => navigate(`/queues/${encodeURIComponent(q.queue)}`),
           openLabel: "open the queue's jobs",
           keys: can('admin')
             ? [
