@@ -100,7 +100,7 @@ test('a failing job retries, lands in Dead letters, and completes when retried f
     max_retries: 1,
   })
   await page.goto(`${base()}/dlq`)
-  const row = page.getByRole('row').filter({ hasText: id })
+  const row = page.getByRole('row').filter({ has: page.getByRole('link', { name: id, exact: true }) })
   await expect(row).toBeVisible({ timeout: 20_000 })
   await expect(page.getByRole('cell', { name: 'downstream unavailable' }).first()).toBeVisible()
   await page.screenshot({ path: `${SHOTS}/dead-letters.png`, fullPage: true })
@@ -172,7 +172,9 @@ test('a read-only token cannot mutate anything', async ({ page }) => {
   await expect(page.getByRole('button', { name: 'Cancel selected' })).toBeDisabled()
   await expect(page.getByRole('button', { name: 'Retry selected' })).toBeDisabled()
   await page.goto(`${base()}/dlq`)
-  await expect(page.getByRole('row').filter({ hasText: failed })).toBeVisible({ timeout: 15_000 })
+  await expect(
+    page.getByRole('row').filter({ has: page.getByRole('link', { name: failed, exact: true }) }),
+  ).toBeVisible({ timeout: 15_000 })
   for (const name of [
     'Retry all matching',
     'Retry selected',

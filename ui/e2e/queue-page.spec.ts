@@ -243,7 +243,9 @@ test('a queue with jobs and no live worker is flagged "no workers": queues list,
     const row = page.getByRole('row', { name: new RegExp(queue) })
     await expect(row.getByText('no workers')).toBeVisible()
     // A consumed queue is not flagged.
-    await expect(page.getByRole('row', { name: /^mail/ }).getByText('running', { exact: true })).toBeVisible()
+    await expect(
+      page.getByRole('row', { name: /^queue mail,/ }).getByText('running', { exact: true }),
+    ).toBeVisible()
 
     await page.goto(`${base()}/`)
     await expect(page.locator('.no-workers-note')).toContainText(queue)

@@ -45,7 +45,7 @@ test('an unknown lag shows as — on the queues page and the dashboard', async (
   await openWithUnknownLag(page)
   for (const path of ['/queues', '/']) {
     await page.goto(`${base()}${path}`)
-    const row = page.getByRole('row').filter({ has: page.getByText('default', { exact: true }) })
+    const row = page.getByRole('row', { name: /^queue default,/ })
     await expect(row).toBeVisible()
     const cells = row.getByRole('cell')
     // Waiting (h / n / l): the normal priority unknown; Lag (their sum): unknown.

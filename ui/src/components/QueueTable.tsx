@@ -112,7 +112,7 @@ export function QueueTable({ queues }: { queues: QueueStatsDto[] }) {
         rowKey={(q) => q.queue}
         defaultSort={{ header: 'Queue', dir: 'ascending' }}
         rowNav={{
-          label: (q) => `queue ${q.queue}, ${q.paused ? 'paused' : 'running'}`,
+          label: (q) => `queue ${q.queue}, ${q.paused ? 'paused' : q.no_workers ? 'no workers' : 'running'}`,
           open: (q) => navigate(`/queues/${encodeURIComponent(q.queue)}`),
           openLabel: "open the queue's jobs",
           keys: can('admin')

@@ -225,7 +225,7 @@ function DeadLetters({ q }: { q: QueueStatsDto }) {
       cell: (g) => (
         <Link
           to={`/dlq?${new URLSearchParams({ queue: g.queue, type: g.task_type, class: g.error_class, priority: g.priority })}`}
-          aria-label={`dead letters of ${g.task_type} ${g.error_class} (${g.priority})`}
+          aria-label={`show dead letters of ${g.task_type} ${g.error_class} (${g.priority})`}
         >
           show
         </Link>
