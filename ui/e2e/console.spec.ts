@@ -168,7 +168,7 @@ test('a read-only token cannot mutate anything', async ({ page }) => {
   await expect(page.getByRole('button', { name: 'Cancel', exact: true })).toBeDisabled()
   await expect(page.getByRole('button', { name: 'Retry' })).toBeDisabled()
   await page.goto(`${base()}/jobs`)
-  await page.getByRole('checkbox', { name: `select job ${waiting}`, exact: true }).check()
+  await page.getByRole('checkbox', { name: `select job ${waiting} in default`, exact: true }).check()
   await expect(page.getByRole('button', { name: 'Cancel selected' })).toBeDisabled()
   await expect(page.getByRole('button', { name: 'Retry selected' })).toBeDisabled()
   await page.goto(`${base()}/dlq`)
