@@ -359,14 +359,18 @@ describe('a lease that lapses while its handler runs, the job coming back to the
     const runs: string[] = []
     const tracked = async (job: { id: string; epoch: number }, ctx: { signal: AbortSignal }) => {
       runs.push(`${job.id} start ${job.epoch}`)
+      // Aborts count while the run is running: the listener goes when it ends (as a handler's
+      // should), so a signal aborted after the run returned is not read as aborting it.
+      const onAbort = { fn: () => {} }
       await new Promise<void>((resolve, reject) => {
         const t = setTimeout(resolve, 2500)
-        ctx.signal.addEventListener('abort', () => {
+        onAbort.fn = () => {
           clearTimeout(t)
           runs.push(`${job.id} abort ${job.epoch}`)
           reject(ctx.signal.reason)
-        })
-      })
+        }
+        ctx.signal.addEventListener('abort', onAbort.fn)
+      }).finally(() => ctx.signal.removeEventListener('abort', onAbort.fn))
       runs.push(`${job.id} done ${job.epoch}`)
     }
     // Free slots beyond the jobs: the worker can take them back while the stale runs still go.
