@@ -357,6 +357,9 @@ describe('a lease that lapses while its handler runs, the job coming back to the
   it('aborts the stale run at once; the new run keeps its lease; the job completes, never poisoned', async () => {
     b = await setup()
     const runs: string[] = []
+    // A handler that returned is never told to stop afterwards (a heartbeat racing its
+    // completion reports the job lost: its write is fenced, the run is not aborted).
+    const finishedSignals: AbortSignal[] = []
     const tracked = async (job: { id: string; epoch: number }, ctx: { signal: AbortSignal }) => {
       runs.push(`${job.id} start ${job.epoch}`)
       // Aborts count while the run is running: the listener goes when it ends (as a handler's
@@ -372,6 +375,7 @@ describe('a lease that lapses while its handler runs, the job coming back to the
         ctx.signal.addEventListener('abort', onAbort.fn)
       }).finally(() => ctx.signal.removeEventListener('abort', onAbort.fn))
       runs.push(`${job.id} done ${job.epoch}`)
+      finishedSignals.push(ctx.signal)
     }
     // Free slots beyond the jobs: the worker can take them back while the stale runs still go.
     const w = b.worker({ maxDeliveries: 3, workerConcurrency: 8 }).handle('tracked', tracked)
@@ -405,6 +409,7 @@ describe('a lease that lapses while its handler runs, the job coming back to the
           `${j!.id} start 3`,
         ])
       }
+      expect(finishedSignals.filter((sig) => sig.aborted)).toEqual([])
       runs.length = 0
     }
   }, 60_000)

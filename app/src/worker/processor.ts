@@ -640,6 +640,10 @@ export class Processor {
 
   private abandon(r: Running, why: 'lease_lost' | 'shutdown'): void {
     r.disowned = true
+    // A handler that has returned is not told to stop: its outcome write, maybe in flight, is
+    // fenced by the epoch in Redis either way (a heartbeat that raced the completion reads the
+    // job as no longer active and reports it lost). Disowned, the write is not retried.
+    if (r.finished) return
     r.ac.abort(
       new JobAbortedError(
         why,

@@ -223,8 +223,8 @@ export class Worker {
       {
         onLost: (q, id, epoch) => {
           if (opts.unsafe?.epochOf) return // the negative control ignores lost leases too
-          if (this.processor.disown(q, id, epoch, 'lease_lost'))
-            this.log.warn({ job_id: id, queue: q }, 'lease lost; job abandoned')
+          const r = this.processor.disown(q, id, epoch, 'lease_lost')
+          if (r && !r.finished) this.log.warn({ job_id: id, queue: q }, 'lease lost; job abandoned')
         },
         onExpired: (q, id, epoch) => {
           // Past its timeout and grace, a wedged handler lets go of its job: it will be reclaimed.
