@@ -48,7 +48,9 @@ function timer(n: number): () => Run {
 function baseLibrary(): Promise<Lib> {
   const root = git('rev-parse', '--show-toplevel').trim()
   const dir = mkdtempSync(join(tmpdir(), 'dtq-trace-base-'))
-  const tar = execFileSync('git', ['-C', root, 'archive', BASE, 'app/src', 'app/package.json'])
+  const tar = execFileSync('git', ['-C', root, 'archive', BASE, 'app/src', 'app/package.json'], {
+    maxBuffer: 1 << 28, // app/src is past execFileSync's 1 MB default
+  })
   execFileSync('tar', ['-x', '-C', dir], { input: tar })
   mkdirSync(join(dir, 'app'), { recursive: true })
   symlinkSync(join(root, 'app', 'node_modules'), join(dir, 'app', 'node_modules'))
