@@ -47,6 +47,8 @@ const DTQ = dtqLibrary()
 
 type Scenario = 'bulk' | 'drain' | 'saturated' | 'latency' | 'memory' | 'http'
 type Figures = Record<string, number>
+/** The scenarios sized in jobs, which a warm-up run of a tenth of the size precedes. */
+const WARM = new Set<Scenario>(['bulk', 'drain', 'saturated'])
 
 /**
  * Runs one scenario for every contender, RUNS rounds, each round interleaved (peer, DTQ, peer,
@@ -65,11 +67,17 @@ async function measure(
   for (let i = 0; i < Math.max(dtqs.length, peers.length); i++)
     order.push(...[peers[i], dtqs[i]].filter((c) => c !== undefined))
   const out = new Map<string, Figures[]>(order.map((c) => [c.name, []]))
+  const run = (c: Contender, n: number) => (c[what] as (n: number) => Promise<number | Figures>)(n)
+  // A warm-up per contender, not measured, so no one's first round pays its JIT and connections.
+  if (WARM.has(what) && !SMOKE) for (const c of order) await run(c, Math.max(1000, Math.round(arg / 10)))
   for (let r = 0; r < RUNS; r++)
     for (let k = 0; k < order.length; k++) {
       const c = order[(k + r) % order.length]!
-      const res = (await (c[what] as (n: number) => Promise<number | object>)(arg)) as number | Figures
-      out.get(c.name)!.push(typeof res === 'number' ? { rate: res } : res)
+      const res = await run(c, arg)
+      const figures = typeof res === 'number' ? { rate: res } : res
+      out.get(c.name)!.push(figures)
+      const shown = Object.entries(figures).map(([name, v]) => `${name} ${v.toFixed(1)}`)
+      process.stderr.write(`    round ${r + 1}, ${c.name}: ${shown.join(', ')}\n`)
     }
   return out
 }
