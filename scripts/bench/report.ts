@@ -56,7 +56,7 @@ export function verdict(r: Row): 'met' | 'gap' | 'info' {
 }
 
 const targetText = (ts: Target[]) =>
-  ts.length ? ts.map((t) => `${t.op} ${t.factor}× ${t.peers.join(', ')}`).join('; ') : '—'
+  ts.length ? ts.map((t) => `${t.op} ${Number(t.factor.toFixed(2))}× ${t.peers.join(', ')}`).join('; ') : '—'
 
 /** The summary: one line per figure, as a Markdown table. */
 export function summary(): string {
