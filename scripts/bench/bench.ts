@@ -44,6 +44,8 @@ const N_CLUSTER = Math.min(N_DRAIN, 50_000)
 const BULL = ['BullMQ', 'BullMQ removeOnComplete']
 const PEERS = [bullmq(false), bullmq(true), beeQueue()]
 const DTQ = dtqLibrary()
+const DRAIN_RATE = `(b) drain of ${N_DRAIN} queued no-op jobs, concurrency 100`
+const DRAIN_CPU = '(b) Redis CPU per completed job (INFO cpu around the drain)'
 
 type Scenario = 'bulk' | 'drain' | 'saturated' | 'latency' | 'memory' | 'http'
 type Figures = Record<string, number>
@@ -129,13 +131,13 @@ async function peerScenarios(features: Features | null): Promise<void> {
     addRows(res, dtqs, PEERS, [
       {
         key: 'rate',
-        scenario: `(b) drain of ${N_DRAIN} queued no-op jobs, concurrency 100`,
+        scenario: DRAIN_RATE,
         unit: 'jobs/s',
         targets: [atLeast(3), atLeast(1, ['bee-queue'])],
       },
       {
         key: 'cpuUs',
-        scenario: '(b) Redis CPU per completed job (INFO cpu around the drain)',
+        scenario: DRAIN_CPU,
         unit: 'µs',
         digits: 1,
         targets: [atMost(1 / 3)],
@@ -195,8 +197,8 @@ async function peerScenarios(features: Features | null): Promise<void> {
 async function clusterScenario(): Promise<string> {
   process.stderr.write('… (g) cluster\n')
   const { primaries, a, b } = await clusterDrains(N_CLUSTER, RUNS)
-  const single = rows.find((r) => r.scenario.startsWith('(b) drain') && !r.scenario.includes('—'))
-  const singleCpu = rows.find((r) => r.scenario.startsWith('(b) Redis CPU') && !r.scenario.includes('—'))
+  const single = rows.find((r) => r.scenario === DRAIN_RATE)
+  const singleCpu = rows.find((r) => r.scenario === DRAIN_CPU)
   const rate = (ps: typeof a) => stat(ps.map((p) => p.rate))
   const cpu = (ps: typeof a) => stat(ps.map((p) => p.procUs))
   const peers = (s: (ps: typeof a) => Row['dtq'], from?: Row) => [
