@@ -2,6 +2,7 @@
  * What every part of `pnpm bench` shares: the command line, the sizes, the private redis-server
  * and what is read from it (Redis's CPU, its memory), clocks, and the shapes of the figures.
  */
+import { type ChildProcess, spawn } from 'node:child_process'
 import { Redis } from 'ioredis'
 import { privateRedis } from './private-redis.ts'
 
@@ -25,6 +26,7 @@ export const LAT_RATE = SMOKE ? 500 : 5000
 export const LAT_SECONDS = SMOKE ? 1 : 5
 export const HTTP_SECONDS = SMOKE ? 1 : 8
 export const CONCURRENCY = 100
+export const CLI = new URL('../../app/src/cli/main.ts', import.meta.url).pathname
 
 function argValue(name: string): string | undefined {
   const i = argv.indexOf(name)
@@ -32,6 +34,35 @@ function argValue(name: string): string | undefined {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+const children = new Set<ChildProcess>()
+// A run that fails leaves no `dtq` process behind (it would retry a stopped redis-server forever).
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGKILL')
+})
+
+/** `node <the dtq CLI> ...args` with exactly `env` (and PATH); stdout piped when asked, stderr shown. */
+export function spawnDtq(
+  args: string[],
+  env: Record<string, string>,
+  stdout: 'pipe' | 'ignore',
+): ChildProcess {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', stdout, 'inherit'],
+  })
+  children.add(child)
+  child.once('exit', () => children.delete(child))
+  return child
+}
+
+/** Ends a process spawnDtq started (SIGTERM: a graceful stop) and waits for it. */
+export async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise((r) => child.once('exit', r))
+  child.kill('SIGTERM')
+  await exited
+}
 
 /**
  * Wall-clock time in ms with µs resolution that two processes on one machine agree on (the

@@ -3,8 +3,6 @@
  * process), optionally with its features configured (features.ts); the `dtq worker` CLI process,
  * what users run (drain only); and the API for POST /jobs.
  */
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { Queue as DtqQueue, Worker as DtqWorker, loadConfig } from '@dtq/app'
 // The API app is not part of the package's public entry point; the benchmark reaches for it.
 import { buildApp } from '../../app/src/http/app.ts'
@@ -17,9 +15,11 @@ import {
   inBatches,
   type Payload,
   server,
+  spawnDtq,
+  stopChild,
   timedDrain,
 } from './bench-kit.ts'
-import { CLI, type Features } from './features.ts'
+import type { Features } from './features.ts'
 import { load } from './peers.ts'
 import { freePort } from './private-redis.ts'
 
@@ -110,13 +110,13 @@ export const dtqCli: Contender = {
     const q = await DtqQueue.connect(config())
     await fill(q, n)
     return timedDrain(n, async (first) => {
-      const child = spawn(
-        process.execPath,
-        [CLI, 'worker', '--concurrency', String(CONCURRENCY), '--handlers', HANDLERS],
-        { env: { PATH: process.env.PATH ?? '', ...env() }, stdio: ['ignore', 'pipe', 'inherit'] },
+      const child = spawnDtq(
+        ['worker', '--concurrency', String(CONCURRENCY), '--handlers', HANDLERS],
+        env(),
+        'pipe',
       )
-      child.stdout.setEncoding('utf8')
-      child.stdout.on('data', (s: string) => {
+      child.stdout!.setEncoding('utf8')
+      child.stdout!.on('data', (s: string) => {
         const m = /^first ([\d.]+)$/m.exec(s)
         if (m) first(Number(m[1]))
       })
@@ -126,8 +126,7 @@ export const dtqCli: Contender = {
           return completed(q)
         },
         stop: async () => {
-          child.kill('SIGTERM')
-          if (child.exitCode === null) await once(child, 'exit')
+          await stopChild(child)
           await q.close()
         },
       }

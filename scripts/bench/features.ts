@@ -7,16 +7,13 @@
  *
  * Without PostgreSQL a smoke run goes on without the archiver (and says so); a full run fails.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
-import { once } from 'node:events'
+import type { ChildProcess } from 'node:child_process'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Queue as DtqQueue } from '@dtq/app'
 import { disableTracing, enableTracing, startTracing, stopTracing } from '../../app/src/tracing/index.ts'
-import { SMOKE, sleep } from './bench-kit.ts'
+import { SMOKE, sleep, spawnDtq, stopChild } from './bench-kit.ts'
 import { createDatabase, type Db } from './pg.ts'
-
-export const CLI = new URL('../../app/src/cli/main.ts', import.meta.url).pathname
 
 export interface Features {
   /** What is on, for the report. */
@@ -57,15 +54,21 @@ export async function startFeatures(): Promise<Features> {
   }
   let archiver: ChildProcess | undefined
   let runs = 0
+  const release = async () => {
+    disableTracing()
+    if (archiver) await stopChild(archiver)
+    archiver = undefined
+  }
   return {
     label: `tracing on (OTLP to a local sink), rate ${LIMITS.rate.limit}/s, cap ${LIMITS.concurrency}${db ? ', archiver' : ''}`,
     async prepare(q, env) {
       await q.setLimits('default', LIMITS) // registers the queue: the archiver finds it
       if (db) {
-        archiver = spawn(process.execPath, [CLI, 'archiver'], {
-          env: { ...process.env, ...env, DATABASE_URL: db.url, HISTORY_SCHEMA: `b${runs++}` },
-          stdio: ['ignore', 'ignore', 'inherit'],
-        })
+        archiver = spawnDtq(
+          ['archiver'],
+          { ...env, DATABASE_URL: db.url, HISTORY_SCHEMA: `b${runs++}` },
+          'ignore',
+        )
         while (!(await q.redis.exists(q.store.keys.archiveOn('default')))) {
           if (archiver.exitCode !== null) throw new Error(`dtq archiver exited with ${archiver.exitCode}`)
           await sleep(20)
@@ -73,16 +76,9 @@ export async function startFeatures(): Promise<Features> {
       }
       await enableTracing()
     },
-    async release() {
-      disableTracing()
-      const a = archiver
-      archiver = undefined
-      if (a && a.exitCode === null) {
-        a.kill('SIGTERM')
-        await once(a, 'exit')
-      }
-    },
+    release,
     async close() {
+      await release()
       await stopTracing()
       sink.close()
       await db?.drop()
