@@ -32,7 +32,7 @@ run_check() {
 run_check "lint (biome)" biome check .
 run_check "typecheck" pnpm_cmd -r --silent typecheck
 run_check "console build" pnpm_cmd --filter @dtq/ui --silent build
-run_check "benchmark smoke run (DTQ vs BullMQ, tiny sizes)" bash -c 'cd scripts/bench && node bench.ts --smoke'
+run_check "benchmark smoke run (DTQ vs BullMQ and bee-queue, features on, tiny sizes)" bash -c 'cd scripts/bench && node bench.ts --smoke'
 run_check "flows benchmark smoke run (tiny sizes)" bash -c 'cd scripts/bench && node flows.ts --smoke'
 run_check "flow control benchmark smoke run (plain fetch A/B, limits vs plain; tiny sizes)" bash -c 'cd scripts/bench && node limits.ts --smoke'
 run_check "history archiver benchmark smoke run (engine with archiving off / on, archiver jobs/s; tiny sizes)" bash -c 'cd scripts/bench && node archive.ts --smoke'

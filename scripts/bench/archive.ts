@@ -25,18 +25,16 @@
  *   kept off the engine's core, as on hosts of their own)
  */
 import { execFileSync, spawn } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { type Config, Queue, Worker } from '@dtq/app'
 import { Redis } from 'ioredis'
 import { createPool } from '../../app/src/history/db.ts'
 import { arg, fmt, median, SMOKE } from './function-ab.ts'
+import { type Db, withDatabase } from './pg.ts'
 import { privateRedis } from './private-redis.ts'
 
 const RUNS = Number(arg('--runs') ?? (SMOKE ? 1 : 3))
 const JOBS = Number(arg('--jobs') ?? (SMOKE ? 2000 : 20_000))
-const ADMIN = process.env.PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 const NICE = process.argv.includes('--nice')
 const PIN = process.argv.includes('--pin')
 const CLI = new URL('../../app/src/cli/main.ts', import.meta.url).pathname
@@ -82,26 +80,6 @@ async function redisCpuUs(q: Queue): Promise<number> {
   const info = await q.redis.info('cpu')
   const v = (k: string) => Number(new RegExp(`${k}:([\\d.]+)`).exec(info)?.[1] ?? 0)
   return (v('used_cpu_user') + v('used_cpu_sys')) * 1e6
-}
-
-interface Db {
-  url: string
-  name: string
-  admin: ReturnType<typeof createPool>
-}
-
-async function withDatabase<T>(fn: (db: Db) => Promise<T>): Promise<T> {
-  const name = `dtq_bench_${randomBytes(5).toString('hex')}`
-  const admin = createPool(ADMIN, 1)
-  await admin.query(`CREATE DATABASE ${name}`)
-  const u = new URL(ADMIN)
-  u.pathname = `/${name}`
-  try {
-    return await fn({ url: u.toString(), name, admin })
-  } finally {
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-    await admin.end()
-  }
 }
 
 async function rowsIn(url: string, schema: string): Promise<number> {
@@ -262,19 +240,7 @@ async function run(cfg: Config, i: number, mode: Mode, db: Db): Promise<RunResul
   return out
 }
 
-/** A port nothing listens on now (a random one could be another test's redis-server). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number }
-      srv.close(() => resolve(port))
-    })
-  })
-}
-
-const { cfg, stop } = await privateRedis('ba', { WORKER_CONCURRENCY: '100' }, await freePort())
+const { cfg, stop } = await privateRedis('ba', { WORKER_CONCURRENCY: '100' })
 const line = (label: string, text: string) => console.log(`  ${label.padEnd(40)} ${text}`)
 /** "slowdown x % (min-max): under / NOT under 10 %" from on / off ratios. */
 const verdict = (ratios: number[]): string => {

@@ -23,6 +23,7 @@
  */
 
 import { cpus } from 'node:os'
+import { pathToFileURL } from 'node:url'
 import { type Config, Queue as DtqQueue, Worker as DtqWorker, loadConfig } from '@dtq/app'
 import { Redis } from 'ioredis'
 import { type ClusterNode, type LocalCluster, startCluster } from '../../app/test/topology.ts'
@@ -149,7 +150,7 @@ async function sample(): Promise<Sample> {
   return { at: performance.now(), nodes, node: u.user + u.system }
 }
 
-interface Phase {
+export interface Phase {
   jobs: number
   seconds: number
   rate: number
@@ -484,15 +485,41 @@ async function main(): Promise<void> {
   report(a, b, n, k)
 }
 
-const wall = performance.now()
-let failed = false
-try {
-  await main()
-} catch (err) {
-  failed = true
-  console.error(err)
-} finally {
-  await stopAll()
+/**
+ * For `pnpm bench --cluster` (bench.ts): the drain phase alone on a cluster started and stopped
+ * here -- A (1 partition) and B (one per primary) interleaved `reps` times after a warm-up.
+ */
+export async function clusterDrains(
+  jobs: number,
+  reps: number,
+): Promise<{ primaries: string[]; a: Phase[]; b: Phase[] }> {
+  try {
+    await startOurCluster()
+    const n = primaries.length
+    await runOnce('warm', n, Math.min(jobs, 2000), 0)
+    const a: Phase[] = []
+    const b: Phase[] = []
+    for (let r = 1; r <= reps; r++) {
+      a.push((await runOnce(`A${r}`, 1, jobs, 0)).drain)
+      b.push((await runOnce(`B${r}`, n, jobs, 0)).drain)
+    }
+    return { primaries: primaries.map((p) => `${p.label} :${p.port}`), a, b }
+  } finally {
+    await stopAll()
+  }
 }
-console.log(`\nTotal ${((performance.now() - wall) / 1000).toFixed(0)} s, cluster start and stop included`)
-process.exit(failed ? 1 : 0)
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const wall = performance.now()
+  let failed = false
+  try {
+    await main()
+  } catch (err) {
+    failed = true
+    console.error(err)
+  } finally {
+    await stopAll()
+  }
+  console.log(`\nTotal ${((performance.now() - wall) / 1000).toFixed(0)} s, cluster start and stop included`)
+  process.exit(failed ? 1 : 0)
+}

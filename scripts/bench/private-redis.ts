@@ -45,7 +45,7 @@ export async function privateRedis(
 }
 
 /** A port free on 127.0.0.1 now (the kernel's pick). */
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer()
     s.once('error', reject)

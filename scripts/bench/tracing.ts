@@ -13,12 +13,11 @@
  */
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, symlinkSync } from 'node:fs'
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as tree from '../../app/src/index.ts'
 import { disableTracing, enableTracing, startTracing, stopTracing } from '../../app/src/tracing/index.ts'
+import { otlpSink } from './features.ts'
 import { arg, fmt, git, median, SMOKE } from './function-ab.ts'
 import { privateRedis } from './private-redis.ts'
 
@@ -49,7 +48,9 @@ function timer(n: number): () => Run {
 function baseLibrary(): Promise<Lib> {
   const root = git('rev-parse', '--show-toplevel').trim()
   const dir = mkdtempSync(join(tmpdir(), 'dtq-trace-base-'))
-  const tar = execFileSync('git', ['-C', root, 'archive', BASE, 'app/src', 'app/package.json'])
+  const tar = execFileSync('git', ['-C', root, 'archive', BASE, 'app/src', 'app/package.json'], {
+    maxBuffer: 1 << 28, // app/src is past execFileSync's 1 MB default
+  })
   execFileSync('tar', ['-x', '-C', dir], { input: tar })
   mkdirSync(join(dir, 'app'), { recursive: true })
   symlinkSync(join(root, 'app', 'node_modules'), join(dir, 'app', 'node_modules'))
@@ -164,12 +165,7 @@ async function main(): Promise<void> {
         { name: 'A', lib: base },
         { name: 'B', lib: tree },
       ])
-    const receiver = createServer((req, res) => {
-      req.resume()
-      req.on('end', () => res.writeHead(200).end())
-    })
-    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r))
-    process.env.OTEL_EXPORTER_OTLP_ENDPOINT = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`
+    const receiver = await otlpSink()
     await startTracing({ serviceName: 'dtq-bench', redisSpans: false })
     console.log(
       'B = this tree, tracing off; C = this tree, tracing on (SDK, OTLP http/protobuf, default batch processor)',
