@@ -4,7 +4,8 @@
  * finding; at 390 px no page is wider than the screen (tables turn into stacked cards); the
  * keyboard flows: the skip link first, rows one tab stop with arrows / Enter / shortcuts, the
  * Keyboard help (`?`); the worker page. The pages with tables of their own (a job's timeline, a
- * comparison, a queue's breakers) are checked open, each table no wider than the screen either.
+ * comparison, a queue's breakers) are checked open, each table no wider than the screen either,
+ * and at tablet widths none of them scrolls sideways.
  * Screenshots in test-results/screenshots/a11y-* (390 px; the wide ones of those three pages too).
  */
 import AxeBuilder from '@axe-core/playwright'
@@ -260,6 +261,25 @@ for (const { theme, size } of PAIRS) {
     expect(overflow, 'pages wider than 390 px').toEqual([])
   })
 }
+
+test('tablet widths (641, 800 px): the timeline, the comparison and the breakers fit their card, no sideways scroll', async ({
+  page,
+}) => {
+  await signIn(page, 'light')
+  const scrolling: string[] = []
+  for (const width of [641, 800])
+    for (const p of pages(seeded).filter((x) => ['job', 'compare', 'limits'].includes(x.name))) {
+      await page.setViewportSize({ width, height: 860 })
+      await page.goto(`${base()}${p.path}`)
+      await p.ready(page)
+      const boxes = await page.evaluate(
+        () =>
+          [...document.querySelectorAll('.table-wrap')].filter((d) => d.scrollWidth > d.clientWidth).length,
+      )
+      if (boxes) scrolling.push(`${p.name} at ${width} px: ${boxes} table(s) scroll sideways`)
+    }
+  expect(scrolling).toEqual([])
+})
 
 test('keyboard: the skip link is the first tab stop and moves focus to the content', async ({ page }) => {
   await signIn(page, 'light')
