@@ -3,7 +3,10 @@
  * console page in light and dark, 1280 px and 390 px wide, fails on a serious or critical
  * finding; at 390 px no page is wider than the screen (tables turn into stacked cards); the
  * keyboard flows: the skip link first, rows one tab stop with arrows / Enter / shortcuts, the
- * Keyboard help (`?`); the worker page. Screenshots at 390 px in test-results/screenshots/a11y-*.
+ * Keyboard help (`?`); the worker page. The pages with tables of their own (a job's timeline, a
+ * comparison, a queue's breakers) are checked open, each table no wider than the screen either,
+ * and at tablet widths none of them scrolls sideways.
+ * Screenshots in test-results/screenshots/a11y-* (390 px; the wide ones of those three pages too).
  */
 import AxeBuilder from '@axe-core/playwright'
 import { expect, type Page, test } from '@playwright/test'
@@ -13,14 +16,16 @@ const base = () => process.env.E2E_BASE_URL ?? ''
 const api = () => process.env.E2E_API_URL ?? ''
 const SHOTS = 'test-results/screenshots'
 const auth = { authorization: `Bearer ${TOKENS.admin}` }
+/** A queue no worker serves, with a breaker (its limits page draws the breakers table). */
+const LIMITED = 'a11y-limited'
 
-async function post(path: string, body: unknown): Promise<Record<string, unknown>> {
+async function post(path: string, body: unknown, method = 'POST'): Promise<Record<string, unknown>> {
   const r = await fetch(`${api()}${path}`, {
-    method: 'POST',
+    method,
     headers: { 'content-type': 'application/json', ...auth },
     body: JSON.stringify(body),
   })
-  expect(r.status, `POST ${path}`).toBeLessThan(300)
+  expect(r.status, `${method} ${path}`).toBeLessThan(300)
   return (await r.json()) as Record<string, unknown>
 }
 
@@ -41,6 +46,19 @@ async function workerRunning(job: string): Promise<string> {
   throw new Error(`no worker says it runs ${job}`)
 }
 
+/** What is wider than the screen: the page, or a table (a scroll box would hide it from the page's width). */
+async function tooWide(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    const out: string[] = []
+    const w = document.scrollingElement?.scrollWidth ?? 0
+    if (w > window.innerWidth) out.push(`page ${w} px`)
+    for (const t of document.querySelectorAll('table'))
+      if (t.scrollWidth > window.innerWidth || t.getBoundingClientRect().right > window.innerWidth)
+        out.push(`table "${t.caption?.textContent ?? t.getAttribute('aria-label')}" ${t.scrollWidth} px`)
+    return out
+  })
+}
+
 async function signIn(page: Page, theme: 'light' | 'dark') {
   await page.addInitScript(
     ([t, th]) => {
@@ -53,6 +71,8 @@ async function signIn(page: Page, theme: 'light' | 'dark') {
 
 interface Seeded {
   job: string
+  /** Failed once then completed: its timeline has attempts and a failure. */
+  retried: string
   worker: string
   flow: string
   sleeping: string
@@ -64,6 +84,14 @@ test.beforeAll(async () => {
   // A finished job, a dead letter (two rows at least in the DLQ), a running job (the worker page
   // shows it), a flow.
   const job = (await post('/jobs', { task_type: 'echo', payload: { a11y: true } })).id as string
+  const retried = (await post('/jobs', { task_type: 'fail', payload: { times: 1 }, max_retries: 2 }))
+    .id as string
+  await post(
+    `/queues/${LIMITED}/limits`,
+    { types: { mail: { breaker: { failures: 3, cooldown_ms: 600_000 } } } },
+    'PUT',
+  )
+  await post(`/queues/${LIMITED}/breakers/mail`, { action: 'open' })
   for (let i = 0; i < 2; i++)
     await post('/jobs', {
       task_type: 'fail',
@@ -79,7 +107,13 @@ test.beforeAll(async () => {
       ],
     })
   ).id as string
-  seeded = { job, worker: await workerRunning(sleeping), flow, sleeping }
+  await expect
+    .poll(async () => {
+      const r = await fetch(`${api()}/jobs/${retried}?queue=default`, { headers: auth })
+      return ((await r.json()) as { state: string }).state
+    })
+    .toBe('completed')
+  seeded = { job, retried, worker: await workerRunning(sleeping), flow, sleeping }
 })
 
 test.afterAll(async () => {
@@ -129,7 +163,30 @@ function pages(s: Seeded): Array<{ name: string; path: string; ready: (p: Page) 
       path: '/jobs',
       ready: async (p) => void (await expect(p.getByRole('row').nth(1)).toBeVisible()),
     },
-    { name: 'job', path: `/jobs/${s.job}?queue=default`, ready: heading(/Job/) },
+    {
+      name: 'job',
+      path: `/jobs/${s.retried}?queue=default`,
+      ready: async (p) => {
+        await p.getByRole('button', { name: 'Show timeline' }).click()
+        await expect(
+          p
+            .getByRole('table', { name: /^Timeline of job/ })
+            .locator('tr.tl-completed')
+            .first(),
+        ).toBeVisible()
+      },
+    },
+    {
+      name: 'compare',
+      path: `/compare?a=default/${s.job}&b=default/${s.retried}`,
+      ready: async (p) =>
+        void (await expect(
+          p
+            .getByRole('table', { name: /^Comparison/ })
+            .locator('tr.diff')
+            .first(),
+        ).toBeVisible()),
+    },
     { name: 'new-job', path: '/jobs/new', ready: heading(/New job/i) },
     {
       name: 'dlq',
@@ -144,7 +201,11 @@ function pages(s: Seeded): Array<{ name: string; path: string; ready: (p: Page) 
     { name: 'worker', path: `/workers/${s.worker}`, ready: heading(/Running now/) },
     { name: 'schedules', path: '/schedules', ready: heading(/Schedules/) },
     { name: 'flow', path: `/flows/${s.flow}`, ready: heading(/Flow/) },
-    { name: 'limits', path: '/queues/default/limits', ready: heading(/Limits|limits/) },
+    {
+      name: 'limits',
+      path: `/queues/${LIMITED}/limits`,
+      ready: async (p) => void (await expect(p.locator('[data-breaker="mail"]')).toContainText('open')),
+    },
     { name: 'alerts', path: '/alerts', ready: heading(/Alerts/) },
     { name: 'audit', path: '/audit', ready: heading(/Audit/) },
     { name: 'search', path: '/search', ready: heading(/Search/) },
@@ -189,16 +250,36 @@ for (const { theme, size } of PAIRS) {
         )
       console.log(`a11y ${theme} ${size.label} ${p.name}: drawn in ${t1 - t0} ms, axe ${Date.now() - t1} ms`)
       if (size.width === 390) {
-        const w = await page.evaluate(() => document.scrollingElement?.scrollWidth ?? 0)
-        if (w > 390) overflow.push(`${p.name}: ${w} px`)
+        for (const what of await tooWide(page)) overflow.push(`${p.name}: ${what}`)
         if (['dlq', 'workers', 'jobs', 'worker', 'queues', 'dashboard'].includes(p.name))
           await page.screenshot({ path: `${SHOTS}/a11y-390-${theme}-${p.name}.png`, fullPage: true })
       }
+      if (['job', 'compare', 'limits'].includes(p.name))
+        await page.screenshot({ path: `${SHOTS}/a11y-${size.label}-${theme}-${p.name}.png`, fullPage: true })
     }
-    expect(findings, 'axe findings (serious, critical)').toEqual([])
+    expect.soft(findings, 'axe findings (serious, critical)').toEqual([])
     expect(overflow, 'pages wider than 390 px').toEqual([])
   })
 }
+
+test('tablet widths (641, 800 px): the timeline, the comparison and the breakers fit their card, no sideways scroll', async ({
+  page,
+}) => {
+  await signIn(page, 'light')
+  const scrolling: string[] = []
+  for (const width of [641, 800])
+    for (const p of pages(seeded).filter((x) => ['job', 'compare', 'limits'].includes(x.name))) {
+      await page.setViewportSize({ width, height: 860 })
+      await page.goto(`${base()}${p.path}`)
+      await p.ready(page)
+      const boxes = await page.evaluate(
+        () =>
+          [...document.querySelectorAll('.table-wrap')].filter((d) => d.scrollWidth > d.clientWidth).length,
+      )
+      if (boxes) scrolling.push(`${p.name} at ${width} px: ${boxes} table(s) scroll sideways`)
+    }
+  expect(scrolling).toEqual([])
+})
 
 test('keyboard: the skip link is the first tab stop and moves focus to the content', async ({ page }) => {
   await signIn(page, 'light')

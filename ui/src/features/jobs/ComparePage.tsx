@@ -118,7 +118,11 @@ function leaves(v: unknown, path = '', out = new Map<string, unknown>()): Map<st
 const show = (path: string, v: unknown) =>
   v === undefined ? '' : path.endsWith('_at') && typeof v === 'number' ? time(v) : JSON.stringify(v)
 
-/** Both views' leaves in rows: path, A, B; a row under a difference's path is highlighted. */
+/**
+ * Both views' leaves in rows: path, A, B; a row under a difference's path is highlighted and says
+ * its kind in words (not by colour alone). Under 640 px each row is a card: the path, then A and B
+ * stacked, each named (ADR 0034).
+ */
 function SideBySide({
   a,
   b,
@@ -148,24 +152,36 @@ function SideBySide({
           differences
         </label>
       </p>
-      <table className="table compare-table" aria-label="comparison">
-        <thead>
-          <tr>
-            <th>Field</th>
-            <th>{labels[0]}</th>
-            <th>{labels[1]}</th>
-          </tr>
-        </thead>
-        <tbody>
-          {rows.map(({ p, kind }) => (
-            <tr key={p} className={kind ? `diff diff-${kind}` : ''} data-diff={kind ?? 'same'}>
-              <td className="mono">{p.slice(1) || '(value)'}</td>
-              <td className="mono">{show(p, la.get(p))}</td>
-              <td className="mono">{show(p, lb.get(p))}</td>
+      <div className="table-wrap">
+        <table className="table data-table compare-table">
+          <caption className="sr-only">
+            Comparison of {labels[0]} and {labels[1]}: every field, differences marked
+          </caption>
+          <thead>
+            <tr>
+              <th scope="col">Field</th>
+              <th scope="col">{labels[0]}</th>
+              <th scope="col">{labels[1]}</th>
             </tr>
-          ))}
-        </tbody>
-      </table>
+          </thead>
+          <tbody>
+            {rows.map(({ p, kind }) => (
+              <tr key={p} className={kind ? `diff diff-${kind}` : ''} data-diff={kind ?? 'same'}>
+                <th scope="row" className="mono">
+                  {p.slice(1) || '(value)'}
+                  {kind && <span className="diff-kind"> {kind}</span>}
+                </th>
+                <td className="mono" data-label={labels[0]}>
+                  {show(p, la.get(p))}
+                </td>
+                <td className="mono" data-label={labels[1]}>
+                  {show(p, lb.get(p))}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
     </>
   )
 }

@@ -1,7 +1,7 @@
 /**
  * A job's timeline (ADR 0028): every state change and attempt on record, from the job's record
  * and its queue's events stream, loaded on demand (the scan is bounded; the answer says when it is
- * partial and why).
+ * partial and why). Under 640 px each entry is a card, its cells named by `data-label` (ADR 0034).
  */
 import { useState } from 'react'
 import { Card, ErrorBox, Loading } from '../../components/ui'
@@ -42,33 +42,44 @@ export function JobTimeline({ job }: { job: JobRef }) {
               </ul>
             </div>
           )}
-          <table className="table timeline-table" aria-label="timeline">
-            <thead>
-              <tr>
-                <th>Time</th>
-                <th>Event</th>
-                <th>Attempt</th>
-                <th>Worker</th>
-                <th>Detail</th>
-                <th>From</th>
-              </tr>
-            </thead>
-            <tbody>
-              {q.data.entries.map((e) => (
-                <tr
-                  key={`${e.source}-${e.event_id ?? ''}-${e.at}-${e.event}-${e.attempt ?? ''}-${e.message ?? ''}`}
-                  className={`tl-${e.event}`}
-                >
-                  <td className="mono">{time(e.at)}</td>
-                  <td>{e.event.replaceAll('_', ' ')}</td>
-                  <td>{e.attempt ?? ''}</td>
-                  <td className="mono">{e.worker ?? ''}</td>
-                  <td className={e.event.endsWith('failed') ? 'error-text' : ''}>{e.message ?? ''}</td>
-                  <td className="muted">{e.source === 'events' ? 'events stream' : e.source}</td>
+          <div className="table-wrap">
+            <table className="table data-table timeline-table">
+              <caption className="sr-only">Timeline of job {job.id}, oldest first</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Time</th>
+                  <th scope="col">Event</th>
+                  <th scope="col">Attempt</th>
+                  <th scope="col">Worker</th>
+                  <th scope="col">Detail</th>
+                  <th scope="col">From</th>
                 </tr>
-              ))}
-            </tbody>
-          </table>
+              </thead>
+              <tbody>
+                {q.data.entries.map((e) => (
+                  <tr
+                    key={`${e.source}-${e.event_id ?? ''}-${e.at}-${e.event}-${e.attempt ?? ''}-${e.message ?? ''}`}
+                    className={`tl-${e.event}`}
+                  >
+                    <td className="mono" data-label="Time">
+                      {time(e.at)}
+                    </td>
+                    <td data-label="Event">{e.event.replaceAll('_', ' ')}</td>
+                    <td data-label="Attempt">{e.attempt ?? ''}</td>
+                    <td className="mono" data-label="Worker">
+                      {e.worker ?? ''}
+                    </td>
+                    <td className={e.event.endsWith('failed') ? 'error-text' : ''} data-label="Detail">
+                      {e.message ?? ''}
+                    </td>
+                    <td className="muted" data-label="From">
+                      {e.source === 'events' ? 'events stream' : e.source}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
           <p className="muted">{q.data.events_scanned} events-stream entries read.</p>
         </>
       )}

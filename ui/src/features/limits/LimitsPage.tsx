@@ -177,57 +177,64 @@ function LimitsNow({ queue, view }: { queue: string; view: LimitsDto }) {
       </dl>
       {breaker.error && <ErrorBox error={breaker.error} />}
       {breakers.length > 0 && (
-        <table aria-label="breakers">
-          <thead>
-            <tr>
-              <th>Task type</th>
-              <th>Breaker</th>
-              <th>Failures</th>
-              <th>Until</th>
-              <th>
-                <span className="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {breakers.map(([type, b]) => (
-              <tr key={type} data-breaker={type}>
-                <td className="mono">{type}</td>
-                <td>
-                  <span
-                    className={`badge state-${b.state === 'closed' ? 'completed' : b.state === 'open' ? 'failed' : 'retrying'}`}
-                  >
-                    {b.state.replace('_', '-')}
-                  </span>
-                  {view.paused[type] ? <span className="muted"> · paused</span> : null}
-                </td>
-                <td>{num(b.failures)}</td>
-                <td>{b.open_until ? ago(b.open_until) : view.paused[type] ? ago(view.paused[type]) : '—'}</td>
-                <td className="actions">
-                  {(['open', 'close', 'reset'] as const).map((action) => (
-                    <ConfirmButton
-                      key={action}
-                      danger={action === 'open'}
-                      title={`${action[0]!.toUpperCase()}${action.slice(1)} the breaker of ${type}?`}
-                      body={
-                        action === 'open'
-                          ? `Jobs of ${type} in ${queue} wait until its cool-down ends, then one probe runs.`
-                          : action === 'close'
-                            ? `Jobs of ${type} run again (a pause from an upstream's 429 ends too).`
-                            : 'Its failure count and state are forgotten.'
-                      }
-                      confirmLabel={action}
-                      disabled={!can('admin')}
-                      onConfirm={() => breaker.mutateAsync({ type, action }).catch(() => null)}
-                    >
-                      {action[0]!.toUpperCase() + action.slice(1)}
-                    </ConfirmButton>
-                  ))}
-                </td>
+        <div className="table-wrap">
+          <table className="data-table breakers-table">
+            <caption className="sr-only">Breakers of queue {queue}, by task type</caption>
+            <thead>
+              <tr>
+                <th scope="col">Task type</th>
+                <th scope="col">Breaker</th>
+                <th scope="col">Failures</th>
+                <th scope="col">Until</th>
+                <th scope="col">
+                  <span className="sr-only">Actions</span>
+                </th>
               </tr>
-            ))}
-          </tbody>
-        </table>
+            </thead>
+            <tbody>
+              {breakers.map(([type, b]) => (
+                <tr key={type} data-breaker={type}>
+                  <th scope="row" className="mono">
+                    {type}
+                  </th>
+                  <td data-label="Breaker">
+                    <span
+                      className={`badge state-${b.state === 'closed' ? 'completed' : b.state === 'open' ? 'failed' : 'retrying'}`}
+                    >
+                      {b.state.replace('_', '-')}
+                    </span>
+                    {view.paused[type] ? <span className="muted"> · paused</span> : null}
+                  </td>
+                  <td data-label="Failures">{num(b.failures)}</td>
+                  <td data-label="Until">
+                    {b.open_until ? ago(b.open_until) : view.paused[type] ? ago(view.paused[type]) : '—'}
+                  </td>
+                  <td className="actions">
+                    {(['open', 'close', 'reset'] as const).map((action) => (
+                      <ConfirmButton
+                        key={action}
+                        danger={action === 'open'}
+                        title={`${action[0]!.toUpperCase()}${action.slice(1)} the breaker of ${type}?`}
+                        body={
+                          action === 'open'
+                            ? `Jobs of ${type} in ${queue} wait until its cool-down ends, then one probe runs.`
+                            : action === 'close'
+                              ? `Jobs of ${type} run again (a pause from an upstream's 429 ends too).`
+                              : 'Its failure count and state are forgotten.'
+                        }
+                        confirmLabel={action}
+                        disabled={!can('admin')}
+                        onConfirm={() => breaker.mutateAsync({ type, action }).catch(() => null)}
+                      >
+                        {action[0]!.toUpperCase() + action.slice(1)}
+                      </ConfirmButton>
+                    ))}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
       )}
     </Card>
   )
