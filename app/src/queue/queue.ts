@@ -16,6 +16,7 @@ import { connectRedis, createRedis, redisTarget } from '../redis/connection.ts'
 import { type FlowNodeRecord, FlowStore, type FlowView } from '../redis/flows.ts'
 import { HISTORY_RANGES, type HistoryRange, historyPoints, typedPoints } from '../redis/history.ts'
 import { type BreakerAction, LimitStore, type LimitsView } from '../redis/limits.ts'
+import { type CreatedIndexState, createdAcross } from '../redis/reads.ts'
 import { type DlqEntry, dlqPage, dlqTails } from '../redis/redrive.ts'
 import { Registry, type WorkerCommand, type WorkerDetail, type WorkerInfo } from '../redis/registry.ts'
 import { type ScheduleDetail, Schedules, type ScheduleView } from '../redis/schedule-service.ts'
@@ -896,7 +897,7 @@ export class Queue {
    * at once, then the backfill runs here for up to `waitMs` (the janitor continues whatever is
    * left: it is resumable). NOT_FOUND when no queue of that name is registered.
    */
-  async setCreatedIndex(queue: string, on: boolean, waitMs = 2000): Promise<'off' | 'building' | 'on'> {
+  async setCreatedIndex(queue: string, on: boolean, waitMs = 2000): Promise<CreatedIndexState> {
     this.checkQueue(queue)
     const physical = await this.partitionsFresh(queue)
     const registered = new Set(await this.store.queues())
@@ -910,7 +911,7 @@ export class Queue {
   }
 
   /** The created-time index's state in a queue: off, building or on (ADR 0035). */
-  createdIndexState(queue: string): Promise<'off' | 'building' | 'on'> {
+  createdIndexState(queue: string): Promise<CreatedIndexState> {
     return this.store.createdIndexState(queue)
   }
 
@@ -1624,6 +1625,7 @@ function mergePartitions(rows: QueueStats[], counts: Map<string, number>): Queue
     }
     acc.partitions = Math.max(counts.get(name) ?? 1, acc.partitions ?? 1)
     acc.paused ||= r.paused
+    acc.created_index = createdAcross([acc.created_index, r.created_index])
     for (const k of Object.keys(r.counts) as Array<keyof QueueStats['counts']>) acc.counts[k] += r.counts[k]
     for (const [k, v] of Object.entries(r.totals)) acc.totals[k] = (acc.totals[k] ?? 0) + v
     for (const p of Object.keys(r.streams) as Array<keyof QueueStats['streams']>) {

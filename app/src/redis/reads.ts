@@ -65,6 +65,16 @@ export interface QueueStats {
   oldest_waiting_ms: number | null
   /** A partitioned queue's partition count (its row sums them: mergePartitions). */
   partitions?: number
+  /** The created-time index (ADR 0035); a partitioned queue's: createdAcross its partitions'. */
+  created_index?: CreatedIndexState
+}
+
+export type CreatedIndexState = 'off' | 'building' | 'on'
+
+/** A queue's created-time index from its partitions': on when on in all, building when set in any. */
+export function createdAcross(states: ReadonlyArray<string | null | undefined>): CreatedIndexState {
+  if (states.every((s) => s === 'on')) return 'on'
+  return states.some((s) => s === 'building' || s === 'on') ? 'building' : 'off'
 }
 
 /** `queue_stats`: index counts, stats hash (flat), delayed, DLQ length, paused, per priority. */
@@ -75,6 +85,7 @@ type QueueStatsReply = [
   number,
   number,
   Array<[length: number, pending: number, lag: number, oldest: string]>,
+  string,
 ]
 
 export class JobReads extends StoreBase {
@@ -357,12 +368,11 @@ export class JobReads extends StoreBase {
    * The created-time index's state in a queue (ADR 0035): 'on' only when it is on in every
    * partition; 'building' while any is building; else 'off'.
    */
-  async createdIndexState(queue: string): Promise<'off' | 'building' | 'on'> {
-    const states = await Promise.all(
-      (await this.physicalQueues(queue)).map((p) => this.redis.hget(this.keys.meta(p), 'created_index')),
+  async createdIndexState(queue: string): Promise<CreatedIndexState> {
+    const parts = await this.physicalQueues(queue)
+    return createdAcross(
+      await Promise.all(parts.map((p) => this.redis.hget(this.keys.meta(p), 'created_index'))),
     )
-    if (states.every((s) => s === 'on')) return 'on'
-    return states.some((s) => s === 'building' || s === 'on') ? 'building' : 'off'
   }
 
   /** Dead-lettered jobs newest first, filtered by type, priority, error text and age. */
@@ -450,12 +460,8 @@ export class JobReads extends StoreBase {
     const now = this.clock.now()
     return Promise.all(
       queues.map(async (queue): Promise<QueueStats> => {
-        const [indexCounts, totalsFlat, delayed, dlq, paused, perPriority] = await this.run<QueueStatsReply>(
-          'queue_stats',
-          queue,
-          INDEXED_STATES,
-          now,
-        )
+        const [indexCounts, totalsFlat, delayed, dlq, paused, perPriority, created] =
+          await this.run<QueueStatsReply>('queue_stats', queue, INDEXED_STATES, now)
         const counts = {} as Record<JobState, number>
         INDEXED_STATES.forEach((s, i) => {
           counts[s] = indexCounts[i] ?? 0
@@ -485,6 +491,7 @@ export class JobReads extends StoreBase {
           delayed,
           dlq,
           oldest_waiting_ms: ages.length ? Math.max(...ages) : null,
+          created_index: createdAcross([created]),
         }
       }),
     )

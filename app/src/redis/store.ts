@@ -967,9 +967,12 @@ export class JobStore extends JobReads {
     p.del(this.keys.index(queue, 'active'))
     // The DLQ stream has no consumer group: trimming by age loses nothing a reader owes.
     p.xtrim(this.keys.dlq(queue), 'MINID', failedBefore)
+    // The created-time index's switch (ADR 0035): the janitor continues or sweeps it when set.
+    p.hget(this.keys.meta(queue), 'created_index')
     const res = (await p.exec()) ?? []
     const indexEntries = res.slice(0, 2).reduce((a, r) => a + Number(r?.[1] ?? 0), 0)
     const dlqEntries = Number(res[3]?.[1] ?? 0)
+    const createdIndex = res[4]?.[1] as string | null | undefined
 
     let consumers = 0
     for (const pr of PRIORITIES) {
@@ -985,6 +988,6 @@ export class JobStore extends JobReads {
         }
       }
     }
-    return { completedJobs, indexEntries, dlqEntries, consumers }
+    return { completedJobs, indexEntries, dlqEntries, consumers, createdIndex }
   }
 }

@@ -47,12 +47,13 @@ export class Janitor {
     const { store, log } = this.o
     const live = new Set((await this.o.registry.list()).map((w) => w.id))
     for (const q of queues) {
-      const r = await store.sweep(q, live, this.o.consumerIdleMs)
+      const { createdIndex, ...r } = await store.sweep(q, live, this.o.consumerIdleMs)
       if (r.completedJobs || r.indexEntries || r.dlqEntries || r.consumers)
         log.debug({ queue: q, ...r }, 'janitor swept')
       // The created-time index (ADR 0035): a backfill its API process left unfinished goes on
       // here; members of jobs expired by TTL go, a bounded walk per tick.
-      if ((await store.createdBackfill(q, 20)) === 'on') await store.createdSweep(q)
+      if (createdIndex === 'building') await store.createdBackfill(q, 20)
+      else if (createdIndex === 'on') await store.createdSweep(q)
     }
     for (const q of [...this.toRepair]) {
       this.toRepair.delete(q)

@@ -36,11 +36,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: QueuesReply, ...errors },
       },
     },
-    async () => {
-      const { queues } = await queue.statsWithConsumers()
-      const states = await Promise.all(queues.map((q) => queue.createdIndexState(q.queue)))
-      return { items: queues.map((q, i) => ({ ...q, created_index: states[i] })) }
-    },
+    async () => ({ items: (await queue.statsWithConsumers()).queues }),
   )
 
   app.put(
