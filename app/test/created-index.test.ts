@@ -9,7 +9,8 @@ import { F, type Job } from '../src/queue/job.ts'
 import { scanKeys } from '../src/redis/connection.ts'
 import { setLibraryOptions } from '../src/redis/scripts.ts'
 import { type ApiBundle, apiSetup } from './api-helpers.ts'
-import { FakeClock } from './helpers.ts'
+import { FakeClock, targetEnv, testTarget } from './helpers.ts'
+import { runCli } from './processes.ts'
 
 const Q = 'made'
 let b: ApiBundle
@@ -347,4 +348,26 @@ describe('refusals and the switch', () => {
     expect(await state()).toBe('off')
     expect(await snapshot()).toEqual(before)
   }, 30_000)
+})
+
+describe('dtq queues created-index', () => {
+  it('switches the index on (backfilled) and off; a bad state is refused', async () => {
+    b = await apiSetup()
+    for (let i = 0; i < 3; i++) await b.queue.add('work', { i }, { queue: Q })
+    const env = { ...targetEnv(testTarget()), KEY_PREFIX: b.prefix, REDIS_DURABILITY: 'off' }
+    expect(JSON.parse(await runCli(env, ['queues', 'created-index', Q, 'on']))).toEqual({
+      queue: Q,
+      created_index: 'on',
+    })
+    expect(await b.redis.zcard(b.queue.store.keys.created(Q))).toBe(3)
+    const before = await snapshot()
+    const err = await runCli(env, ['queues', 'created-index', Q, 'maybe']).then(
+      () => '',
+      (e: { stderr: string }) => e.stderr,
+    )
+    expect(err).toMatch(/on or off/)
+    expect(await snapshot()).toEqual(before)
+    expect(JSON.parse(await runCli(env, ['queues', 'created-index', Q, 'off'])).created_index).toBe('off')
+    expect(await b.redis.exists(b.queue.store.keys.created(Q))).toBe(0)
+  }, 60_000)
 })
