@@ -242,10 +242,16 @@ describe('sort=created', () => {
     expect((await walk(`queue=${Q}&sort=created&limit=4`)).map((j) => j.id)).toEqual(
       expected.map((j) => j.id),
     )
+    // Partitions added later get their index too (backfilled).
+    await b.queue.setPartitions(Q, 5)
+    for (let i = 30; i < 40; i++) await b.queue.add('work', { i }, { queue: Q, id: `p${i}` })
+    expect(await b.queue.createdIndexState(Q)).toBe('on')
+    expect(await b.queue.store.physicalQueues(Q)).toHaveLength(5)
     for (const p of await b.queue.store.physicalQueues(Q)) {
       const { hashes, index } = await both(p)
       expect(index).toEqual(hashes)
     }
+    expect(await walk(`queue=${Q}&sort=created&limit=7`)).toHaveLength(40)
   }, 30_000)
 })
 

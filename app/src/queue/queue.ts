@@ -984,6 +984,10 @@ export class Queue {
     checkInt(problems, 'partitions', count, 1, MAX_PARTITIONS)
     throwIfProblems(problems, 'invalid request')
     const { before, after } = await this.store.setPartitions(queue, count)
+    // New partitions of a queue whose created-time index is set get theirs too (ADR 0035).
+    await this.store.partitionNames(true)
+    if (after > before && (await this.store.createdIndexState(queue)) !== 'off')
+      await this.setCreatedIndex(queue, true)
     return { queue, partitions: after, before }
   }
 
