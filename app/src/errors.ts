@@ -13,6 +13,11 @@ export const ErrorCodes = {
   INVALID_STATE: { status: 409, message: 'the job is not in a state that allows this' },
   AMBIGUOUS_JOB_ID: { status: 409, message: 'the job id names jobs in more than one queue: give the queue' },
   PARTITIONED_QUEUE: { status: 409, message: 'not for a partitioned queue' },
+  CREATED_INDEX_OFF: {
+    status: 409,
+    message:
+      "the queue's created-time index is not on: an admin turns it on with PUT /queues/{queue}/created-index {on: true} (or `dtq queues created-index <queue> on`), then it builds",
+  },
   QUEUE_LIMIT: { status: 409, message: 'the number of queues is at its limit (MAX_QUEUES)' },
   QUEUE_FULL: { status: 429, message: 'queue depth limit reached' },
   RATE_LIMITED: { status: 429, message: 'too many requests' },

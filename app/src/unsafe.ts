@@ -93,14 +93,19 @@ export function localClock(skewMs: number): Clock {
 }
 
 /**
- * The worker options for a set of DTQ_UNSAFE switches. `no-oom-flags` and `no-archive-hold`
- * (retention does not wait for the archiver, ADR 0027) change the function
+ * The worker options for a set of DTQ_UNSAFE switches. `no-oom-flags`, `no-archive-hold`
+ * (retention does not wait for the archiver, ADR 0027) and `no-created-building-index` (jobs
+ * created during the created-time index's backfill are not indexed, ADR 0035) change the function
  * library of the whole process, so call this before any store is made; `no-clock-sync` is the
  * CLI's (it chooses the clock).
  */
 export function unsafeWorkerOptions(names: ReadonlySet<string>): WorkerOptions['unsafe'] {
-  if (names.has('no-oom-flags') || names.has('no-archive-hold'))
-    setLibraryOptions({ noOomFlags: names.has('no-oom-flags'), noArchiveHold: names.has('no-archive-hold') })
+  if (names.has('no-oom-flags') || names.has('no-archive-hold') || names.has('no-created-building-index'))
+    setLibraryOptions({
+      noOomFlags: names.has('no-oom-flags'),
+      noArchiveHold: names.has('no-archive-hold'),
+      noCreatedWhileBuilding: names.has('no-created-building-index'),
+    })
   return {
     noLeaseRenewal: names.has('no-lease-renewal'),
     noHandback: names.has('no-handback'),

@@ -265,3 +265,67 @@ test('a queue with jobs and no live worker is flagged "no workers": queues list,
     await call('DELETE', `/queues/${queue}?force=true`)
   }
 })
+
+test('sort by created time: turned on from the queue page, the jobs list in created order; filters folded at 390 px', async ({
+  page,
+}) => {
+  const check = watchErrors(page)
+  await signIn(page)
+  // No worker consumes this queue: its jobs stay put. Created one by one; the first two
+  // scheduled and then run now, so the time they entered their state is later than the others'.
+  const queue = `e2e-created-${Date.now()}`
+  const ids: string[] = []
+  for (let i = 0; i < 5; i++) {
+    const j = (await call('POST', '/jobs', {
+      task_type: 'echo',
+      payload: { i },
+      queue,
+      ...(i < 2 ? { delay_ms: 3_600_000 } : {}),
+    })) as { id: string }
+    ids.push(j.id)
+    await new Promise((r) => setTimeout(r, 5))
+  }
+  for (const id of ids.slice(0, 2)) await call('POST', `/jobs/${id}/promote?queue=${queue}`)
+  try {
+    await page.goto(`${base()}/jobs?queue=${queue}`)
+    const sort = page.getByLabel('Sort')
+    await expect(sort.locator('option', { hasText: 'Created, newest first' })).toBeDisabled()
+    await expect(page.getByText(`Created order: the created-time index of ${queue} is off`)).toBeVisible()
+
+    await page.goto(`${base()}/queues/${queue}`)
+    await expect(page.getByText('Created index: off')).toBeVisible()
+    await page.getByRole('button', { name: 'Turn on created index' }).click()
+    await page.getByRole('dialog').getByRole('button', { name: 'Turn on' }).click()
+    await expect(page.getByText('Created index: on')).toBeVisible()
+    await page.getByRole('link', { name: 'Jobs by created time' }).click()
+    await expect(page).toHaveURL(/sort=created/)
+    await expect(page.getByLabel('Sort')).toHaveValue('created-desc')
+    const rowIds = async () =>
+      (await page.getByRole('table', { name: 'Jobs' }).locator('tbody tr td.mono').allTextContents()).map(
+        (s) => s.trim(),
+      )
+    await expect.poll(rowIds).toEqual([...ids].reverse())
+    // The state-entry order differs: the two run now come first.
+    await page.getByLabel('Sort').selectOption('updated-desc')
+    await expect.poll(async () => (await rowIds()).slice(0, 2).sort()).toEqual(ids.slice(0, 2).sort())
+    await page.getByLabel('Sort').selectOption('created-asc')
+    await expect.poll(rowIds).toEqual(ids)
+    await expect(page.getByRole('button', { name: '← Earlier' })).toBeVisible()
+    await expect(page.getByRole('button', { name: 'Later →' })).toBeVisible()
+    await page.screenshot({ path: `${SHOTS}/jobs-created-order.png`, fullPage: true })
+
+    await page.setViewportSize({ width: 390, height: 844 })
+    const toggle = page.getByRole('button', { name: /^Filters/ })
+    await expect(toggle).toBeVisible()
+    await expect(page.getByLabel('Sort')).toBeHidden()
+    await expect(page.getByRole('table', { name: 'Jobs' })).toBeInViewport()
+    await page.screenshot({ path: `${SHOTS}/jobs-390-filters-folded.png` })
+    await toggle.click()
+    await expect(page.getByLabel('Sort')).toBeVisible()
+    await page.screenshot({ path: `${SHOTS}/jobs-390-filters-open.png`, fullPage: true })
+    expect(await overflow(page), 'wider than 390 px').toEqual([])
+    check()
+  } finally {
+    await call('DELETE', `/queues/${queue}?force=true`)
+  }
+})

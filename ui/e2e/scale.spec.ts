@@ -295,7 +295,7 @@ test('jobs: N jobs, jump to a time, the bounded payload filter', async ({ page }
 
   // Oldest first: the first row is the oldest completed job of the queue (the API agrees).
   await page.goto(`${stack.baseURL}/jobs?queue=scale-a&status=completed`)
-  await page.getByLabel('Order').selectOption('asc')
+  await page.getByLabel('Sort').selectOption('updated-asc')
   await expect(page).toHaveURL(/order=asc/)
   const oldest = await api<{ items: Array<{ id: string }> }>(
     '/jobs?queue=scale-a&status=completed&order=asc&limit=1',

@@ -943,6 +943,20 @@ queues
     }),
   )
 queues
+  .command('created-index')
+  .description(
+    "switch a queue's created-time index on (backfilled here, resumable) or off: GET /jobs?sort=created needs it (ADR 0035)",
+  )
+  .argument('<queue>')
+  .argument('<state>', 'on or off')
+  .action(async (name: string, state: string) =>
+    withQueue(async (q) => {
+      if (state !== 'on' && state !== 'off') throw new DtqError('VALIDATION', 'state must be on or off')
+      const now = await q.setCreatedIndex(name, state === 'on', Number.POSITIVE_INFINITY)
+      print({ queue: name, created_index: now })
+    }),
+  )
+queues
   .command('partitions')
   .description("show a queue's partition count, or raise it (it only grows; ADR 0017)")
   .argument('<queue>')

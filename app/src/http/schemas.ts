@@ -350,8 +350,13 @@ export const ListJobsQuery = Type.Object(
     ),
     order: Type.Optional(
       Type.Enum(['desc', 'asc'], {
+        description: 'desc (default): newest first; asc: oldest first -- by the `sort` time',
+      }),
+    ),
+    sort: Type.Optional(
+      Type.Enum(['updated', 'created'], {
         description:
-          'desc (default): newest first; asc: oldest first -- by the time a job entered its current state (`updated_at`; for queued and active jobs, when queued). No created-time order: ADR 0033',
+          "updated (default): by the time a job entered its current state (`updated_at`; for queued and active jobs, when queued; ADR 0033). created: by created_at, through the queue's created-time index -- needs `queue` (400) whose index is on (409 CREATED_INDEX_OFF; PUT /queues/{queue}/created-index); `status` and `task_type` filter what it reads, at most the listing's scan per page (a short page has a cursor to continue); ADR 0035",
       }),
     ),
     where: Type.Optional(
@@ -508,6 +513,12 @@ export const StreamStatsS = Type.Object({
   oldest_waiting_ms: Nullable(Type.Number()),
 })
 
+/** The created-time index of a queue (ADR 0035). */
+export const CreatedIndexState = Type.Enum(['off', 'building', 'on'], {
+  description:
+    "the queue's created-time index (GET /jobs?sort=created): off, building (its backfill runs), on",
+})
+
 export const QueueStatsS = Type.Object({
   queue: Type.String(),
   paused: Type.Boolean(),
@@ -530,9 +541,15 @@ export const QueueStatsS = Type.Object({
         'jobs waiting or running, not paused, and no live worker consumes the queue (alert no_worker)',
     }),
   ),
+  created_index: Type.Optional(CreatedIndexState),
 })
 
 export const QueuesReply = Type.Object({ items: Type.Array(QueueStatsS) })
+export const CreatedIndexBody = Type.Object(
+  { on: Type.Boolean({ description: 'true: build the index (then keep it); false: delete it' }) },
+  strict,
+)
+export const CreatedIndexReply = Type.Object({ queue: Type.String(), created_index: CreatedIndexState })
 export const QueueParams = Type.Object({ queue: QueueName }, strict)
 export const PartitionsBody = Type.Object(
   {

@@ -16,6 +16,7 @@ import { connectRedis, createRedis, redisTarget } from '../redis/connection.ts'
 import { type FlowNodeRecord, FlowStore, type FlowView } from '../redis/flows.ts'
 import { HISTORY_RANGES, type HistoryRange, historyPoints, typedPoints } from '../redis/history.ts'
 import { type BreakerAction, LimitStore, type LimitsView } from '../redis/limits.ts'
+import { type CreatedIndexState, createdAcross } from '../redis/reads.ts'
 import { type DlqEntry, dlqPage, dlqTails } from '../redis/redrive.ts'
 import { Registry, type WorkerCommand, type WorkerDetail, type WorkerInfo } from '../redis/registry.ts'
 import { type ScheduleDetail, Schedules, type ScheduleView } from '../redis/schedule-service.ts'
@@ -857,6 +858,8 @@ export class Queue {
       from?: number
       /** desc (default): newest first; asc: oldest first -- by the time a job entered its state. */
       order?: 'asc' | 'desc'
+      /** updated (default): by the time a job entered its state; created: by created_at (ADR 0035). */
+      sort?: 'updated' | 'created'
       limit?: number
     } = {},
   ): Promise<Page<Job>> {
@@ -871,8 +874,45 @@ export class Queue {
     if (q.from !== undefined) checkInt(problems, 'from', q.from, 0, MAX_LIST_TIME_MS)
     if (q.order !== undefined && q.order !== 'asc' && q.order !== 'desc')
       problems.push('order must be asc or desc')
+    if (q.sort !== undefined && q.sort !== 'updated' && q.sort !== 'created')
+      problems.push('sort must be updated or created')
+    if (q.sort === 'created' && q.queue === undefined)
+      problems.push("sort=created needs a queue: the created-time index is a queue's (ADR 0035)")
     throwIfProblems(problems, 'invalid request')
-    return this.store.listJobs({ ...q, limit })
+    if (q.sort !== 'created' || q.queue === undefined) return this.store.listJobs({ ...q, limit })
+    const state = await this.store.createdIndexState(q.queue)
+    if (state !== 'on') {
+      throw new DtqError(
+        'CREATED_INDEX_OFF',
+        state === 'building'
+          ? `the created-time index of queue ${q.queue} is building: try again when GET /queues says created_index: on`
+          : `the created-time index of queue ${q.queue} is off: an admin turns it on with PUT /queues/${q.queue}/created-index {"on": true} (or \`dtq queues created-index ${q.queue} on\`)`,
+      )
+    }
+    return this.store.listCreated({ ...q, queue: q.queue, limit })
+  }
+
+  /**
+   * Switches a queue's created-time index on or off (ADR 0035). On: the switch reads 'building'
+   * at once, then the backfill runs here for up to `waitMs` (the janitor continues whatever is
+   * left: it is resumable). NOT_FOUND when no queue of that name is registered.
+   */
+  async setCreatedIndex(queue: string, on: boolean, waitMs = 2000): Promise<CreatedIndexState> {
+    this.checkQueue(queue)
+    const physical = await this.partitionsFresh(queue)
+    const registered = new Set(await this.store.queues())
+    if (!physical.some((q) => registered.has(q))) throw new DtqError('NOT_FOUND', `queue ${queue} not found`)
+    await this.store.setCreatedIndex(queue, on)
+    if (!on) return 'off'
+    const until = Date.now() + waitMs
+    let state = await this.store.createdIndexState(queue)
+    while (state === 'building' && Date.now() < until) state = await this.store.createdBackfill(queue, 1)
+    return state
+  }
+
+  /** The created-time index's state in a queue: off, building or on (ADR 0035). */
+  createdIndexState(queue: string): Promise<CreatedIndexState> {
+    return this.store.createdIndexState(queue)
   }
 
   /** How many jobs `listJobs` would walk with this filter, when that is cheap; else null (ADR 0033). */
@@ -944,6 +984,10 @@ export class Queue {
     checkInt(problems, 'partitions', count, 1, MAX_PARTITIONS)
     throwIfProblems(problems, 'invalid request')
     const { before, after } = await this.store.setPartitions(queue, count)
+    // New partitions of a queue whose created-time index is set get theirs too (ADR 0035).
+    await this.store.partitionNames(true)
+    if (after > before && (await this.store.createdIndexState(queue)) !== 'off')
+      await this.setCreatedIndex(queue, true)
     return { queue, partitions: after, before }
   }
 
@@ -1585,6 +1629,7 @@ function mergePartitions(rows: QueueStats[], counts: Map<string, number>): Queue
     }
     acc.partitions = Math.max(counts.get(name) ?? 1, acc.partitions ?? 1)
     acc.paused ||= r.paused
+    acc.created_index = createdAcross([acc.created_index, r.created_index])
     for (const k of Object.keys(r.counts) as Array<keyof QueueStats['counts']>) acc.counts[k] += r.counts[k]
     for (const [k, v] of Object.entries(r.totals)) acc.totals[k] = (acc.totals[k] ?? 0) + v
     for (const p of Object.keys(r.streams) as Array<keyof QueueStats['streams']>) {

@@ -52,6 +52,8 @@ export const QUEUE_KEY = {
   archive_on: ':archive:on',
   /** The archive stream's unacknowledged entries scored by their jobs' end: the watermark (ADR 0031). */
   archive_at: ':archive:at',
+  /** The created-time index (zset: job id scored by created_at), while its switch is set (ADR 0035). */
+  created: ':created',
 } as const
 
 /** The key spellings and shared constants for the Lua library (see scripts.ts). */
@@ -136,7 +138,11 @@ export class Keys {
   archiveAt(queue: string): string {
     return this.base(queue) + QUEUE_KEY.archive_at
   }
-  /** Queue settings: paused flag. */
+  /** The created-time index: every job of the queue by created_at, opt-in (ADR 0035). */
+  created(queue: string): string {
+    return this.base(queue) + QUEUE_KEY.created
+  }
+  /** Queue settings: paused flag, the created-time index's switch (`created_index`). */
   meta(queue: string): string {
     return this.base(queue) + QUEUE_KEY.meta
   }

@@ -96,5 +96,8 @@ export function beforeAsc(a: ListCursor, b: ListCursor): boolean {
   return before(b, a)
 }
 
-/** `list`: matches (flat: score, id, entry, failed_at), done, last score, last id, examined. */
-export type ListReply = [string[], number, string, string, number]
+/**
+ * `list`: matches (flat: score, id, entry, failed_at), done, last score, last id, examined; and
+ * for the created-time index, the members met whose job hash is gone.
+ */
+export type ListReply = [string[], number, string, string, number, string[]?]

@@ -40,6 +40,8 @@ import { LOC_BLOCK_TTL_S, StoreBase } from './store-base.ts'
  * the same call, so a stream's entries up to the group's last-delivered id are exactly the
  * pending ones (active jobs) and those after it the undelivered ones (queued jobs).
  */
+/** A page sorted by created time examines at most this many index members per row asked (ADR 0035). */
+export const CREATED_SCAN_PER_ROW = 20
 export const STREAM_STATES: readonly JobState[] = ['queued', 'active']
 export const INDEXED_STATES = STATES.filter((s) => !STREAM_STATES.includes(s))
 
@@ -63,6 +65,16 @@ export interface QueueStats {
   oldest_waiting_ms: number | null
   /** A partitioned queue's partition count (its row sums them: mergePartitions). */
   partitions?: number
+  /** The created-time index (ADR 0035); a partitioned queue's: createdAcross its partitions'. */
+  created_index?: CreatedIndexState
+}
+
+export type CreatedIndexState = 'off' | 'building' | 'on'
+
+/** A queue's created-time index from its partitions': on when on in all, building when set in any. */
+export function createdAcross(states: ReadonlyArray<string | null | undefined>): CreatedIndexState {
+  if (states.every((s) => s === 'on')) return 'on'
+  return states.some((s) => s === 'building' || s === 'on') ? 'building' : 'off'
 }
 
 /** `queue_stats`: index counts, stats hash (flat), delayed, DLQ length, paused, per priority. */
@@ -73,6 +85,7 @@ type QueueStatsReply = [
   number,
   number,
   Array<[length: number, pending: number, lag: number, oldest: string]>,
+  string,
 ]
 
 export class JobReads extends StoreBase {
@@ -195,18 +208,21 @@ export class JobReads extends StoreBase {
    * `args` are the filter arguments of `list` from ARGV[11] on.
    */
   private async scanPage<T>(
-    kind: 'jobs' | 'jobs_asc' | 'dlq',
+    kind: 'jobs' | 'jobs_asc' | 'dlq' | 'created' | 'created_asc',
     queues: string[],
     cursor: ListCursor | null,
     limit: number,
     args: ReadonlyArray<string | number>,
     accept: (job: Job, c: Candidate, raw: Record<string, string>) => T | null,
+    perPage = this.listScan.perPage,
   ): Promise<Page<T>> {
     const scans: QueueScan[] = queues.map((queue) => ({ queue, buf: [], done: false, last: null }))
     // `later(a, b)`: a comes after b in this walk's order (oldest first for jobs_asc).
-    const asc = kind === 'jobs_asc'
+    const asc = kind === 'jobs_asc' || kind === 'created_asc'
     const later = asc ? beforeAsc : before
     const page: Candidate[] = []
+    // Created-index members met without a job hash (expired by TTL): removed after the page.
+    const gone = new Map<string, string[]>()
     let examined = 0
     let stoppedAt: ListCursor | null = null
     for (;;) {
@@ -221,7 +237,7 @@ export class JobReads extends StoreBase {
       }
       const waiting = scans.filter((s) => blocks(s, head?.buf[0], later))
       if (page.length >= limit || !waiting.length) break
-      if (examined >= this.listScan.perPage) {
+      if (examined >= perPage) {
         // Every queue is examined down to its last position; the page resumes after the newest.
         stoppedAt = waiting.map((s) => s.last!).reduce((a, b) => (later(a, b) ? b : a))
         break
@@ -229,7 +245,7 @@ export class JobReads extends StoreBase {
       const want = limit - page.length + 1
       const budget = Math.min(
         this.listScan.perCall,
-        Math.max(1, Math.ceil((this.listScan.perPage - examined) / waiting.length)),
+        Math.max(1, Math.ceil((perPage - examined) / waiting.length)),
       )
       const replies = await Promise.all(
         waiting.map((s) => {
@@ -248,7 +264,8 @@ export class JobReads extends StoreBase {
         }),
       )
       waiting.forEach((s, i) => {
-        const [flat, done, lastScore, lastId, n] = replies[i]!
+        const [flat, done, lastScore, lastId, n, stale] = replies[i]!
+        if (stale?.length) gone.set(s.queue, [...(gone.get(s.queue) ?? []), ...stale])
         for (let k = 0; k + 3 < flat.length; k += 4) {
           const extra = { entry: flat[k + 2]!, failed_at: flat[k + 3]! }
           s.buf.push({ score: Number(flat[k]), id: flat[k + 1]!, queue: s.queue, extra })
@@ -259,6 +276,7 @@ export class JobReads extends StoreBase {
       })
     }
     const jobs = await this.hydrate(page)
+    for (const [queue, ids] of gone) await this.run('created_sweep', queue, ['ids', ...ids])
     const items: T[] = []
     page.forEach((c, i) => {
       const h = jobs[i]
@@ -308,6 +326,52 @@ export class JobReads extends StoreBase {
           return null
         return job
       },
+    )
+  }
+
+  /**
+   * Jobs of one queue by created_at, newest first (`order: 'asc'` oldest first), through its
+   * created-time index (ADR 0035; the caller checks that it is on): the state and task type
+   * filters apply to the members read, at most CREATED_SCAN_PER_ROW × limit of them (a page that
+   * stops short has a cursor to continue). `from`: the page starts at that created time.
+   */
+  async listCreated(q: {
+    queue: string
+    state?: JobState
+    task_type?: string
+    cursor?: string | null
+    from?: number
+    order?: 'asc' | 'desc'
+    limit: number
+  }): Promise<Page<Job>> {
+    const asc = q.order === 'asc'
+    const cursor =
+      startAt(q.cursor) ??
+      (q.from === undefined ? null : { score: asc ? q.from : q.from + 1, id: '', queue: '' })
+    return this.scanPage(
+      asc ? 'created_asc' : 'created',
+      await this.physicalQueues(q.queue),
+      cursor,
+      q.limit,
+      [q.task_type ?? '', q.state ?? ''],
+      (job) => {
+        if (q.task_type && job.task_type !== q.task_type) return null
+        if (q.state && job.state !== q.state) return null
+        return job
+      },
+      // Filters read member by member: at most CREATED_SCAN_PER_ROW members per row asked.
+      Math.min(this.listScan.perPage, CREATED_SCAN_PER_ROW * q.limit),
+    )
+  }
+
+  /**
+   * The created-time index's state in a queue (ADR 0035): 'on' only when it is on in every
+   * partition; 'building' while any is building; else 'off'.
+   */
+  async createdIndexState(queue: string): Promise<CreatedIndexState> {
+    const parts = await this.physicalQueues(queue)
+    return createdAcross(
+      await Promise.all(parts.map((p) => this.redis.hget(this.keys.meta(p), 'created_index'))),
     )
   }
 
@@ -396,12 +460,8 @@ export class JobReads extends StoreBase {
     const now = this.clock.now()
     return Promise.all(
       queues.map(async (queue): Promise<QueueStats> => {
-        const [indexCounts, totalsFlat, delayed, dlq, paused, perPriority] = await this.run<QueueStatsReply>(
-          'queue_stats',
-          queue,
-          INDEXED_STATES,
-          now,
-        )
+        const [indexCounts, totalsFlat, delayed, dlq, paused, perPriority, created] =
+          await this.run<QueueStatsReply>('queue_stats', queue, INDEXED_STATES, now)
         const counts = {} as Record<JobState, number>
         INDEXED_STATES.forEach((s, i) => {
           counts[s] = indexCounts[i] ?? 0
@@ -431,6 +491,7 @@ export class JobReads extends StoreBase {
           delayed,
           dlq,
           oldest_waiting_ms: ages.length ? Math.max(...ages) : null,
+          created_index: createdAcross([created]),
         }
       }),
     )

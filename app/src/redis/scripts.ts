@@ -63,6 +63,8 @@ export const SCRIPT_NAMES = [
   'archive_on',
   'archive_ack',
   'archive_off',
+  'created_index',
+  'created_sweep',
 ] as const
 export type ScriptName = (typeof SCRIPT_NAMES)[number]
 
@@ -81,6 +83,7 @@ const DENIED_WHEN_FULL: ReadonlySet<ScriptName> = new Set([
   'flow_create',
   'edit_payload',
   'history_snapshot',
+  'created_index',
 ])
 
 /**
@@ -106,6 +109,8 @@ export interface LibraryOptions {
   noOomFlags?: boolean
   /** NEGATIVE CONTROL ONLY: retention does not wait for the archiver (ADR 0027). */
   noArchiveHold?: boolean
+  /** NEGATIVE CONTROL ONLY: jobs created while the created-time index builds are not indexed (ADR 0035). */
+  noCreatedWhileBuilding?: boolean
 }
 
 const dir = new URL('./scripts/', import.meta.url)
@@ -120,6 +125,7 @@ function buildLibrary(opts: LibraryOptions): { name: string; source: string } {
     `local MAX_DELAY_MS = ${MAX_DELAY_MS}`,
     `local SCHEDULE_HISTORY = ${HISTORY_KEPT}`,
     `local ARCHIVE_HOLD = ${opts.noArchiveHold ? 'false' : 'true'}`,
+    `local CREATED_WHILE_BUILDING = ${opts.noCreatedWhileBuilding ? 'false' : 'true'}`,
   ]
   const parts = readdirSync(libDir)
     .filter((f) => f.endsWith('.lua'))

@@ -854,6 +854,53 @@ export class JobStore extends JobReads {
   }
 
   /**
+   * Switches the created-time index of a queue (every partition) on or off (ADR 0035). On: the
+   * switch reads 'building' at once -- new jobs are indexed from then on -- and the backfill
+   * (createdBackfill) indexes the jobs that were there before. Off: the index and its switch go.
+   */
+  async setCreatedIndex(queue: string, on: boolean): Promise<void> {
+    for (const p of await this.physicalQueues(queue)) await this.run('created_index', p, [on ? 'on' : 'off'])
+  }
+
+  /**
+   * Runs up to `pages` pages of the created-time index's backfill in each partition of `queue`
+   * that is building (SCAN of its job hashes, `count` keys a page, from where the last page
+   * stopped: resumable by any process). Returns the queue's state after.
+   */
+  async createdBackfill(queue: string, pages = Number.POSITIVE_INFINITY, count = 1000) {
+    for (const p of await this.physicalQueues(queue)) {
+      const meta = this.keys.meta(p)
+      const jobKey = this.keys.job(p, '')
+      const match = `${jobKey.replace(/[*?[\]\\]/g, '\\$&')}*`
+      for (let n = 0; n < pages; n++) {
+        const [state, at] = await this.redis.hmget(meta, 'created_index', 'created_scan')
+        if (state !== 'building' || typeof at !== 'string') break
+        const [next, keys] = (await callOnKey(
+          this.redis,
+          meta,
+          'SCAN',
+          at,
+          'MATCH',
+          match,
+          'COUNT',
+          count,
+        )) as [string, string[]]
+        const ids = keys.map((k) => k.slice(jobKey.length))
+        await this.run('created_index', p, ['page', at, next, ...ids])
+      }
+    }
+    return this.createdIndexState(queue)
+  }
+
+  /** Removes up to `limit` members of expired jobs from each partition's created-time index (ADR 0035). */
+  async createdSweep(queue: string, limit = 1000): Promise<number> {
+    let removed = 0
+    for (const p of await this.physicalQueues(queue))
+      removed += await this.run<number>('created_sweep', p, ['walk', limit])
+    return removed
+  }
+
+  /**
    * Forgets a queue that has held nothing for `idleMs` (script `forget_queue`): its keys go and
    * it leaves the registry. Never one a live worker serves (the caller checks). True if forgotten.
    */
@@ -920,9 +967,12 @@ export class JobStore extends JobReads {
     p.del(this.keys.index(queue, 'active'))
     // The DLQ stream has no consumer group: trimming by age loses nothing a reader owes.
     p.xtrim(this.keys.dlq(queue), 'MINID', failedBefore)
+    // The created-time index's switch (ADR 0035): the janitor continues or sweeps it when set.
+    p.hget(this.keys.meta(queue), 'created_index')
     const res = (await p.exec()) ?? []
     const indexEntries = res.slice(0, 2).reduce((a, r) => a + Number(r?.[1] ?? 0), 0)
     const dlqEntries = Number(res[3]?.[1] ?? 0)
+    const createdIndex = res[4]?.[1] as string | null | undefined
 
     let consumers = 0
     for (const pr of PRIORITIES) {
@@ -938,6 +988,6 @@ export class JobStore extends JobReads {
         }
       }
     }
-    return { completedJobs, indexEntries, dlqEntries, consumers }
+    return { completedJobs, indexEntries, dlqEntries, consumers, createdIndex }
   }
 }

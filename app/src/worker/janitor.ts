@@ -6,7 +6,8 @@
  * deleted. Under memory pressure (Redis near its maxmemory; checked every 2 s by its own
  * loop) it removes completed jobs before their retention, oldest first: a full Redis frees what
  * it can instead of refusing new work until an operator steps in. And it repairs queues whose stream entries were deleted
- * behind DTQ's back (dead-letters the jobs they stranded).
+ * behind DTQ's back (dead-letters the jobs they stranded). It continues created-time index
+ * backfills and sweeps those indexes of expired jobs (ADR 0035).
  */
 import type { Registry } from '../redis/registry.ts'
 import type { JobStore } from '../redis/store.ts'
@@ -46,9 +47,13 @@ export class Janitor {
     const { store, log } = this.o
     const live = new Set((await this.o.registry.list()).map((w) => w.id))
     for (const q of queues) {
-      const r = await store.sweep(q, live, this.o.consumerIdleMs)
+      const { createdIndex, ...r } = await store.sweep(q, live, this.o.consumerIdleMs)
       if (r.completedJobs || r.indexEntries || r.dlqEntries || r.consumers)
         log.debug({ queue: q, ...r }, 'janitor swept')
+      // The created-time index (ADR 0035): a backfill its API process left unfinished goes on
+      // here; members of jobs expired by TTL go, a bounded walk per tick.
+      if (createdIndex === 'building') await store.createdBackfill(q, 20)
+      else if (createdIndex === 'on') await store.createdSweep(q)
     }
     for (const q of [...this.toRepair]) {
       this.toRepair.delete(q)

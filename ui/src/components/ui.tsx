@@ -147,14 +147,23 @@ export function ConfirmButton(props: {
   )
 }
 
-export function Pager({ onPrev, onNext }: { onPrev?: () => void; onNext?: () => void }) {
+/** Previous / next page, named by where they go: newer / older, or earlier / later in an oldest-first list. */
+export function Pager({
+  onPrev,
+  onNext,
+  oldestFirst = false,
+}: {
+  onPrev?: () => void
+  onNext?: () => void
+  oldestFirst?: boolean
+}) {
   return (
     <nav className="pager" aria-label="pagination">
       <button type="button" onClick={onPrev} disabled={!onPrev}>
-        ← Newer
+        ← {oldestFirst ? 'Earlier' : 'Newer'}
       </button>
       <button type="button" onClick={onNext} disabled={!onNext}>
-        Older →
+        {oldestFirst ? 'Later' : 'Older'} →
       </button>
     </nav>
   )

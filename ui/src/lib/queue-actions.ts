@@ -1,4 +1,4 @@
-/** Pausing, resuming, emptying and deleting a queue (the dashboard's and the queues page's table share them). */
+/** Pausing, resuming, emptying and deleting a queue, its created-time index (the dashboard's, the queues and queue pages share them). */
 import { api } from './api'
 import { useInvalidatingMutation } from './mutation'
 import { queryKeys } from './query-keys'
@@ -22,6 +22,17 @@ export const useEmptyQueue = () =>
         },
       ),
     [queryKeys.queues, queryKeys.stats, queryKeys.jobs.all],
+  )
+
+/** Switches a queue's created-time index on (built, then kept) or off (PUT /queues/{q}/created-index; ADR 0035). */
+export const useCreatedIndex = () =>
+  useInvalidatingMutation(
+    ({ queue, on }: { queue: string; on: boolean }) =>
+      api<{ queue: string; created_index: string }>(`/queues/${encodeURIComponent(queue)}/created-index`, {
+        method: 'PUT',
+        body: { on },
+      }),
+    [queryKeys.queues, queryKeys.jobs.all],
   )
 
 /** Deletes a queue and all its keys (DELETE /queues/{q}; `force` with jobs running). */

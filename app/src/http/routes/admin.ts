@@ -2,6 +2,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import {
   ConcurrencyBody,
+  CreatedIndexBody,
+  CreatedIndexReply,
   DeleteQueueQuery,
   DeleteQueueReply,
   EmptyQueueBody,
@@ -35,6 +37,26 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async () => ({ items: (await queue.statsWithConsumers()).queues }),
+  )
+
+  app.put(
+    '/queues/:queue/created-index',
+    {
+      config: { role: 'admin' },
+      schema: {
+        tags: ['queues'],
+        summary: "Switch a queue's created-time index on or off (GET /jobs?sort=created needs it on)",
+        description:
+          "On: new jobs are indexed at once and the jobs already there are backfilled in bounded pages (the reply says `building` while that runs; the workers' janitor finishes it if this process stops). It costs one ZADD per job created and some Redis memory per job (docs/performance.md). Off: the index is deleted. ADR 0035.",
+        params: QueueParams,
+        body: CreatedIndexBody,
+        response: { 200: CreatedIndexReply, ...errors },
+      },
+    },
+    async (req) => ({
+      queue: req.params.queue,
+      created_index: await queue.setCreatedIndex(req.params.queue, req.body.on),
+    }),
   )
 
   for (const action of ['pause', 'resume'] as const) {

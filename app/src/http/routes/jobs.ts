@@ -96,6 +96,8 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       )
     if (q.order === 'asc')
       throw new DtqError('VALIDATION', 'a payload filter (where) lists newest first only: drop order=asc')
+    if (q.sort === 'created')
+      throw new DtqError('VALIDATION', 'a payload filter (where) lists in its own order: drop sort=created')
     if (q.cursor) decodeSearchCursor(q.cursor)
     const filters = parseFilters({
       queue: q.queue,
@@ -240,9 +242,9 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { role: 'read' },
       schema: {
         tags: ['jobs'],
-        summary: 'List jobs, most recently changed first, with cursor pagination',
+        summary: 'List jobs, most recently changed (or created: sort=created) first, with cursor pagination',
         description:
-          '`total`: how many jobs match, from the per-state counts, when cheap (null with a task_type). `from`: jump to a time. `order`: newest (desc) or oldest (asc) first. `where`: payload filters within a queue or task type, bounded (`scan`). ADR 0033.',
+          '`total`: how many jobs match, from the per-state counts, when cheap (null with a task_type). `from`: jump to a time. `order`: newest (desc) or oldest (asc) first. `sort=created`: by created_at within one queue whose created-time index is on (400 without a queue, 409 CREATED_INDEX_OFF otherwise; ADR 0035). `where`: payload filters within a queue or task type, bounded (`scan`). ADR 0033.',
         querystring: ListJobsQuery,
         response: { 200: JobPage, ...errors },
       },
@@ -257,7 +259,14 @@ export const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const filter = { queue: q.queue, state: q.status, task_type: q.task_type }
       // The page and its total side by side: a total that cannot be read is unknown, not a 500.
       const [page, counts] = await Promise.all([
-        queue.listJobs({ ...filter, cursor: q.cursor, from: q.from, order: q.order, limit: q.limit ?? 50 }),
+        queue.listJobs({
+          ...filter,
+          cursor: q.cursor,
+          from: q.from,
+          order: q.order,
+          sort: q.sort,
+          limit: q.limit ?? 50,
+        }),
         queue.listTotal(filter).catch(() => null),
       ])
       return { ...page, total: counts?.total ?? null, ...(counts && { by_state: counts.by_state }) }

@@ -26,9 +26,14 @@ if #page == most then return 1 end
 if COMPLETED_TTL <= 0 then
   local idx = k_idx('completed')
   local ids = redis.call('ZRANGE', idx, 0, most - 1)
+  local gone = {}
   for _, id in ipairs(ids) do
-    if redis.call('HGET', k_job(id), F_STATE) == 'completed' then redis.call('DEL', k_job(id), k_logs(id)) end
+    if redis.call('HGET', k_job(id), F_STATE) == 'completed' then
+      redis.call('DEL', k_job(id), k_logs(id))
+      gone[#gone + 1] = id
+    end
   end
+  created_drop(gone)
   if #ids > 0 then redis.call('ZREM', idx, unpack(ids)) end
   if #ids == most then return 1 end
 end

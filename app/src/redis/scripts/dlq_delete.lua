@@ -18,6 +18,7 @@ local function drop(id, dlq_entry)
   if st == 'failed' then
     redis.call('DEL', k_job(id), k_logs(id))
     redis.call('ZREM', k_idx('failed'), id)
+    created_drop({ id })
     emit(id, 'deleted', '')
     deleted = deleted + 1
   end

@@ -146,7 +146,11 @@ if #bad > 0 or #taken > 0 then return { 'refused', taken, bad } end
 -- Pass 2: write. A job repeats one added earlier in this call as it would one added before.
 local out = {}
 -- The registration mark: gone when the queue is new or was forgotten (forget_queue deletes meta).
-local unregistered = redis.call('HSETNX', k_meta(), 'registered', '1') == 1
+-- Read with the created-time index's switch (ADR 0035): one call per enqueue, not per job.
+local mark = redis.call('HMGET', k_meta(), 'registered', 'created_index')
+local unregistered = not mark[1]
+if unregistered then redis.call('HSET', k_meta(), 'registered', '1') end
+created_known(mark[2])
 local made, made_key = {}, {}
 local i = 6
 for j = 1, n do

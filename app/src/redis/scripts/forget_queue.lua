@@ -2,7 +2,7 @@
   forget_queue: bounds the queue registry. A queue that holds nothing (no ready, pending,
   delayed, waiting, finished or dead-lettered job, no flow outbox or archive entry) and is not paused is marked empty; once it has been
   empty for ARGV[5] ms its remaining keys (streams with their group, events, stats, types,
-  meta) are deleted and the caller removes it from the registry. Anything in it clears the mark.
+  meta, the created-time index with its switch: ADR 0035) are deleted and the caller removes it from the registry. Anything in it clears the mark.
   ARGV[5]  how long a queue must stay empty, ms
   Returns  1 forgotten, 0 kept
   Emits     nothing
@@ -28,7 +28,7 @@ if not meta[2] then
 end
 if NOW - tonumber(meta[2]) < idle_ms then return 0 end
 local dels = { k_events, k_stats, base .. K_TYPES, base .. K_CLASSES, meta_key, base .. K_DEADLINES,
-  base .. K_ARCHIVE, base .. K_ARCHIVE_ON, base .. K_ARCHIVE_AT }
+  base .. K_ARCHIVE, base .. K_ARCHIVE_ON, base .. K_ARCHIVE_AT, k_created() }
 for _, prio in ipairs(PRIORITIES) do dels[#dels + 1] = k_stream(prio) end
 redis.call('DEL', unpack(dels))
 return 1

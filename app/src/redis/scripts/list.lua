@@ -12,7 +12,7 @@
 -- every other state (score: when the job entered it); dlq: the DLQ stream (score: entry ms).
 --
 -- ARGV[5]  'jobs' | 'jobs_asc' (the same walk oldest first: ascending score, then id -- ADR 0033)
---          | 'dlq'
+--          | 'dlq' | 'created' | 'created_asc' (the created-time index, ADR 0035)
 -- ARGV[6]  want: stop once this many candidates matched
 -- ARGV[7]  budget: stop once this many candidates were examined
 -- ARGV[8]  position score ('' = from the newest); ARGV[9] position job id; ARGV[10] '1' when a
@@ -21,15 +21,18 @@
 -- ARGV[11] task type ('' = any)
 -- jobs: ARGV[12] which ready-stream entries: 'all', 'queued' (undelivered), 'active'
 --       (delivered) or 'none'; ARGV[13..] the states whose index zsets to walk
+-- created: ARGV[12] the states a job must be in, comma-separated ('' = any)
 -- dlq:  ARGV[12] lower-cased text the error must contain ('' = any); ARGV[13] failed at or
 --       before this ms ('' = any time); ARGV[14] priority ('' = any; a job without one is normal);
 --       ARGV[15] error class ('' = any; error_class() of the prelude)
 -- Returns { matches, done, last score, last id, examined }: matches flat (score, id, entry,
 -- failed_at) -- entry is the ready-stream or DLQ entry id ('' from an index), failed_at the DLQ
--- entry's ('' otherwise); done is 1 when every source is exhausted.
+-- entry's ('' otherwise); done is 1 when every source is exhausted. created: a sixth element,
+-- the members examined whose job hash is gone (expired by TTL): the caller has them removed
+-- (created_sweep 'ids'; this function writes nothing).
 local kind, want, budget = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
-local asc = kind == 'jobs_asc'
-if asc then kind = 'jobs' end
+local asc = kind == 'jobs_asc' or kind == 'created_asc'
+if kind == 'jobs_asc' then kind = 'jobs' elseif kind == 'created_asc' then kind = 'created' end
 local pos_s, pos_id, incl = ARGV[8], ARGV[9], ARGV[10] == '1'
 local pos = tonumber(pos_s)
 local ttype = ARGV[11]
@@ -199,7 +202,19 @@ local function type_ok(t)
 end
 
 local sources = {}
-if kind == 'dlq' then
+local gone = {}
+if kind == 'created' then
+  local want_state = ARGV[12] ~= '' and (',' .. ARGV[12] .. ',') or nil
+  sources[1] = index_source(k_created(), function(c)
+    local h = redis.call('HMGET', k_job(c.id), F_STATE, F_TASK_TYPE)
+    if not h[1] then
+      gone[#gone + 1] = c.id
+      return false
+    end
+    if want_state and not string.find(want_state, ',' .. h[1] .. ',', 1, true) then return false end
+    return type_ok(h[2])
+  end)
+elseif kind == 'dlq' then
   local hi = below_pos()
   if max_ms then hi = min_bound(max_s .. '-' .. MAX_SEQ, hi) end
   sources[1] = stream_source(k_dlq, hi, '-', function(c)
@@ -297,4 +312,4 @@ while found < want and examined < budget do
   end
 end
 local done = newest() and 0 or 1
-return { matches, done, last and last.score_s or '', last and last.id or '', examined }
+return { matches, done, last and last.score_s or '', last and last.id or '', examined, gone }

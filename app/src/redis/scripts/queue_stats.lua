@@ -3,7 +3,8 @@
 -- are one pipelined round trip.
 -- ARGV[5..] the states whose index zsets to count.
 -- Returns { index counts (in ARGV order), stats hash (flat), delayed, DLQ length, paused (1/0),
--- per priority { length, pending, lag, oldest undelivered entry id ('' if none) } }.
+-- per priority { length, pending, lag, oldest undelivered entry id ('' if none) }, the
+-- created-time index's switch ('' off, 'building', 'on': ADR 0035) }.
 -- lag is the group's own when Redis knows it (XINFO GROUPS). Redis reports it as nil when an
 -- entry at or after the group's last-delivered id was deleted (cancel and delete XDEL a waiting
 -- job's entry; a job completed before an older one XDELs its entry, often the last-delivered
@@ -46,6 +47,7 @@ for p, prio in ipairs(PRIORITIES) do
   end
   streams[p] = { length, pending, lag, oldest }
 end
-local paused = redis.call('HGET', k_meta(), 'paused') == '1' and 1 or 0
+local meta = redis.call('HMGET', k_meta(), 'paused', 'created_index')
+local paused = meta[1] == '1' and 1 or 0
 local totals = redis.call('HGETALL', k_stats)
-return { counts, totals, redis.call('ZCARD', k_delayed), redis.call('XLEN', k_dlq), paused, streams }
+return { counts, totals, redis.call('ZCARD', k_delayed), redis.call('XLEN', k_dlq), paused, streams, meta[2] or '' }

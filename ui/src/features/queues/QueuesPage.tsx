@@ -2,7 +2,7 @@
 import { QueryState } from '../../components/QueryState'
 import { QueueTable } from '../../components/QueueTable'
 import { Card } from '../../components/ui'
-import { useQueues } from './api/queues'
+import { useQueues } from '../../lib/queues'
 
 export function QueuesPage() {
   const q = useQueues()

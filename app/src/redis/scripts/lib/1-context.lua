@@ -30,6 +30,9 @@ local incr, typed, hist, tp_incr, acks, idx_ops, events
 local FC_CONF
 -- Whether the queue is archived (arch_on() in 2-batch.lua): nil (not read yet), true or false.
 local ARCH
+-- The created-time index (1b-created.lua): whether new jobs join it, whether its key exists --
+-- nil (not read yet), true or false.
+local CREATED, CREATED_KEY
 
 -- A refused call: raised before the script's first write (Redis keeps a script's earlier
 -- writes when it fails midway, so every script reads and checks its arguments first).
@@ -54,6 +57,7 @@ local function setup(keys, args)
   incr, typed, hist, tp_incr, acks, idx_ops, events = {}, {}, {}, {}, {}, {}, {}
   FC_CONF = nil
   ARCH = nil
+  CREATED, CREATED_KEY = nil, nil
 end
 
 -- ARGV[i] as an integer in [lo, hi], or the call is refused (NaN, infinities, 1e15 ... never

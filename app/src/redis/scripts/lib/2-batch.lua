@@ -166,6 +166,7 @@ local function expire_job(id, ttl, ttl_s, release)
     redis.call('EXPIRE', k_logs(id), ttl_s)
   else
     redis.call('DEL', jk, k_logs(id))
+    created_drop({ id })
   end
 end
 

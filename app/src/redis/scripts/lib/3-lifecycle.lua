@@ -22,15 +22,17 @@ local function prune_completed(limit)
   local idx = k_idx('completed')
   local old = redis.call('ZRANGE', idx, '-inf', string.format('(%d', bound), 'BYSCORE', 'LIMIT', 0, limit)
   if #old == 0 then return 0 end
-  local dels = {}
+  local dels, gone = {}, {}
   for _, id in ipairs(old) do
     local jk = k_job(id)
     if redis.call('HGET', jk, F_STATE) == 'completed' then
       dels[#dels + 1] = jk
       dels[#dels + 1] = k_logs(id)
+      gone[#gone + 1] = id
     end
   end
   for i = 1, #dels, 1000 do redis.call('DEL', unpack(dels, i, math.min(i + 999, #dels))) end
+  created_drop(gone)
   call_many('ZREM', idx, old, 1000)
   return #old
 end

@@ -50,6 +50,7 @@ local function complete_jobs(at)
       else
         fc_moved(id, 'active', 'completed') -- what move_idx would have told flow control
         redis.call('DEL', jk, k_logs(id))
+        created_drop({ id })
       end
       bump_typed('completed', h[5])
       -- Completed on a later attempt than the first: a retry (or a rerun after a crash) succeeded.

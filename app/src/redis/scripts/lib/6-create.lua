@@ -36,6 +36,7 @@ local function create_job(id, ttype, payload, prio, max_retries, timeout_ms, run
     event = 'queued'
   end
   redis.call('HSET', k_job(id), unpack(f))
+  created_add(id)
   move_idx(id, nil, event)
   emit(id, event, ttype)
   bump_typed('created', ttype)

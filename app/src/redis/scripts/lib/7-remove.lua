@@ -39,6 +39,7 @@ local function remove_job(id, h)
   end
   redis.call('SREM', base .. K_FLOW_LATE, id)
   redis.call('DEL', k_job(id), k_logs(id))
+  created_drop({ id })
   bump_typed('deleted', ttype)
   emit(id, 'deleted', ttype)
 end

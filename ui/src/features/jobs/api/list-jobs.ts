@@ -13,6 +13,8 @@ export interface JobFilters {
   from?: string
   /** `asc`: oldest first (default newest first). */
   order?: string
+  /** `created`: by created time, through the queue's created-time index (default: updated; ADR 0035). */
+  sort?: string
   /** A payload filter `path=value` (within a queue or a type; bounded: the answer's `scan`). */
   where?: string
 }

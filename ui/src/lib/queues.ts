@@ -1,8 +1,9 @@
+/** Every queue with its stats (GET /queues): shared by the queue pages and the jobs page (its created-time sort). */
 import type { QueueStatsDto } from '@dtq/app/schemas'
 import { queryOptions, useQuery } from '@tanstack/react-query'
-import { api } from '../../../lib/api'
-import { useLive } from '../../../lib/live'
-import { queryKeys } from '../../../lib/query-keys'
+import { api } from './api'
+import { useLive } from './live'
+import { queryKeys } from './query-keys'
 
 export const listQueuesOptions = (pollMs: number | false) =>
   queryOptions({
