@@ -4,14 +4,13 @@
  * janitor bounds: the queue registry, per-type stats, old function libraries, jobs stranded
  * by stream entries deleted behind DTQ's back.
  */
-import { Redis } from 'ioredis'
 import { afterEach, describe, expect, it } from 'vitest'
 import { F } from '../src/queue/job.ts'
 import { primaries } from '../src/redis/connection.ts'
 import { GROUP } from '../src/redis/keys.ts'
 import { startLocalRedis } from '../src/redis/local-server.ts'
 import { Scheduler } from '../src/worker/scheduler.ts'
-import { type Bundle, FakeClock, setup, waitFor } from './helpers.ts'
+import { type Bundle, FakeClock, monitorRedis, setup, waitFor } from './helpers.ts'
 import { tempDir } from './processes.ts'
 
 let b: Bundle | undefined
@@ -91,17 +90,14 @@ describe('an idle fleet', () => {
     const opts = { schedulerPollMs: 100, heartbeatMs: 1000 }
     const ws = [b.worker({}, opts), b.worker({}, opts), b.worker({}, opts)]
     for (const w of ws) await w.start()
-    // A plain client for MONITOR: DTQ's connection guard (a timed-out command drops the link) can
-    // restart a connection in monitor mode, and ioredis then reads a MONITOR line as a reply
-    // ("Command queue state error", seen once in CI).
-    const monitor = new Redis(redis.url, { maxRetriesPerRequest: 0 })
-    const m = await monitor.monitor()
+    // MONITOR on a plain socket (monitorRedis: ioredis's monitor mode misreads a busy server's
+    // first lines).
     const calls = new Map<string, Set<string>>()
     const count = new Map<string, number>()
-    m.on('monitor', (_time: string, args: string[], source: string) => {
-      if (args[0]?.toUpperCase() !== 'FCALL' && args[0]?.toUpperCase() !== 'XREAD') return
-      const name =
-        args[0].toUpperCase() === 'XREAD' ? 'xread' : (args[1] ?? '').replace(/^dtq_[0-9a-f]+_/, '')
+    const m = await monitorRedis(redis.url, (args, source) => {
+      const cmd = args[0]?.toUpperCase()
+      if (cmd !== 'FCALL' && cmd !== 'XREAD') return
+      const name = cmd === 'XREAD' ? 'xread' : (args[1] ?? '').replace(/^dtq_[0-9a-f]+_/, '')
       count.set(name, (count.get(name) ?? 0) + 1)
       if (!calls.has(name)) calls.set(name, new Set())
       calls.get(name)!.add(source)
@@ -111,8 +107,7 @@ describe('an idle fleet', () => {
     count.clear()
     calls.clear()
     await new Promise((r) => setTimeout(r, 2000))
-    m.disconnect()
-    monitor.disconnect()
+    m.close()
     // One client promotes: the leader's connection. ~4 queues × 10 polls/s × 2 s.
     expect(calls.get('promote')?.size).toBe(1)
     // Reclaim too (every CLAIM_IDLE_MS / 2 = 500 ms here): the fleet scans each stream once a period.
