@@ -42,7 +42,8 @@ import { type Row, rows, stat, summary, type Target } from './report.ts'
 
 const N_CLUSTER = Math.min(N_DRAIN, 50_000)
 const BULL = ['BullMQ', 'BullMQ removeOnComplete']
-const PEERS = [bullmq(false), bullmq(true), beeQueue()]
+/** BENCH_PEERS=none runs DTQ alone (quick A/Bs of its own variants, e.g. with BENCH_FEATURES). */
+const PEERS = process.env.BENCH_PEERS === 'none' ? [] : [bullmq(false), bullmq(true), beeQueue()]
 const DTQ = dtqLibrary()
 const DRAIN_RATE = `(b) drain of ${N_DRAIN} queued no-op jobs, concurrency 100`
 const DRAIN_CPU = '(b) Redis CPU per completed job (INFO cpu around the drain)'

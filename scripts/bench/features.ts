@@ -6,6 +6,7 @@
  * `dtq archiver` process writing to a database of its own on the machine's PostgreSQL).
  *
  * Without PostgreSQL a smoke run goes on without the archiver (and says so); a full run fails.
+ * BENCH_FEATURES=tracing,rate,cap,archiver (a subset) configures only those: what each costs.
  */
 import type { ChildProcess } from 'node:child_process'
 import { createServer, type Server } from 'node:http'
@@ -26,6 +27,10 @@ export interface Features {
 }
 
 const LIMITS = { rate: { limit: 1_000_000, window_ms: 1000 }, concurrency: 1_000_000 }
+const ALL = ['tracing', 'rate', 'cap', 'archiver']
+const ON = new Set((process.env.BENCH_FEATURES ?? ALL.join(',')).split(',').filter((f) => f))
+for (const f of ON)
+  if (!ALL.includes(f)) throw new Error(`BENCH_FEATURES: unknown feature ${f} (${ALL.join(', ')})`)
 
 /** A local OTLP receiver that answers 200 and discards, set as OTEL_EXPORTER_OTLP_ENDPOINT. */
 export async function otlpSink(): Promise<Server> {
@@ -44,14 +49,15 @@ export async function startFeatures(): Promise<Features> {
   disableTracing() // on only for the runs with features
 
   let db: Db | null = null
-  try {
-    db = await createDatabase()
-  } catch (err) {
-    if (!SMOKE) throw new Error(`features: no PostgreSQL for the archiver (${(err as Error).message})`)
-    process.stderr.write(
-      `features: no PostgreSQL (${(err as Error).message}): smoke run without the archiver\n`,
-    )
-  }
+  if (ON.has('archiver'))
+    try {
+      db = await createDatabase()
+    } catch (err) {
+      if (!SMOKE) throw new Error(`features: no PostgreSQL for the archiver (${(err as Error).message})`)
+      process.stderr.write(
+        `features: no PostgreSQL (${(err as Error).message}): smoke run without the archiver\n`,
+      )
+    }
   let archiver: ChildProcess | undefined
   let runs = 0
   const release = async () => {
@@ -59,10 +65,22 @@ export async function startFeatures(): Promise<Features> {
     if (archiver) await stopChild(archiver)
     archiver = undefined
   }
+  const limits = {
+    ...(ON.has('rate') ? { rate: LIMITS.rate } : {}),
+    ...(ON.has('cap') ? { concurrency: LIMITS.concurrency } : {}),
+  }
+  const label = [
+    ON.has('tracing') && 'tracing on (OTLP to a local sink)',
+    limits.rate && `rate ${LIMITS.rate.limit}/s`,
+    limits.concurrency && `cap ${LIMITS.concurrency}`,
+    db && 'archiver',
+  ].filter((x) => x)
   return {
-    label: `tracing on (OTLP to a local sink), rate ${LIMITS.rate.limit}/s, cap ${LIMITS.concurrency}${db ? ', archiver' : ''}`,
+    label: label.join(', ') || 'nothing configured',
     async prepare(q, env) {
-      await q.setLimits('default', LIMITS) // registers the queue: the archiver finds it
+      // Registers the queue (the archiver finds it), with the limits asked for.
+      if (Object.keys(limits).length) await q.setLimits('default', limits)
+      else await q.store.registerQueue('default')
       if (db) {
         archiver = spawnDtq(
           ['archiver'],
@@ -74,7 +92,7 @@ export async function startFeatures(): Promise<Features> {
           await sleep(20)
         }
       }
-      await enableTracing()
+      if (ON.has('tracing')) await enableTracing()
     },
     release,
     async close() {
