@@ -28,6 +28,10 @@ local incr, typed, hist, tp_incr, acks, idx_ops, events
 -- The queue's flow-control limits (2c-limits.lua), read once per call when first needed:
 -- nil (not read yet), false (none), or the table of them.
 local FC_CONF
+-- Flow control's per-call state (2c-limits.lua), nil until first needed: FC_TAT, each rate
+-- scope's GCRA time as this call moved it ({tat, window}: read once, written once at flush);
+-- FC_EMPTY, the held lists this call found empty (until it pushes onto one).
+local FC_TAT, FC_EMPTY
 -- Whether the queue is archived (arch_on() in 2-batch.lua): nil (not read yet), true or false.
 local ARCH
 -- The created-time index (1b-created.lua): whether new jobs join it, whether its key exists --
@@ -56,6 +60,7 @@ local function setup(keys, args)
   k_stats = base .. K_STATS
   incr, typed, hist, tp_incr, acks, idx_ops, events = {}, {}, {}, {}, {}, {}, {}
   FC_CONF = nil
+  FC_TAT, FC_EMPTY = nil, nil
   ARCH = nil
   CREATED, CREATED_KEY = nil, nil
 end

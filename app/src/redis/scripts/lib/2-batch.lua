@@ -222,6 +222,12 @@ end
 -- Writes what the call gathered: index moves, counters, throughput buckets (kept 25 hours),
 -- acks, events.
 local function flush()
+  if FC_TAT then
+    -- Each rate scope's theoretical arrival time, once per call however many jobs it started.
+    for k, v in pairs(FC_TAT) do
+      redis.call('SET', k, string.format('%.3f', v[1]), 'PX', v[2] * 2 + math.ceil(v[1] - NOW))
+    end
+  end
   for state, ops in pairs(idx_ops) do
     local add, rem = {}, {}
     for id, is_add in pairs(ops) do

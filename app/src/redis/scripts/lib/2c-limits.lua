@@ -97,11 +97,16 @@ do
   fc_grant = function(set)
     local list = fc_list_of(set)
     local limit = fc_set_limit(fc_conf(), set)
+    -- Found empty earlier in this call and nothing pushed since: nothing to give (a batch of
+    -- completions in a capped queue reads its held list once, not once per job).
+    if FC_EMPTY and FC_EMPTY[list] then return end
     local lk, sk = fc_key(list), fc_key(set)
     while not limit or redis.call('SCARD', sk) < limit do
       local id = redis.call('LPOP', lk)
       if not id then
         redis.call('SREM', fc_key('lists'), list)
+        FC_EMPTY = FC_EMPTY or {}
+        FC_EMPTY[list] = true
         break
       end
       local jk = k_job(id)
@@ -223,6 +228,7 @@ do
     redis.call('HSET', jk, F_STATE, 'held', F_FC_HELD, list, F_UPDATED_AT, NOW_S)
     redis.call('HDEL', jk, F_FC_RATE_AT)
     redis.call('RPUSH', fc_key(list), id)
+    if FC_EMPTY then FC_EMPTY[list] = nil end
     redis.call('SADD', fc_key('lists'), list)
     idx_op('held', id, true)
     emit(id, 'held', ttype)
@@ -256,11 +262,12 @@ do
 
   -- Decides whether job `id`, just read from its stream, may start now. Returns true (it may:
   -- its slots are taken) or false (it was parked: held, or scheduled for later). Costs one
-  -- HGETALL per call in a queue without limits.
-  fc_gate = function(id, jk, ttype)
+  -- HGETALL per call in a queue without limits. The job's partition key, slots, reserved rate
+  -- start and held mark come as the caller read them from its hash in this call.
+  fc_gate = function(id, jk, ttype, pkey, slots_raw, rate_at, held)
     local c = fc_conf()
     if not c then return true end
-    local h = redis.call('HMGET', jk, F_PARTITION_KEY, F_FC_SLOTS, F_FC_RATE_AT, F_FC_HELD)
+    local h = { pkey, slots_raw, rate_at, held }
     local slots = fc_slots_of(h[2])
     local has = {}
     for _, s in ipairs(slots) do has[s] = true end
@@ -293,7 +300,8 @@ do
         local limit = fc_set_limit(c, set)
         local list = fc_list_of(set)
         local card = fc_card(set, limit)
-        if redis.call('LLEN', fc_key(list)) > 0 or card >= limit then
+        local waiting = not (FC_EMPTY and FC_EMPTY[list]) and redis.call('LLEN', fc_key(list)) > 0
+        if waiting or card >= limit then
           -- Behind those already waiting (none overtakes); free slots (a healed set) go to them.
           fc_park_held(id, jk, ttype, slots, list)
           if card < limit then fc_grant(set) end
@@ -311,15 +319,17 @@ do
       if #rates > 0 then
         local at = NOW
         local tats = {}
+        FC_TAT = FC_TAT or {}
         for i, r in ipairs(rates) do
           local t = (1.0 * r[3]) / r[2]
-          local tat = math.max(tonumber(redis.call('GET', r[1])) or 0, NOW)
+          local known = FC_TAT[r[1]]
+          local tat = math.max(known and known[1] or tonumber(redis.call('GET', r[1])) or 0, NOW)
           tats[i] = { tat, t }
           at = math.max(at, tat - (r[3] - t))
         end
+        -- Written at flush (one SET per scope per call); the window sets the key's expiry.
         for i, r in ipairs(rates) do
-          local tat = math.max(tats[i][1], at) + tats[i][2]
-          redis.call('SET', r[1], string.format('%.3f', tat), 'PX', r[3] * 2 + math.ceil(tat - NOW))
+          FC_TAT[r[1]] = { math.max(tats[i][1], at) + tats[i][2], r[3] }
         end
         if at > NOW then
           fc_park_until(id, jk, ttype, slots, math.ceil(at), 'rate', true)

@@ -45,6 +45,7 @@ local function deliver_jobs(consumer, want)
         local h = redis.call('HGETALL', jk)
         -- The few fields this start needs, by a scan (no table built per job).
         local state, jentry, epoch, attempts, ttype, queued_at, created_at, cancel, start_by
+        local pkey, fc_slots, fc_rate_at, fc_held -- for flow control (fc_gate)
         for x = 1, #h, 2 do
           local f = h[x]
           if f == F_STATE then state = h[x + 1]
@@ -56,6 +57,10 @@ local function deliver_jobs(consumer, want)
           elseif f == F_QUEUED_AT then queued_at = h[x + 1]
           elseif f == F_CANCEL_REQUESTED then cancel = h[x + 1]
           elseif f == F_START_BY then start_by = h[x + 1]
+          elseif f == F_PARTITION_KEY then pkey = h[x + 1]
+          elseif f == F_FC_SLOTS then fc_slots = h[x + 1]
+          elseif f == F_FC_RATE_AT then fc_rate_at = h[x + 1]
+          elseif f == F_FC_HELD then fc_held = h[x + 1]
           end
         end
         if state ~= 'queued' or jentry ~= entry then
@@ -71,7 +76,7 @@ local function deliver_jobs(consumer, want)
           -- before the limits, so an expired job never takes a slot or a token.
           ack(prio, entry)
           expire_unstarted(id, 'queued', ttype, start_by)
-        elseif not fc_gate(id, jk, ttype) then
+        elseif not fc_gate(id, jk, ttype, pkey, fc_slots, fc_rate_at, fc_held) then
           -- Over a limit: parked (held, or scheduled for when it may start), entry consumed.
           ack(prio, entry)
         else
