@@ -42,6 +42,9 @@ export function baseLibrary(ref: string, scripts: readonly string[]): { name: st
     luaKeyConstants(),
     `local MAX_DELAY_MS = ${MAX_DELAY_MS}`,
     `local SCHEDULE_HISTORY = ${HISTORY_KEPT}`,
+    // The negative controls' switches, as a normal build sets them (bases from before them ignore them).
+    'local ARCHIVE_HOLD = true',
+    'local CREATED_WHILE_BUILDING = true',
     ...parts,
   ]
   for (const n of scripts) {
