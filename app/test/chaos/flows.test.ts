@@ -113,23 +113,34 @@ describe('flow faults', () => {
         victim.child.kill('SIGKILL')
         workers.push(sys.worker())
       }
+      // The flow as it stands and the ledger's runs: the edges whose child started before its
+      // parent had ended any run (released before its parents completed).
+      const inspect = async () => {
+        const view = (await queue.getFlow(flow.id))!
+        const runs = readFlowLedger(ledger)
+        const jobOf = new Map(view.nodes.map((x) => [x.key, x.job_id]))
+        const firstEnd = (key: string) =>
+          Math.min(...(runs.get(jobOf.get(key)!)?.ends ?? [Number.POSITIVE_INFINITY]))
+        const early = edges.filter((e) => {
+          const starts = runs.get(jobOf.get(e.to)!)?.starts ?? []
+          return starts.length > 0 && Math.min(...starts) < firstEnd(e.from)
+        })
+        return { view, runs, early }
+      }
       let finished = true
-      if (control) await sleep(3000)
+      if (control)
+        // Until an early release shows (or the flow is done): on a loaded machine the workers
+        // restarted after each kill may take seconds before they run anything.
+        await waitFor(async () => (await inspect()).early.length > 0 || (await done()), {
+          timeoutMs: 40_000,
+          what: 'an early release',
+        }).catch(() => undefined)
       else
         await waitFor(done, { timeoutMs: FULL ? 240_000 : 40_000, what: 'flow completed' }).catch(
           () => (finished = false),
         )
 
-      const view = (await queue.getFlow(flow.id))!
-      const runs = readFlowLedger(ledger)
-      const jobOf = new Map(view.nodes.map((x) => [x.key, x.job_id]))
-      const firstEnd = (key: string) =>
-        Math.min(...(runs.get(jobOf.get(key)!)?.ends ?? [Number.POSITIVE_INFINITY]))
-      // A child started before a parent had ended any run: released before its parents completed.
-      const early = edges.filter((e) => {
-        const starts = runs.get(jobOf.get(e.to)!)?.starts ?? []
-        return starts.length > 0 && Math.min(...starts) < firstEnd(e.from)
-      })
+      const { view, runs, early } = await inspect()
       const neverRan = view.nodes.filter((x) => !(runs.get(x.job_id)?.ends.length ?? 0))
       const reran = view.nodes.filter((x) => (runs.get(x.job_id)?.starts.length ?? 0) > 1).length
       const outboxes = await Promise.all(QUEUES.map((q) => sys.redis.xlen(sys.keys.flowOut(q))))
