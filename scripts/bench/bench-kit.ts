@@ -237,6 +237,8 @@ export interface Http {
   rps: number
   /** ms */
   p99: number
+  /** The server's CPU (its process: user + system) per request answered, µs. */
+  cpuUs: number
 }
 
 /** A payload: `t` is an enqueue stamp (nowMs()) for the latency scenario. */

@@ -188,6 +188,7 @@ async function peerScenarios(features: Features | null): Promise<void> {
           unit: 'req/s',
           targets: [atLeast(0.85, [bareFastify.name])],
         },
+        { key: 'cpuUs', scenario: '(e) HTTP POST /jobs, API CPU per request', unit: 'µs', targets: [] },
         { key: 'p99', scenario: '(e) HTTP POST /jobs p99', unit: 'ms', targets: [] },
       ],
     )
