@@ -39,6 +39,16 @@ lat.sort((a, b) => a - b)
   const rows = split.map(([t, s]) => [s - t, (added.get(t) ?? s) - t, s - (added.get(t) ?? s)] as const)
   rows.sort((a, b) => a[0] - b[0])
   const tail = rows.slice(Math.floor(rows.length * 0.99))
+  // When the slowest 1 % were sent (bursts 20 ms apart): the start-up and each major GC show
+  // here (run with --trace-gc to match them; docs/performance.md).
+  const base = split.reduce((m, [t]) => Math.min(m, t), Infinity)
+  const slow = split
+    .filter(([t, s]) => s - t >= tail[0]![0])
+    .map(([t]) => Math.round(t - base))
+    .sort((a, b) => a - b)
+  const bursts: number[] = []
+  for (const x of slow) if (!bursts.length || x - bursts[bursts.length - 1]! > 20) bursts.push(x)
+  console.log(`slowest 1 % sent at (ms after the first add, bursts): ${bursts.join(' ')}`)
   const avg = (i: number) => (tail.reduce((a, r) => a + r[i]!, 0) / tail.length).toFixed(2)
   console.log(
     `slowest 1 %: ${avg(0)} ms on average; the producer's add had resolved after ${avg(1)} ms of it`,
