@@ -205,6 +205,31 @@ describe('enqueue', () => {
     expect((await b.queue.getJob(first.job.id))?.payload).toBe('original')
   })
 
+  it('finds every generated id of a call that names a live job, past the first 1000 too (one EXISTS per 1000 ids)', async () => {
+    const live = await b.queue.addBulk([{ task_type: 'echo' }, { task_type: 'echo' }])
+    const before = await b.keys()
+    // 2500 generated ids, two of them live jobs': at positions 3 and 2400.
+    const n = 2500
+    const args: Array<string | number> = [n]
+    for (let j = 1; j <= n; j++) {
+      const id = j === 3 ? live[0]!.job.id : j === 2400 ? live[1]!.job.id : String(90_000_000 + j)
+      args.push(id, 'echo', '1', 'normal', 3, 0, 0, '', '', 60, '', '')
+    }
+    const call = () =>
+      functions().call(b.redis, 'enqueue', store.keys.base(Q), [clock.now(), 100, 3600, 3600, ...args])
+    expect(await call()).toEqual(['refused', [3, 2400], []])
+    expect(await b.keys()).toEqual(before)
+    // One live, in the third thousand only.
+    args[1 + 2 * 12] = String(90_000_000 + 3)
+    expect(await call()).toEqual(['refused', [2400], []])
+    expect(await b.keys()).toEqual(before)
+    // None live: all 2500 written.
+    args[1 + 2399 * 12] = String(90_000_000 + 2400)
+    const reply = (await call()) as unknown[]
+    expect(reply).toHaveLength(n)
+    expect(await b.redis.exists(store.keys.job(Q, String(90_002_400)))).toBe(1)
+  })
+
   it('answers an add with exactly the job it stored, for every kind of field', async () => {
     const specs = [
       { task_type: 'echo' },

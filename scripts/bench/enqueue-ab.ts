@@ -15,7 +15,7 @@ import { abOrder, arg, baseLibrary, fcallUs, fmt, git, median, pushPlainJobs, SM
 import { privateRedis } from './private-redis.ts'
 
 const BASE = arg('--base') ?? git('merge-base', 'HEAD', 'main').trim()
-const RUNS = SMOKE ? 2 : 8
+const RUNS = SMOKE ? 2 : Number(arg('--runs') ?? 8)
 const JOBS = SMOKE ? 2000 : 40_000
 const IN_FLIGHT = 8
 
@@ -25,6 +25,7 @@ async function run(
   fn: string,
   tag: string,
   perCall: number,
+  generated: boolean,
 ): Promise<{ rate: number; us: number }> {
   await redis.flushall()
   await redis.config('RESETSTAT')
@@ -35,7 +36,7 @@ async function run(
       const from = next
       next += perCall
       const args: Array<string | number> = [Date.now(), 10000, 3600, 86400, perCall]
-      pushPlainJobs(args, from, from + perCall)
+      pushPlainJobs(args, from, from + perCall, generated)
       await redis.call('FCALL', fn, 1, base, ...args)
     }
   }
@@ -57,14 +58,21 @@ async function main(): Promise<void> {
     console.log(
       `enqueue A/B: A = ${BASE.slice(0, 10)} (base), B = this tree; ${JOBS} plain jobs per run, ${RUNS} runs each, interleaved`,
     )
-    for (const perCall of [1, 100]) {
+    // Jobs named by their caller (ids like j17), and jobs numbered by DTQ (all digits: what an
+    // add without an id sends, checked against live jobs in one EXISTS per call).
+    for (const [perCall, generated] of [
+      [1, false],
+      [100, false],
+      [1, true],
+      [100, true],
+    ] as const) {
       const res = {
         A: { rate: [] as number[], us: [] as number[] },
         B: { rate: [] as number[], us: [] as number[] },
       }
       for (let r = 0; r < RUNS; r++) {
         for (const side of abOrder(r)) {
-          const x = await run(redis, fns[side], side, perCall)
+          const x = await run(redis, fns[side], side, perCall, generated)
           res[side].rate.push(x.rate)
           res[side].us.push(x.us)
         }
@@ -72,7 +80,7 @@ async function main(): Promise<void> {
       const ratio = median(res.B.rate) / median(res.A.rate)
       const usRatio = median(res.B.us) / median(res.A.us)
       console.log(
-        `  ${String(perCall).padStart(3)} job(s)/call  A ${fmt(res.A.rate)} jobs/s, ${fmt(res.A.us, 1)} µs/call` +
+        `  ${String(perCall).padStart(3)} job(s)/call, ${generated ? 'generated ids' : 'own ids      '}  A ${fmt(res.A.rate)} jobs/s, ${fmt(res.A.us, 1)} µs/call` +
           `  |  B ${fmt(res.B.rate)} jobs/s, ${fmt(res.B.us, 1)} µs/call  |  B/A throughput ${ratio.toFixed(3)}, Redis µs/call ${usRatio.toFixed(3)}`,
       )
     }

@@ -58,8 +58,14 @@ export function baseLibrary(ref: string, scripts: readonly string[]): { name: st
 }
 
 /** Appends the enqueue function's 12 arguments for plain jobs `j<from>` .. `j<to - 1>`. */
-export function pushPlainJobs(args: Array<string | number>, from: number, to: number): void {
-  for (let i = from; i < to; i++) args.push(`j${i}`, 'noop', '{"n":1}', 'normal', 3, 0, 0, '', '', 60, '', '')
+export function pushPlainJobs(
+  args: Array<string | number>,
+  from: number,
+  to: number,
+  generated = false,
+): void {
+  for (let i = from; i < to; i++)
+    args.push(generated ? String(1e9 + i) : `j${i}`, 'noop', '{"n":1}', 'normal', 3, 0, 0, '', '', 60, '', '')
 }
 
 /** Redis's µs per FCALL since the last CONFIG RESETSTAT (INFO commandstats). */

@@ -97,6 +97,10 @@ local taken, bad = {}, {}
 local extras = {}
 -- dup[j] = {id, hash, by_key}: the live job that job j repeats (by idempotency key or id).
 local dup = {}
+-- Jobs whose generated id (all digits) is to be checked for a live job: after the loop, one
+-- EXISTS for all of them (one per job was ~10 % of an enqueue's time in Redis); only when
+-- one is live are they looked at one by one, to say which.
+local fresh = {}
 for j = 1, n do
   local i = 6 + (j - 1) * 12
   local why, kv = check(i)
@@ -120,10 +124,10 @@ for j = 1, n do
         end
       end
     end
-    if not found and redis.call('EXISTS', k_job(id)) == 1 then
+    if not found then
       if string.find(id, '^%d+$') then
-        taken[#taken + 1] = j
-      else
+        fresh[#fresh + 1] = j
+      elseif redis.call('EXISTS', k_job(id)) == 1 then
         found = id
       end
     end
@@ -139,6 +143,22 @@ for j = 1, n do
   if why then
     bad[#bad + 1] = j
     bad[#bad + 1] = why
+  end
+end
+if #fresh > 0 then
+  local live, keys = 0, {}
+  for x, j in ipairs(fresh) do
+    keys[#keys + 1] = k_job(ARGV[6 + (j - 1) * 12])
+    -- (unpack takes a bounded number of values: 1000 keys a call)
+    if #keys == 1000 or x == #fresh then
+      live = live + redis.call('EXISTS', unpack(keys))
+      keys = {}
+    end
+  end
+  if live > 0 then
+    for _, j in ipairs(fresh) do
+      if redis.call('EXISTS', k_job(ARGV[6 + (j - 1) * 12])) == 1 then taken[#taken + 1] = j end
+    end
   end
 end
 if #bad > 0 or #taken > 0 then return { 'refused', taken, bad } end
