@@ -125,7 +125,7 @@ const MAX_ID_ROUNDS = 40
 
 /** The enqueue function's answer: per job, or a refusal that wrote nothing (scripts/enqueue.lua). */
 type EnqueueReply =
-  | Array<[string, number, string[]?, string?]>
+  | Array<1 | [string, 0, string[], string?]>
   | ['refused', number[], Array<number | string>]
 
 /** Errors of the steps before an enqueue call (the queue registry, ids): nothing was written. */
@@ -357,18 +357,23 @@ export class JobStore extends JobReads {
           })
           res.length = jobs.length
         }
-        return (res as Array<[string, number, string[]?, string?]>).map(([id, created, flat, deduped], i) =>
-          created === 1
-            ? { id, created: true, job: decodeJob(queue, storedFields(jobs[i]!, now), id) }
-            : {
-                id,
-                created: false,
-                job: {
-                  ...decodeJob(queue, pairsToRecord(flat ?? []), id),
-                  ...(deduped ? { deduplicated: true } : {}),
-                },
-              },
-        )
+        // A new job is 1 (its id is the one sent: no array per job to build and convert, ~8 %
+        // of the call in Redis); one that already existed is [id, 0, its hash, dedup mode?].
+        return (res as Array<1 | [string, 0, string[], string?]>).map((r, i) => {
+          if (r === 1) {
+            const id = jobs[i]!.id
+            return { id, created: true, job: decodeJob(queue, storedFields(jobs[i]!, now), id) }
+          }
+          const [id, , flat, deduped] = r
+          return {
+            id,
+            created: false,
+            job: {
+              ...decodeJob(queue, pairsToRecord(flat ?? []), id),
+              ...(deduped ? { deduplicated: true } : {}),
+            },
+          }
+        })
       }
       const [, taken, bad] = res as ['refused', number[], Array<number | string>]
       if (bad.length) {

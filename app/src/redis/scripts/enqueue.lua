@@ -8,9 +8,9 @@
             hash fields ('' or a flat JSON array [k, v, ...]: trace, backoff, replay_of; a flow node's
             flow, node and count of parents -- a count above 0 makes the job `waiting` until
             its parents release it, docs/decisions/0019)
-  Returns   per job {id, 1} for a new job (the caller rebuilds what was stored from what it
-            sent and now: storedFields() in app/src/redis/store.ts, kept in step with the HSET
-            below), or {id, 0, hash} when the id or the idempotency key already names a live
+  Returns   per job 1 for a new job (its id is the one sent; the caller rebuilds what was
+            stored from what it sent and now: storedFields() in app/src/redis/store.ts, kept in
+            step with the HSET below), or {id, 0, hash} when the id or the idempotency key already names a live
             job (nothing is written for it; hash is that job's HGETALL, flat), or when the key
             names a job that has finished and been removed since (hash: what the key recorded
             -- state, finished_at -- and `_removed` '1': the finishing scripts leave
@@ -213,7 +213,7 @@ for j = 1, n do
     dedup_created(extras[j], id)
     deadline_created(extras[j], id)
     made[id] = true
-    out[j] = { id, 1 }
+    out[j] = 1
   end
 end
 if unregistered then out[n + 1] = 'registered' end
