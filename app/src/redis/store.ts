@@ -124,9 +124,7 @@ const COALESCE_MAX_BYTES = 1 << 20
 const MAX_ID_ROUNDS = 40
 
 /** The enqueue function's answer: per job, or a refusal that wrote nothing (scripts/enqueue.lua). */
-type EnqueueReply =
-  | Array<1 | [string, 0, string[], string?]>
-  | ['refused', number[], Array<number | string>]
+type EnqueueReply = Array<1 | [string, 0, string[], string?]> | ['refused', number[], Array<number | string>]
 
 /** Errors of the steps before an enqueue call (the queue registry, ids): nothing was written. */
 const beforeTheCall = new WeakSet<object>()
