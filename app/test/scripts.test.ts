@@ -148,6 +148,48 @@ describe('enqueue', () => {
     expect((await b.queue.findByIdempotencyKey('order-42'))?.id).toBe(first.job.id)
   })
 
+  it('stores a plain job sent in 5 values (a call of plain jobs) exactly as one sent in 12', async () => {
+    // (A new queue's first call ends with 'registered': left out.)
+    const call = async (args: Array<string | number>) =>
+      (
+        (await functions().call(b.redis, 'enqueue', store.keys.base(Q), [
+          clock.now(),
+          100,
+          3600,
+          3600,
+          ...args,
+        ])) as unknown[]
+      ).filter((x) => x !== 'registered')
+    expect(await call([1, 'full-1', 'echo', '{"n":1}', 'normal', 4, 250, 0, '', '', 60, '', ''])).toEqual([1])
+    expect(await call([2, 'plain-1', 'echo', '{"n":1}', 4, 250, 'plain-2', 'echo', '{"n":2}', 3, 0])).toEqual(
+      [1, 1],
+    )
+    const hash = async (id: string) => {
+      const h = await b.redis.hgetall(store.keys.job(Q, id))
+      delete h[F.entry] // a stream entry id each
+      return h
+    }
+    expect(await hash('plain-1')).toEqual(await hash('full-1'))
+    expect(await b.queue.getJob('plain-2', Q)).toMatchObject({
+      state: 'queued',
+      priority: 'normal',
+      max_retries: 3,
+    })
+    // Checked as the long form is; a count of values that is neither form is a bad call.
+    expect(await call([1, 'plain-3', 'echo', '1', 'x', 0])).toEqual([
+      'refused',
+      [],
+      [1, 'max_retries must be a whole number'],
+    ])
+    await expect(call([2, 'plain-4', 'echo', '1', 3, 0])).rejects.toThrow(/DTQ_BAD_CALL/)
+    // The library sends the short form for plain jobs only, and the long one otherwise.
+    const res = await b.queue.addBulk([{ task_type: 'echo' }, { task_type: 'echo', priority: 'high' }])
+    expect(res.map((r) => [r.created, r.job.priority])).toEqual([
+      [true, 'normal'],
+      [true, 'high'],
+    ])
+  })
+
   it('treats a caller-chosen id that exists as a duplicate', async () => {
     await b.queue.add('echo', 1, { id: 'job-1' })
     const again = await b.queue.add('echo', 2, { id: 'job-1' })

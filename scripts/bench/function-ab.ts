@@ -63,9 +63,14 @@ export function pushPlainJobs(
   from: number,
   to: number,
   generated = false,
+  short = false,
 ): void {
-  for (let i = from; i < to; i++)
-    args.push(generated ? String(1e9 + i) : `j${i}`, 'noop', '{"n":1}', 'normal', 3, 0, 0, '', '', 60, '', '')
+  for (let i = from; i < to; i++) {
+    const id = generated ? String(1e9 + i) : `j${i}`
+    // The 5-value form of a call of plain jobs (enqueue.lua), or the 12-value one.
+    if (short) args.push(id, 'noop', '{"n":1}', 3, 0)
+    else args.push(id, 'noop', '{"n":1}', 'normal', 3, 0, 0, '', '', 60, '', '')
+  }
 }
 
 /** Redis's µs per FCALL since the last CONFIG RESETSTAT (INFO commandstats). */

@@ -96,6 +96,11 @@ export function storedFields(j: NewJobRecord, now: number): Record<string, strin
 /** ARGV[5..] of the enqueue function for these jobs (scripts/enqueue.lua). */
 function enqueueArgs(jobs: NewJobRecord[]): Array<string | number> {
   const args: Array<string | number> = [jobs.length]
+  // A call of plain jobs (the common bulk) sends 5 values per job, not 12 (scripts/enqueue.lua).
+  if (jobs.every(isPlain)) {
+    for (const j of jobs) args.push(j.id, j.task_type, j.payload, j.max_retries, j.timeout_ms)
+    return args
+  }
   for (const j of jobs) {
     const extra = Object.entries(j.extra).flat()
     args.push(
@@ -114,6 +119,13 @@ function enqueueArgs(jobs: NewJobRecord[]): Array<string | number> {
     )
   }
   return args
+}
+
+/** Normal priority, due now, no idempotency key, no partition, no extra fields. */
+function isPlain(j: NewJobRecord): boolean {
+  if (j.priority !== 'normal' || j.run_at !== 0 || j.idem_hash !== '' || j.partition_key !== '') return false
+  for (const _ in j.extra) return false
+  return true
 }
 
 /** Group commit of small enqueue calls (see JobStore.enqueue): a batch's bounds. */

@@ -8,6 +8,10 @@
             hash fields ('' or a flat JSON array [k, v, ...]: trace, backoff, replay_of; a flow node's
             flow, node and count of parents -- a count above 0 makes the job `waiting` until
             its parents release it, docs/decisions/0019)
+            -- or, for a call of plain jobs only, n groups of 5: id, task_type, payload,
+            max_retries, timeout_ms (priority normal, due now, no idempotency key, partition
+            or extra fields). The number of values says which (5 + 12n or 5 + 5n): the plain
+            form spares the caller and Redis 7 values per job (docs/performance.md).
   Returns   per job 1 for a new job (its id is the one sent; the caller rebuilds what was
             stored from what it sent and now: storedFields() in app/src/redis/store.ts, kept in
             step with the HSET below), or {id, 0, hash} when the id or the idempotency key already names a live
@@ -34,7 +38,13 @@
   Emits     queued | scheduled | waiting (per new job)
 ]]
 local n = tonumber(ARGV[5])
-if not n or #ARGV ~= 5 + 12 * n then return redis.error_reply('DTQ_BAD_CALL enqueue: 12 fields per job') end
+if not n or (#ARGV ~= 5 + 12 * n and #ARGV ~= 5 + 5 * n) then
+  return redis.error_reply('DTQ_BAD_CALL enqueue: 12 fields per job, or 5 per plain job')
+end
+-- Values per job: 12, or 5 in a call of plain jobs (FULL false: the rest are their defaults).
+-- Read in place below, no function per job (a call returning 12 values cost ~4 %).
+local W = #ARGV == 5 + 12 * n and 12 or 5
+local FULL = W == 12
 local PRIORITY = { high = true, normal = true, low = true }
 local EXTRA = { [F_TRACE] = true, [F_BACKOFF] = true, [F_FLOW] = true, [F_FLOW_NODE] = true, [F_FLOW_PENDING] = true,
   [F_DEDUP] = true, [F_START_BY] = true, [F_REPLAY_OF] = true }
@@ -51,6 +61,9 @@ end
 -- A job's fields: a reason when one is wrong, else nil and its decoded extra fields.
 local function check(i)
   local id, ttype = ARGV[i], ARGV[i + 1]
+  local prio, due = FULL and ARGV[i + 3] or 'normal', FULL and ARGV[i + 6] or '0'
+  local max_retries, timeout_ms = ARGV[i + (FULL and 4 or 3)], ARGV[i + (FULL and 5 or 4)]
+  local idem_hash, extra = FULL and ARGV[i + 7] or '', FULL and ARGV[i + 11] or ''
   -- (Its characters are the library's check, JOB_ID_PATTERN: any id stays under the queue's
   -- hash tag here, and a check per job is ~4 % of an enqueue's cost in Redis.)
   if id == '' or #id > 128 then return 'id must be 1-128 characters' end
@@ -60,22 +73,20 @@ local function check(i)
     end
     good_type[ttype] = true
   end
-  if not PRIORITY[ARGV[i + 3]] then return 'priority must be high, normal or low' end
-  if not count_ok(ARGV[i + 4]) then return 'max_retries must be a whole number' end
-  if not count_ok(ARGV[i + 5]) then return 'timeout_ms must be a whole number' end
-  local due = ARGV[i + 6]
+  if not PRIORITY[prio] then return 'priority must be high, normal or low' end
+  if not count_ok(max_retries) then return 'max_retries must be a whole number' end
+  if not count_ok(timeout_ms) then return 'timeout_ms must be a whole number' end
   if not good_due[due] then
     if not string.find(due, '^%-?%d+$') then return 'due must be a whole number' end
     good_due[due] = true
   end
-  if ARGV[i + 7] ~= '' then
-    if not string.find(ARGV[i + 7], '^[A-Za-z0-9_-]+$') then return 'idem_hash must be base64url' end
+  if idem_hash ~= '' then
+    if not string.find(idem_hash, '^[A-Za-z0-9_-]+$') then return 'idem_hash must be base64url' end
     if ARGV[i + 8] == '' then return 'idempotency_key is missing' end
     if not string.find(ARGV[i + 9], '^[1-9]%d*$') then
       return 'idem_ttl_s must be a positive whole number'
     end
   end
-  local extra = ARGV[i + 11]
   if extra == '' then return nil end
   local ok, kv = pcall(cjson.decode, extra)
   if not ok or type(kv) ~= 'table' or #kv % 2 ~= 0 then return 'extra must be a flat JSON array of pairs' end
@@ -102,12 +113,13 @@ local dup = {}
 -- one is live are they looked at one by one, to say which.
 local fresh = {}
 for j = 1, n do
-  local i = 6 + (j - 1) * 12
+  local i = 6 + (j - 1) * W
   local why, kv = check(i)
   why = why or dedup_probe(kv)
   if not why then
     extras[j] = kv
-    local id, idem_hash = ARGV[i], ARGV[i + 7]
+    local id = ARGV[i]
+    local idem_hash = FULL and ARGV[i + 7] or ''
     local found, by_key
     if idem_hash ~= '' then
       local v = redis.pcall('GET', k_idem(idem_hash))
@@ -148,7 +160,7 @@ end
 if #fresh > 0 then
   local live, keys = 0, {}
   for x, j in ipairs(fresh) do
-    keys[#keys + 1] = k_job(ARGV[6 + (j - 1) * 12])
+    keys[#keys + 1] = k_job(ARGV[6 + (j - 1) * W])
     -- (unpack takes a bounded number of values: 1000 keys a call)
     if #keys == 1000 or x == #fresh then
       live = live + redis.call('EXISTS', unpack(keys))
@@ -157,7 +169,7 @@ if #fresh > 0 then
   end
   if live > 0 then
     for _, j in ipairs(fresh) do
-      if redis.call('EXISTS', k_job(ARGV[6 + (j - 1) * 12])) == 1 then taken[#taken + 1] = j end
+      if redis.call('EXISTS', k_job(ARGV[6 + (j - 1) * W])) == 1 then taken[#taken + 1] = j end
     end
   end
 end
@@ -174,12 +186,15 @@ created_known(mark[2])
 local made, made_key = {}, {}
 local i = 6
 for j = 1, n do
-  local id, ttype, payload, prio = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local max_retries, timeout_ms, run_at = ARGV[i + 4], ARGV[i + 5], tonumber(ARGV[i + 6])
+  local id, ttype, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local prio, max_retries, timeout_ms, run_at = 'normal', ARGV[i + 3], ARGV[i + 4], 0
+  local idem_hash, idem_key, idem_ttl, partition = '', '', '', ''
+  if FULL then
+    prio, max_retries, timeout_ms, run_at = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], tonumber(ARGV[i + 6])
+    idem_hash, idem_key, idem_ttl, partition = ARGV[i + 7], ARGV[i + 8], ARGV[i + 9], ARGV[i + 10]
+  end
   if run_at < 0 then run_at = NOW - run_at end
-  local idem_hash, idem_key, idem_ttl = ARGV[i + 7], ARGV[i + 8], ARGV[i + 9]
-  local partition = ARGV[i + 10]
-  i = i + 12
+  i = i + W
 
   local d = dup[j]
   local existing, hash, deduped
