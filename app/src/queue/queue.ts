@@ -665,7 +665,14 @@ export class Queue {
           )
         }
         part.forEach((i, j) => {
-          results[i] = { job: res[j]!.job, created: res[j]!.created }
+          const r = res[j]!
+          // The job is read from the store's result when the caller reads it (createdResult).
+          results[i] = {
+            created: r.created,
+            get job() {
+              return r.job
+            },
+          }
         })
       }
     }
