@@ -21,7 +21,7 @@ import { HISTORY_KEPT } from '../../app/src/queue/schedule.ts'
 import { MAX_DELAY_MS } from '../../app/src/queue/validate.ts'
 import { luaKeyConstants } from '../../app/src/redis/keys.ts'
 import { FunctionLibrary } from '../../app/src/redis/scripts.ts'
-import { arg, fmt, git, median, pushPlainJobs, SMOKE } from './function-ab.ts'
+import { arg, fmt, git, median, pushPlainJobs, SMOKE, startedIdEpochs } from './function-ab.ts'
 import { privateRedis } from './private-redis.ts'
 
 const BASE = arg('--base') ?? '08106db'
@@ -64,17 +64,6 @@ function baseLibrary(ref: string, scripts: readonly string[]): { name: string; s
 
 const common = () => [Date.now(), 10000, 3600, 86400]
 
-function idEpoch(packed: string): [string, number] {
-  const row = JSON.parse(packed) as Array<string | number>
-  let id = ''
-  let epoch = 0
-  for (let i = 0; i + 1 < row.length; i += 2) {
-    if (row[i] === 'id') id = String(row[i + 1])
-    else if (row[i] === F.epoch) epoch = Number(row[i + 1])
-  }
-  return [id, epoch]
-}
-
 interface Side {
   lib: string
   base: string
@@ -91,11 +80,11 @@ async function round(redis: Redis, s: Side): Promise<void> {
         for (const [id, epoch] of c.finished) args.push(id, epoch, 'null', '', '0')
         const reply = (await redis.call('FCALL', `${s.lib}_fetch`, 1, s.base, ...args)) as [
           number[],
-          string[],
+          string[] | string,
         ]
         s.completed += reply[0].filter((d) => d === 1).length
-        c.finished = reply[1].map(idEpoch)
-        c.dry = reply[1].length === 0
+        c.finished = startedIdEpochs(reply[1])
+        c.dry = c.finished.length === 0
       }),
   )
 }

@@ -5,7 +5,7 @@
  */
 import { execFileSync } from 'node:child_process'
 import type { Redis } from 'ioredis'
-import { luaFieldConstants } from '../../app/src/queue/job.ts'
+import { F, luaFieldConstants } from '../../app/src/queue/job.ts'
 import { HISTORY_KEPT } from '../../app/src/queue/schedule.ts'
 import { MAX_DELAY_MS } from '../../app/src/queue/validate.ts'
 import { luaKeyConstants } from '../../app/src/redis/keys.ts'
@@ -91,3 +91,24 @@ export const median = (xs: number[]): number => {
 /** "median (min-max)" with `d` decimals. */
 export const fmt = (xs: number[], d = 0): string =>
   `${median(xs).toFixed(d)} (${Math.min(...xs).toFixed(d)}-${Math.max(...xs).toFixed(d)})`
+
+/**
+ * The started jobs' ids and epochs from a fetch or deliver reply's jobs: one JSON array of rows
+ * (this tree), or one packed row per job (a base from before that). Rows: pairs as stored,
+ * later pairs win.
+ */
+export function startedIdEpochs(jobs: string | string[]): Array<[string, number]> {
+  const rows =
+    typeof jobs === 'string'
+      ? (JSON.parse(jobs) as Array<Array<string | number>>)
+      : jobs.map((packed) => JSON.parse(packed) as Array<string | number>)
+  return rows.map((row) => {
+    let id = ''
+    let epoch = 0
+    for (let i = 0; i + 1 < row.length; i += 2) {
+      if (row[i] === 'id') id = String(row[i + 1])
+      else if (row[i] === F.epoch) epoch = Number(row[i + 1])
+    }
+    return [id, epoch]
+  })
+}

@@ -25,10 +25,18 @@
  */
 import { type Config, Queue, Worker } from '@dtq/app'
 import { Redis } from 'ioredis'
-import { F } from '../../app/src/queue/job.ts'
 import type { LimitsSpec } from '../../app/src/queue/limits.ts'
 import { FunctionLibrary } from '../../app/src/redis/scripts.ts'
-import { abOrder, arg, baseLibrary, fmt, median, pushPlainJobs, SMOKE } from './function-ab.ts'
+import {
+  abOrder,
+  arg,
+  baseLibrary,
+  fmt,
+  median,
+  pushPlainJobs,
+  SMOKE,
+  startedIdEpochs,
+} from './function-ab.ts'
 import { privateRedis } from './private-redis.ts'
 
 const BASE = arg('--base') ?? '61c254c'
@@ -45,18 +53,6 @@ const KEYS = 1000
 
 /** ARGV[1..4] of every call: now, events kept, completed and failed retention (s). */
 const common = () => [Date.now(), 10000, 3600, 86400]
-
-/** A started job's id and epoch, from fetch's packed row (pairs as stored, later pairs win). */
-function idEpoch(packed: string): [string, number] {
-  const row = JSON.parse(packed) as Array<string | number>
-  let id = ''
-  let epoch = 0
-  for (let i = 0; i + 1 < row.length; i += 2) {
-    if (row[i] === 'id') id = String(row[i + 1])
-    else if (row[i] === F.epoch) epoch = Number(row[i + 1])
-  }
-  return [id, epoch]
-}
 
 /** A consumer's state between calls: the jobs it got last (to complete next), and whether the queue ran dry. */
 interface Consumer {
@@ -94,11 +90,11 @@ async function round(redis: Redis, side: Side): Promise<void> {
         for (const [id, epoch] of c.finished) args.push(id, epoch, 'null', '', '0')
         const reply = (await redis.call('FCALL', side.fns.fetch, 1, side.base, ...args)) as [
           number[],
-          string[],
+          string[] | string,
         ]
         side.completed += reply[0].filter((d) => d === 1).length
-        c.finished = reply[1].map(idEpoch)
-        c.dry = reply[1].length === 0
+        c.finished = startedIdEpochs(reply[1])
+        c.dry = c.finished.length === 0
       }),
   )
   side.secs += (performance.now() - t0) / 1000

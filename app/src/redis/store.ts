@@ -211,11 +211,14 @@ export interface Delivered {
  * stored, then the pairs the start changed (state, worker, started_at, epoch,
  * attempts) and the id -- a later pair wins.
  */
-function decodeDelivered(queue: string, packed: string): Job {
-  const row = JSON.parse(packed) as Array<string | number>
-  const h: Record<string, string> = {}
-  for (let i = 0; i + 1 < row.length; i += 2) h[row[i] as string] = String(row[i + 1])
-  return decodeJob(queue, h)
+function decodeDelivered(queue: string, packed: string | string[]): Job[] {
+  // One JSON array of the started jobs' rows (scripts/lib/5-deliver.lua), or [] when none.
+  if (typeof packed !== 'string') return []
+  return (JSON.parse(packed) as Array<Array<string | number>>).map((row) => {
+    const h: Record<string, string> = {}
+    for (let i = 0; i + 1 < row.length; i += 2) h[row[i] as string] = String(row[i + 1])
+    return decodeJob(queue, h)
+  })
 }
 
 /** A finished job's result, written under the epoch it was delivered with (the fence). */
@@ -502,8 +505,8 @@ export class JobStore extends JobReads {
   // ---- worker ------------------------------------------------------------------------------
 
   async deliver(queue: string, consumer: string, count: number): Promise<Delivered> {
-    const [raw, tails] = await this.run<[string[], string[]]>('deliver', queue, [consumer, count])
-    return { jobs: raw.map((row) => decodeDelivered(queue, row)), tails }
+    const [raw, tails] = await this.run<[string | string[], string[]]>('deliver', queue, [consumer, count])
+    return { jobs: decodeDelivered(queue, raw), tails }
   }
 
   complete(queue: string, items: ReadonlyArray<Completion>): Promise<number[]> {
@@ -524,8 +527,12 @@ export class JobStore extends JobReads {
   ): Promise<Delivered & { completed: number[] }> {
     const args: Array<string | number> = [consumer, count, finished.length]
     pushCompletions(args, finished)
-    const [completed, raw, tails] = await this.run<[number[], string[], string[]]>('fetch', queue, args)
-    return { completed, jobs: raw.map((row) => decodeDelivered(queue, row)), tails }
+    const [completed, raw, tails] = await this.run<[number[], string | string[], string[]]>(
+      'fetch',
+      queue,
+      args,
+    )
+    return { completed, jobs: decodeDelivered(queue, raw), tails }
   }
 
   fail(
