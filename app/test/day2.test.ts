@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { DtqError } from '../src/errors.ts'
-import { F } from '../src/queue/job.ts'
+import { F, jobEntry } from '../src/queue/job.ts'
 import { BULK_JOBS_TASK } from '../src/queue/system-tasks.ts'
 import { functions } from '../src/redis/scripts.ts'
 import { type Bundle, setup, waitFor } from './helpers.ts'
@@ -87,7 +87,7 @@ describe('change priority', () => {
   it('moves a queued job to its new stream in one step: old entry gone, F_ENTRY the new one', async () => {
     const first = await add()
     const job = await add()
-    const oldEntry = await b.redis.hget(store().keys.job(Q, job.id), F.entry)
+    const oldEntry = jobEntry(await b.redis.hgetall(store().keys.job(Q, job.id)))
     const changed = await b.queue.setPriority(job.id, 'high', Q)
     expect(changed.priority).toBe('high')
     expect(await b.redis.xrange(store().keys.stream(Q, 'normal'), oldEntry!, oldEntry!)).toEqual([])

@@ -6,7 +6,7 @@
  */
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { F, type JobState, PRIORITIES } from '../src/queue/job.ts'
+import { F, type JobState, jobEntry, PRIORITIES } from '../src/queue/job.ts'
 import { type RedisClient, scanKeys } from '../src/redis/connection.ts'
 import { GROUP } from '../src/redis/keys.ts'
 import type { QueueStats } from '../src/redis/reads.ts'
@@ -268,7 +268,7 @@ describe('cursor paging against a reference order', () => {
           const state = h[F.state] as JobState
           const score =
             state === 'queued' || state === 'active'
-              ? Number(h[F.entry]!.split('-')[0])
+              ? Number(jobEntry(h)!.split('-')[0])
               : Number(await b.redis.zscore(store.keys.index(queue, state), id))
           rows.push({ queue, id, state, type: h[F.task_type]!, score, error: h[F.error] ?? '' })
         }
@@ -562,7 +562,7 @@ describe('a consumer group whose lag Redis reports as nil', () => {
   it('a group created (XGROUP CREATE) or moved (SETID) at an id inside the stream, read counter unknown: the entries after it, not length - pending', async () => {
     const added = await b.queue.addBulk(Array.from({ length: 4 }, () => ({ task_type: 'echo' })))
     const second = (await b.queue.getJob(added[1]!.job.id))!
-    const entry = (await b.redis.hget(store.keys.job('default', second.id), F.entry))!
+    const entry = jobEntry(await b.redis.hgetall(store.keys.job('default', second.id)))!
     // No job was delivered yet: the group does not exist; it is made at the second entry.
     await b.redis.xgroup('CREATE', stream(), GROUP, entry)
     expect(await rawGroup()).toMatchObject({ lag: null, 'entries-read': null, pending: 0 }) // the state

@@ -7,7 +7,7 @@ import type { Redis } from 'ioredis'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { DtqError } from '../src/errors.ts'
 import { ID_BLOCK } from '../src/queue/ids.ts'
-import { F, PRIORITIES } from '../src/queue/job.ts'
+import { F, jobEntry, PRIORITIES } from '../src/queue/job.ts'
 import { Queue } from '../src/queue/queue.ts'
 import { canTransition } from '../src/queue/states.ts'
 import { connectRedis } from '../src/redis/connection.ts'
@@ -741,6 +741,106 @@ describe('promote', () => {
     const d = await store.deliver(Q, 'w', n + 10)
     expect(new Set(d.jobs.map((j) => j.payload)).size).toBe(n)
   })
+})
+
+describe('the job hash of a new job (ADR 0037)', () => {
+  const stream = () => store.keys.stream(Q, 'normal')
+  const hash = (id: string) => b.redis.hgetall(store.keys.job(Q, id))
+  const entries = async () => (await b.redis.xrange(stream(), '-', '+')).map(([e, f]) => ({ e, id: f[1]! }))
+
+  it('stores the entry id as its sequence after created_at and no max_retries of 3; a start stores it whole', async () => {
+    const added = await b.queue.addBulk([
+      { task_type: 'echo' },
+      { task_type: 'echo', max_retries: 5 },
+      { task_type: 'echo', max_retries: 0 },
+    ])
+    const ids = added.map((a) => a.job.id)
+    const inStream = await entries()
+    expect(inStream.map((x) => x.id)).toEqual(ids)
+    for (const [k, id] of ids.entries()) {
+      const h = await hash(id)
+      // The caller's now is the entry's time: '<created_at>-<seq>', the hash keeps '<seq>'.
+      expect(h[F.created_at]).toBe(String(clock.now()))
+      expect(h[F.entry]).toMatch(/^\d+$/)
+      expect(jobEntry(h)).toBe(inStream[k]!.e)
+      expect(inStream[k]!.e.startsWith(`${clock.now()}-`)).toBe(true)
+    }
+    expect((await hash(ids[0]!))[F.max_retries]).toBeUndefined()
+    expect((await hash(ids[1]!))[F.max_retries]).toBe('5')
+    expect((await hash(ids[2]!))[F.max_retries]).toBe('0')
+    expect((await b.queue.getJob(ids[0]!, Q))?.max_retries).toBe(3)
+    expect((await b.queue.getJob(ids[1]!, Q))?.max_retries).toBe(5)
+    expect((await b.queue.getJob(ids[2]!, Q))?.max_retries).toBe(0)
+    // An absent max_retries retries three times, then dead-letters.
+    const [j] = (await store.deliver(Q, 'w1', 1)).jobs
+    expect(j!.id).toBe(ids[0])
+    const h = await hash(ids[0]!)
+    expect(h[F.entry]).toBe(inStream[0]!.e)
+    const pending = (await b.redis.xpending(stream(), GROUP, '-', '+', 10)) as Array<[string]>
+    expect(pending.map((p) => p[0])).toEqual([inStream[0]!.e])
+    let epoch = j!.epoch
+    for (let attempt = 1; attempt <= 4; attempt++) {
+      const r = await store.fail(Q, ids[0]!, epoch, 'retry', { message: 'x', worker: 'w1', attempt }, 0)
+      expect(r).toBe(attempt <= 3 ? 'retrying' : 'failed')
+      if (attempt <= 3) {
+        await store.promote(Q, 100)
+        const next = (await store.deliver(Q, 'w1', 3)).jobs.find((x) => x.id === ids[0])!
+        epoch = next.epoch
+      }
+    }
+  })
+
+  it("a now behind the stream's top: the entry gets the next id (stored whole), ids only grow, every path finds it", async () => {
+    const ahead = (await b.queue.add('echo', {})).job.id
+    const top = (await entries())[0]!.e
+    // Another caller's clock ahead: an entry at now + 60 s.
+    await b.redis.xadd(stream(), `${clock.now() + 60_000}-0`, 'id', 'foreign')
+    const behind = (await b.queue.add('echo', {})).job.id
+    const h = await hash(behind)
+    // '*': Redis's time or the top's next id, whichever is later -- stored whole.
+    expect(h[F.entry]).toContain('-')
+    expect(jobEntry(h)).toBe(h[F.entry])
+    expect((await entries()).map((x) => x.id)).toEqual([ahead, 'foreign', behind])
+    expect((await entries())[0]!.e).toBe(top)
+    // Both forms are found by a priority change and a cancel (the old entry gone, no orphan).
+    await b.queue.setPriority(ahead, 'high', Q)
+    await b.queue.cancel(behind, Q)
+    expect((await entries()).map((x) => x.id)).toEqual(['foreign'])
+    expect(await b.redis.xlen(store.keys.stream(Q, 'high'))).toBe(1)
+    expect(await b.redis.hget(store.keys.stats(Q), 'orphan_entries')).toBeNull()
+  })
+
+  it.each(['cancel', 'delete', 'set_priority', 'empty', 'deadline'] as const)(
+    "%s finds a queued job's entry through its sequence (control: an en that does not decode to it leaves the entry)",
+    async (op) => {
+      for (const control of [false, true]) {
+        await b.redis.del(stream(), store.keys.stream(Q, 'high'))
+        const opts = op === 'deadline' ? { start_by: clock.now() + 10 } : {}
+        const { job } = await b.queue.add('echo', { n: 1 }, opts)
+        expect((await hash(job.id))[F.entry]).toMatch(/^\d+$/)
+        // The control: created_at moved by 1 ms, so '<created_at>-<seq>' names no entry.
+        if (control) await b.redis.hincrby(store.keys.job(Q, job.id), F.created_at, 1)
+        if (op === 'cancel') await b.queue.cancel(job.id, Q)
+        else if (op === 'delete') await b.queue.deleteJob(job.id, Q)
+        else if (op === 'set_priority') await b.queue.setPriority(job.id, 'high', Q)
+        else if (op === 'empty') await b.queue.emptyQueue(Q)
+        else {
+          clock.advance(20)
+          await store.promote(Q) // its sweep ends the jobs whose start deadline passed
+        }
+        const what = `${op}${control ? ' (control)' : ''}`
+        if (op === 'empty') {
+          // empty walks the stream: an entry its job does not name is dropped as an orphan, the job left.
+          expect(await b.redis.exists(store.keys.job(Q, job.id)), what).toBe(control ? 1 : 0)
+        } else {
+          expect(
+            (await entries()).filter((x) => x.id === job.id),
+            what,
+          ).toHaveLength(control ? 1 : 0)
+        }
+      }
+    },
+  )
 })
 
 describe('reclaim', () => {

@@ -227,6 +227,23 @@ export const F = {
   replays: 'rx',
 } as const
 
+/**
+ * The max_retries a job hash does not store (ADR 0037): absent means this, a format constant
+ * (not the configured default, which may change while jobs wait). With the entry id stored as
+ * a sequence, a waiting job's hash fits the 64 B size class instead of 96.
+ */
+export const MAX_RETRIES_UNSTORED = 3
+
+/**
+ * A job's ready-stream entry id from its hash (ADR 0037): stored whole, or — a new job's — as
+ * the sequence after its created_at (`<created_at>-<seq>`). undefined when it has none.
+ */
+export function jobEntry(h: Record<string, string | undefined>): string | undefined {
+  const en = h[F.entry]
+  const ca = h[F.created_at]
+  return en !== undefined && ca !== undefined && !en.includes('-') ? `${ca}-${en}` : en
+}
+
 /** Lua constants for the function library: `local F_TASK_TYPE, ... = 'ty', ...`. */
 export function luaFieldConstants(): string {
   const names = Object.keys(F).map((k) => `F_${k.toUpperCase()}`)
@@ -262,7 +279,7 @@ export function decodeJob(queue: string, h: Record<string, string>, id = h.id ??
     attempts: num(h[F.attempts]) ?? 0,
     failures: num(h[F.failures]) ?? 0,
     stalls: num(h[F.stalls]) ?? 0,
-    max_retries: num(h[F.max_retries]) ?? 0,
+    max_retries: num(h[F.max_retries]) ?? MAX_RETRIES_UNSTORED,
     timeout_ms: num(h[F.timeout_ms]) ?? 0,
     epoch: num(h[F.epoch]) ?? 0,
     created_at: created,

@@ -13,6 +13,7 @@ import {
   F,
   type Job,
   type JobState,
+  jobEntry,
   PRIORITIES,
   type Priority,
   pairsToRecord,
@@ -322,7 +323,7 @@ export class JobReads extends StoreBase {
       (job, c, raw) => {
         if (q.task_type && job.task_type !== q.task_type) return null
         if (q.state && job.state !== q.state) return null
-        if (c.extra?.entry && (!STREAM_STATES.includes(job.state) || raw[F.entry] !== c.extra.entry))
+        if (c.extra?.entry && (!STREAM_STATES.includes(job.state) || jobEntry(raw) !== c.extra.entry))
           return null
         return job
       },

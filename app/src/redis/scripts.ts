@@ -12,7 +12,7 @@
  */
 import { createHash } from 'node:crypto'
 import { readdirSync, readFileSync } from 'node:fs'
-import { luaFieldConstants } from '../queue/job.ts'
+import { luaFieldConstants, MAX_RETRIES_UNSTORED } from '../queue/job.ts'
 import { HISTORY_KEPT } from '../queue/schedule.ts'
 import { MAX_DELAY_MS } from '../queue/validate.ts'
 import { isCluster, nodeName, primaries, type RedisClient } from './connection.ts'
@@ -123,6 +123,7 @@ function buildLibrary(opts: LibraryOptions): { name: string; source: string } {
     luaFieldConstants(),
     luaKeyConstants(),
     `local MAX_DELAY_MS = ${MAX_DELAY_MS}`,
+    `local MAX_RETRIES_UNSTORED_S = '${MAX_RETRIES_UNSTORED}'`,
     `local SCHEDULE_HISTORY = ${HISTORY_KEPT}`,
     `local ARCHIVE_HOLD = ${opts.noArchiveHold ? 'false' : 'true'}`,
     `local CREATED_WHILE_BUILDING = ${opts.noCreatedWhileBuilding ? 'false' : 'true'}`,

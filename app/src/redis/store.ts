@@ -8,7 +8,15 @@
 import calculateSlot from 'cluster-key-slot'
 import { DtqError } from '../errors.ts'
 import { GENERATED_ID } from '../queue/ids.ts'
-import { decodeJob, F, type Job, PRIORITIES, type Priority, pairsToRecord } from '../queue/job.ts'
+import {
+  decodeJob,
+  F,
+  type Job,
+  MAX_RETRIES_UNSTORED,
+  PRIORITIES,
+  type Priority,
+  pairsToRecord,
+} from '../queue/job.ts'
 import { placePartitions } from '../queue/partitions.ts'
 import { callOnKey, isCluster, primaries, type RedisClient, scanKeys } from './connection.ts'
 import { IdAllocator } from './id-allocator.ts'
@@ -74,9 +82,9 @@ export function storedFields(j: NewJobRecord, now: number): Record<string, strin
   const h: Record<string, string> = {
     [F.task_type]: j.task_type,
     [F.payload]: j.payload,
-    [F.max_retries]: String(j.max_retries),
     [F.created_at]: String(now),
   }
+  if (j.max_retries !== MAX_RETRIES_UNSTORED) h[F.max_retries] = String(j.max_retries)
   if (j.priority !== 'normal') h[F.priority] = j.priority
   if (j.timeout_ms !== 0) h[F.timeout_ms] = String(j.timeout_ms)
   if (j.partition_key !== '') h[F.partition_key] = j.partition_key

@@ -8,12 +8,12 @@
   Emits     cancelled | cancel_requested
 ]]
 local id, channel, queue = ARGV[5], ARGV[6], ARGV[7]
-local h = redis.call('HMGET', k_job(id), F_STATE, F_ENTRY, F_PRIORITY, F_TASK_TYPE)
+local h = redis.call('HMGET', k_job(id), F_STATE, F_ENTRY, F_PRIORITY, F_TASK_TYPE, F_CREATED_AT)
 local st = h[1]
 if not st then return 'not_found' end
 if st == 'queued' then
   -- An entry of a queued job is undelivered (deliver starts what it reads): not in any PEL.
-  redis.call('XDEL', k_stream(h[3]), h[2])
+  redis.call('XDEL', k_stream(h[3]), entry_of(h[2], h[5]))
   cancel_job(id, 'queued', h[4])
   return 'cancelled'
 elseif st == 'scheduled' or st == 'retrying' then

@@ -23,7 +23,7 @@ if only and only ~= '' then
     end
   end
 end
-local h = redis.call('HMGET', k_job(id), unpack(REMOVE_FIELDS))
+local h = remove_fields(id)
 if not h[1] then return 'not_found' end
 if only and only ~= '' and not string.find(',' .. only .. ',', ',' .. h[1] .. ',', 1, true) then
   return 'state:' .. h[1]

@@ -45,7 +45,7 @@ for _, prio in ipairs(PRIORITIES) do
   if left > 0 then
     for _, e in ipairs(redis.call('XRANGE', s, from, '+', 'COUNT', left)) do
       local id = e[2][2]
-      local h = redis.call('HMGET', k_job(id), unpack(REMOVE_FIELDS))
+      local h = remove_fields(id)
       if h[1] == 'queued' and h[2] == e[1] then
         take(id, h)
       else
@@ -60,7 +60,7 @@ for _, prio in ipairs(PRIORITIES) do
 end
 if left > 0 then
   for _, id in ipairs(redis.call('ZRANGE', k_delayed, 0, left - 1)) do
-    local h = redis.call('HMGET', k_job(id), unpack(REMOVE_FIELDS))
+    local h = remove_fields(id)
     if h[1] == 'scheduled' or h[1] == 'retrying' then
       take(id, h)
     else
@@ -74,7 +74,7 @@ if redis.call('ZCARD', k_delayed) > 0 then more = 1 end
 -- Held by a concurrency or per-key limit (ADR 0022): waiting to run too.
 if left > 0 then
   for _, id in ipairs(redis.call('ZRANGE', k_idx('held'), 0, left - 1)) do
-    local h = redis.call('HMGET', k_job(id), unpack(REMOVE_FIELDS))
+    local h = remove_fields(id)
     if h[1] == 'held' then take(id, h) else
       redis.call('ZREM', k_idx('held'), id)
       left = left - 1

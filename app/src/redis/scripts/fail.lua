@@ -61,7 +61,7 @@ if h[10] == '1' then
   cancel_job(id, 'active', ttype)
   return 'cancelled'
 end
-if mode == 'retry' and failures <= (tonumber(h[6]) or 0) then
+if mode == 'retry' and failures <= (tonumber(h[6] or MAX_RETRIES_UNSTORED_S) or 0) then
   local due = NOW + delay
   redis.call('HSET', jk, F_STATE, 'retrying', F_RUN_AT, due)
   redis.call('ZADD', k_delayed, due, id)

@@ -229,9 +229,9 @@ elseif kind == 'dlq' then
 else
   if streams ~= 'none' then
     local function check(c)
-      local h = redis.call('HMGET', k_job(c.id), F_STATE, F_TASK_TYPE, F_ENTRY)
+      local h = redis.call('HMGET', k_job(c.id), F_STATE, F_TASK_TYPE, F_ENTRY, F_CREATED_AT)
       -- Only an entry that is still its job's (an entry whose job moved on is dropped).
-      if h[3] ~= c.entry or not type_ok(h[2]) then return false end
+      if entry_of(h[3], h[4]) ~= c.entry or not type_ok(h[2]) then return false end
       if streams == 'all' then return h[1] == 'queued' or h[1] == 'active' end
       return h[1] == streams
     end

@@ -12,7 +12,7 @@ local id, prio = ARGV[5], ARGV[6]
 if not id or id == '' then refuse('id is required') end
 if prio ~= 'high' and prio ~= 'normal' and prio ~= 'low' then refuse('priority must be high, normal or low') end
 local jk = k_job(id)
-local h = redis.call('HMGET', jk, F_STATE, F_PRIORITY, F_ENTRY, F_TASK_TYPE)
+local h = redis.call('HMGET', jk, F_STATE, F_PRIORITY, F_ENTRY, F_TASK_TYPE, F_CREATED_AT)
 local st, old = h[1], h[2] or 'normal'
 if not st then return 'not_found' end
 if st ~= 'waiting' and st ~= 'held' and st ~= 'queued' and st ~= 'scheduled' and st ~= 'retrying' then
@@ -20,7 +20,7 @@ if st ~= 'waiting' and st ~= 'held' and st ~= 'queued' and st ~= 'scheduled' and
 end
 if old == prio then return 'unchanged' end
 if st == 'queued' then
-  if h[3] then redis.call('XDEL', k_stream(old), h[3]) end
+  if h[3] then redis.call('XDEL', k_stream(old), entry_of(h[3], h[5])) end
   redis.call('HSET', jk, F_ENTRY, push_ready(id, prio))
 end
 -- 'normal' is not stored (readers default to it).

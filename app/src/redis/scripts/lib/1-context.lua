@@ -37,6 +37,9 @@ local ARCH
 -- The created-time index (1b-created.lua): whether new jobs join it, whether its key exists --
 -- nil (not read yet), true or false.
 local CREATED, CREATED_KEY
+-- Ready-stream entry ids (push_ready in 2-batch.lua, ADR 0037), nil until the call's first:
+-- { '<now>-*', '<now>-', [stream] = true for each stream whose top this call found later than now }.
+local READY
 
 -- A refused call: raised before the script's first write (Redis keeps a script's earlier
 -- writes when it fails midway, so every script reads and checks its arguments first).
@@ -63,6 +66,7 @@ local function setup(keys, args)
   FC_TAT, FC_EMPTY = nil, nil
   ARCH = nil
   CREATED, CREATED_KEY = nil, nil
+  READY = nil
 end
 
 -- ARGV[i] as an integer in [lo, hi], or the call is refused (NaN, infinities, 1e15 ... never

@@ -175,9 +175,28 @@ local function keep_job(id)
   redis.call('PERSIST', k_logs(id))
 end
 
--- Makes a job ready: a fresh entry at the tail of its priority stream.
+-- Makes a job ready: a fresh entry at the tail of its priority stream. The entry's id carries
+-- the caller's clock, '<now>-<seq>' (Redis picks the sequence), so a new job's entry is its
+-- created_at and a small number, and its hash stores the number alone (create_job, ADR 0037).
+-- A stream whose top is already later than now (a caller with a clock ahead, or a later now
+-- already written) takes '*' for the rest of the call: ids always increase whatever the
+-- clocks; only the saving is lost. Any other error is raised by the '*' XADD.
 local function push_ready(id, prio)
-  return redis.call('XADD', k_stream(prio), '*', 'id', id)
+  local s = k_stream(prio)
+  if not READY then READY = { NOW_S .. '-*', NOW_S .. '-' } end
+  if not READY[s] then
+    local e = redis.pcall('XADD', s, READY[1], 'id', id)
+    if type(e) == 'string' then return e end
+    READY[s] = true
+  end
+  return redis.call('XADD', s, '*', 'id', id)
+end
+
+-- A job's ready-stream entry id from its hash's `en` and `ca` (ADR 0037): stored whole, or as
+-- the sequence after its created_at. nil when the job has no entry.
+local function entry_of(en, ca)
+  if en and ca and not string.find(en, '-', 1, true) then return ca .. '-' .. en end
+  return en
 end
 
 -- Acknowledges and deletes a delivered entry (at flush). XACK checks no ownership: callers fence first.

@@ -86,7 +86,7 @@ local function dedup_enqueue(kv, payload, run_at)
   if not spec then return nil, run_at end
   local mode, ttl, hash = dedup_parse(spec)
   local other = dedup_holder(hash)
-  local st = other and redis.call('HMGET', k_job(other), F_STATE, F_ENTRY, F_PRIORITY, F_TASK_TYPE)
+  local st = other and redis.call('HMGET', k_job(other), F_STATE, F_ENTRY, F_PRIORITY, F_TASK_TYPE, F_CREATED_AT)
   if mode ~= 'debounce' then
     if st and st[1] then return other, mode end
     return nil, run_at
@@ -96,7 +96,7 @@ local function dedup_enqueue(kv, payload, run_at)
   local jk = k_job(other)
   if st[1] == 'queued' then
     -- Its entry is undelivered (deliver starts what it reads): back to the delayed set.
-    redis.call('XDEL', k_stream(st[3]), st[2])
+    redis.call('XDEL', k_stream(st[3]), entry_of(st[2], st[5]))
     redis.call('HDEL', jk, F_ENTRY)
     move_idx(other, 'queued', 'scheduled')
   end

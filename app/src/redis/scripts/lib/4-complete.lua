@@ -20,6 +20,7 @@ local function complete_jobs(at)
     local i = at + 1 + (j - 1) * 5
     local id, epoch, result, ih, flow = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
     local jk = k_job(id)
+    -- (A running job's `en` is its entry id whole: the start stored it so -- ADR 0037.)
     local h = redis.call('HMGET', jk, F_STATE, F_EPOCH, F_ENTRY, F_PRIORITY, F_TASK_TYPE, F_STARTED_AT,
       F_CANCEL_REQUESTED, F_ATTEMPTS)
     if h[1] ~= 'active' or h[2] ~= epoch then

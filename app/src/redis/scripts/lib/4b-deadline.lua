@@ -47,11 +47,11 @@ local function expire_due(limit)
   call_many('ZREM', k, due, 1000)
   local n = 0
   for _, id in ipairs(due) do
-    local h = redis.call('HMGET', k_job(id), F_STATE, F_ENTRY, F_PRIORITY, F_TASK_TYPE, F_START_BY)
+    local h = redis.call('HMGET', k_job(id), F_STATE, F_ENTRY, F_PRIORITY, F_TASK_TYPE, F_START_BY, F_CREATED_AT)
     local st, sb = h[1], tonumber(h[5])
     if sb and sb < NOW then
       if st == 'queued' then
-        redis.call('XDEL', k_stream(h[3]), h[2])
+        redis.call('XDEL', k_stream(h[3]), entry_of(h[2], h[6]))
       elseif st == 'scheduled' or st == 'retrying' then
         redis.call('ZREM', k_delayed, id)
       elseif st ~= 'waiting' and st ~= 'held' then

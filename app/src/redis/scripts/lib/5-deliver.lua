@@ -64,7 +64,10 @@ local function deliver_jobs(consumer, want)
           elseif f == F_FC_HELD then fc_held = h[x + 1]
           end
         end
-        if state ~= 'queued' or jentry ~= entry then
+        -- A new job's hash may hold its entry's sequence alone (ADR 0037): the start stores it whole,
+        -- so a running job's `en` is always the entry id (complete and the rest read it as is).
+        local short = jentry ~= entry and entry_of(jentry, created_at) == entry
+        if state ~= 'queued' or (jentry ~= entry and not short) then
           -- An entry whose job is gone or has moved on: drop it, and count it.
           ack(prio, entry)
           bump('orphan_entries')
@@ -84,8 +87,13 @@ local function deliver_jobs(consumer, want)
           -- One HSET: the new epoch (this delivery's fencing token) and attempt count included.
           epoch = int_s((tonumber(epoch) or 0) + 1)
           attempts = int_s((tonumber(attempts) or 0) + 1)
-          redis.call('HSET', jk, F_STATE, 'active', F_WORKER, consumer, F_STARTED_AT, NOW_S, F_EPOCH, epoch,
-            F_ATTEMPTS, attempts)
+          if short then
+            redis.call('HSET', jk, F_STATE, 'active', F_WORKER, consumer, F_STARTED_AT, NOW_S, F_EPOCH, epoch,
+              F_ATTEMPTS, attempts, F_ENTRY, entry)
+          else
+            redis.call('HSET', jk, F_STATE, 'active', F_WORKER, consumer, F_STARTED_AT, NOW_S, F_EPOCH, epoch,
+              F_ATTEMPTS, attempts)
+          end
           observe('wait', NOW - (tonumber(queued_at or created_at) or NOW))
           emit(id, 'active', ttype)
           -- The job as stored now: its fields as read, then what this start changed (later pairs
@@ -99,6 +107,7 @@ local function deliver_jobs(consumer, want)
           h[n + 7], h[n + 8] = F_EPOCH, epoch
           h[n + 9], h[n + 10] = F_ATTEMPTS, attempts
           h[n + 11], h[n + 12] = 'id', id
+          if short then h[n + 13], h[n + 14] = F_ENTRY, entry end
           jobs[#jobs + 1] = h
           want = want - 1
         end

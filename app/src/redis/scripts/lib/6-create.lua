@@ -7,11 +7,14 @@
 -- flat list of further hash fields ({} for none). Returns the event it emitted.
 -- One HSET with every field that says something. Not stored (memory per waiting job): the
 -- id (it is in the key), counters that start at 0 (attempts, failures, stalls, epoch; HINCRBY
--- and the readers treat a missing field as 0), a zero timeout, priority 'normal', and
--- updated_at / queued_at while they equal created_at (readers fall back to it).
+-- and the readers treat a missing field as 0), a zero timeout, priority 'normal', max_retries
+-- when it is MAX_RETRIES_UNSTORED (3, the default), and updated_at / queued_at while they
+-- equal created_at (readers fall back to it); the entry id is stored as its sequence when it
+-- starts with created_at (both: ADR 0037, a waiting job's hash in 64 B, not 96).
 local function create_job(id, ttype, payload, prio, max_retries, timeout_ms, run_at, partition, more)
-  local f = { F_TASK_TYPE, ttype, F_PAYLOAD, payload, F_MAX_RETRIES, max_retries, F_CREATED_AT, NOW_S }
+  local f = { F_TASK_TYPE, ttype, F_PAYLOAD, payload, F_CREATED_AT, NOW_S }
   local function add(k, v) f[#f + 1] = k; f[#f + 1] = v end
+  if max_retries ~= MAX_RETRIES_UNSTORED_S then add(F_MAX_RETRIES, max_retries) end
   if prio ~= 'normal' then add(F_PRIORITY, prio) end
   if timeout_ms ~= '0' then add(F_TIMEOUT_MS, timeout_ms) end
   if partition ~= '' then add(F_PARTITION_KEY, partition) end
@@ -32,7 +35,9 @@ local function create_job(id, ttype, payload, prio, max_retries, timeout_ms, run
     event = 'scheduled'
   else
     add(F_STATE, 'queued')
-    add(F_ENTRY, push_ready(id, prio))
+    -- The entry id's sequence alone when it is '<now>-<seq>' (now is created_at here; ADR 0037).
+    local e, pfx = push_ready(id, prio), READY[2]
+    add(F_ENTRY, string.find(e, pfx, 1, true) == 1 and string.sub(e, #pfx + 1) or e)
     event = 'queued'
   end
   redis.call('HSET', k_job(id), unpack(f))

@@ -3,16 +3,24 @@
   `delete_job` and `empty_queue` scripts.
 ]]
 -- The fields remove_job needs, in this order (HMGET).
-local REMOVE_FIELDS = { F_STATE, F_ENTRY, F_PRIORITY, F_TASK_TYPE, F_DLQ_ENTRY, F_IDEM_HASH, F_FLOW, F_FLOW_WATCH }
+local REMOVE_FIELDS = { F_STATE, F_ENTRY, F_PRIORITY, F_TASK_TYPE, F_DLQ_ENTRY, F_IDEM_HASH, F_FLOW, F_FLOW_WATCH,
+  F_CREATED_AT }
 
--- Whether a job read with REMOVE_FIELDS is a flow member that has not ended: its flow still
+-- Job `id` read with REMOVE_FIELDS, its entry id whole (entry_of: a new job stores its sequence).
+local function remove_fields(id)
+  local h = redis.call('HMGET', k_job(id), unpack(REMOVE_FIELDS))
+  h[2] = entry_of(h[2], h[9])
+  return h
+end
+
+-- Whether a job read by remove_fields is a flow member that has not ended: its flow still
 -- waits on it, so it is cancelled (its children follow their policies), never removed silently.
 local function open_flow_member(h)
   local st = h[1]
   return (h[7] or h[8]) and st ~= 'completed' and st ~= 'failed' and st ~= 'cancelled'
 end
 
--- Removes job `id` (read with REMOVE_FIELDS as `h`) and every trace of it: its ready-stream
+-- Removes job `id` (read by remove_fields as `h`) and every trace of it: its ready-stream
 -- entry (a running job's is acknowledged too: it leaves the pending list), its delayed-set
 -- member, its DLQ entry, its state index entry, its logs, and its idempotency key while that
 -- still names it (a repeat of the key makes a new job). A running job's hash goes with the
