@@ -168,6 +168,12 @@ export type QueueSettings = Pick<
  * ATOMIC_MAX_JOBS: all or none.
  */
 const BULK_CHUNK = 500
+
+/**
+ * How many of addBulk's calls are in flight at once: 2 gave +11 to +13 % jobs/s over 1 for
+ * serial addBulks of 1000 (interleaved, 8 rounds, twice); 4, or 3 calls of 250, less.
+ */
+const BULK_WINDOW = 2
 /** DLQ pages (500 entries) `recentFailures` reads per queue at most: 2000 dead letters. */
 const RECENT_FAILURE_PAGES = 4
 
@@ -585,9 +591,10 @@ export class Queue {
   /**
    * Adds many jobs; all are validated first, and nothing is written if any is invalid (the
    * error's details name each problem with its index). Each queue's jobs are then written in
-   * calls of up to 500 (with `allOrNothing`: in one call, all or none), queue after queue in the
-   * order they first appear; if a write fails, the rest are not tried and a BulkAddError says
-   * what became of each job -- what it says is what Redis holds.
+   * calls of up to 500, two in flight at once, queue after queue in the order they first appear
+   * (with `allOrNothing`: each queue's in one call, all or none, one call at a time); once a
+   * write fails no further call is sent, and a BulkAddError says what became of each job (its
+   * own call's outcome) -- what it says is what Redis holds.
    */
   async addBulk(specs: JobSpec[], opts: { allOrNothing?: boolean } = {}): Promise<AddResult[]> {
     if (!Array.isArray(specs)) throw new DtqError('VALIDATION', 'jobs must be an array')
@@ -643,39 +650,52 @@ export class Queue {
     })
     const results: AddResult[] = new Array(specs.length)
     const chunk = opts.allOrNothing ? ATOMIC_MAX_JOBS : BULK_CHUNK
-    for (const [queue, idxs] of byQueue) {
-      for (let k = 0; k < idxs.length; k += chunk) {
-        const part = idxs.slice(k, k + chunk)
-        let res: EnqueueResult[]
+    const parts: Array<{ queue: string; part: number[] }> = []
+    for (const [queue, idxs] of byQueue)
+      for (let k = 0; k < idxs.length; k += chunk) parts.push({ queue, part: idxs.slice(k, k + chunk) })
+    // Up to BULK_WINDOW calls in flight (allOrNothing: one, each queue's call after the one
+    // before succeeded): Redis runs one call while the next is encoded and sent, and the first's
+    // reply is read while it runs the next. After a failure no further call is sent; each job
+    // of a call that failed gets that call's fate, the rest what their own call did.
+    const window = opts.allOrNothing ? 1 : BULK_WINDOW
+    const fates = new Map<number, WriteFailure>()
+    let failure: { err: unknown } | undefined
+    let next = 0
+    const lane = async (): Promise<void> => {
+      while (next < parts.length && !failure) {
+        const { queue, part } = parts[next++]!
         try {
-          res = await this.store.enqueue(
+          const res = await this.store.enqueue(
             queue,
             part.map((i) => prepared[i]!.record),
           )
+          part.forEach((i, j) => {
+            const r = res[j]!
+            // The job is read from the store's result when the caller reads it (createdResult).
+            results[i] = {
+              created: r.created,
+              get job() {
+                return r.job
+              },
+            }
+          })
         } catch (err) {
+          failure ??= { err }
           const fate = writeFailure(err)
-          const inCall = new Set(part)
-          throw new BulkAddError(
-            err,
-            specs.map((_, i): BulkItem => {
-              const r = results[i]
-              if (r) return { outcome: r.created ? 'created' : 'existing', job: r.job }
-              return { outcome: inCall.has(i) ? fate : 'not_created' }
-            }),
-          )
+          for (const i of part) fates.set(i, fate)
         }
-        part.forEach((i, j) => {
-          const r = res[j]!
-          // The job is read from the store's result when the caller reads it (createdResult).
-          results[i] = {
-            created: r.created,
-            get job() {
-              return r.job
-            },
-          }
-        })
       }
     }
+    await Promise.all(Array.from({ length: Math.min(window, parts.length) }, lane))
+    if (failure)
+      throw new BulkAddError(
+        failure.err,
+        specs.map((_, i): BulkItem => {
+          const r = results[i]
+          if (r) return { outcome: r.created ? 'created' : 'existing', job: r.job }
+          return { outcome: fates.get(i) ?? 'not_created' }
+        }),
+      )
     return results
   }
 
