@@ -15,9 +15,11 @@ import {
   inBatches,
   type Payload,
   server,
+  sleep,
   spawnDtq,
   stopChild,
   timedDrain,
+  untilCompleted,
 } from './bench-kit.ts'
 import type { Features } from './features.ts'
 import { load } from './peers.ts'
@@ -99,31 +101,60 @@ export function dtqLibrary(features?: Features): Contender {
 }
 
 /**
- * `dtq worker --concurrency 100` as its own process, draining jobs queued beforehand: timed from
- * the first job its handler started (noop-handler.ts prints the moment) to the last completed in
- * Redis, so the process's start-up is not counted.
+ * `dtq worker --concurrency 100` as its own process, draining jobs queued beforehand, warm as a
+ * worker that has been running is: it first drains a tenth as many warm-up jobs (as the library
+ * runs its warm-up round in the bench's process), is paused by a control command while the
+ * measured jobs are added, and resumed. Timed from the first measured job its handler started
+ * (noop-handler.ts prints the moment) to the last completed in Redis, so neither the process's
+ * start-up nor its first jobs' JIT compilation is counted.
  */
 export const dtqCli: Contender = {
   name: 'DTQ, dtq worker (CLI)',
   async drain(n) {
     await flush()
     const q = await DtqQueue.connect(config())
-    await fill(q, n)
-    return timedDrain(n, async (first) => {
-      const child = spawnDtq(
-        ['worker', '--concurrency', String(CONCURRENCY), '--handlers', HANDLERS],
-        env(),
-        'pipe',
-      )
-      child.stdout!.setEncoding('utf8')
-      child.stdout!.on('data', (s: string) => {
-        const m = /^first ([\d.]+)$/m.exec(s)
-        if (m) first(Number(m[1]))
-      })
+    const warm = Math.max(1, Math.round(n / 10))
+    await inBatches(warm, 1000, (_, count) =>
+      q.addBulk(Array.from({ length: count }, () => ({ task_type: 'noop', payload: { warm: true } }))),
+    )
+    let first: ((at?: number) => void) | undefined
+    const child = spawnDtq(
+      ['worker', '--concurrency', String(CONCURRENCY), '--handlers', HANDLERS],
+      env(),
+      'pipe',
+    )
+    child.stdout!.setEncoding('utf8')
+    child.stdout!.on('data', (s: string) => {
+      const m = /^first ([\d.]+)$/m.exec(s)
+      if (m) first?.(Number(m[1]))
+    })
+    const alive = () => {
+      if (child.exitCode !== null) throw new Error(`dtq worker exited with ${child.exitCode}`)
+    }
+    try {
+      const warmedUp = async () => {
+        alive()
+        return completed(q)
+      }
+      await untilCompleted({ completed: warmedUp, stop: async () => {} }, warm)
+      await q.registry.command('*', 'pause')
+      while (!(await q.registry.list()).some((w) => w.state === 'paused')) {
+        alive()
+        await sleep(5)
+      }
+      await fill(q, n)
+    } catch (err) {
+      await stopChild(child)
+      await q.close()
+      throw err
+    }
+    return timedDrain(n, async (f) => {
+      first = f
+      await q.registry.command('*', 'resume')
       return {
-        completed: () => {
-          if (child.exitCode !== null) throw new Error(`dtq worker exited with ${child.exitCode}`)
-          return completed(q)
+        completed: async () => {
+          alive()
+          return (await completed(q)) - warm
         },
         stop: async () => {
           await stopChild(child)
