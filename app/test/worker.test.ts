@@ -131,6 +131,25 @@ describe('worker', () => {
     await waitFor(() => w.active === 0, { timeoutMs: 2000, what: 'the run released' })
   })
 
+  it('gives a handler that first reads ctx.signal after its timeout an aborted signal, with the reason', async () => {
+    // The signal is made when a handler first reads it (most never do): one read after the
+    // run was told to stop must still see it stopped, as a listener added before would have.
+    const seen: Array<{ aborted: boolean; reason: unknown }> = []
+    const w = b.worker().handle('late', async (_job, ctx) => {
+      await new Promise((r) => setTimeout(r, 300))
+      seen.push({ aborted: ctx.signal.aborted, reason: ctx.signal.reason })
+      await new Promise(() => {})
+    })
+    await w.start()
+    const { job } = await b.queue.add('late', {}, { timeout_ms: 100, max_retries: 0 })
+    await until(job.id, 'failed')
+    await waitFor(() => seen.length === 1, { timeoutMs: 2000, what: 'the handler read its signal' })
+    expect(seen[0]!.aborted).toBe(true)
+    expect(seen[0]!.reason).toBeInstanceOf(JobAbortedError)
+    expect((seen[0]!.reason as JobAbortedError).reason).toBe('timeout')
+    await waitFor(() => w.active === 0, { timeoutMs: 2000, what: 'the run released' })
+  })
+
   it('cancels a running job from another process: signal aborts, job ends cancelled', async () => {
     const w = b.worker()
     await w.start()

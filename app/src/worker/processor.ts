@@ -61,7 +61,16 @@ export interface ProcessorOptions {
 /** One run of a job: one delivery (queue, id, epoch). */
 interface Running {
   job: Job
-  ac: AbortController
+  /**
+   * Why the run was told to stop (timeout, cancel, lost lease, shutdown): set once, by abortRun.
+   * The handler's AbortController is made only when it reads `ctx.signal` (signalOf): most
+   * handlers never do, and a controller, its signal and a listener per job were a tenth of the
+   * worker's garbage.
+   */
+  reason?: unknown
+  ac?: AbortController
+  /** Rejects the run's wait for its handler (set while the handler runs): a handler that ignores its signal cannot hold its slot. */
+  interrupt?: (reason: unknown) => void
   timer?: NodeJS.Timeout
   /** Set when this worker no longer owns the job (lost lease, handed back): write nothing. */
   disowned: boolean
@@ -98,24 +107,26 @@ export const failureClass = (err: Error): string =>
 /** Whether a failed outcome write is a refusal by the script (a bug here, never worth retrying). */
 const isRefused = (err: unknown) => err instanceof Error && err.message.startsWith('DTQ_BAD_ARG')
 
-/** Rejects when the signal aborts, so a handler that ignores its signal cannot hold its slot. */
-function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason)
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason)
-    signal.addEventListener('abort', onAbort, { once: true })
-    work.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort)
-        resolve(v)
-      },
-      (e) => {
-        signal.removeEventListener('abort', onAbort)
-        reject(e)
-      },
-    )
-  })
+/** Tells a run to stop, once: its signal aborts (if the handler has one) and its wait ends. */
+function abortRun(r: Running, reason: unknown): boolean {
+  if (r.reason !== undefined) return false
+  r.reason = reason
+  r.ac?.abort(reason)
+  r.interrupt?.(reason)
+  return true
 }
+
+/** The run's signal, made when the handler first asks for it (already aborted if the run was told to stop). */
+function signalOf(r: Running): AbortSignal {
+  if (!r.ac) {
+    r.ac = new AbortController()
+    if (r.reason !== undefined) r.ac.abort(r.reason)
+  }
+  return r.ac.signal
+}
+
+/** What settle reports for complete's per-job answer (0 stale, 1 completed, 2 cancelled). */
+const COMPLETE_OUTCOMES = ['stale', 'completed', 'cancelled'] as const
 
 interface PendingCompletion extends Completion {
   done: (n: number) => void
@@ -355,9 +366,8 @@ export class Processor {
   }
 
   private begin(job: Job): void {
-    const ac = new AbortController()
     const deadline = job.timeout_ms > 0 ? Date.now() + job.timeout_ms + this.o.timeoutGraceMs : 0
-    const r: Running = { job, ac, disowned: false, finished: false, deadline, done: Promise.resolve() }
+    const r: Running = { job, disowned: false, finished: false, deadline, done: Promise.resolve() }
     // Delivered again while an older run still goes: that run's lease lapsed (the job was
     // reclaimed and came back to us), so it is no longer ours -- stop it now.
     const key = jobKey(job.queue, job.id)
@@ -375,7 +385,7 @@ export class Processor {
     this.o.leases.track(job.queue, job.id, job.epoch, deadline)
     if (job.timeout_ms > 0) {
       r.timer = setTimeout(
-        () => ac.abort(new JobAbortedError('timeout', `timed out after ${job.timeout_ms} ms`)),
+        () => abortRun(r, new JobAbortedError('timeout', `timed out after ${job.timeout_ms} ms`)),
         job.timeout_ms,
       )
     }
@@ -386,7 +396,9 @@ export class Processor {
     const { job } = r
     const store = this.o.store
     return {
-      signal: r.ac.signal,
+      get signal() {
+        return signalOf(r)
+      },
       attempt: job.attempts,
       workerId: this.o.consumer,
       parents: job.parent_results,
@@ -417,10 +429,15 @@ export class Processor {
       const handler = this.o.handlers.get(job.task_type)
       if (!handler) throw new PermanentJobError(`no handler for task type "${job.task_type}"`)
       const ctx = this.context(r)
-      const value = await raceAbort(
-        Promise.resolve().then(() => (span ? span.run(() => handler(job, ctx)) : handler(job, ctx))),
-        r.ac.signal,
+      // The handler starts in a microtask: after every job of its batch has begun.
+      const work = Promise.resolve().then(() =>
+        span ? span.run(() => handler(job, ctx)) : handler(job, ctx),
       )
+      const value = await new Promise((resolve, reject) => {
+        r.interrupt = reject
+        if (r.reason !== undefined) reject(r.reason)
+        work.then(resolve, reject)
+      })
       const problems: string[] = []
       const result = encodeJson(problems, 'result', value, this.o.maxResultBytes)
       outcome =
@@ -431,6 +448,7 @@ export class Processor {
       outcome = this.classify(r, err)
     }
     clearTimeout(r.timer)
+    r.interrupt = undefined
     r.finished = true
     this.gate.handlerEnded()
     this.kick()
@@ -463,7 +481,7 @@ export class Processor {
 
   private classify(r: Running, err: unknown): Outcome {
     const { job } = r
-    const reason = r.ac.signal.aborted ? r.ac.signal.reason : undefined
+    const reason = r.reason
     if (reason instanceof JobAbortedError) {
       if (reason.reason === 'cancelled') return { kind: 'fail', mode: 'cancel', error: reason, delayMs: 0 }
       if (reason.reason === 'lease_lost' || reason.reason === 'shutdown') return { kind: 'drop' }
@@ -514,8 +532,7 @@ export class Processor {
       try {
         let res: string
         if (outcome.kind === 'complete') {
-          res =
-            ['stale', 'completed', 'cancelled'][await this.completeBatched(job, outcome.result)] ?? 'stale'
+          res = COMPLETE_OUTCOMES[await this.completeBatched(job, outcome.result)] ?? 'stale'
         } else if (outcome.kind === 'pause') {
           res = await this.o.store.pauseType(job.queue, job.id, job.epoch, outcome.ms)
         } else if (outcome.kind === 'snooze') {
@@ -644,7 +661,8 @@ export class Processor {
     // fenced by the epoch in Redis either way (a heartbeat that raced the completion reads the
     // job as no longer active and reports it lost). Disowned, the write is not retried.
     if (r.finished) return
-    r.ac.abort(
+    abortRun(
+      r,
       new JobAbortedError(
         why,
         why === 'lease_lost' ? 'the job lease was lost' : 'the worker is shutting down',
@@ -677,9 +695,8 @@ export class Processor {
   /** Aborts a running job because it was cancelled; the worker then records it cancelled. */
   cancel(queue: string, id: string): boolean {
     const r = this.running.get(jobKey(queue, id))
-    if (!r || r.ac.signal.aborted) return false
-    r.ac.abort(new JobAbortedError('cancelled', 'the job was cancelled'))
-    return true
+    if (!r) return false
+    return abortRun(r, new JobAbortedError('cancelled', 'the job was cancelled'))
   }
 
   /** Waits until no job runs or `deadline` (ms since the epoch) passes. */
