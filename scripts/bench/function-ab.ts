@@ -5,10 +5,8 @@
  */
 import { execFileSync } from 'node:child_process'
 import type { Redis } from 'ioredis'
-import { F, luaFieldConstants } from '../../app/src/queue/job.ts'
-import { HISTORY_KEPT } from '../../app/src/queue/schedule.ts'
-import { MAX_DELAY_MS } from '../../app/src/queue/validate.ts'
-import { luaKeyConstants } from '../../app/src/redis/keys.ts'
+import { F } from '../../app/src/queue/job.ts'
+import { luaConstants } from '../../app/src/redis/scripts.ts'
 
 export const SMOKE = process.argv.includes('--smoke')
 
@@ -36,17 +34,7 @@ export function baseLibrary(ref: string, scripts: readonly string[]): { name: st
     .map((f) => git('show', `${ref}:${f}`))
   const name = 'dtq_ab_base'
   // This tree's constants: a superset of the base's (new fields and keys only add locals).
-  const source = [
-    `#!lua name=${name}`,
-    luaFieldConstants(),
-    luaKeyConstants(),
-    `local MAX_DELAY_MS = ${MAX_DELAY_MS}`,
-    `local SCHEDULE_HISTORY = ${HISTORY_KEPT}`,
-    // The negative controls' switches, as a normal build sets them (bases from before them ignore them).
-    'local ARCHIVE_HOLD = true',
-    'local CREATED_WHILE_BUILDING = true',
-    ...parts,
-  ]
+  const source = [`#!lua name=${name}`, ...luaConstants(), ...parts]
   for (const n of scripts) {
     source.push(`local function run_${n}()\n${git('show', `${ref}:${dir}/${n}.lua`)}\nend`)
     source.push(

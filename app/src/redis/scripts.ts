@@ -116,10 +116,13 @@ export interface LibraryOptions {
 const dir = new URL('./scripts/', import.meta.url)
 const libDir = new URL('./scripts/lib/', import.meta.url)
 
-function buildLibrary(opts: LibraryOptions): { name: string; source: string } {
-  // Generated constants first -- job hash fields (job.ts), key spellings (keys.ts), limits
-  // (validate.ts) -- then the prelude's parts in name order (scripts/lib/).
-  const constants = [
+/**
+ * The generated constants the prelude starts with: job hash fields (job.ts), key spellings
+ * (keys.ts), limits (validate.ts), the negative controls' switches. Also what the function A/Bs
+ * (scripts/bench/function-ab.ts) put before a base commit's prelude.
+ */
+export function luaConstants(opts: LibraryOptions = {}): string[] {
+  return [
     luaFieldConstants(),
     luaKeyConstants(),
     `local MAX_DELAY_MS = ${MAX_DELAY_MS}`,
@@ -128,6 +131,11 @@ function buildLibrary(opts: LibraryOptions): { name: string; source: string } {
     `local ARCHIVE_HOLD = ${opts.noArchiveHold ? 'false' : 'true'}`,
     `local CREATED_WHILE_BUILDING = ${opts.noCreatedWhileBuilding ? 'false' : 'true'}`,
   ]
+}
+
+function buildLibrary(opts: LibraryOptions): { name: string; source: string } {
+  // The generated constants first, then the prelude's parts in name order (scripts/lib/).
+  const constants = luaConstants(opts)
   const parts = readdirSync(libDir)
     .filter((f) => f.endsWith('.lua'))
     .sort()

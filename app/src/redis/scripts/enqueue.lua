@@ -215,8 +215,9 @@ for j = 1, n do
     out[j] = { existing, 0, hash or redis.call('HGETALL', k_job(existing)), deduped }
   else
     -- Further fields: the decoded extras (trace, backoff), then the idempotency key's.
-    local more = extras[j] or {}
+    local more = extras[j]
     if idem_hash ~= '' then
+      more = more or {}
       more[#more + 1] = F_IDEMPOTENCY_KEY
       more[#more + 1] = idem_key
       more[#more + 1] = F_IDEM_HASH
@@ -225,8 +226,10 @@ for j = 1, n do
       made_key[idem_hash] = id
     end
     create_job(id, ttype, payload, prio, max_retries, timeout_ms, run_at, partition, more)
-    dedup_created(extras[j], id)
-    deadline_created(extras[j], id)
+    if extras[j] then
+      dedup_created(extras[j], id)
+      deadline_created(extras[j], id)
+    end
     made[id] = true
     out[j] = 1
   end
