@@ -82,21 +82,23 @@ export const fmt = (xs: number[], d = 0): string =>
 
 /**
  * The started jobs' ids and epochs from a fetch or deliver reply's jobs: one JSON array of rows
- * (this tree), or one packed row per job (a base from before that). Rows: pairs as stored,
- * later pairs win.
+ * (this tree: its first row, the pairs every start set alike, has no id), or one packed row per
+ * job (a base from before that). Rows: pairs as stored, later pairs win.
  */
 export function startedIdEpochs(jobs: string | string[]): Array<[string, number]> {
   const rows =
     typeof jobs === 'string'
       ? (JSON.parse(jobs) as Array<Array<string | number>>)
       : jobs.map((packed) => JSON.parse(packed) as Array<string | number>)
-  return rows.map((row) => {
+  const out: Array<[string, number]> = []
+  for (const row of rows) {
     let id = ''
     let epoch = 0
     for (let i = 0; i + 1 < row.length; i += 2) {
       if (row[i] === 'id') id = String(row[i + 1])
       else if (row[i] === F.epoch) epoch = Number(row[i + 1])
     }
-    return [id, epoch]
-  })
+    if (id) out.push([id, epoch])
+  }
+  return out
 }

@@ -215,18 +215,26 @@ export interface Delivered {
 }
 
 /**
- * A started job as deliver returns it: one JSON array of the job hash's field/value pairs as
- * stored, then the pairs the start changed (state, worker, started_at, epoch,
- * attempts) and the id -- a later pair wins.
+ * The started jobs as deliver returns them (scripts/lib/5-deliver.lua): one JSON array whose
+ * first row holds the pairs every start of the call set alike (state, worker, started_at), then
+ * a row per job -- its hash's field/value pairs as stored, then the pairs its start changed
+ * (epoch, attempts, maybe the entry id) and the id. A job's row first, then the first row: a
+ * later pair wins.
  */
 function decodeDelivered(queue: string, packed: string | string[]): Job[] {
-  // One JSON array of the started jobs' rows (scripts/lib/5-deliver.lua), or [] when none.
+  // [] when none started.
   if (typeof packed !== 'string') return []
-  return (JSON.parse(packed) as Array<Array<string | number>>).map((row) => {
+  const rows = JSON.parse(packed) as Array<Array<string | number>>
+  const common = rows[0] ?? []
+  const jobs = new Array<Job>(Math.max(0, rows.length - 1))
+  for (let r = 1; r < rows.length; r++) {
+    const row = rows[r]!
     const h: Record<string, string> = {}
     for (let i = 0; i + 1 < row.length; i += 2) h[row[i] as string] = String(row[i + 1])
-    return decodeJob(queue, h)
-  })
+    for (let i = 0; i + 1 < common.length; i += 2) h[common[i] as string] = String(common[i + 1])
+    jobs[r - 1] = decodeJob(queue, h)
+  }
+  return jobs
 }
 
 /** A finished job's result, written under the epoch it was delivered with (the fence). */

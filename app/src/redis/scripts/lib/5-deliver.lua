@@ -4,8 +4,11 @@
 -- Reads up to `want` ready jobs for `consumer`, high priority first, and starts them
 -- (queued -> active) in the same step, so a delivered entry always has an active job with a
 -- fresh epoch (the fencing token of this delivery). Returns {jobs, tails}: jobs is one JSON
--- string, an array with a row per started job (its hash's field/value pairs as stored, then
--- the pairs the start changed and the id) -- or an empty array when none started; tails,
+-- string, an array whose first row holds the pairs the start set alike in every job of the
+-- call (state, worker, started_at), then a row per started job: its hash's field/value pairs
+-- as stored, then the pairs its start changed (epoch, attempts, the entry id when the hash held
+-- its sequence alone) and the id; a reader applies a job's row, then the first row (later pairs
+-- win) -- or an empty array when none started; tails,
 -- when fewer than `want` were found, is the last entry id of each priority stream ('0-0' if
 -- empty): XREAD BLOCK from there wakes on the next job.
 local function read_group(s, consumer, n)
@@ -24,7 +27,8 @@ end
 local DELIVER_ROUNDS = 8
 
 local function deliver_jobs(consumer, want)
-  local jobs = {}
+  -- Row 1: what every start of this call sets alike (sent once, not once per job: ~2 % of a call).
+  local jobs = { { F_STATE, 'active', F_WORKER, consumer, F_STARTED_AT, NOW_S } }
   local more = false
   for _, prio in ipairs(PRIORITIES) do
     local s = k_stream(prio)
@@ -96,18 +100,16 @@ local function deliver_jobs(consumer, want)
           end
           observe('wait', NOW - (tonumber(queued_at or created_at) or NOW))
           emit(id, 'active', ttype)
-          -- The job as stored now: its fields as read, then what this start changed (later pairs
-          -- win); all the started jobs are packed into one JSON string at the end -- every value
-          -- returned from a function on its own costs ~0.5 µs of conversion, cjson packs them in
-          -- C, and once per call rather than per job saves ~2 % more (docs/performance.md).
+          -- The job as stored now: its fields as read, then what this start changed for it alone
+          -- (later pairs win; row 1 holds the rest); all the started jobs are packed into one JSON
+          -- string at the end -- every value returned from a function on its own costs ~0.5 µs of
+          -- conversion, cjson packs them in C, and once per call rather than per job saves ~2 %
+          -- more (docs/performance.md).
           local n = #h
-          h[n + 1], h[n + 2] = F_STATE, 'active'
-          h[n + 3], h[n + 4] = F_WORKER, consumer
-          h[n + 5], h[n + 6] = F_STARTED_AT, NOW_S
-          h[n + 7], h[n + 8] = F_EPOCH, epoch
-          h[n + 9], h[n + 10] = F_ATTEMPTS, attempts
-          h[n + 11], h[n + 12] = 'id', id
-          if short then h[n + 13], h[n + 14] = F_ENTRY, entry end
+          h[n + 1], h[n + 2] = F_EPOCH, epoch
+          h[n + 3], h[n + 4] = F_ATTEMPTS, attempts
+          h[n + 5], h[n + 6] = 'id', id
+          if short then h[n + 7], h[n + 8] = F_ENTRY, entry end
           jobs[#jobs + 1] = h
           want = want - 1
         end
@@ -123,5 +125,5 @@ local function deliver_jobs(consumer, want)
       tails[p] = last and last[1] and last[1][1] or '0-0'
     end
   end
-  return { #jobs > 0 and cjson.encode(jobs) or jobs, tails }
+  return { #jobs > 1 and cjson.encode(jobs) or {}, tails }
 end
