@@ -21,7 +21,8 @@
  *                     blocks). Jobs/s, the ratio to plain, and how many times jobs were parked.
  *
  *   node scripts/bench/limits.ts [--base <git ref>] [--only fetch|workers] [--smoke]
- *   (~2 min; --smoke: seconds)
+ *   (~2 min; --smoke: seconds; PER_CALL=<n> jobs per fetch call, default 100: two sizes give a
+ *   call's fixed cost and the cost per job -- docs/performance.md)
  */
 import { type Config, Queue, Worker } from '@dtq/app'
 import { Redis } from 'ioredis'
@@ -42,7 +43,7 @@ import { privateRedis } from './private-redis.ts'
 const BASE = arg('--base') ?? '61c254c'
 const AB_RUNS = SMOKE ? 1 : 8
 const JOBS = SMOKE ? 1000 : 40_000
-const PER_CALL = 100
+const PER_CALL = Number(process.env.PER_CALL ?? 100)
 const IN_FLIGHT = 4
 const SLOWLOG_LEN = 100_000
 const WORKER_RUNS = SMOKE ? 1 : 5
