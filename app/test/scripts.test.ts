@@ -411,6 +411,46 @@ describe('enqueue', () => {
   })
 })
 
+describe('stream id order in the prelude (id_ge)', () => {
+  // flush() decides which acknowledged entries the trim left (and the newest one) by comparing
+  // ids as strings; the function itself, taken from the prelude, against numeric order.
+  const lib = readFileSync(new URL('../src/redis/scripts/lib/2-batch.lua', import.meta.url), 'utf8')
+  const fn = /^local function id_ge\(a, b, bp\)\n[\s\S]*?\n^end$/m.exec(lib)?.[0]
+
+  it('agrees with numeric order on ids of every shape, with and without the prefix given', async () => {
+    expect(fn).toBeDefined()
+    const ids = ['0-0', '0-1', '9-9', '9-10', '10-0', '10-9', '10-10', '99-100', '100-99', '100-100']
+    const rand = (n: number) => String(Math.floor(Math.random() * n))
+    for (let k = 0; k < 40; k++) ids.push(`${rand(10 ** (1 + (k % 13)))}-${rand(10 ** (1 + (k % 4)))}`)
+    ids.push('1796110690487-9', '1796110690487-10', '1796110690488-0', '999999999999-99999')
+    const pairs: string[] = []
+    for (const a of ids) for (const c of ids) pairs.push(a, c)
+    const num = (id: string) => id.split('-').map(BigInt) as [bigint, bigint]
+    const ge = (a: string, c: string) => {
+      const [am, as] = num(a)
+      const [cm, cs] = num(c)
+      return am > cm || (am === cm && as >= cs)
+    }
+    const script = `${fn}
+      local out = {}
+      for i = 1, #ARGV, 2 do
+        local b = ARGV[i + 1]
+        local bp = string.sub(b, 1, string.find(b, '-', 1, true))
+        out[#out + 1] = (id_ge(ARGV[i], b) and 1 or 0) + (id_ge(ARGV[i], b, bp) and 2 or 0)
+      end
+      return out`
+    const got = (await b.redis.eval(script, 0, ...pairs)) as number[]
+    const wrong: string[] = []
+    for (let i = 0; i < got.length; i++) {
+      const [a, c] = [pairs[2 * i]!, pairs[2 * i + 1]!]
+      const want = ge(a, c) ? 3 : 0
+      if (got[i] !== want) wrong.push(`${a} >= ${c}: ${got[i]}, want ${want}`)
+    }
+    expect(wrong).toEqual([])
+    expect(got.length).toBe(ids.length ** 2)
+  })
+})
+
 describe('deliver', () => {
   it('serves high before normal before low, in batches of up to count', async () => {
     await b.queue.add('echo', 'low', { priority: 'low' })

@@ -228,10 +228,17 @@ local function split_id(id)
   local ms, seq = string.match(id, '^(%d+)-(%d+)$')
   return tonumber(ms), tonumber(seq)
 end
-local function id_lt(a, b)
-  local am, as = split_id(a)
-  local bm, bs = split_id(b)
-  return am < bm or (am == bm and as < bs)
+-- Whether id a >= id b, compared as strings, nothing parsed (ids have no leading zeros): a
+-- longer ms part is larger; with ms parts of one length, equal lengths compare character by
+-- character; otherwise the ms parts decide where they differ, and the longer seq where they
+-- are equal. `bp`: b's "<ms>-" prefix, when the caller has it. (flush() compares every
+-- acknowledged id: parsing each with string.match and two tonumber was ~4 % of a fetch call.)
+local function id_ge(a, b, bp)
+  local da, db = string.find(a, '-', 1, true), string.find(b, '-', 1, true)
+  if da ~= db then return da > db end
+  if #a == #b then return a >= b end
+  if string.find(a, bp or string.sub(b, 1, db), 1, true) == 1 then return #a > #b end
+  return a > b
 end
 local function next_id(id)
   local ms, seq = split_id(id)
@@ -303,16 +310,15 @@ local function flush()
     else
       local newest = ids[1]
       for i = 2, #ids do
-        if id_lt(newest, ids[i]) then newest = ids[i] end
+        if not id_ge(newest, ids[i]) then newest = ids[i] end
       end
       minid = next_id(newest)
     end
     redis.call('XTRIM', s, 'MINID', minid)
     local rest = {}
-    local mm, ms = split_id(minid)
+    local mp = string.sub(minid, 1, string.find(minid, '-', 1, true))
     for _, id in ipairs(ids) do
-      local im, is = split_id(id)
-      if im > mm or (im == mm and is >= ms) then rest[#rest + 1] = id end
+      if id_ge(id, minid, mp) then rest[#rest + 1] = id end
     end
     if #rest > 0 then call_many('XDEL', s, rest, 1000) end
   end
