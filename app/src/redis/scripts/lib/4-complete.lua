@@ -40,7 +40,8 @@ local function complete_jobs(at)
       -- No archive mark: the watermark holds a completed job (ADR 0031); a retried job's mark of
       -- an earlier (failed) end goes.
       redis.call('HSET', jk, F_STATE, 'completed', F_RESULT, result, F_FINISHED_AT, NOW_S)
-      if (tonumber(h[8]) or 1) > 1 and arch_on() then redis.call('HDEL', jk, F_ARCHIVE) end
+      local retried = (tonumber(h[8]) or 1) > 1
+      if retried and arch_on() then redis.call('HDEL', jk, F_ARCHIVE) end
       if ih ~= '' then finish_keys(id, ih, 'completed') end
       if flow ~= '0' or (late and redis.call('SISMEMBER', base .. K_FLOW_LATE, id) == 1) then
         flow_outbox_of(id, 'completed', result)
@@ -55,7 +56,7 @@ local function complete_jobs(at)
       end
       bump_typed('completed', h[5])
       -- Completed on a later attempt than the first: a retry (or a rerun after a crash) succeeded.
-      if (tonumber(h[8]) or 1) > 1 then bump_typed('retry_ok', h[5]) end
+      if retried then bump_typed('retry_ok', h[5]) end
       observe('run', NOW - (tonumber(h[6]) or NOW), h[5])
       throughput('completed')
       emit(id, 'completed', h[5])

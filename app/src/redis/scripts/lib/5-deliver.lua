@@ -30,6 +30,8 @@ local function deliver_jobs(consumer, want)
   -- Row 1: what every start of this call sets alike (sent once, not once per job: ~2 % of a call).
   local jobs = { { F_STATE, 'active', F_WORKER, consumer, F_STARTED_AT, NOW_S } }
   local more = false
+  -- Whether the queue has limits (read once per call either way): without, no gate per job.
+  local fc_on = fc_conf() and true
   for _, prio in ipairs(PRIORITIES) do
     local s = k_stream(prio)
     local rounds = 0
@@ -84,7 +86,7 @@ local function deliver_jobs(consumer, want)
           -- before the limits, so an expired job never takes a slot or a token.
           ack(prio, entry)
           expire_unstarted(id, 'queued', ttype, start_by)
-        elseif not fc_gate(id, jk, ttype, pkey, fc_slots, fc_rate_at, fc_held) then
+        elseif fc_on and not fc_gate(id, jk, ttype, pkey, fc_slots, fc_rate_at, fc_held) then
           -- Over a limit: parked (held, or scheduled for when it may start), entry consumed.
           ack(prio, entry)
         else
