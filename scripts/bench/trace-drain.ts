@@ -98,6 +98,22 @@ console.log(
     .map(([k, v]) => `${k}:${((100 * v) / total).toFixed(0)}%`)
     .join(' '),
 )
+// Convoys: two calls sent within 100 µs of each other (Redis reads both in one event-loop turn,
+// runs both, and writes both replies at its end: the first waits for the second).
+{
+  const sends = ended.filter((c) => c.kind === 'fetch').map((c) => c.sent)
+  let close = 0
+  for (let i = 1; i < sends.length; i++) if (sends[i]! - sends[i - 1]! < 0.1) close++
+  const gaps = ended
+    .filter((c) => c.kind === 'fetch')
+    .map((c, i, a) => (i ? c.done - a[i - 1]!.done : 0))
+    .slice(1)
+    .sort((a, b) => a - b)
+  const q = (f: number) => gaps[Math.floor(f * (gaps.length - 1))]!.toFixed(2)
+  console.log(
+    `sends within 0.1 ms of the previous: ${close} of ${sends.length}; ms between replies p10 ${q(0.1)} p50 ${q(0.5)} p90 ${q(0.9)} p99 ${q(0.99)}`,
+  )
+}
 if (process.env.DUMP) {
   const mid = calls.slice(Math.floor(calls.length / 2), Math.floor(calls.length / 2) + 40)
   const base = mid[0]!.sent
