@@ -22,6 +22,7 @@ import { type ChildProcess, fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { loadConfig, Worker } from '@dtq/app'
 import { Redis } from 'ioredis'
+import { monitorRedis } from '../../app/test/monitor.ts'
 import { privateRedis } from './private-redis.ts'
 
 const SMOKE = process.argv.includes('--smoke')
@@ -155,12 +156,12 @@ function label(args: string[]): string {
 }
 
 async function monitorSample(port: number, seconds: number): Promise<Result['monitor']> {
-  const conn = new Redis({ port })
-  const mon = await conn.monitor() // a connection of its own, in monitor mode
+  // On a plain socket (monitorRedis): ioredis's monitor() takes a busy server's first lines,
+  // read with MONITOR's OK, as replies to no command ("Command queue state error").
   const counts = new Map<string, number>()
   let topLevel = 0
   let inside = 0
-  mon.on('monitor', (_time: string, args: string[], source: string) => {
+  const mon = await monitorRedis(`redis://127.0.0.1:${port}`, (args, source) => {
     if (source === 'lua') {
       inside++
       return
@@ -170,8 +171,7 @@ async function monitorSample(port: number, seconds: number): Promise<Result['mon
     counts.set(l, (counts.get(l) ?? 0) + 1)
   })
   await sleep(seconds * 1000)
-  mon.disconnect()
-  conn.disconnect()
+  mon.close()
   return {
     seconds,
     topLevelPerS: topLevel / seconds,
