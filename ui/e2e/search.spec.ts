@@ -181,7 +181,10 @@ test.describe('with a history', () => {
     await page.screenshot({ path: 'test-results/screenshots/search-archived-job.png', fullPage: true })
     const archivedURL = page.url()
     await page.getByRole('button', { name: 'Replay', exact: true }).click()
-    await page.getByRole('button', { name: 'Replay', exact: true }).last().click()
+    // The editor's own Replay button, once the editor is there: `.last()` taken before it had
+    // rendered was the page's Replay button again, and the replay never went (a CI flake).
+    await expect(page.getByRole('heading', { name: /^Replay job \S+ as a new job$/ })).toBeVisible()
+    await page.locator('.replay-editor ~ .actions').getByRole('button', { name: 'Replay' }).click()
     // The page is the new job's. With COMPLETED_RETENTION_S=0 the new echo job may itself have
     // completed and been archived by now, so whether it shows the Archived note is a race: the
     // link to the original is what says this is the replay.
