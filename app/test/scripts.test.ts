@@ -500,7 +500,7 @@ describe('deliver', () => {
 
   it('returns nothing and the stream tails when empty', async () => {
     const d = await store.deliver(Q, 'w1', 5)
-    expect(d).toEqual({ jobs: [], tails: ['0-0', '0-0', '0-0'] })
+    expect(d).toEqual({ jobs: [], entries: [], tails: ['0-0', '0-0', '0-0'] })
   })
 
   it('drops (and counts) an entry whose job is gone', async () => {
@@ -550,6 +550,89 @@ describe('complete', () => {
     expect(await b.redis.hget(store.keys.stats(Q), 'stale_writes')).toBe('1')
     expect(await store.complete(Q, [{ id: j2.id, epoch: j2.epoch, result: '"fresh"' }])).toEqual([1])
     expect((await store.getJob(Q, j.id))?.result).toBe('fresh')
+  })
+
+  it("takes the delivery's facts from the owner once the fence holds, recording all as if read (ADR 0038)", async () => {
+    // High priority and on their second attempt (reclaimed once): the entry, the priority stream,
+    // the type, started_at and attempts all matter to what completing them records.
+    await b.queue.addBulk([
+      { task_type: 'a', priority: 'high' },
+      { task_type: 'b', priority: 'high' },
+      { task_type: 'c', priority: 'high' },
+    ])
+    const first = await store.deliver(Q, 'w1', 3)
+    for (const entry of first.entries)
+      await b.redis.xclaim(store.keys.stream(Q, 'high'), GROUP, 'w1', 0, entry, 'IDLE', 60_000, 'JUSTID')
+    expect((await store.reclaim(Q, 'w2', 'high', 1000, 5)).requeued).toBe(3)
+    const d = await store.deliver(Q, 'w2', 3)
+    const [a, bb, c] = d.jobs
+    expect(d.jobs.map((j) => [j.task_type, j.attempts])).toEqual([
+      ['a', 2],
+      ['b', 2],
+      ['c', 2],
+    ])
+    expect(d.entries).toEqual(
+      await Promise.all(d.jobs.map((j) => b.redis.hget(store.keys.job(Q, j.id), F.entry))),
+    )
+    const facts = (i: number) => {
+      const j = d.jobs[i]!
+      return {
+        entry: d.entries[i]!,
+        priority: j.priority,
+        task_type: j.task_type,
+        started_at: j.started_at,
+        attempts: j.attempts,
+      }
+    }
+    // A stale owner's facts change nothing: the fence is read from the hash either way.
+    expect(
+      await store.complete(Q, [
+        {
+          id: a!.id,
+          epoch: first.jobs[0]!.epoch,
+          result: '0',
+          delivery: { ...facts(0), entry: first.entries[0]! },
+        },
+      ]),
+    ).toEqual([0])
+    clock.advance(25)
+    // a with its delivery's facts, b without (read from the hash).
+    expect(
+      await store.complete(Q, [
+        { id: a!.id, epoch: a!.epoch, result: '1', delivery: facts(0) },
+        { id: bb!.id, epoch: bb!.epoch, result: '1' },
+      ]),
+    ).toEqual([1, 1])
+    const stats = await b.redis.hgetall(store.keys.stats(Q))
+    expect(stats).toMatchObject({
+      completed: '2',
+      'completed|a': '1',
+      'completed|b': '1',
+      'retry_ok|a': '1',
+      'retry_ok|b': '1',
+      'h|run|sum_ms': '50',
+      stale_writes: '1',
+    })
+    // Acknowledged on the high stream: only c's delivery is pending.
+    const pending = (await b.redis.xpending(store.keys.stream(Q, 'high'), GROUP, '-', '+', 10)) as Array<
+      [string]
+    >
+    expect(pending.map((p) => p[0])).toEqual([d.entries[2]])
+    for (const j of [a!, bb!])
+      expect(await store.getJob(Q, j.id)).toMatchObject({ state: 'completed', result: 1 })
+    // Control: the facts are what the function went by for a -- a started_at said 1 s earlier
+    // than stored is taken as said (the fence is what makes the owner's word safe, not a check).
+    expect(
+      await store.complete(Q, [
+        {
+          id: c!.id,
+          epoch: c!.epoch,
+          result: '1',
+          delivery: { ...facts(2), started_at: c!.started_at! - 1000 },
+        },
+      ]),
+    ).toEqual([1])
+    expect(await b.redis.hget(store.keys.stats(Q), 'h|run|sum_ms')).toBe('1075')
   })
 
   it('fetch records finished jobs and starts the next ones in one call', async () => {

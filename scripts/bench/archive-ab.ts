@@ -21,7 +21,18 @@ import { HISTORY_KEPT } from '../../app/src/queue/schedule.ts'
 import { MAX_DELAY_MS } from '../../app/src/queue/validate.ts'
 import { luaKeyConstants } from '../../app/src/redis/keys.ts'
 import { FunctionLibrary } from '../../app/src/redis/scripts.ts'
-import { arg, fmt, git, median, pushPlainJobs, SMOKE, startedIdEpochs } from './function-ab.ts'
+import {
+  arg,
+  completionArgs,
+  fmt,
+  git,
+  median,
+  pushCompletion,
+  pushPlainJobs,
+  SMOKE,
+  type Started,
+  startedJobs,
+} from './function-ab.ts'
 import { privateRedis } from './private-redis.ts'
 
 const BASE = arg('--base') ?? '08106db'
@@ -66,8 +77,10 @@ const common = () => [Date.now(), 10000, 3600, 86400]
 
 interface Side {
   lib: string
+  /** Arguments per completion in this side's fetch (completionArgs). */
+  completionArgs: 5 | 10
   base: string
-  consumers: Array<{ name: string; finished: Array<[string, number]>; dry: boolean }>
+  consumers: Array<{ name: string; finished: Started[]; dry: boolean }>
   completed: number
 }
 
@@ -77,13 +90,13 @@ async function round(redis: Redis, s: Side): Promise<void> {
       .filter((c) => !c.dry)
       .map(async (c) => {
         const args: Array<string | number> = [...common(), c.name, PER_CALL, c.finished.length]
-        for (const [id, epoch] of c.finished) args.push(id, epoch, 'null', '', '0')
+        for (const j of c.finished) pushCompletion(args, j, s.completionArgs)
         const reply = (await redis.call('FCALL', `${s.lib}_fetch`, 1, s.base, ...args)) as [
           number[],
           string[] | string,
         ]
         s.completed += reply[0].filter((d) => d === 1).length
-        c.finished = startedIdEpochs(reply[1])
+        c.finished = startedJobs(reply[1])
         c.dry = c.finished.length === 0
       }),
   )
@@ -118,6 +131,7 @@ async function run(redis: Redis, libs: Record<Tag, string>, r: number): Promise<
     }
     sides[t] = {
       lib: libs[t],
+      completionArgs: completionArgs(t === 'base' ? BASE : undefined),
       base,
       completed: 0,
       consumers: Array.from({ length: IN_FLIGHT }, (_, k) => ({ name: `w${k}`, finished: [], dry: false })),

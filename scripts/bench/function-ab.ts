@@ -4,6 +4,7 @@
  * redis-server; Redis's µs per FCALL; medians of interleaved runs.
  */
 import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import type { Redis } from 'ioredis'
 import { F } from '../../app/src/queue/job.ts'
 import { luaConstants } from '../../app/src/redis/scripts.ts'
@@ -80,25 +81,59 @@ export const median = (xs: number[]): number => {
 export const fmt = (xs: number[], d = 0): string =>
   `${median(xs).toFixed(d)} (${Math.min(...xs).toFixed(d)}-${Math.max(...xs).toFixed(d)})`
 
+/** A job a fetch or deliver started, as a completion hands it back. */
+export interface Started {
+  id: string
+  epoch: number
+  /** The delivery's facts a completion carries since ADR 0038: entry, priority ('' normal), type, started_at, attempts. */
+  facts: [string, string, string, string, string]
+}
+
 /**
- * The started jobs' ids and epochs from a fetch or deliver reply's jobs: one JSON array of rows
- * (this tree: its first row, the pairs every start set alike, has no id), or one packed row per
- * job (a base from before that). Rows: pairs as stored, later pairs win.
+ * The started jobs from a fetch or deliver reply's jobs: one JSON array of rows (this tree: its
+ * first row, the pairs every start set alike, has no id), or one packed row per job (a base
+ * from before that). A job's row, then the first row; later pairs win.
  */
-export function startedIdEpochs(jobs: string | string[]): Array<[string, number]> {
+export function startedJobs(jobs: string | string[]): Started[] {
   const rows =
     typeof jobs === 'string'
       ? (JSON.parse(jobs) as Array<Array<string | number>>)
       : jobs.map((packed) => JSON.parse(packed) as Array<string | number>)
-  const out: Array<[string, number]> = []
+  const common = rows[0] && !rows[0].includes('id') ? rows[0] : []
+  const out: Started[] = []
   for (const row of rows) {
-    let id = ''
-    let epoch = 0
-    for (let i = 0; i + 1 < row.length; i += 2) {
-      if (row[i] === 'id') id = String(row[i + 1])
-      else if (row[i] === F.epoch) epoch = Number(row[i + 1])
-    }
-    if (id) out.push([id, epoch])
+    const h: Record<string, string> = {}
+    for (const r of [row, common])
+      for (let i = 0; i + 1 < r.length; i += 2) h[r[i] as string] = String(r[i + 1])
+    if (!h.id) continue
+    out.push({
+      id: h.id,
+      epoch: Number(h[F.epoch] ?? 0),
+      facts: [
+        h[F.entry] ?? '',
+        h[F.priority] ?? '',
+        h[F.task_type] ?? '',
+        h[F.started_at] ?? '',
+        h[F.attempts] ?? '',
+      ],
+    })
   }
   return out
+}
+
+/**
+ * How many arguments a completion takes in `ref`'s complete and fetch functions (this tree's
+ * when no ref): ten with the delivery's facts since ADR 0038, five before.
+ */
+export function completionArgs(ref?: string): 5 | 10 {
+  const src = ref
+    ? git('show', `${ref}:app/src/redis/scripts/fetch.lua`)
+    : readFileSync(`${ROOT}/app/src/redis/scripts/fetch.lua`, 'utf8')
+  return src.includes('groups of 10') ? 10 : 5
+}
+
+/** Appends a no-op job's completion (result null, no idempotency key, no flow) in `size` arguments. */
+export function pushCompletion(args: Array<string | number>, s: Started, size: 5 | 10): void {
+  args.push(s.id, s.epoch, 'null', '', '0')
+  if (size === 10) args.push(...s.facts)
 }

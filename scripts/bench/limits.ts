@@ -32,11 +32,14 @@ import {
   abOrder,
   arg,
   baseLibrary,
+  completionArgs,
   fmt,
   median,
+  pushCompletion,
   pushPlainJobs,
   SMOKE,
-  startedIdEpochs,
+  type Started,
+  startedJobs,
 } from './function-ab.ts'
 import { privateRedis } from './private-redis.ts'
 
@@ -58,13 +61,15 @@ const common = () => [Date.now(), 10000, 3600, 86400]
 /** A consumer's state between calls: the jobs it got last (to complete next), and whether the queue ran dry. */
 interface Consumer {
   name: string
-  finished: Array<[string, number]>
+  finished: Started[]
   dry: boolean
 }
 
 /** One side of a run: its functions, its queue, its consumers and its running totals. */
 interface Side {
   fns: { enqueue: string; fetch: string }
+  /** Arguments per completion in this side's fetch (completionArgs). */
+  completionArgs: 5 | 10
   base: string
   consumers: Consumer[]
   secs: number
@@ -88,13 +93,13 @@ async function round(redis: Redis, side: Side): Promise<void> {
       .filter((c) => !c.dry)
       .map(async (c) => {
         const args: Array<string | number> = [...common(), c.name, PER_CALL, c.finished.length]
-        for (const [id, epoch] of c.finished) args.push(id, epoch, 'null', '', '0')
+        for (const j of c.finished) pushCompletion(args, j, side.completionArgs)
         const reply = (await redis.call('FCALL', side.fns.fetch, 1, side.base, ...args)) as [
           number[],
           string[] | string,
         ]
         side.completed += reply[0].filter((d) => d === 1).length
-        c.finished = startedIdEpochs(reply[1])
+        c.finished = startedJobs(reply[1])
         c.dry = c.finished.length === 0
       }),
   )
@@ -138,7 +143,14 @@ async function fetchRun(
       finished: [],
       dry: false,
     }))
-    sides[tag] = { fns: fns[tag], base, consumers, secs: 0, completed: 0 }
+    sides[tag] = {
+      fns: fns[tag],
+      completionArgs: completionArgs(tag === 'A' ? BASE : undefined),
+      base,
+      consumers,
+      secs: 0,
+      completed: 0,
+    }
   }
   await redis.call('SLOWLOG', 'RESET')
   const order = first === 'A' ? (['A', 'B'] as const) : (['B', 'A'] as const)

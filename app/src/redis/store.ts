@@ -210,6 +210,8 @@ interface EnqueueBatch {
 
 export interface Delivered {
   jobs: Job[]
+  /** Each job's stream entry id, as delivered (what its completion acknowledges). */
+  entries: string[]
   /** Last entry id per priority stream when the read came up short (for a blocking wait). */
   tails: string[]
 }
@@ -221,20 +223,23 @@ export interface Delivered {
  * (epoch, attempts, maybe the entry id) and the id. A job's row first, then the first row: a
  * later pair wins.
  */
-function decodeDelivered(queue: string, packed: string | string[]): Job[] {
+function decodeDelivered(queue: string, packed: string | string[]): Pick<Delivered, 'jobs' | 'entries'> {
   // [] when none started.
-  if (typeof packed !== 'string') return []
+  if (typeof packed !== 'string') return { jobs: [], entries: [] }
   const rows = JSON.parse(packed) as Array<Array<string | number>>
   const common = rows[0] ?? []
   const jobs = new Array<Job>(Math.max(0, rows.length - 1))
+  const entries = new Array<string>(jobs.length)
   for (let r = 1; r < rows.length; r++) {
     const row = rows[r]!
     const h: Record<string, string> = {}
     for (let i = 0; i + 1 < row.length; i += 2) h[row[i] as string] = String(row[i + 1])
     for (let i = 0; i + 1 < common.length; i += 2) h[common[i] as string] = String(common[i + 1])
     jobs[r - 1] = decodeJob(queue, h)
+    // A started job's `en` is its entry id whole (the start stores it so: ADR 0037).
+    entries[r - 1] = h[F.entry] ?? ''
   }
-  return jobs
+  return { jobs, entries }
 }
 
 /** A finished job's result, written under the epoch it was delivered with (the fence). */
@@ -248,11 +253,32 @@ export interface Completion {
   flow?: boolean
   /** Whether it holds a unique dedup key, which its completion lets go of (ADR 0021). */
   dedupUnique?: boolean
+  /**
+   * What the delivery said of the job, as it said it (copied when the job started: a handler
+   * may change its job object). Given, the complete function takes these from here instead of
+   * reading them from the job's hash -- once the fence (state, epoch) holds they cannot differ
+   * (ADR 0038); not given, it reads them.
+   */
+  delivery?: DeliveryFacts
 }
 
-/** A completion's five arguments (scripts/lib/4-complete.lua): the owner says what it knows of the job. */
+/** A delivery's facts about its job that stay true while that delivery (its epoch) lasts. */
+export interface DeliveryFacts {
+  /** The stream entry id the job was delivered from. */
+  entry: string
+  priority: Priority
+  task_type: string
+  started_at: number | null
+  attempts: number
+}
+
+/** Arguments per completion in a complete or fetch call (scripts/lib/4-complete.lua). */
+export const COMPLETION_ARGS = 10
+
+/** A completion's arguments (scripts/lib/4-complete.lua): the owner says what it knows of the job. */
 function pushCompletions(args: Array<string | number>, items: ReadonlyArray<Completion>): void {
-  for (const it of items)
+  for (const it of items) {
+    const d = it.delivery
     args.push(
       it.id,
       it.epoch,
@@ -260,6 +286,16 @@ function pushCompletions(args: Array<string | number>, items: ReadonlyArray<Comp
       (it.idemHash ?? '') + (it.dedupUnique ? '+' : ''),
       it.flow === undefined ? '' : it.flow ? '1' : '0',
     )
+    if (d?.entry)
+      args.push(
+        d.entry,
+        d.priority === 'normal' ? '' : d.priority,
+        d.task_type,
+        d.started_at ?? '',
+        d.attempts,
+      )
+    else args.push('', '', '', '', '')
+  }
 }
 
 export type FailMode = 'retry' | 'permanent' | 'cancel'
@@ -522,7 +558,7 @@ export class JobStore extends JobReads {
 
   async deliver(queue: string, consumer: string, count: number): Promise<Delivered> {
     const [raw, tails] = await this.run<[string | string[], string[]]>('deliver', queue, [consumer, count])
-    return { jobs: decodeDelivered(queue, raw), tails }
+    return { ...decodeDelivered(queue, raw), tails }
   }
 
   complete(queue: string, items: ReadonlyArray<Completion>): Promise<number[]> {
@@ -548,7 +584,7 @@ export class JobStore extends JobReads {
       queue,
       args,
     )
-    return { completed, jobs: decodeDelivered(queue, raw), tails }
+    return { completed, ...decodeDelivered(queue, raw), tails }
   }
 
   fail(

@@ -16,7 +16,7 @@ import { type BackoffPolicy, backoffDelayMs } from '../queue/backoff.ts'
 import type { Job } from '../queue/job.ts'
 import { hashIdempotencyKey } from '../queue/queue.ts'
 import { encodeJson, MAX_DELAY_MS } from '../queue/validate.ts'
-import type { Completion, FailMode, JobStore } from '../redis/store.ts'
+import type { Completion, Delivered, DeliveryFacts, FailMode, JobStore } from '../redis/store.ts'
 import type { EntryWaiter } from '../redis/stream-wait.ts'
 import { activeTracer } from '../tracing/index.ts'
 import { RUNNING_LISTED, type RunningJob, WorkerActivity } from './activity.ts'
@@ -61,6 +61,8 @@ export interface ProcessorOptions {
 /** One run of a job: one delivery (queue, id, epoch). */
 interface Running {
   job: Job
+  /** What the delivery said of the job (its completion hands it back: ADR 0038). */
+  delivery: DeliveryFacts
   /**
    * Why the run was told to stop (timeout, cancel, lost lease, shutdown): set once, by abortRun.
    * The handler's AbortController is made only when it reads `ctx.signal` (signalOf): most
@@ -305,7 +307,7 @@ export class Processor {
         const waiting = this.pendingCompletions.get(queue) ?? []
         const finished = waiting.splice(0, this.gate.batch)
         if (!waiting.length) this.pendingCompletions.delete(queue)
-        let d: { jobs: Job[]; tails: string[] }
+        let d: Delivered
         if (finished.length) {
           try {
             const r = await store.fetch(queue, this.o.consumer, want - got, finished)
@@ -320,7 +322,7 @@ export class Processor {
         } else {
           d = await store.deliver(queue, this.o.consumer, want - got)
         }
-        for (const job of d.jobs) this.begin(job)
+        for (let i = 0; i < d.jobs.length; i++) this.begin(d.jobs[i]!, d.entries[i]!)
         got += d.jobs.length
         if (d.tails.length) tails.push({ queue, tails: d.tails })
       }
@@ -365,9 +367,16 @@ export class Processor {
     }, ms)
   }
 
-  private begin(job: Job): void {
+  private begin(job: Job, entry: string): void {
     const deadline = job.timeout_ms > 0 ? Date.now() + job.timeout_ms + this.o.timeoutGraceMs : 0
-    const r: Running = { job, disowned: false, finished: false, deadline, done: Promise.resolve() }
+    const delivery: DeliveryFacts = {
+      entry,
+      priority: job.priority,
+      task_type: job.task_type,
+      started_at: job.started_at,
+      attempts: job.attempts,
+    }
+    const r: Running = { job, delivery, disowned: false, finished: false, deadline, done: Promise.resolve() }
     // Delivered again while an older run still goes: that run's lease lapsed (the job was
     // reclaimed and came back to us), so it is no longer ours -- stop it now.
     const key = jobKey(job.queue, job.id)
@@ -532,7 +541,7 @@ export class Processor {
       try {
         let res: string
         if (outcome.kind === 'complete') {
-          res = COMPLETE_OUTCOMES[await this.completeBatched(job, outcome.result)] ?? 'stale'
+          res = COMPLETE_OUTCOMES[await this.completeBatched(r, outcome.result)] ?? 'stale'
         } else if (outcome.kind === 'pause') {
           res = await this.o.store.pauseType(job.queue, job.id, job.epoch, outcome.ms)
         } else if (outcome.kind === 'snooze') {
@@ -609,7 +618,7 @@ export class Processor {
   }
 
   /** Queues a completion for the next fetch call of its queue (or a complete call of its own). */
-  private completeBatched(job: Job, result: string): Promise<number> {
+  private completeBatched({ job, delivery }: Running, result: string): Promise<number> {
     return new Promise((done, fail) => {
       const list = this.pendingCompletions.get(job.queue) ?? []
       list.push({
@@ -619,6 +628,7 @@ export class Processor {
         idemHash: job.idempotency_key ? hashIdempotencyKey(job.idempotency_key) : undefined,
         flow: job.flow_id !== null,
         dedupUnique: job.dedup?.mode === 'unique',
+        delivery,
         done,
         fail,
       })

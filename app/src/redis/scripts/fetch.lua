@@ -5,8 +5,9 @@
   ARGV[5]   consumer (worker id)
   ARGV[6]   count of jobs wanted
   ARGV[7]   number of finished jobs n
-  ARGV[8..] n groups of 5: id, epoch, result JSON, idempotency key hash ('' if none), '1' / '0' for
-            a flow member or not ('' unknown: looked up)
+  ARGV[8..] n groups of 10 (4-complete.lua): id, epoch, result JSON, idempotency key hash ('' if
+            none), '1' / '0' for a flow member or not ('' unknown: looked up), then the delivery's
+            entry id, priority ('' normal), task type, started_at and attempts ('' each: read)
   Returns   {completed, jobs, tails}: completed is per finished job 1 (recorded), 2 (cancelled) or 0 (stale);
             jobs and tails as for deliver.
   Emits     as complete, then as deliver
