@@ -4,10 +4,10 @@
  * redis-server; Redis's µs per FCALL; medians of interleaved runs.
  */
 import { execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
 import type { Redis } from 'ioredis'
 import { F } from '../../app/src/queue/job.ts'
 import { luaConstants } from '../../app/src/redis/scripts.ts'
+import { COMPLETION_ARGS } from '../../app/src/redis/store.ts'
 
 export const SMOKE = process.argv.includes('--smoke')
 
@@ -126,10 +126,8 @@ export function startedJobs(jobs: string | string[]): Started[] {
  * when no ref): ten with the delivery's facts since ADR 0038, five before.
  */
 export function completionArgs(ref?: string): 5 | 10 {
-  const src = ref
-    ? git('show', `${ref}:app/src/redis/scripts/fetch.lua`)
-    : readFileSync(`${ROOT}/app/src/redis/scripts/fetch.lua`, 'utf8')
-  return src.includes('groups of 10') ? 10 : 5
+  if (!ref) return COMPLETION_ARGS as 10
+  return git('show', `${ref}:app/src/redis/scripts/fetch.lua`).includes('groups of 10') ? 10 : 5
 }
 
 /** Appends a no-op job's completion (result null, no idempotency key, no flow) in `size` arguments. */
