@@ -21,12 +21,12 @@ export PATH="$PWD/node_modules/.bin:$PATH"   # Node 22 from the `node` package
 
 mkdir -p .tmp
 rm -f .tmp/vitest-*.json
-checks_failed=0
 checks_passed=0
+failed_checks=()
 run_check() {
   local name=$1; shift
   say "$name"
-  if "$@"; then checks_passed=$((checks_passed + 1)); else checks_failed=$((checks_failed + 1)); say "$name FAILED"; fi
+  if "$@"; then checks_passed=$((checks_passed + 1)); else failed_checks+=("$name"); say "$name FAILED"; fi
 }
 
 run_check "lint (biome)" biome check .
@@ -58,25 +58,6 @@ rm -f .tmp/playwright.json
 (cd ui && CI=true ./node_modules/.bin/playwright test)
 e2e_status=$?
 
-node -e '
-  const fs = require("fs")
-  let passed = Number(process.argv[1]), failed = Number(process.argv[2])
-  const files = fs.readdirSync(".tmp").filter((f) => /^vitest-.*\.json$/.test(f))
-  if (!files.length) failed++
-  for (const f of files) {
-    const r = JSON.parse(fs.readFileSync(".tmp/" + f, "utf8"))
-    passed += r.numPassedTests
-    failed += r.numFailedTests + (r.numRuntimeErrorTestSuites || 0)
-    if (!r.success && r.numFailedTests === 0) failed++
-  }
-  if (fs.existsSync(".tmp/playwright.json")) {
-    const s = JSON.parse(fs.readFileSync(".tmp/playwright.json", "utf8")).stats
-    passed += s.expected
-    failed += s.unexpected + s.flaky
-    if (s.expected + s.unexpected + s.flaky === 0) failed++
-  } else failed++
-  console.log(`${passed} passed, ${failed} failed`)
-  process.exit(failed ? 1 : 0)
-' "$checks_passed" "$checks_failed"
+node scripts/test-summary.cjs "$checks_passed" "${failed_checks[@]}"
 summary_status=$?
 [ $vitest_status -eq 0 ] && [ $e2e_status -eq 0 ] && [ $summary_status -eq 0 ]

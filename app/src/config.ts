@@ -345,7 +345,7 @@ export const SETTINGS = [
     key: 'traceRedis',
     kind: 'bool',
     default: 'false',
-    doc: 'with tracing on (OTEL_* below, ADR 0023): also a span per Redis command made inside a traced enqueue or handler',
+    doc: 'with tracing on (OTEL_* below, ADR 0023): also a span per Redis command made inside a traced enqueue or handler (turns auto-pipelining off: for debugging)',
   },
   {
     env: 'DEFAULT_QUEUE',

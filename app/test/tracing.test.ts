@@ -332,9 +332,13 @@ describe('tracing (OpenTelemetry, OTLP/HTTP)', () => {
     expect(send.kind).toBe(KIND.CLIENT)
     expect(send.attrs['messaging.batch.message_count']).toBe(2)
     expect(send.links.map((l) => l.spanId).sort()).toEqual(creates.map((c) => c.spanId).sort())
-    // TRACE_REDIS: the write's Redis commands are spans under the send span.
+    // TRACE_REDIS: the write's Redis commands are spans under the send span -- the enqueue
+    // function's call among them. Auto-pipelined, a command was sent in the context of whatever
+    // made the tick's first command, so it went under another operation or in no trace at all
+    // (this failed 5 times in 7 with it on; redis/connection.ts turns it off with TRACE_REDIS).
     const redis = spans.filter((s) => s.parentSpanId === send.spanId && s.kind === KIND.CLIENT)
     expect(redis.length, JSON.stringify(spans.map((s) => [s.name, s.attrs]))).toBeGreaterThan(0)
+    expect(redis.map((s) => s.name)).toContain('FCALL')
     expect(redis.every((s) => JSON.stringify(s.attrs).includes('redis'))).toBe(true)
     for (const c of spans.filter((s) => s.kind === KIND.CONSUMER)) {
       const create = creates.find((x) => x.attrs['messaging.message.id'] === c.attrs['messaging.message.id'])

@@ -12,6 +12,7 @@
 import { Cluster, type ClusterOptions, Command, Redis, type RedisOptions } from 'ioredis'
 import type { Config } from '../config.ts'
 import { isRedisUnreachable } from '../errors.ts'
+import { redisCommandSpans } from '../tracing/index.ts'
 
 /** A connection to the deployment's Redis: one server (standalone or Sentinel's primary), or a Cluster. */
 export type RedisClient = Redis | Cluster
@@ -89,6 +90,9 @@ export interface ConnectionOptions {
   name?: string
 }
 
+/** Not for blocking reads; not with TRACE_REDIS, whose spans need each command sent in its caller's context. */
+const autoPipelining = (opts: ConnectionOptions) => !opts.blocking && !redisCommandSpans
+
 /** What every connection to a Redis server gets, whatever the shape of the deployment. */
 function serverOptions(opts: ConnectionOptions): RedisOptions {
   return {
@@ -96,7 +100,7 @@ function serverOptions(opts: ConnectionOptions): RedisOptions {
     maxRetriesPerRequest: 0,
     commandTimeout: opts.commandTimeoutMs,
     connectTimeout: Math.max(opts.commandTimeoutMs, 1000),
-    enableAutoPipelining: !opts.blocking,
+    enableAutoPipelining: autoPipelining(opts),
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
     reconnectOnError: (err) => err.message.startsWith('READONLY'),
     lazyConnect: true,
@@ -153,7 +157,7 @@ function createCluster(nodes: string[], opts: ConnectionOptions): Cluster {
   const server = serverOptions(opts)
   const options: ClusterOptions = {
     enableOfflineQueue: false,
-    enableAutoPipelining: !opts.blocking,
+    enableAutoPipelining: autoPipelining(opts),
     lazyConnect: true,
     scaleReads: 'master',
     maxRedirections: 16,

@@ -19,6 +19,16 @@ export let activeTracer: JobTracer | null = null
 let sdkStop: (() => Promise<void>) | null = null
 
 /**
+ * TRACE_REDIS is on (startTracing with redisSpans): the Redis clients made from then on send each
+ * command as it is made instead of auto-pipelining them (redis/connection.ts). An auto-pipelined
+ * command leaves in a batch flushed from the context of the tick's first command, whatever the
+ * caller's, so ioredis's instrumentation would give it another operation's span as parent -- or
+ * none (a background loop's command first): a traced enqueue's commands were missing from its
+ * trace. Correct spans cost the round trips auto-pipelining saves: TRACE_REDIS is for debugging.
+ */
+export let redisCommandSpans = false
+
+/**
  * Library use: DTQ's enqueues and job runs make spans with the global OpenTelemetry tracer
  * provider (register your SDK first; with none registered the spans are no-ops).
  */
@@ -52,6 +62,7 @@ export async function startTracing(o: StartTracingOptions): Promise<void> {
   if (sdkStop) return
   const { startSdk } = await import('./sdk.ts')
   sdkStop = await startSdk(o)
+  redisCommandSpans = o.redisSpans
   await enableTracing()
 }
 
@@ -59,6 +70,7 @@ export async function startTracing(o: StartTracingOptions): Promise<void> {
 export async function stopTracing(): Promise<void> {
   const stop = sdkStop
   sdkStop = null
+  redisCommandSpans = false
   disableTracing()
   await stop?.().catch(() => {})
 }
