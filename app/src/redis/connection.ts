@@ -142,6 +142,7 @@ export function createRedis(opts: ConnectionOptions): RedisClient {
     })
   } else redis = new Redis(t.url, serverOptions(opts))
   guard(redis, opts.commandTimeoutMs)
+  reviveUnaskedEnd(redis)
   return redis
 }
 
@@ -257,6 +258,41 @@ function dropLink(redis: Redis): void {
   setTimeout(() => {
     if (stream && !stream.destroyed) stream.destroy()
   }, 250).unref()
+}
+
+/**
+ * ioredis ends a client for good ('end': every command fails "Connection is closed.", no more
+ * reconnecting) when its connector is disconnected while a connection attempt is under way: the
+ * attempt rejects and the client gives up. Its sentinel failover detector does exactly that on
+ * +switch-master, which arrives while the client is reconnecting after the primary died -- found
+ * by the chaos suite: the API and both workers ended together at the promotion and answered 503
+ * until the test gave up. A client that ends without having been closed on purpose (quit, or
+ * disconnect without reconnecting) is connected again, with backoff; on a primary of a Cluster
+ * the Cluster client manages its node connections itself, so this is for the other clients.
+ */
+export function reviveUnaskedEnd(redis: Redis): void {
+  let closing = false
+  let attempts = 0
+  const quit = redis.quit.bind(redis)
+  const disconnect = redis.disconnect.bind(redis)
+  redis.quit = ((...args: Parameters<Redis['quit']>) => {
+    closing = true
+    return quit(...args)
+  }) as Redis['quit']
+  redis.disconnect = (reconnect = false) => {
+    if (!reconnect) closing = true
+    disconnect(reconnect)
+  }
+  redis.on('ready', () => {
+    attempts = 0
+  })
+  redis.on('end', () => {
+    if (closing) return
+    const ms = Math.min(50 * 2 ** Math.min(attempts++, 5), 2000)
+    setTimeout(() => {
+      if (!closing && redis.status === 'end') redis.connect().catch(() => {})
+    }, ms).unref()
+  })
 }
 
 /**
