@@ -127,6 +127,51 @@ function signalOf(r: Running): AbortSignal {
   return r.ac.signal
 }
 
+/**
+ * A handler's `ctx`. A class, not an object literal: a literal with a getter (`signal`, made
+ * lazily) is built through the runtime, ≈ 0.9 µs a job against ≈ 0.09 µs for this (measured in
+ * Node 22; the profile of a drain had the literal at 1.8 % of the worker's time, above begin()).
+ * `signal` is a getter on the prototype; the functions are the instance's own, so a handler may
+ * destructure them (`const { progress } = ctx`).
+ */
+class RunContext implements JobContext {
+  readonly attempt: number
+  readonly workerId: string
+  readonly parents: Record<string, unknown>
+  readonly progress: (n: number) => Promise<void>
+  readonly log: (line: string) => Promise<void>
+  readonly snooze: (ms: number) => never
+  private readonly run: Running
+
+  constructor(r: Running, o: Pick<ProcessorOptions, 'store' | 'consumer' | 'log'>) {
+    const { job } = r
+    const store = o.store
+    this.run = r
+    this.attempt = job.attempts
+    this.workerId = o.consumer
+    this.parents = job.parent_results
+    this.progress = async (n) => {
+      if (typeof n !== 'number' || !Number.isFinite(n))
+        throw new TypeError('progress must be a finite number')
+      await store.progress(job.queue, job.id, job.epoch, n, null).catch((err) => {
+        o.log.debug({ err: (err as Error).message, job_id: job.id }, 'progress not recorded')
+      })
+    }
+    this.log = async (line) => {
+      await store.progress(job.queue, job.id, job.epoch, null, String(line).slice(0, 4000)).catch((err) => {
+        o.log.debug({ err: (err as Error).message, job_id: job.id }, 'log line not recorded')
+      })
+    }
+    this.snooze = (ms) => {
+      throw new SnoozeJob(ms)
+    }
+  }
+
+  get signal(): AbortSignal {
+    return signalOf(this.run)
+  }
+}
+
 /** What settle reports for complete's per-job answer (0 stale, 1 completed, 2 cancelled). */
 const COMPLETE_OUTCOMES = ['stale', 'completed', 'cancelled'] as const
 
@@ -402,31 +447,7 @@ export class Processor {
   }
 
   private context(r: Running): JobContext {
-    const { job } = r
-    const store = this.o.store
-    return {
-      get signal() {
-        return signalOf(r)
-      },
-      attempt: job.attempts,
-      workerId: this.o.consumer,
-      parents: job.parent_results,
-      progress: async (n) => {
-        if (typeof n !== 'number' || !Number.isFinite(n))
-          throw new TypeError('progress must be a finite number')
-        await store.progress(job.queue, job.id, job.epoch, n, null).catch((err) => {
-          this.o.log.debug({ err: (err as Error).message, job_id: job.id }, 'progress not recorded')
-        })
-      },
-      log: async (line) => {
-        await store.progress(job.queue, job.id, job.epoch, null, String(line).slice(0, 4000)).catch((err) => {
-          this.o.log.debug({ err: (err as Error).message, job_id: job.id }, 'log line not recorded')
-        })
-      },
-      snooze: (ms) => {
-        throw new SnoozeJob(ms)
-      },
-    }
+    return new RunContext(r, this.o)
   }
 
   private async execute(r: Running): Promise<void> {
