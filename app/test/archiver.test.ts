@@ -517,6 +517,68 @@ describe('nothing is lost before it is archived', () => {
     expect(await b.redis.ttl(key(c))).toBeGreaterThan(0)
   }, 30_000)
 
+  /**
+   * An operator retries a failed and a cancelled job while the archiver writes their ends to
+   * PostgreSQL (between its read and its ack), `rounds` times. Returns each retried job's TTL
+   * after the ack, and its state.
+   */
+  async function retriedWhileArchived(rounds: number): Promise<Array<{ state?: string; ttl: number }>> {
+    b = await setup()
+    const k = await kit(b)
+    const history = k.history
+    const retryNow = new Set<string>()
+    const writing = {
+      write: async (...args: Parameters<History['write']>) => {
+        await history.write(...args)
+        // The retry lands after the rows are written and before the entries are acknowledged.
+        for (const id of retryNow) await b!.queue.retry(id)
+        retryNow.clear()
+      },
+      dropOlderThan: history.dropOlderThan.bind(history),
+    } as unknown as History
+    const a = new Archiver({ store: k.store, history: writing, pollMs: 20, scanMs: 0 })
+    cleanups.push(() => a.stop())
+    await b.queue.add('echo', {})
+    await a.scan()
+    await drain(a)
+    const out: Array<{ state?: string; ttl: number }> = []
+    for (let r = 0; r < rounds; r++) {
+      const failed = (await b.queue.add('fail', { times: 1 }, { max_retries: 0 })).job.id
+      const cancelled = (await b.queue.add('echo', {}, { delay_ms: 600_000 })).job.id
+      await b.queue.cancel(cancelled)
+      const w = b.worker()
+      await w.start()
+      await waitFor(async () => (await b!.queue.getJob(failed))?.state === 'failed')
+      await w.close()
+      retryNow.add(failed)
+      retryNow.add(cancelled)
+      await drain(a)
+      for (const id of [failed, cancelled])
+        out.push({
+          state: (await b.queue.getJob(id))?.state,
+          ttl: await b.redis.ttl(b.queue.store.keys.job('default', id)),
+        })
+    }
+    return out
+  }
+
+  it('a job retried while the archiver writes its failed or cancelled end gets no expiry (4 rounds)', async () => {
+    const seen = await retriedWhileArchived(4)
+    expect(seen).toHaveLength(8)
+    for (const j of seen) expect(j).toEqual({ state: 'queued', ttl: -1 })
+  }, 60_000)
+
+  it('negative control: released by the state the archiver read, a retried job expires while queued', async () => {
+    setLibraryOptions({ archiveReleaseByReadState: true })
+    try {
+      const seen = await retriedWhileArchived(1)
+      expect(seen.map((j) => j.state)).toEqual(['queued', 'queued'])
+      expect(seen.every((j) => j.ttl > 0)).toBe(true)
+    } finally {
+      setLibraryOptions({})
+    }
+  }, 60_000)
+
   it('a queue whose switch went (forgotten by the janitor, then back) is switched on again', async () => {
     b = await setup()
     const k = await kit(b)

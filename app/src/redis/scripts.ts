@@ -111,6 +111,8 @@ export interface LibraryOptions {
   noArchiveHold?: boolean
   /** NEGATIVE CONTROL ONLY: jobs created while the created-time index builds are not indexed (ADR 0035). */
   noCreatedWhileBuilding?: boolean
+  /** NEGATIVE CONTROL ONLY: archive_ack expires a job by the state the archiver read, even one retried since (ADR 0027). */
+  archiveReleaseByReadState?: boolean
 }
 
 const dir = new URL('./scripts/', import.meta.url)
@@ -130,6 +132,7 @@ export function luaConstants(opts: LibraryOptions = {}): string[] {
     `local SCHEDULE_HISTORY = ${HISTORY_KEPT}`,
     `local ARCHIVE_HOLD = ${opts.noArchiveHold ? 'false' : 'true'}`,
     `local CREATED_WHILE_BUILDING = ${opts.noCreatedWhileBuilding ? 'false' : 'true'}`,
+    `local ARCHIVE_RELEASE_LIVE = ${opts.archiveReleaseByReadState ? 'false' : 'true'}`,
   ]
 }
 
