@@ -5,12 +5,21 @@
  * a failed write never fails the action; GET /audit filters and pages (admin only).
  */
 
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { hostname, userInfo } from 'node:os'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { loadConfig } from '../src/config.ts'
 import { type ApiBundle, apiSetup, TOKENS } from './api-helpers.ts'
 import { targetEnv, testTarget, waitFor } from './helpers.ts'
 import { runCli } from './processes.ts'
+
+/** `dtq <args>`'s exit code (runCli rejects on a non-zero one). */
+const exitOf = (env: Record<string, string>, args: string[]) =>
+  runCli(env, args).then(
+    () => 0,
+    (e: { code: number }) => e.code,
+  )
 
 const NAMED = `${TOKENS.read}:read:ro-bot,${TOKENS.write}:write:alice,${TOKENS.admin}:admin`
 let b: ApiBundle
@@ -184,4 +193,73 @@ describe('audit log', () => {
       [who, 'cli', 'cli queues pause', 'args=default', 200, 'ok'],
     ])
   }, 30_000)
+
+  it('records the other writing CLI commands (alerts test|ack|silence, queues created-index, replay, breaker, archiver --off) once each; not the archiver process or reads', async () => {
+    // alerts test sends through a webhook channel: this test's own.
+    let hooks = 0
+    const hook = createServer((req, res) => {
+      hooks++
+      req.resume().on('end', () => res.end('ok'))
+    })
+    await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve))
+    try {
+      const env = {
+        ...targetEnv(testTarget()),
+        KEY_PREFIX: b.prefix,
+        REDIS_DURABILITY: 'off',
+        ALERT_WEBHOOK_URL: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`,
+        DATABASE_URL: '', // `dtq archiver` (the process) then fails at once
+      }
+      const { job } = await b.queue.add('echo', {}, { queue: 'default' })
+      await b.queue.cancel(job.id, 'default')
+      const runs: Array<[string[], number]> = [
+        // Operator actions: one entry each, ok or failed.
+        [['alerts', 'test'], 0],
+        [['alerts', 'ack', 'nope:default'], 3],
+        [['alerts', 'silence', '--queue', 'default', '--for', '30m'], 0],
+        [['queues', 'created-index', 'default', 'on'], 0],
+        [['queues', 'created-index', 'default', 'maybe'], 2],
+        [['replay', job.id, '--queue', 'default', '--payload', '{"s":"CLI-PAYLOAD-SECRET"}'], 0],
+        [['breaker', 'default', 'echo', 'open'], 0],
+        [['archiver', '--off'], 0],
+        // Not actions: the archiver process (failed here: no DATABASE_URL), reads.
+        [['archiver'], 2],
+        [['alerts', 'list'], 0],
+        [['queues'], 0],
+        [['timeline', job.id, '--queue', 'default'], 0],
+      ]
+      // Three at a time: each one's entry is written before it exits.
+      for (let i = 0; i < runs.length; i += 3) {
+        const batch = runs.slice(i, i + 3)
+        const codes = await Promise.all(batch.map(([args]) => exitOf(env, args)))
+        expect(codes, batch.map(([args]) => args.join(' ')).join(' | ')).toEqual(
+          batch.map(([, code]) => code),
+        )
+      }
+      expect(hooks).toBe(1)
+      const who = `cli:${userInfo().username}@${hostname()}`
+      // Each command wrote its entry before it exited: read them once (no wait).
+      const res = await b.app.inject({ method: 'GET', url: '/audit?limit=500', headers: as(TOKENS.admin) })
+      const items = res.json().items as Array<Record<string, unknown>>
+      const seen = items
+        .map((e) => [e.actor, e.role, e.action, e.target, e.status, e.result])
+        .sort((x, y) => `${x[2]} ${x[3]}`.localeCompare(`${y[2]} ${y[3]}`))
+      expect(seen).toEqual([
+        [who, 'cli', 'cli alerts ack', 'args=nope:default', 404, 'NOT_FOUND'],
+        [who, 'cli', 'cli alerts silence', 'queue=default', 200, 'ok'],
+        [who, 'cli', 'cli alerts test', '', 200, 'ok'],
+        [who, 'cli', 'cli archiver', '', 200, 'ok'],
+        [who, 'cli', 'cli breaker', 'args=default echo open', 200, 'ok'],
+        [who, 'cli', 'cli queues created-index', 'args=default maybe', 400, 'VALIDATION'],
+        [who, 'cli', 'cli queues created-index', 'args=default on', 200, 'ok'],
+        [who, 'cli', 'cli replay', `queue=default args=${job.id}`, 200, 'ok'],
+      ])
+      // archiver's entry is its --off form; the replay's payload is not recorded.
+      expect(items.find((e) => e.action === 'cli archiver')?.detail).toBe('off=true')
+      const raw = JSON.stringify(await b.redis.xrange(b.queue.store.keys.audit(), '-', '+'))
+      expect(raw).not.toContain('CLI-PAYLOAD-SECRET')
+    } finally {
+      hook.close()
+    }
+  }, 60_000)
 })

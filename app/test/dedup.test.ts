@@ -104,6 +104,23 @@ describe('dedup: unique', () => {
     expect((await b.queue.add('x', {}, opts)).created).toBe(true)
   })
 
+  it('a deleted job and an emptied queue leave no dedup key behind', async () => {
+    const opts = { queue: Q, dedup: { mode: 'unique' as const } }
+    const keys = () => b.redis.keys(store.keys.dedup(Q, '*'))
+    const a = await b.queue.add('x', { n: 1 }, opts)
+    const c = await b.queue.add('x', { n: 2 }, opts)
+    await b.queue.add('x', { n: 3 }, { ...opts, dedup: { mode: 'unique', key: 'k3' } })
+    const [running] = (await store.deliver(Q, 'w1', 1)).jobs
+    expect(running!.id).toBe(a.job.id)
+    expect(await keys()).toHaveLength(3)
+    await b.queue.deleteJob(a.job.id, Q) // a running job
+    await b.queue.deleteJob(c.job.id, Q) // a queued one
+    expect(await keys()).toHaveLength(1)
+    await b.queue.emptyQueue(Q)
+    expect(await keys()).toEqual([])
+    expect((await b.queue.add('x', { n: 1 }, opts)).created).toBe(true)
+  })
+
   it("a worker's completion lets go of the key (the owner names it: '+')", async () => {
     const w = b.worker({}, { clock })
     w.handle('once', async () => 'ok')

@@ -11,6 +11,7 @@ import { F } from '../src/queue/job.ts'
 import { hashIdempotencyKey } from '../src/queue/queue.ts'
 import { MAX_DELAY_MS } from '../src/queue/validate.ts'
 import { GROUP } from '../src/redis/keys.ts'
+import { functions, type ScriptName } from '../src/redis/scripts.ts'
 import type { JobStore } from '../src/redis/store.ts'
 import { type Bundle, FakeClock, setup, waitFor } from './helpers.ts'
 
@@ -63,6 +64,51 @@ describe('scripts refuse bad arguments before their first write', () => {
     ).rejects.toThrow(/DTQ_BAD_ARG count/)
     expect(await b.keys()).toEqual(keysBefore)
     expect(await b.redis.hgetall(store.keys.job(Q, job.id))).toEqual(hashBefore)
+  })
+
+  it('a call announcing more or fewer groups than it sends is refused before its first write', async () => {
+    // Two running jobs, one completed and pruned long ago (complete prunes before its groups),
+    // one failed: every script below would have had something to write.
+    await b.queue.add('echo', {})
+    const [old] = (await store.deliver(Q, 'w1', 1)).jobs
+    await store.complete(Q, [{ id: old!.id, epoch: old!.epoch, result: '1' }])
+    clock.advance(10 * 86_400_000)
+    for (const p of [{}, {}]) await b.queue.add('echo', p)
+    await b.queue.add('echo', {}, { max_retries: 0 })
+    const [j1, j2, j3] = (await store.deliver(Q, 'w1', 3)).jobs
+    await store.fail(Q, j3!.id, j3!.epoch, 'permanent', err, 0)
+    const dump = async () => {
+      const keys = (await b.keys()).sort()
+      return Promise.all(keys.map(async (k) => [k, await b.redis.call('DUMP', k)]))
+    }
+    const before = await dump()
+    const head = (more: string[]) => [String(clock.now()), '1000', '3600', '3600', ...more]
+    const group = (j: { id: string; epoch: number }) => [
+      j.id,
+      String(j.epoch),
+      '1',
+      '',
+      '0',
+      '',
+      '',
+      '',
+      '',
+      '',
+    ]
+    const fn = functions()
+    const calls: Array<[ScriptName, string[]]> = [
+      ['complete', head(['2', ...group(j1!)])], // two announced, one sent
+      ['complete', head(['1', ...group(j1!), ...group(j2!)])], // one announced, two sent
+      ['fetch', head(['w1', '5', '2', ...group(j1!)])],
+      ['handback', head(['2', j1!.id, String(j1!.epoch)])],
+      ['heartbeat', head(['w1', '2', j1!.id, String(j1!.epoch), j2!.id])],
+      ['repair', head(['3', j1!.id, j2!.id])],
+      ['requeue', head(['2', j3!.id])],
+      ['complete', ['1', '1000', 'soon', '3600', '1', ...group(j1!)]], // a retention that is no number
+    ]
+    for (const [name, args] of calls)
+      await expect(fn.call(b.redis, name, store.keys.base(Q), args), name).rejects.toThrow(/DTQ_BAD_ARG/)
+    expect(await dump()).toEqual(before)
   })
 })
 

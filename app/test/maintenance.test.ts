@@ -166,6 +166,21 @@ describe('the janitor bounds what grows', () => {
     expect(await b.redis.scard(b.queue.store.keys.types('default'))).toBe(200)
   })
 
+  it('the type cap holds for a queue deleted and made again (its names are counted anew)', async () => {
+    b = await setup()
+    const q = 'remade'
+    const add = (from: number) =>
+      b!.queue.addBulk(Array.from({ length: 205 }, (_, i) => ({ task_type: `type-${from + i}`, queue: q })))
+    await add(0)
+    await b.queue.deleteQueue(q, { force: true })
+    await add(0) // the same names first, then new ones
+    await add(1000)
+    const stats = await b.redis.hgetall(b.queue.store.keys.stats(q))
+    expect(Object.keys(stats).filter((k) => k.startsWith('created|'))).toHaveLength(201)
+    expect(stats['created|_other']).toBe('210')
+    expect(await b.redis.scard(b.queue.store.keys.types(q))).toBe(200)
+  })
+
   it('deletes function libraries of versions unused for a day, never its own or one it did not record', async () => {
     b = await setup()
     const store = b.queue.store

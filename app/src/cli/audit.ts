@@ -1,9 +1,11 @@
 /**
  * The CLI's operator commands act on Redis directly, not through the API: each is recorded in
  * the same audit stream as the API's actions (ADR 0026), with the actor `cli:<os user>@<host>`,
- * once it has ended (ok or its error). Reads, processes (worker, api, dev) and production traffic
- * (enqueue, flows add) are not recorded. Recording never changes the command's outcome or exit
- * code; a failed write is reported on stderr. Never a payload: options named payload are left out.
+ * once it has ended (ok or its error). Reads, processes (worker, api, dev, archiver) and production
+ * traffic (enqueue, flows add) are not recorded; a command that is an action only in one form
+ * (`archiver --off`) is recorded in that form only (AUDITED_FORMS). Recording never changes the
+ * command's outcome or exit code; a failed write is reported on stderr. Never a payload: options
+ * named payload are left out.
  */
 import { hostname, userInfo } from 'node:os'
 import type { Command } from 'commander'
@@ -13,7 +15,11 @@ import { AuditLog } from '../redis/audit.ts'
 import { connectRedis, createRedis, redisTarget } from '../redis/connection.ts'
 import { Keys } from '../redis/keys.ts'
 
-/** Commands (their path below `dtq`) that are operator actions. */
+/**
+ * Commands (their path below `dtq`) that are operator actions: every command that writes to
+ * Redis, but for processes and production traffic. Each has an audited HTTP twin where the API
+ * has one (`replay --dry-run` too, as `POST /jobs/:id/replay?dry_run=true` is).
+ */
 export const AUDITED_COMMANDS: ReadonlySet<string> = new Set([
   'cancel',
   'retry',
@@ -40,8 +46,29 @@ export const AUDITED_COMMANDS: ReadonlySet<string> = new Set([
   'schedules resume',
   'schedules trigger',
   'limits set',
-  'limits breaker',
+  'breaker',
+  'alerts test',
+  'alerts ack',
+  'alerts silence',
+  'queues created-index',
+  'replay',
 ])
+
+type Options = Record<string, unknown>
+
+/**
+ * Commands that are operator actions only in some forms, by their options: `archiver` runs the
+ * archiver process (not an action, like `worker`), `archiver --off` switches archiving off in
+ * every queue (releasing every archive hold) and is one.
+ */
+export const AUDITED_FORMS: ReadonlyMap<string, (opts: Options) => boolean> = new Map([
+  ['archiver', (o: Options) => o.off === true],
+])
+
+/** Whether the command at `path`, run with these options, is an operator action. */
+export function isAudited(path: string, opts: Options): boolean {
+  return AUDITED_COMMANDS.has(path) || AUDITED_FORMS.get(path)?.(opts) === true
+}
 
 /** `dlq purge` for the command `purge` under `dlq` under the program. */
 export function commandPath(cmd: Command): string {
@@ -115,7 +142,7 @@ export function auditCommands(program: Command, config: () => Config) {
 
   program.hook('preAction', (_root, cmd) => {
     const path = commandPath(cmd)
-    running = AUDITED_COMMANDS.has(path) ? { path, cmd, started: Date.now() } : null
+    running = isAudited(path, cmd.opts()) ? { path, cmd, started: Date.now() } : null
   })
   program.hook('postAction', () => record(200, 'ok'))
   return {

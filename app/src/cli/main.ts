@@ -360,7 +360,7 @@ program
     if (o.off) {
       const queues = await history.archivingOff(cfg)
       process.stdout.write(`archiving is off in ${queues.length} queue(s)\n`)
-      process.exit(0)
+      return // not process.exit: the audit's postAction hook records it
     }
     if (!cfg.databaseUrl) throw new DtqError('VALIDATION', 'dtq archiver needs DATABASE_URL (postgres://...)')
     const log = createLogger(cfg.logLevel, 'dtq-archiver')

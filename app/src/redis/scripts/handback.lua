@@ -6,7 +6,7 @@
   Returns   per job: 1 handed back, 0 no longer owned
   Emits     handed_back | cancelled
 ]]
-local n = arg_int(5, 0, 100000, 'number of jobs')
+local n = arg_int(5, 0, 100000, 'number of jobs', 2)
 local out = {}
 for j = 1, n do
   local id, epoch = ARGV[4 + 2 * j], ARGV[5 + 2 * j]

@@ -11,7 +11,7 @@
   Emits     failed (a job whose stream entry is gone); nothing otherwise
 ]]
 local consumer = ARGV[5]
-local n = arg_int(6, 0, 100000, 'number of jobs')
+local n = arg_int(6, 0, 100000, 'number of jobs', 2)
 local out = {}
 for j = 1, n do
   local id, epoch = ARGV[5 + 2 * j], ARGV[6 + 2 * j]

@@ -8,7 +8,7 @@
   Returns   how many it dead-lettered
   Emits     failed
 ]]
-local n = arg_int(5, 0, 100000, 'number of ids')
+local n = arg_int(5, 0, 100000, 'number of ids', 1)
 local repaired = 0
 for j = 1, n do
   local id = ARGV[5 + j]

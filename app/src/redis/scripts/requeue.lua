@@ -7,7 +7,7 @@
   Returns   per job: 'queued', 'not_found', or 'state:<state>' when the state does not allow it
   Emits     requeued
 ]]
-local n = arg_int(5, 0, 100000, 'number of jobs')
+local n = arg_int(5, 0, 100000, 'number of jobs', 1)
 local out = {}
 for j = 1, n do
   local id = ARGV[5 + j]

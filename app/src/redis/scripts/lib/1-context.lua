@@ -56,6 +56,7 @@ local function setup(keys, args)
   EVENTS_MAX = tonumber(args[2])
   COMPLETED_TTL = tonumber(args[3])
   FAILED_TTL = tonumber(args[4])
+  if not (EVENTS_MAX and COMPLETED_TTL and FAILED_TTL) then refuse('events max length and retentions must be numbers') end
   COMPLETED_TTL_S, FAILED_TTL_S = args[3], args[4]
   k_delayed = base .. K_DELAYED
   k_dlq = base .. K_DLQ
@@ -70,11 +71,16 @@ local function setup(keys, args)
 end
 
 -- ARGV[i] as an integer in [lo, hi], or the call is refused (NaN, infinities, 1e15 ... never
--- reach a ZADD or a HSET).
-local function arg_int(i, lo, hi, what)
+-- reach a ZADD or a HSET). With `per`, ARGV[i] counts groups of `per` values that end the
+-- arguments: a call with more or fewer values than it announces is refused too, before any
+-- group is read (one that ran out of values midway would have left its first jobs written).
+local function arg_int(i, lo, hi, what, per)
   local v = tonumber(ARGV[i])
   if not v or v ~= v or v < lo or v > hi or v ~= math.floor(v) then
     refuse(what .. ' must be an integer from ' .. lo .. ' to ' .. hi .. ', got ' .. tostring(ARGV[i]))
+  end
+  if per and #ARGV ~= i + v * per then
+    refuse(what .. ' is ' .. v .. ' (groups of ' .. per .. ') but ' .. (#ARGV - i) .. ' values follow')
   end
   return v
 end

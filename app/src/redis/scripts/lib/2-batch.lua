@@ -49,11 +49,14 @@ end
 -- without bound: task types at 200 (the `types` set), error classes at 50 (the `classes` set:
 -- bounded labels already -- errorClass() in app/src/errors.ts gives a code or a name, never a
 -- message -- the cap bounds a handler that makes names up). Later ones count as '_other'.
--- KNOWN remembers, for the life of the loaded library, the names already in a set.
+-- KNOWN remembers, for one call, the names already in a set (a call names few: one SISMEMBER
+-- each). Kept for the library's life it grew with every queue and type ever seen, and went on
+-- vouching for names whose set was deleted with its queue, so the cap no longer counted them.
 local capped_name
 do
-  local KNOWN = {}
+  local KNOWN, KNOWN_CALL = {}, nil
   capped_name = function(set, max, name)
+    if KNOWN_CALL ~= incr then KNOWN, KNOWN_CALL = {}, incr end -- incr: the call's own table (setup)
     local memo = base .. set .. ' ' .. name
     if KNOWN[memo] then return name end
     local k = base .. set

@@ -18,7 +18,7 @@
 -- A completed job is kept COMPLETED_RETENTION_S through the completed index (no TTL), or
 -- deleted at once when that is 0; a flow member's end goes to the flow outbox first (ADR 0019).
 local function complete_jobs(at)
-  local n = arg_int(at, 0, 100000, 'number of finished jobs')
+  local n = arg_int(at, 0, 100000, 'number of finished jobs', 10)
   local out = {}
   -- First, so a stale index entry of a reused id is gone before the id completes again.
   if n > 0 then prune_completed(2 * n) end

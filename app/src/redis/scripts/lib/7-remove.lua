@@ -4,7 +4,7 @@
 ]]
 -- The fields remove_job needs, in this order (HMGET).
 local REMOVE_FIELDS = { F_STATE, F_ENTRY, F_PRIORITY, F_TASK_TYPE, F_DLQ_ENTRY, F_IDEM_HASH, F_FLOW, F_FLOW_WATCH,
-  F_CREATED_AT }
+  F_CREATED_AT, F_DEDUP }
 
 -- Job `id` read with REMOVE_FIELDS, its entry id whole (entry_of: a new job stores its sequence).
 local function remove_fields(id)
@@ -22,8 +22,9 @@ end
 
 -- Removes job `id` (read by remove_fields as `h`) and every trace of it: its ready-stream
 -- entry (a running job's is acknowledged too: it leaves the pending list), its delayed-set
--- member, its DLQ entry, its state index entry, its logs, and its idempotency key while that
--- still names it (a repeat of the key makes a new job). A running job's hash goes with the
+-- member, its DLQ entry, its state index entry, its logs, and its idempotency key and dedup key
+-- while they still name it (a repeat of either makes a new job; a unique job's dedup key has no
+-- expiry while its job lives, so left behind it would stay for ever). A running job's hash goes with the
 -- rest, so its worker's completion, failure, progress and lease renewal all find no active job
 -- under their epoch: they are rejected as stale. Emits `deleted`.
 local function remove_job(id, h)
@@ -44,6 +45,11 @@ local function remove_job(id, h)
     local ik = k_idem(h[6])
     local v = redis.call('GET', ik)
     if v and (v == id or string.sub(v, 1, #id + 1) == id .. ' ') then redis.call('DEL', ik) end
+  end
+  if h[10] then
+    local _, _, hash = dedup_parse(h[10])
+    local v = hash and redis.call('GET', k_dd(hash))
+    if v and string.match(v, '^%S+') == id then redis.call('DEL', k_dd(hash)) end
   end
   redis.call('SREM', base .. K_FLOW_LATE, id)
   redis.call('DEL', k_job(id), k_logs(id))
