@@ -552,6 +552,49 @@ describe('complete', () => {
     expect((await store.getJob(Q, j.id))?.result).toBe('fresh')
   })
 
+  it('a run of a job deleted while it ran never completes the job made anew under its id (4 rounds)', async () => {
+    // The new job's first delivery has epoch 1 again: only the entry tells the incarnations apart.
+    for (let round = 0; round < 4; round++) {
+      const id = `again-${round}`
+      await b.queue.add('echo', { v: 'old' }, { id })
+      const [old] = (await store.deliver(Q, 'w1', 1)).jobs
+      const oldEntry = (await b.redis.hget(store.keys.job(Q, id), F.entry))!
+      await b.queue.deleteJob(id, Q)
+      await b.queue.add('echo', { v: 'new' }, { id })
+      const [fresh] = (await store.deliver(Q, 'w2', 1)).jobs
+      expect(fresh!.epoch).toBe(old!.epoch) // the collision the entry resolves
+      const facts = {
+        entry: oldEntry,
+        priority: old!.priority,
+        task_type: old!.task_type,
+        started_at: old!.started_at,
+        attempts: old!.attempts,
+      }
+      expect(await store.complete(Q, [{ id, epoch: old!.epoch, result: '"old"', delivery: facts }])).toEqual([
+        0,
+      ])
+      expect(await state(id)).toBe('active')
+      const freshEntry = (await b.redis.hget(store.keys.job(Q, id), F.entry))!
+      expect(
+        await store.complete(Q, [
+          { id, epoch: fresh!.epoch, result: '"new"', delivery: { ...facts, entry: freshEntry } },
+        ]),
+      ).toEqual([1])
+      expect((await store.getJob(Q, id))?.result).toBe('new')
+    }
+    expect(await b.redis.hget(store.keys.stats(Q), 'stale_writes')).toBe('4')
+  })
+
+  it('control: a completion that does not say its entry is fooled by the same collision', async () => {
+    await b.queue.add('echo', { v: 'old' }, { id: 'again' })
+    const [old] = (await store.deliver(Q, 'w1', 1)).jobs
+    await b.queue.deleteJob('again', Q)
+    await b.queue.add('echo', { v: 'new' }, { id: 'again' })
+    await store.deliver(Q, 'w2', 1)
+    expect(await store.complete(Q, [{ id: 'again', epoch: old!.epoch, result: '"old"' }])).toEqual([1])
+    expect((await store.getJob(Q, 'again'))?.result).toBe('old')
+  })
+
   it("takes the delivery's facts from the owner once the fence holds, recording all as if read (ADR 0038)", async () => {
     // High priority and on their second attempt (reclaimed once): the entry, the priority stream,
     // the type, started_at and attempts all matter to what completing them records.

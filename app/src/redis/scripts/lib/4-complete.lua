@@ -30,9 +30,13 @@ local function complete_jobs(at)
     local h
     if ARGV[i + 5] ~= '' then
       -- The delivery's facts from the owner (see above); the fence and the cancel flag from the
-      -- hash: 3 fields instead of 8 (~1 µs a job; docs/performance.md).
-      h = redis.call('HMGET', jk, F_STATE, F_EPOCH, F_CANCEL_REQUESTED)
+      -- hash: 4 fields instead of 8 (~1 µs a job; docs/performance.md). The fence includes the
+      -- entry: epochs start again at 1 in a job made anew under the id of one deleted while it
+      -- ran, and the old run's epoch could match the new job's; its entry never does (ids of
+      -- a stream only grow). A stale owner's write then never completes another incarnation.
+      h = redis.call('HMGET', jk, F_STATE, F_EPOCH, F_CANCEL_REQUESTED, F_ENTRY)
       local prio = ARGV[i + 6]
+      if h[4] ~= ARGV[i + 5] then h[1] = 'other' end
       h[7] = h[3]
       h[3], h[4], h[5], h[6], h[8] = ARGV[i + 5], prio ~= '' and prio or nil, ARGV[i + 7], ARGV[i + 8], ARGV[i + 9]
     else
