@@ -206,6 +206,38 @@ describe('depends_on on existing jobs', () => {
     expect(await b.redis.scard(`${b.queue.store.keys.base(Q1)}:flow_late`)).toBe(0)
   })
 
+  it('a parent that waits past its record expiry still releases its child (own flow fields and F_FLOW_WATCH)', async () => {
+    // Parents in a backlog (no worker yet) while FLOW_RETENTION_S passes: a plain job that
+    // joins the child's flow, and a flow's root that joins a second flow through F_FLOW_WATCH.
+    const rounds = 8
+    const pairs: Array<{ child: string; parent: string; flows: string[] }> = []
+    for (let i = 0; i < rounds; i++) {
+      const p = await add(Q1)
+      const c = await add(Q2, { depends_on: [{ job_id: p.job.id, queue: Q1 }] })
+      pairs.push({ child: c.job.id, parent: p.job.id, flows: [c.job.flow_id!] })
+      const f = await b.queue.addFlow({
+        nodes: [
+          { key: 'root', task_type: 'step', queue: Q1 },
+          { key: 'kid', task_type: 'step', queue: Q3, depends_on: ['root'] },
+        ],
+      })
+      const rootId = f.flow.nodes[0]!.job_id
+      const c2 = await add(Q2, { depends_on: [{ job_id: rootId, queue: Q1 }] })
+      pairs.push({ child: c2.job.id, parent: rootId, flows: [f.flow.id, c2.job.flow_id!] })
+      pairs.push({ child: `${f.flow.id}.kid`, parent: rootId, flows: [f.flow.id] })
+    }
+    for (const { flows } of pairs) for (const f of flows) await b.redis.pexpire(b.queue.store.keys.flow(f), 1)
+    await new Promise((r) => setTimeout(r, 20))
+    for (const { flows } of pairs)
+      for (const f of flows) expect(await b.redis.exists(b.queue.store.keys.flow(f))).toBe(0)
+    await startWorker()
+    for (const { child, parent } of pairs) {
+      const q = child.endsWith('.kid') ? Q3 : Q2
+      expect((await ended(child, q)).state, `child ${child}`).toBe('completed')
+      expect(ledger.get(child)!.start).toBeGreaterThanOrEqual(ledger.get(parent)!.end)
+    }
+  })
+
   it('answers a repeat by idempotency key or id with the job, and refuses bad input writing nothing', async () => {
     const p = await add(Q1)
     const first = await add(Q2, { idempotency_key: 'dep-1', depends_on: [{ job_id: p.job.id, queue: Q1 }] })
@@ -280,10 +312,11 @@ describe('depends_on on existing jobs', () => {
         3600,
         ...args,
       ])
-    await expect(call('2', p.job.id, 'fX', 'k')).rejects.toThrow(/DTQ_BAD_ARG 3 fields per parent/)
-    await expect(call('2', p.job.id, 'fX', 'k', 'other', '', 'k')).rejects.toThrow(
+    await expect(call('2', p.job.id, 'fX', 'k', '[]')).rejects.toThrow(/DTQ_BAD_ARG 4 fields per parent/)
+    await expect(call('2', p.job.id, 'fX', 'k', '[]', 'other', '', 'k', '[]')).rejects.toThrow(
       /DTQ_BAD_ARG id, flow and node/,
     )
+    await expect(call('1', p.job.id, 'fX', 'k', '{bad')).rejects.toThrow(/DTQ_BAD_ARG children must be/)
     await expect(call('0')).rejects.toThrow(/DTQ_BAD_ARG number of parents/)
     expect(await b.redis.hgetall(b.queue.store.keys.job(Q1, p.job.id))).toEqual(before)
   })

@@ -2,13 +2,16 @@
  * Flows (docs/decisions/0019) against a real Redis -- standalone, and with DTQ_TEST_REDIS=cluster
  * a 3-primary Cluster where the queues below sit on different primaries: fan-out, fan-in,
  * diamond across queues, parents' results, each failure policy, the cancel cascade, a DLQ retry
- * that resumes the flow, bad input that writes nothing, idempotent creation and its roll-forward.
+ * that resumes the flow, bad input that writes nothing, idempotent creation and its roll-forward,
+ * and a parent that ends after its flow's record expired (a long retry delay, a stay in the DLQ)
+ * still releasing its children -- with its negative control.
  */
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { DtqError, PermanentJobError } from '../src/errors.ts'
+import { DtqError, PermanentJobError, RetryJobError } from '../src/errors.ts'
 import type { FlowNodeSpec } from '../src/queue/flows.ts'
+import { F } from '../src/queue/job.ts'
 import { redisTarget } from '../src/redis/connection.ts'
 import { functions } from '../src/redis/scripts.ts'
 import { type Bundle, setup, spreadQueues, targetEnv, waitFor } from './helpers.ts'
@@ -361,5 +364,177 @@ describe('flows', () => {
     const got = JSON.parse(await runCli(env, ['flows', 'get', added.id]))
     expect(got.edges).toEqual([{ from: 'a', to: 'b', on_failure: 'fail' }])
     expect(got.nodes.map((n: { job_id: string }) => n.job_id)).toEqual([`${added.id}.a`, `${added.id}.b`])
+  })
+
+  describe('a parent that ends after its flow record expired (invariant 20)', () => {
+    /** Flows per scenario: a release lost one time in four shows (P(all pass) < 0.001). */
+    const ROUNDS = 8
+    const record = (id: string) => b.queue.store.keys.flow(id)
+    /** What the member jobs from before the fix held: no children of their own (the record only). */
+    const asBeforeTheFix = (queue: string, id: string) =>
+      b.redis.hdel(b.queue.store.keys.job(queue, id), F.flow_children)
+    /** FLOW_RETENTION_S passing while the parents wait (no member ended: nothing pushed the TTL). */
+    async function retentionPasses(flows: string[]) {
+      for (const f of flows) {
+        const ttl = await b.redis.ttl(record(f))
+        // Without the fix this TTL is all a waiting parent had: it runs out before the parent ends.
+        expect(ttl).toBeGreaterThan(0)
+        expect(ttl).toBeLessThanOrEqual(b.config.flowRetentionS)
+        await b.redis.pexpire(record(f), 1)
+      }
+      await waitFor(async () => {
+        for (const f of flows) if (await b.redis.exists(record(f))) return false
+        return true
+      })
+    }
+
+    it('a parent retried after a delay longer than the retention releases its children', async () => {
+      const runs = new Map<string, { start: number; end: number }>()
+      const tried = new Set<string>()
+      await startWorker({
+        later: (job) => {
+          const start = Date.now()
+          if (!tried.has(job.id)) {
+            tried.add(job.id)
+            throw new RetryJobError('upstream not ready', 3_000)
+          }
+          runs.set(job.id, { start, end: Date.now() })
+          return 'late'
+        },
+        step: (job) => {
+          runs.set(job.id, { start: Date.now(), end: Date.now() })
+          return job.flow_node
+        },
+      })
+      const flows: string[] = []
+      for (let i = 0; i <= ROUNDS; i++) {
+        const { flow } = await b.queue.addFlow({
+          nodes: [
+            { ...node('p', Q1, [], 'later'), max_retries: 1 },
+            node('c', Q2, ['p'], 'step'),
+            node('g', Q3, ['c'], 'step'),
+          ],
+        })
+        flows.push(flow.id)
+      }
+      const control = flows[ROUNDS]!
+      // Every parent waits out its retry delay; its flow's retention runs out meanwhile.
+      await waitFor(async () => {
+        for (const f of flows) if ((await b.queue.getJob(`${f}.p`, Q1))?.state !== 'retrying') return false
+        return true
+      })
+      await asBeforeTheFix(Q1, `${control}.p`)
+      await retentionPasses(flows)
+      for (const f of flows.slice(0, ROUNDS)) {
+        const g = await waitFor(
+          async () => {
+            const j = await b.queue.getJob(`${f}.g`, Q3)
+            return j?.state === 'completed' ? j : null
+          },
+          { what: `flow ${f} released after its record expired` },
+        )
+        expect(g.parent_results).toEqual({ c: 'c' })
+        expect(await b.queue.getJob(`${f}.c`, Q2)).toMatchObject({ parent_results: { p: 'late' } })
+        expect(runs.get(`${f}.c`)!.start).toBeGreaterThanOrEqual(runs.get(`${f}.p`)!.end)
+        expect(runs.get(`${f}.g`)!.start).toBeGreaterThanOrEqual(runs.get(`${f}.c`)!.end)
+        // Released without the record: it is still gone (and nothing wrote it again).
+        expect(await b.redis.exists(record(f))).toBe(0)
+      }
+      // The control: its parent completed, its outbox entry was drained -- against a record that
+      // is gone -- and its child is stranded, as every flow's was before the fix.
+      expect((await b.queue.getJob(`${control}.p`, Q1))!.state).toBe('completed')
+      await new Promise((r) => setTimeout(r, 1_000)) // a sweep or more
+      expect(await b.redis.xlen(b.queue.store.keys.flowOut(Q1))).toBe(0)
+      expect((await b.queue.getJob(`${control}.c`, Q2))!.state).toBe('waiting')
+    })
+
+    it('a parent retried from the DLQ after the retention re-opens its flow', async () => {
+      let fail = true
+      await startWorker({
+        flaky: () => {
+          if (fail) throw new PermanentJobError('not yet')
+          return 'ok'
+        },
+      })
+      const flows: string[] = []
+      for (let i = 0; i <= ROUNDS; i++) {
+        const { flow } = await b.queue.addFlow({
+          nodes: [node('p', Q1, [], 'flaky'), node('c', Q2, ['p']), node('g', Q3, ['c'])],
+        })
+        flows.push(flow.id)
+      }
+      const control = flows[ROUNDS]!
+      for (const f of flows) expect((await settled(f)).counts).toEqual({ failed: 3 })
+      // The failed flow stays in the DLQ past FLOW_RETENTION_S (the DLQ keeps it FAILED_RETENTION_S).
+      await asBeforeTheFix(Q1, `${control}.p`)
+      await retentionPasses(flows)
+      fail = false
+      for (const f of flows) await b.queue.retry(`${f}.p`, Q1)
+      for (const f of flows.slice(0, ROUNDS)) {
+        const g = await waitFor(
+          async () => {
+            const j = await b.queue.getJob(`${f}.g`, Q3)
+            return j?.state === 'completed' ? j : null
+          },
+          { what: `flow ${f} re-opened after its record expired` },
+        )
+        expect(g.error).toBeNull()
+        expect(await b.queue.getJob(`${f}.c`, Q2)).toMatchObject({
+          state: 'completed',
+          parent_results: { p: 'ok' },
+        })
+        expect(await b.redis.exists(record(f))).toBe(0)
+      }
+      expect((await b.queue.getJob(`${control}.p`, Q1))!.state).toBe('completed')
+      await new Promise((r) => setTimeout(r, 1_000))
+      expect(await b.queue.getJob(`${control}.c`, Q2)).toMatchObject({
+        state: 'failed',
+        error: 'parent p failed',
+      })
+    })
+
+    it('the children travel in the outbox entry: a parent deleted as it completes still releases', async () => {
+      // COMPLETED_RETENTION_S=0: the parent's hash is gone in the script that completes it, so
+      // the releaser could not read the children there afterwards either.
+      const b0 = await setup({ config: { completedRetentionS: 0 } })
+      try {
+        const { flow } = await b0.queue.addFlow({ nodes: [node('a', Q1), node('b', Q2, ['a'])] })
+        await b0.redis.pexpire(b0.queue.store.keys.flow(flow.id), 1)
+        await new Promise((r) => setTimeout(r, 20))
+        expect(await b0.redis.exists(b0.queue.store.keys.flow(flow.id))).toBe(0)
+        const { jobs } = await b0.queue.store.deliver(Q1, 'c1', 1)
+        await b0.queue.store.complete(Q1, [{ id: jobs[0]!.id, epoch: jobs[0]!.epoch, result: '7' }])
+        expect(await b0.redis.exists(b0.queue.store.keys.job(Q1, `${flow.id}.a`))).toBe(0)
+        await b0.queue.flows.drain(Q1)
+        expect(await b0.queue.getJob(`${flow.id}.b`, Q2)).toMatchObject({
+          state: 'queued',
+          parent_results: { a: 7 },
+        })
+      } finally {
+        await b0.cleanup()
+      }
+    })
+
+    it('the record still expires once the flow is over', async () => {
+      await startWorker()
+      const { flow } = await b.queue.addFlow({
+        nodes: [node('a', Q1), node('b', Q2, ['a']), node('c', Q3, ['a', 'b'])],
+      })
+      expect((await settled(flow.id)).counts).toEqual({ completed: 3 })
+      await b.queue.flows.drain(Q3) // the last member's entry (no children: nothing to release)
+      // Kept FLOW_RETENTION_S past its last release, never made persistent.
+      const ttl = await b.redis.ttl(record(flow.id))
+      expect(ttl).toBeGreaterThan(b.config.flowRetentionS - 60)
+      expect(ttl).toBeLessThanOrEqual(b.config.flowRetentionS)
+      // The children lists live on the members, which go with their own retention.
+      expect(
+        JSON.parse((await b.redis.hget(b.queue.store.keys.job(Q1, `${flow.id}.a`), F.flow_children))!),
+      ).toEqual([
+        ['b', Q2, 'fail'],
+        ['c', Q3, 'fail'],
+      ])
+      expect(await b.redis.hget(b.queue.store.keys.job(Q3, `${flow.id}.c`), F.flow_children)).toBeNull()
+      for (const q of [Q1, Q2, Q3]) expect(await b.redis.xlen(b.queue.store.keys.flowOut(q))).toBe(0)
+    })
   })
 })

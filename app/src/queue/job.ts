@@ -198,6 +198,11 @@ export const F = {
    * later job's depends_on while it was already a member of another flow (ADR 0019).
    */
   flow_watch: 'fw',
+  /**
+   * Its children in its flow, JSON (the record's `c:<node>` list), written by flow_attach: its
+   * end's outbox entry carries them, so the release never needs the flow's record (ADR 0019).
+   */
+  flow_children: 'fk',
   // Flow control (ADR 0022).
   /** The slot sets the job holds, JSON [suffix, ...]: concurrency slots while it runs, a key's until it ends. */
   fc_slots: 'hs',

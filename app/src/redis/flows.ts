@@ -84,6 +84,18 @@ function jobOf(flow: string, n: FlowNodeRecord): NewJobRecord {
  */
 type ChildRef = [string, string, FlowPolicy, string?]
 
+/** Each node's children (the record's `c:<node>` lists), from the nodes' parents. */
+function childrenOf(flow: string, nodes: FlowNodeRecord[]): Record<string, ChildRef[]> {
+  const children: Record<string, ChildRef[]> = {}
+  for (const n of nodes) {
+    for (const [parent, policy] of n.p) {
+      children[parent] ??= []
+      children[parent].push(n.id === nodeJobId(flow, n.k) ? [n.k, n.q, policy] : [n.k, n.q, policy, n.id])
+    }
+  }
+  return children
+}
+
 /** A node from its record's field `n:<key>`. */
 function storedNode(flow: string, field: string, json: string): FlowNodeRecord {
   const n = JSON.parse(json) as Omit<FlowNodeRecord, 'k' | 'id'> & { id?: string }
@@ -161,13 +173,7 @@ export class FlowStore extends StoreBase {
     )
     // Registered before the record, so the leader finds a flow whose creator died part-way.
     await this.redis.zadd(this.keys.flowsCreating(), this.clock.now(), flow)
-    const children: Record<string, ChildRef[]> = {}
-    for (const n of nodes) {
-      for (const [parent, policy] of n.p) {
-        children[parent] ??= []
-        children[parent].push(n.id === nodeJobId(flow, n.k) ? [n.k, n.q, policy] : [n.k, n.q, policy, n.id])
-      }
-    }
+    const children = childrenOf(flow, nodes)
     const stored = Object.fromEntries(
       nodes.map(({ k, id, ...rest }) => [k, id === nodeJobId(flow, k) ? rest : { ...rest, id }]),
     )
@@ -190,15 +196,21 @@ export class FlowStore extends StoreBase {
   /**
    * Creates a flow's nodes from its record and marks it created. Nodes with parents first
    * (`waiting`), the roots last: no node can finish before every node exists, so every
-   * release finds its child. Existing jobs the nodes depend on are joined last (attach).
-   * Idempotent (an existing id is left as it is).
+   * release finds its child. Then every parent joins in its slot (attach): the existing jobs
+   * the nodes depend on become members, and every parent gets its children on its own hash
+   * (F.flow_children; a parent that ends before has its entry released from the record,
+   * which the flow has just written). Idempotent (an existing id is left as it is, a joined
+   * parent joins again as a no-op). `nodes`: all of the flow's nodes.
    */
   async complete(flow: string, nodes?: FlowNodeRecord[]): Promise<AttachOutcome> {
     nodes ??= await this.readNodes(flow)
+    const children = childrenOf(flow, nodes)
     for (const roots of [false, true]) {
       const byQueue = new Map<string, NewJobRecord[]>()
       for (const n of nodes) {
-        if ((n.p.length === 0) !== roots || n.x) continue
+        // A node without its job was created already (flow_done drops the copies once all
+        // exist); an existing job's node is joined (attach), not created.
+        if ((n.p.length === 0) !== roots || n.x || !n.r) continue
         const list = byQueue.get(n.q) ?? []
         list.push(jobOf(flow, n))
         byQueue.set(n.q, list)
@@ -207,34 +219,47 @@ export class FlowStore extends StoreBase {
         for (let i = 0; i < records.length; i += CREATE_CHUNK)
           await this.jobs.enqueue(queue, records.slice(i, i + CREATE_CHUNK))
     }
-    const outcome = await this.attach(flow, nodes)
+    const outcome = await this.attach(flow, nodes, children)
     await this.run('flow_done', this.keys.flowQueue(flow), [])
     await this.redis.zrem(this.keys.flowsCreating(), flow)
     return outcome
   }
 
   /**
-   * Joins the existing jobs among a flow's nodes (`x`: named in `depends_on` of a job added
-   * alone), in their slots, once every child exists: from here on each one's end reaches its
-   * queue's outbox (one that has ended already answers at once: flow_attach writes the entry).
-   * A parent gone meanwhile (a race with its retention or removal) cancels its children. The
-   * outboxes written to are drained here, so a child of ended parents is queued before the
-   * caller hears back.
+   * Joins a flow's parents in their slots once every child exists, storing each one's children
+   * on its hash (its end then releases them with or without the record). The existing jobs
+   * among the nodes (`x`: named in `depends_on` of a job added alone) become members: from
+   * here on each one's end reaches its queue's outbox (one that has ended already answers at
+   * once: flow_attach writes the entry); one gone meanwhile (a race with its retention or
+   * removal) cancels its children. The outboxes written to are drained here, so a child of
+   * ended parents is queued before the caller hears back. (A node of the flow's own that is
+   * gone ended already, its entry written -- a retention of 0 removes it as it completes --, and
+   * a job holding one's id that is not the flow's is left alone: 'foreign'.)
    */
-  private async attach(flow: string, nodes: FlowNodeRecord[]): Promise<AttachOutcome> {
+  private async attach(
+    flow: string,
+    nodes: FlowNodeRecord[],
+    children: Record<string, ChildRef[]>,
+  ): Promise<AttachOutcome> {
     const byQueue = new Map<string, FlowNodeRecord[]>()
-    for (const n of nodes) if (n.x) byQueue.set(n.q, [...(byQueue.get(n.q) ?? []), n])
+    for (const n of nodes) {
+      if (!n.x && !children[n.k]?.length) continue
+      const list = byQueue.get(n.q) ?? []
+      list.push(n)
+      byQueue.set(n.q, list)
+    }
     const missing: FlowNodeRecord[] = []
     let due = 0
     const ended = new Set<string>()
     for (const [queue, list] of byQueue) {
       const replies = await this.run<Array<[string, number]>>('flow_attach', queue, [
         list.length,
-        ...list.flatMap((n) => [n.id, flow, n.k]),
+        ...list.flatMap((n) => [n.id, flow, n.k, JSON.stringify(children[n.k] ?? [])]),
       ])
       replies.forEach(([outcome, at], i) => {
-        if (outcome === 'not_found') missing.push(list[i]!)
-        else if (outcome !== 'attached') ended.add(queue)
+        if (outcome === 'not_found') {
+          if (list[i]!.x) missing.push(list[i]!)
+        } else if (outcome !== 'attached' && outcome !== 'member' && outcome !== 'foreign') ended.add(queue)
         due = Math.max(due, Number(at))
       })
     }
@@ -259,14 +284,12 @@ export class FlowStore extends StoreBase {
     return { missing: missing.map((n) => `${n.q}/${n.id}`) }
   }
 
+  /** Every node of the flow's record (complete() skips those created already). */
   private async readNodes(flow: string): Promise<FlowNodeRecord[]> {
     const h = await this.redis.hgetall(this.keys.flow(flow))
-    // A node without its job was created already (flow_done drops the copies once all exist);
-    // an existing job's node is joined again (flow_attach: a repeat changes nothing).
     return Object.entries(h)
       .filter(([k]) => k.startsWith('n:'))
       .map(([k, v]) => storedNode(flow, k, v))
-      .filter((n) => n.r || n.x)
   }
 
   /** The flow with its nodes' live states and its edges, or null. */
@@ -331,19 +354,24 @@ export class FlowStore extends StoreBase {
 
   /**
    * Releases the children of a page's entries; answers the entries that must stay: a child
-   * not created yet (its flow still `creating`: it will exist).
+   * not created yet (its flow still `creating`: it will exist). The children come with the
+   * entry (`c`, copied from the member's hash by its finishing script): a member that ended
+   * after its flow's record expired (it waited longer than FLOW_RETENTION_S: a backlog, a long
+   * retry delay, a stay in the DLQ then a retry) still releases them. An entry without them (a
+   * member from before they were kept on it, or a hand-written one) reads the record.
    */
   private async releasePage(entries: Array<Record<string, string>>): Promise<Set<number>> {
     const lists = await Promise.all(
       entries.map(async (e) => {
         const record = this.keys.flow(e.f ?? '')
         const [[state, list]] = await Promise.all([
-          this.redis.hmget(record, 'st', `c:${e.n ?? ''}`),
-          // A flow still at work keeps its record (never shortened: GT).
+          this.redis.hmget(record, 'st', ...(e.c ? [] : [`c:${e.n ?? ''}`])),
+          // A flow still at work keeps its record (never shortened: GT; a no-op once it expired).
           this.redis.expire(record, this.retentionS, 'GT'),
         ])
-        // No record: the flow is gone, nobody left to release.
-        return { state, children: state ? asArray<ChildRef>(JSON.parse(list ?? '[]')) : [] }
+        // Neither the entry's list nor a record: nobody left to release.
+        const json = e.c ?? (state ? list : undefined)
+        return { state, children: asArray<ChildRef>(JSON.parse(json ?? '[]')) }
       }),
     )
     // Calls per child queue, of at most RELEASES_PER_CALL releases each.
