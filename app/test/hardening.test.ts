@@ -289,6 +289,30 @@ describe('idempotency outlives retention', () => {
     const again = await b.queue.add('echo', {}, { id: 'order-17' })
     expect(again).toMatchObject({ created: true, job: { id: job.id, state: 'queued' } })
   })
+
+  it("a key whose job's id was used again answers its own job's outcome, not the new job", async () => {
+    const key = 'order-9-key'
+    await b.queue.add('echo', { v: 1 }, { id: 'order-9', idempotency_key: key })
+    const [j] = (await store.deliver(Q, 'w1', 1)).jobs
+    await store.complete(Q, [{ id: j!.id, epoch: j!.epoch, result: '1', idemHash: hashIdempotencyKey(key) }])
+    const finishedAt = (await b.queue.getJob('order-9'))!.finished_at
+    clock.advance(61_000)
+    await store.pruneCompleted(Q)
+    const other = await b.queue.add('other', { v: 2 }, { id: 'order-9' })
+    expect(other.created).toBe(true)
+    const repeat = await b.queue.add('echo', { v: 1 }, { id: 'order-9', idempotency_key: key })
+    expect(repeat.created).toBe(false)
+    expect(repeat.job).toMatchObject({
+      id: 'order-9',
+      state: 'completed',
+      finished_at: finishedAt,
+      removed: true,
+    })
+    // Without an id of its own, the repeat is answered the same way.
+    const repeat2 = await b.queue.add('echo', { v: 1 }, { idempotency_key: key })
+    expect(repeat2.job).toMatchObject({ id: 'order-9', state: 'completed', removed: true })
+    expect((await b.queue.getJob('order-9'))?.task_type).toBe('other')
+  })
 })
 
 describe('stale writes', () => {

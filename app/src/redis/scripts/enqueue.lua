@@ -128,7 +128,9 @@ for j = 1, n do
       elseif v then
         -- "<id>" while the job lives; "<id> <state> <finished at>" once it has finished.
         local first, st, at = string.match(v, '^(%S+) ?(%S*) ?(%S*)')
-        if first and redis.call('EXISTS', k_job(first)) == 1 then
+        -- The key's job only if the live job carries this key: a caller's id may be used again
+        -- once its job is removed, and the job under it now is another one.
+        if first and redis.call('HGET', k_job(first), F_IDEM_HASH) == idem_hash then
           found, by_key = first, true
         elseif first and st ~= '' then
           -- Finished and removed since (retention): still the same job, answered as far as known.
@@ -136,7 +138,8 @@ for j = 1, n do
         end
       end
     end
-    if not found then
+    -- (A key that answers with its removed job's outcome answers for the id too.)
+    if not found and not dup[j] then
       if string.find(id, '^%d+$') then
         fresh[#fresh + 1] = j
       elseif redis.call('EXISTS', k_job(id)) == 1 then
