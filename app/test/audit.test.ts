@@ -11,7 +11,7 @@ import { hostname, userInfo } from 'node:os'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { loadConfig } from '../src/config.ts'
 import { type ApiBundle, apiSetup, TOKENS } from './api-helpers.ts'
-import { targetEnv, testTarget, waitFor } from './helpers.ts'
+import { FakeClock, targetEnv, testTarget, waitFor } from './helpers.ts'
 import { runCli } from './processes.ts'
 
 /** `dtq <args>`'s exit code (runCli rejects on a non-zero one). */
@@ -72,6 +72,23 @@ describe('audit log', () => {
     // Nothing secret in the stream: no token, no payload.
     const raw = JSON.stringify(await b.redis.xrange(b.queue.store.keys.audit(), '-', '+'))
     for (const secret of [...Object.values(TOKENS), 'PAYLOAD-SECRET']) expect(raw).not.toContain(secret)
+  })
+
+  it("stamps entries with the process's clock (Redis's time, ADR 0012), not the machine's", async () => {
+    const clock = new FakeClock(Date.UTC(2031, 0, 2, 3, 4, 5))
+    const own = await apiSetup({ apiTokens: NAMED, auditMaxLen: 1000 }, { clock })
+    try {
+      const res = await own.app.inject({
+        method: 'POST',
+        url: '/queues/default/pause',
+        headers: as(TOKENS.admin),
+      })
+      expect(res.statusCode).toBeLessThan(300)
+      const e = await waitFor(async () => (await own.redis.xrange(own.queue.store.keys.audit(), '-', '+'))[0])
+      expect(e[1][e[1].indexOf('at') + 1]).toBe(String(clock.now()))
+    } finally {
+      await own.cleanup()
+    }
   })
 
   it('records refusals (forbidden, bad input, unauthenticated) with their error code; default names <role>-<n>', async () => {

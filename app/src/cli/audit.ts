@@ -119,8 +119,10 @@ export function auditCommands(program: Command, config: () => Config) {
       .join(' ')
     try {
       await connectRedis(redis, cfg.redisCommandTimeoutMs)
+      // Redis's time, as every process writes it (ADR 0012): one TIME, this command's only.
+      const [sec, usec] = await redis.time()
       await log.record({
-        at: Date.now(),
+        at: Number(sec) * 1000 + Math.floor(Number(usec) / 1000),
         actor: actor(),
         role: 'cli',
         action: `cli ${r.path}`,

@@ -158,7 +158,7 @@ export class Archiver {
    * every RESCAN_MS, in all of them again (idempotent): a queue the janitor forgot (its switch
    * deleted with its other keys) and that came back is switched on again.
    */
-  async scan(now = Date.now()): Promise<void> {
+  async scan(now = this.store.clock.now()): Promise<void> {
     const all = now - this.lastRescan >= RESCAN_MS
     if (all) this.lastRescan = now
     for (const q of await this.store.queues()) {
@@ -172,7 +172,7 @@ export class Archiver {
    * One round: the registry (every scanMs), retention (hourly), then one batch read, written
    * and acknowledged. Returns the number of entries handled (0: nothing to do).
    */
-  async cycle(now = Date.now()): Promise<number> {
+  async cycle(now = this.store.clock.now()): Promise<number> {
     if (now - this.lastScan >= this.scanMs) {
       await this.scan(now)
       this.lastScan = now
@@ -265,7 +265,7 @@ export class Archiver {
     }
     this.stats.archived += jobs.length
     this.stats.entries += n
-    if (jobs.length) this.stats.last_archived_at = Date.now()
+    if (jobs.length) this.stats.last_archived_at = this.store.clock.now()
     return n
   }
 }

@@ -6,6 +6,7 @@
  */
 import type { Config } from '../config.ts'
 import { ArchiveStore } from '../redis/archive.ts'
+import { RedisClock } from '../redis/clock.ts'
 import { connectRedis, createRedis, redisTarget } from '../redis/connection.ts'
 import { Archiver, type ArchiverLog } from './archiver.ts'
 import { createPool, History, migrate } from './db.ts'
@@ -16,13 +17,17 @@ function storeOf(cfg: Config) {
     commandTimeoutMs: cfg.redisCommandTimeoutMs,
     name: 'dtq-archiver',
   })
+  // Redis's time, as every process writes it (ADR 0012): the acknowledgements' retention and
+  // the archiver's reports read it.
+  const clock = new RedisClock(redis, { skewMs: cfg.testClockSkewMs })
   const store = new ArchiveStore(redis, {
     prefix: cfg.keyPrefix,
     eventsMaxLen: cfg.eventsMaxLen,
     completedRetentionS: cfg.completedRetentionS,
     failedRetentionS: cfg.failedRetentionS,
+    clock,
   })
-  return { redis, store }
+  return { redis, store, clock }
 }
 
 /**
@@ -60,8 +65,9 @@ export interface RunningArchiver {
 
 /** Starts an archiver in this process (also what `dtq dev` does when DATABASE_URL is set). */
 export async function startArchiver(cfg: Config, log: ArchiverLog): Promise<RunningArchiver> {
-  const { redis, store } = storeOf(cfg)
+  const { redis, store, clock } = storeOf(cfg)
   await connectRedis(redis, 60_000)
+  void clock.start().catch(() => {}) // until measured (or if TIME fails), this machine's time
   let stopped = false
   const running: RunningArchiver = {
     archiver: undefined,
@@ -70,9 +76,11 @@ export async function startArchiver(cfg: Config, log: ArchiverLog): Promise<Runn
       await ready
       await running.archiver?.stop()
       await pool.end().catch(() => {})
+      clock.stop()
       redis.disconnect()
     },
     abandon() {
+      clock.stop()
       redis.disconnect()
       void pool.end().catch(() => {})
     },

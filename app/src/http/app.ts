@@ -237,7 +237,10 @@ export async function buildApp(deps: AppDeps) {
   })
 
   app.setErrorHandler(errorHandler(config))
-  app.decorate('dtqAudit', installAudit(app, { redis: queue.redis, keys: queue.store.keys, config, auth }))
+  app.decorate(
+    'dtqAudit',
+    installAudit(app, { redis: queue.redis, keys: queue.store.keys, config, auth, clock: queue.clock }),
+  )
 
   await app.register(systemRoutes)
   await app.register(jobRoutes)

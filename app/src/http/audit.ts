@@ -12,6 +12,7 @@ import type { Config } from '../config.ts'
 import { AuditLog } from '../redis/audit.ts'
 import type { RedisClient } from '../redis/connection.ts'
 import type { Keys } from '../redis/keys.ts'
+import type { Clock } from '../redis/store.ts'
 import { bearerToken, type TokenAuth } from './auth.ts'
 import { AuditPage, AuditQuery } from './ops-schemas.ts'
 import { errorReplies } from './schemas.ts'
@@ -70,7 +71,14 @@ function detailOf(req: FastifyRequest): string {
 /** Installs the recording hooks and GET /audit on the app (before its routes are registered). */
 export function installAudit(
   app: FastifyInstance,
-  deps: { redis: RedisClient; keys: Keys; config: Pick<Config, 'auditMaxLen'>; auth: TokenAuth },
+  deps: {
+    redis: RedisClient
+    keys: Keys
+    config: Pick<Config, 'auditMaxLen'>
+    auth: TokenAuth
+    /** The fleet's time (Redis's, ADR 0012): what every process writes. */
+    clock: Clock
+  },
 ): AuditLog {
   const audit = new AuditLog(deps.redis, deps.keys, deps.config.auditMaxLen, (err) =>
     app.log.warn({ err: (err as Error).message }, 'audit entry not written'),
@@ -99,7 +107,7 @@ export function installAudit(
       : (token && deps.auth.actorOf(token)) || { name: 'anonymous', role: '' }
     const status = reply.statusCode
     await audit.record({
-      at: Date.now(),
+      at: deps.clock.now(),
       actor: who.name,
       role: who.role,
       action,
