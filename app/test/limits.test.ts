@@ -353,6 +353,35 @@ describe('flow control', () => {
     expect(err).toMatch(/--rate is N\/W/)
   })
 
+  it('a job run now, granted a slot and sent back to wait by a debounce gives the slot back (3 rounds)', async () => {
+    await b.queue.setLimits(Q, { concurrency: 1 })
+    const store = b.queue.store
+    const state = async (id: string) => (await b.queue.getJob(id, Q))?.state
+    for (let round = 0; round < 3; round++) {
+      const a = (await b.queue.add('d', {}, { queue: Q })).job
+      const [ja] = (await store.deliver(Q, 'w1', 1)).jobs
+      expect(ja!.id).toBe(a.id)
+      const debounce = (ttl_ms: number) => ({
+        queue: Q,
+        dedup: { mode: 'debounce' as const, key: `kb${round}`, ttl_ms },
+      })
+      const bid = (await b.queue.add('d', { v: 1 }, debounce(60_000))).job.id
+      await b.queue.runNow(bid, Q) // an operator runs it now, within its window
+      expect((await store.deliver(Q, 'w1', 10)).jobs).toEqual([]) // the slot is A's: B is held
+      expect(await state(bid)).toBe('held')
+      await store.complete(Q, [{ id: ja!.id, epoch: ja!.epoch, result: '1' }])
+      expect(await state(bid)).toBe('queued') // granted A's slot, on its way
+      // Added again within its window: B goes back to wait, for a minute.
+      expect((await b.queue.add('d', { v: 2 }, debounce(60_000))).job.id).toBe(bid)
+      expect(await state(bid)).toBe('scheduled')
+      const c = (await b.queue.add('d', {}, { queue: Q })).job.id
+      const started = (await store.deliver(Q, 'w1', 10)).jobs
+      expect(started.map((j) => j.id)).toEqual([c])
+      await store.complete(Q, [{ id: started[0]!.id, epoch: started[0]!.epoch, result: '1' }])
+      await b.queue.deleteJob(bid, Q)
+    }
+  })
+
   it('deleting a job gives back every slot it held; emptying a queue removes held jobs too', async () => {
     await b.queue.setLimits(Q, { concurrency: 1, key_concurrency: 1 })
     const [a, next] = await addMany(2, () => ({ partition_key: 'k' }))

@@ -196,8 +196,11 @@ do
 
   -- ---- the move hook ----------------------------------------------------------------------------
 
+  -- Gives back what a job's move out of `active` (its concurrency slots), or its end (every
+  -- slot), frees -- and a granted job's slot when it is sent back to wait (queued -> scheduled:
+  -- a debounce of a job on its way), so no waiting job holds one.
   fc_moved = function(id, from, to)
-    if from ~= 'active' and not FC_TERMINAL[to] then return end
+    if from ~= 'active' and not FC_TERMINAL[to] and not (from == 'queued' and to == 'scheduled') then return end
     local c = fc_conf()
     if not c then return end
     local jk = k_job(id)
