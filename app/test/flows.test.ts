@@ -388,6 +388,16 @@ describe('flows', () => {
       })
     }
 
+    /** The control's parent has completed and its outbox entry was drained (against no record). */
+    const controlDrained = async (control: string) => {
+      await waitFor(async () => (await b.queue.getJob(`${control}.p`, Q1))?.state === 'completed', {
+        what: 'the control parent completed',
+      })
+      await waitFor(async () => (await b.redis.xlen(b.queue.store.keys.flowOut(Q1))) === 0, {
+        what: "the control parent's outbox entry drained",
+      })
+    }
+
     it('a parent retried after a delay longer than the retention releases its children', async () => {
       const runs = new Map<string, { start: number; end: number }>()
       const tried = new Set<string>()
@@ -442,9 +452,7 @@ describe('flows', () => {
       }
       // The control: its parent completed, its outbox entry was drained -- against a record that
       // is gone -- and its child is stranded, as every flow's was before the fix.
-      expect((await b.queue.getJob(`${control}.p`, Q1))!.state).toBe('completed')
-      await new Promise((r) => setTimeout(r, 1_000)) // a sweep or more
-      expect(await b.redis.xlen(b.queue.store.keys.flowOut(Q1))).toBe(0)
+      await controlDrained(control)
       expect((await b.queue.getJob(`${control}.c`, Q2))!.state).toBe('waiting')
     })
 
@@ -485,8 +493,7 @@ describe('flows', () => {
         })
         expect(await b.redis.exists(record(f))).toBe(0)
       }
-      expect((await b.queue.getJob(`${control}.p`, Q1))!.state).toBe('completed')
-      await new Promise((r) => setTimeout(r, 1_000))
+      await controlDrained(control)
       expect(await b.queue.getJob(`${control}.c`, Q2)).toMatchObject({
         state: 'failed',
         error: 'parent p failed',

@@ -237,6 +237,7 @@ export class Analytics {
        FROM top LEFT JOIN LATERAL (
          SELECT error FROM ${this.t('attempts')} a
          WHERE a.error_class = top.error_class AND a.ended_at = top.last_at AND a.outcome = 'failed'
+           AND a.ended_at >= $1 AND a.ended_at < $2
          LIMIT 1) ex ON true
        ORDER BY top.count DESC, top.error_class`,
       w.params,

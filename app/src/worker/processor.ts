@@ -54,15 +54,18 @@ export interface ProcessorOptions {
   onSettled?: (job: Job, outcome: string) => void
   /** Drains a queue's flow outbox (flow-releaser.ts): called when a flow member has ended. */
   releaseFlows?: (queue: string) => void
-  /** Negative control: the epoch to write outcomes under, whoever owns the job (no fence). */
+  /**
+   * Negative control: the epoch to write outcomes under, whoever owns the job (no fence); the
+   * completion then goes without its delivery's entry too (the fence's other half, ADR 0038).
+   */
   epochOf?: (store: JobStore, queue: string, id: string) => Promise<number>
 }
 
 /** One run of a job: one delivery (queue, id, epoch). */
 interface Running {
   job: Job
-  /** What the delivery said of the job (its completion hands it back: ADR 0038). */
-  delivery: DeliveryFacts
+  /** What the delivery said of the job (its completion hands it back: ADR 0038); none in the no-fencing control. */
+  delivery: DeliveryFacts | undefined
   /**
    * Why the run was told to stop (timeout, cancel, lost lease, shutdown): set once, by abortRun.
    * The handler's AbortController is made only when it reads `ctx.signal` (signalOf): most
@@ -556,8 +559,10 @@ export class Processor {
   private async settle(r: Running, outcome: Outcome): Promise<string> {
     const { job } = r
     if (outcome.kind === 'drop') return 'abandoned'
-    if (this.o.epochOf)
+    if (this.o.epochOf) {
       job.epoch = await this.o.epochOf(this.o.store, job.queue, job.id).catch(() => job.epoch)
+      r.delivery = undefined
+    }
     for (let attempt = 0; ; attempt++) {
       try {
         let res: string
