@@ -382,6 +382,27 @@ describe('flow control', () => {
     }
   })
 
+  it("a slot whose holder's record is gone is healed out when the set looks full (control: a live holder keeps it)", async () => {
+    await b.queue.setLimits(Q, { concurrency: 1 })
+    const store = b.queue.store
+    const a = (await b.queue.add('d', {}, { queue: Q })).job.id
+    expect((await store.deliver(Q, 'w1', 1)).jobs.map((j) => j.id)).toEqual([a])
+    // Control: with the holder's record there, the next job waits.
+    const c = (await b.queue.add('d', {}, { queue: Q })).job.id
+    expect((await store.deliver(Q, 'w1', 1)).jobs).toEqual([])
+    expect((await b.queue.getJob(c, Q))?.state).toBe('held')
+    await b.queue.deleteJob(c, Q)
+    // The holder's record lost behind DTQ's back (expired, removed by hand): its slot is healed out.
+    await b.redis.del(store.keys.job(Q, a))
+    // A heal looks at a set at most once a second (the control's look set its mark): until it goes.
+    await waitFor(async () => !(await b.keys()).some((k) => k.includes(':heal:')), {
+      what: 'the heal mark gone',
+    })
+    const next = (await b.queue.add('d', {}, { queue: Q })).job.id
+    expect((await store.deliver(Q, 'w1', 1)).jobs.map((j) => j.id)).toEqual([next])
+    expect(await b.redis.hget(store.keys.stats(Q), 'fc_healed')).toBe('1')
+  })
+
   it('deleting a job gives back every slot it held; emptying a queue removes held jobs too', async () => {
     await b.queue.setLimits(Q, { concurrency: 1, key_concurrency: 1 })
     const [a, next] = await addMany(2, () => ({ partition_key: 'k' }))
