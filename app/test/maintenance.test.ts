@@ -9,6 +9,7 @@ import { F } from '../src/queue/job.ts'
 import { primaries } from '../src/redis/connection.ts'
 import { GROUP } from '../src/redis/keys.ts'
 import { startLocalRedis } from '../src/redis/local-server.ts'
+import type { JobStore } from '../src/redis/store.ts'
 import { Scheduler } from '../src/worker/scheduler.ts'
 import { type Bundle, FakeClock, monitorRedis, setup, waitFor } from './helpers.ts'
 import { tempDir } from './processes.ts'
@@ -208,27 +209,59 @@ describe('the janitor bounds what grows', () => {
     }
   })
 
-  it('repairs a job stranded by a deleted stream entry after its owner died: dead-lettered, with why', async () => {
+  /** A job held by a worker that died, its stream entry deleted behind DTQ's back. */
+  async function strandJob(): Promise<{ store: JobStore; id: string; redis: Bundle['redis'] }> {
     b = await setup({ config: { claimIdleMs: 200, leaseMs: 50 } })
     const store = b.queue.store
     const { job } = await b.queue.add('echo', {})
-    // A worker that died holding the job...
     const [j] = (await store.deliver('default', 'dead-worker', 1)).jobs
     expect(j?.id).toBe(job.id)
-    // ...and its entry deleted behind DTQ's back.
     await b.redis.xdel(
       store.keys.stream('default', 'normal'),
       (await b.redis.hget(store.keys.job('default', job.id), F.entry))!,
     )
-    const w = b.worker({ claimIdleMs: 200, leaseMs: 50 }, { janitorEveryMs: 200 })
+    return { store, id: job.id, redis: b.redis }
+  }
+
+  /** Starts a worker whose janitor runs often; resolves once job `id` is dead-lettered as lost. */
+  async function repairedByNextLeader(id: string): Promise<void> {
+    const w = b!.worker({ claimIdleMs: 200, leaseMs: 50 }, { janitorEveryMs: 200 })
     await w.start()
     const dead = await waitFor(async () => {
-      const x = await b!.queue.getJob(job.id)
+      const x = await b!.queue.getJob(id)
       return x?.state === 'failed' ? x : null
     })
     expect(dead.error).toMatch(/stream entry was deleted outside DTQ/)
-    expect(await b.redis.hget(store.keys.stats('default'), 'lost_entries')).toBe('1')
-    const pending = (await b.redis.xpending(store.keys.stream('default', 'normal'), GROUP)) as [number]
+  }
+
+  it('repairs a job stranded by a deleted stream entry after its owner died: dead-lettered, with why', async () => {
+    const { store, id, redis } = await strandJob()
+    await repairedByNextLeader(id)
+    expect(await redis.hget(store.keys.stats('default'), 'lost_entries')).toBe('1')
+    const pending = (await redis.xpending(store.keys.stream('default', 'normal'), GROUP)) as [number]
     expect(pending[0]).toBe(0)
+  })
+
+  it('a leader that dies between the deleted-entry report and its repair leaves the repair to the next (invariant 6)', async () => {
+    // Redis reports a deleted pending entry once: the repair it calls for must be recorded in
+    // Redis in the same step, not in the memory of the leader that saw it.
+    const { store, id, redis } = await strandJob()
+    // The first leader's reclaim sees the deleted entry... and the leader dies before its repair.
+    await waitFor(async () => {
+      const r = await store.reclaim('default', 'leader-1', 'normal', 200, 5)
+      return r.lost === 1 ? r : null
+    })
+    expect((await store.reclaim('default', 'leader-1', 'normal', 0, 5)).lost).toBe(0) // reported once
+    expect((await b!.queue.getJob(id))?.state).toBe('active')
+    await repairedByNextLeader(id)
+    // The trigger is cleared once repaired, and a repair that read an older count leaves a newer one.
+    await waitFor(async () =>
+      (await redis.hget(store.keys.meta('default'), 'repair_due')) === null ? 1 : null,
+    )
+    await redis.hset(store.keys.meta('default'), 'repair_due', '3')
+    await store.repairLostJobs('default', '2')
+    expect(await redis.hget(store.keys.meta('default'), 'repair_due')).toBe('3')
+    await store.repairLostJobs('default', '3')
+    expect(await redis.hget(store.keys.meta('default'), 'repair_due')).toBeNull()
   })
 })

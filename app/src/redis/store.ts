@@ -929,9 +929,11 @@ export class JobStore extends JobReads {
   /**
    * Dead-letters jobs left active whose stream entry was deleted behind DTQ's back while their
    * owner was gone (the reclaimer saw XAUTOCLAIM report deleted entries). Scans the queue's job
-   * keys: costly, so it runs only after such an alarm. Returns how many it repaired.
+   * keys: costly, so it runs only after such an alarm. `due` is the queue's `repair_due` count
+   * as read before the scan (sweep); once the scan is over it clears that trigger unless a
+   * reclaim reported more deleted entries meanwhile. Returns how many it repaired.
    */
-  async repairLostJobs(queue: string): Promise<number> {
+  async repairLostJobs(queue: string, due?: string): Promise<number> {
     const prefix = `${this.keys.base(queue)}:job:`
     let repaired = 0
     await scanKeys(this.redis, `${prefix}*`, async (keys) => {
@@ -941,6 +943,7 @@ export class JobStore extends JobReads {
         repaired += await this.run<number>('repair', queue, [part.length, ...part])
       }
     })
+    if (due) await this.run<number>('repair', queue, [0, due])
     return repaired
   }
 
@@ -1060,10 +1063,14 @@ export class JobStore extends JobReads {
     p.xtrim(this.keys.dlq(queue), 'MINID', failedBefore)
     // The created-time index's switch (ADR 0035): the janitor continues or sweeps it when set.
     p.hget(this.keys.meta(queue), 'created_index')
+    // Deleted entries reported by a reclaim and not yet repaired (reclaim.lua): held in Redis,
+    // so a leader that dies before its repair leaves the work to the next one.
+    p.hget(this.keys.meta(queue), 'repair_due')
     const res = (await p.exec()) ?? []
     const indexEntries = res.slice(0, 2).reduce((a, r) => a + Number(r?.[1] ?? 0), 0)
     const dlqEntries = Number(res[3]?.[1] ?? 0)
     const createdIndex = res[4]?.[1] as string | null | undefined
+    const repairDue = (res[5]?.[1] as string | null | undefined) ?? undefined
 
     let consumers = 0
     for (const pr of PRIORITIES) {
@@ -1079,6 +1086,6 @@ export class JobStore extends JobReads {
         }
       }
     }
-    return { completedJobs, indexEntries, dlqEntries, consumers, createdIndex }
+    return { completedJobs, indexEntries, dlqEntries, consumers, createdIndex, repairDue }
   }
 }

@@ -32,33 +32,28 @@ const LIBRARY_MAX_AGE_MS = 24 * 3_600_000
 
 export class Janitor {
   private readonly o: JanitorOptions
-  private readonly toRepair = new Set<string>()
-
   constructor(o: JanitorOptions) {
     this.o = o
-  }
-
-  /** A queue to repair on the next tick (its stream lost entries outside DTQ). */
-  markLost(queue: string): void {
-    this.toRepair.add(queue)
   }
 
   async tick(queues: readonly string[], served: ReadonlySet<string>): Promise<undefined> {
     const { store, log } = this.o
     const live = new Set((await this.o.registry.list()).map((w) => w.id))
     for (const q of queues) {
-      const { createdIndex, ...r } = await store.sweep(q, live, this.o.consumerIdleMs)
+      const { createdIndex, repairDue, ...r } = await store.sweep(q, live, this.o.consumerIdleMs)
       if (r.completedJobs || r.indexEntries || r.dlqEntries || r.consumers)
         log.debug({ queue: q, ...r }, 'janitor swept')
       // The created-time index (ADR 0035): a backfill its API process left unfinished goes on
       // here; members of jobs expired by TTL go, a bounded walk per tick.
       if (createdIndex === 'building') await store.createdBackfill(q, 20)
       else if (createdIndex === 'on') await store.createdSweep(q)
-    }
-    for (const q of [...this.toRepair]) {
-      this.toRepair.delete(q)
-      const repaired = await store.repairLostJobs(q)
-      if (repaired) log.error({ queue: q, repaired }, 'jobs stranded by deleted stream entries dead-lettered')
+      // A reclaim saw entries deleted behind DTQ's back (reclaim.lua records it in Redis, so
+      // the trigger survives the leader that saw it): the jobs they stranded are repaired.
+      if (repairDue) {
+        const repaired = await store.repairLostJobs(q, repairDue)
+        if (repaired)
+          log.error({ queue: q, repaired }, 'jobs stranded by deleted stream entries dead-lettered')
+      }
     }
     if (this.o.queueForgetMs > 0) {
       for (const q of queues) {

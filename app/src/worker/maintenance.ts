@@ -94,7 +94,6 @@ export class Maintenance {
       claimIdleMs: o.claimIdleMs,
       maxDeliveries: o.maxDeliveries,
       log: o.log,
-      onLost: (q) => this.janitor.markLost(q),
     })
     this.tickers = [
       new Ticker({

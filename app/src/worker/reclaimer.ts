@@ -3,7 +3,7 @@
  * every priority stream of every queue it is given, iterating the cursor to the end. Reclaimed
  * jobs are requeued (epoch + 1), cancelled if a cancel was requested, or dead-lettered as
  * poison after MAX_DELIVERIES. Entries XAUTOCLAIM reports as deleted are jobs lost outside DTQ:
- * an alarm, and the queue is handed to the janitor for repair. Run by the maintenance leader
+ * an alarm, and the reclaim script marks the queue for the janitor's repair (in Redis). Run by the maintenance leader
  * only, every CLAIM_IDLE_MS / 2: fleet-wide reclaim work is O(in-flight) per period.
  */
 import { PRIORITIES } from '../queue/job.ts'
@@ -17,8 +17,6 @@ export interface ReclaimerOptions {
   claimIdleMs: number
   maxDeliveries: number
   log: Logger
-  /** Entries of this queue were deleted behind DTQ's back: its lost jobs need a repair. */
-  onLost: (queue: string, lost: number) => void
 }
 
 export class Reclaimer {
@@ -49,7 +47,6 @@ export class Reclaimer {
               { queue: q, priority: p, lost: r.lost },
               'ALARM: pending entries were deleted from the stream outside DTQ (jobs lost); repairing',
             )
-            this.o.onLost(q, r.lost)
           }
         } while (cursor !== '0-0')
       }

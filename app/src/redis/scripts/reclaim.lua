@@ -12,6 +12,10 @@
   ARGV[10] max deliveries by crash before a job is poison
   Returns  {next cursor, requeued, poisoned, cancelled, lost}; lost counts entries that
            were pending but deleted from the stream (a job lost outside DTQ's scripts: alarm).
+           Redis reports a deleted entry once, so the repair it calls for is recorded here, in
+           the same step: the queue's meta field `repair_due` counts the reports not yet
+           repaired (the janitor reads it, repairs, then clears what it read -- `repair`), and a
+           leader that dies before repairing leaves it to the next one.
   Emits     stalled (requeued) | failed (poison) | cancelled
 ]]
 local consumer, min_idle, cursor, page = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
@@ -58,5 +62,8 @@ for _, e in ipairs(r[2]) do
     end
   end
 end
-if lost > 0 then bump('lost_entries', lost) end
+if lost > 0 then
+  bump('lost_entries', lost)
+  redis.call('HINCRBY', k_meta(), 'repair_due', lost)
+end
 return { r[1], requeued, poisoned, cancelled, lost }

@@ -5,10 +5,17 @@
   construction (deliver makes both true in one step), so such a job can only be lost.
   ARGV[5]   number of ids n
   ARGV[6..] n ids (candidates: the caller scans the queue's job keys)
+  ARGV[6+n] optional: the `repair_due` count the caller read before its scan; given once the
+            scan is over, it clears the queue's trigger unless a reclaim has added to it since
+            (reclaim.lua: a report made during the scan is repaired at the next pass)
   Returns   how many it dead-lettered
   Emits     failed
 ]]
-local n = arg_int(5, 0, 100000, 'number of ids', 1)
+local n = arg_int(5, 0, 100000, 'number of ids')
+if #ARGV ~= 5 + n and #ARGV ~= 6 + n then
+  refuse('number of ids is ' .. n .. ' but ' .. (#ARGV - 5) .. ' values follow')
+end
+if #ARGV == 6 + n then arg_int(6 + n, 1, 1e15, 'repair_due') end
 local repaired = 0
 for j = 1, n do
   local id = ARGV[5 + j]
@@ -21,5 +28,9 @@ for j = 1, n do
       repaired = repaired + 1
     end
   end
+end
+local due = ARGV[6 + n]
+if due ~= nil and redis.call('HGET', k_meta(), 'repair_due') == due then
+  redis.call('HDEL', k_meta(), 'repair_due')
 end
 return repaired
