@@ -585,6 +585,41 @@ describe('complete', () => {
     expect(await b.redis.hget(store.keys.stats(Q), 'stale_writes')).toBe('4')
   })
 
+  it("fail, snooze and a type's pause by a run of a job deleted while it ran leave the job made anew alone (4 rounds each, + control)", async () => {
+    // The same collision as complete's: the new job's first delivery has epoch 1 again.
+    const err = { message: 'boom', worker: 'w1', attempt: 1 }
+    const writes: Record<string, (id: string, epoch: number, entry?: string) => Promise<string>> = {
+      fail: (id, epoch, entry) => store.fail(Q, id, epoch, 'retry', err, 1000, entry),
+      snooze: (id, epoch, entry) => store.snooze(Q, id, epoch, 1000, 0, entry),
+      pause: (id, epoch, entry) => store.pauseType(Q, id, epoch, 1000, entry),
+    }
+    for (const [kind, write] of Object.entries(writes)) {
+      for (let round = 0; round < 4; round++) {
+        const id = `again-${kind}-${round}`
+        await b.queue.add(`t-${kind}-${round}`, { v: 'old' }, { id })
+        const [old] = (await store.deliver(Q, 'w1', 1)).jobs
+        const oldEntry = (await b.redis.hget(store.keys.job(Q, id), F.entry))!
+        await b.queue.deleteJob(id, Q)
+        await b.queue.add(`t-${kind}-${round}`, { v: 'new' }, { id })
+        const [fresh] = (await store.deliver(Q, 'w2', 1)).jobs
+        expect(fresh!.epoch).toBe(old!.epoch)
+        expect(await write(id, old!.epoch, oldEntry)).toBe('stale')
+        expect(await state(id)).toBe('active')
+        // The new run's own write, with its entry, holds.
+        const freshEntry = (await b.redis.hget(store.keys.job(Q, id), F.entry))!
+        expect(await write(id, fresh!.epoch, freshEntry)).not.toBe('stale')
+      }
+    }
+    expect(await b.redis.hget(store.keys.stats(Q), 'stale_writes')).toBe('12')
+    // Control: a fail that does not say its entry is fooled.
+    await b.queue.add('echo', { v: 'old' }, { id: 'again-control' })
+    const [old] = (await store.deliver(Q, 'w1', 1)).jobs
+    await b.queue.deleteJob('again-control', Q)
+    await b.queue.add('echo', { v: 'new' }, { id: 'again-control' })
+    await store.deliver(Q, 'w2', 1)
+    expect(await writes.fail!('again-control', old!.epoch)).toBe('retrying')
+  })
+
   it('control: a completion that does not say its entry is fooled by the same collision', async () => {
     await b.queue.add('echo', { v: 'old' }, { id: 'again' })
     const [old] = (await store.deliver(Q, 'w1', 1)).jobs

@@ -602,21 +602,26 @@ export class JobStore extends JobReads {
       started_at?: number
     },
     delayMs: number,
+    /** The delivery's entry id: fenced by it too when given (as complete is, ADR 0038). */
+    entry?: string,
   ): Promise<'retrying' | 'failed' | 'cancelled' | 'stale'> {
     const err = JSON.stringify({ ...error, at: this.clock.now() })
-    return this.run('fail', queue, [
-      id,
-      epoch,
-      mode,
-      err,
-      Math.max(0, Math.round(delayMs)),
-      this.opts.errorsKept,
-    ])
+    const args = [id, epoch, mode, err, Math.max(0, Math.round(delayMs)), this.opts.errorsKept]
+    if (entry) args.push(entry)
+    return this.run('fail', queue, args)
   }
 
   /** A handler's upstream 429: the job's type pauses in its queue and the job waits (ADR 0022). */
-  pauseType(queue: string, id: string, epoch: number, ms: number): Promise<'paused' | 'stale'> {
-    return this.run('pause_type', queue, [id, epoch, Math.max(1, Math.round(ms))])
+  pauseType(
+    queue: string,
+    id: string,
+    epoch: number,
+    ms: number,
+    entry?: string,
+  ): Promise<'paused' | 'stale'> {
+    const args = [id, epoch, Math.max(1, Math.round(ms))]
+    if (entry) args.push(entry)
+    return this.run('pause_type', queue, args)
   }
 
   /**
@@ -630,8 +635,11 @@ export class JobStore extends JobReads {
     epoch: number,
     delayMs: number,
     maxSnoozes: number,
+    entry?: string,
   ): Promise<'snoozed' | 'failed' | 'cancelled' | 'stale'> {
-    return this.run('snooze', queue, [id, epoch, Math.round(delayMs), maxSnoozes])
+    const args = [id, epoch, Math.round(delayMs), maxSnoozes]
+    if (entry) args.push(entry)
+    return this.run('snooze', queue, args)
   }
 
   async promote(queue: string, limit = 500): Promise<{ moved: number; nextDue: number | null }> {

@@ -569,7 +569,7 @@ export class Processor {
         if (outcome.kind === 'complete') {
           res = COMPLETE_OUTCOMES[await this.completeBatched(r, outcome.result)] ?? 'stale'
         } else if (outcome.kind === 'pause') {
-          res = await this.o.store.pauseType(job.queue, job.id, job.epoch, outcome.ms)
+          res = await this.o.store.pauseType(job.queue, job.id, job.epoch, outcome.ms, r.delivery?.entry)
         } else if (outcome.kind === 'snooze') {
           res = await this.o.store.snooze(
             job.queue,
@@ -577,6 +577,7 @@ export class Processor {
             job.epoch,
             outcome.delayMs,
             this.o.maxSnoozes ?? 0,
+            r.delivery?.entry,
           )
         } else {
           res = await this.o.store.fail(
@@ -593,6 +594,7 @@ export class Processor {
               started_at: job.started_at ?? undefined,
             },
             outcome.delayMs,
+            r.delivery?.entry,
           )
         }
         if (res === 'stale')

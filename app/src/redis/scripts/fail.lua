@@ -11,6 +11,8 @@
            kept on the job (F_ERROR_CLASS) and counted per task type (`ef|<type>|<class>`)
   ARGV[9]  retry delay, ms: an integer from 0 to MAX_DELAY_MS (else the call is refused)
   ARGV[10] how many attempt errors to keep on the job
+  ARGV[11] optional: the delivery's entry id -- the fence's other half, as in complete (epochs
+           start again at 1 in a job made anew under a deleted one's id; entries never repeat)
   Returns  'retrying' | 'failed' | 'cancelled', or 'stale' when the caller no longer owns it
   Emits     retrying | failed | cancelled
 ]]
@@ -31,7 +33,8 @@ end
 local jk = k_job(id)
 local h = redis.call('HMGET', jk, F_STATE, F_EPOCH, F_ENTRY, F_PRIORITY, F_TASK_TYPE, F_MAX_RETRIES, F_ERRORS, F_ATTEMPTS,
   F_STARTED_AT, F_CANCEL_REQUESTED, F_FAILURES)
-if h[1] ~= 'active' or h[2] ~= epoch then
+local own_entry = ARGV[11]
+if h[1] ~= 'active' or h[2] ~= epoch or (own_entry and own_entry ~= '' and h[3] ~= own_entry) then
   bump('stale_writes')
   return 'stale'
 end

@@ -5,6 +5,7 @@
   ARGV[5]  id
   ARGV[6]  epoch (the caller's delivery)
   ARGV[7]  pause, ms
+  ARGV[8]  optional: the delivery's entry id (the fence's other half, as in fail)
   Returns  'paused' | 'stale'
   Emits    scheduled
 ]]
@@ -12,7 +13,8 @@ local id, epoch = ARGV[5], ARGV[6]
 local ms = arg_int(7, 1, 86400000, 'pause (ms)')
 local jk = k_job(id)
 local h = redis.call('HMGET', jk, F_STATE, F_EPOCH, F_ENTRY, F_PRIORITY, F_TASK_TYPE, F_ATTEMPTS, F_STARTED_AT)
-if h[1] ~= 'active' or h[2] ~= epoch then
+local own_entry = ARGV[8]
+if h[1] ~= 'active' or h[2] ~= epoch or (own_entry and own_entry ~= '' and h[3] ~= own_entry) then
   bump('stale_writes')
   return 'stale'
 end

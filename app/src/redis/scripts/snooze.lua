@@ -7,6 +7,7 @@
   ARGV[6]  epoch
   ARGV[7]  delay, ms: an integer from 0 to MAX_DELAY_MS
   ARGV[8]  most snoozes a job may take (0: no limit)
+  ARGV[9]  optional: the delivery's entry id (the fence's other half, as in fail)
   Returns  'snoozed' | 'failed' (over the limit) | 'cancelled', or 'stale' when the caller no longer owns it
   Emits     scheduled | failed | cancelled
 ]]
@@ -18,7 +19,8 @@ if not string.find(epoch, '^%d+$') then refuse('epoch must be a whole number') e
 local jk = k_job(id)
 local h = redis.call('HMGET', jk, F_STATE, F_EPOCH, F_ENTRY, F_PRIORITY, F_TASK_TYPE, F_ATTEMPTS, F_STARTED_AT,
   F_CANCEL_REQUESTED, F_SNOOZES)
-if h[1] ~= 'active' or h[2] ~= epoch then
+local own_entry = ARGV[9]
+if h[1] ~= 'active' or h[2] ~= epoch or (own_entry and own_entry ~= '' and h[3] ~= own_entry) then
   bump('stale_writes')
   return 'stale'
 end
