@@ -58,7 +58,8 @@ async function scenario(kind: Kind, fault: Fault, env: Record<string, string> = 
     LOG_LEVEL: 'info',
     ...env,
   }
-  const budget = (kind === 'worker' || kind === 'dev' ? SHUTDOWN_MS : 0) + CLEANUP_MS
+  const drain = kind === 'api' || kind === 'dev' ? Number(base.API_DRAIN_DELAY_MS) : 0
+  const budget = (kind === 'worker' || kind === 'dev' ? SHUTDOWN_MS : 0) + drain + CLEANUP_MS
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
   if (fault === 'frozen-at-start') redis.process.kill('SIGSTOP')
@@ -156,6 +157,29 @@ describe("shutdown is bounded whatever Redis's state (invariant 35)", () => {
     }
     console.log('repeated shutdown times (ms):', times)
   }, 180_000)
+
+  for (const kind of ['api', 'dev'] as const)
+    it(`dtq ${kind} with a load balancer's drain delay, redis-server frozen: the budget holds the delay too`, async () => {
+      // Production sets API_DRAIN_DELAY_MS (the ALB's deregistration): the process goes on
+      // serving for it after SIGTERM, and the bound counts it.
+      const r = await scenario(kind, 'frozen', { API_DRAIN_DELAY_MS: '1500' })
+      assertBounded(r)
+      expect(r.budget).toBe((kind === 'dev' ? SHUTDOWN_MS : 0) + 1500 + CLEANUP_MS)
+    }, 60_000)
+
+  // Redis commands that time out only after 30 s: the bound, not the command timeout, ends it.
+  const slowTimeouts = { REDIS_COMMAND_TIMEOUT_MS: '30000' }
+  it('dtq worker holding jobs when Redis froze, its commands timing out after 30 s: SIGTERM exits within the budget', async () => {
+    assertBounded(await scenario('worker', 'frozen', slowTimeouts))
+  }, 60_000)
+
+  it('negative control (DTQ_UNSAFE=no-shutdown-bound): the same worker ignores SIGTERM past its budget', async () => {
+    // The control for the running case (the one below covers start-up): without the bound the
+    // worker waits on Redis for its jobs' writes until its commands time out.
+    const wait = SHUTDOWN_MS + CLEANUP_MS + 8000
+    const r = await scenario('worker', 'frozen', { ...slowTimeouts, DTQ_UNSAFE: 'no-shutdown-bound' }, wait)
+    expect(r.code).toBe('hung')
+  }, 60_000)
 
   it('negative control (DTQ_UNSAFE=no-shutdown-bound): a worker waiting for a frozen Redis ignores SIGTERM past its budget', async () => {
     const wait = SHUTDOWN_MS + CLEANUP_MS + 8000
