@@ -422,6 +422,39 @@ describe('tracing (OpenTelemetry, OTLP/HTTP)', () => {
     })
   }, 90_000)
 
+  it('a run handed back by a stopping worker ends its span; the next run is a consumer span of the same trace', async () => {
+    const { rx, otel } = await tracedSetup()
+    const api = await startApi(baseEnv(b!, otel))
+    const first = startWorker({ ...baseEnv(b!, otel), SHUTDOWN_TIMEOUT_MS: '300' })
+    const tp = newTraceparent()
+    const job = (await post(
+      `${api}/jobs`,
+      { task_type: 'traced', payload: { hold_times: 1 } },
+      { traceparent: tp.header },
+    )) as { id: string }
+    await waitFor(async () => (await b!.queue.getJob(job.id))?.state === 'active', { timeoutMs: 30_000 })
+    first.child.kill('SIGTERM')
+    await first.exited
+    expect((await b!.queue.getJob(job.id))?.state).toBe('queued') // handed back, not left to a reclaim
+    startWorker(baseEnv(b!, otel))
+    await waitFor(async () => (await b!.queue.getJob(job.id))?.state === 'completed', { timeoutMs: 30_000 })
+    const mine = () => rx.spans.filter((s) => s.traceId === tp.traceId)
+    await waitFor(() => mine().filter((s) => s.kind === KIND.CONSUMER).length === 2, { timeoutMs: 10_000 })
+    const producer = one(
+      mine().filter((s) => s.kind === KIND.PRODUCER),
+      'producer spans',
+    )
+    const runs = mine().filter((s) => s.kind === KIND.CONSUMER)
+    // Both runs are children of the producer span, linked to it; the first ended when handed back
+    // (its process flushed it before exiting), the second completed.
+    for (const run of runs) {
+      expect(run).toMatchObject({ parentSpanId: producer.spanId, service: 'dtq-worker' })
+      expect(run.links).toEqual([{ traceId: tp.traceId, spanId: producer.spanId }])
+      expect(run.attrs['messaging.message.id']).toBe(job.id)
+    }
+    expect(runs.map((r) => r.attrs['dtq.outcome']).sort()).toEqual(['abandoned', 'completed'])
+  }, 90_000)
+
   it('with no OTEL_* set, the API and a worker load no OpenTelemetry module, jobs carry no trace, logs no trace_id', async () => {
     b = await setup()
     const dir = tempDir('otel-off')
