@@ -10,6 +10,36 @@ beforeEach(async () => {
 })
 afterEach(() => b.cleanup())
 
+/** Every key with its value (DUMP). */
+async function snapshot(b: Bundle): Promise<Record<string, string>> {
+  const out: Record<string, string> = {}
+  for (const k of await b.keys()) out[k] = (await b.redis.dumpBuffer(k))?.toString('base64') ?? ''
+  return out
+}
+
+/** Jobs queued, scheduled, with a key, running, completed, retrying and dead-lettered; a paused queue. */
+async function seedEveryState(b: Bundle): Promise<void> {
+  const store = b.queue.store
+  const err = { message: 'boom', worker: 'c1', attempt: 1 }
+  await b.queue.add('work', { n: 1 }, { priority: 'high' }) // completed
+  await b.queue.add('work', { n: 2 }, { priority: 'high' }) // dead-lettered
+  await b.queue.add('work', { n: 3 }, { priority: 'high' }) // retrying
+  await b.queue.add('work', { n: 4 }, { priority: 'high' }) // running
+  const [done, dead, retrying] = (await store.deliver('default', 'c1', 3)).jobs
+  await store.complete('default', [{ id: done!.id, epoch: done!.epoch, result: '1' }])
+  await store.fail('default', dead!.id, dead!.epoch, 'permanent', err, 0)
+  await store.fail('default', retrying!.id, retrying!.epoch, 'retry', err, 60_000)
+  const [running] = (await store.deliver('default', 'c1', 1)).jobs
+  const keyed = (await b.queue.add('work', { n: 5 }, { idempotency_key: 'k-1' })).job
+  const later = (await b.queue.add('work', { n: 6 }, { delay_ms: 60_000 })).job
+  await b.queue.add('work', { n: 7 }, { queue: 'other' })
+  await b.queue.pauseQueue('other')
+  const states = await Promise.all(
+    [done, dead, retrying, running, keyed, later].map(async (j) => (await b.queue.getJob(j!.id))?.state),
+  )
+  expect(states).toEqual(['completed', 'failed', 'retrying', 'active', 'queued', 'scheduled'])
+}
+
 describe('bad input', () => {
   const cases: Array<[string, (b: Bundle) => Promise<unknown>, string, RegExp]> = [
     ['add: empty task type', (b) => b.queue.add('', {}), 'VALIDATION', /task_type/],
@@ -53,6 +83,18 @@ describe('bad input', () => {
     expect((err as DtqError).message).toMatch(message)
     expect(await b.keys()).toEqual([])
   })
+
+  it.each(cases)(
+    '%s, on a Redis holding jobs in every state: every key unchanged (DUMP)',
+    async (_name, call, code) => {
+      // "Nothing written" on an empty Redis could miss a call that touches what exists.
+      await seedEveryState(b)
+      const before = await snapshot(b)
+      const err = await call(b).catch((e: unknown) => e)
+      expect((err as DtqError).code).toBe(code)
+      expect(await snapshot(b)).toEqual(before)
+    },
+  )
 
   it('Worker refuses bad settings and bad handlers', () => {
     expect(() => new Worker({ ...b.config, workerConcurrency: 0 })).toThrow(/workerConcurrency/)
