@@ -6,6 +6,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { F, type Job } from '../src/queue/job.ts'
+import { ArchiveStore, finishedOf } from '../src/redis/archive.ts'
 import { scanKeys } from '../src/redis/connection.ts'
 import { setLibraryOptions } from '../src/redis/scripts.ts'
 import { type ApiBundle, apiSetup } from './api-helpers.ts'
@@ -226,6 +227,79 @@ describe('sort=created', () => {
     const { hashes, index } = await both(Q)
     expect(Object.keys(hashes).length).toBe(3)
     expect(index).toEqual(hashes)
+  }, 30_000)
+
+  it('archive_ack and archive_off with a retention of 0 remove the members of the hashes they delete', async () => {
+    // Archiving holds finished jobs until the archiver has them (ADR 0027, 0031); with a
+    // completed retention of 0 the archiver's acknowledgement -- or archiving switched off --
+    // is what deletes the completed and cancelled ones (failed ones get their TTL: FAILED_RETENTION_S
+    // is at least 60 s). Driven here as the archiver drives it, without PostgreSQL.
+    const clock = new FakeClock()
+    b = await apiSetup({ completedRetentionS: 0 }, { clock })
+    const s = b.queue.store
+    const arch = new ArchiveStore(b.redis, { ...s.opts, clock })
+    await b.queue.add('work', {}, { queue: Q })
+    await turnOn()
+    expect(await arch.enable(Q)).toBe(true)
+    const exact = async (what: string) => {
+      const { hashes, index } = await both(Q)
+      expect(index, what).toEqual(hashes)
+      return Object.keys(hashes)
+    }
+    /** Adds 6 jobs and ends 5: 2 completed, 2 cancelled (one queued, one running), 1 failed. */
+    const finishSome = async () => {
+      clock.advance(10)
+      const ids: string[] = []
+      for (let i = 0; i < 4; i++) ids.push((await b.queue.add('work', { i }, { queue: Q })).job.id)
+      const started = (await s.deliver(Q, 'c1', 10)).jobs.filter((j) => ids.includes(j.id))
+      expect(started).toHaveLength(4)
+      const [c1, c2, x1, f1] = started
+      const queued = (await b.queue.add('work', { i: 4 }, { queue: Q })).job.id
+      ids.push(queued, (await b.queue.add('work', { i: 5 }, { queue: Q })).job.id)
+      await s.complete(Q, [
+        { id: c1!.id, epoch: c1!.epoch, result: '1' },
+        { id: c2!.id, epoch: c2!.epoch, result: '1' },
+      ])
+      await s.fail(Q, x1!.id, x1!.epoch, 'cancel', { message: 'x', worker: 'c1', attempt: 1 }, 0)
+      await s.fail(Q, f1!.id, f1!.epoch, 'permanent', { message: 'boom', worker: 'c1', attempt: 1 }, 0)
+      await s.cancel(Q, queued)
+      clock.advance(10)
+      // Held for the archiver: every hash still here, retention or not.
+      await s.pruneCompleted(Q)
+      expect(await exact('held')).toEqual(expect.arrayContaining(ids))
+      return { gone: [c1!.id, c2!.id, x1!.id, queued], failed: f1!.id }
+    }
+    const first = await finishSome()
+    // The archiver's round: read the entries, "write" the jobs as they are, acknowledge.
+    const entries = await arch.read(Q, 'a1', 100, '>')
+    const ids = [...new Set(entries.flatMap((e) => e.jobs))]
+    const hashes = await arch.jobs(Q, ids)
+    const written = ids.map((id, i) => [id, finishedOf(hashes[i]!), hashes[i]![F.state]!] as const)
+    expect(written.map((w) => w[2]).sort()).toEqual([
+      'cancelled',
+      'cancelled',
+      'completed',
+      'completed',
+      'failed',
+    ])
+    expect(
+      await arch.ack(
+        Q,
+        entries.map((e) => e.entry),
+        written,
+      ),
+    ).toBe(entries.length)
+    let left = await exact('archive_ack')
+    for (const id of first.gone) expect(left, `${id} deleted by archive_ack`).not.toContain(id)
+    expect(left).toContain(first.failed) // a TTL now, not deleted
+    expect(await b.redis.ttl(s.keys.job(Q, first.failed))).toBeGreaterThan(0)
+    // Switched off with jobs still held: archive_off deletes them, members with them.
+    const second = await finishSome()
+    await arch.disable(Q)
+    left = await exact('archive_off')
+    for (const id of second.gone) expect(left, `${id} deleted by archive_off`).not.toContain(id)
+    expect(left).toContain(second.failed)
+    expect(await b.redis.exists(s.keys.archive(Q))).toBe(0)
   }, 30_000)
 
   it('a partitioned queue has an index per partition, merged on read', async () => {

@@ -386,20 +386,24 @@ describe('the lease thread', () => {
     b = await setup()
   })
 
-  /** Crashes the lease thread while a long job runs; returns how often its lease lapsed. */
+  /**
+   * Crashes the lease thread while a long job runs; returns how often its lease lapsed. The
+   * lapse window is longer than the tests' 1 s: a new thread takes 0.4 s to start on an idle
+   * machine and over 1 s on a loaded one (the restart test failed so); the job outlasts it.
+   */
   async function stallsWithCrashedThread(restart: boolean): Promise<number> {
     let runs = 0
     const long = async (_job: unknown, ctx: { signal: AbortSignal }) => {
       runs++
       await new Promise((resolve, reject) => {
-        const t = setTimeout(resolve, 2500)
+        const t = setTimeout(resolve, 5000)
         ctx.signal.addEventListener('abort', () => {
           clearTimeout(t)
           reject(ctx.signal.reason)
         })
       })
     }
-    const w = b.worker({}, { unsafe: { noLeaseRestart: !restart } }).handle('long', long)
+    const w = b.worker({ claimIdleMs: 2500 }, { unsafe: { noLeaseRestart: !restart } }).handle('long', long)
     await w.start()
     const { job } = await b.queue.add('long', {})
     await waitFor(() => runs === 1)
@@ -421,7 +425,64 @@ describe('the lease thread', () => {
   it('negative control: left dead, the job’s lease lapses and it is reclaimed', async () => {
     expect(await stallsWithCrashedThread(false)).toBeGreaterThan(0)
   })
+
+  it('while it is down the worker takes no new work, though its wait sees the jobs; once back it takes them (3 rounds)', async () => {
+    // The keeper restarts a dead thread at once (0 ms), so the window is as long as a thread
+    // takes to start. Left dead (noLeaseRestart), the window stays open until the test ends it
+    // with the keeper's own restart(): what its restart timer calls.
+    const started: string[] = []
+    const w = b
+      .worker({}, { unsafe: { noLeaseRestart: true } })
+      .handle('quick', async (job) => void started.push(job.id))
+    await w.start()
+    const { leases, processor } = w as unknown as LeaseInternals
+    const state = () => processor.debugState()
+    for (let round = 0; round < 3; round++) {
+      // Idle: no fetch in flight, nothing held, blocked on its streams' tails.
+      await waitFor(() => state().blocked && state().idle && state().inflight === 0 && state().held === 0, {
+        what: 'the worker idle in its wait',
+      })
+      leases.crash()
+      await waitFor(() => processor.leasesDown, { what: 'the thread seen down' })
+      expect(leases.up).toBe(false)
+      const ids = (
+        await b.queue.addBulk(Array.from({ length: 3 }, () => ({ task_type: 'quick', payload: {} })))
+      ).map((r) => r.job.id)
+      // The new entries end the blocking wait (it is no longer waiting, nor idle on the old
+      // tails) and the fetch loop goes round: with its gate open it would fetch now (and then a
+      // job would start, which ends this wait too: the check below says which it was).
+      await waitFor(
+        () => started.length > 0 || (!state().blocked && !state().idle && state().inflight === 0),
+        { what: 'the wait woken by the new entries' },
+      )
+      expect(started).toEqual([])
+      const jobs = await Promise.all(ids.map((id) => b.queue.getJob(id)))
+      expect(jobs.map((j) => [j?.state, j?.attempts])).toEqual(ids.map(() => ['queued', 0]))
+      expect(state()).toMatchObject({ leasesDown: true, held: 0, reserved: 0 })
+      // Back: the same worker takes them.
+      await leases.restart()
+      expect(leases.up).toBe(true)
+      expect(processor.leasesDown).toBe(false)
+      await waitFor(
+        async () => {
+          const js = await Promise.all(ids.map((id) => b.queue.getJob(id)))
+          return js.every((j) => j?.state === 'completed')
+        },
+        { what: 'the jobs completed after the restart' },
+      )
+      expect([...started].sort()).toEqual([...ids].sort())
+      started.length = 0
+    }
+  })
 })
+
+interface LeaseInternals {
+  leases: { crash(): void; restart(): Promise<void>; readonly up: boolean }
+  processor: {
+    leasesDown: boolean
+    debugState(): { blocked: boolean; idle: boolean; inflight: number; held: number; reserved: number }
+  }
+}
 
 describe('a lease that lapses while its handler runs, the job coming back to the same worker', () => {
   it('aborts the stale run at once; the new run keeps its lease; the job completes, never poisoned', async () => {

@@ -9,7 +9,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { DtqError, RateLimitedError } from '../src/errors.ts'
-import type { Job } from '../src/queue/job.ts'
+import { F, type Job } from '../src/queue/job.ts'
 import type { LimitsSpec } from '../src/queue/limits.ts'
 import { functions } from '../src/redis/scripts.ts'
 import type { Worker } from '../src/worker/worker.ts'
@@ -66,6 +66,17 @@ async function addMany(n: number, opts: (i: number) => Record<string, unknown> =
     ...opts(i),
   }))
   return (await b.queue.addBulk(specs as never)).map((r) => r.job.id)
+}
+
+/** Flow control's state (scripts/lib/2c-limits.lua): a slot set's members, sorted; a held list in order. */
+const fcKey = (name: string) => `${b.queue.store.keys.base(Q)}:fc:${name}`
+const fcSet = async (set: string) => (await b.redis.smembers(fcKey(set))).sort()
+const fcList = (list: string) => b.redis.lrange(fcKey(list), 0, -1)
+async function fcPicture(names: string[]): Promise<Record<string, string[]>> {
+  const out: Record<string, string[]> = {}
+  for (const n of names)
+    out[n] = n.startsWith('cs:') || n.startsWith('ks:') ? await fcSet(n) : await fcList(n)
+  return out
 }
 
 async function allDone(ids: string[], timeoutMs = 30_000) {
@@ -401,6 +412,136 @@ describe('flow control', () => {
     const next = (await b.queue.add('d', {}, { queue: Q })).job.id
     expect((await store.deliver(Q, 'w1', 1)).jobs.map((j) => j.id)).toEqual([next])
     expect(await b.redis.hget(store.keys.stats(Q), 'fc_healed')).toBe('1')
+  })
+
+  it('a job granted one cap’s slot and parked on another gives it back: two parked jobs never hold what the other waits for', async () => {
+    // A queue cap of 1 and a cap of 1 on type A. The gate takes a type's cap before the queue's.
+    await b.queue.setLimits(Q, { concurrency: 1, types: { A: { concurrency: 1 } } })
+    const store = b.queue.store
+    const add = async (type: string) => (await b.queue.add(type, {}, { queue: Q })).job.id
+    const deliver = async () => (await store.deliver(Q, 'w1', 10)).jobs
+    const done = (j: Job) => store.complete(Q, [{ id: j.id, epoch: j.epoch, result: '1' }])
+    // B (no type cap) runs on the queue's slot; RA then Y, both of type A, find the type's cap
+    // free and wait in the queue's list.
+    const rb = await add('B')
+    const [jb] = await deliver()
+    expect(jb!.id).toBe(rb)
+    const ra = await add('A')
+    const y = await add('A')
+    expect(await deliver()).toEqual([])
+    expect(await fcList('ch:q')).toEqual([ra, y])
+    // B ends: RA is granted the queue's slot, takes the type's at its start and runs.
+    await done(jb!)
+    const [jra] = await deliver()
+    expect(jra!.id).toBe(ra)
+    // X of type A waits for the type's slot, which RA holds.
+    const x = await add('A')
+    expect(await deliver()).toEqual([])
+    expect(await fcPicture(['cs:q', 'cs:t:A', 'ch:q', 'ch:t:A'])).toEqual({
+      'cs:q': [ra],
+      'cs:t:A': [ra],
+      'ch:q': [y],
+      'ch:t:A': [x],
+    })
+    // RA ends: the queue's slot is granted to Y, the type's to X; both on their way, Y first.
+    await done(jra!)
+    expect(await fcPicture(['cs:q', 'cs:t:A', 'ch:q', 'ch:t:A'])).toEqual({
+      'cs:q': [y],
+      'cs:t:A': [x],
+      'ch:q': [],
+      'ch:t:A': [],
+    })
+    // Y holds the queue's slot but finds the type's taken: it is parked on the type's list and
+    // gives the queue's slot back, so X (holding the type's) takes it and runs. Had Y kept it, X
+    // would be parked on the queue's list holding the type's slot Y waits for: neither could
+    // ever start (nothing else grants either: no running job, no stream entry).
+    const started = await deliver()
+    expect({
+      started: started.map((j) => j.id),
+      ...(await fcPicture(['cs:q', 'cs:t:A', 'ch:q', 'ch:t:A'])),
+    }).toEqual({ started: [x], 'cs:q': [x], 'cs:t:A': [x], 'ch:q': [], 'ch:t:A': [y] })
+    expect(await b.redis.hmget(store.keys.job(Q, y), F.state, F.fc_held, F.fc_slots)).toEqual([
+      'held',
+      'ch:t:A',
+      null,
+    ])
+    // X ends: Y is granted the type's slot, takes the queue's and runs; nothing is left held.
+    await done(started[0]!)
+    const [jy] = await deliver()
+    expect(jy!.id).toBe(y)
+    await done(jy!)
+    expect(await fcPicture(['cs:q', 'cs:t:A', 'ch:q', 'ch:t:A'])).toEqual({
+      'cs:q': [],
+      'cs:t:A': [],
+      'ch:q': [],
+      'ch:t:A': [],
+    })
+  })
+
+  it('a job granted the queue’s slot and then deferred by a rate limit gives the slot back while it waits', async () => {
+    // The gate takes the slots first, then a rate start: one start a minute for type A.
+    await b.queue.setLimits(Q, { concurrency: 1, types: { A: { rate: { limit: 1, window_ms: 60_000 } } } })
+    const store = b.queue.store
+    const add = async (type: string) => (await b.queue.add(type, {}, { queue: Q })).job.id
+    const deliver = async () => (await store.deliver(Q, 'w1', 10)).jobs
+    const a1 = await add('A')
+    const [j1] = await deliver()
+    expect(j1!.id).toBe(a1)
+    const a2 = await add('A')
+    expect(await deliver()).toEqual([])
+    expect(await fcList('ch:q')).toEqual([a2])
+    // A1 ends: A2 is granted the queue's slot, but the type's next start is a minute away.
+    await store.complete(Q, [{ id: j1!.id, epoch: j1!.epoch, result: '1' }])
+    expect(await fcSet('cs:q')).toEqual([a2])
+    expect(await deliver()).toEqual([])
+    expect(await b.redis.hmget(store.keys.job(Q, a2), F.state, F.fc_held, F.fc_slots)).toEqual([
+      'scheduled',
+      'rate',
+      null,
+    ])
+    expect(await fcSet('cs:q')).toEqual([])
+    // The slot is free for a job of another type meanwhile (kept, it would wait the minute).
+    const other = await add('B')
+    expect((await deliver()).map((j) => j.id)).toEqual([other])
+    expect(await fcSet('cs:q')).toEqual([other])
+  })
+
+  it('with a completed retention of 0 (the record deleted at completion) the queue’s and the key’s slots are given back', async () => {
+    await b.cleanup()
+    b = await setup({ config: { completedRetentionS: 0 } })
+    await b.queue.setLimits(Q, { concurrency: 1, key_concurrency: 1 })
+    const store = b.queue.store
+    const add = async (key: string) => (await b.queue.add('d', {}, { queue: Q, partition_key: key })).job.id
+    const sets = ['cs:q', 'ks:k', 'ks:k2', 'ch:q', 'kh:k']
+    const a = await add('k')
+    const [ja] = (await store.deliver(Q, 'w1', 10)).jobs
+    expect(ja!.id).toBe(a)
+    // B waits for key k's slot, C (another key) for the queue's.
+    const bj = await add('k')
+    const c = await add('k2')
+    expect((await store.deliver(Q, 'w1', 10)).jobs).toEqual([])
+    expect(await fcPicture(sets)).toEqual({
+      'cs:q': [a],
+      'ks:k': [a],
+      'ks:k2': [],
+      'ch:q': [c],
+      'kh:k': [bj],
+    })
+    // A completes and its record is deleted in the same call: both its slots are handed on.
+    expect(await store.complete(Q, [{ id: ja!.id, epoch: ja!.epoch, result: '1' }])).toEqual([1])
+    expect(await b.redis.exists(store.keys.job(Q, a))).toBe(0)
+    expect(await fcPicture(sets)).toEqual({ 'cs:q': [c], 'ks:k': [bj], 'ks:k2': [], 'ch:q': [], 'kh:k': [] })
+    // B (key k's slot, kept) waits for the queue's slot C was granted; C starts.
+    const [jc, ...none] = (await store.deliver(Q, 'w1', 10)).jobs
+    expect([jc!.id, none]).toEqual([c, []])
+    // C completes in a worker's fused call (complete + deliver): B starts in the same call.
+    const f = await store.fetch(Q, 'w1', 10, [{ id: jc!.id, epoch: jc!.epoch, result: '1' }])
+    expect([f.completed, f.jobs.map((j) => j.id)]).toEqual([[1], [bj]])
+    await store.complete(Q, [{ id: bj, epoch: f.jobs[0]!.epoch, result: '1' }])
+    expect(await fcPicture(sets)).toEqual({ 'cs:q': [], 'ks:k': [], 'ks:k2': [], 'ch:q': [], 'kh:k': [] })
+    expect((await b.keys()).filter((k) => k.includes(':job:'))).toEqual([])
+    // Given back by the completions, not found out by the heal of a set that looks full.
+    expect(await b.redis.hget(store.keys.stats(Q), 'fc_healed')).toBeNull()
   })
 
   it('deleting a job gives back every slot it held; emptying a queue removes held jobs too', async () => {

@@ -5,11 +5,15 @@
  * by stream entries deleted behind DTQ's back.
  */
 import { afterEach, describe, expect, it } from 'vitest'
+import { idBlock } from '../src/queue/ids.ts'
 import { F } from '../src/queue/job.ts'
 import { primaries } from '../src/redis/connection.ts'
 import { GROUP } from '../src/redis/keys.ts'
 import { startLocalRedis } from '../src/redis/local-server.ts'
+import { Registry } from '../src/redis/registry.ts'
 import type { JobStore } from '../src/redis/store.ts'
+import { LOC_BLOCK_TTL_S } from '../src/redis/store-base.ts'
+import { Janitor } from '../src/worker/janitor.ts'
 import { Scheduler } from '../src/worker/scheduler.ts'
 import { type Bundle, FakeClock, monitorRedis, setup, waitFor } from './helpers.ts'
 import { tempDir } from './processes.ts'
@@ -263,5 +267,93 @@ describe('the janitor bounds what grows', () => {
     expect(await redis.hget(store.keys.meta('default'), 'repair_due')).toBe('3')
     await store.repairLostJobs('default', '3')
     expect(await redis.hget(store.keys.meta('default'), 'repair_due')).toBeNull()
+  })
+})
+
+describe('the janitor bounds what grows: DLQ entries and locator hints (invariant 14)', () => {
+  const silentLog = { info() {}, warn() {}, error() {}, debug() {} }
+
+  it('trims DLQ entries older than FAILED_RETENTION_S on its tick, keeps the rest (one at exactly the retention too)', async () => {
+    const clock = new FakeClock()
+    b = await setup({ clock, config: { failedRetentionS: 60 } })
+    const store = b.queue.store
+    const janitor = new Janitor({
+      store,
+      registry: new Registry(b.redis, store.keys),
+      log: silentLog,
+      consumerIdleMs: 60_000,
+      queueForgetMs: 0,
+    })
+    /** A job dead-lettered now (the DLQ entry's id carries the failure time: '<now>-<seq>'). */
+    const deadLetter = async () => {
+      await b!.queue.add('echo', {}, { max_retries: 0 })
+      const [j] = (await store.deliver('default', 'w1', 1)).jobs
+      const err = { message: 'boom', worker: 'w1', attempt: 1 }
+      expect(await store.fail('default', j!.id, j!.epoch, 'retry', err, 0)).toBe('failed')
+      return j!.id
+    }
+    const inDlq = async () =>
+      (await b!.redis.xrange(store.keys.dlq('default'), '-', '+')).map(([, f]) => f[1]!)
+    const t0 = clock.now()
+    const old = await deadLetter()
+    clock.advance(30_000)
+    const mid = await deadLetter()
+    clock.advance(30_000)
+    const young = await deadLetter()
+    // now = t0 + 60 s: the oldest entry is exactly FAILED_RETENTION_S old -- not yet past it.
+    expect((await store.sweep('default', new Set(), 60_000)).dlqEntries).toBe(0)
+    expect(await inDlq()).toEqual([old, mid, young])
+    clock.advance(1) // 1 ms past the retention for `old` alone
+    await janitor.tick(['default'], new Set())
+    expect(await inDlq()).toEqual([mid, young])
+    clock.t = t0 + 30_000 + 60_000 + 1
+    expect((await store.sweep('default', new Set(), 60_000)).dlqEntries).toBe(1)
+    expect(await inDlq()).toEqual([young])
+    // A sweep with nothing past the retention removes nothing (idempotent).
+    expect((await store.sweep('default', new Set(), 60_000)).dlqEntries).toBe(0)
+    expect(await inDlq()).toEqual([young])
+    clock.advance(30_000)
+    await janitor.tick(['default'], new Set())
+    expect(await b.redis.xlen(store.keys.dlq('default'))).toBe(0)
+  })
+
+  it('every locator hint expires: written with a TTL of LOC_BLOCK_TTL_S (30 days) at reservation and when a lookup rewrites it', async () => {
+    b = await setup()
+    const store = b.queue.store
+    const hintTtls = async () => {
+      const keys = (await b!.keys()).filter((k) => k.includes(':loc:b:'))
+      return Object.fromEntries(await Promise.all(keys.map(async (k) => [k, await b!.redis.ttl(k)] as const)))
+    }
+    const bounded = (ttls: Record<string, number>) => {
+      for (const [k, ttl] of Object.entries(ttls)) {
+        expect(ttl, k).toBeGreaterThan(LOC_BLOCK_TTL_S - 60)
+        expect(ttl, k).toBeLessThanOrEqual(LOC_BLOCK_TTL_S)
+      }
+    }
+    expect(LOC_BLOCK_TTL_S).toBe(30 * 86_400) // what docs/architecture.md's key table says
+    // Blocks reserved one at a time, and several at once (a bulk larger than a block), in two queues.
+    const ids = [
+      ...(await b.queue.addBulk(Array.from({ length: 2500 }, () => ({ task_type: 'echo' })))),
+      ...(await b.queue.addBulk([{ task_type: 'echo', queue: 'other' }])),
+    ].map((r) => r.job.id)
+    const reserved = await hintTtls()
+    // Every block an id came from has its hint, and every hint has its expiry.
+    for (const id of ids) expect(Object.keys(reserved)).toContain(store.keys.locBlock(idBlock(id)))
+    expect(Object.keys(reserved).length).toBeGreaterThanOrEqual(4)
+    bounded(reserved)
+    // A lookup that misses (the hint expired) writes it again, with the same expiry ...
+    const missing = store.keys.locBlock(idBlock(ids[0]!))
+    await b.redis.del(missing)
+    expect((await b.queue.getJob(ids[0]!))?.queue).toBe('default')
+    expect(await b.redis.get(missing)).toBe('default')
+    // ... and one that finds it wrong (here a hint with no expiry at all) corrects it with one.
+    const wrong = store.keys.locBlock(idBlock(ids.at(-1)!))
+    await b.redis.set(wrong, 'default')
+    expect(await b.redis.ttl(wrong)).toBe(-1)
+    expect((await b.queue.getJob(ids.at(-1)!))?.queue).toBe('other')
+    expect(await b.redis.get(wrong)).toBe('other')
+    const rewritten = await hintTtls()
+    expect(Object.keys(rewritten).sort()).toEqual(Object.keys(reserved).sort())
+    bounded(rewritten)
   })
 })

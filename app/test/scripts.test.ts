@@ -7,7 +7,7 @@ import type { Redis } from 'ioredis'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { DtqError } from '../src/errors.ts'
 import { ID_BLOCK } from '../src/queue/ids.ts'
-import { F, jobEntry, PRIORITIES } from '../src/queue/job.ts'
+import { F, type Job, jobEntry, PRIORITIES } from '../src/queue/job.ts'
 import { Queue } from '../src/queue/queue.ts'
 import { canTransition } from '../src/queue/states.ts'
 import { connectRedis } from '../src/redis/connection.ts'
@@ -15,6 +15,7 @@ import { IdAllocator } from '../src/redis/id-allocator.ts'
 import { GROUP, HISTOGRAM_BUCKETS_MS, luaKeyConstants, QUEUE_KEY } from '../src/redis/keys.ts'
 import { functions } from '../src/redis/scripts.ts'
 import { JobStore } from '../src/redis/store.ts'
+import { apiSetup } from './api-helpers.ts'
 import { type Bundle, FakeClock, setup } from './helpers.ts'
 
 let b: Bundle
@@ -1042,6 +1043,120 @@ describe('the job hash of a new job (ADR 0037)', () => {
       }
     },
   )
+
+  it("a debounce finds a queued holder's entry through its sequence (and whole) and takes it out of the stream (control: created_at moved by 1 ms: the entry is left)", async () => {
+    // A debounced job is made scheduled (it waits its window), so the queued holder a debounce
+    // meets in the short form is a job added under the same key in another mode (the key's hash
+    // does not depend on the mode, ADR 0021): here a throttled one.
+    for (const control of [false, true]) {
+      const key = `k-${control}`
+      const what = control ? 'control' : 'debounce'
+      const mine = async (id: string) => (await entries()).filter((x) => x.id === id).map((x) => x.e)
+      const { job } = await b.queue.add(
+        'echo',
+        { v: 1 },
+        { dedup: { mode: 'throttle', ttl_ms: 60_000, key } },
+      )
+      expect(job.state).toBe('queued')
+      expect((await hash(job.id))[F.entry]).toMatch(/^\d+$/)
+      if (control) await b.redis.hincrby(store.keys.job(Q, job.id), F.created_at, 1)
+      const debounce = (v: number) =>
+        b.queue.add('echo', { v }, { dedup: { mode: 'debounce', ttl_ms: 1000, key } })
+      expect(await debounce(2)).toMatchObject({
+        created: false,
+        job: { id: job.id, state: 'scheduled', payload: { v: 2 } },
+      })
+      expect(await mine(job.id), what).toHaveLength(control ? 1 : 0)
+      if (!control) {
+        // Made ready early (run now) its entry is stored whole: the next debounce finds that too.
+        await b.queue.runNow(job.id, Q)
+        expect((await hash(job.id))[F.entry]).toContain('-')
+        expect(await mine(job.id)).toEqual([jobEntry(await hash(job.id))])
+        expect((await debounce(3)).job).toMatchObject({ id: job.id, state: 'scheduled', payload: { v: 3 } })
+        expect(await mine(job.id)).toHaveLength(0)
+      }
+      // Due: exactly one entry (the control: the old one too), the one its hash names.
+      clock.advance(1000)
+      expect((await store.promote(Q)).moved).toBe(1)
+      const left = await mine(job.id)
+      expect(left, what).toHaveLength(control ? 2 : 1)
+      expect(left.at(-1)).toBe(jobEntry(await hash(job.id)))
+    }
+  })
+
+  it('the job list and GET /jobs paging find each queued job through its sequence: every one exactly once, in order, at page sizes 1-5 both ways (control: created_at moved by 1 ms: missed)', async () => {
+    const api = await apiSetup({}, { clock })
+    try {
+      const q = api.queue
+      // Queued jobs in two priority streams, several in one millisecond (ties broken by id), and
+      // one delivered (active: not among the queued, still among all).
+      for (let ms = 0; ms < 4; ms++) {
+        clock.advance(1)
+        await q.addBulk([
+          { task_type: 'echo', payload: { ms, k: 0 } },
+          { task_type: 'echo', payload: { ms, k: 1 }, priority: 'high' },
+          { task_type: 'echo', payload: { ms, k: 2 } },
+        ])
+      }
+      const [active] = (await q.store.deliver(Q, 'w1', 1)).jobs
+      const all = (await q.listJobs({ queue: Q, limit: 100 })).items
+      expect(all).toHaveLength(12)
+      const queued = all.filter((j) => j.id !== active!.id)
+      for (const j of queued) {
+        const h = await api.redis.hgetall(q.store.keys.job(Q, j.id))
+        expect(h[F.entry], j.id).toMatch(/^\d+$/) // the short form
+        expect(j.state).toBe('queued')
+      }
+      // Newest first by the entry's time (its created_at), then by id bytewise.
+      const desc = (x: Job, y: Job) => y.created_at - x.created_at || (x.id < y.id ? 1 : x.id > y.id ? -1 : 0)
+      const want = queued.sort(desc).map((j) => j.id)
+      const viaList = async (limit: number, order: 'asc' | 'desc', state?: 'queued') => {
+        const out: string[] = []
+        let cursor: string | undefined
+        do {
+          const page = await q.listJobs({ queue: Q, state, limit, order, cursor })
+          out.push(...page.items.map((j) => j.id))
+          cursor = page.next_cursor ?? undefined
+        } while (cursor)
+        return out
+      }
+      const viaHttp = async (qs: string) => {
+        const out: string[] = []
+        let cursor: string | null = null
+        do {
+          const url: string = `/jobs?${qs}${cursor ? `&cursor=${cursor}` : ''}`
+          const res = await api.app.inject({ method: 'GET', url })
+          expect(res.statusCode, res.body).toBe(200)
+          const page = res.json() as { items: Job[]; next_cursor: string | null }
+          out.push(...page.items.map((j) => j.id))
+          cursor = page.next_cursor
+        } while (cursor)
+        return out
+      }
+      for (const limit of [1, 2, 3, 5]) {
+        expect(await viaList(limit, 'desc', 'queued'), `list, limit ${limit}`).toEqual(want)
+        expect(await viaList(limit, 'asc', 'queued'), `list asc, limit ${limit}`).toEqual([...want].reverse())
+        expect(await viaHttp(`queue=${Q}&status=queued&limit=${limit}`), `GET, limit ${limit}`).toEqual(want)
+        expect(
+          await viaHttp(`queue=${Q}&status=queued&order=asc&limit=${limit}`),
+          `GET asc, limit ${limit}`,
+        ).toEqual([...want].reverse())
+        const every = await viaHttp(`queue=${Q}&limit=${limit}`)
+        expect(
+          every.filter((id) => id !== active!.id),
+          `GET all, limit ${limit}`,
+        ).toEqual(want)
+        expect(new Set(every).size).toBe(12)
+      }
+      // The control: one job's created_at moved by 1 ms, so '<created_at>-<seq>' names no entry.
+      const victim = want[5]!
+      await api.redis.hincrby(q.store.keys.job(Q, victim), F.created_at, 1)
+      expect(await viaList(2, 'desc', 'queued')).toEqual(want.filter((id) => id !== victim))
+      expect(await viaHttp(`queue=${Q}&status=queued&limit=2`)).toEqual(want.filter((id) => id !== victim))
+    } finally {
+      await api.cleanup()
+    }
+  })
 })
 
 describe('reclaim', () => {

@@ -106,6 +106,8 @@ export class Heartbeat {
     if (
       this.o.state() === 'running' &&
       !st.paused &&
+      // No fetch while the lease thread is down is by design (invariant 5), not a stall.
+      !st.leasesDown &&
       !(st.pausedQueues as string[]).length &&
       (st.free as number) > 0 &&
       (st.lastFetchStartedMsAgo as number) > STALL_MS
