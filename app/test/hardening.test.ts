@@ -267,6 +267,19 @@ describe('idempotency outlives retention', () => {
     },
   )
 
+  it.each(['completed', 'failed', 'cancelled'] as const)(
+    'an idempotency key expires: written with IDEMPOTENCY_TTL_S, its TTL kept when its %s job finishes (invariant 14)',
+    async (how) => {
+      const key = store.keys.idempotency(Q, hashIdempotencyKey(`ttl-${how}`))
+      const ttlS = b.config.idempotencyTtlS
+      await finish(how, `ttl-${how}`)
+      const left = await b.redis.ttl(key)
+      expect(left).toBeGreaterThan(ttlS - 60)
+      expect(left).toBeLessThanOrEqual(ttlS)
+      expect(await b.redis.get(key)).toMatch(new RegExp(`^\\S+ ${how} `)) // the outcome, appended
+    },
+  )
+
   it('once IDEMPOTENCY_TTL_S has passed, the key is free again', async () => {
     const id = await finish('completed', 'short-lived')
     await b.redis.del(
