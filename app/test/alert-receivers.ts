@@ -1,6 +1,7 @@
 /**
  * Real local receivers for the alert channels' tests: an HTTP server on a free port (webhook and
- * Slack) whose answers a test scripts (a status per request, or hang), and an SMTP server
+ * Slack) whose answers a test scripts (a status per request, or hang -- noting when the sender
+ * gave a hung request up), and an SMTP server
  * (smtp-server) that keeps every message it accepts.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
@@ -12,6 +13,8 @@ export interface Received {
   path: string
   headers: IncomingMessage['headers']
   body: string
+  /** A hung request: when its connection closed (the sender gave up on it). */
+  closedAt?: number
 }
 
 export interface HttpReceiver {
@@ -42,13 +45,17 @@ export async function startHttpReceiver(): Promise<HttpReceiver> {
     req.on('data', (c: Buffer) => chunks.push(c))
     req.on('end', () => {
       const answer = r.hangAll ? 'hang' : (r.script.shift() ?? 200)
-      r.received.push({
+      const got: Received = {
         at: Date.now(),
         path: req.url ?? '',
         headers: req.headers,
         body: Buffer.concat(chunks).toString(),
-      })
+      }
+      r.received.push(got)
       if (answer === 'hang') {
+        res.on('close', () => {
+          got.closedAt = Date.now()
+        })
         hanging.push(res)
         return
       }

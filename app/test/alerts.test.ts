@@ -2,10 +2,11 @@
  * Alerts (docs/decisions/0025) against a real Redis, real queues and workers, a local HTTP
  * receiver (webhook, Slack) and a local SMTP server: each rule kind fires and resolves; one
  * notification per transition through every channel (webhook HMAC checked, Slack blocks, email
- * headers); retries with backoff on a receiver that fails then succeeds, and giving up; cooldown
- * repeats, acknowledge and silence; one evaluator among three (with the fence and the
- * compare-and-set off, the negative control duplicates); a hanging receiver slows neither job
- * processing nor the other channels; the daily digest and the purge summary.
+ * headers); retries with backoff on a receiver that fails then succeeds, and giving up; on a
+ * hanging one, each attempt abandoned at ALERT_DELIVERY_TIMEOUT_MS; cooldown repeats,
+ * acknowledge and silence; one evaluator among three (with the fence and the compare-and-set
+ * off, the negative control duplicates); a hanging receiver slows neither job processing nor
+ * the other channels; the daily digest and the purge summary.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -17,6 +18,7 @@ import { decide } from '../src/worker/alert-evaluator.ts'
 import { Alerting } from '../src/worker/alerting.ts'
 import {
   type HttpReceiver,
+  type Received,
   type SmtpReceiver,
   startHttpReceiver,
   startSmtpReceiver,
@@ -319,6 +321,94 @@ describe('delivery', () => {
     expect(await d.a.notifier.backoffMs(1)).toBe(50)
     expect(d.a.notifier.backoffMs(3)).toBe(200)
     expect(d.a.notifier.backoffMs(40)).toBe(3_600_000)
+  })
+
+  it('a hanging receiver: each attempt is abandoned at ALERT_DELIVERY_TIMEOUT_MS, retried with backoff, then delivered; given up after the attempts', async () => {
+    const T = 300 // ALERT_DELIVERY_TIMEOUT_MS
+    const cfg = {
+      ...channelConfig(),
+      slackWebhookUrl: '',
+      smtpHost: '',
+      alertDeliveryTimeoutMs: T,
+      alertDeliveryAttempts: 4,
+    }
+    b = await setup({ config: cfg })
+    const store = b.queue.alerts
+    const d = driver(cfg) // jitter fixed: the backoffs are 50, 100, 200 ms
+    await d.a.notifier.prepare()
+    const pending = async () => ((await b.redis.xpending(store.key('outbox'), 'webhook')) as [number])[0]
+    /**
+     * Delivery rounds as the lease loop runs them (a round starts the channel's work and does
+     * not wait for it), until `done`; then the round in flight is waited for.
+     */
+    const deliverUntil = async (done: () => boolean | Promise<boolean>) => {
+      await waitFor(
+        async () => {
+          await d.a.notifier.tick()
+          return done()
+        },
+        { timeoutMs: 8000, what: 'the webhook attempts' },
+      )
+      await d.a.notifier.settle()
+    }
+    /** Each hung attempt was given up by the sender at about T, and the next began after it and its backoff. */
+    const checkAttempts = (hung: Received[], next: Received | undefined) => {
+      for (const [i, h] of hung.entries()) {
+        // The sender hung up (not the receiver): the attempt ended at its timeout, not later.
+        expect(h.closedAt, `attempt ${i + 1} closed`).toBeDefined()
+        expect(h.closedAt! - h.at, `attempt ${i + 1} held`).toBeGreaterThanOrEqual(T / 2)
+        expect(h.closedAt! - h.at, `attempt ${i + 1} held`).toBeLessThanOrEqual(T + 1000)
+        const after = hung[i + 1] ?? next
+        if (!after) continue
+        const gap = after.at - h.at
+        const backoff = d.a.notifier.backoffMs(i + 1)
+        expect(gap, `attempt ${i + 1} to ${i + 2}`).toBeGreaterThanOrEqual(T)
+        expect(gap, `attempt ${i + 1} to ${i + 2}`).toBeLessThanOrEqual(T + backoff + 1500)
+        expect(after.at, `attempt ${i + 2} began after ${i + 1} was given up`).toBeGreaterThanOrEqual(
+          h.closedAt!,
+        )
+      }
+    }
+
+    // Two hung attempts, then the receiver answers: delivered on the third.
+    http.script = ['hang', 'hang', 200]
+    await store.purgeSummary(1, 0, 'a')
+    await d.a.notifier.tick() // attempt 1 starts and hangs; the round does not wait for it
+    await waitFor(() => hooks().length === 1, { what: 'attempt 1' })
+    expect(await pending()).toBe(1) // pending in the channel's group while it is not delivered
+    await deliverUntil(() => hooks().length === 3)
+    const first = hooks()
+    checkAttempts(first.slice(0, 2), first[2])
+    expect(new Set(first.map((h) => h.headers['x-dtq-notification-id'])).size).toBe(1)
+    expect(await pending()).toBe(0)
+    expect(await store.sentCounts()).toEqual([
+      { channel: 'webhook', outcome: 'retried', count: 2 },
+      { channel: 'webhook', outcome: 'sent', count: 1 },
+    ])
+
+    // A receiver that hangs every time: ALERT_DELIVERY_ATTEMPTS attempts, each abandoned at T,
+    // then given up -- acknowledged, counted failed, in the history with the timeout.
+    http.hangAll = true
+    await store.purgeSummary(2, 0, 'b')
+    await deliverUntil(async () => (await store.sentCounts()).some((c) => c.outcome === 'failed'))
+    const second = hooks().slice(3)
+    expect(second).toHaveLength(4)
+    checkAttempts(second, undefined)
+    expect(new Set(second.map((h) => h.headers['x-dtq-notification-id'])).size).toBe(1)
+    expect(await pending()).toBe(0)
+    expect(await store.sentCounts()).toEqual([
+      { channel: 'webhook', outcome: 'failed', count: 1 },
+      { channel: 'webhook', outcome: 'retried', count: 2 + 3 },
+      { channel: 'webhook', outcome: 'sent', count: 1 },
+    ])
+    expect((await store.history()).entries.find((h) => h.type === 'delivery_failed')).toMatchObject({
+      channel: 'webhook',
+      error: expect.stringMatching(/timeout/i),
+    })
+    // Given up: not tried again.
+    const last = second[3]!.at
+    await deliverUntil(() => Date.now() - last > 4 * d.a.notifier.backoffMs(3))
+    expect(hooks()).toHaveLength(3 + 4)
   })
 
   it('an outbox deleted behind its back (a flush, a restore) is made again; later notifications get through', async () => {
