@@ -155,8 +155,10 @@ const ERROR_CLASS_MAX = 64
  * A failure's error class: a bounded label for metrics, alerts and DLQ grouping (never the
  * message, whose cardinality is unbounded). The error's `code` when it is a short identifier
  * (ECONNREFUSED, ETIMEDOUT), else its `name` (TypeError, TimeoutError, a handler's own class),
- * else for a plain Error the identifier before a leading colon of its message ("ETIMEDOUT: x"),
- * else "Error"; anything but [A-Za-z0-9_.:-] is dropped and the result cut to 64 characters.
+ * else for a plain Error the kind its message begins with ("ETIMEDOUT: x", "TypeError: x") when
+ * that is an error code (capitals, digits, `_`) or a class name ending in Error or Exception —
+ * any other prefix is the message's own text ("tenant_42: quota"), not a label —, else "Error";
+ * anything but [A-Za-z0-9_.:-] is dropped and the result cut to 64 characters.
  */
 export function errorClass(err: unknown): string {
   const clean = (v: unknown) =>
@@ -171,10 +173,15 @@ export function errorClass(err: unknown): string {
     if (ctor && ctor !== 'Error' && ctor !== 'Object') return ctor
     // A plain Error whose message names its kind ("ETIMEDOUT: upstream", "TypeError: x"): that
     // name, as error_class() in scripts/lib/8-dlq.lua reads older records.
-    const named = /^([A-Za-z_][\w.]*):/.exec(
-      typeof (err as Error).message === 'string' ? (err as Error).message : '',
-    )
-    if (named && named[1]!.length <= ERROR_CLASS_MAX) return named[1]!
+    const named = messageKind(typeof (err as Error).message === 'string' ? (err as Error).message : '')
+    if (named) return named
   }
   return 'Error'
+}
+
+/** The kind a message begins with ("ECONNRESET: …", "TypeError: …"), or null (lib/8-dlq.lua's rule). */
+export function messageKind(message: string): string | null {
+  const named = /^([A-Za-z_][\w.]*):/.exec(message)?.[1]
+  if (!named || named.length > ERROR_CLASS_MAX) return null
+  return /^[A-Z][A-Z0-9_]{2,}$/.test(named) || /^[A-Z][\w.]*(Error|Exception)$/.test(named) ? named : null
 }

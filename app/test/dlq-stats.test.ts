@@ -67,23 +67,25 @@ describe('GET /dlq/stats', () => {
       { priority: 'normal', message: 'no class here: really' },
       { queue: 'other', priority: 'high', message: 'RangeError: too big' },
       { priority: 'high', message: 'TypeError: z' },
+      // A prefix that names no kind is the message's own text, never a class (a label).
+      { priority: 'normal', message: 'tenant_42: quota exceeded' },
     ])
     // The fail path's recorded class (field ec) wins over the message.
     await b.redis.hset(b.queue.store.keys.job('default', ids[6]!), F.error_class, 'ECONNRESET')
     const res = await get('/dlq/stats')
     expect(res.statusCode).toBe(200)
     const body = res.json()
-    expect(body.total).toBe(7)
+    expect(body.total).toBe(8)
     const rows = body.groups.map(
       (g: { queue: string; task_type: string; priority: string; error_class: string; count: number }) =>
         `${g.queue} ${g.task_type} ${g.priority} ${g.error_class} ${g.count}`,
     )
     expect(rows).toEqual([
       'default fail high TypeError 2',
+      'default fail normal Error 2',
       'default fail high ECONNRESET 1',
       'default fail low ETIMEDOUT 1',
       'default fail low Error 1',
-      'default fail normal Error 1',
       'other fail high RangeError 1',
     ])
     // The CLI's `dtq dlq stats` answers the same.
@@ -117,7 +119,7 @@ describe('GET /dlq/stats', () => {
         .sort()
     expect(await byClass('TypeError')).toEqual([ids[0]!, ids[1]!].sort())
     expect(await byClass('ECONNRESET')).toEqual([ids[6]!])
-    expect(await byClass('Error')).toEqual([ids[2]!, ids[4]!].sort())
+    expect(await byClass('Error')).toEqual([ids[2]!, ids[4]!, ids[7]!].sort())
     expect((await get('/dlq?error_class=a%20b')).statusCode).toBe(400)
     expect((await get('/dlq/stats?task_type=nope')).json()).toEqual({ groups: [], total: 0 })
     // A retried job leaves the counts (its entry is no longer current).
@@ -126,7 +128,7 @@ describe('GET /dlq/stats', () => {
     expect((await get('/dlq/stats?priority=high&queue=default')).json().total).toBe(2)
     // An entry whose job expired (failed retention) is not counted either.
     await b.redis.del(b.queue.store.keys.job('default', ids[1]!))
-    expect((await get('/dlq/stats')).json().total).toBe(5)
+    expect((await get('/dlq/stats')).json().total).toBe(6)
   })
 
   it('refuses bad filters with a 4xx', async () => {

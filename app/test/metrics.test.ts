@@ -297,8 +297,12 @@ describe('labels are bounded', () => {
         throw Object.assign(new Error(`refused ${(job.payload as { s: string }).s}`), { code: 'EREFUSED' })
       })
       .handle('prefixed', (job) => {
-        // A message naming its kind ("Upstream: ..."): the class is that name, not the rest.
-        throw new Error(`Upstream: ${(job.payload as { s: string }).s} gone`)
+        // A message naming its kind ("UpstreamError: ..."): the class is that name, not the rest.
+        throw new Error(`UpstreamError: ${(job.payload as { s: string }).s} gone`)
+      })
+      .handle('tenant', (job) => {
+        // A prefix that is no kind, the caller's own text: never a label.
+        throw new Error(`${(job.payload as { s: string }).s}: quota exceeded`)
       })
       .handle('hang', async (_job, ctx) => {
         await new Promise((_r, rej) => ctx.signal.addEventListener('abort', () => rej(ctx.signal.reason)))
@@ -306,7 +310,7 @@ describe('labels are bounded', () => {
 
     // Jobs with caller-chosen ids, payloads, partition, idempotency and dedup keys, in a plain
     // queue with limits and a partitioned one.
-    const TYPES = ['ok', 'flaky', 'bad', 'perm', 'typed', 'coded', 'prefixed', 'hang']
+    const TYPES = ['ok', 'flaky', 'bad', 'perm', 'typed', 'coded', 'prefixed', 'tenant', 'hang']
     const ids: Record<string, string[]> = Object.fromEntries(TYPES.map((t) => [t, []]))
     const add = async (type: string, queue: string, opts: Record<string, unknown> = {}) => {
       const secret = s('payload')
@@ -328,6 +332,7 @@ describe('labels are bounded', () => {
       await add('typed', queue, { max_retries: 0 })
       await add('coded', queue, { max_retries: 0 })
       await add('prefixed', queue, { max_retries: 0 })
+      await add('tenant', queue, { max_retries: 0 })
       await add('hang', queue, { max_retries: 0, timeout_ms: 50 }) // Timeout
     }
     // The same idempotency and dedup keys again: answered by the first jobs.
@@ -392,7 +397,7 @@ describe('labels are bounded', () => {
         const res = await api.app.inject({ method: 'GET', url: '/metrics' })
         expect(res.statusCode).toBe(200)
         const n = res.body.split('\n').filter((l) => l.startsWith('worker_errors_total{')).length
-        return n === 7 ? res.body : null
+        return n === 8 ? res.body : null
       },
       { what: 'worker_errors_total for each failing type' },
     )
@@ -406,7 +411,7 @@ describe('labels are bounded', () => {
     // The scrape carries what the jobs did (so the labels checked are the ones they made).
     const has = (name: string, l: Record<string, string>) =>
       series.some((x) => x.name === name && Object.entries(l).every(([k, v]) => x.labels[k] === v))
-    for (const cls of ['Error', 'PermanentJobError', 'TypeError', 'EREFUSED', 'Upstream', 'Timeout'])
+    for (const cls of ['Error', 'PermanentJobError', 'TypeError', 'EREFUSED', 'UpstreamError', 'Timeout'])
       expect(has('task_failures_total', { error_class: cls }), cls).toBe(true)
     expect(has('task_completions_total', { queue: PQ, type: 'hang', status: 'cancelled' })).toBe(true)
     expect(has('task_retry_success_total', { queue: LQ, type: 'flaky' })).toBe(true)
@@ -423,7 +428,15 @@ describe('labels are bounded', () => {
       type: (v) => TYPES.includes(v),
       task_type: (v) => v === '' || TYPES.includes(v),
       error_class: (v) =>
-        ['Error', 'PermanentJobError', 'TypeError', 'EREFUSED', 'Upstream', 'Timeout', '_other'].includes(v),
+        [
+          'Error',
+          'PermanentJobError',
+          'TypeError',
+          'EREFUSED',
+          'UpstreamError',
+          'Timeout',
+          '_other',
+        ].includes(v),
       state: (v) => (STATES as readonly string[]).includes(v),
       priority: (v) => ['high', 'normal', 'low'].includes(v),
       le: (v) => v === '+Inf' || Number.isFinite(Number(v)),
