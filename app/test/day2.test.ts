@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { DtqError } from '../src/errors.ts'
 import { F, jobEntry } from '../src/queue/job.ts'
-import { BULK_JOBS_TASK } from '../src/queue/system-tasks.ts'
+import { BULK_JOBS_TASK, BULK_STATES, DLQ_RETRY_TASK } from '../src/queue/system-tasks.ts'
 import { functions } from '../src/redis/scripts.ts'
 import { type Bundle, setup, waitFor } from './helpers.ts'
 
@@ -316,6 +316,93 @@ describe('cancel or retry by filter at a rate', () => {
     expect(done.result).toMatchObject({ action: 'cancel', done: 5, stopped: false })
     expect(await b.queue.jobLogs(job.id, Q)).toContain('cancelled 5 of 5 examined')
   })
+
+  /**
+   * Invariant 23's "never a system job": a user job and a system job (both system task types)
+   * in every state the bulk actions walk; each action changes the user jobs in its states and
+   * leaves every system job's hash as it was -- also when the filter names a system task type.
+   */
+  const SYSTEM = [BULK_JOBS_TASK, DLQ_RETRY_TASK]
+  const STATES = ['active', 'retrying', 'completed', 'failed', 'queued', 'scheduled', 'waiting', 'cancelled']
+
+  /** Per state, a user job's id and the system jobs' ids, all in that state. */
+  async function everyState() {
+    const user: Record<string, string> = {}
+    const system: Record<string, string[]> = {}
+    const payload = (type: string) =>
+      type === BULK_JOBS_TASK ? { action: 'cancel', filter: { queue: 'elsewhere' } } : { filter: {} }
+    // One job at a time is queued while these are made, so each delivery takes the job just added.
+    const make = async (type: string, state: string, parent: string) => {
+      const opts = { max_retries: 1 }
+      if (state === 'queued') return add(opts, type, payload(type))
+      if (state === 'scheduled') return add({ ...opts, delay_ms: 3_600_000 }, type, payload(type))
+      if (state === 'waiting') return add({ ...opts, depends_on: [parent] }, type, payload(type))
+      const job = await add(opts, type, payload(type))
+      if (state === 'cancelled') {
+        await b.queue.cancel(job.id, Q)
+        return job
+      }
+      const [got] = (await deliver()).jobs
+      expect(got!.id).toBe(job.id)
+      const err = { message: 'boom', worker: 'c1', attempt: 1 }
+      if (state === 'retrying')
+        expect(await store().fail(Q, job.id, got!.epoch, 'retry', err, 3_600_000)).toBe('retrying')
+      if (state === 'failed')
+        expect(await store().fail(Q, job.id, got!.epoch, 'permanent', err, 0)).toBe('failed')
+      if (state === 'completed') await store().complete(Q, [{ id: job.id, epoch: got!.epoch, result: '1' }])
+      return job
+    }
+    // The waiting jobs wait on a system job that no action touches: no cascade reaches them.
+    const parent = await add({ delay_ms: 3_600_000 }, DLQ_RETRY_TASK, { filter: {} })
+    for (const state of STATES) {
+      user[state] = (await make('work', state, parent.id)).id
+      system[state] = []
+      for (const t of SYSTEM) system[state].push((await make(t, state, parent.id)).id)
+    }
+    for (const state of STATES)
+      for (const id of [user[state]!, ...system[state]!])
+        expect((await b.queue.getJob(id, Q))!.state, `${id} made ${state}`).toBe(state)
+    return { user, system: [parent.id, ...Object.values(system).flat()] }
+  }
+
+  /** Each system job's hash, every field (not DUMP: a large hash's field order is not stable). */
+  const hashes = async (ids: string[]): Promise<Record<string, Record<string, string>>> =>
+    Object.fromEntries(
+      await Promise.all(ids.map(async (id) => [id, await b.redis.hgetall(store().keys.job(Q, id))] as const)),
+    )
+
+  it.each([
+    ['cancel', { queued: 'cancelled', scheduled: 'cancelled', waiting: 'cancelled', retrying: 'cancelled' }],
+    ['retry', { failed: 'queued', cancelled: 'queued' }],
+    ['delete', { completed: null, failed: null, cancelled: null }],
+  ] as const)(
+    '%s touches the user jobs in its states, never a system job (hash unchanged)',
+    async (action, want) => {
+      const { user, system } = await everyState()
+      const before = await hashes(system)
+      for (const h of Object.values(before)) expect(Object.keys(h).length).toBeGreaterThan(0)
+      const expected: Record<string, string | null> = { ...want }
+      // A running job's cancel is a request (its worker stops it): it counts, its state stays.
+      const hit = BULK_STATES[action].length
+      const r = await b.queue.bulkJobs(action, { queue: Q }, { ratePerSec: 1000 })
+      expect(await hashes(system)).toEqual(before)
+      // The walk passed every job in its states -- the system ones too (and the waiting jobs'
+      // scheduled parent, for a cancel) -- and changed only the user ones.
+      expect(r).toEqual({ examined: hit * (1 + SYSTEM.length) + (action === 'cancel' ? 1 : 0), done: hit })
+      for (const state of STATES) {
+        const after = await b.queue.getJob(user[state]!, Q)
+        const now = state in expected ? expected[state] : state
+        expect(after?.state ?? null, `the user job that was ${state}`).toBe(now)
+      }
+      // Naming a system task type in the filter changes nothing either.
+      for (const t of SYSTEM) {
+        expect((await b.queue.bulkJobs(action, { queue: Q, task_type: t }, { ratePerSec: 1000 })).done).toBe(
+          0,
+        )
+      }
+      expect(await hashes(system)).toEqual(before)
+    },
+  )
 
   it('refuses a bad filter (400), writing nothing', async () => {
     await failed()

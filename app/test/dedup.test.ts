@@ -8,6 +8,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { DtqError } from '../src/errors.ts'
 import { F } from '../src/queue/job.ts'
+import { Queue } from '../src/queue/queue.ts'
 import type { JobStore } from '../src/redis/store.ts'
 import { type Bundle, FakeClock, plainRecord, setup, waitFor } from './helpers.ts'
 
@@ -236,4 +237,75 @@ describe('dedup: bad input writes nothing', () => {
     ).rejects.toThrow(/foreign value/)
     expect(await b.keys()).toEqual(before)
   })
+})
+
+describe('dedup: racing calls', () => {
+  /**
+   * Invariant 21's racing clause: the key is read and taken in the enqueue call that creates the
+   * job, so calls from separate clients racing on one key -- singles and batches that repeat it --
+   * make one job, and every other add is answered by it. Each client has its own connection, so
+   * the calls really are separate and interleave at Redis.
+   */
+  const CLIENTS = 6
+  const ROUNDS = 8
+  const MODES = [
+    ['unique by key', { mode: 'unique' as const }, true],
+    ['unique by payload', { mode: 'unique' as const }, false],
+    ['throttle', { mode: 'throttle' as const, ttl_ms: 60_000 }, true],
+    ['debounce', { mode: 'debounce' as const, ttl_ms: 60_000 }, true],
+  ] as const
+
+  it.each(MODES)(
+    '%s: many clients adding one key at once make exactly one job, every add answered by it (8 rounds)',
+    async (name, dedup, keyed) => {
+      const clients = await Promise.all(
+        Array.from({ length: CLIENTS }, () => Queue.connect(b.config, { clock })),
+      )
+      try {
+        // Each client's first call on its own connection is behind us: the rounds' calls start together.
+        await Promise.all(clients.map((c, i) => c.add('warm', { i }, { queue: Q })))
+        for (let round = 0; round < ROUNDS; round++) {
+          const type = `race-${name.replace(/ /g, '-')}-${round}`
+          const spec = (i: number) => ({
+            task_type: type,
+            queue: Q,
+            // Keyed modes: each add's own payload (debounce keeps the latest); by payload: the same one.
+            payload: keyed ? { from: i } : { round },
+            dedup: keyed ? { ...dedup, key: `k-${round}` } : dedup,
+          })
+          // Even clients add one job; odd ones a batch repeating the key twice.
+          const answers = (
+            await Promise.all(
+              clients.map((c, i) =>
+                i % 2 === 0
+                  ? c.add(type, spec(i).payload, { queue: Q, dedup: spec(i).dedup }).then((r) => [r])
+                  : c.addBulk([spec(i), spec(i + 100)]),
+              ),
+            )
+          ).flat()
+          const created = answers.filter((a) => a.created)
+          expect(created, `round ${round}: jobs created`).toHaveLength(1)
+          const id = created[0]!.job.id
+          for (const a of answers.filter((x) => !x.created))
+            expect(a.job).toMatchObject({ id, deduplicated: true })
+          // The store holds that one job of the type, and the key names it.
+          const jobs = (await b.queue.listJobs({ queue: Q, task_type: type, limit: 100 })).items
+          expect(jobs.map((j) => j.id)).toEqual([id])
+          const held = await b.redis.get(store.keys.dedup(Q, created[0]!.job.dedup!.key_hash))
+          expect(held?.split(' ')[0]).toBe(id)
+          if (dedup.mode === 'debounce') {
+            // Still pending, a window after now, with the payload of one of the adds.
+            expect(jobs[0]).toMatchObject({ state: 'scheduled', run_at: clock.now() + dedup.ttl_ms })
+            expect(answers.map((a) => JSON.stringify(a.job.payload))).toContain(
+              JSON.stringify(jobs[0]!.payload),
+            )
+          } else {
+            expect(jobs[0]!.state).toBe('queued')
+          }
+        }
+      } finally {
+        await Promise.all(clients.map((c) => c.close()))
+      }
+    },
+  )
 })
