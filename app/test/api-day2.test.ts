@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { BULK_JOBS_TASK } from '../src/queue/system-tasks.ts'
 import { type ApiBundle, apiSetup } from './api-helpers.ts'
-import { waitFor } from './helpers.ts'
+import { snapshot, waitFor } from './helpers.ts'
 
 const Q = 'ops'
 let b: ApiBundle
@@ -19,15 +19,9 @@ const call = (method: 'POST' | 'PUT' | 'DELETE' | 'GET', url: string, payload?: 
 const add = (opts: Record<string, unknown> = {}, type = 'work') =>
   b.queue.add(type, { n: 1 }, { queue: Q, ...opts }).then((r) => r.job)
 
-async function snapshot(): Promise<Record<string, string>> {
-  const out: Record<string, string> = {}
-  for (const k of await b.keys()) out[k] = (await b.redis.dumpBuffer(k))?.toString('base64') ?? ''
-  return out
-}
-
 /** Each request answers `status` with `code`, and the data is as it was. */
 async function refused(reqs: Array<[Parameters<typeof call>, number, string]>) {
-  const before = await snapshot()
+  const before = await snapshot(b)
   for (const [args, status, code] of reqs) {
     const r = await call(...args)
     expect({ url: args[1], status: r.statusCode, code: r.json().code }).toEqual({
@@ -37,7 +31,7 @@ async function refused(reqs: Array<[Parameters<typeof call>, number, string]>) {
     })
     expect(r.json().message).toBeTruthy()
   }
-  expect(await snapshot()).toEqual(before)
+  expect(await snapshot(b)).toEqual(before)
 }
 
 describe('jobs', () => {

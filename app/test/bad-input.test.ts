@@ -2,20 +2,13 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { DtqError } from '../src/errors.ts'
 import { Worker } from '../src/worker/worker.ts'
-import { type Bundle, setup } from './helpers.ts'
+import { type Bundle, setup, snapshot } from './helpers.ts'
 
 let b: Bundle
 beforeEach(async () => {
   b = await setup()
 })
 afterEach(() => b.cleanup())
-
-/** Every key with its value (DUMP). */
-async function snapshot(b: Bundle): Promise<Record<string, string>> {
-  const out: Record<string, string> = {}
-  for (const k of await b.keys()) out[k] = (await b.redis.dumpBuffer(k))?.toString('base64') ?? ''
-  return out
-}
 
 /** Jobs queued, scheduled, with a key, running, completed, retrying and dead-lettered; a paused queue. */
 async function seedEveryState(b: Bundle): Promise<void> {

@@ -10,7 +10,7 @@ import { ArchiveStore, finishedOf } from '../src/redis/archive.ts'
 import { scanKeys } from '../src/redis/connection.ts'
 import { setLibraryOptions } from '../src/redis/scripts.ts'
 import { type ApiBundle, apiSetup } from './api-helpers.ts'
-import { FakeClock, targetEnv, testTarget } from './helpers.ts'
+import { FakeClock, snapshot, targetEnv, testTarget } from './helpers.ts'
 import { runCli } from './processes.ts'
 
 const Q = 'made'
@@ -19,12 +19,6 @@ afterEach(() => b?.cleanup())
 
 const get = (url: string) => b.app.inject({ method: 'GET', url })
 const put = (url: string, payload: unknown) => b.app.inject({ method: 'PUT', url, payload: payload as never })
-
-async function snapshot(): Promise<Record<string, string>> {
-  const out: Record<string, string> = {}
-  for (const k of await b.keys()) out[k] = (await b.redis.dumpBuffer(k))?.toString('base64') ?? ''
-  return out
-}
 
 /** Every job hash of `queue` (one physical queue) with its created_at, and the index's members with their scores. */
 async function both(
@@ -355,7 +349,7 @@ describe('the backfill', () => {
     await b.queue.add('work', {}, { queue: 'stale' })
     await b.queue.store.setCreatedIndex('stale', true)
     const meta = b.queue.store.keys.meta('stale')
-    const before = await snapshot()
+    const before = await snapshot(b)
     const lib = (b.queue.store as unknown as { lib: { call: (...a: unknown[]) => Promise<unknown> } }).lib
     const common = (b.queue.store as unknown as { common: (n: number) => number[] }).common(Date.now())
     const reply = await lib.call(b.redis, 'created_index', b.queue.store.keys.base('stale'), [
@@ -366,7 +360,7 @@ describe('the backfill', () => {
       '1',
     ])
     expect(reply).toBe('moved')
-    expect(await snapshot()).toEqual(before)
+    expect(await snapshot(b)).toEqual(before)
     expect(await b.redis.hget(meta, 'created_index')).toBe('building')
     // Resumed by whoever continues it (the janitor calls the same).
     expect(await b.queue.store.createdBackfill('stale')).toBe('on')
@@ -389,7 +383,7 @@ describe('refusals and the switch', () => {
   it('refuses bad input with a 4xx and changes nothing', async () => {
     b = await apiSetup()
     await b.queue.add('work', {}, { queue: Q })
-    const before = await snapshot()
+    const before = await snapshot(b)
     const cases: Array<[string, string, unknown, number, string | RegExp]> = [
       ['GET', '/jobs?sort=created', undefined, 400, /needs a queue/],
       ['GET', `/jobs?sort=created&queue=${Q}`, undefined, 409, 'CREATED_INDEX_OFF'],
@@ -410,13 +404,13 @@ describe('refusals and the switch', () => {
     }
     const off = (await get(`/jobs?sort=created&queue=${Q}`)).json()
     expect(off.message).toMatch(/PUT \/queues\/made\/created-index/)
-    expect(await snapshot()).toEqual(before)
+    expect(await snapshot(b)).toEqual(before)
   }, 30_000)
 
   it('off -> on -> off leaves every key as it was; GET /queues says the state', async () => {
     b = await apiSetup()
     for (let i = 0; i < 5; i++) await b.queue.add('work', { i }, { queue: Q })
-    const before = await snapshot()
+    const before = await snapshot(b)
     const state = async () =>
       (await get('/queues')).json().items.find((q: { queue: string }) => q.queue === Q).created_index
     expect(await state()).toBe('off')
@@ -426,7 +420,7 @@ describe('refusals and the switch', () => {
     const res = await put(`/queues/${Q}/created-index`, { on: false })
     expect(res.json()).toEqual({ queue: Q, created_index: 'off' })
     expect(await state()).toBe('off')
-    expect(await snapshot()).toEqual(before)
+    expect(await snapshot(b)).toEqual(before)
   }, 30_000)
 })
 
@@ -440,13 +434,13 @@ describe('dtq queues created-index', () => {
       created_index: 'on',
     })
     expect(await b.redis.zcard(b.queue.store.keys.created(Q))).toBe(3)
-    const before = await snapshot()
+    const before = await snapshot(b)
     const err = await runCli(env, ['queues', 'created-index', Q, 'maybe']).then(
       () => '',
       (e: { stderr: string }) => e.stderr,
     )
     expect(err).toMatch(/on or off/)
-    expect(await snapshot()).toEqual(before)
+    expect(await snapshot(b)).toEqual(before)
     expect(JSON.parse(await runCli(env, ['queues', 'created-index', Q, 'off'])).created_index).toBe('off')
     expect(await b.redis.exists(b.queue.store.keys.created(Q))).toBe(0)
   }, 60_000)

@@ -10,7 +10,7 @@ import { DtqError } from '../src/errors.ts'
 import { F, jobEntry } from '../src/queue/job.ts'
 import { BULK_JOBS_TASK, BULK_STATES, DLQ_RETRY_TASK } from '../src/queue/system-tasks.ts'
 import { functions } from '../src/redis/scripts.ts'
-import { type Bundle, setup, waitFor } from './helpers.ts'
+import { type Bundle, setup, snapshot, waitFor } from './helpers.ts'
 
 const Q = 'day2'
 let b: Bundle
@@ -22,13 +22,6 @@ afterEach(() => b.cleanup())
 const store = () => b.queue.store
 const add = (opts: Record<string, unknown> = {}, type = 'work', payload: unknown = { n: 1 }) =>
   b.queue.add(type, payload, { queue: Q, ...opts }).then((r) => r.job)
-
-/** Every key of the test with its value (DUMP): proves a call wrote nothing. */
-async function snapshot(): Promise<Record<string, string>> {
-  const out: Record<string, string> = {}
-  for (const k of await b.keys()) out[k] = (await b.redis.dumpBuffer(k))?.toString('base64') ?? ''
-  return out
-}
 
 /** Delivers up to n jobs to consumer c (as a worker's fetch would). */
 const deliver = (n = 1, c = 'c1') => store().deliver(Q, c, n)
@@ -76,10 +69,10 @@ describe('run now', () => {
 
   it('answers 409 for a job that is not waiting for a time, 404 for none, and writes nothing', async () => {
     const job = await add()
-    const before = await snapshot()
+    const before = await snapshot(b)
     await expectError(b.queue.runNow(job.id, Q), 'INVALID_STATE', 409)
     await expectError(b.queue.runNow('nope', Q), 'NOT_FOUND', 404)
-    expect(await snapshot()).toEqual(before)
+    expect(await snapshot(b)).toEqual(before)
   })
 })
 
@@ -107,10 +100,10 @@ describe('change priority', () => {
   it('refuses a started job (409) and a bad priority (400), writing nothing', async () => {
     const job = await add()
     await deliver()
-    const before = await snapshot()
+    const before = await snapshot(b)
     await expectError(b.queue.setPriority(job.id, 'high', Q), 'INVALID_STATE', 409)
     await expectError(b.queue.setPriority(job.id, 'urgent' as never, Q), 'VALIDATION', 400)
-    expect(await snapshot()).toEqual(before)
+    expect(await snapshot(b)).toEqual(before)
   })
 })
 
@@ -137,14 +130,14 @@ describe('edit payload', () => {
   it('refuses a running job (409) and a payload over the limit (400), writing nothing', async () => {
     const job = await add()
     await deliver()
-    const before = await snapshot()
+    const before = await snapshot(b)
     await expectError(b.queue.editPayload(job.id, { x: 1 }, { queue: Q }), 'INVALID_STATE', 409)
     await expectError(
       b.queue.editPayload(job.id, 'x'.repeat(b.config.maxPayloadBytes + 1), { queue: Q }),
       'VALIDATION',
       400,
     )
-    expect(await snapshot()).toEqual(before)
+    expect(await snapshot(b)).toEqual(before)
   })
 })
 
@@ -220,9 +213,9 @@ describe('delete a job', () => {
         { key: 'b', task_type: 'work', queue: Q, depends_on: ['a'] },
       ],
     })
-    const before = await snapshot()
+    const before = await snapshot(b)
     for (const n of flow.nodes) await expectError(b.queue.deleteJob(n.job_id, Q), 'INVALID_STATE', 409)
-    expect(await snapshot()).toEqual(before)
+    expect(await snapshot(b)).toEqual(before)
   })
 })
 
@@ -261,9 +254,9 @@ describe('delete a queue', () => {
     await failed()
     await deliver()
     await b.queue.pauseQueue(Q)
-    const before = await snapshot()
+    const before = await snapshot(b)
     await expectError(b.queue.deleteQueue(Q), 'INVALID_STATE', 409)
-    expect(await snapshot()).toEqual(before)
+    expect(await snapshot(b)).toEqual(before)
     const r = await b.queue.deleteQueue(Q, { force: true })
     expect(r.keys).toBeGreaterThan(5)
     expect((await b.keys()).filter((k) => k.includes(`{${Q}}`))).toEqual([])
@@ -406,12 +399,12 @@ describe('cancel or retry by filter at a rate', () => {
 
   it('refuses a bad filter (400), writing nothing', async () => {
     await failed()
-    const before = await snapshot()
+    const before = await snapshot(b)
     await expectError(b.queue.bulkJobs('retry', { state: 'queued' }), 'VALIDATION', 400)
     await expectError(b.queue.bulkJobs('drop' as never, {}), 'VALIDATION', 400)
     await expectError(b.queue.bulkJobs('cancel', { nope: 1 } as never), 'VALIDATION', 400)
     await expectError(b.queue.bulkJobs('retry', {}, { ratePerSec: 0 }), 'VALIDATION', 400)
-    expect(await snapshot()).toEqual(before)
+    expect(await snapshot(b)).toEqual(before)
   })
 })
 
@@ -470,11 +463,11 @@ describe('the new scripts refuse bad arguments before their first write', () => 
     const job = await add({ delay_ms: 60_000 })
     await add()
     await failed()
-    const before = await snapshot()
+    const before = await snapshot(b)
     const argv = args.map((a) => (a === 'ID' ? job.id : a))
     await expect(
       functions().call(b.redis, name, store().keys.base(Q), [Date.now(), 1000, 3600, 3600, ...argv]),
     ).rejects.toThrow(msg)
-    expect(await snapshot()).toEqual(before)
+    expect(await snapshot(b)).toEqual(before)
   })
 })

@@ -85,6 +85,25 @@ export interface Bundle {
   cleanup(): Promise<void>
 }
 
+/**
+ * Every key of a test with its value: proves a call wrote nothing. DUMP, but a hash's or a set's
+ * contents sorted (a hashtable's DUMP order can change with no write: incremental rehashing steps
+ * on reads), and each key's TTL bucketed to the second.
+ */
+export async function snapshot(b: Pick<Bundle, 'keys' | 'redis'>): Promise<Record<string, string>> {
+  const out: Record<string, string> = {}
+  for (const k of await b.keys()) {
+    const type = await b.redis.type(k)
+    let v: string
+    if (type === 'hash') v = JSON.stringify(Object.entries(await b.redis.hgetall(k)).sort())
+    else if (type === 'set') v = JSON.stringify((await b.redis.smembers(k)).sort())
+    else v = (await b.redis.dumpBuffer(k))?.toString('base64') ?? ''
+    const ttl = await b.redis.ttl(k)
+    out[k] = `${type} ${ttl < 0 ? ttl : 'ttl'} ${v}`
+  }
+  return out
+}
+
 /** Settings for tests: short windows so crash detection and retries happen in a second or so. */
 export function testConfig(prefix: string, overrides: Partial<Config> = {}, url?: string): Config {
   return loadConfig(

@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { BULK_JOBS_TASK, BULK_STATES } from '../src/queue/system-tasks.ts'
 import { type ApiBundle, apiSetup, bearer, TOKEN_SETTING } from './api-helpers.ts'
-import { FakeClock } from './helpers.ts'
+import { FakeClock, snapshot } from './helpers.ts'
 
 const Q = 'scale'
 const Q2 = 'scale2'
@@ -16,12 +16,6 @@ afterEach(() => b?.cleanup())
 const get = (url: string, headers?: Record<string, string>) => b.app.inject({ method: 'GET', url, headers })
 const post = (url: string, payload: unknown, headers?: Record<string, string>) =>
   b.app.inject({ method: 'POST', url, payload: payload as never, headers })
-
-async function snapshot(): Promise<Record<string, string>> {
-  const out: Record<string, string> = {}
-  for (const k of await b.keys()) out[k] = (await b.redis.dumpBuffer(k))?.toString('base64') ?? ''
-  return out
-}
 
 /** Takes `n` jobs of `queue` through the store: started, then completed, failed or cancelled. */
 async function finish(queue: string, n: number, how: 'completed' | 'failed' | 'cancelled', type = 'work') {
@@ -247,7 +241,7 @@ describe('POST /jobs/bulk action=delete', () => {
   it('the route starts the paced system job (admin); refusals are clear and write nothing', async () => {
     b = await apiSetup({ apiTokens: TOKEN_SETTING })
     await finish(Q, 2, 'completed')
-    const before = await snapshot()
+    const before = await snapshot(b)
     const refusals: Array<[unknown, Record<string, string>, number, string, RegExp]> = [
       [{ action: 'delete', queue: Q }, bearer('write'), 403, 'FORBIDDEN', /admin/],
       [{ action: 'delete' }, bearer('admin'), 400, 'VALIDATION', /queue is required/],
@@ -273,7 +267,7 @@ describe('POST /jobs/bulk action=delete', () => {
       expect({ body, status: r.statusCode, code: r.json().code }).toEqual({ body, status, code })
       expect(r.json().message).toMatch(message)
     }
-    const keys = await snapshot()
+    const keys = await snapshot(b)
     // The audit stream records refusals (ADR 0026); nothing else changed.
     for (const k of Object.keys(keys)) if (k.endsWith(':audit')) delete keys[k]
     for (const k of Object.keys(before)) if (k.endsWith(':audit')) delete before[k]

@@ -10,7 +10,7 @@ import { createReplays } from '../src/redis/replay-service.ts'
 import { functions } from '../src/redis/scripts.ts'
 import { TIMELINE_MAX_SCAN } from '../src/redis/timeline.ts'
 import { type ApiBundle, apiSetup } from './api-helpers.ts'
-import { targetEnv, testTarget } from './helpers.ts'
+import { snapshot, targetEnv, testTarget } from './helpers.ts'
 import { runCli } from './processes.ts'
 
 const Q = 'rp'
@@ -46,15 +46,9 @@ async function run(outcome: 'complete' | 'retry' | 'permanent' | 'cancel', resul
   return got
 }
 
-async function snapshot(): Promise<Record<string, string>> {
-  const out: Record<string, string> = {}
-  for (const k of await b.keys()) out[k] = (await b.redis.dumpBuffer(k))?.toString('base64') ?? ''
-  return out
-}
-
 /** Each request answers `status` with `code`, and every key is as it was. */
 async function refused(reqs: Array<[Parameters<typeof call>, number, string]>) {
-  const before = await snapshot()
+  const before = await snapshot(b)
   for (const [args, status, code] of reqs) {
     const r = await call(...args)
     expect({ url: args[1], body: args[2], status: r.statusCode, code: r.json().code }).toEqual({
@@ -65,7 +59,7 @@ async function refused(reqs: Array<[Parameters<typeof call>, number, string]>) {
     })
     expect(r.json().message).toBeTruthy()
   }
-  expect(await snapshot()).toEqual(before)
+  expect(await snapshot(b)).toEqual(before)
 }
 
 describe('POST /jobs/{id}/replay', () => {
@@ -260,7 +254,7 @@ describe('POST /jobs/{id}/replay', () => {
 describe('dry runs write nothing', () => {
   it('POST /jobs?dry_run=true answers what would be created', async () => {
     await add() // the queue exists
-    const before = await snapshot()
+    const before = await snapshot(b)
     const r = await call('POST', '/jobs?dry_run=true', {
       task_type: 'work',
       queue: Q,
@@ -289,14 +283,14 @@ describe('dry runs write nothing', () => {
       generated_id: false,
       job: { id: 'mine', state: 'queued' },
     })
-    expect(await snapshot()).toEqual(before)
+    expect(await snapshot(b)).toEqual(before)
   })
 
   it('says which job would answer: the same id, the idempotency key, a dedup holder', async () => {
     const keyed = await add({ idempotency_key: 'k1' })
     const mine = await add({ id: 'order-1' })
     const holder = await add({ dedup: { mode: 'unique', key: 'acct' } })
-    const before = await snapshot()
+    const before = await snapshot(b)
     const dry = (body: object) => call('POST', '/jobs?dry_run=true', { task_type: 'work', queue: Q, ...body })
     expect((await dry({ idempotency_key: 'k1' })).json()).toMatchObject({
       outcome: 'existing',
@@ -310,7 +304,7 @@ describe('dry runs write nothing', () => {
     expect(d).toMatchObject({ outcome: 'deduplicated', existing: { id: holder.id } })
     expect(d.notes[0]).toContain(holder.id)
     expect((await dry({ dedup: { mode: 'unique', key: 'other' } })).json().outcome).toBe('create')
-    expect(await snapshot()).toEqual(before)
+    expect(await snapshot(b)).toEqual(before)
     // Control: the real add is answered by the same jobs.
     expect(
       (await call('POST', '/jobs', { task_type: 'work', queue: Q, idempotency_key: 'k1' })).json().id,
@@ -358,7 +352,7 @@ describe('dry runs write nothing', () => {
 
   it('POST /jobs/batch?dry_run=true: each item, repeats within the batch, bad items -- nothing written', async () => {
     const keyed = await add({ idempotency_key: 'k1' })
-    const before = await snapshot()
+    const before = await snapshot(b)
     const r = await call('POST', '/jobs/batch?dry_run=true', {
       jobs: [
         { task_type: 'work', queue: Q, payload: { i: 0 } },
@@ -389,7 +383,7 @@ describe('dry runs write nothing', () => {
     expect(body.items[5].same_as).toBe(4)
     expect(body.items[0].dry_run.job).toMatchObject({ payload: { i: 0 }, state: 'queued' })
     expect(body.items[6]).toMatchObject({ status: 400, error: { code: 'VALIDATION' } })
-    expect(await snapshot()).toEqual(before)
+    expect(await snapshot(b)).toEqual(before)
     // Control: the real batch agrees item by item.
     const real = (
       await call('POST', '/jobs/batch', {
@@ -407,17 +401,17 @@ describe('dry runs write nothing', () => {
     await add()
     await b.queue.pauseQueue(Q)
     await b.queue.setLimits(Q, { concurrency: 2, types: { work: { rate: { limit: 5, window_ms: 1000 } } } })
-    const before = await snapshot()
+    const before = await snapshot(b)
     const r = (await call('POST', '/jobs?dry_run=true', { task_type: 'work', queue: Q })).json()
     expect(r.notes.join('\n')).toMatch(/paused/)
     expect(r.notes.join('\n')).toMatch(/queue concurrency 2.*work rate 5\/1000 ms/)
-    expect(await snapshot()).toEqual(before)
+    expect(await snapshot(b)).toEqual(before)
   })
 
   it('POST /jobs/{id}/replay?dry_run=true answers the replay it would make', async () => {
     const original = await add({ idempotency_key: 'k' })
     await run('complete')
-    const before = await snapshot()
+    const before = await snapshot(b)
     const r = await call('POST', `/jobs/${original.id}/replay?queue=${Q}&dry_run=true`, { payload: { n: 9 } })
     expect(r.statusCode).toBe(200)
     expect(r.json()).toMatchObject({
@@ -427,7 +421,7 @@ describe('dry runs write nothing', () => {
       source: 'redis',
       job: { payload: { n: 9 }, replay_of: `${Q}/${original.id}`, idempotency_key: null, state: 'queued' },
     })
-    expect(await snapshot()).toEqual(before)
+    expect(await snapshot(b)).toEqual(before)
   })
 })
 
@@ -607,11 +601,11 @@ describe('the library', () => {
   it("refuses changes a replay does not make (the task type is the original's), writing nothing", async () => {
     const j = await add()
     await run('complete')
-    const before = await snapshot()
+    const before = await snapshot(b)
     const replays = createReplays(b.queue)
     for (const bad of [{ task_type: 'other' }, { replay_of: 'x/1' }, [1], null] as never[])
       await expect(replays.replay(j.id, bad, { queue: Q })).rejects.toMatchObject({ code: 'VALIDATION' })
-    expect(await snapshot()).toEqual(before)
+    expect(await snapshot(b)).toEqual(before)
   })
 
   it('createReplays takes further sources after Redis (where the history archive plugs in)', async () => {
@@ -637,12 +631,12 @@ describe('the CLI', () => {
     const env = { ...targetEnv(testTarget()), KEY_PREFIX: b.prefix, REDIS_DURABILITY: 'off' }
     const j = await add({ max_retries: 0 })
     await run('permanent')
-    const before = await snapshot()
+    const before = await snapshot(b)
     const dry = JSON.parse(
       await runCli(env, ['replay', j.id, '--queue', Q, '--payload', '{"n":5}', '--dry-run']),
     )
     expect(dry).toMatchObject({ dry_run: true, outcome: 'create', job: { payload: { n: 5 } } })
-    expect(await snapshot()).toEqual(before)
+    expect(await snapshot(b)).toEqual(before)
     const out = await runCli(env, ['replay', j.id, '--queue', Q, '--payload', '{"n":5}'])
     const m = /^replayed rp\/(\S+) as rp\/(\S+) \(queued\)\n$/.exec(out)
     expect(m?.[1]).toBe(j.id)
@@ -656,14 +650,14 @@ describe('the CLI', () => {
     const cmp = await runCli(env, ['compare', `${Q}/${j.id}`, `${Q}/${replayId}`])
     expect(cmp).toContain('changed  /payload/n  1 -> 5')
     // Bad input: a clear message, exit status 2, nothing written.
-    const before2 = await snapshot()
+    const before2 = await snapshot(b)
     await expect(runCli(env, ['replay', j.id, '--queue', Q, '--payload', '{bad'])).rejects.toMatchObject({
       stderr: expect.stringContaining('--payload is not valid JSON'),
     })
     await expect(runCli(env, ['replay', replayId, '--queue', Q])).rejects.toMatchObject({
       stderr: expect.stringContaining('only a finished job'),
     })
-    expect(await snapshot()).toEqual(before2)
+    expect(await snapshot(b)).toEqual(before2)
   })
 })
 
@@ -674,12 +668,12 @@ describe('note_replay', () => {
     [['ID', 'a/b c'], /DTQ_BAD_ARG replay must be/],
   ])('refuses %j before its first write', async (args, msg) => {
     const j = await add()
-    const before = await snapshot()
+    const before = await snapshot(b)
     const argv = args.map((a) => (a === 'ID' ? j.id : a))
     await expect(
       functions().call(b.redis, 'note_replay', store().keys.base(Q), [Date.now(), 1000, 3600, 3600, ...argv]),
     ).rejects.toThrow(msg)
-    expect(await snapshot()).toEqual(before)
+    expect(await snapshot(b)).toEqual(before)
   })
 
   it('leaves a job that is gone alone (no hash re-created)', async () => {
