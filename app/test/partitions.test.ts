@@ -243,6 +243,30 @@ describe('a partitioned queue', () => {
     expect((await b.queue.workers())[0]?.queues).toEqual(names)
   })
 
+  it("QUEUE_MAX_DEPTH counts every partition: POST /jobs is refused once the partitions' sum reaches it", async () => {
+    b = await apiSetup({ queueMaxDepth: 6 })
+    await b.queue.setPartitions(Q, 3)
+    const post = () =>
+      b.app.inject({
+        method: 'POST',
+        url: '/jobs',
+        headers: bearer('write'),
+        payload: { task_type: 'echo', queue: Q },
+      })
+    // Keyless jobs go to the partitions in turn: each holds 2 of the 6, under the limit alone.
+    for (let i = 0; i < 6; i++) expect((await post()).statusCode).toBe(201)
+    const parts = await b.queue.store.physicalQueues(Q)
+    const depths = await Promise.all(parts.map((q) => b.queue.store.queuedCount(q)))
+    expect(depths.every((d) => d < 6)).toBe(true)
+    expect(depths.reduce((x, y) => x + y, 0)).toBe(6)
+    // Past the depth cache (read at most every 250 ms by design: a window, not a condition to
+    // wait on), the seventh is refused, and nothing is written for it.
+    await new Promise((r) => setTimeout(r, 300))
+    const r = await post()
+    expect([r.statusCode, r.json().code]).toEqual([429, 'QUEUE_FULL'])
+    expect((await b.queue.stats()).totals.queued).toBe(6)
+  })
+
   it('on a Redis Cluster, its partitions spread evenly over the primaries', async (ctx) => {
     b = await apiSetup()
     if (!isCluster(b.redis)) ctx.skip()
