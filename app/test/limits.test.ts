@@ -11,6 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { DtqError, RateLimitedError } from '../src/errors.ts'
 import { F, type Job } from '../src/queue/job.ts'
 import type { LimitsSpec } from '../src/queue/limits.ts'
+import { QUEUE_KEY } from '../src/redis/keys.ts'
 import { functions } from '../src/redis/scripts.ts'
 import type { Worker } from '../src/worker/worker.ts'
 import { type Bundle, maxOverlap, setup, targetEnv, testTarget, waitFor } from './helpers.ts'
@@ -250,6 +251,18 @@ describe('flow control', () => {
     const during = starts.slice(1).filter((t) => t - starts[0]! > 100 && t - starts[0]! < 550)
     expect(during.length).toBeLessThanOrEqual(1)
     expect(starts.at(-1)! - starts[0]!).toBeGreaterThanOrEqual(550)
+  })
+
+  it('a job cancelled while it ran and then refused upstream (429) ends cancelled, not parked for the pause', async () => {
+    const { job } = await b.queue.add('api', {}, { queue: Q })
+    const [got] = (await b.queue.store.deliver(Q, 'w1', 1)).jobs
+    expect(await b.queue.cancel(job.id, Q)).toMatchObject({ outcome: 'requested' })
+    expect(await b.queue.store.pauseType(Q, got!.id, got!.epoch, 3_600_000)).toBe('cancelled')
+    const after = await b.queue.getJob(job.id, Q)
+    expect(after?.state).toBe('cancelled')
+    // The upstream's word still holds for the type; the job holds no pause, no delayed entry.
+    expect(await b.redis.hget(b.queue.store.keys.base(Q) + QUEUE_KEY.limits, 't:api:pause')).not.toBeNull()
+    expect(await b.redis.zscore(b.queue.store.keys.delayed(Q), job.id)).toBeNull()
   })
 
   it("a dead worker's concurrency slot comes back when its job is reclaimed", async () => {

@@ -611,14 +611,17 @@ export class JobStore extends JobReads {
     return this.run('fail', queue, args)
   }
 
-  /** A handler's upstream 429: the job's type pauses in its queue and the job waits (ADR 0022). */
+  /**
+   * A handler's upstream 429: the job's type pauses in its queue and the job waits (ADR 0022);
+   * a job whose cancel was requested while it ran ends cancelled instead.
+   */
   pauseType(
     queue: string,
     id: string,
     epoch: number,
     ms: number,
     entry?: string,
-  ): Promise<'paused' | 'stale'> {
+  ): Promise<'paused' | 'cancelled' | 'stale'> {
     const args = [id, epoch, Math.max(1, Math.round(ms))]
     if (entry) args.push(entry)
     return this.run('pause_type', queue, args)
