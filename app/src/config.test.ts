@@ -99,6 +99,15 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ ENQUEUE_WAIT_REPLICAS: '17' })).toThrow(/ENQUEUE_WAIT_REPLICAS/)
   })
 
+  it('refuses DTQ_UNSAFE (a negative control switching safety off) with ENVIRONMENT=production', () => {
+    const prod = { ENVIRONMENT: 'production' }
+    expect(() => loadConfig({ ...prod, DTQ_UNSAFE: 'no-fencing' })).toThrow(
+      /DTQ_UNSAFE=no-fencing switches safety mechanisms off for tests; it is refused with ENVIRONMENT=production/,
+    )
+    expect(loadConfig({ ...prod, DTQ_UNSAFE: 'none' }).unsafe).toEqual(['none'])
+    expect(loadConfig({ DTQ_UNSAFE: 'no-fencing' }).unsafe).toEqual(['no-fencing']) // tests
+  })
+
   it('rejects a lease that cannot renew inside the claim window', () => {
     expect(() => loadConfig({ LEASE_MS: '20000', CLAIM_IDLE_MS: '30000' })).toThrow(/LEASE_MS/)
   })

@@ -267,7 +267,7 @@ export const SETTINGS = [
       'no-alert-lease',
       'no-shutdown-bound',
     ],
-    doc: 'TESTS ONLY: switch safety mechanisms off for negative controls (none|no-lease-renewal|no-fencing|no-handback|no-delayed-gating|no-leader|no-clock-sync|no-oom-flags|no-archive-hold|no-created-building-index|no-memory-relief|no-schedule-cas|flow-early-release|no-alert-lease|no-shutdown-bound)',
+    doc: 'TESTS ONLY (refused with ENVIRONMENT=production): switch safety mechanisms off for negative controls (none|no-lease-renewal|no-fencing|no-handback|no-delayed-gating|no-leader|no-clock-sync|no-oom-flags|no-archive-hold|no-created-building-index|no-memory-relief|no-schedule-cas|flow-early-release|no-alert-lease|no-shutdown-bound)',
   },
   {
     env: 'DTQ_TEST_CLOCK_SKEW_MS',
@@ -1011,6 +1011,13 @@ function checkTogether(cfg: Partial<Config>, name: (key: keyof Config) => string
   if (cfg.environment === 'production' && cfg.trustProxy === 'true') {
     problems.push(
       `${name('trustProxy')}=true believes every X-Forwarded-For entry, so any client picks its own address: with ENVIRONMENT=production set the number of proxies in front (1 behind nginx or an ALB, 2 on Render) or their addresses`,
+    )
+  }
+  // The negative controls switch safety off (fencing, hand-back, the scheduler's gate...): a
+  // stray variable in a production environment must not run a fleet without them.
+  if (cfg.environment === 'production' && cfg.unsafe?.some((u) => u !== 'none')) {
+    problems.push(
+      `${name('unsafe')}=${cfg.unsafe.join(',')} switches safety mechanisms off for tests; it is refused with ENVIRONMENT=production`,
     )
   }
   // WAIT holds the connection it shares with every other command: a wait as long as the command
