@@ -243,6 +243,56 @@ describe('a partitioned queue', () => {
     expect((await b.queue.workers())[0]?.queues).toEqual(names)
   })
 
+  it('a job id, idempotency or dedup key sent before the queue grew meets its job after each growth (1 → 3 → 8)', async () => {
+    b = await apiSetup()
+    // Each round's keyed jobs: a single add by each kind of key, and a bulk by idempotency keys.
+    const addKeyed = async (round: number) => {
+      const one = await b.queue.add('echo', {}, { queue: Q, idempotency_key: `key-${round}` })
+      const own = await b.queue.add('echo', {}, { queue: Q, id: `own-${round}` })
+      const dd = await b.queue.add('echo', {}, { queue: Q, dedup: { mode: 'unique', key: `dd-${round}` } })
+      const bulk = await b.queue.addBulk(
+        Array.from({ length: 10 }, (_, i) => ({
+          task_type: 'echo',
+          queue: Q,
+          idempotency_key: `bulk-${round}-${i}`,
+        })),
+      )
+      return [one, own, dd, ...bulk.map((r) => ({ created: r.created, job: r.job }))]
+    }
+    const sent = async (round: number) => (await addKeyed(round)).map((r) => r.job.id)
+    const again = async (round: number) => {
+      const res = await addKeyed(round)
+      expect(res.every((r) => r.created === false)).toBe(true)
+      return res.map((r) => r.job.id)
+    }
+    const firsts = [await sent(0)]
+    await b.queue.setPartitions(Q, 3)
+    expect(await again(0)).toEqual(firsts[0])
+    firsts.push(await sent(1))
+    await b.queue.setPartitions(Q, 8)
+    expect(await again(0)).toEqual(firsts[0])
+    expect(await again(1)).toEqual(firsts[1])
+    // Through the API too.
+    const r = await b.app.inject({
+      method: 'POST',
+      url: '/jobs',
+      headers: bearer('write'),
+      payload: { queue: Q, task_type: 'echo', idempotency_key: 'key-0' },
+    })
+    expect([r.statusCode, r.json().id]).toEqual([200, firsts[0]![0]])
+    // No second copy anywhere: 13 jobs per round.
+    expect((await b.queue.listJobs({ queue: Q, limit: 1000 })).items).toHaveLength(26)
+    // Control: without the counts it had, a key routes by the new count alone and makes a second job.
+    await b.redis.hdel(b.queue.store.keys.partitionsBefore(), Q)
+    await b.queue.store.partitionNames(true)
+    const lost = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        b.queue.add('echo', {}, { queue: Q, idempotency_key: `bulk-0-${i}` }),
+      ),
+    )
+    expect(lost.some((x) => x.created)).toBe(true)
+  })
+
   it("QUEUE_MAX_DEPTH counts every partition: POST /jobs is refused once the partitions' sum reaches it", async () => {
     b = await apiSetup({ queueMaxDepth: 6 })
     await b.queue.setPartitions(Q, 3)

@@ -636,6 +636,49 @@ export class Queue {
     return { ...spec, partition_key: spec.partition_key ?? record.extra[F.dedup]?.split(' ')[2] }
   }
 
+  /**
+   * The partition of a job of a partitioned queue. A job that can meet an earlier copy -- by
+   * its own id, its idempotency key or its dedup key -- is looked for where its routing key led
+   * before the queue grew (the counts it had: partitionsBefore): found there, it goes there, and
+   * its enqueue meets that copy as it would have before the growth. Without growths, or for a
+   * job with none of these keys, no lookup at all.
+   */
+  private partitionOf(
+    names: string[],
+    logical: string,
+    spec: JobSpec,
+    record: NewJobRecord,
+    turn: number,
+  ): string | Promise<string> {
+    const routed = this.routeOf(spec, record)
+    const here = names[pickPartition(names.length, routed, turn)]!
+    const key = routed.partition_key || routed.idempotency_key || routed.id
+    const dedup = record.extra[F.dedup]?.split(' ')[2]
+    if (!key || !(spec.id || record.idem_hash || dedup)) return here
+    const earlier = this.store.partitionsOnceRouted(logical, key, here)
+    return earlier.length ? this.lookForEarlierCopy(earlier, here, spec, record, dedup) : here
+  }
+
+  /** The first of `earlier` holding a job by `spec`'s id, idempotency or dedup key, else `here`. */
+  private async lookForEarlierCopy(
+    earlier: string[],
+    here: string,
+    spec: JobSpec,
+    record: NewJobRecord,
+    dedup: string | undefined,
+  ): Promise<string> {
+    const k = this.store.keys
+    for (const p of earlier) {
+      const found = await Promise.all([
+        spec.id ? this.redis.exists(k.job(p, spec.id)) : 0,
+        record.idem_hash ? this.redis.exists(k.idempotency(p, record.idem_hash)) : 0,
+        dedup ? this.redis.exists(k.dedup(p, dedup)) : 0,
+      ])
+      if (found.some((n) => n > 0)) return p
+    }
+    return here
+  }
+
   /** addBulk's writes, once every job is valid. */
   private async writeBulk(
     specs: JobSpec[],
@@ -652,7 +695,7 @@ export class Queue {
       const names = partitions.get(p.queue)
       const queue =
         names && names.length > 1
-          ? names[pickPartition(names.length, this.routeOf(specs[0]!, p.record), this.roundRobin++)]!
+          ? await this.partitionOf(names, p.queue, specs[0]!, p.record, this.roundRobin++)
           : p.queue
       try {
         const [r] = await this.store.enqueue(queue, [p.record])
@@ -663,17 +706,20 @@ export class Queue {
     }
     const turn = new Map<string, number>()
     const byQueue = new Map<string, number[]>()
-    prepared.forEach((p, i) => {
+    const physical = prepared.map((p, i) => {
       const names = partitions.get(p!.queue)
-      let physical = p!.queue
-      if (names && names.length > 1) {
-        if (!turn.has(p!.queue)) turn.set(p!.queue, this.roundRobin++)
-        physical =
-          names[pickPartition(names.length, this.routeOf(specs[i]!, p!.record), turn.get(p!.queue)!)]!
-      }
-      const list = byQueue.get(physical) ?? []
+      if (!names || names.length <= 1) return p!.queue
+      if (!turn.has(p!.queue)) turn.set(p!.queue, this.roundRobin++)
+      return this.partitionOf(names, p!.queue, specs[i]!, p!.record, turn.get(p!.queue)!)
+    })
+    // Lookups only for keyed jobs of queues that grew (partitionOf): awaited together.
+    const homes = physical.some((q) => typeof q !== 'string')
+      ? await Promise.all(physical)
+      : (physical as string[])
+    homes.forEach((q, i) => {
+      const list = byQueue.get(q) ?? []
       list.push(i)
-      byQueue.set(physical, list)
+      byQueue.set(q, list)
     })
     const results: AddResult[] = new Array(specs.length)
     const chunk = opts.allOrNothing ? ATOMIC_MAX_JOBS : BULK_CHUNK
@@ -1231,7 +1277,10 @@ export class Queue {
     }
     let keys = 0
     for (const q of physical) keys += await this.store.dropQueue(q)
-    if (physical.length > 1) await this.redis.hdel(this.store.keys.partitions(), queue)
+    if (physical.length > 1) {
+      await this.redis.hdel(this.store.keys.partitions(), queue)
+      await this.redis.hdel(this.store.keys.partitionsBefore(), queue)
+    }
     await this.store.partitionNames(true)
     return { queue, keys }
   }

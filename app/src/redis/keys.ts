@@ -197,6 +197,13 @@ export class Keys {
   partitions(): string {
     return `${this.prefix}:partitions`
   }
+  /**
+   * The counts a partitioned queue had before its last growths (hash: queue → "1 3"): the
+   * partitions its keys routed to then, where an earlier copy of a keyed job may be.
+   */
+  partitionsBefore(): string {
+    return `${this.prefix}:partitions:before`
+  }
   /** Every schedule (hash: name → its queue): single-key commands only, never in a script. */
   schedules(): string {
     return `${this.prefix}:schedules`

@@ -3,6 +3,8 @@
  * and how a function of the library is called. JobReads (reads.ts) and JobStore (store.ts, the
  * state changes) build on it; nothing else in DTQ talks to Redis about jobs.
  */
+
+import { routingHash } from '../queue/partitions.ts'
 import type { RedisClient } from './connection.ts'
 import { Keys } from './keys.ts'
 import { functions, type ScriptName } from './scripts.ts'
@@ -100,8 +102,10 @@ export class StoreBase {
   private partitionCache: {
     at: number
     names: Map<string, string[]>
+    /** The counts each partitioned queue had before it grew (keys.partitionsBefore). */
+    before: Map<string, number[]>
     reading?: Promise<Map<string, string[]>>
-  } = { at: Number.NEGATIVE_INFINITY, names: new Map() }
+  } = { at: Number.NEGATIVE_INFINITY, names: new Map(), before: new Map() }
 
   /**
    * The partitions of partitioned queues, by queue. Read once, then refreshed in the background
@@ -113,11 +117,16 @@ export class StoreBase {
     const c = this.partitionCache
     const loaded = c.at !== Number.NEGATIVE_INFINITY
     if (!fresh && loaded && Date.now() - c.at < PARTITIONS_FRESH_MS) return c.names
-    c.reading ??= this.redis
-      .hgetall(this.keys.partitions())
-      .then((h) => {
+    c.reading ??= Promise.all([
+      this.redis.hgetall(this.keys.partitions()),
+      this.redis.hgetall(this.keys.partitionsBefore()),
+    ])
+      .then(([h, b]) => {
         const names = new Map(Object.entries(h).map(([q, list]) => [q, list.split(' ')] as const))
-        this.partitionCache = { at: Date.now(), names }
+        const before = new Map(
+          Object.entries(b).map(([q, list]) => [q, list.split(' ').map(Number)] as const),
+        )
+        this.partitionCache = { at: Date.now(), names, before }
         return names
       })
       .finally(() => {
@@ -126,6 +135,23 @@ export class StoreBase {
     if (fresh || !loaded) return c.reading
     c.reading.catch(() => {}) // a failed refresh is tried again by the next caller
     return c.names
+  }
+
+  /**
+   * The partitions an earlier copy of a job routed by `key` may be in: where the key routed
+   * under each count `queue` had before it grew, `current` (where it routes now) left out. Empty
+   * for a queue that never grew -- the common case costs nothing. Read with partitionNames().
+   */
+  partitionsOnceRouted(queue: string, key: string, current: string): string[] {
+    const counts = this.partitionCache.before.get(queue)
+    const names = this.partitionCache.names.get(queue)
+    if (!counts || !names) return []
+    const out: string[] = []
+    for (const n of counts) {
+      const p = names[routingHash(key) % n]
+      if (p && p !== current && !out.includes(p)) out.push(p)
+    }
+    return out
   }
 
   /** How many partitions a queue has (1: not partitioned). */

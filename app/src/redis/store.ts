@@ -866,6 +866,12 @@ export class JobStore extends JobReads {
       for (const q of added) await this.registerQueue(q)
       await Promise.all(added.map((q) => this.ensureGroups(q)))
       if (paused) for (const q of added) await this.setPaused(q, true)
+      // The count it has now is remembered first (partitionsBefore): keyed jobs sent before the
+      // growth are looked for where their keys routed then (Queue.writeBulk). Written before the
+      // list, so it is never short of a count the list had (an extra one costs one lookup).
+      const was = (await this.redis.hget(this.keys.partitionsBefore(), queue))?.split(' ') ?? []
+      if (!was.includes(String(before)))
+        await this.redis.hset(this.keys.partitionsBefore(), queue, [...was, before].join(' '))
       // Extended only, atomically: the list is replaced only by a longer one that starts with it.
       // Two admins raising at once: one wins, the other places its partitions again after it.
       const stored = String(
