@@ -41,6 +41,66 @@ describe('dtq api', () => {
     await expect(fetch(`${url}/health/live`)).rejects.toThrow()
   })
 
+  it('REDIS_DURABILITY=enforce: refuses a Redis without AOF at start, and one first reached after start', async () => {
+    // A redis-server of our own without AOF (the test servers all run with it).
+    const redisPort = await freePort()
+    const spawnRedis = () =>
+      spawn(
+        'redis-server',
+        ['--port', String(redisPort), '--bind', '127.0.0.1', '--appendonly', 'no', '--save', ''],
+        {
+          stdio: 'ignore',
+        },
+      )
+    const apiPort = await freePort()
+    const api = () => {
+      const child = spawn(process.execPath, [CLI, 'api', '--port', String(apiPort)], {
+        env: {
+          ...process.env,
+          REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+          REDIS_DURABILITY: 'enforce',
+          LOG_LEVEL: 'warn',
+          API_DRAIN_DELAY_MS: '0',
+        },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      })
+      let err = ''
+      child.stderr?.on('data', (d) => {
+        err += d
+      })
+      const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)))
+      return { child, exited, err: () => err }
+    }
+    let redis = spawnRedis()
+    try {
+      await waitFor(async () => {
+        const r = await fetch(`http://127.0.0.1:${redisPort}`).catch((e: Error) => e)
+        return r instanceof Error && !/ECONNREFUSED/.test(String(r.cause)) ? 1 : null
+      })
+      // At start.
+      const first = api()
+      expect(await first.exited).not.toBe(0)
+      expect(first.err()).toMatch(/AOF is off/)
+      // Redis away at start (the API starts, not ready), then reached: refused then.
+      redis.kill('SIGKILL')
+      await new Promise((r) => redis.once('exit', r))
+      const second = api()
+      // Listening (past its 3 s wait for Redis at start), not ready.
+      await waitFor(
+        async () => (await fetch(`http://127.0.0.1:${apiPort}/health/live`).catch(() => null))?.ok,
+        {
+          timeoutMs: 20_000,
+        },
+      )
+      expect(second.child.exitCode).toBeNull()
+      redis = spawnRedis()
+      expect(await second.exited).toBe(1)
+      expect(second.err()).toMatch(/AOF is off/)
+    } finally {
+      redis.kill('SIGKILL')
+    }
+  }, 60_000)
+
   it('refuses to start in production without tokens', async () => {
     b = await setup()
     const child = spawn(process.execPath, [CLI, 'api', '--port', '0'], {

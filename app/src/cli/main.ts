@@ -239,6 +239,11 @@ async function runApi(cfg: Config, port?: number): Promise<void> {
       `dtq api: DTQ_UNSAFE=${[...unsafe].join(',')}: safety mechanisms are OFF (tests only)\n`,
     )
   const api = await startApi(cfg, { port })
+  // Redis was away at start and, once reached, failed an enforced durability check: stop.
+  api.durability.catch((err: Error) => {
+    process.stderr.write(`dtq api: ${err.message}\n`)
+    void api.stop().finally(() => process.exit(1))
+  })
   // Every API process fires due schedules too (ADR 0018: any number of runners is safe).
   const { queue } = api.app.dtq
   const schedules = new ScheduleRunner({

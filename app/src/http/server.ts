@@ -30,6 +30,12 @@ export interface RunningApi {
   readonly step: () => string
   /** Cuts the Redis connections at once (the process's shutdown budget is spent). */
   abandon(): void
+  /**
+   * The Redis durability check (REDIS_DURABILITY): made at start when Redis answered then, else
+   * when it first does. Rejects with the ConfigError an `enforce` check refused with -- a
+   * process serving the API on such a Redis must stop (runApi exits).
+   */
+  durability: Promise<void>
 }
 
 export async function startApi(
@@ -57,7 +63,15 @@ export async function startApi(
     () => true,
     () => false,
   )
-  if (reachable) await checkDurability(redis, config, (m) => process.stderr.write(`dtq api: ${m}\n`))
+  const warn = (m: string) => process.stderr.write(`dtq api: ${m}\n`)
+  if (reachable) await checkDurability(redis, config, warn)
+  // Redis away at start: checked once it answers (a Redis without AOF is refused then too).
+  const durability = reachable
+    ? Promise.resolve()
+    : new Promise<void>((resolve, reject) => {
+        redis.once('ready', () => checkDurability(redis, config, warn).then(resolve, reject))
+      })
+  durability.catch(() => {}) // a library caller may not look; runApi does
   const queue = new Queue(redis, config)
   const app = await buildApp({
     config,
@@ -86,5 +100,5 @@ export async function startApi(
     })()
     return stopping
   }
-  return { app, url: address, stop, step: () => step, abandon }
+  return { app, url: address, stop, step: () => step, abandon, durability }
 }

@@ -50,7 +50,10 @@ export async function checkDurability(
   try {
     problems = await durabilityProblems(redis)
   } catch (err) {
-    warn(`could not check Redis durability: ${(err as Error).message}`)
+    // Enforced, a check that could not be made refuses too (INFO failing is no proof of AOF).
+    const msg = `could not check Redis durability: ${(err as Error).message}`
+    if (mode === 'enforce') throw new ConfigError([msg, 'set REDIS_DURABILITY=warn to run without the check'])
+    warn(msg)
     return
   }
   if (!problems.length) return
