@@ -278,7 +278,7 @@ describe('a worker process whose clock is off', () => {
 })
 
 describe('an API process whose clock is off', () => {
-  it('a year ahead: delays, created_at and DLQ purges by age use Redis’s time', async () => {
+  it('a year ahead: delays, created_at, DLQ purges by age and a schedule’s fires use Redis’s time', async () => {
     b = await setup()
     const bundle = b
     const port = await freePort()
@@ -322,5 +322,26 @@ describe('an API process whose clock is off', () => {
     const at = await redisNow(bundle.redis)
     await waitFor(async () => (await redisNow(bundle.redis)) - at > 1000, { what: 'a second' })
     expect(await del(0.00001)).toEqual({ deleted: 1 })
+
+    // A schedule made and fired by the skewed API process (its runner): its times are Redis's.
+    const t2 = await redisNow(bundle.redis)
+    const put = await fetch(`${url}/schedules/skewed`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ every_ms: 1000, job: { task_type: 'echo' } }),
+    }).then((r) => r.json() as Promise<{ next_runs: number[] }>)
+    expect(put.next_runs[0]!).toBeGreaterThanOrEqual(t2 - CLOSE_MS)
+    expect(put.next_runs[0]!).toBeLessThanOrEqual(t2 + 1000 + CLOSE_MS)
+    // It fires within seconds (a year ahead, it would not fire for a year), at Redis's times.
+    const fired = await waitFor(
+      async () => {
+        const jobs = (await bundle.queue.listJobs({ limit: 50 })).items.filter(
+          (j) => j.task_type === 'echo' && j.id !== delayed.id,
+        )
+        return jobs.length ? jobs[0]! : null
+      },
+      { timeoutMs: 10_000, what: 'a fire' },
+    )
+    expect(Math.abs(fired.created_at - (await redisNow(bundle.redis)))).toBeLessThan(10_000)
   })
 })
