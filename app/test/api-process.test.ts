@@ -6,18 +6,23 @@ import { freePort } from '../src/redis/local-server.ts'
 import { type Bundle, setup, targetEnv, waitFor } from './helpers.ts'
 import { CLI } from './processes.ts'
 
-let b: Bundle
-afterEach(() => b?.cleanup())
+let b: Bundle | undefined
+afterEach(async () => {
+  // Once per bundle: a test that makes none must not clean the previous test's again.
+  await b?.cleanup()
+  b = undefined
+})
 
 describe('dtq api', () => {
   it('on SIGTERM reports not ready, keeps serving for the drain delay, then exits 0', async () => {
-    b = await setup()
+    const bundle = await setup()
+    b = bundle
     const port = await freePort()
     const child = spawn(process.execPath, [CLI, 'api', '--port', String(port)], {
       env: {
         ...process.env,
-        ...targetEnv(redisTarget(b.config)),
-        KEY_PREFIX: b.prefix,
+        ...targetEnv(redisTarget(bundle.config)),
+        KEY_PREFIX: bundle.prefix,
         LOG_LEVEL: 'warn',
         API_DRAIN_DELAY_MS: '1500',
       },
